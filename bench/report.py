@@ -1,0 +1,156 @@
+"""report.md from a results folder: the machine, then tables in the seed's shape."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from bench.store import ResultStore
+from pipelines import knob_meaning
+
+# Knobs that become table columns (the seed's tables: one column per loader setting).
+COLUMN_KNOBS = ("pipeline", "workers", "use_multiprocessing", "max_queue_size", "cache", "gpus")
+ROW_KNOB = "batch"
+# Knobs that split the results into separate tables when they vary.
+GROUP_KNOBS = ("backbone", "input_size", "epochs", "steps_per_epoch", "validation_steps",
+               "finetune", "interpolation")
+
+
+def column_label(row: dict) -> str:
+    """'keras w32 mp q20' style name of a row's column-knob values (empty ones left out)."""
+    parts = [row["pipeline"]]
+    if pd.notna(row.get("workers")):
+        parts.append(f"w{int(row['workers'])}")
+    if pd.notna(row.get("use_multiprocessing")):
+        parts.append("mp" if row["use_multiprocessing"] else "threads")
+    if pd.notna(row.get("max_queue_size")):
+        parts.append(f"q{int(row['max_queue_size'])}")
+    if pd.notna(row.get("cache")) and row["cache"]:
+        parts.append("cache")
+    if row.get("gpus", 1) != 1:
+        parts.append(f"{int(row['gpus'])} gpus")
+    return " ".join(parts)
+
+
+def _pct(value) -> str:
+    return "" if pd.isna(value) else f"{value:.0f}%"
+
+
+def _points(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per point: the median of its ok repeats, the status of its latest repeat."""
+    ok = frame[frame.status == "ok"]
+    numeric = ["total_s", "train_img_s", "first_epoch_s", "epoch_s_median", "cpu_util_mean",
+               "cpu_util_p90", "proc_cpu_pct_mean", "gpu_util_mean", "gpu_util_p90", "gpu_mem_peak_mb"]
+    medians = ok.groupby("point_id")[numeric].median()
+    first = frame.drop_duplicates("point_id", keep="last").set_index("point_id")
+    points = first.drop(columns=numeric).join(medians)
+    points["repeats_ok"] = ok.groupby("point_id").size().reindex(points.index).fillna(0).astype(int)
+    points["column"] = [column_label(r) for r in points.to_dict("records")]
+    return points.reset_index()
+
+
+def _table(points: pd.DataFrame, cell) -> str:
+    rows = []
+    for batch, group in points.sort_values(ROW_KNOB, ascending=False).groupby(ROW_KNOB, sort=False):
+        steps = group.iloc[0]
+        label = f"{batch}"
+        if pd.notna(steps.get("train_steps")):
+            label += f" ({int(steps['train_steps'])}/{int(steps['val_steps'])} steps)"
+        row = {"batch (train/val steps)": label}
+        for _, point in group.iterrows():
+            row[point["column"]] = cell(point)
+        rows.append(row)
+    table = pd.DataFrame(rows).fillna("")
+    return table.to_markdown(index=False)
+
+
+def _time_cell(p) -> str:
+    if p["repeats_ok"] == 0:
+        return f"**{p['status']}**"
+    return f"{p['total_s']:.1f} s · {p['train_img_s']:.1f} img/s"
+
+
+def _util_cell(p) -> str:
+    if p["repeats_ok"] == 0:
+        return f"**{p['status']}**"
+    text = f"CPU {_pct(p['cpu_util_mean'])} (p90 {_pct(p['cpu_util_p90'])})"
+    if pd.notna(p.get("gpu_util_mean")):
+        text += f" · GPU {_pct(p['gpu_util_mean'])} (p90 {_pct(p['gpu_util_p90'])}), {p['gpu_mem_peak_mb']:.0f} MB"
+    return text
+
+
+def _machine(env: dict) -> list[str]:
+    if not env:
+        return ["Machine: unknown (no env.json in this folder)."]
+    gpus = env.get("gpus") or []
+    if gpus:
+        names = ", ".join(f"{g['name']} ({g['memory_mb'] / 1024:.0f} GB)" for g in gpus)
+        gpu_line = f"GPUs: {names}; driver {env.get('driver')}, CUDA {env.get('cuda') or '?'}, cuDNN {env.get('cudnn') or '?'}"
+    else:
+        gpu_line = f"GPUs: none; the GPU columns are empty ({env.get('gpu_note') or 'no NVML'})"
+    return [
+        f"- CPU: {env.get('cpu')}, {env.get('cpu_threads')} threads, {env.get('ram_gb')} GB RAM; {env.get('os')}",
+        f"- {gpu_line}",
+        f"- Python {env.get('python')}, TensorFlow {env.get('tensorflow')}, Keras {env.get('keras')}, "
+        f"gpubench {env.get('gpubench')} (commit {(env.get('commit') or 'unknown')[:10]})",
+    ]
+
+
+def render(rows: list[dict], env: dict, sweep: dict) -> str:
+    lines = [f"# gpubench: `{sweep.get('preset', '?')}` on `{sweep.get('gpu', '?')}`", ""]
+    lines += _machine(env)
+    if sweep:
+        lines += [f"- Command: `{sweep.get('command', '')}`",
+                  f"- Data: `{sweep.get('data')}`: {sweep.get('train_images')} training and "
+                  f"{sweep.get('val_images')} validation images, {sweep.get('classes')} classes"
+                  + (f"; {sweep['skipped']} unreadable images skipped" if sweep.get("skipped") else "")]
+    lines.append("")
+    if not rows:
+        return "\n".join(lines + ["No runs yet."]) + "\n"
+    frame = pd.DataFrame(rows)
+    points = _points(frame)
+    varying = [k for k in GROUP_KNOBS if points[k].nunique(dropna=False) > 1]
+    groups = points.groupby(varying, dropna=False) if varying else [((), points)]
+    lines += ["Cells: total time of all epochs with validation (as the seed timed it) · training "
+              "images/s in the epochs after the first. The median of the repeats that succeeded.", ""]
+    for key, group in groups:
+        first = group.iloc[0]
+        title = (f"{first['backbone']} at {first['input_size']}x{first['input_size']}, {first['epochs']} epochs, "
+                 f"finetune {first['finetune']}, {first['interpolation']} resize")
+        lines += [f"## {title}", "", _table(group, _time_cell), "",
+                  "CPU and GPU utilisation (mean over the run, p90), GPU memory peak:", "",
+                  _table(group, _util_cell), ""]
+    ok = points[points.repeats_ok > 0]
+    if len(ok):
+        best = ok.loc[ok.train_img_s.idxmax()]
+        lines += ["## Fastest", "",
+                  f"**{best['column']}**, batch {best['batch']}, {best['backbone']} at {best['input_size']}px: "
+                  f"{best['train_img_s']:.1f} training images/s, {best['total_s']:.1f} s in all "
+                  f"(loader: {best['loader']}).", ""]
+    failed = frame[frame.status != "ok"]
+    if len(failed):
+        lines += ["## Failed runs", "", "| run | status | error |", "|---|---|---|"]
+        for _, r in failed.iterrows():
+            error = str(r["error"]).replace("|", "\\|")
+            lines.append(f"| {column_label(r)} b{r['batch']} {r['backbone']} r{r['repeat']} | {r['status']} | {error} |")
+        lines.append("")
+    lines += ["## What the loader knobs mean", ""]
+    for pipeline in sorted(points.pipeline.unique()):
+        meaning = knob_meaning(pipeline)
+        used = "; ".join(f"`{k}`: {v}" for k, v in meaning.items()) or "no loader knob applies"
+        lines.append(f"- `{pipeline}`: {used}.")
+    return "\n".join(lines) + "\n"
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def write(root: str | Path) -> Path:
+    root = Path(root)
+    text = render(ResultStore(root).latest(), _read_json(root / "env.json"), _read_json(root / "sweep.json"))
+    path = root / "report.md"
+    path.write_text(text)
+    return path

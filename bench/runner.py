@@ -1,0 +1,101 @@
+"""The parent side of a sweep: one fresh worker process per point, a timeout, and a row
+for every point whatever becomes of its process."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from bench import report
+from bench.record import RunRecord
+from bench.spec import RunSpec
+from bench.store import ResultStore
+
+
+def _kill_group(pid: int) -> None:
+    """The worker and any loader processes it left behind."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _log_tail(path: Path) -> str:
+    lines = [l for l in path.read_text(errors="replace").splitlines() if l.strip()] if path.is_file() else []
+    return lines[-1][:300] if lines else ""
+
+
+def run_point(spec: RunSpec, index_path: Path, store: ResultStore, timeout_s: float,
+              interval: float = 0.5) -> dict:
+    """Run one point in a fresh process and return its record as a dict."""
+    record_path = store.root / f".{spec.run_id}.json"
+    record_path.unlink(missing_ok=True)
+    log_path = store.logs / f"{spec.run_id}.log"
+    cmd = [sys.executable, "-m", "bench.worker", "--spec", json.dumps(dataclasses.asdict(spec)),
+           "--index", str(index_path), "--record", str(record_path),
+           "--samples", str(store.samples / f"{spec.run_id}.csv"), "--interval", str(interval)]
+    start = time.perf_counter()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            returncode = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            returncode = None
+        finally:  # also on Ctrl-C: never leave a run training behind
+            _kill_group(proc.pid)
+            proc.wait()
+    wall_s = time.perf_counter() - start
+    if returncode is None:
+        return RunRecord.for_spec(spec, status="timeout", wall_s=wall_s,
+                                  error=f"no result within the {timeout_s:g} s timeout").to_dict()
+    if record_path.is_file():
+        record = json.loads(record_path.read_text())
+        record_path.unlink()
+        return record
+    if returncode == -signal.SIGKILL:
+        status, why = "oom", "worker killed by SIGKILL (most often the kernel's out-of-memory killer)"
+    else:
+        status, why = "error", f"worker exited with status {returncode} without a record"
+    tail = _log_tail(log_path)
+    return RunRecord.for_spec(spec, status=status, wall_s=wall_s,
+                              error=f"{why}; last log line: {tail}" if tail else why).to_dict()
+
+
+def _summary(record: dict) -> str:
+    if record["status"] != "ok":
+        return f"[red]{record['status']}[/red] {record['error'][:160]}"
+    return f"ok {record['total_s']:.1f} s, {record['train_img_s']:.1f} img/s"
+
+
+def sweep(specs: list[RunSpec], index_path: Path, store: ResultStore, timeout_s: float,
+          interval: float = 0.5, force: bool = False, console: Console | None = None) -> list[dict]:
+    """Run the points not yet in the store (all with `force`); after each, append its row
+    and rewrite the report. Returns the new rows."""
+    console = console or Console(stderr=True)
+    done = set() if force else store.done()
+    todo = [s for s in specs if s.run_id not in done]
+    if len(todo) < len(specs):
+        console.print(f"{len(specs) - len(todo)} of {len(specs)} runs already in {store.root}: skipped (--force reruns them)")
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    new = []
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("sweep", total=len(todo))
+        for i, spec in enumerate(todo, 1):
+            progress.update(task, description=spec.label())
+            record = run_point(spec, index_path, store, timeout_s, interval)
+            store.append(record)
+            report.write(store.root)
+            new.append(record)
+            progress.console.print(f"[{i}/{len(todo)}] {spec.label()} (r{spec.repeat}): {_summary(record)}")
+            progress.advance(task)
+    return new

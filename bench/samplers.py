@@ -1,0 +1,172 @@
+"""CPU (psutil) and GPU (NVML) samples taken in a background thread while a run trains."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import numpy as np
+import psutil
+
+
+class CpuSampler:
+    """System utilisation per core and in total, and the CPU, memory and threads of a process
+    tree (the worker and its loader processes)."""
+
+    def __init__(self, pid: int | None = None):
+        self.root = psutil.Process(pid or os.getpid())
+        self.procs: dict[int, psutil.Process] = {}
+        psutil.cpu_percent(percpu=True)  # the first call only starts the interval
+        self._tree()
+
+    def _tree(self) -> list[psutil.Process]:
+        """The tree's processes, keeping each Process object across ticks: cpu_percent
+        measures from the previous call on the same object, and is 0.0 on the first."""
+        try:
+            current = [self.root] + self.root.children(recursive=True)
+        except psutil.NoSuchProcess:
+            current = []
+        alive = {}
+        for proc in current:
+            if proc.pid not in self.procs:
+                try:
+                    proc.cpu_percent(None)
+                except psutil.NoSuchProcess:
+                    continue
+            alive[proc.pid] = self.procs.get(proc.pid, proc)
+        self.procs = alive
+        return list(alive.values())
+
+    def sample(self) -> dict:
+        cores = psutil.cpu_percent(percpu=True)
+        row = {"cpu_util": float(np.mean(cores))}
+        row.update({f"cpu{i}_util": c for i, c in enumerate(cores)})
+        cpu = rss = threads = 0.0
+        for proc in self._tree():
+            try:
+                with proc.oneshot():
+                    cpu += proc.cpu_percent(None)
+                    rss += proc.memory_info().rss
+                    threads += proc.num_threads()
+            except psutil.NoSuchProcess:  # a loader process ended between listing and reading
+                continue
+        row.update(proc_cpu_pct=cpu, rss_mb=rss / 2**20, threads=threads,
+                   sys_mem_used_mb=psutil.virtual_memory().used / 2**20)
+        return row
+
+
+class GpuSampler:
+    """Per-GPU utilisation, memory, power, SM clock and temperature from NVML. `available`
+    is False, and `reason` says why, on a machine without the driver or a GPU."""
+
+    def __init__(self, devices: list[int] | None = None):
+        self.handles = []
+        self.reason = ""
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            count = pynvml.nvmlDeviceGetCount()
+            wanted = range(count) if devices is None else [d for d in devices if d < count]
+            self.handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in wanted]
+            self.nvml = pynvml
+            if not self.handles:
+                self.reason = "NVML found no GPU"
+        except Exception as e:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
+            self.reason = f"NVML unavailable: {type(e).__name__}: {e}".splitlines()[0]
+
+    @property
+    def available(self) -> bool:
+        return bool(self.handles)
+
+    def _read(self, fn):
+        try:
+            return fn()
+        except self.nvml.NVMLError:  # a counter this GPU does not expose
+            return None
+
+    def sample(self) -> dict:
+        nv = self.nvml
+        row = {}
+        for i, h in enumerate(self.handles):
+            power_mw = self._read(lambda: nv.nvmlDeviceGetPowerUsage(h))
+            row.update({
+                f"gpu{i}_util": self._read(lambda: nv.nvmlDeviceGetUtilizationRates(h).gpu),
+                f"gpu{i}_mem_mb": self._read(lambda: nv.nvmlDeviceGetMemoryInfo(h).used / 2**20),
+                f"gpu{i}_power_w": None if power_mw is None else power_mw / 1000.0,
+                f"gpu{i}_sm_clock_mhz": self._read(lambda: nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_SM)),
+                f"gpu{i}_temp_c": self._read(lambda: nv.nvmlDeviceGetTemperature(h, nv.NVML_TEMPERATURE_GPU)),
+            })
+        return row
+
+
+class Sampling:
+    """Ticks every sampler each `interval` seconds in one daemon thread; use as a context."""
+
+    def __init__(self, samplers, interval: float = 0.5):
+        self.samplers = [s for s in samplers if getattr(s, "available", True)]
+        self.interval = interval
+        self.rows: list[dict] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="gpubench-sampler", daemon=True)
+
+    def _tick(self):
+        row = {"t_s": time.perf_counter() - self._t0}
+        for sampler in self.samplers:
+            row.update(sampler.sample())
+        self.rows.append(row)
+
+    def _loop(self):
+        while not self._stop.wait(self.interval):
+            self._tick()
+
+    def __enter__(self):
+        self._t0 = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self._tick()  # a last sample, so even a short run has one
+
+
+def _stats(rows: list[dict], columns: list[str]) -> np.ndarray:
+    values = [r[c] for r in rows for c in columns if r.get(c) is not None]
+    return np.asarray(values, dtype=float)
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Mean, p90 and max of the time series, as record columns; GPU figures pool the GPUs."""
+    out = {}
+    gpu_cols = sorted({c for r in rows for c in r if c.startswith("gpu")})
+
+    def cols(suffix):
+        return [c for c in gpu_cols if c.endswith(suffix)]
+
+    wanted = {
+        "cpu_util": (["cpu_util"], ("mean", "p90", "max")),
+        "proc_cpu_pct": (["proc_cpu_pct"], ("mean", "p90", "max")),
+        "rss": (["rss_mb"], ("peak_mb",)),
+        "threads": (["threads"], ("max",)),
+        "gpu_util": (cols("_util"), ("mean", "p90", "max")),
+        "gpu_mem": (cols("_mem_mb"), ("peak_mb",)),
+        "gpu_power_w": (cols("_power_w"), ("mean", "max")),
+        "gpu_sm_clock_mhz": (cols("_sm_clock_mhz"), ("mean",)),
+        "gpu_temp_c": (cols("_temp_c"), ("max",)),
+    }
+    for name, (columns, stats) in wanted.items():
+        values = _stats(rows, columns)
+        for stat in stats:
+            key = f"{name}_{stat}"
+            if not len(values):
+                out[key] = None
+            elif stat == "mean":
+                out[key] = float(values.mean())
+            elif stat == "p90":
+                out[key] = float(np.percentile(values, 90))
+            else:  # max, peak_mb
+                out[key] = float(values.max())
+    out["samples"] = len(rows)
+    return out

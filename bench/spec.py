@@ -1,0 +1,225 @@
+"""What to run: knobs, presets, the grid of RunSpecs, and the checks made before any run.
+
+Nothing here imports TensorFlow or Keras, so a bad sweep is refused in well under a second.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from models import BACKBONES
+from pipelines import PIPELINES, knob_meaning
+
+PRESET_DIR = Path(__file__).parent / "presets"
+
+
+class SpecError(ValueError):
+    """A user mistake found before any work starts; its message is one line."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One point of a sweep. Defaults follow the seed's recipe, with fewer epochs."""
+
+    backbone: str = "vgg16"
+    input_size: int = 224
+    pipeline: str = "keras"
+    batch: int = 16
+    workers: int | None = 4
+    use_multiprocessing: bool | None = False
+    max_queue_size: int | None = 10
+    gpus: int = 1
+    epochs: int = 3
+    steps_per_epoch: int = 0  # 0: one pass over the training images, as flow_from_directory
+    validation_steps: int = 0  # 0: one pass over the validation images
+    finetune: str = "full"
+    interpolation: str = "nearest"  # flow_from_directory's default
+    cache: bool | None = False
+    repeat: int = 0  # which repeat of the point this is, 0-based
+
+    def knobs(self) -> dict:
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "repeat"}
+
+    @property
+    def point_id(self) -> str:
+        """Stable id of the knob combination: the same point in any sweep has the same id."""
+        text = json.dumps(self.knobs(), sort_keys=True)
+        return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.point_id}-r{self.repeat}"
+
+    def label(self) -> str:
+        """Short human name for progress lines."""
+        parts = [self.backbone, f"{self.input_size}px", self.pipeline, f"b{self.batch}"]
+        if self.workers is not None:
+            parts.append(f"w{self.workers}")
+        if self.use_multiprocessing is not None:
+            parts.append("mp" if self.use_multiprocessing else "threads")
+        if self.max_queue_size is not None:
+            parts.append(f"q{self.max_queue_size}")
+        if self.gpus != 1:
+            parts.append(f"{self.gpus}gpu")
+        return " ".join(parts)
+
+
+KNOBS: dict[str, dataclasses.Field] = {
+    f.name: f for f in dataclasses.fields(RunSpec) if f.name != "repeat"
+}
+LOADER_KNOBS = ("workers", "use_multiprocessing", "max_queue_size", "cache")
+FINETUNE = ("head", "last_block", "full")
+INTERPOLATION = ("nearest", "bilinear")
+LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """The synthetic tree a preset asks for when no dataset is given."""
+
+    train: int = 148
+    val: int = 30
+    classes: int = 3
+    image_size: str = "640x480"
+    seed: int = 0
+
+    def dirname(self) -> str:
+        return f"synthetic-{self.train}-{self.val}-{self.classes}c-{self.image_size}-s{self.seed}"
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    knobs: dict  # knob -> list of values (a scalar in the file is a one-value list)
+    data: DataSpec
+    repeat: int = 1
+    timeout_s: float = 900.0
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'640x480' -> (640, 480): width then height, as image tools write it."""
+    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text))
+    if not m or int(m.group(1)) < 1 or int(m.group(2)) < 1:
+        raise SpecError(f"image size {text!r} is not WIDTHxHEIGHT, e.g. 640x480")
+    return int(m.group(1)), int(m.group(2))
+
+
+def _coerce(knob: str, raw):
+    """Turn a TOML or command-line value into the knob's type, or raise a one-line SpecError."""
+    kind = KNOBS[knob].type
+    text = str(raw).strip()
+    if isinstance(raw, str) and text.lower() in ("", "none", "n/a") and "None" in kind:
+        return None
+    if "bool" in kind:
+        if isinstance(raw, bool):
+            return raw
+        if text.lower() in ("true", "1", "yes"):
+            return True
+        if text.lower() in ("false", "0", "no"):
+            return False
+        raise SpecError(f"{knob}={text!r}: expected true or false")
+    if "int" in kind:
+        if isinstance(raw, bool):
+            raise SpecError(f"{knob}={text!r}: expected a whole number")
+        try:
+            return int(text)
+        except ValueError:
+            raise SpecError(f"{knob}={text!r}: expected a whole number") from None
+    return text
+
+
+def parse_override(text: str) -> tuple[str, list]:
+    """'batch=8,32' -> ('batch', [8, 32])."""
+    if "=" not in text:
+        raise SpecError(f"--set {text!r}: expected KNOB=VALUE[,VALUE...]")
+    knob, _, values = text.partition("=")
+    knob = knob.strip()
+    if knob not in KNOBS:
+        raise SpecError(f"unknown knob {knob!r}; knobs are: {', '.join(KNOBS)}")
+    return knob, [_coerce(knob, v) for v in values.split(",")]
+
+
+def load_preset(name_or_path: str) -> Preset:
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PRESET_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in PRESET_DIR.glob("*.toml")))
+        raise SpecError(f"no preset {name_or_path!r} (known: {known}; or give a .toml path)")
+    try:
+        doc = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"preset {path}: {e}") from None
+    unknown = set(doc) - {"description", "knobs", "data", "repeat", "timeout_s"}
+    if unknown:
+        raise SpecError(f"preset {path}: unknown section(s) {sorted(unknown)}")
+    knobs = {}
+    for knob, value in doc.get("knobs", {}).items():
+        if knob not in KNOBS:
+            raise SpecError(f"preset {path}: unknown knob {knob!r}; knobs are: {', '.join(KNOBS)}")
+        values = value if isinstance(value, list) else [value]
+        knobs[knob] = [_coerce(knob, v) for v in values]
+    try:
+        data = DataSpec(**doc.get("data", {}))
+    except TypeError as e:
+        raise SpecError(f"preset {path}: [data]: {e}") from None
+    return Preset(
+        name=path.stem,
+        description=doc.get("description", ""),
+        knobs=knobs,
+        data=data,
+        repeat=int(doc.get("repeat", 1)),
+        timeout_s=float(doc.get("timeout_s", 900)),
+    )
+
+
+def _normalise(spec: RunSpec) -> RunSpec:
+    """Blank the loader knobs a pipeline does not use, so equal runs collapse into one point."""
+    meaning = knob_meaning(spec.pipeline)
+    blank = {k: None for k in LOADER_KNOBS if k not in meaning}
+    return dataclasses.replace(spec, **blank)
+
+
+def expand(knobs: dict, repeat: int = 1) -> list[RunSpec]:
+    """The cartesian product of the knob lists, duplicates removed, each point `repeat` times."""
+    names = list(knobs)
+    points: dict[str, RunSpec] = {}
+    for combo in itertools.product(*(knobs[n] for n in names)):
+        spec = _normalise(RunSpec(**dict(zip(names, combo))))
+        points.setdefault(spec.point_id, spec)
+    return [dataclasses.replace(p, repeat=r) for p in points.values() for r in range(repeat)]
+
+
+def check_spec(spec: RunSpec) -> None:
+    """Refuse a point that cannot run, with a one-line reason."""
+    if spec.backbone not in BACKBONES:
+        raise SpecError(f"unknown backbone {spec.backbone!r}; backbones are: {', '.join(BACKBONES)}")
+    if spec.pipeline not in PIPELINES:
+        raise SpecError(f"unknown pipeline {spec.pipeline!r}; pipelines are: {', '.join(PIPELINES)}")
+    if spec.finetune not in FINETUNE:
+        raise SpecError(f"finetune={spec.finetune!r}: expected one of {', '.join(FINETUNE)}")
+    if spec.interpolation not in INTERPOLATION:
+        raise SpecError(f"interpolation={spec.interpolation!r}: expected one of {', '.join(INTERPOLATION)}")
+    for knob in ("batch", "input_size", "epochs", "gpus"):
+        if getattr(spec, knob) < 1:
+            raise SpecError(f"{knob}={getattr(spec, knob)}: must be at least 1")
+    for knob in ("workers", "max_queue_size", "steps_per_epoch", "validation_steps"):
+        value = getattr(spec, knob)
+        if value is not None and value < 0:
+            raise SpecError(f"{knob}={value}: must be 0 or more")
+    if spec.gpus > 1:
+        raise SpecError(f"gpus={spec.gpus}: training on several devices is not supported yet")
+
+
+def check_label(label: str) -> str:
+    if not LABEL_RE.match(label):
+        raise SpecError(f"--gpu {label!r}: a label is a plain name of letters, digits, '.', '_', '-'")
+    return label

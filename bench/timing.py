@@ -1,0 +1,70 @@
+"""Wall-clock timing of fit, as the seed timed it by hand, from Keras callback hooks."""
+
+from __future__ import annotations
+
+import time
+
+import keras
+import numpy as np
+
+
+class TimingCallback(keras.callbacks.Callback):
+    """Times every epoch, every train step and the validation inside each epoch.
+
+    Step ends read the loss, which waits for the device: the step time is then the step's
+    real time, not the time to enqueue it. `clock` is injectable so tests are deterministic.
+    """
+
+    def __init__(self, clock=time.perf_counter):
+        super().__init__()
+        self.clock = clock
+        self.epoch_s: list[float] = []
+        self.val_s: list[float] = []
+        self.step_s: list[list[float]] = []  # per epoch
+        self.total_s = 0.0
+
+    def on_train_begin(self, logs=None):
+        self._train_start = self.clock()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = self.clock()
+        self._val = 0.0
+        self.step_s.append([])
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._step_start = self.clock()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if logs and "loss" in logs:
+            float(logs["loss"])  # synchronise
+        self.step_s[-1].append(self.clock() - self._step_start)
+
+    def on_test_begin(self, logs=None):
+        self._val_start = self.clock()
+
+    def on_test_end(self, logs=None):
+        self._val += self.clock() - self._val_start
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch_s.append(self.clock() - self._epoch_start)
+        self.val_s.append(self._val)
+
+    def on_train_end(self, logs=None):
+        self.total_s = self.clock() - self._train_start
+
+    def summary(self, images_per_epoch: int) -> dict:
+        """Steady-state figures leave out the first epoch (graph tracing, worker start-up)
+        when there is more than one."""
+        steady = slice(1, None) if len(self.epoch_s) > 1 else slice(None)
+        train_s = [e - v for e, v in zip(self.epoch_s[steady], self.val_s[steady])]
+        steps_ms = 1000.0 * np.array([s for epoch in self.step_s[steady] for s in epoch])
+        return {
+            "total_s": self.total_s,
+            "first_epoch_s": self.epoch_s[0],
+            "epoch_s_median": float(np.median(self.epoch_s[steady])),
+            "val_s_total": float(sum(self.val_s)),
+            "train_img_s": images_per_epoch * len(train_s) / sum(train_s),
+            "step_ms_p50": float(np.percentile(steps_ms, 50)),
+            "step_ms_p90": float(np.percentile(steps_ms, 90)),
+            "epochs_timed": len(self.epoch_s),
+        }

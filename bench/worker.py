@@ -1,0 +1,134 @@
+"""One run, in its own process: dataset -> pipeline -> model -> timed fit, samplers around it.
+
+The runner starts this as `python -m bench.worker`; it writes one RunRecord as JSON to
+--record whatever happens, and the time series to --samples. A fresh process per run is what
+frees the device's memory and the loader's workers between runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import ctypes
+import json
+import os
+import re
+import signal
+import sys
+import time
+from pathlib import Path
+
+from bench.record import RunRecord
+from bench.spec import RunSpec
+
+OOM_RE = re.compile(r"\bOOM\b|out of memory|ResourceExhausted", re.IGNORECASE)
+
+
+def classify(error: BaseException) -> str:
+    if isinstance(error, MemoryError) or OOM_RE.search(f"{type(error).__name__} {error}"):
+        return "oom"
+    return "error"
+
+
+def one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}"[:500]
+
+
+def _die_with_parent() -> None:
+    """Linux: end this run when the sweep that started it is killed."""
+    try:
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _prepare_devices() -> None:
+    """Memory growth on every GPU, so memory figures show what the run needed, not all of it."""
+    import tensorflow as tf
+
+    for gpu in tf.config.list_physical_devices("GPU"):
+        tf.config.experimental.set_memory_growth(gpu, True)
+
+
+def write_samples(rows: list[dict], path: Path) -> None:
+    columns = list(dict.fromkeys(c for row in rows for c in row))
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path, interval: float) -> None:
+    """Fills `record` in place, so that what was learned before a failure is kept."""
+    import keras
+
+    import models
+    import pipelines
+    from bench.samplers import CpuSampler, GpuSampler, Sampling, summarise
+    from bench.timing import TimingCallback
+    from pipelines.dataset import DatasetIndex
+
+    record.backend = keras.backend.backend()
+    _prepare_devices()
+    index = DatasetIndex.load(index_path)
+    record.classes = len(index.classes)
+    record.images_skipped = len(index.skipped)
+    record.loader = pipelines.describe_loader(spec)
+    train_feed = pipelines.build(index, spec, "train")
+    val_feed = pipelines.build(index, spec, "val")
+    record.train_steps, record.val_steps = train_feed.steps, val_feed.steps
+    record.train_images_per_epoch = train_feed.images
+
+    model = models.build(spec.backbone, (spec.input_size, spec.input_size, 3), len(index.classes), spec.finetune)
+    record.weights = model.weights_source
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=1e-3, momentum=0.9),
+                  loss="categorical_crossentropy", metrics=["accuracy"])
+    record.jit_compile = bool(model.jit_compile)
+
+    timer = TimingCallback()
+    gpu = GpuSampler(devices=list(range(spec.gpus)))
+    record.gpu_note = gpu.reason
+    sampling = Sampling([CpuSampler(), gpu], interval)
+    try:
+        with sampling:
+            model.fit(train_feed.data, validation_data=val_feed.data, epochs=spec.epochs,
+                      callbacks=[timer], verbose=0)
+    finally:
+        write_samples(sampling.rows, samples_path)
+        for key, value in summarise(sampling.rows).items():
+            setattr(record, key, value)
+    for key, value in timer.summary(train_feed.images).items():
+        setattr(record, key, value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.worker")
+    parser.add_argument("--spec", required=True, help="RunSpec as JSON")
+    parser.add_argument("--index", required=True, type=Path, help="DatasetIndex JSON")
+    parser.add_argument("--record", required=True, type=Path)
+    parser.add_argument("--samples", required=True, type=Path)
+    parser.add_argument("--interval", type=float, default=0.5)
+    args = parser.parse_args(argv)
+    _die_with_parent()
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    start = time.perf_counter()
+    spec = RunSpec(**json.loads(args.spec))
+    record = RunRecord.for_spec(spec)
+    try:
+        train(spec, args.index, record, args.samples, args.interval)
+        record.status = "ok"
+    except Exception as e:
+        record.status, record.error = classify(e), one_line(e)
+        print(f"run {spec.run_id} failed: {record.error}", file=sys.stderr)
+    record.wall_s = time.perf_counter() - start
+    tmp = args.record.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record.to_dict()))
+    tmp.replace(args.record)
+    return 0 if record.status == "ok" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Input pipelines behind one signature: build(index, spec, split) -> something `fit` takes.
+
+The names and the meaning of the loader knobs live here without importing TensorFlow, so a
+sweep is checked and described before any heavy import.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from typing import Any, NamedTuple
+
+PIPELINES = {
+    "keras": "pipelines.pydataset",
+    "tfdata": "pipelines.tfdata",
+    "synthetic": "pipelines.synthetic",
+}
+
+# Formats tf.io.decode_image reads; PIL reads more (.ppm, .tif), which tfdata refuses up front.
+TFDATA_FORMATS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+# What each loader knob does in each pipeline; a knob missing here does not apply and is blanked.
+_KNOB_MEANING = {
+    "keras": {
+        "workers": "PyDataset workers (threads, or processes with use_multiprocessing)",
+        "use_multiprocessing": "PyDataset workers are processes instead of threads",
+        "max_queue_size": "batches the PyDataset queue holds ahead of training",
+    },
+    "tfdata": {
+        "workers": "num_parallel_calls of the decode map (0: AUTOTUNE)",
+        "max_queue_size": "prefetch buffer in batches (0: AUTOTUNE)",
+        "cache": "decoded images kept in memory after the first epoch",
+    },
+    "synthetic": {},
+}
+
+
+def knob_meaning(pipeline: str) -> dict[str, str]:
+    return _KNOB_MEANING.get(pipeline, {})
+
+
+def describe_loader(spec) -> str:
+    """What the loader knobs of `spec` mean in its pipeline, for the record."""
+    if spec.pipeline == "keras":
+        if spec.workers > 1 or (spec.workers > 0 and spec.use_multiprocessing):
+            kind = "processes" if spec.use_multiprocessing else "threads"
+            return f"PyDataset: {spec.workers} {kind}, queue of {spec.max_queue_size} batches"
+        return "PyDataset: batches loaded in the training thread (workers <= 1)"
+    if spec.pipeline == "tfdata":
+        parallel = spec.workers or "AUTOTUNE"
+        prefetch = spec.max_queue_size or "AUTOTUNE"
+        cached = ", decoded images cached" if spec.cache else ""
+        return f"tf.data: map parallel={parallel}, prefetch={prefetch} batches{cached}; threads only"
+    return "tensors in memory: no loader"
+
+
+class Feed(NamedTuple):
+    """What a pipeline hands to `fit`: the data, its batches per epoch, its images per epoch."""
+
+    data: Any
+    steps: int
+    images: int
+
+
+def epoch_plan(count: int, batch: int, steps: int) -> tuple[int, int]:
+    """(batches, images) in one epoch. Steps 0 means one pass with a short last batch, which
+    is what the seed's steps_per_epoch always came to; more steps wrap round the images."""
+    one_pass = math.ceil(count / batch)
+    if steps in (0, one_pass):
+        return one_pass, count
+    return steps, steps * batch
+
+
+def build(index, spec, split: str) -> Feed:
+    """The feed for one split ('train' or 'val') of `index`, as `spec` asks."""
+    return importlib.import_module(PIPELINES[spec.pipeline]).build(index, spec, split)

@@ -1,0 +1,143 @@
+"""The image tree every pipeline reads: finding it (as flow_from_directory does) and making one.
+
+Layout: ROOT/train/<class>/*.jpg and ROOT/val/<class>/*.jpg; classes are the sorted subfolder
+names of train/, and val/ must use the same ones.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+# flow_from_directory's list of readable extensions.
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff")
+SPLITS = ("train", "val")
+MARKER = ".gpubench-synthetic.json"
+
+
+class DatasetError(ValueError):
+    """The tree cannot be used; the message is one line."""
+
+
+@dataclass
+class DatasetIndex:
+    root: str
+    classes: list[str]
+    files: dict[str, list[str]]  # split -> image paths
+    labels: dict[str, list[int]]  # split -> class index of each path
+    skipped: list[str] = field(default_factory=list)  # "path: reason" of unreadable images
+
+    def count(self, split: str) -> int:
+        return len(self.files[split])
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self)))
+
+    @classmethod
+    def load(cls, path: Path) -> "DatasetIndex":
+        return cls(**json.loads(Path(path).read_text()))
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why PIL cannot decode the image, or None: a full decode, since a truncated JPEG
+    passes a header check and fails only mid-epoch."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+    except Exception as e:  # PIL raises many types for bad files
+        return f"{type(e).__name__}: {e}".splitlines()[0]
+    return None
+
+
+def scan(root: str | Path, verify: bool = True) -> DatasetIndex:
+    """Index the tree, dropping unreadable images (counted in `skipped`)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"data directory {root} does not exist")
+    for split in SPLITS:
+        if not (root / split).is_dir():
+            raise DatasetError(f"data directory {root} has no {split}/ folder (expected {root}/{split}/<class>/*.jpg)")
+    classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
+    if not classes:
+        raise DatasetError(f"{root}/train has no class folders")
+    files: dict[str, list[str]] = {}
+    labels: dict[str, list[int]] = {}
+    candidates: list[tuple[str, Path, int]] = []
+    for split in SPLITS:
+        split_classes = sorted(p.name for p in (root / split).iterdir() if p.is_dir())
+        if split_classes != classes:
+            raise DatasetError(f"{root}/{split} classes {split_classes} differ from train's {classes}")
+        for label, name in enumerate(classes):
+            found = sorted(p for p in (root / split / name).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                raise DatasetError(f"class folder {root / split / name} has no images")
+            candidates += [(split, p, label) for p in found]
+    reasons = [None] * len(candidates)
+    if verify:
+        with ThreadPoolExecutor() as pool:
+            reasons = list(pool.map(_unreadable, [p for _, p, _ in candidates]))
+    skipped = []
+    for split in SPLITS:
+        files[split], labels[split] = [], []
+    for (split, path, label), reason in zip(candidates, reasons):
+        if reason:
+            skipped.append(f"{path}: {reason}")
+            continue
+        files[split].append(str(path))
+        labels[split].append(label)
+    for split in SPLITS:
+        if not files[split]:
+            raise DatasetError(f"{root}/{split} has no readable images")
+    return DatasetIndex(str(root), classes, files, labels, skipped)
+
+
+def synthetic_image(rng: np.random.Generator, label: int, classes: int, size: tuple[int, int]) -> Image.Image:
+    """A photo-like image: smooth shapes of colour, edges and fine grain, so that JPEG
+    coding and decoding cost about what a photo's does (flat colour decodes far faster).
+    The class shifts the hue, so a model can learn it."""
+    width, height = size
+    coarse = rng.uniform(0, 255, size=(6, 8, 3)).astype(np.uint8)
+    base = np.asarray(Image.fromarray(coarse).resize((width, height), Image.BICUBIC), dtype=np.float32)
+    hue = np.zeros(3, np.float32)
+    hue[label % 3] = 60.0 * (1 + label // 3) / max(1, (classes + 2) // 3)
+    yy, xx = np.mgrid[0:height, 0:width]
+    for _ in range(4):  # a few sharp-edged discs: edges are what make JPEG blocks costly
+        cy, cx, r = rng.uniform(0, height), rng.uniform(0, width), rng.uniform(0.05, 0.3) * min(size)
+        base[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.uniform(0, 255, size=3)
+    grain = rng.normal(0.0, 10.0, size=(height, width, 3))
+    pixels = np.clip(base * 0.75 + hue + grain, 0, 255).astype(np.uint8)
+    return Image.fromarray(pixels)
+
+
+def make_synthetic(root: str | Path, train: int = 148, val: int = 30, classes: int = 3,
+                   image_size: tuple[int, int] = (640, 480), seed: int = 0) -> Path:
+    """Write a deterministic tree; an existing one made with the same settings is kept."""
+    root = Path(root)
+    settings = {"train": train, "val": val, "classes": classes, "image_size": list(image_size), "seed": seed}
+    marker = root / MARKER
+    if marker.is_file() and json.loads(marker.read_text()) == settings:
+        return root
+    if marker.is_file():  # ours, made with other settings: start again
+        for split in SPLITS:
+            shutil.rmtree(root / split, ignore_errors=True)
+    elif root.exists() and any(root.iterdir()):
+        raise DatasetError(f"{root} exists and is not a gpubench synthetic tree; choose an empty folder")
+    if train < classes or val < classes or classes < 1:
+        raise DatasetError(f"need at least one image per class: train={train} val={val} classes={classes}")
+    names = [f"class{i}" for i in range(classes)]
+    for split, count, split_seed in (("train", train, 0), ("val", val, 1)):
+        for name in names:
+            (root / split / name).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            label = i % classes
+            rng = np.random.default_rng([seed, split_seed, i])
+            image = synthetic_image(rng, label, classes, image_size)
+            image.save(root / split / names[label] / f"img_{i:05d}.jpg", quality=90)
+    marker.write_text(json.dumps(settings))
+    return root

@@ -1,0 +1,61 @@
+"""The same files, labels, resize and scaling as the keras pipeline, read by tf.data."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from pipelines import Feed, epoch_plan
+
+
+def _pil_nearest_indices(length, size: int):
+    """The source pixels PIL's NEAREST picks: it adds the step in double precision one pixel
+    at a time, which lands on other pixels than floor((i + 0.5) * step) in about 3% of columns."""
+    step = tf.cast(length, tf.float64) / size
+    offsets = tf.concat([[step * 0.5], tf.fill([size - 1], step)], axis=0)
+    return tf.minimum(tf.cast(tf.floor(tf.cumsum(offsets)), tf.int32), tf.cast(length, tf.int32) - 1)
+
+
+def _decode(data):
+    """JPEGs with the accurate integer IDCT: the one PIL uses, so decoded pixels match exactly."""
+    return tf.cond(
+        tf.io.is_jpeg(data),
+        lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
+        lambda: tf.io.decode_image(data, channels=3, expand_animations=False),
+    )
+
+
+def load_image(path, size: int, interpolation: str):
+    """Decode, resize and rescale=1/255 so that the tensor matches the keras pipeline's
+    (PIL's) within the bound tests/test_pipelines.py checks."""
+    image = _decode(tf.io.read_file(path))
+    if interpolation == "nearest":
+        shape = tf.shape(image)
+        image = tf.gather(image, _pil_nearest_indices(shape[0], size), axis=0)
+        image = tf.gather(image, _pil_nearest_indices(shape[1], size), axis=1)
+    else:  # PIL's bilinear widens its filter when it shrinks: tf's antialias does the same
+        image = tf.image.resize(image, (size, size), method="bilinear", antialias=True)
+    return tf.cast(image, tf.float32) / 255.0
+
+
+def build(index, spec, split: str) -> Feed:
+    train = split == "train"
+    files = index.files[split]
+    requested = spec.steps_per_epoch if train else spec.validation_steps
+    steps, images = epoch_plan(len(files), spec.batch, requested)
+    onehot = np.eye(len(index.classes), dtype="float32")[np.asarray(index.labels[split], dtype=int)]
+    parallel = spec.workers or tf.data.AUTOTUNE
+    ds = tf.data.Dataset.from_tensor_slices((files, onehot))
+
+    def decode(path, label):
+        return load_image(path, spec.input_size, spec.interpolation), label
+
+    if spec.cache:  # decode once, then shuffle the decoded images
+        ds = ds.map(decode, num_parallel_calls=parallel).cache()
+    if train:
+        ds = ds.shuffle(len(files), reshuffle_each_iteration=True)
+    ds = ds.repeat().take(images)
+    if not spec.cache:
+        ds = ds.map(decode, num_parallel_calls=parallel)
+    ds = ds.batch(spec.batch).prefetch(spec.max_queue_size or tf.data.AUTOTUNE)
+    return Feed(ds, steps, images)
