@@ -96,7 +96,7 @@ def _execute(args, grid: list[RunSpec], preset_name: str, data_spec: DataSpec, t
         print(f"warning: {len(index.skipped)} unreadable images skipped (first: {index.skipped[0]})", file=sys.stderr)
     store = ResultStore(args.out or Path("results") / label / preset_name).create()
     with store.locked():
-        index_path = store.root / "dataset.json"
+        index_path = store.root / ".dataset.json"
         index.save(index_path)
         (store.root / "env.json").write_text(json.dumps(env.collect(), indent=2))
         sweep_meta = {"preset": preset_name, "gpu": label, "command": shlex.join(["gpubench"] + sys.argv[1:]),

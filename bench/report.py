@@ -48,12 +48,13 @@ def _points(frame: pd.DataFrame) -> pd.DataFrame:
     points = first.drop(columns=numeric).join(medians)
     points["repeats_ok"] = ok.groupby("point_id").size().reindex(points.index).fillna(0).astype(int)
     points["column"] = [column_label(r) for r in points.to_dict("records")]
-    return points.reset_index()
+    order = [k for k in COLUMN_KNOBS if k in points]
+    return points.sort_values(order, na_position="first", kind="stable").reset_index()
 
 
 def _table(points: pd.DataFrame, cell) -> str:
     rows = []
-    for batch, group in points.sort_values(ROW_KNOB, ascending=False).groupby(ROW_KNOB, sort=False):
+    for batch, group in points.sort_values(ROW_KNOB, ascending=False, kind="stable").groupby(ROW_KNOB, sort=False):
         steps = group.iloc[0]
         label = f"{batch}"
         if pd.notna(steps.get("train_steps")):

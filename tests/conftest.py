@@ -1,0 +1,23 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipelines.dataset import make_synthetic
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@pytest.fixture(scope="session")
+def tiny_tree(tmp_path_factory) -> Path:
+    """12 training and 4 validation images of 64x48 in 2 classes."""
+    return make_synthetic(tmp_path_factory.mktemp("data") / "tiny", train=12, val=4, classes=2,
+                          image_size=(64, 48), seed=1)
+
+
+def gpubench(*args, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """The CLI as a user runs it, in its own process."""
+    return subprocess.run([sys.executable, "-m", "bench", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)

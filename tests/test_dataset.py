@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipelines.dataset import DatasetError, make_synthetic, scan
+
+
+def test_synthetic_tree_has_the_flow_from_directory_shape(tiny_tree):
+    index = scan(tiny_tree)
+    assert index.classes == ["class0", "class1"]
+    assert index.count("train") == 12 and index.count("val") == 4
+    assert sorted(set(index.labels["train"])) == [0, 1]
+    for path, label in zip(index.files["train"], index.labels["train"]):
+        assert f"/class{label}/" in path
+
+
+def test_synthetic_images_are_deterministic_and_textured(tmp_path):
+    a = make_synthetic(tmp_path / "a", train=3, val=3, classes=3, image_size=(80, 60), seed=7)
+    b = make_synthetic(tmp_path / "b", train=3, val=3, classes=3, image_size=(80, 60), seed=7)
+    c = make_synthetic(tmp_path / "c", train=3, val=3, classes=3, image_size=(80, 60), seed=8)
+    name = "train/class1/img_00001.jpg"
+    assert (a / name).read_bytes() == (b / name).read_bytes()
+    assert (a / name).read_bytes() != (c / name).read_bytes()
+    pixels = np.asarray(Image.open(a / name), dtype=float)
+    assert pixels.shape == (60, 80, 3)
+    assert pixels.std() > 20  # not flat colour: decoding costs what a photo's does
+
+
+def test_remaking_with_other_settings_replaces_the_images(tmp_path):
+    make_synthetic(tmp_path / "d", train=6, val=3, classes=3, image_size=(32, 32))
+    make_synthetic(tmp_path / "d", train=3, val=3, classes=3, image_size=(32, 32))
+    assert scan(tmp_path / "d").count("train") == 3
+
+
+def test_an_unrelated_folder_is_not_overwritten(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    with pytest.raises(DatasetError, match="not a gpubench synthetic tree"):
+        make_synthetic(tmp_path / "mine", train=3, val=3, classes=3)
+
+
+def test_unreadable_images_are_skipped_and_counted(tmp_path, tiny_tree):
+    root = make_synthetic(tmp_path / "t", train=4, val=2, classes=2, image_size=(32, 32))
+    (root / "train/class0/zero.jpg").write_bytes(b"")
+    (root / "train/class0/text.png").write_text("not an image")
+    good = (root / "train/class1/img_00001.jpg").read_bytes()
+    (root / "train/class1/cut.jpg").write_bytes(good[: len(good) // 2])
+    index = scan(root)
+    assert index.count("train") == 4
+    assert len(index.skipped) == 3
+    assert any("zero.jpg" in s for s in index.skipped)
+
+
+@pytest.mark.parametrize("breakage, message", [
+    (lambda r: None, "does not exist"),
+    (lambda r: (r / "train").mkdir(parents=True), "no val/ folder"),
+])
+def test_missing_trees_are_refused(tmp_path, breakage, message):
+    root = tmp_path / "missing"
+    breakage(root)
+    with pytest.raises(DatasetError, match=message):
+        scan(root)
+
+
+def test_a_class_folder_without_images_is_refused(tmp_path):
+    root = make_synthetic(tmp_path / "e", train=2, val=2, classes=2, image_size=(32, 32))
+    (root / "val/class1/img_00001.jpg").unlink()
+    with pytest.raises(DatasetError, match="class folder .*val/class1 has no images"):
+        scan(root)

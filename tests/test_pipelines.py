@@ -1,0 +1,91 @@
+"""The pipelines feed the same images the same way: counts, order, labels and pixels."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import pipelines
+from bench.spec import RunSpec
+from pipelines import epoch_plan, pydataset, tfdata
+from pipelines.dataset import scan
+
+# The bound keras and tfdata pixels agree within, after rescale=1/255. Nearest is exact
+# (same IDCT, same source pixels as PIL); bilinear differs by PIL's rounding to uint8.
+PARITY_TOLERANCE = {"nearest": 0.0, "bilinear": 1.01 / 255}
+
+
+@pytest.mark.parametrize("count, batch, steps, plan", [
+    (148, 30, 0, (5, 148)),   # the seed's vgg16(20,5,1): a short last batch of 28
+    (148, 30, 5, (5, 148)),
+    (148, 6, 0, (25, 148)),
+    (148, 30, 2, (2, 60)),    # fewer steps: full batches
+    (10, 4, 5, (5, 20)),      # more steps: wrap round the images
+])
+def test_epoch_plan(count, batch, steps, plan):
+    assert epoch_plan(count, batch, steps) == plan
+
+
+@pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
+@pytest.mark.parametrize("size", [17, 32, 70])
+def test_keras_and_tfdata_give_the_same_tensor(tiny_tree, tmp_path, interpolation, size):
+    png = tmp_path / "odd.png"  # another format and an odd shape
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (37, 53, 3), dtype=np.uint8)).save(png)
+    for path in scan(tiny_tree).files["train"][:4] + [str(png)]:
+        a = pydataset.load_image(path, size, interpolation)
+        b = tfdata.load_image(path, size, interpolation).numpy()
+        assert a.shape == b.shape == (size, size, 3)
+        assert 0.0 <= a.min() and a.max() <= 1.0
+        assert np.abs(a - b).max() <= PARITY_TOLERANCE[interpolation]
+
+
+def _epoch(feed):
+    return [(np.asarray(x), np.asarray(y)) for x, y in feed]
+
+
+def test_keras_feed_shuffles_training_every_epoch_and_never_validation(tiny_tree):
+    index = scan(tiny_tree)
+    spec = RunSpec(backbone="tiny", input_size=16, batch=5, workers=1)
+    train = pipelines.build(index, spec, "train")
+    assert (train.steps, train.images) == (3, 12)
+    first = [train.data[i] for i in range(train.steps)]
+    assert [len(x) for x, _ in first] == [5, 5, 2]
+    orders = [train.data.order.copy()]
+    for _ in range(3):
+        train.data.on_epoch_end()
+        orders.append(train.data.order.copy())
+    assert any((o != orders[0]).any() for o in orders[1:])
+    val = pipelines.build(index, spec, "val")
+    assert (val.data.order == np.arange(4)).all()
+    val.data.on_epoch_end()
+    assert (val.data.order == np.arange(4)).all()
+
+
+def test_labels_follow_the_files(tiny_tree):
+    index = scan(tiny_tree)
+    for name in ("keras", "tfdata"):
+        spec = RunSpec(backbone="tiny", input_size=16, pipeline=name, batch=4, workers=1)
+        feed = pipelines.build(index, spec, "val")
+        batches = _epoch(feed.data) if name == "tfdata" else [feed.data[i] for i in range(feed.steps)]
+        labels = np.concatenate([y for _, y in batches]).argmax(axis=1)
+        assert list(labels) == index.labels["val"]  # validation keeps the files' order
+
+
+def test_tfdata_gives_the_planned_batches_and_reshuffles(tiny_tree):
+    index = scan(tiny_tree)
+    spec = RunSpec(backbone="tiny", input_size=16, pipeline="tfdata", batch=5, workers=2, max_queue_size=2)
+    feed = pipelines.build(index, spec, "train")
+    epochs = [_epoch(feed.data) for _ in range(3)]
+    assert [[len(x) for x, _ in e] for e in epochs] == [[5, 5, 2]] * 3
+    firsts = [e[0][0] for e in epochs]
+    assert any(not np.array_equal(firsts[0], f) for f in firsts[1:])
+    cached = pipelines.build(index, RunSpec(backbone="tiny", input_size=16, pipeline="tfdata", batch=5,
+                                            cache=True), "train")
+    assert sum(len(x) for x, _ in _epoch(cached.data)) == 12
+
+
+def test_synthetic_feed_has_full_batches_of_the_right_shape(tiny_tree):
+    index = scan(tiny_tree)
+    feed = pipelines.build(index, RunSpec(backbone="tiny", input_size=16, pipeline="synthetic", batch=5), "train")
+    batches = _epoch(feed.data)
+    assert (feed.steps, feed.images) == (3, 15) and len(batches) == 3
+    assert batches[0][0].shape == (5, 16, 16, 3) and batches[0][1].shape == (5, 2)

@@ -1,0 +1,39 @@
+from bench.record import RunRecord
+from bench.report import render
+from bench.spec import RunSpec
+
+ENV_NO_GPU = {"gpus": [], "gpu_note": "NVML unavailable: NVMLError_LibraryNotFound", "cpu": "Test CPU",
+              "cpu_threads": 2, "ram_gb": 24, "python": "3.11", "tensorflow": "2.x", "keras": "3.x"}
+
+
+def row(status="ok", total=10.0, img_s=50.0, **knobs):
+    spec = RunSpec(backbone="tiny", input_size=32, **knobs)
+    fields = dict(total_s=total, train_img_s=img_s, train_steps=3, val_steps=1, cpu_util_mean=40.0,
+                  cpu_util_p90=60.0, loader="x") if status == "ok" else {"error": "Boom: it broke"}
+    return RunRecord.for_spec(spec, status=status, **fields).to_dict()
+
+
+def test_tables_in_the_seeds_shape():
+    rows = [row(batch=8, workers=1, img_s=40.0), row(batch=8, workers=4, img_s=80.0, total=5.0),
+            row(batch=16, workers=1), row(batch=16, workers=4, status="oom")]
+    text = render(rows, ENV_NO_GPU, {"preset": "t", "gpu": "cpu"})
+    header = next(l for l in text.splitlines() if l.startswith("| batch"))
+    assert "keras w1 threads q10" in header and "keras w4 threads q10" in header
+    assert "5.0 s · 80.0 img/s" in text
+    assert "**oom**" in text
+    assert "## Fastest" in text and "**keras w4 threads q10**, batch 8" in text
+    assert "| keras w4 threads q10 b16 tiny r0 | oom | Boom: it broke |" in text
+    assert "GPU columns are empty (NVML unavailable" in text
+
+
+def test_repeats_are_summarised_by_their_median():
+    rows = [row(batch=8, img_s=v, total=t, repeat=r) for r, (v, t) in enumerate([(10, 3), (30, 1), (20, 2)])]
+    text = render(rows, ENV_NO_GPU, {})
+    assert "2.0 s · 20.0 img/s" in text
+
+
+def test_varying_backbones_get_a_table_each():
+    rows = [row(batch=8), RunRecord.for_spec(RunSpec(backbone="vgg16", input_size=32, batch=8), status="ok",
+                                             total_s=1.0, train_img_s=2.0).to_dict()]
+    text = render(rows, ENV_NO_GPU, {})
+    assert "## tiny at 32x32" in text and "## vgg16 at 32x32" in text

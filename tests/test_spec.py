@@ -1,0 +1,91 @@
+import pytest
+
+from bench import spec
+from bench.spec import RunSpec, SpecError
+
+
+def test_expand_is_the_cartesian_product_with_repeats():
+    grid = spec.expand({"batch": [8, 16], "workers": [1, 4], "pipeline": ["keras"]}, repeat=2)
+    assert len(grid) == 8
+    assert {(s.batch, s.workers, s.repeat) for s in grid} == {
+        (b, w, r) for b in (8, 16) for w in (1, 4) for r in (0, 1)}
+
+
+def test_knobs_a_pipeline_does_not_use_are_blanked_and_collapse():
+    grid = spec.expand({"pipeline": ["tfdata", "synthetic"], "use_multiprocessing": [False, True],
+                        "workers": [1, 4]})
+    tfdata = [s for s in grid if s.pipeline == "tfdata"]
+    synthetic = [s for s in grid if s.pipeline == "synthetic"]
+    assert len(tfdata) == 2 and {s.use_multiprocessing for s in tfdata} == {None}
+    assert len(synthetic) == 1 and synthetic[0].workers is None and synthetic[0].max_queue_size is None
+
+
+def test_point_id_is_stable_and_ignores_the_repeat():
+    a, b = RunSpec(batch=8), RunSpec(batch=8, repeat=3)
+    assert a.point_id == b.point_id and a.run_id != b.run_id
+    assert RunSpec(batch=9).point_id != a.point_id
+
+
+@pytest.mark.parametrize("text, message", [
+    ("bogus=1", "unknown knob 'bogus'"),
+    ("batch=eight", "expected a whole number"),
+    ("use_multiprocessing=maybe", "expected true or false"),
+    ("batch", "expected KNOB=VALUE"),
+])
+def test_bad_overrides_say_what_is_wrong(text, message):
+    with pytest.raises(SpecError, match=message):
+        spec.parse_override(text)
+
+
+def test_override_values_take_the_knob_type():
+    assert spec.parse_override("use_multiprocessing=true,false") == ("use_multiprocessing", [True, False])
+    assert spec.parse_override("batch=6,10") == ("batch", [6, 10])
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"backbone": "alexnet"}, "unknown backbone"),
+    ({"pipeline": "dali"}, "unknown pipeline"),
+    ({"batch": 0}, "batch=0"),
+    ({"workers": -1}, "workers=-1"),
+    ({"gpus": 2}, "gpus=2"),
+    ({"finetune": "some"}, "finetune"),
+])
+def test_impossible_points_are_refused(changes, message):
+    with pytest.raises(SpecError, match=message):
+        spec.check_spec(RunSpec(**changes))
+
+
+def test_presets_load_and_cover_what_they_promise():
+    quick = spec.load_preset("quick")
+    grid = spec.expand(quick.knobs, quick.repeat)
+    assert {s.pipeline for s in grid} >= {"keras", "tfdata"}
+    assert len({s.batch for s in grid}) >= 2 and len({s.workers for s in grid}) >= 2
+    assert {s.use_multiprocessing for s in grid if s.pipeline == "keras"} == {False, True}
+    smoke = spec.load_preset("smoke")
+    assert smoke.knobs["backbone"] == ["tiny"]
+
+
+def test_preset_errors(tmp_path):
+    with pytest.raises(SpecError, match="no preset 'nope'"):
+        spec.load_preset("nope")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[knobs]\nbatchsize = 3\n')
+    with pytest.raises(SpecError, match="unknown knob 'batchsize'"):
+        spec.load_preset(str(bad))
+
+
+@pytest.mark.parametrize("label", ["2080ti", "h200", "my-rig_1.a"])
+def test_plain_labels_pass(label):
+    assert spec.check_label(label) == label
+
+
+@pytest.mark.parametrize("label", ["../x", "a/b", "", "two words"])
+def test_labels_that_are_not_plain_names_are_refused(label):
+    with pytest.raises(SpecError, match="plain name"):
+        spec.check_label(label)
+
+
+def test_image_size_parsing():
+    assert spec.parse_size("640x480") == (640, 480)
+    with pytest.raises(SpecError):
+        spec.parse_size("640")

@@ -1,0 +1,184 @@
+"""End to end, as a user runs it: the CLI in its own process, each point in a worker process."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from bench.record import COLUMNS
+from bench.store import ResultStore
+from pipelines.dataset import make_synthetic
+from tests.conftest import gpubench
+
+TINY = ["--set", "backbone=tiny", "--set", "input_size=16", "--set", "epochs=2"]
+
+
+@pytest.fixture(scope="module")
+def broken_tree(tmp_path_factory):
+    """A small tree with a zero-byte file and a truncated JPEG among the images."""
+    root = make_synthetic(tmp_path_factory.mktemp("data") / "broken", train=12, val=4, classes=2,
+                          image_size=(64, 48), seed=2)
+    (root / "train/class0/zero.jpg").write_bytes(b"")
+    good = (root / "train/class1/img_00001.jpg").read_bytes()
+    (root / "train/class1/cut.jpg").write_bytes(good[: len(good) // 3])
+    return root
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory, broken_tree):
+    """The smoke preset over the broken tree, run once for the tests that read its results."""
+    cwd = tmp_path_factory.mktemp("smoke")
+    result = gpubench("sweep", "--preset", "smoke", "--data", broken_tree, "--out", "out", cwd=cwd)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return cwd / "out", result
+
+
+def test_smoke_sweep_writes_every_row_and_column(smoke):
+    out, _ = smoke
+    runs = pd.read_csv(out / "runs.csv")
+    assert list(runs.columns) == COLUMNS
+    assert len(runs) == 6 and set(runs.status) == {"ok"}
+    assert set(runs.pipeline) == {"keras", "tfdata", "synthetic"} and set(runs.batch) == {4, 8}
+    assert (runs.schema == 1).all() and runs.run_id.is_unique
+    assert (runs.train_img_s > 0).all() and (runs.total_s > 0).all() and (runs.step_ms_p50 > 0).all()
+    assert (runs.cpu_util_mean >= 0).all() and (runs.rss_peak_mb > 50).all()
+    assert (runs.train_images_per_epoch[runs.pipeline != "synthetic"] == 12).all()
+    for run_id in runs.run_id:
+        samples = pd.read_csv(out / "samples" / f"{run_id}.csv")
+        assert len(samples) >= 1 and {"t_s", "cpu_util", "proc_cpu_pct", "rss_mb"} <= set(samples.columns)
+
+
+def test_unreadable_images_are_skipped_with_one_warning(smoke):
+    out, result = smoke
+    assert result.stderr.count("unreadable images skipped") == 1
+    assert "warning: 2 unreadable images skipped" in result.stderr
+    assert (pd.read_csv(out / "runs.csv").images_skipped == 2).all()
+
+
+def test_gpu_columns_are_filled_or_say_why_not(smoke):
+    out, _ = smoke
+    env = json.loads((out / "env.json").read_text())
+    runs = pd.read_csv(out / "runs.csv")
+    report = (out / "report.md").read_text()
+    if env["gpu_count"] == 0:
+        assert runs.gpu_util_mean.isna().all() and runs.gpu_mem_peak_mb.isna().all()
+        assert runs.gpu_note.str.contains("NVML").all()
+        assert "GPU columns are empty" in report
+    else:
+        assert runs.gpu_mem_peak_mb.notna().all()
+
+
+def test_report_has_the_seeds_tables(smoke):
+    out, _ = smoke
+    report = (out / "report.md").read_text()
+    assert "| batch (train/val steps)" in report
+    assert "keras w2 threads q4" in report and "tfdata w2 q4" in report and "| synthetic" in report
+    assert "8 (2/1 steps)" in report and "4 (3/1 steps)" in report
+    assert "## Fastest" in report and "CPU and GPU utilisation" in report
+    os.remove(out / "report.md")
+    rebuilt = gpubench("report", out, cwd=out)
+    assert rebuilt.returncode == 0 and (out / "report.md").read_text() == report
+
+
+def test_a_second_sweep_skips_what_is_done(smoke, broken_tree):
+    out, _ = smoke
+    again = gpubench("sweep", "--preset", "smoke", "--data", broken_tree, "--out", out, cwd=out.parent)
+    assert again.returncode == 0
+    assert "6 of 6 runs already" in again.stderr
+    assert len(ResultStore(out).records()) == 6
+
+
+def test_a_killed_sweep_resumes_without_losing_or_repeating_rows(tmp_path, tiny_tree):
+    args = [sys.executable, "-m", "bench", "sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out",
+            "--set", "pipeline=keras", "--set", "batch=2,3,4,6"]
+    sweep = subprocess.Popen(list(map(str, args)), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    store = ResultStore(tmp_path / "out")
+    deadline = time.time() + 120
+    while len(store.records()) < 1 and time.time() < deadline:
+        time.sleep(0.2)
+    sweep.send_signal(signal.SIGKILL)
+    sweep.wait()
+    finished = {r["run_id"] for r in store.records()}
+    assert 1 <= len(finished) < 4
+    resumed = subprocess.run(list(map(str, args)), cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    rows = store.records()
+    assert len(rows) == 4 and len({r["run_id"] for r in rows}) == 4
+    assert finished <= {r["run_id"] for r in rows}
+    assert len(pd.read_csv(tmp_path / "out" / "runs.csv")) == 4
+
+
+def test_a_failing_point_is_a_row_and_the_others_run(tmp_path, tiny_tree):
+    # vgg16 refuses inputs under 32x32: that point fails in its worker, the tiny one trains
+    result = gpubench("sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out",
+                      "--set", "pipeline=synthetic", "--set", "batch=4", "--set", "input_size=16",
+                      "--set", "backbone=vgg16,tiny", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv").set_index("backbone")
+    assert runs.loc["tiny", "status"] == "ok"
+    assert runs.loc["vgg16", "status"] == "error"
+    assert "ValueError" in runs.loc["vgg16", "error"] and "32" in runs.loc["vgg16", "error"]
+    assert "## Failed runs" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_a_run_past_its_timeout_is_a_timeout_row(tmp_path, tiny_tree):
+    result = gpubench("sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--timeout", "0.5",
+                      "--set", "pipeline=synthetic", "--set", "batch=4", cwd=tmp_path)
+    assert result.returncode == 0
+    row = ResultStore(tmp_path / "out").records()[0]
+    assert row["status"] == "timeout" and "0.5 s timeout" in row["error"]
+
+
+def test_two_sweeps_into_one_folder_are_refused(tmp_path, tiny_tree):
+    store = ResultStore(tmp_path / "out").create()
+    with store.locked():
+        result = gpubench("sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "another sweep is writing to" in result.stderr
+    assert store.records() == []
+
+
+def test_run_prints_one_record(tmp_path, tiny_tree):
+    result = gpubench("run", "--data", tiny_tree, "--out", "out", *TINY, "--set", "pipeline=tfdata",
+                      "--set", "batch=4", "--set", "workers=2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = json.loads(result.stdout)
+    assert record["status"] == "ok" and record["pipeline"] == "tfdata" and record["batch"] == 4
+    assert record["use_multiprocessing"] is None and "parallel=2" in record["loader"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data", "nowhere"], "data directory nowhere does not exist"),
+    (["--gpu", "../up"], "plain name"),
+    (["--set", "backbone=alexnet"], "unknown backbone 'alexnet'"),
+    (["--set", "batch=0"], "batch=0: must be at least 1"),
+    (["--set", "workers=-1"], "workers=-1"),
+    (["--preset", "nope"], "no preset 'nope'"),
+    (["--repeat", "0"], "--repeat 0"),
+])
+def test_bad_input_is_one_line_and_exit_status_2(tmp_path, args, message):
+    result = gpubench("sweep", *args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_class_folder_without_images_is_refused_before_any_run(tmp_path):
+    root = make_synthetic(tmp_path / "d", train=2, val=2, classes=2, image_size=(32, 32))
+    for image in (root / "train/class1").iterdir():
+        image.unlink()
+    result = gpubench("sweep", "--preset", "smoke", "--data", root, cwd=tmp_path)
+    assert result.returncode == 2 and "train/class1 has no images" in result.stderr
+
+
+def test_dry_run_lists_the_grid_and_runs_nothing(tmp_path):
+    result = gpubench("sweep", "--preset", "quick", "--dry-run", cwd=tmp_path)
+    assert result.returncode == 0
+    assert result.stdout.startswith("12 runs;")
+    assert not (tmp_path / "results").exists() and not (tmp_path / "data").exists()
