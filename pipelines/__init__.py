@@ -71,6 +71,12 @@ def epoch_plan(count: int, batch: int, steps: int) -> tuple[int, int]:
     return steps, steps * batch
 
 
+def split_plan(index, spec, split: str) -> tuple[int, int]:
+    """epoch_plan for one split, with the steps the spec asks of it."""
+    requested = spec.steps_per_epoch if split == "train" else spec.validation_steps
+    return epoch_plan(index.count(split), spec.batch, requested)
+
+
 def build(index, spec, split: str) -> Feed:
     """The feed for one split ('train' or 'val') of `index`, as `spec` asks."""
     return importlib.import_module(PIPELINES[spec.pipeline]).build(index, spec, split)

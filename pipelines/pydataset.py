@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import keras
 
-from pipelines import Feed, epoch_plan
+from pipelines import Feed, split_plan
 
 
 def load_image(path: str, size: int, interpolation: str) -> np.ndarray:
@@ -43,8 +43,7 @@ class ImageFolderBatches(keras.utils.PyDataset):
 
 
 def build(index, spec, split: str) -> Feed:
-    requested = spec.steps_per_epoch if split == "train" else spec.validation_steps
-    steps, images = epoch_plan(index.count(split), spec.batch, requested)
+    steps, images = split_plan(index, spec, split)
     data = ImageFolderBatches(
         index.files[split], index.labels[split], len(index.classes), spec.batch, spec.input_size,
         spec.interpolation, steps, images, shuffle=(split == "train"),

@@ -6,13 +6,12 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from pipelines import Feed, epoch_plan
+from pipelines import Feed, split_plan
 
 
 def build(index, spec, split: str) -> Feed:
     """As many full batches as the real pipelines would give in an epoch."""
-    requested = spec.steps_per_epoch if split == "train" else spec.validation_steps
-    steps, _ = epoch_plan(index.count(split), spec.batch, requested)
+    steps, _ = split_plan(index, spec, split)
     rng = np.random.default_rng(0)
     classes = len(index.classes)
     x = rng.random((spec.batch, spec.input_size, spec.input_size, 3), dtype=np.float32)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from pipelines import Feed, epoch_plan
+from pipelines import Feed, split_plan
 
 
 def _pil_nearest_indices(length, size: int):
@@ -41,8 +41,7 @@ def load_image(path, size: int, interpolation: str):
 def build(index, spec, split: str) -> Feed:
     train = split == "train"
     files = index.files[split]
-    requested = spec.steps_per_epoch if train else spec.validation_steps
-    steps, images = epoch_plan(len(files), spec.batch, requested)
+    steps, images = split_plan(index, spec, split)
     onehot = np.eye(len(index.classes), dtype="float32")[np.asarray(index.labels[split], dtype=int)]
     parallel = spec.workers or tf.data.AUTOTUNE
     ds = tf.data.Dataset.from_tensor_slices((files, onehot))
