@@ -10,8 +10,8 @@ from pathlib import Path
 
 from bench import spec as specs
 from bench.spec import DataSpec, RunSpec, SpecError
+from bench.store import ResultStore, StoreBusy
 from pipelines import TFDATA_FORMATS
-from bench.store import StoreBusy
 from pipelines.dataset import DatasetError, DatasetIndex, make_synthetic, scan
 
 
@@ -87,7 +87,6 @@ def _execute(args, grid: list[RunSpec], preset_name: str, data_spec: DataSpec, t
              force: bool) -> tuple[Path, list[dict]]:
     """Everything after the grid is known: checks, data, environment, then the runs."""
     from bench import env, report, runner
-    from bench.store import ResultStore
 
     label = specs.check_label(env.auto_label() if args.gpu == "auto" else args.gpu)
     index = _dataset(args, data_spec)
