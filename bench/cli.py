@@ -48,6 +48,39 @@ def parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="rebuild report.md from a results folder")
     rep.add_argument("dir")
+
+    t = sub.add_parser("train", help="fine-tune a backbone for real, the seed's way")
+    t.add_argument("--data", required=True, help="a flow_from_directory tree with train/ and val/")
+    t.add_argument("--out", required=True, help="folder for best.keras, last.keras, log.csv")
+    t.add_argument("--backbone", default="vgg16")
+    t.add_argument("--input-size", type=int, default=224)
+    t.add_argument("--batch", type=int, default=16)
+    t.add_argument("--epochs", type=int, default=200)
+    t.add_argument("--finetune", default="full", help="head, last_block or full: the seed's three steps")
+    t.add_argument("--pipeline", default="keras")
+    t.add_argument("--workers", type=int, default=16)
+    t.add_argument("--use-multiprocessing", action="store_true")
+    t.add_argument("--max-queue-size", type=int, default=10)
+    t.add_argument("--gpus", type=int, default=1)
+    t.add_argument("--tensorboard", action="store_true")
+
+    res = sub.add_parser("resume", help="go on training a model written by train")
+    res.add_argument("model", help="the training folder or a .keras file in it")
+    res.add_argument("--epochs", type=int, required=True, help="epochs to add")
+    res.add_argument("--data", help="default: the data it was trained on")
+    res.add_argument("--tensorboard", action="store_true")
+
+    ev = sub.add_parser("evaluate", help="accuracy per class and confusion matrix, never shuffled")
+    ev.add_argument("model", help="a .keras file written by train, or its folder (best.keras)")
+    ev.add_argument("data", help="a folder of class folders, e.g. DATA/test")
+    ev.add_argument("--batch", type=int, default=16)
+    ev.add_argument("--json", help="also write the result here")
+
+    pr = sub.add_parser("predict", help="a CSV of file, predicted class, probabilities")
+    pr.add_argument("model")
+    pr.add_argument("target", help="an image or a folder of images")
+    pr.add_argument("--out", default="predictions.csv")
+    pr.add_argument("--batch", type=int, default=16)
     return top
 
 
@@ -97,13 +130,14 @@ def _execute(args, grid: list[RunSpec], preset_name: str, data_spec: DataSpec, t
     with store.locked():
         index_path = store.root / ".dataset.json"
         index.save(index_path)
-        (store.root / "env.json").write_text(json.dumps(env.collect(), indent=2))
+        machine = env.collect()
+        (store.root / "env.json").write_text(json.dumps(machine, indent=2))
         sweep_meta = {"preset": preset_name, "gpu": label, "command": shlex.join(["gpubench"] + sys.argv[1:]),
                       "data": index.root, "train_images": index.count("train"),
                       "val_images": index.count("val"), "classes": len(index.classes),
                       "skipped": len(index.skipped)}
         (store.root / "sweep.json").write_text(json.dumps(sweep_meta, indent=2))
-        new = runner.sweep(grid, index_path, store, timeout_s, args.interval, force)
+        new = runner.sweep(grid, index_path, store, timeout_s, args.interval, force, machine["gpu_count"])
         path = report.write(store.root)
     return path, new
 
@@ -117,6 +151,30 @@ def _dry_run(grid: list[RunSpec]) -> None:
     print(f"{len(grid)} runs; fixed: " + ", ".join(f"{k}={v}" for k, v in fixed.items()))
     shown = frame[varying].astype(object)
     print(shown.where(shown.notna(), "n/a").to_markdown(index=False))
+
+
+def _workflow(args) -> int:
+    from bench import workflow
+
+    if args.command == "train":
+        knobs = dict(backbone=args.backbone, input_size=args.input_size, pipeline=args.pipeline,
+                     batch=args.batch, workers=args.workers, use_multiprocessing=args.use_multiprocessing,
+                     max_queue_size=args.max_queue_size, gpus=args.gpus, epochs=args.epochs,
+                     finetune=args.finetune)
+        spec = _grid({k: [v] for k, v in knobs.items()}, [])[0]
+        print(json.dumps(workflow.train(spec, args.data, args.out, args.tensorboard), indent=2))
+    elif args.command == "resume":
+        if args.epochs < 1:
+            raise SpecError(f"--epochs {args.epochs}: must be at least 1")
+        print(json.dumps(workflow.resume(args.model, args.epochs, args.data, args.tensorboard), indent=2))
+    elif args.command == "evaluate":
+        result = workflow.evaluate(args.model, args.data, args.batch)
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=2))
+        print(workflow.evaluation_markdown(result))
+    else:
+        print(workflow.predict(args.model, args.target, args.out, args.batch))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             path, _ = _execute(args, grid, preset.name, preset.data, args.timeout or preset.timeout_s, args.force)
             print(path)
+        elif args.command in ("train", "resume", "evaluate", "predict"):
+            return _workflow(args)
         else:  # run
             grid = _grid({}, args.set)
             if len(grid) != 1:

@@ -36,6 +36,7 @@ class RunRecord:
     finetune: str = ""
     interpolation: str = ""
     cache: bool | None = None
+    checkpoint: bool = False
     # what the run resolved them to
     loader: str = ""  # what the loader knobs meant in this pipeline
     train_steps: int | None = None
@@ -46,12 +47,14 @@ class RunRecord:
     weights: str = ""
     jit_compile: bool | None = None
     backend: str = ""
+    devices: str = ""  # what gpus resolved to, e.g. "2 x GPU" or "2 x CPU (logical)"
     # timings (seconds unless named)
     wall_s: float | None = None  # the subprocess, imports and model build included
     total_s: float | None = None  # all epochs with validation, as the seed timed them
     first_epoch_s: float | None = None
     epoch_s_median: float | None = None
     val_s_total: float | None = None
+    checkpoint_s_total: float | None = None  # saving the best model each epoch, in total_s too
     train_img_s: float | None = None
     step_ms_p50: float | None = None
     step_ms_p90: float | None = None

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.reference import seed_section
 from bench.store import ResultStore
 from pipelines import knob_meaning
 
@@ -15,7 +16,7 @@ COLUMN_KNOBS = ("pipeline", "workers", "use_multiprocessing", "max_queue_size", 
 ROW_KNOB = "batch"
 # Knobs that split the results into separate tables when they vary.
 GROUP_KNOBS = ("backbone", "input_size", "epochs", "steps_per_epoch", "validation_steps",
-               "finetune", "interpolation")
+               "finetune", "interpolation", "checkpoint")
 
 
 def column_label(row: dict) -> str:
@@ -41,7 +42,8 @@ def _pct(value) -> str:
 def _points(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per point: the median of its ok repeats, the status of its latest repeat."""
     ok = frame[frame.status == "ok"]
-    numeric = ["total_s", "train_img_s", "first_epoch_s", "epoch_s_median", "cpu_util_mean",
+    numeric = ["total_s", "train_img_s", "first_epoch_s", "epoch_s_median", "val_s_total",
+               "checkpoint_s_total", "cpu_util_mean",
                "cpu_util_p90", "proc_cpu_pct_mean", "gpu_util_mean", "gpu_util_p90", "gpu_mem_peak_mb"]
     medians = ok.groupby("point_id")[numeric].median()
     first = frame.drop_duplicates("point_id", keep="last").set_index("point_id")
@@ -80,6 +82,30 @@ def _util_cell(p) -> str:
     if pd.notna(p.get("gpu_util_mean")):
         text += f" · GPU {_pct(p['gpu_util_mean'])} (p90 {_pct(p['gpu_util_p90'])}), {p['gpu_mem_peak_mb']:.0f} MB"
     return text
+
+
+def _scaling(points: pd.DataFrame) -> list[str]:
+    """Images/s on N devices over N times images/s on one, for points that differ only in gpus."""
+    ok = points[points.repeats_ok > 0]
+    knobs = [k for k in ok.columns if k in COLUMN_KNOBS + GROUP_KNOBS + (ROW_KNOB,) and k != "gpus"]
+    single = ok[ok.gpus == 1]
+    several = ok[ok.gpus > 1]
+    if several.empty or single.empty:
+        return []
+    pairs = several.astype({k: object for k in knobs}).merge(
+        single.astype({k: object for k in knobs}), on=knobs, suffixes=("", "_one"))
+    if pairs.empty:
+        return []
+    table = pd.DataFrame({
+        "configuration": [f"{c.replace(f' {g} gpus', '')} b{b}" for c, g, b in zip(pairs.column, pairs.gpus, pairs.batch)],
+        "devices": pairs.devices, "img/s on 1": pairs.train_img_s_one.round(1),
+        "img/s on N": pairs.train_img_s.round(1),
+        "scaling": (pairs.train_img_s / (pairs.gpus * pairs.train_img_s_one)).round(2),
+    })
+    return ["## Scaling over devices", "",
+            "Scaling = images/s on N devices / (N x images/s on one); 1.0 is perfect. The batch is the "
+            "global batch, split across the devices (tf.distribute.MirroredStrategy).", "",
+            table.to_markdown(index=False), ""]
 
 
 def _machine(env: dict) -> list[str]:
@@ -123,6 +149,8 @@ def render(rows: list[dict], env: dict, sweep: dict) -> str:
         lines += [f"## {title}", "", _table(group, _time_cell), "",
                   "CPU and GPU utilisation (mean over the run, p90), GPU memory peak:", "",
                   _table(group, _util_cell), ""]
+    lines += _scaling(points)
+    lines += seed_section(points, sweep)
     ok = points[points.repeats_ok > 0]
     if len(ok):
         best = ok.loc[ok.train_img_s.idxmax()]

@@ -77,9 +77,11 @@ def _summary(record: dict) -> str:
 
 
 def sweep(specs: list[RunSpec], index_path: Path, store: ResultStore, timeout_s: float,
-          interval: float = 0.5, force: bool = False, console: Console | None = None) -> list[dict]:
+          interval: float = 0.5, force: bool = False, gpus_present: int = 0,
+          console: Console | None = None) -> list[dict]:
     """Run the points not yet in the store (all with `force`); after each, append its row
-    and rewrite the report. Returns the new rows."""
+    and rewrite the report. A point asking for more GPUs than are present is a `skipped` row
+    (with no GPU at all, gpus=N trains on N logical CPU devices). Returns the new rows."""
     console = console or Console(stderr=True)
     done = set() if force else store.done()
     todo = [s for s in specs if s.run_id not in done]
@@ -92,7 +94,11 @@ def sweep(specs: list[RunSpec], index_path: Path, store: ResultStore, timeout_s:
         task = progress.add_task("sweep", total=len(todo))
         for i, spec in enumerate(todo, 1):
             progress.update(task, description=spec.label())
-            record = run_point(spec, index_path, store, timeout_s, interval)
+            if gpus_present and spec.gpus > gpus_present:
+                record = RunRecord.for_spec(spec, status="skipped",
+                                            error=f"needs {spec.gpus} GPUs, {gpus_present} present").to_dict()
+            else:
+                record = run_point(spec, index_path, store, timeout_s, interval)
             store.append(record)
             report.write(store.root)
             new.append(record)

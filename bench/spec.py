@@ -14,7 +14,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from models import BACKBONES
+from models import BACKBONES, input_size_problem
 from pipelines import PIPELINES, knob_meaning
 
 PRESET_DIR = Path(__file__).parent / "presets"
@@ -42,6 +42,7 @@ class RunSpec:
     finetune: str = "full"
     interpolation: str = "nearest"  # flow_from_directory's default
     cache: bool | None = False
+    checkpoint: bool = False  # save the best model every epoch, as the seed's timed runs did
     repeat: int = 0  # which repeat of the point this is, 0-based
 
     def knobs(self) -> dict:
@@ -202,6 +203,8 @@ def check_spec(spec: RunSpec) -> None:
     """Refuse a point that cannot run, with a one-line reason."""
     if spec.backbone not in BACKBONES:
         raise SpecError(f"unknown backbone {spec.backbone!r}; backbones are: {', '.join(BACKBONES)}")
+    if spec.input_size >= 1 and input_size_problem(spec.backbone, spec.input_size):
+        raise SpecError(input_size_problem(spec.backbone, spec.input_size))
     if spec.pipeline not in PIPELINES:
         raise SpecError(f"unknown pipeline {spec.pipeline!r}; pipelines are: {', '.join(PIPELINES)}")
     if spec.finetune not in FINETUNE:
@@ -215,8 +218,6 @@ def check_spec(spec: RunSpec) -> None:
         value = getattr(spec, knob)
         if value is not None and value < 0:
             raise SpecError(f"{knob}={value}: must be 0 or more")
-    if spec.gpus > 1:
-        raise SpecError(f"gpus={spec.gpus}: training on several devices is not supported yet")
 
 
 def check_label(label: str) -> str:

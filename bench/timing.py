@@ -52,17 +52,20 @@ class TimingCallback(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         self.total_s = self.clock() - self._train_start
 
-    def summary(self, images_per_epoch: int) -> dict:
+    def summary(self, images_per_epoch: int, checkpoint_s: list[float] | None = None) -> dict:
         """Steady-state figures leave out the first epoch (graph tracing, worker start-up)
-        when there is more than one."""
+        when there is more than one, and validation and checkpoint time in every epoch."""
+        checkpoint_s = checkpoint_s or [0.0] * len(self.epoch_s)
         steady = slice(1, None) if len(self.epoch_s) > 1 else slice(None)
-        train_s = [e - v for e, v in zip(self.epoch_s[steady], self.val_s[steady])]
+        spent = [e - v - c for e, v, c in zip(self.epoch_s, self.val_s, checkpoint_s)]
+        train_s = spent[steady]
         steps_ms = 1000.0 * np.array([s for epoch in self.step_s[steady] for s in epoch])
         return {
             "total_s": self.total_s,
             "first_epoch_s": self.epoch_s[0],
             "epoch_s_median": float(np.median(self.epoch_s[steady])),
             "val_s_total": float(sum(self.val_s)),
+            "checkpoint_s_total": float(sum(checkpoint_s)),
             "train_img_s": images_per_epoch * len(train_s) / sum(train_s),
             "step_ms_p50": float(np.percentile(steps_ms, 50)),
             "step_ms_p90": float(np.percentile(steps_ms, 90)),

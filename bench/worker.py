@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,14 +44,6 @@ def _die_with_parent() -> None:
         pass
 
 
-def _prepare_devices() -> None:
-    """Memory growth on every GPU, so memory figures show what the run needed, not all of it."""
-    import tensorflow as tf
-
-    for gpu in tf.config.list_physical_devices("GPU"):
-        tf.config.experimental.set_memory_growth(gpu, True)
-
-
 def write_samples(rows: list[dict], path: Path) -> None:
     columns = list(dict.fromkeys(c for row in rows for c in row))
     with open(path, "w", newline="") as f:
@@ -65,40 +58,42 @@ def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path
 
     import models
     import pipelines
+    from bench import devices, training
     from bench.samplers import CpuSampler, GpuSampler, Sampling, summarise
     from bench.timing import TimingCallback
     from pipelines.dataset import DatasetIndex
 
     record.backend = keras.backend.backend()
-    _prepare_devices()
+    strategy, record.devices = devices.setup(spec.gpus)
     index = DatasetIndex.load(index_path)
     record.classes = len(index.classes)
     record.images_skipped = len(index.skipped)
     record.loader = pipelines.describe_loader(spec)
-    train_feed = pipelines.build(index, spec, "train")
-    val_feed = pipelines.build(index, spec, "val")
+    train_feed, val_feed = training.feeds(index, spec)
     record.train_steps, record.val_steps = train_feed.steps, val_feed.steps
     record.train_images_per_epoch = train_feed.images
 
-    model = models.build(spec.backbone, (spec.input_size, spec.input_size, 3), len(index.classes), spec.finetune)
+    with strategy.scope():
+        model = models.build(spec.backbone, (spec.input_size,) * 2 + (3,), len(index.classes), spec.finetune)
+        training.compile_model(model)
     record.weights = model.weights_source
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=1e-3, momentum=0.9),
-                  loss="categorical_crossentropy", metrics=["accuracy"])
     record.jit_compile = bool(model.jit_compile)
 
-    timer = TimingCallback()
-    gpu = GpuSampler(devices=list(range(spec.gpus)))
-    record.gpu_note = gpu.reason
-    sampling = Sampling([CpuSampler(), gpu], interval)
-    try:
-        with sampling:
-            model.fit(train_feed.data, validation_data=val_feed.data, epochs=spec.epochs,
-                      callbacks=[timer], verbose=0)
-    finally:
-        write_samples(sampling.rows, samples_path)
-        for key, value in summarise(sampling.rows).items():
-            setattr(record, key, value)
-    for key, value in timer.summary(train_feed.images).items():
+    with tempfile.TemporaryDirectory(prefix="gpubench-ckpt-") as scratch:
+        checkpoint = training.TimedCheckpoint(Path(scratch) / "best.keras") if spec.checkpoint else None
+        timer = TimingCallback()  # last, so that its epoch time takes in the checkpoint's
+        gpu = GpuSampler(devices=list(range(spec.gpus)))
+        record.gpu_note = gpu.reason
+        sampling = Sampling([CpuSampler(), gpu], interval)
+        try:
+            with sampling:
+                training.fit(model, train_feed, val_feed, spec.epochs, [c for c in (checkpoint, timer) if c])
+        finally:
+            write_samples(sampling.rows, samples_path)
+            for key, value in summarise(sampling.rows).items():
+                setattr(record, key, value)
+    summary = timer.summary(train_feed.images, checkpoint.seconds if checkpoint else None)
+    for key, value in summary.items():
         setattr(record, key, value)
 
 

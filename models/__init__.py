@@ -13,14 +13,43 @@ BACKBONES = {
     "resnet50": "models.applications",
     "mobilenetv2": "models.applications",
     "efficientnetb0": "models.applications",
+    "resnext50": "models.resnets",
+    "seresnet50": "models.resnets",
+    "octresnet50": "models.resnets",
+    "bcnn": "models.bcnn",
     "tiny": "models.tiny",
 }
+
+# The smallest input side each backbone takes, and the multiple it must be of.
+_MIN_SIZE = {"vgg16": 32, "resnet50": 32, "mobilenetv2": 32, "efficientnetb0": 32, "bcnn": 32,
+             "resnext50": 32, "seresnet50": 32, "octresnet50": 32, "tiny": 8}
+_SIZE_MULTIPLE = {"octresnet50": 32}  # its low-frequency maps, at half resolution, must halve evenly
+
+
+def input_size_problem(name: str, size: int) -> str | None:
+    """Why `name` cannot be built at size x size, or None when it can."""
+    low, multiple = _MIN_SIZE[name], _SIZE_MULTIPLE.get(name, 1)
+    if size < low or size % multiple:
+        rule = f"at least {low}" + (f" and a multiple of {multiple}" if multiple > 1 else "")
+        return f"{name} takes input sizes {rule}, not {size}"
+    return None
 
 
 def build(name: str, input_shape: tuple[int, int, int], classes: int, finetune: str = "full"):
     """A model with a new `classes`-way softmax head. finetune is the seed's three steps:
     'head' trains the head only, 'last_block' also the last convolution block, 'full' all."""
     return importlib.import_module(BACKBONES[name]).build(name, tuple(input_shape), classes, finetune)
+
+
+def new_head(inputs, features, classes: int, name: str, weights: str = "random"):
+    """The model with pooled features and a new `classes`-way softmax head."""
+    import keras
+
+    pooled = keras.layers.GlobalAveragePooling2D(name="head_pool")(features)
+    outputs = keras.layers.Dense(classes, activation="softmax", name="head")(pooled)
+    model = keras.Model(inputs, outputs, name=name)
+    model.weights_source = weights
+    return model
 
 
 def freeze_before(model, first_trainable: str | None) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import keras
 
-from models import freeze_before
+from models import freeze_before, new_head
 
 # name -> (constructor, first layer of the last convolution block)
 _APPS = {
@@ -43,9 +43,6 @@ def build(name: str, input_shape, classes: int, finetune: str):
     constructor, last_block = _APPS[name]
     weights = cached_weights(name, input_shape[0])
     base = constructor(include_top=False, weights=weights, input_shape=input_shape)
-    pooled = keras.layers.GlobalAveragePooling2D(name="head_pool")(base.output)
-    outputs = keras.layers.Dense(classes, activation="softmax", name="head")(pooled)
-    model = keras.Model(base.input, outputs, name=name)
+    model = new_head(base.input, base.output, classes, name, "imagenet" if weights else "random")
     freeze_before(model, {"head": "head_pool", "last_block": last_block, "full": None}[finetune])
-    model.weights_source = "imagenet" if weights else "random"
     return model

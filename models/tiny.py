@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from models import freeze_before
+from models import freeze_before, new_head
 
 
 def build(name: str, input_shape, classes: int, finetune: str):
@@ -12,9 +12,6 @@ def build(name: str, input_shape, classes: int, finetune: str):
     x = keras.layers.Conv2D(8, 3, strides=2, activation="relu", name="block1_conv")(inputs)
     x = keras.layers.BatchNormalization(name="block1_bn")(x)
     x = keras.layers.Conv2D(16, 3, strides=2, activation="relu", name="block2_conv")(x)
-    x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
-    outputs = keras.layers.Dense(classes, activation="softmax", name="head")(x)
-    model = keras.Model(inputs, outputs, name=name)
+    model = new_head(inputs, x, classes, name)
     freeze_before(model, {"head": "head_pool", "last_block": "block2_", "full": None}[finetune])
-    model.weights_source = "random"
     return model

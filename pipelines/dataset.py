@@ -55,6 +55,47 @@ def _unreadable(path: Path) -> str | None:
     return None
 
 
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def _readable(paths: list[Path], verify: bool) -> tuple[list[Path], list[str]]:
+    """(readable paths, "path: reason" for the others), decoding in a thread pool."""
+    reasons = [None] * len(paths)
+    if verify:
+        with ThreadPoolExecutor() as pool:
+            reasons = list(pool.map(_unreadable, paths))
+    good = [p for p, r in zip(paths, reasons) if not r]
+    return good, [f"{p}: {r}" for p, r in zip(paths, reasons) if r]
+
+
+def scan_folder(folder: str | Path, classes: list[str] | None = None, verify: bool = True):
+    """One split: `folder/<class>/*`. Returns (classes, files, labels, skipped). With
+    `classes` given (a model's), every subfolder must be one of them."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"data directory {folder} does not exist")
+    found = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    if not found:
+        raise DatasetError(f"{folder} has no class folders (expected {folder}/<class>/*.jpg)")
+    classes = classes or found
+    unknown = sorted(set(found) - set(classes))
+    if unknown:
+        raise DatasetError(f"{folder}: classes {unknown} are not among the model's {classes}")
+    files, labels, skipped = [], [], []
+    for name in found:
+        paths = _images(folder / name)
+        if not paths:
+            raise DatasetError(f"class folder {folder / name} has no images")
+        good, bad = _readable(paths, verify)
+        files += map(str, good)
+        labels += [classes.index(name)] * len(good)
+        skipped += bad
+    if not files:
+        raise DatasetError(f"{folder} has no readable images")
+    return classes, files, labels, skipped
+
+
 def scan(root: str | Path, verify: bool = True) -> DatasetIndex:
     """Index the tree, dropping unreadable images (counted in `skipped`)."""
     root = Path(root)
@@ -63,38 +104,13 @@ def scan(root: str | Path, verify: bool = True) -> DatasetIndex:
     for split in SPLITS:
         if not (root / split).is_dir():
             raise DatasetError(f"data directory {root} has no {split}/ folder (expected {root}/{split}/<class>/*.jpg)")
-    classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
-    if not classes:
-        raise DatasetError(f"{root}/train has no class folders")
-    files: dict[str, list[str]] = {}
-    labels: dict[str, list[int]] = {}
-    candidates: list[tuple[str, Path, int]] = []
+    classes, files, labels, skipped = {}, {}, {}, []
     for split in SPLITS:
-        split_classes = sorted(p.name for p in (root / split).iterdir() if p.is_dir())
-        if split_classes != classes:
-            raise DatasetError(f"{root}/{split} classes {split_classes} differ from train's {classes}")
-        for label, name in enumerate(classes):
-            found = sorted(p for p in (root / split / name).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
-            if not found:
-                raise DatasetError(f"class folder {root / split / name} has no images")
-            candidates += [(split, p, label) for p in found]
-    reasons = [None] * len(candidates)
-    if verify:
-        with ThreadPoolExecutor() as pool:
-            reasons = list(pool.map(_unreadable, [p for _, p, _ in candidates]))
-    skipped = []
-    for split in SPLITS:
-        files[split], labels[split] = [], []
-    for (split, path, label), reason in zip(candidates, reasons):
-        if reason:
-            skipped.append(f"{path}: {reason}")
-            continue
-        files[split].append(str(path))
-        labels[split].append(label)
-    for split in SPLITS:
-        if not files[split]:
-            raise DatasetError(f"{root}/{split} has no readable images")
-    return DatasetIndex(str(root), classes, files, labels, skipped)
+        classes[split], files[split], labels[split], bad = scan_folder(root / split, verify=verify)
+        skipped += bad
+    if classes["val"] != classes["train"]:
+        raise DatasetError(f"{root}/val classes {classes['val']} differ from train's {classes['train']}")
+    return DatasetIndex(str(root), classes["train"], files, labels, skipped)
 
 
 def synthetic_image(rng: np.random.Generator, label: int, classes: int, size: tuple[int, int]) -> Image.Image:

@@ -47,7 +47,7 @@ def test_override_values_take_the_knob_type():
     ({"pipeline": "dali"}, "unknown pipeline"),
     ({"batch": 0}, "batch=0"),
     ({"workers": -1}, "workers=-1"),
-    ({"gpus": 2}, "gpus=2"),
+    ({"gpus": 0}, "gpus=0: must be at least 1"),
     ({"finetune": "some"}, "finetune"),
 ])
 def test_impossible_points_are_refused(changes, message):

@@ -114,16 +114,17 @@ def test_a_killed_sweep_resumes_without_losing_or_repeating_rows(tmp_path, tiny_
 
 
 def test_a_failing_point_is_a_row_and_the_others_run(tmp_path, tiny_tree):
-    # vgg16 refuses inputs under 32x32: that point fails in its worker, the tiny one trains
+    # 400,000 images of 512x512 is a 1.2 TiB batch: the worker runs out of memory at once
     result = gpubench("sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out",
-                      "--set", "pipeline=synthetic", "--set", "batch=4", "--set", "input_size=16",
-                      "--set", "backbone=vgg16,tiny", cwd=tmp_path)
+                      "--set", "pipeline=synthetic", "--set", "input_size=512", "--set", "batch=400000,4",
+                      cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    runs = pd.read_csv(tmp_path / "out" / "runs.csv").set_index("backbone")
-    assert runs.loc["tiny", "status"] == "ok"
-    assert runs.loc["vgg16", "status"] == "error"
-    assert "ValueError" in runs.loc["vgg16", "error"] and "32" in runs.loc["vgg16", "error"]
-    assert "## Failed runs" in (tmp_path / "out" / "report.md").read_text()
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv").set_index("batch")
+    assert runs.loc[4, "status"] == "ok"
+    assert runs.loc[400000, "status"] == "oom"
+    assert "MemoryError" in runs.loc[400000, "error"] and "TiB" in runs.loc[400000, "error"]
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "## Failed runs" in report and "**oom**" in report
 
 
 def test_a_run_past_its_timeout_is_a_timeout_row(tmp_path, tiny_tree):
@@ -182,3 +183,30 @@ def test_dry_run_lists_the_grid_and_runs_nothing(tmp_path):
     assert result.returncode == 0
     assert result.stdout.startswith("12 runs;")
     assert not (tmp_path / "results").exists() and not (tmp_path / "data").exists()
+
+
+def test_two_devices_train_with_mirrored_strategy_on_logical_cpus(tmp_path, tiny_tree):
+    result = gpubench("sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--set", "pipeline=keras",
+                      "--set", "batch=4", "--set", "gpus=1,2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv").set_index("gpus")
+    assert set(runs.status) == {"ok"}
+    assert runs.loc[1, "devices"] == "1 x CPU" and runs.loc[2, "devices"] == "2 x CPU (logical)"
+    assert "## Scaling over devices" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_more_gpus_than_present_is_a_skipped_row(tmp_path, tiny_tree):
+    from bench import runner
+    from bench.spec import RunSpec
+
+    store = ResultStore(tmp_path / "out").create()
+    rows = runner.sweep([RunSpec(backbone="tiny", gpus=4)], tmp_path / "unused.json", store, 60, gpus_present=1)
+    assert rows[0]["status"] == "skipped" and rows[0]["error"] == "needs 4 GPUs, 1 present"
+    assert store.records() == rows
+
+
+def test_the_seed_preset_is_the_seeds_grid(tmp_path):
+    result = gpubench("sweep", "--preset", "seed", "--dry-run", cwd=tmp_path)
+    assert result.returncode == 0
+    assert result.stdout.startswith("48 runs;")  # keras 4x2x2x2, tfdata 4x2x2
+    assert "backbone=vgg16" in result.stdout and "epochs=20" in result.stdout and "workers=32" in result.stdout

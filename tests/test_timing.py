@@ -46,3 +46,12 @@ def test_a_single_epoch_is_its_own_steady_state():
     timer = TimingCallback(clock)
     drive(timer, clock, [([1.0, 1.0], 2.0)])
     assert timer.summary(images_per_epoch=10)["train_img_s"] == pytest.approx(5.0)
+
+
+def test_checkpoint_time_is_kept_apart_from_training():
+    clock = FakeClock()
+    timer = TimingCallback(clock)
+    drive(timer, clock, [([1.0], 0.5), ([1.0], 0.5), ([1.0], 0.5)])  # checkpoints below add nothing to the clock
+    s = timer.summary(images_per_epoch=10, checkpoint_s=[0.0, 0.25, 0.25])
+    assert s["checkpoint_s_total"] == pytest.approx(0.5)
+    assert s["train_img_s"] == pytest.approx(20 / 1.5)  # (1.5 - 0.5 - 0.25) s per steady epoch

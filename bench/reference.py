@@ -1,0 +1,66 @@
+"""The 2019 seed's figures, put beside the measured ones where a sweep ran the same thing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+SEED_CSV = Path(__file__).resolve().parents[1] / "results" / "reference" / "seed-2019.csv"
+LOADER_KEYS = ["batch", "workers", "use_multiprocessing", "max_queue_size", "gpus"]
+# What the seed timed: anything else makes its totals a different workload.
+SEED_WORKLOAD = {"backbone": "vgg16", "input_size": 224, "epochs": 20, "checkpoint": True}
+SEED_IMAGES = (148, 30)
+
+
+def load_seed() -> pd.DataFrame:
+    return pd.read_csv(SEED_CSV) if SEED_CSV.is_file() else pd.DataFrame()
+
+
+def _differences(points: pd.DataFrame, sweep: dict) -> list[str]:
+    """How this sweep's workload differs from the seed's (empty when it is the same)."""
+    found = []
+    for knob, value in SEED_WORKLOAD.items():
+        other = sorted(set(points[knob]) - {value}, key=str)
+        if other:
+            found.append(f"{knob} {', '.join(map(str, other))} (the seed: {value})")
+    images = (sweep.get("train_images"), sweep.get("val_images"))
+    if images != SEED_IMAGES:
+        found.append(f"{images[0]} + {images[1]} images (the seed: {SEED_IMAGES[0]} + {SEED_IMAGES[1]})")
+    return found
+
+
+def seed_section(points: pd.DataFrame, sweep: dict, seed: pd.DataFrame | None = None) -> list[str]:
+    """Markdown lines: each measured keras point beside the seed's runs with the same loader
+    knobs, or why the figures are not comparable. Nothing when no point has the seed's knobs."""
+    seed = load_seed() if seed is None else seed
+    keras_points = points[(points.pipeline == "keras") & (points.repeats_ok > 0)]
+    if seed.empty or keras_points.empty:
+        return []
+    keys = keras_points[LOADER_KEYS].astype(object)
+    matched = keras_points.assign(**{k: keys[k] for k in LOADER_KEYS}).merge(
+        seed.astype({k: object for k in LOADER_KEYS}), on=LOADER_KEYS, suffixes=("", "_seed"))
+    if matched.empty:
+        return []
+    lines = ["## Beside the seed (2019)", ""]
+    differences = _differences(keras_points, sweep)
+    if differences:
+        return lines + ["Some points have the seed's loader settings, but its totals are not put beside "
+                        "them: this sweep ran " + "; ".join(differences) + ".", ""]
+    label = sweep.get("gpu", "")
+    if label in set(seed.gpu_label):
+        matched = matched[matched.gpu_label == label]
+        lines.append(f"The seed's runs on the same GPU ({label}); ")
+    else:
+        lines.append(f"This machine is `{label}`; the seed's figures come from its own machines, named in each row. ")
+    lines[-1] += ("Both totals cover 20 epochs with validation and saving the best model each epoch; "
+                  "speed-up is the seed's total over this one.")
+    table = pd.DataFrame({
+        "batch": matched.batch, "workers": matched.workers, "multiprocessing": matched.use_multiprocessing,
+        "queue": matched.max_queue_size, "gpus": matched.gpus,
+        "measured total (s)": matched.total_s.round(1),
+        "of which validation + checkpoint (s)": (matched.val_s_total + matched.checkpoint_s_total).round(1),
+        "seed machine": matched.machine,
+        "seed total (s)": matched.total_s_seed, "speed-up": (matched.total_s_seed / matched.total_s).round(2),
+    }).sort_values(["gpus", "multiprocessing", "queue", "batch"], ascending=[True, True, True, False])
+    return lines + ["", table.to_markdown(index=False), ""]

@@ -1,0 +1,59 @@
+"""Training the seed's way, one code path for the benchmark worker and the train command."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import keras
+
+import pipelines
+
+LEARNING_RATE = 1e-3
+
+
+def compile_model(model, learning_rate: float = LEARNING_RATE):
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.9),
+                  loss="categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+class TimedCheckpoint(keras.callbacks.ModelCheckpoint):
+    """Keeps the model with the best validation accuracy (the seed's rule) and times each
+    epoch's check and save, so that checkpointing can be told apart from training."""
+
+    def __init__(self, path: str | Path, best_only: bool = True):
+        super().__init__(str(path), monitor="val_accuracy", mode="max", save_best_only=best_only)
+        self.seconds: list[float] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        start = time.perf_counter()
+        super().on_epoch_end(epoch, logs)
+        self.seconds.append(time.perf_counter() - start)
+
+
+def workflow_callbacks(out: Path, tensorboard: bool = False) -> tuple[list, TimedCheckpoint]:
+    """The seed's train.py callbacks: learning rate halved after 10 epochs without a better
+    validation loss (first, so that the log shows it), best model by validation accuracy, the
+    last model (to resume from), a CSV log, TensorBoard on request. Also returns the best-model
+    checkpoint, whose time is reported apart."""
+    best = TimedCheckpoint(out / "best.keras")
+    callbacks = [
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=10),
+        best,
+        keras.callbacks.ModelCheckpoint(str(out / "last.keras")),
+        keras.callbacks.CSVLogger(str(out / "log.csv"), append=True),
+    ]
+    if tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(str(out / "tensorboard")))
+    return callbacks, best
+
+
+def feeds(index, spec) -> tuple[pipelines.Feed, pipelines.Feed]:
+    return pipelines.build(index, spec, "train"), pipelines.build(index, spec, "val")
+
+
+def fit(model, train_feed, val_feed, epochs: int, callbacks: list, initial_epoch: int = 0, verbose: int = 0):
+    """`epochs` more epochs, counted on from `initial_epoch` (logs and schedules go on)."""
+    return model.fit(train_feed.data, validation_data=val_feed.data, epochs=initial_epoch + epochs,
+                     initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose)

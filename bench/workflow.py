@@ -1,0 +1,144 @@
+"""The seed's fine-tuning workflow as commands: train, resume, evaluate, predict.
+
+A training folder holds best.keras (best validation accuracy), last.keras (to resume from),
+log.csv (one row per epoch) and train.json (the run's settings and class names).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+from bench.spec import RunSpec
+from pipelines.dataset import IMAGE_EXTENSIONS, DatasetError, scan, scan_folder
+
+SETTINGS = "train.json"
+
+
+def _load_settings(model_path: Path) -> tuple[Path, dict]:
+    """The training folder of a model file (or the folder itself) and its train.json."""
+    folder = model_path if model_path.is_dir() else model_path.parent
+    settings = folder / SETTINGS
+    if not settings.is_file():
+        raise DatasetError(f"{folder} has no {SETTINGS}: not a folder written by gpubench train")
+    return folder, json.loads(settings.read_text())
+
+
+def _epochs_done(folder: Path) -> int:
+    with open(folder / "log.csv") as f:
+        return len(list(csv.DictReader(f)))
+
+
+def _train_loop(model, spec: RunSpec, index, out: Path, initial_epoch: int, tensorboard: bool) -> dict:
+    from bench import training
+    from bench.timing import TimingCallback
+
+    timer = TimingCallback()
+    train_feed, val_feed = training.feeds(index, spec)
+    callbacks, checkpoint = training.workflow_callbacks(out, tensorboard)
+    history = training.fit(model, train_feed, val_feed, spec.epochs, callbacks + [timer], initial_epoch, verbose=2)
+    best = max(history.history.get("val_accuracy", [float("nan")]))
+    return {"epochs": initial_epoch + spec.epochs, "best_val_accuracy_this_run": best,
+            **timer.summary(train_feed.images, checkpoint.seconds)}
+
+
+def train(spec: RunSpec, data: str, out: str | Path, tensorboard: bool = False) -> dict:
+    import models
+    from bench import devices, training
+
+    out = Path(out)
+    if (out / SETTINGS).exists():
+        raise DatasetError(f"{out} already holds a training run; resume it or choose another --out")
+    index = scan(data)
+    out.mkdir(parents=True, exist_ok=True)
+    strategy, _ = devices.setup(spec.gpus)
+    with strategy.scope():
+        model = models.build(spec.backbone, (spec.input_size,) * 2 + (3,), len(index.classes), spec.finetune)
+        training.compile_model(model)
+    settings = {"spec": dataclasses.asdict(spec), "data": str(Path(data).resolve()), "classes": index.classes}
+    (out / SETTINGS).write_text(json.dumps(settings, indent=2))
+    return _train_loop(model, spec, index, out, 0, tensorboard)
+
+
+def resume(model_path: str | Path, epochs: int, data: str | None = None, tensorboard: bool = False) -> dict:
+    """Go on from last.keras: its optimizer state (momentum, learning rate, step count) and the
+    epoch count in log.csv carry over."""
+    import keras
+
+    import models  # noqa: F401  (registers the custom layers that loading needs)
+
+    folder, settings = _load_settings(Path(model_path))
+    spec = dataclasses.replace(RunSpec(**settings["spec"]), epochs=epochs)
+    index = scan(data or settings["data"])
+    if index.classes != settings["classes"]:
+        raise DatasetError(f"classes {index.classes} differ from the model's {settings['classes']}")
+    model = keras.saving.load_model(folder / "last.keras")
+    return _train_loop(model, spec, index, folder, _epochs_done(folder), tensorboard)
+
+
+def _predict(model_path: Path, files: list[str], batch: int):
+    """(probabilities, class names): the keras pipeline's reader, in file order, no shuffle."""
+    import keras
+
+    import models  # noqa: F401
+    from pipelines.pydataset import ImageFolderBatches
+
+    folder, settings = _load_settings(model_path)
+    model = keras.saving.load_model(model_path if model_path.is_file() else folder / "best.keras")
+    spec = RunSpec(**settings["spec"])
+    steps = -(-len(files) // batch)
+    batches = ImageFolderBatches(files, [0] * len(files), len(settings["classes"]), batch, spec.input_size,
+                                 spec.interpolation, steps, len(files), shuffle=False)
+    return model.predict(batches, verbose=0), settings["classes"]
+
+
+def evaluate(model_path: str | Path, data: str | Path, batch: int = 16) -> dict:
+    """Accuracy overall and per class, and the confusion matrix (rows: true class)."""
+    _, settings = _load_settings(Path(model_path))
+    classes, files, labels, skipped = scan_folder(data, settings["classes"])
+    probabilities, _ = _predict(Path(model_path), files, batch)
+    predicted = probabilities.argmax(axis=1)
+    truth = np.asarray(labels)
+    confusion = np.zeros((len(classes), len(classes)), dtype=int)
+    np.add.at(confusion, (truth, predicted), 1)
+    per_class = {c: (float(confusion[i, i] / confusion[i].sum()) if confusion[i].sum() else None)
+                 for i, c in enumerate(classes)}
+    return {"images": len(files), "skipped": len(skipped), "accuracy": float((predicted == truth).mean()),
+            "per_class": per_class, "classes": classes, "confusion": confusion.tolist()}
+
+
+def predict(model_path: str | Path, target: str | Path, out: str | Path, batch: int = 16) -> Path:
+    """A CSV of file, predicted class and one probability per class."""
+    target = Path(target)
+    if target.is_file():
+        files = [str(target)]
+    elif target.is_dir():
+        files = [str(p) for p in sorted(target.rglob("*")) if p.suffix.lower() in IMAGE_EXTENSIONS]
+    else:
+        raise DatasetError(f"{target} does not exist")
+    if not files:
+        raise DatasetError(f"{target} has no images")
+    probabilities, classes = _predict(Path(model_path), files, batch)
+    out = Path(out)
+    with open(out, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["file", "predicted"] + [f"p_{c}" for c in classes])
+        for path, p in zip(files, probabilities):
+            writer.writerow([path, classes[int(p.argmax())]] + [f"{v:.6f}" for v in p])
+    return out
+
+
+def evaluation_markdown(result: dict) -> str:
+    classes = result["classes"]
+    lines = [f"accuracy {result['accuracy']:.4f} on {result['images']} images"
+             + (f" ({result['skipped']} unreadable skipped)" if result["skipped"] else ""), "",
+             "| class | accuracy |", "|---|---|"]
+    lines += [f"| {c} | {'' if a is None else f'{a:.4f}'} |" for c, a in result["per_class"].items()]
+    lines += ["", "confusion (rows: true, columns: predicted)", "",
+              "| true \\ predicted | " + " | ".join(classes) + " |", "|---" * (len(classes) + 1) + "|"]
+    lines += [f"| {c} | " + " | ".join(map(str, row)) + " |" for c, row in zip(classes, result["confusion"])]
+    return "\n".join(lines)

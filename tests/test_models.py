@@ -1,0 +1,78 @@
+"""Every backbone builds, trains a step, and has the published number of parameters."""
+
+import numpy as np
+import pytest
+
+import models
+from models.bcnn import BilinearPooling
+
+
+def trainable(model):
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+# Trainable parameters with a 1000-class head, as the papers and torchvision count them
+# (BatchNormalization's moving statistics are not parameters).
+PUBLISHED = {
+    "resnext50": 25_028_904,    # ResNeXt-50 (32x4d), torchvision resnext50_32x4d
+    "seresnet50": 28_088_024,   # SE-ResNet-50, Hu et al. 2018: 28.1M
+    "octresnet50": 25_557_032,  # Oct-ResNet-50 (alpha 0.25), Chen et al. 2019: 25.6M, as ResNet-50
+    "vgg16": 14_714_688 + 513_000,  # vgg16's convolutions (138.36M less the 123.64M of its FC head)
+}
+
+
+@pytest.mark.parametrize("name, count", PUBLISHED.items())
+def test_parameter_counts_match_the_published_figures(name, count):
+    model = models.build(name, (64, 64, 3), 1000)
+    assert trainable(model) == pytest.approx(count, rel=0.03)
+
+
+def test_bcnn_is_vgg16_features_and_a_bilinear_classifier():
+    model = models.build("bcnn", (64, 64, 3), 5)
+    assert trainable(model) == 14_714_688 + 512 * 512 * 5 + 5
+    x = np.random.default_rng(0).random((2, 64, 64, 3), dtype=np.float32)
+    pooled = BilinearPooling()(np.abs(x))
+    assert pooled.shape == (2, 9) and np.allclose(np.linalg.norm(pooled, axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name, size", [("resnext50", 32), ("seresnet50", 32), ("octresnet50", 64),
+                                        ("octresnet50", 96), ("bcnn", 32), ("mobilenetv2", 32), ("tiny", 16)])
+def test_each_backbone_trains_a_step(name, size):
+    model = models.build(name, (size, size, 3), 3)
+    model.compile(optimizer="sgd", loss="categorical_crossentropy")
+    x = np.random.default_rng(0).random((2, size, size, 3), dtype=np.float32)
+    y = np.eye(3, dtype=np.float32)[[0, 2]]
+    loss = model.train_on_batch(x, y)
+    assert np.isfinite(loss)
+    assert model.predict(x, verbose=0).shape == (2, 3)
+
+
+def test_input_sizes_the_architecture_cannot_take_are_named():
+    assert models.input_size_problem("octresnet50", 100) == "octresnet50 takes input sizes at least 32 and a multiple of 32, not 100"
+    assert models.input_size_problem("vgg16", 16) == "vgg16 takes input sizes at least 32, not 16"
+    assert models.input_size_problem("vgg16", 33) is None
+
+
+@pytest.mark.parametrize("finetune, trainable_layers", [("head", {"head"}), ("full", None)])
+def test_finetune_steps_freeze_what_they_say(finetune, trainable_layers):
+    model = models.build("tiny", (16, 16, 3), 2, finetune)
+    names = {l.name for l in model.layers if l.trainable and l.weights}
+    assert names == (trainable_layers or {l.name for l in model.layers if l.weights})
+
+
+def test_last_block_trains_the_last_convolution_block_and_head():
+    model = models.build("vgg16", (32, 32, 3), 2, "last_block")
+    names = {l.name for l in model.layers if l.trainable and l.weights}
+    assert names == {"block5_conv1", "block5_conv2", "block5_conv3", "head"}
+
+
+def test_frozen_batch_norm_stays_in_inference_mode():
+    """The seed's third pitfall: a frozen BN layer must not use or update batch statistics."""
+    model = models.build("tiny", (16, 16, 3), 2, "head")
+    bn = model.get_layer("block1_bn")
+    before = [w.numpy().copy() for w in bn.weights]
+    x = np.random.default_rng(1).random((4, 16, 16, 3), dtype=np.float32) * 5
+    assert np.allclose(model(x, training=True), model(x, training=False), atol=1e-6)
+    model.compile(optimizer="sgd", loss="categorical_crossentropy")
+    model.train_on_batch(x, np.eye(2, dtype=np.float32)[[0, 1, 0, 1]])
+    assert all(np.array_equal(a, w.numpy()) for a, w in zip(before, bn.weights))

@@ -1,0 +1,61 @@
+import pandas as pd
+
+from bench.record import RunRecord
+from bench.reference import load_seed, seed_section
+from bench.report import _points, render
+from bench.spec import RunSpec
+
+SEED_SWEEP = {"gpu": "2080ti", "train_images": 148, "val_images": 30, "preset": "seed"}
+
+
+def points(total_s=100.0, **knobs):
+    base = dict(backbone="vgg16", input_size=224, epochs=20, checkpoint=True, workers=32, max_queue_size=10)
+    rows = []
+    for batch in (30, 6):
+        spec = RunSpec(**{**base, "batch": batch, **knobs})
+        rows.append(RunRecord.for_spec(spec, status="ok", total_s=total_s, train_img_s=30.0, val_s_total=5.0,
+                                       checkpoint_s_total=2.0, cpu_util_mean=1, cpu_util_p90=1).to_dict())
+    return rows
+
+
+def test_the_reference_holds_every_seed_figure():
+    seed = load_seed()
+    assert len(seed) == 21 and set(seed.gpu_label) == {"2080ti", "gtx1060"}
+    row = seed[(seed.table == 1) & (seed.batch == 30)].iloc[0]
+    assert row.total_s == 197.78 and row.img_s == round(20 * 178 / 197.78, 2)
+
+
+def test_same_gpu_puts_the_seeds_runs_beside_the_measured_ones():
+    text = "\n".join(seed_section(_points(pd.DataFrame(points(total_s=50.0))), SEED_SWEEP))
+    assert "## Beside the seed (2019)" in text and "same GPU (2080ti)" in text
+    assert "GTX 1060" not in text
+    # batch 30, 32 workers, threads, queue 10, 1 GPU: the Windows (197.78 s) and Ubuntu (404.95 s) runs
+    assert "197.78" in text and "404.95" in text and "3.96" in text and "8.1" in text
+
+
+def test_other_gpus_see_every_seed_machine_named():
+    text = "\n".join(seed_section(_points(pd.DataFrame(points())), {**SEED_SWEEP, "gpu": "h200"}))
+    assert "This machine is `h200`" in text and "GTX 1060" in text and "RTX 2080 Ti" in text
+
+
+def test_another_workload_is_not_compared():
+    rows = points(input_size=64, epochs=2)
+    text = "\n".join(seed_section(_points(pd.DataFrame(rows)), {**SEED_SWEEP, "train_images": 40}))
+    assert "not put beside" in text
+    assert "input_size 64 (the seed: 224)" in text and "epochs 2 (the seed: 20)" in text
+    assert "40 + 30 images" in text and "| batch" not in text
+
+
+def test_no_section_without_the_seeds_loader_settings():
+    assert seed_section(_points(pd.DataFrame(points(workers=4))), SEED_SWEEP) == []
+
+
+def test_scaling_over_devices_is_reported():
+    rows = []
+    for gpus, img_s in ((1, 100.0), (2, 150.0)):
+        spec = RunSpec(backbone="tiny", input_size=16, batch=8, gpus=gpus)
+        rows.append(RunRecord.for_spec(spec, status="ok", total_s=1.0, train_img_s=img_s, devices=f"{gpus} x CPU",
+                                       cpu_util_mean=1, cpu_util_p90=1).to_dict())
+    text = render(rows, {}, {})
+    assert "## Scaling over devices" in text
+    assert "| keras w4 threads q10 b8 | 2 x CPU" in text and "0.75" in text

@@ -1,0 +1,84 @@
+"""The seed's fine-tuning workflow end to end on a tiny tree: train, evaluate, predict, resume."""
+
+import csv
+import json
+
+import pytest
+
+from tests.conftest import gpubench
+
+TRAIN = ["--backbone", "tiny", "--input-size", "16", "--batch", "4", "--workers", "2"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_tree):
+    cwd = tmp_path_factory.mktemp("workflow")
+    result = gpubench("train", "--data", tiny_tree, "--out", "run", "--epochs", "3", *TRAIN, cwd=cwd)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return cwd / "run", json.loads(result.stdout[result.stdout.index("{"):])
+
+
+def _log(folder):
+    with open(folder / "log.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_train_keeps_the_best_and_last_models_and_logs_every_epoch(trained):
+    folder, summary = trained
+    assert (folder / "best.keras").is_file() and (folder / "last.keras").is_file()
+    log = _log(folder)
+    assert [int(r["epoch"]) for r in log] == [0, 1, 2]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"} <= set(log[0])
+    settings = json.loads((folder / "train.json").read_text())
+    assert settings["classes"] == ["class0", "class1"] and settings["spec"]["backbone"] == "tiny"
+    assert summary["epochs"] == 3 and summary["checkpoint_s_total"] > 0
+    best = max(float(r["val_accuracy"]) for r in log)
+    assert summary["best_val_accuracy_this_run"] == pytest.approx(best, abs=1e-6)
+
+
+def test_evaluate_never_shuffles_and_counts_every_image(trained, tiny_tree):
+    folder, _ = trained
+    result = gpubench("evaluate", folder / "best.keras", tiny_tree / "val", "--json", folder / "eval.json",
+                      cwd=folder)
+    assert result.returncode == 0, result.stderr[-2000:]
+    first = json.loads((folder / "eval.json").read_text())
+    again = gpubench("evaluate", folder, tiny_tree / "val", "--json", folder / "eval2.json", cwd=folder)
+    assert json.loads((folder / "eval2.json").read_text()) == first  # same order, same answer
+    assert first["images"] == 4 and sum(map(sum, first["confusion"])) == 4
+    assert sum(first["confusion"][i][i] for i in range(2)) / 4 == pytest.approx(first["accuracy"])
+    assert set(first["per_class"]) == {"class0", "class1"}
+    assert "confusion (rows: true, columns: predicted)" in result.stdout
+
+
+def test_predict_writes_one_row_per_image(trained, tiny_tree):
+    folder, _ = trained
+    result = gpubench("predict", folder / "best.keras", tiny_tree / "val", "--out", folder / "p.csv", cwd=folder)
+    assert result.returncode == 0, result.stderr[-2000:]
+    with open(folder / "p.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4 and list(rows[0]) == ["file", "predicted", "p_class0", "p_class1"]
+    for row in rows:
+        assert float(row["p_class0"]) + float(row["p_class1"]) == pytest.approx(1.0, abs=1e-4)
+        assert row["predicted"] == max(("class0", "class1"), key=lambda c: float(row[f"p_{c}"]))
+    one = gpubench("predict", folder, rows[0]["file"], "--out", folder / "one.csv", cwd=folder)
+    assert one.returncode == 0 and len((folder / "one.csv").read_text().splitlines()) == 2
+
+
+def test_resume_goes_on_from_the_last_epoch_with_the_optimizer_state(trained):
+    import keras
+
+    folder, _ = trained
+    steps_before = int(keras.saving.load_model(folder / "last.keras").optimizer.iterations.numpy())
+    result = gpubench("resume", folder, "--epochs", "2", cwd=folder)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert [int(r["epoch"]) for r in _log(folder)] == [0, 1, 2, 3, 4]
+    steps_after = int(keras.saving.load_model(folder / "last.keras").optimizer.iterations.numpy())
+    assert steps_before == 9 and steps_after == 15  # 3 steps an epoch: 12 images, batch 4
+
+
+def test_workflow_errors_are_one_line(tmp_path, tiny_tree):
+    again = gpubench("train", "--data", tiny_tree, "--out", tmp_path, "--backbone", "octresnet50",
+                     "--input-size", "48", cwd=tmp_path)
+    assert again.returncode == 2 and "multiple of 32" in again.stderr
+    missing = gpubench("evaluate", tmp_path / "nothing.keras", tiny_tree / "val", cwd=tmp_path)
+    assert missing.returncode == 2 and "not a folder written by gpubench train" in missing.stderr
