@@ -30,3 +30,12 @@ def setup(gpus: int):
     if gpus == 1:
         return tf.distribute.get_strategy(), f"1 x {kind}"
     return tf.distribute.MirroredStrategy(devices=names), f"{gpus} x {kind}"
+
+
+def allocator_peak_mb() -> float | None:
+    """Peak memory TensorFlow's allocator held on the first GPU, or None without a GPU."""
+    import tensorflow as tf
+
+    if not tf.config.list_logical_devices("GPU"):
+        return None
+    return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20

@@ -18,6 +18,7 @@ class RunRecord:
     run_id: str = ""
     point_id: str = ""
     repeat: int = 0
+    role: str = "point"  # or "ceiling": a probe for other points' pipeline or model ceiling
     timestamp: str = ""
     status: str = "error"
     error: str = ""
@@ -37,6 +38,8 @@ class RunRecord:
     interpolation: str = ""
     cache: bool | None = None
     checkpoint: bool = False
+    precision: str = ""
+    xla: str = ""
     # what the run resolved them to
     loader: str = ""  # what the loader knobs meant in this pipeline
     train_steps: int | None = None
@@ -59,6 +62,11 @@ class RunRecord:
     step_ms_p50: float | None = None
     step_ms_p90: float | None = None
     epochs_timed: int | None = None
+    data_wait_frac: float | None = None  # share of step time spent waiting for the next batch
+    data_wait_ms_p50: float | None = None
+    epoch_start_s_median: float | None = None  # epoch begin until its first batch was ready
+    train_gflops_per_image: float | None = None  # 3 x forward, counted from the model
+    decode_img_s_core: float | None = None  # pipeline-ceiling runs: one core's decode+resize rate
     # samplers
     samples: int | None = None
     cpu_util_mean: float | None = None
@@ -72,7 +80,8 @@ class RunRecord:
     gpu_util_mean: float | None = None
     gpu_util_p90: float | None = None
     gpu_util_max: float | None = None
-    gpu_mem_peak_mb: float | None = None
+    gpu_mem_peak_mb: float | None = None  # TensorFlow's allocator peak, NVML's where there is none
+    gpu_mem_nvml_peak_mb: float | None = None
     gpu_power_w_mean: float | None = None
     gpu_power_w_max: float | None = None
     gpu_sm_clock_mhz_mean: float | None = None
@@ -81,7 +90,7 @@ class RunRecord:
 
     @classmethod
     def for_spec(cls, spec: RunSpec, **fields) -> "RunRecord":
-        return cls(run_id=spec.run_id, point_id=spec.point_id, repeat=spec.repeat,
+        return cls(run_id=spec.run_id, point_id=spec.point_id, repeat=spec.repeat, role=spec.role,
                    timestamp=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                    **spec.knobs(), **fields)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from bench import report
 from bench.record import RunRecord
 from bench.spec import RunSpec
 from bench.store import ResultStore
+from bench.worker import OOM_RE
 
 
 def _kill_group(pid: int) -> None:
@@ -29,13 +31,24 @@ def _kill_group(pid: int) -> None:
         pass
 
 
-def _log_tail(path: Path) -> str:
-    lines = [l for l in path.read_text(errors="replace").splitlines() if l.strip()] if path.is_file() else []
-    return lines[-1][:300] if lines else ""
+def _log_lines(path: Path) -> list[str]:
+    return [l for l in path.read_text(errors="replace").splitlines() if l.strip()] if path.is_file() else []
+
+
+def _memory_cap(mb: int | None):
+    """A pre-exec hook capping the worker's address space: on a CPU machine it makes an
+    out-of-memory search testable; allocations past it fail as they would on a full device."""
+    if not mb:
+        return None
+
+    def cap():
+        resource.setrlimit(resource.RLIMIT_AS, (mb * 2**20, mb * 2**20))
+
+    return cap
 
 
 def run_point(spec: RunSpec, index_path: Path, store: ResultStore, timeout_s: float,
-              interval: float = 0.5) -> dict:
+              interval: float = 0.5, mem_limit_mb: int | None = None) -> dict:
     """Run one point in a fresh process and return its record as a dict."""
     record_path = store.root / f".{spec.run_id}.json"
     record_path.unlink(missing_ok=True)
@@ -45,7 +58,8 @@ def run_point(spec: RunSpec, index_path: Path, store: ResultStore, timeout_s: fl
            "--samples", str(store.samples / f"{spec.run_id}.csv"), "--interval", str(interval)]
     start = time.perf_counter()
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=_memory_cap(mem_limit_mb))
         try:
             returncode = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -61,13 +75,32 @@ def run_point(spec: RunSpec, index_path: Path, store: ResultStore, timeout_s: fl
         record = json.loads(record_path.read_text())
         record_path.unlink()
         return record
+    lines = _log_lines(log_path)
+    said_oom = next((l for l in reversed(lines) if OOM_RE.search(l)), None)
     if returncode == -signal.SIGKILL:
         status, why = "oom", "worker killed by SIGKILL (most often the kernel's out-of-memory killer)"
+    elif said_oom:
+        status, why = "oom", f"worker died ({returncode}) out of memory: {said_oom.strip()[:300]}"
+    elif mem_limit_mb and returncode < 0:  # under a cap, an allocation (a buffer, a thread's stack) failed
+        status, why = "oom", f"worker killed by signal {-returncode} under the {mem_limit_mb} MB memory cap"
     else:
         status, why = "error", f"worker exited with status {returncode} without a record"
-    tail = _log_tail(log_path)
+    tail = lines[-1][:300] if lines and not said_oom else ""
     return RunRecord.for_spec(spec, status=status, wall_s=wall_s,
                               error=f"{why}; last log line: {tail}" if tail else why).to_dict()
+
+
+def measure_peaks(precisions: set[str], timeout_s: float = 300) -> dict:
+    """precision -> measured TFLOP/s (None where the probe failed), each in a fresh process."""
+    peaks = {}
+    for precision in sorted(precisions):
+        try:
+            out = subprocess.run([sys.executable, "-m", "bench.peak", precision], capture_output=True,
+                                 text=True, timeout=timeout_s)
+            peaks[precision] = json.loads(out.stdout.strip().splitlines()[-1])["tflops"] if out.returncode == 0 else None
+        except (subprocess.TimeoutExpired, IndexError, json.JSONDecodeError):
+            peaks[precision] = None
+    return peaks
 
 
 def _summary(record: dict) -> str:
@@ -102,6 +135,7 @@ def sweep(specs: list[RunSpec], index_path: Path, store: ResultStore, timeout_s:
             store.append(record)
             report.write(store.root)
             new.append(record)
-            progress.console.print(f"[{i}/{len(todo)}] {spec.label()} (r{spec.repeat}): {_summary(record)}")
+            role = ", ceiling" if spec.role == "ceiling" else ""
+            progress.console.print(f"[{i}/{len(todo)}] {spec.label()} (r{spec.repeat}{role}): {_summary(record)}")
             progress.advance(task)
     return new

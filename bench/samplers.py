@@ -151,7 +151,7 @@ def summarise(rows: list[dict]) -> dict:
         "rss": (["rss_mb"], ("peak_mb",)),
         "threads": (["threads"], ("max",)),
         "gpu_util": (cols("_util"), ("mean", "p90", "max")),
-        "gpu_mem": (cols("_mem_mb"), ("peak_mb",)),
+        "gpu_mem_nvml": (cols("_mem_mb"), ("peak_mb",)),
         "gpu_power_w": (cols("_power_w"), ("mean", "max")),
         "gpu_sm_clock_mhz": (cols("_sm_clock_mhz"), ("mean",)),
         "gpu_temp_c": (cols("_temp_c"), ("max",)),

@@ -43,10 +43,13 @@ class RunSpec:
     interpolation: str = "nearest"  # flow_from_directory's default
     cache: bool | None = False
     checkpoint: bool = False  # save the best model every epoch, as the seed's timed runs did
+    precision: str = "float32"
+    xla: str = "auto"  # jit_compile: auto (Keras decides), on, off
     repeat: int = 0  # which repeat of the point this is, 0-based
+    role: str = "point"  # "ceiling": a probe run for another point's pipeline or model ceiling
 
     def knobs(self) -> dict:
-        return {k: v for k, v in dataclasses.asdict(self).items() if k != "repeat"}
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("repeat", "role")}
 
     @property
     def point_id(self) -> str:
@@ -73,11 +76,13 @@ class RunSpec:
 
 
 KNOBS: dict[str, dataclasses.Field] = {
-    f.name: f for f in dataclasses.fields(RunSpec) if f.name != "repeat"
+    f.name: f for f in dataclasses.fields(RunSpec) if f.name not in ("repeat", "role")
 }
 LOADER_KNOBS = ("workers", "use_multiprocessing", "max_queue_size", "cache")
 FINETUNE = ("head", "last_block", "full")
 INTERPOLATION = ("nearest", "bilinear")
+PRECISION = ("float32", "mixed_float16", "mixed_bfloat16")
+XLA = ("auto", "on", "off")
 LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -103,6 +108,8 @@ class Preset:
     data: DataSpec
     repeat: int = 1
     timeout_s: float = 900.0
+    ceilings: bool = True  # measure the pipeline and model ceilings of every point
+    gate: dict = dataclasses.field(default_factory=dict)  # what `gpubench compare --preset` checks
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -159,7 +166,7 @@ def load_preset(name_or_path: str) -> Preset:
         doc = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"preset {path}: {e}") from None
-    unknown = set(doc) - {"description", "knobs", "data", "repeat", "timeout_s"}
+    unknown = set(doc) - {"description", "knobs", "data", "repeat", "timeout_s", "ceilings", "gate"}
     if unknown:
         raise SpecError(f"preset {path}: unknown section(s) {sorted(unknown)}")
     knobs = {}
@@ -179,6 +186,8 @@ def load_preset(name_or_path: str) -> Preset:
         data=data,
         repeat=int(doc.get("repeat", 1)),
         timeout_s=float(doc.get("timeout_s", 900)),
+        ceilings=bool(doc.get("ceilings", True)),
+        gate=doc.get("gate", {}),
     )
 
 
@@ -199,6 +208,32 @@ def expand(knobs: dict, repeat: int = 1) -> list[RunSpec]:
     return [dataclasses.replace(p, repeat=r) for p in points.values() for r in range(repeat)]
 
 
+def pipeline_ceiling(spec: RunSpec) -> RunSpec:
+    """The same feed into the null model: fit then runs as fast as the pipeline delivers."""
+    return dataclasses.replace(spec, backbone="null", finetune="full", checkpoint=False, precision="float32",
+                               xla="auto", gpus=1, repeat=0, role="ceiling")
+
+
+def model_ceiling(spec: RunSpec) -> RunSpec:
+    """The same model, batch and precision on tensors already in memory: the model alone."""
+    return _normalise(dataclasses.replace(spec, pipeline="synthetic", checkpoint=False, cache=None,
+                                          interpolation="nearest", repeat=0, role="ceiling"))
+
+
+def ceilings(grid: list[RunSpec]) -> list[RunSpec]:
+    """The probes that give each point its two ceilings, one per distinct pipeline or model
+    setting (once each, not once per repeat), leaving out those the grid runs anyway."""
+    have = {p.point_id for p in grid}
+    probes: dict[str, RunSpec] = {}
+    for point in grid:
+        if point.pipeline == "synthetic" or point.backbone == "null":
+            continue
+        for probe in (pipeline_ceiling(point), model_ceiling(point)):
+            if probe.point_id not in have:
+                probes.setdefault(probe.point_id, probe)
+    return list(probes.values())
+
+
 def check_spec(spec: RunSpec) -> None:
     """Refuse a point that cannot run, with a one-line reason."""
     if spec.backbone not in BACKBONES:
@@ -209,8 +244,9 @@ def check_spec(spec: RunSpec) -> None:
         raise SpecError(f"unknown pipeline {spec.pipeline!r}; pipelines are: {', '.join(PIPELINES)}")
     if spec.finetune not in FINETUNE:
         raise SpecError(f"finetune={spec.finetune!r}: expected one of {', '.join(FINETUNE)}")
-    if spec.interpolation not in INTERPOLATION:
-        raise SpecError(f"interpolation={spec.interpolation!r}: expected one of {', '.join(INTERPOLATION)}")
+    for knob, allowed in (("interpolation", INTERPOLATION), ("precision", PRECISION), ("xla", XLA)):
+        if getattr(spec, knob) not in allowed:
+            raise SpecError(f"{knob}={getattr(spec, knob)!r}: expected one of {', '.join(allowed)}")
     for knob in ("batch", "input_size", "epochs", "gpus"):
         if getattr(spec, knob) < 1:
             raise SpecError(f"{knob}={getattr(spec, knob)}: must be at least 1")

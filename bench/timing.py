@@ -15,9 +15,12 @@ class TimingCallback(keras.callbacks.Callback):
     real time, not the time to enqueue it. `clock` is injectable so tests are deterministic.
     """
 
-    def __init__(self, clock=time.perf_counter):
+    def __init__(self, clock=time.perf_counter, ready=None):
         super().__init__()
         self.clock = clock
+        self.ready = ready  # a pipelines.ReadyClock: when each batch was ready
+        self.wait_s: list[list[float]] = []  # per epoch, per step: time the step waited for data
+        self.start_s: list[float] = []  # per epoch: from epoch begin until the first batch was ready
         self.epoch_s: list[float] = []
         self.val_s: list[float] = []
         self.step_s: list[list[float]] = []  # per epoch
@@ -30,6 +33,7 @@ class TimingCallback(keras.callbacks.Callback):
         self._epoch_start = self.clock()
         self._val = 0.0
         self.step_s.append([])
+        self.wait_s.append([])
 
     def on_train_batch_begin(self, batch, logs=None):
         self._step_start = self.clock()
@@ -38,6 +42,10 @@ class TimingCallback(keras.callbacks.Callback):
         if logs and "loss" in logs:
             float(logs["loss"])  # synchronise
         self.step_s[-1].append(self.clock() - self._step_start)
+        if self.ready is not None:
+            self.wait_s[-1].append(max(0.0, self.ready[batch] - self._step_start))
+            if batch == 0:
+                self.start_s.append(max(0.0, self.ready[0] - self._epoch_start))
 
     def on_test_begin(self, logs=None):
         self._val_start = self.clock()
@@ -70,4 +78,16 @@ class TimingCallback(keras.callbacks.Callback):
             "step_ms_p50": float(np.percentile(steps_ms, 50)),
             "step_ms_p90": float(np.percentile(steps_ms, 90)),
             "epochs_timed": len(self.epoch_s),
+            **self._waits(steady),
+        }
+
+    def _waits(self, steady: slice) -> dict:
+        if self.ready is None:
+            return {}
+        waits = [w for epoch in self.wait_s[steady] for w in epoch]
+        steps = [s for epoch in self.step_s[steady] for s in epoch]
+        return {
+            "data_wait_frac": sum(waits) / sum(steps),
+            "data_wait_ms_p50": 1000.0 * float(np.percentile(waits, 50)),
+            "epoch_start_s_median": float(np.median(self.start_s[steady])),
         }

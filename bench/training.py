@@ -12,9 +12,12 @@ import pipelines
 LEARNING_RATE = 1e-3
 
 
-def compile_model(model, learning_rate: float = LEARNING_RATE):
+JIT_COMPILE = {"auto": "auto", "on": True, "off": False}
+
+
+def compile_model(model, learning_rate: float = LEARNING_RATE, xla: str = "auto"):
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.9),
-                  loss="categorical_crossentropy", metrics=["accuracy"])
+                  loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=JIT_COMPILE[xla])
     return model
 
 

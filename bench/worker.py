@@ -22,7 +22,8 @@ from pathlib import Path
 from bench.record import RunRecord
 from bench.spec import RunSpec
 
-OOM_RE = re.compile(r"\bOOM\b|out of memory|ResourceExhausted", re.IGNORECASE)
+OOM_RE = re.compile(r"\bOOM\b|out of memory|ResourceExhausted|bad_alloc|Cannot allocate memory|MemoryError",
+                    re.IGNORECASE)
 
 
 def classify(error: BaseException) -> str:
@@ -61,6 +62,7 @@ def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path
     from bench import devices, training
     from bench.samplers import CpuSampler, GpuSampler, Sampling, summarise
     from bench.timing import TimingCallback
+    from models import flops
     from pipelines.dataset import DatasetIndex
 
     record.backend = keras.backend.backend()
@@ -73,15 +75,19 @@ def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path
     record.train_steps, record.val_steps = train_feed.steps, val_feed.steps
     record.train_images_per_epoch = train_feed.images
 
+    keras.mixed_precision.set_global_policy(spec.precision)
     with strategy.scope():
         model = models.build(spec.backbone, (spec.input_size,) * 2 + (3,), len(index.classes), spec.finetune)
-        training.compile_model(model)
+        training.compile_model(model, xla=spec.xla)
     record.weights = model.weights_source
     record.jit_compile = bool(model.jit_compile)
+    record.train_gflops_per_image = flops.train_flops(model) / 1e9
+    if spec.backbone == "null":  # the pipeline's ceiling: also how fast one core decodes this data
+        record.decode_img_s_core = decode_rate(index, spec)
 
     with tempfile.TemporaryDirectory(prefix="gpubench-ckpt-") as scratch:
         checkpoint = training.TimedCheckpoint(Path(scratch) / "best.keras") if spec.checkpoint else None
-        timer = TimingCallback()  # last, so that its epoch time takes in the checkpoint's
+        timer = TimingCallback(ready=train_feed.ready)  # last: its epoch time takes in the checkpoint's
         gpu = GpuSampler(devices=list(range(spec.gpus)))
         record.gpu_note = gpu.reason
         sampling = Sampling([CpuSampler(), gpu], interval)
@@ -95,6 +101,19 @@ def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path
     summary = timer.summary(train_feed.images, checkpoint.seconds if checkpoint else None)
     for key, value in summary.items():
         setattr(record, key, value)
+    record.gpu_mem_peak_mb = devices.allocator_peak_mb() or record.gpu_mem_nvml_peak_mb
+
+
+def decode_rate(index, spec: RunSpec, seconds: float = 1.0) -> float:
+    """Images per second one core reads, decodes and resizes, as the keras pipeline does."""
+    from pipelines.pydataset import load_image
+
+    files = index.files["train"]
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds or done < 8:
+        load_image(files[done % len(files)], spec.input_size, spec.interpolation)
+        done += 1
+    return done / (time.perf_counter() - start)
 
 
 def main(argv: list[str] | None = None) -> int:

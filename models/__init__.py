@@ -18,11 +18,12 @@ BACKBONES = {
     "octresnet50": "models.resnets",
     "bcnn": "models.bcnn",
     "tiny": "models.tiny",
+    "null": "models.tiny",
 }
 
 # The smallest input side each backbone takes, and the multiple it must be of.
 _MIN_SIZE = {"vgg16": 32, "resnet50": 32, "mobilenetv2": 32, "efficientnetb0": 32, "bcnn": 32,
-             "resnext50": 32, "seresnet50": 32, "octresnet50": 32, "tiny": 8}
+             "resnext50": 32, "seresnet50": 32, "octresnet50": 32, "tiny": 8, "null": 1}
 _SIZE_MULTIPLE = {"octresnet50": 32}  # its low-frequency maps, at half resolution, must halve evenly
 
 
@@ -46,7 +47,8 @@ def new_head(inputs, features, classes: int, name: str, weights: str = "random")
     import keras
 
     pooled = keras.layers.GlobalAveragePooling2D(name="head_pool")(features)
-    outputs = keras.layers.Dense(classes, activation="softmax", name="head")(pooled)
+    # float32 softmax under mixed precision too, as the Keras mixed-precision guide advises
+    outputs = keras.layers.Dense(classes, activation="softmax", dtype="float32", name="head")(pooled)
     model = keras.Model(inputs, outputs, name=name)
     model.weights_source = weights
     return model

@@ -31,7 +31,7 @@ def build(name: str, input_shape, classes: int, finetune: str):
     vgg = keras.applications.VGG16(include_top=False, weights=weights, input_shape=input_shape)
     features = vgg.get_layer("block5_conv3").output  # before the last pooling, as in the paper
     pooled = BilinearPooling(name="head_bilinear")(features)
-    outputs = layers.Dense(classes, activation="softmax", name="head")(pooled)
+    outputs = layers.Dense(classes, activation="softmax", dtype="float32", name="head")(pooled)
     model = keras.Model(vgg.input, outputs, name=name)
     model.weights_source = "imagenet" if weights else "random"
     freeze_before(model, {"head": "head_bilinear", "last_block": "block5_", "full": None}[finetune])

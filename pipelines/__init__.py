@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import math
+import multiprocessing
+import time
 from typing import Any, NamedTuple
 
 PIPELINES = {
@@ -54,12 +56,32 @@ def describe_loader(spec) -> str:
     return "tensors in memory: no loader"
 
 
+class ReadyClock:
+    """When each batch of the current epoch was ready to hand to the training step.
+
+    Shared memory, so loader processes (use_multiprocessing) can write it too; perf_counter
+    is the system's monotonic clock, the same in every process. A step that begins before its
+    batch is ready waits for data: that wait is measured, not inferred from rates.
+    """
+
+    def __init__(self, steps: int):
+        self.times = multiprocessing.RawArray("d", steps)
+
+    def mark(self, batch: int) -> None:
+        self.times[batch % len(self.times)] = time.perf_counter()
+
+    def __getitem__(self, batch: int) -> float:
+        return self.times[batch % len(self.times)]
+
+
 class Feed(NamedTuple):
-    """What a pipeline hands to `fit`: the data, its batches per epoch, its images per epoch."""
+    """What a pipeline hands to `fit`: the data, its batches and images per epoch, and (for
+    training) the clock its batches are stamped on when ready."""
 
     data: Any
     steps: int
     images: int
+    ready: ReadyClock | None = None
 
 
 def epoch_plan(count: int, batch: int, steps: int) -> tuple[int, int]:

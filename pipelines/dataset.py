@@ -133,27 +133,30 @@ def synthetic_image(rng: np.random.Generator, label: int, classes: int, size: tu
 
 def make_synthetic(root: str | Path, train: int = 148, val: int = 30, classes: int = 3,
                    image_size: tuple[int, int] = (640, 480), seed: int = 0) -> Path:
-    """Write a deterministic tree; an existing one made with the same settings is kept."""
+    """Write a deterministic tree; an existing one made with the same settings is kept. The
+    tree is written beside its place and renamed there when complete, so an interrupted run
+    leaves nothing half made under `root`."""
     root = Path(root)
     settings = {"train": train, "val": val, "classes": classes, "image_size": list(image_size), "seed": seed}
     marker = root / MARKER
     if marker.is_file() and json.loads(marker.read_text()) == settings:
         return root
-    if marker.is_file():  # ours, made with other settings: start again
-        for split in SPLITS:
-            shutil.rmtree(root / split, ignore_errors=True)
-    elif root.exists() and any(root.iterdir()):
+    if root.exists() and any(root.iterdir()) and not marker.is_file():
         raise DatasetError(f"{root} exists and is not a gpubench synthetic tree; choose an empty folder")
     if train < classes or val < classes or classes < 1:
         raise DatasetError(f"need at least one image per class: train={train} val={val} classes={classes}")
+    partial = root.parent / f".{root.name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
     names = [f"class{i}" for i in range(classes)]
     for split, count, split_seed in (("train", train, 0), ("val", val, 1)):
         for name in names:
-            (root / split / name).mkdir(parents=True, exist_ok=True)
+            (partial / split / name).mkdir(parents=True, exist_ok=True)
         for i in range(count):
             label = i % classes
             rng = np.random.default_rng([seed, split_seed, i])
             image = synthetic_image(rng, label, classes, image_size)
-            image.save(root / split / names[label] / f"img_{i:05d}.jpg", quality=90)
-    marker.write_text(json.dumps(settings))
+            image.save(partial / split / names[label] / f"img_{i:05d}.jpg", quality=90)
+    (partial / MARKER).write_text(json.dumps(settings))
+    shutil.rmtree(root, ignore_errors=True)  # empty, or ours with other settings
+    partial.rename(root)
     return root

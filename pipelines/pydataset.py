@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import keras
 
-from pipelines import Feed, split_plan
+from pipelines import Feed, ReadyClock, split_plan
 
 
 def load_image(path: str, size: int, interpolation: str) -> np.ndarray:
@@ -19,8 +19,9 @@ class ImageFolderBatches(keras.utils.PyDataset):
     `shuffle`, and never otherwise (the seed's rule for validation and test)."""
 
     def __init__(self, files, labels, classes, batch, size, interpolation, steps, images,
-                 shuffle, seed=0, **loader):
+                 shuffle, seed=0, ready: ReadyClock | None = None, **loader):
         super().__init__(**loader)
+        self.ready = ready
         self.files = list(files)
         self.onehot = np.eye(classes, dtype="float32")[np.asarray(labels, dtype=int)]
         self.batch, self.size, self.interpolation = batch, size, interpolation
@@ -35,6 +36,8 @@ class ImageFolderBatches(keras.utils.PyDataset):
         positions = np.arange(i * self.batch, min((i + 1) * self.batch, self.images))
         picked = self.order[positions % len(self.files)]
         x = np.stack([load_image(self.files[j], self.size, self.interpolation) for j in picked])
+        if self.ready is not None:
+            self.ready.mark(i)
         return x, self.onehot[picked]
 
     def on_epoch_end(self):
@@ -44,10 +47,11 @@ class ImageFolderBatches(keras.utils.PyDataset):
 
 def build(index, spec, split: str) -> Feed:
     steps, images = split_plan(index, spec, split)
+    ready = ReadyClock(steps) if split == "train" else None
     data = ImageFolderBatches(
         index.files[split], index.labels[split], len(index.classes), spec.batch, spec.input_size,
-        spec.interpolation, steps, images, shuffle=(split == "train"),
+        spec.interpolation, steps, images, shuffle=(split == "train"), ready=ready,
         workers=spec.workers, use_multiprocessing=spec.use_multiprocessing,
         max_queue_size=spec.max_queue_size,
     )
-    return Feed(data, steps, images)
+    return Feed(data, steps, images, ready)

@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines import Feed, split_plan
+from pipelines.tfdata import stamped
 
 
 def build(index, spec, split: str) -> Feed:
@@ -17,4 +18,7 @@ def build(index, spec, split: str) -> Feed:
     x = rng.random((spec.batch, spec.input_size, spec.input_size, 3), dtype=np.float32)
     y = np.eye(classes, dtype="float32")[rng.integers(0, classes, spec.batch)]
     ds = tf.data.Dataset.from_tensors((x, y)).repeat(steps)
-    return Feed(ds, steps, steps * spec.batch)
+    if split != "train":
+        return Feed(ds, steps, steps * spec.batch)
+    ds, ready = stamped(ds, steps)
+    return Feed(ds, steps, steps * spec.batch, ready)

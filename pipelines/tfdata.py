@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from pipelines import Feed, split_plan
+from pipelines import Feed, ReadyClock, split_plan
 
 
 def _pil_nearest_indices(length, size: int):
@@ -38,6 +38,23 @@ def load_image(path, size: int, interpolation: str):
     return tf.cast(image, tf.float32) / 255.0
 
 
+def stamped(ds: tf.data.Dataset, steps: int) -> tuple[tf.data.Dataset, ReadyClock]:
+    """Stamp each batch as it leaves batching, before the prefetch buffer: a sequential map,
+    so the stamp is the time the batch was ready, whatever runs ahead of the step."""
+    ready = ReadyClock(steps)
+
+    def stamp(j):
+        ready.mark(int(j))
+        return 0.0
+
+    def mark(i, batch):
+        done = tf.py_function(stamp, [i], tf.float32)
+        with tf.control_dependencies([done]):
+            return tf.nest.map_structure(tf.identity, batch)
+
+    return ds.enumerate().map(mark), ready
+
+
 def build(index, spec, split: str) -> Feed:
     train = split == "train"
     files = index.files[split]
@@ -56,5 +73,5 @@ def build(index, spec, split: str) -> Feed:
     ds = ds.repeat().take(images)
     if not spec.cache:
         ds = ds.map(decode, num_parallel_calls=parallel)
-    ds = ds.batch(spec.batch).prefetch(spec.max_queue_size or tf.data.AUTOTUNE)
-    return Feed(ds, steps, images)
+    ds, ready = stamped(ds.batch(spec.batch), steps) if train else (ds.batch(spec.batch), None)
+    return Feed(ds.prefetch(spec.max_queue_size or tf.data.AUTOTUNE), steps, images, ready)

@@ -67,3 +67,11 @@ def test_a_class_folder_without_images_is_refused(tmp_path):
     (root / "val/class1/img_00001.jpg").unlink()
     with pytest.raises(DatasetError, match="class folder .*val/class1 has no images"):
         scan(root)
+
+
+def test_an_interrupted_tree_is_made_again(tmp_path):
+    partial = tmp_path / ".d.partial" / "train" / "class0"
+    partial.mkdir(parents=True)
+    (partial / "img_00000.jpg").write_bytes(b"cut short")
+    root = make_synthetic(tmp_path / "d", train=3, val=3, classes=3, image_size=(32, 32))
+    assert scan(root).count("train") == 3 and not (tmp_path / ".d.partial").exists()

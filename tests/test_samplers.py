@@ -59,7 +59,7 @@ def test_without_nvml_the_gpu_sampler_stands_aside(monkeypatch):
     with Sampling([CpuSampler(), gpu], interval=0.1) as sampling:
         time.sleep(0.3)
     summary = summarise(sampling.rows)
-    assert summary["gpu_util_mean"] is None and summary["gpu_mem_peak_mb"] is None
+    assert summary["gpu_util_mean"] is None and summary["gpu_mem_nvml_peak_mb"] is None
     assert summary["cpu_util_mean"] is not None
 
 
@@ -72,6 +72,6 @@ def test_summaries_pool_the_gpus():
     assert s["cpu_util_mean"] == pytest.approx(20.0)
     assert s["gpu_util_mean"] == pytest.approx(75.0)
     assert s["gpu_util_max"] == 100
-    assert s["gpu_mem_peak_mb"] == 3000
+    assert s["gpu_mem_nvml_peak_mb"] == 3000
     assert s["gpu_power_w_mean"] == pytest.approx(150.0)  # the GPU without a power reading is left out
     assert s["samples"] == 2

@@ -40,15 +40,17 @@ def smoke(tmp_path_factory, broken_tree):
 
 def test_smoke_sweep_writes_every_row_and_column(smoke):
     out, _ = smoke
-    runs = pd.read_csv(out / "runs.csv")
-    assert list(runs.columns) == COLUMNS
-    assert len(runs) == 6 and set(runs.status) == {"ok"}
+    every = pd.read_csv(out / "runs.csv")
+    assert list(every.columns) == COLUMNS and set(every.status) == {"ok"}
+    assert (every.role == "ceiling").sum() == 4  # the null model on 2 pipelines x 2 batches; synthetic is in the grid
+    runs = every[every.role == "point"]
+    assert len(runs) == 6
     assert set(runs.pipeline) == {"keras", "tfdata", "synthetic"} and set(runs.batch) == {4, 8}
     assert (runs.schema == 1).all() and runs.run_id.is_unique
     assert (runs.train_img_s > 0).all() and (runs.total_s > 0).all() and (runs.step_ms_p50 > 0).all()
     assert (runs.cpu_util_mean >= 0).all() and (runs.rss_peak_mb > 50).all()
     assert (runs.train_images_per_epoch[runs.pipeline != "synthetic"] == 12).all()
-    for run_id in runs.run_id:
+    for run_id in every.run_id:
         samples = pd.read_csv(out / "samples" / f"{run_id}.csv")
         assert len(samples) >= 1 and {"t_s", "cpu_util", "proc_cpu_pct", "rss_mb"} <= set(samples.columns)
 
@@ -89,13 +91,13 @@ def test_a_second_sweep_skips_what_is_done(smoke, broken_tree):
     out, _ = smoke
     again = gpubench("sweep", "--preset", "smoke", "--data", broken_tree, "--out", out, cwd=out.parent)
     assert again.returncode == 0
-    assert "6 of 6 runs already" in again.stderr
-    assert len(ResultStore(out).records()) == 6
+    assert "10 of 10 runs already" in again.stderr
+    assert len(ResultStore(out).records()) == 10
 
 
 def test_a_killed_sweep_resumes_without_losing_or_repeating_rows(tmp_path, tiny_tree):
     args = [sys.executable, "-m", "bench", "sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out",
-            "--set", "pipeline=keras", "--set", "batch=2,3,4,6"]
+            "--no-ceilings", "--set", "pipeline=keras", "--set", "batch=2,3,4,6"]
     sweep = subprocess.Popen(list(map(str, args)), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     store = ResultStore(tmp_path / "out")
     deadline = time.time() + 120
@@ -115,7 +117,7 @@ def test_a_killed_sweep_resumes_without_losing_or_repeating_rows(tmp_path, tiny_
 
 def test_a_failing_point_is_a_row_and_the_others_run(tmp_path, tiny_tree):
     # 400,000 images of 512x512 is a 1.2 TiB batch: the worker runs out of memory at once
-    result = gpubench("sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out",
+    result = gpubench("sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--no-ceilings",
                       "--set", "pipeline=synthetic", "--set", "input_size=512", "--set", "batch=400000,4",
                       cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -129,6 +131,7 @@ def test_a_failing_point_is_a_row_and_the_others_run(tmp_path, tiny_tree):
 
 def test_a_run_past_its_timeout_is_a_timeout_row(tmp_path, tiny_tree):
     result = gpubench("sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--timeout", "0.5",
+                      "--no-ceilings",
                       "--set", "pipeline=synthetic", "--set", "batch=4", cwd=tmp_path)
     assert result.returncode == 0
     row = ResultStore(tmp_path / "out").records()[0]
@@ -181,13 +184,13 @@ def test_a_class_folder_without_images_is_refused_before_any_run(tmp_path):
 def test_dry_run_lists_the_grid_and_runs_nothing(tmp_path):
     result = gpubench("sweep", "--preset", "quick", "--dry-run", cwd=tmp_path)
     assert result.returncode == 0
-    assert result.stdout.startswith("12 runs;")
+    assert result.stdout.startswith("36 runs;")  # 12 points, 3 repeats
     assert not (tmp_path / "results").exists() and not (tmp_path / "data").exists()
 
 
 def test_two_devices_train_with_mirrored_strategy_on_logical_cpus(tmp_path, tiny_tree):
     result = gpubench("sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--set", "pipeline=keras",
-                      "--set", "batch=4", "--set", "gpus=1,2", cwd=tmp_path)
+                      "--no-ceilings", "--set", "batch=4", "--set", "gpus=1,2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     runs = pd.read_csv(tmp_path / "out" / "runs.csv").set_index("gpus")
     assert set(runs.status) == {"ok"}
@@ -208,5 +211,18 @@ def test_more_gpus_than_present_is_a_skipped_row(tmp_path, tiny_tree):
 def test_the_seed_preset_is_the_seeds_grid(tmp_path):
     result = gpubench("sweep", "--preset", "seed", "--dry-run", cwd=tmp_path)
     assert result.returncode == 0
-    assert result.stdout.startswith("48 runs;")  # keras 4x2x2x2, tfdata 4x2x2
+    assert result.stdout.startswith("144 runs;")  # keras 4x2x2x2 and tfdata 4x2x2 points, 3 repeats
     assert "backbone=vgg16" in result.stdout and "epochs=20" in result.stdout and "workers=32" in result.stdout
+
+
+def test_repeats_give_a_median_and_a_spread(tmp_path, tiny_tree):
+    result = gpubench("sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--repeat", "2",
+                      "--no-ceilings", "--set", "pipeline=synthetic", "--set", "batch=4", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv")
+    assert sorted(runs.repeat) == [0, 1] and runs.point_id.nunique() == 1
+    points = pd.read_csv(tmp_path / "out" / "points.csv")
+    assert len(points) == 1 and points.repeats_ok[0] == 2
+    assert points.train_img_s[0] == pytest.approx(runs.train_img_s.median())
+    assert points.spread[0] == pytest.approx((runs.train_img_s.max() - runs.train_img_s.min()) / runs.train_img_s.median())
+    assert "img/s ±" in (tmp_path / "out" / "report.md").read_text()

@@ -1,0 +1,163 @@
+"""Where the time goes: each point's two ceilings, its bound, efficiency and MFU, the noise
+warnings, and the verdict paragraph, all computed from stored rows."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from bench import profiles
+from bench.spec import KNOBS, RunSpec, model_ceiling, pipeline_ceiling
+
+AT_CEILING = 0.8  # a training rate at 80% or more of its lower ceiling is at that ceiling
+SPREAD_WARN = 0.10  # (max - min) / median of the repeats' images/s
+FIRST_SLOW = 1.25  # the first repeat's total time over the others' median
+SHORT_S = 2.0  # seconds of steady training below which a run is too short to time well
+HELP_KNOBS = ("pipeline", "workers", "use_multiprocessing", "max_queue_size", "cache", "batch",
+              "precision", "xla", "gpus")
+
+RULE = (f"`bound` is `input` when images/s end to end reach {AT_CEILING:.0%} or more of the lower "
+        "ceiling and that ceiling is the pipeline's (the pipeline alone, feeding a model that costs "
+        "nothing), `compute` when it is the model's (the model alone, on tensors in memory), "
+        f"`overhead` when below {AT_CEILING:.0%} of both (per-epoch pauses, synchronisation, or on a "
+        "CPU the loader and the model competing for the same cores). efficiency = images/s end to "
+        "end / the lower ceiling. data wait = the share of step time spent waiting for the loader: "
+        "from the step's start until its batch was decoded and batched, measured per step (the "
+        "hand-off into the step, queue and conversion to tensors, counts as step time).")
+
+
+# Knobs that name a configuration (a twin differs from a point in one of them only).
+CONFIG_KNOBS = ("backbone", "input_size", "epochs", "steps_per_epoch", "validation_steps", "finetune",
+                "interpolation", "checkpoint", "batch", "pipeline", "workers", "use_multiprocessing",
+                "max_queue_size", "cache", "gpus", "precision", "xla")
+
+
+def pairs(points: pd.DataFrame, knob: str, base) -> pd.DataFrame:
+    """Points whose `knob` differs from `base`, each joined to its twin at `base` (all other
+    knobs equal); the twin's columns end in `_base`."""
+    ok = points[points.repeats_ok > 0]
+    others = [k for k in CONFIG_KNOBS if k in ok.columns and k != knob]
+    at_base, changed = ok[ok[knob] == base], ok[ok[knob] != base]
+    if at_base.empty or changed.empty:
+        return pd.DataFrame()
+    return changed.astype({k: object for k in others}).merge(
+        at_base.astype({k: object for k in others}), on=others, suffixes=("", "_base"))
+
+
+def bound(train: float, pipeline: float, model: float) -> tuple[str | None, float | None]:
+    """(bound, efficiency) from the three rates; (None, None) when a rate is missing."""
+    if any(pd.isna(v) or not v for v in (train, pipeline, model)):
+        return None, None
+    efficiency = train / min(pipeline, model)
+    if efficiency < AT_CEILING:
+        return "overhead", efficiency
+    return ("input" if pipeline <= model else "compute"), efficiency
+
+
+def _spec(row: dict) -> RunSpec:
+    return RunSpec(**{k: row[k] for k in KNOBS if k in row})
+
+
+def attach(points: pd.DataFrame, rows: list[dict], env: dict, sweep: dict) -> pd.DataFrame:
+    """Add each point's ceilings, bound, efficiency, decode ceiling, TFLOP/s and MFU."""
+    points = points.copy()
+    rate = dict(zip(points.point_id, points.train_img_s))
+    decode = dict(zip(points.point_id, points.get("decode_img_s_core", pd.Series(dtype=float))))
+    first = {r["point_id"]: r for r in rows}
+    pipeline_ids, model_ids = [], []
+    for pid in points.point_id:
+        spec = _spec(first[pid])
+        pipeline_ids.append(None if spec.pipeline == "synthetic" else pipeline_ceiling(spec).point_id)
+        model_ids.append(None if spec.backbone == "null" else model_ceiling(spec).point_id)
+    points["pipeline_img_s"] = [rate.get(i) for i in pipeline_ids]
+    points["model_img_s"] = [rate.get(i) for i in model_ids]
+    verdicts = [bound(t, p, m) for t, p, m in zip(points.train_img_s, points.pipeline_img_s, points.model_img_s)]
+    points["bound"] = [b for b, _ in verdicts]
+    points["efficiency"] = [e for _, e in verdicts]
+    points["decode_core_img_s"] = [decode.get(i, float("nan")) if i else float("nan") for i in pipeline_ids]
+    points["decode_ceiling_img_s"] = points.decode_core_img_s * (env.get("cpu_threads") or 1)
+    points["pipeline_efficiency"] = points.pipeline_img_s / points.decode_ceiling_img_s
+    points["achieved_tflops"] = points.train_img_s * points.get("train_gflops_per_image", float("nan")) / 1000
+    peaks = sweep.get("peak_tflops") or {}
+    points["peak_tflops"] = [peaks.get(p) for p in points.precision]
+    points["mfu"] = points.achieved_tflops / pd.to_numeric(points.peak_tflops)
+    datasheet = profiles.load(sweep.get("gpu", "")).get("peak_tflops", {})
+    points["mfu_datasheet"] = points.achieved_tflops / pd.to_numeric(
+        pd.Series([datasheet.get(p) for p in points.precision], index=points.index, dtype=float))
+    return points
+
+
+def noise_warnings(frame: pd.DataFrame, points: pd.DataFrame) -> list[str]:
+    """hyperfine- and pyperf-style warnings, each with a hint."""
+    notes = []
+    ok = frame[frame.status == "ok"]
+    labels = dict(zip(points.point_id, points.column + " b" + points.batch.astype(str)))
+    for pid, runs in ok.groupby("point_id"):
+        name = labels.get(pid, pid)
+        rates = runs.train_img_s
+        if len(runs) >= 2 and (rates.max() - rates.min()) / rates.median() > SPREAD_WARN:
+            notes.append(f"{name}: images/s spread {(rates.max() - rates.min()) / rates.median():.0%} between "
+                         f"repeats. Hint: another load on the machine, or runs too short; close other work, "
+                         f"raise epochs or --repeat.")
+        runs = runs.sort_values("repeat")
+        if len(runs) >= 3 and runs.total_s.iloc[0] > FIRST_SLOW * runs.total_s.iloc[1:].median():
+            notes.append(f"{name}: the first repeat took {runs.total_s.iloc[0] / runs.total_s.iloc[1:].median():.2f}x "
+                         f"the others. Hint: caches (page cache, compiled kernels) were cold; the median leaves it out.")
+        steady = (runs.train_images_per_epoch * (runs.epochs_timed - 1) / runs.train_img_s).median()
+        if steady < SHORT_S:
+            notes.append(f"{name}: only {steady:.1f} s of steady training per run, too short to time well. "
+                         f"Hint: raise epochs or steps_per_epoch.")
+    return notes
+
+
+def _name(p) -> str:
+    return f"{p['column']} at batch {p['batch']}"
+
+
+def _helped_most(points: pd.DataFrame) -> str | None:
+    """The knob whose values most change the median images/s over the other settings."""
+    best = None
+    for knob in HELP_KNOBS:
+        medians = points.groupby(knob, dropna=True).train_img_s.median()
+        if len(medians) < 2:
+            continue
+        ratio = medians.max() / medians.min()
+        if best is None or ratio > best[0]:
+            best = (ratio, knob, medians.idxmax(), medians.idxmin())
+    if best is None:
+        return None
+    ratio, knob, hi, lo = best
+    return (f"The setting that changed most: `{knob}` = {hi} gave {ratio:.2f}x the images/s of {lo} "
+            f"(median over the other settings).")
+
+
+VERDICTS = (
+    ("input", ("train_img_s", True), lambda p: (
+        f"{_name(p)} is input-bound at {p['train_img_s']:.0f} images/s, below the {p['model_img_s']:.0f} "
+        f"images/s the model can take: a faster GPU would not speed the input-bound ones up; more loader "
+        f"workers, tf.data or a cache would.")),
+    ("compute", ("train_img_s", False), lambda p: (
+        f"{_name(p)} is compute-bound at {p['efficiency']:.2f} efficiency ({p['train_img_s']:.0f} images/s): "
+        f"a faster GPU or mixed precision would speed the compute-bound ones up.")),
+    ("overhead", ("efficiency", True), lambda p: (
+        f"{_name(p)} runs at {p['efficiency']:.2f} of its lower ceiling "
+        f"({min(p['pipeline_img_s'], p['model_img_s']):.0f} images/s): neither ceiling explains it, so the "
+        f"time goes to overheads, or on a CPU to the loader and the model sharing cores.")),
+)
+
+
+def verdict(points: pd.DataFrame) -> str:
+    """A short paragraph written from the figures."""
+    judged = points[points.bound.notna()]
+    if judged.empty:
+        return "No verdict: the ceilings were not measured (`--no-ceilings`, or their runs failed)."
+    parts = []
+    counts = judged.bound.value_counts()
+    parts.append(", ".join(f"{n} {b}-bound" for b, n in counts.items()) + f" of {len(judged)} configurations.")
+    for kind, (column, ascending), say in VERDICTS:  # one sentence per kind, on its most telling case
+        cases = judged[judged.bound == kind].sort_values(column, ascending=ascending)
+        if len(cases):
+            parts.append(say(cases.iloc[0]))
+    helped = _helped_most(points[points.train_img_s.notna() & (points.pipeline != "synthetic")])
+    if helped:
+        parts.append(helped)
+    return " ".join(parts)

@@ -1,0 +1,98 @@
+"""The bound verdict, the noise warnings and the ceilings, on constructed records."""
+
+import pandas as pd
+import pytest
+
+from bench import analysis
+from bench.record import RunRecord
+from bench.report import _points, render
+from bench.spec import RunSpec, model_ceiling, pipeline_ceiling
+
+
+@pytest.mark.parametrize("train, pipeline, model, expected, efficiency", [
+    (95, 100, 500, "input", 0.95),      # at the pipeline's ceiling, far below the model's
+    (90, 500, 100, "compute", 0.90),    # at the model's ceiling
+    (40, 100, 120, "overhead", 0.40),   # far below both
+    (80, 100, 100, "input", 0.80),      # equal ceilings: the pipeline is named
+])
+def test_bound(train, pipeline, model, expected, efficiency):
+    found, eff = analysis.bound(train, pipeline, model)
+    assert found == expected and eff == pytest.approx(efficiency)
+
+
+def test_no_bound_without_both_ceilings():
+    assert analysis.bound(90, None, 100) == (None, None)
+    assert analysis.bound(90, float("nan"), 100) == (None, None)
+
+
+def record(spec, img_s, total_s=10.0, **fields):
+    return RunRecord.for_spec(spec, status="ok", train_img_s=img_s, total_s=total_s, epochs_timed=3,
+                              train_images_per_epoch=100, cpu_util_mean=1, cpu_util_p90=1, **fields).to_dict()
+
+
+def constructed():
+    """A keras point, its two ceiling runs, and its train FLOPs."""
+    point = RunSpec(backbone="vgg16", input_size=32, batch=8, workers=1)
+    rows = [record(point, 95.0, train_gflops_per_image=2.0, data_wait_frac=0.6),
+            record(pipeline_ceiling(point), 100.0, decode_img_s_core=300.0),
+            record(model_ceiling(point), 500.0, train_gflops_per_image=2.0)]
+    return point, rows
+
+
+def test_ceilings_decode_ceiling_and_mfu_are_attached():
+    point, rows = constructed()
+    env, sweep = {"cpu_threads": 2}, {"peak_tflops": {"float32": 0.5}}
+    points = analysis.attach(_points(pd.DataFrame(rows)), rows, env, sweep).set_index("point_id")
+    p = points.loc[point.point_id]
+    assert p.pipeline_img_s == 100 and p.model_img_s == 500
+    assert p.bound == "input" and p.efficiency == pytest.approx(0.95)
+    assert p.decode_ceiling_img_s == 600 and p.pipeline_efficiency == pytest.approx(100 / 600)
+    assert p.achieved_tflops == pytest.approx(0.19) and p.mfu == pytest.approx(0.38)
+
+
+def test_the_report_says_where_the_time_goes():
+    _, rows = constructed()
+    text = render(rows, {"cpu_threads": 2}, {"peak_tflops": {"float32": 0.5}})
+    assert "## Where the time goes" in text and analysis.RULE in text
+    assert "| keras w1 threads q10 b8" in text and "| input " in text and "60%" in text and "38.0%" in text
+    assert "**Verdict.** 1 input-bound of 1 configurations." in text
+    assert "input-bound at 95 images/s, below the 500 images/s the model can take" in text
+    assert "Decode ceiling at 32px (nearest): one core reads, decodes and resizes 300 images/s, so all cores 600" in text
+    assert "null" not in text.split("## Where the time goes")[0]  # ceiling runs stay out of the main tables
+
+
+def _repeats(rates, totals, images=500):
+    spec = RunSpec(backbone="tiny", batch=8)
+    return [dict(record(RunSpec(backbone="tiny", batch=8, repeat=i), r, total_s=t), train_images_per_epoch=images)
+            for i, (r, t) in enumerate(zip(rates, totals))], spec
+
+
+def _warnings(rows):
+    frame = pd.DataFrame(rows)
+    return analysis.noise_warnings(frame, _points(frame))
+
+
+def test_steady_repeats_raise_no_warning():
+    rows, _ = _repeats([100, 102, 101], [10, 10.1, 10])
+    assert _warnings(rows) == []
+
+
+def test_spread_first_repeat_and_short_runs_are_warned_with_a_hint():
+    rows, _ = _repeats([80, 100, 101], [14, 10, 10])
+    notes = " ".join(_warnings(rows))
+    assert "spread 21% between repeats" in notes and "Hint" in notes
+    assert "first repeat took 1.40x the others" in notes
+    short, _ = _repeats([1000, 1001, 1002], [1, 1, 1], images=100)
+    assert "too short to time well" in " ".join(_warnings(short))
+
+
+def test_verdict_names_the_setting_that_changed_most():
+    rows = []
+    for workers, rate in ((1, 50.0), (4, 150.0)):
+        for mp in (False, True):
+            rows.append(record(RunSpec(backbone="tiny", batch=8, workers=workers, use_multiprocessing=mp), rate))
+    frame = pd.DataFrame(rows)
+    points = analysis.attach(_points(frame), rows, {}, {})
+    points["bound"], points["efficiency"] = "input", 0.9
+    points["model_img_s"] = 500.0
+    assert "`workers` = 4 gave 3.00x the images/s of 1" in analysis.verdict(points)

@@ -1,0 +1,56 @@
+"""The largest batch or input size that trains: the search on a fake device, then for real
+under a memory cap."""
+
+import pandas as pd
+import pytest
+
+from bench.fit import SearchError, search
+from bench.spec import RunSpec
+from tests.conftest import gpubench
+
+
+def device(fits_below: int, knob: str = "batch", failure: str = "oom"):
+    """A fake run: `knob` values below `fits_below` train, the others fail with `failure`."""
+    def run(spec):
+        value = getattr(spec, knob)
+        return {knob: value, "status": "ok" if value < fits_below else failure, "error": ""}
+    return run
+
+
+def test_doubling_then_bisection_finds_the_largest_batch():
+    found, tries = search(RunSpec(backbone="tiny"), "batch", 1, 65536, device(1000))
+    values = [t["batch"] for t in tries]
+    assert values[:11] == [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]  # doubling to the first failure
+    assert 999 * 15 / 16 <= found <= 999  # bisection to within 1/16
+    assert all(t["status"] == "ok" for t in tries if t["batch"] <= found)
+    assert all(t["status"] == "oom" for t in tries if t["batch"] > found)
+
+
+def test_input_sizes_stay_on_multiples_of_32():
+    found, tries = search(RunSpec(backbone="tiny", batch=8), "input_size", 32, 4096, device(700, "input_size"),
+                          step=32)
+    assert found == 672 and all(t["input_size"] % 32 == 0 for t in tries)
+
+
+def test_nothing_fits_and_everything_fits():
+    assert search(RunSpec(), "batch", 4, 64, device(2))[0] is None
+    found, tries = search(RunSpec(), "batch", 4, 64, device(10**6))
+    assert found == 64 and len(tries) == 5
+
+
+def test_a_failure_that_is_not_memory_stops_the_search():
+    with pytest.raises(SearchError, match="batch=1: error"):
+        search(RunSpec(), "batch", 1, 64, device(0, failure="error"))
+
+
+def test_a_memory_cap_makes_the_search_real_on_a_cpu(tmp_path):
+    capped = gpubench("fit", "--backbone", "tiny", "--input-size", "64", "--mem-limit-mb", "3500",
+                      "--start", "4096", "--limit", "4096", "--out", "capped", cwd=tmp_path)
+    assert capped.returncode == 0, capped.stderr[-2000:]
+    assert "nothing fits" in capped.stdout
+    row = pd.read_csv(tmp_path / "capped" / "runs.csv").iloc[0]
+    assert row.status == "oom" and row.batch == 4096 and "3500 MB memory cap" in row.error
+    free = gpubench("fit", "--backbone", "tiny", "--input-size", "64", "--start", "64", "--limit", "64",
+                    "--out", "free", cwd=tmp_path)
+    assert free.returncode == 0 and "64 fits" in free.stdout
+    assert "| 64 | ok |" in (tmp_path / "free" / "fit.md").read_text()
