@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shlex
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from bench import spec as specs
@@ -13,6 +15,9 @@ from bench.spec import DataSpec, RunSpec, SpecError
 from bench.store import ResultStore, StoreBusy
 from pipelines import TFDATA_FORMATS
 from pipelines.dataset import DatasetError, DatasetIndex, make_synthetic, scan
+
+
+FIT_DATA = DataSpec(train=12, val=6, classes=3, image_size="64x48")  # the fit search's tries use synthetic tensors
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -42,12 +47,47 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--repeat", type=int, help="runs of each point (default: the preset's)")
     s.add_argument("--force", action="store_true", help="rerun points already in the results")
     s.add_argument("--dry-run", action="store_true", help="print the grid and run nothing")
+    s.add_argument("--no-ceilings", action="store_true",
+                   help="skip the pipeline-alone and model-alone runs that give the bound verdict")
 
     r = sub.add_parser("run", help="run one point and print its record")
     _add_run_options(r)
 
-    rep = sub.add_parser("report", help="rebuild report.md from a results folder")
-    rep.add_argument("dir")
+    f = sub.add_parser("fit", help="the largest batch (or input size) that trains without running out of memory")
+    f.add_argument("--backbone", required=True)
+    what = f.add_mutually_exclusive_group()
+    what.add_argument("--input-size", type=int, help="search the batch at this input size (default 224)")
+    what.add_argument("--batch", type=int, help="search the input size at this batch")
+    f.add_argument("--start", type=int, help="first value tried (default: batch 1, input size 32)")
+    f.add_argument("--limit", type=int, default=4096, help="largest value tried")
+    f.add_argument("--precision", default="float32")
+    f.add_argument("--mem-limit-mb", type=int, help="cap each try's memory (makes the search testable on a CPU)")
+    f.add_argument("--gpu", default="auto")
+    f.add_argument("--data", help="default: a small synthetic tree (the tries use in-memory tensors)")
+    f.add_argument("--out", help="default: results/<gpu>/fit-<backbone>")
+    f.add_argument("--timeout", type=float)
+    f.add_argument("--interval", type=float, default=0.5)
+
+    c = sub.add_parser("compare", help="compare two results configuration by configuration; exit 1 on a regression")
+    c.add_argument("baseline", help="a results folder, or a baseline .csv saved by `gpubench baseline save`")
+    c.add_argument("current", help="a results folder")
+    c.add_argument("--metric", help="default train_img_s, or the preset's gate")
+    c.add_argument("--factor", type=float, help="how much worse counts (default 1.10, or the preset's gate)")
+    c.add_argument("--preset", help="use this preset's [gate]: metric, factor, ratios within the run")
+    c.add_argument("--strict", action="store_true", help="refuse to compare results of different machines")
+
+    b = sub.add_parser("baseline", help="save a results folder as the baseline of its GPU label and preset")
+    b.add_argument("action", choices=["save"])
+    b.add_argument("dir")
+
+    rep = sub.add_parser("report", help="rebuild report.md from a results folder, or compare machines")
+    rep.add_argument("dirs", nargs="+", metavar="DIR",
+                     help="one results folder; several (e.g. results/*/quick) for the machines side by side")
+    rep.add_argument("--out", help="with several folders: the report to write (default results/machines-<preset>.md)")
+
+    ex = sub.add_parser("export", help="a results folder as one JSON document, for other tools")
+    ex.add_argument("dir")
+    ex.add_argument("--out", help="default: DIR/results.json")
 
     t = sub.add_parser("train", help="fine-tune a backbone for real, the seed's way")
     t.add_argument("--data", required=True, help="a flow_from_directory tree with train/ and val/")
@@ -116,10 +156,11 @@ def _check_formats(grid: list[RunSpec], index: DatasetIndex) -> None:
             raise SpecError(f"pipeline tfdata cannot decode {', '.join(odd)} images; use keras or convert them")
 
 
-def _execute(args, grid: list[RunSpec], preset_name: str, data_spec: DataSpec, timeout_s: float,
-             force: bool) -> tuple[Path, list[dict]]:
-    """Everything after the grid is known: checks, data, environment, then the runs."""
-    from bench import env, report, runner
+@contextmanager
+def _prepared(args, preset_name: str, data_spec: DataSpec, grid: list[RunSpec]):
+    """Label, data, results folder (locked), env.json and sweep.json: what every run needs.
+    Yields (store, index path, machine, sweep metadata)."""
+    from bench import env
 
     label = specs.check_label(env.auto_label() if args.gpu == "auto" else args.gpu)
     index = _dataset(args, data_spec)
@@ -132,14 +173,143 @@ def _execute(args, grid: list[RunSpec], preset_name: str, data_spec: DataSpec, t
         index.save(index_path)
         machine = env.collect()
         (store.root / "env.json").write_text(json.dumps(machine, indent=2))
-        sweep_meta = {"preset": preset_name, "gpu": label, "command": shlex.join(["gpubench"] + sys.argv[1:]),
-                      "data": index.root, "train_images": index.count("train"),
-                      "val_images": index.count("val"), "classes": len(index.classes),
-                      "skipped": len(index.skipped)}
-        (store.root / "sweep.json").write_text(json.dumps(sweep_meta, indent=2))
-        new = runner.sweep(grid, index_path, store, timeout_s, args.interval, force, machine["gpu_count"])
+        meta = {"preset": preset_name, "gpu": label, "command": shlex.join(["gpubench"] + sys.argv[1:]),
+                "data": index.root, "train_images": index.count("train"), "val_images": index.count("val"),
+                "classes": len(index.classes), "skipped": len(index.skipped)}
+        yield store, index_path, machine, meta
+
+
+def _execute(args, grid: list[RunSpec], preset_name: str, data_spec: DataSpec, timeout_s: float,
+             force: bool, with_ceilings: bool = False) -> tuple[Path, list[dict]]:
+    """Everything after the grid is known: checks, data, environment, then the runs."""
+    from bench import report, runner
+
+    with _prepared(args, preset_name, data_spec, grid) as (store, index_path, machine, meta):
+        if with_ceilings:  # MFU is part of the ceilings' analysis
+            meta["peak_tflops"] = runner.measure_peaks({p.precision for p in grid})
+        (store.root / "sweep.json").write_text(json.dumps(meta, indent=2))
+        probes = specs.ceilings(grid) if with_ceilings else []
+        new = runner.sweep(probes + grid, index_path, store, timeout_s, args.interval, force, machine["gpu_count"])
         path = report.write(store.root)
     return path, new
+
+
+def _fit(args) -> None:
+    from bench import fit, runner
+
+    knob = "input_size" if args.batch else "batch"
+    base = RunSpec(backbone=args.backbone, input_size=args.input_size or 224, batch=args.batch or 1,
+                   precision=args.precision)
+    low = 32 if knob == "input_size" else 1
+    start = args.start or low
+    grid = _grid({k: [v] for k, v in dataclasses.replace(base, **{knob: start}).knobs().items()}, [])
+    step = 32 if knob == "input_size" else 1
+    with _prepared(args, f"fit-{args.backbone}", FIT_DATA, grid) as (store, index_path, _, meta):
+        (store.root / "sweep.json").write_text(json.dumps(meta, indent=2))
+
+        def run(spec: RunSpec) -> dict:
+            record = runner.run_point(spec, index_path, store, args.timeout or 900.0, args.interval, args.mem_limit_mb)
+            store.append(record)
+            print(f"{knob}={getattr(spec, knob)}: {record['status']}", file=sys.stderr)
+            return record
+
+        try:
+            found, tries = fit.search(base, knob, start, args.limit, run, step)
+        except fit.SearchError as e:
+            raise SpecError(f"the search stopped: {e}") from None
+        text = fit.summary(knob, found, tries, args.limit)
+        (store.root / "fit.md").write_text(f"# {args.backbone}: the largest {knob} that trains\n\n"
+                                           f"Command: `{meta['command']}`\n\n{text}\n")
+    print(text)
+
+
+BASELINES = Path("results") / "baselines"
+
+
+def _results_folder(path: str) -> Path:
+    folder = Path(path)
+    if not (folder / "runs.jsonl").is_file():
+        raise SpecError(f"{folder} has no runs.jsonl: not a results folder")
+    return folder
+
+
+def _report(args) -> None:
+    from bench import machines, report
+
+    folders = [_results_folder(d) for d in args.dirs]
+    if len(folders) == 1:
+        print(report.write(folders[0]))
+        return
+    for folder in folders:
+        report.write(folder)  # points.csv up to date
+    preset = json.loads((folders[0] / "sweep.json").read_text()).get("preset", "sweep") \
+        if (folders[0] / "sweep.json").is_file() else "sweep"
+    out = Path(args.out or Path("results") / f"machines-{preset}.md")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    machines.render(folders, out)
+    print(out)
+
+
+def _export(folder: Path, out: str | None) -> Path:
+    """env, sweep, points and runs of a folder in one JSON document."""
+    import pandas as pd
+
+    from bench import report
+
+    _results_folder(folder)
+    report.write(folder)
+    document = {name: json.loads((folder / f"{name}.json").read_text()) if (folder / f"{name}.json").is_file() else {}
+                for name in ("env", "sweep")}
+    document["points"] = json.loads(pd.read_csv(folder / "points.csv").to_json(orient="records"))
+    document["runs"] = ResultStore(folder).latest()
+    path = Path(out or folder / "results.json")
+    path.write_text(json.dumps(document, indent=1))
+    return path
+
+
+def _save_baseline(folder: Path) -> Path:
+    """results/baselines/<gpu>/<preset>.csv (its points) and .env.json (its machine)."""
+    meta_file = folder / "sweep.json"
+    if not (folder / "points.csv").is_file() or not meta_file.is_file():
+        raise SpecError(f"{folder} has no points.csv and sweep.json: not a finished results folder")
+    meta = json.loads(meta_file.read_text())
+    target = BASELINES / meta["gpu"] / f"{meta['preset']}.csv"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text((folder / "points.csv").read_text())
+    if (folder / "env.json").is_file():
+        target.with_suffix(".env.json").write_text((folder / "env.json").read_text())
+    return target
+
+
+def _compare(args) -> int:
+    from bench import compare
+
+    gate = specs.load_preset(args.preset).gate if args.preset else {}
+    metric = args.metric or gate.get("metric", "train_img_s")
+    factor = args.factor or gate.get("factor", 1.10)
+    try:
+        (base, base_env), (cur, cur_env) = compare.load(args.baseline), compare.load(args.current)
+        if args.strict and compare.fingerprint(base_env) != compare.fingerprint(cur_env):
+            raise compare.CompareError("--strict: the two results come from different machines "
+                                       f"({compare.fingerprint(base_env)} vs {compare.fingerprint(cur_env)})")
+        label = json.loads((Path(args.current) / "sweep.json").read_text()).get("gpu", "") \
+            if (Path(args.current) / "sweep.json").is_file() else ""
+        absolute = compare.compare(base, cur, metric, factor, base_env, cur_env)
+        gated_absolute = not (gate.get("relative") and label == "cpu")
+        print("## Absolute" + ("" if gated_absolute else " (shown, not gated: CPU figures drift)"), "")
+        print(compare.markdown(absolute, metric, factor), "\n")
+        regressions = absolute.regressions if gated_absolute else 0
+        if gate.get("relative"):
+            ratios = compare.compare(compare.relative_all(base, metric, gate["relative"]),
+                                     compare.relative_all(cur, metric, gate["relative"]), metric, factor,
+                                     base_env, cur_env)
+            print("## Ratios within each run (gated)", "")
+            print(compare.markdown(ratios, metric, factor))
+            regressions += ratios.regressions
+    except compare.CompareError as e:
+        raise SpecError(str(e)) from None
+    print(f"\ngate: {'FAIL' if regressions else 'pass'} ({regressions} regression(s))")
+    return 1 if regressions else 0
 
 
 def _dry_run(grid: list[RunSpec]) -> None:
@@ -185,19 +355,24 @@ def main(argv: list[str] | None = None) -> int:
                                   specs.parse_size(args.image_size), args.seed)
             print(f"{root}: {args.train} training and {args.val} validation images, {args.classes} classes")
         elif args.command == "report":
-            from bench import report
-
-            if not (Path(args.dir) / "runs.jsonl").is_file():
-                raise SpecError(f"{args.dir} has no runs.jsonl: not a results folder")
-            print(report.write(args.dir))
+            _report(args)
+        elif args.command == "export":
+            print(_export(Path(args.dir), args.out))
         elif args.command == "sweep":
             preset = specs.load_preset(args.preset)
             grid = _grid(preset.knobs, args.set, preset.repeat if args.repeat is None else args.repeat)
             if args.dry_run:
                 _dry_run(grid)
                 return 0
-            path, _ = _execute(args, grid, preset.name, preset.data, args.timeout or preset.timeout_s, args.force)
+            path, _ = _execute(args, grid, preset.name, preset.data, args.timeout or preset.timeout_s, args.force,
+                               preset.ceilings and not args.no_ceilings)
             print(path)
+        elif args.command == "compare":
+            return _compare(args)
+        elif args.command == "baseline":
+            print(_save_baseline(Path(args.dir)))
+        elif args.command == "fit":
+            _fit(args)
         elif args.command in ("train", "resume", "evaluate", "predict"):
             return _workflow(args)
         else:  # run

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench import analysis
 from bench.reference import seed_section
 from bench.store import ResultStore
 from pipelines import knob_meaning
 
 # Knobs that become table columns (the seed's tables: one column per loader setting).
-COLUMN_KNOBS = ("pipeline", "workers", "use_multiprocessing", "max_queue_size", "cache", "gpus")
+COLUMN_KNOBS = ("pipeline", "workers", "use_multiprocessing", "max_queue_size", "cache", "gpus",
+                "precision", "xla")
 ROW_KNOB = "batch"
 # Knobs that split the results into separate tables when they vary.
 GROUP_KNOBS = ("backbone", "input_size", "epochs", "steps_per_epoch", "validation_steps",
@@ -32,6 +34,10 @@ def column_label(row: dict) -> str:
         parts.append("cache")
     if row.get("gpus", 1) != 1:
         parts.append(f"{int(row['gpus'])} gpus")
+    if row.get("precision", "float32") not in ("float32", None) and pd.notna(row.get("precision")):
+        parts.append(str(row["precision"]).replace("mixed_", ""))
+    if row.get("xla", "auto") not in ("auto", None) and pd.notna(row.get("xla")):
+        parts.append(f"xla {row['xla']}")
     return " ".join(parts)
 
 
@@ -39,13 +45,21 @@ def _pct(value) -> str:
     return "" if pd.isna(value) else f"{value:.0f}%"
 
 
+NUMERIC = ["total_s", "train_img_s", "first_epoch_s", "epoch_s_median", "val_s_total", "checkpoint_s_total",
+           "cpu_util_mean", "cpu_util_p90", "proc_cpu_pct_mean", "gpu_util_mean", "gpu_util_p90",
+           "gpu_mem_peak_mb", "data_wait_frac", "epoch_start_s_median", "train_gflops_per_image",
+           "decode_img_s_core", "gpu_power_w_mean"]
+
+
 def _points(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per point: the median of its ok repeats, the status of its latest repeat."""
     ok = frame[frame.status == "ok"]
-    numeric = ["total_s", "train_img_s", "first_epoch_s", "epoch_s_median", "val_s_total",
-               "checkpoint_s_total", "cpu_util_mean",
-               "cpu_util_p90", "proc_cpu_pct_mean", "gpu_util_mean", "gpu_util_p90", "gpu_mem_peak_mb"]
+    numeric = [c for c in NUMERIC if c in frame]
     medians = ok.groupby("point_id")[numeric].median()
+    for column in ("train_img_s", "total_s"):
+        values = ok.groupby("point_id")[column]
+        medians[f"{column}_min"], medians[f"{column}_max"] = values.min(), values.max()
+    medians["spread"] = (medians.train_img_s_max - medians.train_img_s_min) / medians.train_img_s
     first = frame.drop_duplicates("point_id", keep="last").set_index("point_id")
     points = first.drop(columns=numeric).join(medians)
     points["repeats_ok"] = ok.groupby("point_id").size().reindex(points.index).fillna(0).astype(int)
@@ -72,7 +86,8 @@ def _table(points: pd.DataFrame, cell) -> str:
 def _time_cell(p) -> str:
     if p["repeats_ok"] == 0:
         return f"**{p['status']}**"
-    return f"{p['total_s']:.1f} s · {p['train_img_s']:.1f} img/s"
+    spread = f" ±{p['spread'] / 2:.0%}" if p["repeats_ok"] > 1 else ""
+    return f"{p['total_s']:.1f} s · {p['train_img_s']:.1f} img/s{spread}"
 
 
 def _util_cell(p) -> str:
@@ -84,27 +99,70 @@ def _util_cell(p) -> str:
     return text
 
 
+def _fmt(value, pattern: str) -> str:
+    return "" if pd.isna(value) else pattern.format(value)
+
+
+def _where_the_time_goes(points: pd.DataFrame) -> list[str]:
+    if points.bound.isna().all() and points.data_wait_frac.isna().all():
+        return []
+    table = pd.DataFrame({
+        "configuration": points.column + " b" + points.batch.astype(str),
+        "backbone": points.backbone + " " + points.input_size.astype(str) + "px",
+        "end to end img/s": points.train_img_s.map(lambda v: _fmt(v, "{:.1f}")),
+        "pipeline alone": points.pipeline_img_s.map(lambda v: _fmt(v, "{:.1f}")),
+        "model alone": points.model_img_s.map(lambda v: _fmt(v, "{:.1f}")),
+        "efficiency": points.efficiency.map(lambda v: _fmt(v, "{:.2f}")),
+        "bound": points.bound.fillna(""),
+        "data wait": points.data_wait_frac.map(lambda v: _fmt(v, "{:.0%}")),
+        "epoch start (s)": points.epoch_start_s_median.map(lambda v: _fmt(v, "{:.2f}")),
+        "TFLOP/s": points.achieved_tflops.map(lambda v: _fmt(v, "{:.3f}")),
+        "MFU": points.mfu.map(lambda v: _fmt(v, "{:.1%}")),
+    })
+    lines = ["## Where the time goes", "", table.to_markdown(index=False), "", analysis.RULE,
+             "MFU is the achieved TFLOP/s (3 x the model's forward FLOPs, counted from its layers, per "
+             "image) over the peak a large matrix product reached on this device at the start of the sweep.", ""]
+    decoded = points.dropna(subset=["decode_ceiling_img_s"])
+    for (size, interpolation), group in decoded.groupby(["input_size", "interpolation"]):
+        lines += [f"Decode ceiling at {size}px ({interpolation}): one core reads, decodes and resizes "
+                  f"{group.decode_core_img_s.median():.0f} images/s, so all cores "
+                  f"{group.decode_ceiling_img_s.median():.0f}; the pipelines alone reach "
+                  f"{group.pipeline_efficiency.min():.0%} to {group.pipeline_efficiency.max():.0%} of it.", ""]
+    return lines + ["**Verdict.** " + analysis.verdict(points), ""]
+
+
+def _config(pairs: pd.DataFrame) -> pd.Series:
+    return pairs.column_base + " b" + pairs.batch.astype(str)
+
+
 def _scaling(points: pd.DataFrame) -> list[str]:
     """Images/s on N devices over N times images/s on one, for points that differ only in gpus."""
-    ok = points[points.repeats_ok > 0]
-    knobs = [k for k in ok.columns if k in COLUMN_KNOBS + GROUP_KNOBS + (ROW_KNOB,) and k != "gpus"]
-    single = ok[ok.gpus == 1]
-    several = ok[ok.gpus > 1]
-    if several.empty or single.empty:
-        return []
-    pairs = several.astype({k: object for k in knobs}).merge(
-        single.astype({k: object for k in knobs}), on=knobs, suffixes=("", "_one"))
+    pairs = analysis.pairs(points, "gpus", 1)
     if pairs.empty:
         return []
     table = pd.DataFrame({
-        "configuration": [f"{c.replace(f' {g} gpus', '')} b{b}" for c, g, b in zip(pairs.column, pairs.gpus, pairs.batch)],
-        "devices": pairs.devices, "img/s on 1": pairs.train_img_s_one.round(1),
+        "configuration": _config(pairs), "devices": pairs.devices, "img/s on 1": pairs.train_img_s_base.round(1),
         "img/s on N": pairs.train_img_s.round(1),
-        "scaling": (pairs.train_img_s / (pairs.gpus * pairs.train_img_s_one)).round(2),
+        "scaling": (pairs.train_img_s / (pairs.gpus * pairs.train_img_s_base)).round(2),
     })
     return ["## Scaling over devices", "",
             "Scaling = images/s on N devices / (N x images/s on one); 1.0 is perfect. The batch is the "
             "global batch, split across the devices (tf.distribute.MirroredStrategy).", "",
+            table.to_markdown(index=False), ""]
+
+
+def _precision_gain(points: pd.DataFrame) -> list[str]:
+    """Whether mixed precision paid: images/s against the same configuration in float32."""
+    pairs = analysis.pairs(points, "precision", "float32")
+    if pairs.empty:
+        return []
+    table = pd.DataFrame({
+        "configuration": _config(pairs), "precision": pairs.precision,
+        "float32 img/s": pairs.train_img_s_base.round(1), "img/s": pairs.train_img_s.round(1),
+        "gain": (pairs.train_img_s / pairs.train_img_s_base).round(2),
+    })
+    return ["## Mixed precision", "", "Gain = images/s over the same configuration in float32 (published "
+            "2080 Ti figures show about 2x for vgg16 in float16; an input-bound run gains nothing).", "",
             table.to_markdown(index=False), ""]
 
 
@@ -125,7 +183,7 @@ def _machine(env: dict) -> list[str]:
     ]
 
 
-def render(rows: list[dict], env: dict, sweep: dict) -> str:
+def render(rows: list[dict], env: dict, sweep: dict, figures: list[tuple[str, str]] = ()) -> str:
     lines = [f"# gpubench: `{sweep.get('preset', '?')}` on `{sweep.get('gpu', '?')}`", ""]
     lines += _machine(env)
     if sweep:
@@ -137,9 +195,15 @@ def render(rows: list[dict], env: dict, sweep: dict) -> str:
     if not rows:
         return "\n".join(lines + ["No runs yet."]) + "\n"
     frame = pd.DataFrame(rows)
-    points = _points(frame)
+    if "role" not in frame:
+        frame["role"] = "point"
+    every = analysis.attach(_points(frame), rows, env, sweep)
+    points = every[every.role.fillna("point") == "point"]
+    if points.empty:
+        return "\n".join(lines + ["Only ceiling runs so far."]) + "\n"
     varying = [k for k in GROUP_KNOBS if points[k].nunique(dropna=False) > 1]
     groups = points.groupby(varying, dropna=False) if varying else [((), points)]
+    lines += [f"![{caption}]({name})" for caption, name in figures] + ([""] if figures else [])
     lines += ["Cells: total time of all epochs with validation (as the seed timed it) · training "
               "images/s in the epochs after the first. The median of the repeats that succeeded.", ""]
     for key, group in groups:
@@ -149,7 +213,9 @@ def render(rows: list[dict], env: dict, sweep: dict) -> str:
         lines += [f"## {title}", "", _table(group, _time_cell), "",
                   "CPU and GPU utilisation (mean over the run, p90), GPU memory peak:", "",
                   _table(group, _util_cell), ""]
+    lines += _where_the_time_goes(points)
     lines += _scaling(points)
+    lines += _precision_gain(points)
     lines += seed_section(points, sweep)
     ok = points[points.repeats_ok > 0]
     if len(ok):
@@ -158,6 +224,9 @@ def render(rows: list[dict], env: dict, sweep: dict) -> str:
                   f"**{best['column']}**, batch {best['batch']}, {best['backbone']} at {best['input_size']}px: "
                   f"{best['train_img_s']:.1f} training images/s, {best['total_s']:.1f} s in all "
                   f"(loader: {best['loader']}).", ""]
+    warnings = analysis.noise_warnings(frame[frame.role.fillna("point") == "point"], points)
+    if warnings:
+        lines += ["## Noise", ""] + [f"- {w}" for w in warnings] + [""]
     failed = frame[frame.status != "ok"]
     if len(failed):
         lines += ["## Failed runs", "", "| run | status | error |", "|---|---|---|"]
@@ -178,8 +247,32 @@ def _read_json(path: Path) -> dict:
 
 
 def write(root: str | Path) -> Path:
+    """report.md, and points.csv: one row per configuration (medians of its repeats, spread,
+    ceilings, bound, efficiency, MFU)."""
     root = Path(root)
-    text = render(ResultStore(root).latest(), _read_json(root / "env.json"), _read_json(root / "sweep.json"))
+    rows, env, sweep = ResultStore(root).latest(), _read_json(root / "env.json"), _read_json(root / "sweep.json")
+    figures = []
+    if rows:
+        points = analysis.attach(_points(pd.DataFrame(rows)), rows, env, sweep)
+        points.drop(columns=["column"]).to_csv(root / "points.csv", index=False)
+        figures = _figures(root, points[points.role.fillna("point") == "point"], rows)
     path = root / "report.md"
-    path.write_text(text)
+    path.write_text(render(rows, env, sweep, figures))
     return path
+
+
+def _figures(root: Path, points: pd.DataFrame, rows: list[dict]) -> list[tuple[str, str]]:
+    """throughput.png, and utilisation.png for the fastest configuration's first good run."""
+    from bench import plots
+
+    made = []
+    if plots.throughput(points, root / "throughput.png"):
+        made.append(("images/s against batch size", "throughput.png"))
+    ok = points[points.repeats_ok > 0]
+    if len(ok):
+        best = ok.loc[ok.train_img_s.idxmax()]
+        run = next(r["run_id"] for r in rows if r["point_id"] == best.point_id and r["status"] == "ok")
+        title = f"{best['column']} b{best['batch']} ({run})"
+        if plots.utilisation(root / "samples" / f"{run}.csv", title, root / "utilisation.png"):
+            made.append((f"CPU and GPU utilisation over the fastest run, {title}", "utilisation.png"))
+    return made

@@ -59,3 +59,14 @@ def test_scaling_over_devices_is_reported():
     text = render(rows, {}, {})
     assert "## Scaling over devices" in text
     assert "| keras w4 threads q10 b8 | 2 x CPU" in text and "0.75" in text
+
+
+def test_mixed_precision_gain_is_reported():
+    rows = []
+    for precision, img_s in (("float32", 100.0), ("mixed_bfloat16", 180.0)):
+        spec = RunSpec(backbone="tiny", input_size=16, batch=8, precision=precision)
+        rows.append(RunRecord.for_spec(spec, status="ok", total_s=1.0, train_img_s=img_s,
+                                       cpu_util_mean=1, cpu_util_p90=1).to_dict())
+    text = render(rows, {}, {})
+    assert "## Mixed precision" in text
+    assert "| keras w4 threads q10 b8 | mixed_bfloat16 |" in text and "1.8 |" in text

@@ -1,0 +1,158 @@
+"""Did this change make training slower? Two results compared configuration by configuration.
+
+The asv rule: a configuration regressed when its metric got worse by more than `factor` AND
+the two sets of repeats do not overlap (the worst baseline repeat is still better than the
+best current one), so a drop inside the noise is noted, not failed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from bench.analysis import pairs
+
+# Metrics and whether higher is better; the gate reads the repeats' min and max where kept.
+METRICS = {
+    "train_img_s": True, "pipeline_img_s": True, "model_img_s": True, "efficiency": True, "mfu": True,
+    "total_s": False, "epoch_s_median": False, "first_epoch_s": False,
+}
+KNOB_COLUMNS = ("backbone", "input_size", "pipeline", "batch", "workers", "use_multiprocessing",
+                "max_queue_size", "gpus", "precision")
+FINGERPRINT = ("cpu", "cpu_threads", "gpu_names", "tensorflow", "keras")
+
+
+class CompareError(ValueError):
+    """Inputs that cannot be compared; the message is one line."""
+
+
+@dataclass
+class Comparison:
+    table: pd.DataFrame
+    regressions: int
+    notes: list[str] = field(default_factory=list)
+    same_machine: bool = True
+
+
+def load(path: str | Path) -> tuple[pd.DataFrame, dict]:
+    """(points, env) from a results folder (points.csv, env.json) or a saved baseline CSV
+    (with its <name>.env.json beside it)."""
+    path = Path(path)
+    if path.is_dir():
+        points_file, env_file = path / "points.csv", path / "env.json"
+    else:
+        points_file, env_file = path, path.with_suffix(".env.json")
+    if not points_file.is_file():
+        raise CompareError(f"{path}: no points.csv (run a sweep there, or give a baseline .csv)")
+    points = pd.read_csv(points_file)
+    if "role" in points:
+        points = points[points.role == "point"]
+    env = json.loads(env_file.read_text()) if env_file.is_file() else {}
+    return points, env
+
+
+def fingerprint(env: dict) -> dict:
+    gpus = env.get("gpus") or []
+    return {"cpu": env.get("cpu"), "cpu_threads": env.get("cpu_threads"),
+            "gpu_names": [g.get("name") for g in gpus], "tensorflow": env.get("tensorflow"),
+            "keras": env.get("keras")}
+
+
+def _bounds(points: pd.DataFrame, metric: str) -> tuple[pd.Series, pd.Series]:
+    """The repeats' range of the metric; a single value where no range was kept."""
+    low = points.get(f"{metric}_min", points[metric])
+    high = points.get(f"{metric}_max", points[metric])
+    return low.fillna(points[metric]), high.fillna(points[metric])
+
+
+def compare(baseline: pd.DataFrame, current: pd.DataFrame, metric: str = "train_img_s",
+            factor: float = 1.10, base_env: dict | None = None, current_env: dict | None = None) -> Comparison:
+    if metric not in METRICS:
+        raise CompareError(f"unknown metric {metric!r}; metrics are: {', '.join(METRICS)}")
+    if factor <= 1:
+        raise CompareError(f"--factor {factor}: must be above 1 (1.10 means 10% worse)")
+    higher_better = METRICS[metric]
+    notes = []
+    same = fingerprint(base_env or {}) == fingerprint(current_env or {})
+    if not same:
+        notes.append(f"different machines: baseline {fingerprint(base_env or {})}, current {fingerprint(current_env or {})}")
+    for side, frame in (("baseline", baseline), ("current", current)):
+        if metric not in frame:
+            raise CompareError(f"the {side} has no {metric} column")
+    base = baseline.set_index("point_id")
+    cur = current.set_index("point_id")
+    rows, regressions = [], 0
+    for pid in list(base.index) + [p for p in cur.index if p not in base.index]:
+        b = base.loc[pid] if pid in base.index else None
+        c = cur.loc[pid] if pid in cur.index else None
+        row = {k: (b if b is not None else c).get(k) for k in KNOB_COLUMNS + ("relative_to",)
+               if k in (base.columns if b is not None else cur.columns)}
+        row["baseline"] = None if b is None else b[metric]
+        row["current"] = None if c is None else c[metric]
+        if b is None or c is None:
+            row["mark"] = "only in current" if b is None else "only in baseline"
+        elif pd.isna(b[metric]) or pd.isna(c[metric]):
+            row["mark"] = "failed in " + " and ".join(s for s, v in (("baseline", b), ("current", c)) if pd.isna(v[metric]))
+        else:
+            ratio = c[metric] / b[metric]
+            row["ratio"] = ratio
+            worse = ratio < 1 / factor if higher_better else ratio > factor
+            better = ratio > factor if higher_better else ratio < 1 / factor
+            b_low, b_high = (v[pid] for v in _bounds(base, metric))
+            c_low, c_high = (v[pid] for v in _bounds(cur, metric))
+            apart = c_high < b_low if higher_better else c_low > b_high
+            if worse and apart:
+                row["mark"] = "REGRESSION"
+                regressions += 1
+            elif worse:
+                row["mark"] = "worse, within noise"
+            elif better:
+                row["mark"] = "better"
+            else:
+                row["mark"] = ""
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    noisy = (table.get("mark", pd.Series(dtype=str)) == "worse, within noise").sum()
+    if noisy:
+        notes.append(f"{noisy} configuration(s) worse by more than {factor:g}x but within the repeats' "
+                     f"spread: not counted; more repeats or epochs would tell")
+    return Comparison(table, regressions, notes, same)
+
+
+def relative(points: pd.DataFrame, metric: str, knob: str, base) -> pd.DataFrame:
+    """Each point's metric over its twin's at `knob=base`, measured in the same run: on a shared
+    machine such ratios drift far less than absolute figures. The range combines the repeats'
+    ranges (worst case both ways)."""
+    joined = pairs(points, knob, base)
+    if joined.empty:
+        return pd.DataFrame()
+    low, high = _bounds(joined, metric)
+    base_low = joined.get(f"{metric}_min_base", joined[f"{metric}_base"]).fillna(joined[f"{metric}_base"])
+    base_high = joined.get(f"{metric}_max_base", joined[f"{metric}_base"]).fillna(joined[f"{metric}_base"])
+    out = joined[[k for k in KNOB_COLUMNS if k in joined]].copy()
+    out["point_id"] = joined.point_id + f"/{knob}={base}"
+    out["relative_to"] = f"{knob}={base}"
+    out[metric] = joined[metric] / joined[f"{metric}_base"]
+    out[f"{metric}_min"], out[f"{metric}_max"] = low / base_high, high / base_low
+    return out
+
+
+def relative_all(points: pd.DataFrame, metric: str, gates: list) -> pd.DataFrame:
+    return pd.concat([relative(points, metric, knob, base) for knob, base in gates], ignore_index=True)
+
+
+def markdown(result: Comparison, metric: str, factor: float) -> str:
+    direction = "higher is better" if METRICS[metric] else "lower is better"
+    table = result.table.copy()
+    for column in ("baseline", "current"):
+        table[column] = table[column].map(lambda v: "" if pd.isna(v) else f"{v:.4g}")
+    if "ratio" in table:
+        table["ratio"] = table["ratio"].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
+    lines = [f"`{metric}` ({direction}); a regression is worse by more than {factor:g}x and outside "
+             f"the repeats' spread.", "", table.fillna("").to_markdown(index=False), ""]
+    lines += [f"Note: {n}." for n in result.notes]
+    lines.append(f"{result.regressions} regression(s).")
+    return "\n".join(lines)

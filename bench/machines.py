@@ -1,0 +1,68 @@
+"""Which machine to use: several results folders (one per machine, same preset) side by side."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from bench import plots, profiles
+
+
+def _machine_name(env: dict) -> str:
+    gpus = env.get("gpus") or []
+    if gpus:
+        names = sorted({g["name"] for g in gpus})
+        return f"{len(gpus)} x {names[0]}" if len(names) == 1 else ", ".join(names)
+    return f"CPU: {env.get('cpu', '?')} ({env.get('cpu_threads', '?')} threads)"
+
+
+def best_per_machine(folders: list[Path]) -> pd.DataFrame:
+    rows = []
+    for folder in folders:
+        points_file = folder / "points.csv"
+        if not points_file.is_file():
+            raise ValueError(f"{folder} has no points.csv: not a finished results folder")
+        points = pd.read_csv(points_file)
+        points = points[(points.get("role", "point") == "point") & (points.repeats_ok > 0)]
+        env = json.loads((folder / "env.json").read_text()) if (folder / "env.json").is_file() else {}
+        sweep = json.loads((folder / "sweep.json").read_text()) if (folder / "sweep.json").is_file() else {}
+        label = sweep.get("gpu", folder.parent.name)
+        profile = profiles.load(label)
+        for backbone, group in points.groupby("backbone"):
+            best = group.loc[group.train_img_s.idxmax()]
+            power = best.get("gpu_power_w_mean")
+            per_hour = profile.get("price_per_hour_usd")
+            price = profile.get("price_usd")
+            rows.append({
+                "backbone": f"{backbone} {best.input_size}px", "machine": label, "hardware": _machine_name(env),
+                "best configuration": f"{best.pipeline} b{best.batch}"
+                                      + (f" w{int(best.workers)}" if pd.notna(best.get("workers")) else ""),
+                "train_img_s": best.train_img_s, "bound": best.get("bound") if pd.notna(best.get("bound")) else "",
+                "img_per_joule": best.train_img_s / power if power and pd.notna(power) else None,
+                "img_s_per_usd_hour": best.train_img_s / per_hour if per_hour else None,
+                "img_s_per_1000_usd": 1000 * best.train_img_s / price if price else None,
+                "price_note": profile.get("price_note", ""),
+            })
+    return pd.DataFrame(rows)
+
+
+def render(folders: list[Path], out: Path) -> str:
+    best = best_per_machine(folders)
+    lines = ["# Machines side by side", "", f"Folders: {', '.join(f'`{f}`' for f in folders)}", ""]
+    figure = plots.machines(best.assign(backbone=best.backbone), out.with_suffix(".png"))
+    if figure:
+        lines += [f"![best images/s per machine]({figure.name})", ""]
+    for backbone, group in best.groupby("backbone"):
+        table = group.drop(columns=["backbone", "price_note"]).rename(columns={
+            "train_img_s": "images/s", "img_per_joule": "images per joule (NVML power)",
+            "img_s_per_usd_hour": "images/s per $/hour", "img_s_per_1000_usd": "images/s per $1000"})
+        lines += [f"## {backbone}", "", table.round(2).fillna("").to_markdown(index=False), ""]
+    notes = sorted({n for n in best.price_note if n})
+    if notes:
+        lines += ["Prices: " + "; ".join(notes) + " (bench/profiles/*.toml)."]
+    lines.append("The seed's 2019 figures are in each folder's report.md where its settings match.")
+    text = "\n".join(lines) + "\n"
+    out.write_text(text)
+    return text

@@ -1,0 +1,67 @@
+"""PNG figures for the reports (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def _save(fig, axes, path: Path) -> Path:
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def throughput(points: pd.DataFrame, path: Path) -> Path | None:
+    """Images/s against batch size, a line per pipeline and loader setting, a panel per backbone."""
+    ok = points[points.repeats_ok > 0]
+    if ok.empty:
+        return None
+    groups = list(ok.groupby(["backbone", "input_size"]))
+    fig, axes = plt.subplots(1, len(groups), figsize=(6 * len(groups), 4.2), squeeze=False)
+    for ax, ((backbone, size), group) in zip(axes[0], groups):
+        for column, line in group.groupby("column"):
+            line = line.sort_values("batch")
+            ax.errorbar(line.batch, line.train_img_s, marker="o", capsize=3, label=column,
+                        yerr=[line.train_img_s - line.get("train_img_s_min", line.train_img_s),
+                              line.get("train_img_s_max", line.train_img_s) - line.train_img_s])
+        ax.set(title=f"{backbone} at {size}px", xlabel="batch", ylabel="training images/s")
+        ax.set_xscale("log", base=2)
+    return _save(fig, axes[0], path)
+
+
+def utilisation(samples_csv: Path, title: str, path: Path) -> Path | None:
+    """CPU (machine and the run's processes) and GPU utilisation over one run."""
+    if not samples_csv.is_file():
+        return None
+    samples = pd.read_csv(samples_csv)
+    if samples.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    ax.plot(samples.t_s, samples.cpu_util, label="CPU, whole machine (%)")
+    if "proc_cpu_pct" in samples:
+        ax.plot(samples.t_s, samples.proc_cpu_pct, label="the run's processes (% of one core)", alpha=0.8)
+    for column in [c for c in samples.columns if c.startswith("gpu") and c.endswith("_util")]:
+        ax.plot(samples.t_s, samples[column], label=f"{column.replace('_util', '').upper()} (%)")
+    ax.set(title=title, xlabel="seconds into training", ylabel="utilisation")
+    return _save(fig, [ax], path)
+
+
+def machines(best: pd.DataFrame, path: Path) -> Path | None:
+    """Each machine's best images/s, a group of bars per backbone."""
+    if best.empty:
+        return None
+    table = best.pivot_table(index="backbone", columns="machine", values="train_img_s")
+    ax = table.plot.bar(figsize=(7, 4), rot=0)
+    ax.set(ylabel="best training images/s", title="Machines side by side")
+    return _save(ax.get_figure(), [ax], path)

@@ -1,0 +1,19 @@
+"""Datasheet figures of known GPUs (bench/profiles/<label>.toml): memory, peak FLOP/s per
+precision, board power and an indicative price. A label with no profile works with the
+measured figures alone."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+PROFILE_DIR = Path(__file__).parent / "profiles"
+
+
+def load(label: str) -> dict:
+    path = PROFILE_DIR / f"{label}.toml"
+    return tomllib.loads(path.read_text()) if path.is_file() else {}
+
+
+def known() -> list[str]:
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))

@@ -1,0 +1,52 @@
+"""What sets the input pipeline's speed, one piece at a time (`make microbench`; `make test`
+skips these). The sampler's overhead goal is checked on the benchmark's own measurement."""
+
+import pytest
+
+from bench.samplers import CpuSampler, GpuSampler
+from bench.spec import RunSpec
+from pipelines import build
+from pipelines.dataset import make_synthetic, scan
+
+INTERVAL_S = 0.5  # the samplers' default
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """The seed's image size: 640x480 JPEGs."""
+    return scan(make_synthetic(tmp_path_factory.mktemp("micro") / "photos", train=32, val=3, classes=3))
+
+
+def test_decode_and_resize_one_jpeg(benchmark, photos):
+    from pipelines.pydataset import load_image
+
+    image = benchmark(load_image, photos.files["train"][0], 224, "nearest")
+    assert image.shape == (224, 224, 3)
+
+
+def test_keras_batch_assembly(benchmark, photos):
+    feed = build(photos, RunSpec(batch=16, input_size=224, workers=1), "train")
+    x, y = benchmark(feed.data.__getitem__, 0)
+    assert x.shape == (16, 224, 224, 3) and y.shape == (16, 3)
+
+
+def test_tfdata_batch(benchmark, photos):
+    feed = build(photos, RunSpec(batch=16, input_size=224, pipeline="tfdata", workers=0, max_queue_size=0), "train")
+    batches = iter(feed.data.repeat())
+    x, _ = benchmark(lambda: next(batches))
+    assert tuple(x.shape) == (16, 224, 224, 3)
+
+
+def test_cpu_sampler_tick_costs_under_1_percent_of_a_core(benchmark):
+    sampler = CpuSampler()
+    row = benchmark(sampler.sample)
+    assert "cpu_util" in row
+    assert benchmark.stats.stats.mean / INTERVAL_S < 0.01
+
+
+def test_gpu_sampler_tick_costs_under_1_percent_of_a_core(benchmark):
+    sampler = GpuSampler()
+    if not sampler.available:
+        pytest.skip(sampler.reason)
+    benchmark(sampler.sample)
+    assert benchmark.stats.stats.mean / INTERVAL_S < 0.01

@@ -1,0 +1,147 @@
+"""compare and its gate on constructed results; the machines report; plots; export."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from bench import compare
+from bench.record import RunRecord
+from bench.spec import RunSpec
+from bench.store import ResultStore
+from tests.conftest import gpubench
+
+CPU_ENV = {"cpu": "Test CPU", "cpu_threads": 2, "gpus": [], "tensorflow": "2.x", "keras": "3.x"}
+GPU_ENV = {"cpu": "Other CPU", "cpu_threads": 32, "gpus": [{"name": "NVIDIA H200", "memory_mb": 143000}],
+           "tensorflow": "2.x", "keras": "3.x"}
+
+
+def results(folder, rates_by_workers, env=CPU_ENV, label="cpu", preset="t", power=None):
+    """A results folder with one point per workers value, each with its repeats' images/s."""
+    store = ResultStore(folder).create()
+    for workers, rates in rates_by_workers.items():
+        for repeat, rate in enumerate(rates):
+            spec = RunSpec(backbone="tiny", input_size=16, batch=8, workers=workers, repeat=repeat)
+            store.append(RunRecord.for_spec(spec, status="ok" if rate else "error", train_img_s=rate,
+                                            total_s=100 / rate if rate else None, epochs_timed=3,
+                                            train_images_per_epoch=100, gpu_power_w_mean=power,
+                                            error="" if rate else "boom").to_dict())
+    (folder / "env.json").write_text(json.dumps(env))
+    (folder / "sweep.json").write_text(json.dumps({"gpu": label, "preset": preset}))
+    from bench import report
+
+    report.write(folder)
+    return folder
+
+
+def run_compare(tmp_path, base, cur, *args):
+    return gpubench("compare", base, cur, *args, cwd=tmp_path)
+
+
+def test_identical_results_pass(tmp_path):
+    a = results(tmp_path / "a", {1: [100, 101, 99], 4: [200, 202, 198]})
+    b = results(tmp_path / "b", {1: [100, 101, 99], 4: [200, 202, 198]})
+    out = run_compare(tmp_path, a, b)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "0 regression(s)" in out.stdout and "gate: pass" in out.stdout
+
+
+def test_a_30_percent_drop_beyond_the_noise_fails(tmp_path):
+    a = results(tmp_path / "a", {1: [100, 101, 99], 4: [200, 202, 198]})
+    b = results(tmp_path / "b", {1: [100, 101, 99], 4: [140, 141, 139]})
+    out = run_compare(tmp_path, a, b)
+    assert out.returncode == 1
+    assert "REGRESSION" in out.stdout and "1 regression(s)" in out.stdout and "gate: FAIL" in out.stdout
+
+
+def test_a_30_percent_drop_inside_a_noisy_spread_passes_with_a_note(tmp_path):
+    a = results(tmp_path / "a", {4: [200, 120, 260]})
+    b = results(tmp_path / "b", {4: [140, 250, 100]})
+    out = run_compare(tmp_path, a, b)
+    assert out.returncode == 0
+    assert "worse, within noise" in out.stdout and "within the repeats' spread" in out.stdout
+
+
+def test_lower_is_better_metrics_gate_the_other_way(tmp_path):
+    a = results(tmp_path / "a", {4: [200, 202, 198]})
+    b = results(tmp_path / "b", {4: [140, 141, 139]})  # slower: total_s up by 40%
+    out = run_compare(tmp_path, a, b, "--metric", "total_s")
+    assert out.returncode == 1 and "lower is better" in out.stdout
+
+
+def test_missing_and_failed_configurations_are_reported(tmp_path):
+    a = results(tmp_path / "a", {1: [100, 100, 100], 4: [200, 200, 200]})
+    b = results(tmp_path / "b", {1: [None], 2: [150, 150, 150]})
+    out = run_compare(tmp_path, a, b)
+    assert out.returncode == 0
+    assert "only in baseline" in out.stdout and "only in current" in out.stdout and "failed in current" in out.stdout
+
+
+def test_different_machines_warn_and_strict_refuses(tmp_path):
+    a = results(tmp_path / "a", {4: [200, 200, 200]})
+    b = results(tmp_path / "b", {4: [900, 900, 900]}, env=GPU_ENV, label="h200")
+    out = run_compare(tmp_path, a, b)
+    assert out.returncode == 0 and "different machines" in out.stdout
+    strict = run_compare(tmp_path, a, b, "--strict")
+    assert strict.returncode == 2 and "different machines" in strict.stderr
+
+
+def test_ratios_within_a_run_cancel_a_slower_machine(tmp_path):
+    """On a CPU the gate reads workers-4-over-1: a uniformly slower machine is no regression,
+    a change that removes the workers' benefit is."""
+    a = results(tmp_path / "a", {1: [100, 101, 99], 2: [200, 202, 198]})
+    slower = results(tmp_path / "b", {1: [60, 61, 59], 2: [120, 121, 119]})
+    (tmp_path / "gate.toml").write_text('[knobs]\nbackbone = "tiny"\n[gate]\nmetric = "train_img_s"\n'
+                                        'factor = 1.25\nrelative = [["workers", 1]]\n')
+    out = run_compare(tmp_path, a, slower, "--preset", tmp_path / "gate.toml")
+    assert out.returncode == 0, out.stdout
+    assert "not gated: CPU figures drift" in out.stdout and "workers=1" in out.stdout
+    flat = results(tmp_path / "c", {1: [100, 101, 99], 2: [110, 111, 109]})
+    out = run_compare(tmp_path, a, flat, "--preset", tmp_path / "gate.toml")
+    assert out.returncode == 1 and "REGRESSION" in out.stdout
+
+
+def test_baseline_save_and_compare_against_it(tmp_path):
+    a = results(tmp_path / "a", {4: [200, 200, 200]}, preset="ci")
+    saved = gpubench("baseline", "save", a, cwd=tmp_path)
+    assert saved.returncode == 0
+    baseline = tmp_path / "results" / "baselines" / "cpu" / "ci.csv"
+    assert baseline.is_file() and baseline.with_suffix(".env.json").is_file()
+    out = run_compare(tmp_path, baseline, a)
+    assert out.returncode == 0 and "different machines" not in out.stdout
+
+
+def test_compare_refuses_what_it_cannot_read(tmp_path):
+    out = run_compare(tmp_path, tmp_path / "nowhere", tmp_path / "nowhere")
+    assert out.returncode == 2 and "no points.csv" in out.stderr
+
+
+def test_machines_side_by_side(tmp_path):
+    cpu = results(tmp_path / "results" / "cpu" / "t", {4: [200, 200, 200]})
+    h200 = results(tmp_path / "results" / "h200" / "t", {4: [5000, 5000, 5000]}, env=GPU_ENV, label="h200",
+                   power=500.0)
+    out = gpubench("report", cpu, h200, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    text = (tmp_path / "results" / "machines-t.md").read_text()
+    assert "| cpu " in text and "| h200 " in text and "1 x NVIDIA H200" in text
+    assert "10" in text  # 5000 images/s at 500 W: 10 images per joule
+    assert "1428.57" in text  # 5000 images/s at an indicative $3.5 an hour
+    assert "indicative" in text
+    png = tmp_path / "results" / "machines-t.png"
+    assert png.is_file() and png.stat().st_size > 5000
+
+
+def test_reports_draw_their_plots(tmp_path):
+    folder = results(tmp_path / "a", {1: [100, 100], 4: [200, 210]})
+    report = (folder / "report.md").read_text()
+    assert "![images/s against batch size](throughput.png)" in report
+    assert (folder / "throughput.png").stat().st_size > 5000
+
+
+def test_export_is_one_json_document(tmp_path):
+    folder = results(tmp_path / "a", {4: [200, 200]})
+    out = gpubench("export", folder, cwd=tmp_path)
+    assert out.returncode == 0
+    document = json.loads((folder / "results.json").read_text())
+    assert set(document) == {"env", "sweep", "points", "runs"}
+    assert len(document["runs"]) == 2 and document["points"][0]["train_img_s"] == 200
