@@ -35,7 +35,8 @@ def pairs(points: pd.DataFrame, knob: str, base) -> pd.DataFrame:
     """Points whose `knob` differs from `base`, each joined to its twin at `base` (all other
     knobs equal); the twin's columns end in `_base`."""
     ok = points[points.repeats_ok > 0]
-    others = [k for k in CONFIG_KNOBS if k in ok.columns and k != knob]
+    only_some = ("use_multiprocessing", "cache") if knob == "pipeline" else ()  # blank where they do not apply
+    others = [k for k in CONFIG_KNOBS if k in ok.columns and k != knob and k not in only_some]
     at_base, changed = ok[ok[knob] == base], ok[ok[knob] != base]
     if at_base.empty or changed.empty:
         return pd.DataFrame()

@@ -45,6 +45,8 @@ def load(path: str | Path) -> tuple[pd.DataFrame, dict]:
         points_file, env_file = path / "points.csv", path / "env.json"
     else:
         points_file, env_file = path, path.with_suffix(".env.json")
+    if not points_file.is_file() and path.suffix == ".csv":
+        raise CompareError(f"no baseline {path}: save one with `gpubench baseline save <results folder>`")
     if not points_file.is_file():
         raise CompareError(f"{path}: no points.csv (run a sweep there, or give a baseline .csv)")
     points = pd.read_csv(points_file)

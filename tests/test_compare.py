@@ -145,3 +145,14 @@ def test_export_is_one_json_document(tmp_path):
     document = json.loads((folder / "results.json").read_text())
     assert set(document) == {"env", "sweep", "points", "runs"}
     assert len(document["runs"]) == 2 and document["points"][0]["train_img_s"] == 200
+
+
+def test_pipelines_pair_up_although_their_loader_knobs_differ():
+    from bench.analysis import pairs
+    from bench.report import _points
+
+    rows = [RunRecord.for_spec(spec, status="ok", train_img_s=rate, total_s=1.0).to_dict()
+            for spec, rate in ((RunSpec(pipeline="keras", workers=2), 100.0),
+                               (RunSpec(pipeline="tfdata", workers=2, use_multiprocessing=None), 150.0))]
+    joined = pairs(_points(pd.DataFrame(rows)), "pipeline", "keras")
+    assert len(joined) == 1 and joined.train_img_s.iloc[0] / joined.train_img_s_base.iloc[0] == 1.5
