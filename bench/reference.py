@@ -30,20 +30,34 @@ def _differences(points: pd.DataFrame, sweep: dict) -> list[str]:
     return found
 
 
+def matches(points: pd.DataFrame, seed: pd.DataFrame) -> pd.DataFrame:
+    """The measured keras points joined to the seed's runs with the same loader knobs."""
+    keras_points = points[(points.pipeline == "keras") & (points.repeats_ok > 0)]
+    if seed.empty or keras_points.empty:
+        return pd.DataFrame()
+    keys = keras_points[LOADER_KEYS].astype(object)
+    return keras_points.assign(**{k: keys[k] for k in LOADER_KEYS}).merge(
+        seed.astype({k: object for k in LOADER_KEYS}), on=LOADER_KEYS, suffixes=("", "_seed"))
+
+
+def seed_figure(point: pd.Series, sweep: dict, seed: pd.DataFrame | None = None) -> str:
+    """The seed's fastest total for this point's settings, with its machine, or ''."""
+    matched = matches(point.to_frame().T, load_seed() if seed is None else seed)
+    if matched.empty or _differences(matched, sweep):
+        return ""
+    best = matched.loc[pd.to_numeric(matched.total_s_seed).idxmin()]
+    return f"{best.total_s_seed:.1f} s ({best.machine})"
+
+
 def seed_section(points: pd.DataFrame, sweep: dict, seed: pd.DataFrame | None = None) -> list[str]:
     """Markdown lines: each measured keras point beside the seed's runs with the same loader
     knobs, or why the figures are not comparable. Nothing when no point has the seed's knobs."""
     seed = load_seed() if seed is None else seed
-    keras_points = points[(points.pipeline == "keras") & (points.repeats_ok > 0)]
-    if seed.empty or keras_points.empty:
-        return []
-    keys = keras_points[LOADER_KEYS].astype(object)
-    matched = keras_points.assign(**{k: keys[k] for k in LOADER_KEYS}).merge(
-        seed.astype({k: object for k in LOADER_KEYS}), on=LOADER_KEYS, suffixes=("", "_seed"))
+    matched = matches(points, seed)
     if matched.empty:
         return []
     lines = ["## Beside the seed (2019)", ""]
-    differences = _differences(keras_points, sweep)
+    differences = _differences(matched, sweep)
     if differences:
         return lines + ["Some points have the seed's loader settings, but its totals are not put beside "
                         "them: this sweep ran " + "; ".join(differences) + ".", ""]

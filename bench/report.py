@@ -116,9 +116,13 @@ def _where_the_time_goes(points: pd.DataFrame) -> list[str]:
         "bound": points.bound.fillna(""),
         "data wait": points.data_wait_frac.map(lambda v: _fmt(v, "{:.0%}")),
         "epoch start (s)": points.epoch_start_s_median.map(lambda v: _fmt(v, "{:.2f}")),
+        "validation + checkpoint (s)": (points.val_s_total + points.checkpoint_s_total.fillna(0)).map(
+            lambda v: _fmt(v, "{:.1f}")),
         "TFLOP/s": points.achieved_tflops.map(lambda v: _fmt(v, "{:.3f}")),
         "MFU": points.mfu.map(lambda v: _fmt(v, "{:.1%}")),
     })
+    if points.mfu_datasheet.notna().any():
+        table["MFU (datasheet)"] = points.mfu_datasheet.map(lambda v: _fmt(v, "{:.1%}"))
     lines = ["## Where the time goes", "", table.to_markdown(index=False), "", analysis.RULE,
              "MFU is the achieved TFLOP/s (3 x the model's forward FLOPs, counted from its layers, per "
              "image) over the peak a large matrix product reached on this device at the start of the sweep.", ""]

@@ -70,3 +70,11 @@ def test_mixed_precision_gain_is_reported():
     text = render(rows, {}, {})
     assert "## Mixed precision" in text
     assert "| keras w4 threads q10 b8 | mixed_bfloat16 |" in text and "1.8 |" in text
+
+
+def test_the_machines_report_names_the_seeds_figure_where_it_matches():
+    from bench.reference import seed_figure
+
+    point = _points(pd.DataFrame(points(total_s=50.0))).iloc[0]
+    assert seed_figure(point, SEED_SWEEP) == "197.8 s (Windows 10 desktop, 16 CPU threads, 32 GB RAM, RTX 2080 Ti)"
+    assert seed_figure(point, {**SEED_SWEEP, "train_images": 40}) == ""
