@@ -84,6 +84,7 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("dirs", nargs="+", metavar="DIR",
                      help="one results folder; several (e.g. results/*/quick) for the machines side by side")
     rep.add_argument("--out", help="with several folders: the report to write (default results/machines-<preset>.md)")
+    rep.add_argument("--run", help="the run whose CPU/GPU utilisation to plot (default: the fastest configuration's)")
 
     ex = sub.add_parser("export", help="a results folder as one JSON document, for other tools")
     ex.add_argument("dir")
@@ -238,7 +239,10 @@ def _report(args) -> None:
 
     folders = [_results_folder(d) for d in args.dirs]
     if len(folders) == 1:
-        print(report.write(folders[0]))
+        runs = {r["run_id"] for r in ResultStore(folders[0]).records()}
+        if args.run and args.run not in runs:
+            raise SpecError(f"--run {args.run}: no such run in {folders[0]} (see the run_id column of runs.csv)")
+        print(report.write(folders[0], args.run))
         return
     for folder in folders:
         report.write(folder)  # points.csv up to date

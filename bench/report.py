@@ -250,23 +250,35 @@ def _read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def write(root: str | Path) -> Path:
+def write(root: str | Path, run_id: str | None = None, plots: bool = True) -> Path:
     """report.md, and points.csv: one row per configuration (medians of its repeats, spread,
-    ceilings, bound, efficiency, MFU)."""
+    ceilings, bound, efficiency, MFU). Plots (about a second) are left out of the rewrite after
+    each run of a sweep and drawn when it ends."""
     root = Path(root)
     rows, env, sweep = ResultStore(root).latest(), _read_json(root / "env.json"), _read_json(root / "sweep.json")
     figures = []
     if rows:
         points = analysis.attach(_points(pd.DataFrame(rows)), rows, env, sweep)
         points.drop(columns=["column"]).to_csv(root / "points.csv", index=False)
-        figures = _figures(root, points[points.role.fillna("point") == "point"], rows)
+        if plots:
+            figures = _figures(root, points[points.role.fillna("point") == "point"], rows, run_id)
+        else:  # keep the links to the figures the last full write drew
+            figures = [(c, n) for c, n in _previous_figures(root / "report.md") if (root / n).is_file()]
     path = root / "report.md"
     path.write_text(render(rows, env, sweep, figures))
     return path
 
 
-def _figures(root: Path, points: pd.DataFrame, rows: list[dict]) -> list[tuple[str, str]]:
-    """throughput.png, and utilisation.png for the fastest configuration's first good run."""
+def _previous_figures(report: Path) -> list[tuple[str, str]]:
+    import re
+
+    text = report.read_text() if report.is_file() else ""
+    return re.findall(r"^!\[(.*)\]\((\w+\.png)\)$", text, flags=re.MULTILINE)
+
+
+def _figures(root: Path, points: pd.DataFrame, rows: list[dict], run_id: str | None) -> list[tuple[str, str]]:
+    """throughput.png, and utilisation.png for the chosen run (default: the fastest
+    configuration's first good run)."""
     from bench import plots
 
     made = []
@@ -275,8 +287,9 @@ def _figures(root: Path, points: pd.DataFrame, rows: list[dict]) -> list[tuple[s
     ok = points[points.repeats_ok > 0]
     if len(ok):
         best = ok.loc[ok.train_img_s.idxmax()]
-        run = next(r["run_id"] for r in rows if r["point_id"] == best.point_id and r["status"] == "ok")
-        title = f"{best['column']} b{best['batch']} ({run})"
+        run = run_id or next(r["run_id"] for r in rows if r["point_id"] == best.point_id and r["status"] == "ok")
+        chosen = next(r for r in rows if r["run_id"] == run)
+        title = f"{column_label(chosen)} b{chosen['batch']} ({run})"
         if plots.utilisation(root / "samples" / f"{run}.csv", title, root / "utilisation.png"):
-            made.append((f"CPU and GPU utilisation over the fastest run, {title}", "utilisation.png"))
+            made.append((f"CPU and GPU utilisation over {title}", "utilisation.png"))
     return made

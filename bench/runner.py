@@ -133,7 +133,7 @@ def sweep(specs: list[RunSpec], index_path: Path, store: ResultStore, timeout_s:
             else:
                 record = run_point(spec, index_path, store, timeout_s, interval)
             store.append(record)
-            report.write(store.root)
+            report.write(store.root, plots=False)
             new.append(record)
             role = ", ceiling" if spec.role == "ceiling" else ""
             progress.console.print(f"[{i}/{len(todo)}] {spec.label()} (r{spec.repeat}{role}): {_summary(record)}")

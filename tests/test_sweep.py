@@ -85,6 +85,13 @@ def test_report_has_the_seeds_tables(smoke):
     os.remove(out / "report.md")
     rebuilt = gpubench("report", out, cwd=out)
     assert rebuilt.returncode == 0 and (out / "report.md").read_text() == report
+    assert "![CPU and GPU utilisation over" in report and (out / "utilisation.png").stat().st_size > 5000
+    chosen = pd.read_csv(out / "runs.csv").run_id.iloc[0]
+    assert gpubench("report", out, "--run", chosen, cwd=out).returncode == 0
+    assert f"({chosen})" in (out / "report.md").read_text()
+    gpubench("report", out, cwd=out)  # back to the default for the other tests
+    bad = gpubench("report", out, "--run", "nope", cwd=out)
+    assert bad.returncode == 2 and "no such run" in bad.stderr
 
 
 def test_a_second_sweep_skips_what_is_done(smoke, broken_tree):
