@@ -125,7 +125,8 @@ def _where_the_time_goes(points: pd.DataFrame) -> list[str]:
         table["MFU (datasheet)"] = points.mfu_datasheet.map(lambda v: _fmt(v, "{:.1%}"))
     lines = ["## Where the time goes", "", table.to_markdown(index=False), "", analysis.RULE,
              "MFU is the achieved TFLOP/s (3 x the model's forward FLOPs, counted from its layers, per "
-             "image) over the peak a large matrix product reached on this device at the start of the sweep.", ""]
+             "image) over the peak a large matrix product reached on this device at the start of the sweep "
+             "(the best of five windows); above 100% the model's kernels beat that product.", ""]
     decoded = points.dropna(subset=["decode_ceiling_img_s"])
     for (size, interpolation), group in decoded.groupby(["input_size", "interpolation"]):
         lines += [f"Decode ceiling at {size}px ({interpolation}): one core reads, decodes and resizes "
