@@ -21,6 +21,8 @@ from bench.record import RunRecord
 from bench.spec import RunSpec
 from bench.store import ResultStore
 from bench.worker import OOM_RE
+from pipelines import split_plan
+from pipelines.dataset import DatasetIndex
 
 
 def _kill_group(pid: int) -> None:
@@ -103,6 +105,20 @@ def measure_peaks(precisions: set[str], timeout_s: float = 300) -> dict:
     return peaks
 
 
+def _why_skipped(spec: RunSpec, gpus_present: int, index) -> str | None:
+    """Why a point cannot run here, known before starting it."""
+    if gpus_present and spec.gpus > gpus_present:
+        return f"needs {spec.gpus} GPUs, {gpus_present} present"
+    if spec.gpus > 1:
+        for split in ("train", "val"):
+            steps, images = split_plan(index, spec, split)
+            last = images - (steps - 1) * spec.batch
+            if spec.batch % spec.gpus or last % spec.gpus:
+                return (f"batch {spec.batch} ({split} ends with {last}) does not split evenly over {spec.gpus} "
+                        f"devices: MirroredStrategy gives each an equal share")
+    return None
+
+
 def _summary(record: dict) -> str:
     if record["status"] != "ok":
         return f"[red]{record['status']}[/red] {record['error'][:160]}"
@@ -116,6 +132,7 @@ def sweep(specs: list[RunSpec], index_path: Path, store: ResultStore, timeout_s:
     and rewrite the report. A point asking for more GPUs than are present is a `skipped` row
     (with no GPU at all, gpus=N trains on N logical CPU devices). Returns the new rows."""
     console = console or Console(stderr=True)
+    index = DatasetIndex.load(index_path) if Path(index_path).is_file() else None
     done = set() if force else store.done()
     todo = [s for s in specs if s.run_id not in done]
     if len(todo) < len(specs):
@@ -127,9 +144,9 @@ def sweep(specs: list[RunSpec], index_path: Path, store: ResultStore, timeout_s:
         task = progress.add_task("sweep", total=len(todo))
         for i, spec in enumerate(todo, 1):
             progress.update(task, description=spec.label())
-            if gpus_present and spec.gpus > gpus_present:
-                record = RunRecord.for_spec(spec, status="skipped",
-                                            error=f"needs {spec.gpus} GPUs, {gpus_present} present").to_dict()
+            why = _why_skipped(spec, gpus_present, index)
+            if why:
+                record = RunRecord.for_spec(spec, status="skipped", error=why).to_dict()
             else:
                 record = run_point(spec, index_path, store, timeout_s, interval)
             store.append(record)

@@ -215,6 +215,21 @@ def test_more_gpus_than_present_is_a_skipped_row(tmp_path, tiny_tree):
     assert store.records() == rows
 
 
+def test_a_batch_that_does_not_split_over_the_devices_is_skipped(tmp_path):
+    from bench import runner
+    from bench.spec import RunSpec
+    from pipelines.dataset import scan
+
+    odd = make_synthetic(tmp_path / "odd", train=11, val=4, classes=2, image_size=(32, 32))
+    scan(odd).save(tmp_path / "index.json")
+    store = ResultStore(tmp_path / "out").create()
+    specs = [RunSpec(backbone="tiny", gpus=2, batch=3), RunSpec(backbone="tiny", gpus=2, batch=8)]
+    rows = runner.sweep(specs, tmp_path / "index.json", store, 60)
+    assert [r["status"] for r in rows] == ["skipped", "skipped"]
+    assert rows[0]["error"].startswith("batch 3 (train ends with 2) does not split evenly over 2 devices")
+    assert rows[1]["error"].startswith("batch 8 (train ends with 3)")  # 11 images: 8, then 3
+
+
 def test_the_seed_preset_is_the_seeds_grid(tmp_path):
     result = gpubench("sweep", "--preset", "seed", "--dry-run", cwd=tmp_path)
     assert result.returncode == 0
