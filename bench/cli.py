@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bench import spec as specs
 from bench.spec import DataSpec, RunSpec, SpecError
-from bench.store import ResultStore, StoreBusy
+from bench.store import ResultStore, StoreBusy, read_json
 from pipelines import TFDATA_FORMATS
 from pipelines.dataset import DatasetError, DatasetIndex, make_synthetic, scan
 
@@ -246,8 +246,7 @@ def _report(args) -> None:
         return
     for folder in folders:
         report.write(folder)  # points.csv up to date
-    preset = json.loads((folders[0] / "sweep.json").read_text()).get("preset", "sweep") \
-        if (folders[0] / "sweep.json").is_file() else "sweep"
+    preset = read_json(folders[0] / "sweep.json").get("preset", "sweep")
     out = Path(args.out or Path("results") / f"machines-{preset}.md")
     out.parent.mkdir(parents=True, exist_ok=True)
     machines.render(folders, out)
@@ -262,8 +261,7 @@ def _export(folder: Path, out: str | None) -> Path:
 
     _results_folder(folder)
     report.write(folder)
-    document = {name: json.loads((folder / f"{name}.json").read_text()) if (folder / f"{name}.json").is_file() else {}
-                for name in ("env", "sweep")}
+    document = {name: read_json(folder / f"{name}.json") for name in ("env", "sweep")}
     document["points"] = json.loads(pd.read_csv(folder / "points.csv").to_json(orient="records"))
     document["runs"] = ResultStore(folder).latest()
     path = Path(out or folder / "results.json")
@@ -296,8 +294,7 @@ def _compare(args) -> int:
         if args.strict and compare.fingerprint(base_env) != compare.fingerprint(cur_env):
             raise compare.CompareError("--strict: the two results come from different machines "
                                        f"({compare.fingerprint(base_env)} vs {compare.fingerprint(cur_env)})")
-        label = json.loads((Path(args.current) / "sweep.json").read_text()).get("gpu", "") \
-            if (Path(args.current) / "sweep.json").is_file() else ""
+        label = read_json(Path(args.current) / "sweep.json").get("gpu", "")
         absolute = compare.compare(base, cur, metric, factor, base_env, cur_env)
         gated_absolute = not (gate.get("relative") and label == "cpu")
         print("## Absolute" + ("" if gated_absolute else " (shown, not gated: CPU figures drift)"), "")

@@ -7,13 +7,13 @@ best current one), so a drop inside the noise is noted, not failed.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from bench.analysis import pairs
+from bench.store import read_json
 
 # Metrics and whether higher is better; the gate reads the repeats' min and max where kept.
 METRICS = {
@@ -52,7 +52,7 @@ def load(path: str | Path) -> tuple[pd.DataFrame, dict]:
     points = pd.read_csv(points_file)
     if "role" in points:
         points = points[points.role == "point"]
-    env = json.loads(env_file.read_text()) if env_file.is_file() else {}
+    env = read_json(env_file)
     return points, env
 
 

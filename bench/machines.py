@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from bench import plots, profiles
 from bench.reference import seed_figure
+from bench.store import read_json
 
 
 def _machine_name(env: dict) -> str:
@@ -27,8 +27,7 @@ def best_per_machine(folders: list[Path]) -> pd.DataFrame:
             raise ValueError(f"{folder} has no points.csv: not a finished results folder")
         points = pd.read_csv(points_file)
         points = points[(points.get("role", "point") == "point") & (points.repeats_ok > 0)]
-        env = json.loads((folder / "env.json").read_text()) if (folder / "env.json").is_file() else {}
-        sweep = json.loads((folder / "sweep.json").read_text()) if (folder / "sweep.json").is_file() else {}
+        env, sweep = read_json(folder / "env.json"), read_json(folder / "sweep.json")
         label = sweep.get("gpu", folder.parent.name)
         profile = profiles.load(label)
         for backbone, group in points.groupby("backbone"):

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from bench import analysis
 from bench.reference import seed_section
-from bench.store import ResultStore
+from bench.store import ResultStore, read_json
 from pipelines import knob_meaning
 
 # Knobs that become table columns (the seed's tables: one column per loader setting).
@@ -247,16 +246,12 @@ def render(rows: list[dict], env: dict, sweep: dict, figures: list[tuple[str, st
     return "\n".join(lines) + "\n"
 
 
-def _read_json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
 def write(root: str | Path, run_id: str | None = None, plots: bool = True) -> Path:
     """report.md, and points.csv: one row per configuration (medians of its repeats, spread,
     ceilings, bound, efficiency, MFU). Plots (about a second) are left out of the rewrite after
     each run of a sweep and drawn when it ends."""
     root = Path(root)
-    rows, env, sweep = ResultStore(root).latest(), _read_json(root / "env.json"), _read_json(root / "sweep.json")
+    rows, env, sweep = ResultStore(root).latest(), read_json(root / "env.json"), read_json(root / "sweep.json")
     figures = []
     if rows:
         points = analysis.attach(_points(pd.DataFrame(rows)), rows, env, sweep)

@@ -17,6 +17,11 @@ import pandas as pd
 from bench.record import COLUMNS
 
 
+def read_json(path: Path) -> dict:
+    """A results folder's JSON file (env.json, sweep.json), or {} when it is not there."""
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 class StoreBusy(RuntimeError):
     """Another sweep holds the folder's lock."""
 
