@@ -30,8 +30,11 @@ def test_a_cheap_model_on_large_images_is_input_bound(tmp_path):
 
 
 def test_a_heavy_model_on_small_images_is_compute_bound(tmp_path, tiny_tree):
+    # 8 steps an epoch (the 12 images wrap round) and 4 epochs: enough steady time to be timed
+    # well on a busy 2-core machine, where 3 steps once read half the model's own rate
     point, report = sweep(tmp_path, tiny_tree, "--set", "backbone=vgg16", "--set", "input_size=32",
-                          "--set", "pipeline=tfdata", "--set", "workers=2", "--set", "batch=4")
+                          "--set", "pipeline=tfdata", "--set", "workers=2", "--set", "batch=4",
+                          "--set", "steps_per_epoch=8", "--set", "epochs=4")
     assert point.bound == "compute", report
     assert point.model_img_s < point.pipeline_img_s / 2
     assert point.data_wait_frac < 0.1
