@@ -9,6 +9,9 @@ PRESET ?= quick
 DATA ?=
 ARGS ?=
 PYTEST_ARGS ?=
+# The extras installed: every Keras backend, so that `make test` tests all three. On a GPU
+# machine, EXTRAS=test,gpu installs the CUDA builds (README).
+EXTRAS ?= test,jax,torch
 
 .PHONY: bench test dry-run regress microbench help
 
@@ -19,11 +22,11 @@ help:
 	@echo "make regress [GPU=...]      the ci preset, compared with results/baselines/<gpu>/ci.csv"
 	@echo "make microbench             pytest-benchmark micro-benchmarks against the saved baseline"
 
-# The virtual environment, made again whenever pyproject.toml changes.
-$(STAMP): pyproject.toml
+# The virtual environment, made again whenever pyproject.toml or the pins change.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 bench: $(STAMP)

@@ -12,7 +12,7 @@ AT_CEILING = 0.8  # a training rate at 80% or more of its lower ceiling is at th
 SPREAD_WARN = 0.10  # (max - min) / median of the repeats' images/s
 FIRST_SLOW = 1.25  # the first repeat's total time over the others' median
 SHORT_S = 2.0  # seconds of steady training below which a run is too short to time well
-HELP_KNOBS = ("pipeline", "workers", "use_multiprocessing", "max_queue_size", "cache", "batch",
+HELP_KNOBS = ("backend", "pipeline", "workers", "use_multiprocessing", "max_queue_size", "cache", "batch",
               "precision", "xla", "gpus")
 
 RULE = (f"`bound` is `input` when images/s end to end reach {AT_CEILING:.0%} or more of the lower "
@@ -26,7 +26,7 @@ RULE = (f"`bound` is `input` when images/s end to end reach {AT_CEILING:.0%} or 
 
 
 # Knobs that name a configuration (a twin differs from a point in one of them only).
-CONFIG_KNOBS = ("backbone", "input_size", "epochs", "steps_per_epoch", "validation_steps", "finetune",
+CONFIG_KNOBS = ("backend", "backbone", "input_size", "epochs", "steps_per_epoch", "validation_steps", "finetune",
                 "interpolation", "checkpoint", "batch", "pipeline", "workers", "use_multiprocessing",
                 "max_queue_size", "cache", "gpus", "precision", "xla")
 
@@ -58,6 +58,13 @@ def _spec(row: dict) -> RunSpec:
     return RunSpec(**{k: row[k] for k in KNOBS if k in row})
 
 
+def _peak(peaks: dict, backend: str, precision: str):
+    """sweep.json's peak of this backend and precision (sweeps before backends were a knob
+    kept one per precision, measured on TensorFlow)."""
+    mine = peaks.get(backend)
+    return mine.get(precision) if isinstance(mine, dict) else peaks.get(precision)
+
+
 def attach(points: pd.DataFrame, rows: list[dict], env: dict, sweep: dict) -> pd.DataFrame:
     """Add each point's ceilings, bound, efficiency, decode ceiling, TFLOP/s and MFU."""
     points = points.copy()
@@ -79,7 +86,7 @@ def attach(points: pd.DataFrame, rows: list[dict], env: dict, sweep: dict) -> pd
     points["pipeline_efficiency"] = points.pipeline_img_s / points.decode_ceiling_img_s
     points["achieved_tflops"] = points.train_img_s * points.get("train_gflops_per_image", float("nan")) / 1000
     peaks = sweep.get("peak_tflops") or {}
-    points["peak_tflops"] = [peaks.get(p) for p in points.precision]
+    points["peak_tflops"] = [_peak(peaks, b, p) for b, p in zip(points.backend, points.precision)]
     points["mfu"] = points.achieved_tflops / pd.to_numeric(points.peak_tflops)
     datasheet = profiles.load(sweep.get("gpu", "")).get("peak_tflops", {})
     points["mfu_datasheet"] = points.achieved_tflops / pd.to_numeric(
@@ -111,7 +118,8 @@ def noise_warnings(frame: pd.DataFrame, points: pd.DataFrame) -> list[str]:
 
 
 def _name(p) -> str:
-    return f"{p['column']} at batch {p['batch']}"
+    backend = p.get("backend", "tensorflow")
+    return f"{p['column']} at batch {p['batch']}" + ("" if backend == "tensorflow" else f" on {backend}")
 
 
 def _helped_most(points: pd.DataFrame) -> str | None:
@@ -135,7 +143,7 @@ VERDICTS = (
     ("input", ("train_img_s", True), lambda p: (
         f"{_name(p)} is input-bound at {p['train_img_s']:.0f} images/s, below the {p['model_img_s']:.0f} "
         f"images/s the model can take: a faster GPU would not speed the input-bound ones up; more loader "
-        f"workers, tf.data or a cache would.")),
+        f"workers, another pipeline (tf.data, a torch DataLoader) or a cache would.")),
     ("compute", ("train_img_s", False), lambda p: (
         f"{_name(p)} is compute-bound at {p['efficiency']:.2f} efficiency ({p['train_img_s']:.0f} images/s): "
         f"a faster GPU or mixed precision would speed the compute-bound ones up.")),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import shlex
 import sys
 from contextlib import contextmanager
@@ -103,6 +104,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--use-multiprocessing", action="store_true")
     t.add_argument("--max-queue-size", type=int, default=10)
     t.add_argument("--gpus", type=int, default=1)
+    t.add_argument("--backend", default=os.environ.get("KERAS_BACKEND", "tensorflow"),
+                   help="Keras backend: tensorflow, jax or torch (default: $KERAS_BACKEND or tensorflow)")
     t.add_argument("--tensorboard", action="store_true")
 
     res = sub.add_parser("resume", help="go on training a model written by train")
@@ -125,15 +128,21 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def _grid(preset_knobs: dict, overrides: list[str], repeat: int = 1) -> list[RunSpec]:
-    """The checked grid: the preset's knobs with the --set overrides."""
+def _grid(knob_sets: list[dict], overrides: list[str], repeat: int = 1, installed_only: bool = False) -> list[RunSpec]:
+    """The checked grid: the union of the knob sets' products, each with the --set overrides;
+    with `installed_only`, without the points whose backend or pipeline this machine lacks."""
     if repeat < 1:
         raise SpecError(f"--repeat {repeat}: must be at least 1")
-    knobs = dict(preset_knobs)
-    for text in overrides:
-        knob, values = specs.parse_override(text)
-        knobs[knob] = values
-    grid = specs.expand(knobs, repeat)
+    changed = dict(specs.parse_override(text) for text in overrides)
+    runs = {s.run_id: s for knobs in knob_sets for s in specs.expand({**knobs, **changed}, repeat)}
+    grid = list(runs.values())
+    if installed_only:
+        reasons = sorted({specs.missing(p) for p in grid} - {None})
+        grid = [p for p in grid if not specs.missing(p)]
+        for reason in reasons:
+            print(f"left out of the grid: {reason}", file=sys.stderr)
+        if not grid:
+            raise SpecError("no point of the grid can run here: " + "; ".join(reasons))
     for point in grid:
         specs.check_spec(point)
     return grid
@@ -187,7 +196,7 @@ def _execute(args, grid: list[RunSpec], preset_name: str, data_spec: DataSpec, t
 
     with _prepared(args, preset_name, data_spec, grid) as (store, index_path, machine, meta):
         if with_ceilings:  # MFU is part of the ceilings' analysis
-            meta["peak_tflops"] = runner.measure_peaks({p.precision for p in grid})
+            meta["peak_tflops"] = runner.measure_peaks({(p.backend, p.precision) for p in grid})
         (store.root / "sweep.json").write_text(json.dumps(meta, indent=2))
         probes = specs.ceilings(grid) if with_ceilings else []
         new = runner.sweep(probes + grid, index_path, store, timeout_s, args.interval, force, machine["gpu_count"])
@@ -203,7 +212,7 @@ def _fit(args) -> None:
                    precision=args.precision)
     low = 32 if knob == "input_size" else 1
     start = args.start or low
-    grid = _grid({k: [v] for k, v in dataclasses.replace(base, **{knob: start}).knobs().items()}, [])
+    grid = _grid([{k: [v] for k, v in dataclasses.replace(base, **{knob: start}).knobs().items()}], [])
     step = 32 if knob == "input_size" else 1
     with _prepared(args, f"fit-{args.backbone}", FIT_DATA, grid) as (store, index_path, _, meta):
         (store.root / "sweep.json").write_text(json.dumps(meta, indent=2))
@@ -325,14 +334,15 @@ def _dry_run(grid: list[RunSpec]) -> None:
 
 
 def _workflow(args) -> int:
-    from bench import workflow
+    from bench import devices, workflow
 
     if args.command == "train":
         knobs = dict(backbone=args.backbone, input_size=args.input_size, pipeline=args.pipeline,
                      batch=args.batch, workers=args.workers, use_multiprocessing=args.use_multiprocessing,
                      max_queue_size=args.max_queue_size, gpus=args.gpus, epochs=args.epochs,
-                     finetune=args.finetune)
-        spec = _grid({k: [v] for k, v in knobs.items()}, [])[0]
+                     finetune=args.finetune, backend=args.backend)
+        spec = _grid([{k: [v] for k, v in knobs.items()}], [])[0]
+        devices.prepare(spec.backend, spec.gpus, specs.frameworks(spec))
         print(json.dumps(workflow.train(spec, args.data, args.out, args.tensorboard), indent=2))
     elif args.command == "resume":
         if args.epochs < 1:
@@ -361,9 +371,12 @@ def main(argv: list[str] | None = None) -> int:
             print(_export(Path(args.dir), args.out))
         elif args.command == "sweep":
             preset = specs.load_preset(args.preset)
-            grid = _grid(preset.knobs, args.set, preset.repeat if args.repeat is None else args.repeat)
+            grid = _grid(preset.knob_sets(), args.set, preset.repeat if args.repeat is None else args.repeat,
+                         preset.installed_only)
             if args.dry_run:
                 _dry_run(grid)
+                if preset.ceilings and not args.no_ceilings:
+                    print(f"and {len(specs.ceilings(grid))} ceiling runs (--no-ceilings leaves them out)")
                 return 0
             path, _ = _execute(args, grid, preset.name, preset.data, args.timeout or preset.timeout_s, args.force,
                                preset.ceilings and not args.no_ceilings)
@@ -377,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command in ("train", "resume", "evaluate", "predict"):
             return _workflow(args)
         else:  # run
-            grid = _grid({}, args.set)
+            grid = _grid([{}], args.set)
             if len(grid) != 1:
                 raise SpecError("run takes one value per knob; use sweep for several")
             _, new = _execute(args, grid, "run", DataSpec(), args.timeout or 900.0, force=True)

@@ -108,6 +108,10 @@ def collect() -> dict:
         "python": platform.python_version(),
         "tensorflow": _version("tensorflow"),
         "keras": _version("keras"),
+        "jax": _version("jax"),
+        "jaxlib": _version("jaxlib"),
+        "jax_cuda": _version("jax-cuda12-plugin") or _version("jax-cuda13-plugin"),
+        "torch": _version("torch"),  # a "+cpu" suffix marks a CPU-only build
         "gpubench": _version("gpubench"),
         "commit": _git_commit(),
     }

@@ -1,6 +1,6 @@
 """The device's measured peak: a large matrix product in a given precision, TFLOP/s.
 
-Run as `python -m bench.peak PRECISION` in its own process (fresh device state), printing
+Run as `python -m bench.peak PRECISION [BACKEND]` in its own process (fresh device state), printing
 JSON; the sweep runs it once per precision before its points, for MFU.
 """
 
@@ -14,16 +14,17 @@ import time
 DTYPES = {"float32": "float32", "mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}
 
 
-def measure(precision: str, windows: int = 5, seconds: float = 0.5) -> dict:
+def measure(precision: str, backend: str = "tensorflow", windows: int = 5, seconds: float = 0.5) -> dict:
     """The best rate over several short windows: a peak is what the device can attain, and a
     single window is easily caught by another process's burst."""
+    from bench import devices
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    devices.prepare(backend, 1)
     import keras
     from keras import ops
 
-    from bench import devices
-
-    _, description = devices.setup(1)
+    _, description = devices.setup(backend, 1)
     n = 8192 if "GPU" in description else 2048
     a = keras.random.normal((n, n), dtype=DTYPES[precision])
 
@@ -39,8 +40,8 @@ def measure(precision: str, windows: int = 5, seconds: float = 0.5) -> dict:
             product()
             count += 1
         rates.append(2 * n**3 * count / (time.perf_counter() - start) / 1e12)
-    return {"precision": precision, "n": n, "device": description, "tflops": max(rates)}
+    return {"precision": precision, "backend": backend, "n": n, "device": description, "tflops": max(rates)}
 
 
 if __name__ == "__main__":
-    print(json.dumps(measure(sys.argv[1])))
+    print(json.dumps(measure(*sys.argv[1:3])))

@@ -23,6 +23,7 @@ class RunRecord:
     status: str = "error"
     error: str = ""
     # knobs (RunSpec), as asked for; a loader knob the pipeline does not use is empty
+    backend: str = "tensorflow"
     backbone: str = ""
     input_size: int = 0
     pipeline: str = ""
@@ -49,7 +50,7 @@ class RunRecord:
     images_skipped: int | None = None
     weights: str = ""
     jit_compile: bool | None = None
-    backend: str = ""
+    backend_version: str = ""
     devices: str = ""  # what gpus resolved to, e.g. "2 x GPU" or "2 x CPU (logical)"
     # timings (seconds unless named)
     wall_s: float | None = None  # the subprocess, imports and model build included

@@ -16,7 +16,7 @@ COLUMN_KNOBS = ("pipeline", "workers", "use_multiprocessing", "max_queue_size", 
                 "precision", "xla")
 ROW_KNOB = "batch"
 # Knobs that split the results into separate tables when they vary.
-GROUP_KNOBS = ("backbone", "input_size", "epochs", "steps_per_epoch", "validation_steps",
+GROUP_KNOBS = ("backend", "backbone", "input_size", "epochs", "steps_per_epoch", "validation_steps",
                "finetune", "interpolation", "checkpoint")
 
 
@@ -170,6 +170,28 @@ def _precision_gain(points: pd.DataFrame) -> list[str]:
             table.to_markdown(index=False), ""]
 
 
+def _backend_comparison(points: pd.DataFrame) -> list[str]:
+    """Images/s of the same configuration on each backend, where a sweep covers more than one."""
+    ok = points[points.repeats_ok > 0]
+    if ok.backend.nunique() < 2:
+        return []
+    same = [k for k in analysis.CONFIG_KNOBS if k in ok.columns and k != "backend"]
+    keyed = ok.assign(configuration=ok.column + " b" + ok.batch.astype(str),
+                      model=ok.backbone + " " + ok.input_size.astype(str) + "px")
+    table = keyed.astype({k: object for k in same}).pivot_table(
+        index=same + ["model", "configuration"], columns="backend", values="train_img_s", dropna=False)
+    table = table.dropna(thresh=2).reset_index()  # configurations measured on two backends or more
+    if table.empty:
+        return []
+    backends = [b for b in ("tensorflow", "jax", "torch") if b in table]
+    shown = table[["model", "configuration"] + backends].copy()
+    shown["fastest"] = table[backends].idxmax(axis=1)
+    for b in backends:
+        shown[b] = table[b].map(lambda v: _fmt(v, "{:.1f}"))
+    return ["## Backends", "", "Training images/s of the same model, pipeline, batch and precision on each "
+            "Keras backend (the median of the repeats).", "", shown.to_markdown(index=False, disable_numparse=True), ""]
+
+
 def _machine(env: dict) -> list[str]:
     if not env:
         return ["Machine: unknown (no env.json in this folder)."]
@@ -182,9 +204,16 @@ def _machine(env: dict) -> list[str]:
     return [
         f"- CPU: {env.get('cpu')}, {env.get('cpu_threads')} threads, {env.get('ram_gb')} GB RAM; {env.get('os')}",
         f"- {gpu_line}",
-        f"- Python {env.get('python')}, TensorFlow {env.get('tensorflow')}, Keras {env.get('keras')}, "
+        f"- Python {env.get('python')}, Keras {env.get('keras')}, {_backends(env)}; "
         f"gpubench {env.get('gpubench')} (commit {(env.get('commit') or 'unknown')[:10]})",
     ]
+
+
+def _backends(env: dict) -> str:
+    """The backends installed, with versions (TensorFlow alone in env.json files before jax and torch)."""
+    names = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
+    found = [f"{title} {env[key]}" for key, title in names.items() if env.get(key)]
+    return ", ".join(found) or "no backend recorded"
 
 
 def render(rows: list[dict], env: dict, sweep: dict, figures: list[tuple[str, str]] = ()) -> str:
@@ -212,12 +241,14 @@ def render(rows: list[dict], env: dict, sweep: dict, figures: list[tuple[str, st
               "images/s in the epochs after the first. The median of the repeats that succeeded.", ""]
     for key, group in groups:
         first = group.iloc[0]
-        title = (f"{first['backbone']} at {first['input_size']}x{first['input_size']}, {first['epochs']} epochs, "
+        title = (f"{first['backbone']} at {first['input_size']}x{first['input_size']} on {first['backend']}, "
+                 f"{first['epochs']} epochs, "
                  f"finetune {first['finetune']}, {first['interpolation']} resize")
         lines += [f"## {title}", "", _table(group, _time_cell), "",
                   "CPU and GPU utilisation (mean over the run, p90), GPU memory peak:", "",
                   _table(group, _util_cell), ""]
     lines += _where_the_time_goes(points)
+    lines += _backend_comparison(points)
     lines += _scaling(points)
     lines += _precision_gain(points)
     lines += seed_section(points, sweep)

@@ -18,11 +18,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bench import report
 from bench.record import RunRecord
-from bench.spec import RunSpec
+from bench.devices import TORCH_ONE_DEVICE
+from bench.spec import KNOBS, LOADER_KNOBS, RunSpec
 from bench.store import ResultStore
 from bench.worker import OOM_RE
 from pipelines import split_plan
 from pipelines.dataset import DatasetIndex
+
+
+LADDER_KNOBS = tuple(k for k in KNOBS if k not in ("batch", "pipeline", *LOADER_KNOBS))
 
 
 def _kill_group(pid: int) -> None:
@@ -82,7 +86,8 @@ def run_point(spec: RunSpec, index_path: Path, store: ResultStore, timeout_s: fl
     if returncode == -signal.SIGKILL:
         status, why = "oom", "worker killed by SIGKILL (most often the kernel's out-of-memory killer)"
     elif said_oom:
-        status, why = "oom", f"worker died ({returncode}) out of memory: {said_oom.strip()[:300]}"
+        cap = f" under the {mem_limit_mb} MB memory cap" if mem_limit_mb else ""
+        status, why = "oom", f"worker died ({returncode}) out of memory{cap}: {said_oom.strip()[:300]}"
     elif mem_limit_mb and returncode < 0:  # under a cap, an allocation (a buffer, a thread's stack) failed
         status, why = "oom", f"worker killed by signal {-returncode} under the {mem_limit_mb} MB memory cap"
     else:
@@ -92,16 +97,18 @@ def run_point(spec: RunSpec, index_path: Path, store: ResultStore, timeout_s: fl
                               error=f"{why}; last log line: {tail}" if tail else why).to_dict()
 
 
-def measure_peaks(precisions: set[str], timeout_s: float = 300) -> dict:
-    """precision -> measured TFLOP/s (None where the probe failed), each in a fresh process."""
-    peaks = {}
-    for precision in sorted(precisions):
+def measure_peaks(settings: set[tuple[str, str]], timeout_s: float = 300) -> dict:
+    """backend -> precision -> measured TFLOP/s (None where the probe failed), for each
+    (backend, precision) asked, each in a fresh process."""
+    peaks: dict[str, dict] = {}
+    for backend, precision in sorted(settings):
         try:
-            out = subprocess.run([sys.executable, "-m", "bench.peak", precision], capture_output=True,
+            out = subprocess.run([sys.executable, "-m", "bench.peak", precision, backend], capture_output=True,
                                  text=True, timeout=timeout_s)
-            peaks[precision] = json.loads(out.stdout.strip().splitlines()[-1])["tflops"] if out.returncode == 0 else None
+            tflops = json.loads(out.stdout.strip().splitlines()[-1])["tflops"] if out.returncode == 0 else None
         except (subprocess.TimeoutExpired, IndexError, json.JSONDecodeError):
-            peaks[precision] = None
+            tflops = None
+        peaks.setdefault(backend, {})[precision] = tflops
     return peaks
 
 
@@ -109,14 +116,42 @@ def _why_skipped(spec: RunSpec, gpus_present: int, index) -> str | None:
     """Why a point cannot run here, known before starting it."""
     if gpus_present and spec.gpus > gpus_present:
         return f"needs {spec.gpus} GPUs, {gpus_present} present"
+    if spec.gpus > 1 and spec.backend == "torch":
+        return TORCH_ONE_DEVICE
     if spec.gpus > 1:
         for split in ("train", "val"):
             steps, images = split_plan(index, spec, split)
             last = images - (steps - 1) * spec.batch
             if spec.batch % spec.gpus or last % spec.gpus:
                 return (f"batch {spec.batch} ({split} ends with {last}) does not split evenly over {spec.gpus} "
-                        f"devices: MirroredStrategy gives each an equal share")
+                        f"devices: data parallelism gives each an equal share")
     return None
+
+
+class BatchLadders:
+    """The smallest batch that ran out of memory on each ladder: the knobs a point's device
+    memory depends on besides its batch (not its loader's). A larger batch on the same ladder
+    would run out too, so it is skipped rather than run."""
+
+    def __init__(self, rows=()):
+        self.oom: dict[tuple, int] = {}
+        for row in rows:
+            self.note(row)
+
+    @staticmethod
+    def key(knobs: dict) -> tuple:
+        return tuple(knobs.get(k, KNOBS[k].default) for k in LADDER_KNOBS)
+
+    def note(self, row: dict) -> None:
+        if row["status"] == "oom":
+            key = self.key(row)
+            self.oom[key] = min(row["batch"], self.oom.get(key, row["batch"]))
+
+    def stopped(self, spec: RunSpec) -> str | None:
+        smallest = self.oom.get(self.key(spec.knobs()))
+        if smallest is not None and spec.batch >= smallest:
+            return f"batch ladder stopped: batch {smallest} ran out of memory with this model and precision"
+        return None
 
 
 def _summary(record: dict) -> str:
@@ -129,8 +164,9 @@ def sweep(specs: list[RunSpec], index_path: Path, store: ResultStore, timeout_s:
           interval: float = 0.5, force: bool = False, gpus_present: int = 0,
           console: Console | None = None) -> list[dict]:
     """Run the points not yet in the store (all with `force`); after each, append its row
-    and rewrite the report. A point asking for more GPUs than are present is a `skipped` row
-    (with no GPU at all, gpus=N trains on N logical CPU devices). Returns the new rows."""
+    and rewrite the report. A point asking for more GPUs than are present (with no GPU at all,
+    gpus=N trains on N logical CPU devices), or for a batch at least as large as one that ran out
+    of memory on its ladder, is a `skipped` row. Returns the new rows."""
     console = console or Console(stderr=True)
     index = DatasetIndex.load(index_path) if Path(index_path).is_file() else None
     done = set() if force else store.done()
@@ -139,17 +175,19 @@ def sweep(specs: list[RunSpec], index_path: Path, store: ResultStore, timeout_s:
         console.print(f"{len(specs) - len(todo)} of {len(specs)} runs already in {store.root}: skipped (--force reruns them)")
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    ladders = BatchLadders([] if force else store.latest())
     new = []
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("sweep", total=len(todo))
         for i, spec in enumerate(todo, 1):
             progress.update(task, description=spec.label())
-            why = _why_skipped(spec, gpus_present, index)
+            why = _why_skipped(spec, gpus_present, index) or ladders.stopped(spec)
             if why:
                 record = RunRecord.for_spec(spec, status="skipped", error=why).to_dict()
             else:
                 record = run_point(spec, index_path, store, timeout_s, interval)
             store.append(record)
+            ladders.note(record)
             report.write(store.root, plots=False)
             new.append(record)
             role = ", ceiling" if spec.role == "ceiling" else ""

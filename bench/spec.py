@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.util
 import itertools
 import json
 import re
@@ -28,6 +29,7 @@ class SpecError(ValueError):
 class RunSpec:
     """One point of a sweep. Defaults follow the seed's recipe, with fewer epochs."""
 
+    backend: str = "tensorflow"  # Keras 3's backend: tensorflow, jax or torch
     backbone: str = "vgg16"
     input_size: int = 224
     pipeline: str = "keras"
@@ -53,8 +55,11 @@ class RunSpec:
 
     @property
     def point_id(self) -> str:
-        """Stable id of the knob combination: the same point in any sweep has the same id."""
-        text = json.dumps(self.knobs(), sort_keys=True)
+        """Stable id of the knob combination: the same point in any sweep has the same id. A
+        knob added after the first results is left out while at its default, so that those
+        results keep their ids (resume, baselines)."""
+        knobs = {k: v for k, v in self.knobs().items() if LATER_KNOBS.get(k, object()) != v}
+        text = json.dumps(knobs, sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:10]
 
     @property
@@ -64,6 +69,8 @@ class RunSpec:
     def label(self) -> str:
         """Short human name for progress lines."""
         parts = [self.backbone, f"{self.input_size}px", self.pipeline, f"b{self.batch}"]
+        if self.backend != "tensorflow":
+            parts.insert(0, self.backend)
         if self.workers is not None:
             parts.append(f"w{self.workers}")
         if self.use_multiprocessing is not None:
@@ -78,11 +85,18 @@ class RunSpec:
 KNOBS: dict[str, dataclasses.Field] = {
     f.name: f for f in dataclasses.fields(RunSpec) if f.name not in ("repeat", "role")
 }
+LATER_KNOBS = {"backend": "tensorflow"}  # knob -> the default that leaves it out of point_id
 LOADER_KNOBS = ("workers", "use_multiprocessing", "max_queue_size", "cache")
 FINETUNE = ("head", "last_block", "full")
 INTERPOLATION = ("nearest", "bilinear")
 PRECISION = ("float32", "mixed_float16", "mixed_bfloat16")
 XLA = ("auto", "on", "off")
+BACKENDS = ("tensorflow", "jax", "torch")
+_TF, _JAX, _TORCH = (("tensorflow", "pip install tensorflow"), ("jax", "pip install 'gpubench[jax]'"),
+                     ("torch", "pip install 'gpubench[torch]'"))
+# The package a backend or pipeline imports, and how to install it.
+NEEDS = {("backend", "tensorflow"): _TF, ("backend", "jax"): _JAX, ("backend", "torch"): _TORCH,
+         ("pipeline", "tfdata"): _TF, ("pipeline", "torch"): _TORCH}
 LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -109,7 +123,13 @@ class Preset:
     repeat: int = 1
     timeout_s: float = 900.0
     ceilings: bool = True  # measure the pipeline and model ceilings of every point
+    installed_only: bool = False  # drop the points whose backend or pipeline is not installed
     gate: dict = dataclasses.field(default_factory=dict)  # what `gpubench compare --preset` checks
+    grids: tuple = ()  # [[grid]] blocks: each overrides some knobs; the sweep is their union
+
+    def knob_sets(self) -> list[dict]:
+        """One knob dict per product to expand: [knobs] alone, or [knobs] under each [[grid]]."""
+        return [{**self.knobs, **block} for block in self.grids] or [self.knobs]
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -166,15 +186,22 @@ def load_preset(name_or_path: str) -> Preset:
         doc = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"preset {path}: {e}") from None
-    unknown = set(doc) - {"description", "knobs", "data", "repeat", "timeout_s", "ceilings", "gate"}
+    unknown = set(doc) - {"description", "knobs", "grid", "data", "repeat", "timeout_s", "ceilings",
+                          "installed_only", "gate"}
     if unknown:
         raise SpecError(f"preset {path}: unknown section(s) {sorted(unknown)}")
-    knobs = {}
-    for knob, value in doc.get("knobs", {}).items():
-        if knob not in KNOBS:
-            raise SpecError(f"preset {path}: unknown knob {knob!r}; knobs are: {', '.join(KNOBS)}")
-        values = value if isinstance(value, list) else [value]
-        knobs[knob] = [_coerce(knob, v) for v in values]
+
+    def knob_lists(table: dict) -> dict:
+        knobs = {}
+        for knob, value in table.items():
+            if knob not in KNOBS:
+                raise SpecError(f"preset {path}: unknown knob {knob!r}; knobs are: {', '.join(KNOBS)}")
+            values = value if isinstance(value, list) else [value]
+            knobs[knob] = [_coerce(knob, v) for v in values]
+        return knobs
+
+    knobs = knob_lists(doc.get("knobs", {}))
+    grids = tuple(knob_lists(block) for block in doc.get("grid", []))
     try:
         data = DataSpec(**doc.get("data", {}))
     except TypeError as e:
@@ -187,7 +214,9 @@ def load_preset(name_or_path: str) -> Preset:
         repeat=int(doc.get("repeat", 1)),
         timeout_s=float(doc.get("timeout_s", 900)),
         ceilings=bool(doc.get("ceilings", True)),
+        installed_only=bool(doc.get("installed_only", False)),
         gate=doc.get("gate", {}),
+        grids=grids,
     )
 
 
@@ -234,8 +263,31 @@ def ceilings(grid: list[RunSpec]) -> list[RunSpec]:
     return list(probes.values())
 
 
+def installed(module: str) -> bool:
+    """Whether `module` can be imported here, found without importing it."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def frameworks(spec: RunSpec) -> tuple[str, ...]:
+    """The packages the point imports: its backend's and its pipeline's."""
+    return tuple(module for (knob, value), (module, _) in NEEDS.items() if getattr(spec, knob) == value)
+
+
+def missing(spec: RunSpec) -> str | None:
+    """Why this machine lacks a package the point needs (its backend's, its pipeline's), or None."""
+    for (knob, value), (module, how) in NEEDS.items():
+        if getattr(spec, knob) == value and not installed(module):
+            return f"{knob} {value} needs {module}, which is not installed here ({how})"
+    return None
+
+
 def check_spec(spec: RunSpec) -> None:
     """Refuse a point that cannot run, with a one-line reason."""
+    if spec.backend not in BACKENDS:
+        raise SpecError(f"backend={spec.backend!r}: expected one of {', '.join(BACKENDS)}")
     if spec.backbone not in BACKBONES:
         raise SpecError(f"unknown backbone {spec.backbone!r}; backbones are: {', '.join(BACKBONES)}")
     if spec.input_size >= 1 and input_size_problem(spec.backbone, spec.input_size):
@@ -254,6 +306,8 @@ def check_spec(spec: RunSpec) -> None:
         value = getattr(spec, knob)
         if value is not None and value < 0:
             raise SpecError(f"{knob}={value}: must be 0 or more")
+    if missing(spec):
+        raise SpecError(missing(spec))
 
 
 def check_label(label: str) -> str:

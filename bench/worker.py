@@ -19,8 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import devices
 from bench.record import RunRecord
-from bench.spec import RunSpec
+from bench.spec import RunSpec, frameworks
 
 OOM_RE = re.compile(r"\bOOM\b|out of memory|ResourceExhausted|bad_alloc|Cannot allocate memory|MemoryError",
                     re.IGNORECASE)
@@ -59,14 +60,14 @@ def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path
 
     import models
     import pipelines
-    from bench import devices, training
+    from bench import training
     from bench.samplers import CpuSampler, GpuSampler, Sampling, summarise
     from bench.timing import TimingCallback
     from models import flops
     from pipelines.dataset import DatasetIndex
 
-    record.backend = keras.backend.backend()
-    strategy, record.devices = devices.setup(spec.gpus)
+    record.backend_version = backend_version(spec.backend)
+    scope, record.devices = devices.setup(spec.backend, spec.gpus)
     index = DatasetIndex.load(index_path)
     record.classes = len(index.classes)
     record.images_skipped = len(index.skipped)
@@ -76,7 +77,7 @@ def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path
     record.train_images_per_epoch = train_feed.images
 
     keras.mixed_precision.set_global_policy(spec.precision)
-    with strategy.scope():
+    with scope:
         model = models.build(spec.backbone, (spec.input_size,) * 2 + (3,), len(index.classes), spec.finetune)
         training.compile_model(model, xla=spec.xla)
     record.weights = model.weights_source
@@ -101,7 +102,13 @@ def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path
     summary = timer.summary(train_feed.images, checkpoint.seconds if checkpoint else None)
     for key, value in summary.items():
         setattr(record, key, value)
-    record.gpu_mem_peak_mb = devices.allocator_peak_mb() or record.gpu_mem_nvml_peak_mb
+    record.gpu_mem_peak_mb = devices.allocator_peak_mb(spec.backend) or record.gpu_mem_nvml_peak_mb
+
+
+def backend_version(backend: str) -> str:
+    import importlib
+
+    return importlib.import_module(backend).__version__
 
 
 def decode_rate(index, spec: RunSpec, seconds: float = 1.0) -> float:
@@ -125,11 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=0.5)
     args = parser.parse_args(argv)
     _die_with_parent()
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
     start = time.perf_counter()
     spec = RunSpec(**json.loads(args.spec))
+    devices.prepare(spec.backend, spec.gpus, uses=frameworks(spec))  # before anything imports Keras
     record = RunRecord.for_spec(spec)
     try:
         train(spec, args.index, record, args.samples, args.interval)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.spec import RunSpec
+from bench import devices
+from bench.spec import RunSpec, frameworks
 from pipelines.dataset import IMAGE_EXTENSIONS, DatasetError, scan, scan_folder
 
 SETTINGS = "train.json"
@@ -48,15 +49,15 @@ def _train_loop(model, spec: RunSpec, index, out: Path, initial_epoch: int, tens
 
 def train(spec: RunSpec, data: str, out: str | Path, tensorboard: bool = False) -> dict:
     import models
-    from bench import devices, training
+    from bench import training
 
     out = Path(out)
     if (out / SETTINGS).exists():
         raise DatasetError(f"{out} already holds a training run; resume it or choose another --out")
     index = scan(data)
     out.mkdir(parents=True, exist_ok=True)
-    strategy, _ = devices.setup(spec.gpus)
-    with strategy.scope():
+    scope, _ = devices.setup(spec.backend, spec.gpus)
+    with scope:
         model = models.build(spec.backbone, (spec.input_size,) * 2 + (3,), len(index.classes), spec.finetune)
         training.compile_model(model)
     settings = {"spec": dataclasses.asdict(spec), "data": str(Path(data).resolve()), "classes": index.classes}
@@ -66,13 +67,14 @@ def train(spec: RunSpec, data: str, out: str | Path, tensorboard: bool = False) 
 
 def resume(model_path: str | Path, epochs: int, data: str | None = None, tensorboard: bool = False) -> dict:
     """Go on from last.keras: its optimizer state (momentum, learning rate, step count) and the
-    epoch count in log.csv carry over."""
+    epoch count in log.csv carry over, and so does the backend it trained on."""
+    folder, settings = _load_settings(Path(model_path))
+    spec = dataclasses.replace(RunSpec(**settings["spec"]), epochs=epochs)
+    devices.prepare(spec.backend, spec.gpus, frameworks(spec))
     import keras
 
     import models  # noqa: F401  (registers the custom layers that loading needs)
 
-    folder, settings = _load_settings(Path(model_path))
-    spec = dataclasses.replace(RunSpec(**settings["spec"]), epochs=epochs)
     index = scan(data or settings["data"])
     if index.classes != settings["classes"]:
         raise DatasetError(f"classes {index.classes} differ from the model's {settings['classes']}")
@@ -82,17 +84,20 @@ def resume(model_path: str | Path, epochs: int, data: str | None = None, tensorb
 
 def _predict(model_path: Path, files: list[str], batch: int):
     """(probabilities, class names): the keras pipeline's reader, in file order, no shuffle."""
+    folder, settings = _load_settings(model_path)
+    spec = RunSpec(**settings["spec"])
+    devices.prepare(spec.backend, 1, frameworks(spec))
     import keras
 
     import models  # noqa: F401
+    from pipelines import BatchOrder
     from pipelines.pydataset import ImageFolderBatches
 
-    folder, settings = _load_settings(model_path)
     model = keras.saving.load_model(model_path if model_path.is_file() else folder / "best.keras")
-    spec = RunSpec(**settings["spec"])
     steps = -(-len(files) // batch)
-    batches = ImageFolderBatches(files, [0] * len(files), len(settings["classes"]), batch, spec.input_size,
-                                 spec.interpolation, steps, len(files), shuffle=False)
+    plan = BatchOrder(len(files), batch, len(files), shuffle=False)
+    batches = ImageFolderBatches(files, [0] * len(files), len(settings["classes"]), plan, steps, spec.input_size,
+                                 spec.interpolation)
     return model.predict(batches, verbose=0), settings["classes"]
 
 

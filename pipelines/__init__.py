@@ -12,10 +12,13 @@ import multiprocessing
 import time
 from typing import Any, NamedTuple
 
+import numpy as np
+
 PIPELINES = {
     "keras": "pipelines.pydataset",
     "tfdata": "pipelines.tfdata",
     "synthetic": "pipelines.synthetic",
+    "torch": "pipelines.dataloader",
 }
 
 # Formats tf.io.decode_image reads; PIL reads more (.ppm, .tif), which tfdata refuses up front.
@@ -32,6 +35,11 @@ _KNOB_MEANING = {
         "workers": "num_parallel_calls of the decode map (0: AUTOTUNE)",
         "max_queue_size": "prefetch buffer in batches (0: AUTOTUNE)",
         "cache": "decoded images kept in memory after the first epoch",
+    },
+    "torch": {
+        "workers": "DataLoader num_workers: processes (0: batches loaded in the training process)",
+        "max_queue_size": "batches loaded ahead in all: each worker's prefetch_factor is "
+                          "ceil(max_queue_size / workers) (0: torch's default of 2)",
     },
     "synthetic": {},
 }
@@ -53,7 +61,18 @@ def describe_loader(spec) -> str:
         prefetch = spec.max_queue_size or "AUTOTUNE"
         cached = ", decoded images cached" if spec.cache else ""
         return f"tf.data: map parallel={parallel}, prefetch={prefetch} batches{cached}; threads only"
+    if spec.pipeline == "torch":
+        if not spec.workers:
+            return "DataLoader: batches loaded in the training process (workers 0)"
+        factor = prefetch_factor(spec.workers, spec.max_queue_size)
+        return (f"DataLoader: {spec.workers} worker processes, prefetch_factor {factor} "
+                f"({spec.workers * factor} batches ahead), persistent workers, pinned memory on CUDA")
     return "tensors in memory: no loader"
+
+
+def prefetch_factor(workers: int, max_queue_size: int | None) -> int:
+    """The DataLoader's per-worker prefetch that keeps as many batches ahead as keras's queue."""
+    return math.ceil(max_queue_size / workers) if max_queue_size else 2
 
 
 class ReadyClock:
@@ -82,6 +101,31 @@ class Feed(NamedTuple):
     steps: int
     images: int
     ready: ReadyClock | None = None
+
+
+def onehot(labels, classes: int) -> np.ndarray:
+    """float32 one-hot rows, what categorical_crossentropy takes (flow_from_directory's 'categorical')."""
+    return np.eye(classes, dtype="float32")[np.asarray(labels, dtype=int)]
+
+
+class BatchOrder:
+    """Which files each batch of an epoch holds, shared by the keras and torch pipelines so
+    that both read the same files in the same order. Training reshuffles after every epoch;
+    validation never does (the seed's rule)."""
+
+    def __init__(self, count: int, batch: int, images: int, shuffle: bool, seed: int = 0):
+        self.count, self.batch, self.images, self.shuffle = count, batch, images, shuffle
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(count) if shuffle else np.arange(count)
+
+    def files(self, i: int) -> np.ndarray:
+        """File numbers of batch i; an epoch longer than one pass wraps round."""
+        positions = np.arange(i * self.batch, min((i + 1) * self.batch, self.images))
+        return self.order[positions % self.count]
+
+    def next_epoch(self) -> None:
+        if self.shuffle:
+            self.order = self.rng.permutation(self.count)
 
 
 def epoch_plan(count: int, batch: int, steps: int) -> tuple[int, int]:

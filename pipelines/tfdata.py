@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
 
-from pipelines import Feed, ReadyClock, split_plan
+from pipelines import Feed, ReadyClock, onehot, split_plan
 
 
 def _pil_nearest_indices(length, size: int):
@@ -56,12 +55,17 @@ def stamped(ds: tf.data.Dataset, steps: int) -> tuple[tf.data.Dataset, ReadyCloc
 
 
 def build(index, spec, split: str) -> Feed:
+    if spec.backend != "tensorflow":  # tf.data only feeds another backend: keep TF off its GPUs
+        try:
+            tf.config.set_visible_devices([], "GPU")
+        except RuntimeError:  # TensorFlow's runtime already started (the validation feed)
+            pass
     train = split == "train"
     files = index.files[split]
     steps, images = split_plan(index, spec, split)
-    onehot = np.eye(len(index.classes), dtype="float32")[np.asarray(index.labels[split], dtype=int)]
+    labels = onehot(index.labels[split], len(index.classes))
     parallel = spec.workers or tf.data.AUTOTUNE
-    ds = tf.data.Dataset.from_tensor_slices((files, onehot))
+    ds = tf.data.Dataset.from_tensor_slices((files, labels))
 
     def decode(path, label):
         return load_image(path, spec.input_size, spec.interpolation), label
