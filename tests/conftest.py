@@ -17,7 +17,7 @@ def tiny_tree(tmp_path_factory) -> Path:
                           image_size=(64, 48), seed=1)
 
 
-def gpubench(*args, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+def gpubench(*args, cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
     """The CLI as a user runs it, in its own process."""
     return subprocess.run([sys.executable, "-m", "bench", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, env=env)

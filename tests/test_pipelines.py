@@ -49,15 +49,15 @@ def test_keras_feed_shuffles_training_every_epoch_and_never_validation(tiny_tree
     assert (train.steps, train.images) == (3, 12)
     first = [train.data[i] for i in range(train.steps)]
     assert [len(x) for x, _ in first] == [5, 5, 2]
-    orders = [train.data.order.copy()]
+    orders = [train.data.plan.order.copy()]
     for _ in range(3):
         train.data.on_epoch_end()
-        orders.append(train.data.order.copy())
+        orders.append(train.data.plan.order.copy())
     assert any((o != orders[0]).any() for o in orders[1:])
     val = pipelines.build(index, spec, "val")
-    assert (val.data.order == np.arange(4)).all()
+    assert (val.data.plan.order == np.arange(4)).all()
     val.data.on_epoch_end()
-    assert (val.data.order == np.arange(4)).all()
+    assert (val.data.plan.order == np.arange(4)).all()
 
 
 def test_labels_follow_the_files(tiny_tree):

@@ -37,3 +37,17 @@ def test_varying_backbones_get_a_table_each():
                                              total_s=1.0, train_img_s=2.0).to_dict()]
     text = render(rows, ENV_NO_GPU, {})
     assert "## tiny at 32x32" in text and "## vgg16 at 32x32" in text
+
+
+def test_a_sweep_over_backends_gets_a_table_each_and_a_comparison():
+    rows = [row(batch=8, img_s=40.0, backend="tensorflow"), row(batch=8, img_s=60.0, backend="jax"),
+            row(batch=8, img_s=50.0, backend="torch"), row(batch=16, img_s=70.0, backend="jax")]
+    text = render(rows, {**ENV_NO_GPU, "jax": "0.10", "torch": "2.13"}, {})
+    assert "## tiny at 32x32 on tensorflow" in text and "## tiny at 32x32 on jax" in text
+    backends = text.split("## Backends")[1].split("##")[0]
+    lines = [l for l in backends.splitlines() if l.startswith("| tiny")]
+    assert len(lines) == 1  # batch 16 ran on jax alone: nothing to compare
+    assert [c.strip() for c in lines[0].split("|")[1:-1]] == [
+        "tiny 32px", "keras w4 threads q10 b8", "40.0", "60.0", "50.0", "jax"]
+    assert "TensorFlow 2.x, JAX 0.10, PyTorch 2.13" in text
+    assert "## Backends" not in render(rows[:1], ENV_NO_GPU, {})

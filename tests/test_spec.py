@@ -26,6 +26,17 @@ def test_point_id_is_stable_and_ignores_the_repeat():
     assert RunSpec(batch=9).point_id != a.point_id
 
 
+def test_the_backend_knob_keeps_the_ids_of_results_from_before_it():
+    import hashlib
+    import json
+
+    knobs = {k: v for k, v in RunSpec(batch=8).knobs().items() if k != "backend"}  # a point as recorded then
+    before = hashlib.sha1(json.dumps(knobs, sort_keys=True).encode()).hexdigest()[:10]
+    assert RunSpec(batch=8).point_id == before
+    ids = {RunSpec(batch=8, backend=b).point_id for b in spec.BACKENDS}
+    assert len(ids) == 3
+
+
 @pytest.mark.parametrize("text, message", [
     ("bogus=1", "unknown knob 'bogus'"),
     ("batch=eight", "expected a whole number"),
@@ -62,7 +73,28 @@ def test_presets_load_and_cover_what_they_promise():
     assert len({s.batch for s in grid}) >= 2 and len({s.workers for s in grid}) >= 2
     assert {s.use_multiprocessing for s in grid if s.pipeline == "keras"} == {False, True}
     smoke = spec.load_preset("smoke")
-    assert smoke.knobs["backbone"] == ["tiny"]
+    assert smoke.knobs["backbone"] == ["tiny"] and smoke.installed_only
+
+
+def test_the_gpu_preset_is_a_union_of_grids(monkeypatch):
+    gpu = spec.load_preset("gpu")
+    grid = {s.run_id: s for knobs in gpu.knob_sets() for s in spec.expand(knobs)}.values()
+    models = [s for s in grid if s.pipeline == "synthetic"]
+    loaders = [s for s in grid if s.pipeline != "synthetic"]
+    assert {s.backbone for s in grid} == {"vgg16", "resnet50", "mobilenetv2", "efficientnetb0"}
+    assert {s.input_size for s in grid} == {224} and {s.backend for s in grid} == set(spec.BACKENDS)
+    assert sorted({s.batch for s in models}) == [32, 64, 128, 256, 512]
+    assert {s.precision for s in models} == {"float32", "mixed_bfloat16"}
+    assert len(models) == 4 * 5 * 2 * 3
+    assert {(s.pipeline, s.workers) for s in loaders} >= {(p, w) for p in ("keras", "tfdata", "torch") for w in (1, 8, 16)}
+    assert len(loaders) == 4 * 3 * (9 + 1)  # 9 loader settings and keras's processes, per backbone and backend
+    assert gpu.installed_only and gpu.data.train >= 5000
+
+
+def test_installed_reads_the_machine_without_importing():
+    assert spec.installed("json") and not spec.installed("no_such_package_here")
+    assert spec.missing(RunSpec(backend="jax", pipeline="keras")) == (
+        None if spec.installed("jax") else "backend jax needs jax, which is not installed here (pip install 'gpubench[jax]')")
 
 
 def test_preset_errors(tmp_path):
@@ -70,6 +102,9 @@ def test_preset_errors(tmp_path):
         spec.load_preset("nope")
     bad = tmp_path / "bad.toml"
     bad.write_text('[knobs]\nbatchsize = 3\n')
+    with pytest.raises(SpecError, match="unknown knob 'batchsize'"):
+        spec.load_preset(str(bad))
+    bad.write_text('[[grid]]\npipeline = "keras"\nbatchsize = 3\n')
     with pytest.raises(SpecError, match="unknown knob 'batchsize'"):
         spec.load_preset(str(bad))
 

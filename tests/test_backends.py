@@ -1,0 +1,146 @@
+"""Keras 3's three backends, the torch DataLoader pipeline, and gpubench without TensorFlow."""
+
+import importlib.metadata
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import pipelines
+from bench import runner
+from bench.devices import TORCH_ONE_DEVICE
+from bench.spec import RunSpec, installed
+from bench.store import ResultStore
+from pipelines import prefetch_factor
+from pipelines.dataset import scan
+from tests.conftest import gpubench
+
+needs_jax = pytest.mark.skipif(not installed("jax"), reason="jax is not installed")
+needs_torch = pytest.mark.skipif(not installed("torch"), reason="torch is not installed")
+
+
+@needs_jax
+def test_the_smoke_preset_runs_on_jax(tmp_path, tiny_tree):
+    """Every pipeline feeds jax. The smoke sweep on tensorflow is in test_sweep, on torch below
+    (without TensorFlow)."""
+    backend = "jax"
+    result = gpubench("sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--no-ceilings",
+                      "--set", f"backend={backend}", "--set", "batch=8", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv")
+    assert set(runs.status) == {"ok"}, runs.error.tolist()
+    assert set(runs.pipeline) == {"keras", "tfdata", "torch", "synthetic"} - ({"tfdata"} if not installed("tensorflow") else set())
+    assert (runs.backend == backend).all()
+    assert (runs.backend_version == importlib.metadata.version(backend).split("+")[0]).all() or \
+        (runs.backend_version == importlib.metadata.version(backend)).all()
+    assert (runs.train_img_s > 0).all() and (runs.data_wait_frac >= 0).all()
+    env = json.loads((tmp_path / "out" / "env.json").read_text())
+    assert env[backend] == importlib.metadata.version(backend)
+    assert f"on {backend}," in (tmp_path / "out" / "report.md").read_text()
+
+
+@pytest.fixture
+def without_tensorflow(tmp_path):
+    """An environment where TensorFlow looks absent, as on a machine with only jax or torch:
+    every process started with it (the CLI, each worker) hides it at start-up."""
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text("from bench.devices import hide\nhide({'tensorflow'})\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(hide), os.environ.get("PYTHONPATH")])))
+    return env
+
+
+@needs_torch
+def test_without_tensorflow_the_torch_backend_runs_and_tfdata_is_refused(tmp_path, tiny_tree, without_tensorflow):
+    result = gpubench("sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--no-ceilings",
+                      "--set", "backend=torch", "--set", "batch=8", cwd=tmp_path, env=without_tensorflow)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "left out of the grid: pipeline tfdata needs tensorflow, which is not installed here" in result.stderr
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv")
+    assert set(runs.status) == {"ok"} and set(runs.pipeline) == {"keras", "torch", "synthetic"}
+    assert (runs.backend == "torch").all() and (runs.train_img_s > 0).all()
+    assert json.loads((tmp_path / "out" / "env.json").read_text())["cuda"] == ""
+
+    for knobs, message in ((["backend=torch", "pipeline=tfdata"], "pipeline tfdata needs tensorflow"),
+                           (["pipeline=keras"], "backend tensorflow needs tensorflow")):
+        sets = [a for k in knobs for a in ("--set", k)]
+        refused = gpubench("run", "--data", tiny_tree, "--out", "refused", *sets, cwd=tmp_path, env=without_tensorflow)
+        assert refused.returncode == 2
+        assert refused.stderr.strip().splitlines() == [f"gpubench: error: {message}, which is not installed here "
+                                                       f"(pip install tensorflow)"]
+        assert not (tmp_path / "refused").exists()
+
+
+@needs_jax
+def test_two_logical_devices_on_jax_train_with_data_parallel(tmp_path, tiny_tree):
+    result = gpubench("sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--no-ceilings",
+                      "--set", "backend=jax,torch", "--set", "pipeline=synthetic", "--set", "batch=4",
+                      "--set", "gpus=2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv").set_index("backend")
+    assert runs.loc["jax", "status"] == "ok", runs.loc["jax", "error"]
+    assert runs.loc["jax", "devices"] == "2 x CPU (logical)"
+    assert runs.loc["torch", "status"] == "skipped" and runs.loc["torch", "error"] == TORCH_ONE_DEVICE
+
+
+@needs_torch
+def test_the_torch_pipeline_reads_what_the_keras_pipeline_reads(tiny_tree):
+    index = scan(tiny_tree)
+    for split in ("val", "train"):
+        keras_feed = pipelines.build(index, RunSpec(backbone="tiny", input_size=24, batch=5, workers=1), split)
+        torch_feed = pipelines.build(index, RunSpec(backbone="tiny", input_size=24, batch=5, pipeline="torch",
+                                                    workers=2, max_queue_size=4), split)
+        assert (torch_feed.steps, torch_feed.images) == (keras_feed.steps, keras_feed.images)
+        for epoch in range(2):  # the second epoch checks that both reshuffle the same way
+            for i, (x, y) in enumerate(torch_feed.data):
+                kx, ky = keras_feed.data[i]
+                assert x.dtype == np.float32 or str(x.dtype) == "torch.float32"
+                assert np.array_equal(np.asarray(x), kx) and np.array_equal(np.asarray(y), ky)
+            assert i == keras_feed.steps - 1
+            keras_feed.data.on_epoch_end()
+        if split == "train":
+            assert all(torch_feed.ready[i] > 0 for i in range(torch_feed.steps))  # stamped in the workers
+
+
+@needs_torch
+def test_torch_loader_knobs(tiny_tree):
+    index = scan(tiny_tree)
+    loader = pipelines.build(index, RunSpec(pipeline="torch", batch=4, workers=4, max_queue_size=10), "train").data
+    assert loader.num_workers == 4 and loader.prefetch_factor == 3 and loader.persistent_workers
+    assert not loader.pin_memory  # pinned only for the torch backend on CUDA
+    inline = pipelines.build(index, RunSpec(pipeline="torch", batch=4, workers=0), "train").data
+    assert inline.num_workers == 0 and not inline.persistent_workers
+    assert prefetch_factor(1, 10) == 10 and prefetch_factor(8, 10) == 2 and prefetch_factor(4, 0) == 2
+    spec = RunSpec(pipeline="torch", workers=8, max_queue_size=10)
+    assert pipelines.describe_loader(spec).startswith("DataLoader: 8 worker processes, prefetch_factor 2 (16 batches")
+
+
+def test_a_batch_past_the_first_out_of_memory_batch_is_skipped(tmp_path, monkeypatch):
+    """The gpu preset's batch ladders: after batch 64 runs out of memory, 128 and 256 do not
+    run, on any loader; another precision or backbone is another ladder."""
+    ran = []
+
+    def fake_run(spec, *args, **kwargs):
+        ran.append((spec.backbone, spec.precision, spec.pipeline, spec.batch))
+        status = "oom" if spec.backbone == "vgg16" and spec.precision == "float32" and spec.batch >= 64 else "ok"
+        timed = {"total_s": 1.0, "train_img_s": 1.0} if status == "ok" else {"error": "out of memory"}
+        return runner.RunRecord.for_spec(spec, status=status, **timed).to_dict()
+
+    monkeypatch.setattr(runner, "run_point", fake_run)
+    monkeypatch.setattr(runner.report, "write", lambda *a, **k: None)
+    grid = [RunSpec(backbone=b, precision=p, pipeline=pipe, batch=n, workers=None if pipe == "synthetic" else 4)
+            for b in ("vgg16", "resnet50") for p in ("float32", "mixed_bfloat16")
+            for pipe in ("synthetic", "keras") for n in (32, 64, 128, 256)]
+    store = ResultStore(tmp_path / "out").create()
+    rows = runner.sweep(grid, tmp_path / "unused.json", store, 60)
+    stopped = [r for r in rows if r["status"] == "skipped"]
+    assert [(r["pipeline"], r["batch"]) for r in stopped] == [("synthetic", 128), ("synthetic", 256), ("keras", 64),
+                                                                ("keras", 128), ("keras", 256)]
+    assert {(r["backbone"], r["precision"]) for r in stopped} == {("vgg16", "float32")}
+    assert len(ran) == len(grid) - 5
+    assert stopped[0]["error"] == "batch ladder stopped: batch 64 ran out of memory with this model and precision"
+    again = runner.sweep(grid + [RunSpec(backbone="vgg16", batch=512, pipeline="tfdata")],
+                         tmp_path / "unused.json", store, 60)  # a resumed sweep remembers the stored rows
+    assert [r["status"] for r in again] == ["skipped"]
