@@ -157,6 +157,9 @@ VERDICTS = (
 def verdict(points: pd.DataFrame) -> str:
     """A short paragraph written from the figures."""
     judged = points[points.bound.notna()]
+    if judged.empty and (points.backbone == "null").all():
+        return ("Every run here is a pipeline alone (the null model): its images/s is that pipeline's "
+                "ceiling, and there is no model to weigh it against.")
     if judged.empty:
         return "No verdict: the ceilings were not measured (`--no-ceilings`, or their runs failed)."
     parts = []

@@ -120,6 +120,8 @@ def _where_the_time_goes(points: pd.DataFrame) -> list[str]:
         "TFLOP/s": points.achieved_tflops.map(lambda v: _fmt(v, "{:.3f}")),
         "MFU": points.mfu.map(lambda v: _fmt(v, "{:.1%}")),
     })
+    if points.backend.nunique() > 1:
+        table.insert(1, "backend", points.backend)
     if points.mfu_datasheet.notna().any():
         table["MFU (datasheet)"] = points.mfu_datasheet.map(lambda v: _fmt(v, "{:.1%}"))
     lines = ["## Where the time goes", "", table.to_markdown(index=False), "", analysis.RULE,

@@ -11,8 +11,11 @@ import numpy as np
 class TimingCallback(keras.callbacks.Callback):
     """Times every epoch, every train step and the validation inside each epoch.
 
-    Step ends read the loss, which waits for the device: the step time is then the step's
-    real time, not the time to enqueue it. `clock` is injectable so tests are deterministic.
+    A step's time runs from the end of the step before (or the epoch's start) to its own end.
+    Keras fetches the next batch inside the step on TensorFlow and JAX but before the step's
+    begin hook on torch, so only this span holds the wait for data on every backend. Step ends
+    read the loss, which waits for the device: the step time is then the step's real time,
+    not the time to enqueue it. `clock` is injectable so tests are deterministic.
     """
 
     def __init__(self, clock=time.perf_counter, ready=None):
@@ -30,22 +33,21 @@ class TimingCallback(keras.callbacks.Callback):
         self._train_start = self.clock()
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_start = self.clock()
+        self._epoch_start = self._step_start = self.clock()
         self._val = 0.0
         self.step_s.append([])
         self.wait_s.append([])
 
-    def on_train_batch_begin(self, batch, logs=None):
-        self._step_start = self.clock()
-
     def on_train_batch_end(self, batch, logs=None):
         if logs and "loss" in logs:
             float(logs["loss"])  # synchronise
-        self.step_s[-1].append(self.clock() - self._step_start)
+        end = self.clock()
+        self.step_s[-1].append(end - self._step_start)
         if self.ready is not None:
             self.wait_s[-1].append(max(0.0, self.ready[batch] - self._step_start))
             if batch == 0:
                 self.start_s.append(max(0.0, self.ready[0] - self._epoch_start))
+        self._step_start = end
 
     def on_test_begin(self, logs=None):
         self._val_start = self.clock()

@@ -55,3 +55,33 @@ def test_checkpoint_time_is_kept_apart_from_training():
     s = timer.summary(images_per_epoch=10, checkpoint_s=[0.0, 0.25, 0.25])
     assert s["checkpoint_s_total"] == pytest.approx(0.5)
     assert s["train_img_s"] == pytest.approx(20 / 1.5)  # (1.5 - 0.5 - 0.25) s per steady epoch
+
+
+def test_the_wait_for_data_counts_where_any_backend_fetches_the_batch():
+    """TensorFlow and JAX fetch a batch inside the step, torch before the step's begin hook:
+    a step's span starts where the previous step ended, so both waits are seen."""
+
+    class Ready:
+        def __getitem__(self, batch):
+            return times[batch]
+
+    for fetch_in_step in (True, False):
+        clock = FakeClock()
+        timer = TimingCallback(clock, ready=Ready())
+        times = {}
+        timer.on_train_begin()
+        timer.on_epoch_begin(0)
+        for i in range(2):
+            if not fetch_in_step:  # torch: the loader is waited on before the begin hook
+                clock.now += 0.3
+                times[i] = clock.now
+            timer.on_train_batch_begin(i)
+            if fetch_in_step:
+                clock.now += 0.3
+                times[i] = clock.now
+            clock.now += 0.7  # the step's compute
+            timer.on_train_batch_end(i, {})
+        timer.on_epoch_end(0)
+        timer.on_train_end()
+        s = timer.summary(images_per_epoch=2)
+        assert s["data_wait_frac"] == pytest.approx(0.3) and s["step_ms_p50"] == pytest.approx(1000.0)
