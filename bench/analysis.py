@@ -98,7 +98,7 @@ def noise_warnings(frame: pd.DataFrame, points: pd.DataFrame) -> list[str]:
     """hyperfine- and pyperf-style warnings, each with a hint."""
     notes = []
     ok = frame[frame.status == "ok"]
-    labels = dict(zip(points.point_id, points.column + " b" + points.batch.astype(str)))
+    labels = {p["point_id"]: _name(p) for p in points.to_dict("records")}
     for pid, runs in ok.groupby("point_id"):
         name = labels.get(pid, pid)
         rates = runs.train_img_s
