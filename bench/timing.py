@@ -43,10 +43,9 @@ class TimingCallback(keras.callbacks.Callback):
             float(logs["loss"])  # synchronise
         end = self.clock()
         self.step_s[-1].append(end - self._step_start)
-        if self.ready is not None:
-            self.wait_s[-1].append(max(0.0, self.ready[batch] - self._step_start))
-            if batch == 0:
-                self.start_s.append(max(0.0, self.ready[0] - self._epoch_start))
+        if self.ready is not None:  # an epoch's first wait is the loader's start-up: epoch start
+            wait = max(0.0, self.ready[batch] - self._step_start)
+            (self.start_s if batch == 0 else self.wait_s[-1]).append(wait)
         self._step_start = end
 
     def on_test_begin(self, logs=None):
@@ -84,12 +83,14 @@ class TimingCallback(keras.callbacks.Callback):
         }
 
     def _waits(self, steady: slice) -> dict:
+        """The wait for data over the steps after each epoch's first, whose wait is the
+        loader's start-up (epoch_start_s)."""
         if self.ready is None:
             return {}
         waits = [w for epoch in self.wait_s[steady] for w in epoch]
-        steps = [s for epoch in self.step_s[steady] for s in epoch]
+        steps = [s for epoch in self.step_s[steady] for s in epoch[1:]]
         return {
-            "data_wait_frac": sum(waits) / sum(steps),
-            "data_wait_ms_p50": 1000.0 * float(np.percentile(waits, 50)),
+            "data_wait_frac": sum(waits) / sum(steps) if steps else None,
+            "data_wait_ms_p50": 1000.0 * float(np.percentile(waits, 50)) if waits else None,
             "epoch_start_s_median": float(np.median(self.start_s[steady])),
         }

@@ -71,7 +71,7 @@ def test_the_wait_for_data_counts_where_any_backend_fetches_the_batch():
         times = {}
         timer.on_train_begin()
         timer.on_epoch_begin(0)
-        for i in range(2):
+        for i in range(3):
             if not fetch_in_step:  # torch: the loader is waited on before the begin hook
                 clock.now += 0.3
                 times[i] = clock.now
@@ -83,5 +83,6 @@ def test_the_wait_for_data_counts_where_any_backend_fetches_the_batch():
             timer.on_train_batch_end(i, {})
         timer.on_epoch_end(0)
         timer.on_train_end()
-        s = timer.summary(images_per_epoch=2)
+        s = timer.summary(images_per_epoch=3)
         assert s["data_wait_frac"] == pytest.approx(0.3) and s["step_ms_p50"] == pytest.approx(1000.0)
+        assert s["epoch_start_s_median"] == pytest.approx(0.3)  # the first batch's wait, kept apart
