@@ -137,8 +137,9 @@ def _grid(knob_sets: list[dict], overrides: list[str], repeat: int = 1, installe
     runs = {s.run_id: s for knobs in knob_sets for s in specs.expand({**knobs, **changed}, repeat)}
     grid = list(runs.values())
     if installed_only:
-        reasons = sorted({specs.missing(p) for p in grid} - {None})
-        grid = [p for p in grid if not specs.missing(p)]
+        why = {p.run_id: specs.missing(p) for p in grid}
+        reasons = sorted(set(why.values()) - {None})
+        grid = [p for p in grid if not why[p.run_id]]
         for reason in reasons:
             print(f"left out of the grid: {reason}", file=sys.stderr)
         if not grid:

@@ -306,8 +306,9 @@ def check_spec(spec: RunSpec) -> None:
         value = getattr(spec, knob)
         if value is not None and value < 0:
             raise SpecError(f"{knob}={value}: must be 0 or more")
-    if missing(spec):
-        raise SpecError(missing(spec))
+    why = missing(spec)
+    if why:
+        raise SpecError(why)
 
 
 def check_label(label: str) -> str:
