@@ -11,7 +11,6 @@ import argparse
 import csv
 import ctypes
 import json
-import os
 import re
 import signal
 import sys
