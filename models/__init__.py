@@ -25,6 +25,9 @@ BACKBONES = {
 _MIN_SIZE = {"vgg16": 32, "resnet50": 32, "mobilenetv2": 32, "efficientnetb0": 32, "bcnn": 32,
              "resnext50": 32, "seresnet50": 32, "octresnet50": 32, "tiny": 8, "null": 1}
 _SIZE_MULTIPLE = {"octresnet50": 32}  # its low-frequency maps, at half resolution, must halve evenly
+# Built with the channel axis last whatever Keras's image data format (their blocks read x.shape[-1]).
+_CHANNELS_LAST_ONLY = ("resnext50", "seresnet50", "octresnet50", "bcnn")
+_FORMAT_FREE = [n for n in BACKBONES if n not in _CHANNELS_LAST_ONLY]
 
 
 def input_size_problem(name: str, size: int) -> str | None:
@@ -36,10 +39,31 @@ def input_size_problem(name: str, size: int) -> str | None:
     return None
 
 
+def data_format_problem(name: str, data_format: str) -> str | None:
+    """Why `name` cannot be built in `data_format`, or None when it can."""
+    if data_format == "channels_first" and name in _CHANNELS_LAST_ONLY:
+        return f"{name} is built channels_last only; data_format=channels_first takes {', '.join(_FORMAT_FREE)}"
+    return None
+
+
 def build(name: str, input_shape: tuple[int, int, int], classes: int, finetune: str = "full"):
     """A model with a new `classes`-way softmax head. finetune is the seed's three steps:
-    'head' trains the head only, 'last_block' also the last convolution block, 'full' all."""
-    return importlib.import_module(BACKBONES[name]).build(name, tuple(input_shape), classes, finetune)
+    'head' trains the head only, 'last_block' also the last convolution block, 'full' all.
+
+    The model takes images channels last (height, width, channels), as every pipeline gives
+    them. When Keras's image data format is channels_first, the backbone is built in it and a
+    transpose in front of it turns the images round on the device."""
+    import keras
+
+    module = importlib.import_module(BACKBONES[name])
+    if keras.config.image_data_format() == "channels_last":
+        return module.build(name, tuple(input_shape), classes, finetune)
+    height, width, channels = input_shape
+    inner = module.build(name, (channels, height, width), classes, finetune)
+    images = keras.Input(tuple(input_shape), name="images")
+    model = keras.Model(images, inner(keras.layers.Permute((3, 1, 2), name="to_channels_first")(images)), name=name)
+    model.weights_source = inner.weights_source
+    return model
 
 
 def new_head(inputs, features, classes: int, name: str, weights: str = "random"):

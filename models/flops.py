@@ -31,7 +31,8 @@ def forward_flops(model) -> int:
             total += 2 * kh * kw * math.prod(out[1:])
         elif isinstance(layer, L.Conv2D):
             kh, kw = layer.kernel_size
-            cin = layer.input.shape[-1] // layer.groups
+            channels = 1 if layer.data_format == "channels_first" else -1
+            cin = layer.input.shape[channels] // layer.groups
             total += 2 * kh * kw * cin * math.prod(out[1:])
         elif isinstance(layer, L.Dense):
             total += 2 * layer.input.shape[-1] * math.prod(out[1:])

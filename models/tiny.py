@@ -14,7 +14,8 @@ def build(name: str, input_shape, classes: int, finetune: str):
     if name == "null":
         return new_head(inputs, inputs, classes, name)
     x = keras.layers.Conv2D(8, 3, strides=2, activation="relu", name="block1_conv")(inputs)
-    x = keras.layers.BatchNormalization(name="block1_bn")(x)
+    channels = 1 if keras.config.image_data_format() == "channels_first" else -1
+    x = keras.layers.BatchNormalization(axis=channels, name="block1_bn")(x)
     x = keras.layers.Conv2D(16, 3, strides=2, activation="relu", name="block2_conv")(x)
     model = new_head(inputs, x, classes, name)
     freeze_before(model, {"head": "head_pool", "last_block": "block2_", "full": None}[finetune])
