@@ -7,11 +7,12 @@ import pandas as pd
 
 from bench import profiles
 from bench.spec import KNOBS, RunSpec, model_ceiling, pipeline_ceiling
+from pipelines import loader_depth, window_steps
 
 AT_CEILING = 0.8  # a training rate at 80% or more of its lower ceiling is at that ceiling
 SPREAD_WARN = 0.10  # (max - min) / median of the repeats' images/s
 FIRST_SLOW = 1.25  # the first repeat's total time over the others' median
-SHORT_S = 2.0  # seconds of steady training below which a run is too short to time well
+SHORT_S = 2.0  # seconds of measured window below which a run is too short to time well
 HELP_KNOBS = ("backend", "pipeline", "workers", "use_multiprocessing", "max_queue_size", "cache", "batch",
               "precision", "xla", "gpus")
 
@@ -28,7 +29,7 @@ RULE = (f"`bound` is `input` when images/s end to end reach {AT_CEILING:.0%} or 
 # Knobs that name a configuration (a twin differs from a point in one of them only).
 CONFIG_KNOBS = ("backend", "backbone", "input_size", "epochs", "steps_per_epoch", "validation_steps", "finetune",
                 "interpolation", "checkpoint", "batch", "pipeline", "workers", "use_multiprocessing",
-                "max_queue_size", "cache", "gpus", "precision", "xla")
+                "max_queue_size", "cache", "gpus", "precision", "xla", "window", "data_format")
 
 
 def pairs(points: pd.DataFrame, knob: str, base) -> pd.DataFrame:
@@ -55,7 +56,8 @@ def bound(train: float, pipeline: float, model: float) -> tuple[str | None, floa
 
 
 def _spec(row: dict) -> RunSpec:
-    return RunSpec(**{k: row[k] for k in KNOBS if k in row})
+    """The RunSpec of a stored row (a blank from a table, NaN, is None)."""
+    return RunSpec(**{k: None if isinstance(row[k], float) and pd.isna(row[k]) else row[k] for k in KNOBS if k in row})
 
 
 def _peak(peaks: dict, backend: str, precision: str):
@@ -89,9 +91,15 @@ def attach(points: pd.DataFrame, rows: list[dict], env: dict, sweep: dict) -> pd
     points["peak_tflops"] = [_peak(peaks, b, p) for b, p in zip(points.backend, points.precision)]
     points["mfu"] = points.achieved_tflops / pd.to_numeric(points.peak_tflops)
     datasheet = profiles.load(sweep.get("gpu", "")).get("peak_tflops", {})
+    maths = [m if isinstance(m, str) and m else POLICY_MATH.get(p, p)
+             for m, p in zip(points.get("matmul_precision", [None] * len(points)), points.precision)]
     points["mfu_datasheet"] = points.achieved_tflops / pd.to_numeric(
-        pd.Series([datasheet.get(p) for p in points.precision], index=points.index, dtype=float))
+        pd.Series([datasheet.get(m) for m in maths], index=points.index, dtype=float))
     return points
+
+
+# The arithmetic a precision policy ran in, for rows recorded before matmul_precision was.
+POLICY_MATH = {"float32": "float32", "mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}
 
 
 def noise_warnings(frame: pd.DataFrame, points: pd.DataFrame) -> list[str]:
@@ -110,11 +118,58 @@ def noise_warnings(frame: pd.DataFrame, points: pd.DataFrame) -> list[str]:
         if len(runs) >= 3 and runs.total_s.iloc[0] > FIRST_SLOW * runs.total_s.iloc[1:].median():
             notes.append(f"{name}: the first repeat took {runs.total_s.iloc[0] / runs.total_s.iloc[1:].median():.2f}x "
                          f"the others. Hint: caches (page cache, compiled kernels) were cold; the median leaves it out.")
-        steady = (runs.train_images_per_epoch * (runs.epochs_timed - 1) / runs.train_img_s).median()
-        if steady < SHORT_S:
-            notes.append(f"{name}: only {steady:.1f} s of steady training per run, too short to time well. "
+        epoch_bound = _epoch_bound(runs.iloc[0])
+        if epoch_bound:
+            notes.append(f"{name}: {epoch_bound}")
+        window = runs.get("window_s", pd.Series(dtype=float)).median()
+        if window < SHORT_S:
+            notes.append(f"{name}: only {window:.1f} s measured per run, too short to time well. "
                          f"Hint: raise epochs or steps_per_epoch.")
     return notes
+
+
+PHASES = {"startup_s": "start-up", "warmup_s": "warm-up (first epoch)", "window_s": "measured windows"}
+
+
+def time_spent(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per backend, where the runs' wall time went: start-up (process start to model built),
+    warm-up (the first epoch, of which compile and loader start), the measured windows, and the
+    rest (validation and checkpoints after the first epoch, sampler start, teardown), in minutes;
+    with the runs that compiled from the persistent cache."""
+    rows = []
+    for backend, runs in frame[frame.wall_s.notna()].groupby("backend"):
+        known = runs.reindex(columns=["startup_s", "warmup_s", "window_s", "compile_s", "loader_start_s"]).fillna(0)
+        row = {"backend": backend, "runs": len(runs), "wall (min)": runs.wall_s.sum() / 60}
+        row.update({f"{label} (min)": known[column].sum() / 60 for column, label in PHASES.items()})
+        row["of which compile (min)"] = known.compile_s.sum() / 60
+        row["of which loader start (min)"] = known.loader_start_s.sum() / 60
+        row["other (min)"] = row["wall (min)"] - sum(row[f"{label} (min)"] for label in PHASES.values())
+        cached = runs.get("cache_hit", pd.Series(dtype=object)).dropna()
+        row["compiled from cache"] = f"{int(cached.astype(bool).sum())} of {len(cached)}" if len(cached) else ""
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _epoch_bound(run) -> str | None:
+    """Why a run's rate is set by its epochs rather than its loader's throughput, or None: an
+    epoch with fewer batches than the loader holds (workers and queue) refills it from empty
+    every epoch, and a window shorter than window_steps sees little else."""
+    if pd.isna(run.get("window_steps")) or run.pipeline == "synthetic":
+        return None
+    spec = _spec(run.to_dict())
+    depth, needed = loader_depth(spec), window_steps(spec)
+    why = []
+    if run.train_steps < depth:
+        why.append(f"each epoch has {int(run.train_steps)} batches for a loader {depth} deep (workers + queue), so "
+                   f"every epoch starts it from empty and the rate is one worker's latency, not the loader's "
+                   f"throughput")
+    if run.window_steps < needed:
+        why.append(f"the window is {int(run.window_steps)} steps, under the {needed} (max(50, 4 x (workers + "
+                   f"queue))) that a steady loader needs")
+    if not why:
+        return None
+    return ("images/s is epoch-bound: " + "; ".join(why) + ". Hint: window=auto (the default) lengthens the "
+            "epochs; or raise steps_per_epoch or epochs.")
 
 
 def _name(p) -> str:

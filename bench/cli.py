@@ -197,7 +197,8 @@ def _execute(args, grid: list[RunSpec], preset_name: str, data_spec: DataSpec, t
 
     with _prepared(args, preset_name, data_spec, grid) as (store, index_path, machine, meta):
         if with_ceilings:  # MFU is part of the ceilings' analysis
-            meta["peak_tflops"] = runner.measure_peaks({(p.backend, p.precision) for p in grid})
+            meta["peak_tflops"], meta["peak_matmul_precision"] = runner.measure_peaks(
+                {(p.backend, p.precision) for p in grid})
         (store.root / "sweep.json").write_text(json.dumps(meta, indent=2))
         probes = specs.ceilings(grid) if with_ceilings else []
         new = runner.sweep(probes + grid, index_path, store, timeout_s, args.interval, force, machine["gpu_count"])

@@ -12,10 +12,13 @@ import importlib.abc
 import importlib.metadata
 import os
 import sys
+from pathlib import Path
 
 TORCH_ONE_DEVICE = ("Keras 3 trains on one device with the torch backend (keras.distribution is "
                     "jax-only, tf.distribute TensorFlow's)")
 FRAMEWORKS = ("tensorflow", "jax", "torch")
+CACHE_ENV = "GPUBENCH_CACHE_DIR"
+TF_NCHW_ON_CPU = "TensorFlow's CPU convolutions take channels_last (NHWC) only; channels_first needs a GPU"
 
 
 class _Without(importlib.abc.MetaPathFinder):
@@ -59,11 +62,69 @@ def prepare(backend: str, gpus: int, uses: tuple[str, ...] = ()) -> None:
     hide(set(FRAMEWORKS) - {backend, *uses} - set(sys.modules))
     os.environ["KERAS_BACKEND"] = backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    use_compile_cache(backend)
     if backend == "jax":
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
         if gpus > 1:  # only the host platform's count: on a GPU machine jax trains on the GPUs
             flags = os.environ.get("XLA_FLAGS", "")
             os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={gpus}".strip()
+
+
+def compile_cache_dir(backend: str) -> Path:
+    """Where `backend` keeps compiled programs for later runs: $GPUBENCH_CACHE_DIR/<backend>, by
+    default under ~/.cache/gpubench, shared by every run and sweep on this machine."""
+    root = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "gpubench"
+    return Path(root) / backend
+
+
+def use_compile_cache(backend: str) -> None:
+    """Point the backend's persistent compilation cache at compile_cache_dir, so that repeats,
+    ceilings and loader variants of one model, batch and precision compile once. Each backend's
+    cache key holds the program, shapes, flags, versions and device. JAX caches every jitted
+    program (by default only those that took over a second to compile); TensorFlow caches what
+    XLA compiles (jit on); torch what torch.compile compiles (xla=on)."""
+    folder = str(compile_cache_dir(backend))
+    if backend == "jax":
+        os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", folder)
+        os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    elif backend == "tensorflow":
+        flags = os.environ.get("TF_XLA_FLAGS", "")
+        if "persistent_cache_directory" not in flags:
+            os.environ["TF_XLA_FLAGS"] = f"{flags} --tf_xla_persistent_cache_directory={folder}".strip()
+    else:
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", folder)
+        os.environ.setdefault("TRITON_CACHE_DIR", str(Path(folder) / "triton"))
+
+
+def cache_entries(backend: str) -> int:
+    """Files in the backend's compilation cache: a run that adds none compiled nothing anew."""
+    return sum(len(files) for _, _, files in os.walk(compile_cache_dir(backend)))
+
+
+def matmul_precision(backend: str, precision: str, compute_capability: float | None) -> str:
+    """The arithmetic the model's convolutions and matrix products run in, which MFU must be
+    compared with: bfloat16 or float16 under a mixed policy; for float32 on a GPU with TF32
+    tensor cores (compute capability 8.0 and later) TF32, where the backend allows it, as each
+    does by default for convolutions (TensorFlow's tensor_float_32_execution, JAX's default
+    precision, torch's cudnn.allow_tf32); otherwise float32. Asks the live framework, so call
+    it in a process that runs it."""
+    if precision != "float32":
+        return {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}[precision]
+    if not compute_capability or compute_capability < 8.0:
+        return "float32"
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        allowed = tf.config.experimental.tensor_float_32_execution_enabled()
+    elif backend == "jax":
+        import jax
+
+        allowed = str(jax.config.jax_default_matmul_precision or "default").lower() not in ("highest", "float32")
+    else:
+        import torch
+
+        allowed = torch.backends.cudnn.allow_tf32
+    return "tf32" if allowed else "float32"
 
 
 def setup(backend: str, gpus: int):

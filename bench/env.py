@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.metadata
-import os
 import platform
 import re
 import subprocess
@@ -22,11 +21,13 @@ def nvml_gpus() -> tuple[list[dict], str, str]:
         gpus = []
         for i in range(pynvml.nvmlDeviceGetCount()):
             h = pynvml.nvmlDeviceGetHandleByIndex(i)
+            major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(h)
             gpus.append({
                 "index": i,
                 "name": pynvml.nvmlDeviceGetName(h),
                 "memory_mb": pynvml.nvmlDeviceGetMemoryInfo(h).total / 2**20,
                 "power_limit_w": pynvml.nvmlDeviceGetEnforcedPowerLimit(h) / 1000.0,
+                "compute_capability": float(f"{major}.{minor}"),
             })
         pynvml.nvmlShutdown()
         return gpus, str(driver), "" if gpus else "NVML found no GPU"
@@ -47,6 +48,12 @@ def gpu_label(name: str) -> str:
                 label = "gtx" + label
             return label
     return re.sub(r"[^a-z0-9]", "", name.lower()) or "gpu"
+
+
+def compute_capability() -> float | None:
+    """The first GPU's CUDA compute capability (8.0 and later have TF32 tensor cores), or None."""
+    gpus, _, _ = nvml_gpus()
+    return gpus[0]["compute_capability"] if gpus else None
 
 
 def auto_label() -> str:
@@ -80,16 +87,28 @@ def _git_commit() -> str:
         return ""
 
 
-def tensorflow_build() -> dict:
-    """CUDA and cuDNN versions TensorFlow was built with (empty for a CPU build)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # its start-up chatter is no use here
-    try:
-        import tensorflow as tf
+def cuda_versions() -> dict:
+    """The CUDA runtime and cuDNN the installed frameworks bring, read from package metadata (the
+    nvidia-* wheels that torch, jax and tensorflow[and-cuda] install, and torch's own +cuXYZ tag),
+    so that no framework is imported here; the CUDA version the driver supports from NVML. Empty
+    strings where there are none (CPU builds)."""
+    runtime = next(filter(None, (_version(f"nvidia-cuda-runtime{s}") for s in ("-cu13", "-cu12", "-cu11", ""))), "")
+    cudnn = next(filter(None, (_version(f"nvidia-cudnn{s}") for s in ("-cu13", "-cu12", "-cu11", ""))), "")
+    tag = re.search(r"\+cu(\d+)(\d)$", _version("torch"))
+    if not runtime and tag:
+        runtime = f"{tag.group(1)}.{tag.group(2)}"
+    return {"cuda": runtime, "cudnn": cudnn, "cuda_driver": _driver_cuda()}
 
-        info = tf.sysconfig.get_build_info()
-        return {"cuda": info.get("cuda_version", ""), "cudnn": info.get("cudnn_version", "")}
-    except ImportError:
-        return {"cuda": "", "cudnn": ""}
+
+def _driver_cuda() -> str:
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        version = pynvml.nvmlSystemGetCudaDriverVersion_v2()
+        return f"{version // 1000}.{version % 1000 // 10}"
+    except Exception:
+        return ""
 
 
 def collect() -> dict:
@@ -99,7 +118,7 @@ def collect() -> dict:
         "gpu_count": len(gpus),
         "gpu_note": reason,
         "driver": driver,
-        **tensorflow_build(),
+        **cuda_versions(),
         "cpu": _cpu_model(),
         "cpu_threads": psutil.cpu_count(logical=True),
         "cpu_cores": psutil.cpu_count(logical=False),

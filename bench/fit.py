@@ -9,7 +9,7 @@ from typing import Callable
 
 from bench.spec import RunSpec
 
-TRY = dict(pipeline="synthetic", epochs=1, steps_per_epoch=2, validation_steps=1, checkpoint=False)
+TRY = dict(pipeline="synthetic", epochs=1, steps_per_epoch=2, validation_steps=1, checkpoint=False, window="epochs")
 
 
 class SearchError(RuntimeError):

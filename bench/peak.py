@@ -1,7 +1,9 @@
 """The device's measured peak: a large matrix product in a given precision, TFLOP/s.
 
 Run as `python -m bench.peak PRECISION [BACKEND]` in its own process (fresh device state), printing
-JSON; the sweep runs it once per precision before its points, for MFU.
+JSON; the sweep runs it once per backend and precision before its points, for MFU. The product
+runs in the arithmetic the model's convolutions use on this device (TF32 for float32 on GPUs
+that have it), which it reports as `matmul_precision`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ DTYPES = {"float32": "float32", "mixed_float16": "float16", "mixed_bfloat16": "b
 def measure(precision: str, backend: str = "tensorflow", windows: int = 5, seconds: float = 0.5) -> dict:
     """The best rate over several short windows: a peak is what the device can attain, and a
     single window is easily caught by another process's burst."""
-    from bench import devices
+    from bench import devices, env
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     devices.prepare(backend, 1)
@@ -25,6 +27,11 @@ def measure(precision: str, backend: str = "tensorflow", windows: int = 5, secon
     from keras import ops
 
     _, description = devices.setup(backend, 1)
+    math = devices.matmul_precision(backend, precision, env.compute_capability() if "GPU" in description else None)
+    if backend == "torch" and math in ("tf32", "float32"):  # torch's matrix products skip TF32 by default,
+        import torch  # its convolutions use it: the probe follows the convolutions
+
+        torch.backends.cuda.matmul.allow_tf32 = math == "tf32"
     n = 8192 if "GPU" in description else 2048
     a = keras.random.normal((n, n), dtype=DTYPES[precision])
 
@@ -40,7 +47,8 @@ def measure(precision: str, backend: str = "tensorflow", windows: int = 5, secon
             product()
             count += 1
         rates.append(2 * n**3 * count / (time.perf_counter() - start) / 1e12)
-    return {"precision": precision, "backend": backend, "n": n, "device": description, "tflops": max(rates)}
+    return {"precision": precision, "backend": backend, "n": n, "device": description, "matmul_precision": math,
+            "tflops": max(rates)}
 
 
 if __name__ == "__main__":

@@ -37,17 +37,32 @@ def throughput(points: pd.DataFrame, path: Path) -> Path | None:
                               line.get("train_img_s_max", line.train_img_s) - line.train_img_s])
         ax.set(title=f"{backbone} at {size}px", xlabel="batch", ylabel="training images/s")
         ax.set_xscale("log", base=2)
+        batches = sorted(group.batch.unique())
+        ax.set_xticks(batches, [str(int(b)) for b in batches])
+        ax.minorticks_off()
     return _save(fig, axes[0], path)
 
 
+PHASE_SHADES = {"warmup": ("tab:orange", "warm-up (first epoch)"), "window": ("tab:green", "measured window")}
+
+
 def utilisation(samples_csv: Path, title: str, path: Path) -> Path | None:
-    """CPU (machine and the run's processes) and GPU utilisation over one run."""
+    """CPU (machine and the run's processes) and GPU utilisation over one run, the warm-up and
+    the measured window shaded."""
     if not samples_csv.is_file():
         return None
     samples = pd.read_csv(samples_csv)
     if samples.empty:
         return None
     fig, ax = plt.subplots(figsize=(8, 3.6))
+    if "phase" in samples:
+        step = samples.t_s.diff().median() if len(samples) > 1 else 0.5
+        labelled = set()
+        for t, phase in zip(samples.t_s, samples.phase):
+            if phase in PHASE_SHADES:
+                colour, label = PHASE_SHADES[phase]
+                ax.axvspan(t - step, t, color=colour, alpha=0.12, lw=0, label=None if phase in labelled else label)
+                labelled.add(phase)
     ax.plot(samples.t_s, samples.cpu_util, label="CPU, whole machine (%)")
     if "proc_cpu_pct" in samples:
         ax.plot(samples.t_s, samples.proc_cpu_pct, label="the run's processes (% of one core)", alpha=0.8)

@@ -13,11 +13,11 @@ from pipelines import knob_meaning
 
 # Knobs that become table columns (the seed's tables: one column per loader setting).
 COLUMN_KNOBS = ("pipeline", "workers", "use_multiprocessing", "max_queue_size", "cache", "gpus",
-                "precision", "xla")
+                "precision", "xla", "data_format")
 ROW_KNOB = "batch"
 # Knobs that split the results into separate tables when they vary.
 GROUP_KNOBS = ("backend", "backbone", "input_size", "epochs", "steps_per_epoch", "validation_steps",
-               "finetune", "interpolation", "checkpoint")
+               "finetune", "interpolation", "checkpoint", "window")
 
 
 def column_label(row: dict) -> str:
@@ -37,6 +37,8 @@ def column_label(row: dict) -> str:
         parts.append(str(row["precision"]).replace("mixed_", ""))
     if row.get("xla", "auto") not in ("auto", None) and pd.notna(row.get("xla")):
         parts.append(f"xla {row['xla']}")
+    if row.get("data_format") == "channels_first":
+        parts.append("channels_first")
     return " ".join(parts)
 
 
@@ -47,7 +49,8 @@ def _pct(value) -> str:
 NUMERIC = ["total_s", "train_img_s", "first_epoch_s", "epoch_s_median", "val_s_total", "checkpoint_s_total",
            "cpu_util_mean", "cpu_util_p90", "proc_cpu_pct_mean", "gpu_util_mean", "gpu_util_p90",
            "gpu_mem_peak_mb", "data_wait_frac", "epoch_start_s_median", "train_gflops_per_image",
-           "decode_img_s_core", "gpu_power_w_mean"]
+           "decode_img_s_core", "gpu_power_w_mean", "gpu_energy_j", "img_per_joule", "wall_s", "startup_s",
+           "warmup_s", "compile_s", "loader_start_s", "window_s", "window_steps"]
 
 
 def _points(frame: pd.DataFrame) -> pd.DataFrame:
@@ -115,6 +118,8 @@ def _where_the_time_goes(points: pd.DataFrame) -> list[str]:
         "bound": points.bound.fillna(""),
         "data wait": points.data_wait_frac.map(lambda v: _fmt(v, "{:.0%}")),
         "epoch start (s)": points.epoch_start_s_median.map(lambda v: _fmt(v, "{:.2f}")),
+        "window (s)": points.get("window_s", pd.Series(index=points.index, dtype=float)).map(
+            lambda v: _fmt(v, "{:.1f}")),
         "validation + checkpoint (s)": (points.val_s_total + points.checkpoint_s_total.fillna(0)).map(
             lambda v: _fmt(v, "{:.1f}")),
         "TFLOP/s": points.achieved_tflops.map(lambda v: _fmt(v, "{:.3f}")),
@@ -123,11 +128,15 @@ def _where_the_time_goes(points: pd.DataFrame) -> list[str]:
     if points.backend.nunique() > 1:
         table.insert(1, "backend", points.backend)
     if points.mfu_datasheet.notna().any():
+        table["math"] = points.get("matmul_precision", pd.Series(index=points.index, dtype=object)).fillna("")
         table["MFU (datasheet)"] = points.mfu_datasheet.map(lambda v: _fmt(v, "{:.1%}"))
     lines = ["## Where the time goes", "", table.to_markdown(index=False), "", analysis.RULE,
              "MFU is the achieved TFLOP/s (3 x the model's forward FLOPs, counted from its layers, per "
              "image) over the peak a large matrix product reached on this device at the start of the sweep "
-             "(the best of five windows); above 100% the model's kernels beat that product.", ""]
+             "(the best of five windows), run in the same arithmetic as the model's convolutions; above 100% the "
+             "model's kernels beat that product. MFU (datasheet) divides by the datasheet's peak for the `math` "
+             "the run used: TF32 for float32 on GPUs with TF32 tensor cores (every backend's default there), "
+             "bfloat16 or float16 under mixed precision.", ""]
     decoded = points.dropna(subset=["decode_ceiling_img_s"])
     for (size, interpolation), group in decoded.groupby(["input_size", "interpolation"]):
         lines += [f"Decode ceiling at {size}px ({interpolation}): one core reads, decodes and resizes "
@@ -194,6 +203,22 @@ def _backend_comparison(points: pd.DataFrame) -> list[str]:
             "Keras backend (the median of the repeats).", "", shown.to_markdown(index=False, disable_numparse=True), ""]
 
 
+def _time_spent(frame: pd.DataFrame) -> list[str]:
+    """Of the sweep's wall time, how much was measured, and where the rest went."""
+    table = analysis.time_spent(frame) if "window_s" in frame and frame.window_s.notna().any() else pd.DataFrame()
+    if table.empty:
+        return []
+    wall, measured = table["wall (min)"].sum(), table["measured windows (min)"].sum()
+    return ["## Where the sweep's time went", "",
+            f"Of {wall:.1f} minutes of runs (ceilings included), {measured:.1f} were measured windows "
+            f"({measured / wall:.0%}). Start-up is process start to model built (imports, data, model); warm-up "
+            f"is the first epoch: compile (its time beyond a steady epoch's) and the loader's start are part of "
+            f"it; other is validation and checkpoints after the first epoch, sampler start and teardown. A run "
+            f"compiled from the cache when every program it compiled was already in the persistent "
+            f"compilation cache.", "",
+            table.round(2).to_markdown(index=False, disable_numparse=True), ""]
+
+
 def _machine(env: dict) -> list[str]:
     if not env:
         return ["Machine: unknown (no env.json in this folder)."]
@@ -240,14 +265,15 @@ def render(rows: list[dict], env: dict, sweep: dict, figures: list[tuple[str, st
     groups = points.groupby(varying, dropna=False) if varying else [((), points)]
     lines += [f"![{caption}]({name})" for caption, name in figures] + ([""] if figures else [])
     lines += ["Cells: total time of all epochs with validation (as the seed timed it) · training "
-              "images/s in the epochs after the first. The median of the repeats that succeeded.", ""]
+              "images/s over the measured window: the epochs after the first, whose steps are timed without "
+              "validation or checkpoints. The median of the repeats that succeeded.", ""]
     for key, group in groups:
         first = group.iloc[0]
         title = (f"{first['backbone']} at {first['input_size']}x{first['input_size']} on {first['backend']}, "
                  f"{first['epochs']} epochs, "
                  f"finetune {first['finetune']}, {first['interpolation']} resize")
         lines += [f"## {title}", "", _table(group, _time_cell), "",
-                  "CPU and GPU utilisation (mean over the run, p90), GPU memory peak:", "",
+                  "CPU and GPU utilisation (mean over the measured window, p90), GPU memory peak:", "",
                   _table(group, _util_cell), ""]
     lines += _where_the_time_goes(points)
     lines += _backend_comparison(points)
@@ -261,6 +287,7 @@ def render(rows: list[dict], env: dict, sweep: dict, figures: list[tuple[str, st
                   f"**{best['column']}**, batch {best['batch']}, {best['backbone']} at {best['input_size']}px: "
                   f"{best['train_img_s']:.1f} training images/s, {best['total_s']:.1f} s in all "
                   f"(loader: {best['loader']}).", ""]
+    lines += _time_spent(frame)
     warnings = analysis.noise_warnings(frame[frame.role.fillna("point") == "point"], points)
     if warnings:
         lines += ["## Noise", ""] + [f"- {w}" for w in warnings] + [""]

@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bench import report
 from bench.record import RunRecord
-from bench.devices import TORCH_ONE_DEVICE
+from bench.devices import TF_NCHW_ON_CPU, TORCH_ONE_DEVICE
 from bench.spec import KNOBS, LOADER_KNOBS, RunSpec
 from bench.store import ResultStore
 from bench.worker import OOM_RE
@@ -97,19 +97,21 @@ def run_point(spec: RunSpec, index_path: Path, store: ResultStore, timeout_s: fl
                               error=f"{why}; last log line: {tail}" if tail else why).to_dict()
 
 
-def measure_peaks(settings: set[tuple[str, str]], timeout_s: float = 300) -> dict:
-    """backend -> precision -> measured TFLOP/s (None where the probe failed), for each
-    (backend, precision) asked, each in a fresh process."""
+def measure_peaks(settings: set[tuple[str, str]], timeout_s: float = 300) -> tuple[dict, dict]:
+    """(backend -> precision -> measured TFLOP/s, None where the probe failed; backend ->
+    precision -> the arithmetic the probe ran in), each (backend, precision) in a fresh process."""
     peaks: dict[str, dict] = {}
+    maths: dict[str, dict] = {}
     for backend, precision in sorted(settings):
         try:
             out = subprocess.run([sys.executable, "-m", "bench.peak", precision, backend], capture_output=True,
                                  text=True, timeout=timeout_s)
-            tflops = json.loads(out.stdout.strip().splitlines()[-1])["tflops"] if out.returncode == 0 else None
+            probe = json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else {}
         except (subprocess.TimeoutExpired, IndexError, json.JSONDecodeError):
-            tflops = None
-        peaks.setdefault(backend, {})[precision] = tflops
-    return peaks
+            probe = {}
+        peaks.setdefault(backend, {})[precision] = probe.get("tflops")
+        maths.setdefault(backend, {})[precision] = probe.get("matmul_precision")
+    return peaks, maths
 
 
 def _why_skipped(spec: RunSpec, gpus_present: int, index) -> str | None:
@@ -118,6 +120,8 @@ def _why_skipped(spec: RunSpec, gpus_present: int, index) -> str | None:
         return f"needs {spec.gpus} GPUs, {gpus_present} present"
     if spec.gpus > 1 and spec.backend == "torch":
         return TORCH_ONE_DEVICE
+    if spec.data_format == "channels_first" and spec.backend == "tensorflow" and not gpus_present:
+        return TF_NCHW_ON_CPU
     if spec.gpus > 1:
         for split in ("train", "val"):
             steps, images = split_plan(index, spec, split)

@@ -57,7 +57,9 @@ class CpuSampler:
 
 
 class GpuSampler:
-    """Per-GPU utilisation, memory, power, SM clock and temperature from NVML. `available`
+    """Per-GPU utilisation, memory, power, energy, SM clock and temperature from NVML. The energy
+    counter (joules since the driver loaded, Volta and later) gives a window's energy exactly,
+    where sampled power would only estimate it. `available`
     is False, and `reason` says why, on a machine without the driver or a GPU."""
 
     def __init__(self, devices: list[int] | None = None):
@@ -95,10 +97,15 @@ class GpuSampler:
                 f"gpu{i}_util": self._read(lambda: nv.nvmlDeviceGetUtilizationRates(h).gpu),
                 f"gpu{i}_mem_mb": self._read(lambda: nv.nvmlDeviceGetMemoryInfo(h).used / 2**20),
                 f"gpu{i}_power_w": None if power_mw is None else power_mw / 1000.0,
+                f"gpu{i}_energy_j": _per_thousand(self._read(lambda: nv.nvmlDeviceGetTotalEnergyConsumption(h))),
                 f"gpu{i}_sm_clock_mhz": self._read(lambda: nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_SM)),
                 f"gpu{i}_temp_c": self._read(lambda: nv.nvmlDeviceGetTemperature(h, nv.NVML_TEMPERATURE_GPU)),
             })
         return row
+
+
+def _per_thousand(value):
+    return None if value is None else value / 1000.0
 
 
 class Sampling:
@@ -112,7 +119,7 @@ class Sampling:
         self._thread = threading.Thread(target=self._loop, name="gpubench-sampler", daemon=True)
 
     def _tick(self):
-        row = {"t_s": time.perf_counter() - self._t0}
+        row = {"t_s": time.perf_counter() - self.t0}
         for sampler in self.samplers:
             row.update(sampler.sample())
         self.rows.append(row)
@@ -122,7 +129,7 @@ class Sampling:
             self._tick()
 
     def __enter__(self):
-        self._t0 = time.perf_counter()
+        self.t0 = time.perf_counter()
         self._thread.start()
         return self
 
@@ -135,6 +142,36 @@ class Sampling:
 def _stats(rows: list[dict], columns: list[str]) -> np.ndarray:
     values = [r[c] for r in rows for c in columns if r.get(c) is not None]
     return np.asarray(values, dtype=float)
+
+
+def label_phases(rows: list[dict], window: list[tuple[float, float]], interval: float) -> None:
+    """Each sample's `phase`, by the middle of the interval it covers: `warmup` before the
+    window, `window` inside one of its spans (seconds since sampling began), `between` in the
+    validation and checkpoints between them, `after` once training ended."""
+    for row in rows:
+        t = row["t_s"] - interval / 2
+        if not window or t < window[0][0]:
+            row["phase"] = "warmup"
+        elif any(start <= t <= end for start, end in window):
+            row["phase"] = "window"
+        else:
+            row["phase"] = "between" if t <= window[-1][1] else "after"
+
+
+def energy_j(rows: list[dict], spans: list[tuple[float, float]]) -> float | None:
+    """Joules all GPUs drew over the spans, from the energy counters read at each sample,
+    interpolated to the spans' ends; None without counters or samples on both sides."""
+    columns = sorted({c for r in rows for c in r if c.startswith("gpu") and c.endswith("_energy_j")})
+    if not columns or not spans:
+        return None
+    total = 0.0
+    for column in columns:
+        points = [(r["t_s"], r[column]) for r in rows if r.get(column) is not None]
+        if len(points) < 2 or points[0][0] > spans[0][0] or points[-1][0] < spans[-1][1]:
+            return None
+        t, joules = np.array(points).T
+        total += sum(float(np.interp(end, t, joules) - np.interp(start, t, joules)) for start, end in spans)
+    return total
 
 
 def summarise(rows: list[dict]) -> dict:

@@ -15,7 +15,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from models import BACKBONES, input_size_problem
+from models import BACKBONES, data_format_problem, input_size_problem
 from pipelines import PIPELINES, knob_meaning
 
 PRESET_DIR = Path(__file__).parent / "presets"
@@ -47,6 +47,8 @@ class RunSpec:
     checkpoint: bool = False  # save the best model every epoch, as the seed's timed runs did
     precision: str = "float32"
     xla: str = "auto"  # jit_compile: auto (Keras decides), on, off
+    window: str = "auto"  # auto: epochs long enough for a steady window; epochs: the epochs as asked
+    data_format: str = "channels_last"  # Keras's image data format for the model's layers
     repeat: int = 0  # which repeat of the point this is, 0-based
     role: str = "point"  # "ceiling": a probe run for another point's pipeline or model ceiling
 
@@ -85,12 +87,15 @@ class RunSpec:
 KNOBS: dict[str, dataclasses.Field] = {
     f.name: f for f in dataclasses.fields(RunSpec) if f.name not in ("repeat", "role")
 }
-LATER_KNOBS = {"backend": "tensorflow"}  # knob -> the default that leaves it out of point_id
+# knob -> the default that leaves it out of point_id
+LATER_KNOBS = {"backend": "tensorflow", "window": "auto", "data_format": "channels_last"}
 LOADER_KNOBS = ("workers", "use_multiprocessing", "max_queue_size", "cache")
 FINETUNE = ("head", "last_block", "full")
 INTERPOLATION = ("nearest", "bilinear")
 PRECISION = ("float32", "mixed_float16", "mixed_bfloat16")
 XLA = ("auto", "on", "off")
+WINDOW = ("auto", "epochs")
+DATA_FORMAT = ("channels_last", "channels_first")
 BACKENDS = ("tensorflow", "jax", "torch")
 _TF, _JAX, _TORCH = (("tensorflow", "pip install tensorflow"), ("jax", "pip install 'gpubench[jax]'"),
                      ("torch", "pip install 'gpubench[torch]'"))
@@ -296,7 +301,8 @@ def check_spec(spec: RunSpec) -> None:
         raise SpecError(f"unknown pipeline {spec.pipeline!r}; pipelines are: {', '.join(PIPELINES)}")
     if spec.finetune not in FINETUNE:
         raise SpecError(f"finetune={spec.finetune!r}: expected one of {', '.join(FINETUNE)}")
-    for knob, allowed in (("interpolation", INTERPOLATION), ("precision", PRECISION), ("xla", XLA)):
+    for knob, allowed in (("interpolation", INTERPOLATION), ("precision", PRECISION), ("xla", XLA),
+                          ("window", WINDOW), ("data_format", DATA_FORMAT)):
         if getattr(spec, knob) not in allowed:
             raise SpecError(f"{knob}={getattr(spec, knob)!r}: expected one of {', '.join(allowed)}")
     for knob in ("batch", "input_size", "epochs", "gpus"):
@@ -306,6 +312,12 @@ def check_spec(spec: RunSpec) -> None:
         value = getattr(spec, knob)
         if value is not None and value < 0:
             raise SpecError(f"{knob}={value}: must be 0 or more")
+    if spec.window == "auto" and spec.epochs < 2:
+        raise SpecError(f"epochs={spec.epochs} leaves no measured window: the first epoch is warm-up (compile, "
+                        "loader start); use epochs=2 or more, or window=epochs to time the epochs as asked")
+    problem = data_format_problem(spec.backbone, spec.data_format)
+    if problem:
+        raise SpecError(problem)
     why = missing(spec)
     if why:
         raise SpecError(why)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.record import COLUMNS
+from bench.record import COLUMNS, SCHEMA
 
 
 def read_json(path: Path) -> dict:
@@ -66,7 +66,8 @@ class ResultStore:
         return list({row["run_id"]: row for row in self.records()}.values())
 
     def done(self) -> set[str]:
-        return {row["run_id"] for row in self.records()}
+        """Runs measured by this version of the record: older rows are measured again."""
+        return {row["run_id"] for row in self.records() if row.get("schema") == SCHEMA}
 
     def append(self, record: dict) -> None:
         with open(self.jsonl, "a") as f:

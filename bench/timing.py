@@ -1,4 +1,10 @@
-"""Wall-clock timing of fit, as the seed timed it by hand, from Keras callback hooks."""
+"""Wall-clock timing of fit: a warm-up, then a measured window, from Keras callback hooks.
+
+The first epoch is warm-up: it compiles the step, starts the loader and fills its queue. The
+epochs after it are the measured window, and every rate is taken over it. Validation and
+checkpoints come after an epoch's steps and are timed apart, so a window is the time its
+training steps took.
+"""
 
 from __future__ import annotations
 
@@ -8,89 +14,191 @@ import keras
 import numpy as np
 
 
-class TimingCallback(keras.callbacks.Callback):
-    """Times every epoch, every train step and the validation inside each epoch.
+class EpochTimer(keras.callbacks.Callback):
+    """Times each epoch, its steps and the validation after them from epoch-level hooks only:
+    nothing runs per step, so fit dispatches its steps as a plain fit does. The steps' end and
+    the epoch's end wait for the device, so the times are real times. `clock` is injectable so
+    tests are deterministic."""
 
-    A step's time runs from the end of the step before (or the epoch's start) to its own end.
-    Keras fetches the next batch inside the step on TensorFlow and JAX but before the step's
-    begin hook on torch, so only this span holds the wait for data on every backend. Step ends
-    read the loss, which waits for the device: the step time is then the step's real time,
-    not the time to enqueue it. `clock` is injectable so tests are deterministic.
-    """
-
-    def __init__(self, clock=time.perf_counter, ready=None):
+    def __init__(self, clock=time.perf_counter):
         super().__init__()
         self.clock = clock
-        self.ready = ready  # a pipelines.ReadyClock: when each batch was ready
-        self.wait_s: list[list[float]] = []  # per epoch, per step: time the step waited for data
-        self.start_s: list[float] = []  # per epoch: from epoch begin until the first batch was ready
-        self.epoch_s: list[float] = []
+        self.begins: list[float] = []
+        self.ends: list[float] = []
+        self.steps_ends: list[float | None] = []  # when the epoch's steps were done, where validation followed
         self.val_s: list[float] = []
-        self.step_s: list[list[float]] = []  # per epoch
-        self.total_s = 0.0
+        self.train_begin = self.train_end = None
 
     def on_train_begin(self, logs=None):
-        self._train_start = self.clock()
+        self.train_begin = self.clock()
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_start = self._step_start = self.clock()
-        self._val = 0.0
-        self.step_s.append([])
-        self.wait_s.append([])
-
-    def on_train_batch_end(self, batch, logs=None):
-        if logs and "loss" in logs:
-            float(logs["loss"])  # synchronise
-        end = self.clock()
-        self.step_s[-1].append(end - self._step_start)
-        if self.ready is not None:  # an epoch's first wait is the loader's start-up: epoch start
-            wait = max(0.0, self.ready[batch] - self._step_start)
-            (self.start_s if batch == 0 else self.wait_s[-1]).append(wait)
-        self._step_start = end
+        self.begins.append(self.clock())
+        self._val, self._steps_end = 0.0, None
 
     def on_test_begin(self, logs=None):
+        if self._steps_end is None:  # validation after the epoch's steps
+            self._wait_for_device()
+            self._steps_end = self.clock()
         self._val_start = self.clock()
 
     def on_test_end(self, logs=None):
         self._val += self.clock() - self._val_start
 
     def on_epoch_end(self, epoch, logs=None):
-        self.epoch_s.append(self.clock() - self._epoch_start)
+        self.ends.append(self.clock())
         self.val_s.append(self._val)
+        self.steps_ends.append(self._steps_end)
 
     def on_train_end(self, logs=None):
-        self.total_s = self.clock() - self._train_start
+        self.train_end = self.clock()
 
-    def summary(self, images_per_epoch: int, checkpoint_s: list[float] | None = None) -> dict:
-        """Steady-state figures leave out the first epoch (graph tracing, worker start-up)
-        when there is more than one, and validation and checkpoint time in every epoch."""
-        checkpoint_s = checkpoint_s or [0.0] * len(self.epoch_s)
-        steady = slice(1, None) if len(self.epoch_s) > 1 else slice(None)
-        spent = [e - v - c for e, v, c in zip(self.epoch_s, self.val_s, checkpoint_s)]
-        train_s = spent[steady]
-        steps_ms = 1000.0 * np.array([s for epoch in self.step_s[steady] for s in epoch])
-        return {
-            "total_s": self.total_s,
-            "first_epoch_s": self.epoch_s[0],
-            "epoch_s_median": float(np.median(self.epoch_s[steady])),
+    def _wait_for_device(self) -> None:
+        """Reads the optimizer's step count, which the last step writes. With asynchronous
+        dispatch (JAX; torch and TensorFlow on GPUs) the steps can still be running when
+        validation begins; without the wait, their tail would be timed as validation (measured
+        on JAX: a fifth of a short epoch's steps). A plain fit waits there too, a moment later,
+        when it reads the epoch's metrics."""
+        optimizer = getattr(self.model, "optimizer", None) if self.model is not None else None
+        if optimizer is not None:
+            keras.ops.convert_to_numpy(optimizer.iterations.value)
+
+    def spans(self, checkpoint_s: list[float] | None = None) -> list[tuple[float, float]]:
+        """(start, end) of each epoch's training steps: up to the validation that follows them,
+        or without validation the epoch less its checkpoint."""
+        checkpoint_s = checkpoint_s or [0.0] * len(self.ends)
+        return [(b, s if s is not None else e - c)
+                for b, s, e, c in zip(self.begins, self.steps_ends, self.ends, checkpoint_s)]
+
+    def window(self, checkpoint_s: list[float] | None = None) -> list[tuple[float, float]]:
+        """The measured window's spans: every epoch after the first (the only one if it is alone)."""
+        spans = self.spans(checkpoint_s)
+        return spans[1:] if len(spans) > 1 else spans
+
+    def summary(self, steps: int, images: int, checkpoint_s: list[float] | None = None) -> dict:
+        """The window's rates, and what came before it. `steps` and `images` are one epoch's.
+        compile_s is the first epoch's time beyond a steady epoch's (its steps at the window's
+        step time, its validation at the later epochs' median), less the loader's start."""
+        checkpoint_s = checkpoint_s or [0.0] * len(self.ends)
+        spans = self.spans(checkpoint_s)
+        window = self.window(checkpoint_s)
+        window_s = sum(end - start for start, end in window)
+        out = {
+            "total_s": self.train_end - self.train_begin,
+            "first_epoch_s": self.ends[0] - self.begins[0],
+            "epoch_s_median": float(np.median([self.ends[i] - self.begins[i] for i in self._window_epochs()])),
             "val_s_total": float(sum(self.val_s)),
             "checkpoint_s_total": float(sum(checkpoint_s)),
-            "train_img_s": images_per_epoch * len(train_s) / sum(train_s),
-            "step_ms_p50": float(np.percentile(steps_ms, 50)),
-            "step_ms_p90": float(np.percentile(steps_ms, 90)),
-            "epochs_timed": len(self.epoch_s),
-            **self._waits(steady),
+            "window_s": window_s,
+            "window_steps": steps * len(window),
+            "window_images": images * len(window),
+            "train_img_s": images * len(window) / window_s,
+            "step_ms_mean": 1000.0 * window_s / (steps * len(window)),
+            "warmup_s": window[0][0] - self.train_begin if len(spans) > 1 else 0.0,
+            "epochs_timed": len(spans),
+            **self._steps(),
+        }
+        loader_start = out.get("loader_start_s") or 0.0
+        if len(spans) > 1:
+            first_train = spans[0][1] - spans[0][0]
+            extra_val = self.val_s[0] - float(np.median(self.val_s[1:]))
+            out["compile_s"] = max(0.0, first_train - steps * window_s / out["window_steps"] + extra_val - loader_start)
+        else:
+            out["compile_s"] = None
+        return out
+
+    def _window_epochs(self) -> range:
+        return range(1, len(self.ends)) if len(self.ends) > 1 else range(len(self.ends))
+
+    def _steps(self) -> dict:
+        """Per-step figures: none from epoch-level hooks."""
+        return {}
+
+
+class StepTimer(EpochTimer):
+    """Also marks when the training loop turns to each batch, and reads when the pipeline had it
+    ready (`ready`, a pipelines.ReadyClock): the wait for data per step, measured.
+
+    TensorFlow and JAX fetch a batch inside the step, right after its begin hook: the begin hook
+    is the mark. There is no end hook: Keras would then read every step's loss, which makes a JAX
+    or torch fit wait for the device every step, as a plain fit does not."""
+
+    def __init__(self, ready, clock=time.perf_counter):
+        super().__init__(clock)
+        self.ready = ready
+        self.marks: list[list[float]] = []  # per epoch: when the loop turned to batch i
+        self.readies: list[list[float]] = []  # per epoch: when batch i was ready
+
+    def on_epoch_begin(self, epoch, logs=None):
+        super().on_epoch_begin(epoch, logs)
+        self.marks.append([])
+        self.readies.append([])
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._mark(batch)
+
+    def _mark(self, batch: int) -> None:
+        """The loop turns to `batch`: the one before it has been consumed, so its stamp is final
+        (read now, before a later epoch's batch of the same number overwrites it)."""
+        self.marks[-1].append(self.clock())
+        if batch > 0:
+            self.readies[-1].append(self.ready[batch - 1])
+
+    def on_epoch_end(self, epoch, logs=None):
+        consumed = len(self.marks[-1])
+        if len(self.readies[-1]) < consumed:  # the epoch's last batch
+            self.readies[-1].append(self.ready[consumed - 1])
+        super().on_epoch_end(epoch, logs)
+
+    def _steps(self) -> dict:
+        """Step times run from one mark to the next (the last to the end of the epoch's steps);
+        a batch ready after its mark made the step wait the difference. Each epoch's first batch
+        waits for the loader's start-up (epoch start), kept apart from the wait for data."""
+        ends = [end for _, end in self.spans()]
+        steps, waits, starts = [], [], []
+        for marks, readies, end in zip(self.marks, self.readies, ends):
+            spans = np.diff(marks + [end])
+            wait = np.maximum(0.0, np.array(readies[: len(marks)]) - np.array(marks[: len(readies)]))
+            steps.append(spans)
+            waits.append(wait)
+            starts.append(float(wait[0]) if len(wait) else 0.0)
+        window = list(self._window_epochs())
+        step_ms = 1000.0 * np.concatenate([steps[i] for i in window])
+        waited = np.concatenate([waits[i][1:] for i in window])
+        spent = float(sum(steps[i][1:].sum() for i in window))
+        return {
+            "step_ms_p50": float(np.percentile(step_ms, 50)),
+            "step_ms_p90": float(np.percentile(step_ms, 90)),
+            "data_wait_frac": float(waited.sum()) / spent if spent else None,
+            "data_wait_ms_p50": 1000.0 * float(np.percentile(waited, 50)) if len(waited) else None,
+            "epoch_start_s_median": float(np.median([starts[i] for i in window])),
+            "loader_start_s": starts[0],
         }
 
-    def _waits(self, steady: slice) -> dict:
-        """The wait for data over the steps after each epoch's first, whose wait is the
-        loader's start-up (epoch_start_s)."""
-        if self.ready is None:
-            return {}
-        waits = [w for epoch in self.wait_s[steady] for w in epoch]
-        steps = [s for epoch in self.step_s[steady] for s in epoch[1:]]
-        return {
-            "data_wait_frac": sum(waits) / sum(steps) if steps else None,
-            "data_wait_ms_p50": 1000.0 * float(np.percentile(waits, 50)) if waits else None,
-            "epoch_start_s_median": float(np.median(self.start_s[steady])),
-        }
+
+class FetchFirstStepTimer(StepTimer):
+    """For Keras's torch trainer, which fetches the next batch before the step's begin hook, right
+    after the step before ends: the marks are the epoch's begin and each step's end. The end hook
+    makes Keras read each step's logs, so a torch fit here waits for the device every step."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        super().on_epoch_begin(epoch, logs)
+        self._mark(0)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        pass
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._mark(batch + 1)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.marks[-1].pop()  # the last step's end: no batch follows it in this epoch
+        super().on_epoch_end(epoch, logs)
+
+
+def timer_for(backend: str, ready) -> EpochTimer:
+    """Epoch-level timing for tensors in memory (nothing to wait for), step marks for a pipeline,
+    placed where the backend's trainer fetches."""
+    if ready is None:
+        return EpochTimer()
+    return FetchFirstStepTimer(ready) if backend == "torch" else StepTimer(ready)

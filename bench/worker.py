@@ -59,13 +59,12 @@ def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path
 
     import models
     import pipelines
-    from bench import training
-    from bench.samplers import CpuSampler, GpuSampler, Sampling, summarise
-    from bench.timing import TimingCallback
+    from bench import env, training
     from models import flops
     from pipelines.dataset import DatasetIndex
 
     record.backend_version = backend_version(spec.backend)
+    keras.config.set_image_data_format(spec.data_format)
     scope, record.devices = devices.setup(spec.backend, spec.gpus)
     index = DatasetIndex.load(index_path)
     record.classes = len(index.classes)
@@ -81,13 +80,29 @@ def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path
         training.compile_model(model, xla=spec.xla)
     record.weights = model.weights_source
     record.jit_compile = bool(model.jit_compile)
+    record.matmul_precision = devices.matmul_precision(
+        spec.backend, spec.precision, env.compute_capability() if "GPU" in record.devices else None)
     record.train_gflops_per_image = flops.train_flops(model) / 1e9
     if spec.backbone == "null":  # the pipeline's ceiling: also how fast one core decodes this data
         record.decode_img_s_core = decode_rate(index, spec)
+    cached_before = devices.cache_entries(spec.backend)
+    record.startup_s = since_process_start()
+    measure(model, train_feed, val_feed, spec, record, samples_path, interval)
+    if record.jit_compile or spec.backend == "jax":  # jax compiles even its eager ops
+        record.cache_hit = cached_before > 0 and devices.cache_entries(spec.backend) == cached_before
+    record.gpu_mem_peak_mb = devices.allocator_peak_mb(spec.backend) or record.gpu_mem_nvml_peak_mb
+
+
+def measure(model, train_feed, val_feed, spec: RunSpec, record: RunRecord, samples_path: Path, interval: float):
+    """The measured fit: samplers around it and the timer in it, nothing else (tests hold its
+    rates against a plain fit). Fills `record` with the timings and the samplers' figures."""
+    from bench import training
+    from bench.samplers import CpuSampler, GpuSampler, Sampling
+    from bench.timing import timer_for
 
     with tempfile.TemporaryDirectory(prefix="gpubench-ckpt-") as scratch:
         checkpoint = training.TimedCheckpoint(Path(scratch) / "best.keras") if spec.checkpoint else None
-        timer = TimingCallback(ready=train_feed.ready)  # last: its epoch time takes in the checkpoint's
+        timer = timer_for(spec.backend, train_feed.ready)  # last: its epoch time takes in the checkpoint's
         gpu = GpuSampler(devices=list(range(spec.gpus)))
         record.gpu_note = gpu.reason
         sampling = Sampling([CpuSampler(), gpu], interval)
@@ -95,13 +110,39 @@ def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path
             with sampling:
                 training.fit(model, train_feed, val_feed, spec.epochs, [c for c in (checkpoint, timer) if c])
         finally:
+            window = [(a - sampling.t0, b - sampling.t0) for a, b in timer.window(checkpoint and checkpoint.seconds)]
+            summarise_samples(sampling.rows, window, interval, record)
             write_samples(sampling.rows, samples_path)
-            for key, value in summarise(sampling.rows).items():
-                setattr(record, key, value)
-    summary = timer.summary(train_feed.images, checkpoint.seconds if checkpoint else None)
-    for key, value in summary.items():
+    for key, value in timer.summary(train_feed.steps, train_feed.images, checkpoint and checkpoint.seconds).items():
         setattr(record, key, value)
-    record.gpu_mem_peak_mb = devices.allocator_peak_mb(spec.backend) or record.gpu_mem_nvml_peak_mb
+    if record.gpu_energy_j:
+        record.img_per_joule = record.window_images / record.gpu_energy_j
+
+
+def summarise_samples(rows: list[dict], window: list[tuple[float, float]], interval: float, record: RunRecord):
+    """The samplers' figures over the measured window under their own names, over the whole run
+    (imports, compile and validation included) as run_*; each sample labelled with its phase."""
+    from bench.samplers import energy_j, label_phases, summarise
+
+    label_phases(rows, window, interval)
+    for key, value in summarise([r for r in rows if r["phase"] == "window"]).items():
+        setattr(record, key, value)
+    whole = summarise(rows)
+    for key in RUN_FIGURES:
+        setattr(record, f"run_{key}", whole[key])
+    record.gpu_energy_j = energy_j(rows, window)
+    record.run_gpu_energy_j = energy_j(rows, [(rows[0]["t_s"], rows[-1]["t_s"])]) if rows else None
+
+
+RUN_FIGURES = ("samples", "cpu_util_mean", "proc_cpu_pct_mean", "rss_peak_mb", "gpu_util_mean",
+               "gpu_mem_nvml_peak_mb", "gpu_power_w_mean")
+
+
+def since_process_start() -> float:
+    """Seconds since this process started: the interpreter and every import included."""
+    import psutil
+
+    return time.time() - psutil.Process().create_time()
 
 
 def backend_version(backend: str) -> str:
@@ -131,7 +172,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=0.5)
     args = parser.parse_args(argv)
     _die_with_parent()
-    start = time.perf_counter()
     spec = RunSpec(**json.loads(args.spec))
     devices.prepare(spec.backend, spec.gpus, uses=frameworks(spec))  # before anything imports Keras
     record = RunRecord.for_spec(spec)
@@ -141,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:
         record.status, record.error = classify(e), one_line(e)
         print(f"run {spec.run_id} failed: {record.error}", file=sys.stderr)
-    record.wall_s = time.perf_counter() - start
+    record.wall_s = since_process_start()
     tmp = args.record.with_suffix(".tmp")
     tmp.write_text(json.dumps(record.to_dict()))
     tmp.replace(args.record)

@@ -137,10 +137,35 @@ def epoch_plan(count: int, batch: int, steps: int) -> tuple[int, int]:
     return steps, steps * batch
 
 
+MIN_WINDOW_STEPS = 50
+
+
+def loader_depth(spec) -> int:
+    """Batches the loader has in hand at once: its workers' and its queue's. A PyDataset with
+    at most one thread loads in the training thread and holds none; tensors in memory need none."""
+    meaning = knob_meaning(spec.pipeline)
+    if not meaning or (spec.pipeline == "keras" and spec.workers <= 1 and not spec.use_multiprocessing):
+        return 0
+    return sum(getattr(spec, knob) or 0 for knob in ("workers", "max_queue_size") if knob in meaning)
+
+
+def window_steps(spec) -> int:
+    """The fewest steps a measured window spans: 50, and four times the loader's depth, so that
+    the window sees the loader's throughput rather than the refill of an empty queue."""
+    return max(MIN_WINDOW_STEPS, 4 * loader_depth(spec))
+
+
 def split_plan(index, spec, split: str) -> tuple[int, int]:
-    """epoch_plan for one split, with the steps the spec asks of it."""
+    """epoch_plan for one split, with the steps the spec asks of it. With window=auto, training
+    epochs are lengthened (wrapping round the images) until the epochs after the first, the
+    measured window, span window_steps(spec)."""
     requested = spec.steps_per_epoch if split == "train" else spec.validation_steps
-    return epoch_plan(index.count(split), spec.batch, requested)
+    steps, images = epoch_plan(index.count(split), spec.batch, requested)
+    if split == "train" and spec.window == "auto" and spec.epochs > 1:
+        needed = math.ceil(window_steps(spec) / (spec.epochs - 1))
+        if steps < needed:
+            return needed, needed * spec.batch
+    return steps, images
 
 
 def build(index, spec, split: str) -> Feed:

@@ -1,5 +1,7 @@
 """The bound verdict, the noise warnings and the ceilings, on constructed records."""
 
+import dataclasses
+
 import pandas as pd
 import pytest
 
@@ -25,9 +27,11 @@ def test_no_bound_without_both_ceilings():
     assert analysis.bound(90, float("nan"), 100) == (None, None)
 
 
-def record(spec, img_s, total_s=10.0, **fields):
+def record(spec, img_s, total_s=10.0, window_steps=60, **fields):
+    """A run with a window of two epochs of 100 images at `img_s`."""
+    fields = {"train_images_per_epoch": 100, "train_steps": 30, "val_steps": 1, "window_s": 200 / img_s if img_s else None} | fields
     return RunRecord.for_spec(spec, status="ok", train_img_s=img_s, total_s=total_s, epochs_timed=3,
-                              train_images_per_epoch=100, cpu_util_mean=1, cpu_util_p90=1, **fields).to_dict()
+                              window_steps=window_steps, cpu_util_mean=1, cpu_util_p90=1, **fields).to_dict()
 
 
 def constructed():
@@ -61,9 +65,9 @@ def test_the_report_says_where_the_time_goes():
     assert "null" not in text.split("## Where the time goes")[0]  # ceiling runs stay out of the main tables
 
 
-def _repeats(rates, totals, images=500):
-    spec = RunSpec(backbone="tiny", batch=8)
-    return [dict(record(RunSpec(backbone="tiny", batch=8, repeat=i), r, total_s=t), train_images_per_epoch=images)
+def _repeats(rates, totals, images=500, **knobs):
+    spec = RunSpec(backbone="tiny", batch=8, **knobs)
+    return [record(dataclasses.replace(spec, repeat=i), r, total_s=t, window_s=2 * images / r)
             for i, (r, t) in enumerate(zip(rates, totals))], spec
 
 
@@ -83,7 +87,22 @@ def test_spread_first_repeat_and_short_runs_are_warned_with_a_hint():
     assert "spread 21% between repeats" in notes and "Hint" in notes
     assert "first repeat took 1.40x the others" in notes
     short, _ = _repeats([1000, 1001, 1002], [1, 1, 1], images=100)
-    assert "too short to time well" in " ".join(_warnings(short))
+    assert "only 0.2 s measured per run, too short to time well" in " ".join(_warnings(short))
+
+
+def test_a_rate_set_by_short_epochs_is_called_epoch_bound_with_the_fix():
+    """An epoch of 5 batches for a loader 14 deep (4 workers, a queue of 10), and a window of 38
+    steps: the loader refills every epoch, as in the seed's epochs of 5 batches for 32 workers."""
+    rows, _ = _repeats([100, 101, 100], [10, 10, 10], window="epochs")
+    for row in rows:
+        row.update(train_steps=5, window_steps=38)
+    notes = " ".join(_warnings(rows))
+    assert "images/s is epoch-bound: each epoch has 5 batches for a loader 14 deep (workers + queue)" in notes
+    assert "the window is 38 steps, under the 56 (max(50, 4 x (workers + queue)))" in notes
+    assert "Hint: window=auto (the default) lengthens the epochs" in notes
+    for row in rows:
+        row.update(train_steps=28, window_steps=56)
+    assert "epoch-bound" not in " ".join(_warnings(rows))
 
 
 def test_verdict_names_the_setting_that_changed_most():

@@ -25,6 +25,23 @@ def test_epoch_plan(count, batch, steps, plan):
     assert epoch_plan(count, batch, steps) == plan
 
 
+@pytest.mark.parametrize("knobs, window, steps", [
+    (dict(workers=4, max_queue_size=10, epochs=2), 56, 56),     # 4 x (4 + 10) steps in the one window epoch
+    (dict(workers=4, max_queue_size=10, epochs=5), 56, 14),     # spread over the four window epochs
+    (dict(workers=32, max_queue_size=10, epochs=3), 168, 84),   # the seed's 32 workers
+    (dict(workers=1, max_queue_size=10, epochs=2), 50, 50),     # one PyDataset thread loads in the training thread
+    (dict(pipeline="synthetic", epochs=3), 50, 25),
+    (dict(workers=4, max_queue_size=10, epochs=2, steps_per_epoch=80), 56, 80),  # already long enough
+    (dict(workers=4, max_queue_size=10, epochs=2, window="epochs"), 56, 3),      # the epochs as asked: one pass
+])
+def test_the_window_spans_enough_steps_to_see_the_loaders_throughput(tiny_tree, knobs, window, steps):
+    index = scan(tiny_tree)  # 12 training images: a pass of 3 batches of 5
+    spec = RunSpec(backbone="tiny", batch=5, **knobs)
+    assert pipelines.window_steps(spec) == window
+    assert pipelines.split_plan(index, spec, "train") == (steps, steps * 5 if steps != 3 else 12)
+    assert pipelines.split_plan(index, spec, "val")[0] == 1  # validation is never lengthened
+
+
 @pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
 @pytest.mark.parametrize("size", [17, 32, 70])
 def test_keras_and_tfdata_give_the_same_tensor(tiny_tree, tmp_path, interpolation, size):
@@ -44,7 +61,7 @@ def _epoch(feed):
 
 def test_keras_feed_shuffles_training_every_epoch_and_never_validation(tiny_tree):
     index = scan(tiny_tree)
-    spec = RunSpec(backbone="tiny", input_size=16, batch=5, workers=1)
+    spec = RunSpec(backbone="tiny", input_size=16, batch=5, workers=1, window="epochs")
     train = pipelines.build(index, spec, "train")
     assert (train.steps, train.images) == (3, 12)
     first = [train.data[i] for i in range(train.steps)]
@@ -72,20 +89,22 @@ def test_labels_follow_the_files(tiny_tree):
 
 def test_tfdata_gives_the_planned_batches_and_reshuffles(tiny_tree):
     index = scan(tiny_tree)
-    spec = RunSpec(backbone="tiny", input_size=16, pipeline="tfdata", batch=5, workers=2, max_queue_size=2)
+    spec = RunSpec(backbone="tiny", input_size=16, pipeline="tfdata", batch=5, workers=2, max_queue_size=2,
+                   window="epochs")
     feed = pipelines.build(index, spec, "train")
     epochs = [_epoch(feed.data) for _ in range(3)]
     assert [[len(x) for x, _ in e] for e in epochs] == [[5, 5, 2]] * 3
     firsts = [e[0][0] for e in epochs]
     assert any(not np.array_equal(firsts[0], f) for f in firsts[1:])
     cached = pipelines.build(index, RunSpec(backbone="tiny", input_size=16, pipeline="tfdata", batch=5,
-                                            cache=True), "train")
+                                            cache=True, window="epochs"), "train")
     assert sum(len(x) for x, _ in _epoch(cached.data)) == 12
 
 
 def test_synthetic_feed_has_full_batches_of_the_right_shape(tiny_tree):
     index = scan(tiny_tree)
-    feed = pipelines.build(index, RunSpec(backbone="tiny", input_size=16, pipeline="synthetic", batch=5), "train")
+    spec = RunSpec(backbone="tiny", input_size=16, pipeline="synthetic", batch=5, window="epochs")
+    feed = pipelines.build(index, spec, "train")
     batches = _epoch(feed.data)
     assert (feed.steps, feed.images) == (3, 15) and len(batches) == 3
     assert batches[0][0].shape == (5, 16, 16, 3) and batches[0][1].shape == (5, 2)

@@ -26,15 +26,17 @@ def test_point_id_is_stable_and_ignores_the_repeat():
     assert RunSpec(batch=9).point_id != a.point_id
 
 
-def test_the_backend_knob_keeps_the_ids_of_results_from_before_it():
+def test_knobs_added_later_keep_the_ids_of_results_from_before_them():
     import hashlib
     import json
 
-    knobs = {k: v for k, v in RunSpec(batch=8).knobs().items() if k != "backend"}  # a point as recorded then
+    later = ("backend", "window", "data_format")
+    knobs = {k: v for k, v in RunSpec(batch=8).knobs().items() if k not in later}  # a point as recorded then
     before = hashlib.sha1(json.dumps(knobs, sort_keys=True).encode()).hexdigest()[:10]
     assert RunSpec(batch=8).point_id == before
     ids = {RunSpec(batch=8, backend=b).point_id for b in spec.BACKENDS}
     assert len(ids) == 3
+    assert RunSpec(batch=8, window="epochs").point_id != before != RunSpec(batch=8, data_format="channels_first").point_id
 
 
 @pytest.mark.parametrize("text, message", [

@@ -10,7 +10,7 @@ import time
 import pandas as pd
 import pytest
 
-from bench.record import COLUMNS
+from bench.record import COLUMNS, SCHEMA
 from bench.spec import installed
 from bench.store import ResultStore
 from pipelines.dataset import make_synthetic
@@ -48,13 +48,20 @@ def test_smoke_sweep_writes_every_row_and_column(smoke):
     runs = every[every.role == "point"]
     assert len(runs) == len(every) == 2 * len(loaders) + 2
     assert set(runs.pipeline) == loaders | {"synthetic"} and set(runs.batch) == {4, 8}
-    assert (runs.schema == 1).all() and runs.run_id.is_unique
-    assert (runs.train_img_s > 0).all() and (runs.total_s > 0).all() and (runs.step_ms_p50 > 0).all()
-    assert (runs.cpu_util_mean >= 0).all() and (runs.rss_peak_mb > 50).all()
-    assert (runs.train_images_per_epoch[runs.pipeline != "synthetic"] == 12).all()
+    assert (runs.schema == SCHEMA).all() and runs.run_id.is_unique
+    assert (runs.train_img_s > 0).all() and (runs.total_s > 0).all()
+    assert (runs.step_ms_p50[runs.pipeline != "synthetic"] > 0).all()
+    # window=auto: 2 epochs of 12 images lengthened to 50 steps each, the second measured
+    assert (runs.train_steps == 50).all() and (runs.train_images_per_epoch == 50 * runs.batch).all()
+    assert (runs.window_steps == 50).all() and (runs.window_images == 50 * runs.batch).all()
+    assert (runs.window_s > 0).all() and (runs.train_img_s == runs.window_images / runs.window_s).all()
+    assert (0 < runs.startup_s).all() and (runs.startup_s < runs.wall_s).all() and (runs.warmup_s > 0).all()
+    assert (runs.run_cpu_util_mean >= 0).all() and (runs.run_rss_peak_mb > 50).all()
+    assert set(runs.matmul_precision) == {"float32"}
     for run_id in every.run_id:
         samples = pd.read_csv(out / "samples" / f"{run_id}.csv")
-        assert len(samples) >= 1 and {"t_s", "cpu_util", "proc_cpu_pct", "rss_mb"} <= set(samples.columns)
+        assert len(samples) >= 1 and {"t_s", "cpu_util", "proc_cpu_pct", "rss_mb", "phase"} <= set(samples.columns)
+        assert set(samples.phase) <= {"warmup", "window", "between", "after"}
 
 
 def test_unreadable_images_are_skipped_with_one_warning(smoke):
@@ -82,7 +89,8 @@ def test_report_has_the_seeds_tables(smoke):
     report = (out / "report.md").read_text()
     assert "| batch (train/val steps)" in report
     assert "keras w2 threads q4" in report and "tfdata w2 q4" in report and "| synthetic" in report
-    assert "8 (2/1 steps)" in report and "4 (3/1 steps)" in report
+    assert "8 (50/1 steps)" in report and "4 (50/1 steps)" in report
+    assert "## Where the sweep's time went" in report and "were measured windows" in report
     assert "## Fastest" in report and "CPU and GPU utilisation" in report
     os.remove(out / "report.md")
     rebuilt = gpubench("report", out, cwd=out)
@@ -227,7 +235,7 @@ def test_a_batch_that_does_not_split_over_the_devices_is_skipped(tmp_path):
     odd = make_synthetic(tmp_path / "odd", train=11, val=4, classes=2, image_size=(32, 32))
     scan(odd).save(tmp_path / "index.json")
     store = ResultStore(tmp_path / "out").create()
-    specs = [RunSpec(backbone="tiny", gpus=2, batch=3), RunSpec(backbone="tiny", gpus=2, batch=8)]
+    specs = [RunSpec(backbone="tiny", gpus=2, batch=b, window="epochs") for b in (3, 8)]  # one pass an epoch
     rows = runner.sweep(specs, tmp_path / "index.json", store, 60)
     assert [r["status"] for r in rows] == ["skipped", "skipped"]
     assert rows[0]["error"].startswith("batch 3 (train ends with 2) does not split evenly over 2 devices")

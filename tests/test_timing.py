@@ -1,6 +1,6 @@
 import pytest
 
-from bench.timing import TimingCallback
+from bench.timing import EpochTimer, FetchFirstStepTimer, StepTimer, timer_for
 
 
 class FakeClock:
@@ -11,78 +11,110 @@ class FakeClock:
         return self.now
 
 
-def drive(timer, clock, epochs):
-    """Replays the hooks fit calls: each epoch is (step times, validation time)."""
+def drive(timer, clock, epochs, wait=0.0, fetch_first=False, checkpoint=0.0):
+    """Replays the hooks fit calls: each epoch is (step times, validation time or None). Every
+    batch is ready `wait` seconds after the loop turns to it: inside the step after its begin hook
+    (TensorFlow, JAX), or before the begin hook (torch: `fetch_first`). A checkpoint takes
+    `checkpoint` seconds at each epoch's end."""
+    ready = getattr(timer, "ready", None)
     timer.on_train_begin()
     for e, (steps, val) in enumerate(epochs):
         timer.on_epoch_begin(e)
         for i, step in enumerate(steps):
+            if fetch_first:
+                clock.now += wait
+                ready[i] = clock.now
             timer.on_train_batch_begin(i)
-            clock.now += step
+            if not fetch_first:
+                clock.now += wait
+                if ready is not None:
+                    ready[i] = clock.now
+            clock.now += step - wait
             timer.on_train_batch_end(i, {"loss": 0.5})
-        timer.on_test_begin()
-        clock.now += val
-        timer.on_test_end()
+        if val is not None:
+            timer.on_test_begin()
+            clock.now += val
+            timer.on_test_end()
+        clock.now += checkpoint
         timer.on_epoch_end(e)
     timer.on_train_end()
 
 
-def test_first_epoch_is_left_out_of_the_steady_state():
+def test_the_first_epoch_is_warm_up_and_the_rest_the_window():
     clock = FakeClock()
-    timer = TimingCallback(clock)
+    timer = EpochTimer(clock)
     drive(timer, clock, [([5.0, 1.0], 2.0), ([0.5, 0.5], 1.0), ([0.5, 1.5], 1.0)])
-    s = timer.summary(images_per_epoch=20)
+    s = timer.summary(steps=2, images=20)
     assert s["total_s"] == pytest.approx(13.0)
     assert s["first_epoch_s"] == pytest.approx(8.0)
     assert s["epoch_s_median"] == pytest.approx(2.5)  # epochs of 2.0 and 3.0
     assert s["val_s_total"] == pytest.approx(4.0)
+    assert s["window_s"] == pytest.approx(3.0) and s["window_steps"] == 4 and s["window_images"] == 40
     assert s["train_img_s"] == pytest.approx(40 / 3.0)  # 2 epochs x 20 images in 1.0 + 2.0 s
-    assert s["step_ms_p50"] == pytest.approx(500.0)
-    assert s["epochs_timed"] == 3
+    assert s["warmup_s"] == pytest.approx(8.0)
+    assert s["step_ms_mean"] == pytest.approx(750.0)
+    # the first epoch's 6 s of steps against 2 x 0.75 s steady, and 2 s of validation against 1 s
+    assert s["compile_s"] == pytest.approx(6.0 - 1.5 + 1.0)
+    assert s["epochs_timed"] == 3 and "data_wait_frac" not in s
+    assert timer.window() == [(8.0, 9.0), (10.0, 12.0)]
 
 
-def test_a_single_epoch_is_its_own_steady_state():
+def test_a_single_epoch_is_its_own_window_and_has_no_compile_figure():
     clock = FakeClock()
-    timer = TimingCallback(clock)
+    timer = EpochTimer(clock)
     drive(timer, clock, [([1.0, 1.0], 2.0)])
-    assert timer.summary(images_per_epoch=10)["train_img_s"] == pytest.approx(5.0)
+    s = timer.summary(steps=2, images=10)
+    assert s["train_img_s"] == pytest.approx(5.0) and s["warmup_s"] == 0.0 and s["compile_s"] is None
 
 
-def test_checkpoint_time_is_kept_apart_from_training():
+@pytest.mark.parametrize("val", [0.5, None], ids=["validated", "no validation"])
+def test_checkpoint_time_is_kept_apart_from_training(val):
     clock = FakeClock()
-    timer = TimingCallback(clock)
-    drive(timer, clock, [([1.0], 0.5), ([1.0], 0.5), ([1.0], 0.5)])  # checkpoints below add nothing to the clock
-    s = timer.summary(images_per_epoch=10, checkpoint_s=[0.0, 0.25, 0.25])
-    assert s["checkpoint_s_total"] == pytest.approx(0.5)
-    assert s["train_img_s"] == pytest.approx(20 / 1.5)  # (1.5 - 0.5 - 0.25) s per steady epoch
+    timer = EpochTimer(clock)
+    drive(timer, clock, [([1.0], val)] * 3, checkpoint=0.25)
+    s = timer.summary(steps=1, images=10, checkpoint_s=[0.25] * 3)
+    assert s["checkpoint_s_total"] == pytest.approx(0.75)
+    assert s["train_img_s"] == pytest.approx(10.0) and s["window_s"] == pytest.approx(2.0)
 
 
-def test_the_wait_for_data_counts_where_any_backend_fetches_the_batch():
-    """TensorFlow and JAX fetch a batch inside the step, torch before the step's begin hook:
-    a step's span starts where the previous step ended, so both waits are seen."""
+class Ready(dict):
+    """A ReadyClock stand-in: batch -> when it was ready."""
 
-    class Ready:
-        def __getitem__(self, batch):
-            return times[batch]
 
-    for fetch_in_step in (True, False):
-        clock = FakeClock()
-        timer = TimingCallback(clock, ready=Ready())
-        times = {}
-        timer.on_train_begin()
-        timer.on_epoch_begin(0)
-        for i in range(3):
-            if not fetch_in_step:  # torch: the loader is waited on before the begin hook
-                clock.now += 0.3
-                times[i] = clock.now
-            timer.on_train_batch_begin(i)
-            if fetch_in_step:
-                clock.now += 0.3
-                times[i] = clock.now
-            clock.now += 0.7  # the step's compute
-            timer.on_train_batch_end(i, {})
-        timer.on_epoch_end(0)
-        timer.on_train_end()
-        s = timer.summary(images_per_epoch=3)
-        assert s["data_wait_frac"] == pytest.approx(0.3) and s["step_ms_p50"] == pytest.approx(1000.0)
-        assert s["epoch_start_s_median"] == pytest.approx(0.3)  # the first batch's wait, kept apart
+@pytest.mark.parametrize("timer_class, fetch_first", [(StepTimer, False), (FetchFirstStepTimer, True)])
+def test_the_wait_for_data_counts_where_each_backend_fetches_the_batch(timer_class, fetch_first):
+    """TensorFlow and JAX fetch a batch inside the step, torch before the step's begin hook: each
+    timer marks where its backend's loop turns to the next batch, so both waits are seen."""
+    clock = FakeClock()
+    timer = timer_class(Ready(), clock)
+    drive(timer, clock, [([1.0] * 3, 0.5)] * 3, wait=0.3, fetch_first=fetch_first)
+    s = timer.summary(steps=3, images=3)
+    assert s["data_wait_frac"] == pytest.approx(0.3)
+    assert s["step_ms_p50"] == pytest.approx(1000.0) and s["step_ms_p90"] == pytest.approx(1000.0)
+    assert s["epoch_start_s_median"] == pytest.approx(0.3)  # the first batch's wait, kept apart
+    assert s["loader_start_s"] == pytest.approx(0.3)
+    assert s["train_img_s"] == pytest.approx(1.0)
+
+
+def test_batches_ready_before_the_step_do_not_wait():
+    clock = FakeClock()
+    timer = StepTimer(Ready(), clock)
+    drive(timer, clock, [([1.0] * 4, 0.0)] * 2, wait=0.0)
+    assert timer.summary(steps=4, images=4)["data_wait_frac"] == 0.0
+
+
+def test_only_the_torch_timer_has_the_hook_that_makes_keras_wait_every_step():
+    """Keras (CallbackList._configure_async_dispatch) reads every step's logs, which waits for
+    the device, when a callback overrides a train-batch end hook; on JAX (and torch) a plain fit
+    does not. The timers for TensorFlow and JAX have none; torch's needs one to see its fetch."""
+    from keras.src.utils.python_utils import is_default
+
+    for timer in (EpochTimer(), StepTimer(Ready())):
+        assert is_default(timer.on_train_batch_end) and is_default(timer.on_batch_end)
+    assert not is_default(FetchFirstStepTimer(Ready()).on_train_batch_end)
+
+
+def test_each_feed_gets_the_timer_that_fits_it():
+    assert type(timer_for("jax", None)) is EpochTimer
+    assert type(timer_for("tensorflow", Ready())) is StepTimer
+    assert type(timer_for("torch", Ready())) is FetchFirstStepTimer
