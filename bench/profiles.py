@@ -1,5 +1,6 @@
 """Datasheet figures of known GPUs (bench/profiles/<label>.toml): memory, peak FLOP/s per
-precision, board power and an indicative price. A label with no profile works with the
+arithmetic (float32, tf32, float16, bfloat16: the math a run's convolutions ran in, its
+matmul_precision), board power and an indicative price. A label with no profile works with the
 measured figures alone."""
 
 from __future__ import annotations

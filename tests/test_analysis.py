@@ -54,6 +54,16 @@ def test_ceilings_decode_ceiling_and_mfu_are_attached():
     assert p.achieved_tflops == pytest.approx(0.19) and p.mfu == pytest.approx(0.38)
 
 
+@pytest.mark.parametrize("math, peak", [("tf32", 494.7), ("float32", 67.0), ("", 67.0)])
+def test_mfu_against_the_datasheet_takes_the_row_of_the_math_the_run_used(math, peak):
+    """float32 ran on TF32 tensor cores (JAX's, TensorFlow's and torch's convolutions' default on
+    an H200): the TF32 row; full float32, or a row recorded before the math was: the float32 row."""
+    point = RunSpec(backbone="vgg16", batch=8, pipeline="synthetic")
+    rows = [record(point, 1000.0, train_gflops_per_image=90.0, matmul_precision=math)]
+    points = analysis.attach(_points(pd.DataFrame(rows)), rows, {}, {"gpu": "h200"})
+    assert points.mfu_datasheet[0] == pytest.approx(90.0 / peak)
+
+
 def test_the_report_says_where_the_time_goes():
     _, rows = constructed()
     text = render(rows, {"cpu_threads": 2}, {"peak_tflops": {"float32": 0.5}})

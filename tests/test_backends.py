@@ -10,7 +10,7 @@ import pytest
 
 import pipelines
 from bench import runner
-from bench.devices import TORCH_ONE_DEVICE
+from bench.devices import TF_NCHW_ON_CPU, TORCH_ONE_DEVICE
 from bench.spec import RunSpec, installed
 from bench.store import ResultStore
 from pipelines import prefetch_factor
@@ -26,8 +26,9 @@ def test_the_smoke_preset_runs_on_jax(tmp_path, tiny_tree):
     """Every pipeline feeds jax. The smoke sweep on tensorflow is in test_sweep, on torch below
     (without TensorFlow)."""
     backend = "jax"
+    cache = dict(os.environ, GPUBENCH_CACHE_DIR=str(tmp_path / "cache"))  # an empty compilation cache
     result = gpubench("sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--no-ceilings",
-                      "--set", f"backend={backend}", "--set", "batch=8", cwd=tmp_path)
+                      "--set", f"backend={backend}", "--set", "batch=8", cwd=tmp_path, env=cache)
     assert result.returncode == 0, result.stderr[-3000:]
     runs = pd.read_csv(tmp_path / "out" / "runs.csv")
     assert set(runs.status) == {"ok"}, runs.error.tolist()
@@ -41,6 +42,14 @@ def test_the_smoke_preset_runs_on_jax(tmp_path, tiny_tree):
     env = json.loads((tmp_path / "out" / "env.json").read_text())
     assert env[backend] == importlib.metadata.version(backend)
     assert f"on {backend}," in (tmp_path / "out" / "report.md").read_text()
+    # One model, batch and precision fed by three pipelines compiles once: the first run fills the
+    # persistent cache, the others compile from it. The synthetic feed's validation batches are
+    # full (the others end with a short one), so its evaluation step is another program.
+    by = runs.set_index("pipeline")
+    loaders = [p for p in ("keras", "tfdata", "torch") if p in by.index]
+    assert list(by.cache_hit[loaders]) == [False] + [True] * (len(loaders) - 1)
+    assert by.compile_s[loaders[1:]].max() < by.compile_s[loaders[0]] / 2, by.compile_s.tolist()
+    assert "compiled from cache" in (tmp_path / "out" / "report.md").read_text()
 
 
 @pytest.fixture
@@ -146,3 +155,19 @@ def test_a_batch_past_the_first_out_of_memory_batch_is_skipped(tmp_path, monkeyp
     again = runner.sweep(grid + [RunSpec(backbone="vgg16", batch=512, pipeline="tfdata")],
                          tmp_path / "unused.json", store, 60)  # a resumed sweep remembers the stored rows
     assert [r["status"] for r in again] == ["skipped"]
+
+
+def test_channels_first_trains_where_the_backend_can_and_is_a_skipped_row_where_it_cannot(tmp_path, tiny_tree):
+    backends = [b for b in ("tensorflow", "jax", "torch") if installed(b)]
+    result = gpubench("sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--no-ceilings",
+                      "--set", f"backend={','.join(backends)}", "--set", "pipeline=synthetic", "--set", "batch=4",
+                      "--set", "data_format=channels_first", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv").set_index("backend")
+    assert (runs.data_format == "channels_first").all()
+    assert runs.loc["tensorflow", "status"] == "skipped" and runs.loc["tensorflow", "error"] == TF_NCHW_ON_CPU
+    for backend in set(backends) - {"tensorflow"}:
+        assert runs.loc[backend, "status"] == "ok", runs.loc[backend, "error"]
+        assert runs.loc[backend, "train_img_s"] > 0
+    if len(backends) == 3:
+        assert "| tiny 32px | synthetic channels_first b4 |" in (tmp_path / "out" / "report.md").read_text()

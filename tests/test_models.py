@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import models
+from models import flops
 from models.bcnn import BilinearPooling
 
 
@@ -98,3 +99,27 @@ def test_grouped_and_bilinear_layers_are_counted():
     bcnn = models.build("bcnn", (64, 64, 3), 3)
     vgg = models.build("vgg16", (64, 64, 3), 3)
     assert forward_flops(bcnn) - forward_flops(vgg) == pytest.approx(2 * 4 * 4 * 512 * 512 + 2 * 512 * 512 * 3 - 2 * 512 * 3, rel=0.01)
+
+
+@pytest.mark.parametrize("name", ["tiny", "vgg16"])
+def test_a_channels_first_model_takes_the_same_images_and_predicts_the_same_shape(name):
+    import keras
+
+    last = models.build(name, (32, 32, 3), 3)
+    keras.config.set_image_data_format("channels_first")
+    try:
+        first = models.build(name, (32, 32, 3), 3)
+        convs = [l for l in flops._layers(first) if isinstance(l, keras.layers.Conv2D)]
+    finally:
+        keras.config.set_image_data_format("channels_last")
+    assert first.input_shape == last.input_shape == (None, 32, 32, 3)
+    assert first.output_shape == last.output_shape == (None, 3)
+    assert convs and all(c.data_format == "channels_first" for c in convs)
+    assert flops.forward_flops(first) == flops.forward_flops(last)
+    assert first.count_params() == last.count_params()
+
+
+def test_backbones_built_channels_last_only_refuse_channels_first():
+    assert models.data_format_problem("resnext50", "channels_first").startswith("resnext50 is built channels_last only")
+    assert models.data_format_problem("resnext50", "channels_last") is None
+    assert models.data_format_problem("vgg16", "channels_first") is None
