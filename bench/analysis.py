@@ -190,8 +190,13 @@ def _helped_most(points: pd.DataFrame) -> str | None:
     if best is None:
         return None
     ratio, knob, hi, lo = best
-    return (f"The setting that changed most: `{knob}` = {hi} gave {ratio:.2f}x the images/s of {lo} "
-            f"(median over the other settings).")
+    return (f"The setting that changed most: `{knob}` = {_value(hi)} gave {ratio:.2f}x the images/s of "
+            f"{_value(lo)} (median over the other settings).")
+
+
+def _value(value):
+    """A knob's value as set: 4, not the 4.0 a table column with blanks holds."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 VERDICTS = (

@@ -324,15 +324,33 @@ def _compare(args) -> int:
     return 1 if regressions else 0
 
 
-def _dry_run(grid: list[RunSpec]) -> None:
+class _Counts:
+    """Image counts standing in for a dataset index, to plan epochs without making the data."""
+
+    def __init__(self, data: DataSpec):
+        self.counts = {"train": data.train, "val": data.val}
+
+    def count(self, split: str) -> int:
+        return self.counts[split]
+
+
+def _dry_run(grid: list[RunSpec], data: DataSpec, ceilings: list[RunSpec]) -> None:
+    """The grid, each run's training steps as planned on the preset's data, and the ceilings."""
     import pandas as pd
 
-    frame = pd.DataFrame([p.knobs() | {"repeat": p.repeat} for p in grid])
+    from pipelines import split_plan
+
+    counts = _Counts(data)
+    frame = pd.DataFrame([p.knobs() | {"repeat": p.repeat} for p in grid], dtype=object)
     varying = [c for c in frame.columns if frame[c].nunique(dropna=False) > 1] or list(frame.columns)
     fixed = {c: frame[c].iloc[0] for c in frame.columns if c not in varying}
     print(f"{len(grid)} runs; fixed: " + ", ".join(f"{k}={v}" for k, v in fixed.items()))
-    shown = frame[varying].astype(object)
+    shown = frame[varying].copy()
+    shown["train steps"] = [p.epochs * split_plan(counts, p, "train")[0] for p in grid]
     print(shown.where(shown.notna(), "n/a").to_markdown(index=False))
+    if ceilings:
+        steps = sum(p.epochs * split_plan(counts, p, "train")[0] for p in ceilings)
+        print(f"and {len(ceilings)} ceiling runs, {steps} training steps in all (--no-ceilings leaves them out)")
 
 
 def _workflow(args) -> int:
@@ -376,9 +394,7 @@ def main(argv: list[str] | None = None) -> int:
             grid = _grid(preset.knob_sets(), args.set, preset.repeat if args.repeat is None else args.repeat,
                          preset.installed_only)
             if args.dry_run:
-                _dry_run(grid)
-                if preset.ceilings and not args.no_ceilings:
-                    print(f"and {len(specs.ceilings(grid))} ceiling runs (--no-ceilings leaves them out)")
+                _dry_run(grid, preset.data, specs.ceilings(grid) if preset.ceilings and not args.no_ceilings else [])
                 return 0
             path, _ = _execute(args, grid, preset.name, preset.data, args.timeout or preset.timeout_s, args.force,
                                preset.ceilings and not args.no_ceilings)

@@ -55,13 +55,12 @@ def utilisation(samples_csv: Path, title: str, path: Path) -> Path | None:
     if samples.empty:
         return None
     fig, ax = plt.subplots(figsize=(8, 3.6))
-    if "phase" in samples:
-        step = samples.t_s.diff().median() if len(samples) > 1 else 0.5
+    if "phase" in samples:  # each sample covers the time since the one before
         labelled = set()
-        for t, phase in zip(samples.t_s, samples.phase):
+        for start, end, phase in zip([0.0, *samples.t_s[:-1]], samples.t_s, samples.phase):
             if phase in PHASE_SHADES:
                 colour, label = PHASE_SHADES[phase]
-                ax.axvspan(t - step, t, color=colour, alpha=0.12, lw=0, label=None if phase in labelled else label)
+                ax.axvspan(start, end, color=colour, alpha=0.12, lw=0, label=None if phase in labelled else label)
                 labelled.add(phase)
     ax.plot(samples.t_s, samples.cpu_util, label="CPU, whole machine (%)")
     if "proc_cpu_pct" in samples:

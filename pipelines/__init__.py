@@ -29,7 +29,8 @@ _KNOB_MEANING = {
     "keras": {
         "workers": "PyDataset workers (threads, or processes with use_multiprocessing)",
         "use_multiprocessing": "PyDataset workers are processes instead of threads",
-        "max_queue_size": "batches the PyDataset queue holds ahead of training",
+        "max_queue_size": "batches the PyDataset queue holds ahead of training, loaded or being loaded: "
+                          "no more than this many load at once, so workers beyond it wait",
     },
     "tfdata": {
         "workers": "num_parallel_calls of the decode map (0: AUTOTUNE)",

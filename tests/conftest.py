@@ -21,3 +21,13 @@ def gpubench(*args, cwd: Path, timeout: float = 300, env: dict | None = None) ->
     """The CLI as a user runs it, in its own process."""
     return subprocess.run([sys.executable, "-m", "bench", *map(str, args)], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture
+def without_tensorflow(tmp_path):
+    """An environment where TensorFlow looks absent, as on a machine with only jax or torch:
+    every process started with it (the CLI, each worker) hides it at start-up."""
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text("from bench.devices import hide\nhide({'tensorflow'})\n")
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(hide), os.environ.get("PYTHONPATH")])))

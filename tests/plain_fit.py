@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROUNDS = 5
+ROUNDS = 4
 
 
 def main(kind: str, backend: str, tree: str) -> None:
@@ -36,7 +36,7 @@ def main(kind: str, backend: str, tree: str) -> None:
     index = scan(tree)
     if kind == "model":
         spec = RunSpec(backend=backend, backbone="tiny", input_size=96, pipeline="synthetic", batch=32, epochs=2,
-                       steps_per_epoch=80)
+                       steps_per_epoch=60)
     else:
         spec = RunSpec(backend=backend, backbone="null", input_size=32, pipeline="keras", batch=8, workers=2,
                        max_queue_size=4, epochs=2, steps_per_epoch=100)

@@ -10,7 +10,7 @@ from tests.conftest import gpubench
 
 def sweep(tmp_path, data, *knobs):
     result = gpubench("sweep", "--preset", "smoke", "--data", data, "--out", "out", "--repeat", "1",
-                      "--set", "epochs=3", *knobs, cwd=tmp_path)
+                      "--set", "epochs=3", "--set", "window=epochs", *knobs, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     points = pd.read_csv(tmp_path / "out" / "points.csv")
     return points[points.role == "point"].iloc[0], (tmp_path / "out" / "report.md").read_text()

@@ -18,7 +18,7 @@ TOLERANCE = 0.10
 
 
 def best_rates(kind: str, tree) -> dict:
-    """The best of five alternations each: noise on shared cores only slows."""
+    """The best of four alternations each: noise on shared cores only slows."""
     out = subprocess.run([sys.executable, "-m", "tests.plain_fit", kind, "jax", str(tree)], capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
