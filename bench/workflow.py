@@ -15,7 +15,7 @@ import numpy as np
 
 from bench import devices
 from bench.spec import RunSpec, frameworks
-from pipelines.dataset import IMAGE_EXTENSIONS, DatasetError, scan, scan_folder
+from pipelines.dataset import DatasetError, find_images, scan, scan_folder
 
 SETTINGS = "train.json"
 
@@ -105,7 +105,7 @@ def _predict(model_path: Path, files: list[str], batch: int):
 def evaluate(model_path: str | Path, data: str | Path, batch: int = 16) -> dict:
     """Accuracy overall and per class, and the confusion matrix (rows: true class)."""
     _, settings = _load_settings(Path(model_path))
-    classes, files, labels, skipped = scan_folder(data, settings["classes"])
+    classes, files, labels, skipped, _ = scan_folder(data, settings["classes"])
     probabilities, _ = _predict(Path(model_path), files, batch)
     predicted = probabilities.argmax(axis=1)
     truth = np.asarray(labels)
@@ -123,7 +123,7 @@ def predict(model_path: str | Path, target: str | Path, out: str | Path, batch: 
     if target.is_file():
         files = [str(target)]
     elif target.is_dir():
-        files = [str(p) for p in sorted(target.rglob("*")) if p.suffix.lower() in IMAGE_EXTENSIONS]
+        files = [str(p) for p in find_images(target)[0]]
     else:
         raise DatasetError(f"{target} does not exist")
     if not files:

@@ -1,12 +1,16 @@
 """The image tree every pipeline reads: finding it (as flow_from_directory does) and making one.
 
 Layout: ROOT/train/<class>/*.jpg and ROOT/val/<class>/*.jpg; classes are the sorted subfolder
-names of train/, and val/ must use the same ones.
+names of train/, and val/ must use the same ones. Unlike flow_from_directory, hidden files and
+folders (a name starting with '.': .ipynb_checkpoints, .DS_Store, macOS's ._ files) and known
+OS clutter (Thumbs.db, desktop.ini, __MACOSX) are neither classes nor images: a notebook's
+checkpoint folder would otherwise be a class with no images.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -19,6 +23,9 @@ from PIL import Image
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff")
 SPLITS = ("train", "val")
 MARKER = ".gpubench-synthetic.json"
+# Folders and files that operating systems, archivers and photo tools leave in photo folders.
+CLUTTER = ("thumbs.db", "ehthumbs.db", "desktop.ini", "__macosx", "@eadir", "$recycle.bin",
+           "system volume information")
 
 
 class DatasetError(ValueError):
@@ -32,6 +39,7 @@ class DatasetIndex:
     files: dict[str, list[str]]  # split -> image paths
     labels: dict[str, list[int]]  # split -> class index of each path
     skipped: list[str] = field(default_factory=list)  # "path: reason" of unreadable images
+    ignored: list[str] = field(default_factory=list)  # hidden files and folders, OS clutter: not looked into
 
     def count(self, split: str) -> int:
         return len(self.files[split])
@@ -55,8 +63,22 @@ def _unreadable(path: Path) -> str | None:
     return None
 
 
-def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+def ignored(path: Path) -> bool:
+    """Hidden (a name starting with '.') or OS clutter: never a class, never an image."""
+    return path.name.startswith(".") or path.name.lower() in CLUTTER
+
+
+def find_images(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(the images under `folder`, at any depth, as flow_from_directory finds them; the hidden
+    and clutter entries passed over, whose folders are not looked into)."""
+    images, passed = [], []
+    for top, folders, files in os.walk(folder):
+        top = Path(top)
+        passed += [top / name for name in folders + files if ignored(top / name)]
+        folders[:] = sorted(name for name in folders if not ignored(top / name))
+        images += [top / name for name in files if not ignored(top / name)
+                   and Path(name).suffix.lower() in IMAGE_EXTENSIONS]
+    return sorted(images), passed
 
 
 def _readable(paths: list[Path], verify: bool) -> tuple[list[Path], list[str]]:
@@ -70,12 +92,13 @@ def _readable(paths: list[Path], verify: bool) -> tuple[list[Path], list[str]]:
 
 
 def scan_folder(folder: str | Path, classes: list[str] | None = None, verify: bool = True):
-    """One split: `folder/<class>/*`. Returns (classes, files, labels, skipped). With
+    """One split: `folder/<class>/*`. Returns (classes, files, labels, skipped, ignored). With
     `classes` given (a model's), every subfolder must be one of them."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetError(f"data directory {folder} does not exist")
-    found = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    passed = [p for p in folder.iterdir() if ignored(p)]
+    found = sorted(p.name for p in folder.iterdir() if p.is_dir() and not ignored(p))
     if not found:
         raise DatasetError(f"{folder} has no class folders (expected {folder}/<class>/*.jpg)")
     classes = classes or found
@@ -84,7 +107,8 @@ def scan_folder(folder: str | Path, classes: list[str] | None = None, verify: bo
         raise DatasetError(f"{folder}: classes {unknown} are not among the model's {classes}")
     files, labels, skipped = [], [], []
     for name in found:
-        paths = _images(folder / name)
+        paths, clutter = find_images(folder / name)
+        passed += clutter
         if not paths:
             raise DatasetError(f"class folder {folder / name} has no images")
         good, bad = _readable(paths, verify)
@@ -93,7 +117,7 @@ def scan_folder(folder: str | Path, classes: list[str] | None = None, verify: bo
         skipped += bad
     if not files:
         raise DatasetError(f"{folder} has no readable images")
-    return classes, files, labels, skipped
+    return classes, files, labels, skipped, list(map(str, passed))
 
 
 def scan(root: str | Path, verify: bool = True) -> DatasetIndex:
@@ -104,13 +128,14 @@ def scan(root: str | Path, verify: bool = True) -> DatasetIndex:
     for split in SPLITS:
         if not (root / split).is_dir():
             raise DatasetError(f"data directory {root} has no {split}/ folder (expected {root}/{split}/<class>/*.jpg)")
-    classes, files, labels, skipped = {}, {}, {}, []
+    classes, files, labels, skipped, passed = {}, {}, {}, [], []
     for split in SPLITS:
-        classes[split], files[split], labels[split], bad = scan_folder(root / split, verify=verify)
+        classes[split], files[split], labels[split], bad, clutter = scan_folder(root / split, verify=verify)
         skipped += bad
+        passed += clutter
     if classes["val"] != classes["train"]:
         raise DatasetError(f"{root}/val classes {classes['val']} differ from train's {classes['train']}")
-    return DatasetIndex(str(root), classes["train"], files, labels, skipped)
+    return DatasetIndex(str(root), classes["train"], files, labels, skipped, passed)
 
 
 def synthetic_image(rng: np.random.Generator, label: int, classes: int, size: tuple[int, int]) -> Image.Image:

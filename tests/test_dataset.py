@@ -1,8 +1,13 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
 
+import pipelines
+from bench.spec import RunSpec, installed
 from pipelines.dataset import DatasetError, make_synthetic, scan
+from tests.awkward import BESIDE_CLASSES, HIDDEN, READABLE, UNREADABLE, make_awkward_tree
 
 
 def test_synthetic_tree_has_the_flow_from_directory_shape(tiny_tree):
@@ -75,3 +80,25 @@ def test_an_interrupted_tree_is_made_again(tmp_path):
     (partial / "img_00000.jpg").write_bytes(b"cut short")
     root = make_synthetic(tmp_path / "d", train=3, val=3, classes=3, image_size=(32, 32))
     assert scan(root).count("train") == 3 and not (tmp_path / ".d.partial").exists()
+
+
+def test_an_awkward_real_tree_gives_every_pipeline_the_same_classes_and_images(tmp_path):
+    root = make_awkward_tree(tmp_path / "photos")
+    index = scan(root)
+    assert index.classes == ["cats", "dogs"]  # not .ipynb_checkpoints or __MACOSX
+    readable = {Path(name).name for name in READABLE} | {"link.jpg"}
+    for split in ("train", "val"):
+        assert sorted(Path(f).name for f in index.files[split]) == sorted(list(readable) * 2)  # in both classes
+        assert not any("copy" in f or "/." in f for f in index.files[split])
+    assert sorted(Path(s.split(":")[0]).name for s in index.skipped) == sorted(UNREADABLE * 4)
+    assert {Path(p).name for p in index.ignored} == set(HIDDEN) | set(BESIDE_CLASSES)
+    assert len(index.ignored) == 2 * (len(BESIDE_CLASSES) + 2 * len(HIDDEN))  # each split's, each class's
+    for pipeline in ("keras", "tfdata", "torch"):
+        if pipeline != "keras" and not installed({"tfdata": "tensorflow"}.get(pipeline, pipeline)):
+            continue
+        spec = RunSpec(backbone="tiny", input_size=16, pipeline=pipeline, batch=5, workers=1, window="epochs")
+        feed = pipelines.build(index, spec, "val")
+        batches = [feed.data[i] for i in range(feed.steps)] if pipeline == "keras" else list(feed.data)
+        labels = np.concatenate([np.asarray(y) for _, y in batches]).argmax(axis=1)
+        assert list(labels) == index.labels["val"], pipeline
+        assert all(np.asarray(x).shape[1:] == (16, 16, 3) for x, _ in batches)
