@@ -1,20 +1,18 @@
-"""Where the time goes: each point's two ceilings, its bound, efficiency and MFU, the noise
-warnings, and the verdict paragraph, all computed from stored rows."""
+"""What the figures say, in words: the verdict paragraph, the noise warnings, where a sweep's
+time went. The figures themselves come from bench/points.py."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from bench import profiles
-from bench.spec import KNOBS, RunSpec, model_ceiling, pipeline_ceiling
+from bench.points import AT_CEILING, spec_of
+from bench.spec import knobs_of
 from pipelines import loader_depth, window_steps
 
-AT_CEILING = 0.8  # a training rate at 80% or more of its lower ceiling is at that ceiling
 SPREAD_WARN = 0.10  # (max - min) / median of the repeats' images/s
 FIRST_SLOW = 1.25  # the first repeat's total time over the others' median
 SHORT_S = 2.0  # seconds of measured window below which a run is too short to time well
-HELP_KNOBS = ("backend", "pipeline", "workers", "use_multiprocessing", "max_queue_size", "cache", "batch",
-              "precision", "xla", "gpus")
+HELP_KNOBS = ("backend", *knobs_of("pipeline", "loader", "batch", "device"))  # settings a user would change
 
 RULE = (f"`bound` is `input` when images/s end to end reach {AT_CEILING:.0%} or more of the lower "
         "ceiling and that ceiling is the pipeline's (the pipeline alone, feeding a model that costs "
@@ -22,84 +20,8 @@ RULE = (f"`bound` is `input` when images/s end to end reach {AT_CEILING:.0%} or 
         f"`overhead` when below {AT_CEILING:.0%} of both (per-epoch pauses, synchronisation, or on a "
         "CPU the loader and the model competing for the same cores). efficiency = images/s end to "
         "end / the lower ceiling. data wait = the share of step time spent waiting for the loader: "
-        "from the step's start until its batch was decoded and batched, measured per step (the "
-        "hand-off into the step, queue and conversion to tensors, counts as step time).")
-
-
-# Knobs that name a configuration (a twin differs from a point in one of them only).
-CONFIG_KNOBS = ("backend", "backbone", "input_size", "epochs", "steps_per_epoch", "validation_steps", "finetune",
-                "interpolation", "checkpoint", "batch", "pipeline", "workers", "use_multiprocessing",
-                "max_queue_size", "cache", "gpus", "precision", "xla", "window", "data_format")
-
-
-def pairs(points: pd.DataFrame, knob: str, base) -> pd.DataFrame:
-    """Points whose `knob` differs from `base`, each joined to its twin at `base` (all other
-    knobs equal); the twin's columns end in `_base`."""
-    ok = points[points.repeats_ok > 0]
-    only_some = ("use_multiprocessing", "cache") if knob == "pipeline" else ()  # blank where they do not apply
-    others = [k for k in CONFIG_KNOBS if k in ok.columns and k != knob and k not in only_some]
-    at_base, changed = ok[ok[knob] == base], ok[ok[knob] != base]
-    if at_base.empty or changed.empty:
-        return pd.DataFrame()
-    return changed.astype({k: object for k in others}).merge(
-        at_base.astype({k: object for k in others}), on=others, suffixes=("", "_base"))
-
-
-def bound(train: float, pipeline: float, model: float) -> tuple[str | None, float | None]:
-    """(bound, efficiency) from the three rates; (None, None) when a rate is missing."""
-    if any(pd.isna(v) or not v for v in (train, pipeline, model)):
-        return None, None
-    efficiency = train / min(pipeline, model)
-    if efficiency < AT_CEILING:
-        return "overhead", efficiency
-    return ("input" if pipeline <= model else "compute"), efficiency
-
-
-def _spec(row: dict) -> RunSpec:
-    """The RunSpec of a stored row (a blank from a table, NaN, is None)."""
-    return RunSpec(**{k: None if isinstance(row[k], float) and pd.isna(row[k]) else row[k] for k in KNOBS if k in row})
-
-
-def _peak(peaks: dict, backend: str, precision: str):
-    """sweep.json's peak of this backend and precision (sweeps before backends were a knob
-    kept one per precision, measured on TensorFlow)."""
-    mine = peaks.get(backend)
-    return mine.get(precision) if isinstance(mine, dict) else peaks.get(precision)
-
-
-def attach(points: pd.DataFrame, rows: list[dict], env: dict, sweep: dict) -> pd.DataFrame:
-    """Add each point's ceilings, bound, efficiency, decode ceiling, TFLOP/s and MFU."""
-    points = points.copy()
-    rate = dict(zip(points.point_id, points.train_img_s))
-    decode = dict(zip(points.point_id, points.get("decode_img_s_core", pd.Series(dtype=float))))
-    first = {r["point_id"]: r for r in rows}
-    pipeline_ids, model_ids = [], []
-    for pid in points.point_id:
-        spec = _spec(first[pid])
-        pipeline_ids.append(None if spec.pipeline == "synthetic" else pipeline_ceiling(spec).point_id)
-        model_ids.append(None if spec.backbone == "null" else model_ceiling(spec).point_id)
-    points["pipeline_img_s"] = [rate.get(i) for i in pipeline_ids]
-    points["model_img_s"] = [rate.get(i) for i in model_ids]
-    verdicts = [bound(t, p, m) for t, p, m in zip(points.train_img_s, points.pipeline_img_s, points.model_img_s)]
-    points["bound"] = [b for b, _ in verdicts]
-    points["efficiency"] = [e for _, e in verdicts]
-    points["decode_core_img_s"] = [decode.get(i, float("nan")) if i else float("nan") for i in pipeline_ids]
-    points["decode_ceiling_img_s"] = points.decode_core_img_s * (env.get("cpu_threads") or 1)
-    points["pipeline_efficiency"] = points.pipeline_img_s / points.decode_ceiling_img_s
-    points["achieved_tflops"] = points.train_img_s * points.get("train_gflops_per_image", float("nan")) / 1000
-    peaks = sweep.get("peak_tflops") or {}
-    points["peak_tflops"] = [_peak(peaks, b, p) for b, p in zip(points.backend, points.precision)]
-    points["mfu"] = points.achieved_tflops / pd.to_numeric(points.peak_tflops)
-    datasheet = profiles.load(sweep.get("gpu", "")).get("peak_tflops", {})
-    maths = [m if isinstance(m, str) and m else POLICY_MATH.get(p, p)
-             for m, p in zip(points.get("matmul_precision", [None] * len(points)), points.precision)]
-    points["mfu_datasheet"] = points.achieved_tflops / pd.to_numeric(
-        pd.Series([datasheet.get(m) for m in maths], index=points.index, dtype=float))
-    return points
-
-
-# The arithmetic a precision policy ran in, for rows recorded before matmul_precision was.
-POLICY_MATH = {"float32": "float32", "mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}
+        "from when the training loop turned to a batch until it was decoded and batched, measured per "
+        "step (the hand-off into the step, queue and conversion to tensors, counts as step time).")
 
 
 def noise_warnings(frame: pd.DataFrame, points: pd.DataFrame) -> list[str]:
@@ -156,7 +78,7 @@ def _epoch_bound(run) -> str | None:
     every epoch, and a window shorter than window_steps sees little else."""
     if pd.isna(run.get("window_steps")) or run.pipeline == "synthetic":
         return None
-    spec = _spec(run.to_dict())
+    spec = spec_of(run.to_dict())
     depth, needed = loader_depth(spec), window_steps(spec)
     why = []
     if run.train_steps < depth:
@@ -174,7 +96,7 @@ def _epoch_bound(run) -> str | None:
 
 def _name(p) -> str:
     backend = p.get("backend", "tensorflow")
-    return f"{p['column']} at batch {p['batch']}" + ("" if backend == "tensorflow" else f" on {backend}")
+    return f"{p['setting']} at batch {p['batch']}" + ("" if backend == "tensorflow" else f" on {backend}")
 
 
 def _helped_most(points: pd.DataFrame) -> str | None:

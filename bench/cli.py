@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
-import shlex
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 from bench import spec as specs
 from bench.spec import DataSpec, RunSpec, SpecError
-from bench.store import ResultStore, StoreBusy, read_json
-from pipelines import TFDATA_FORMATS
-from pipelines.dataset import DatasetError, DatasetIndex, make_synthetic, scan
-
-
-FIT_DATA = DataSpec(train=12, val=6, classes=3, image_size="64x48")  # the fit search's tries use synthetic tensors
+from bench.store import ResultStore, StoreBusy, StoreError, read_json
+from pipelines.dataset import DatasetError, make_synthetic
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -27,7 +20,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="results folder (default: results/<gpu>/<preset>)")
     p.add_argument("--set", action="append", default=[], metavar="KNOB=V1,V2", help="override a knob")
     p.add_argument("--timeout", type=float, help="seconds one run may take (default: the preset's)")
-    p.add_argument("--interval", type=float, default=0.5, help="seconds between CPU/GPU samples")
+    p.add_argument("--interval", type=float, default=specs.SAMPLE_INTERVAL_S, help="seconds between CPU/GPU samples")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -67,7 +60,7 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--data", help="default: a small synthetic tree (the tries use in-memory tensors)")
     f.add_argument("--out", help="default: results/<gpu>/fit-<backbone>")
     f.add_argument("--timeout", type=float)
-    f.add_argument("--interval", type=float, default=0.5)
+    f.add_argument("--interval", type=float, default=specs.SAMPLE_INTERVAL_S)
 
     c = sub.add_parser("compare", help="compare two results configuration by configuration; exit 1 on a regression")
     c.add_argument("baseline", help="a results folder, or a baseline .csv saved by `gpubench baseline save`")
@@ -129,113 +122,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _grid(knob_sets: list[dict], overrides: list[str], repeat: int = 1, installed_only: bool = False) -> list[RunSpec]:
-    """The checked grid: the union of the knob sets' products, each with the --set overrides;
-    with `installed_only`, without the points whose backend or pipeline this machine lacks."""
-    if repeat < 1:
-        raise SpecError(f"--repeat {repeat}: must be at least 1")
-    changed = dict(specs.parse_override(text) for text in overrides)
-    runs = {s.run_id: s for knobs in knob_sets for s in specs.expand({**knobs, **changed}, repeat)}
-    grid = list(runs.values())
-    if installed_only:
-        why = {p.run_id: specs.missing(p) for p in grid}
-        reasons = sorted(set(why.values()) - {None})
-        grid = [p for p in grid if not why[p.run_id]]
-        for reason in reasons:
-            print(f"left out of the grid: {reason}", file=sys.stderr)
-        if not grid:
-            raise SpecError("no point of the grid can run here: " + "; ".join(reasons))
-    for point in grid:
-        specs.check_spec(point)
+    grid, left_out = specs.build_grid(knob_sets, overrides, repeat, installed_only)
+    for reason in left_out:
+        print(f"left out of the grid: {reason}", file=sys.stderr)
     return grid
-
-
-def _dataset(args, data_spec: DataSpec) -> DatasetIndex:
-    if args.data:
-        return scan(args.data)
-    root = Path("data") / data_spec.dirname()
-    print(f"making the synthetic dataset {root} (skipped when it already exists)", file=sys.stderr)
-    make_synthetic(root, data_spec.train, data_spec.val, data_spec.classes,
-                   specs.parse_size(data_spec.image_size), data_spec.seed)
-    return scan(root)
-
-
-def _check_formats(grid: list[RunSpec], index: DatasetIndex) -> None:
-    if any(s.pipeline == "tfdata" for s in grid):
-        odd = sorted({Path(f).suffix for split in index.files.values() for f in split
-                      if Path(f).suffix.lower() not in TFDATA_FORMATS})
-        if odd:
-            raise SpecError(f"pipeline tfdata cannot decode {', '.join(odd)} images; use keras or convert them")
-
-
-@contextmanager
-def _prepared(args, preset_name: str, data_spec: DataSpec, grid: list[RunSpec]):
-    """Label, data, results folder (locked), env.json and sweep.json: what every run needs.
-    Yields (store, index path, machine, sweep metadata)."""
-    from bench import env
-
-    label = specs.check_label(env.auto_label() if args.gpu == "auto" else args.gpu)
-    index = _dataset(args, data_spec)
-    _check_formats(grid, index)
-    if index.skipped:
-        print(f"warning: {len(index.skipped)} unreadable images skipped (first: {index.skipped[0]})", file=sys.stderr)
-    store = ResultStore(args.out or Path("results") / label / preset_name).create()
-    with store.locked():
-        index_path = store.root / ".dataset.json"
-        index.save(index_path)
-        machine = env.collect()
-        (store.root / "env.json").write_text(json.dumps(machine, indent=2))
-        meta = {"preset": preset_name, "gpu": label, "command": shlex.join(["gpubench"] + sys.argv[1:]),
-                "data": index.root, "train_images": index.count("train"), "val_images": index.count("val"),
-                "classes": len(index.classes), "skipped": len(index.skipped)}
-        yield store, index_path, machine, meta
-
-
-def _execute(args, grid: list[RunSpec], preset_name: str, data_spec: DataSpec, timeout_s: float,
-             force: bool, with_ceilings: bool = False) -> tuple[Path, list[dict]]:
-    """Everything after the grid is known: checks, data, environment, then the runs."""
-    from bench import report, runner
-
-    with _prepared(args, preset_name, data_spec, grid) as (store, index_path, machine, meta):
-        if with_ceilings:  # MFU is part of the ceilings' analysis
-            meta["peak_tflops"], meta["peak_matmul_precision"] = runner.measure_peaks(
-                {(p.backend, p.precision) for p in grid})
-        (store.root / "sweep.json").write_text(json.dumps(meta, indent=2))
-        probes = specs.ceilings(grid) if with_ceilings else []
-        new = runner.sweep(probes + grid, index_path, store, timeout_s, args.interval, force, machine["gpu_count"])
-        path = report.write(store.root)
-    return path, new
-
-
-def _fit(args) -> None:
-    from bench import fit, runner
-
-    knob = "input_size" if args.batch else "batch"
-    base = RunSpec(backbone=args.backbone, input_size=args.input_size or 224, batch=args.batch or 1,
-                   precision=args.precision)
-    low = 32 if knob == "input_size" else 1
-    start = args.start or low
-    grid = _grid([{k: [v] for k, v in dataclasses.replace(base, **{knob: start}).knobs().items()}], [])
-    step = 32 if knob == "input_size" else 1
-    with _prepared(args, f"fit-{args.backbone}", FIT_DATA, grid) as (store, index_path, _, meta):
-        (store.root / "sweep.json").write_text(json.dumps(meta, indent=2))
-
-        def run(spec: RunSpec) -> dict:
-            record = runner.run_point(spec, index_path, store, args.timeout or 900.0, args.interval, args.mem_limit_mb)
-            store.append(record)
-            print(f"{knob}={getattr(spec, knob)}: {record['status']}", file=sys.stderr)
-            return record
-
-        try:
-            found, tries = fit.search(base, knob, start, args.limit, run, step)
-        except fit.SearchError as e:
-            raise SpecError(f"the search stopped: {e}") from None
-        text = fit.summary(knob, found, tries, args.limit)
-        (store.root / "fit.md").write_text(f"# {args.backbone}: the largest {knob} that trains\n\n"
-                                           f"Command: `{meta['command']}`\n\n{text}\n")
-    print(text)
-
-
-BASELINES = Path("results") / "baselines"
 
 
 def _results_folder(path: str) -> Path:
@@ -245,123 +135,73 @@ def _results_folder(path: str) -> Path:
     return folder
 
 
-def _report(args) -> None:
+def _report(args) -> Path:
     from bench import machines, report
 
     folders = [_results_folder(d) for d in args.dirs]
     if len(folders) == 1:
-        runs = {r["run_id"] for r in ResultStore(folders[0]).records()}
-        if args.run and args.run not in runs:
+        if args.run and args.run not in ResultStore(folders[0]).done():
             raise SpecError(f"--run {args.run}: no such run in {folders[0]} (see the run_id column of runs.csv)")
-        print(report.write(folders[0], args.run))
-        return
+        return report.write(folders[0], args.run)
     for folder in folders:
         report.write(folder)  # points.csv up to date
     preset = read_json(folders[0] / "sweep.json").get("preset", "sweep")
     out = Path(args.out or Path("results") / f"machines-{preset}.md")
     out.parent.mkdir(parents=True, exist_ok=True)
     machines.render(folders, out)
-    print(out)
+    return out
 
 
-def _export(folder: Path, out: str | None) -> Path:
-    """env, sweep, points and runs of a folder in one JSON document."""
-    import pandas as pd
+def _sweep(args) -> int:
+    from bench import session
 
-    from bench import report
+    preset = specs.load_preset(args.preset)
+    grid = _grid(preset.knob_sets(), args.set, preset.repeat if args.repeat is None else args.repeat,
+                 preset.installed_only)
+    with_ceilings = preset.ceilings and not args.no_ceilings
+    if args.dry_run:
+        print(session.plan(grid, preset.data, specs.ceilings(grid) if with_ceilings else []))
+        return 0
+    path, _ = session.run(grid, preset.name, preset.data, gpu=args.gpu, data=args.data, out=args.out,
+                          timeout_s=args.timeout or preset.timeout_s, interval=args.interval, force=args.force,
+                          ceilings=with_ceilings)
+    print(path)
+    return 0
 
-    _results_folder(folder)
-    report.write(folder)
-    document = {name: read_json(folder / f"{name}.json") for name in ("env", "sweep")}
-    document["points"] = json.loads(pd.read_csv(folder / "points.csv").to_json(orient="records"))
-    document["runs"] = ResultStore(folder).latest()
-    path = Path(out or folder / "results.json")
-    path.write_text(json.dumps(document, indent=1))
-    return path
 
+def _run(args) -> int:
+    from bench import session
 
-def _save_baseline(folder: Path) -> Path:
-    """results/baselines/<gpu>/<preset>.csv (its points) and .env.json (its machine)."""
-    meta_file = folder / "sweep.json"
-    if not (folder / "points.csv").is_file() or not meta_file.is_file():
-        raise SpecError(f"{folder} has no points.csv and sweep.json: not a finished results folder")
-    meta = json.loads(meta_file.read_text())
-    target = BASELINES / meta["gpu"] / f"{meta['preset']}.csv"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text((folder / "points.csv").read_text())
-    if (folder / "env.json").is_file():
-        target.with_suffix(".env.json").write_text((folder / "env.json").read_text())
-    return target
+    grid = _grid([{}], args.set)
+    if len(grid) != 1:
+        raise SpecError("run takes one value per knob; use sweep for several")
+    _, new = session.run(grid, "run", DataSpec(), gpu=args.gpu, data=args.data, out=args.out,
+                         timeout_s=args.timeout or specs.TIMEOUT_S, interval=args.interval, force=True)
+    print(json.dumps(new[0], indent=2))
+    return 0
 
 
 def _compare(args) -> int:
     from bench import compare
 
-    gate = specs.load_preset(args.preset).gate if args.preset else {}
-    metric = args.metric or gate.get("metric", "train_img_s")
-    factor = args.factor or gate.get("factor", 1.10)
+    preset_gate = specs.load_preset(args.preset).gate if args.preset else {}
     try:
-        (base, base_env), (cur, cur_env) = compare.load(args.baseline), compare.load(args.current)
-        if args.strict and compare.fingerprint(base_env) != compare.fingerprint(cur_env):
-            raise compare.CompareError("--strict: the two results come from different machines "
-                                       f"({compare.fingerprint(base_env)} vs {compare.fingerprint(cur_env)})")
-        label = read_json(Path(args.current) / "sweep.json").get("gpu", "")
-        absolute = compare.compare(base, cur, metric, factor, base_env, cur_env)
-        gated_absolute = not (gate.get("relative") and label == "cpu")
-        print("## Absolute" + ("" if gated_absolute else " (shown, not gated: CPU figures drift)"), "")
-        print(compare.markdown(absolute, metric, factor), "\n")
-        regressions = absolute.regressions if gated_absolute else 0
-        if gate.get("relative"):
-            ratios = compare.compare(compare.relative_all(base, metric, gate["relative"]),
-                                     compare.relative_all(cur, metric, gate["relative"]), metric, factor,
-                                     base_env, cur_env)
-            print("## Ratios within each run (gated)", "")
-            print(compare.markdown(ratios, metric, factor))
-            regressions += ratios.regressions
+        text, regressions = compare.gate(args.baseline, args.current, preset_gate, args.metric, args.factor,
+                                         args.strict)
     except compare.CompareError as e:
         raise SpecError(str(e)) from None
-    print(f"\ngate: {'FAIL' if regressions else 'pass'} ({regressions} regression(s))")
+    print(text)
     return 1 if regressions else 0
-
-
-class _Counts:
-    """Image counts standing in for a dataset index, to plan epochs without making the data."""
-
-    def __init__(self, data: DataSpec):
-        self.counts = {"train": data.train, "val": data.val}
-
-    def count(self, split: str) -> int:
-        return self.counts[split]
-
-
-def _dry_run(grid: list[RunSpec], data: DataSpec, ceilings: list[RunSpec]) -> None:
-    """The grid, each run's training steps as planned on the preset's data, and the ceilings."""
-    import pandas as pd
-
-    from pipelines import split_plan
-
-    counts = _Counts(data)
-    frame = pd.DataFrame([p.knobs() | {"repeat": p.repeat} for p in grid], dtype=object)
-    varying = [c for c in frame.columns if frame[c].nunique(dropna=False) > 1] or list(frame.columns)
-    fixed = {c: frame[c].iloc[0] for c in frame.columns if c not in varying}
-    print(f"{len(grid)} runs; fixed: " + ", ".join(f"{k}={v}" for k, v in fixed.items()))
-    shown = frame[varying].copy()
-    shown["train steps"] = [p.epochs * split_plan(counts, p, "train")[0] for p in grid]
-    print(shown.where(shown.notna(), "n/a").to_markdown(index=False))
-    if ceilings:
-        steps = sum(p.epochs * split_plan(counts, p, "train")[0] for p in ceilings)
-        print(f"and {len(ceilings)} ceiling runs, {steps} training steps in all (--no-ceilings leaves them out)")
 
 
 def _workflow(args) -> int:
     from bench import devices, workflow
 
     if args.command == "train":
-        knobs = dict(backbone=args.backbone, input_size=args.input_size, pipeline=args.pipeline,
-                     batch=args.batch, workers=args.workers, use_multiprocessing=args.use_multiprocessing,
-                     max_queue_size=args.max_queue_size, gpus=args.gpus, epochs=args.epochs,
-                     finetune=args.finetune, backend=args.backend)
-        spec = _grid([{k: [v] for k, v in knobs.items()}], [])[0]
+        spec = specs.one_point(dict(
+            backbone=args.backbone, input_size=args.input_size, pipeline=args.pipeline, batch=args.batch,
+            workers=args.workers, use_multiprocessing=args.use_multiprocessing, max_queue_size=args.max_queue_size,
+            gpus=args.gpus, epochs=args.epochs, finetune=args.finetune, backend=args.backend, window="epochs"))
         devices.prepare(spec.backend, spec.gpus, specs.frameworks(spec))
         print(json.dumps(workflow.train(spec, args.data, args.out, args.tensorboard), indent=2))
     elif args.command == "resume":
@@ -378,45 +218,49 @@ def _workflow(args) -> int:
     return 0
 
 
+def _data(args) -> int:
+    root = make_synthetic(args.dir, args.train, args.val, args.classes, specs.parse_size(args.image_size), args.seed)
+    print(f"{root}: {args.train} training and {args.val} validation images, {args.classes} classes")
+    return 0
+
+
+def _fit(args) -> int:
+    from bench import fit
+
+    print(fit.run_search(args.backbone, args.input_size, args.batch, args.start, args.limit, args.precision,
+                         args.mem_limit_mb, args.gpu, args.data, args.out, args.timeout, args.interval))
+    return 0
+
+
+def _export(args) -> int:
+    from bench import export
+
+    print(export.to_json(_results_folder(args.dir), args.out))
+    return 0
+
+
+def _baseline(args) -> int:
+    from bench import compare
+
+    try:
+        print(compare.save_baseline(Path(args.dir)))
+    except compare.CompareError as e:
+        raise SpecError(str(e)) from None
+    return 0
+
+
+COMMANDS = {"data": _data, "sweep": _sweep, "run": _run, "fit": _fit, "compare": _compare, "baseline": _baseline,
+            "report": lambda args: print(_report(args)) or 0, "export": _export, "train": _workflow,
+            "resume": _workflow, "evaluate": _workflow, "predict": _workflow}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        if args.command == "data":
-            root = make_synthetic(args.dir, args.train, args.val, args.classes,
-                                  specs.parse_size(args.image_size), args.seed)
-            print(f"{root}: {args.train} training and {args.val} validation images, {args.classes} classes")
-        elif args.command == "report":
-            _report(args)
-        elif args.command == "export":
-            print(_export(Path(args.dir), args.out))
-        elif args.command == "sweep":
-            preset = specs.load_preset(args.preset)
-            grid = _grid(preset.knob_sets(), args.set, preset.repeat if args.repeat is None else args.repeat,
-                         preset.installed_only)
-            if args.dry_run:
-                _dry_run(grid, preset.data, specs.ceilings(grid) if preset.ceilings and not args.no_ceilings else [])
-                return 0
-            path, _ = _execute(args, grid, preset.name, preset.data, args.timeout or preset.timeout_s, args.force,
-                               preset.ceilings and not args.no_ceilings)
-            print(path)
-        elif args.command == "compare":
-            return _compare(args)
-        elif args.command == "baseline":
-            print(_save_baseline(Path(args.dir)))
-        elif args.command == "fit":
-            _fit(args)
-        elif args.command in ("train", "resume", "evaluate", "predict"):
-            return _workflow(args)
-        else:  # run
-            grid = _grid([{}], args.set)
-            if len(grid) != 1:
-                raise SpecError("run takes one value per knob; use sweep for several")
-            _, new = _execute(args, grid, "run", DataSpec(), args.timeout or 900.0, force=True)
-            print(json.dumps(new[0], indent=2))
-    except (SpecError, DatasetError, StoreBusy) as e:
+        return COMMANDS[args.command](args)
+    except (SpecError, DatasetError, StoreBusy, StoreError) as e:
         print(f"gpubench: error: {e}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.analysis import pairs
+from bench.env import fingerprint
+from bench.points import pairs
+from bench.spec import KNOBS
 from bench.store import read_json
 
 # Metrics and whether higher is better; the gate reads the repeats' min and max where kept.
@@ -20,9 +22,9 @@ METRICS = {
     "train_img_s": True, "pipeline_img_s": True, "model_img_s": True, "efficiency": True, "mfu": True,
     "total_s": False, "epoch_s_median": False, "first_epoch_s": False,
 }
-KNOB_COLUMNS = ("backbone", "input_size", "pipeline", "batch", "workers", "use_multiprocessing",
-                "max_queue_size", "gpus", "precision")
-FINGERPRINT = ("cpu", "cpu_threads", "gpu_names", "tensorflow", "keras")
+KNOB_COLUMNS = tuple(KNOBS)
+FACTOR = 1.10  # how much worse counts, where neither the command line nor the preset's gate says
+BASELINES = Path("results") / "baselines"
 
 
 class CompareError(ValueError):
@@ -56,13 +58,6 @@ def load(path: str | Path) -> tuple[pd.DataFrame, dict]:
     return points, env
 
 
-def fingerprint(env: dict) -> dict:
-    gpus = env.get("gpus") or []
-    return {"cpu": env.get("cpu"), "cpu_threads": env.get("cpu_threads"),
-            "gpu_names": [g.get("name") for g in gpus], "tensorflow": env.get("tensorflow"),
-            "keras": env.get("keras")}
-
-
 def _bounds(points: pd.DataFrame, metric: str) -> tuple[pd.Series, pd.Series]:
     """The repeats' range of the metric; a single value where no range was kept."""
     low = points.get(f"{metric}_min", points[metric])
@@ -71,7 +66,7 @@ def _bounds(points: pd.DataFrame, metric: str) -> tuple[pd.Series, pd.Series]:
 
 
 def compare(baseline: pd.DataFrame, current: pd.DataFrame, metric: str = "train_img_s",
-            factor: float = 1.10, base_env: dict | None = None, current_env: dict | None = None) -> Comparison:
+            factor: float = FACTOR, base_env: dict | None = None, current_env: dict | None = None) -> Comparison:
     if metric not in METRICS:
         raise CompareError(f"unknown metric {metric!r}; metrics are: {', '.join(METRICS)}")
     if factor <= 1:
@@ -147,8 +142,11 @@ def relative_all(points: pd.DataFrame, metric: str, gates: list) -> pd.DataFrame
 
 
 def markdown(result: Comparison, metric: str, factor: float) -> str:
+    """The comparison as a table, with the knobs that tell its rows apart."""
     direction = "higher is better" if METRICS[metric] else "lower is better"
     table = result.table.copy()
+    fixed = [k for k in KNOB_COLUMNS if k in table and table[k].nunique(dropna=False) == 1 and len(table) > 1]
+    table = table.drop(columns=fixed)
     for column in ("baseline", "current"):
         table[column] = table[column].map(lambda v: "" if pd.isna(v) else f"{v:.4g}")
     if "ratio" in table:
@@ -158,3 +156,42 @@ def markdown(result: Comparison, metric: str, factor: float) -> str:
     lines += [f"Note: {n}." for n in result.notes]
     lines.append(f"{result.regressions} regression(s).")
     return "\n".join(lines)
+
+
+def gate(baseline: str | Path, current: str | Path, preset_gate: dict, metric: str | None = None,
+         factor: float | None = None, strict: bool = False) -> tuple[str, int]:
+    """(the comparison in markdown, the regressions it counts). On the `cpu` label a preset whose
+    gate has `relative` ratios gates only those: absolute CPU figures drift with the machine's load."""
+    metric = metric or preset_gate.get("metric", "train_img_s")
+    factor = factor or preset_gate.get("factor", FACTOR)
+    (base, base_env), (cur, cur_env) = load(baseline), load(current)
+    if strict and fingerprint(base_env) != fingerprint(cur_env):
+        raise CompareError("--strict: the two results come from different machines "
+                           f"({fingerprint(base_env)} vs {fingerprint(cur_env)})")
+    label = read_json(Path(current) / "sweep.json").get("gpu", "")
+    absolute = compare(base, cur, metric, factor, base_env, cur_env)
+    gated_absolute = not (preset_gate.get("relative") and label == "cpu")
+    lines = ["## Absolute" + ("" if gated_absolute else " (shown, not gated: CPU figures drift)"), "",
+             markdown(absolute, metric, factor), ""]
+    regressions = absolute.regressions if gated_absolute else 0
+    if preset_gate.get("relative"):
+        ratios = compare(relative_all(base, metric, preset_gate["relative"]),
+                         relative_all(cur, metric, preset_gate["relative"]), metric, factor, base_env, cur_env)
+        lines += ["## Ratios within each run (gated)", "", markdown(ratios, metric, factor)]
+        regressions += ratios.regressions
+    lines.append(f"\ngate: {'FAIL' if regressions else 'pass'} ({regressions} regression(s))")
+    return "\n".join(lines), regressions
+
+
+def save_baseline(folder: Path) -> Path:
+    """results/baselines/<gpu>/<preset>.csv (the folder's points) and .env.json (its machine)."""
+    meta_file = folder / "sweep.json"
+    if not (folder / "points.csv").is_file() or not meta_file.is_file():
+        raise CompareError(f"{folder} has no points.csv and sweep.json: not a finished results folder")
+    meta = read_json(meta_file)
+    target = BASELINES / meta["gpu"] / f"{meta['preset']}.csv"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text((folder / "points.csv").read_text())
+    if (folder / "env.json").is_file():
+        target.with_suffix(".env.json").write_text((folder / "env.json").read_text())
+    return target

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
+import json
 import platform
 import re
 import subprocess
@@ -78,13 +80,20 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _git_commit() -> str:
+def _git(*args: str) -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).parent, timeout=10)
-        return out.stdout.strip() if out.returncode == 0 else ""
+        out = subprocess.run(["git", *args], capture_output=True, text=True, cwd=Path(__file__).parent, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def git_commit() -> str:
+    """HEAD, with "-dirty" when tracked files differ from it: the code that measures."""
+    head = _git("rev-parse", "HEAD")
+    if not head:
         return ""
+    return head + ("-dirty" if _git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 def cuda_versions() -> dict:
@@ -132,5 +141,40 @@ def collect() -> dict:
         "jax_cuda": _version("jax-cuda12-plugin") or _version("jax-cuda13-plugin"),
         "torch": _version("torch"),  # a "+cpu" suffix marks a CPU-only build
         "gpubench": _version("gpubench"),
-        "commit": _git_commit(),
+        "commit": git_commit(),
+        "host": platform.node(),
     }
+
+
+# What makes two machines measure differently: hardware, driver and the frameworks' versions.
+FINGERPRINT = ("cpu", "cpu_threads", "gpu_names", "driver", "tensorflow", "keras", "jax", "jaxlib", "torch")
+
+
+def fingerprint(env: dict) -> dict:
+    """The machine's identity in an env.json: two folders with the same fingerprint were measured
+    on the same kind of machine and software."""
+    names = [g.get("name") for g in env.get("gpus") or []]
+    return {key: names if key == "gpu_names" else env.get(key) for key in FINGERPRINT}
+
+
+def fingerprint_id(env: dict) -> str:
+    """The fingerprint as a short id, the `machine` column of every row."""
+    return hashlib.sha1(json.dumps(fingerprint(env), sort_keys=True).encode()).hexdigest()[:10]
+
+
+def identity(env: dict) -> dict:
+    """The columns that say what measured a row: gpubench's version and commit, the machine and host."""
+    return {"gpubench": env.get("gpubench", ""), "commit": env.get("commit", ""), "machine": fingerprint_id(env),
+            "host": env.get("host", "")}
+
+
+def differs(folder_env: dict, env: dict) -> str | None:
+    """What sets a folder's environment apart from this one's (the machine, or the code that
+    measures), in a few words, or None when rows of both may stand together."""
+    old, new = fingerprint(folder_env), fingerprint(env)
+    changed = [f"{key} {old[key]} vs {new[key]}" for key in FINGERPRINT if old[key] != new[key]]
+    if changed:
+        return "another machine (" + "; ".join(changed) + ")"
+    if folder_env.get("commit") != env.get("commit"):
+        return f"another commit ({(folder_env.get('commit') or '?')[:12]} vs {(env.get('commit') or '?')[:12]})"
+    return None

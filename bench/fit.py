@@ -5,11 +5,15 @@ the first failure. Every try is a run in its own process, kept as a row like any
 from __future__ import annotations
 
 import dataclasses
+import json
+import sys
 from typing import Callable
 
-from bench.spec import RunSpec
+from bench.env import identity
+from bench.spec import TIMEOUT_S, DataSpec, RunSpec, SpecError, one_point
 
 TRY = dict(pipeline="synthetic", epochs=1, steps_per_epoch=2, validation_steps=1, checkpoint=False, window="epochs")
+DATA = DataSpec(train=12, val=6, classes=3, image_size="64x48")  # the tries train on synthetic tensors
 
 
 class SearchError(RuntimeError):
@@ -55,9 +59,42 @@ def summary(knob: str, found: int | None, tries: list[dict], limit: int) -> str:
         host = "" if r.get("rss_peak_mb") is None else f"{r['rss_peak_mb']:.0f}"
         lines.append(f"| {r[knob]} | {r['status']} | {device} | {host} |")
     if found is None:
-        answer = f"nothing fits: the first try already ran out of memory"
+        answer = "nothing fits: the first try already ran out of memory"
     elif all(r["status"] == "ok" for r in tries):
         answer = f"{found} fits, and so did every try up to the limit {limit}"
     else:
         answer = f"the largest {knob} that trains is {found}"
     return "\n".join([f"**{answer}**", ""] + lines)
+
+
+def run_search(backbone: str, input_size: int | None, batch: int | None, start: int | None, limit: int,
+               precision: str, mem_limit_mb: int | None, gpu: str, data: str | None, out: str | None,
+               timeout_s: float | None, interval: float) -> str:
+    """The search of `gpubench fit`, each try a row in results/<gpu>/<host>/fit-<backbone>/ and
+    fit.md summing them up; returns that summary."""
+    from bench import runner, session
+
+    knob = "input_size" if batch else "batch"
+    base = RunSpec(backbone=backbone, input_size=input_size or 224, batch=batch or 1, precision=precision)
+    start = start or (32 if knob == "input_size" else 1)
+    step = 32 if knob == "input_size" else 1
+    grid = [one_point(dataclasses.replace(base, **{knob: start}).knobs())]
+    with session.prepared(gpu, data, out, f"fit-{backbone}", DATA, grid, force=True) as (store, index_path, env, meta):
+        (store.root / "sweep.json").write_text(json.dumps(meta, indent=2))
+        stamp = identity(env)
+
+        def run(spec: RunSpec) -> dict:
+            record = runner.run_point(spec, index_path, store, timeout_s or TIMEOUT_S, interval, mem_limit_mb)
+            record.update(stamp)
+            store.append(record)
+            print(f"{knob}={getattr(spec, knob)}: {record['status']}", file=sys.stderr)
+            return record
+
+        try:
+            found, tries = search(base, knob, start, limit, run, step)
+        except SearchError as e:
+            raise SpecError(f"the search stopped: {e}") from None
+        text = summary(knob, found, tries, limit)
+        (store.root / "fit.md").write_text(f"# {backbone}: the largest {knob} that trains\n\n"
+                                           f"Command: `{meta['command']}`\n\n{text}\n")
+    return text

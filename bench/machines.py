@@ -8,6 +8,7 @@ import pandas as pd
 
 from bench import plots, profiles
 from bench.reference import seed_figure
+from bench.points import read
 from bench.store import read_json
 
 
@@ -22,17 +23,15 @@ def _machine_name(env: dict) -> str:
 def best_per_machine(folders: list[Path]) -> pd.DataFrame:
     rows = []
     for folder in folders:
-        points_file = folder / "points.csv"
-        if not points_file.is_file():
-            raise ValueError(f"{folder} has no points.csv: not a finished results folder")
-        points = pd.read_csv(points_file)
-        points = points[(points.get("role", "point") == "point") & (points.repeats_ok > 0)]
+        points = read(folder)
+        points = points[(points.role == "point") & (points.repeats_ok > 0)]
         env, sweep = read_json(folder / "env.json"), read_json(folder / "sweep.json")
         label = sweep.get("gpu", folder.parent.name)
         profile = profiles.load(label)
         for backbone, group in points.groupby("backbone"):
             best = group.loc[group.train_img_s.idxmax()]
             power = best.get("gpu_power_w_mean")
+            per_joule = best.get("img_per_joule")  # the energy counter over the window, else sampled power
             per_hour = profile.get("price_per_hour_usd")
             price = profile.get("price_usd")
             rows.append({
@@ -40,7 +39,8 @@ def best_per_machine(folders: list[Path]) -> pd.DataFrame:
                 "best configuration": f"{best.pipeline} b{best.batch}"
                                       + (f" w{int(best.workers)}" if pd.notna(best.get("workers")) else ""),
                 "train_img_s": best.train_img_s, "bound": best.get("bound") if pd.notna(best.get("bound")) else "",
-                "img_per_joule": best.train_img_s / power if power and pd.notna(power) else None,
+                "img_per_joule": per_joule if pd.notna(per_joule) else (
+                    best.train_img_s / power if power and pd.notna(power) else None),
                 "img_s_per_usd_hour": best.train_img_s / per_hour if per_hour else None,
                 "img_s_per_1000_usd": 1000 * best.train_img_s / price if price else None,
                 "seed 2019 total, same settings": seed_figure(best, sweep),

@@ -30,9 +30,9 @@ def throughput(points: pd.DataFrame, path: Path) -> Path | None:
     groups = list(ok.groupby(["backbone", "input_size"]))
     fig, axes = plt.subplots(1, len(groups), figsize=(6 * len(groups), 4.2), squeeze=False)
     for ax, ((backbone, size), group) in zip(axes[0], groups):
-        for column, line in group.groupby("column"):
+        for name, line in group.groupby("setting"):
             line = line.sort_values("batch")
-            ax.errorbar(line.batch, line.train_img_s, marker="o", capsize=3, label=column,
+            ax.errorbar(line.batch, line.train_img_s, marker="o", capsize=3, label=name,
                         yerr=[line.train_img_s - line.get("train_img_s_min", line.train_img_s),
                               line.get("train_img_s_max", line.train_img_s) - line.train_img_s])
         ax.set(title=f"{backbone} at {size}px", xlabel="batch", ylabel="training images/s")

@@ -15,6 +15,3 @@ def load(label: str) -> dict:
     path = PROFILE_DIR / f"{label}.toml"
     return tomllib.loads(path.read_text()) if path.is_file() else {}
 
-
-def known() -> list[str]:
-    return sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))

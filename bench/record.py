@@ -1,4 +1,8 @@
-"""RunRecord: one flat row per run, the only thing a worker hands back to the runner."""
+"""RunRecord: one flat row per run, the only thing a worker hands back to the runner.
+
+Its fields are who the run is, its knobs (RunSpec's own fields: the knobs are defined once, in
+bench/spec.py) and what it measured, in that order: the columns of runs.csv.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,13 @@ import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
-from bench.spec import RunSpec
+from bench.spec import KNOBS, RunSpec
 
-SCHEMA = 2  # 2: rates and summaries over the measured window, fixed costs apart
-STATUSES = ("ok", "oom", "error", "timeout", "skipped")
+SCHEMA = 2  # 2: rates and summaries over the measured window, fixed costs apart; identity of the code and machine
 
 
 @dataclass
-class RunRecord:
+class _Identity:
     schema: int = SCHEMA
     run_id: str = ""
     point_id: str = ""
@@ -22,28 +25,15 @@ class RunRecord:
     timestamp: str = ""
     status: str = "error"
     error: str = ""
-    # knobs (RunSpec), as asked for; a loader knob the pipeline does not use is empty
-    backend: str = "tensorflow"
-    backbone: str = ""
-    input_size: int = 0
-    pipeline: str = ""
-    batch: int = 0
-    workers: int | None = None
-    use_multiprocessing: bool | None = None
-    max_queue_size: int | None = None
-    gpus: int = 1
-    epochs: int = 0
-    steps_per_epoch: int = 0
-    validation_steps: int = 0
-    finetune: str = ""
-    interpolation: str = ""
-    cache: bool | None = None
-    checkpoint: bool = False
-    precision: str = ""
-    xla: str = ""
-    window: str = "auto"
-    data_format: str = "channels_last"
-    # what the run resolved them to
+    gpubench: str = ""  # the version that measured it
+    commit: str = ""  # its git commit ("-dirty" with uncommitted changes)
+    machine: str = ""  # the machine's fingerprint (bench.env.fingerprint_id): CPU, GPUs, driver, frameworks
+    host: str = ""
+
+
+@dataclass
+class _Measured:
+    # what the run resolved its knobs to
     loader: str = ""  # what the loader knobs meant in this pipeline
     train_steps: int | None = None
     val_steps: int | None = None
@@ -110,7 +100,10 @@ class RunRecord:
     run_gpu_power_w_mean: float | None = None
     run_gpu_energy_j: float | None = None
     gpu_note: str = ""  # why the GPU columns are empty
+    sampler_error: str = ""  # a sampler that failed during the run, and why: its columns are empty
 
+
+class _Row:
     @classmethod
     def for_spec(cls, spec: RunSpec, **fields) -> "RunRecord":
         return cls(run_id=spec.run_id, point_id=spec.point_id, repeat=spec.repeat, role=spec.role,
@@ -120,10 +113,58 @@ class RunRecord:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, row: dict) -> "RunRecord":
-        """Tolerates rows from other schema versions: unknown fields are dropped."""
-        return cls(**{k: v for k, v in row.items() if k in COLUMNS})
+
+def _fields(fields) -> list[tuple]:
+    return [(f.name, f.type, dataclasses.field(default=f.default)) for f in fields]
 
 
+# knobs as asked for; a loader knob the pipeline does not use is empty
+RunRecord = dataclasses.make_dataclass(
+    "RunRecord", _fields(dataclasses.fields(_Identity)) + _fields(KNOBS.values()) + _fields(dataclasses.fields(_Measured)),
+    bases=(_Row,))
 COLUMNS = [f.name for f in dataclasses.fields(RunRecord)]
+
+
+class SchemaError(ValueError):
+    """A row this version cannot read."""
+
+
+# Sampler summaries that schema 1 took over the whole run, which schema 2 keeps as run_* and
+# takes over the measured window instead.
+_WHOLE_RUN_IN_V1 = ("samples", "cpu_util_mean", "proc_cpu_pct_mean", "rss_peak_mb", "gpu_util_mean",
+                    "gpu_mem_nvml_peak_mb", "gpu_power_w_mean")
+_WINDOW_SUMMARIES = ("samples", "cpu_util_mean", "cpu_util_p90", "cpu_util_max", "proc_cpu_pct_mean",
+                     "proc_cpu_pct_p90", "proc_cpu_pct_max", "rss_peak_mb", "threads_max", "gpu_util_mean",
+                     "gpu_util_p90", "gpu_util_max", "gpu_mem_nvml_peak_mb", "gpu_power_w_mean", "gpu_power_w_max",
+                     "gpu_sm_clock_mhz_mean", "gpu_temp_c_max")
+_POLICY_MATH = {"mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}
+
+
+def _v1_to_v2(row: dict, env: dict) -> dict:
+    """Schema 1 timed the epochs as asked (window=epochs) and took its sampler summaries over the
+    whole run: they move to run_*, and the window's stay empty. Its MFU compared float32 with
+    the float32 datasheet row; on a GPU the arithmetic is not known (TF32 or not)."""
+    row = {**row, "schema": 2, "window": "epochs", "data_format": "channels_last"}
+    for key in _WHOLE_RUN_IN_V1:
+        row[f"run_{key}"] = row.get(key)
+    row.update({key: None for key in _WINDOW_SUMMARIES})
+    row["matmul_precision"] = _POLICY_MATH.get(row.get("precision"), "" if env.get("gpu_count") else "float32")
+    spec = RunSpec(**{k: row[k] for k in KNOBS if k in row}, repeat=row.get("repeat", 0), role=row.get("role", "point"))
+    row["point_id"], row["run_id"] = spec.point_id, spec.run_id  # window=epochs is part of the id now
+    return row
+
+
+UPGRADES = {1: _v1_to_v2}  # schema N -> N + 1, as asv migrates its results
+
+
+def upgrade(row: dict, env: dict) -> dict:
+    """A stored row in the current schema, every field present; `env` is its folder's env.json."""
+    version = row.get("schema", 1)
+    if version > SCHEMA:
+        raise SchemaError(f"written by a newer gpubench (schema {version}; this one reads up to {SCHEMA})")
+    while version < SCHEMA:
+        row, version = UPGRADES[version](row, env), version + 1
+    return {**_DEFAULTS, **row}
+
+
+_DEFAULTS = RunRecord().to_dict()

@@ -36,6 +36,7 @@ def matches(points: pd.DataFrame, seed: pd.DataFrame) -> pd.DataFrame:
     if seed.empty or keras_points.empty:
         return pd.DataFrame()
     keys = keras_points[LOADER_KEYS].astype(object)
+    seed = seed.rename(columns={"machine": "seed_machine"})  # a run's `machine` is its fingerprint
     return keras_points.assign(**{k: keys[k] for k in LOADER_KEYS}).merge(
         seed.astype({k: object for k in LOADER_KEYS}), on=LOADER_KEYS, suffixes=("", "_seed"))
 
@@ -46,7 +47,7 @@ def seed_figure(point: pd.Series, sweep: dict, seed: pd.DataFrame | None = None)
     if matched.empty or _differences(matched, sweep):
         return ""
     best = matched.loc[pd.to_numeric(matched.total_s_seed).idxmin()]
-    return f"{best.total_s_seed:.1f} s ({best.machine})"
+    return f"{best.total_s_seed:.1f} s ({best.seed_machine})"
 
 
 def seed_section(points: pd.DataFrame, sweep: dict, seed: pd.DataFrame | None = None) -> list[str]:
@@ -74,7 +75,7 @@ def seed_section(points: pd.DataFrame, sweep: dict, seed: pd.DataFrame | None = 
         "queue": matched.max_queue_size, "gpus": matched.gpus,
         "measured total (s)": matched.total_s.round(1),
         "of which validation + checkpoint (s)": (matched.val_s_total + matched.checkpoint_s_total).round(1),
-        "seed machine": matched.machine,
+        "seed machine": matched.seed_machine,
         "seed total (s)": matched.total_s_seed, "speed-up": (matched.total_s_seed / matched.total_s).round(2),
     }).sort_values(["gpus", "multiprocessing", "queue", "batch"], ascending=[True, True, True, False])
     return lines + ["", table.to_markdown(index=False), ""]

@@ -1,4 +1,5 @@
-"""report.md from a results folder: the machine, then tables in the seed's shape."""
+"""report.md from a results folder: the machine, then tables in the seed's shape. It formats
+the points table (bench/points.py) and the runs; it computes no figure of its own."""
 
 from __future__ import annotations
 
@@ -6,68 +7,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench import analysis
+from bench import analysis, points as points_table
+from bench.points import pairs, setting
 from bench.reference import seed_section
-from bench.store import ResultStore, read_json
+from bench.spec import GROUP_KNOBS, KNOBS, ROW_KNOB
+from bench.store import read_json
 from pipelines import knob_meaning
-
-# Knobs that become table columns (the seed's tables: one column per loader setting).
-COLUMN_KNOBS = ("pipeline", "workers", "use_multiprocessing", "max_queue_size", "cache", "gpus",
-                "precision", "xla", "data_format")
-ROW_KNOB = "batch"
-# Knobs that split the results into separate tables when they vary.
-GROUP_KNOBS = ("backend", "backbone", "input_size", "epochs", "steps_per_epoch", "validation_steps",
-               "finetune", "interpolation", "checkpoint", "window")
-
-
-def column_label(row: dict) -> str:
-    """'keras w32 mp q20' style name of a row's column-knob values (empty ones left out)."""
-    parts = [row["pipeline"]]
-    if pd.notna(row.get("workers")):
-        parts.append(f"w{int(row['workers'])}")
-    if pd.notna(row.get("use_multiprocessing")):
-        parts.append("mp" if row["use_multiprocessing"] else "threads")
-    if pd.notna(row.get("max_queue_size")):
-        parts.append(f"q{int(row['max_queue_size'])}")
-    if pd.notna(row.get("cache")) and row["cache"]:
-        parts.append("cache")
-    if row.get("gpus", 1) != 1:
-        parts.append(f"{int(row['gpus'])} gpus")
-    if row.get("precision", "float32") not in ("float32", None) and pd.notna(row.get("precision")):
-        parts.append(str(row["precision"]).replace("mixed_", ""))
-    if row.get("xla", "auto") not in ("auto", None) and pd.notna(row.get("xla")):
-        parts.append(f"xla {row['xla']}")
-    if row.get("data_format") == "channels_first":
-        parts.append("channels_first")
-    return " ".join(parts)
 
 
 def _pct(value) -> str:
     return "" if pd.isna(value) else f"{value:.0f}%"
-
-
-NUMERIC = ["total_s", "train_img_s", "first_epoch_s", "epoch_s_median", "val_s_total", "checkpoint_s_total",
-           "cpu_util_mean", "cpu_util_p90", "proc_cpu_pct_mean", "gpu_util_mean", "gpu_util_p90",
-           "gpu_mem_peak_mb", "data_wait_frac", "epoch_start_s_median", "train_gflops_per_image",
-           "decode_img_s_core", "gpu_power_w_mean", "gpu_energy_j", "img_per_joule", "wall_s", "startup_s",
-           "warmup_s", "compile_s", "loader_start_s", "window_s", "window_steps"]
-
-
-def _points(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per point: the median of its ok repeats, the status of its latest repeat."""
-    ok = frame[frame.status == "ok"]
-    numeric = [c for c in NUMERIC if c in frame]
-    medians = ok.groupby("point_id")[numeric].median()
-    for column in ("train_img_s", "total_s"):
-        values = ok.groupby("point_id")[column]
-        medians[f"{column}_min"], medians[f"{column}_max"] = values.min(), values.max()
-    medians["spread"] = (medians.train_img_s_max - medians.train_img_s_min) / medians.train_img_s
-    first = frame.drop_duplicates("point_id", keep="last").set_index("point_id")
-    points = first.drop(columns=numeric).join(medians)
-    points["repeats_ok"] = ok.groupby("point_id").size().reindex(points.index).fillna(0).astype(int)
-    points["column"] = [column_label(r) for r in points.to_dict("records")]
-    order = [k for k in COLUMN_KNOBS if k in points]
-    return points.sort_values(order, na_position="first", kind="stable").reset_index()
 
 
 def _table(points: pd.DataFrame, cell) -> str:
@@ -79,7 +28,7 @@ def _table(points: pd.DataFrame, cell) -> str:
             label += f" ({int(steps['train_steps'])}/{int(steps['val_steps'])} steps)"
         row = {"batch (train/val steps)": label}
         for _, point in group.iterrows():
-            row[point["column"]] = cell(point)
+            row[point["setting"]] = cell(point)
         rows.append(row)
     table = pd.DataFrame(rows).fillna("")
     return table.to_markdown(index=False)
@@ -105,11 +54,11 @@ def _fmt(value, pattern: str) -> str:
     return "" if pd.isna(value) else pattern.format(value)
 
 
-def _where_the_time_goes(points: pd.DataFrame) -> list[str]:
+def _where_the_time_goes(points: pd.DataFrame, sweep: dict) -> list[str]:
     if points.bound.isna().all() and points.data_wait_frac.isna().all():
         return []
     table = pd.DataFrame({
-        "configuration": points.column + " b" + points.batch.astype(str),
+        "configuration": points.setting + " b" + points.batch.astype(str),
         "backbone": points.backbone + " " + points.input_size.astype(str) + "px",
         "end to end img/s": points.train_img_s.map(lambda v: _fmt(v, "{:.1f}")),
         "pipeline alone": points.pipeline_img_s.map(lambda v: _fmt(v, "{:.1f}")),
@@ -137,6 +86,9 @@ def _where_the_time_goes(points: pd.DataFrame) -> list[str]:
              "model's kernels beat that product. MFU (datasheet) divides by the datasheet's peak for the `math` "
              "the run used: TF32 for float32 on GPUs with TF32 tensor cores (every backend's default there), "
              "bfloat16 or float16 under mixed precision.", ""]
+    for backend, failed in (sweep.get("peak_errors") or {}).items():
+        lines += [f"The peak probe failed on {backend} in {precision}, so MFU is empty there: {why}"
+                  for precision, why in failed.items()] + [""]
     decoded = points.dropna(subset=["decode_ceiling_img_s"])
     for (size, interpolation), group in decoded.groupby(["input_size", "interpolation"]):
         lines += [f"Decode ceiling at {size}px ({interpolation}): one core reads, decodes and resizes "
@@ -146,19 +98,19 @@ def _where_the_time_goes(points: pd.DataFrame) -> list[str]:
     return lines + ["**Verdict.** " + analysis.verdict(points), ""]
 
 
-def _config(pairs: pd.DataFrame) -> pd.Series:
-    return pairs.column_base + " b" + pairs.batch.astype(str)
+def _config(joined: pd.DataFrame) -> pd.Series:
+    return joined.setting_base + " b" + joined.batch.astype(str)
 
 
 def _scaling(points: pd.DataFrame) -> list[str]:
     """Images/s on N devices over N times images/s on one, for points that differ only in gpus."""
-    pairs = analysis.pairs(points, "gpus", 1)
-    if pairs.empty:
+    twins = pairs(points, "gpus", 1)
+    if twins.empty:
         return []
     table = pd.DataFrame({
-        "configuration": _config(pairs), "devices": pairs.devices, "img/s on 1": pairs.train_img_s_base.round(1),
-        "img/s on N": pairs.train_img_s.round(1),
-        "scaling": (pairs.train_img_s / (pairs.gpus * pairs.train_img_s_base)).round(2),
+        "configuration": _config(twins), "devices": twins.devices, "img/s on 1": twins.train_img_s_base.round(1),
+        "img/s on N": twins.train_img_s.round(1),
+        "scaling": (twins.train_img_s / (twins.gpus * twins.train_img_s_base)).round(2),
     })
     return ["## Scaling over devices", "",
             "Scaling = images/s on N devices / (N x images/s on one); 1.0 is perfect. The batch is the "
@@ -168,13 +120,13 @@ def _scaling(points: pd.DataFrame) -> list[str]:
 
 def _precision_gain(points: pd.DataFrame) -> list[str]:
     """Whether mixed precision paid: images/s against the same configuration in float32."""
-    pairs = analysis.pairs(points, "precision", "float32")
-    if pairs.empty:
+    twins = pairs(points, "precision", "float32")
+    if twins.empty:
         return []
     table = pd.DataFrame({
-        "configuration": _config(pairs), "precision": pairs.precision,
-        "float32 img/s": pairs.train_img_s_base.round(1), "img/s": pairs.train_img_s.round(1),
-        "gain": (pairs.train_img_s / pairs.train_img_s_base).round(2),
+        "configuration": _config(twins), "precision": twins.precision,
+        "float32 img/s": twins.train_img_s_base.round(1), "img/s": twins.train_img_s.round(1),
+        "gain": (twins.train_img_s / twins.train_img_s_base).round(2),
     })
     return ["## Mixed precision", "", "Gain = images/s over the same configuration in float32 (published "
             "2080 Ti figures show about 2x for vgg16 in float16; an input-bound run gains nothing).", "",
@@ -186,8 +138,8 @@ def _backend_comparison(points: pd.DataFrame) -> list[str]:
     ok = points[points.repeats_ok > 0]
     if ok.backend.nunique() < 2:
         return []
-    same = [k for k in analysis.CONFIG_KNOBS if k in ok.columns and k != "backend"]
-    keyed = ok.assign(configuration=ok.column + " b" + ok.batch.astype(str),
+    same = [k for k in KNOBS if k in ok.columns and k != "backend"]
+    keyed = ok.assign(configuration=ok.setting + " b" + ok.batch.astype(str),
                       model=ok.backbone + " " + ok.input_size.astype(str) + "px")
     table = keyed.astype({k: object for k in same}).pivot_table(
         index=same + ["model", "configuration"], columns="backend", values="train_img_s", dropna=False)
@@ -243,22 +195,26 @@ def _backends(env: dict) -> str:
     return ", ".join(found) or "no backend recorded"
 
 
-def render(rows: list[dict], env: dict, sweep: dict, figures: list[tuple[str, str]] = ()) -> str:
+def render(every: pd.DataFrame, rows: list[dict], env: dict, sweep: dict, figures: list[tuple[str, str]] = (),
+           left_out: int = 0) -> str:
+    """The report: `every` is the points table (bench/points.py) of `rows`, the folder's current
+    runs; `left_out` counts the rows of other machines or commits the folder keeps."""
     lines = [f"# gpubench: `{sweep.get('preset', '?')}` on `{sweep.get('gpu', '?')}`", ""]
     lines += _machine(env)
     if sweep:
         lines += [f"- Command: `{sweep.get('command', '')}`",
                   f"- Data: `{sweep.get('data')}`: {sweep.get('train_images')} training and "
                   f"{sweep.get('val_images')} validation images, {sweep.get('classes')} classes"
-                  + (f"; {sweep['skipped']} unreadable images skipped" if sweep.get("skipped") else "")]
+                  + (f"; {sweep['skipped']} unreadable images skipped" if sweep.get("skipped") else "")
+                  + (f"; {sweep['ignored']} hidden or system files and folders passed over" if sweep.get("ignored")
+                     else "")]
+    if left_out:
+        lines.append(f"- {left_out} runs of another machine or commit are kept in runs.jsonl and left out here")
     lines.append("")
     if not rows:
         return "\n".join(lines + ["No runs yet."]) + "\n"
     frame = pd.DataFrame(rows)
-    if "role" not in frame:
-        frame["role"] = "point"
-    every = analysis.attach(_points(frame), rows, env, sweep)
-    points = every[every.role.fillna("point") == "point"]
+    points = every[every.role == "point"]
     if points.empty:
         return "\n".join(lines + ["Only ceiling runs so far."]) + "\n"
     varying = [k for k in GROUP_KNOBS if points[k].nunique(dropna=False) > 1]
@@ -275,7 +231,7 @@ def render(rows: list[dict], env: dict, sweep: dict, figures: list[tuple[str, st
         lines += [f"## {title}", "", _table(group, _time_cell), "",
                   "CPU and GPU utilisation (mean over the measured window, p90), GPU memory peak:", "",
                   _table(group, _util_cell), ""]
-    lines += _where_the_time_goes(points)
+    lines += _where_the_time_goes(points, sweep)
     lines += _backend_comparison(points)
     lines += _scaling(points)
     lines += _precision_gain(points)
@@ -284,11 +240,13 @@ def render(rows: list[dict], env: dict, sweep: dict, figures: list[tuple[str, st
     if len(ok):
         best = ok.loc[ok.train_img_s.idxmax()]
         lines += ["## Fastest", "",
-                  f"**{best['column']}**, batch {best['batch']}, {best['backbone']} at {best['input_size']}px: "
+                  f"**{best['setting']}**, batch {best['batch']}, {best['backbone']} at {best['input_size']}px: "
                   f"{best['train_img_s']:.1f} training images/s, {best['total_s']:.1f} s in all "
                   f"(loader: {best['loader']}).", ""]
     lines += _time_spent(frame)
-    warnings = analysis.noise_warnings(frame[frame.role.fillna("point") == "point"], points)
+    warnings = analysis.noise_warnings(frame[frame.role == "point"], points)
+    warnings += [f"run {r['run_id']}: a sampler failed, its columns are empty: {r['sampler_error']}"
+                 for r in rows if r.get("sampler_error")]
     if warnings:
         lines += ["## Noise", ""] + [f"- {w}" for w in warnings] + [""]
     failed = frame[frame.status != "ok"]
@@ -296,7 +254,7 @@ def render(rows: list[dict], env: dict, sweep: dict, figures: list[tuple[str, st
         lines += ["## Failed runs", "", "| run | status | error |", "|---|---|---|"]
         for _, r in failed.iterrows():
             error = str(r["error"]).replace("|", "\\|")
-            lines.append(f"| {column_label(r)} b{r['batch']} {r['backbone']} r{r['repeat']} | {r['status']} | {error} |")
+            lines.append(f"| {setting(r)} b{r['batch']} {r['backbone']} r{r['repeat']} | {r['status']} | {error} |")
         lines.append("")
     lines += ["## What the loader knobs mean", ""]
     for pipeline in sorted(points.pipeline.unique()):
@@ -307,21 +265,18 @@ def render(rows: list[dict], env: dict, sweep: dict, figures: list[tuple[str, st
 
 
 def write(root: str | Path, run_id: str | None = None, plots: bool = True) -> Path:
-    """report.md, and points.csv: one row per configuration (medians of its repeats, spread,
-    ceilings, bound, efficiency, MFU). Plots (about a second) are left out of the rewrite after
+    """report.md, after points.csv. Plots (about a second) are left out of the rewrite after
     each run of a sweep and drawn when it ends."""
     root = Path(root)
-    rows, env, sweep = ResultStore(root).latest(), read_json(root / "env.json"), read_json(root / "sweep.json")
+    every = points_table.write(root)
+    rows, left_out = points_table.current_rows(root)
     figures = []
-    if rows:
-        points = analysis.attach(_points(pd.DataFrame(rows)), rows, env, sweep)
-        points.drop(columns=["column"]).to_csv(root / "points.csv", index=False)
-        if plots:
-            figures = _figures(root, points[points.role.fillna("point") == "point"], rows, run_id)
-        else:  # keep the links to the figures the last full write drew
-            figures = [(c, n) for c, n in _previous_figures(root / "report.md") if (root / n).is_file()]
+    if rows and plots:
+        figures = _figures(root, every[every.role == "point"], rows, run_id)
+    elif rows:  # keep the links to the figures the last full write drew
+        figures = [(c, n) for c, n in _previous_figures(root / "report.md") if (root / n).is_file()]
     path = root / "report.md"
-    path.write_text(render(rows, env, sweep, figures))
+    path.write_text(render(every, rows, read_json(root / "env.json"), read_json(root / "sweep.json"), figures, left_out))
     return path
 
 
@@ -345,7 +300,7 @@ def _figures(root: Path, points: pd.DataFrame, rows: list[dict], run_id: str | N
         best = ok.loc[ok.train_img_s.idxmax()]
         run = run_id or next(r["run_id"] for r in rows if r["point_id"] == best.point_id and r["status"] == "ok")
         chosen = next(r for r in rows if r["run_id"] == run)
-        title = f"{column_label(chosen)} b{chosen['batch']} ({run})"
+        title = f"{setting(chosen)} b{chosen['batch']} ({run})"
         if plots.utilisation(root / "samples" / f"{run}.csv", title, root / "utilisation.png"):
             made.append((f"CPU and GPU utilisation over {title}", "utilisation.png"))
     return made

@@ -16,17 +16,16 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from bench import report
 from bench.record import RunRecord
 from bench.devices import TF_NCHW_ON_CPU, TORCH_ONE_DEVICE
-from bench.spec import KNOBS, LOADER_KNOBS, RunSpec
+from bench.spec import KNOBS, SAMPLE_INTERVAL_S, RunSpec, knobs_of
 from bench.store import ResultStore
 from bench.worker import OOM_RE
 from pipelines import split_plan
 from pipelines.dataset import DatasetIndex
 
 
-LADDER_KNOBS = tuple(k for k in KNOBS if k not in ("batch", "pipeline", *LOADER_KNOBS))
+LADDER_KNOBS = knobs_of("model", "schedule", "device")  # what a point's device memory depends on, but its batch
 
 
 def _kill_group(pid: int) -> None:
@@ -54,7 +53,7 @@ def _memory_cap(mb: int | None):
 
 
 def run_point(spec: RunSpec, index_path: Path, store: ResultStore, timeout_s: float,
-              interval: float = 0.5, mem_limit_mb: int | None = None) -> dict:
+              interval: float = SAMPLE_INTERVAL_S, mem_limit_mb: int | None = None) -> dict:
     """Run one point in a fresh process and return its record as a dict."""
     record_path = store.root / f".{spec.run_id}.json"
     record_path.unlink(missing_ok=True)
@@ -97,21 +96,29 @@ def run_point(spec: RunSpec, index_path: Path, store: ResultStore, timeout_s: fl
                               error=f"{why}; last log line: {tail}" if tail else why).to_dict()
 
 
-def measure_peaks(settings: set[tuple[str, str]], timeout_s: float = 300) -> tuple[dict, dict]:
-    """(backend -> precision -> measured TFLOP/s, None where the probe failed; backend ->
-    precision -> the arithmetic the probe ran in), each (backend, precision) in a fresh process."""
-    peaks: dict[str, dict] = {}
-    maths: dict[str, dict] = {}
+def measure_peaks(settings: set[tuple[str, str]], timeout_s: float = 300) -> dict:
+    """sweep.json's peak entries, each (backend, precision) probed in a fresh process:
+    `peak_tflops` (backend -> precision -> TFLOP/s, None where the probe failed),
+    `peak_matmul_precision` (the arithmetic it ran in) and `peak_errors` (why a probe failed)."""
+    found = {"peak_tflops": {}, "peak_matmul_precision": {}, "peak_errors": {}}
     for backend, precision in sorted(settings):
+        probe, why = {}, None
         try:
             out = subprocess.run([sys.executable, "-m", "bench.peak", precision, backend], capture_output=True,
                                  text=True, timeout=timeout_s)
-            probe = json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else {}
-        except (subprocess.TimeoutExpired, IndexError, json.JSONDecodeError):
-            probe = {}
-        peaks.setdefault(backend, {})[precision] = probe.get("tflops")
-        maths.setdefault(backend, {})[precision] = probe.get("matmul_precision")
-    return peaks, maths
+            if out.returncode == 0:
+                probe = json.loads(out.stdout.strip().splitlines()[-1])
+            else:
+                why = (out.stderr.strip().splitlines() or [f"exit status {out.returncode}"])[-1][:300]
+        except subprocess.TimeoutExpired:
+            why = f"no result within {timeout_s:g} s"
+        except (IndexError, json.JSONDecodeError):
+            why = "the probe printed no result"
+        found["peak_tflops"].setdefault(backend, {})[precision] = probe.get("tflops")
+        found["peak_matmul_precision"].setdefault(backend, {})[precision] = probe.get("matmul_precision")
+        if why:
+            found["peak_errors"].setdefault(backend, {})[precision] = why
+    return found
 
 
 def _why_skipped(spec: RunSpec, gpus_present: int, index) -> str | None:
@@ -165,21 +172,23 @@ def _summary(record: dict) -> str:
 
 
 def sweep(specs: list[RunSpec], index_path: Path, store: ResultStore, timeout_s: float,
-          interval: float = 0.5, force: bool = False, gpus_present: int = 0,
-          console: Console | None = None) -> list[dict]:
-    """Run the points not yet in the store (all with `force`); after each, append its row
-    and rewrite the report. A point asking for more GPUs than are present (with no GPU at all,
-    gpus=N trains on N logical CPU devices), or for a batch at least as large as one that ran out
-    of memory on its ladder, is a `skipped` row. Returns the new rows."""
+          interval: float = SAMPLE_INTERVAL_S, force: bool = False, gpus_present: int = 0,
+          identity: dict | None = None, on_row=None, console: Console | None = None) -> list[dict]:
+    """Run the points this machine and code (`identity`: the columns bench.env.identity gives)
+    have not yet measured in the store (all with `force`); after each, append its row, stamped
+    with `identity`, and hand it to `on_row`. A point asking for more GPUs than are present (with
+    no GPU at all, gpus=N trains on N logical CPU devices), or for a batch at least as large as one
+    that ran out of memory on its ladder, is a `skipped` row. Returns the new rows."""
     console = console or Console(stderr=True)
+    identity = identity or {}
     index = DatasetIndex.load(index_path) if Path(index_path).is_file() else None
-    done = set() if force else store.done()
+    done = set() if force else store.done(identity)
     todo = [s for s in specs if s.run_id not in done]
     if len(todo) < len(specs):
         console.print(f"{len(specs) - len(todo)} of {len(specs)} runs already in {store.root}: skipped (--force reruns them)")
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-    ladders = BatchLadders([] if force else store.latest())
+    ladders = BatchLadders([] if force else store.latest(identity))
     new = []
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("sweep", total=len(todo))
@@ -190,9 +199,11 @@ def sweep(specs: list[RunSpec], index_path: Path, store: ResultStore, timeout_s:
                 record = RunRecord.for_spec(spec, status="skipped", error=why).to_dict()
             else:
                 record = run_point(spec, index_path, store, timeout_s, interval)
+            record.update(identity)
             store.append(record)
             ladders.note(record)
-            report.write(store.root, plots=False)
+            if on_row:
+                on_row(record)
             new.append(record)
             role = ", ceiling" if spec.role == "ceiling" else ""
             progress.console.print(f"[{i}/{len(todo)}] {spec.label()} (r{spec.repeat}{role}): {_summary(record)}")

@@ -9,6 +9,8 @@ import time
 import numpy as np
 import psutil
 
+from bench.spec import SAMPLE_INTERVAL_S
+
 
 class CpuSampler:
     """System utilisation per core and in total, and the CPU, memory and threads of a process
@@ -111,17 +113,21 @@ def _per_thousand(value):
 class Sampling:
     """Ticks every sampler each `interval` seconds in one daemon thread; use as a context."""
 
-    def __init__(self, samplers, interval: float = 0.5):
+    def __init__(self, samplers, interval: float = SAMPLE_INTERVAL_S):
         self.samplers = [s for s in samplers if getattr(s, "available", True)]
         self.interval = interval
         self.rows: list[dict] = []
+        self.errors: dict[str, str] = {}  # sampler -> its first error: it failed, the others went on
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="gpubench-sampler", daemon=True)
 
     def _tick(self):
         row = {"t_s": time.perf_counter() - self.t0}
         for sampler in self.samplers:
-            row.update(sampler.sample())
+            try:
+                row.update(sampler.sample())
+            except Exception as e:  # a sampler that fails leaves its columns empty, not the others'
+                self.errors.setdefault(type(sampler).__name__, f"{type(e).__name__}: {e}".splitlines()[0][:200])
         self.rows.append(row)
 
     def _loop(self):

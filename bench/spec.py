@@ -19,41 +19,52 @@ from models import BACKBONES, data_format_problem, input_size_problem
 from pipelines import PIPELINES, knob_meaning
 
 PRESET_DIR = Path(__file__).parent / "presets"
+TIMEOUT_S = 900.0  # seconds one run may take, where neither the preset nor the command line says
+SAMPLE_INTERVAL_S = 0.5  # seconds between CPU and GPU samples
 
 
 class SpecError(ValueError):
     """A user mistake found before any work starts; its message is one line."""
 
 
+def knob(default, role: str, later: bool = False):
+    """A RunSpec field that is a knob. `role` says what it sets, and so where the reports put it:
+    `model` and `schedule` knobs split the results into tables, `pipeline`, `loader` and `device`
+    knobs name a table's columns (a `loader` knob is blank where its pipeline does not use it),
+    `batch` its rows. `later` marks a knob added after the first results were kept: at its default
+    it is left out of point_id, so that those results keep their ids."""
+    return dataclasses.field(default=default, metadata={"role": role, "later": later})
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """One point of a sweep. Defaults follow the seed's recipe, with fewer epochs."""
 
-    backend: str = "tensorflow"  # Keras 3's backend: tensorflow, jax or torch
-    backbone: str = "vgg16"
-    input_size: int = 224
-    pipeline: str = "keras"
-    batch: int = 16
-    workers: int | None = 4
-    use_multiprocessing: bool | None = False
-    max_queue_size: int | None = 10
-    gpus: int = 1
-    epochs: int = 3
-    steps_per_epoch: int = 0  # 0: one pass over the training images, as flow_from_directory
-    validation_steps: int = 0  # 0: one pass over the validation images
-    finetune: str = "full"
-    interpolation: str = "nearest"  # flow_from_directory's default
-    cache: bool | None = False
-    checkpoint: bool = False  # save the best model every epoch, as the seed's timed runs did
-    precision: str = "float32"
-    xla: str = "auto"  # jit_compile: auto (Keras decides), on, off
-    window: str = "auto"  # auto: epochs long enough for a steady window; epochs: the epochs as asked
-    data_format: str = "channels_last"  # Keras's image data format for the model's layers
+    backend: str = knob("tensorflow", "model", later=True)  # Keras 3's backend: tensorflow, jax or torch
+    backbone: str = knob("vgg16", "model")
+    input_size: int = knob(224, "model")
+    pipeline: str = knob("keras", "pipeline")
+    batch: int = knob(16, "batch")
+    workers: int | None = knob(4, "loader")
+    use_multiprocessing: bool | None = knob(False, "loader")
+    max_queue_size: int | None = knob(10, "loader")
+    gpus: int = knob(1, "device")
+    epochs: int = knob(3, "schedule")
+    steps_per_epoch: int = knob(0, "schedule")  # 0: one pass over the training images, as flow_from_directory
+    validation_steps: int = knob(0, "schedule")  # 0: one pass over the validation images
+    finetune: str = knob("full", "model")
+    interpolation: str = knob("nearest", "model")  # flow_from_directory's default
+    cache: bool | None = knob(False, "loader")
+    checkpoint: bool = knob(False, "schedule")  # save the best model every epoch, as the seed's timed runs did
+    precision: str = knob("float32", "device")
+    xla: str = knob("auto", "device")  # jit_compile: auto (Keras decides), on, off
+    window: str = knob("auto", "schedule", later=True)  # auto: epochs long enough for a steady window; epochs: as asked
+    data_format: str = knob("channels_last", "device", later=True)  # Keras's image data format for the model
     repeat: int = 0  # which repeat of the point this is, 0-based
     role: str = "point"  # "ceiling": a probe run for another point's pipeline or model ceiling
 
     def knobs(self) -> dict:
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("repeat", "role")}
+        return {k: getattr(self, k) for k in KNOBS}
 
     @property
     def point_id(self) -> str:
@@ -84,12 +95,19 @@ class RunSpec:
         return " ".join(parts)
 
 
-KNOBS: dict[str, dataclasses.Field] = {
-    f.name: f for f in dataclasses.fields(RunSpec) if f.name not in ("repeat", "role")
-}
-# knob -> the default that leaves it out of point_id
-LATER_KNOBS = {"backend": "tensorflow", "window": "auto", "data_format": "channels_last"}
-LOADER_KNOBS = ("workers", "use_multiprocessing", "max_queue_size", "cache")
+KNOBS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(RunSpec) if "role" in f.metadata}
+
+
+def knobs_of(*roles: str) -> tuple[str, ...]:
+    """The knobs of these roles, in RunSpec's order."""
+    return tuple(name for name, f in KNOBS.items() if f.metadata["role"] in roles)
+
+
+LATER_KNOBS = {name: f.default for name, f in KNOBS.items() if f.metadata["later"]}  # left out of point_id at these
+LOADER_KNOBS = knobs_of("loader")
+GROUP_KNOBS = knobs_of("model", "schedule")  # a table each
+COLUMN_KNOBS = knobs_of("pipeline", "loader", "device")  # a table's columns
+ROW_KNOB = "batch"
 FINETUNE = ("head", "last_block", "full")
 INTERPOLATION = ("nearest", "bilinear")
 PRECISION = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -126,7 +144,7 @@ class Preset:
     knobs: dict  # knob -> list of values (a scalar in the file is a one-value list)
     data: DataSpec
     repeat: int = 1
-    timeout_s: float = 900.0
+    timeout_s: float = TIMEOUT_S
     ceilings: bool = True  # measure the pipeline and model ceilings of every point
     installed_only: bool = False  # drop the points whose backend or pipeline is not installed
     gate: dict = dataclasses.field(default_factory=dict)  # what `gpubench compare --preset` checks
@@ -217,7 +235,7 @@ def load_preset(name_or_path: str) -> Preset:
         knobs=knobs,
         data=data,
         repeat=int(doc.get("repeat", 1)),
-        timeout_s=float(doc.get("timeout_s", 900)),
+        timeout_s=float(doc.get("timeout_s", TIMEOUT_S)),
         ceilings=bool(doc.get("ceilings", True)),
         installed_only=bool(doc.get("installed_only", False)),
         gate=doc.get("gate", {}),
@@ -321,6 +339,33 @@ def check_spec(spec: RunSpec) -> None:
     why = missing(spec)
     if why:
         raise SpecError(why)
+
+
+def build_grid(knob_sets: list[dict], overrides: list[str], repeat: int = 1,
+               installed_only: bool = False) -> tuple[list[RunSpec], list[str]]:
+    """(the checked grid: the union of the knob sets' products, each with the --set overrides;
+    with `installed_only`, without the points whose backend or pipeline this machine lacks, and
+    why they were left out)."""
+    if repeat < 1:
+        raise SpecError(f"--repeat {repeat}: must be at least 1")
+    changed = dict(parse_override(text) for text in overrides)
+    runs = {s.run_id: s for knobs in knob_sets for s in expand({**knobs, **changed}, repeat)}
+    grid, reasons = list(runs.values()), []
+    if installed_only:
+        why = {p.run_id: missing(p) for p in grid}
+        reasons = sorted(set(why.values()) - {None})
+        grid = [p for p in grid if not why[p.run_id]]
+        if not grid:
+            raise SpecError("no point of the grid can run here: " + "; ".join(reasons))
+    for point in grid:
+        check_spec(point)
+    return grid, reasons
+
+
+def one_point(knobs: dict) -> RunSpec:
+    """The checked RunSpec of these knob values."""
+    grid, _ = build_grid([{k: [v] for k, v in knobs.items()}], [])
+    return grid[0]
 
 
 def check_label(label: str) -> str:

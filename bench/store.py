@@ -1,7 +1,8 @@
 """Append-only results of one sweep folder: runs.jsonl is the truth, runs.csv its mirror.
 
 Every finished row is on disk before the next run starts, so a sweep killed at any moment
-keeps every row it finished; a lock keeps two sweeps from writing one folder at once.
+keeps every row it finished; a lock keeps two sweeps from writing one folder at once. Rows are
+read in the current schema: older ones are upgraded step by step (bench/record.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.record import COLUMNS, SCHEMA
+from bench.record import COLUMNS, SchemaError, upgrade
 
 
 def read_json(path: Path) -> dict:
@@ -24,6 +25,13 @@ def read_json(path: Path) -> dict:
 
 class StoreBusy(RuntimeError):
     """Another sweep holds the folder's lock."""
+
+
+class StoreError(ValueError):
+    """runs.jsonl cannot be read; the message is one line and names the line."""
+
+
+MEASURED_BY = ("machine", "commit")  # the identity columns that say which machine and code measured a row
 
 
 class ResultStore:
@@ -50,31 +58,57 @@ class ResultStore:
             yield self
 
     def records(self) -> list[dict]:
-        """Every row in the order written; a line cut short by a kill is skipped."""
+        """Every row in the order written, in the current schema. A last line cut short by a
+        kill is skipped; any other line that is not a row is an error that names it."""
         if not self.jsonl.is_file():
             return []
+        text = self.jsonl.read_text()
+        lines = text.split("\n")
+        env = read_json(self.root / "env.json")
         rows = []
-        for line in self.jsonl.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
                 continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                if number == len(lines):  # no newline after it: the write was cut short
+                    continue
+                raise StoreError(f"{self.jsonl}, line {number}, is not a run record: mend or delete that line")
+            try:
+                rows.append(upgrade(row, env))
+            except SchemaError as e:
+                raise StoreError(f"{self.jsonl}, line {number}: {e}") from None
         return rows
 
-    def latest(self) -> list[dict]:
-        """The newest row of each run (a --force rerun replaces the older one)."""
-        return list({row["run_id"]: row for row in self.records()}.values())
+    def latest(self, identity: dict | None = None) -> list[dict]:
+        """The newest row of each run (a --force rerun replaces the older one); with `identity`,
+        of the runs that machine and code measured."""
+        rows = self.records()
+        if identity:
+            rows = [r for r in rows if all(r.get(k) == identity.get(k) for k in MEASURED_BY)]
+        return list({row["run_id"]: row for row in rows}.values())
 
-    def done(self) -> set[str]:
-        """Runs measured by this version of the record: older rows are measured again."""
-        return {row["run_id"] for row in self.records() if row.get("schema") == SCHEMA}
+    def done(self, identity: dict | None = None) -> set[str]:
+        """The runs already measured (by that machine and code, with `identity`)."""
+        return {row["run_id"] for row in self.latest(identity)}
 
     def append(self, record: dict) -> None:
+        self._drop_cut_line()
         with open(self.jsonl, "a") as f:
             f.write(json.dumps(record) + "\n")
             f.flush()
             os.fsync(f.fileno())
         self._write_csv()
+
+    def _drop_cut_line(self) -> None:
+        """A row cut short by a kill (no newline after it) is lost: drop it before appending,
+        so that the next row starts a line of its own."""
+        if not self.jsonl.is_file():
+            return
+        data = self.jsonl.read_bytes()
+        if data and not data.endswith(b"\n"):
+            self.jsonl.write_bytes(data[: data.rfind(b"\n") + 1])
 
     def _write_csv(self) -> None:
         tmp = self.csv.with_suffix(".csv.tmp")

@@ -16,11 +16,12 @@ import signal
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 from bench import devices
 from bench.record import RunRecord
-from bench.spec import RunSpec, frameworks
+from bench.spec import SAMPLE_INTERVAL_S, RunSpec, frameworks
 
 OOM_RE = re.compile(r"\bOOM\b|out of memory|ResourceExhausted|bad_alloc|Cannot allocate memory|MemoryError",
                     re.IGNORECASE)
@@ -113,6 +114,7 @@ def measure(model, train_feed, val_feed, spec: RunSpec, record: RunRecord, sampl
             window = [(a - sampling.t0, b - sampling.t0) for a, b in timer.window(checkpoint and checkpoint.seconds)]
             summarise_samples(sampling.rows, window, interval, record)
             write_samples(sampling.rows, samples_path)
+            record.sampler_error = "; ".join(f"{name}: {why}" for name, why in sampling.errors.items())
     for key, value in timer.summary(train_feed.steps, train_feed.images, checkpoint and checkpoint.seconds).items():
         setattr(record, key, value)
     if record.gpu_energy_j:
@@ -169,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index", required=True, type=Path, help="DatasetIndex JSON")
     parser.add_argument("--record", required=True, type=Path)
     parser.add_argument("--samples", required=True, type=Path)
-    parser.add_argument("--interval", type=float, default=0.5)
+    parser.add_argument("--interval", type=float, default=SAMPLE_INTERVAL_S)
     args = parser.parse_args(argv)
     _die_with_parent()
     spec = RunSpec(**json.loads(args.spec))
@@ -181,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:
         record.status, record.error = classify(e), one_line(e)
         print(f"run {spec.run_id} failed: {record.error}", file=sys.stderr)
+        traceback.print_exc()  # the whole of it, into the run's log
     record.wall_s = since_process_start()
     tmp = args.record.with_suffix(".tmp")
     tmp.write_text(json.dumps(record.to_dict()))

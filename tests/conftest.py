@@ -31,3 +31,10 @@ def without_tensorflow(tmp_path):
     hide.mkdir()
     (hide / "sitecustomize.py").write_text("from bench.devices import hide\nhide({'tensorflow'})\n")
     return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(hide), os.environ.get("PYTHONPATH")])))
+
+
+def render_rows(rows: list[dict], env: dict, sweep: dict) -> str:
+    """The report of constructed rows, as `gpubench report` writes it of a folder."""
+    from bench import points, report
+
+    return report.render(points.table(rows, env, sweep), rows, env, sweep)

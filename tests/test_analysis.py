@@ -6,9 +6,10 @@ import pandas as pd
 import pytest
 
 from bench import analysis
+from bench.points import bound, medians, table
 from bench.record import RunRecord
-from bench.report import _points, render
 from bench.spec import RunSpec, model_ceiling, pipeline_ceiling
+from tests.conftest import render_rows
 
 
 @pytest.mark.parametrize("train, pipeline, model, expected, efficiency", [
@@ -18,13 +19,13 @@ from bench.spec import RunSpec, model_ceiling, pipeline_ceiling
     (80, 100, 100, "input", 0.80),      # equal ceilings: the pipeline is named
 ])
 def test_bound(train, pipeline, model, expected, efficiency):
-    found, eff = analysis.bound(train, pipeline, model)
+    found, eff = bound(train, pipeline, model)
     assert found == expected and eff == pytest.approx(efficiency)
 
 
 def test_no_bound_without_both_ceilings():
-    assert analysis.bound(90, None, 100) == (None, None)
-    assert analysis.bound(90, float("nan"), 100) == (None, None)
+    assert bound(90, None, 100) == (None, None)
+    assert bound(90, float("nan"), 100) == (None, None)
 
 
 def record(spec, img_s, total_s=10.0, window_steps=60, **fields):
@@ -46,7 +47,7 @@ def constructed():
 def test_ceilings_decode_ceiling_and_mfu_are_attached():
     point, rows = constructed()
     env, sweep = {"cpu_threads": 2}, {"peak_tflops": {"float32": 0.5}}
-    points = analysis.attach(_points(pd.DataFrame(rows)), rows, env, sweep).set_index("point_id")
+    points = table(rows, env, sweep).set_index("point_id")
     p = points.loc[point.point_id]
     assert p.pipeline_img_s == 100 and p.model_img_s == 500
     assert p.bound == "input" and p.efficiency == pytest.approx(0.95)
@@ -54,19 +55,23 @@ def test_ceilings_decode_ceiling_and_mfu_are_attached():
     assert p.achieved_tflops == pytest.approx(0.19) and p.mfu == pytest.approx(0.38)
 
 
-@pytest.mark.parametrize("math, peak", [("tf32", 494.7), ("float32", 67.0), ("", 67.0)])
+@pytest.mark.parametrize("math, peak", [("tf32", 494.7), ("float32", 67.0), ("", None)])
 def test_mfu_against_the_datasheet_takes_the_row_of_the_math_the_run_used(math, peak):
     """float32 ran on TF32 tensor cores (JAX's, TensorFlow's and torch's convolutions' default on
-    an H200): the TF32 row; full float32, or a row recorded before the math was: the float32 row."""
+    an H200): the TF32 row; full float32: the float32 row; not known (a row from before the math
+    was recorded, on a GPU): none."""
     point = RunSpec(backbone="vgg16", batch=8, pipeline="synthetic")
     rows = [record(point, 1000.0, train_gflops_per_image=90.0, matmul_precision=math)]
-    points = analysis.attach(_points(pd.DataFrame(rows)), rows, {}, {"gpu": "h200"})
-    assert points.mfu_datasheet[0] == pytest.approx(90.0 / peak)
+    points = table(rows, {}, {"gpu": "h200"})
+    if peak:
+        assert points.mfu_datasheet[0] == pytest.approx(90.0 / peak)
+    else:
+        assert pd.isna(points.mfu_datasheet[0])
 
 
 def test_the_report_says_where_the_time_goes():
     _, rows = constructed()
-    text = render(rows, {"cpu_threads": 2}, {"peak_tflops": {"float32": 0.5}})
+    text = render_rows(rows, {"cpu_threads": 2}, {"peak_tflops": {"float32": 0.5}})
     assert "## Where the time goes" in text and analysis.RULE in text
     assert "| keras w1 threads q10 b8" in text and "| input " in text and "60%" in text and "38.0%" in text
     assert "**Verdict.** 1 input-bound of 1 configurations." in text
@@ -83,7 +88,7 @@ def _repeats(rates, totals, images=500, **knobs):
 
 def _warnings(rows):
     frame = pd.DataFrame(rows)
-    return analysis.noise_warnings(frame, _points(frame))
+    return analysis.noise_warnings(frame, medians(frame))
 
 
 def test_steady_repeats_raise_no_warning():
@@ -120,8 +125,7 @@ def test_verdict_names_the_setting_that_changed_most():
     for workers, rate in ((1, 50.0), (4, 150.0)):
         for mp in (False, True):
             rows.append(record(RunSpec(backbone="tiny", batch=8, workers=workers, use_multiprocessing=mp), rate))
-    frame = pd.DataFrame(rows)
-    points = analysis.attach(_points(frame), rows, {}, {})
+    points = table(rows, {}, {})
     points["bound"], points["efficiency"] = "input", 0.9
     points["model_img_s"] = 500.0
     assert "`workers` = 4 gave 3.00x the images/s of 1" in analysis.verdict(points)

@@ -130,7 +130,6 @@ def test_a_batch_past_the_first_out_of_memory_batch_is_skipped(tmp_path, monkeyp
         return runner.RunRecord.for_spec(spec, status=status, **timed).to_dict()
 
     monkeypatch.setattr(runner, "run_point", fake_run)
-    monkeypatch.setattr(runner.report, "write", lambda *a, **k: None)
     grid = [RunSpec(backbone=b, precision=p, pipeline=pipe, batch=n, workers=None if pipe == "synthetic" else 4)
             for b in ("vgg16", "resnet50") for p in ("float32", "mixed_bfloat16")
             for pipe in ("synthetic", "keras") for n in (32, 64, 128, 256)]

@@ -1,9 +1,10 @@
 import pandas as pd
 
+from bench.points import medians
 from bench.record import RunRecord
 from bench.reference import load_seed, seed_section
-from bench.report import _points, render
 from bench.spec import RunSpec
+from tests.conftest import render_rows
 
 SEED_SWEEP = {"gpu": "2080ti", "train_images": 148, "val_images": 30, "preset": "seed"}
 
@@ -26,7 +27,7 @@ def test_the_reference_holds_every_seed_figure():
 
 
 def test_same_gpu_puts_the_seeds_runs_beside_the_measured_ones():
-    text = "\n".join(seed_section(_points(pd.DataFrame(points(total_s=50.0))), SEED_SWEEP))
+    text = "\n".join(seed_section(medians(pd.DataFrame(points(total_s=50.0))), SEED_SWEEP))
     assert "## Beside the seed (2019)" in text and "same GPU (2080ti)" in text
     assert "GTX 1060" not in text
     # batch 30, 32 workers, threads, queue 10, 1 GPU: the Windows (197.78 s) and Ubuntu (404.95 s) runs
@@ -34,20 +35,20 @@ def test_same_gpu_puts_the_seeds_runs_beside_the_measured_ones():
 
 
 def test_other_gpus_see_every_seed_machine_named():
-    text = "\n".join(seed_section(_points(pd.DataFrame(points())), {**SEED_SWEEP, "gpu": "h200"}))
+    text = "\n".join(seed_section(medians(pd.DataFrame(points())), {**SEED_SWEEP, "gpu": "h200"}))
     assert "This machine is `h200`" in text and "GTX 1060" in text and "RTX 2080 Ti" in text
 
 
 def test_another_workload_is_not_compared():
     rows = points(input_size=64, epochs=2)
-    text = "\n".join(seed_section(_points(pd.DataFrame(rows)), {**SEED_SWEEP, "train_images": 40}))
+    text = "\n".join(seed_section(medians(pd.DataFrame(rows)), {**SEED_SWEEP, "train_images": 40}))
     assert "not put beside" in text
     assert "input_size 64 (the seed: 224)" in text and "epochs 2 (the seed: 20)" in text
     assert "40 + 30 images" in text and "| batch" not in text
 
 
 def test_no_section_without_the_seeds_loader_settings():
-    assert seed_section(_points(pd.DataFrame(points(workers=4))), SEED_SWEEP) == []
+    assert seed_section(medians(pd.DataFrame(points(workers=4))), SEED_SWEEP) == []
 
 
 def test_scaling_over_devices_is_reported():
@@ -56,9 +57,9 @@ def test_scaling_over_devices_is_reported():
         spec = RunSpec(backbone="tiny", input_size=16, batch=8, gpus=gpus)
         rows.append(RunRecord.for_spec(spec, status="ok", total_s=1.0, train_img_s=img_s, devices=f"{gpus} x CPU",
                                        cpu_util_mean=1, cpu_util_p90=1).to_dict())
-    text = render(rows, {}, {})
+    text = render_rows(rows, {}, {})
     assert "## Scaling over devices" in text
-    assert "| keras w4 threads q10 b8 | 2 x CPU" in text and "0.75" in text
+    assert "| keras w4 threads q10 b8 | 2 x CPU   |          100 |          150 |      0.75 |" in text
 
 
 def test_mixed_precision_gain_is_reported():
@@ -67,14 +68,14 @@ def test_mixed_precision_gain_is_reported():
         spec = RunSpec(backbone="tiny", input_size=16, batch=8, precision=precision)
         rows.append(RunRecord.for_spec(spec, status="ok", total_s=1.0, train_img_s=img_s,
                                        cpu_util_mean=1, cpu_util_p90=1).to_dict())
-    text = render(rows, {}, {})
+    text = render_rows(rows, {}, {})
     assert "## Mixed precision" in text
-    assert "| keras w4 threads q10 b8 | mixed_bfloat16 |" in text and "1.8 |" in text
+    assert "| keras w4 threads q10 b8 | mixed_bfloat16 |             100 |     180 |    1.8 |" in text
 
 
 def test_the_machines_report_names_the_seeds_figure_where_it_matches():
     from bench.reference import seed_figure
 
-    point = _points(pd.DataFrame(points(total_s=50.0))).iloc[0]
+    point = medians(pd.DataFrame(points(total_s=50.0))).iloc[0]
     assert seed_figure(point, SEED_SWEEP) == "197.8 s (Windows 10 desktop, 16 CPU threads, 32 GB RAM, RTX 2080 Ti)"
     assert seed_figure(point, {**SEED_SWEEP, "train_images": 40}) == ""

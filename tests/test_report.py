@@ -1,6 +1,6 @@
 from bench.record import RunRecord
-from bench.report import render
 from bench.spec import RunSpec
+from tests.conftest import render_rows
 
 ENV_NO_GPU = {"gpus": [], "gpu_note": "NVML unavailable: NVMLError_LibraryNotFound", "cpu": "Test CPU",
               "cpu_threads": 2, "ram_gb": 24, "python": "3.11", "tensorflow": "2.x", "keras": "3.x"}
@@ -16,7 +16,7 @@ def row(status="ok", total=10.0, img_s=50.0, **knobs):
 def test_tables_in_the_seeds_shape():
     rows = [row(batch=8, workers=1, img_s=40.0), row(batch=8, workers=4, img_s=80.0, total=5.0),
             row(batch=16, workers=1), row(batch=16, workers=4, status="oom")]
-    text = render(rows, ENV_NO_GPU, {"preset": "t", "gpu": "cpu"})
+    text = render_rows(rows, ENV_NO_GPU, {"preset": "t", "gpu": "cpu"})
     header = next(l for l in text.splitlines() if l.startswith("| batch"))
     assert "keras w1 threads q10" in header and "keras w4 threads q10" in header
     assert "5.0 s · 80.0 img/s" in text
@@ -28,21 +28,21 @@ def test_tables_in_the_seeds_shape():
 
 def test_repeats_are_summarised_by_their_median():
     rows = [row(batch=8, img_s=v, total=t, repeat=r) for r, (v, t) in enumerate([(10, 3), (30, 1), (20, 2)])]
-    text = render(rows, ENV_NO_GPU, {})
+    text = render_rows(rows, ENV_NO_GPU, {})
     assert "2.0 s · 20.0 img/s" in text
 
 
 def test_varying_backbones_get_a_table_each():
     rows = [row(batch=8), RunRecord.for_spec(RunSpec(backbone="vgg16", input_size=32, batch=8), status="ok",
                                              total_s=1.0, train_img_s=2.0).to_dict()]
-    text = render(rows, ENV_NO_GPU, {})
+    text = render_rows(rows, ENV_NO_GPU, {})
     assert "## tiny at 32x32" in text and "## vgg16 at 32x32" in text
 
 
 def test_a_sweep_over_backends_gets_a_table_each_and_a_comparison():
     rows = [row(batch=8, img_s=40.0, backend="tensorflow"), row(batch=8, img_s=60.0, backend="jax"),
             row(batch=8, img_s=50.0, backend="torch"), row(batch=16, img_s=70.0, backend="jax")]
-    text = render(rows, {**ENV_NO_GPU, "jax": "0.10", "torch": "2.13"}, {})
+    text = render_rows(rows, {**ENV_NO_GPU, "jax": "0.10", "torch": "2.13"}, {})
     assert "## tiny at 32x32 on tensorflow" in text and "## tiny at 32x32 on jax" in text
     backends = text.split("## Backends")[1].split("##")[0]
     lines = [l for l in backends.splitlines() if l.startswith("| tiny")]
@@ -50,4 +50,12 @@ def test_a_sweep_over_backends_gets_a_table_each_and_a_comparison():
     assert [c.strip() for c in lines[0].split("|")[1:-1]] == [
         "tiny 32px", "keras w4 threads q10 b8", "40.0", "60.0", "50.0", "jax"]
     assert "TensorFlow 2.x, JAX 0.10, PyTorch 2.13" in text
-    assert "## Backends" not in render(rows[:1], ENV_NO_GPU, {})
+    assert "## Backends" not in render_rows(rows[:1], ENV_NO_GPU, {})
+
+
+def test_a_failed_peak_probe_says_why_in_the_report():
+    rows = [RunRecord.for_spec(RunSpec(backbone="tiny", batch=8, pipeline="synthetic"), status="ok", total_s=1.0,
+                               train_img_s=10.0, window_s=3.0, data_wait_frac=0.0).to_dict()]
+    sweep = {"peak_tflops": {"jax": {"float32": None}}, "peak_errors": {"jax": {"float32": "RuntimeError: no device"}}}
+    text = render_rows(rows, ENV_NO_GPU, sweep)
+    assert "The peak probe failed on jax in float32, so MFU is empty there: RuntimeError: no device" in text

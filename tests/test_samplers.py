@@ -117,3 +117,14 @@ def test_window_energy_comes_from_the_counters_between_the_windows_ends():
     assert energy_j(rows, [(0.5, 1.5), (2.0, 3.25)]) == pytest.approx(150.0 * 2.25)
     assert energy_j(rows, [(3.5, 4.5)]) is None  # the counters end before the window does
     assert energy_j([{"t_s": 0.0, "cpu_util": 1.0}], [(0.0, 1.0)]) is None  # no counters: no GPU
+
+
+def test_a_failing_sampler_is_named_and_the_others_go_on():
+    class Broken:
+        def sample(self):
+            raise RuntimeError("the counter went away")
+
+    with Sampling([Broken(), CpuSampler()], interval=0.1) as sampling:
+        time.sleep(0.35)
+    assert len(sampling.rows) >= 3 and all("cpu_util" in r for r in sampling.rows)
+    assert sampling.errors == {"Broken": "RuntimeError: the counter went away"}

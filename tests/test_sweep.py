@@ -23,9 +23,12 @@ AS_ASKED = ["--set", "window=epochs"]
 
 @pytest.fixture(scope="module")
 def broken_tree(tmp_path_factory):
-    """A small tree with a zero-byte file and a truncated JPEG among the images."""
+    """A small tree with a zero-byte file and a truncated JPEG among the images, and a notebook's
+    checkpoint folder and Windows' thumbnail cache beside them."""
     root = make_synthetic(tmp_path_factory.mktemp("data") / "broken", train=12, val=4, classes=2,
                           image_size=(64, 48), seed=2)
+    (root / "train/.ipynb_checkpoints").mkdir()
+    (root / "train/class1/Thumbs.db").write_bytes(b"\x00")
     (root / "train/class0/zero.jpg").write_bytes(b"")
     good = (root / "train/class1/img_00001.jpg").read_bytes()
     (root / "train/class1/cut.jpg").write_bytes(good[: len(good) // 3])
@@ -66,10 +69,14 @@ def test_smoke_sweep_writes_every_row_and_column(smoke):
         assert set(samples.phase) <= {"warmup", "window", "between", "after"}
 
 
-def test_unreadable_images_are_skipped_with_one_warning(smoke):
+def test_unreadable_images_and_hidden_entries_are_passed_over_with_one_warning_each(smoke):
     out, result = smoke
     assert result.stderr.count("unreadable images skipped") == 1
     assert "warning: 2 unreadable images skipped" in result.stderr
+    assert result.stderr.count("passed over") == 1
+    assert ("warning: 2 hidden or system files and folders passed over, neither classes nor images: "
+            ".ipynb_checkpoints, Thumbs.db") in result.stderr
+    assert "2 hidden or system files and folders passed over" in (out / "report.md").read_text()
     assert (pd.read_csv(out / "runs.csv").images_skipped == 2).all()
 
 
@@ -146,6 +153,8 @@ def test_a_failing_point_is_a_row_and_the_others_run(tmp_path, tiny_tree):
     assert runs.loc[4, "status"] == "ok"
     assert runs.loc[400000, "status"] == "oom"
     assert "MemoryError" in runs.loc[400000, "error"] and "TiB" in runs.loc[400000, "error"]
+    log = (tmp_path / "out" / "logs" / f"{runs.loc[400000, 'run_id']}.log").read_text()
+    assert "Traceback (most recent call last)" in log and "numpy" in log  # the whole of it, for whoever mends it
     report = (tmp_path / "out" / "report.md").read_text()
     assert "## Failed runs" in report and "**oom**" in report
 

@@ -43,6 +43,7 @@ def test_evaluate_never_shuffles_and_counts_every_image(trained, tiny_tree):
     assert result.returncode == 0, result.stderr[-2000:]
     first = json.loads((folder / "eval.json").read_text())
     again = gpubench("evaluate", folder, tiny_tree / "val", "--json", folder / "eval2.json", cwd=folder)
+    assert again.returncode == 0, again.stderr[-2000:]
     assert json.loads((folder / "eval2.json").read_text()) == first  # same order, same answer
     assert first["images"] == 4 and sum(map(sum, first["confusion"])) == 4
     assert sum(first["confusion"][i][i] for i in range(2)) / 4 == pytest.approx(first["accuracy"])

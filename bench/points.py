@@ -1,0 +1,163 @@
+"""Rows to points: the one place that turns a folder's runs into configurations.
+
+A point is one knob combination: the median of its repeats that succeeded and their spread, its
+two ceilings (the pipeline alone, the model alone), its bound and efficiency, its decode
+ceiling, TFLOP/s and MFU. points.csv is this table; the report, compare, machines and export
+read and format it, and compute nothing of their own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from bench import profiles
+from bench.spec import COLUMN_KNOBS, KNOBS, RunSpec, model_ceiling, pipeline_ceiling
+from bench.store import MEASURED_BY, ResultStore, read_json
+
+AT_CEILING = 0.8  # a training rate at 80% or more of its lower ceiling is at that ceiling
+# Figures whose median over the repeats is the point's.
+NUMERIC = ["total_s", "train_img_s", "first_epoch_s", "epoch_s_median", "val_s_total", "checkpoint_s_total",
+           "cpu_util_mean", "cpu_util_p90", "proc_cpu_pct_mean", "gpu_util_mean", "gpu_util_p90",
+           "gpu_mem_peak_mb", "data_wait_frac", "epoch_start_s_median", "train_gflops_per_image",
+           "decode_img_s_core", "gpu_power_w_mean", "gpu_energy_j", "img_per_joule", "wall_s", "startup_s",
+           "warmup_s", "compile_s", "loader_start_s", "window_s", "window_steps"]
+
+
+def setting(row: dict) -> str:
+    """'keras w32 mp q20' style name of a row's column-knob values (empty ones left out): the
+    loader and device setting a report's column stands for."""
+    parts = [row["pipeline"]]
+    if pd.notna(row.get("workers")):
+        parts.append(f"w{int(row['workers'])}")
+    if pd.notna(row.get("use_multiprocessing")):
+        parts.append("mp" if row["use_multiprocessing"] else "threads")
+    if pd.notna(row.get("max_queue_size")):
+        parts.append(f"q{int(row['max_queue_size'])}")
+    if pd.notna(row.get("cache")) and row["cache"]:
+        parts.append("cache")
+    if row.get("gpus", 1) != 1:
+        parts.append(f"{int(row['gpus'])} gpus")
+    if row.get("precision", "float32") not in ("float32", None) and pd.notna(row.get("precision")):
+        parts.append(str(row["precision"]).replace("mixed_", ""))
+    if row.get("xla", "auto") not in ("auto", None) and pd.notna(row.get("xla")):
+        parts.append(f"xla {row['xla']}")
+    if row.get("data_format") == "channels_first":
+        parts.append("channels_first")
+    return " ".join(parts)
+
+
+def spec_of(row: dict) -> RunSpec:
+    """The RunSpec of a stored row (a blank from a table, NaN, is None)."""
+    return RunSpec(**{k: None if isinstance(row[k], float) and pd.isna(row[k]) else row[k] for k in KNOBS if k in row})
+
+
+def bound(train: float, pipeline: float, model: float) -> tuple[str | None, float | None]:
+    """(bound, efficiency) from the three rates; (None, None) when a rate is missing."""
+    if any(pd.isna(v) or not v for v in (train, pipeline, model)):
+        return None, None
+    efficiency = train / min(pipeline, model)
+    if efficiency < AT_CEILING:
+        return "overhead", efficiency
+    return ("input" if pipeline <= model else "compute"), efficiency
+
+
+def pairs(points: pd.DataFrame, knob: str, base) -> pd.DataFrame:
+    """Points whose `knob` differs from `base`, each joined to its twin at `base` (all other
+    knobs equal); the twin's columns end in `_base`."""
+    ok = points[points.repeats_ok > 0]
+    only_some = ("use_multiprocessing", "cache") if knob == "pipeline" else ()  # blank where they do not apply
+    others = [k for k in KNOBS if k in ok.columns and k != knob and k not in only_some]
+    at_base, changed = ok[ok[knob] == base], ok[ok[knob] != base]
+    if at_base.empty or changed.empty:
+        return pd.DataFrame()
+    return changed.astype({k: object for k in others}).merge(
+        at_base.astype({k: object for k in others}), on=others, suffixes=("", "_base"))
+
+
+def medians(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per point: the median of its ok repeats, their range and spread, the status of
+    its latest repeat, sorted by setting."""
+    ok = frame[frame.status == "ok"]
+    numeric = [c for c in NUMERIC if c in frame]
+    middle = ok.groupby("point_id")[numeric].median()
+    for column in ("train_img_s", "total_s"):
+        values = ok.groupby("point_id")[column]
+        middle[f"{column}_min"], middle[f"{column}_max"] = values.min(), values.max()
+    middle["spread"] = (middle.train_img_s_max - middle.train_img_s_min) / middle.train_img_s
+    latest = frame.drop_duplicates("point_id", keep="last").set_index("point_id")
+    points = latest.drop(columns=numeric).join(middle)
+    points["repeats_ok"] = ok.groupby("point_id").size().reindex(points.index).fillna(0).astype(int)
+    points["setting"] = [setting(r) for r in points.to_dict("records")]
+    order = [k for k in COLUMN_KNOBS if k in points]
+    return points.sort_values(order, na_position="first", kind="stable").reset_index()
+
+
+def _peak(peaks: dict, backend: str, precision: str):
+    """sweep.json's peak of this backend and precision (sweeps before backends were a knob
+    kept one per precision, measured on TensorFlow)."""
+    mine = peaks.get(backend)
+    return mine.get(precision) if isinstance(mine, dict) else peaks.get(precision)
+
+
+def table(rows: list[dict], env: dict, sweep: dict) -> pd.DataFrame:
+    """Every point of the rows, ceiling probes included (role), with its ceilings, bound,
+    efficiency, decode ceiling, TFLOP/s and MFU."""
+    points = medians(pd.DataFrame(rows))
+    rate = dict(zip(points.point_id, points.train_img_s))
+    decode = dict(zip(points.point_id, points.get("decode_img_s_core", pd.Series(dtype=float))))
+    first = {r["point_id"]: r for r in rows}
+    pipeline_ids, model_ids = [], []
+    for pid in points.point_id:
+        spec = spec_of(first[pid])
+        pipeline_ids.append(None if spec.pipeline == "synthetic" else pipeline_ceiling(spec).point_id)
+        model_ids.append(None if spec.backbone == "null" else model_ceiling(spec).point_id)
+    points["pipeline_img_s"] = [rate.get(i) for i in pipeline_ids]
+    points["model_img_s"] = [rate.get(i) for i in model_ids]
+    verdicts = [bound(t, p, m) for t, p, m in zip(points.train_img_s, points.pipeline_img_s, points.model_img_s)]
+    points["bound"] = [b for b, _ in verdicts]
+    points["efficiency"] = [e for _, e in verdicts]
+    points["decode_core_img_s"] = [decode.get(i, float("nan")) if i else float("nan") for i in pipeline_ids]
+    points["decode_ceiling_img_s"] = points.decode_core_img_s * (env.get("cpu_threads") or 1)
+    points["pipeline_efficiency"] = points.pipeline_img_s / points.decode_ceiling_img_s
+    points["achieved_tflops"] = points.train_img_s * points.get("train_gflops_per_image", float("nan")) / 1000
+    peaks = sweep.get("peak_tflops") or {}
+    points["peak_tflops"] = [_peak(peaks, b, p) for b, p in zip(points.backend, points.precision)]
+    points["mfu"] = points.achieved_tflops / pd.to_numeric(points.peak_tflops)
+    datasheet = profiles.load(sweep.get("gpu", "")).get("peak_tflops", {})
+    points["mfu_datasheet"] = points.achieved_tflops / pd.to_numeric(
+        pd.Series([datasheet.get(m) for m in points.matmul_precision], index=points.index, dtype=float))
+    return points
+
+
+def current_rows(root: Path) -> tuple[list[dict], int]:
+    """(the newest row of each run measured by the machine and code of the folder's env.json, or
+    not stamped with a machine (rows from before stamps); how many rows of other machines or
+    commits the folder keeps besides)."""
+    from bench.env import identity
+
+    rows = ResultStore(root).latest()
+    env = read_json(root / "env.json")
+    if not env:
+        return rows, 0
+    mine = identity(env)
+    kept = [r for r in rows if not r.get("machine") or all(r.get(k) == mine[k] for k in MEASURED_BY)]
+    return kept, len(rows) - len(kept)
+
+
+def write(root: str | Path) -> pd.DataFrame:
+    """points.csv of a results folder, from its current rows; the table it holds."""
+    root = Path(root)
+    rows, _ = current_rows(root)
+    points = table(rows, read_json(root / "env.json"), read_json(root / "sweep.json")) if rows else pd.DataFrame()
+    points.to_csv(root / "points.csv", index=False)
+    return points
+
+
+def read(root: str | Path) -> pd.DataFrame:
+    """A folder's points.csv."""
+    path = Path(root) / "points.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{Path(root)} has no points.csv: not a finished results folder")
+    return pd.read_csv(path)

@@ -1,0 +1,133 @@
+"""A sweep session: what every run needs before the first starts, then the runs.
+
+Before: the GPU label, the data (a synthetic tree made when none is given), the results folder,
+locked, and checked against this machine and code (a folder holds the runs of one machine and
+commit, so that resuming never skips a point that another measured), env.json and sweep.json.
+Then: the peak probe for MFU, the runs, the report after each.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+from bench import spec as specs
+from bench.spec import DataSpec, RunSpec, SpecError
+from bench.store import ResultStore, read_json
+from pipelines import TFDATA_FORMATS
+from pipelines.dataset import DatasetIndex, make_synthetic, scan
+
+
+def dataset(data: str | None, data_spec: DataSpec) -> DatasetIndex:
+    """The tree at `data`, or the preset's synthetic one under data/, made when missing."""
+    if data:
+        return scan(data)
+    root = Path("data") / data_spec.dirname()
+    print(f"making the synthetic dataset {root} (skipped when it already exists)", file=sys.stderr)
+    make_synthetic(root, data_spec.train, data_spec.val, data_spec.classes,
+                   specs.parse_size(data_spec.image_size), data_spec.seed)
+    return scan(root)
+
+
+def check_formats(grid: list[RunSpec], index: DatasetIndex) -> None:
+    if any(s.pipeline == "tfdata" for s in grid):
+        odd = sorted({Path(f).suffix for split in index.files.values() for f in split
+                      if Path(f).suffix.lower() not in TFDATA_FORMATS})
+        if odd:
+            raise SpecError(f"pipeline tfdata cannot decode {', '.join(odd)} images; use keras or convert them")
+
+
+def _warn_about(index: DatasetIndex) -> None:
+    if index.skipped:
+        print(f"warning: {len(index.skipped)} unreadable images skipped (first: {index.skipped[0]})", file=sys.stderr)
+    if index.ignored:
+        names = sorted({Path(p).name for p in index.ignored})
+        shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+        print(f"warning: {len(index.ignored)} hidden or system files and folders passed over, neither classes nor "
+              f"images: {shown}", file=sys.stderr)
+
+
+def default_folder(label: str, host: str, preset: str) -> Path:
+    """results/<gpu>/<host>/<preset>: two hosts with the same GPU keep their runs apart."""
+    return Path("results") / label / (host or "host") / preset
+
+
+@contextmanager
+def prepared(gpu: str, data: str | None, out: str | None, preset_name: str, data_spec: DataSpec,
+             grid: list[RunSpec], force: bool):
+    """Label, data, results folder (locked, checked), env.json and sweep.json: what every run
+    needs. Yields (store, index path, env, sweep metadata)."""
+    from bench import env as environment
+
+    label = specs.check_label(environment.auto_label() if gpu == "auto" else gpu)
+    index = dataset(data, data_spec)
+    check_formats(grid, index)
+    _warn_about(index)
+    env = environment.collect()
+    store = ResultStore(out or default_folder(label, env["host"], preset_name)).create()
+    with store.locked():
+        previous = read_json(store.root / "env.json")
+        other = environment.differs(previous, env) if previous and store.records() else None
+        if other and not force:
+            raise SpecError(f"{store.root} holds the runs of {other}: use another --out, or --force to measure "
+                            f"every point here anew (their runs are kept in runs.jsonl)")
+        index_path = store.root / ".dataset.json"
+        index.save(index_path)
+        (store.root / "env.json").write_text(json.dumps(env, indent=2))
+        meta = {"preset": preset_name, "gpu": label, "command": shlex.join(["gpubench"] + sys.argv[1:]),
+                "data": index.root, "train_images": index.count("train"), "val_images": index.count("val"),
+                "classes": len(index.classes), "skipped": len(index.skipped), "ignored": len(index.ignored)}
+        yield store, index_path, env, meta
+
+
+def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, *, gpu: str, data: str | None,
+        out: str | None, timeout_s: float, interval: float, force: bool,
+        ceilings: bool = False) -> tuple[Path, list[dict]]:
+    """Everything after the grid is known: checks, data, environment, then the runs, the report
+    rewritten after each. Returns (the report, the new rows)."""
+    from bench import report, runner
+    from bench.env import identity
+
+    with prepared(gpu, data, out, preset_name, data_spec, grid, force) as (store, index_path, env, meta):
+        if ceilings:  # MFU is part of the ceilings' analysis
+            meta.update(runner.measure_peaks({(p.backend, p.precision) for p in grid}))
+        (store.root / "sweep.json").write_text(json.dumps(meta, indent=2))
+        probes = specs.ceilings(grid) if ceilings else []
+        new = runner.sweep(probes + grid, index_path, store, timeout_s, interval, force, env["gpu_count"],
+                           identity(env), on_row=lambda row: report.write(store.root, plots=False))
+        path = report.write(store.root)
+    return path, new
+
+
+class _Counts:
+    """Image counts standing in for a dataset index, to plan epochs without making the data."""
+
+    def __init__(self, data: DataSpec):
+        self.counts = {"train": data.train, "val": data.val}
+
+    def count(self, split: str) -> int:
+        return self.counts[split]
+
+
+def plan(grid: list[RunSpec], data: DataSpec, ceilings: list[RunSpec]) -> str:
+    """The grid for --dry-run: the knobs that vary, each run's training steps as planned on the
+    preset's data, and the ceilings."""
+    import pandas as pd
+
+    from pipelines import split_plan
+
+    counts = _Counts(data)
+    frame = pd.DataFrame([p.knobs() | {"repeat": p.repeat} for p in grid], dtype=object)
+    varying = [c for c in frame.columns if frame[c].nunique(dropna=False) > 1] or list(frame.columns)
+    fixed = {c: frame[c].iloc[0] for c in frame.columns if c not in varying}
+    shown = frame[varying].copy()
+    shown["train steps"] = [p.epochs * split_plan(counts, p, "train")[0] for p in grid]
+    lines = [f"{len(grid)} runs; fixed: " + ", ".join(f"{k}={v}" for k, v in fixed.items()),
+             shown.where(shown.notna(), "n/a").to_markdown(index=False)]
+    if ceilings:
+        steps = sum(p.epochs * split_plan(counts, p, "train")[0] for p in ceilings)
+        lines.append(f"and {len(ceilings)} ceiling runs, {steps} training steps in all (--no-ceilings leaves them out)")
+    return "\n".join(lines)

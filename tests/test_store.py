@@ -1,0 +1,102 @@
+"""Results that stay trustworthy: rows read in the current schema (older ones upgraded), a
+corrupt line named, a folder kept to one machine and commit, every row stamped with them."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import points
+from bench.env import collect, fingerprint_id, identity
+from bench.record import SCHEMA, RunRecord
+from bench.spec import RunSpec
+from bench.store import ResultStore, StoreError
+from tests.conftest import gpubench
+
+REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference" / "cpu"
+
+
+def test_a_committed_folder_of_the_current_schema_reads_as_written():
+    store = ResultStore(REFERENCE / "ci")
+    raw = [json.loads(line) for line in store.jsonl.read_text().splitlines()]
+    rows = store.records()
+    assert len(rows) == len(raw) == 12 and {r["schema"] for r in raw} == {SCHEMA}
+    assert all(row == {**RunRecord().to_dict(), **line} for row, line in zip(rows, raw))
+
+
+def test_a_committed_schema_1_folder_is_upgraded_step_by_step():
+    """Schema 1 (results/reference/cpu/loaders) timed the epochs as asked and took its sampler
+    summaries over the whole run: they become run_*, the window's stay empty, and the ids follow
+    the knobs (window=epochs)."""
+    store = ResultStore(REFERENCE / "loaders")
+    raw = [json.loads(line) for line in store.jsonl.read_text().splitlines()]
+    rows = store.records()
+    assert {r["schema"] for r in raw} == {1} and {r["schema"] for r in rows} == {SCHEMA}
+    for old, new in zip(raw, rows):
+        assert new["window"] == "epochs" and new["data_format"] == "channels_last"
+        assert new["run_cpu_util_mean"] == old["cpu_util_mean"] and new["cpu_util_mean"] is None
+        assert new["train_img_s"] == old["train_img_s"] and new["matmul_precision"] == "float32"
+        spec = RunSpec(**{k: new[k] for k in RunSpec.__dataclass_fields__ if k in new})
+        assert new["point_id"] == spec.point_id != old["point_id"]
+    table = points.table(rows, {}, {})
+    assert len(table) == 18 and (table.repeats_ok == 3).all()
+
+
+def rows_file(tmp_path, lines: list[str]) -> ResultStore:
+    store = ResultStore(tmp_path / "out").create()
+    store.jsonl.write_text("".join(lines))
+    return store
+
+
+def record_line(batch: int, **fields) -> str:
+    return json.dumps(RunRecord.for_spec(RunSpec(backbone="tiny", batch=batch), status="ok", **fields).to_dict())
+
+
+def test_a_row_cut_short_by_a_kill_is_dropped_and_a_corrupt_one_is_named(tmp_path):
+    store = rows_file(tmp_path, [record_line(4) + "\n", record_line(8)[:40]])
+    assert [r["batch"] for r in store.records()] == [4]
+    store.append(json.loads(record_line(16)))  # the cut row is dropped, the new one starts its own line
+    assert [r["batch"] for r in store.records()] == [4, 16]
+    broken = rows_file(tmp_path, [record_line(4) + "\n", "{not json\n", record_line(8) + "\n"])
+    with pytest.raises(StoreError, match=r"runs.jsonl, line 2, is not a run record"):
+        broken.records()
+    newer = rows_file(tmp_path, [record_line(4, schema=SCHEMA + 1) + "\n"])
+    with pytest.raises(StoreError, match=rf"line 1: written by a newer gpubench \(schema {SCHEMA + 1}"):
+        newer.records()
+
+
+def test_a_folder_of_another_machine_is_refused_and_forced_runs_keep_its_rows_apart(tmp_path, tiny_tree):
+    args = ["sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--no-ceilings", "--timeout", "0.5",
+            "--set", "pipeline=synthetic", "--set", "batch=4"]
+    first = gpubench(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    out = tmp_path / "out"
+    row = ResultStore(out).records()[0]
+    env = collect()
+    assert {k: row[k] for k in ("gpubench", "commit", "machine", "host")} == identity(env)
+    other = {**json.loads((out / "env.json").read_text()), "cpu": "Another CPU", "cpu_threads": 64}
+    (out / "env.json").write_text(json.dumps(other))
+    refused = gpubench(*args, cwd=tmp_path)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert "holds the runs of another machine (cpu Another CPU vs" in refused.stderr and "--force" in refused.stderr
+    theirs = record_line(8, machine=fingerprint_id(other), commit=row["commit"])  # a point only it measured
+    (out / "runs.jsonl").write_text(theirs + "\n")
+    forced = gpubench(*args, "--force", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr[-2000:]
+    assert len(ResultStore(out).records()) == 2
+    kept, left_out = points.current_rows(out)
+    assert len(kept) == 1 and kept[0]["machine"] == identity(env)["machine"] and left_out == 1
+    assert "1 runs of another machine or commit are kept in runs.jsonl and left out" in (out / "report.md").read_text()
+
+
+def test_the_sweep_process_imports_no_framework(tmp_path, tiny_tree):
+    """Only workers import TensorFlow, JAX or torch: the sweep prints none of their start-up lines
+    and refuses bad input in well under a second."""
+    code = ("import sys; from bench import cli; status = cli.main(['sweep', '--preset', 'smoke', '--data', sys.argv[1], "
+            "'--out', 'out', '--timeout', '0.5', '--no-ceilings', '--set', 'pipeline=synthetic', '--set', 'batch=4']); "
+            "print(status, [m for m in ('tensorflow', 'keras', 'jax', 'torch') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code, str(tiny_tree)], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120)
+    assert out.stdout.split()[-2:] == ["0", "[]"], out.stderr[-2000:]
