@@ -9,9 +9,9 @@ PRESET ?= quick
 DATA ?=
 ARGS ?=
 PYTEST_ARGS ?=
-# The extras installed: every Keras backend, so that `make test` tests all three. On a GPU
-# machine, EXTRAS=test,gpu installs the CUDA builds (README).
-EXTRAS ?= test,jax,torch
+# The extras installed: every Keras backend and DALI, so that `make test` tests them all. On a
+# GPU machine, EXTRAS=test,gpu,dali installs the CUDA builds (README).
+EXTRAS ?= test,jax,torch,dali
 
 .PHONY: bench test dry-run regress microbench help
 

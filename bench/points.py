@@ -37,6 +37,8 @@ def setting(row: dict) -> str:
         parts.append(f"q{int(row['max_queue_size'])}")
     if pd.notna(row.get("cache")) and row["cache"]:
         parts.append("cache")
+    if row.get("transfer") == "uint8":
+        parts.append("uint8")
     if row.get("gpus", 1) != 1:
         parts.append(f"{int(row['gpus'])} gpus")
     if row.get("precision", "float32") not in ("float32", None) and pd.notna(row.get("precision")):

@@ -18,13 +18,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bench.record import RunRecord
 from bench.devices import TF_NCHW_ON_CPU, TORCH_ONE_DEVICE
-from bench.spec import KNOBS, SAMPLE_INTERVAL_S, RunSpec, knobs_of
+from bench.spec import KNOBS, SAMPLE_INTERVAL_S, RunSpec, installed, knobs_of
 from bench.store import ResultStore
 from bench.worker import OOM_RE
 from pipelines import split_plan
 from pipelines.dataset import DatasetIndex
 
 
+DALI_TF_PLUGIN = "nvidia.dali_tf_plugin"
+DALI_NEEDS_TF_PLUGIN = ("DALI feeds TensorFlow through its TF plugin, which is not installed here "
+                        "(pip install --no-build-isolation nvidia-dali-tf-plugin-cuda130: it compiles against "
+                        "the installed TensorFlow)")
 LADDER_KNOBS = knobs_of("model", "schedule", "device")  # what a point's device memory depends on, but its batch
 
 
@@ -129,6 +133,8 @@ def _why_skipped(spec: RunSpec, gpus_present: int, index) -> str | None:
         return TORCH_ONE_DEVICE
     if spec.data_format == "channels_first" and spec.backend == "tensorflow" and not gpus_present:
         return TF_NCHW_ON_CPU
+    if spec.pipeline == "dali" and spec.backend == "tensorflow" and not installed(DALI_TF_PLUGIN):
+        return DALI_NEEDS_TF_PLUGIN
     if spec.gpus > 1:
         for split in ("train", "val"):
             steps, images = split_plan(index, spec, split)

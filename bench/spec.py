@@ -60,6 +60,7 @@ class RunSpec:
     xla: str = knob("auto", "device")  # jit_compile: auto (Keras decides), on, off
     window: str = knob("auto", "schedule", later=True)  # auto: epochs long enough for a steady window; epochs: as asked
     data_format: str = knob("channels_last", "device", later=True)  # Keras's image data format for the model
+    transfer: str = knob("float32", "loader", later=True)  # what a pipeline hands over: float32 in [0, 1], or uint8
     repeat: int = 0  # which repeat of the point this is, 0-based
     role: str = "point"  # "ceiling": a probe run for another point's pipeline or model ceiling
 
@@ -114,12 +115,14 @@ PRECISION = ("float32", "mixed_float16", "mixed_bfloat16")
 XLA = ("auto", "on", "off")
 WINDOW = ("auto", "epochs")
 DATA_FORMAT = ("channels_last", "channels_first")
+TRANSFER = ("float32", "uint8")
 BACKENDS = ("tensorflow", "jax", "torch")
 _TF, _JAX, _TORCH = (("tensorflow", "pip install tensorflow"), ("jax", "pip install 'gpubench[jax]'"),
                      ("torch", "pip install 'gpubench[torch]'"))
 # The package a backend or pipeline imports, and how to install it.
 NEEDS = {("backend", "tensorflow"): _TF, ("backend", "jax"): _JAX, ("backend", "torch"): _TORCH,
-         ("pipeline", "tfdata"): _TF, ("pipeline", "torch"): _TORCH}
+         ("pipeline", "tfdata"): _TF, ("pipeline", "torch"): _TORCH,
+         ("pipeline", "dali"): ("nvidia.dali", "pip install 'gpubench[dali]'")}
 LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -320,7 +323,7 @@ def check_spec(spec: RunSpec) -> None:
     if spec.finetune not in FINETUNE:
         raise SpecError(f"finetune={spec.finetune!r}: expected one of {', '.join(FINETUNE)}")
     for knob, allowed in (("interpolation", INTERPOLATION), ("precision", PRECISION), ("xla", XLA),
-                          ("window", WINDOW), ("data_format", DATA_FORMAT)):
+                          ("window", WINDOW), ("data_format", DATA_FORMAT), ("transfer", TRANSFER)):
         if getattr(spec, knob) not in allowed:
             raise SpecError(f"{knob}={getattr(spec, knob)!r}: expected one of {', '.join(allowed)}")
     for knob in ("batch", "input_size", "epochs", "gpus"):

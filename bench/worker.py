@@ -77,7 +77,8 @@ def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path
 
     keras.mixed_precision.set_global_policy(spec.precision)
     with scope:
-        model = models.build(spec.backbone, (spec.input_size,) * 2 + (3,), len(index.classes), spec.finetune)
+        model = models.build(spec.backbone, (spec.input_size,) * 2 + (3,), len(index.classes), spec.finetune,
+                             spec.transfer)
         training.compile_model(model, xla=spec.xla)
     record.weights = model.weights_source
     record.jit_compile = bool(model.jit_compile)
@@ -155,7 +156,7 @@ def backend_version(backend: str) -> str:
 
 def decode_rate(index, spec: RunSpec, seconds: float = 1.0) -> float:
     """Images per second one core reads, decodes and resizes, as the keras pipeline does."""
-    from pipelines.pydataset import load_image
+    from pipelines.reader import load_image
 
     files = index.files["train"]
     done, start = 0, time.perf_counter()

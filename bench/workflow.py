@@ -93,12 +93,13 @@ def _predict(model_path: Path, files: list[str], batch: int):
     import models  # noqa: F401
     from pipelines import BatchOrder
     from pipelines.pydataset import ImageFolderBatches
+    from pipelines.reader import ImageReader
 
     model = keras.saving.load_model(model_path if model_path.is_file() else folder / "best.keras")
     steps = -(-len(files) // batch)
     plan = BatchOrder(len(files), batch, len(files), shuffle=False)
-    batches = ImageFolderBatches(files, [0] * len(files), len(settings["classes"]), plan, steps, spec.input_size,
-                                 spec.interpolation)
+    read = ImageReader(files, spec.input_size, spec.interpolation, "float32", cache=False)
+    batches = ImageFolderBatches(read, [0] * len(files), len(settings["classes"]), plan, steps)
     return model.predict(batches, verbose=0), settings["classes"]
 
 

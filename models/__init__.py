@@ -46,22 +46,31 @@ def data_format_problem(name: str, data_format: str) -> str | None:
     return None
 
 
-def build(name: str, input_shape: tuple[int, int, int], classes: int, finetune: str = "full"):
+def build(name: str, input_shape: tuple[int, int, int], classes: int, finetune: str = "full",
+          transfer: str = "float32"):
     """A model with a new `classes`-way softmax head. finetune is the seed's three steps:
     'head' trains the head only, 'last_block' also the last convolution block, 'full' all.
 
     The model takes images channels last (height, width, channels), as every pipeline gives
-    them. When Keras's image data format is channels_first, the backbone is built in it and a
+    them: float32 in [0, 1], or with `transfer="uint8"` the decoded pixels, which its first layer
+    divides by 255 on the device (the same float32 division the pipelines make, so the same
+    tensor). When Keras's image data format is channels_first, the backbone is built in it and a
     transpose in front of it turns the images round on the device."""
     import keras
 
+    from models.layers import UnitRange
+
     module = importlib.import_module(BACKBONES[name])
-    if keras.config.image_data_format() == "channels_last":
+    channels_first = keras.config.image_data_format() == "channels_first"
+    if not channels_first and transfer == "float32":
         return module.build(name, tuple(input_shape), classes, finetune)
     height, width, channels = input_shape
-    inner = module.build(name, (channels, height, width), classes, finetune)
-    images = keras.Input(tuple(input_shape), name="images")
-    model = keras.Model(images, inner(keras.layers.Permute((3, 1, 2), name="to_channels_first")(images)), name=name)
+    inner = module.build(name, (channels, height, width) if channels_first else tuple(input_shape), classes, finetune)
+    images = keras.Input(tuple(input_shape), dtype=transfer, name="images")
+    x = UnitRange(name="to_unit_range")(images) if transfer == "uint8" else images
+    if channels_first:
+        x = keras.layers.Permute((3, 1, 2), name="to_channels_first")(x)
+    model = keras.Model(images, inner(x), name=name)
     model.weights_source = inner.weights_source
     return model
 

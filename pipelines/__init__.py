@@ -19,11 +19,14 @@ PIPELINES = {
     "tfdata": "pipelines.tfdata",
     "synthetic": "pipelines.synthetic",
     "torch": "pipelines.dataloader",
+    "dali": "pipelines.dali",
 }
 
 # Formats tf.io.decode_image reads; PIL reads more (.ppm, .tif), which tfdata refuses up front.
 TFDATA_FORMATS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
+TRANSFER = "float32: images scaled to [0, 1] by the pipeline; uint8: the decoded pixels, scaled by the model's first layer"
+SHARED_CACHE = "each image decoded and resized once, kept as uint8 in shared memory for later epochs"
 # What each loader knob does in each pipeline; a knob missing here does not apply and is blanked.
 _KNOB_MEANING = {
     "keras": {
@@ -31,18 +34,28 @@ _KNOB_MEANING = {
         "use_multiprocessing": "PyDataset workers are processes instead of threads",
         "max_queue_size": "batches the PyDataset queue holds ahead of training, loaded or being loaded: "
                           "no more than this many load at once, so workers beyond it wait",
+        "cache": SHARED_CACHE,
+        "transfer": TRANSFER,
     },
     "tfdata": {
         "workers": "num_parallel_calls of the decode map (0: AUTOTUNE)",
         "max_queue_size": "prefetch buffer in batches (0: AUTOTUNE)",
         "cache": "decoded images kept in memory after the first epoch",
+        "transfer": TRANSFER,
     },
     "torch": {
         "workers": "DataLoader num_workers: processes (0: batches loaded in the training process)",
         "max_queue_size": "batches loaded ahead in all: each worker's prefetch_factor is "
                           "ceil(max_queue_size / workers) (0: torch's default of 2)",
+        "cache": SHARED_CACHE,
+        "transfer": TRANSFER,
     },
-    "synthetic": {},
+    "dali": {
+        "workers": "DALI's num_threads (its CPU threads: reading, decoding where there is no GPU, resizing)",
+        "max_queue_size": "DALI's prefetch_queue_depth: batches prepared ahead",
+        "transfer": TRANSFER,
+    },
+    "synthetic": {"transfer": "the dtype of the tensors in memory (uint8: the model scales them)"},
 }
 
 
@@ -52,6 +65,12 @@ def knob_meaning(pipeline: str) -> dict[str, str]:
 
 def describe_loader(spec) -> str:
     """What the loader knobs of `spec` mean in its pipeline, for the record."""
+    extras = ("; decoded images cached" if spec.cache else "") + (
+        "; uint8 handed over, scaled on the device" if spec.transfer == "uint8" else "")
+    return _loader(spec) + extras
+
+
+def _loader(spec) -> str:
     if spec.pipeline == "keras":
         if spec.workers > 1 or (spec.workers > 0 and spec.use_multiprocessing):
             kind = "processes" if spec.use_multiprocessing else "threads"
@@ -60,14 +79,16 @@ def describe_loader(spec) -> str:
     if spec.pipeline == "tfdata":
         parallel = spec.workers or "AUTOTUNE"
         prefetch = spec.max_queue_size or "AUTOTUNE"
-        cached = ", decoded images cached" if spec.cache else ""
-        return f"tf.data: map parallel={parallel}, prefetch={prefetch} batches{cached}; threads only"
+        return f"tf.data: map parallel={parallel}, prefetch={prefetch} batches; threads only"
     if spec.pipeline == "torch":
         if not spec.workers:
             return "DataLoader: batches loaded in the training process (workers 0)"
         factor = prefetch_factor(spec.workers, spec.max_queue_size)
         return (f"DataLoader: {spec.workers} worker processes, prefetch_factor {factor} "
                 f"({spec.workers * factor} batches ahead), persistent workers, pinned memory on CUDA")
+    if spec.pipeline == "dali":
+        return (f"DALI: {max(1, spec.workers or 1)} threads, {max(1, spec.max_queue_size or 2)} batches prefetched, "
+                f"decoding on the GPU where there is one (nvJPEG), else on the CPU")
     return "tensors in memory: no loader"
 
 
@@ -145,7 +166,7 @@ def loader_depth(spec) -> int:
     """Batches the loader has in hand at once: its workers' and its queue's. A PyDataset with
     at most one thread loads in the training thread and holds none; tensors in memory need none."""
     meaning = knob_meaning(spec.pipeline)
-    if not meaning or (spec.pipeline == "keras" and spec.workers <= 1 and not spec.use_multiprocessing):
+    if spec.pipeline == "keras" and spec.workers <= 1 and not spec.use_multiprocessing:
         return 0
     return sum(getattr(spec, knob) or 0 for knob in ("workers", "max_queue_size") if knob in meaning)
 

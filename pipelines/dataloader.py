@@ -7,23 +7,22 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from pipelines import BatchOrder, Feed, ReadyClock, onehot, prefetch_factor, split_plan
-from pipelines.pydataset import load_image
+from pipelines.reader import ImageReader
 
 
 class ImageFiles(Dataset):
     """One (image, one-hot label, batch number) per key (batch number, file number): the batch
     number rides along so that the collate can stamp when its batch was ready."""
 
-    def __init__(self, files, labels, classes: int, size: int, interpolation: str):
-        self.files, self.onehot = list(files), onehot(labels, classes)
-        self.size, self.interpolation = size, interpolation
+    def __init__(self, read: ImageReader, labels, classes: int):
+        self.read, self.onehot = read, onehot(labels, classes)
 
     def __len__(self):
-        return len(self.files)
+        return len(self.read.files)
 
     def __getitem__(self, key):
         batch, j = key
-        return load_image(self.files[j], self.size, self.interpolation), self.onehot[j], batch
+        return self.read(j), self.onehot[j], batch
 
 
 class Batches(Sampler):
@@ -62,8 +61,8 @@ def build(index, spec, split: str) -> Feed:
     train = split == "train"
     ready = ReadyClock(steps) if train else None
     plan = BatchOrder(index.count(split), spec.batch, images, shuffle=train)
-    files = ImageFiles(index.files[split], index.labels[split], len(index.classes), spec.input_size,
-                       spec.interpolation)
+    read = ImageReader(index.files[split], spec.input_size, spec.interpolation, spec.transfer, bool(spec.cache))
+    files = ImageFiles(read, index.labels[split], len(index.classes))
     workers = spec.workers or 0
     loader = DataLoader(
         files, batch_sampler=Batches(plan, steps), collate_fn=StampedCollate(ready), num_workers=workers,

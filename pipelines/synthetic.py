@@ -28,7 +28,8 @@ def build(index, spec, split: str) -> Feed:
     """As many full batches as the real pipelines would give in an epoch."""
     steps, _ = split_plan(index, spec, split)
     rng = np.random.default_rng(0)
-    x = rng.random((spec.batch, spec.input_size, spec.input_size, 3), dtype=np.float32)
+    shape = (spec.batch, spec.input_size, spec.input_size, 3)
+    x = rng.integers(0, 256, shape, dtype=np.uint8) if spec.transfer == "uint8" else rng.random(shape, dtype=np.float32)
     y = onehot(rng.integers(0, len(index.classes), spec.batch), len(index.classes))
     if spec.backend != "tensorflow":
         return Feed(SameBatch(x, y, steps), steps, steps * spec.batch)

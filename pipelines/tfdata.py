@@ -24,9 +24,10 @@ def _decode(data):
     )
 
 
-def load_image(path, size: int, interpolation: str):
-    """Decode, resize and rescale=1/255 so that the tensor matches the keras pipeline's
-    (PIL's) within the bound tests/test_pipelines.py checks."""
+def load_image(path, size: int, interpolation: str, transfer: str = "float32"):
+    """Decode, resize and rescale=1/255 (or keep the uint8 pixels, for the model to scale) so
+    that the tensor matches the keras pipeline's (PIL's) within the bound tests/test_pipelines.py
+    checks."""
     image = _decode(tf.io.read_file(path))
     if interpolation == "nearest":
         shape = tf.shape(image)
@@ -34,7 +35,8 @@ def load_image(path, size: int, interpolation: str):
         image = tf.gather(image, _pil_nearest_indices(shape[1], size), axis=1)
     else:  # PIL's bilinear widens its filter when it shrinks: tf's antialias does the same
         image = tf.image.resize(image, (size, size), method="bilinear", antialias=True)
-    return tf.cast(image, tf.float32) / 255.0
+        image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)  # as PIL rounds
+    return image if transfer == "uint8" else tf.cast(image, tf.float32) / 255.0
 
 
 def stamped(ds: tf.data.Dataset, steps: int) -> tuple[tf.data.Dataset, ReadyClock]:
@@ -68,7 +70,7 @@ def build(index, spec, split: str) -> Feed:
     ds = tf.data.Dataset.from_tensor_slices((files, labels))
 
     def decode(path, label):
-        return load_image(path, spec.input_size, spec.interpolation), label
+        return load_image(path, spec.input_size, spec.interpolation, spec.transfer), label
 
     if spec.cache:  # decode once, then shuffle the decoded images
         ds = ds.map(decode, num_parallel_calls=parallel).cache()

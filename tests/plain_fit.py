@@ -32,6 +32,7 @@ def main(kind: str, backend: str, tree: str) -> None:
     from pipelines import BatchOrder, onehot
     from pipelines.dataset import scan
     from pipelines.pydataset import ImageFolderBatches
+    from pipelines.reader import ImageReader
 
     index = scan(tree)
     if kind == "model":
@@ -52,9 +53,10 @@ def main(kind: str, backend: str, tree: str) -> None:
                                                   callbacks=[timer], verbose=0)
     else:
         order = BatchOrder(index.count("train"), spec.batch, train_feed.images, shuffle=True)
-        reads = ImageFolderBatches(index.files["train"], index.labels["train"], len(index.classes), order,
-                                   train_feed.steps, spec.input_size, spec.interpolation, workers=spec.workers,
-                                   use_multiprocessing=spec.use_multiprocessing, max_queue_size=spec.max_queue_size)
+        read = ImageReader(index.files["train"], spec.input_size, spec.interpolation, spec.transfer, cache=False)
+        reads = ImageFolderBatches(read, index.labels["train"], len(index.classes), order, train_feed.steps,
+                                   workers=spec.workers, use_multiprocessing=spec.use_multiprocessing,
+                                   max_queue_size=spec.max_queue_size)
         plains["plain"] = lambda timer: model.fit(reads, epochs=spec.epochs, callbacks=[timer], verbose=0)
 
     rates = {name: [] for name in ["suite", *plains]}

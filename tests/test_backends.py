@@ -32,7 +32,8 @@ def test_the_smoke_preset_runs_on_jax(tmp_path, tiny_tree):
     assert result.returncode == 0, result.stderr[-3000:]
     runs = pd.read_csv(tmp_path / "out" / "runs.csv")
     assert set(runs.status) == {"ok"}, runs.error.tolist()
-    assert set(runs.pipeline) == {"keras", "tfdata", "torch", "synthetic"} - ({"tfdata"} if not installed("tensorflow") else set())
+    assert set(runs.pipeline) == {"keras", "tfdata", "torch", "dali", "synthetic"} - (
+        {"tfdata"} if not installed("tensorflow") else set()) - ({"dali"} if not installed("nvidia.dali") else set())
     assert (runs.backend == backend).all()
     assert (runs.backend_version == importlib.metadata.version(backend).split("+")[0]).all() or \
         (runs.backend_version == importlib.metadata.version(backend)).all()
@@ -60,7 +61,8 @@ def test_without_tensorflow_the_torch_backend_runs_and_tfdata_is_refused(tmp_pat
     assert result.returncode == 0, result.stderr[-3000:]
     assert "left out of the grid: pipeline tfdata needs tensorflow, which is not installed here" in result.stderr
     runs = pd.read_csv(tmp_path / "out" / "runs.csv")
-    assert set(runs.status) == {"ok"} and set(runs.pipeline) == {"keras", "torch", "synthetic"}
+    assert set(runs.status) == {"ok"}
+    assert set(runs.pipeline) == {"keras", "torch", "synthetic"} | ({"dali"} if installed("nvidia.dali") else set())
     assert (runs.backend == "torch").all() and (runs.train_img_s > 0).all()
     assert json.loads((tmp_path / "out" / "env.json").read_text())["cuda"] == ""
 

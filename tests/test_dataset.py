@@ -93,12 +93,13 @@ def test_an_awkward_real_tree_gives_every_pipeline_the_same_classes_and_images(t
     assert sorted(Path(s.split(":")[0]).name for s in index.skipped) == sorted(UNREADABLE * 4)
     assert {Path(p).name for p in index.ignored} == set(HIDDEN) | set(BESIDE_CLASSES)
     assert len(index.ignored) == 2 * (len(BESIDE_CLASSES) + 2 * len(HIDDEN))  # each split's, each class's
-    for pipeline in ("keras", "tfdata", "torch"):
-        if pipeline != "keras" and not installed({"tfdata": "tensorflow"}.get(pipeline, pipeline)):
+    for pipeline in ("keras", "tfdata", "torch", "dali"):
+        if pipeline != "keras" and not installed({"tfdata": "tensorflow", "dali": "nvidia.dali"}.get(pipeline, pipeline)):
             continue
-        spec = RunSpec(backbone="tiny", input_size=16, pipeline=pipeline, batch=5, workers=1, window="epochs")
+        spec = RunSpec(backend="torch" if pipeline == "dali" else "tensorflow", backbone="tiny", input_size=16,
+                       pipeline=pipeline, batch=5, workers=1, window="epochs")
         feed = pipelines.build(index, spec, "val")
-        batches = [feed.data[i] for i in range(feed.steps)] if pipeline == "keras" else list(feed.data)
-        labels = np.concatenate([np.asarray(y) for _, y in batches]).argmax(axis=1)
+        batches = [feed.data[i] for i in range(feed.steps)] if pipeline in ("keras", "dali") else list(feed.data)
+        labels = np.concatenate([np.asarray(y) for _, y in batches]).argmax(axis=1)[: index.count("val")]
         assert list(labels) == index.labels["val"], pipeline
         assert all(np.asarray(x).shape[1:] == (16, 16, 3) for x, _ in batches)

@@ -5,8 +5,8 @@ import pytest
 from PIL import Image
 
 import pipelines
-from bench.spec import RunSpec
-from pipelines import epoch_plan, pydataset, tfdata
+from bench.spec import RunSpec, installed
+from pipelines import epoch_plan, reader, tfdata
 from pipelines.dataset import scan
 
 # The bound keras and tfdata pixels agree within, after rescale=1/255. Nearest is exact
@@ -48,7 +48,7 @@ def test_keras_and_tfdata_give_the_same_tensor(tiny_tree, tmp_path, interpolatio
     png = tmp_path / "odd.png"  # another format and an odd shape
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (37, 53, 3), dtype=np.uint8)).save(png)
     for path in scan(tiny_tree).files["train"][:4] + [str(png)]:
-        a = pydataset.load_image(path, size, interpolation)
+        a = reader.load_image(path, size, interpolation)
         b = tfdata.load_image(path, size, interpolation).numpy()
         assert a.shape == b.shape == (size, size, 3)
         assert 0.0 <= a.min() and a.max() <= 1.0
@@ -108,3 +108,74 @@ def test_synthetic_feed_has_full_batches_of_the_right_shape(tiny_tree):
     batches = _epoch(feed.data)
     assert (feed.steps, feed.images) == (3, 15) and len(batches) == 3
     assert batches[0][0].shape == (5, 16, 16, 3) and batches[0][1].shape == (5, 2)
+
+
+def _first_batches(index, pipeline: str, **knobs):
+    """Each validation batch (never shuffled) of `pipeline`, as numpy."""
+    spec = RunSpec(backbone="tiny", input_size=16, pipeline=pipeline, batch=5, workers=1, window="epochs", **knobs)
+    feed = pipelines.build(index, spec, "val")
+    return [np.asarray(x) for x, _ in (feed.data[i] for i in range(feed.steps))] if pipeline == "keras" else \
+        [np.asarray(x) for x, _ in feed.data]
+
+
+@pytest.mark.parametrize("pipeline", ["keras", "tfdata", "torch"])
+def test_uint8_transfer_gives_the_model_the_same_input_after_its_scaling_layer(tiny_tree, pipeline):
+    from models.layers import UnitRange
+
+    if pipeline == "torch" and not installed("torch"):
+        pytest.skip("torch is not installed")
+    index = scan(tiny_tree)
+    floats, pixels = _first_batches(index, pipeline), _first_batches(index, pipeline, transfer="uint8")
+    assert all(p.dtype == np.uint8 for p in pixels) and all(f.dtype == np.float32 for f in floats)
+    for f, p in zip(floats, pixels):
+        assert p.nbytes * 4 == f.nbytes  # a quarter of the bytes cross the queue
+        assert np.array_equal(np.asarray(UnitRange()(p)), f)
+
+
+@pytest.mark.parametrize("pipeline, workers", [("keras", 1), ("torch", 2)])
+def test_the_decoded_cache_reads_each_file_once_and_gives_the_same_tensors_later(tiny_tree, pipeline, workers):
+    if pipeline == "torch" and not installed("torch"):
+        pytest.skip("torch is not installed")
+    index = scan(tiny_tree)
+    spec = RunSpec(backbone="tiny", input_size=16, pipeline=pipeline, batch=5, workers=workers, cache=True,
+                   window="epochs")
+    feed = pipelines.build(index, spec, "train")
+    keras_feed = pipeline == "keras"
+    plan = feed.data.plan if keras_feed else feed.data.batch_sampler.plan
+    read = feed.data.read if keras_feed else feed.data.dataset.read
+    seen = {}
+    for _ in range(3):  # each epoch reshuffled; the plan holds this epoch's order until the next begins
+        batches = [feed.data[i] for i in range(feed.steps)] if keras_feed else list(feed.data)
+        for i, (x, _) in enumerate(batches):
+            for j, image in zip(plan.files(i), np.asarray(x)):
+                assert np.array_equal(seen.setdefault(int(j), image), image)  # the same tensor, epoch after epoch
+        if keras_feed:
+            feed.data.on_epoch_end()
+    assert len(seen) == index.count("train") and read.cache.decodes == index.count("train")  # decoded once each
+    assert pipelines.build(index, RunSpec(backbone="tiny", input_size=16, batch=5, window="epochs"),
+                           "train").data.read.cache is None
+
+
+@pytest.mark.skipif(not installed("nvidia.dali"), reason="DALI is not installed")
+@pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
+def test_dali_reads_the_keras_pipelines_images_within_the_stated_tolerance(tmp_path, interpolation):
+    from pipelines.dali import TOLERANCE
+    from pipelines.dataset import make_synthetic
+
+    index = scan(make_synthetic(tmp_path / "photos", train=6, val=5, classes=2, image_size=(640, 480)))
+    knobs = dict(backend="torch", backbone="tiny", input_size=224, batch=4, workers=2, window="epochs",
+                 interpolation=interpolation, transfer="uint8")
+    keras_feed = pipelines.build(index, RunSpec(pipeline="keras", **knobs), "val")
+    dali_feed = pipelines.build(index, RunSpec(pipeline="dali", **knobs), "val")
+    ours = [keras_feed.data[i] for i in range(keras_feed.steps)]
+    dalis = [dali_feed.data[i] for i in range(dali_feed.steps)]
+    x = np.concatenate([b[0] for b in ours])
+    dx = np.concatenate([np.asarray(b[0]) for b in dalis])[: len(x)]  # its last batch is padded to full
+    assert np.array_equal(np.concatenate([b[1] for b in ours]), np.concatenate([np.asarray(b[1]) for b in dalis])[: len(x)])
+    diff = np.abs(x.astype(int) - dx.astype(int))
+    bound = TOLERANCE[interpolation]
+    assert diff.mean() <= bound["mean"]
+    assert (diff > 8).mean() <= bound.get("share_over_8", 1.0) and np.percentile(diff, 99) <= bound.get("p99", 255)
+    train = pipelines.build(index, RunSpec(pipeline="dali", **knobs), "train")
+    epochs = [np.concatenate([np.asarray(train.data[i][0]) for i in range(train.steps)]) for _ in range(3)]
+    assert any(not np.array_equal(epochs[0], e) for e in epochs[1:])  # reshuffled after every pass

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from bench.record import COLUMNS, SCHEMA
+from bench.runner import DALI_NEEDS_TF_PLUGIN, DALI_TF_PLUGIN
 from bench.spec import installed
 from bench.store import ResultStore
 from pipelines.dataset import make_synthetic
@@ -48,8 +49,13 @@ def smoke(tmp_path_factory, broken_tree):
 def test_smoke_sweep_writes_every_row_and_column(smoke):
     out, _ = smoke
     every = pd.read_csv(out / "runs.csv")
-    assert list(every.columns) == COLUMNS and set(every.status) == {"ok"}
-    loaders = {"keras", "tfdata", "torch"} if installed("torch") else {"keras", "tfdata"}
+    assert list(every.columns) == COLUMNS
+    loaders = {"keras", "tfdata"} | {p for p, module in (("torch", "torch"), ("dali", "nvidia.dali")) if installed(module)}
+    dali_on_tf = every.pipeline == "dali"  # through DALI's TF plugin, or a skipped row that names it
+    if installed("nvidia.dali") and not installed(DALI_TF_PLUGIN):
+        assert set(every[dali_on_tf].status) == {"skipped"} and (every[dali_on_tf].error == DALI_NEEDS_TF_PLUGIN).all()
+        every, loaders = every[~dali_on_tf], loaders - {"dali"}
+    assert set(every.status) == {"ok"}
     runs = every[every.role == "point"]
     assert len(runs) == len(every) == 2 * len(loaders) + 2
     assert set(runs.pipeline) == loaders | {"synthetic"} and set(runs.batch) == {4, 8}
@@ -215,7 +221,7 @@ def test_dry_run_lists_the_grid_and_runs_nothing(tmp_path):
     result = gpubench("sweep", "--preset", "quick", "--dry-run", cwd=tmp_path)
     assert result.returncode == 0
     assert result.stdout.startswith("24 runs;")  # 12 points, 2 repeats
-    assert "| keras      |      15 |         1 | False                 | n/a     |        0 |           210 |" in result.stdout
+    assert "| keras      |      15 |         1 | False                 |        0 |           210 |" in result.stdout
     assert not (tmp_path / "results").exists() and not (tmp_path / "data").exists()
 
 

@@ -18,7 +18,7 @@ def photos(tmp_path_factory):
 
 
 def test_decode_and_resize_one_jpeg(benchmark, photos):
-    from pipelines.pydataset import load_image
+    from pipelines.reader import load_image
 
     image = benchmark(load_image, photos.files["train"][0], 224, "nearest")
     assert image.shape == (224, 224, 3)
