@@ -39,6 +39,7 @@ def best_per_machine(folders: list[Path]) -> pd.DataFrame:
                 "best configuration": f"{best.pipeline} b{best.batch}"
                                       + (f" w{int(best.workers)}" if pd.notna(best.get("workers")) else ""),
                 "train_img_s": best.train_img_s, "bound": best.get("bound") if pd.notna(best.get("bound")) else "",
+                "cores per GPU to keep it fed": best.get("cores_to_feed"),
                 "img_per_joule": per_joule if pd.notna(per_joule) else (
                     best.train_img_s / power if power and pd.notna(power) else None),
                 "img_s_per_usd_hour": best.train_img_s / per_hour if per_hour else None,

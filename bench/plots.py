@@ -43,6 +43,25 @@ def throughput(points: pd.DataFrame, path: Path) -> Path | None:
     return _save(fig, axes[0], path)
 
 
+def feed(points: pd.DataFrame, path: Path) -> Path | None:
+    """Images/s of each pipeline setting, end to end, against the model's rate alone (a line): a
+    panel per model, batch and precision."""
+    fed = points[points.pipeline.ne("synthetic") & points.model_img_s.notna() & (points.repeats_ok > 0)]
+    if fed.empty:
+        return None
+    groups = list(fed.groupby(["backend", "backbone", "input_size", "precision", "batch"]))
+    fig, axes = plt.subplots(1, len(groups), figsize=(max(5, 1.2 * len(fed) / len(groups) + 3) * len(groups), 4.2),
+                             squeeze=False)
+    for ax, ((backend, backbone, size, precision, batch), group) in zip(axes[0], groups):
+        ax.bar(group.setting, group.train_img_s, label="end to end")
+        ax.scatter(group.setting, group.pipeline_img_s, marker="_", s=400, color="black", label="pipeline alone")
+        ax.axhline(group.model_img_s.median(), color="tab:red", label="model alone")
+        ax.set(title=f"{backbone} {size}px b{batch} {str(precision).replace('mixed_', '')} on {backend}",
+               ylabel="training images/s")
+        ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+    return _save(fig, axes[0], path)
+
+
 PHASE_SHADES = {"warmup": ("tab:orange", "warm-up (first epoch)"), "window": ("tab:green", "measured window")}
 
 

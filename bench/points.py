@@ -123,6 +123,9 @@ def table(rows: list[dict], env: dict, sweep: dict) -> pd.DataFrame:
     points["decode_core_img_s"] = [decode.get(i, float("nan")) if i else float("nan") for i in pipeline_ids]
     points["decode_ceiling_img_s"] = points.decode_core_img_s * (env.get("cpu_threads") or 1)
     points["pipeline_efficiency"] = points.pipeline_img_s / points.decode_ceiling_img_s
+    points["model_share"] = points.train_img_s / points.model_img_s  # how much of the model's rate it was fed
+    # the CPU cores that decode at one core's rate to keep the model fed (model images/s over it)
+    points["cores_to_feed"] = points.model_img_s / points.decode_core_img_s
     points["achieved_tflops"] = points.train_img_s * points.get("train_gflops_per_image", float("nan")) / 1000
     peaks = sweep.get("peak_tflops") or {}
     points["peak_tflops"] = [_peak(peaks, b, p) for b, p in zip(points.backend, points.precision)]

@@ -98,6 +98,34 @@ def _where_the_time_goes(points: pd.DataFrame, sweep: dict) -> list[str]:
     return lines + ["**Verdict.** " + analysis.verdict(points), ""]
 
 
+def _feed(points: pd.DataFrame, env: dict, figure: str | None) -> list[str]:
+    """What would feed this GPU: each pipeline's rate beside the model's, and the CPU cores that
+    decode fast enough to keep the model fed."""
+    fed = points[points.pipeline.ne("synthetic") & points.model_img_s.notna() & (points.repeats_ok > 0)]
+    if fed.empty:
+        return []
+    table = pd.DataFrame({
+        "model": fed.backbone + " " + fed.input_size.astype(str) + "px " + fed.precision.str.replace("mixed_", "")
+                 + " on " + fed.backend,
+        "pipeline": fed.setting + " b" + fed.batch.astype(str),
+        "model alone": fed.model_img_s.map(lambda v: _fmt(v, "{:.0f}")),
+        "end to end": fed.train_img_s.map(lambda v: _fmt(v, "{:.0f}")),
+        "pipeline alone": fed.pipeline_img_s.map(lambda v: _fmt(v, "{:.0f}")),
+        "of the model's rate": fed.model_share.map(lambda v: _fmt(v, "{:.0%}")),
+        "decode per core": fed.decode_core_img_s.map(lambda v: _fmt(v, "{:.0f}")),
+        "cores to feed it": fed.cores_to_feed.map(lambda v: _fmt(v, "{:.1f}")),
+    }).sort_values(["model", "pipeline"])
+    lines = ["## What would feed this GPU", ""] + ([f"![images/s by pipeline, the model's rate as a line]({figure})", ""]
+                                                  if figure else [])
+    return lines + [
+        f"Images/s of each pipeline, end to end and alone, beside the model's rate on tensors in memory. Cores "
+        f"to feed it = the model's images/s over one core's rate at reading, decoding and resizing this data "
+        f"with the keras pipeline's reader: the CPU cores a PIL-decoding loader needs to keep the model busy "
+        f"(this machine has {env.get('cpu_threads', '?')} threads). A GPU decoder (dali on a GPU) or a decoded "
+        f"cache (`cache`) takes the decode off the cores.", "",
+        table.to_markdown(index=False, disable_numparse=True), ""]
+
+
 def _config(joined: pd.DataFrame) -> pd.Series:
     return joined.setting_base + " b" + joined.batch.astype(str)
 
@@ -219,7 +247,8 @@ def render(every: pd.DataFrame, rows: list[dict], env: dict, sweep: dict, figure
         return "\n".join(lines + ["Only ceiling runs so far."]) + "\n"
     varying = [k for k in GROUP_KNOBS if points[k].nunique(dropna=False) > 1]
     groups = points.groupby(varying, dropna=False) if varying else [((), points)]
-    lines += [f"![{caption}]({name})" for caption, name in figures] + ([""] if figures else [])
+    top = [(caption, name) for caption, name in figures if name != "feed.png"]  # feed.png goes with its table
+    lines += [f"![{caption}]({name})" for caption, name in top] + ([""] if top else [])
     lines += ["Cells: total time of all epochs with validation (as the seed timed it) · training "
               "images/s over the measured window: the epochs after the first, whose steps are timed without "
               "validation or checkpoints. The median of the repeats that succeeded.", ""]
@@ -232,6 +261,7 @@ def render(every: pd.DataFrame, rows: list[dict], env: dict, sweep: dict, figure
                   "CPU and GPU utilisation (mean over the measured window, p90), GPU memory peak:", "",
                   _table(group, _util_cell), ""]
     lines += _where_the_time_goes(points, sweep)
+    lines += _feed(points, env, "feed.png" if ("feeding the model", "feed.png") in figures else None)
     lines += _backend_comparison(points)
     lines += _scaling(points)
     lines += _precision_gain(points)
@@ -295,6 +325,8 @@ def _figures(root: Path, points: pd.DataFrame, rows: list[dict], run_id: str | N
     made = []
     if plots.throughput(points, root / "throughput.png"):
         made.append(("images/s against batch size", "throughput.png"))
+    if plots.feed(points, root / "feed.png"):
+        made.append(("feeding the model", "feed.png"))
     ok = points[points.repeats_ok > 0]
     if len(ok):
         best = ok.loc[ok.train_img_s.idxmax()]

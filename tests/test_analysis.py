@@ -129,3 +129,17 @@ def test_verdict_names_the_setting_that_changed_most():
     points["bound"], points["efficiency"] = "input", 0.9
     points["model_img_s"] = 500.0
     assert "`workers` = 4 gave 3.00x the images/s of 1" in analysis.verdict(points)
+
+
+def test_the_feed_table_says_how_many_cores_keep_the_model_fed():
+    """The model takes 500 images/s; one core decodes 300 of this data: 1.7 cores keep it fed, and
+    the keras loader's 95 images/s end to end are 19% of the model's rate."""
+    point, rows = constructed()
+    p = table(rows, {"cpu_threads": 2}, {}).set_index("point_id").loc[point.point_id]
+    assert p.model_share == pytest.approx(0.19) and p.cores_to_feed == pytest.approx(500 / 300)
+    text = render_rows(rows, {"cpu_threads": 2}, {})
+    section = text[text.index("## What would feed this GPU"):]
+    assert "(this machine has 2 threads)" in section
+    row = next(line for line in section.splitlines() if line.startswith("| vgg16"))
+    assert [c.strip() for c in row.strip("|").split("|")] == [
+        "vgg16 32px float32 on tensorflow", "keras w1 threads q10 b8", "500", "95", "100", "19%", "300", "1.7"]
