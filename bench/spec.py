@@ -91,6 +91,10 @@ class RunSpec:
             parts.append("mp" if self.use_multiprocessing else "threads")
         if self.max_queue_size is not None:
             parts.append(f"q{self.max_queue_size}")
+        if self.cache:
+            parts.append("cache")
+        if self.transfer != "float32":
+            parts.append(self.transfer)
         if self.gpus != 1:
             parts.append(f"{self.gpus}gpu")
         return " ".join(parts)
