@@ -9,9 +9,9 @@ PRESET ?= quick
 DATA ?=
 ARGS ?=
 PYTEST_ARGS ?=
-# The extras installed: every Keras backend and DALI, so that `make test` tests them all. On a
-# GPU machine, EXTRAS=test,gpu,dali installs the CUDA builds (README).
-EXTRAS ?= test,jax,torch,dali
+# The extras installed: every Keras backend, DALI and submitit, so that `make test` tests them
+# all. On a GPU machine, EXTRAS=test,gpu,dali,fleet installs the CUDA builds (README).
+EXTRAS ?= test,jax,torch,dali,fleet
 
 .PHONY: bench test dry-run regress microbench help
 

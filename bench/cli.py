@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from bench import spec as specs
+from bench.executors import Slurm
 from bench.spec import DataSpec, RunSpec, SpecError
 from bench.store import ResultStore, StoreBusy, StoreError, read_json
 from pipelines.dataset import DatasetError, make_synthetic
@@ -43,6 +44,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--dry-run", action="store_true", help="print the grid and run nothing")
     s.add_argument("--no-ceilings", action="store_true",
                    help="skip the pipeline-alone and model-alone runs that give the bound verdict")
+    s.add_argument("--executor", choices=("local", "slurm", "submitit-local"), default="local",
+                   help="where the runs happen: here, one after another; as Slurm jobs; as submitit's local jobs")
+    s.add_argument("--max-parallel", type=int, default=1, help="jobs running at once (slurm, submitit-local)")
+    s.add_argument("--slurm-partition")
+    s.add_argument("--slurm-gpus-per-node", type=int)
+    s.add_argument("--slurm-time", type=int, default=60, help="minutes a job may take (at least the run's timeout)")
+    s.add_argument("--slurm-exclusive", action=argparse.BooleanOptionalAction, default=True,
+                   help="ask for the node to itself (default: yes; a benchmark shares nothing)")
 
     r = sub.add_parser("run", help="run one point and print its record")
     _add_run_options(r)
@@ -162,9 +171,15 @@ def _sweep(args) -> int:
     if args.dry_run:
         print(session.plan(grid, preset.data, specs.ceilings(grid) if with_ceilings else []))
         return 0
+    if args.max_parallel < 1:
+        raise SpecError(f"--max-parallel {args.max_parallel}: must be at least 1")
+    if args.executor != "local" and not specs.installed("submitit"):
+        raise SpecError(f"--executor {args.executor} needs submitit, which is not installed here "
+                        "(pip install 'gpubench[fleet]')")
+    slurm = Slurm(args.slurm_partition, args.slurm_gpus_per_node, args.slurm_time, args.slurm_exclusive)
     path, _ = session.run(grid, preset.name, preset.data, gpu=args.gpu, data=args.data, out=args.out,
                           timeout_s=args.timeout or preset.timeout_s, interval=args.interval, force=args.force,
-                          ceilings=with_ceilings)
+                          ceilings=with_ceilings, executor=args.executor, max_parallel=args.max_parallel, slurm=slurm)
     print(path)
     return 0
 

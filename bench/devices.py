@@ -19,6 +19,10 @@ TORCH_ONE_DEVICE = ("Keras 3 trains on one device with the torch backend (keras.
 FRAMEWORKS = ("tensorflow", "jax", "torch")
 CACHE_ENV = "GPUBENCH_CACHE_DIR"
 TF_NCHW_ON_CPU = "TensorFlow's CPU convolutions take channels_last (NHWC) only; channels_first needs a GPU"
+TF_MULTI_WORKER = ("Keras 3's fit fails under TensorFlow's MultiWorkerMirroredStrategy (keras-team/keras#20585, "
+                   "open): hosts > 1 runs on jax")
+TORCH_MULTI_HOST = ("Keras's multi-process data parallelism is not in a release for the torch backend yet "
+                    "(keras.distribution is jax-only in Keras {version}): hosts > 1 runs on jax")
 
 
 class _Without(importlib.abc.MetaPathFinder):
@@ -50,7 +54,7 @@ def hide(packages) -> None:
         sys.meta_path[:] = [_Without(f, set(packages)) for f in sys.meta_path]
 
 
-def prepare(backend: str, gpus: int, uses: tuple[str, ...] = ()) -> None:
+def prepare(backend: str, gpus: int, uses: tuple[str, ...] = (), hosts: int = 1) -> None:
     """Environment the backend reads when it starts: which backend, quiet start-up, logical
     CPU devices for jax, and no preallocation of a GPU's memory (so that memory figures show
     what a run needed rather than what the backend reserves).
@@ -65,6 +69,8 @@ def prepare(backend: str, gpus: int, uses: tuple[str, ...] = ()) -> None:
     use_compile_cache(backend)
     if backend == "jax":
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+        if hosts > 1:  # collectives between processes on CPU devices (GPUs use NCCL)
+            os.environ.setdefault("JAX_CPU_COLLECTIVES_IMPLEMENTATION", "gloo")
         if gpus > 1:  # only the host platform's count: on a GPU machine jax trains on the GPUs
             flags = os.environ.get("XLA_FLAGS", "")
             os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={gpus}".strip()
@@ -127,8 +133,10 @@ def matmul_precision(backend: str, precision: str, compute_capability: float | N
     return "tf32" if allowed else "float32"
 
 
-def setup(backend: str, gpus: int):
+def setup(backend: str, gpus: int, hosts: int = 1):
     """(a context to build and compile the model in, a description of the devices)."""
+    if hosts > 1:
+        return _jax_hosts(gpus, hosts)
     return {"tensorflow": _tensorflow, "jax": _jax, "torch": _torch}[backend](gpus)
 
 
@@ -170,6 +178,36 @@ def _jax(gpus: int):
     return contextlib.nullcontext(), _described(gpus, kind)
 
 
+def _jax_hosts(gpus: int, hosts: int):
+    """Keras 3's multi-process API: `keras.distribution.initialize()` starts jax.distributed from
+    the KERAS_DISTRIBUTION_* variables (or finds a Slurm or MPI cluster by itself); DataParallel
+    over every process's devices, each process feeding its own share of every batch."""
+    import jax
+    import keras
+
+    keras.distribution.initialize()
+    if jax.process_count() != hosts:
+        raise RuntimeError(f"hosts={hosts} asked, {jax.process_count()} processes joined")
+    local = jax.local_devices()
+    kind = "GPU" if local[0].platform == "gpu" else local[0].platform.upper()
+    if gpus > len(local):
+        raise RuntimeError(f"gpus={gpus} asked per host, {len(local)} device(s) visible to JAX")
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=jax.devices(), auto_shard_dataset=False))
+    return contextlib.nullcontext(), f"{hosts} hosts x {_described(gpus, kind)}"
+
+
+def torch_multi_host() -> str | None:
+    """Why Keras cannot train on torch over several processes, or None once a release can: its
+    distribution library for torch is not in Keras 3.15 (read from the files, importing nothing)."""
+    import importlib.util
+
+    keras_spec = importlib.util.find_spec("keras")
+    if keras_spec and keras_spec.origin and (Path(keras_spec.origin).parent / "src" / "backend" / "torch" /
+                                             "distribution_lib.py").is_file():
+        return None
+    return TORCH_MULTI_HOST.format(version=importlib.metadata.version("keras") if keras_spec else "?")
+
+
 def _torch(gpus: int):
     import torch
 
@@ -188,7 +226,7 @@ def allocator_peak_mb(backend: str) -> float | None:
     elif backend == "jax":
         import jax
 
-        stats = jax.devices()[0].memory_stats() or {}
+        stats = jax.local_devices()[0].memory_stats() or {}
         if "peak_bytes_in_use" in stats:
             return stats["peak_bytes_in_use"] / 2**20
     elif backend == "torch":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -166,6 +167,12 @@ def identity(env: dict) -> dict:
     """The columns that say what measured a row: gpubench's version and commit, the machine and host."""
     return {"gpubench": env.get("gpubench", ""), "commit": env.get("commit", ""), "machine": fingerprint_id(env),
             "host": env.get("host", "")}
+
+
+@functools.cache
+def this_machine() -> dict:
+    """identity() of the machine this process runs on (a sweep's jobs may run on others)."""
+    return identity(collect())
 
 
 def differs(folder_env: dict, env: dict) -> str | None:

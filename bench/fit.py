@@ -9,7 +9,6 @@ import json
 import sys
 from typing import Callable
 
-from bench.env import identity
 from bench.spec import TIMEOUT_S, DataSpec, RunSpec, SpecError, one_point
 
 TRY = dict(pipeline="synthetic", epochs=1, steps_per_epoch=2, validation_steps=1, checkpoint=False, window="epochs")
@@ -81,11 +80,9 @@ def run_search(backbone: str, input_size: int | None, batch: int | None, start: 
     grid = [one_point(dataclasses.replace(base, **{knob: start}).knobs())]
     with session.prepared(gpu, data, out, f"fit-{backbone}", DATA, grid, force=True) as (store, index_path, env, meta):
         (store.root / "sweep.json").write_text(json.dumps(meta, indent=2))
-        stamp = identity(env)
 
         def run(spec: RunSpec) -> dict:
             record = runner.run_point(spec, index_path, store, timeout_s or TIMEOUT_S, interval, mem_limit_mb)
-            record.update(stamp)
             store.append(record)
             print(f"{knob}={getattr(spec, knob)}: {record['status']}", file=sys.stderr)
             return record

@@ -14,7 +14,7 @@ import pandas as pd
 
 from bench import profiles
 from bench.spec import COLUMN_KNOBS, KNOBS, RunSpec, model_ceiling, pipeline_ceiling
-from bench.store import MEASURED_BY, ResultStore, read_json
+from bench.store import ResultStore, read_json
 
 AT_CEILING = 0.8  # a training rate at 80% or more of its lower ceiling is at that ceiling
 # Figures whose median over the repeats is the point's.
@@ -41,6 +41,8 @@ def setting(row: dict) -> str:
         parts.append("uint8")
     if row.get("gpus", 1) != 1:
         parts.append(f"{int(row['gpus'])} gpus")
+    if pd.notna(row.get("hosts")) and row.get("hosts", 1) != 1:
+        parts.append(f"{int(row['hosts'])} hosts")
     if row.get("precision", "float32") not in ("float32", None) and pd.notna(row.get("precision")):
         parts.append(str(row["precision"]).replace("mixed_", ""))
     if row.get("xla", "auto") not in ("auto", None) and pd.notna(row.get("xla")):
@@ -103,9 +105,14 @@ def _peak(peaks: dict, backend: str, precision: str):
     return mine.get(precision) if isinstance(mine, dict) else peaks.get(precision)
 
 
-def table(rows: list[dict], env: dict, sweep: dict) -> pd.DataFrame:
+def table(rows: list[dict], env: dict, sweep: dict, envs: dict | None = None) -> pd.DataFrame:
     """Every point of the rows, ceiling probes included (role), with its ceilings, bound,
-    efficiency, decode ceiling, TFLOP/s and MFU."""
+    efficiency, decode ceiling, TFLOP/s and MFU; the rows of each machine apart (a fleet sweep's
+    jobs run on several), each with its own env.json (`envs`: machine -> env, else `env`)."""
+    machines = sorted({row.get("machine") or "" for row in rows})
+    if len(machines) > 1:
+        return pd.concat([table([r for r in rows if (r.get("machine") or "") == m], (envs or {}).get(m, env), sweep)
+                          for m in machines], ignore_index=True)
     points = medians(pd.DataFrame(rows))
     rate = dict(zip(points.point_id, points.train_img_s))
     decode = dict(zip(points.point_id, points.get("decode_img_s_core", pd.Series(dtype=float))))
@@ -137,25 +144,32 @@ def table(rows: list[dict], env: dict, sweep: dict) -> pd.DataFrame:
 
 
 def current_rows(root: Path) -> tuple[list[dict], int]:
-    """(the newest row of each run measured by the machine and code of the folder's env.json, or
-    not stamped with a machine (rows from before stamps); how many rows of other machines or
-    commits the folder keeps besides)."""
+    """(the newest row of each run measured by the code of the folder's env.json, on its machine
+    or, for a fleet sweep, on its jobs' machines, or not stamped (rows from before stamps); how many
+    rows of other machines or commits the folder keeps besides)."""
     from bench.env import identity
 
     rows = ResultStore(root).latest()
     env = read_json(root / "env.json")
     if not env:
         return rows, 0
-    mine = identity(env)
-    kept = [r for r in rows if not r.get("machine") or all(r.get(k) == mine[k] for k in MEASURED_BY)]
+    mine, fleet = identity(env), set(machine_envs(root))
+    kept = [r for r in rows if not r.get("machine") or (r.get("commit") == mine["commit"] and
+                                                       r["machine"] in {mine["machine"], *fleet})]
     return kept, len(rows) - len(kept)
+
+
+def machine_envs(root: Path) -> dict:
+    """machine fingerprint -> the env.json its jobs wrote (env-<machine>.json), for fleet sweeps."""
+    return {path.stem.removeprefix("env-"): read_json(path) for path in root.glob("env-*.json")}
 
 
 def write(root: str | Path) -> pd.DataFrame:
     """points.csv of a results folder, from its current rows; the table it holds."""
     root = Path(root)
     rows, _ = current_rows(root)
-    points = table(rows, read_json(root / "env.json"), read_json(root / "sweep.json")) if rows else pd.DataFrame()
+    points = (table(rows, read_json(root / "env.json"), read_json(root / "sweep.json"), machine_envs(root))
+              if rows else pd.DataFrame())
     points.to_csv(root / "points.csv", index=False)
     return points
 

@@ -37,7 +37,8 @@ class _Measured:
     loader: str = ""  # what the loader knobs meant in this pipeline
     train_steps: int | None = None
     val_steps: int | None = None
-    train_images_per_epoch: int | None = None
+    train_images_per_epoch: int | None = None  # of the whole run (every host's share)
+    host_batch: int | None = None  # each host's share of the batch (batch / hosts)
     classes: int | None = None
     images_skipped: int | None = None
     weights: str = ""
@@ -68,6 +69,8 @@ class _Measured:
     data_wait_frac: float | None = None  # share of step time spent waiting for the next batch
     data_wait_ms_p50: float | None = None
     epoch_start_s_median: float | None = None  # a window epoch's begin until its first batch was ready
+    final_loss: float | None = None  # the last epoch's training loss
+    hosts_agree: bool | None = None  # hosts > 1: every process ended with the same training loss
     train_gflops_per_image: float | None = None  # 3 x forward, counted from the model
     decode_img_s_core: float | None = None  # pipeline-ceiling runs: one core's decode+resize rate
     # samplers, over the measured window; run_*: over the whole run

@@ -22,10 +22,10 @@ def _pct(value) -> str:
 def _table(points: pd.DataFrame, cell) -> str:
     rows = []
     for batch, group in points.sort_values(ROW_KNOB, ascending=False, kind="stable").groupby(ROW_KNOB, sort=False):
-        steps = group.iloc[0]
+        ran = group[group.train_steps.notna()] if "train_steps" in group else group.iloc[:0]
         label = f"{batch}"
-        if pd.notna(steps.get("train_steps")):
-            label += f" ({int(steps['train_steps'])}/{int(steps['val_steps'])} steps)"
+        if len(ran):
+            label += f" ({int(ran.train_steps.iloc[0])}/{int(ran.val_steps.iloc[0])} steps)"
         row = {"batch (train/val steps)": label}
         for _, point in group.iterrows():
             row[point["setting"]] = cell(point)
@@ -130,20 +130,28 @@ def _config(joined: pd.DataFrame) -> pd.Series:
     return joined.setting_base + " b" + joined.batch.astype(str)
 
 
+SCALING = {"gpus": ("devices", "tf.distribute.MirroredStrategy on tensorflow, keras.distribution.DataParallel on jax"),
+           "hosts": ("hosts", "each host a process feeding its own share, keras.distribution.DataParallel over "
+                              "all of them")}
+
+
 def _scaling(points: pd.DataFrame) -> list[str]:
-    """Images/s on N devices over N times images/s on one, for points that differ only in gpus."""
-    twins = pairs(points, "gpus", 1)
-    if twins.empty:
-        return []
-    table = pd.DataFrame({
-        "configuration": _config(twins), "devices": twins.devices, "img/s on 1": twins.train_img_s_base.round(1),
-        "img/s on N": twins.train_img_s.round(1),
-        "scaling": (twins.train_img_s / (twins.gpus * twins.train_img_s_base)).round(2),
-    })
-    return ["## Scaling over devices", "",
-            "Scaling = images/s on N devices / (N x images/s on one); 1.0 is perfect. The batch is the "
-            "global batch, split across the devices (tf.distribute.MirroredStrategy).", "",
-            table.to_markdown(index=False), ""]
+    """Images/s on N devices (or hosts) over N times images/s on one, for points that differ only
+    in gpus (or hosts)."""
+    lines = []
+    for knob, (what, how) in SCALING.items():
+        twins = pairs(points, knob, 1) if knob in points else pd.DataFrame()
+        if twins.empty:
+            continue
+        table = pd.DataFrame({
+            "configuration": _config(twins), what: twins.devices, "img/s on 1": twins.train_img_s_base.round(1),
+            "img/s on N": twins.train_img_s.round(1),
+            "scaling": (twins.train_img_s / (twins[knob] * twins.train_img_s_base)).round(2),
+        })
+        lines += [f"## Scaling over {what}", "",
+                  f"Scaling = images/s on N {what} / (N x images/s on one); 1.0 is perfect. The batch is the "
+                  f"global batch, split across the {what} ({how}).", "", table.to_markdown(index=False), ""]
+    return lines
 
 
 def _precision_gain(points: pd.DataFrame) -> list[str]:
@@ -246,6 +254,9 @@ def render(every: pd.DataFrame, rows: list[dict], env: dict, sweep: dict, figure
     if points.empty:
         return "\n".join(lines + ["Only ceiling runs so far."]) + "\n"
     varying = [k for k in GROUP_KNOBS if points[k].nunique(dropna=False) > 1]
+    if points.machine.fillna("").nunique() > 1:  # a fleet's jobs ran on several machines: each apart
+        points = points.assign(setting=points.host.fillna("?") + ": " + points.setting)
+        varying.append("machine")
     groups = points.groupby(varying, dropna=False) if varying else [((), points)]
     top = [(caption, name) for caption, name in figures if name != "feed.png"]  # feed.png goes with its table
     lines += [f"![{caption}]({name})" for caption, name in top] + ([""] if top else [])
@@ -256,7 +267,8 @@ def render(every: pd.DataFrame, rows: list[dict], env: dict, sweep: dict, figure
         first = group.iloc[0]
         title = (f"{first['backbone']} at {first['input_size']}x{first['input_size']} on {first['backend']}, "
                  f"{first['epochs']} epochs, "
-                 f"finetune {first['finetune']}, {first['interpolation']} resize")
+                 f"finetune {first['finetune']}, {first['interpolation']} resize"
+                 + (f", host {first['host']} (machine {first['machine']})" if "machine" in varying else ""))
         lines += [f"## {title}", "", _table(group, _time_cell), "",
                   "CPU and GPU utilisation (mean over the measured window, p90), GPU memory peak:", "",
                   _table(group, _util_cell), ""]

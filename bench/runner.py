@@ -8,6 +8,7 @@ import json
 import os
 import resource
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,7 +18,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from bench.record import RunRecord
-from bench.devices import TF_NCHW_ON_CPU, TORCH_ONE_DEVICE
+from bench.devices import TF_MULTI_WORKER, TF_NCHW_ON_CPU, TORCH_ONE_DEVICE, torch_multi_host
+from bench.env import this_machine
 from bench.spec import KNOBS, SAMPLE_INTERVAL_S, RunSpec, installed, knobs_of
 from bench.store import ResultStore
 from bench.worker import OOM_RE
@@ -56,34 +58,95 @@ def _memory_cap(mb: int | None):
     return cap
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        return probe.getsockname()[1]
+
+
+def _host_env(hosts: int) -> list[dict]:
+    """Each process's environment: with hosts > 1, Keras's multi-process variables, the
+    coordinator on a free localhost port."""
+    if hosts == 1:
+        return [dict(os.environ)]
+    address = f"localhost:{_free_port()}"
+    return [dict(os.environ, KERAS_DISTRIBUTION_JOB_ADDRESSES=address, KERAS_DISTRIBUTION_NUM_PROCESSES=str(hosts),
+                 KERAS_DISTRIBUTION_PROCESS_ID=str(k)) for k in range(hosts)]
+
+
 def run_point(spec: RunSpec, index_path: Path, store: ResultStore, timeout_s: float,
               interval: float = SAMPLE_INTERVAL_S, mem_limit_mb: int | None = None) -> dict:
-    """Run one point in a fresh process and return its record as a dict."""
-    record_path = store.root / f".{spec.run_id}.json"
-    record_path.unlink(missing_ok=True)
-    log_path = store.logs / f"{spec.run_id}.log"
-    cmd = [sys.executable, "-m", "bench.worker", "--spec", json.dumps(dataclasses.asdict(spec)),
-           "--index", str(index_path), "--record", str(record_path),
-           "--samples", str(store.samples / f"{spec.run_id}.csv"), "--interval", str(interval)]
-    start = time.perf_counter()
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                preexec_fn=_memory_cap(mem_limit_mb))
-        try:
-            returncode = proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            returncode = None
-        finally:  # also on Ctrl-C: never leave a run training behind
+    """Run one point in fresh processes and return its record, stamped with this machine."""
+    return {**_run(spec, index_path, store, timeout_s, interval, mem_limit_mb), **this_machine()}
+
+
+def _run(spec: RunSpec, index_path: Path, store: ResultStore, timeout_s: float, interval: float,
+         mem_limit_mb: int | None) -> dict:
+    """One process, or one per host when hosts > 1 (joined on a localhost port); the record of
+    process 0, with every process's samples in one file (a `host` column). A process that fails,
+    or the timeout, ends them all: one row."""
+    hosts = spec.hosts
+    part = [""] + [f".p{k}" for k in range(1, hosts)]  # process k's files; process 0's are the run's own
+    records = [store.root / f".{spec.run_id}{part[k]}.json" for k in range(hosts)]
+    samples = [store.samples / f"{'.' if k else ''}{spec.run_id}{part[k]}.csv" for k in range(hosts)]
+    logs = [store.logs / f"{spec.run_id}{part[k]}.log" for k in range(hosts)]
+    for path in records:
+        path.unlink(missing_ok=True)
+    start, procs, returncodes = time.perf_counter(), [], [None] * hosts
+    try:
+        for k, env in enumerate(_host_env(hosts)):
+            cmd = [sys.executable, "-m", "bench.worker", "--spec", json.dumps(dataclasses.asdict(spec)),
+                   "--index", str(index_path), "--record", str(records[k]), "--samples", str(samples[k]),
+                   "--interval", str(interval), "--process-id", str(k)]
+            with open(logs[k], "w") as log:
+                procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                              preexec_fn=_memory_cap(mem_limit_mb), env=env))
+        while time.perf_counter() - start < timeout_s:
+            returncodes = [proc.poll() for proc in procs]
+            if all(code is not None for code in returncodes) or any(code for code in returncodes):
+                break  # all done, or one failed: the others may wait on it for ever
+            time.sleep(0.1)
+    finally:  # also on Ctrl-C: never leave a run training behind
+        for proc in procs:
             _kill_group(proc.pid)
             proc.wait()
     wall_s = time.perf_counter() - start
-    if returncode is None:
+    if None in returncodes and not any(returncodes):  # none failed, not all done: out of time
         return RunRecord.for_spec(spec, status="timeout", wall_s=wall_s,
                                   error=f"no result within the {timeout_s:g} s timeout").to_dict()
-    if record_path.is_file():
-        record = json.loads(record_path.read_text())
-        record_path.unlink()
-        return record
+    written = [json.loads(path.read_text()) if path.is_file() else None for path in records]
+    for path in records:
+        path.unlink(missing_ok=True)
+    if hosts > 1:
+        _merge_samples(samples)
+    failed = next((k for k, code in enumerate(returncodes) if code), None)
+    if failed is None or (written[failed] and written[failed]["status"] != "ok"):
+        record = written[0] if failed is None else written[failed]
+        if record is not None:
+            if hosts > 1 and failed is None:
+                losses = {r["final_loss"] for r in written}
+                record["hosts_agree"] = len(losses) == 1
+            elif hosts > 1:
+                record["error"] = f"process {failed} of {hosts}: {record['error']}"
+            return record
+    return _died(spec, returncodes[failed or 0], logs[failed or 0], mem_limit_mb, wall_s,
+                 f"process {failed} of {hosts}: " if hosts > 1 else "")
+
+
+def _merge_samples(paths: list[Path]) -> None:
+    """Every process's samples in the run's file, with a `host` column (the process number)."""
+    import pandas as pd
+
+    parts = [pd.read_csv(path).assign(host=k) for k, path in enumerate(paths) if path.is_file()]
+    if parts:
+        pd.concat(parts, ignore_index=True).to_csv(paths[0], index=False)
+    for path in paths[1:]:
+        path.unlink(missing_ok=True)
+
+
+def _died(spec: RunSpec, returncode: int, log_path: Path, mem_limit_mb: int | None, wall_s: float,
+          who: str) -> dict:
+    """The row of a worker that ended without a record: what its exit and its log say."""
     lines = _log_lines(log_path)
     said_oom = next((l for l in reversed(lines) if OOM_RE.search(l)), None)
     if returncode == -signal.SIGKILL:
@@ -97,7 +160,7 @@ def run_point(spec: RunSpec, index_path: Path, store: ResultStore, timeout_s: fl
         status, why = "error", f"worker exited with status {returncode} without a record"
     tail = lines[-1][:300] if lines and not said_oom else ""
     return RunRecord.for_spec(spec, status=status, wall_s=wall_s,
-                              error=f"{why}; last log line: {tail}" if tail else why).to_dict()
+                              error=who + (f"{why}; last log line: {tail}" if tail else why)).to_dict()
 
 
 def measure_peaks(settings: set[tuple[str, str]], timeout_s: float = 300) -> dict:
@@ -133,6 +196,14 @@ def _why_skipped(spec: RunSpec, gpus_present: int, index) -> str | None:
         return TORCH_ONE_DEVICE
     if spec.data_format == "channels_first" and spec.backend == "tensorflow" and not gpus_present:
         return TF_NCHW_ON_CPU
+    if spec.hosts > 1:
+        if spec.backend == "tensorflow":
+            return TF_MULTI_WORKER
+        if spec.backend == "torch" and torch_multi_host():
+            return torch_multi_host()
+        if spec.batch % (spec.hosts * spec.gpus):
+            return (f"batch {spec.batch} does not split evenly over {spec.hosts} hosts of {spec.gpus} device(s): "
+                    f"each host feeds an equal share of every batch")
     if spec.pipeline == "dali" and spec.backend == "tensorflow" and not installed(DALI_TF_PLUGIN):
         return DALI_NEEDS_TF_PLUGIN
     if spec.gpus > 1:
@@ -179,39 +250,54 @@ def _summary(record: dict) -> str:
 
 def sweep(specs: list[RunSpec], index_path: Path, store: ResultStore, timeout_s: float,
           interval: float = SAMPLE_INTERVAL_S, force: bool = False, gpus_present: int = 0,
-          identity: dict | None = None, on_row=None, console: Console | None = None) -> list[dict]:
-    """Run the points this machine and code (`identity`: the columns bench.env.identity gives)
-    have not yet measured in the store (all with `force`); after each, append its row, stamped
-    with `identity`, and hand it to `on_row`. A point asking for more GPUs than are present (with
-    no GPU at all, gpus=N trains on N logical CPU devices), or for a batch at least as large as one
-    that ran out of memory on its ladder, is a `skipped` row. Returns the new rows."""
+          identity: dict | None = None, on_row=None, console: Console | None = None, jobs=None) -> list[dict]:
+    """Run the points this code (and on this machine, unless `jobs` run them elsewhere; `identity`:
+    the columns bench.env.identity gives) has not yet measured in the store (all with `force`);
+    append each row as its run ends, stamped with the machine that ran it, and hand it to `on_row`.
+    `jobs` (bench.executors.Submitit) runs the points as jobs; by default they run here, one after
+    another. A point asking for more GPUs than are present (with no GPU at all, gpus=N trains on N
+    logical CPU devices), or for a batch at least as large as one that ran out of memory on its
+    ladder, is a `skipped` row. Returns the new rows."""
     console = console or Console(stderr=True)
     identity = identity or {}
+    measured_by = {k: identity[k] for k in ("commit",)} if jobs else identity  # jobs land on other machines
     index = DatasetIndex.load(index_path) if Path(index_path).is_file() else None
-    done = set() if force else store.done(identity)
+    done = set() if force else store.done(measured_by)
     todo = [s for s in specs if s.run_id not in done]
     if len(todo) < len(specs):
         console.print(f"{len(specs) - len(todo)} of {len(specs)} runs already in {store.root}: skipped (--force reruns them)")
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-    ladders = BatchLadders([] if force else store.latest(identity))
+    ladders = BatchLadders([] if force else store.latest(measured_by))
     new = []
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("sweep", total=len(todo))
-        for i, spec in enumerate(todo, 1):
-            progress.update(task, description=spec.label())
-            why = _why_skipped(spec, gpus_present, index) or ladders.stopped(spec)
-            if why:
-                record = RunRecord.for_spec(spec, status="skipped", error=why).to_dict()
-            else:
-                record = run_point(spec, index_path, store, timeout_s, interval)
-            record.update(identity)
+
+        def finish(spec: RunSpec, record: dict) -> None:
+            record.update({k: v for k, v in identity.items() if not record.get(k)})  # skipped rows: ours
             store.append(record)
             ladders.note(record)
             if on_row:
                 on_row(record)
             new.append(record)
             role = ", ceiling" if spec.role == "ceiling" else ""
-            progress.console.print(f"[{i}/{len(todo)}] {spec.label()} (r{spec.repeat}{role}): {_summary(record)}")
+            progress.console.print(f"[{len(new)}/{len(todo)}] {spec.label()} (r{spec.repeat}{role}): {_summary(record)}")
             progress.advance(task)
+
+        def runnable():
+            """The points to run, each decided when its turn comes: a ladder may stop it."""
+            for spec in todo:
+                progress.update(task, description=spec.label())
+                why = _why_skipped(spec, gpus_present, index) or ladders.stopped(spec)
+                if why:
+                    finish(spec, RunRecord.for_spec(spec, status="skipped", error=why).to_dict())
+                else:
+                    yield spec
+
+        if jobs is None:
+            results = ((spec, run_point(spec, index_path, store, timeout_s, interval)) for spec in runnable())
+        else:
+            results = jobs.run(runnable(), (str(index_path), str(store.root), timeout_s, interval))
+        for spec, record in results:
+            finish(spec, record)
     return new

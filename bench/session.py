@@ -14,7 +14,8 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench import spec as specs
+from bench import executors, spec as specs
+from bench.executors import Slurm
 from bench.spec import DataSpec, RunSpec, SpecError
 from bench.store import ResultStore, read_json
 from pipelines import TFDATA_FORMATS
@@ -84,20 +85,23 @@ def prepared(gpu: str, data: str | None, out: str | None, preset_name: str, data
 
 
 def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, *, gpu: str, data: str | None,
-        out: str | None, timeout_s: float, interval: float, force: bool,
-        ceilings: bool = False) -> tuple[Path, list[dict]]:
-    """Everything after the grid is known: checks, data, environment, then the runs, the report
-    rewritten after each. Returns (the report, the new rows)."""
+        out: str | None, timeout_s: float, interval: float, force: bool, ceilings: bool = False,
+        executor: str = "local", max_parallel: int = 1, slurm: Slurm = Slurm()) -> tuple[Path, list[dict]]:
+    """Everything after the grid is known: checks, data, environment, then the runs (here, or as
+    submitit jobs), the report rewritten after each. Returns (the report, the new rows)."""
     from bench import report, runner
     from bench.env import identity
 
     with prepared(gpu, data, out, preset_name, data_spec, grid, force) as (store, index_path, env, meta):
         if ceilings:  # MFU is part of the ceilings' analysis
             meta.update(runner.measure_peaks({(p.backend, p.precision) for p in grid}))
+        meta.update(executors.describe(executor, max_parallel, slurm))
         (store.root / "sweep.json").write_text(json.dumps(meta, indent=2))
         probes = specs.ceilings(grid) if ceilings else []
+        jobs = None if executor == "local" else executors.Submitit(
+            "local" if executor == "submitit-local" else "slurm", store.root / "jobs", max_parallel, timeout_s, slurm)
         new = runner.sweep(probes + grid, index_path, store, timeout_s, interval, force, env["gpu_count"],
-                           identity(env), on_row=lambda row: report.write(store.root, plots=False))
+                           identity(env), on_row=lambda row: report.write(store.root, plots=False), jobs=jobs)
         path = report.write(store.root)
     return path, new
 

@@ -61,6 +61,7 @@ class RunSpec:
     window: str = knob("auto", "schedule", later=True)  # auto: epochs long enough for a steady window; epochs: as asked
     data_format: str = knob("channels_last", "device", later=True)  # Keras's image data format for the model
     transfer: str = knob("float32", "loader", later=True)  # what a pipeline hands over: float32 in [0, 1], or uint8
+    hosts: int = knob(1, "device", later=True)  # processes training data-parallel, `gpus` devices each
     repeat: int = 0  # which repeat of the point this is, 0-based
     role: str = "point"  # "ceiling": a probe run for another point's pipeline or model ceiling
 
@@ -97,6 +98,8 @@ class RunSpec:
             parts.append(self.transfer)
         if self.gpus != 1:
             parts.append(f"{self.gpus}gpu")
+        if self.hosts != 1:
+            parts.append(f"{self.hosts}hosts")
         return " ".join(parts)
 
 
@@ -330,7 +333,7 @@ def check_spec(spec: RunSpec) -> None:
                           ("window", WINDOW), ("data_format", DATA_FORMAT), ("transfer", TRANSFER)):
         if getattr(spec, knob) not in allowed:
             raise SpecError(f"{knob}={getattr(spec, knob)!r}: expected one of {', '.join(allowed)}")
-    for knob in ("batch", "input_size", "epochs", "gpus"):
+    for knob in ("batch", "input_size", "epochs", "gpus", "hosts"):
         if getattr(spec, knob) < 1:
             raise SpecError(f"{knob}={getattr(spec, knob)}: must be at least 1")
     for knob in ("workers", "max_queue_size", "steps_per_epoch", "validation_steps"):

@@ -86,7 +86,7 @@ class ResultStore:
         of the runs that machine and code measured."""
         rows = self.records()
         if identity:
-            rows = [r for r in rows if all(r.get(k) == identity.get(k) for k in MEASURED_BY)]
+            rows = [r for r in rows if all(r.get(k) == v for k, v in identity.items() if k in MEASURED_BY)]
         return list({row["run_id"]: row for row in rows}.values())
 
     def done(self, identity: dict | None = None) -> set[str]:

@@ -54,8 +54,10 @@ def write_samples(rows: list[dict], path: Path) -> None:
         writer.writerows(rows)
 
 
-def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path, interval: float) -> None:
-    """Fills `record` in place, so that what was learned before a failure is kept."""
+def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path, interval: float,
+          process_id: int = 0) -> None:
+    """Fills `record` in place, so that what was learned before a failure is kept. With hosts > 1
+    this is process `process_id` of the run, training on its share of each batch."""
     import keras
 
     import models
@@ -66,14 +68,16 @@ def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path
 
     record.backend_version = backend_version(spec.backend)
     keras.config.set_image_data_format(spec.data_format)
-    scope, record.devices = devices.setup(spec.backend, spec.gpus)
+    scope, record.devices = devices.setup(spec.backend, spec.gpus, spec.hosts)
     index = DatasetIndex.load(index_path)
     record.classes = len(index.classes)
     record.images_skipped = len(index.skipped)
     record.loader = pipelines.describe_loader(spec)
-    train_feed, val_feed = training.feeds(index, spec)
+    share, local = pipelines.host_share(index, spec, process_id)
+    train_feed, val_feed = training.feeds(share, local)
     record.train_steps, record.val_steps = train_feed.steps, val_feed.steps
-    record.train_images_per_epoch = train_feed.images
+    record.train_images_per_epoch = train_feed.images * spec.hosts
+    record.host_batch = local.batch
 
     keras.mixed_precision.set_global_policy(spec.precision)
     with scope:
@@ -110,14 +114,16 @@ def measure(model, train_feed, val_feed, spec: RunSpec, record: RunRecord, sampl
         sampling = Sampling([CpuSampler(), gpu], interval)
         try:
             with sampling:
-                training.fit(model, train_feed, val_feed, spec.epochs, [c for c in (checkpoint, timer) if c])
+                history = training.fit(model, train_feed, val_feed, spec.epochs, [c for c in (checkpoint, timer) if c])
         finally:
             window = [(a - sampling.t0, b - sampling.t0) for a, b in timer.window(checkpoint and checkpoint.seconds)]
             summarise_samples(sampling.rows, window, interval, record)
             write_samples(sampling.rows, samples_path)
             record.sampler_error = "; ".join(f"{name}: {why}" for name, why in sampling.errors.items())
-    for key, value in timer.summary(train_feed.steps, train_feed.images, checkpoint and checkpoint.seconds).items():
+    images = train_feed.images * spec.hosts  # every process steps together: the global batch's images
+    for key, value in timer.summary(train_feed.steps, images, checkpoint and checkpoint.seconds).items():
         setattr(record, key, value)
+    record.final_loss = float(history.history["loss"][-1])
     if record.gpu_energy_j:
         record.img_per_joule = record.window_images / record.gpu_energy_j
 
@@ -173,13 +179,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--record", required=True, type=Path)
     parser.add_argument("--samples", required=True, type=Path)
     parser.add_argument("--interval", type=float, default=SAMPLE_INTERVAL_S)
+    parser.add_argument("--process-id", type=int, default=0, help="this process's number among the run's hosts")
     args = parser.parse_args(argv)
     _die_with_parent()
     spec = RunSpec(**json.loads(args.spec))
-    devices.prepare(spec.backend, spec.gpus, uses=frameworks(spec))  # before anything imports Keras
+    devices.prepare(spec.backend, spec.gpus, frameworks(spec), spec.hosts)  # before anything imports Keras
     record = RunRecord.for_spec(spec)
     try:
-        train(spec, args.index, record, args.samples, args.interval)
+        train(spec, args.index, record, args.samples, args.interval, args.process_id)
         record.status = "ok"
     except Exception as e:
         record.status, record.error = classify(e), one_line(e)

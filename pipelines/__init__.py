@@ -6,6 +6,7 @@ sweep is checked and described before any heavy import.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import math
 import multiprocessing
@@ -188,6 +189,19 @@ def split_plan(index, spec, split: str) -> tuple[int, int]:
         if steps < needed:
             return needed, needed * spec.batch
     return steps, images
+
+
+def host_share(index, spec, process_id: int):
+    """(the index and spec of process `process_id`'s share of a run on `spec.hosts` processes): its
+    own images and a batch of batch / hosts, for as many steps as the whole run plans, so that
+    every process steps together and the global batch is `batch`."""
+    if spec.hosts == 1:
+        return index, spec
+    train_steps, _ = split_plan(index, spec, "train")
+    val_steps, _ = split_plan(index, spec, "val")
+    local = dataclasses.replace(spec, batch=spec.batch // spec.hosts, steps_per_epoch=train_steps,
+                                validation_steps=val_steps, window="epochs")
+    return index.shard(process_id, spec.hosts), local
 
 
 def build(index, spec, split: str) -> Feed:

@@ -51,6 +51,14 @@ class DatasetIndex:
     def load(cls, path: Path) -> "DatasetIndex":
         return cls(**json.loads(Path(path).read_text()))
 
+    def shard(self, k: int, n: int) -> "DatasetIndex":
+        """Process k of n's share: every n-th image of each split, from the k-th, as many for each
+        process (the last len % n images of a split are left out), so that all step alike."""
+        def share(items: dict) -> dict:
+            return {split: values[k::n][: len(values) // n] for split, values in items.items()}
+
+        return DatasetIndex(self.root, self.classes, share(self.files), share(self.labels), self.skipped, self.ignored)
+
 
 def _unreadable(path: Path) -> str | None:
     """Why PIL cannot decode the image, or None: a full decode, since a truncated JPEG

@@ -30,7 +30,8 @@ def test_knobs_added_later_keep_the_ids_of_results_from_before_them():
     import hashlib
     import json
 
-    later = ("backend", "window", "data_format")
+    later = ("backend", "window", "data_format", "transfer", "hosts")
+    assert set(spec.LATER_KNOBS) == set(later)
     knobs = {k: v for k, v in RunSpec(batch=8).knobs().items() if k not in later}  # a point as recorded then
     before = hashlib.sha1(json.dumps(knobs, sort_keys=True).encode()).hexdigest()[:10]
     assert RunSpec(batch=8).point_id == before
@@ -57,7 +58,7 @@ def test_override_values_take_the_knob_type():
 
 @pytest.mark.parametrize("changes, message", [
     ({"backbone": "alexnet"}, "unknown backbone"),
-    ({"pipeline": "dali"}, "unknown pipeline"),
+    ({"pipeline": "ffcv"}, "unknown pipeline"),
     ({"batch": 0}, "batch=0"),
     ({"workers": -1}, "workers=-1"),
     ({"gpus": 0}, "gpus=0: must be at least 1"),
@@ -88,8 +89,12 @@ def test_the_gpu_preset_is_a_union_of_grids(monkeypatch):
     assert sorted({s.batch for s in models}) == [32, 64, 128, 256, 512]
     assert {s.precision for s in models} == {"float32", "mixed_bfloat16"}
     assert len(models) == 4 * 5 * 2 * 3
-    assert {(s.pipeline, s.workers) for s in loaders} >= {(p, w) for p in ("keras", "tfdata", "torch") for w in (1, 8, 16)}
-    assert len(loaders) == 4 * 3 * (9 + 1)  # 9 loader settings and keras's processes, per backbone and backend
+    loaders_ = ("keras", "tfdata", "torch", "dali")
+    assert {(s.pipeline, s.workers) for s in loaders} >= {(p, w) for p in loaders_ for w in (1, 8, 16)}
+    assert {(s.pipeline, s.transfer, s.cache) for s in loaders if s.transfer == "uint8"} == {
+        (p, "uint8", c) for p in ("keras", "torch") for c in (False, True)}
+    # 12 loader settings, keras's processes and 4 of uint8 with and without the cache, per backbone and backend
+    assert len(loaders) == 4 * 3 * (12 + 1 + 4)
     assert gpu.installed_only and gpu.data.train >= 5000
 
 

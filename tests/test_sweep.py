@@ -2,10 +2,6 @@
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 
 import pandas as pd
 import pytest
@@ -15,7 +11,7 @@ from bench.runner import DALI_NEEDS_TF_PLUGIN, DALI_TF_PLUGIN
 from bench.spec import installed
 from bench.store import ResultStore
 from pipelines.dataset import make_synthetic
-from tests.conftest import gpubench
+from tests.conftest import gpubench, killed_and_resumed
 
 TINY = ["--set", "backbone=tiny", "--set", "input_size=16", "--set", "epochs=2"]
 # For the tests of a sweep's mechanics rather than its timing: the epochs as asked, one pass each.
@@ -41,7 +37,8 @@ def smoke(tmp_path_factory, broken_tree):
     """The smoke preset over the broken tree, run once for the tests that read its results;
     without its ceilings, which test_bottleneck measures for real."""
     cwd = tmp_path_factory.mktemp("smoke")
-    result = gpubench("sweep", "--preset", "smoke", "--data", broken_tree, "--out", "out", "--no-ceilings", cwd=cwd)
+    result = gpubench("sweep", "--preset", "smoke", "--data", broken_tree, "--out", "out", "--no-ceilings",
+                      "--set", "batch=8", cwd=cwd)
     assert result.returncode == 0, result.stderr[-3000:]
     return cwd / "out", result
 
@@ -57,8 +54,8 @@ def test_smoke_sweep_writes_every_row_and_column(smoke):
         every, loaders = every[~dali_on_tf], loaders - {"dali"}
     assert set(every.status) == {"ok"}
     runs = every[every.role == "point"]
-    assert len(runs) == len(every) == 2 * len(loaders) + 2
-    assert set(runs.pipeline) == loaders | {"synthetic"} and set(runs.batch) == {4, 8}
+    assert len(runs) == len(every) == len(loaders) + 1
+    assert set(runs.pipeline) == loaders | {"synthetic"} and set(runs.batch) == {8}
     assert (runs.schema == SCHEMA).all() and runs.run_id.is_unique
     assert (runs.train_img_s > 0).all() and (runs.total_s > 0).all()
     assert (runs.step_ms_p50[runs.pipeline != "synthetic"] > 0).all()
@@ -83,13 +80,14 @@ def test_unreadable_images_and_hidden_entries_are_passed_over_with_one_warning_e
     assert ("warning: 2 hidden or system files and folders passed over, neither classes nor images: "
             ".ipynb_checkpoints, Thumbs.db") in result.stderr
     assert "2 hidden or system files and folders passed over" in (out / "report.md").read_text()
-    assert (pd.read_csv(out / "runs.csv").images_skipped == 2).all()
+    ran = pd.read_csv(out / "runs.csv").query("status == 'ok'")
+    assert len(ran) >= 4 and (ran.images_skipped == 2).all()
 
 
 def test_gpu_columns_are_filled_or_say_why_not(smoke):
     out, _ = smoke
     env = json.loads((out / "env.json").read_text())
-    runs = pd.read_csv(out / "runs.csv")
+    runs = pd.read_csv(out / "runs.csv").query("status == 'ok'")
     report = (out / "report.md").read_text()
     if env["gpu_count"] == 0:
         assert runs.gpu_util_mean.isna().all() and runs.gpu_mem_peak_mb.isna().all()
@@ -104,7 +102,7 @@ def test_report_has_the_seeds_tables(smoke):
     report = (out / "report.md").read_text()
     assert "| batch (train/val steps)" in report
     assert "keras w2 threads q4" in report and "tfdata w2 q4" in report and "| synthetic" in report
-    assert "8 (50/1 steps)" in report and "4 (50/1 steps)" in report
+    assert "| 8 (50/1 steps)" in report
     assert "## Where the sweep's time went" in report and "were measured windows" in report
     assert "## Fastest" in report and "CPU and GPU utilisation" in report
     os.remove(out / "report.md")
@@ -122,7 +120,7 @@ def test_report_has_the_seeds_tables(smoke):
 def test_a_second_sweep_skips_what_is_done(smoke, broken_tree):
     out, _ = smoke
     again = gpubench("sweep", "--preset", "smoke", "--data", broken_tree, "--out", out, "--no-ceilings",
-                     cwd=out.parent)
+                     "--set", "batch=8", cwd=out.parent)
     assert again.returncode == 0
     runs = len(ResultStore(out).records())
     assert f"{runs} of {runs} runs already" in again.stderr
@@ -130,19 +128,12 @@ def test_a_second_sweep_skips_what_is_done(smoke, broken_tree):
 
 
 def test_a_killed_sweep_resumes_without_losing_or_repeating_rows(tmp_path, tiny_tree):
-    args = [sys.executable, "-m", "bench", "sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out",
-            "--no-ceilings", "--set", "pipeline=keras", "--set", "batch=2,3,4,6", *AS_ASKED]
-    sweep = subprocess.Popen(list(map(str, args)), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    store = ResultStore(tmp_path / "out")
-    deadline = time.time() + 120
-    while len(store.records()) < 1 and time.time() < deadline:
-        time.sleep(0.2)
-    sweep.send_signal(signal.SIGKILL)
-    sweep.wait()
-    finished = {r["run_id"] for r in store.records()}
+    finished, resumed = killed_and_resumed(
+        ["sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--no-ceilings", "--set", "pipeline=keras",
+         "--set", "batch=2,3,4,6", *AS_ASKED], tmp_path)
     assert 1 <= len(finished) < 4
-    resumed = subprocess.run(list(map(str, args)), cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+    store = ResultStore(tmp_path / "out")
     rows = store.records()
     assert len(rows) == 4 and len({r["run_id"] for r in rows}) == 4
     assert finished <= {r["run_id"] for r in rows}
