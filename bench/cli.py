@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from bench import spec as specs
-from bench.executors import Slurm
+from bench.executors import EXECUTORS, Slurm
 from bench.spec import DataSpec, RunSpec, SpecError
 from bench.store import ResultStore, StoreBusy, StoreError, read_json
 from pipelines.dataset import DatasetError, make_synthetic
@@ -44,7 +44,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--dry-run", action="store_true", help="print the grid and run nothing")
     s.add_argument("--no-ceilings", action="store_true",
                    help="skip the pipeline-alone and model-alone runs that give the bound verdict")
-    s.add_argument("--executor", choices=("local", "slurm", "submitit-local"), default="local",
+    s.add_argument("--executor", choices=EXECUTORS, default="local",
                    help="where the runs happen: here, one after another; as Slurm jobs; as submitit's local jobs")
     s.add_argument("--max-parallel", type=int, default=1, help="jobs running at once (slurm, submitit-local)")
     s.add_argument("--slurm-partition")

@@ -110,4 +110,4 @@ def _row(spec: RunSpec, job) -> dict:
 def describe(executor: str, max_parallel: int, slurm: Slurm) -> dict:
     """sweep.json's account of where the runs ran."""
     return {"executor": executor, "max_parallel": max_parallel,
-            **({"slurm": json.loads(json.dumps(dataclasses.asdict(slurm)))} if executor == "slurm" else {})}
+            **({"slurm": dataclasses.asdict(slurm)} if executor == "slurm" else {})}

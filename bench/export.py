@@ -11,8 +11,7 @@ from bench.store import read_json
 
 
 def to_json(folder: Path, out: str | Path | None = None) -> Path:
-    points = points_table.write(folder)
-    rows, _ = points_table.current_rows(folder)
+    points, rows, _ = points_table.write(folder)
     document = {name: read_json(folder / f"{name}.json") for name in ("env", "sweep")}
     document["points"] = json.loads(points.to_json(orient="records"))
     document["runs"] = rows

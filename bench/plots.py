@@ -10,6 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from bench.points import fed as fed_points  # noqa: E402
+
 
 def _save(fig, axes, path: Path) -> Path:
     for ax in axes:
@@ -46,7 +48,7 @@ def throughput(points: pd.DataFrame, path: Path) -> Path | None:
 def feed(points: pd.DataFrame, path: Path) -> Path | None:
     """Images/s of each pipeline setting, end to end, against the model's rate alone (a line): a
     panel per model, batch and precision."""
-    fed = points[points.pipeline.ne("synthetic") & points.model_img_s.notna() & (points.repeats_ok > 0)]
+    fed = fed_points(points)
     if fed.empty:
         return None
     groups = list(fed.groupby(["backend", "backbone", "input_size", "precision", "batch"]))

@@ -164,14 +164,20 @@ def machine_envs(root: Path) -> dict:
     return {path.stem.removeprefix("env-"): read_json(path) for path in root.glob("env-*.json")}
 
 
-def write(root: str | Path) -> pd.DataFrame:
-    """points.csv of a results folder, from its current rows; the table it holds."""
+def write(root: str | Path) -> tuple[pd.DataFrame, list[dict], int]:
+    """points.csv of a results folder, from its current rows: (the table it holds, and
+    current_rows' rows and count left out, read once for the callers that format them too)."""
     root = Path(root)
-    rows, _ = current_rows(root)
+    rows, left_out = current_rows(root)
     points = (table(rows, read_json(root / "env.json"), read_json(root / "sweep.json"), machine_envs(root))
               if rows else pd.DataFrame())
     points.to_csv(root / "points.csv", index=False)
-    return points
+    return points, rows, left_out
+
+
+def fed(points: pd.DataFrame) -> pd.DataFrame:
+    """The points a pipeline fed, with the model's rate alone beside them: the feed table's rows."""
+    return points[points.pipeline.ne("synthetic") & points.model_img_s.notna() & (points.repeats_ok > 0)]
 
 
 def read(root: str | Path) -> pd.DataFrame:

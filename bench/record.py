@@ -132,9 +132,9 @@ class SchemaError(ValueError):
     """A row this version cannot read."""
 
 
-# Sampler summaries that schema 1 took over the whole run, which schema 2 keeps as run_* and
-# takes over the measured window instead.
-_WHOLE_RUN_IN_V1 = ("samples", "cpu_util_mean", "proc_cpu_pct_mean", "rss_peak_mb", "gpu_util_mean",
+# The sampler summaries kept over the whole run too, as run_* (schema 1 took them over the whole
+# run only).
+RUN_FIGURES = ("samples", "cpu_util_mean", "proc_cpu_pct_mean", "rss_peak_mb", "gpu_util_mean",
                     "gpu_mem_nvml_peak_mb", "gpu_power_w_mean")
 _WINDOW_SUMMARIES = ("samples", "cpu_util_mean", "cpu_util_p90", "cpu_util_max", "proc_cpu_pct_mean",
                      "proc_cpu_pct_p90", "proc_cpu_pct_max", "rss_peak_mb", "threads_max", "gpu_util_mean",
@@ -148,7 +148,7 @@ def _v1_to_v2(row: dict, env: dict) -> dict:
     whole run: they move to run_*, and the window's stay empty. Its MFU compared float32 with
     the float32 datasheet row; on a GPU the arithmetic is not known (TF32 or not)."""
     row = {**row, "schema": 2, "window": "epochs", "data_format": "channels_last"}
-    for key in _WHOLE_RUN_IN_V1:
+    for key in RUN_FIGURES:
         row[f"run_{key}"] = row.get(key)
     row.update({key: None for key in _WINDOW_SUMMARIES})
     row["matmul_precision"] = _POLICY_MATH.get(row.get("precision"), "" if env.get("gpu_count") else "float32")

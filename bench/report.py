@@ -101,7 +101,7 @@ def _where_the_time_goes(points: pd.DataFrame, sweep: dict) -> list[str]:
 def _feed(points: pd.DataFrame, env: dict, figure: str | None) -> list[str]:
     """What would feed this GPU: each pipeline's rate beside the model's, and the CPU cores that
     decode fast enough to keep the model fed."""
-    fed = points[points.pipeline.ne("synthetic") & points.model_img_s.notna() & (points.repeats_ok > 0)]
+    fed = points_table.fed(points)
     if fed.empty:
         return []
     table = pd.DataFrame({
@@ -310,8 +310,7 @@ def write(root: str | Path, run_id: str | None = None, plots: bool = True) -> Pa
     """report.md, after points.csv. Plots (about a second) are left out of the rewrite after
     each run of a sweep and drawn when it ends."""
     root = Path(root)
-    every = points_table.write(root)
-    rows, left_out = points_table.current_rows(root)
+    every, rows, left_out = points_table.write(root)
     figures = []
     if rows and plots:
         figures = _figures(root, every[every.role == "point"], rows, run_id)

@@ -199,8 +199,8 @@ def _why_skipped(spec: RunSpec, gpus_present: int, index) -> str | None:
     if spec.hosts > 1:
         if spec.backend == "tensorflow":
             return TF_MULTI_WORKER
-        if spec.backend == "torch" and torch_multi_host():
-            return torch_multi_host()
+        if spec.backend == "torch" and (why := torch_multi_host()):
+            return why
         if spec.batch % (spec.hosts * spec.gpus):
             return (f"batch {spec.batch} does not split evenly over {spec.hosts} hosts of {spec.gpus} device(s): "
                     f"each host feeds an equal share of every batch")

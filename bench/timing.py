@@ -73,7 +73,7 @@ class EpochTimer(keras.callbacks.Callback):
     def window(self, checkpoint_s: list[float] | None = None) -> list[tuple[float, float]]:
         """The measured window's spans: every epoch after the first (the only one if it is alone)."""
         spans = self.spans(checkpoint_s)
-        return spans[1:] if len(spans) > 1 else spans
+        return [spans[i] for i in self._window_epochs()]
 
     def summary(self, steps: int, images: int, checkpoint_s: list[float] | None = None) -> dict:
         """The window's rates, and what came before it. `steps` and `images` are one epoch's.

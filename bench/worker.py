@@ -20,7 +20,7 @@ import traceback
 from pathlib import Path
 
 from bench import devices
-from bench.record import RunRecord
+from bench.record import RUN_FIGURES, RunRecord
 from bench.spec import SAMPLE_INTERVAL_S, RunSpec, frameworks
 
 OOM_RE = re.compile(r"\bOOM\b|out of memory|ResourceExhausted|bad_alloc|Cannot allocate memory|MemoryError",
@@ -142,9 +142,6 @@ def summarise_samples(rows: list[dict], window: list[tuple[float, float]], inter
     record.gpu_energy_j = energy_j(rows, window)
     record.run_gpu_energy_j = energy_j(rows, [(rows[0]["t_s"], rows[-1]["t_s"])]) if rows else None
 
-
-RUN_FIGURES = ("samples", "cpu_util_mean", "proc_cpu_pct_mean", "rss_peak_mb", "gpu_util_mean",
-               "gpu_mem_nvml_peak_mb", "gpu_power_w_mean")
 
 
 def since_process_start() -> float:
