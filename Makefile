@@ -13,14 +13,16 @@ PYTEST_ARGS ?=
 # all. On a GPU machine, EXTRAS=test,gpu,dali,fleet installs the CUDA builds (README).
 EXTRAS ?= test,jax,torch,dali,fleet
 
-.PHONY: bench test dry-run regress microbench help
+.PHONY: bench test test-fast dry-run regress microbench honesty help
 
 help:
 	@echo "make bench [GPU=auto|<label>] [PRESET=quick|smoke|<file.toml>] [DATA=<dir>] [ARGS='--set batch=8,16']"
 	@echo "make test  [PYTEST_ARGS='-k parity']"
+	@echo "make test-fast              the tests that start no worker (under a minute)"
 	@echo "make dry-run [PRESET=...]   print the grid, run nothing"
 	@echo "make regress [GPU=...]      the ci preset, compared with results/baselines/<gpu>/ci.csv"
 	@echo "make microbench             pytest-benchmark micro-benchmarks against the saved baseline"
+	@echo "make honesty                the suite's measured fit against a plain fit (jax), recorded"
 
 # The virtual environment, made again whenever pyproject.toml or the pins change.
 $(STAMP): pyproject.toml constraints.txt
@@ -38,6 +40,9 @@ dry-run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest --benchmark-skip $(PYTEST_ARGS)
 
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest --benchmark-skip -m "not slow" $(PYTEST_ARGS)
+
 # The regression gate: a fresh run of the ci preset against the stored baseline of this GPU label.
 REGRESS_LABEL = $(if $(filter auto,$(GPU)),$(shell $(BIN)/python -c "from bench.env import auto_label; print(auto_label())" 2>/dev/null),$(GPU))
 regress: $(STAMP)
@@ -49,3 +54,12 @@ MICRO_BASELINE := .benchmarks
 microbench: $(STAMP)
 	$(BIN)/python -m pytest tests/benchmarks --benchmark-only --benchmark-autosave \
 		$(if $(wildcard $(MICRO_BASELINE)/*/*.json),--benchmark-compare --benchmark-compare-fail=mean:25%) $(PYTEST_ARGS)
+
+# Instruments must not slow what they measure: the suite's fit against a plain fit of the same work,
+# timed alternately (tests/plain_fit.py), each result appended to .benchmarks/honesty.jsonl; fails
+# beyond 10%. A ratio of timings is a benchmark, not a test: the tests count what the fit does.
+HONESTY_DATA := data/honesty
+honesty: $(STAMP)
+	test -d $(HONESTY_DATA) || $(BIN)/gpubench data $(HONESTY_DATA) --train 12 --val 4 --classes 2 --image-size 64x48 --seed 1
+	mkdir -p $(MICRO_BASELINE)
+	$(BIN)/python -m tests.plain_fit check jax $(HONESTY_DATA) $(MICRO_BASELINE)/honesty.jsonl

@@ -21,6 +21,7 @@ needs_jax = pytest.mark.skipif(not installed("jax"), reason="jax is not installe
 needs_torch = pytest.mark.skipif(not installed("torch"), reason="torch is not installed")
 
 
+@pytest.mark.slow
 @needs_jax
 def test_the_smoke_preset_runs_on_jax(tmp_path, tiny_tree):
     """Every pipeline feeds jax. The smoke sweep on tensorflow is in test_sweep, on torch below
@@ -44,15 +45,17 @@ def test_the_smoke_preset_runs_on_jax(tmp_path, tiny_tree):
     assert env[backend] == importlib.metadata.version(backend)
     assert f"on {backend}," in (tmp_path / "out" / "report.md").read_text()
     # One model, batch and precision fed by three pipelines compiles once: the first run fills the
-    # persistent cache, the others compile from it. The synthetic feed's validation batches are
-    # full (the others end with a short one), so its evaluation step is another program.
+    # persistent cache, the others compile from it (they add no entry to it: counted, not timed;
+    # the time it saves is in results/reference/cpu/compile-cache). The synthetic feed's
+    # validation batches are full (the others end with a short one), so its evaluation step is
+    # another program.
     by = runs.set_index("pipeline")
     loaders = [p for p in ("keras", "tfdata", "torch") if p in by.index]
     assert list(by.cache_hit[loaders]) == [False] + [True] * (len(loaders) - 1)
-    assert by.compile_s[loaders[1:]].max() < by.compile_s[loaders[0]] / 2, by.compile_s.tolist()
     assert "compiled from cache" in (tmp_path / "out" / "report.md").read_text()
 
 
+@pytest.mark.slow
 @needs_torch
 def test_without_tensorflow_the_torch_backend_runs_and_tfdata_is_refused(tmp_path, tiny_tree, without_tensorflow):
     result = gpubench("sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--no-ceilings",
@@ -76,6 +79,7 @@ def test_without_tensorflow_the_torch_backend_runs_and_tfdata_is_refused(tmp_pat
         assert not (tmp_path / "refused").exists()
 
 
+@pytest.mark.slow
 @needs_jax
 def test_two_logical_devices_on_jax_train_with_data_parallel(tmp_path, tiny_tree):
     result = gpubench("sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--no-ceilings",
@@ -148,6 +152,7 @@ def test_a_batch_past_the_first_out_of_memory_batch_is_skipped(tmp_path, monkeyp
     assert [r["status"] for r in again] == ["skipped"]
 
 
+@pytest.mark.slow
 def test_channels_first_trains_where_the_backend_can_and_is_a_skipped_row_where_it_cannot(tmp_path, tiny_tree):
     backends = [b for b in ("tensorflow", "jax", "torch") if installed(b)]
     result = gpubench("sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--no-ceilings",

@@ -43,6 +43,7 @@ def test_a_failure_that_is_not_memory_stops_the_search():
         search(RunSpec(), "batch", 1, 64, device(0, failure="error"))
 
 
+@pytest.mark.slow
 def test_a_memory_cap_makes_the_search_real_on_a_cpu(tmp_path):
     capped = gpubench("fit", "--backbone", "tiny", "--input-size", "64", "--mem-limit-mb", "3500",
                       "--start", "4096", "--limit", "4096", "--out", "capped", cwd=tmp_path)

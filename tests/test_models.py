@@ -36,7 +36,8 @@ def test_bcnn_is_vgg16_features_and_a_bilinear_classifier():
     assert pooled.shape == (2, 9) and np.allclose(np.linalg.norm(pooled, axis=1), 1.0, atol=1e-5)
 
 
-@pytest.mark.parametrize("name, size", [("resnext50", 32), ("seresnet50", 32), ("octresnet50", 64), ("bcnn", 32), ("mobilenetv2", 32), ("tiny", 16)])
+@pytest.mark.slow
+@pytest.mark.parametrize("name, size", [("resnext50", 32), ("seresnet50", 32), ("octresnet50", 32), ("bcnn", 32), ("mobilenetv2", 32), ("tiny", 16)])
 def test_each_backbone_trains_a_step(name, size):
     model = models.build(name, (size, size, 3), 3)
     model.compile(optimizer="sgd", loss="categorical_crossentropy")

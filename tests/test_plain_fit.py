@@ -1,10 +1,12 @@
-"""Instruments must not slow what they measure: the suite's measured fit (timer, samplers,
-ready stamps) against a plain fit of the same compiled model on the same data, timed by
-epoch-level callbacks only, alternately in one process (tests/plain_fit.py).
+"""Instruments must not slow what they measure: the suite's measured fit (timer, samplers, ready
+stamps) does on the training thread what a plain fit of the same compiled model on the same data
+does, and no more than its stated marks (tests/plain_fit.py).
 
-On jax: on these 2 CPU cores TensorFlow's rate for the same small model switches between two
-modes about 2x apart from one fit to the next, in plain fits as much as in the suite's, which
-no tolerance of 10% can hold; jax's rates repeat within a few percent."""
+What slows a fit is held by counts, which load cannot change: the device reads on the training
+thread (each waits for the device; a callback with a per-step end hook, say, makes Keras read
+every step's logs there) and the calls into gpubench's own code (a stamp or any work in the
+step). The rates themselves, suite against plain fit, are a benchmark: `make honesty` runs and
+records them (a ratio of two timings on shared cores is no test)."""
 
 import json
 import subprocess
@@ -14,28 +16,33 @@ import pytest
 
 from bench.spec import installed
 
-TOLERANCE = 0.10
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not installed("jax"), reason="jax is not installed")]
+
+PER_EPOCH = 5  # project calls an epoch's hooks may make: the timer's begin, validation and end marks
 
 
-def best_rates(kind: str, tree) -> dict:
-    """The best of four alternations each: noise on shared cores only slows."""
-    out = subprocess.run([sys.executable, "-m", "tests.plain_fit", kind, "jax", str(tree)], capture_output=True,
-                         text=True, timeout=300)
+def counts(kind: str, tree) -> dict:
+    out = subprocess.run([sys.executable, "-m", "tests.plain_fit", "counts", kind, "jax", str(tree)],
+                         capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    return {name: max(values) for name, values in json.loads(out.stdout.strip().splitlines()[-1]).items()}
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-pytestmark = pytest.mark.skipif(not installed("jax"), reason="jax is not installed")
+def test_the_model_alone_is_fitted_as_a_plain_fit_is(tiny_tree):
+    """Tensors in memory: timed from epoch hooks only, so nothing per step, in any thread."""
+    found = counts("model", tiny_tree)
+    suite, plain, epochs = found["suite"], found["plain"], found["epochs"]
+    assert suite["reads"] <= plain["reads"] + epochs, found  # at most the timer's one read an epoch
+    assert suite["calls"] <= plain["calls"] + PER_EPOCH * epochs, found
+    assert suite["calls"] + suite["other_calls"] < found["steps"] / 2, found  # the feed itself does nothing a step
 
 
-def test_the_model_alone_runs_as_fast_as_a_plain_fit(tiny_tree):
-    """Within 10% of a plain fit on the suite's feed, and not below a plain fit on NumPy arrays
-    of the same tensors, which Keras slices every step."""
-    best = best_rates("model", tiny_tree)
-    assert abs(best["suite"] / best["plain"] - 1) <= TOLERANCE, best
-    assert best["suite"] >= (1 - TOLERANCE) * best["numpy"], best
-
-
-def test_the_keras_pipeline_alone_runs_as_fast_as_a_plain_fit_on_the_same_reads(tiny_tree):
-    best = best_rates("loader", tiny_tree)
-    assert abs(best["suite"] / best["plain"] - 1) <= TOLERANCE, best
+def test_the_keras_pipeline_alone_adds_only_its_step_mark_and_its_stamp(tiny_tree):
+    """A loader is timed by a mark when the loop turns to each batch (the begin hook, the mark,
+    the ready stamp read back: 3 calls a step on the training thread) and a stamp when a worker
+    has the batch ready (1 call a step in the loader's threads)."""
+    found = counts("loader", tiny_tree)
+    suite, plain, epochs, steps = found["suite"], found["plain"], found["epochs"], found["steps"]
+    assert suite["reads"] <= plain["reads"] + epochs, found
+    assert suite["calls"] - plain["calls"] <= 3 * steps + PER_EPOCH * epochs, found
+    assert suite["other_calls"] - plain["other_calls"] <= steps + PER_EPOCH * epochs, found

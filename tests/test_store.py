@@ -67,6 +67,7 @@ def test_a_row_cut_short_by_a_kill_is_dropped_and_a_corrupt_one_is_named(tmp_pat
         newer.records()
 
 
+@pytest.mark.slow
 def test_a_folder_of_another_machine_is_refused_and_forced_runs_keep_its_rows_apart(tmp_path, tiny_tree):
     args = ["sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--no-ceilings", "--timeout", "0.5",
             "--set", "pipeline=synthetic", "--set", "batch=4"]
@@ -91,6 +92,7 @@ def test_a_folder_of_another_machine_is_refused_and_forced_runs_keep_its_rows_ap
     assert "1 runs of another machine or commit are kept in runs.jsonl and left out" in (out / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_the_sweep_process_imports_no_framework(tmp_path, tiny_tree):
     """Only workers import TensorFlow, JAX or torch: the sweep prints none of their start-up lines
     and refuses bad input in well under a second."""

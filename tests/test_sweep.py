@@ -43,6 +43,7 @@ def smoke(tmp_path_factory, broken_tree):
     return cwd / "out", result
 
 
+@pytest.mark.slow
 def test_smoke_sweep_writes_every_row_and_column(smoke):
     out, _ = smoke
     every = pd.read_csv(out / "runs.csv")
@@ -72,6 +73,7 @@ def test_smoke_sweep_writes_every_row_and_column(smoke):
         assert set(samples.phase) <= {"warmup", "window", "between", "after"}
 
 
+@pytest.mark.slow
 def test_unreadable_images_and_hidden_entries_are_passed_over_with_one_warning_each(smoke):
     out, result = smoke
     assert result.stderr.count("unreadable images skipped") == 1
@@ -84,6 +86,7 @@ def test_unreadable_images_and_hidden_entries_are_passed_over_with_one_warning_e
     assert len(ran) >= 4 and (ran.images_skipped == 2).all()
 
 
+@pytest.mark.slow
 def test_gpu_columns_are_filled_or_say_why_not(smoke):
     out, _ = smoke
     env = json.loads((out / "env.json").read_text())
@@ -97,6 +100,7 @@ def test_gpu_columns_are_filled_or_say_why_not(smoke):
         assert runs.gpu_mem_peak_mb.notna().all()
 
 
+@pytest.mark.slow
 def test_report_has_the_seeds_tables(smoke):
     out, _ = smoke
     report = (out / "report.md").read_text()
@@ -117,6 +121,7 @@ def test_report_has_the_seeds_tables(smoke):
     assert bad.returncode == 2 and "no such run" in bad.stderr
 
 
+@pytest.mark.slow
 def test_a_second_sweep_skips_what_is_done(smoke, broken_tree):
     out, _ = smoke
     again = gpubench("sweep", "--preset", "smoke", "--data", broken_tree, "--out", out, "--no-ceilings",
@@ -127,6 +132,7 @@ def test_a_second_sweep_skips_what_is_done(smoke, broken_tree):
     assert len(ResultStore(out).records()) == runs
 
 
+@pytest.mark.slow
 def test_a_killed_sweep_resumes_without_losing_or_repeating_rows(tmp_path, tiny_tree):
     finished, resumed = killed_and_resumed(
         ["sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--no-ceilings", "--set", "pipeline=keras",
@@ -140,6 +146,7 @@ def test_a_killed_sweep_resumes_without_losing_or_repeating_rows(tmp_path, tiny_
     assert len(pd.read_csv(tmp_path / "out" / "runs.csv")) == 4
 
 
+@pytest.mark.slow
 def test_a_failing_point_is_a_row_and_the_others_run(tmp_path, tiny_tree):
     # 400,000 images of 512x512 is a 1.2 TiB batch: the worker runs out of memory at once
     result = gpubench("sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--no-ceilings",
@@ -156,6 +163,7 @@ def test_a_failing_point_is_a_row_and_the_others_run(tmp_path, tiny_tree):
     assert "## Failed runs" in report and "**oom**" in report
 
 
+@pytest.mark.slow
 def test_a_run_past_its_timeout_is_a_timeout_row(tmp_path, tiny_tree):
     result = gpubench("sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--timeout", "0.5",
                       "--no-ceilings",
@@ -174,6 +182,7 @@ def test_two_sweeps_into_one_folder_are_refused(tmp_path, tiny_tree):
     assert store.records() == []
 
 
+@pytest.mark.slow
 def test_run_prints_one_record(tmp_path, tiny_tree):
     result = gpubench("run", "--data", tiny_tree, "--out", "out", *TINY, *AS_ASKED, "--set", "pipeline=tfdata",
                       "--set", "batch=4", "--set", "workers=2", cwd=tmp_path)
@@ -216,6 +225,7 @@ def test_dry_run_lists_the_grid_and_runs_nothing(tmp_path):
     assert not (tmp_path / "results").exists() and not (tmp_path / "data").exists()
 
 
+@pytest.mark.slow
 def test_two_devices_train_with_mirrored_strategy_on_logical_cpus(tmp_path, tiny_tree):
     result = gpubench("sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--set", "pipeline=keras",
                       "--no-ceilings", "--set", "batch=4", "--set", "gpus=1,2", *AS_ASKED, cwd=tmp_path)
@@ -274,6 +284,7 @@ def test_the_seed_preset_is_the_seeds_grid(tmp_path):
     assert "backbone=vgg16" in result.stdout and "epochs=20" in result.stdout and "workers=32" in result.stdout
 
 
+@pytest.mark.slow
 def test_repeats_give_a_median_and_a_spread(tmp_path, tiny_tree):
     result = gpubench("sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--repeat", "2",
                       "--no-ceilings", "--set", "pipeline=synthetic", "--set", "batch=4", *AS_ASKED, cwd=tmp_path)

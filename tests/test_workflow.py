@@ -23,6 +23,7 @@ def _log(folder):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_train_keeps_the_best_and_last_models_and_logs_every_epoch(trained):
     folder, summary = trained
     assert (folder / "best.keras").is_file() and (folder / "last.keras").is_file()
@@ -36,6 +37,7 @@ def test_train_keeps_the_best_and_last_models_and_logs_every_epoch(trained):
     assert summary["best_val_accuracy_this_run"] == pytest.approx(best, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_evaluate_never_shuffles_and_counts_every_image(trained, tiny_tree):
     folder, _ = trained
     result = gpubench("evaluate", folder / "best.keras", tiny_tree / "val", "--json", folder / "eval.json",
@@ -51,6 +53,7 @@ def test_evaluate_never_shuffles_and_counts_every_image(trained, tiny_tree):
     assert "confusion (rows: true, columns: predicted)" in result.stdout
 
 
+@pytest.mark.slow
 def test_predict_writes_one_row_per_image(trained, tiny_tree):
     folder, _ = trained
     result = gpubench("predict", folder / "best.keras", tiny_tree / "val", "--out", folder / "p.csv", cwd=folder)
@@ -65,6 +68,7 @@ def test_predict_writes_one_row_per_image(trained, tiny_tree):
     assert one.returncode == 0 and len((folder / "one.csv").read_text().splitlines()) == 2
 
 
+@pytest.mark.slow
 def test_resume_goes_on_from_the_last_epoch_with_the_optimizer_state(trained):
     import keras
 
