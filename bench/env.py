@@ -107,10 +107,10 @@ def cuda_versions() -> dict:
     tag = re.search(r"\+cu(\d+)(\d)$", _version("torch"))
     if not runtime and tag:
         runtime = f"{tag.group(1)}.{tag.group(2)}"
-    return {"cuda": runtime, "cudnn": cudnn, "cuda_driver": _driver_cuda()}
+    return {"cuda": runtime, "cudnn": cudnn, "cuda_driver": driver_cuda()}
 
 
-def _driver_cuda() -> str:
+def driver_cuda() -> str:
     try:
         import pynvml
 
