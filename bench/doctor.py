@@ -114,17 +114,12 @@ def driver_cuda_major(driver_cuda: str) -> int | None:
 
 
 def fix(backend: str, driver_cuda: str) -> str:
-    """The command that installs `backend`'s build for the CUDA the driver runs (the same choice
-    as the Makefile's: CUDA 12 builds for drivers of CUDA 12 or later, CUDA 13 for torch only
-    where the driver runs CUDA 13)."""
-    major = driver_cuda_major(driver_cuda) or 12
-    if backend == "tensorflow":
-        return "pip install 'tensorflow[and-cuda]'"
-    if backend == "jax":
-        return f"pip install 'jax[cuda{12 if major < 13 else 13}]'"
-    if major >= 13:  # PyPI's Linux build is CUDA 13
-        return "pip install --force-reinstall torch==2.13.0"
-    return f"pip install --force-reinstall torch==2.13.0 --index-url {TORCH_CUDA12_INDEX}"
+    """The command that installs `backend`'s build for the driver, the Makefile's choice
+    (scripts/install_plan.sh): CUDA 12 for every driver of CUDA 12 or later, R580+ included."""
+    if (driver_cuda_major(driver_cuda) or 12) < 12:
+        return "update the NVIDIA driver to R525 or later (CUDA 12)"
+    return {"tensorflow": "pip install 'tensorflow[and-cuda]'", "jax": "pip install 'jax[cuda12]'",
+            "torch": f"pip install --force-reinstall torch==2.13.0 --index-url {TORCH_CUDA12_INDEX}"}[backend]
 
 
 def nvml() -> dict:
