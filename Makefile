@@ -2,7 +2,6 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-stamp
 
 GPU ?= auto
 PRESET ?= quick
@@ -10,10 +9,19 @@ DATA ?=
 ARGS ?=
 PYTEST_ARGS ?=
 # The extras installed: every Keras backend, DALI and submitit, so that `make test` tests them
-# all. On a GPU machine, EXTRAS=test,gpu,dali,fleet installs the CUDA builds (README).
-EXTRAS ?= test,jax,torch,dali,fleet
+# all, as builds that reach the GPU: chosen from the CUDA version the driver runs (nvidia-smi), one
+# CUDA major for every backend and DALI; CPU builds without a GPU (scripts/install_plan.sh).
+# CUDA=12|13|cpu overrides the choice, EXTRAS=... the extras; DRIVER_CUDA=12.4 stands in for nvidia-smi.
+CUDA ?= auto
+DRIVER_CUDA ?= $(shell nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: *\([0-9][0-9.]*\).*/\1/p' | head -n 1)
+PLAN = sh scripts/install_plan.sh $(1) "$(DRIVER_CUDA)" "$(CUDA)" "$(shell uname -s)" "$(shell uname -m)"
+EXTRAS ?= $(shell $(call PLAN,extras))
+TORCH_INDEX := $(if $(filter command line environment,$(origin EXTRAS)),,$(shell $(call PLAN,index)))
+# One stamp per set of extras: other extras remake the venv.
+comma := ,
+STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: bench test test-fast dry-run regress microbench honesty help
+.PHONY: bench test test-fast dry-run regress microbench honesty help install-plan
 
 help:
 	@echo "make bench [GPU=auto|<label>] [PRESET=quick|smoke|<file.toml>] [DATA=<dir>] [ARGS='--set batch=8,16']"
@@ -23,12 +31,20 @@ help:
 	@echo "make regress [GPU=...]      the ci preset, compared with results/baselines/<gpu>/ci.csv"
 	@echo "make microbench             pytest-benchmark micro-benchmarks against the saved baseline"
 	@echo "make honesty                the suite's measured fit against a plain fit (jax), recorded"
+	@echo "make install-plan [CUDA=12|13|cpu] [DRIVER_CUDA=12.4]   the builds make would install, installing nothing"
 
-# The virtual environment, made again whenever pyproject.toml or the pins change.
+# What `make` would install here, in one line; nothing is installed.
+install-plan:
+	@$(if $(filter command line environment,$(origin EXTRAS)),echo "installing extras $(EXTRAS) (EXTRAS asked)",$(call PLAN,says))
+
+# The virtual environment, made again whenever pyproject.toml or the pins change, and made anew
+# when the extras change (a venv of other extras holds builds for another CUDA).
 $(STAMP): pyproject.toml constraints.txt
+	@$(MAKE) --no-print-directory install-plan
+	for stamp in $(VENV)/.installed-*; do [ ! -e "$$stamp" ] || [ "$$stamp" = "$(STAMP)" ] || rm -rf $(VENV); done
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 bench: $(STAMP)

@@ -93,6 +93,8 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("dir")
     ex.add_argument("--out", help="default: DIR/results.json")
 
+    sub.add_parser("doctor", help="the GPUs NVML sees, where each backend would train, and what fixes a mismatch")
+
     t = sub.add_parser("train", help="fine-tune a backbone for real, the seed's way")
     t.add_argument("--data", required=True, help="a flow_from_directory tree with train/ and val/")
     t.add_argument("--out", required=True, help="folder for best.keras, last.keras, log.csv")
@@ -264,7 +266,14 @@ def _baseline(args) -> int:
     return 0
 
 
-COMMANDS = {"data": _data, "sweep": _sweep, "run": _run, "fit": _fit, "compare": _compare, "baseline": _baseline,
+def _doctor(args) -> int:
+    from bench import doctor
+
+    print(doctor.render(doctor.facts()))
+    return 0
+
+
+COMMANDS = {"doctor": _doctor, "data": _data, "sweep": _sweep, "run": _run, "fit": _fit, "compare": _compare, "baseline": _baseline,
             "report": lambda args: print(_report(args)) or 0, "export": _export, "train": _workflow,
             "resume": _workflow, "evaluate": _workflow, "predict": _workflow}
 

@@ -107,10 +107,10 @@ def cuda_versions() -> dict:
     tag = re.search(r"\+cu(\d+)(\d)$", _version("torch"))
     if not runtime and tag:
         runtime = f"{tag.group(1)}.{tag.group(2)}"
-    return {"cuda": runtime, "cudnn": cudnn, "cuda_driver": _driver_cuda()}
+    return {"cuda": runtime, "cudnn": cudnn, "cuda_driver": driver_cuda()}
 
 
-def _driver_cuda() -> str:
+def driver_cuda() -> str:
     try:
         import pynvml
 
@@ -119,6 +119,20 @@ def _driver_cuda() -> str:
         return f"{version // 1000}.{version % 1000 // 10}"
     except Exception:
         return ""
+
+
+ACCELERATOR_RE = re.compile(r"^(nvidia-(?!ml-py).+|jax-cuda\d+-.+|tensorflow-.*cuda.*|torch-.*cuda.*)$")
+
+
+def accelerator_packages() -> dict[str, str]:
+    """The installed packages that bring a backend's GPU code (jax's CUDA plugin, the nvidia-* CUDA,
+    cuDNN and DALI wheels), name -> version: installing GPU builds changes what measures."""
+    found = {}
+    for dist in importlib.metadata.distributions():
+        name = re.sub(r"[-_.]+", "-", (dist.metadata["Name"] or "").lower())
+        if ACCELERATOR_RE.match(name):
+            found[name] = dist.version
+    return dict(sorted(found.items()))
 
 
 def collect() -> dict:
@@ -141,21 +155,26 @@ def collect() -> dict:
         "jaxlib": _version("jaxlib"),
         "jax_cuda": _version("jax-cuda12-plugin") or _version("jax-cuda13-plugin"),
         "torch": _version("torch"),  # a "+cpu" suffix marks a CPU-only build
+        "accelerators": accelerator_packages(),
         "gpubench": _version("gpubench"),
         "commit": git_commit(),
         "host": platform.node(),
     }
 
 
-# What makes two machines measure differently: hardware, driver and the frameworks' versions.
+# What makes two machines measure differently: hardware, driver and the frameworks' versions
+# (torch's carries its +cu or +cpu build); then the CUDA runtime, cuDNN and the accelerator packages,
+# counted only where there are some, so that a CPU machine's identity is what it was before them.
 FINGERPRINT = ("cpu", "cpu_threads", "gpu_names", "driver", "tensorflow", "keras", "jax", "jaxlib", "torch")
+FINGERPRINT_WHERE_ANY = ("cuda", "cudnn", "accelerators")
 
 
 def fingerprint(env: dict) -> dict:
     """The machine's identity in an env.json: two folders with the same fingerprint were measured
     on the same kind of machine and software."""
     names = [g.get("name") for g in env.get("gpus") or []]
-    return {key: names if key == "gpu_names" else env.get(key) for key in FINGERPRINT}
+    return {**{key: names if key == "gpu_names" else env.get(key) for key in FINGERPRINT},
+            **{key: env[key] for key in FINGERPRINT_WHERE_ANY if env.get(key)}}
 
 
 def fingerprint_id(env: dict) -> str:
@@ -179,7 +198,8 @@ def differs(folder_env: dict, env: dict) -> str | None:
     """What sets a folder's environment apart from this one's (the machine, or the code that
     measures), in a few words, or None when rows of both may stand together."""
     old, new = fingerprint(folder_env), fingerprint(env)
-    changed = [f"{key} {old[key]} vs {new[key]}" for key in FINGERPRINT if old[key] != new[key]]
+    changed = [f"{key} {old.get(key)} vs {new.get(key)}" for key in dict.fromkeys([*old, *new])
+               if old.get(key) != new.get(key)]
     if changed:
         return "another machine (" + "; ".join(changed) + ")"
     if folder_env.get("commit") != env.get("commit"):

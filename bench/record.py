@@ -47,6 +47,9 @@ class _Measured:
     cache_hit: bool | None = None  # every compilation came from the persistent cache (None: nothing compiled)
     backend_version: str = ""
     devices: str = ""  # what gpus resolved to, e.g. "2 x GPU" or "2 x CPU (logical)"
+    train_device: str = ""  # where the backend trained, as it names it: "gpu: NVIDIA H200", "cpu: cpu", "mps: mps"
+    train_cuda: str = ""  # the CUDA runtime the backend loaded (empty on a CPU)
+    train_cudnn: str = ""  # the cuDNN it loaded
     # timings (seconds unless named); rates are over the measured window: the epochs after the first
     wall_s: float | None = None  # the worker process from its start: imports, model build, teardown
     startup_s: float | None = None  # process start until the model was built

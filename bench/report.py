@@ -224,6 +224,17 @@ def _machine(env: dict) -> list[str]:
     ]
 
 
+GPU_FIGURES = ("gpu_util_mean", "gpu_util_p90", "mfu_datasheet", "gpu_energy_j", "img_per_joule", "gpu_power_w_mean")
+GPU_LEFT_OUT = "GPU utilisation, datasheet MFU, GPU energy and what would feed this GPU"
+
+
+def _trained_on(rows: list[dict]) -> list[str]:
+    """Where each backend's runs trained, as the backends said (the rows' train_device)."""
+    seen = sorted({(r.get("backend"), r.get("train_device"), r.get("train_cuda") or "") for r in rows
+                   if r.get("train_device")})
+    return [f"- Trained on: " + "; ".join(f"{b} on {d}" + (f" (CUDA {c})" if c else "") for b, d, c in seen)] if seen else []
+
+
 def _backends(env: dict) -> str:
     """The backends installed, with versions (TensorFlow alone in env.json files before jax and torch)."""
     names = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
@@ -236,7 +247,11 @@ def render(every: pd.DataFrame, rows: list[dict], env: dict, sweep: dict, figure
     """The report: `every` is the points table (bench/points.py) of `rows`, the folder's current
     runs; `left_out` counts the rows of other machines or commits the folder keeps."""
     lines = [f"# gpubench: `{sweep.get('preset', '?')}` on `{sweep.get('gpu', '?')}`", ""]
-    lines += _machine(env)
+    lines += _machine(env) + _trained_on(rows)
+    gpu_unused = sweep.get("gpu_used") is False and bool(env.get("gpus"))
+    if gpu_unused:  # --gpu cpu on a GPU machine: NVML's figures are an idle GPU's
+        lines.append(f"- The GPU was not used: `--gpu cpu` trained on the CPU on purpose; {GPU_LEFT_OUT} are left out")
+        every = every.assign(**{c: float("nan") for c in GPU_FIGURES if c in every})
     if sweep:
         lines += [f"- Command: `{sweep.get('command', '')}`",
                   f"- Data: `{sweep.get('data')}`: {sweep.get('train_images')} training and "
@@ -273,7 +288,7 @@ def render(every: pd.DataFrame, rows: list[dict], env: dict, sweep: dict, figure
                   "CPU and GPU utilisation (mean over the measured window, p90), GPU memory peak:", "",
                   _table(group, _util_cell), ""]
     lines += _where_the_time_goes(points, sweep)
-    lines += _feed(points, env, "feed.png" if ("feeding the model", "feed.png") in figures else None)
+    lines += [] if gpu_unused else _feed(points, env, "feed.png" if ("feeding the model", "feed.png") in figures else None)
     lines += _backend_comparison(points)
     lines += _scaling(points)
     lines += _precision_gain(points)

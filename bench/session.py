@@ -58,16 +58,18 @@ def default_folder(label: str, host: str, preset: str) -> Path:
 
 @contextmanager
 def prepared(gpu: str, data: str | None, out: str | None, preset_name: str, data_spec: DataSpec,
-             grid: list[RunSpec], force: bool):
+             grid: list[RunSpec], force: bool, local: bool = True):
     """Label, data, results folder (locked, checked), env.json and sweep.json: what every run
-    needs. Yields (store, index path, env, sweep metadata)."""
-    from bench import env as environment
+    needs. Yields (store, index path, env, sweep metadata). Refuses a label NVML contradicts, and
+    a backend that would train on the CPU while NVML sees a GPU (bench/doctor.py)."""
+    from bench import doctor, env as environment
 
     label = specs.check_label(environment.auto_label() if gpu == "auto" else gpu)
+    checked = doctor.check(label, {p.backend for p in grid}, local)
     index = dataset(data, data_spec)
     check_formats(grid, index)
     _warn_about(index)
-    env = environment.collect()
+    env = {**environment.collect(), "doctor": checked}
     store = ResultStore(out or default_folder(label, env["host"], preset_name)).create()
     with store.locked():
         previous = read_json(store.root / "env.json")
@@ -80,7 +82,8 @@ def prepared(gpu: str, data: str | None, out: str | None, preset_name: str, data
         (store.root / "env.json").write_text(json.dumps(env, indent=2))
         meta = {"preset": preset_name, "gpu": label, "command": shlex.join(["gpubench"] + sys.argv[1:]),
                 "data": index.root, "train_images": index.count("train"), "val_images": index.count("val"),
-                "classes": len(index.classes), "skipped": len(index.skipped), "ignored": len(index.ignored)}
+                "classes": len(index.classes), "skipped": len(index.skipped), "ignored": len(index.ignored),
+                "gpu_used": checked["gpu_used"]}
         yield store, index_path, env, meta
 
 
@@ -92,7 +95,7 @@ def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, *, gpu: str,
     from bench import report, runner
     from bench.env import identity
 
-    with prepared(gpu, data, out, preset_name, data_spec, grid, force) as (store, index_path, env, meta):
+    with prepared(gpu, data, out, preset_name, data_spec, grid, force, executor == "local") as (store, index_path, env, meta):
         if ceilings:  # MFU is part of the ceilings' analysis
             meta.update(runner.measure_peaks({(p.backend, p.precision) for p in grid}))
         meta.update(executors.describe(executor, max_parallel, slurm))

@@ -179,7 +179,9 @@ class StepTimer(EpochTimer):
 class FetchFirstStepTimer(StepTimer):
     """For Keras's torch trainer, which fetches the next batch before the step's begin hook, right
     after the step before ends: the marks are the epoch's begin and each step's end. The end hook
-    makes Keras read each step's logs, so a torch fit here waits for the device every step."""
+    makes Keras read each step's logs, so a torch fit here waits for the device every step; on
+    torch every run, the model alone on tensors in memory too, is timed by this timer, so that a
+    pipeline run and its ceiling are synchronised alike."""
 
     def on_epoch_begin(self, epoch, logs=None):
         super().on_epoch_begin(epoch, logs)
@@ -196,9 +198,17 @@ class FetchFirstStepTimer(StepTimer):
         super().on_epoch_end(epoch, logs)
 
 
+class InMemory:
+    """The ready stamps of tensors in memory: every batch ready before the loop turns to it."""
+
+    def __getitem__(self, batch: int) -> float:
+        return float("-inf")
+
+
 def timer_for(backend: str, ready) -> EpochTimer:
-    """Epoch-level timing for tensors in memory (nothing to wait for), step marks for a pipeline,
-    placed where the backend's trainer fetches."""
-    if ready is None:
-        return EpochTimer()
-    return FetchFirstStepTimer(ready) if backend == "torch" else StepTimer(ready)
+    """Step marks for a pipeline, placed where the backend's trainer fetches; epoch-level timing for
+    tensors in memory (nothing to wait for), except on torch, whose pipeline timer makes every step
+    wait for the device: its ceilings are timed by the same timer, with batches always ready."""
+    if backend == "torch":
+        return FetchFirstStepTimer(InMemory() if ready is None else ready)
+    return EpochTimer() if ready is None else StepTimer(ready)

@@ -57,6 +57,10 @@ def feeds(index, spec) -> tuple[pipelines.Feed, pipelines.Feed]:
 
 
 def fit(model, train_feed, val_feed, epochs: int, callbacks: list, initial_epoch: int = 0, verbose: int = 0):
-    """`epochs` more epochs, counted on from `initial_epoch` (logs and schedules go on)."""
+    """`epochs` more epochs, counted on from `initial_epoch` (logs and schedules go on).
+
+    shuffle=False: the pipelines shuffle their own files every epoch. With a PyDataset, Keras's
+    shuffle would ask for the batches in another order than the one the pipelines stamp their
+    readiness in, and the step timer would pair each step with another batch's stamp."""
     return model.fit(train_feed.data, validation_data=val_feed.data, epochs=initial_epoch + epochs,
-                     initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose)
+                     initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose, shuffle=False)

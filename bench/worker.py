@@ -62,13 +62,16 @@ def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path
 
     import models
     import pipelines
-    from bench import env, training
+    from bench import doctor, env, training
     from models import flops
     from pipelines.dataset import DatasetIndex
 
     record.backend_version = backend_version(spec.backend)
     keras.config.set_image_data_format(spec.data_format)
     scope, record.devices = devices.setup(spec.backend, spec.gpus, spec.hosts)
+    trains_on = doctor.where(spec.backend, spec.gpus)
+    record.train_device = doctor.train_device(trains_on)
+    record.train_cuda, record.train_cudnn = trains_on["cuda"], trains_on["cudnn"]
     index = DatasetIndex.load(index_path)
     record.classes = len(index.classes)
     record.images_skipped = len(index.skipped)

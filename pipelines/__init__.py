@@ -89,7 +89,7 @@ def _loader(spec) -> str:
                 f"({spec.workers * factor} batches ahead), persistent workers, pinned memory on CUDA")
     if spec.pipeline == "dali":
         return (f"DALI: {max(1, spec.workers or 1)} threads, {max(1, spec.max_queue_size or 2)} batches prefetched, "
-                f"decoding on the GPU where there is one (nvJPEG), else on the CPU")
+                f"decoding on the GPU where the backend trains on one (nvJPEG), else on the CPU")
     return "tensors in memory: no loader"
 
 

@@ -27,11 +27,11 @@ TOLERANCE = {"nearest": {"mean": 1.0, "share_over_8": 0.05}, "bilinear": {"mean"
 INTERPOLATION = {"nearest": types.INTERP_NN, "bilinear": types.INTERP_LINEAR}
 
 
-def _device_id() -> int | None:
-    """The GPU DALI decodes on, or None for a CPU-only pipeline."""
-    from bench.env import nvml_gpus
-
-    return 0 if nvml_gpus()[0] else None
+def device_id(trains_on: dict) -> int | None:
+    """The GPU DALI decodes on: the backend's first where the backend trains on a GPU (bench.doctor.
+    where's answer), else None, a CPU-only pipeline, whatever NVML sees: a CPU build of jax beside a
+    GPU takes host tensors."""
+    return 0 if trains_on.get("platform") == "gpu" else None
 
 
 def pipeline(files: list[str], labels: list[int], classes: int, spec, train: bool, device_id: int | None):
@@ -45,7 +45,8 @@ def pipeline(files: list[str], labels: list[int], classes: int, spec, train: boo
                       interp_type=INTERPOLATION[spec.interpolation], antialias=spec.interpolation != "nearest")
         if spec.transfer != "uint8":
             x = fn.cast(x, dtype=types.FLOAT) / 255.0
-        return x, fn.one_hot(label, num_classes=classes)
+        y = fn.one_hot(label, num_classes=classes)
+        return x, (y if device_id is None else y.gpu())  # labels on the images' device
 
     return images()
 
@@ -77,10 +78,12 @@ def build(index, spec, split: str) -> Feed:
     train = split == "train"
     steps, _ = split_plan(index, spec, split)
     ready = ReadyClock(steps) if train else None
-    device_id = _device_id()
-    pipe = pipeline(index.files[split], index.labels[split], len(index.classes), spec, train, device_id)
+    from bench.doctor import where
+
+    device = device_id(where(spec.backend))
+    pipe = pipeline(index.files[split], index.labels[split], len(index.classes), spec, train, device)
     if spec.backend == "tensorflow":
-        return _tensorflow(pipe, spec, steps, train, device_id)
+        return _tensorflow(pipe, spec, steps, train, device)
     if spec.backend == "jax":
         from nvidia.dali.plugin.jax import DALIGenericIterator
     else:

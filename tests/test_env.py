@@ -13,3 +13,42 @@ from bench.env import gpu_label
 ])
 def test_gpu_labels_are_short_names_from_the_nvml_name(name, label):
     assert gpu_label(name) == label
+
+
+class Dist:
+    def __init__(self, name, version):
+        self.metadata, self.version = {"Name": name}, version
+
+
+def installed(monkeypatch, packages: dict) -> None:
+    """importlib.metadata as it reads on a machine with these packages (and the real ones' versions)."""
+    import importlib.metadata
+
+    real = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "distributions", lambda: [Dist(n, v) for n, v in packages.items()])
+    monkeypatch.setattr(importlib.metadata, "version",
+                        lambda name: packages[name] if name in packages else real(name))
+
+
+def test_a_reinstall_with_gpu_builds_changes_the_fingerprint(monkeypatch):
+    from bench import env
+
+    installed(monkeypatch, {"jax-cuda12-plugin": "0.10.2", "nvidia-cudnn-cu12": "9.10.0", "nvidia-ml-py": "13.0"})
+    gpu12 = env.collect()
+    assert gpu12["accelerators"] == {"jax-cuda12-plugin": "0.10.2", "nvidia-cudnn-cu12": "9.10.0"}  # not NVML's
+    assert gpu12["cudnn"] == "9.10.0"
+    installed(monkeypatch, {"jax-cuda12-plugin": "0.10.2", "nvidia-cudnn-cu12": "9.11.0"})
+    assert env.fingerprint_id(env.collect()) != env.fingerprint_id(gpu12)
+    installed(monkeypatch, {"jax-cuda13-plugin": "0.10.2", "nvidia-cudnn-cu12": "9.10.0"})
+    assert env.fingerprint_id(env.collect()) != env.fingerprint_id(gpu12)
+    installed(monkeypatch, {"jax-cuda12-plugin": "0.10.2", "nvidia-cudnn-cu12": "9.10.0"})
+    assert env.fingerprint_id(env.collect()) == env.fingerprint_id(gpu12)
+
+
+def test_a_machine_without_accelerator_packages_keeps_the_identity_it_had():
+    from bench import env
+
+    before = {"cpu": "Test CPU", "cpu_threads": 2, "gpus": [], "driver": "", "tensorflow": "2.21.0", "keras": "3.15",
+              "jax": "", "jaxlib": "", "torch": "2.13.0+cpu"}  # an env.json of before the accelerator columns
+    assert env.fingerprint_id({**before, "cuda": "", "cudnn": "", "accelerators": {}}) == env.fingerprint_id(before)
+    assert env.fingerprint_id(before) == "e54f84fd6b"  # its id before them (the machine column of its rows)

@@ -173,3 +173,25 @@ def test_dali_reads_the_keras_pipelines_images_within_the_stated_tolerance(tmp_p
     train = pipelines.build(index, RunSpec(pipeline="dali", **knobs), "train")
     epochs = [np.concatenate([np.asarray(train.data[i][0]) for i in range(train.steps)]) for _ in range(3)]
     assert any(not np.array_equal(epochs[0], e) for e in epochs[1:])  # reshuffled after every pass
+
+
+def test_dali_decodes_where_the_backend_trains_not_where_nvml_sees_a_gpu(monkeypatch):
+    """A CPU build of the backend beside a GPU NVML sees (the stand-in NVML): DALI decodes on the CPU."""
+    pytest.importorskip("nvidia.dali")
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    import keras
+
+    from bench import doctor
+    from pipelines import dali
+
+    found = importlib.util.spec_from_file_location("pynvml", Path(__file__).parent / "fake_nvml" / "pynvml.py")
+    fake = importlib.util.module_from_spec(found)
+    found.loader.exec_module(fake)
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    assert doctor.nvml()["gpus"]  # NVML sees a GPU here
+    assert dali.device_id(doctor.where(keras.backend.backend())) is None
+    assert dali.device_id({"platform": "gpu", "devices": ["NVIDIA H200"]}) == 0
+    assert dali.device_id({"platform": "mps", "devices": ["mps"]}) is None

@@ -17,13 +17,15 @@ def drive(timer, clock, epochs, wait=0.0, fetch_first=False, checkpoint=0.0):
     (TensorFlow, JAX), or before the begin hook (torch: `fetch_first`). A checkpoint takes
     `checkpoint` seconds at each epoch's end."""
     ready = getattr(timer, "ready", None)
+    ready = ready if hasattr(ready, "__setitem__") else None  # tensors in memory: nothing stamps them
     timer.on_train_begin()
     for e, (steps, val) in enumerate(epochs):
         timer.on_epoch_begin(e)
         for i, step in enumerate(steps):
             if fetch_first:
                 clock.now += wait
-                ready[i] = clock.now
+                if ready is not None:
+                    ready[i] = clock.now
             timer.on_train_batch_begin(i)
             if not fetch_first:
                 clock.now += wait
@@ -118,3 +120,19 @@ def test_each_feed_gets_the_timer_that_fits_it():
     assert type(timer_for("jax", None)) is EpochTimer
     assert type(timer_for("tensorflow", Ready())) is StepTimer
     assert type(timer_for("torch", Ready())) is FetchFirstStepTimer
+
+
+def test_a_torch_ceiling_is_timed_by_the_same_hooks_as_a_torch_pipeline_run():
+    """On torch a pipeline run's timer waits for the device every step (its end hook); the model alone
+    on tensors in memory is timed by the same timer, so both are synchronised alike, and never waits."""
+    from keras.src.utils.python_utils import is_default
+
+    ceiling, pipeline = timer_for("torch", None), timer_for("torch", Ready())
+    assert type(ceiling) is type(pipeline) is FetchFirstStepTimer
+    assert not is_default(ceiling.on_train_batch_end)
+    clock = FakeClock()
+    ceiling.clock = clock
+    drive(ceiling, clock, [([1.0] * 3, 0.5)] * 2, fetch_first=True)
+    s = ceiling.summary(steps=3, images=3)
+    assert s["data_wait_frac"] == 0.0 and s["step_ms_p50"] == pytest.approx(1000.0)
+    assert s["train_img_s"] == pytest.approx(1.0)

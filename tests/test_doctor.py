@@ -1,0 +1,133 @@
+"""Where the backends train, held against what NVML sees: the doctor, the sweep's refusal, --gpu cpu.
+
+The GPU machine is stood in for by tests/fake_nvml/pynvml.py (one RTX 2080 Ti unless told
+otherwise), put first on PYTHONPATH."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bench import doctor
+from bench.record import RunRecord
+from bench.spec import RunSpec, SpecError
+from tests.conftest import gpubench, render_rows
+
+FAKE_NVML = Path(__file__).parent / "fake_nvml"
+SEES_2080TI = {"gpus": [{"index": 0, "name": "NVIDIA GeForce RTX 2080 Ti", "memory_mb": 11264.0,
+                         "power_limit_w": 250.0, "compute_capability": 7.5}],
+               "driver": "550.54.14", "cuda_driver": "12.4", "gpu_note": ""}
+SEES_NONE = {"gpus": [], "driver": "", "cuda_driver": "", "gpu_note": "NVML unavailable"}
+
+
+def answer(backend, platform, devices=("cpu",)):
+    return {"backend": backend, "version": "1.0", "platform": platform, "devices": list(devices), "cuda": "",
+            "cudnn": "", "matmul": "", "compile_cache": "/c"}
+
+
+def fake_gpu_machine(**variables) -> dict:
+    """The environment of a process on the stand-in GPU machine."""
+    path = os.pathsep.join([str(FAKE_NVML), str(Path(__file__).parent.parent), os.environ.get("PYTHONPATH", "")])
+    return dict(os.environ, PYTHONPATH=path, **variables)
+
+
+def test_a_backend_on_the_cpu_beside_a_gpu_is_refused_in_one_line_with_its_fix():
+    line = doctor.refusal(SEES_2080TI, {"jax": answer("jax", "gpu", ["NVIDIA GeForce RTX 2080 Ti"]),
+                                        "tensorflow": answer("tensorflow", "cpu", ["/device:CPU:0"])})
+    assert "\n" not in line
+    assert line.startswith("NVML sees 1 x NVIDIA GeForce RTX 2080 Ti (driver 550.54.14, CUDA 12.4) but tensorflow")
+    assert "the CPU (/device:CPU:0)" in line and "pip install 'tensorflow[and-cuda]'" in line and "--gpu cpu" in line
+    assert doctor.refusal(SEES_2080TI, {"jax": answer("jax", "gpu")}) is None
+    assert doctor.refusal(SEES_NONE, {"tensorflow": answer("tensorflow", "cpu")}) is None  # nothing to miss
+
+
+def test_mps_and_a_backend_that_does_not_start_count_as_missing_the_gpu():
+    missed = doctor.off_gpu(SEES_2080TI, {"torch": answer("torch", "mps", ["mps"]),
+                                          "jax": {"backend": "jax", "error": "ImportError: no jaxlib"}})
+    assert missed == {"torch": "the MPS (mps)", "jax": "ImportError: no jaxlib"}
+
+
+@pytest.mark.parametrize("driver_cuda", ["12.4", "13.0"])
+def test_the_fix_installs_the_cuda_12_builds_make_picks_for_the_driver(driver_cuda):
+    assert doctor.fix("jax", driver_cuda) == "pip install 'jax[cuda12]'"
+    assert "--index-url https://download.pytorch.org/whl/cu126" in doctor.fix("torch", driver_cuda)
+    assert doctor.fix("jax", "11.4").startswith("update the NVIDIA driver")
+
+
+def test_a_gpu_label_that_nvml_contradicts_is_refused():
+    with pytest.raises(SpecError, match=r"--gpu h200: NVML sees 1 x NVIDIA GeForce RTX 2080 Ti .* --gpu auto \(2080ti\)"):
+        doctor.check_label("h200", SEES_2080TI)
+    with pytest.raises(SpecError, match=r"--gpu 2080ti: NVML sees no GPU"):
+        doctor.check_label("2080ti", SEES_NONE)
+    doctor.check_label("2080ti", SEES_2080TI)
+    doctor.check_label("my-box", SEES_NONE)  # a label of no known GPU says nothing NVML could contradict
+
+
+def test_gpu_cpu_hides_the_gpus_from_the_runs_and_asks_no_backend(monkeypatch):
+    monkeypatch.setattr(doctor, "nvml", lambda: SEES_2080TI)
+    monkeypatch.setattr(doctor, "ask", lambda backends: pytest.fail("asked the backends"))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.delenv("JAX_PLATFORMS", raising=False)
+    checked = doctor.check("cpu", {"tensorflow"})
+    assert checked["gpu_used"] is False
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "-1" and os.environ["JAX_PLATFORMS"] == "cpu"
+
+
+def test_the_sweep_asks_the_backends_only_when_nvml_sees_a_gpu(monkeypatch):
+    asked = []
+    monkeypatch.setattr(doctor, "ask", lambda backends: asked.append(backends) or {
+        b: answer(b, "gpu", ["NVIDIA GeForce RTX 2080 Ti"]) for b in backends})
+    monkeypatch.setattr(doctor, "nvml", lambda: SEES_NONE)
+    assert doctor.check("cpu-box", {"tensorflow"})["gpu_used"] is False and asked == []
+    monkeypatch.setattr(doctor, "nvml", lambda: SEES_2080TI)
+    assert doctor.check("2080ti", {"jax", "torch"})["gpu_used"] is True and asked == [["jax", "torch"]]
+    assert doctor.check("2080ti", {"jax"}, local=False)["gpu_used"] is None and len(asked) == 1  # jobs run elsewhere
+
+
+def test_where_names_the_device_this_process_trains_on():
+    import keras
+
+    facts = doctor.where(keras.backend.backend())
+    assert facts["platform"] == "cpu" and facts["devices"] and facts["cuda"] == ""  # no GPU here
+    assert doctor.train_device(facts).startswith("cpu: ")
+
+
+def test_a_report_of_cpu_training_on_a_gpu_machine_leaves_the_gpu_figures_out():
+    spec = RunSpec(backbone="tiny", input_size=32, batch=8)
+    rows = [RunRecord.for_spec(spec, status="ok", total_s=1.0, train_img_s=10.0, train_steps=3, val_steps=1, cpu_util_mean=50.0,
+                               cpu_util_p90=60.0, gpu_util_mean=0.0, gpu_util_p90=0.0, gpu_mem_peak_mb=300.0,
+                               train_device="cpu: /device:CPU:0", loader="x").to_dict()]
+    env = {"gpus": SEES_2080TI["gpus"], "driver": "550.54.14", "cpu_threads": 2}
+    text = render_rows(rows, env, {"preset": "t", "gpu": "cpu", "gpu_used": False})
+    assert "- The GPU was not used: `--gpu cpu` trained on the CPU on purpose" in text
+    assert "- Trained on: tensorflow on cpu: /device:CPU:0" in text
+    utilisation = text.split("GPU memory peak:")[1].split("##")[0]
+    cells = [c.strip() for line in utilisation.splitlines() if line.startswith("| 8") for c in line.split("|")[2:-1]]
+    assert cells == ["CPU 50% (p90 60%)"]
+    assert "What would feed this GPU" not in text
+    with_gpu = render_rows(rows, env, {"preset": "t", "gpu": "2080ti"})
+    assert "GPU 0% (p90 0%)" in with_gpu.split("GPU memory peak:")[1]
+
+
+@pytest.mark.slow
+def test_a_new_user_on_a_gpu_machine_with_cpu_builds_is_refused_before_the_first_run(tmp_path):
+    done = gpubench("sweep", "--preset", "smoke", "--set", "backend=jax", cwd=tmp_path, env=fake_gpu_machine())
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gpubench: error: NVML sees 1 x NVIDIA GeForce RTX 2080 Ti")
+    assert "jax" in lines[0] and "pip install 'jax[cuda12]'" in lines[0]
+    assert not (tmp_path / "results").exists()  # nothing made, nothing measured
+    wrong = gpubench("sweep", "--preset", "smoke", "--gpu", "h200", cwd=tmp_path, env=fake_gpu_machine())
+    assert wrong.returncode == 2 and "--gpu h200: NVML sees 1 x NVIDIA GeForce RTX 2080 Ti" in wrong.stderr
+
+
+@pytest.mark.slow
+def test_the_doctor_answers_for_every_installed_backend(tmp_path):
+    done = gpubench("doctor", cwd=tmp_path, env=fake_gpu_machine(FAKE_NVML_CUDA="13.0"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[0] == "NVML: 1 x NVIDIA GeForce RTX 2080 Ti (driver 550.54.14, CUDA 13.0)"
+    for backend in doctor.installed_backends():
+        said = next(l for l in lines if l.startswith(f"{backend} "))
+        assert ": trains on cpu: " in said and "compile cache" in said
+        assert lines[lines.index(said) + 1].startswith("  fix: pip install")
