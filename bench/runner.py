@@ -335,6 +335,6 @@ def sweep(specs: list[RunSpec], index_path: Path, store: ResultStore, timeout_s:
             for spec, record in results:
                 finish(spec, record)
         except KeyboardInterrupt:
-            raise Interrupted(f"interrupted: the {len(new)} runs finished in this sweep are kept in {store.root} "
-                              f"({len(todo) - len(new)} not run); the same command again runs those") from None
+            raise Interrupted(f"interrupted: {len(new)} of {len(todo)} runs finished, kept in {store.root}; "
+                              f"the same command again runs the other {len(todo) - len(new)}") from None
     return new

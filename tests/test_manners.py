@@ -131,14 +131,14 @@ def test_ctrl_c_in_a_sweep_keeps_the_rows_and_says_so(tmp_path):
                 yield point, RunRecord.for_spec(point, status="error", error="boom").to_dict()
 
     store = ResultStore(tmp_path / "out").create()
-    with pytest.raises(Interrupted, match=r"the 1 runs finished in this sweep are kept in .*out \(2 not run\)"):
+    with pytest.raises(Interrupted, match=r"1 of 3 runs finished, kept in .*out; the same command again runs the other 2"):
         runner.sweep(grid, tmp_path / "none.json", store, 60, identity={"commit": "c"}, jobs=Jobs(),
                      console=Console(file=open("/dev/null", "w")))
     assert [r["batch"] for r in store.records()] == [4]
 
 
 @pytest.mark.parametrize("raised, message", [
-    (Interrupted("interrupted: the 3 runs finished in this sweep are kept in out"), "gpubench: interrupted: the 3 runs"),
+    (Interrupted("interrupted: 3 of 8 runs finished, kept in out"), "gpubench: interrupted: 3 of 8 runs"),
     (KeyboardInterrupt(), "gpubench: interrupted; nothing was left running"),
 ])
 def test_ctrl_c_is_one_line_and_exit_130(here, capsys, monkeypatch, raised, message):
