@@ -214,9 +214,9 @@ def _write(out: str | Path, text: str) -> str:
     return str(out)
 
 
-def _check_out(out: str | None, force: bool = False) -> None:
+def _check_out(out: str | None, force: bool | None) -> None:
     """--out must be a folder that is gpubench's or new: never a file, never the user's own
-    files (with --force, where the command has it, the user says to write there anyway)."""
+    files, unless `force` (the user's --force; None for a command that has none)."""
     if out is None:
         return
     folder = Path(out)
