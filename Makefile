@@ -50,7 +50,12 @@ $(STAMP): pyproject.toml constraints.txt
 bench: $(STAMP)
 	$(BIN)/gpubench sweep --preset $(PRESET) --gpu $(GPU) $(if $(DATA),--data $(DATA)) $(ARGS)
 
-dry-run: $(STAMP)
+# A dry run needs the venv to exist, not to be newer than every file: a fresh clone's files are
+# newer than a venv made before it, and a dry run imports nothing that a reinstall would change.
+$(BIN)/gpubench:
+	$(MAKE) $(STAMP)
+
+dry-run: | $(BIN)/gpubench
 	$(BIN)/gpubench sweep --preset $(PRESET) --dry-run $(ARGS)
 
 test: $(STAMP)

@@ -24,7 +24,8 @@ METRICS = {
 }
 KNOB_COLUMNS = tuple(KNOBS)
 FACTOR = 1.10  # how much worse counts, where neither the command line nor the preset's gate says
-BASELINES = Path("results") / "baselines"
+CHECKOUT = Path(__file__).resolve().parents[1]
+BASELINES = CHECKOUT / "results" / "baselines"  # where `make regress` reads them, wherever the command runs
 
 
 class CompareError(ValueError):
@@ -183,13 +184,18 @@ def gate(baseline: str | Path, current: str | Path, preset_gate: dict, metric: s
     return "\n".join(lines), regressions
 
 
-def save_baseline(folder: Path) -> Path:
-    """results/baselines/<gpu>/<preset>.csv (the folder's points) and .env.json (its machine)."""
+def save_baseline(folder: Path, force: bool = False, target: Path | None = None) -> Path:
+    """`target`, by default the checkout's results/baselines/<gpu>/<preset>.csv (the folder's
+    points), and .env.json beside it (its machine); an existing baseline is replaced only with `force`."""
     meta_file = folder / "sweep.json"
     if not (folder / "points.csv").is_file() or not meta_file.is_file():
         raise CompareError(f"{folder} has no points.csv and sweep.json: not a finished results folder")
     meta = read_json(meta_file)
-    target = BASELINES / meta["gpu"] / f"{meta['preset']}.csv"
+    if target is None and not (CHECKOUT / "pyproject.toml").is_file():
+        raise CompareError("gpubench runs from no checkout to keep baselines in: give --out FILE.csv")
+    target = Path(target or BASELINES / meta["gpu"] / f"{meta['preset']}.csv")
+    if target.exists() and not force:
+        raise CompareError(f"{target} exists: --force replaces it")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text((folder / "points.csv").read_text())
     if (folder / "env.json").is_file():

@@ -10,11 +10,10 @@ from bench import points as points_table
 from bench.store import read_json
 
 
-def to_json(folder: Path, out: str | Path | None = None) -> Path:
+def document(folder: Path) -> str:
+    """The folder's environment, sweep, points and runs as one JSON text."""
     points, rows, _ = points_table.write(folder)
-    document = {name: read_json(folder / f"{name}.json") for name in ("env", "sweep")}
-    document["points"] = json.loads(points.to_json(orient="records"))
-    document["runs"] = rows
-    path = Path(out or folder / "results.json")
-    path.write_text(json.dumps(document, indent=1))
-    return path
+    content = {name: read_json(folder / f"{name}.json") for name in ("env", "sweep")}
+    content["points"] = json.loads(points.to_json(orient="records"))
+    content["runs"] = rows
+    return json.dumps(content, indent=1)

@@ -44,9 +44,9 @@ def _time_cell(p) -> str:
 def _util_cell(p) -> str:
     if p["repeats_ok"] == 0:
         return f"**{p['status']}**"
-    text = f"CPU {_pct(p['cpu_util_mean'])} (p90 {_pct(p['cpu_util_p90'])})"
+    text = f"CPU {_pct(p['cpu_util_mean'])} (p90 {_pct(p['cpu_util_p90'])})" if pd.notna(p["cpu_util_mean"]) else ""
     if pd.notna(p.get("gpu_util_mean")):
-        text += f" · GPU {_pct(p['gpu_util_mean'])} (p90 {_pct(p['gpu_util_p90'])}), {p['gpu_mem_peak_mb']:.0f} MB"
+        text += (" · " if text else "") + f"GPU {_pct(p['gpu_util_mean'])} (p90 {_pct(p['gpu_util_p90'])}), {p['gpu_mem_peak_mb']:.0f} MB"
     return text
 
 

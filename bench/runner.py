@@ -11,11 +11,14 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+from rich.markup import escape
+from rich.text import Text
 
 from bench.record import RunRecord
 from bench.devices import TF_MULTI_WORKER, TF_NCHW_ON_CPU, TORCH_ONE_DEVICE, torch_multi_host
@@ -32,6 +35,31 @@ DALI_NEEDS_TF_PLUGIN = ("DALI feeds TensorFlow through its TF plugin, which is n
                         "(pip install --no-build-isolation nvidia-dali-tf-plugin-cuda130: it compiles against "
                         "the installed TensorFlow)")
 LADDER_KNOBS = knobs_of("model", "schedule", "device")  # what a point's device memory depends on, but its batch
+
+
+class Interrupted(Exception):
+    """Ctrl-C during a sweep: the rows finished are kept; the message says where, and how to go on."""
+
+
+def clock(seconds: float) -> str:
+    """1:02:03, 2:03 or 0:05: a duration as a clock reads."""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def eta(elapsed_s: float, ran: int, left: int) -> float | None:
+    """Seconds the `left` runs will take at the pace so far: `elapsed_s` over the `ran` runs that
+    ran (a skipped one takes no time and is not counted), or None before the first has ended."""
+    return elapsed_s / ran * left if ran else None
+
+
+class EtaColumn(ProgressColumn):
+    """The time left, from the runs done (rich's own estimate needs a finish within its last 30 s)."""
+
+    def render(self, task) -> Text:
+        left = eta(task.elapsed or 0.0, task.fields["ran"], task.total - task.completed)
+        return Text("ETA " + ("-:--" if left is None else clock(left)), style="progress.remaining")
 
 
 def _kill_group(pid: int) -> None:
@@ -243,8 +271,11 @@ class BatchLadders:
 
 
 def _summary(record: dict) -> str:
+    """A run's console line: a skip's reason whole, an error's first 300 characters cut at a word."""
+    if record["status"] == "skipped":
+        return f"skipped: {escape(record['error'])}"
     if record["status"] != "ok":
-        return f"[red]{record['status']}[/red] {record['error'][:160]}"
+        return f"[red]{record['status']}[/red] {escape(textwrap.shorten(record['error'], 300, placeholder=' ...'))}"
     return f"ok {record['total_s']:.1f} s, {record['train_img_s']:.1f} img/s"
 
 
@@ -266,12 +297,11 @@ def sweep(specs: list[RunSpec], index_path: Path, store: ResultStore, timeout_s:
     todo = [s for s in specs if s.run_id not in done]
     if len(todo) < len(specs):
         console.print(f"{len(specs) - len(todo)} of {len(specs)} runs already in {store.root}: skipped (--force reruns them)")
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), EtaColumn())
     ladders = BatchLadders([] if force else store.latest(measured_by))
     new = []
     with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("sweep", total=len(todo))
+        task = progress.add_task("sweep", total=len(todo), ran=0)
 
         def finish(spec: RunSpec, record: dict) -> None:
             record.update({k: v for k, v in identity.items() if not record.get(k)})  # skipped rows: ours
@@ -281,7 +311,10 @@ def sweep(specs: list[RunSpec], index_path: Path, store: ResultStore, timeout_s:
                 on_row(record)
             new.append(record)
             role = ", ceiling" if spec.role == "ceiling" else ""
-            progress.console.print(f"[{len(new)}/{len(todo)}] {spec.label()} (r{spec.repeat}{role}): {_summary(record)}")
+            progress.console.print(f"\\[{len(new)}/{len(todo)}] {spec.label()} (r{spec.repeat}{role}): "
+                                   f"{_summary(record)}", highlight=False, soft_wrap=True)
+            if record["status"] != "skipped":
+                progress.update(task, ran=progress.tasks[0].fields["ran"] + 1)
             progress.advance(task)
 
         def runnable():
@@ -298,6 +331,10 @@ def sweep(specs: list[RunSpec], index_path: Path, store: ResultStore, timeout_s:
             results = ((spec, run_point(spec, index_path, store, timeout_s, interval)) for spec in runnable())
         else:
             results = jobs.run(runnable(), (str(index_path), str(store.root), timeout_s, interval))
-        for spec, record in results:
-            finish(spec, record)
+        try:
+            for spec, record in results:
+                finish(spec, record)
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted: {len(new)} of {len(todo)} runs finished, kept in {store.root}; "
+                              f"the same command again runs the other {len(todo) - len(new)}") from None
     return new

@@ -27,41 +27,54 @@ class SpecError(ValueError):
     """A user mistake found before any work starts; its message is one line."""
 
 
-def knob(default, role: str, later: bool = False):
+def knob(default, role: str, help: str, allowed: tuple = (), minimum: int | None = None, later: bool = False):
     """A RunSpec field that is a knob. `role` says what it sets, and so where the reports put it:
     `model` and `schedule` knobs split the results into tables, `pipeline`, `loader` and `device`
     knobs name a table's columns (a `loader` knob is blank where its pipeline does not use it),
-    `batch` its rows. `later` marks a knob added after the first results were kept: at its default
-    it is left out of point_id, so that those results keep their ids."""
-    return dataclasses.field(default=default, metadata={"role": role, "later": later})
+    `batch` its rows. `help` says what it means, `allowed` or `minimum` what values it takes
+    (check_spec and `gpubench knobs` read them from here). `later` marks a knob added after the
+    first results were kept: at its default it is left out of point_id, so that those results
+    keep their ids."""
+    return dataclasses.field(default=default, metadata={"role": role, "help": help, "allowed": allowed,
+                                                        "minimum": minimum, "later": later})
+
+
+BACKENDS = ("tensorflow", "jax", "torch")
 
 
 @dataclass(frozen=True)
 class RunSpec:
     """One point of a sweep. Defaults follow the seed's recipe, with fewer epochs."""
 
-    backend: str = knob("tensorflow", "model", later=True)  # Keras 3's backend: tensorflow, jax or torch
-    backbone: str = knob("vgg16", "model")
-    input_size: int = knob(224, "model")
-    pipeline: str = knob("keras", "pipeline")
-    batch: int = knob(16, "batch")
-    workers: int | None = knob(4, "loader")
-    use_multiprocessing: bool | None = knob(False, "loader")
-    max_queue_size: int | None = knob(10, "loader")
-    gpus: int = knob(1, "device")
-    epochs: int = knob(3, "schedule")
-    steps_per_epoch: int = knob(0, "schedule")  # 0: one pass over the training images, as flow_from_directory
-    validation_steps: int = knob(0, "schedule")  # 0: one pass over the validation images
-    finetune: str = knob("full", "model")
-    interpolation: str = knob("nearest", "model")  # flow_from_directory's default
-    cache: bool | None = knob(False, "loader")
-    checkpoint: bool = knob(False, "schedule")  # save the best model every epoch, as the seed's timed runs did
-    precision: str = knob("float32", "device")
-    xla: str = knob("auto", "device")  # jit_compile: auto (Keras decides), on, off
-    window: str = knob("auto", "schedule", later=True)  # auto: epochs long enough for a steady window; epochs: as asked
-    data_format: str = knob("channels_last", "device", later=True)  # Keras's image data format for the model
-    transfer: str = knob("float32", "loader", later=True)  # what a pipeline hands over: float32 in [0, 1], or uint8
-    hosts: int = knob(1, "device", later=True)  # processes training data-parallel, `gpus` devices each
+    backend: str = knob("tensorflow", "model", "Keras 3's backend", BACKENDS, later=True)
+    backbone: str = knob("vgg16", "model", "the model trained (bench/models)", tuple(BACKBONES))
+    input_size: int = knob(224, "model", "images are resized to this many pixels square", minimum=1)
+    pipeline: str = knob("keras", "pipeline", "what reads and feeds the images", tuple(PIPELINES))
+    batch: int = knob(16, "batch", "images per training step", minimum=1)
+    workers: int | None = knob(4, "loader", "loader workers (threads or processes)", minimum=0)
+    use_multiprocessing: bool | None = knob(False, "loader", "the keras loader's workers are processes, not threads",
+                                            (True, False))
+    max_queue_size: int | None = knob(10, "loader", "batches the loader keeps ready", minimum=0)
+    gpus: int = knob(1, "device", "devices training data-parallel (logical CPU devices where no GPU)", minimum=1)
+    epochs: int = knob(3, "schedule", "epochs trained (the first is warm-up)", minimum=1)
+    steps_per_epoch: int = knob(0, "schedule", "0: one pass over the training images, as flow_from_directory",
+                                minimum=0)
+    validation_steps: int = knob(0, "schedule", "0: one pass over the validation images", minimum=0)
+    finetune: str = knob("full", "model", "the layers trained: the seed's three steps", ("head", "last_block", "full"))
+    interpolation: str = knob("nearest", "model", "resizing (nearest: flow_from_directory's default)",
+                              ("nearest", "bilinear"))
+    cache: bool | None = knob(False, "loader", "keep the decoded images in memory after the first epoch", (True, False))
+    checkpoint: bool = knob(False, "schedule", "save the best model every epoch, as the seed's timed runs did",
+                            (True, False))
+    precision: str = knob("float32", "device", "Keras's dtype policy", ("float32", "mixed_float16", "mixed_bfloat16"))
+    xla: str = knob("auto", "device", "jit_compile: auto (Keras decides), on, off", ("auto", "on", "off"))
+    window: str = knob("auto", "schedule", "auto: epochs long enough for a steady window; epochs: as asked",
+                       ("auto", "epochs"), later=True)
+    data_format: str = knob("channels_last", "device", "Keras's image data format for the model",
+                            ("channels_last", "channels_first"), later=True)
+    transfer: str = knob("float32", "loader", "what a pipeline hands over: float32 in [0, 1], or uint8",
+                         ("float32", "uint8"), later=True)
+    hosts: int = knob(1, "device", "processes training data-parallel, `gpus` devices each", minimum=1, later=True)
     repeat: int = 0  # which repeat of the point this is, 0-based
     role: str = "point"  # "ceiling": a probe run for another point's pipeline or model ceiling
 
@@ -116,14 +129,6 @@ LOADER_KNOBS = knobs_of("loader")
 GROUP_KNOBS = knobs_of("model", "schedule")  # a table each
 COLUMN_KNOBS = knobs_of("pipeline", "loader", "device")  # a table's columns
 ROW_KNOB = "batch"
-FINETUNE = ("head", "last_block", "full")
-INTERPOLATION = ("nearest", "bilinear")
-PRECISION = ("float32", "mixed_float16", "mixed_bfloat16")
-XLA = ("auto", "on", "off")
-WINDOW = ("auto", "epochs")
-DATA_FORMAT = ("channels_last", "channels_first")
-TRANSFER = ("float32", "uint8")
-BACKENDS = ("tensorflow", "jax", "torch")
 _TF, _JAX, _TORCH = (("tensorflow", "pip install tensorflow"), ("jax", "pip install 'gpubench[jax]'"),
                      ("torch", "pip install 'gpubench[torch]'"))
 # The package a backend or pipeline imports, and how to install it.
@@ -205,6 +210,8 @@ def parse_override(text: str) -> tuple[str, list]:
     knob = knob.strip()
     if knob not in KNOBS:
         raise SpecError(f"unknown knob {knob!r}; knobs are: {', '.join(KNOBS)}")
+    if not all(v.strip() for v in values.split(",")):
+        raise SpecError(f"--set {text!r}: a value is missing; expected {knob}=VALUE[,VALUE...]")
     return knob, [_coerce(knob, v) for v in values.split(",")]
 
 
@@ -233,22 +240,43 @@ def load_preset(name_or_path: str) -> Preset:
             knobs[knob] = [_coerce(knob, v) for v in values]
         return knobs
 
-    knobs = knob_lists(doc.get("knobs", {}))
-    grids = tuple(knob_lists(block) for block in doc.get("grid", []))
+    def field(table: dict, key: str, kind: type, default, where: str = ""):
+        """A preset value of the right type (an int is a number, a bool is not), range-checked."""
+        value = table.get(key, default)
+        kinds = (int, float) if kind is float else (kind,)
+        if not isinstance(value, kinds) or (isinstance(value, bool) and kind is not bool):
+            name = {int: "a whole number", float: "a number", bool: "true or false", str: "a string",
+                    dict: "a table", list: "a list of tables"}[kind]
+            raise SpecError(f"preset {path}: {where}{key} = {value!r}: expected {name}")
+        if kind in (int, float) and key != "seed" and value <= 0:
+            raise SpecError(f"preset {path}: {where}{key} = {value!r}: must be more than 0")
+        return value
+
+    knobs = knob_lists(field(doc, "knobs", dict, {}))
+    blocks = field(doc, "grid", list, [])
+    if not all(isinstance(block, dict) for block in blocks):
+        raise SpecError(f"preset {path}: each [[grid]] is a table of knobs")
+    grids = tuple(knob_lists(block) for block in blocks)
+    table = field(doc, "data", dict, {})
+    unknown = set(table) - {f.name for f in dataclasses.fields(DataSpec)}
+    if unknown:
+        raise SpecError(f"preset {path}: [data]: unknown field(s) {sorted(unknown)}")
+    data = DataSpec(**{f.name: field(table, f.name, {"int": int, "str": str}[f.type], f.default, "[data] ")
+                       for f in dataclasses.fields(DataSpec) if f.name in table})
     try:
-        data = DataSpec(**doc.get("data", {}))
-    except TypeError as e:
-        raise SpecError(f"preset {path}: [data]: {e}") from None
+        parse_size(data.image_size)
+    except SpecError as e:
+        raise SpecError(f"preset {path}: [data] {e}") from None
     return Preset(
         name=path.stem,
-        description=doc.get("description", ""),
+        description=field(doc, "description", str, ""),
         knobs=knobs,
         data=data,
-        repeat=int(doc.get("repeat", 1)),
-        timeout_s=float(doc.get("timeout_s", TIMEOUT_S)),
-        ceilings=bool(doc.get("ceilings", True)),
-        installed_only=bool(doc.get("installed_only", False)),
-        gate=doc.get("gate", {}),
+        repeat=field(doc, "repeat", int, 1),
+        timeout_s=float(field(doc, "timeout_s", float, TIMEOUT_S)),
+        ceilings=field(doc, "ceilings", bool, True),
+        installed_only=field(doc, "installed_only", bool, False),
+        gate=field(doc, "gate", dict, {}),
         grids=grids,
     )
 
@@ -319,27 +347,18 @@ def missing(spec: RunSpec) -> str | None:
 
 def check_spec(spec: RunSpec) -> None:
     """Refuse a point that cannot run, with a one-line reason."""
-    if spec.backend not in BACKENDS:
-        raise SpecError(f"backend={spec.backend!r}: expected one of {', '.join(BACKENDS)}")
-    if spec.backbone not in BACKBONES:
-        raise SpecError(f"unknown backbone {spec.backbone!r}; backbones are: {', '.join(BACKBONES)}")
-    if spec.input_size >= 1 and input_size_problem(spec.backbone, spec.input_size):
-        raise SpecError(input_size_problem(spec.backbone, spec.input_size))
-    if spec.pipeline not in PIPELINES:
-        raise SpecError(f"unknown pipeline {spec.pipeline!r}; pipelines are: {', '.join(PIPELINES)}")
-    if spec.finetune not in FINETUNE:
-        raise SpecError(f"finetune={spec.finetune!r}: expected one of {', '.join(FINETUNE)}")
-    for knob, allowed in (("interpolation", INTERPOLATION), ("precision", PRECISION), ("xla", XLA),
-                          ("window", WINDOW), ("data_format", DATA_FORMAT), ("transfer", TRANSFER)):
-        if getattr(spec, knob) not in allowed:
-            raise SpecError(f"{knob}={getattr(spec, knob)!r}: expected one of {', '.join(allowed)}")
-    for knob in ("batch", "input_size", "epochs", "gpus", "hosts"):
-        if getattr(spec, knob) < 1:
-            raise SpecError(f"{knob}={getattr(spec, knob)}: must be at least 1")
-    for knob in ("workers", "max_queue_size", "steps_per_epoch", "validation_steps"):
-        value = getattr(spec, knob)
-        if value is not None and value < 0:
-            raise SpecError(f"{knob}={value}: must be 0 or more")
+    meaning = knob_meaning(spec.pipeline) if spec.pipeline in PIPELINES else {}
+    for name, field in KNOBS.items():
+        value, allowed, minimum = getattr(spec, name), field.metadata["allowed"], field.metadata["minimum"]
+        if value is None and "None" in field.type and (field.metadata["role"] != "loader" or name not in meaning):
+            continue  # a loader knob its pipeline does not use
+        if allowed and value not in allowed:
+            raise SpecError(f"unknown {name} {value!r}; expected one of: {', '.join(map(str, allowed))}")
+        if minimum is not None and (not isinstance(value, int) or value < minimum):
+            rule = "must be at least 1" if minimum == 1 else f"must be {minimum} or more"
+            raise SpecError(f"{name}={value}: {rule}")
+        if name == "input_size" and input_size_problem(spec.backbone, value):
+            raise SpecError(input_size_problem(spec.backbone, value))
     if spec.window == "auto" and spec.epochs < 2:
         raise SpecError(f"epochs={spec.epochs} leaves no measured window: the first epoch is warm-up (compile, "
                         "loader start); use epochs=2 or more, or window=epochs to time the epochs as asked")

@@ -31,6 +31,17 @@ class StoreError(ValueError):
     """runs.jsonl cannot be read; the message is one line and names the line."""
 
 
+STARTED = {"samples", "logs", ".lock", ".dataset.json"}  # what a sweep writes before env.json
+
+
+def foreign_files(folder: Path) -> list[str]:
+    """The names in `folder` that gpubench did not write: none in a folder that does not exist,
+    or that holds gpubench's env.json or runs.jsonl, or only what a sweep writes before them."""
+    if not folder.is_dir() or (folder / "env.json").is_file() or (folder / "runs.jsonl").is_file():
+        return []
+    return sorted(p.name for p in folder.iterdir() if p.name not in STARTED)
+
+
 MEASURED_BY = ("machine", "commit")  # the identity columns that say which machine and code measured a row
 
 

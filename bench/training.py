@@ -25,8 +25,9 @@ class TimedCheckpoint(keras.callbacks.ModelCheckpoint):
     """Keeps the model with the best validation accuracy (the seed's rule) and times each
     epoch's check and save, so that checkpointing can be told apart from training."""
 
-    def __init__(self, path: str | Path, best_only: bool = True):
-        super().__init__(str(path), monitor="val_accuracy", mode="max", save_best_only=best_only)
+    def __init__(self, path: str | Path, best_only: bool = True, best: float | None = None):
+        super().__init__(str(path), monitor="val_accuracy", mode="max", save_best_only=best_only,
+                         initial_value_threshold=best)
         self.seconds: list[float] = []
 
     def on_epoch_end(self, epoch, logs=None):
@@ -35,21 +36,22 @@ class TimedCheckpoint(keras.callbacks.ModelCheckpoint):
         self.seconds.append(time.perf_counter() - start)
 
 
-def workflow_callbacks(out: Path, tensorboard: bool = False) -> tuple[list, TimedCheckpoint]:
+def workflow_callbacks(out: Path, tensorboard: bool = False, best: float | None = None) -> tuple[list, TimedCheckpoint]:
     """The seed's train.py callbacks: learning rate halved after 10 epochs without a better
     validation loss (first, so that the log shows it), best model by validation accuracy, the
     last model (to resume from), a CSV log, TensorBoard on request. Also returns the best-model
-    checkpoint, whose time is reported apart."""
-    best = TimedCheckpoint(out / "best.keras")
+    checkpoint, whose time is reported apart. `best`: the validation accuracy a resumed run must
+    beat to replace best.keras."""
+    checkpoint = TimedCheckpoint(out / "best.keras", best=best)
     callbacks = [
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=10),
-        best,
+        checkpoint,
         keras.callbacks.ModelCheckpoint(str(out / "last.keras")),
         keras.callbacks.CSVLogger(str(out / "log.csv"), append=True),
     ]
     if tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(out / "tensorboard")))
-    return callbacks, best
+    return callbacks, checkpoint
 
 
 def feeds(index, spec) -> tuple[pipelines.Feed, pipelines.Feed]:

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 
 from bench import devices
 from bench.spec import RunSpec, frameworks
-from pipelines.dataset import DatasetError, find_images, scan, scan_folder
+from pipelines.dataset import DatasetError, find_images, readable, scan, scan_folder
 
 SETTINGS = "train.json"
 
@@ -29,19 +31,37 @@ def _load_settings(model_path: Path) -> tuple[Path, dict]:
     return folder, json.loads(settings.read_text())
 
 
-def _epochs_done(folder: Path) -> int:
+def prepare(model_path: str | Path) -> tuple[Path, dict]:
+    """The environment a trained model's backend starts in, set before anything imports it;
+    returns its training folder and train.json."""
+    folder, settings = _load_settings(Path(model_path))
+    spec = RunSpec(**settings["spec"])
+    devices.prepare(spec.backend, spec.gpus, frameworks(spec))
+    return folder, settings
+
+
+def _log(folder: Path) -> list[dict]:
     with open(folder / "log.csv") as f:
-        return len(list(csv.DictReader(f)))
+        return list(csv.DictReader(f))
 
 
-def _train_loop(model, spec: RunSpec, index, out: Path, initial_epoch: int, tensorboard: bool) -> dict:
-    """Training for real: epochs as asked (window=epochs), never lengthened for a measured window."""
+def best_so_far(log: list[dict]) -> float | None:
+    """The best validation accuracy in a training log (None before any epoch finished)."""
+    values = [float(row["val_accuracy"]) for row in log if row.get("val_accuracy") not in (None, "")]
+    values = [v for v in values if not math.isnan(v)]
+    return max(values) if values else None
+
+
+def _train_loop(model, spec: RunSpec, index, out: Path, initial_epoch: int, tensorboard: bool,
+                best: float | None = None) -> dict:
+    """Training for real: epochs as asked (window=epochs), never lengthened for a measured window.
+    best.keras is replaced only by a model better than `best` (the best so far when resuming)."""
     from bench import training
     from bench.timing import EpochTimer
 
     timer = EpochTimer()
     train_feed, val_feed = training.feeds(index, dataclasses.replace(spec, window="epochs"))
-    callbacks, checkpoint = training.workflow_callbacks(out, tensorboard)
+    callbacks, checkpoint = training.workflow_callbacks(out, tensorboard, best)
     history = training.fit(model, train_feed, val_feed, spec.epochs, callbacks + [timer], initial_epoch, verbose=2)
     best = max(history.history.get("val_accuracy", [float("nan")]))
     return {"epochs": initial_epoch + spec.epochs, "best_val_accuracy_this_run": best,
@@ -67,11 +87,11 @@ def train(spec: RunSpec, data: str, out: str | Path, tensorboard: bool = False) 
 
 
 def resume(model_path: str | Path, epochs: int, data: str | None = None, tensorboard: bool = False) -> dict:
-    """Go on from last.keras: its optimizer state (momentum, learning rate, step count) and the
-    epoch count in log.csv carry over, and so does the backend it trained on."""
-    folder, settings = _load_settings(Path(model_path))
+    """Go on from last.keras: its optimizer state (momentum, learning rate, step count), the
+    epoch count and the best validation accuracy in log.csv carry over, and so does the backend
+    it trained on."""
+    folder, settings = prepare(model_path)
     spec = dataclasses.replace(RunSpec(**settings["spec"]), epochs=epochs)
-    devices.prepare(spec.backend, spec.gpus, frameworks(spec))
     import keras
 
     import models  # noqa: F401  (registers the custom layers that loading needs)
@@ -80,14 +100,14 @@ def resume(model_path: str | Path, epochs: int, data: str | None = None, tensorb
     if index.classes != settings["classes"]:
         raise DatasetError(f"classes {index.classes} differ from the model's {settings['classes']}")
     model = keras.saving.load_model(folder / "last.keras")
-    return _train_loop(model, spec, index, folder, _epochs_done(folder), tensorboard)
+    log = _log(folder)
+    return _train_loop(model, spec, index, folder, len(log), tensorboard, best_so_far(log))
 
 
 def _predict(model_path: Path, files: list[str], batch: int):
     """(probabilities, class names): the keras pipeline's reader, in file order, no shuffle."""
-    folder, settings = _load_settings(model_path)
+    folder, settings = prepare(model_path)
     spec = RunSpec(**settings["spec"])
-    devices.prepare(spec.backend, 1, frameworks(spec))
     import keras
 
     import models  # noqa: F401
@@ -118,25 +138,29 @@ def evaluate(model_path: str | Path, data: str | Path, batch: int = 16) -> dict:
             "per_class": per_class, "classes": classes, "confusion": confusion.tolist()}
 
 
-def predict(model_path: str | Path, target: str | Path, out: str | Path, batch: int = 16) -> Path:
-    """A CSV of file, predicted class and one probability per class."""
+def predict(model_path: str | Path, target: str | Path, batch: int = 16) -> tuple[str, list[str]]:
+    """(a CSV of file, predicted class and one probability per class; "path: reason" of the
+    unreadable files skipped, as sweep and evaluate skip them)."""
     target = Path(target)
     if target.is_file():
-        files = [str(target)]
+        found = [target]
     elif target.is_dir():
-        files = [str(p) for p in find_images(target)[0]]
+        found = find_images(target)[0]
     else:
         raise DatasetError(f"{target} does not exist")
-    if not files:
+    if not found:
         raise DatasetError(f"{target} has no images")
+    good, skipped = readable(found, verify=True)
+    if not good:
+        raise DatasetError(f"{target} has no readable images (first: {skipped[0]})")
+    files = list(map(str, good))
     probabilities, classes = _predict(Path(model_path), files, batch)
-    out = Path(out)
-    with open(out, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["file", "predicted"] + [f"p_{c}" for c in classes])
-        for path, p in zip(files, probabilities):
-            writer.writerow([path, classes[int(p.argmax())]] + [f"{v:.6f}" for v in p])
-    return out
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["file", "predicted"] + [f"p_{c}" for c in classes])
+    for path, p in zip(files, probabilities):
+        writer.writerow([path, classes[int(p.argmax())]] + [f"{v:.6f}" for v in p])
+    return text.getvalue(), skipped
 
 
 def evaluation_markdown(result: dict) -> str:

@@ -89,7 +89,7 @@ def find_images(folder: Path) -> tuple[list[Path], list[Path]]:
     return sorted(images), passed
 
 
-def _readable(paths: list[Path], verify: bool) -> tuple[list[Path], list[str]]:
+def readable(paths: list[Path], verify: bool) -> tuple[list[Path], list[str]]:
     """(readable paths, "path: reason" for the others), decoding in a thread pool."""
     reasons = [None] * len(paths)
     if verify:
@@ -119,7 +119,7 @@ def scan_folder(folder: str | Path, classes: list[str] | None = None, verify: bo
         passed += clutter
         if not paths:
             raise DatasetError(f"class folder {folder / name} has no images")
-        good, bad = _readable(paths, verify)
+        good, bad = readable(paths, verify)
         files += map(str, good)
         labels += [classes.index(name)] * len(good)
         skipped += bad

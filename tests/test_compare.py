@@ -101,9 +101,9 @@ def test_ratios_within_a_run_cancel_a_slower_machine(tmp_path):
 
 def test_baseline_save_and_compare_against_it(tmp_path):
     a = results(tmp_path / "a", {4: [200, 200, 200]}, preset="ci")
-    saved = gpubench("baseline", "save", a, cwd=tmp_path)
-    assert saved.returncode == 0
-    baseline = tmp_path / "results" / "baselines" / "cpu" / "ci.csv"
+    baseline = tmp_path / "baselines" / "cpu" / "ci.csv"
+    saved = gpubench("baseline", "save", a, "--out", baseline, cwd=tmp_path)
+    assert saved.returncode == 0, saved.stderr
     assert baseline.is_file() and baseline.with_suffix(".env.json").is_file()
     out = run_compare(tmp_path, baseline, a)
     assert out.returncode == 0 and "different machines" not in out.stdout

@@ -1,7 +1,9 @@
 """The seed's fine-tuning workflow end to end on a tiny tree: train, evaluate, predict, resume."""
 
 import csv
+import io
 import json
+import shutil
 
 import pytest
 
@@ -15,6 +17,8 @@ def trained(tmp_path_factory, tiny_tree):
     cwd = tmp_path_factory.mktemp("workflow")
     result = gpubench("train", "--data", tiny_tree, "--out", "run", "--epochs", "3", *TRAIN, cwd=cwd)
     assert result.returncode == 0, result.stderr[-3000:]
+    # no framework C++ log lines without --verbose ("E0000 ... failed call to cuInit" reads as an error)
+    assert not [l for l in result.stderr.splitlines() if l[:5] in ("E0000", "W0000", "I0000") or "cuInit" in l]
     return cwd / "run", json.loads(result.stdout[result.stdout.index("{"):])
 
 
@@ -44,9 +48,9 @@ def test_evaluate_never_shuffles_and_counts_every_image(trained, tiny_tree):
                       cwd=folder)
     assert result.returncode == 0, result.stderr[-2000:]
     first = json.loads((folder / "eval.json").read_text())
-    again = gpubench("evaluate", folder, tiny_tree / "val", "--json", folder / "eval2.json", cwd=folder)
+    again = gpubench("evaluate", folder, tiny_tree / "val", "--json", "-", cwd=folder)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert json.loads((folder / "eval2.json").read_text()) == first  # same order, same answer
+    assert json.loads(again.stdout) == first and not (folder / "-").exists()  # same order, same answer
     assert first["images"] == 4 and sum(map(sum, first["confusion"])) == 4
     assert sum(first["confusion"][i][i] for i in range(2)) / 4 == pytest.approx(first["accuracy"])
     assert set(first["per_class"]) == {"class0", "class1"}
@@ -54,29 +58,41 @@ def test_evaluate_never_shuffles_and_counts_every_image(trained, tiny_tree):
 
 
 @pytest.mark.slow
-def test_predict_writes_one_row_per_image(trained, tiny_tree):
+def test_predict_writes_one_row_per_readable_image_to_standard_output(trained, tiny_tree, tmp_path):
     folder, _ = trained
-    result = gpubench("predict", folder / "best.keras", tiny_tree / "val", "--out", folder / "p.csv", cwd=folder)
+    images = shutil.copytree(tiny_tree / "val", tmp_path / "images")
+    (images / "class0" / "broken.jpg").write_text("not an image")
+    result = gpubench("predict", folder / "best.keras", images, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    with open(folder / "p.csv") as f:
-        rows = list(csv.DictReader(f))
+    assert "warning: 1 unreadable files skipped (first: " in result.stderr and "broken.jpg" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images"]  # nothing written into the current folder
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert len(rows) == 4 and list(rows[0]) == ["file", "predicted", "p_class0", "p_class1"]
     for row in rows:
         assert float(row["p_class0"]) + float(row["p_class1"]) == pytest.approx(1.0, abs=1e-4)
         assert row["predicted"] == max(("class0", "class1"), key=lambda c: float(row[f"p_{c}"]))
     one = gpubench("predict", folder, rows[0]["file"], "--out", folder / "one.csv", cwd=folder)
+    assert one.stdout.strip() == str(folder / "one.csv")
     assert one.returncode == 0 and len((folder / "one.csv").read_text().splitlines()) == 2
 
 
 @pytest.mark.slow
-def test_resume_goes_on_from_the_last_epoch_with_the_optimizer_state(trained):
+def test_resume_goes_on_from_the_last_epoch_with_the_optimizer_state_and_the_best_so_far(trained):
     import keras
 
     folder, _ = trained
     steps_before = int(keras.saving.load_model(folder / "last.keras").optimizer.iterations.numpy())
+    log = _log(folder)
+    log[0]["val_accuracy"] = "1.0"  # a best so far no resumed epoch can beat: best.keras must stay
+    with open(folder / "log.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(log[0]))
+        writer.writeheader()
+        writer.writerows(log)
+    best_before = (folder / "best.keras").read_bytes()
     result = gpubench("resume", folder, "--epochs", "2", cwd=folder)
     assert result.returncode == 0, result.stderr[-2000:]
     assert [int(r["epoch"]) for r in _log(folder)] == [0, 1, 2, 3, 4]
+    assert (folder / "best.keras").read_bytes() == best_before
     steps_after = int(keras.saving.load_model(folder / "last.keras").optimizer.iterations.numpy())
     assert steps_before == 9 and steps_after == 15  # 3 steps an epoch: 12 images, batch 4
 
