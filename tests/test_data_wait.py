@@ -22,6 +22,7 @@ def check(found: dict) -> None:
     assert 0.7 * found["injected_frac"] <= found["data_wait_frac"] <= 1.0, found
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pipeline, knobs", [
     ("keras", {"workers": 2, "max_queue_size": 2}),  # threads
     ("tfdata", {"workers": 2, "max_queue_size": 2}),
