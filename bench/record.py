@@ -71,7 +71,7 @@ class _Measured:
     epoch_start_s_median: float | None = None  # a window epoch's begin until its first batch was ready
     final_loss: float | None = None  # the last epoch's training loss
     hosts_agree: bool | None = None  # hosts > 1: every process ended with the same training loss
-    train_gflops_per_image: float | None = None  # 3 x forward, counted from the model
+    train_gflops_per_image: float | None = None  # forward + the gradients backpropagation computes (models.flops)
     decode_img_s_core: float | None = None  # pipeline-ceiling runs: one core's decode+resize rate
     # samplers, over the measured window; run_*: over the whole run
     samples: int | None = None
