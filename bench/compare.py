@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.env import fingerprint
-from bench.points import pairs
+from bench.points import pairs, read_csv
 from bench.spec import KNOBS
 from bench.store import read_json
 
@@ -51,7 +51,7 @@ def load(path: str | Path) -> tuple[pd.DataFrame, dict]:
         raise CompareError(f"no baseline {path}: save one with `gpubench baseline save <results folder>`")
     if not points_file.is_file():
         raise CompareError(f"{path}: no points.csv (run a sweep there, or give a baseline .csv)")
-    points = pd.read_csv(points_file)
+    points = read_csv(points_file)
     if "role" in points:
         points = points[points.role == "point"]
     env = read_json(env_file)

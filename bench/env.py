@@ -131,6 +131,7 @@ def collect() -> dict:
         **cuda_versions(),
         "cpu": _cpu_model(),
         "cpu_threads": psutil.cpu_count(logical=True),
+        "cpu_cores": psutil.cpu_count(logical=False),  # physical: hyper-threads do not decode twice as fast
         "cpu_cores": psutil.cpu_count(logical=False),
         "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "os": platform.platform(),

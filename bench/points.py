@@ -128,19 +128,31 @@ def table(rows: list[dict], env: dict, sweep: dict, envs: dict | None = None) ->
     points["bound"] = [b for b, _ in verdicts]
     points["efficiency"] = [e for _, e in verdicts]
     points["decode_core_img_s"] = [decode.get(i, float("nan")) if i else float("nan") for i in pipeline_ids]
-    points["decode_ceiling_img_s"] = points.decode_core_img_s * (env.get("cpu_threads") or 1)
+    # one core's decode rate times the physical cores (a hyper-thread adds little to decoding)
+    points["decode_ceiling_img_s"] = points.decode_core_img_s * (env.get("cpu_cores") or env.get("cpu_threads") or 1)
     points["pipeline_efficiency"] = points.pipeline_img_s / points.decode_ceiling_img_s
     points["model_share"] = points.train_img_s / points.model_img_s  # how much of the model's rate it was fed
-    # the CPU cores that decode at one core's rate to keep the model fed (model images/s over it)
+    # the CPU cores, in all, that decode at one core's rate to keep the model fed (model images/s
+    # over it): the whole run's, over all its devices; per device it is cores_to_feed / devices
     points["cores_to_feed"] = points.model_img_s / points.decode_core_img_s
+    points["devices"] = devices(points)
     points["achieved_tflops"] = points.train_img_s * points.get("train_gflops_per_image", float("nan")) / 1000
+    # MFU is per device: the whole run's TFLOP/s over the peak of all its devices (the probe's and
+    # the datasheet's peaks are one device's)
     peaks = sweep.get("peak_tflops") or {}
     points["peak_tflops"] = [_peak(peaks, b, p) for b, p in zip(points.backend, points.precision)]
-    points["mfu"] = points.achieved_tflops / pd.to_numeric(points.peak_tflops)
+    points["mfu"] = points.achieved_tflops / (pd.to_numeric(points.peak_tflops) * points.devices)
     datasheet = profiles.load(sweep.get("gpu", "")).get("peak_tflops", {})
-    points["mfu_datasheet"] = points.achieved_tflops / pd.to_numeric(
+    points["mfu_datasheet"] = points.achieved_tflops / points.devices / pd.to_numeric(
         pd.Series([datasheet.get(m) for m in points.matmul_precision], index=points.index, dtype=float))
     return points
+
+
+def devices(points: pd.DataFrame) -> pd.Series:
+    """The devices a point trained on: its GPUs (or CPU devices) on each of its hosts."""
+    def knob(name):
+        return pd.to_numeric(points.get(name, pd.Series(1, index=points.index)), errors="coerce").fillna(1)
+    return (knob("gpus") * knob("hosts")).astype(int)
 
 
 def current_rows(root: Path) -> tuple[list[dict], int]:
@@ -185,4 +197,10 @@ def read(root: str | Path) -> pd.DataFrame:
     path = Path(root) / "points.csv"
     if not path.is_file():
         raise FileNotFoundError(f"{Path(root)} has no points.csv: not a finished results folder")
-    return pd.read_csv(path)
+    return read_csv(path)
+
+
+def read_csv(path: str | Path) -> pd.DataFrame:
+    """A points table from CSV, where only an empty cell is missing: pandas would read the backbone
+    `null` (and "None", "NA", ...) as NaN."""
+    return pd.read_csv(path, keep_default_na=False, na_values=[""])
