@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.points import AT_CEILING, spec_of
+from bench.points import AT_CEILING, SHORT_S, spec_of
 from bench.spec import knobs_of
 from pipelines import loader_depth, window_steps
 
 SPREAD_WARN = 0.10  # (max - min) / median of the repeats' images/s
 FIRST_SLOW = 1.25  # the first repeat's total time over the others' median
-SHORT_S = 2.0  # seconds of measured window below which a run is too short to time well
 HELP_KNOBS = ("backend", *knobs_of("pipeline", "loader", "batch", "device"))  # settings a user would change
 
 RULE = (f"`bound` is `input` when images/s end to end reach {AT_CEILING:.0%} or more of the lower "

@@ -17,6 +17,7 @@ from bench.spec import COLUMN_KNOBS, KNOBS, RunSpec, model_ceiling, pipeline_cei
 from bench.store import ResultStore, read_json
 
 AT_CEILING = 0.8  # a training rate at 80% or more of its lower ceiling is at that ceiling
+SHORT_S = 2.0  # seconds of measured window below which a run is too short to time well
 # Figures whose median over the repeats is the point's.
 NUMERIC = ["total_s", "train_img_s", "first_epoch_s", "epoch_s_median", "val_s_total", "checkpoint_s_total",
            "cpu_util_mean", "cpu_util_p90", "proc_cpu_pct_mean", "gpu_util_mean", "gpu_util_p90",
