@@ -8,7 +8,7 @@ import pandas as pd
 
 from bench import plots, profiles
 from bench.reference import seed_figure
-from bench.points import devices, read
+from bench.points import device_count, read
 from bench.store import read_json
 
 
@@ -28,12 +28,12 @@ def best_per_machine(folders: list[Path]) -> pd.DataFrame:
         env, sweep = read_json(folder / "env.json"), read_json(folder / "sweep.json")
         label = sweep.get("gpu", folder.parent.name)
         profile = profiles.load(label)
-        points = points.assign(devices=devices(points))
+        points = points.assign(device_count=device_count(points))
         for backbone, group in points.groupby("backbone"):
             best = group.loc[group.train_img_s.idxmax()]
             power = best.get("gpu_power_w_mean")  # the mean of one GPU's samples (the sampler pools them)
             if power and pd.notna(power):
-                power = power * best.devices
+                power = power * best.device_count
             per_joule = best.get("img_per_joule")  # the energy counter over the window, else sampled power
             per_hour = profile.get("price_per_hour_usd")
             price = profile.get("price_usd")

@@ -25,7 +25,7 @@ def test_mfu_is_per_device_over_gpus_and_hosts():
     table = points.table(rows, {}, {"peak_tflops": {"float32": 0.5}, "gpu": "h200"}).set_index("point_id")
     mfu = [table.loc[s.point_id, "mfu"] for s in specs]
     assert mfu == pytest.approx([0.4, 0.38, 0.38])
-    assert list(table.loc[[s.point_id for s in specs], "devices"]) == [1, 2, 2]
+    assert list(table.loc[[s.point_id for s in specs], "device_count"]) == [1, 2, 2]
     datasheet = [table.loc[s.point_id, "mfu_datasheet"] for s in specs]  # h200 float32: 67 TFLOP/s per GPU
     assert datasheet == pytest.approx([0.2 / 67, 0.38 / 2 / 67, 0.38 / 2 / 67])
 
@@ -71,3 +71,40 @@ def test_backbone_null_survives_the_points_csv_round_trip(tmp_path):
 
     result = compare.compare(*[compare.load(path)[0]] * 2)
     assert list(result.table.backbone) == ["null", "null"]
+
+
+def test_decode_rate_reads_into_the_runs_transfer_type(monkeypatch):
+    """uint8 runs decode to uint8 pixels; timing a float32 conversion they never make read slow."""
+    import pipelines.reader
+    from bench.worker import decode_rate
+
+    asked = []
+    monkeypatch.setattr(pipelines.reader, "load_image", lambda path, size, interpolation, transfer="float32":
+                        asked.append(transfer))
+    index = type("Index", (), {"files": {"train": ["a.jpg"]}})()
+    decode_rate(index, RunSpec(backbone="tiny", input_size=16, batch=8, transfer="uint8"), seconds=0)
+    assert set(asked) == {"uint8"}
+
+
+def test_a_cached_pipeline_is_not_held_against_the_decode_ceiling():
+    point = RunSpec(backbone="tiny", input_size=16, batch=8, workers=1, cache=True)
+    from bench.spec import model_ceiling, pipeline_ceiling
+
+    rows = [row(point, 900.0), row(pipeline_ceiling(point), 1000.0, decode_img_s_core=100.0),
+            row(model_ceiling(point), 2000.0)]
+    table = points.table(rows, {"cpu_threads": 4, "cpu_cores": 2}, {}).set_index("point_id")
+    assert table.loc[point.point_id, "decode_ceiling_img_s"] == 200.0  # physical cores, not threads
+    assert pd.isna(table.loc[point.point_id, "pipeline_efficiency"])  # 1000 / 200 would read 500%
+
+
+def test_scaling_carries_its_range_and_is_withheld_on_short_windows():
+    from tests.conftest import render_rows
+
+    rows = [row(RunSpec(backbone="tiny", input_size=16, batch=8, gpus=g, repeat=i), r, window_s=w, devices=f"{g} x CPU")
+            for g, rates in ((1, [95.0, 105.0]), (2, [180.0, 200.0])) for i, r in enumerate(rates) for w in [0.5]]
+    text = render_rows(rows, {}, {})
+    section = text[text.index("## Scaling over devices"):].split("\n## ")[0]
+    header, _, cells = [l for l in section.splitlines() if l.startswith("|")][:3]
+    parsed = dict(zip([c.strip() for c in header.strip("|").split("|")], [c.strip() for c in cells.strip("|").split("|")]))
+    assert parsed["scaling"] == "0.95" and parsed["over the repeats"] == "0.86 to 1.05"
+    assert parsed["confidence"] == "withheld: windows under 2 s"
