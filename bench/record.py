@@ -81,7 +81,8 @@ class _Measured:
     proc_cpu_pct_mean: float | None = None
     proc_cpu_pct_p90: float | None = None
     proc_cpu_pct_max: float | None = None
-    rss_peak_mb: float | None = None
+    rss_peak_mb: float | None = None  # the process tree's memory: PSS where the platform has it (rss_measure)
+    rss_measure: str | None = None  # pss, uss or rss: what rss_peak_mb sums per process
     threads_max: float | None = None
     gpu_util_mean: float | None = None
     gpu_util_p90: float | None = None

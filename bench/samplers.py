@@ -14,46 +14,81 @@ from bench.spec import SAMPLE_INTERVAL_S
 
 class CpuSampler:
     """System utilisation per core and in total, and the CPU, memory and threads of a process
-    tree (the worker and its loader processes)."""
+    tree (the worker and its loader processes).
 
-    def __init__(self, pid: int | None = None):
+    Memory is the tree's PSS where the platform has it (Linux): each shared page split among the
+    processes that share it, so forked loader workers do not count their parent's pages once each;
+    else USS (pages a process alone holds), else RSS. Each sample says which (`rss_measure`)."""
+
+    def __init__(self, pid: int | None = None, clock=time.time):
         self.root = psutil.Process(pid or os.getpid())
         self.procs: dict[int, psutil.Process] = {}
+        self.clock = clock  # seconds since the epoch, as psutil's create_time
+        self.last_tick = clock()
         psutil.cpu_percent(percpu=True)  # the first call only starts the interval
         self._tree()
 
-    def _tree(self) -> list[psutil.Process]:
-        """The tree's processes, keeping each Process object across ticks: cpu_percent
-        measures from the previous call on the same object, and is 0.0 on the first."""
+    def _tree(self) -> list[tuple[psutil.Process, float | None]]:
+        """The tree's processes, keeping each Process object across ticks (cpu_percent measures
+        from the previous call on the same object), each with the CPU % of a process new since the
+        last tick, taken from the CPU time it used since it started (None for the others): a
+        process primed and read in one tick would read 0, and Keras starts a new loader pool
+        every epoch."""
         try:
             current = [self.root] + self.root.children(recursive=True)
         except psutil.NoSuchProcess:
             current = []
-        alive = {}
+        alive, fresh, now = {}, {}, self.clock()
         for proc in current:
             if proc.pid not in self.procs:
                 try:
-                    proc.cpu_percent(None)
+                    with proc.oneshot():
+                        proc.cpu_percent(None)  # later ticks measure from here
+                        fresh[proc.pid] = self._since_start(proc, now)
                 except psutil.NoSuchProcess:
                     continue
             alive[proc.pid] = self.procs.get(proc.pid, proc)
         self.procs = alive
-        return list(alive.values())
+        return [(proc, fresh.get(pid)) for pid, proc in alive.items()]
+
+    def _since_start(self, proc: psutil.Process, now: float) -> float:
+        """A new process's CPU % over this tick's interval: its CPU time since it started, over
+        the interval (over its life where it started before the last tick)."""
+        times, started = proc.cpu_times(), proc.create_time()
+        elapsed = now - (started if started < self.last_tick else self.last_tick)
+        return 100.0 * (times.user + times.system) / elapsed if elapsed > 0 else 0.0
+
+    @staticmethod
+    def _memory(proc: psutil.Process) -> tuple[float, str]:
+        """(bytes, measure): PSS where the platform reports it, else USS, else RSS."""
+        try:
+            full = proc.memory_full_info()
+        except (psutil.AccessDenied, AttributeError, NotImplementedError):
+            return proc.memory_info().rss, "rss"
+        for measure in ("pss", "uss"):
+            if hasattr(full, measure):
+                return getattr(full, measure), measure
+        return full.rss, "rss"
 
     def sample(self) -> dict:
         cores = psutil.cpu_percent(percpu=True)
         row = {"cpu_util": float(np.mean(cores))}
         row.update({f"cpu{i}_util": c for i, c in enumerate(cores)})
         cpu = rss = threads = 0.0
-        for proc in self._tree():
+        measures = set()
+        for proc, new_pct in self._tree():
             try:
                 with proc.oneshot():
-                    cpu += proc.cpu_percent(None)
-                    rss += proc.memory_info().rss
+                    pct = proc.cpu_percent(None)
+                    cpu += pct if new_pct is None else new_pct
+                    memory, measure = self._memory(proc)
+                    rss += memory
+                    measures.add(measure)
                     threads += proc.num_threads()
             except psutil.NoSuchProcess:  # a loader process ended between listing and reading
                 continue
-        row.update(proc_cpu_pct=cpu, rss_mb=rss / 2**20, threads=threads,
+        self.last_tick = self.clock()
+        row.update(proc_cpu_pct=cpu, rss_mb=rss / 2**20, rss_measure="+".join(sorted(measures)), threads=threads,
                    sys_mem_used_mb=psutil.virtual_memory().used / 2**20)
         return row
 
@@ -65,15 +100,19 @@ class GpuSampler:
     is False, and `reason` says why, on a machine without the driver or a GPU."""
 
     def __init__(self, devices: list[int] | None = None):
+        """`devices`: the run's device numbers as CUDA numbers them in this process (after
+        CUDA_VISIBLE_DEVICES), mapped to NVML's (env.visible_handles); None for every one."""
+        from bench.env import visible_handles
+
         self.handles = []
         self.reason = ""
         try:
             import pynvml
 
             pynvml.nvmlInit()
-            count = pynvml.nvmlDeviceGetCount()
-            wanted = range(count) if devices is None else [d for d in devices if d < count]
-            self.handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in wanted]
+            visible = visible_handles(pynvml)
+            wanted = range(len(visible)) if devices is None else [d for d in devices if d < len(visible)]
+            self.handles = [visible[i] for i in wanted]
             self.nvml = pynvml
             if not self.handles:
                 self.reason = "NVML found no GPU"
@@ -212,4 +251,5 @@ def summarise(rows: list[dict]) -> dict:
             else:  # max, peak_mb
                 out[key] = float(values.max())
     out["samples"] = len(rows)
+    out["rss_measure"] = next((r["rss_measure"] for r in rows if r.get("rss_measure")), None)
     return out
