@@ -74,7 +74,7 @@ def bound_doubt(p: dict) -> str:
     INCONSISTENT (a ceiling measured below the rate it bounds), windows too short to time well,
     or repeats whose ranges put the efficiency on both sides of AT_CEILING or leave unknown which
     ceiling is the lower."""
-    if not p.get("bound"):
+    if not isinstance(p.get("bound"), str):  # no bound (NaN where a ceiling is missing)
         return ""
     lower = min(p["pipeline_img_s"], p["model_img_s"])
     windows = [w for w in (p.get("window_s"), p.get("pipeline_window_s"), p.get("model_window_s")) if pd.notna(w)]

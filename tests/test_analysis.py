@@ -198,3 +198,9 @@ def test_fastest_ranks_what_a_user_can_run_and_says_when_it_cannot_tell():
     rows[-1]["train_img_s"] = 145.0  # tfdata's best repeat now reaches keras's worst
     said = analysis.fastest(table(rows, {}, {}))
     assert said.startswith("Not named: the highest median is **keras") and "the repeats' ranges overlap" in said
+
+
+def test_a_point_without_a_bound_has_no_doubt_about_it():
+    point = RunSpec(backbone="tiny", batch=8, workers=1)
+    points = table([record(point, 100.0, window_s=0.5)], {}, {})  # no ceilings measured
+    assert pd.isna(points.bound[0]) and points.bound_doubt[0] == ""
