@@ -24,44 +24,36 @@ class CpuSampler:
 
     MEMORY_EVERY_S = 2.0
 
-    def __init__(self, pid: int | None = None, clock=time.time):
+    def __init__(self, pid: int | None = None, clock=time.perf_counter):
         self.root = psutil.Process(pid or os.getpid())
         self.procs: dict[int, psutil.Process] = {}
-        self.clock = clock  # seconds since the epoch, as psutil's create_time
-        self.last_tick = clock()
+        self.clock = clock
         self._memory_at, self._memory_mb, self._measure = float("-inf"), 0.0, ""
         psutil.cpu_percent(percpu=True)  # the first call only starts the interval
-        self._tree()
+        self.last_tick, self._cpu_s = clock(), self._cpu_seconds()
 
-    def _tree(self) -> list[tuple[psutil.Process, float | None]]:
-        """The tree's processes, keeping each Process object across ticks (cpu_percent measures
-        from the previous call on the same object), each with the CPU % of a process new since the
-        last tick, taken from the CPU time it used since it started (None for the others): a
-        process primed and read in one tick would read 0, and Keras starts a new loader pool
-        every epoch."""
+    def _tree(self) -> list[psutil.Process]:
+        """The tree's processes, each Process object kept across ticks."""
         try:
             current = [self.root] + self.root.children(recursive=True)
         except psutil.NoSuchProcess:
             current = []
-        alive, fresh, now = {}, {}, self.clock()
-        for proc in current:
-            if proc.pid not in self.procs:
-                try:
-                    with proc.oneshot():
-                        proc.cpu_percent(None)  # later ticks measure from here
-                        fresh[proc.pid] = self._since_start(proc, now)
-                except psutil.NoSuchProcess:
-                    continue
-            alive[proc.pid] = self.procs.get(proc.pid, proc)
-        self.procs = alive
-        return [(proc, fresh.get(pid)) for pid, proc in alive.items()]
+        self.procs = {proc.pid: self.procs.get(proc.pid, proc) for proc in current}
+        return list(self.procs.values())
 
-    def _since_start(self, proc: psutil.Process, now: float) -> float:
-        """A new process's CPU % over this tick's interval: its CPU time since it started, over
-        the interval (over its life where it started before the last tick)."""
-        times, started = proc.cpu_times(), proc.create_time()
-        elapsed = now - (started if started < self.last_tick else self.last_tick)
-        return 100.0 * (times.user + times.system) / elapsed if elapsed > 0 else 0.0
+    def _cpu_seconds(self) -> float:
+        """CPU seconds the tree has used: each live process's own and that of the children it
+        has reaped. A process that starts and ends between two ticks is counted once its parent
+        reaps it, and one that starts since the last tick from its start (Keras makes a new loader
+        pool every epoch): a per-process cpu_percent would read 0 for both."""
+        total = 0.0
+        for proc in self._tree():
+            try:
+                t = proc.cpu_times()
+            except psutil.NoSuchProcess:  # ended: its parent's children times take it in once reaped
+                continue
+            total += t.user + t.system + getattr(t, "children_user", 0.0) + getattr(t, "children_system", 0.0)
+        return total
 
     @staticmethod
     def _memory(proc: psutil.Process) -> tuple[float, str]:
@@ -81,12 +73,14 @@ class CpuSampler:
         row.update({f"cpu{i}_util": c for i, c in enumerate(cores)})
         cpu = rss = threads = 0.0
         measures = set()
-        read_memory = self.clock() - self._memory_at >= self.MEMORY_EVERY_S
-        for proc, new_pct in self._tree():
+        now, cpu_s = self.clock(), self._cpu_seconds()
+        read_memory = now - self._memory_at >= self.MEMORY_EVERY_S
+        if now > self.last_tick:  # never below 0: a process that leaves the tree unreaped takes its time along
+            cpu = max(0.0, 100.0 * (cpu_s - self._cpu_s) / (now - self.last_tick))
+        self.last_tick, self._cpu_s = now, cpu_s
+        for proc in self._tree():
             try:
                 with proc.oneshot():
-                    pct = proc.cpu_percent(None)
-                    cpu += pct if new_pct is None else new_pct
                     if read_memory:
                         memory, measure = self._memory(proc)
                         rss += memory
@@ -94,9 +88,8 @@ class CpuSampler:
                     threads += proc.num_threads()
             except psutil.NoSuchProcess:  # a loader process ended between listing and reading
                 continue
-        self.last_tick = self.clock()
         if read_memory:
-            self._memory_at, self._memory_mb, self._measure = self.last_tick, rss / 2**20, "+".join(sorted(measures))
+            self._memory_at, self._memory_mb, self._measure = now, rss / 2**20, "+".join(sorted(measures))
         row.update(proc_cpu_pct=cpu, rss_mb=self._memory_mb, rss_measure=self._measure, threads=threads,
                    sys_mem_used_mb=psutil.virtual_memory().used / 2**20)
         return row

@@ -190,31 +190,28 @@ def test_the_gpu_sampler_samples_the_gpus_cuda_visible_devices_gives_the_run(mon
 
 
 class FakeProcess:
-    """A process whose CPU time grows at `busy` cores from `started` on a fake clock, with
-    psutil's cpu_percent: the CPU share since the previous call on this object (0.0 on the first,
-    and over an interval of no time)."""
+    """A process on a fake clock whose CPU time grows at `busy` cores from `started` until `ended`,
+    with the CPU time of the children it has reaped (`reaped`: when it reaps each)."""
 
-    def __init__(self, pid, clock, started, busy, children=()):
-        self.pid, self.clock, self.started, self.busy = pid, clock, started, busy
-        self.kids, self._last = list(children), None
+    def __init__(self, pid, clock, started, busy, ended=float("inf"), children=()):
+        self.pid, self.clock, self.started, self.busy, self.ended = pid, clock, started, busy, ended
+        self.kids = list(children)
 
-    def cpu(self):
-        return self.busy * max(0.0, self.clock.now - self.started)
-
-    def cpu_percent(self, interval=None):
-        last, self._last = self._last, (self.clock.now, self.cpu())
-        if last is None or self.clock.now == last[0]:
-            return 0.0
-        return 100.0 * (self.cpu() - last[1]) / (self.clock.now - last[0])
+    def cpu(self, at=None):
+        at = self.clock.now if at is None else at
+        return self.busy * max(0.0, min(at, self.ended) - self.started)
 
     def cpu_times(self):
-        return type("Times", (), {"user": self.cpu() * 0.75, "system": self.cpu() * 0.25})()
+        import psutil
 
-    def create_time(self):
-        return self.started
+        if self.clock.now >= self.ended:
+            raise psutil.NoSuchProcess(self.pid)
+        reaped = sum(k.cpu(k.ended) for k in self.kids if k.ended <= self.clock.now)
+        return type("Times", (), {"user": self.cpu() * 0.75, "system": self.cpu() * 0.25,
+                                  "children_user": reaped, "children_system": 0.0})()
 
     def children(self, recursive=False):
-        return [k for k in self.kids if k.started <= self.clock.now]
+        return [k for k in self.kids if k.started <= self.clock.now < k.ended]
 
     def oneshot(self):
         import contextlib
@@ -228,22 +225,25 @@ class FakeProcess:
         return 1
 
 
-def test_a_process_new_since_the_last_tick_counts_the_cpu_it_used_since_it_started(monkeypatch):
-    """A loader process that starts between two ticks (Keras starts a new pool every epoch):
-    primed and read in the same tick it read 0."""
+def test_loader_processes_that_start_or_end_between_ticks_count_the_cpu_they_used(monkeypatch):
+    """Keras makes a new loader pool every epoch: a process new since the last tick read 0 (primed
+    and read in one tick), and one that ended between ticks was never read at all."""
     import bench.samplers
 
     clock = type("Clock", (), {"now": 100.0, "__call__": lambda self: self.now})()
-    child = FakeProcess(2, clock, started=100.5, busy=0.8)
-    root = FakeProcess(1, clock, started=50.0, busy=0.5, children=[child])
+    pool = FakeProcess(2, clock, started=100.5, busy=0.8, ended=101.5)  # 0.8 s of CPU in all
+    brief = FakeProcess(3, clock, started=102.2, busy=1.0, ended=102.6)  # never alive at a tick
+    root = FakeProcess(1, clock, started=50.0, busy=0.5, children=[pool, brief])
     monkeypatch.setattr(bench.samplers.psutil, "Process", lambda pid=None: root)
     sampler = CpuSampler(pid=1, clock=clock)
-    clock.now = 101.0  # the child has run 0.5 s at 80%: 0.4 s of CPU in this 1 s tick
+    clock.now = 101.0  # the pool has run 0.5 s at 80%
     assert sampler.sample()["proc_cpu_pct"] == pytest.approx(50 + 40)
-    clock.now = 102.0
+    clock.now = 102.0  # it ran 0.5 s more, then ended and was reaped
+    assert sampler.sample()["proc_cpu_pct"] == pytest.approx(50 + 40)
+    clock.now = 103.0
     row = sampler.sample()
-    assert row["proc_cpu_pct"] == pytest.approx(50 + 80)
-    assert row["rss_mb"] == pytest.approx(4.0) and row["rss_measure"] == "pss"  # 2 MB PSS each
+    assert row["proc_cpu_pct"] == pytest.approx(50 + 40)  # the brief one's 0.4 s
+    assert row["rss_mb"] == pytest.approx(2.0) and row["rss_measure"] == "pss"  # read again 2 s on: the root's 2 MB PSS
 
 
 FORKED_READERS = """
