@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.points import AT_CEILING, spec_of
+from bench.points import AT_CEILING, SHORT_S, runnable, spec_of
 from bench.spec import knobs_of
 from pipelines import loader_depth, window_steps
 
 SPREAD_WARN = 0.10  # (max - min) / median of the repeats' images/s
 FIRST_SLOW = 1.25  # the first repeat's total time over the others' median
-SHORT_S = 2.0  # seconds of measured window below which a run is too short to time well
 HELP_KNOBS = ("backend", *knobs_of("pipeline", "loader", "batch", "device"))  # settings a user would change
 
 RULE = (f"`bound` is `input` when images/s end to end reach {AT_CEILING:.0%} or more of the lower "
@@ -99,8 +98,26 @@ def _name(p) -> str:
     return f"{p['setting']} at batch {p['batch']}" + ("" if backend == "tensorflow" else f" on {backend}")
 
 
+def claim_doubt(faster: pd.DataFrame, slower: pd.DataFrame) -> str:
+    """Why "`faster` gave more images/s than `slower`" cannot be stated ('' when it can): a window
+    under SHORT_S among them, or repeats' ranges that overlap (the medians of the faster points'
+    lowest repeats and of the slower points' highest). Each side is one point or several, whose
+    medians over the other settings are compared."""
+    both = pd.concat([faster, slower])
+    windows = both.get("window_s", pd.Series(dtype=float)).dropna()
+    if len(windows) and windows.min() < SHORT_S:
+        return f"its windows are as short as {windows.min():.1f} s, under the {SHORT_S:g} s that time well"
+    low = faster.get("train_img_s_min", faster.train_img_s).fillna(faster.train_img_s).median()
+    high = slower.get("train_img_s_max", slower.train_img_s).fillna(slower.train_img_s).median()
+    if low <= high:
+        return (f"the repeats' ranges overlap ({low:.0f} images/s at the lowest against {high:.0f} at the "
+                f"highest): the difference is within their spread")
+    return ""
+
+
 def _helped_most(points: pd.DataFrame) -> str | None:
-    """The knob whose values most change the median images/s over the other settings."""
+    """The knob whose values most change the median images/s over the other settings, stated
+    only where the claim holds beyond the repeats' spread on windows long enough (claim_doubt)."""
     best = None
     for knob in HELP_KNOBS:
         medians = points.groupby(knob, dropna=True).train_img_s.median()
@@ -112,8 +129,32 @@ def _helped_most(points: pd.DataFrame) -> str | None:
     if best is None:
         return None
     ratio, knob, hi, lo = best
+    doubt = claim_doubt(points[points[knob] == hi], points[points[knob] == lo])
+    if doubt:
+        return (f"No setting is named as the one that changed images/s most: `{knob}` differed most "
+                f"({_value(hi)} over {_value(lo)}), but {doubt}.")
     return (f"The setting that changed most: `{knob}` = {_value(hi)} gave {ratio:.2f}x the images/s of "
-            f"{_value(lo)} (median over the other settings).")
+            f"{_value(lo)} (median over the other settings; the repeats' ranges do not overlap).")
+
+
+def fastest(points: pd.DataFrame) -> str | None:
+    """The fastest configuration a user can run, with its confidence: named only where its
+    repeats stay above the runner-up's on windows long enough (claim_doubt)."""
+    ranked = runnable(points).sort_values("train_img_s", ascending=False)
+    if ranked.empty:
+        return None
+    best = ranked.iloc[0]
+    said = (f"**{best['setting']}**, batch {best['batch']}, {best['backbone']} at {best['input_size']}px: "
+            f"{best['train_img_s']:.1f} training images/s, {best['total_s']:.1f} s in all (loader: {best['loader']})")
+    if len(ranked) == 1:
+        doubt = claim_doubt(ranked.iloc[:1], ranked.iloc[:0]) if ranked.iloc[:1].get("window_s", pd.Series(
+            dtype=float)).lt(SHORT_S).any() else ""
+        return f"{said}, the only configuration that ran." + (f" Not timed well: {doubt}." if doubt else "")
+    doubt = claim_doubt(ranked.iloc[:1], ranked.iloc[1:2])
+    if doubt:
+        return (f"Not named: the highest median is {said}, ahead of {_name(ranked.iloc[1])} "
+                f"({ranked.iloc[1]['train_img_s']:.1f}), but {doubt}.")
+    return f"{said}; ahead of the runner-up, {_name(ranked.iloc[1])}, beyond the repeats' spread."
 
 
 def _value(value):
@@ -137,7 +178,8 @@ VERDICTS = (
 
 
 def verdict(points: pd.DataFrame) -> str:
-    """A short paragraph written from the figures."""
+    """A short paragraph written from the figures; a bound whose figures cannot carry it
+    (points.bound_doubt) is withheld with its reason, never stated."""
     judged = points[points.bound.notna()]
     if judged.empty and (points.backbone == "null").all():
         return ("Every run here is a pipeline alone (the null model): its images/s is that pipeline's "
@@ -145,10 +187,16 @@ def verdict(points: pd.DataFrame) -> str:
     if judged.empty:
         return "No verdict: the ceilings were not measured (`--no-ceilings`, or their runs failed)."
     parts = []
-    counts = judged.bound.value_counts()
-    parts.append(", ".join(f"{n} {b}-bound" for b, n in counts.items()) + f" of {len(judged)} configurations.")
+    doubts = judged.get("bound_doubt", pd.Series("", index=judged.index)).fillna("")
+    sure, withheld = judged[doubts == ""], judged[doubts != ""]
+    if len(sure):
+        counts = sure.bound.value_counts()
+        parts.append(", ".join(f"{n} {b}-bound" for b, n in counts.items()) + f" of {len(judged)} configurations.")
+    if len(withheld):
+        parts.append(f"Bound withheld for {len(withheld)} of {len(judged)} configurations: " + "; ".join(
+            f"{_name(p)}: {doubts[i]}" for i, p in withheld.iterrows()) + ".")
     for kind, (column, ascending), say in VERDICTS:  # one sentence per kind, on its most telling case
-        cases = judged[judged.bound == kind].sort_values(column, ascending=ascending)
+        cases = sure[sure.bound == kind].sort_values(column, ascending=ascending)
         if len(cases):
             parts.append(say(cases.iloc[0]))
     helped = _helped_most(points[points.train_img_s.notna() & (points.pipeline != "synthetic")])

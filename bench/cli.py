@@ -120,7 +120,7 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--timeout", type=positive(float))
     f.add_argument("--interval", type=positive(float), default=specs.SAMPLE_INTERVAL_S)
 
-    c = sub.add_parser("compare", help="compare two results configuration by configuration; exit 1 on a regression")
+    c = sub.add_parser("compare", help="compare two results configuration by configuration; exit 1 on a regression, 3 when the figures cannot tell (too short or too noisy)")
     c.add_argument("baseline", help="a results folder, or a baseline .csv saved by `gpubench baseline save`")
     c.add_argument("current", help="a results folder")
     c.add_argument("--metric", help="default train_img_s, or the preset's gate")
@@ -305,12 +305,11 @@ def _compare(args) -> int:
 
     preset_gate = specs.load_preset(args.preset).gate if args.preset else {}
     try:
-        text, regressions = compare.gate(args.baseline, args.current, preset_gate, args.metric, args.factor,
-                                         args.strict)
+        text, status = compare.gate(args.baseline, args.current, preset_gate, args.metric, args.factor, args.strict)
     except compare.CompareError as e:
         raise SpecError(str(e)) from None
     print(text)
-    return 1 if regressions else 0
+    return status
 
 
 @contextmanager

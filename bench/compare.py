@@ -1,8 +1,12 @@
 """Did this change make training slower? Two results compared configuration by configuration.
 
-The asv rule: a configuration regressed when its metric got worse by more than `factor` AND
-the two sets of repeats do not overlap (the worst baseline repeat is still better than the
-best current one), so a drop inside the noise is noted, not failed.
+The asv rule, where the figures can bear it: a configuration regressed when its metric got worse
+by more than `factor` AND the two sets of repeats do not overlap (the worst baseline repeat is still
+better than the best current one). A configuration worse by more than `factor` is judged only where
+both sides have a spread (two repeats or more) and windows long enough to time well (SHORT_S);
+otherwise, and where the repeats overlap, compare cannot judge it. The exit status is the gate:
+0 pass, 1 a regression, 2 inputs that cannot be compared, 3 no regression but a change it cannot
+judge (STATUS), so that a gate neither fails on noise nor passes a real drop as if it were none.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.env import fingerprint
-from bench.points import pairs
+from bench.points import SHORT_S, pairs, read_csv
 from bench.spec import KNOBS
 from bench.store import read_json
 
@@ -28,6 +32,10 @@ CHECKOUT = Path(__file__).resolve().parents[1]
 BASELINES = CHECKOUT / "results" / "baselines"  # where `make regress` reads them, wherever the command runs
 
 
+# The exit status of `gpubench compare`.
+STATUS = {"pass": 0, "regression": 1, "cannot judge": 3}
+
+
 class CompareError(ValueError):
     """Inputs that cannot be compared; the message is one line."""
 
@@ -38,6 +46,11 @@ class Comparison:
     regressions: int
     notes: list[str] = field(default_factory=list)
     same_machine: bool = True
+    unjudged: int = 0  # worse by more than the factor, but the figures cannot say it is real
+
+    @property
+    def status(self) -> str:
+        return "regression" if self.regressions else "cannot judge" if self.unjudged else "pass"
 
 
 def load(path: str | Path) -> tuple[pd.DataFrame, dict]:
@@ -52,7 +65,7 @@ def load(path: str | Path) -> tuple[pd.DataFrame, dict]:
         raise CompareError(f"no baseline {path}: save one with `gpubench baseline save <results folder>`")
     if not points_file.is_file():
         raise CompareError(f"{path}: no points.csv (run a sweep there, or give a baseline .csv)")
-    points = pd.read_csv(points_file)
+    points = read_csv(points_file)
     if "role" in points:
         points = points[points.role == "point"]
     env = read_json(env_file)
@@ -64,6 +77,17 @@ def _bounds(points: pd.DataFrame, metric: str) -> tuple[pd.Series, pd.Series]:
     low = points.get(f"{metric}_min", points[metric])
     high = points.get(f"{metric}_max", points[metric])
     return low.fillna(points[metric]), high.fillna(points[metric])
+
+
+def _unjudgeable(point) -> str | None:
+    """Why a side's figures cannot carry a verdict, or None: no spread (one repeat), or windows
+    too short to time well. A figure a table does not hold is taken as sufficient."""
+    repeats, window = point.get("repeats_ok"), point.get("window_s")
+    if pd.notna(repeats) and repeats < 2:
+        return "one repeat, no spread"
+    if pd.notna(window) and window < SHORT_S:
+        return f"{window:.1f} s windows"
+    return None
 
 
 def compare(baseline: pd.DataFrame, current: pd.DataFrame, metric: str = "train_img_s",
@@ -102,7 +126,10 @@ def compare(baseline: pd.DataFrame, current: pd.DataFrame, metric: str = "train_
             b_low, b_high = (v[pid] for v in _bounds(base, metric))
             c_low, c_high = (v[pid] for v in _bounds(cur, metric))
             apart = c_high < b_low if higher_better else c_low > b_high
-            if worse and apart:
+            why = [f"{side}: {w}" for side, w in (("baseline", _unjudgeable(b)), ("current", _unjudgeable(c))) if w]
+            if worse and why:
+                row["mark"] = "worse, cannot judge (" + "; ".join(why) + ")"
+            elif worse and apart:
                 row["mark"] = "REGRESSION"
                 regressions += 1
             elif worse:
@@ -113,11 +140,15 @@ def compare(baseline: pd.DataFrame, current: pd.DataFrame, metric: str = "train_
                 row["mark"] = ""
         rows.append(row)
     table = pd.DataFrame(rows)
-    noisy = (table.get("mark", pd.Series(dtype=str)) == "worse, within noise").sum()
+    marks = table.get("mark", pd.Series(dtype=str)).fillna("")
+    noisy, short = (marks == "worse, within noise").sum(), marks.str.startswith("worse, cannot judge").sum()
     if noisy:
         notes.append(f"{noisy} configuration(s) worse by more than {factor:g}x but within the repeats' "
-                     f"spread: not counted; more repeats or epochs would tell")
-    return Comparison(table, regressions, notes, same)
+                     f"spread: cannot judge; more repeats or epochs would tell")
+    if short:
+        notes.append(f"{short} configuration(s) worse by more than {factor:g}x on figures that cannot bear a "
+                     f"verdict (one repeat, or windows under {SHORT_S:g} s): cannot judge; raise --repeat or epochs")
+    return Comparison(table, regressions, notes, same, unjudged=int(noisy + short))
 
 
 def relative(points: pd.DataFrame, metric: str, knob: str, base) -> pd.DataFrame:
@@ -135,6 +166,9 @@ def relative(points: pd.DataFrame, metric: str, knob: str, base) -> pd.DataFrame
     out["relative_to"] = f"{knob}={base}"
     out[metric] = joined[metric] / joined[f"{metric}_base"]
     out[f"{metric}_min"], out[f"{metric}_max"] = low / base_high, high / base_low
+    for column in ("repeats_ok", "window_s"):  # a ratio is as sure as the less sure of its two points
+        if column in joined and f"{column}_base" in joined:
+            out[column] = joined[[column, f"{column}_base"]].min(axis=1)
     return out
 
 
@@ -155,13 +189,13 @@ def markdown(result: Comparison, metric: str, factor: float) -> str:
     lines = [f"`{metric}` ({direction}); a regression is worse by more than {factor:g}x and outside "
              f"the repeats' spread.", "", table.fillna("").to_markdown(index=False), ""]
     lines += [f"Note: {n}." for n in result.notes]
-    lines.append(f"{result.regressions} regression(s).")
+    lines.append(f"{result.regressions} regression(s), {result.unjudged} change(s) it cannot judge.")
     return "\n".join(lines)
 
 
 def gate(baseline: str | Path, current: str | Path, preset_gate: dict, metric: str | None = None,
          factor: float | None = None, strict: bool = False) -> tuple[str, int]:
-    """(the comparison in markdown, the regressions it counts). On the `cpu` label a preset whose
+    """(the comparison in markdown, its exit status: STATUS). On the `cpu` label a preset whose
     gate has `relative` ratios gates only those: absolute CPU figures drift with the machine's load."""
     metric = metric or preset_gate.get("metric", "train_img_s")
     factor = factor or preset_gate.get("factor", FACTOR)
@@ -174,14 +208,18 @@ def gate(baseline: str | Path, current: str | Path, preset_gate: dict, metric: s
     gated_absolute = not (preset_gate.get("relative") and label == "cpu")
     lines = ["## Absolute" + ("" if gated_absolute else " (shown, not gated: CPU figures drift)"), "",
              markdown(absolute, metric, factor), ""]
-    regressions = absolute.regressions if gated_absolute else 0
+    gated = [absolute] if gated_absolute else []
     if preset_gate.get("relative"):
         ratios = compare(relative_all(base, metric, preset_gate["relative"]),
                          relative_all(cur, metric, preset_gate["relative"]), metric, factor, base_env, cur_env)
         lines += ["## Ratios within each run (gated)", "", markdown(ratios, metric, factor)]
-        regressions += ratios.regressions
-    lines.append(f"\ngate: {'FAIL' if regressions else 'pass'} ({regressions} regression(s))")
-    return "\n".join(lines), regressions
+        gated.append(ratios)
+    regressions, unjudged = sum(c.regressions for c in gated), sum(c.unjudged for c in gated)
+    status = "regression" if regressions else "cannot judge" if unjudged else "pass"
+    said = {"regression": "FAIL", "cannot judge": "cannot judge", "pass": "pass"}[status]
+    lines.append(f"\ngate: {said} ({regressions} regression(s), {unjudged} change(s) it cannot judge; "
+                 f"exit {STATUS[status]})")
+    return "\n".join(lines), STATUS[status]
 
 
 def save_baseline(folder: Path, force: bool = False, target: Path | None = None) -> Path:

@@ -6,6 +6,7 @@ import functools
 import hashlib
 import importlib.metadata
 import json
+import os
 import platform
 import re
 import subprocess
@@ -53,10 +54,53 @@ def gpu_label(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower()) or "gpu"
 
 
+def visible_handles(pynvml) -> list:
+    """NVML handles of the GPUs this process's CUDA sees, in CUDA's numbering. NVML numbers every
+    GPU of the machine whatever CUDA_VISIBLE_DEVICES says, so a run given GPU 3 (by hand, or by
+    Slurm on a shared node) must map its device 0 to NVML's 3: entries are indices (NVML's order,
+    the PCI bus order, which CUDA follows with CUDA_DEVICE_ORDER=PCI_BUS_ID, as Slurm's indices do),
+    GPU- UUIDs (or unique prefixes of them) or MIG- UUIDs. As CUDA does, the list ends at the first
+    entry that names no device."""
+    count = pynvml.nvmlDeviceGetCount()
+    every = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return every
+    uuids = [_text(pynvml.nvmlDeviceGetUUID(h)) for h in every]
+    handles = []
+    for entry in (e.strip() for e in visible.split(",")):
+        if entry.isdigit() and int(entry) < count:
+            handles.append(every[int(entry)])
+        elif entry.startswith("GPU-") and sum(u.startswith(entry) for u in uuids) == 1:
+            handles.append(every[next(i for i, u in enumerate(uuids) if u.startswith(entry))])
+        elif entry.startswith("MIG-"):
+            try:
+                handles.append(pynvml.nvmlDeviceGetHandleByUUID(entry))
+            except pynvml.NVMLError:
+                break
+        else:
+            break
+    return handles
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def compute_capability() -> float | None:
-    """The first GPU's CUDA compute capability (8.0 and later have TF32 tensor cores), or None."""
-    gpus, _, _ = nvml_gpus()
-    return gpus[0]["compute_capability"] if gpus else None
+    """The CUDA compute capability of the first GPU this process sees (8.0 and later have TF32
+    tensor cores), or None."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        handles = visible_handles(pynvml)
+        if not handles:
+            return None
+        major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(handles[0])
+        return float(f"{major}.{minor}")
+    except Exception:
+        return None
 
 
 def auto_label() -> str:
@@ -145,6 +189,7 @@ def collect() -> dict:
         **cuda_versions(),
         "cpu": _cpu_model(),
         "cpu_threads": psutil.cpu_count(logical=True),
+        "cpu_cores": psutil.cpu_count(logical=False),  # physical: hyper-threads do not decode twice as fast
         "cpu_cores": psutil.cpu_count(logical=False),
         "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "os": platform.platform(),

@@ -8,7 +8,7 @@ import pandas as pd
 
 from bench import plots, profiles
 from bench.reference import seed_figure
-from bench.points import read
+from bench.points import device_count, read
 from bench.store import read_json
 
 
@@ -28,9 +28,12 @@ def best_per_machine(folders: list[Path]) -> pd.DataFrame:
         env, sweep = read_json(folder / "env.json"), read_json(folder / "sweep.json")
         label = sweep.get("gpu", folder.parent.name)
         profile = profiles.load(label)
+        points = points.assign(device_count=device_count(points))
         for backbone, group in points.groupby("backbone"):
             best = group.loc[group.train_img_s.idxmax()]
-            power = best.get("gpu_power_w_mean")
+            power = best.get("gpu_power_w_mean")  # the mean of one GPU's samples (the sampler pools them)
+            if power and pd.notna(power):
+                power = power * best.device_count
             per_joule = best.get("img_per_joule")  # the energy counter over the window, else sampled power
             per_hour = profile.get("price_per_hour_usd")
             price = profile.get("price_usd")
@@ -39,7 +42,7 @@ def best_per_machine(folders: list[Path]) -> pd.DataFrame:
                 "best configuration": f"{best.pipeline} b{best.batch}"
                                       + (f" w{int(best.workers)}" if pd.notna(best.get("workers")) else ""),
                 "train_img_s": best.train_img_s, "bound": best.get("bound") if pd.notna(best.get("bound")) else "",
-                "cores per GPU to keep it fed": best.get("cores_to_feed"),
+                "CPU cores to keep it fed (all its GPUs)": best.get("cores_to_feed"),
                 "img_per_joule": per_joule if pd.notna(per_joule) else (
                     best.train_img_s / power if power and pd.notna(power) else None),
                 "img_s_per_usd_hour": best.train_img_s / per_hour if per_hour else None,

@@ -17,6 +17,8 @@ from bench.spec import COLUMN_KNOBS, KNOBS, RunSpec, model_ceiling, pipeline_cei
 from bench.store import ResultStore, read_json
 
 AT_CEILING = 0.8  # a training rate at 80% or more of its lower ceiling is at that ceiling
+SHORT_S = 2.0  # seconds of measured window below which a run is too short to time well
+INCONSISTENT = 1.1  # an efficiency above this: a ceiling measured below the rate it bounds
 # Figures whose median over the repeats is the point's.
 NUMERIC = ["total_s", "train_img_s", "first_epoch_s", "epoch_s_median", "val_s_total", "checkpoint_s_total",
            "cpu_util_mean", "cpu_util_p90", "proc_cpu_pct_mean", "gpu_util_mean", "gpu_util_p90",
@@ -65,6 +67,44 @@ def bound(train: float, pipeline: float, model: float) -> tuple[str | None, floa
     if efficiency < AT_CEILING:
         return "overhead", efficiency
     return ("input" if pipeline <= model else "compute"), efficiency
+
+
+def bound_doubt(p: dict) -> str:
+    """Why a point's bound cannot be stated as fact ('' when it can): an efficiency above
+    INCONSISTENT (a ceiling measured below the rate it bounds), windows too short to time well,
+    or repeats whose ranges put the efficiency on both sides of AT_CEILING or leave unknown which
+    ceiling is the lower."""
+    if not isinstance(p.get("bound"), str):  # no bound (NaN where a ceiling is missing)
+        return ""
+    lower = min(p["pipeline_img_s"], p["model_img_s"])
+    windows = [w for w in (p.get("window_s"), p.get("pipeline_window_s"), p.get("model_window_s")) if pd.notna(w)]
+    short = f"windows of {min(windows):.1f} s, under {SHORT_S:g} s" if windows and min(windows) < SHORT_S else ""
+    if p["efficiency"] > INCONSISTENT:
+        which = "pipeline-alone" if p["pipeline_img_s"] <= p["model_img_s"] else "model-alone"
+        cause = short or "the ceiling and the point measured under different conditions (load between runs, a warm cache)"
+        return (f"inconsistent measurement: {p['train_img_s']:.0f} images/s end to end is {p['efficiency']:.2f}x the "
+                f"{which} ceiling of {lower:.0f}, a ceiling below the rate it bounds; likely cause: {cause}")
+    if short:
+        return short
+    def ends(prefix):  # a rate's repeats' range, the median where no range was kept
+        low, high = p.get(f"{prefix}_min"), p.get(f"{prefix}_max")
+        median = p[prefix]
+        return (median if pd.isna(low) else low), (median if pd.isna(high) else high)
+    (t_lo, t_hi), (pl_lo, pl_hi), (m_lo, m_hi) = ends("train_img_s"), ends("pipeline_img_s"), ends("model_img_s")
+    eff_lo, eff_hi = t_lo / min(pl_hi, m_hi), t_hi / min(pl_lo, m_lo)
+    if eff_lo < AT_CEILING <= eff_hi:
+        return (f"within the repeats' ranges the efficiency is {eff_lo:.2f} to {eff_hi:.2f}, "
+                f"on both sides of {AT_CEILING:g}")
+    if p["bound"] != "overhead" and pl_lo <= m_hi and m_lo <= pl_hi:
+        return "the two ceilings' repeats overlap: which is the lower is not known"
+    return ""
+
+
+def runnable(points: pd.DataFrame) -> pd.DataFrame:
+    """Configurations a user can run and that ran: grid points fed by a pipeline into a model,
+    not ceilings, the synthetic feed or the null model."""
+    return points[(points.get("role", "point") == "point") & (points.repeats_ok > 0)
+                  & points.pipeline.ne("synthetic") & points.backbone.ne("null")]
 
 
 def pairs(points: pd.DataFrame, knob: str, base) -> pd.DataFrame:
@@ -122,25 +162,45 @@ def table(rows: list[dict], env: dict, sweep: dict, envs: dict | None = None) ->
         spec = spec_of(first[pid])
         pipeline_ids.append(None if spec.pipeline == "synthetic" else pipeline_ceiling(spec).point_id)
         model_ids.append(None if spec.backbone == "null" else model_ceiling(spec).point_id)
+    for column in ("train_img_s_min", "train_img_s_max", "window_s"):
+        by_id = dict(zip(points.point_id, points.get(column, pd.Series(float("nan"), index=points.index))))
+        name = column.replace("train_img_s", "img_s")
+        points[f"pipeline_{name}"] = [by_id.get(i) for i in pipeline_ids]
+        points[f"model_{name}"] = [by_id.get(i) for i in model_ids]
     points["pipeline_img_s"] = [rate.get(i) for i in pipeline_ids]
     points["model_img_s"] = [rate.get(i) for i in model_ids]
     verdicts = [bound(t, p, m) for t, p, m in zip(points.train_img_s, points.pipeline_img_s, points.model_img_s)]
     points["bound"] = [b for b, _ in verdicts]
     points["efficiency"] = [e for _, e in verdicts]
+    points["bound_doubt"] = [bound_doubt(p) for p in points.to_dict("records")]
     points["decode_core_img_s"] = [decode.get(i, float("nan")) if i else float("nan") for i in pipeline_ids]
-    points["decode_ceiling_img_s"] = points.decode_core_img_s * (env.get("cpu_threads") or 1)
-    points["pipeline_efficiency"] = points.pipeline_img_s / points.decode_ceiling_img_s
+    # one core's decode rate times the physical cores (a hyper-thread adds little to decoding)
+    points["decode_ceiling_img_s"] = points.decode_core_img_s * (env.get("cpu_cores") or env.get("cpu_threads") or 1)
+    # a cached pipeline decodes each image once, not every epoch: no decode ceiling bounds it
+    cached = points.get("cache", pd.Series(index=points.index, dtype=object)).fillna(False).astype(bool)
+    points["pipeline_efficiency"] = (points.pipeline_img_s / points.decode_ceiling_img_s).mask(cached)
     points["model_share"] = points.train_img_s / points.model_img_s  # how much of the model's rate it was fed
-    # the CPU cores that decode at one core's rate to keep the model fed (model images/s over it)
+    # the CPU cores, in all, that decode at one core's rate to keep the model fed (model images/s
+    # over it): the whole run's, over all its devices; per device it is cores_to_feed / device_count
     points["cores_to_feed"] = points.model_img_s / points.decode_core_img_s
+    points["device_count"] = device_count(points)
     points["achieved_tflops"] = points.train_img_s * points.get("train_gflops_per_image", float("nan")) / 1000
+    # MFU is per device: the whole run's TFLOP/s over the peak of all its devices (the probe's and
+    # the datasheet's peaks are one device's)
     peaks = sweep.get("peak_tflops") or {}
     points["peak_tflops"] = [_peak(peaks, b, p) for b, p in zip(points.backend, points.precision)]
-    points["mfu"] = points.achieved_tflops / pd.to_numeric(points.peak_tflops)
+    points["mfu"] = points.achieved_tflops / (pd.to_numeric(points.peak_tflops) * points.device_count)
     datasheet = profiles.load(sweep.get("gpu", "")).get("peak_tflops", {})
-    points["mfu_datasheet"] = points.achieved_tflops / pd.to_numeric(
+    points["mfu_datasheet"] = points.achieved_tflops / points.device_count / pd.to_numeric(
         pd.Series([datasheet.get(m) for m in points.matmul_precision], index=points.index, dtype=float))
     return points
+
+
+def device_count(points: pd.DataFrame) -> pd.Series:
+    """The devices a point trained on: its GPUs (or CPU devices) on each of its hosts."""
+    def knob(name):
+        return pd.to_numeric(points.get(name, pd.Series(1, index=points.index)), errors="coerce").fillna(1)
+    return (knob("gpus") * knob("hosts")).astype(int)
 
 
 def current_rows(root: Path) -> tuple[list[dict], int]:
@@ -185,4 +245,10 @@ def read(root: str | Path) -> pd.DataFrame:
     path = Path(root) / "points.csv"
     if not path.is_file():
         raise FileNotFoundError(f"{Path(root)} has no points.csv: not a finished results folder")
-    return pd.read_csv(path)
+    return read_csv(path)
+
+
+def read_csv(path: str | Path) -> pd.DataFrame:
+    """A points table from CSV, where only an empty cell is missing: pandas would read the backbone
+    `null` (and "None", "NA", ...) as NaN."""
+    return pd.read_csv(path, keep_default_na=False, na_values=[""])

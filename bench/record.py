@@ -74,7 +74,7 @@ class _Measured:
     epoch_start_s_median: float | None = None  # a window epoch's begin until its first batch was ready
     final_loss: float | None = None  # the last epoch's training loss
     hosts_agree: bool | None = None  # hosts > 1: every process ended with the same training loss
-    train_gflops_per_image: float | None = None  # 3 x forward, counted from the model
+    train_gflops_per_image: float | None = None  # forward + the gradients backpropagation computes (models.flops)
     decode_img_s_core: float | None = None  # pipeline-ceiling runs: one core's decode+resize rate
     # samplers, over the measured window; run_*: over the whole run
     samples: int | None = None
@@ -84,7 +84,8 @@ class _Measured:
     proc_cpu_pct_mean: float | None = None
     proc_cpu_pct_p90: float | None = None
     proc_cpu_pct_max: float | None = None
-    rss_peak_mb: float | None = None
+    rss_peak_mb: float | None = None  # the process tree's memory: PSS where the platform has it (rss_measure)
+    rss_measure: str | None = None  # pss, uss or rss: what rss_peak_mb sums per process
     threads_max: float | None = None
     gpu_util_mean: float | None = None
     gpu_util_p90: float | None = None

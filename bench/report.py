@@ -15,6 +15,21 @@ from bench.store import read_json
 from pipelines import knob_meaning
 
 
+MEASURED_OVER = (
+    "What every figure is measured over and against: images/s, utilisation, power, energy, data wait and "
+    "CPU % over each run's measured window (the epochs after the first), the median over the repeats "
+    "that succeeded (± half their range); the ceilings (pipeline alone, model alone) as many times as "
+    "their points and compared median to median; efficiency = images/s over the lower ceiling; TFLOP/s = "
+    "images/s x the training FLOPs per image counted from the model's layers (frozen layers need no "
+    "weight gradient), and MFU that over the peak of every device the run used (gpus x hosts x one "
+    "device's measured peak; MFU (datasheet) against the datasheet's per-GPU peak); images per joule = the "
+    "window's images over the energy counters of every GPU of every host; the decode ceiling = one core's "
+    "decode rate into the run's transfer type x the physical cores (a cached pipeline is not held against "
+    "it); compile and loader start are parts of the first epoch. A verdict (a bound, the setting that "
+    "changed most, the fastest, a scaling) is withheld, with its reason, where the windows are under "
+    "2 s or the repeats' ranges overlap the difference it claims.")
+
+
 def _pct(value) -> str:
     return "" if pd.isna(value) else f"{value:.0f}%"
 
@@ -54,6 +69,15 @@ def _fmt(value, pattern: str) -> str:
     return "" if pd.isna(value) else pattern.format(value)
 
 
+def _bound_cell(bound, doubt) -> str:
+    """The bound, or why it is withheld (the verdict gives the reason in full)."""
+    if pd.isna(bound) or not bound:
+        return ""
+    if isinstance(doubt, str) and doubt.startswith("inconsistent"):
+        return "inconsistent"
+    return f"({bound}?) withheld" if isinstance(doubt, str) and doubt else bound
+
+
 def _where_the_time_goes(points: pd.DataFrame, sweep: dict) -> list[str]:
     if points.bound.isna().all() and points.data_wait_frac.isna().all():
         return []
@@ -64,7 +88,7 @@ def _where_the_time_goes(points: pd.DataFrame, sweep: dict) -> list[str]:
         "pipeline alone": points.pipeline_img_s.map(lambda v: _fmt(v, "{:.1f}")),
         "model alone": points.model_img_s.map(lambda v: _fmt(v, "{:.1f}")),
         "efficiency": points.efficiency.map(lambda v: _fmt(v, "{:.2f}")),
-        "bound": points.bound.fillna(""),
+        "bound": [_bound_cell(b, d) for b, d in zip(points.bound, points.get("bound_doubt", [""] * len(points)))],
         "data wait": points.data_wait_frac.map(lambda v: _fmt(v, "{:.0%}")),
         "epoch start (s)": points.epoch_start_s_median.map(lambda v: _fmt(v, "{:.2f}")),
         "window (s)": points.get("window_s", pd.Series(index=points.index, dtype=float)).map(
@@ -80,9 +104,10 @@ def _where_the_time_goes(points: pd.DataFrame, sweep: dict) -> list[str]:
         table["math"] = points.get("matmul_precision", pd.Series(index=points.index, dtype=object)).fillna("")
         table["MFU (datasheet)"] = points.mfu_datasheet.map(lambda v: _fmt(v, "{:.1%}"))
     lines = ["## Where the time goes", "", table.to_markdown(index=False), "", analysis.RULE,
-             "MFU is the achieved TFLOP/s (3 x the model's forward FLOPs, counted from its layers, per "
-             "image) over the peak a large matrix product reached on this device at the start of the sweep "
-             "(the best of five windows), run in the same arithmetic as the model's convolutions; above 100% the "
+             "MFU is the achieved TFLOP/s (the training FLOPs per image, counted from the model's layers: "
+             "forward, the weight gradients of the layers that train, the input gradients after the first "
+             "that trains) over the peak of the run's devices: gpus x hosts x the peak a large matrix product "
+             "reached on one device at the start of the sweep (the best of five windows), run in the same arithmetic as the model's convolutions; above 100% the "
              "model's kernels beat that product. MFU (datasheet) divides by the datasheet's peak for the `math` "
              "the run used: TF32 for float32 on GPUs with TF32 tensor cores (every backend's default there), "
              "bfloat16 or float16 under mixed precision.", ""]
@@ -121,7 +146,8 @@ def _feed(points: pd.DataFrame, env: dict, figure: str | None) -> list[str]:
         f"Images/s of each pipeline, end to end and alone, beside the model's rate on tensors in memory. Cores "
         f"to feed it = the model's images/s over one core's rate at reading, decoding and resizing this data "
         f"with the keras pipeline's reader: the CPU cores a PIL-decoding loader needs to keep the model busy "
-        f"(this machine has {env.get('cpu_threads', '?')} threads). A GPU decoder (dali on a GPU) or a decoded "
+        f"(this machine has {env.get('cpu_threads', '?')} threads). Cores to feed it is the total for all the "
+        f"run's GPUs (per GPU: over gpus x hosts). A GPU decoder (dali on a GPU) or a decoded "
         f"cache (`cache`) takes the decode off the cores.", "",
         table.to_markdown(index=False, disable_numparse=True), ""]
 
@@ -143,14 +169,22 @@ def _scaling(points: pd.DataFrame) -> list[str]:
         twins = pairs(points, knob, 1) if knob in points else pd.DataFrame()
         if twins.empty:
             continue
+        n = twins[knob]
+        low = twins.train_img_s_min.fillna(twins.train_img_s) / (n * twins.train_img_s_max_base.fillna(twins.train_img_s_base))
+        high = twins.train_img_s_max.fillna(twins.train_img_s) / (n * twins.train_img_s_min_base.fillna(twins.train_img_s_base))
+        windows = (twins[["window_s", "window_s_base"]].apply(pd.to_numeric).min(axis=1) if "window_s" in twins
+                   else pd.Series(float("nan"), index=twins.index))
         table = pd.DataFrame({
             "configuration": _config(twins), what: twins.devices, "img/s on 1": twins.train_img_s_base.round(1),
             "img/s on N": twins.train_img_s.round(1),
-            "scaling": (twins.train_img_s / (twins[knob] * twins.train_img_s_base)).round(2),
+            "scaling": (twins.train_img_s / (n * twins.train_img_s_base)).round(2),
+            "over the repeats": [f"{a:.2f} to {b:.2f}" for a, b in zip(low, high)],
+            "confidence": ["withheld: windows under 2 s" if w < points_table.SHORT_S else "" for w in windows],
         })
         lines += [f"## Scaling over {what}", "",
-                  f"Scaling = images/s on N {what} / (N x images/s on one); 1.0 is perfect. The batch is the "
-                  f"global batch, split across the {what} ({how}).", "", table.to_markdown(index=False), ""]
+                  f"Scaling = images/s on N {what} / (N x images/s on one); 1.0 is perfect; over the repeats, its "
+                  f"range from their lowest and highest images/s. The batch is the global batch, split across the "
+                  f"{what} ({how}).", "", table.to_markdown(index=False), ""]
     return lines
 
 
@@ -277,7 +311,8 @@ def render(every: pd.DataFrame, rows: list[dict], env: dict, sweep: dict, figure
     lines += [f"![{caption}]({name})" for caption, name in top] + ([""] if top else [])
     lines += ["Cells: total time of all epochs with validation (as the seed timed it) · training "
               "images/s over the measured window: the epochs after the first, whose steps are timed without "
-              "validation or checkpoints. The median of the repeats that succeeded.", ""]
+              "validation or checkpoints. The median of the repeats that succeeded.", "",
+              MEASURED_OVER, ""]
     for key, group in groups:
         first = group.iloc[0]
         title = (f"{first['backbone']} at {first['input_size']}x{first['input_size']} on {first['backend']}, "
@@ -293,13 +328,10 @@ def render(every: pd.DataFrame, rows: list[dict], env: dict, sweep: dict, figure
     lines += _scaling(points)
     lines += _precision_gain(points)
     lines += seed_section(points, sweep)
-    ok = points[points.repeats_ok > 0]
-    if len(ok):
-        best = ok.loc[ok.train_img_s.idxmax()]
-        lines += ["## Fastest", "",
-                  f"**{best['setting']}**, batch {best['batch']}, {best['backbone']} at {best['input_size']}px: "
-                  f"{best['train_img_s']:.1f} training images/s, {best['total_s']:.1f} s in all "
-                  f"(loader: {best['loader']}).", ""]
+    fastest = analysis.fastest(points)
+    if fastest:
+        lines += ["## Fastest", "", "Of the configurations a user can run (a pipeline feeding a model; not the "
+                  "ceilings):", "", fastest, ""]
     lines += _time_spent(frame)
     warnings = analysis.noise_warnings(frame[frame.role == "point"], points)
     warnings += [f"run {r['run_id']}: a sampler failed, its columns are empty: {r['sampler_error']}"
@@ -353,7 +385,8 @@ def _figures(root: Path, points: pd.DataFrame, rows: list[dict], run_id: str | N
         made.append(("images/s against batch size", "throughput.png"))
     if plots.feed(points, root / "feed.png"):
         made.append(("feeding the model", "feed.png"))
-    ok = points[points.repeats_ok > 0]
+    ok = points_table.runnable(points)
+    ok = ok if len(ok) else points[points.repeats_ok > 0]  # a sweep of ceilings alone: its fastest run
     if len(ok):
         best = ok.loc[ok.train_img_s.idxmax()]
         run = run_id or next(r["run_id"] for r in rows if r["point_id"] == best.point_id and r["status"] == "ok")

@@ -154,11 +154,25 @@ def _run(spec: RunSpec, index_path: Path, store: ResultStore, timeout_s: float, 
             if hosts > 1 and failed is None:
                 losses = {r["final_loss"] for r in written}
                 record["hosts_agree"] = len(losses) == 1
+                record.update(every_host_energy(written))
             elif hosts > 1:
                 record["error"] = f"process {failed} of {hosts}: {record['error']}"
             return record
     return _died(spec, returncodes[failed or 0], logs[failed or 0], mem_limit_mb, wall_s,
                  f"process {failed} of {hosts}: " if hosts > 1 else "")
+
+
+def every_host_energy(records: list[dict]) -> dict:
+    """The energy figures of a run over several processes: each process's record holds the
+    energy of the GPUs it sampled, process 0's the whole run's images, so the run's images per
+    joule is those images over every process's energy (None where one process had no counter)."""
+    out = {}
+    for key in ("gpu_energy_j", "run_gpu_energy_j"):
+        values = [r.get(key) for r in records]
+        out[key] = None if any(v is None for v in values) else float(sum(values))
+    images = records[0].get("window_images")
+    out["img_per_joule"] = images / out["gpu_energy_j"] if images and out["gpu_energy_j"] else None
+    return out
 
 
 def _merge_samples(paths: list[Path]) -> None:

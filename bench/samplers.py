@@ -14,46 +14,83 @@ from bench.spec import SAMPLE_INTERVAL_S
 
 class CpuSampler:
     """System utilisation per core and in total, and the CPU, memory and threads of a process
-    tree (the worker and its loader processes)."""
+    tree (the worker and its loader processes).
 
-    def __init__(self, pid: int | None = None):
+    Memory is the tree's PSS where the platform has it (Linux): each shared page split among the
+    processes that share it, so forked loader workers do not count their parent's pages once each;
+    else USS (pages a process alone holds), else RSS. Each sample says which (`rss_measure`). PSS
+    walks a process's page tables (about 3 ms a process, against 0.2 ms for RSS), so it is read at
+    most every MEMORY_EVERY_S and the samples between repeat it: the sampler stays light."""
+
+    MEMORY_EVERY_S = 2.0
+
+    def __init__(self, pid: int | None = None, clock=time.perf_counter):
         self.root = psutil.Process(pid or os.getpid())
         self.procs: dict[int, psutil.Process] = {}
+        self.clock = clock
+        self._memory_at, self._memory_mb, self._measure = float("-inf"), 0.0, ""
         psutil.cpu_percent(percpu=True)  # the first call only starts the interval
-        self._tree()
+        self.last_tick, self._cpu_s = clock(), self._cpu_seconds()
 
     def _tree(self) -> list[psutil.Process]:
-        """The tree's processes, keeping each Process object across ticks: cpu_percent
-        measures from the previous call on the same object, and is 0.0 on the first."""
+        """The tree's processes, each Process object kept across ticks."""
         try:
             current = [self.root] + self.root.children(recursive=True)
         except psutil.NoSuchProcess:
             current = []
-        alive = {}
-        for proc in current:
-            if proc.pid not in self.procs:
-                try:
-                    proc.cpu_percent(None)
-                except psutil.NoSuchProcess:
-                    continue
-            alive[proc.pid] = self.procs.get(proc.pid, proc)
-        self.procs = alive
-        return list(alive.values())
+        self.procs = {proc.pid: self.procs.get(proc.pid, proc) for proc in current}
+        return list(self.procs.values())
+
+    def _cpu_seconds(self) -> float:
+        """CPU seconds the tree has used: each live process's own and that of the children it
+        has reaped. A process that starts and ends between two ticks is counted once its parent
+        reaps it, and one that starts since the last tick from its start (Keras makes a new loader
+        pool every epoch): a per-process cpu_percent would read 0 for both."""
+        total = 0.0
+        for proc in self._tree():
+            try:
+                t = proc.cpu_times()
+            except psutil.NoSuchProcess:  # ended: its parent's children times take it in once reaped
+                continue
+            total += t.user + t.system + getattr(t, "children_user", 0.0) + getattr(t, "children_system", 0.0)
+        return total
+
+    @staticmethod
+    def _memory(proc: psutil.Process) -> tuple[float, str]:
+        """(bytes, measure): PSS where the platform reports it, else USS, else RSS."""
+        try:
+            full = proc.memory_full_info()
+        except (psutil.AccessDenied, AttributeError, NotImplementedError):
+            return proc.memory_info().rss, "rss"
+        for measure in ("pss", "uss"):
+            if hasattr(full, measure):
+                return getattr(full, measure), measure
+        return full.rss, "rss"
 
     def sample(self) -> dict:
         cores = psutil.cpu_percent(percpu=True)
         row = {"cpu_util": float(np.mean(cores))}
         row.update({f"cpu{i}_util": c for i, c in enumerate(cores)})
         cpu = rss = threads = 0.0
+        measures = set()
+        now, cpu_s = self.clock(), self._cpu_seconds()
+        read_memory = now - self._memory_at >= self.MEMORY_EVERY_S
+        if now > self.last_tick:  # never below 0: a process that leaves the tree unreaped takes its time along
+            cpu = max(0.0, 100.0 * (cpu_s - self._cpu_s) / (now - self.last_tick))
+        self.last_tick, self._cpu_s = now, cpu_s
         for proc in self._tree():
             try:
                 with proc.oneshot():
-                    cpu += proc.cpu_percent(None)
-                    rss += proc.memory_info().rss
+                    if read_memory:
+                        memory, measure = self._memory(proc)
+                        rss += memory
+                        measures.add(measure)
                     threads += proc.num_threads()
             except psutil.NoSuchProcess:  # a loader process ended between listing and reading
                 continue
-        row.update(proc_cpu_pct=cpu, rss_mb=rss / 2**20, threads=threads,
+        if read_memory:
+            self._memory_at, self._memory_mb, self._measure = now, rss / 2**20, "+".join(sorted(measures))
+        row.update(proc_cpu_pct=cpu, rss_mb=self._memory_mb, rss_measure=self._measure, threads=threads,
                    sys_mem_used_mb=psutil.virtual_memory().used / 2**20)
         return row
 
@@ -65,15 +102,19 @@ class GpuSampler:
     is False, and `reason` says why, on a machine without the driver or a GPU."""
 
     def __init__(self, devices: list[int] | None = None):
+        """`devices`: the run's device numbers as CUDA numbers them in this process (after
+        CUDA_VISIBLE_DEVICES), mapped to NVML's (env.visible_handles); None for every one."""
+        from bench.env import visible_handles
+
         self.handles = []
         self.reason = ""
         try:
             import pynvml
 
             pynvml.nvmlInit()
-            count = pynvml.nvmlDeviceGetCount()
-            wanted = range(count) if devices is None else [d for d in devices if d < count]
-            self.handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in wanted]
+            visible = visible_handles(pynvml)
+            wanted = range(len(visible)) if devices is None else [d for d in devices if d < len(visible)]
+            self.handles = [visible[i] for i in wanted]
             self.nvml = pynvml
             if not self.handles:
                 self.reason = "NVML found no GPU"
@@ -212,4 +253,5 @@ def summarise(rows: list[dict]) -> dict:
             else:  # max, peak_mb
                 out[key] = float(values.max())
     out["samples"] = len(rows)
+    out["rss_measure"] = next((r["rss_measure"] for r in rows if r.get("rss_measure")), None)
     return out

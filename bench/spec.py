@@ -312,8 +312,10 @@ def model_ceiling(spec: RunSpec) -> RunSpec:
 
 def ceilings(grid: list[RunSpec]) -> list[RunSpec]:
     """The probes that give each point its two ceilings, one per distinct pipeline or model
-    setting (once each, not once per repeat), leaving out those the grid runs anyway."""
+    setting, leaving out those the grid runs anyway. Each is measured like the points it bounds:
+    as many repeats as the most any of them has, so that a bound compares a median with a median."""
     have = {p.point_id for p in grid}
+    repeats: dict[str, int] = {}  # probe point_id -> repeats it needs
     probes: dict[str, RunSpec] = {}
     for point in grid:
         if point.pipeline == "synthetic" or point.backbone == "null":
@@ -321,7 +323,8 @@ def ceilings(grid: list[RunSpec]) -> list[RunSpec]:
         for probe in (pipeline_ceiling(point), model_ceiling(point)):
             if probe.point_id not in have:
                 probes.setdefault(probe.point_id, probe)
-    return list(probes.values())
+                repeats[probe.point_id] = max(repeats.get(probe.point_id, 0), point.repeat + 1)
+    return [dataclasses.replace(probe, repeat=r) for pid, probe in probes.items() for r in range(repeats[pid])]
 
 
 def installed(module: str) -> bool:

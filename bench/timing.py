@@ -166,14 +166,27 @@ class StepTimer(EpochTimer):
         step_ms = 1000.0 * np.concatenate([steps[i] for i in window])
         waited = np.concatenate([waits[i][1:] for i in window])
         spent = float(sum(steps[i][1:].sum() for i in window))
+        epoch_start = float(np.median([starts[i] for i in window]))
+        loader_start = starts[0]
+        if self._fetch_in_trace() and len(starts) > 1:
+            # the loader starts when the traced step first asks for a batch: the first wait holds the
+            # trace too; its part beyond a later epoch's start is compile (summary books it there)
+            loader_start = min(starts[0], epoch_start)
         return {
             "step_ms_p50": float(np.percentile(step_ms, 50)),
             "step_ms_p90": float(np.percentile(step_ms, 90)),
             "data_wait_frac": float(waited.sum()) / spent if spent else None,
             "data_wait_ms_p50": 1000.0 * float(np.percentile(waited, 50)) if len(waited) else None,
-            "epoch_start_s_median": float(np.median([starts[i] for i in window])),
-            "loader_start_s": starts[0],
+            "epoch_start_s_median": epoch_start,
+            "loader_start_s": loader_start,
         }
+
+    @staticmethod
+    def _fetch_in_trace() -> bool:
+        """Whether the step's first call traces before it fetches its first batch: TensorFlow's
+        tf.function takes the batch inside the traced step. JAX fetches in Python, then calls
+        its compiled step, so its first wait is the loader's alone."""
+        return keras.backend.backend() == "tensorflow"
 
 
 class FetchFirstStepTimer(StepTimer):

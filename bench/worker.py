@@ -161,13 +161,14 @@ def backend_version(backend: str) -> str:
 
 
 def decode_rate(index, spec: RunSpec, seconds: float = 1.0) -> float:
-    """Images per second one core reads, decodes and resizes, as the keras pipeline does."""
+    """Images per second one core reads, decodes and resizes, as the keras pipeline does, into
+    the run's transfer type (uint8 pixels stay uint8)."""
     from pipelines.reader import load_image
 
     files = index.files["train"]
     done, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds or done < 8:
-        load_image(files[done % len(files)], spec.input_size, spec.interpolation)
+        load_image(files[done % len(files)], spec.input_size, spec.interpolation, spec.transfer)
         done += 1
     return done / (time.perf_counter() - start)
 

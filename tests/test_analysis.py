@@ -5,7 +5,7 @@ import dataclasses
 import pandas as pd
 import pytest
 
-from bench import analysis
+from bench import analysis, report
 from bench.points import bound, medians, table
 from bench.record import RunRecord
 from bench.spec import RunSpec, model_ceiling, pipeline_ceiling
@@ -36,11 +36,11 @@ def record(spec, img_s, total_s=10.0, window_steps=60, **fields):
 
 
 def constructed():
-    """A keras point, its two ceiling runs, and its train FLOPs."""
+    """A keras point, its two ceiling runs, and its train FLOPs, each timed over a 5 s window."""
     point = RunSpec(backbone="vgg16", input_size=32, batch=8, workers=1)
-    rows = [record(point, 95.0, train_gflops_per_image=2.0, data_wait_frac=0.6),
-            record(pipeline_ceiling(point), 100.0, decode_img_s_core=300.0),
-            record(model_ceiling(point), 500.0, train_gflops_per_image=2.0)]
+    rows = [record(point, 95.0, train_gflops_per_image=2.0, data_wait_frac=0.6, window_s=5.0),
+            record(pipeline_ceiling(point), 100.0, decode_img_s_core=300.0, window_s=5.0),
+            record(model_ceiling(point), 500.0, train_gflops_per_image=2.0, window_s=5.0)]
     return point, rows
 
 
@@ -124,7 +124,8 @@ def test_verdict_names_the_setting_that_changed_most():
     rows = []
     for workers, rate in ((1, 50.0), (4, 150.0)):
         for mp in (False, True):
-            rows.append(record(RunSpec(backbone="tiny", batch=8, workers=workers, use_multiprocessing=mp), rate))
+            rows.append(record(RunSpec(backbone="tiny", batch=8, workers=workers, use_multiprocessing=mp), rate,
+                               window_s=5.0))
     points = table(rows, {}, {})
     points["bound"], points["efficiency"] = "input", 0.9
     points["model_img_s"] = 500.0
@@ -143,3 +144,63 @@ def test_the_feed_table_says_how_many_cores_keep_the_model_fed():
     row = next(line for line in section.splitlines() if line.startswith("| vgg16"))
     assert [c.strip() for c in row.strip("|").split("|")] == [
         "vgg16 32px float32 on tensorflow", "keras w1 threads q10 b8", "500", "95", "100", "19%", "300", "1.7"]
+
+
+def _point_and_ceilings(train, pipeline, model, window_s=5.0):
+    """A keras point and its two ceilings, each a list of repeats' images/s."""
+    point = RunSpec(backbone="tiny", input_size=32, batch=8, workers=1)
+    rows = []
+    for spec, rates in ((point, train), (pipeline_ceiling(point), pipeline), (model_ceiling(point), model)):
+        rows += [record(dataclasses.replace(spec, repeat=i), r, window_s=window_s) for i, r in enumerate(rates)]
+    return point, table(rows, {}, {})
+
+
+def test_an_efficiency_above_the_ceiling_is_named_inconsistent_not_a_bound():
+    """The smoke sweep's tfdata: end to end 3.13x the model-alone ceiling on 0.3 s windows."""
+    point, points = _point_and_ceilings([313.0], [1000.0], [100.0], window_s=0.3)
+    text = analysis.verdict(points)
+    assert "compute-bound" not in text and "Bound withheld for 1 of 1 configurations" in text
+    assert ("inconsistent measurement: 313 images/s end to end is 3.13x the model-alone ceiling of 100, a ceiling "
+            "below the rate it bounds; likely cause: windows of 0.3 s, under 2 s") in text
+    p = points.set_index("point_id").loc[point.point_id]
+    assert report._bound_cell(p.bound, p.bound_doubt) == "inconsistent"
+
+
+def test_a_bound_on_short_windows_or_inside_the_repeats_spread_is_withheld():
+    _, short = _point_and_ceilings([95.0], [100.0], [500.0], window_s=0.5)
+    assert "input-bound at" not in analysis.verdict(short) and "windows of 0.5 s, under 2 s" in analysis.verdict(short)
+    _, noisy = _point_and_ceilings([80.0, 90.0, 100.0], [90.0, 100.0, 110.0], [500.0, 500.0, 500.0])
+    assert "efficiency is 0.73 to 1.11, on both sides of 0.8" in analysis.verdict(noisy)
+    _, steady = _point_and_ceilings([94.0, 95.0, 96.0], [99.0, 100.0, 101.0], [500.0, 500.0, 500.0])
+    assert analysis.verdict(steady).startswith("1 input-bound of 1 configurations.")
+
+
+def test_the_setting_that_changed_most_is_withheld_where_the_repeats_overlap():
+    rows = [record(RunSpec(backbone="tiny", batch=8, workers=w, repeat=i), r, window_s=5.0)
+            for w, rates in ((1, [90.0, 110.0]), (4, [100.0, 120.0])) for i, r in enumerate(rates)]
+    points = table(rows, {}, {})
+    points["bound"] = None
+    text = analysis._helped_most(points)
+    assert text.startswith("No setting is named as the one that changed images/s most: `workers` differed most "
+                           "(4 over 1), but the repeats' ranges overlap")
+
+
+def test_fastest_ranks_what_a_user_can_run_and_says_when_it_cannot_tell():
+    keras, tfdata = (RunSpec(backbone="tiny", batch=8, pipeline=p, workers=1) for p in ("keras", "tfdata"))
+    synthetic = RunSpec(backbone="tiny", batch=8, pipeline="synthetic")
+    null = RunSpec(backbone="null", batch=8, pipeline="keras", workers=1)
+    rows = [record(synthetic, 1000.0, window_s=5.0), record(null, 800.0, window_s=5.0)]
+    rows += [record(dataclasses.replace(keras, repeat=i), r, window_s=5.0) for i, r in enumerate([140.0, 150.0])]
+    rows += [record(dataclasses.replace(tfdata, repeat=i), r, window_s=5.0) for i, r in enumerate([100.0, 110.0])]
+    said = analysis.fastest(table(rows, {}, {}))
+    assert said.startswith("**keras w1 threads q10**, batch 8, tiny at 224px: 145.0 training images/s")
+    assert "beyond the repeats' spread" in said
+    rows[-1]["train_img_s"] = 145.0  # tfdata's best repeat now reaches keras's worst
+    said = analysis.fastest(table(rows, {}, {}))
+    assert said.startswith("Not named: the highest median is **keras") and "the repeats' ranges overlap" in said
+
+
+def test_a_point_without_a_bound_has_no_doubt_about_it():
+    point = RunSpec(backbone="tiny", batch=8, workers=1)
+    points = table([record(point, 100.0, window_s=0.5)], {}, {})  # no ceilings measured
+    assert pd.isna(points.bound[0]) and points.bound_doubt[0] == ""

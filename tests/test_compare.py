@@ -4,6 +4,7 @@ import json
 
 import pandas as pd
 
+from bench.compare import STATUS, gate
 from bench.record import RunRecord
 from bench.spec import RunSpec
 from bench.store import ResultStore
@@ -14,7 +15,7 @@ GPU_ENV = {"cpu": "Other CPU", "cpu_threads": 32, "gpus": [{"name": "NVIDIA H200
            "tensorflow": "2.x", "keras": "3.x"}
 
 
-def results(folder, rates_by_workers, env=CPU_ENV, label="cpu", preset="t", power=None):
+def results(folder, rates_by_workers, env=CPU_ENV, label="cpu", preset="t", power=None, window_s=None):
     """A results folder with one point per workers value, each with its repeats' images/s."""
     store = ResultStore(folder).create()
     for workers, rates in rates_by_workers.items():
@@ -22,7 +23,7 @@ def results(folder, rates_by_workers, env=CPU_ENV, label="cpu", preset="t", powe
             spec = RunSpec(backbone="tiny", input_size=16, batch=8, workers=workers, repeat=repeat)
             store.append(RunRecord.for_spec(spec, status="ok" if rate else "error", train_img_s=rate,
                                             total_s=100 / rate if rate else None, epochs_timed=3,
-                                            train_images_per_epoch=100, gpu_power_w_mean=power,
+                                            train_images_per_epoch=100, gpu_power_w_mean=power, window_s=window_s,
                                             error="" if rate else "boom").to_dict())
     (folder / "env.json").write_text(json.dumps(env))
     (folder / "sweep.json").write_text(json.dumps({"gpu": label, "preset": preset}))
@@ -52,12 +53,47 @@ def test_a_30_percent_drop_beyond_the_noise_fails(tmp_path):
     assert "REGRESSION" in out.stdout and "1 regression(s)" in out.stdout and "gate: FAIL" in out.stdout
 
 
-def test_a_30_percent_drop_inside_a_noisy_spread_passes_with_a_note(tmp_path):
+def test_a_30_percent_drop_inside_a_noisy_spread_cannot_be_judged(tmp_path):
     a = results(tmp_path / "a", {4: [200, 120, 260]})
     b = results(tmp_path / "b", {4: [140, 250, 100]})
-    out = run_compare(tmp_path, a, b)
-    assert out.returncode == 0
-    assert "worse, within noise" in out.stdout and "within the repeats' spread" in out.stdout
+    text, status = gate(a, b, {})
+    assert status == STATUS["cannot judge"] == 3
+    assert "worse, within noise" in text and "within the repeats' spread: cannot judge" in text
+
+
+def scaled(source, target, factor):
+    """A copy of a results folder with every images/s (median, min, max) times `factor`."""
+    import shutil
+
+    shutil.copytree(source, target)
+    points = pd.read_csv(target / "points.csv", keep_default_na=False, na_values=[""])
+    for column in ("train_img_s", "train_img_s_min", "train_img_s_max"):
+        points[column] *= factor
+    points.to_csv(target / "points.csv", index=False)
+    return target
+
+
+def test_the_gate_passes_the_same_figures_and_fails_every_rate_times_0_7(tmp_path):
+    """Three repeats with 5 s windows on each side: the figures can bear a verdict."""
+    a = results(tmp_path / "a", {1: [100, 104, 97], 4: [200, 207, 195]}, window_s=5.0)
+    assert gate(a, a, {})[1] == STATUS["pass"] == 0
+    text, status = gate(a, scaled(a, tmp_path / "slow", 0.7), {})
+    assert status == STATUS["regression"] == 1
+    assert "2 regression(s)" in text and "gate: FAIL" in text
+
+
+def test_windows_too_short_or_a_single_repeat_cannot_be_judged(tmp_path):
+    """The smoke preset's case: windows of 0.3 s (or one repeat) and a 30% drop: no verdict either
+    way, a distinct status, and the reason on the row."""
+    short = results(tmp_path / "short", {4: [200, 207, 195]}, window_s=0.3)
+    text, status = gate(short, scaled(short, tmp_path / "slow", 0.7), {})
+    assert status == STATUS["cannot judge"]
+    row = next(l for l in text.splitlines() if "cannot judge (" in l)
+    assert "baseline: 0.3 s windows; current: 0.3 s windows" in row
+    once = results(tmp_path / "once", {4: [200]}, window_s=5.0)
+    text, status = gate(once, scaled(once, tmp_path / "once_slow", 0.7), {})
+    assert status == STATUS["cannot judge"] and "one repeat, no spread" in text
+    assert gate(short, short, {})[1] == STATUS["pass"]  # nothing worse: nothing to judge
 
 
 def test_lower_is_better_metrics_gate_the_other_way(tmp_path):

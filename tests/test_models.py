@@ -89,7 +89,21 @@ def test_flops_are_counted_from_the_model(name, size, macs):
 
     model = models.build(name, (size, size, 3), 1000)
     assert forward_flops(model) / 2 == pytest.approx(macs, rel=0.06)
-    assert train_flops(model) == 3 * forward_flops(model)
+    first_conv = next(l for l in flops._layers(model) if flops.layer_flops(l))
+    assert train_flops(model) == 3 * forward_flops(model) - flops.layer_flops(first_conv)
+
+
+# tiny at 16 px, 2 classes, counted by hand: block1_conv 3x3x3 -> 7x7x8, 2*9*3*7*7*8 = 21,168;
+# block2_conv 3x3x8 -> 3x3x16, 2*9*8*3*3*16 = 20,736; head 16 -> 2, 2*16*2 = 64; forward 41,968.
+@pytest.mark.parametrize("finetune, expected", [
+    ("full", 41968 + 41968 + 20736 + 64),  # forward, every weight gradient, input gradients after block1_conv
+    ("last_block", 41968 + 20736 + 64 + 64),  # forward, block2's and head's weights, head's input gradient
+    ("head", 41968 + 64),  # forward, head's weights: nothing before it needs a gradient
+])
+def test_training_flops_count_only_the_gradients_backpropagation_computes(finetune, expected):
+    model = models.build("tiny", (16, 16, 3), 2, finetune)
+    assert flops.forward_flops(model) == 41968
+    assert flops.train_flops(model) == expected
 
 
 def test_grouped_and_bilinear_layers_are_counted():

@@ -134,3 +134,163 @@ def test_a_failing_sampler_is_named_and_the_others_go_on():
             time.sleep(0.05)
     assert len(sampling.rows) >= 3 and all("cpu_util" in r for r in sampling.rows)
     assert sampling.errors == {"Broken": "RuntimeError: the counter went away"}
+
+
+class FakeNvml:
+    """NVML on a node of four GPUs, GPU i busy at 10 x (i + 1)% and of compute capability 8.i,
+    and one MIG slice of GPU 2."""
+
+    NVML_CLOCK_SM = NVML_TEMPERATURE_GPU = 0
+
+    class NVMLError(Exception):
+        pass
+
+    def nvmlInit(self):
+        pass
+
+    def nvmlDeviceGetCount(self):
+        return 4
+
+    def nvmlDeviceGetHandleByIndex(self, i):
+        return i
+
+    def nvmlDeviceGetUUID(self, h):
+        return f"GPU-{h}{h}{h}{h}-uuid"
+
+    def nvmlDeviceGetHandleByUUID(self, uuid):
+        if uuid == "MIG-slice-of-2":
+            return 2
+        raise self.NVMLError("not found")
+
+    def nvmlDeviceGetUtilizationRates(self, h):
+        return type("Rates", (), {"gpu": 10 * (h + 1)})()
+
+    def nvmlDeviceGetCudaComputeCapability(self, h):
+        return 8, h
+
+    def __getattr__(self, name):  # the other counters: absent on this stand-in
+        def absent(*args):
+            raise self.NVMLError(name)
+        return absent
+
+
+@pytest.mark.parametrize("visible, expected", [
+    (None, [10, 20, 30, 40]),  # every GPU, in NVML's order
+    ("3", [40]), ("3,1", [40, 20]),  # indices
+    ("GPU-3333-uuid", [40]), ("GPU-11", [20]),  # a UUID or a unique prefix of one
+    ("MIG-slice-of-2", [30]),
+    ("1,7,2", [20]),  # CUDA stops at the first entry that names no device
+])
+def test_the_gpu_sampler_samples_the_gpus_cuda_visible_devices_gives_the_run(monkeypatch, visible, expected):
+    from bench import env
+
+    monkeypatch.setitem(sys.modules, "pynvml", FakeNvml())
+    if visible is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    row = GpuSampler().sample()
+    assert [row[f"gpu{i}_util"] for i in range(len(expected))] == expected and f"gpu{len(expected)}_util" not in row
+    assert GpuSampler(devices=[0]).sample()["gpu0_util"] == expected[0]
+    assert env.compute_capability() == 8.0 + (expected[0] // 10 - 1) / 10
+
+
+class FakeProcess:
+    """A process on a fake clock whose CPU time grows at `busy` cores from `started` until `ended`,
+    with the CPU time of the children it has reaped (`reaped`: when it reaps each)."""
+
+    def __init__(self, pid, clock, started, busy, ended=float("inf"), children=()):
+        self.pid, self.clock, self.started, self.busy, self.ended = pid, clock, started, busy, ended
+        self.kids = list(children)
+
+    def cpu(self, at=None):
+        at = self.clock.now if at is None else at
+        return self.busy * max(0.0, min(at, self.ended) - self.started)
+
+    def cpu_times(self):
+        import psutil
+
+        if self.clock.now >= self.ended:
+            raise psutil.NoSuchProcess(self.pid)
+        reaped = sum(k.cpu(k.ended) for k in self.kids if k.ended <= self.clock.now)
+        return type("Times", (), {"user": self.cpu() * 0.75, "system": self.cpu() * 0.25,
+                                  "children_user": reaped, "children_system": 0.0})()
+
+    def children(self, recursive=False):
+        return [k for k in self.kids if k.started <= self.clock.now < k.ended]
+
+    def oneshot(self):
+        import contextlib
+
+        return contextlib.nullcontext()
+
+    def memory_full_info(self):
+        return type("Full", (), {"rss": 3 * 2**20, "uss": 2**20, "pss": 2 * 2**20})()
+
+    def num_threads(self):
+        return 1
+
+
+def test_loader_processes_that_start_or_end_between_ticks_count_the_cpu_they_used(monkeypatch):
+    """Keras makes a new loader pool every epoch: a process new since the last tick read 0 (primed
+    and read in one tick), and one that ended between ticks was never read at all."""
+    import bench.samplers
+
+    clock = type("Clock", (), {"now": 100.0, "__call__": lambda self: self.now})()
+    pool = FakeProcess(2, clock, started=100.5, busy=0.8, ended=101.5)  # 0.8 s of CPU in all
+    brief = FakeProcess(3, clock, started=102.2, busy=1.0, ended=102.6)  # never alive at a tick
+    root = FakeProcess(1, clock, started=50.0, busy=0.5, children=[pool, brief])
+    monkeypatch.setattr(bench.samplers.psutil, "Process", lambda pid=None: root)
+    sampler = CpuSampler(pid=1, clock=clock)
+    clock.now = 101.0  # the pool has run 0.5 s at 80%
+    assert sampler.sample()["proc_cpu_pct"] == pytest.approx(50 + 40)
+    clock.now = 102.0  # it ran 0.5 s more, then ended and was reaped
+    assert sampler.sample()["proc_cpu_pct"] == pytest.approx(50 + 40)
+    clock.now = 103.0
+    row = sampler.sample()
+    assert row["proc_cpu_pct"] == pytest.approx(50 + 40)  # the brief one's 0.4 s
+    assert row["rss_mb"] == pytest.approx(2.0) and row["rss_measure"] == "pss"  # read again 2 s on: the root's 2 MB PSS
+
+
+FORKED_READERS = """
+import os, sys
+buffer = bytearray(b"x") * (100 * 2**20)  # written: 100 MB resident in the parent
+done, ready = os.pipe()
+hold_r, hold_w = os.pipe()
+for _ in range(3):
+    if os.fork() == 0:  # a reader, as a forked loader worker is: it reads every page, writes none
+        os.close(hold_w)
+        sum(buffer[::4096])
+        os.write(ready, b"r")
+        os.read(hold_r, 1)  # until the parent ends
+        os._exit(0)
+os.read(done, 3)
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PSS is Linux's")
+def test_forked_readers_of_a_shared_buffer_count_it_once_not_once_each():
+    """A parent and three forked children that read its 100 MB buffer: RSS summed reads over
+    400 MB; the tree's PSS is about 100 MB (plus four interpreters)."""
+    import subprocess
+
+    parent = subprocess.Popen([sys.executable, "-c", FORKED_READERS], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout.readline().strip() == "ready"
+        row = CpuSampler(pid=parent.pid).sample()
+        rss = sum(p.memory_info().rss for p in [psutil_process(parent.pid)] + psutil_process(parent.pid).children())
+    finally:
+        parent.kill()
+        parent.wait()
+    assert rss / 2**20 > 400  # what was summed before: the buffer once per process
+    assert row["rss_measure"] == "pss"
+    assert 100 <= row["rss_mb"] < 200
+
+
+def psutil_process(pid):
+    import psutil
+
+    return psutil.Process(pid)

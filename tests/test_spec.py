@@ -131,3 +131,14 @@ def test_image_size_parsing():
     assert spec.parse_size("640x480") == (640, 480)
     with pytest.raises(SpecError):
         spec.parse_size("640")
+
+
+def test_ceilings_are_repeated_like_the_points_they_bound_and_measured_once_per_setting():
+    from bench.spec import ceilings, expand, model_ceiling, pipeline_ceiling
+
+    grid = expand({"backbone": ["tiny"], "pipeline": ["keras"], "batch": [8], "workers": [1, 2]}, repeat=3)
+    probes = ceilings(grid)
+    ids = {p.point_id for p in probes}
+    expected = {f(g).point_id for g in grid for f in (pipeline_ceiling, model_ceiling)}
+    assert ids == expected and len(ids) == 3  # two pipeline settings, one model: each once
+    assert sorted(p.run_id for p in probes) == sorted(f"{i}-r{r}" for i in ids for r in range(3))

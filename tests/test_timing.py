@@ -136,3 +136,33 @@ def test_a_torch_ceiling_is_timed_by_the_same_hooks_as_a_torch_pipeline_run():
     s = ceiling.summary(steps=3, images=3)
     assert s["data_wait_frac"] == 0.0 and s["step_ms_p50"] == pytest.approx(1000.0)
     assert s["train_img_s"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("backend, loader_start, compile_s", [
+    ("tensorflow", 0.1, 0.5),  # the first wait's 0.6 s beyond a later epoch's start is the trace
+    ("jax", 0.7, 0.0),  # jax fetches before its compiled step: the first wait is the loader's
+])
+def test_on_tensorflow_the_trace_in_the_first_batch_wait_is_booked_as_compile(monkeypatch, backend,
+                                                                              loader_start, compile_s):
+    """The smoke preset's tfdata at batch 8 read loader start 0.626 s and compile 0.096 s; later
+    epochs started in 0.006 s. Here: 0.6 s of trace and 0.1 s of loader start before the first
+    batch, then 0.1 s per epoch start, two steps of 0.1 s per epoch."""
+    import bench.timing
+
+    monkeypatch.setattr(bench.timing.keras.backend, "backend", lambda: backend)
+    clock, ready = FakeClock(), {}
+    timer = StepTimer(ready, clock)
+    timer.on_train_begin()
+    for epoch, first_wait in enumerate((0.7, 0.1, 0.1)):
+        timer.on_epoch_begin(epoch)
+        for i, wait in enumerate((first_wait, 0.0)):
+            timer.on_train_batch_begin(i)
+            clock.now += wait
+            ready[i] = clock.now
+            clock.now += 0.1
+        timer.on_epoch_end(epoch)
+    timer.on_train_end()
+    s = timer.summary(steps=2, images=16)
+    assert s["epoch_start_s_median"] == pytest.approx(0.1)
+    assert s["loader_start_s"] == pytest.approx(loader_start)
+    assert s["compile_s"] == pytest.approx(compile_s, abs=1e-9)
