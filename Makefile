@@ -65,7 +65,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest --benchmark-skip -m "not slow" $(PYTEST_ARGS)
 
 # The regression gate: a fresh run of the ci preset against the stored baseline of this GPU label.
-REGRESS_LABEL = $(if $(filter auto,$(GPU)),$(shell $(BIN)/python -c "from bench.env import auto_label; print(auto_label())" 2>/dev/null),$(GPU))
+REGRESS_LABEL = $(if $(filter auto,$(GPU)),$(shell $(BIN)/python -c "from bench.results.machine import auto_label; print(auto_label())" 2>/dev/null),$(GPU))
 regress: $(STAMP)
 	$(BIN)/gpubench sweep --preset ci --gpu $(REGRESS_LABEL) --out results/$(REGRESS_LABEL)/ci --force $(ARGS)
 	$(BIN)/gpubench compare results/baselines/$(REGRESS_LABEL)/ci.csv results/$(REGRESS_LABEL)/ci --preset ci

@@ -14,10 +14,11 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench import executors, spec as specs
-from bench.executors import Slurm
-from bench.spec import DataSpec, RunSpec, SpecError
-from bench.store import ResultStore, read_json
+from bench.run import executors
+from bench.plan import spec as specs
+from bench.run.executors import Slurm
+from bench.plan.spec import DataSpec, RunSpec, SpecError
+from bench.results.store import ResultStore, read_json
 from pipelines import TFDATA_FORMATS
 from pipelines.dataset import DatasetIndex, make_synthetic, scan
 
@@ -61,8 +62,9 @@ def prepared(gpu: str, data: str | None, out: str | None, preset_name: str, data
              grid: list[RunSpec], force: bool, local: bool = True):
     """Label, data, results folder (locked, checked), env.json and sweep.json: what every run
     needs. Yields (store, index path, env, sweep metadata). Refuses a label NVML contradicts, and
-    a backend that would train on the CPU while NVML sees a GPU (bench/doctor.py)."""
-    from bench import doctor, env as environment
+    a backend that would train on the CPU while NVML sees a GPU (bench/run/doctor.py)."""
+    from bench.run import doctor
+    from bench.results import machine as environment
 
     label = specs.check_label(environment.auto_label() if gpu == "auto" else gpu)
     checked = doctor.check(label, {p.backend for p in grid}, local)
@@ -92,8 +94,9 @@ def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, *, gpu: str,
         executor: str = "local", max_parallel: int = 1, slurm: Slurm = Slurm()) -> tuple[Path, list[dict]]:
     """Everything after the grid is known: checks, data, environment, then the runs (here, or as
     submitit jobs), the report rewritten after each. Returns (the report, the new rows)."""
-    from bench import report, runner
-    from bench.env import identity
+    from bench.output import report
+    from bench.run import runner
+    from bench.results.machine import identity
 
     with prepared(gpu, data, out, preset_name, data_spec, grid, force, executor == "local") as (store, index_path, env, meta):
         if ceilings:  # MFU is part of the ceilings' analysis

@@ -78,7 +78,7 @@ def build(index, spec, split: str) -> Feed:
     train = split == "train"
     steps, _ = split_plan(index, spec, split)
     ready = ReadyClock(steps) if train else None
-    from bench.doctor import where
+    from bench.run.doctor import where
 
     device = device_id(where(spec.backend))
     pipe = pipeline(index.files[split], index.labels[split], len(index.classes), spec, train, device)

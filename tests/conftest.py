@@ -29,13 +29,14 @@ def without_tensorflow(tmp_path):
     every process started with it (the CLI, each worker) hides it at start-up."""
     hide = tmp_path / "hide"
     hide.mkdir()
-    (hide / "sitecustomize.py").write_text("from bench.devices import hide\nhide({'tensorflow'})\n")
+    (hide / "sitecustomize.py").write_text("from bench.run.devices import hide\nhide({'tensorflow'})\n")
     return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(hide), os.environ.get("PYTHONPATH")])))
 
 
 def render_rows(rows: list[dict], env: dict, sweep: dict) -> str:
     """The report of constructed rows, as `gpubench report` writes it of a folder."""
-    from bench import points, report
+    from bench.analyse import points
+    from bench.output import report
 
     return report.render(points.table(rows, env, sweep), rows, env, sweep)
 
@@ -46,7 +47,7 @@ def killed_and_resumed(args: list, cwd: Path, out: str = "out") -> tuple[set, su
     import signal
     import time
 
-    from bench.store import ResultStore
+    from bench.results.store import ResultStore
 
     command = [sys.executable, "-m", "bench", *map(str, args)]
     sweep = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -46,7 +46,7 @@ def measure(tree, pipeline: str, knobs: dict | None = None) -> dict:
 
     import keras
 
-    from bench import spec as specs
+    from bench.plan import spec as specs
 
     spec = specs.one_point({"pipeline": pipeline, "backbone": "null", "input_size": 32, "batch": 2, "epochs": 2,
                             "steps_per_epoch": STEPS, "validation_steps": 1, "window": "epochs",
@@ -61,8 +61,8 @@ def measure(tree, pipeline: str, knobs: dict | None = None) -> dict:
 
 def _fit(tree, spec) -> dict:
     import models
-    from bench import devices, training
-    from bench.timing import timer_for
+    from bench.run import devices, training
+    from bench.run.timing import timer_for
     from pipelines.dataset import scan
 
     index = scan(tree)
@@ -82,7 +82,7 @@ def _fit(tree, spec) -> dict:
 
 if __name__ == "__main__":
     tree, pipeline, knobs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-    from bench import devices
+    from bench.run import devices
 
     devices.prepare(knobs.get("backend", "tensorflow"), 1, ("tensorflow",) if pipeline == "tfdata" else ())
     print(json.dumps(measure(tree, pipeline, knobs)))

@@ -32,14 +32,14 @@ PROJECT = tuple(str(Path(__file__).resolve().parent.parent / name) for name in (
 
 def setup(kind: str, backend: str, tree: str) -> tuple:
     """(the spec, its feeds, the compiled model, the plain fits by name: each takes a timer)."""
-    from bench import devices
+    from bench.run import devices
 
     devices.prepare(backend, 1)
     import numpy as np
 
     import models
-    from bench import training
-    from bench.spec import RunSpec
+    from bench.run import training
+    from bench.plan.spec import RunSpec
     from pipelines import BatchOrder, onehot
     from pipelines.dataset import scan
     from pipelines.pydataset import ImageFolderBatches
@@ -77,8 +77,8 @@ def setup(kind: str, backend: str, tree: str) -> tuple:
 
 def suite_fit(model, train_feed, val_feed, spec, scratch: Path) -> float:
     """The suite's measured fit (timer, samplers, stamps): its images/s."""
-    from bench import worker
-    from bench.record import RunRecord
+    from bench.run import worker
+    from bench.results.record import RunRecord
 
     record = RunRecord()
     worker.measure(model, train_feed, val_feed, spec, record, scratch / "samples.csv", 0.5)
@@ -86,7 +86,7 @@ def suite_fit(model, train_feed, val_feed, spec, scratch: Path) -> float:
 
 
 def rates(kind: str, backend: str, tree: str) -> dict:
-    from bench.timing import EpochTimer
+    from bench.run.timing import EpochTimer
 
     spec, train_feed, val_feed, model, plains = setup(kind, backend, tree)
     found = {name: [] for name in ["suite", *plains]}
@@ -148,7 +148,7 @@ class TrainingThreadCounts:
 def counts(kind: str, backend: str, tree: str) -> dict:
     """Each fit's device reads and project calls on the training thread, once compiled, and the
     steps and epochs they ran."""
-    from bench.timing import EpochTimer
+    from bench.run.timing import EpochTimer
 
     spec, train_feed, val_feed, model, plains = setup(kind, backend, tree)
     found = {"steps": train_feed.steps * spec.epochs, "epochs": spec.epochs}

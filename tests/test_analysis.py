@@ -5,10 +5,11 @@ import dataclasses
 import pandas as pd
 import pytest
 
-from bench import analysis, report
-from bench.points import bound, medians, table
-from bench.record import RunRecord
-from bench.spec import RunSpec, model_ceiling, pipeline_ceiling
+from bench.analyse import verdicts as analysis
+from bench.output import report
+from bench.analyse.points import bound, medians, table
+from bench.results.record import RunRecord
+from bench.plan.spec import RunSpec, model_ceiling, pipeline_ceiling
 from tests.conftest import render_rows
 
 

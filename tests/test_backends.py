@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 import pipelines
-from bench import runner
-from bench.devices import TF_NCHW_ON_CPU, TORCH_ONE_DEVICE
-from bench.spec import RunSpec, installed
-from bench.store import ResultStore
+from bench.run import runner
+from bench.run.devices import TF_NCHW_ON_CPU, TORCH_ONE_DEVICE
+from bench.plan.spec import RunSpec, installed
+from bench.results.store import ResultStore
 from pipelines import prefetch_factor
 from pipelines.dataset import scan
 from tests.conftest import gpubench

@@ -4,10 +4,10 @@ import json
 
 import pandas as pd
 
-from bench.compare import STATUS, gate
-from bench.record import RunRecord
-from bench.spec import RunSpec
-from bench.store import ResultStore
+from bench.output.compare import STATUS, gate
+from bench.results.record import RunRecord
+from bench.plan.spec import RunSpec
+from bench.results.store import ResultStore
 from tests.conftest import gpubench
 
 CPU_ENV = {"cpu": "Test CPU", "cpu_threads": 2, "gpus": [], "tensorflow": "2.x", "keras": "3.x"}
@@ -27,7 +27,7 @@ def results(folder, rates_by_workers, env=CPU_ENV, label="cpu", preset="t", powe
                                             error="" if rate else "boom").to_dict())
     (folder / "env.json").write_text(json.dumps(env))
     (folder / "sweep.json").write_text(json.dumps({"gpu": label, "preset": preset}))
-    from bench import report
+    from bench.output import report
 
     report.write(folder)
     return folder
@@ -184,8 +184,8 @@ def test_export_is_one_json_document(tmp_path):
 
 
 def test_pipelines_pair_up_although_their_loader_knobs_differ():
-    from bench.points import pairs
-    from bench.points import medians
+    from bench.analyse.points import pairs
+    from bench.analyse.points import medians
 
     rows = [RunRecord.for_spec(spec, status="ok", train_img_s=rate, total_s=1.0).to_dict()
             for spec, rate in ((RunSpec(pipeline="keras", workers=2), 100.0),

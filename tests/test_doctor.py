@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import doctor
-from bench.record import RunRecord
-from bench.spec import RunSpec, SpecError
+from bench.run import doctor
+from bench.results.record import RunRecord
+from bench.plan.spec import RunSpec, SpecError
 from tests.conftest import gpubench, render_rows
 
 FAKE_NVML = Path(__file__).parent / "fake_nvml"

@@ -1,6 +1,6 @@
 import pytest
 
-from bench.env import gpu_label
+from bench.results.machine import gpu_label
 
 
 @pytest.mark.parametrize("name, label", [
@@ -31,7 +31,7 @@ def installed(monkeypatch, packages: dict) -> None:
 
 
 def test_a_reinstall_with_gpu_builds_changes_the_fingerprint(monkeypatch):
-    from bench import env
+    from bench.results import machine as env
 
     installed(monkeypatch, {"jax-cuda12-plugin": "0.10.2", "nvidia-cudnn-cu12": "9.10.0", "nvidia-ml-py": "13.0"})
     gpu12 = env.collect()
@@ -46,7 +46,7 @@ def test_a_reinstall_with_gpu_builds_changes_the_fingerprint(monkeypatch):
 
 
 def test_a_machine_without_accelerator_packages_keeps_the_identity_it_had():
-    from bench import env
+    from bench.results import machine as env
 
     before = {"cpu": "Test CPU", "cpu_threads": 2, "gpus": [], "driver": "", "tensorflow": "2.21.0", "keras": "3.15",
               "jax": "", "jaxlib": "", "torch": "2.13.0+cpu"}  # an env.json of before the accelerator columns

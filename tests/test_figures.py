@@ -5,11 +5,12 @@ import json
 import pandas as pd
 import pytest
 
-from bench import machines, points
-from bench.record import RunRecord
-from bench.runner import every_host_energy
-from bench.spec import RunSpec
-from bench.store import ResultStore
+from bench.output import machines
+from bench.analyse import points
+from bench.results.record import RunRecord
+from bench.run.runner import every_host_energy
+from bench.plan.spec import RunSpec
+from bench.results.store import ResultStore
 
 
 def row(spec, img_s, **fields):
@@ -68,7 +69,7 @@ def test_backbone_null_survives_the_points_csv_round_trip(tmp_path):
     assert list(read.backbone) == ["null", "null"]
     best = machines.best_per_machine([path])
     assert len(best) == 1 and best.loc[0, "backbone"] == "null 16px"
-    from bench import compare
+    from bench.output import compare
 
     result = compare.compare(*[compare.load(path)[0]] * 2)
     assert list(result.table.backbone) == ["null", "null"]
@@ -77,7 +78,7 @@ def test_backbone_null_survives_the_points_csv_round_trip(tmp_path):
 def test_decode_rate_reads_into_the_runs_transfer_type(monkeypatch):
     """uint8 runs decode to uint8 pixels; timing a float32 conversion they never make read slow."""
     import pipelines.reader
-    from bench.worker import decode_rate
+    from bench.run.worker import decode_rate
 
     asked = []
     monkeypatch.setattr(pipelines.reader, "load_image", lambda path, size, interpolation, transfer="float32":
@@ -89,7 +90,7 @@ def test_decode_rate_reads_into_the_runs_transfer_type(monkeypatch):
 
 def test_a_cached_pipeline_is_not_held_against_the_decode_ceiling():
     point = RunSpec(backbone="tiny", input_size=16, batch=8, workers=1, cache=True)
-    from bench.spec import model_ceiling, pipeline_ceiling
+    from bench.plan.spec import model_ceiling, pipeline_ceiling
 
     rows = [row(point, 900.0), row(pipeline_ceiling(point), 1000.0, decode_img_s_core=100.0),
             row(model_ceiling(point), 2000.0)]

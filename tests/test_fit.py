@@ -4,8 +4,8 @@ under a memory cap."""
 import pandas as pd
 import pytest
 
-from bench.fit import SearchError, search
-from bench.spec import RunSpec
+from bench.search import SearchError, search
+from bench.plan.spec import RunSpec
 from tests.conftest import gpubench
 
 

@@ -12,9 +12,9 @@ import pandas as pd
 import psutil
 import pytest
 
-from bench.devices import TF_MULTI_WORKER, torch_multi_host
-from bench.spec import installed
-from bench.store import ResultStore
+from bench.run.devices import TF_MULTI_WORKER, torch_multi_host
+from bench.plan.spec import installed
+from bench.results.store import ResultStore
 from tests.conftest import gpubench, killed_and_resumed
 
 needs_jax = pytest.mark.skipif(not installed("jax"), reason="jax is not installed")
@@ -61,7 +61,7 @@ def test_one_host_killed_ends_the_run_as_one_failed_row_with_no_process_left(tmp
             time.sleep(0.5)
             for proc in psutil.process_iter(["cmdline"]):
                 cmdline = proc.info["cmdline"] or []
-                if "bench.worker" in cmdline and cmdline[-1] == "1" and (tmp_path / "out" / "samples").is_dir() and \
+                if "bench.run.worker" in cmdline and cmdline[-1] == "1" and (tmp_path / "out" / "samples").is_dir() and \
                         any((tmp_path / "out" / "logs").glob("*.p1.log")):
                     second = proc
         assert second is not None, "process 1 of the run never started"
@@ -74,7 +74,7 @@ def test_one_host_killed_ends_the_run_as_one_failed_row_with_no_process_left(tmp
             sweep.wait()
     row = ResultStore(tmp_path / "out").records()[0]
     assert row["status"] in ("oom", "error") and row["error"].startswith("process 1 of 2: worker killed by SIGKILL")
-    assert not [p for p in psutil.process_iter(["cmdline"]) if "bench.worker" in (p.info["cmdline"] or [])
+    assert not [p for p in psutil.process_iter(["cmdline"]) if "bench.run.worker" in (p.info["cmdline"] or [])
                 and str(tmp_path) in " ".join(p.info["cmdline"] or [])]
 
 

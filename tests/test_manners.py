@@ -9,11 +9,15 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from bench import catalogue, cli, compare, runner, spec, workflow
-from bench.record import RunRecord
-from bench.runner import Interrupted
-from bench.spec import RunSpec, SpecError
-from bench.store import ResultStore, foreign_files
+from bench.cli import catalogue
+from bench import cli, finetune as workflow
+from bench.output import compare
+from bench.run import runner
+from bench.plan import spec
+from bench.results.record import RunRecord
+from bench.run.runner import Interrupted
+from bench.plan.spec import RunSpec, SpecError
+from bench.results.store import ResultStore, foreign_files
 from tests.test_compare import results
 
 TINY = '[knobs]\nbackbone = "tiny"\ninput_size = 32\npipeline = "keras"\nbatch = 4\nworkers = 1\nepochs = 2\n'
@@ -255,13 +259,13 @@ def test_resume_starts_from_the_best_validation_accuracy_in_the_log():
     log = [{"val_accuracy": "0.5"}, {"val_accuracy": "0.75"}, {"val_accuracy": "nan"}, {"val_accuracy": ""}]
     assert workflow.best_so_far(log) == 0.75
     assert workflow.best_so_far([]) is None
-    from bench import training
+    from bench.run import training
 
     assert training.TimedCheckpoint("best.keras", best=0.75).best == 0.75  # Keras saves only above it
 
 
 def test_an_empty_utilisation_cell_stays_empty():
-    from bench.report import _util_cell
+    from bench.output.report import _util_cell
 
     point = pd.Series({"repeats_ok": 1, "cpu_util_mean": float("nan"), "cpu_util_p90": float("nan"),
                        "gpu_util_mean": 80.0, "gpu_util_p90": 90.0, "gpu_mem_peak_mb": 1000.0})

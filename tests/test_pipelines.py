@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 import pipelines
-from bench.spec import RunSpec, installed
+from bench.plan.spec import RunSpec, installed
 from pipelines import epoch_plan, reader, tfdata
 from pipelines.dataset import scan
 
@@ -184,7 +184,7 @@ def test_dali_decodes_where_the_backend_trains_not_where_nvml_sees_a_gpu(monkeyp
 
     import keras
 
-    from bench import doctor
+    from bench.run import doctor
     from pipelines import dali
 
     found = importlib.util.spec_from_file_location("pynvml", Path(__file__).parent / "fake_nvml" / "pynvml.py")

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from bench.spec import installed
+from bench.plan.spec import installed
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not installed("jax"), reason="jax is not installed")]
 

@@ -1,9 +1,9 @@
 import pandas as pd
 
-from bench.points import medians
-from bench.record import RunRecord
-from bench.reference import load_seed, seed_section
-from bench.spec import RunSpec
+from bench.analyse.points import medians
+from bench.results.record import RunRecord
+from bench.analyse.reference import load_seed, seed_section
+from bench.plan.spec import RunSpec
 from tests.conftest import render_rows
 
 SEED_SWEEP = {"gpu": "2080ti", "train_images": 148, "val_images": 30, "preset": "seed"}
@@ -74,7 +74,7 @@ def test_mixed_precision_gain_is_reported():
 
 
 def test_the_machines_report_names_the_seeds_figure_where_it_matches():
-    from bench.reference import seed_figure
+    from bench.analyse.reference import seed_figure
 
     point = medians(pd.DataFrame(points(total_s=50.0))).iloc[0]
     assert seed_figure(point, SEED_SWEEP) == "197.8 s (Windows 10 desktop, 16 CPU threads, 32 GB RAM, RTX 2080 Ti)"

@@ -7,9 +7,9 @@ import time
 import psutil
 import pytest
 
-from bench.record import RunRecord
-from bench.samplers import CpuSampler, GpuSampler, Sampling, energy_j, label_phases, summarise
-from bench.worker import summarise_samples
+from bench.results.record import RunRecord
+from bench.run.samplers import CpuSampler, GpuSampler, Sampling, energy_j, label_phases, summarise
+from bench.run.worker import summarise_samples
 
 
 def spin(stop: threading.Event):
@@ -182,7 +182,7 @@ class FakeNvml:
     ("1,7,2", [20]),  # CUDA stops at the first entry that names no device
 ])
 def test_the_gpu_sampler_samples_the_gpus_cuda_visible_devices_gives_the_run(monkeypatch, visible, expected):
-    from bench import env
+    from bench.results import machine as env
 
     monkeypatch.setitem(sys.modules, "pynvml", FakeNvml())
     if visible is None:
@@ -234,13 +234,13 @@ class FakeProcess:
 def test_loader_processes_that_start_or_end_between_ticks_count_the_cpu_they_used(monkeypatch):
     """Keras makes a new loader pool every epoch: a process new since the last tick read 0 (primed
     and read in one tick), and one that ended between ticks was never read at all."""
-    import bench.samplers
+    import bench.run.samplers
 
     clock = type("Clock", (), {"now": 100.0, "__call__": lambda self: self.now})()
     pool = FakeProcess(2, clock, started=100.5, busy=0.8, ended=101.5)  # 0.8 s of CPU in all
     brief = FakeProcess(3, clock, started=102.2, busy=1.0, ended=102.6)  # never alive at a tick
     root = FakeProcess(1, clock, started=50.0, busy=0.5, children=[pool, brief])
-    monkeypatch.setattr(bench.samplers.psutil, "Process", lambda pid=None: root)
+    monkeypatch.setattr(bench.run.samplers.psutil, "Process", lambda pid=None: root)
     sampler = CpuSampler(pid=1, clock=clock)
     clock.now = 101.0  # the pool has run 0.5 s at 80%
     assert sampler.sample()["proc_cpu_pct"] == pytest.approx(50 + 40)

@@ -1,7 +1,7 @@
 import pytest
 
-from bench import spec
-from bench.spec import RunSpec, SpecError
+from bench.plan import spec
+from bench.plan.spec import RunSpec, SpecError
 
 
 def test_expand_is_the_cartesian_product_with_repeats():
@@ -134,7 +134,7 @@ def test_image_size_parsing():
 
 
 def test_ceilings_are_repeated_like_the_points_they_bound_and_measured_once_per_setting():
-    from bench.spec import ceilings, expand, model_ceiling, pipeline_ceiling
+    from bench.plan.spec import ceilings, expand, model_ceiling, pipeline_ceiling
 
     grid = expand({"backbone": ["tiny"], "pipeline": ["keras"], "batch": [8], "workers": [1, 2]}, repeat=3)
     probes = ceilings(grid)

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from bench import points
-from bench.env import collect, fingerprint_id, identity
-from bench.record import SCHEMA, RunRecord
-from bench.spec import RunSpec
-from bench.store import ResultStore, StoreError
+from bench.analyse import points
+from bench.results.machine import collect, fingerprint_id, identity
+from bench.results.record import SCHEMA, RunRecord
+from bench.plan.spec import RunSpec
+from bench.results.store import ResultStore, StoreError
 from tests.conftest import gpubench
 
 REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference" / "cpu"

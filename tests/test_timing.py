@@ -1,6 +1,6 @@
 import pytest
 
-from bench.timing import EpochTimer, FetchFirstStepTimer, StepTimer, timer_for
+from bench.run.timing import EpochTimer, FetchFirstStepTimer, StepTimer, timer_for
 
 
 class FakeClock:
@@ -147,9 +147,9 @@ def test_on_tensorflow_the_trace_in_the_first_batch_wait_is_booked_as_compile(mo
     """The smoke preset's tfdata at batch 8 read loader start 0.626 s and compile 0.096 s; later
     epochs started in 0.006 s. Here: 0.6 s of trace and 0.1 s of loader start before the first
     batch, then 0.1 s per epoch start, two steps of 0.1 s per epoch."""
-    import bench.timing
+    import bench.run.timing
 
-    monkeypatch.setattr(bench.timing.keras.backend, "backend", lambda: backend)
+    monkeypatch.setattr(bench.run.timing.keras.backend, "backend", lambda: backend)
     clock, ready = FakeClock(), {}
     timer = StepTimer(ready, clock)
     timer.on_train_begin()

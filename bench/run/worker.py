@@ -19,9 +19,9 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import devices
-from bench.record import RUN_FIGURES, RunRecord
-from bench.spec import SAMPLE_INTERVAL_S, RunSpec, frameworks
+from bench.run import devices
+from bench.results.record import RUN_FIGURES, RunRecord
+from bench.plan.spec import SAMPLE_INTERVAL_S, RunSpec, frameworks
 
 OOM_RE = re.compile(r"\bOOM\b|out of memory|ResourceExhausted|bad_alloc|Cannot allocate memory|MemoryError",
                     re.IGNORECASE)
@@ -62,7 +62,8 @@ def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path
 
     import models
     import pipelines
-    from bench import doctor, env, training
+    from bench.run import doctor, training
+    from bench.results import machine as env
     from models import flops
     from pipelines.dataset import DatasetIndex
 
@@ -105,9 +106,9 @@ def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path
 def measure(model, train_feed, val_feed, spec: RunSpec, record: RunRecord, samples_path: Path, interval: float):
     """The measured fit: samplers around it and the timer in it, nothing else (tests hold its
     rates against a plain fit). Fills `record` with the timings and the samplers' figures."""
-    from bench import training
-    from bench.samplers import CpuSampler, GpuSampler, Sampling
-    from bench.timing import timer_for
+    from bench.run import training
+    from bench.run.samplers import CpuSampler, GpuSampler, Sampling
+    from bench.run.timing import timer_for
 
     with tempfile.TemporaryDirectory(prefix="gpubench-ckpt-") as scratch:
         checkpoint = training.TimedCheckpoint(Path(scratch) / "best.keras") if spec.checkpoint else None
@@ -134,7 +135,7 @@ def measure(model, train_feed, val_feed, spec: RunSpec, record: RunRecord, sampl
 def summarise_samples(rows: list[dict], window: list[tuple[float, float]], interval: float, record: RunRecord):
     """The samplers' figures over the measured window under their own names, over the whole run
     (imports, compile and validation included) as run_*; each sample labelled with its phase."""
-    from bench.samplers import energy_j, label_phases, summarise
+    from bench.run.samplers import energy_j, label_phases, summarise
 
     label_phases(rows, window, interval)
     for key, value in summarise([r for r in rows if r["phase"] == "window"]).items():

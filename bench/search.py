@@ -9,7 +9,7 @@ import json
 import sys
 from typing import Callable
 
-from bench.spec import TIMEOUT_S, DataSpec, RunSpec, SpecError, one_point
+from bench.plan.spec import TIMEOUT_S, DataSpec, RunSpec, SpecError, one_point
 
 TRY = dict(pipeline="synthetic", epochs=1, steps_per_epoch=2, validation_steps=1, checkpoint=False, window="epochs")
 DATA = DataSpec(train=12, val=6, classes=3, image_size="64x48")  # the tries train on synthetic tensors
@@ -71,7 +71,8 @@ def run_search(backbone: str, input_size: int | None, batch: int | None, start: 
                timeout_s: float | None, interval: float) -> str:
     """The search of `gpubench fit`, each try a row in results/<gpu>/<host>/fit-<backbone>/ and
     fit.md summing them up; returns that summary."""
-    from bench import runner, session
+    from bench.run import runner
+    from bench import session
 
     knob = "input_size" if batch else "batch"
     base = RunSpec(backbone=backbone, input_size=input_size or 224, batch=batch or 1, precision=precision)

@@ -2,7 +2,7 @@
 
 Every finished row is on disk before the next run starts, so a sweep killed at any moment
 keeps every row it finished; a lock keeps two sweeps from writing one folder at once. Rows are
-read in the current schema: older ones are upgraded step by step (bench/record.py).
+read in the current schema: older ones are upgraded step by step (bench/results/record.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.record import COLUMNS, SchemaError, upgrade
+from bench.results.record import COLUMNS, SchemaError, upgrade
 
 
 def read_json(path: Path) -> dict:

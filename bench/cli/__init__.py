@@ -15,11 +15,11 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench import spec as specs
-from bench.executors import EXECUTORS, Slurm
-from bench.spec import DataSpec, RunSpec, SpecError
-from bench.runner import Interrupted
-from bench.store import ResultStore, StoreBusy, StoreError, foreign_files, read_json
+from bench.plan import spec as specs
+from bench.run.executors import EXECUTORS, Slurm
+from bench.plan.spec import DataSpec, RunSpec, SpecError
+from bench.run.runner import Interrupted
+from bench.results.store import ResultStore, StoreBusy, StoreError, foreign_files, read_json
 from pipelines.dataset import DatasetError, make_synthetic
 
 TRAIN_EPOCHS = 20  # a first try; `resume` adds epochs (the seed trained 200)
@@ -232,7 +232,7 @@ def _check_out(out: str | None, force: bool | None) -> None:
 
 
 def _report(args) -> Path:
-    from bench import machines, report
+    from bench.output import machines, report
 
     folders = [_results_folder(d) for d in args.dirs]
     if len(folders) == 1:
@@ -276,7 +276,7 @@ def _sweep(args) -> int:
 def closing_line(rows: list[dict], wall_s: float, report: Path) -> str:
     """The sweep in one line: its runs by outcome, its wall time, the report and the first
     sentence of the report's verdict."""
-    from bench.runner import clock
+    from bench.run.runner import clock
 
     ok = sum(r["status"] == "ok" for r in rows)
     skipped = sum(r["status"] == "skipped" for r in rows)
@@ -301,7 +301,7 @@ def _run(args) -> int:
 
 
 def _compare(args) -> int:
-    from bench import compare
+    from bench.output import compare
 
     preset_gate = specs.load_preset(args.preset).gate if args.preset else {}
     try:
@@ -339,7 +339,8 @@ def _quiet_start(verbose: bool):
 
 
 def _workflow(args) -> int:
-    from bench import devices, workflow
+    from bench.run import devices
+    from bench import finetune as workflow
 
     if args.command == "train":
         spec = specs.one_point(dict(
@@ -380,7 +381,7 @@ def _data(args) -> int:
 
 
 def _fit(args) -> int:
-    from bench import fit
+    from bench import search as fit
 
     _check_out(args.out, force=None)
     print(fit.run_search(args.backbone, args.input_size, args.batch, args.start, args.limit, args.precision,
@@ -389,7 +390,7 @@ def _fit(args) -> int:
 
 
 def _export(args) -> int:
-    from bench import export
+    from bench.output import export
 
     folder = _results_folder(args.dir)
     where = _write(args.out or folder / "results.json", export.document(folder))
@@ -399,7 +400,7 @@ def _export(args) -> int:
 
 
 def _baseline(args) -> int:
-    from bench import compare
+    from bench.output import compare
 
     try:
         print(compare.save_baseline(Path(args.dir), args.force, args.out))
@@ -409,21 +410,21 @@ def _baseline(args) -> int:
 
 
 def _doctor(args) -> int:
-    from bench import doctor
+    from bench.run import doctor
 
     print(doctor.render(doctor.facts()))
     return 0
 
 
 def _presets(args) -> int:
-    from bench import catalogue
+    from bench.cli import catalogue
 
     print(catalogue.presets())
     return 0
 
 
 def _knobs(args) -> int:
-    from bench import catalogue
+    from bench.cli import catalogue
 
     print(catalogue.knobs())
     return 0

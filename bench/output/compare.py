@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.env import fingerprint
-from bench.points import SHORT_S, pairs, read_csv
-from bench.spec import KNOBS
-from bench.store import read_json
+from bench.results.machine import fingerprint
+from bench.analyse.points import SHORT_S, pairs, read_csv
+from bench.plan.spec import KNOBS
+from bench.results.store import read_json
 
 # Metrics and whether higher is better; the gate reads the repeats' min and max where kept.
 METRICS = {
@@ -28,7 +28,7 @@ METRICS = {
 }
 KNOB_COLUMNS = tuple(KNOBS)
 FACTOR = 1.10  # how much worse counts, where neither the command line nor the preset's gate says
-CHECKOUT = Path(__file__).resolve().parents[1]
+CHECKOUT = Path(__file__).resolve().parents[2]
 BASELINES = CHECKOUT / "results" / "baselines"  # where `make regress` reads them, wherever the command runs
 
 

@@ -12,8 +12,9 @@ import os
 import subprocess
 import sys
 
-from bench import devices, env as environment
-from bench.spec import SpecError
+from bench.run import devices
+from bench.results import machine as environment
+from bench.plan.spec import SpecError
 
 TORCH_CUDA12_INDEX = "https://download.pytorch.org/whl/cu126"
 
@@ -86,7 +87,7 @@ def ask(backends) -> dict[str, dict]:
     started = {}
     for backend in backends:
         child_env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-        started[backend] = subprocess.Popen([sys.executable, "-m", "bench.doctor", "--where", backend],
+        started[backend] = subprocess.Popen([sys.executable, "-m", "bench.run.doctor", "--where", backend],
                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env)
     answers = {}
     for backend, child in started.items():
@@ -101,7 +102,7 @@ def ask(backends) -> dict[str, dict]:
 
 
 def installed_backends() -> list[str]:
-    from bench.spec import installed
+    from bench.plan.spec import installed
 
     return [b for b in devices.FRAMEWORKS if installed(b)]
 
@@ -159,13 +160,13 @@ def refusal(found: dict, answers: dict[str, dict]) -> str | None:
 
 
 def known_gpu_labels() -> set[str]:
-    from bench.profiles import PROFILE_DIR
+    from bench.results.profiles import PROFILE_DIR
 
     return {p.stem for p in PROFILE_DIR.glob("*.toml")} - {"cpu"}
 
 
 def check_label(label: str, found: dict) -> None:
-    """A label of a known GPU (bench/profiles) that NVML does not see is refused: figures filed
+    """A label of a known GPU (bench/results/profiles) that NVML does not see is refused: figures filed
     under it would be another machine's."""
     names = {environment.gpu_label(g["name"]) for g in found["gpus"]}
     if label in known_gpu_labels() and label not in names:

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import psutil
 
-from bench.spec import SAMPLE_INTERVAL_S
+from bench.plan.spec import SAMPLE_INTERVAL_S
 
 
 class CpuSampler:
@@ -104,7 +104,7 @@ class GpuSampler:
     def __init__(self, devices: list[int] | None = None):
         """`devices`: the run's device numbers as CUDA numbers them in this process (after
         CUDA_VISIBLE_DEVICES), mapped to NVML's (env.visible_handles); None for every one."""
-        from bench.env import visible_handles
+        from bench.results.machine import visible_handles
 
         self.handles = []
         self.reason = ""

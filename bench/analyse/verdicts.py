@@ -1,12 +1,12 @@
 """What the figures say, in words: the verdict paragraph, the noise warnings, where a sweep's
-time went. The figures themselves come from bench/points.py."""
+time went. The figures themselves come from bench/analyse/points.py."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from bench.points import AT_CEILING, SHORT_S, runnable, spec_of
-from bench.spec import knobs_of
+from bench.analyse.points import AT_CEILING, SHORT_S, runnable, spec_of
+from bench.plan.spec import knobs_of
 from pipelines import loader_depth, window_steps
 
 SPREAD_WARN = 0.10  # (max - min) / median of the repeats' images/s

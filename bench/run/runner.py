@@ -20,12 +20,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.markup import escape
 from rich.text import Text
 
-from bench.record import RunRecord
-from bench.devices import TF_MULTI_WORKER, TF_NCHW_ON_CPU, TORCH_ONE_DEVICE, torch_multi_host
-from bench.env import this_machine
-from bench.spec import KNOBS, SAMPLE_INTERVAL_S, RunSpec, installed, knobs_of
-from bench.store import ResultStore
-from bench.worker import OOM_RE
+from bench.results.record import RunRecord
+from bench.run.devices import TF_MULTI_WORKER, TF_NCHW_ON_CPU, TORCH_ONE_DEVICE, torch_multi_host
+from bench.results.machine import this_machine
+from bench.plan.spec import KNOBS, SAMPLE_INTERVAL_S, RunSpec, installed, knobs_of
+from bench.results.store import ResultStore
+from bench.run.worker import OOM_RE
 from pipelines import split_plan
 from pipelines.dataset import DatasetIndex
 
@@ -123,7 +123,7 @@ def _run(spec: RunSpec, index_path: Path, store: ResultStore, timeout_s: float, 
     start, procs, returncodes = time.perf_counter(), [], [None] * hosts
     try:
         for k, env in enumerate(_host_env(hosts)):
-            cmd = [sys.executable, "-m", "bench.worker", "--spec", json.dumps(dataclasses.asdict(spec)),
+            cmd = [sys.executable, "-m", "bench.run.worker", "--spec", json.dumps(dataclasses.asdict(spec)),
                    "--index", str(index_path), "--record", str(records[k]), "--samples", str(samples[k]),
                    "--interval", str(interval), "--process-id", str(k)]
             with open(logs[k], "w") as log:
@@ -213,7 +213,7 @@ def measure_peaks(settings: set[tuple[str, str]], timeout_s: float = 300) -> dic
     for backend, precision in sorted(settings):
         probe, why = {}, None
         try:
-            out = subprocess.run([sys.executable, "-m", "bench.peak", precision, backend], capture_output=True,
+            out = subprocess.run([sys.executable, "-m", "bench.run.peak", precision, backend], capture_output=True,
                                  text=True, timeout=timeout_s)
             if out.returncode == 0:
                 probe = json.loads(out.stdout.strip().splitlines()[-1])

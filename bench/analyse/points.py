@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench import profiles
-from bench.spec import COLUMN_KNOBS, KNOBS, RunSpec, model_ceiling, pipeline_ceiling
-from bench.store import ResultStore, read_json
+from bench.results import profiles
+from bench.plan.spec import COLUMN_KNOBS, KNOBS, RunSpec, model_ceiling, pipeline_ceiling
+from bench.results.store import ResultStore, read_json
 
 AT_CEILING = 0.8  # a training rate at 80% or more of its lower ceiling is at that ceiling
 SHORT_S = 2.0  # seconds of measured window below which a run is too short to time well
@@ -207,7 +207,7 @@ def current_rows(root: Path) -> tuple[list[dict], int]:
     """(the newest row of each run measured by the code of the folder's env.json, on its machine
     or, for a fleet sweep, on its jobs' machines, or not stamped (rows from before stamps); how many
     rows of other machines or commits the folder keeps besides)."""
-    from bench.env import identity
+    from bench.results.machine import identity
 
     rows = ResultStore(root).latest()
     env = read_json(root / "env.json")

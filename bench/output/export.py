@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench import points as points_table
-from bench.store import read_json
+from bench.analyse import points as points_table
+from bench.results.store import read_json
 
 
 def document(folder: Path) -> str:

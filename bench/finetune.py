@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import devices
-from bench.spec import RunSpec, frameworks
+from bench.run import devices
+from bench.plan.spec import RunSpec, frameworks
 from pipelines.dataset import DatasetError, find_images, readable, scan, scan_folder
 
 SETTINGS = "train.json"
@@ -56,8 +56,8 @@ def _train_loop(model, spec: RunSpec, index, out: Path, initial_epoch: int, tens
                 best: float | None = None) -> dict:
     """Training for real: epochs as asked (window=epochs), never lengthened for a measured window.
     best.keras is replaced only by a model better than `best` (the best so far when resuming)."""
-    from bench import training
-    from bench.timing import EpochTimer
+    from bench.run import training
+    from bench.run.timing import EpochTimer
 
     timer = EpochTimer()
     train_feed, val_feed = training.feeds(index, dataclasses.replace(spec, window="epochs"))
@@ -70,7 +70,7 @@ def _train_loop(model, spec: RunSpec, index, out: Path, initial_epoch: int, tens
 
 def train(spec: RunSpec, data: str, out: str | Path, tensorboard: bool = False) -> dict:
     import models
-    from bench import training
+    from bench.run import training
 
     out = Path(out)
     if (out / SETTINGS).exists():

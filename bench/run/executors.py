@@ -19,8 +19,8 @@ from typing import Iterator
 
 import psutil
 
-from bench.record import RunRecord
-from bench.spec import RunSpec
+from bench.results.record import RunRecord
+from bench.plan.spec import RunSpec
 
 EXECUTORS = ("local", "slurm", "submitit-local")
 
@@ -40,9 +40,9 @@ def run_job(spec: dict, index_path: str, store_root: str, timeout_s: float, inte
     """One point, on whatever machine the job landed on: its row, stamped with that machine,
     whose env.json it leaves beside the folder's (env-<machine>.json) for the report. A local job
     (`sweep_pid`) ends with the sweep that submitted it, and its worker with it."""
-    from bench.env import collect, fingerprint_id
-    from bench.runner import run_point
-    from bench.store import ResultStore
+    from bench.results.machine import collect, fingerprint_id
+    from bench.run.runner import run_point
+    from bench.results.store import ResultStore
 
     if sweep_pid:
         threading.Thread(target=_end_with, args=(sweep_pid,), daemon=True).start()

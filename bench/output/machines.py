@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench import plots, profiles
-from bench.reference import seed_figure
-from bench.points import device_count, read
-from bench.store import read_json
+from bench.output import plots
+from bench.results import profiles
+from bench.analyse.reference import seed_figure
+from bench.analyse.points import device_count, read
+from bench.results.store import read_json
 
 
 def _machine_name(env: dict) -> str:
@@ -67,7 +68,7 @@ def render(folders: list[Path], out: Path) -> str:
         lines += [f"## {backbone}", "", table.round(2).fillna("").to_markdown(index=False), ""]
     notes = sorted({n for n in best.price_note if n})
     if notes:
-        lines += ["Prices: " + "; ".join(notes) + " (bench/profiles/*.toml)."]
+        lines += ["Prices: " + "; ".join(notes) + " (bench/results/profiles/*.toml)."]
     lines.append("The seed's 2019 column is filled where a machine's best configuration is one the seed "
                  "timed (vgg16, 224x224, 20 epochs, 148 + 30 images, the same loader settings).")
     text = "\n".join(lines) + "\n"

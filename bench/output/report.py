@@ -1,5 +1,5 @@
 """report.md from a results folder: the machine, then tables in the seed's shape. It formats
-the points table (bench/points.py) and the runs; it computes no figure of its own."""
+the points table (bench/analyse/points.py) and the runs; it computes no figure of its own."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench import analysis, points as points_table
-from bench.points import pairs, setting
-from bench.reference import seed_section
-from bench.spec import GROUP_KNOBS, KNOBS, ROW_KNOB
-from bench.store import read_json
+from bench.analyse import verdicts as analysis, points as points_table
+from bench.analyse.points import pairs, setting
+from bench.analyse.reference import seed_section
+from bench.plan.spec import GROUP_KNOBS, KNOBS, ROW_KNOB
+from bench.results.store import read_json
 from pipelines import knob_meaning
 
 
@@ -278,7 +278,7 @@ def _backends(env: dict) -> str:
 
 def render(every: pd.DataFrame, rows: list[dict], env: dict, sweep: dict, figures: list[tuple[str, str]] = (),
            left_out: int = 0) -> str:
-    """The report: `every` is the points table (bench/points.py) of `rows`, the folder's current
+    """The report: `every` is the points table (bench/analyse/points.py) of `rows`, the folder's current
     runs; `left_out` counts the rows of other machines or commits the folder keeps."""
     lines = [f"# gpubench: `{sweep.get('preset', '?')}` on `{sweep.get('gpu', '?')}`", ""]
     lines += _machine(env) + _trained_on(rows)
@@ -378,7 +378,7 @@ def _previous_figures(report: Path) -> list[tuple[str, str]]:
 def _figures(root: Path, points: pd.DataFrame, rows: list[dict], run_id: str | None) -> list[tuple[str, str]]:
     """throughput.png, and utilisation.png for the chosen run (default: the fastest
     configuration's first good run)."""
-    from bench import plots
+    from bench.output import plots
 
     made = []
     if plots.throughput(points, root / "throughput.png"):

@@ -8,9 +8,9 @@ import statistics
 import textwrap
 from pathlib import Path
 
-from bench import spec as specs
-from bench.spec import PRESET_DIR, SpecError
-from bench.store import ResultStore, StoreError, read_json
+from bench.plan import spec as specs
+from bench.plan.spec import PRESET_DIR, SpecError
+from bench.results.store import ResultStore, StoreError, read_json
 
 
 def seconds_per_run(results: Path, preset: str, host: str) -> float | None:

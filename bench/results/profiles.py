@@ -1,4 +1,4 @@
-"""Datasheet figures of known GPUs (bench/profiles/<label>.toml): memory, peak FLOP/s per
+"""Datasheet figures of known GPUs (bench/results/profiles/<label>.toml): memory, peak FLOP/s per
 arithmetic (float32, tf32, float16, bfloat16: the math a run's convolutions ran in, its
 matmul_precision), board power and an indicative price. A label with no profile works with the
 measured figures alone."""
