@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.run import devices
-from bench.plan.spec import RunSpec, frameworks
+from bench.plan.knobs import RunSpec
+from bench.plan.grid import frameworks
 from pipelines.dataset import DatasetError, find_images, readable, scan, scan_folder
 
 SETTINGS = "train.json"

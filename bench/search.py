@@ -9,7 +9,9 @@ import json
 import sys
 from typing import Callable
 
-from bench.plan.spec import TIMEOUT_S, DataSpec, RunSpec, SpecError, one_point
+from bench.plan.knobs import RunSpec, SpecError
+from bench.plan.presets import TIMEOUT_S, DataSpec
+from bench.plan.grid import one_point
 
 TRY = dict(pipeline="synthetic", epochs=1, steps_per_epoch=2, validation_steps=1, checkpoint=False, window="epochs")
 DATA = DataSpec(train=12, val=6, classes=3, image_size="64x48")  # the tries train on synthetic tensors

@@ -15,9 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.run import executors
-from bench.plan import spec as specs
+from bench.plan.presets import parse_size
+from bench.plan.grid import ceiling_probes, check_label
 from bench.run.executors import Slurm
-from bench.plan.spec import DataSpec, RunSpec, SpecError
+from bench.plan.knobs import RunSpec, SpecError
+from bench.plan.presets import DataSpec
 from bench.results.store import ResultStore, read_json
 from pipelines import TFDATA_FORMATS
 from pipelines.dataset import DatasetIndex, make_synthetic, scan
@@ -30,7 +32,7 @@ def dataset(data: str | None, data_spec: DataSpec) -> DatasetIndex:
     root = Path("data") / data_spec.dirname()
     print(f"making the synthetic dataset {root} (skipped when it already exists)", file=sys.stderr)
     make_synthetic(root, data_spec.train, data_spec.val, data_spec.classes,
-                   specs.parse_size(data_spec.image_size), data_spec.seed)
+                   parse_size(data_spec.image_size), data_spec.seed)
     return scan(root)
 
 
@@ -66,7 +68,7 @@ def prepared(gpu: str, data: str | None, out: str | None, preset_name: str, data
     from bench.run import doctor
     from bench.results import machine as environment
 
-    label = specs.check_label(environment.auto_label() if gpu == "auto" else gpu)
+    label = check_label(environment.auto_label() if gpu == "auto" else gpu)
     checked = doctor.check(label, {p.backend for p in grid}, local)
     index = dataset(data, data_spec)
     check_formats(grid, index)
@@ -103,7 +105,7 @@ def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, *, gpu: str,
             meta.update(runner.measure_peaks({(p.backend, p.precision) for p in grid}))
         meta.update(executors.describe(executor, max_parallel, slurm))
         (store.root / "sweep.json").write_text(json.dumps(meta, indent=2))
-        probes = specs.ceilings(grid) if ceilings else []
+        probes = ceiling_probes(grid) if ceilings else []
         jobs = None if executor == "local" else executors.Submitit(
             "local" if executor == "submitit-local" else "slurm", store.root / "jobs", max_parallel, timeout_s, slurm)
         new = runner.sweep(probes + grid, index_path, store, timeout_s, interval, force, env["gpu_count"],

@@ -15,7 +15,7 @@ def distance(index, size: int, interpolation: str) -> dict:
     """Levels of 0-255 between the two: mean, 99th percentile, max, the share over 8, and whether
     the labels are the same."""
     import pipelines
-    from bench.plan.spec import RunSpec
+    from bench.plan.knobs import RunSpec
 
     knobs = dict(backend="torch", backbone="tiny", input_size=size, batch=4, workers=2, window="epochs",
                  interpolation=interpolation, transfer="uint8")

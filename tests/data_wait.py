@@ -46,9 +46,9 @@ def measure(tree, pipeline: str, knobs: dict | None = None) -> dict:
 
     import keras
 
-    from bench.plan import spec as specs
+    from bench.plan.grid import one_point
 
-    spec = specs.one_point({"pipeline": pipeline, "backbone": "null", "input_size": 32, "batch": 2, "epochs": 2,
+    spec = one_point({"pipeline": pipeline, "backbone": "null", "input_size": 32, "batch": 2, "epochs": 2,
                             "steps_per_epoch": STEPS, "validation_steps": 1, "window": "epochs",
                             "backend": keras.backend.backend(), **(knobs or {})})
     module = importlib.import_module(pipelines.PIPELINES[pipeline])

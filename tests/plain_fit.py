@@ -39,7 +39,7 @@ def setup(kind: str, backend: str, tree: str) -> tuple:
 
     import models
     from bench.run import training
-    from bench.plan.spec import RunSpec
+    from bench.plan.knobs import RunSpec
     from pipelines import BatchOrder, onehot
     from pipelines.dataset import scan
     from pipelines.pydataset import ImageFolderBatches

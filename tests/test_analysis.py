@@ -9,7 +9,8 @@ from bench.analyse import verdicts as analysis
 from bench.output import report
 from bench.analyse.points import bound, medians, table
 from bench.results.record import RunRecord
-from bench.plan.spec import RunSpec, model_ceiling, pipeline_ceiling
+from bench.plan.knobs import RunSpec
+from bench.plan.grid import model_ceiling, pipeline_ceiling
 from tests.conftest import render_rows
 
 

@@ -11,7 +11,8 @@ import pytest
 import pipelines
 from bench.run import runner
 from bench.run.devices import TF_NCHW_ON_CPU, TORCH_ONE_DEVICE
-from bench.plan.spec import RunSpec, installed
+from bench.plan.knobs import RunSpec
+from bench.plan.grid import installed
 from bench.results.store import ResultStore
 from pipelines import prefetch_factor
 from pipelines.dataset import scan

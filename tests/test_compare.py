@@ -6,7 +6,7 @@ import pandas as pd
 
 from bench.output.compare import STATUS, gate
 from bench.results.record import RunRecord
-from bench.plan.spec import RunSpec
+from bench.plan.knobs import RunSpec
 from bench.results.store import ResultStore
 from tests.conftest import gpubench
 

@@ -5,7 +5,8 @@ import pytest
 from PIL import Image
 
 import pipelines
-from bench.plan.spec import RunSpec, installed
+from bench.plan.knobs import RunSpec
+from bench.plan.grid import installed
 from pipelines.dataset import DatasetError, make_synthetic, scan
 from tests.awkward import BESIDE_CLASSES, HIDDEN, READABLE, UNREADABLE, make_awkward_tree
 

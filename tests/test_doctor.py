@@ -10,7 +10,7 @@ import pytest
 
 from bench.run import doctor
 from bench.results.record import RunRecord
-from bench.plan.spec import RunSpec, SpecError
+from bench.plan.knobs import RunSpec, SpecError
 from tests.conftest import gpubench, render_rows
 
 FAKE_NVML = Path(__file__).parent / "fake_nvml"

@@ -9,7 +9,7 @@ from bench.output import machines
 from bench.analyse import points
 from bench.results.record import RunRecord
 from bench.run.runner import every_host_energy
-from bench.plan.spec import RunSpec
+from bench.plan.knobs import RunSpec
 from bench.results.store import ResultStore
 
 
@@ -90,7 +90,7 @@ def test_decode_rate_reads_into_the_runs_transfer_type(monkeypatch):
 
 def test_a_cached_pipeline_is_not_held_against_the_decode_ceiling():
     point = RunSpec(backbone="tiny", input_size=16, batch=8, workers=1, cache=True)
-    from bench.plan.spec import model_ceiling, pipeline_ceiling
+    from bench.plan.grid import model_ceiling, pipeline_ceiling
 
     rows = [row(point, 900.0), row(pipeline_ceiling(point), 1000.0, decode_img_s_core=100.0),
             row(model_ceiling(point), 2000.0)]

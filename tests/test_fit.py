@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from bench.search import SearchError, search
-from bench.plan.spec import RunSpec
+from bench.plan.knobs import RunSpec
 from tests.conftest import gpubench
 
 

@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from bench.run.devices import TF_MULTI_WORKER, torch_multi_host
-from bench.plan.spec import installed
+from bench.plan.grid import installed
 from bench.results.store import ResultStore
 from tests.conftest import gpubench, killed_and_resumed
 

@@ -13,10 +13,12 @@ from bench.cli import catalogue
 from bench import cli, finetune as workflow
 from bench.output import compare
 from bench.run import runner
-from bench.plan import spec
+from bench.plan.knobs import KNOBS
+from bench.plan.presets import load_preset
+from bench.plan.grid import build_grid, ceiling_probes, check_spec, expand
 from bench.results.record import RunRecord
 from bench.run.runner import Interrupted
-from bench.plan.spec import RunSpec, SpecError
+from bench.plan.knobs import RunSpec, SpecError
 from bench.results.store import ResultStore, foreign_files
 from tests.test_compare import results
 
@@ -125,7 +127,7 @@ def test_a_folder_is_gpubenchs_when_it_holds_env_json_or_runs_jsonl_or_only_a_st
 
 def test_ctrl_c_in_a_sweep_keeps_the_rows_and_says_so(tmp_path):
     """The runs finished before Ctrl-C stay in the store; the sweep ends with Interrupted."""
-    grid = spec.expand({"backbone": ["tiny"], "batch": [4, 8, 16]})
+    grid = expand({"backbone": ["tiny"], "batch": [4, 8, 16]})
 
     class Jobs:
         def run(self, specs, args):
@@ -170,18 +172,18 @@ def test_version_and_help_texts(capsys):
 def test_knobs_lists_every_knob_from_its_metadata(capsys):
     code, out, _ = run_cli(capsys, "knobs")
     rows = {row["knob"]: row for row in table_rows(out)}
-    assert code == 0 and list(rows) == list(spec.KNOBS)
+    assert code == 0 and list(rows) == list(KNOBS)
     assert rows["batch"] == {"knob": "batch", "default": "16", "allowed": "a whole number, 1 or more",
                              "meaning": "images per training step"}
     assert rows["precision"]["allowed"] == "float32, mixed_float16, mixed_bfloat16"
     assert rows["use_multiprocessing"]["default"] == "false"
 
 
-@pytest.mark.parametrize("name", [n for n, f in spec.KNOBS.items() if f.metadata["allowed"]])
+@pytest.mark.parametrize("name", [n for n, f in KNOBS.items() if f.metadata["allowed"]])
 def test_check_spec_refuses_what_a_knobs_metadata_does_not_allow(name):
-    assert spec.KNOBS[name].metadata["help"]
+    assert KNOBS[name].metadata["help"]
     with pytest.raises(SpecError, match=f"unknown {name} 'bogus'"):
-        spec.check_spec(RunSpec(**{name: "bogus"}))
+        check_spec(RunSpec(**{name: "bogus"}))
 
 
 def test_presets_shows_runs_and_the_time_recorded_on_this_host(tmp_path):
@@ -191,9 +193,9 @@ def test_presets_shows_runs_and_the_time_recorded_on_this_host(tmp_path):
                       .to_dict() | {"host": host})
     (folder.root / "sweep.json").write_text(json.dumps({"preset": "smoke"}))
     rows = {row["preset"]: row for row in table_rows(catalogue.presets(tmp_path / "results", host="h"))}
-    smoke = spec.load_preset("smoke")
-    grid, _ = spec.build_grid(smoke.knob_sets(), [], smoke.repeat, smoke.installed_only)
-    runs = len(grid) + len(spec.ceilings(grid))
+    smoke = load_preset("smoke")
+    grid, _ = build_grid(smoke.knob_sets(), [], smoke.repeat, smoke.installed_only)
+    runs = len(grid) + len(ceiling_probes(grid))
     assert rows["smoke"]["runs"] == str(runs)
     assert rows["smoke"]["time on h"] == f"about {6 * runs / 60:.0f} min"
     assert rows["quick"]["time on h"] == "" and rows["smoke"]["description"].startswith("A few points")

@@ -5,7 +5,8 @@ import pytest
 from PIL import Image
 
 import pipelines
-from bench.plan.spec import RunSpec, installed
+from bench.plan.knobs import RunSpec
+from bench.plan.grid import installed
 from pipelines import epoch_plan, reader, tfdata
 from pipelines.dataset import scan
 

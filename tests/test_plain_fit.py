@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from bench.plan.spec import installed
+from bench.plan.grid import installed
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not installed("jax"), reason="jax is not installed")]
 

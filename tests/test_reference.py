@@ -3,7 +3,7 @@ import pandas as pd
 from bench.analyse.points import medians
 from bench.results.record import RunRecord
 from bench.analyse.reference import load_seed, seed_section
-from bench.plan.spec import RunSpec
+from bench.plan.knobs import RunSpec
 from tests.conftest import render_rows
 
 SEED_SWEEP = {"gpu": "2080ti", "train_images": 148, "val_images": 30, "preset": "seed"}

@@ -1,5 +1,5 @@
 from bench.results.record import RunRecord
-from bench.plan.spec import RunSpec
+from bench.plan.knobs import RunSpec
 from tests.conftest import render_rows
 
 ENV_NO_GPU = {"gpus": [], "gpu_note": "NVML unavailable: NVMLError_LibraryNotFound", "cpu": "Test CPU",

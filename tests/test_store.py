@@ -11,7 +11,7 @@ import pytest
 from bench.analyse import points
 from bench.results.machine import collect, fingerprint_id, identity
 from bench.results.record import SCHEMA, RunRecord
-from bench.plan.spec import RunSpec
+from bench.plan.knobs import RunSpec
 from bench.results.store import ResultStore, StoreError
 from tests.conftest import gpubench
 

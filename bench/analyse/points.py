@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from bench.results import profiles
-from bench.plan.spec import COLUMN_KNOBS, KNOBS, RunSpec, model_ceiling, pipeline_ceiling
+from bench.plan.knobs import COLUMN_KNOBS, KNOBS, RunSpec
+from bench.plan.grid import model_ceiling, pipeline_ceiling
 from bench.results.store import ResultStore, read_json
 
 AT_CEILING = 0.8  # a training rate at 80% or more of its lower ceiling is at that ceiling

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.analyse.points import AT_CEILING, SHORT_S, runnable, spec_of
-from bench.plan.spec import knobs_of
+from bench.plan.knobs import knobs_of
 from pipelines import loader_depth, window_steps
 
 SPREAD_WARN = 0.10  # (max - min) / median of the repeats' images/s

@@ -15,9 +15,12 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.plan import spec as specs
+from bench.plan.knobs import SAMPLE_INTERVAL_S
+from bench.plan.presets import TIMEOUT_S, load_preset, parse_size
+from bench.plan.grid import build_grid, ceiling_probes, frameworks, installed, one_point
 from bench.run.executors import EXECUTORS, Slurm
-from bench.plan.spec import DataSpec, RunSpec, SpecError
+from bench.plan.knobs import RunSpec, SpecError
+from bench.plan.presets import DataSpec
 from bench.run.runner import Interrupted
 from bench.results.store import ResultStore, StoreBusy, StoreError, foreign_files, read_json
 from pipelines.dataset import DatasetError, make_synthetic
@@ -67,7 +70,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KNOB=V1,V2",
                    help="override a knob (gpubench knobs lists them)")
     p.add_argument("--timeout", type=positive(float), help="seconds one run may take (default: the preset's)")
-    p.add_argument("--interval", type=positive(float), default=specs.SAMPLE_INTERVAL_S,
+    p.add_argument("--interval", type=positive(float), default=SAMPLE_INTERVAL_S,
                    help="seconds between CPU/GPU samples")
 
 
@@ -118,7 +121,7 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--data", help="default: a small synthetic tree (the tries use in-memory tensors)")
     f.add_argument("--out", help="default: results/<gpu>/<host>/fit-<backbone>")
     f.add_argument("--timeout", type=positive(float))
-    f.add_argument("--interval", type=positive(float), default=specs.SAMPLE_INTERVAL_S)
+    f.add_argument("--interval", type=positive(float), default=SAMPLE_INTERVAL_S)
 
     c = sub.add_parser("compare", help="compare two results configuration by configuration; exit 1 on a regression, 3 when the figures cannot tell (too short or too noisy)")
     c.add_argument("baseline", help="a results folder, or a baseline .csv saved by `gpubench baseline save`")
@@ -194,7 +197,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _grid(knob_sets: list[dict], overrides: list[str], repeat: int = 1, installed_only: bool = False) -> list[RunSpec]:
-    grid, left_out = specs.build_grid(knob_sets, overrides, repeat, installed_only)
+    grid, left_out = build_grid(knob_sets, overrides, repeat, installed_only)
     for reason in left_out:
         print(f"left out of the grid: {reason}", file=sys.stderr)
     return grid
@@ -252,15 +255,15 @@ def _report(args) -> Path:
 def _sweep(args) -> int:
     from bench import session
 
-    preset = specs.load_preset(args.preset)
+    preset = load_preset(args.preset)
     grid = _grid(preset.knob_sets(), args.set, preset.repeat if args.repeat is None else args.repeat,
                  preset.installed_only)
     with_ceilings = preset.ceilings and not args.no_ceilings
     if args.dry_run:
-        print(session.plan(grid, preset.data, specs.ceilings(grid) if with_ceilings else []))
+        print(session.plan(grid, preset.data, ceiling_probes(grid) if with_ceilings else []))
         return 0
     _check_out(args.out, args.force)
-    if args.executor != "local" and not specs.installed("submitit"):
+    if args.executor != "local" and not installed("submitit"):
         raise SpecError(f"--executor {args.executor} needs submitit, which is not installed here "
                         "(pip install 'gpubench[fleet]')")
     slurm = Slurm(args.slurm_partition, args.slurm_gpus_per_node, args.slurm_time, args.slurm_exclusive)
@@ -295,7 +298,7 @@ def _run(args) -> int:
     if len(grid) != 1:
         raise SpecError("run takes one value per knob; use sweep for several")
     _, new = session.run(grid, "run", DataSpec(), gpu=args.gpu, data=args.data, out=args.out,
-                         timeout_s=args.timeout or specs.TIMEOUT_S, interval=args.interval, force=True)
+                         timeout_s=args.timeout or TIMEOUT_S, interval=args.interval, force=True)
     print(json.dumps(new[0], indent=2))
     return 0
 
@@ -303,7 +306,7 @@ def _run(args) -> int:
 def _compare(args) -> int:
     from bench.output import compare
 
-    preset_gate = specs.load_preset(args.preset).gate if args.preset else {}
+    preset_gate = load_preset(args.preset).gate if args.preset else {}
     try:
         text, status = compare.gate(args.baseline, args.current, preset_gate, args.metric, args.factor, args.strict)
     except compare.CompareError as e:
@@ -343,11 +346,11 @@ def _workflow(args) -> int:
     from bench import finetune as workflow
 
     if args.command == "train":
-        spec = specs.one_point(dict(
+        spec = one_point(dict(
             backbone=args.backbone, input_size=args.input_size, pipeline=args.pipeline, batch=args.batch,
             workers=args.workers, use_multiprocessing=args.use_multiprocessing, max_queue_size=args.max_queue_size,
             gpus=args.gpus, epochs=args.epochs, finetune=args.finetune, backend=args.backend, window="epochs"))
-        devices.prepare(spec.backend, spec.gpus, specs.frameworks(spec))
+        devices.prepare(spec.backend, spec.gpus, frameworks(spec))
     else:
         workflow.prepare(args.model)
     with _quiet_start(args.verbose):
@@ -375,7 +378,7 @@ def _workflow(args) -> int:
 
 
 def _data(args) -> int:
-    root = make_synthetic(args.dir, args.train, args.val, args.classes, specs.parse_size(args.image_size), args.seed)
+    root = make_synthetic(args.dir, args.train, args.val, args.classes, parse_size(args.image_size), args.seed)
     print(f"{root}: {args.train} training and {args.val} validation images, {args.classes} classes")
     return 0
 

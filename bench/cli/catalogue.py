@@ -8,8 +8,11 @@ import statistics
 import textwrap
 from pathlib import Path
 
-from bench.plan import spec as specs
-from bench.plan.spec import PRESET_DIR, SpecError
+from bench.plan.knobs import KNOBS
+from bench.plan.presets import load_preset
+from bench.plan.grid import build_grid, ceiling_probes
+from bench.plan.knobs import SpecError
+from bench.plan.presets import PRESET_DIR
 from bench.results.store import ResultStore, StoreError, read_json
 
 
@@ -40,10 +43,10 @@ def presets(results: Path = Path("results"), host: str | None = None) -> str:
     host = host or socket.gethostname()
     rows = []
     for path in sorted(PRESET_DIR.glob("*.toml")):
-        preset = specs.load_preset(str(path))
+        preset = load_preset(str(path))
         try:
-            grid, _ = specs.build_grid(preset.knob_sets(), [], preset.repeat, preset.installed_only)
-            runs = len(grid) + (len(specs.ceilings(grid)) if preset.ceilings else 0)
+            grid, _ = build_grid(preset.knob_sets(), [], preset.repeat, preset.installed_only)
+            runs = len(grid) + (len(ceiling_probes(grid)) if preset.ceilings else 0)
             count = str(runs)
         except SpecError as e:  # e.g. a backend this machine lacks
             runs, count = 0, f"cannot run here: {e}"
@@ -57,7 +60,7 @@ def presets(results: Path = Path("results"), host: str | None = None) -> str:
 def knobs() -> str:
     """One row per knob: name, default, allowed values or range, meaning."""
     rows = []
-    for name, field in specs.KNOBS.items():
+    for name, field in KNOBS.items():
         meta = field.metadata
         if meta["allowed"]:
             allowed = ", ".join(str(v).lower() if isinstance(v, bool) else str(v) for v in meta["allowed"])

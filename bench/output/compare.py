@@ -18,7 +18,7 @@ import pandas as pd
 
 from bench.results.machine import fingerprint
 from bench.analyse.points import SHORT_S, pairs, read_csv
-from bench.plan.spec import KNOBS
+from bench.plan.knobs import KNOBS
 from bench.results.store import read_json
 
 # Metrics and whether higher is better; the gate reads the repeats' min and max where kept.

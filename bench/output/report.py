@@ -10,7 +10,7 @@ import pandas as pd
 from bench.analyse import verdicts as analysis, points as points_table
 from bench.analyse.points import pairs, setting
 from bench.analyse.reference import seed_section
-from bench.plan.spec import GROUP_KNOBS, KNOBS, ROW_KNOB
+from bench.plan.knobs import GROUP_KNOBS, KNOBS, ROW_KNOB
 from bench.results.store import read_json
 from pipelines import knob_meaning
 

@@ -1,7 +1,7 @@
 """RunRecord: one flat row per run, the only thing a worker hands back to the runner.
 
 Its fields are who the run is, its knobs (RunSpec's own fields: the knobs are defined once, in
-bench/plan/spec.py) and what it measured, in that order: the columns of runs.csv.
+bench/plan/knobs.py) and what it measured, in that order: the columns of runs.csv.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
-from bench.plan.spec import KNOBS, RunSpec
+from bench.plan.knobs import KNOBS, RunSpec
 
 SCHEMA = 2  # 2: rates and summaries over the measured window, fixed costs apart; identity of the code and machine
 

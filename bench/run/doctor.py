@@ -14,7 +14,7 @@ import sys
 
 from bench.run import devices
 from bench.results import machine as environment
-from bench.plan.spec import SpecError
+from bench.plan.knobs import SpecError
 
 TORCH_CUDA12_INDEX = "https://download.pytorch.org/whl/cu126"
 
@@ -102,7 +102,7 @@ def ask(backends) -> dict[str, dict]:
 
 
 def installed_backends() -> list[str]:
-    from bench.plan.spec import installed
+    from bench.plan.grid import installed
 
     return [b for b in devices.FRAMEWORKS if installed(b)]
 

@@ -20,7 +20,7 @@ from typing import Iterator
 import psutil
 
 from bench.results.record import RunRecord
-from bench.plan.spec import RunSpec
+from bench.plan.knobs import RunSpec
 
 EXECUTORS = ("local", "slurm", "submitit-local")
 

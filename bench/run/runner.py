@@ -23,7 +23,8 @@ from rich.text import Text
 from bench.results.record import RunRecord
 from bench.run.devices import TF_MULTI_WORKER, TF_NCHW_ON_CPU, TORCH_ONE_DEVICE, torch_multi_host
 from bench.results.machine import this_machine
-from bench.plan.spec import KNOBS, SAMPLE_INTERVAL_S, RunSpec, installed, knobs_of
+from bench.plan.knobs import KNOBS, SAMPLE_INTERVAL_S, RunSpec, knobs_of
+from bench.plan.grid import installed
 from bench.results.store import ResultStore
 from bench.run.worker import OOM_RE
 from pipelines import split_plan

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import psutil
 
-from bench.plan.spec import SAMPLE_INTERVAL_S
+from bench.plan.knobs import SAMPLE_INTERVAL_S
 
 
 class CpuSampler:

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from bench.run import devices
 from bench.results.record import RUN_FIGURES, RunRecord
-from bench.plan.spec import SAMPLE_INTERVAL_S, RunSpec, frameworks
+from bench.plan.knobs import SAMPLE_INTERVAL_S, RunSpec
+from bench.plan.grid import frameworks
 
 OOM_RE = re.compile(r"\bOOM\b|out of memory|ResourceExhausted|bad_alloc|Cannot allocate memory|MemoryError",
                     re.IGNORECASE)

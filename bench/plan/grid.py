@@ -1,0 +1,150 @@
+"""The grid: knob lists -> checked RunSpecs (the product, the ceiling probes, the packages each
+point needs, the checks made before any run) and the --gpu label check.
+
+Nothing here imports TensorFlow or Keras, so a bad sweep is refused in well under a second.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import itertools
+import re
+
+from models import data_format_problem, input_size_problem
+from pipelines import PIPELINES, knob_meaning
+
+from bench.plan.knobs import KNOBS, LOADER_KNOBS, RunSpec, SpecError, parse_override
+
+_TF, _JAX, _TORCH = (("tensorflow", "pip install tensorflow"), ("jax", "pip install 'gpubench[jax]'"),
+                     ("torch", "pip install 'gpubench[torch]'"))
+# The package a backend or pipeline imports, and how to install it.
+NEEDS = {("backend", "tensorflow"): _TF, ("backend", "jax"): _JAX, ("backend", "torch"): _TORCH,
+         ("pipeline", "tfdata"): _TF, ("pipeline", "torch"): _TORCH,
+         ("pipeline", "dali"): ("nvidia.dali", "pip install 'gpubench[dali]'")}
+LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _normalise(spec: RunSpec) -> RunSpec:
+    """Blank the loader knobs a pipeline does not use, so equal runs collapse into one point."""
+    meaning = knob_meaning(spec.pipeline)
+    blank = {k: None for k in LOADER_KNOBS if k not in meaning}
+    return dataclasses.replace(spec, **blank)
+
+
+def expand(knobs: dict, repeat: int = 1) -> list[RunSpec]:
+    """The cartesian product of the knob lists, duplicates removed, each point `repeat` times."""
+    names = list(knobs)
+    points: dict[str, RunSpec] = {}
+    for combo in itertools.product(*(knobs[n] for n in names)):
+        spec = _normalise(RunSpec(**dict(zip(names, combo))))
+        points.setdefault(spec.point_id, spec)
+    return [dataclasses.replace(p, repeat=r) for p in points.values() for r in range(repeat)]
+
+
+def pipeline_ceiling(spec: RunSpec) -> RunSpec:
+    """The same feed into the null model: fit then runs as fast as the pipeline delivers."""
+    return dataclasses.replace(spec, backbone="null", finetune="full", checkpoint=False, precision="float32",
+                               xla="auto", gpus=1, repeat=0, role="ceiling")
+
+
+def model_ceiling(spec: RunSpec) -> RunSpec:
+    """The same model, batch and precision on tensors already in memory: the model alone."""
+    return _normalise(dataclasses.replace(spec, pipeline="synthetic", checkpoint=False, cache=None,
+                                          interpolation="nearest", repeat=0, role="ceiling"))
+
+
+def ceiling_probes(grid: list[RunSpec]) -> list[RunSpec]:
+    """The probes that give each point its two ceilings, one per distinct pipeline or model
+    setting, leaving out those the grid runs anyway. Each is measured like the points it bounds:
+    as many repeats as the most any of them has, so that a bound compares a median with a median."""
+    have = {p.point_id for p in grid}
+    repeats: dict[str, int] = {}  # probe point_id -> repeats it needs
+    probes: dict[str, RunSpec] = {}
+    for point in grid:
+        if point.pipeline == "synthetic" or point.backbone == "null":
+            continue
+        for probe in (pipeline_ceiling(point), model_ceiling(point)):
+            if probe.point_id not in have:
+                probes.setdefault(probe.point_id, probe)
+                repeats[probe.point_id] = max(repeats.get(probe.point_id, 0), point.repeat + 1)
+    return [dataclasses.replace(probe, repeat=r) for pid, probe in probes.items() for r in range(repeats[pid])]
+
+
+def installed(module: str) -> bool:
+    """Whether `module` can be imported here, found without importing it."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def frameworks(spec: RunSpec) -> tuple[str, ...]:
+    """The packages the point imports: its backend's and its pipeline's."""
+    return tuple(module for (knob, value), (module, _) in NEEDS.items() if getattr(spec, knob) == value)
+
+
+def missing(spec: RunSpec) -> str | None:
+    """Why this machine lacks a package the point needs (its backend's, its pipeline's), or None."""
+    for (knob, value), (module, how) in NEEDS.items():
+        if getattr(spec, knob) == value and not installed(module):
+            return f"{knob} {value} needs {module}, which is not installed here ({how})"
+    return None
+
+
+def check_spec(spec: RunSpec) -> None:
+    """Refuse a point that cannot run, with a one-line reason."""
+    meaning = knob_meaning(spec.pipeline) if spec.pipeline in PIPELINES else {}
+    for name, field in KNOBS.items():
+        value, allowed, minimum = getattr(spec, name), field.metadata["allowed"], field.metadata["minimum"]
+        if value is None and "None" in field.type and (field.metadata["role"] != "loader" or name not in meaning):
+            continue  # a loader knob its pipeline does not use
+        if allowed and value not in allowed:
+            raise SpecError(f"unknown {name} {value!r}; expected one of: {', '.join(map(str, allowed))}")
+        if minimum is not None and (not isinstance(value, int) or value < minimum):
+            rule = "must be at least 1" if minimum == 1 else f"must be {minimum} or more"
+            raise SpecError(f"{name}={value}: {rule}")
+        if name == "input_size" and input_size_problem(spec.backbone, value):
+            raise SpecError(input_size_problem(spec.backbone, value))
+    if spec.window == "auto" and spec.epochs < 2:
+        raise SpecError(f"epochs={spec.epochs} leaves no measured window: the first epoch is warm-up (compile, "
+                        "loader start); use epochs=2 or more, or window=epochs to time the epochs as asked")
+    problem = data_format_problem(spec.backbone, spec.data_format)
+    if problem:
+        raise SpecError(problem)
+    why = missing(spec)
+    if why:
+        raise SpecError(why)
+
+
+def build_grid(knob_sets: list[dict], overrides: list[str], repeat: int = 1,
+               installed_only: bool = False) -> tuple[list[RunSpec], list[str]]:
+    """(the checked grid: the union of the knob sets' products, each with the --set overrides;
+    with `installed_only`, without the points whose backend or pipeline this machine lacks, and
+    why they were left out)."""
+    if repeat < 1:
+        raise SpecError(f"--repeat {repeat}: must be at least 1")
+    changed = dict(parse_override(text) for text in overrides)
+    runs = {s.run_id: s for knobs in knob_sets for s in expand({**knobs, **changed}, repeat)}
+    grid, reasons = list(runs.values()), []
+    if installed_only:
+        why = {p.run_id: missing(p) for p in grid}
+        reasons = sorted(set(why.values()) - {None})
+        grid = [p for p in grid if not why[p.run_id]]
+        if not grid:
+            raise SpecError("no point of the grid can run here: " + "; ".join(reasons))
+    for point in grid:
+        check_spec(point)
+    return grid, reasons
+
+
+def one_point(knobs: dict) -> RunSpec:
+    """The checked RunSpec of these knob values."""
+    grid, _ = build_grid([{k: [v] for k, v in knobs.items()}], [])
+    return grid[0]
+
+
+def check_label(label: str) -> str:
+    if not LABEL_RE.match(label):
+        raise SpecError(f"--gpu {label!r}: a label is a plain name of letters, digits, '.', '_', '-'")
+    return label

@@ -1,0 +1,160 @@
+"""The knobs: RunSpec (one point of a sweep) and each knob's metadata (role, meaning, allowed
+values or minimum), read by the checks, the reports and `gpubench knobs`; and turning a TOML or
+--set value into a knob's value. Nothing here imports TensorFlow or Keras."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+
+from models import BACKBONES
+from pipelines import PIPELINES
+
+SAMPLE_INTERVAL_S = 0.5  # seconds between CPU and GPU samples
+
+
+class SpecError(ValueError):
+    """A user mistake found before any work starts; its message is one line."""
+
+
+def knob(default, role: str, help: str, allowed: tuple = (), minimum: int | None = None, later: bool = False):
+    """A RunSpec field that is a knob. `role` says what it sets, and so where the reports put it:
+    `model` and `schedule` knobs split the results into tables, `pipeline`, `loader` and `device`
+    knobs name a table's columns (a `loader` knob is blank where its pipeline does not use it),
+    `batch` its rows. `help` says what it means, `allowed` or `minimum` what values it takes
+    (check_spec and `gpubench knobs` read them from here). `later` marks a knob added after the
+    first results were kept: at its default it is left out of point_id, so that those results
+    keep their ids."""
+    return dataclasses.field(default=default, metadata={"role": role, "help": help, "allowed": allowed,
+                                                        "minimum": minimum, "later": later})
+
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One point of a sweep. Defaults follow the seed's recipe, with fewer epochs."""
+
+    backend: str = knob("tensorflow", "model", "Keras 3's backend", BACKENDS, later=True)
+    backbone: str = knob("vgg16", "model", "the model trained (bench/models)", tuple(BACKBONES))
+    input_size: int = knob(224, "model", "images are resized to this many pixels square", minimum=1)
+    pipeline: str = knob("keras", "pipeline", "what reads and feeds the images", tuple(PIPELINES))
+    batch: int = knob(16, "batch", "images per training step", minimum=1)
+    workers: int | None = knob(4, "loader", "loader workers (threads or processes)", minimum=0)
+    use_multiprocessing: bool | None = knob(False, "loader", "the keras loader's workers are processes, not threads",
+                                            (True, False))
+    max_queue_size: int | None = knob(10, "loader", "batches the loader keeps ready", minimum=0)
+    gpus: int = knob(1, "device", "devices training data-parallel (logical CPU devices where no GPU)", minimum=1)
+    epochs: int = knob(3, "schedule", "epochs trained (the first is warm-up)", minimum=1)
+    steps_per_epoch: int = knob(0, "schedule", "0: one pass over the training images, as flow_from_directory",
+                                minimum=0)
+    validation_steps: int = knob(0, "schedule", "0: one pass over the validation images", minimum=0)
+    finetune: str = knob("full", "model", "the layers trained: the seed's three steps", ("head", "last_block", "full"))
+    interpolation: str = knob("nearest", "model", "resizing (nearest: flow_from_directory's default)",
+                              ("nearest", "bilinear"))
+    cache: bool | None = knob(False, "loader", "keep the decoded images in memory after the first epoch", (True, False))
+    checkpoint: bool = knob(False, "schedule", "save the best model every epoch, as the seed's timed runs did",
+                            (True, False))
+    precision: str = knob("float32", "device", "Keras's dtype policy", ("float32", "mixed_float16", "mixed_bfloat16"))
+    xla: str = knob("auto", "device", "jit_compile: auto (Keras decides), on, off", ("auto", "on", "off"))
+    window: str = knob("auto", "schedule", "auto: epochs long enough for a steady window; epochs: as asked",
+                       ("auto", "epochs"), later=True)
+    data_format: str = knob("channels_last", "device", "Keras's image data format for the model",
+                            ("channels_last", "channels_first"), later=True)
+    transfer: str = knob("float32", "loader", "what a pipeline hands over: float32 in [0, 1], or uint8",
+                         ("float32", "uint8"), later=True)
+    hosts: int = knob(1, "device", "processes training data-parallel, `gpus` devices each", minimum=1, later=True)
+    repeat: int = 0  # which repeat of the point this is, 0-based
+    role: str = "point"  # "ceiling": a probe run for another point's pipeline or model ceiling
+
+    def knobs(self) -> dict:
+        return {k: getattr(self, k) for k in KNOBS}
+
+    @property
+    def point_id(self) -> str:
+        """Stable id of the knob combination: the same point in any sweep has the same id. A
+        knob added after the first results is left out while at its default, so that those
+        results keep their ids (resume, baselines)."""
+        knobs = {k: v for k, v in self.knobs().items() if LATER_KNOBS.get(k, object()) != v}
+        text = json.dumps(knobs, sort_keys=True)
+        return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.point_id}-r{self.repeat}"
+
+    def label(self) -> str:
+        """Short human name for progress lines."""
+        parts = [self.backbone, f"{self.input_size}px", self.pipeline, f"b{self.batch}"]
+        if self.backend != "tensorflow":
+            parts.insert(0, self.backend)
+        if self.workers is not None:
+            parts.append(f"w{self.workers}")
+        if self.use_multiprocessing is not None:
+            parts.append("mp" if self.use_multiprocessing else "threads")
+        if self.max_queue_size is not None:
+            parts.append(f"q{self.max_queue_size}")
+        if self.cache:
+            parts.append("cache")
+        if self.transfer != "float32":
+            parts.append(self.transfer)
+        if self.gpus != 1:
+            parts.append(f"{self.gpus}gpu")
+        if self.hosts != 1:
+            parts.append(f"{self.hosts}hosts")
+        return " ".join(parts)
+
+
+KNOBS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(RunSpec) if "role" in f.metadata}
+
+
+def knobs_of(*roles: str) -> tuple[str, ...]:
+    """The knobs of these roles, in RunSpec's order."""
+    return tuple(name for name, f in KNOBS.items() if f.metadata["role"] in roles)
+
+
+LATER_KNOBS = {name: f.default for name, f in KNOBS.items() if f.metadata["later"]}  # left out of point_id at these
+LOADER_KNOBS = knobs_of("loader")
+GROUP_KNOBS = knobs_of("model", "schedule")  # a table each
+COLUMN_KNOBS = knobs_of("pipeline", "loader", "device")  # a table's columns
+ROW_KNOB = "batch"
+
+
+def coerce(knob: str, raw):
+    """Turn a TOML or command-line value into the knob's type, or raise a one-line SpecError."""
+    kind = KNOBS[knob].type
+    text = str(raw).strip()
+    if isinstance(raw, str) and text.lower() in ("", "none", "n/a") and "None" in kind:
+        return None
+    if "bool" in kind:
+        if isinstance(raw, bool):
+            return raw
+        if text.lower() in ("true", "1", "yes"):
+            return True
+        if text.lower() in ("false", "0", "no"):
+            return False
+        raise SpecError(f"{knob}={text!r}: expected true or false")
+    if "int" in kind:
+        if isinstance(raw, bool):
+            raise SpecError(f"{knob}={text!r}: expected a whole number")
+        try:
+            return int(text)
+        except ValueError:
+            raise SpecError(f"{knob}={text!r}: expected a whole number") from None
+    return text
+
+
+def parse_override(text: str) -> tuple[str, list]:
+    """'batch=8,32' -> ('batch', [8, 32])."""
+    if "=" not in text:
+        raise SpecError(f"--set {text!r}: expected KNOB=VALUE[,VALUE...]")
+    knob, _, values = text.partition("=")
+    knob = knob.strip()
+    if knob not in KNOBS:
+        raise SpecError(f"unknown knob {knob!r}; knobs are: {', '.join(KNOBS)}")
+    if not all(v.strip() for v in values.split(",")):
+        raise SpecError(f"--set {text!r}: a value is missing; expected {knob}=VALUE[,VALUE...]")
+    return knob, [coerce(knob, v) for v in values.split(",")]
