@@ -66,18 +66,18 @@ def prepared(gpu: str, data: str | None, out: str | None, preset_name: str, data
     needs. Yields (store, index path, env, sweep metadata). Refuses a label NVML contradicts, and
     a backend that would train on the CPU while NVML sees a GPU (bench/run/doctor.py)."""
     from bench.run import doctor
-    from bench.results import machine as environment
+    from bench.results import machine
 
-    label = check_label(environment.auto_label() if gpu == "auto" else gpu)
+    label = check_label(machine.auto_label() if gpu == "auto" else gpu)
     checked = doctor.check(label, {p.backend for p in grid}, local)
     index = dataset(data, data_spec)
     check_formats(grid, index)
     _warn_about(index)
-    env = {**environment.collect(), "doctor": checked}
+    env = {**machine.collect(), "doctor": checked}
     store = ResultStore(out or default_folder(label, env["host"], preset_name)).create()
     with store.locked():
         previous = read_json(store.root / "env.json")
-        other = environment.differs(previous, env) if previous and store.records() else None
+        other = machine.differs(previous, env) if previous and store.records() else None
         if other and not force:
             raise SpecError(f"{store.root} holds the runs of {other}: use another --out, or --force to measure "
                             f"every point here anew (their runs are kept in runs.jsonl)")

@@ -5,7 +5,7 @@ import dataclasses
 import pandas as pd
 import pytest
 
-from bench.analyse import verdicts as analysis
+from bench.analyse import verdicts
 from bench.output import report
 from bench.analyse.points import bound, medians, table
 from bench.results.record import RunRecord
@@ -74,7 +74,7 @@ def test_mfu_against_the_datasheet_takes_the_row_of_the_math_the_run_used(math, 
 def test_the_report_says_where_the_time_goes():
     _, rows = constructed()
     text = render_rows(rows, {"cpu_threads": 2}, {"peak_tflops": {"float32": 0.5}})
-    assert "## Where the time goes" in text and analysis.RULE in text
+    assert "## Where the time goes" in text and verdicts.RULE in text
     assert "| keras w1 threads q10 b8" in text and "| input " in text and "60%" in text and "38.0%" in text
     assert "**Verdict.** 1 input-bound of 1 configurations." in text
     assert "input-bound at 95 images/s, below the 500 images/s the model can take" in text
@@ -90,7 +90,7 @@ def _repeats(rates, totals, images=500, **knobs):
 
 def _warnings(rows):
     frame = pd.DataFrame(rows)
-    return analysis.noise_warnings(frame, medians(frame))
+    return verdicts.noise_warnings(frame, medians(frame))
 
 
 def test_steady_repeats_raise_no_warning():
@@ -131,7 +131,7 @@ def test_verdict_names_the_setting_that_changed_most():
     points = table(rows, {}, {})
     points["bound"], points["efficiency"] = "input", 0.9
     points["model_img_s"] = 500.0
-    assert "`workers` = 4 gave 3.00x the images/s of 1" in analysis.verdict(points)
+    assert "`workers` = 4 gave 3.00x the images/s of 1" in verdicts.verdict(points)
 
 
 def test_the_feed_table_says_how_many_cores_keep_the_model_fed():
@@ -160,7 +160,7 @@ def _point_and_ceilings(train, pipeline, model, window_s=5.0):
 def test_an_efficiency_above_the_ceiling_is_named_inconsistent_not_a_bound():
     """The smoke sweep's tfdata: end to end 3.13x the model-alone ceiling on 0.3 s windows."""
     point, points = _point_and_ceilings([313.0], [1000.0], [100.0], window_s=0.3)
-    text = analysis.verdict(points)
+    text = verdicts.verdict(points)
     assert "compute-bound" not in text and "Bound withheld for 1 of 1 configurations" in text
     assert ("inconsistent measurement: 313 images/s end to end is 3.13x the model-alone ceiling of 100, a ceiling "
             "below the rate it bounds; likely cause: windows of 0.3 s, under 2 s") in text
@@ -170,11 +170,11 @@ def test_an_efficiency_above_the_ceiling_is_named_inconsistent_not_a_bound():
 
 def test_a_bound_on_short_windows_or_inside_the_repeats_spread_is_withheld():
     _, short = _point_and_ceilings([95.0], [100.0], [500.0], window_s=0.5)
-    assert "input-bound at" not in analysis.verdict(short) and "windows of 0.5 s, under 2 s" in analysis.verdict(short)
+    assert "input-bound at" not in verdicts.verdict(short) and "windows of 0.5 s, under 2 s" in verdicts.verdict(short)
     _, noisy = _point_and_ceilings([80.0, 90.0, 100.0], [90.0, 100.0, 110.0], [500.0, 500.0, 500.0])
-    assert "efficiency is 0.73 to 1.11, on both sides of 0.8" in analysis.verdict(noisy)
+    assert "efficiency is 0.73 to 1.11, on both sides of 0.8" in verdicts.verdict(noisy)
     _, steady = _point_and_ceilings([94.0, 95.0, 96.0], [99.0, 100.0, 101.0], [500.0, 500.0, 500.0])
-    assert analysis.verdict(steady).startswith("1 input-bound of 1 configurations.")
+    assert verdicts.verdict(steady).startswith("1 input-bound of 1 configurations.")
 
 
 def test_the_setting_that_changed_most_is_withheld_where_the_repeats_overlap():
@@ -182,7 +182,7 @@ def test_the_setting_that_changed_most_is_withheld_where_the_repeats_overlap():
             for w, rates in ((1, [90.0, 110.0]), (4, [100.0, 120.0])) for i, r in enumerate(rates)]
     points = table(rows, {}, {})
     points["bound"] = None
-    text = analysis._helped_most(points)
+    text = verdicts._helped_most(points)
     assert text.startswith("No setting is named as the one that changed images/s most: `workers` differed most "
                            "(4 over 1), but the repeats' ranges overlap")
 
@@ -194,11 +194,11 @@ def test_fastest_ranks_what_a_user_can_run_and_says_when_it_cannot_tell():
     rows = [record(synthetic, 1000.0, window_s=5.0), record(null, 800.0, window_s=5.0)]
     rows += [record(dataclasses.replace(keras, repeat=i), r, window_s=5.0) for i, r in enumerate([140.0, 150.0])]
     rows += [record(dataclasses.replace(tfdata, repeat=i), r, window_s=5.0) for i, r in enumerate([100.0, 110.0])]
-    said = analysis.fastest(table(rows, {}, {}))
+    said = verdicts.fastest(table(rows, {}, {}))
     assert said.startswith("**keras w1 threads q10**, batch 8, tiny at 224px: 145.0 training images/s")
     assert "beyond the repeats' spread" in said
     rows[-1]["train_img_s"] = 145.0  # tfdata's best repeat now reaches keras's worst
-    said = analysis.fastest(table(rows, {}, {}))
+    said = verdicts.fastest(table(rows, {}, {}))
     assert said.startswith("Not named: the highest median is **keras") and "the repeats' ranges overlap" in said
 
 

@@ -31,24 +31,24 @@ def installed(monkeypatch, packages: dict) -> None:
 
 
 def test_a_reinstall_with_gpu_builds_changes_the_fingerprint(monkeypatch):
-    from bench.results import machine as env
+    from bench.results import machine
 
     installed(monkeypatch, {"jax-cuda12-plugin": "0.10.2", "nvidia-cudnn-cu12": "9.10.0", "nvidia-ml-py": "13.0"})
-    gpu12 = env.collect()
+    gpu12 = machine.collect()
     assert gpu12["accelerators"] == {"jax-cuda12-plugin": "0.10.2", "nvidia-cudnn-cu12": "9.10.0"}  # not NVML's
     assert gpu12["cudnn"] == "9.10.0"
     installed(monkeypatch, {"jax-cuda12-plugin": "0.10.2", "nvidia-cudnn-cu12": "9.11.0"})
-    assert env.fingerprint_id(env.collect()) != env.fingerprint_id(gpu12)
+    assert machine.fingerprint_id(machine.collect()) != machine.fingerprint_id(gpu12)
     installed(monkeypatch, {"jax-cuda13-plugin": "0.10.2", "nvidia-cudnn-cu12": "9.10.0"})
-    assert env.fingerprint_id(env.collect()) != env.fingerprint_id(gpu12)
+    assert machine.fingerprint_id(machine.collect()) != machine.fingerprint_id(gpu12)
     installed(monkeypatch, {"jax-cuda12-plugin": "0.10.2", "nvidia-cudnn-cu12": "9.10.0"})
-    assert env.fingerprint_id(env.collect()) == env.fingerprint_id(gpu12)
+    assert machine.fingerprint_id(machine.collect()) == machine.fingerprint_id(gpu12)
 
 
 def test_a_machine_without_accelerator_packages_keeps_the_identity_it_had():
-    from bench.results import machine as env
+    from bench.results import machine
 
     before = {"cpu": "Test CPU", "cpu_threads": 2, "gpus": [], "driver": "", "tensorflow": "2.21.0", "keras": "3.15",
               "jax": "", "jaxlib": "", "torch": "2.13.0+cpu"}  # an env.json of before the accelerator columns
-    assert env.fingerprint_id({**before, "cuda": "", "cudnn": "", "accelerators": {}}) == env.fingerprint_id(before)
-    assert env.fingerprint_id(before) == "e54f84fd6b"  # its id before them (the machine column of its rows)
+    assert machine.fingerprint_id({**before, "cuda": "", "cudnn": "", "accelerators": {}}) == machine.fingerprint_id(before)
+    assert machine.fingerprint_id(before) == "e54f84fd6b"  # its id before them (the machine column of its rows)

@@ -47,7 +47,7 @@ def folder(path, specs_rates, **fields):
         store.append(row(spec, rate, **fields))
     (path / "env.json").write_text(json.dumps({"cpu": "Test CPU", "cpu_threads": 2, "gpus": []}))
     (path / "sweep.json").write_text(json.dumps({"gpu": "cpu", "preset": "t"}))
-    points.write(path)
+    points.write_csv(path)
     return path
 
 

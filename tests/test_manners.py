@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from bench.cli import catalogue
-from bench import cli, finetune as workflow
+from bench.cli import catalogue, commands, options
+from bench import cli, finetune
 from bench.output import compare
 from bench.run import runner
 from bench.plan.knobs import KNOBS
@@ -165,8 +165,8 @@ def test_version_and_help_texts(capsys):
     assert code == 0 and "results/<gpu>/<host>/<preset>" in " ".join(out.split())
     code, out, _ = run_cli(capsys, "train", "--help")
     help_text = " ".join(out.split())
-    assert code == 0 and f"(default: {cli.TRAIN_EPOCHS})" in help_text and "(default: vgg16)" in help_text
-    assert f"16 at most (default: {cli.TRAIN_WORKERS})" in help_text
+    assert code == 0 and f"(default: {options.TRAIN_EPOCHS})" in help_text and "(default: vgg16)" in help_text
+    assert f"16 at most (default: {options.TRAIN_WORKERS})" in help_text
 
 
 def test_knobs_lists_every_knob_from_its_metadata(capsys):
@@ -218,7 +218,7 @@ def test_a_sweep_ends_with_one_summary_line(tmp_path):
     report = tmp_path / "report.md"
     report.write_text("# x\n\n**Verdict.** Input-bound: the loaders feed 40% of the model's rate. Add workers.\n")
     rows = [{"status": s} for s in ("ok", "ok", "skipped", "error", "timeout")]
-    assert cli.closing_line(rows, 125.4, report) == (
+    assert commands.closing_line(rows, 125.4, report) == (
         f"5 runs (2 ok, 1 skipped, 2 failed) in 2:05; report: {report}; "
         "verdict: Input-bound: the loaders feed 40% of the model's rate.")
 
@@ -259,8 +259,8 @@ def test_export_to_standard_output(tmp_path, monkeypatch, capsys):
 
 def test_resume_starts_from_the_best_validation_accuracy_in_the_log():
     log = [{"val_accuracy": "0.5"}, {"val_accuracy": "0.75"}, {"val_accuracy": "nan"}, {"val_accuracy": ""}]
-    assert workflow.best_so_far(log) == 0.75
-    assert workflow.best_so_far([]) is None
+    assert finetune.best_so_far(log) == 0.75
+    assert finetune.best_so_far([]) is None
     from bench.run import training
 
     assert training.TimedCheckpoint("best.keras", best=0.75).best == 0.75  # Keras saves only above it

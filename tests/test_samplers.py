@@ -182,7 +182,7 @@ class FakeNvml:
     ("1,7,2", [20]),  # CUDA stops at the first entry that names no device
 ])
 def test_the_gpu_sampler_samples_the_gpus_cuda_visible_devices_gives_the_run(monkeypatch, visible, expected):
-    from bench.results import machine as env
+    from bench.results import machine
 
     monkeypatch.setitem(sys.modules, "pynvml", FakeNvml())
     if visible is None:
@@ -192,7 +192,7 @@ def test_the_gpu_sampler_samples_the_gpus_cuda_visible_devices_gives_the_run(mon
     row = GpuSampler().sample()
     assert [row[f"gpu{i}_util"] for i in range(len(expected))] == expected and f"gpu{len(expected)}_util" not in row
     assert GpuSampler(devices=[0]).sample()["gpu0_util"] == expected[0]
-    assert env.compute_capability() == 8.0 + (expected[0] // 10 - 1) / 10
+    assert machine.compute_capability() == 8.0 + (expected[0] // 10 - 1) / 10
 
 
 class FakeProcess:

@@ -225,7 +225,7 @@ def machine_envs(root: Path) -> dict:
     return {path.stem.removeprefix("env-"): read_json(path) for path in root.glob("env-*.json")}
 
 
-def write(root: str | Path) -> tuple[pd.DataFrame, list[dict], int]:
+def write_csv(root: str | Path) -> tuple[pd.DataFrame, list[dict], int]:
     """points.csv of a results folder, from its current rows: (the table it holds, and
     current_rows' rows and count left out, read once for the callers that format them too)."""
     root = Path(root)
@@ -236,7 +236,7 @@ def write(root: str | Path) -> tuple[pd.DataFrame, list[dict], int]:
     return points, rows, left_out
 
 
-def fed(points: pd.DataFrame) -> pd.DataFrame:
+def fed_points(points: pd.DataFrame) -> pd.DataFrame:
     """The points a pipeline fed, with the model's rate alone beside them: the feed table's rows."""
     return points[points.pipeline.ne("synthetic") & points.model_img_s.notna() & (points.repeats_ok > 0)]
 

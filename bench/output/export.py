@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.analyse import points as points_table
+from bench.analyse.points import write_csv
 from bench.results.store import read_json
 
 
 def document(folder: Path) -> str:
     """The folder's environment, sweep, points and runs as one JSON text."""
-    points, rows, _ = points_table.write(folder)
+    points, rows, _ = write_csv(folder)
     content = {name: read_json(folder / f"{name}.json") for name in ("env", "sweep")}
     content["points"] = json.loads(points.to_json(orient="records"))
     content["runs"] = rows

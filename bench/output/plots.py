@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench.analyse.points import fed as fed_points  # noqa: E402
+from bench.analyse.points import fed_points  # noqa: E402
 
 
 def _save(fig, axes, path: Path) -> Path:

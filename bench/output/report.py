@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.analyse import verdicts as analysis, points as points_table
-from bench.analyse.points import pairs, setting
+from bench.analyse import verdicts
+from bench.analyse.points import SHORT_S, fed_points, pairs, runnable, setting, write_csv
 from bench.analyse.reference import seed_section
 from bench.plan.knobs import GROUP_KNOBS, KNOBS, ROW_KNOB
 from bench.results.store import read_json
@@ -103,7 +103,7 @@ def _where_the_time_goes(points: pd.DataFrame, sweep: dict) -> list[str]:
     if points.mfu_datasheet.notna().any():
         table["math"] = points.get("matmul_precision", pd.Series(index=points.index, dtype=object)).fillna("")
         table["MFU (datasheet)"] = points.mfu_datasheet.map(lambda v: _fmt(v, "{:.1%}"))
-    lines = ["## Where the time goes", "", table.to_markdown(index=False), "", analysis.RULE,
+    lines = ["## Where the time goes", "", table.to_markdown(index=False), "", verdicts.RULE,
              "MFU is the achieved TFLOP/s (the training FLOPs per image, counted from the model's layers: "
              "forward, the weight gradients of the layers that train, the input gradients after the first "
              "that trains) over the peak of the run's devices: gpus x hosts x the peak a large matrix product "
@@ -120,13 +120,13 @@ def _where_the_time_goes(points: pd.DataFrame, sweep: dict) -> list[str]:
                   f"{group.decode_core_img_s.median():.0f} images/s, so all cores "
                   f"{group.decode_ceiling_img_s.median():.0f}; the pipelines alone reach "
                   f"{group.pipeline_efficiency.min():.0%} to {group.pipeline_efficiency.max():.0%} of it.", ""]
-    return lines + ["**Verdict.** " + analysis.verdict(points), ""]
+    return lines + ["**Verdict.** " + verdicts.verdict(points), ""]
 
 
 def _feed(points: pd.DataFrame, env: dict, figure: str | None) -> list[str]:
     """What would feed this GPU: each pipeline's rate beside the model's, and the CPU cores that
     decode fast enough to keep the model fed."""
-    fed = points_table.fed(points)
+    fed = fed_points(points)
     if fed.empty:
         return []
     table = pd.DataFrame({
@@ -179,7 +179,7 @@ def _scaling(points: pd.DataFrame) -> list[str]:
             "img/s on N": twins.train_img_s.round(1),
             "scaling": (twins.train_img_s / (n * twins.train_img_s_base)).round(2),
             "over the repeats": [f"{a:.2f} to {b:.2f}" for a, b in zip(low, high)],
-            "confidence": ["withheld: windows under 2 s" if w < points_table.SHORT_S else "" for w in windows],
+            "confidence": ["withheld: windows under 2 s" if w < SHORT_S else "" for w in windows],
         })
         lines += [f"## Scaling over {what}", "",
                   f"Scaling = images/s on N {what} / (N x images/s on one); 1.0 is perfect; over the repeats, its "
@@ -227,7 +227,7 @@ def _backend_comparison(points: pd.DataFrame) -> list[str]:
 
 def _time_spent(frame: pd.DataFrame) -> list[str]:
     """Of the sweep's wall time, how much was measured, and where the rest went."""
-    table = analysis.time_spent(frame) if "window_s" in frame and frame.window_s.notna().any() else pd.DataFrame()
+    table = verdicts.time_spent(frame) if "window_s" in frame and frame.window_s.notna().any() else pd.DataFrame()
     if table.empty:
         return []
     wall, measured = table["wall (min)"].sum(), table["measured windows (min)"].sum()
@@ -328,12 +328,12 @@ def render(every: pd.DataFrame, rows: list[dict], env: dict, sweep: dict, figure
     lines += _scaling(points)
     lines += _precision_gain(points)
     lines += seed_section(points, sweep)
-    fastest = analysis.fastest(points)
+    fastest = verdicts.fastest(points)
     if fastest:
         lines += ["## Fastest", "", "Of the configurations a user can run (a pipeline feeding a model; not the "
                   "ceilings):", "", fastest, ""]
     lines += _time_spent(frame)
-    warnings = analysis.noise_warnings(frame[frame.role == "point"], points)
+    warnings = verdicts.noise_warnings(frame[frame.role == "point"], points)
     warnings += [f"run {r['run_id']}: a sampler failed, its columns are empty: {r['sampler_error']}"
                  for r in rows if r.get("sampler_error")]
     if warnings:
@@ -357,7 +357,7 @@ def write(root: str | Path, run_id: str | None = None, plots: bool = True) -> Pa
     """report.md, after points.csv. Plots (about a second) are left out of the rewrite after
     each run of a sweep and drawn when it ends."""
     root = Path(root)
-    every, rows, left_out = points_table.write(root)
+    every, rows, left_out = write_csv(root)
     figures = []
     if rows and plots:
         figures = _figures(root, every[every.role == "point"], rows, run_id)
@@ -385,7 +385,7 @@ def _figures(root: Path, points: pd.DataFrame, rows: list[dict], run_id: str | N
         made.append(("images/s against batch size", "throughput.png"))
     if plots.feed(points, root / "feed.png"):
         made.append(("feeding the model", "feed.png"))
-    ok = points_table.runnable(points)
+    ok = runnable(points)
     ok = ok if len(ok) else points[points.repeats_ok > 0]  # a sweep of ceilings alone: its fastest run
     if len(ok):
         best = ok.loc[ok.train_img_s.idxmax()]

@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 from bench.run import devices
-from bench.results import machine as environment
+from bench.results import machine
 from bench.plan.knobs import SpecError
 
 TORCH_CUDA12_INDEX = "https://download.pytorch.org/whl/cu126"
@@ -124,8 +124,8 @@ def fix(backend: str, driver_cuda: str) -> str:
 
 
 def nvml() -> dict:
-    gpus, driver, reason = environment.nvml_gpus()
-    return {"gpus": gpus, "driver": driver, "cuda_driver": environment.driver_cuda(), "gpu_note": reason}
+    gpus, driver, reason = machine.nvml_gpus()
+    return {"gpus": gpus, "driver": driver, "cuda_driver": machine.driver_cuda(), "gpu_note": reason}
 
 
 def seen(found: dict) -> str:
@@ -168,7 +168,7 @@ def known_gpu_labels() -> set[str]:
 def check_label(label: str, found: dict) -> None:
     """A label of a known GPU (bench/results/profiles) that NVML does not see is refused: figures filed
     under it would be another machine's."""
-    names = {environment.gpu_label(g["name"]) for g in found["gpus"]}
+    names = {machine.gpu_label(g["name"]) for g in found["gpus"]}
     if label in known_gpu_labels() and label not in names:
         auto = f"--gpu auto ({sorted(names)[0]})" if names else "--gpu auto (cpu)"
         raise SpecError(f"--gpu {label}: NVML sees {seen(found)}, not a {label}: use {auto}, or --gpu cpu to "

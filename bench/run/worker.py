@@ -64,7 +64,7 @@ def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path
     import models
     import pipelines
     from bench.run import doctor, training
-    from bench.results import machine as env
+    from bench.results import machine
     from models import flops
     from pipelines.dataset import DatasetIndex
 
@@ -92,7 +92,7 @@ def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path
     record.weights = model.weights_source
     record.jit_compile = bool(model.jit_compile)
     record.matmul_precision = devices.matmul_precision(
-        spec.backend, spec.precision, env.compute_capability() if "GPU" in record.devices else None)
+        spec.backend, spec.precision, machine.compute_capability() if "GPU" in record.devices else None)
     record.train_gflops_per_image = flops.train_flops(model) / 1e9
     if spec.backbone == "null":  # the pipeline's ceiling: also how fast one core decodes this data
         record.decode_img_s_core = decode_rate(index, spec)

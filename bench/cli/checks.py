@@ -1,0 +1,42 @@
+"""What several commands check first: a grid built from --set (saying what it left out), a results
+folder, an --out folder that is gpubench's or new."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from bench.plan.grid import build_grid
+from bench.plan.knobs import RunSpec, SpecError
+from bench.results.store import foreign_files
+
+
+def checked_grid(knob_sets: list[dict], overrides: list[str], repeat: int = 1, installed_only: bool = False) -> list[RunSpec]:
+    """The checked grid; what installed_only left out is said on standard error."""
+    grid, left_out = build_grid(knob_sets, overrides, repeat, installed_only)
+    for reason in left_out:
+        print(f"left out of the grid: {reason}", file=sys.stderr)
+    return grid
+
+
+def results_folder(path: str) -> Path:
+    """`path`, refused unless it holds a runs.jsonl."""
+    folder = Path(path)
+    if not (folder / "runs.jsonl").is_file():
+        raise SpecError(f"{folder} has no runs.jsonl: not a results folder")
+    return folder
+
+
+def check_out(out: str | None, force: bool | None) -> None:
+    """--out must be a folder that is gpubench's or new: never a file, never the user's own
+    files, unless `force` (the user's --force; None for a command that has none)."""
+    if out is None:
+        return
+    folder = Path(out)
+    if folder.exists() and not folder.is_dir():
+        raise SpecError(f"--out {out} is a file: give a folder for the results")
+    theirs = foreign_files(folder)
+    if theirs and not force:
+        shown = ", ".join(theirs[:3]) + (", ..." if len(theirs) > 3 else "")
+        raise SpecError(f"--out {out} holds files gpubench did not write ({shown}): choose another folder"
+                        + (", or --force to write there anyway" if force is not None else ""))

@@ -1,0 +1,234 @@
+"""One function per command of the command line (COMMANDS: name -> function of the parsed
+arguments, returning the exit status)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from bench.cli.checks import check_out, checked_grid, results_folder
+from bench.plan.grid import ceiling_probes, frameworks, installed, one_point
+from bench.plan.knobs import SpecError
+from bench.plan.presets import TIMEOUT_S, DataSpec, load_preset, parse_size
+from bench.run.executors import Slurm
+from bench.results.store import ResultStore, read_json
+from pipelines.dataset import make_synthetic
+
+
+def _write(out: str | Path, text: str) -> str:
+    """Write `text` to the file `out`, or to standard output when `out` is `-`; say where."""
+    if str(out) == "-":
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return "standard output"
+    Path(out).write_text(text)
+    return str(out)
+
+
+def _report(args) -> Path:
+    from bench.output import machines, report
+
+    folders = [results_folder(d) for d in args.dirs]
+    if len(folders) == 1:
+        if args.run and args.run not in ResultStore(folders[0]).done():
+            raise SpecError(f"--run {args.run}: no such run in {folders[0]} (see the run_id column of runs.csv)")
+        return report.write(folders[0], args.run)
+    for folder in folders:
+        report.write(folder)  # points.csv up to date
+    preset = read_json(folders[0] / "sweep.json").get("preset", "sweep")
+    beside = Path(os.path.commonpath([f.resolve() for f in folders]))
+    out = Path(args.out or beside / f"machines-{preset}.md")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    machines.render(folders, out)
+    return out
+
+
+def _sweep(args) -> int:
+    from bench import session
+
+    preset = load_preset(args.preset)
+    grid = checked_grid(preset.knob_sets(), args.set, preset.repeat if args.repeat is None else args.repeat,
+                 preset.installed_only)
+    with_ceilings = preset.ceilings and not args.no_ceilings
+    if args.dry_run:
+        print(session.plan(grid, preset.data, ceiling_probes(grid) if with_ceilings else []))
+        return 0
+    check_out(args.out, args.force)
+    if args.executor != "local" and not installed("submitit"):
+        raise SpecError(f"--executor {args.executor} needs submitit, which is not installed here "
+                        "(pip install 'gpubench[fleet]')")
+    slurm = Slurm(args.slurm_partition, args.slurm_gpus_per_node, args.slurm_time, args.slurm_exclusive)
+    start = time.monotonic()
+    path, new = session.run(grid, preset.name, preset.data, gpu=args.gpu, data=args.data, out=args.out,
+                            timeout_s=args.timeout or preset.timeout_s, interval=args.interval, force=args.force,
+                            ceilings=with_ceilings, executor=args.executor, max_parallel=args.max_parallel,
+                            slurm=slurm)
+    print(closing_line(new, time.monotonic() - start, path))
+    return 0
+
+
+def closing_line(rows: list[dict], wall_s: float, report: Path) -> str:
+    """The sweep in one line: its runs by outcome, its wall time, the report and the first
+    sentence of the report's verdict."""
+    from bench.run.runner import clock
+
+    ok = sum(r["status"] == "ok" for r in rows)
+    skipped = sum(r["status"] == "skipped" for r in rows)
+    counts = f"{ok} ok, {skipped} skipped, {len(rows) - ok - skipped} failed"
+    line = f"{len(rows)} runs ({counts}) in {clock(wall_s)}; report: {report}"
+    verdict = next((l for l in report.read_text().splitlines() if l.startswith("**Verdict.** ")), "")
+    sentence = verdict.removeprefix("**Verdict.** ").split(". ")[0].rstrip(".")
+    return line + (f"; verdict: {sentence}." if sentence else "")
+
+
+def _run(args) -> int:
+    from bench import session
+
+    check_out(args.out, force=None)
+    grid = checked_grid([{}], args.set)
+    if len(grid) != 1:
+        raise SpecError("run takes one value per knob; use sweep for several")
+    _, new = session.run(grid, "run", DataSpec(), gpu=args.gpu, data=args.data, out=args.out,
+                         timeout_s=args.timeout or TIMEOUT_S, interval=args.interval, force=True)
+    print(json.dumps(new[0], indent=2))
+    return 0
+
+
+def _compare(args) -> int:
+    from bench.output import compare
+
+    preset_gate = load_preset(args.preset).gate if args.preset else {}
+    try:
+        text, status = compare.gate(args.baseline, args.current, preset_gate, args.metric, args.factor, args.strict)
+    except compare.CompareError as e:
+        raise SpecError(str(e)) from None
+    print(text)
+    return status
+
+
+@contextmanager
+def _quiet_start(verbose: bool):
+    """The frameworks' C++ log lines hidden (unless --verbose): TF_CPP_MIN_LOG_LEVEL for those
+    after start-up (among them "failed call to cuInit", which reads as an error on a CPU
+    machine), and standard error set aside while Keras loads, since absl writes some lines
+    before that setting applies; they are shown if loading fails."""
+    if verbose:
+        yield
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as aside:
+        os.dup2(aside.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            aside.seek(0)
+            sys.stderr.write(aside.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _finetune(args) -> int:
+    from bench.run import devices
+    from bench import finetune
+
+    if args.command == "train":
+        spec = one_point(dict(
+            backbone=args.backbone, input_size=args.input_size, pipeline=args.pipeline, batch=args.batch,
+            workers=args.workers, use_multiprocessing=args.use_multiprocessing, max_queue_size=args.max_queue_size,
+            gpus=args.gpus, epochs=args.epochs, finetune=args.finetune, backend=args.backend, window="epochs"))
+        devices.prepare(spec.backend, spec.gpus, frameworks(spec))
+    else:
+        finetune.prepare(args.model)
+    with _quiet_start(args.verbose):
+        import keras  # noqa: F401  (loaded here, quietly)
+        import models  # noqa: F401
+
+    if args.command == "train":
+        print(json.dumps(finetune.train(spec, args.data, args.out, args.tensorboard), indent=2))
+    elif args.command == "resume":
+        print(json.dumps(finetune.resume(args.model, args.epochs, args.data, args.tensorboard), indent=2))
+    elif args.command == "evaluate":
+        result = finetune.evaluate(args.model, args.data, args.batch)
+        if args.json:
+            _write(args.json, json.dumps(result, indent=2))
+        if args.json != "-":
+            print(finetune.evaluation_markdown(result))
+    else:
+        text, skipped = finetune.predict(args.model, args.target, args.batch)
+        if skipped:
+            print(f"warning: {len(skipped)} unreadable files skipped (first: {skipped[0]})", file=sys.stderr)
+        where = _write(args.out, text)
+        if args.out != "-":
+            print(where)
+    return 0
+
+
+def _data(args) -> int:
+    root = make_synthetic(args.dir, args.train, args.val, args.classes, parse_size(args.image_size), args.seed)
+    print(f"{root}: {args.train} training and {args.val} validation images, {args.classes} classes")
+    return 0
+
+
+def _fit(args) -> int:
+    from bench import search
+
+    check_out(args.out, force=None)
+    print(search.run_search(args.backbone, args.input_size, args.batch, args.start, args.limit, args.precision,
+                         args.mem_limit_mb, args.gpu, args.data, args.out, args.timeout, args.interval))
+    return 0
+
+
+def _export(args) -> int:
+    from bench.output import export
+
+    folder = results_folder(args.dir)
+    where = _write(args.out or folder / "results.json", export.document(folder))
+    if args.out != "-":
+        print(where)
+    return 0
+
+
+def _baseline(args) -> int:
+    from bench.output import compare
+
+    try:
+        print(compare.save_baseline(Path(args.dir), args.force, args.out))
+    except compare.CompareError as e:
+        raise SpecError(str(e)) from None
+    return 0
+
+
+def _doctor(args) -> int:
+    from bench.run import doctor
+
+    print(doctor.render(doctor.facts()))
+    return 0
+
+
+def _presets(args) -> int:
+    from bench.cli import catalogue
+
+    print(catalogue.presets())
+    return 0
+
+
+def _knobs(args) -> int:
+    from bench.cli import catalogue
+
+    print(catalogue.knobs())
+    return 0
+
+
+COMMANDS = {"doctor": _doctor, "presets": _presets, "knobs": _knobs, "data": _data, "sweep": _sweep, "run": _run, "fit": _fit, "compare": _compare, "baseline": _baseline,
+            "report": lambda args: print(_report(args)) or 0, "export": _export, "train": _finetune,
+            "resume": _finetune, "evaluate": _finetune, "predict": _finetune}
+

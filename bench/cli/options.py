@@ -1,0 +1,181 @@
+"""gpubench: make a dataset, sweep or run points, rebuild reports.
+
+A user's mistake is one line and exit status 2, before any work starts; Ctrl-C is one line
+saying what was kept, and exit status 130. Wherever a file is written, `-` is standard output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from bench.plan.knobs import SAMPLE_INTERVAL_S
+from bench.run.executors import EXECUTORS
+
+TRAIN_EPOCHS = 20  # a first try; `resume` adds epochs (the seed trained 200)
+TRAIN_WORKERS = min(16, os.cpu_count() or 1)  # loader threads: the seed's 16 where there are that many cores
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's error as one line (its usage is a --help away)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def positive(kind: type):
+    """An argparse type: a number of `kind` above 0."""
+    def convert(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value > 0:  # also refuses nan
+            raise argparse.ArgumentTypeError(f"{text}: must be more than 0")
+        return value
+
+    convert.__name__ = kind.__name__
+    return convert
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError, version as installed_version
+
+    try:
+        return installed_version("gpubench")
+    except PackageNotFoundError:
+        return "unknown (not installed: run from a checkout)"
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--gpu", default="auto", help="label the results file under (auto: from the GPU's name, or cpu)")
+    p.add_argument("--data", help="a flow_from_directory tree (default: a synthetic one under data/)")
+    p.add_argument("--out", help="results folder (default: results/<gpu>/<host>/<preset>); "
+                                 "a folder holding files gpubench did not write is refused")
+    p.add_argument("--set", action="append", default=[], metavar="KNOB=V1,V2",
+                   help="override a knob (gpubench knobs lists them)")
+    p.add_argument("--timeout", type=positive(float), help="seconds one run may take (default: the preset's)")
+    p.add_argument("--interval", type=positive(float), default=SAMPLE_INTERVAL_S,
+                   help="seconds between CPU/GPU samples")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = Parser(prog="gpubench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    top.add_argument("--version", action="version", version=f"gpubench {version()}")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("data", help="write a synthetic flow_from_directory tree")
+    d.add_argument("dir")
+    d.add_argument("--train", type=positive(int), default=148)
+    d.add_argument("--val", type=positive(int), default=30)
+    d.add_argument("--classes", type=positive(int), default=3)
+    d.add_argument("--image-size", default="640x480", help="WIDTHxHEIGHT")
+    d.add_argument("--seed", type=int, default=0)
+
+    s = sub.add_parser("sweep", help="run a preset's grid, one subprocess per point")
+    s.add_argument("--preset", default="quick", help="a name (gpubench presets lists them) or a .toml path")
+    _add_run_options(s)
+    s.add_argument("--repeat", type=int, help="runs of each point (default: the preset's)")
+    s.add_argument("--force", action="store_true",
+                   help="rerun points already in the results; write into a folder holding files gpubench did not write")
+    s.add_argument("--dry-run", action="store_true", help="print the grid and run nothing")
+    s.add_argument("--no-ceilings", action="store_true",
+                   help="skip the pipeline-alone and model-alone runs that give the bound verdict")
+    s.add_argument("--executor", choices=EXECUTORS, default="local",
+                   help="where the runs happen: here, one after another; as Slurm jobs; as submitit's local jobs")
+    s.add_argument("--max-parallel", type=positive(int), default=1, help="jobs running at once (slurm, submitit-local)")
+    s.add_argument("--slurm-partition")
+    s.add_argument("--slurm-gpus-per-node", type=int)
+    s.add_argument("--slurm-time", type=positive(int), default=60, help="minutes a job may take (at least the run's timeout)")
+    s.add_argument("--slurm-exclusive", action=argparse.BooleanOptionalAction, default=True,
+                   help="ask for the node to itself (default: yes; a benchmark shares nothing)")
+
+    r = sub.add_parser("run", help="run one point and print its record")
+    _add_run_options(r)
+
+    f = sub.add_parser("fit", help="the largest batch (or input size) that trains without running out of memory")
+    f.add_argument("--backbone", required=True)
+    what = f.add_mutually_exclusive_group()
+    what.add_argument("--input-size", type=int, help="search the batch at this input size (default 224)")
+    what.add_argument("--batch", type=int, help="search the input size at this batch")
+    f.add_argument("--start", type=positive(int), help="first value tried (default: batch 1, input size 32)")
+    f.add_argument("--limit", type=positive(int), default=4096, help="largest value tried")
+    f.add_argument("--precision", default="float32")
+    f.add_argument("--mem-limit-mb", type=positive(int), help="cap each try's memory (makes the search testable on a CPU)")
+    f.add_argument("--gpu", default="auto")
+    f.add_argument("--data", help="default: a small synthetic tree (the tries use in-memory tensors)")
+    f.add_argument("--out", help="default: results/<gpu>/<host>/fit-<backbone>")
+    f.add_argument("--timeout", type=positive(float))
+    f.add_argument("--interval", type=positive(float), default=SAMPLE_INTERVAL_S)
+
+    c = sub.add_parser("compare", help="compare two results configuration by configuration; exit 1 on a regression, 3 when the figures cannot tell (too short or too noisy)")
+    c.add_argument("baseline", help="a results folder, or a baseline .csv saved by `gpubench baseline save`")
+    c.add_argument("current", help="a results folder")
+    c.add_argument("--metric", help="default train_img_s, or the preset's gate")
+    c.add_argument("--factor", type=positive(float), help="how much worse counts (default 1.10, or the preset's gate)")
+    c.add_argument("--preset", help="use this preset's [gate]: metric, factor, ratios within the run")
+    c.add_argument("--strict", action="store_true", help="refuse to compare results of different machines")
+
+    b = sub.add_parser("baseline", help="save a results folder as the baseline of its GPU label and preset")
+    b.add_argument("action", choices=["save"])
+    b.add_argument("dir")
+    b.add_argument("--out", help="the baseline .csv (default: results/baselines/<gpu>/<preset>.csv in gpubench's "
+                                 "checkout, where make regress reads it)")
+    b.add_argument("--force", action="store_true", help="replace an existing baseline")
+
+    rep = sub.add_parser("report", help="rebuild report.md from a results folder, or compare machines")
+    rep.add_argument("dirs", nargs="+", metavar="DIR",
+                     help="one results folder; several (e.g. results/*/quick) for the machines side by side")
+    rep.add_argument("--out", help="with several folders: the report to write "
+                                   "(default: machines-<preset>.md in the folders' common parent)")
+    rep.add_argument("--run", help="the run whose CPU/GPU utilisation to plot (default: the fastest configuration's)")
+
+    ex = sub.add_parser("export", help="a results folder as one JSON document, for other tools")
+    ex.add_argument("dir")
+    ex.add_argument("--out", help="default: DIR/results.json; - for standard output")
+
+    sub.add_parser("doctor", help="the GPUs NVML sees, where each backend would train, and what fixes a mismatch")
+
+    defaults = argparse.ArgumentDefaultsHelpFormatter
+    t = sub.add_parser("train", help="fine-tune a backbone for real, the seed's way", formatter_class=defaults)
+    t.add_argument("--data", required=True, help="a flow_from_directory tree with train/ and val/")
+    t.add_argument("--out", required=True, help="folder for best.keras, last.keras, log.csv")
+    t.add_argument("--backbone", default="vgg16", help="the seed's model; gpubench knobs lists the others")
+    t.add_argument("--input-size", type=positive(int), default=224, help="the backbones' ImageNet size")
+    t.add_argument("--batch", type=positive(int), default=16)
+    t.add_argument("--epochs", type=positive(int), default=TRAIN_EPOCHS, help="a first try; resume adds more")
+    t.add_argument("--finetune", default="full", help="head, last_block or full: the seed's three steps")
+    t.add_argument("--pipeline", default="keras")
+    t.add_argument("--workers", type=int, default=TRAIN_WORKERS, help="loader threads: this machine's cores, 16 at most")
+    t.add_argument("--use-multiprocessing", action="store_true")
+    t.add_argument("--max-queue-size", type=int, default=10)
+    t.add_argument("--gpus", type=positive(int), default=1)
+    t.add_argument("--backend", default=os.environ.get("KERAS_BACKEND", "tensorflow"),
+                   help="Keras backend: tensorflow, jax or torch ($KERAS_BACKEND when set)")
+    t.add_argument("--tensorboard", action="store_true")
+    t.add_argument("--verbose", action="store_true", help="also show the frameworks' own log lines")
+
+    res = sub.add_parser("resume", help="go on training a model written by train", formatter_class=defaults)
+    res.add_argument("model", help="the training folder or a .keras file in it")
+    res.add_argument("--epochs", type=positive(int), required=True, help="epochs to add")
+    res.add_argument("--data", help="default: the data it was trained on")
+    res.add_argument("--tensorboard", action="store_true")
+    res.add_argument("--verbose", action="store_true", help="also show the frameworks' own log lines")
+
+    ev = sub.add_parser("evaluate", help="accuracy per class and confusion matrix, never shuffled")
+    ev.add_argument("model", help="a .keras file written by train, or its folder (best.keras)")
+    ev.add_argument("data", help="a folder of class folders, e.g. DATA/test")
+    ev.add_argument("--batch", type=positive(int), default=16)
+    ev.add_argument("--json", help="also write the result here (- : only the JSON, on standard output)")
+    ev.add_argument("--verbose", action="store_true", help="also show the frameworks' own log lines")
+
+    pr = sub.add_parser("predict", help="a CSV of file, predicted class, probabilities")
+    pr.add_argument("model")
+    pr.add_argument("target", help="an image or a folder of images")
+    pr.add_argument("--out", default="-", help="the CSV to write (default: standard output)")
+    pr.add_argument("--batch", type=positive(int), default=16)
+    pr.add_argument("--verbose", action="store_true", help="also show the frameworks' own log lines")
+
+    sub.add_parser("presets", help="the presets: runs, time on this host where recorded, description")
+    sub.add_parser("knobs", help="the knobs: default, allowed values, meaning")
+    return top
