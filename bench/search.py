@@ -73,7 +73,7 @@ def run_search(backbone: str, input_size: int | None, batch: int | None, start: 
                timeout_s: float | None, interval: float) -> str:
     """The search of `gpubench fit`, each try a row in results/<gpu>/<host>/fit-<backbone>/ and
     fit.md summing them up; returns that summary."""
-    from bench.run import runner
+    from bench.run import processes
     from bench import session
 
     knob = "input_size" if batch else "batch"
@@ -85,7 +85,7 @@ def run_search(backbone: str, input_size: int | None, batch: int | None, start: 
         (store.root / "sweep.json").write_text(json.dumps(meta, indent=2))
 
         def run(spec: RunSpec) -> dict:
-            record = runner.run_point(spec, index_path, store, timeout_s or TIMEOUT_S, interval, mem_limit_mb)
+            record = processes.run_point(spec, index_path, store, timeout_s or TIMEOUT_S, interval, mem_limit_mb)
             store.append(record)
             print(f"{knob}={getattr(spec, knob)}: {record['status']}", file=sys.stderr)
             return record

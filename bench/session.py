@@ -97,12 +97,12 @@ def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, *, gpu: str,
     """Everything after the grid is known: checks, data, environment, then the runs (here, or as
     submitit jobs), the report rewritten after each. Returns (the report, the new rows)."""
     from bench.output import report
-    from bench.run import runner
+    from bench.run import processes, runner
     from bench.results.machine import identity
 
     with prepared(gpu, data, out, preset_name, data_spec, grid, force, executor == "local") as (store, index_path, env, meta):
         if ceilings:  # MFU is part of the ceilings' analysis
-            meta.update(runner.measure_peaks({(p.backend, p.precision) for p in grid}))
+            meta.update(processes.measure_peaks({(p.backend, p.precision) for p in grid}))
         meta.update(executors.describe(executor, max_parallel, slurm))
         (store.root / "sweep.json").write_text(json.dumps(meta, indent=2))
         probes = ceiling_probes(grid) if ceilings else []

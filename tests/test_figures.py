@@ -8,7 +8,7 @@ import pytest
 from bench.output import machines
 from bench.analyse import points
 from bench.results.record import RunRecord
-from bench.run.runner import every_host_energy
+from bench.run.processes import every_host_energy
 from bench.plan.knobs import RunSpec
 from bench.results.store import ResultStore
 

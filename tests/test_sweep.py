@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from bench.results.record import COLUMNS, SCHEMA
-from bench.run.runner import DALI_NEEDS_TF_PLUGIN, DALI_TF_PLUGIN
+from bench.run.skips import DALI_NEEDS_TF_PLUGIN, DALI_TF_PLUGIN
 from bench.plan.grid import installed
 from bench.results.store import ResultStore
 from pipelines.dataset import make_synthetic

@@ -27,7 +27,7 @@ class _Identity:
     error: str = ""
     gpubench: str = ""  # the version that measured it
     commit: str = ""  # its git commit ("-dirty" with uncommitted changes)
-    machine: str = ""  # the machine's fingerprint (bench.env.fingerprint_id): CPU, GPUs, driver, frameworks
+    machine: str = ""  # the machine's fingerprint (bench.results.machine.fingerprint_id): CPU, GPUs, driver, frameworks
     host: str = ""
 
 

@@ -41,7 +41,7 @@ def run_job(spec: dict, index_path: str, store_root: str, timeout_s: float, inte
     whose env.json it leaves beside the folder's (env-<machine>.json) for the report. A local job
     (`sweep_pid`) ends with the sweep that submitted it, and its worker with it."""
     from bench.results.machine import collect, fingerprint_id
-    from bench.run.runner import run_point
+    from bench.run.processes import run_point
     from bench.results.store import ResultStore
 
     if sweep_pid:

@@ -1,0 +1,192 @@
+"""One point in fresh worker processes (one per host when hosts > 1, joined on a localhost port):
+launched, timed out, killed with their loader processes, and read back as one row whatever
+became of them (a failure classed from the exit status and the log: oom, error, timeout); and
+the peak-FLOP/s probes, each in a fresh process too."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.plan.knobs import SAMPLE_INTERVAL_S, RunSpec
+from bench.results.machine import this_machine
+from bench.results.record import RunRecord
+from bench.results.store import ResultStore
+from bench.run.worker import OOM_RE
+
+
+def _kill_group(pid: int) -> None:
+    """The worker and any loader processes it left behind."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _log_lines(path: Path) -> list[str]:
+    return [l for l in path.read_text(errors="replace").splitlines() if l.strip()] if path.is_file() else []
+
+
+def _memory_cap(mb: int | None):
+    """A pre-exec hook capping the worker's address space: on a CPU machine it makes an
+    out-of-memory search testable; allocations past it fail as they would on a full device."""
+    if not mb:
+        return None
+
+    def cap():
+        resource.setrlimit(resource.RLIMIT_AS, (mb * 2**20, mb * 2**20))
+
+    return cap
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        return probe.getsockname()[1]
+
+
+def _host_env(hosts: int) -> list[dict]:
+    """Each process's environment: with hosts > 1, Keras's multi-process variables, the
+    coordinator on a free localhost port."""
+    if hosts == 1:
+        return [dict(os.environ)]
+    address = f"localhost:{_free_port()}"
+    return [dict(os.environ, KERAS_DISTRIBUTION_JOB_ADDRESSES=address, KERAS_DISTRIBUTION_NUM_PROCESSES=str(hosts),
+                 KERAS_DISTRIBUTION_PROCESS_ID=str(k)) for k in range(hosts)]
+
+
+def run_point(spec: RunSpec, index_path: Path, store: ResultStore, timeout_s: float,
+              interval: float = SAMPLE_INTERVAL_S, mem_limit_mb: int | None = None) -> dict:
+    """Run one point in fresh processes and return its record, stamped with this machine."""
+    return {**_run(spec, index_path, store, timeout_s, interval, mem_limit_mb), **this_machine()}
+
+
+def _run(spec: RunSpec, index_path: Path, store: ResultStore, timeout_s: float, interval: float,
+         mem_limit_mb: int | None) -> dict:
+    """One process, or one per host when hosts > 1 (joined on a localhost port); the record of
+    process 0, with every process's samples in one file (a `host` column). A process that fails,
+    or the timeout, ends them all: one row."""
+    hosts = spec.hosts
+    part = [""] + [f".p{k}" for k in range(1, hosts)]  # process k's files; process 0's are the run's own
+    records = [store.root / f".{spec.run_id}{part[k]}.json" for k in range(hosts)]
+    samples = [store.samples / f"{'.' if k else ''}{spec.run_id}{part[k]}.csv" for k in range(hosts)]
+    logs = [store.logs / f"{spec.run_id}{part[k]}.log" for k in range(hosts)]
+    for path in records:
+        path.unlink(missing_ok=True)
+    start, procs, returncodes = time.perf_counter(), [], [None] * hosts
+    try:
+        for k, env in enumerate(_host_env(hosts)):
+            cmd = [sys.executable, "-m", "bench.run.worker", "--spec", json.dumps(dataclasses.asdict(spec)),
+                   "--index", str(index_path), "--record", str(records[k]), "--samples", str(samples[k]),
+                   "--interval", str(interval), "--process-id", str(k)]
+            with open(logs[k], "w") as log:
+                procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                              preexec_fn=_memory_cap(mem_limit_mb), env=env))
+        while time.perf_counter() - start < timeout_s:
+            returncodes = [proc.poll() for proc in procs]
+            if all(code is not None for code in returncodes) or any(code for code in returncodes):
+                break  # all done, or one failed: the others may wait on it for ever
+            time.sleep(0.1)
+    finally:  # also on Ctrl-C: never leave a run training behind
+        for proc in procs:
+            _kill_group(proc.pid)
+            proc.wait()
+    wall_s = time.perf_counter() - start
+    if None in returncodes and not any(returncodes):  # none failed, not all done: out of time
+        return RunRecord.for_spec(spec, status="timeout", wall_s=wall_s,
+                                  error=f"no result within the {timeout_s:g} s timeout").to_dict()
+    written = [json.loads(path.read_text()) if path.is_file() else None for path in records]
+    for path in records:
+        path.unlink(missing_ok=True)
+    if hosts > 1:
+        _merge_samples(samples)
+    failed = next((k for k, code in enumerate(returncodes) if code), None)
+    if failed is None or (written[failed] and written[failed]["status"] != "ok"):
+        record = written[0] if failed is None else written[failed]
+        if record is not None:
+            if hosts > 1 and failed is None:
+                losses = {r["final_loss"] for r in written}
+                record["hosts_agree"] = len(losses) == 1
+                record.update(every_host_energy(written))
+            elif hosts > 1:
+                record["error"] = f"process {failed} of {hosts}: {record['error']}"
+            return record
+    return _died(spec, returncodes[failed or 0], logs[failed or 0], mem_limit_mb, wall_s,
+                 f"process {failed} of {hosts}: " if hosts > 1 else "")
+
+
+def every_host_energy(records: list[dict]) -> dict:
+    """The energy figures of a run over several processes: each process's record holds the
+    energy of the GPUs it sampled, process 0's the whole run's images, so the run's images per
+    joule is those images over every process's energy (None where one process had no counter)."""
+    out = {}
+    for key in ("gpu_energy_j", "run_gpu_energy_j"):
+        values = [r.get(key) for r in records]
+        out[key] = None if any(v is None for v in values) else float(sum(values))
+    images = records[0].get("window_images")
+    out["img_per_joule"] = images / out["gpu_energy_j"] if images and out["gpu_energy_j"] else None
+    return out
+
+
+def _merge_samples(paths: list[Path]) -> None:
+    """Every process's samples in the run's file, with a `host` column (the process number)."""
+    import pandas as pd
+
+    parts = [pd.read_csv(path).assign(host=k) for k, path in enumerate(paths) if path.is_file()]
+    if parts:
+        pd.concat(parts, ignore_index=True).to_csv(paths[0], index=False)
+    for path in paths[1:]:
+        path.unlink(missing_ok=True)
+
+
+def _died(spec: RunSpec, returncode: int, log_path: Path, mem_limit_mb: int | None, wall_s: float,
+          who: str) -> dict:
+    """The row of a worker that ended without a record: what its exit and its log say."""
+    lines = _log_lines(log_path)
+    said_oom = next((l for l in reversed(lines) if OOM_RE.search(l)), None)
+    if returncode == -signal.SIGKILL:
+        status, why = "oom", "worker killed by SIGKILL (most often the kernel's out-of-memory killer)"
+    elif said_oom:
+        cap = f" under the {mem_limit_mb} MB memory cap" if mem_limit_mb else ""
+        status, why = "oom", f"worker died ({returncode}) out of memory{cap}: {said_oom.strip()[:300]}"
+    elif mem_limit_mb and returncode < 0:  # under a cap, an allocation (a buffer, a thread's stack) failed
+        status, why = "oom", f"worker killed by signal {-returncode} under the {mem_limit_mb} MB memory cap"
+    else:
+        status, why = "error", f"worker exited with status {returncode} without a record"
+    tail = lines[-1][:300] if lines and not said_oom else ""
+    return RunRecord.for_spec(spec, status=status, wall_s=wall_s,
+                              error=who + (f"{why}; last log line: {tail}" if tail else why)).to_dict()
+
+
+def measure_peaks(settings: set[tuple[str, str]], timeout_s: float = 300) -> dict:
+    """sweep.json's peak entries, each (backend, precision) probed in a fresh process:
+    `peak_tflops` (backend -> precision -> TFLOP/s, None where the probe failed),
+    `peak_matmul_precision` (the arithmetic it ran in) and `peak_errors` (why a probe failed)."""
+    found = {"peak_tflops": {}, "peak_matmul_precision": {}, "peak_errors": {}}
+    for backend, precision in sorted(settings):
+        probe, why = {}, None
+        try:
+            out = subprocess.run([sys.executable, "-m", "bench.run.peak", precision, backend], capture_output=True,
+                                 text=True, timeout=timeout_s)
+            if out.returncode == 0:
+                probe = json.loads(out.stdout.strip().splitlines()[-1])
+            else:
+                why = (out.stderr.strip().splitlines() or [f"exit status {out.returncode}"])[-1][:300]
+        except subprocess.TimeoutExpired:
+            why = f"no result within {timeout_s:g} s"
+        except (IndexError, json.JSONDecodeError):
+            why = "the probe printed no result"
+        found["peak_tflops"].setdefault(backend, {})[precision] = probe.get("tflops")
+        found["peak_matmul_precision"].setdefault(backend, {})[precision] = probe.get("matmul_precision")
+        if why:
+            found["peak_errors"].setdefault(backend, {})[precision] = why
+    return found
+

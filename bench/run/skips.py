@@ -1,0 +1,71 @@
+"""Which points are skipped rather than run, known before starting them: what this machine or
+backend cannot do (GPUs, multi-device and multi-host limits, uneven splits, a missing plugin), and
+batches on a ladder above one that ran out of memory."""
+
+from __future__ import annotations
+
+from bench.plan.grid import installed
+from bench.plan.knobs import KNOBS, RunSpec, knobs_of
+from bench.run.devices import TF_MULTI_WORKER, TF_NCHW_ON_CPU, TORCH_ONE_DEVICE, torch_multi_host
+from pipelines import split_plan
+
+DALI_TF_PLUGIN = "nvidia.dali_tf_plugin"
+DALI_NEEDS_TF_PLUGIN = ("DALI feeds TensorFlow through its TF plugin, which is not installed here "
+                        "(pip install --no-build-isolation nvidia-dali-tf-plugin-cuda130: it compiles against "
+                        "the installed TensorFlow)")
+LADDER_KNOBS = knobs_of("model", "schedule", "device")  # what a point's device memory depends on, but its batch
+
+
+def why_skipped(spec: RunSpec, gpus_present: int, index) -> str | None:
+    """Why a point cannot run here, known before starting it."""
+    if gpus_present and spec.gpus > gpus_present:
+        return f"needs {spec.gpus} GPUs, {gpus_present} present"
+    if spec.gpus > 1 and spec.backend == "torch":
+        return TORCH_ONE_DEVICE
+    if spec.data_format == "channels_first" and spec.backend == "tensorflow" and not gpus_present:
+        return TF_NCHW_ON_CPU
+    if spec.hosts > 1:
+        if spec.backend == "tensorflow":
+            return TF_MULTI_WORKER
+        if spec.backend == "torch" and (why := torch_multi_host()):
+            return why
+        if spec.batch % (spec.hosts * spec.gpus):
+            return (f"batch {spec.batch} does not split evenly over {spec.hosts} hosts of {spec.gpus} device(s): "
+                    f"each host feeds an equal share of every batch")
+    if spec.pipeline == "dali" and spec.backend == "tensorflow" and not installed(DALI_TF_PLUGIN):
+        return DALI_NEEDS_TF_PLUGIN
+    if spec.gpus > 1:
+        for split in ("train", "val"):
+            steps, images = split_plan(index, spec, split)
+            last = images - (steps - 1) * spec.batch
+            if spec.batch % spec.gpus or last % spec.gpus:
+                return (f"batch {spec.batch} ({split} ends with {last}) does not split evenly over {spec.gpus} "
+                        f"devices: data parallelism gives each an equal share")
+    return None
+
+
+class BatchLadders:
+    """The smallest batch that ran out of memory on each ladder: the knobs a point's device
+    memory depends on besides its batch (not its loader's). A larger batch on the same ladder
+    would run out too, so it is skipped rather than run."""
+
+    def __init__(self, rows=()):
+        self.oom: dict[tuple, int] = {}
+        for row in rows:
+            self.note(row)
+
+    @staticmethod
+    def key(knobs: dict) -> tuple:
+        return tuple(knobs.get(k, KNOBS[k].default) for k in LADDER_KNOBS)
+
+    def note(self, row: dict) -> None:
+        if row["status"] == "oom":
+            key = self.key(row)
+            self.oom[key] = min(row["batch"], self.oom.get(key, row["batch"]))
+
+    def stopped(self, spec: RunSpec) -> str | None:
+        smallest = self.oom.get(self.key(spec.knobs()))
+        if smallest is not None and spec.batch >= smallest:
+            return f"batch ladder stopped: batch {smallest} ran out of memory with this model and precision"
+        return None
+
