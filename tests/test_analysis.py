@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from bench.analyse import verdicts
-from bench.output import report
+from bench.output import report, sections
 from bench.analyse.points import bound, medians, table
 from bench.results.record import RunRecord
 from bench.plan.knobs import RunSpec
@@ -165,7 +165,7 @@ def test_an_efficiency_above_the_ceiling_is_named_inconsistent_not_a_bound():
     assert ("inconsistent measurement: 313 images/s end to end is 3.13x the model-alone ceiling of 100, a ceiling "
             "below the rate it bounds; likely cause: windows of 0.3 s, under 2 s") in text
     p = points.set_index("point_id").loc[point.point_id]
-    assert report._bound_cell(p.bound, p.bound_doubt) == "inconsistent"
+    assert sections._bound_cell(p.bound, p.bound_doubt) == "inconsistent"
 
 
 def test_a_bound_on_short_windows_or_inside_the_repeats_spread_is_withheld():

@@ -1,0 +1,220 @@
+"""The report's sections after its tables, one function each (markdown lines): the machine and
+where it trained, where the time goes, what would feed this GPU, the backends compared, scaling,
+the precision gain and the time spent. They format the points table; they compute no figure."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from bench.analyse import verdicts
+from bench.analyse.points import SHORT_S, fed_points, pairs
+from bench.plan.knobs import KNOBS
+
+
+def _fmt(value, pattern: str) -> str:
+    return "" if pd.isna(value) else pattern.format(value)
+
+
+def _bound_cell(bound, doubt) -> str:
+    """The bound, or why it is withheld (the verdict gives the reason in full)."""
+    if pd.isna(bound) or not bound:
+        return ""
+    if isinstance(doubt, str) and doubt.startswith("inconsistent"):
+        return "inconsistent"
+    return f"({bound}?) withheld" if isinstance(doubt, str) and doubt else bound
+
+
+def where_the_time_goes(points: pd.DataFrame, sweep: dict) -> list[str]:
+    if points.bound.isna().all() and points.data_wait_frac.isna().all():
+        return []
+    table = pd.DataFrame({
+        "configuration": points.setting + " b" + points.batch.astype(str),
+        "backbone": points.backbone + " " + points.input_size.astype(str) + "px",
+        "end to end img/s": points.train_img_s.map(lambda v: _fmt(v, "{:.1f}")),
+        "pipeline alone": points.pipeline_img_s.map(lambda v: _fmt(v, "{:.1f}")),
+        "model alone": points.model_img_s.map(lambda v: _fmt(v, "{:.1f}")),
+        "efficiency": points.efficiency.map(lambda v: _fmt(v, "{:.2f}")),
+        "bound": [_bound_cell(b, d) for b, d in zip(points.bound, points.get("bound_doubt", [""] * len(points)))],
+        "data wait": points.data_wait_frac.map(lambda v: _fmt(v, "{:.0%}")),
+        "epoch start (s)": points.epoch_start_s_median.map(lambda v: _fmt(v, "{:.2f}")),
+        "window (s)": points.get("window_s", pd.Series(index=points.index, dtype=float)).map(
+            lambda v: _fmt(v, "{:.1f}")),
+        "validation + checkpoint (s)": (points.val_s_total + points.checkpoint_s_total.fillna(0)).map(
+            lambda v: _fmt(v, "{:.1f}")),
+        "TFLOP/s": points.achieved_tflops.map(lambda v: _fmt(v, "{:.3f}")),
+        "MFU": points.mfu.map(lambda v: _fmt(v, "{:.1%}")),
+    })
+    if points.backend.nunique() > 1:
+        table.insert(1, "backend", points.backend)
+    if points.mfu_datasheet.notna().any():
+        table["math"] = points.get("matmul_precision", pd.Series(index=points.index, dtype=object)).fillna("")
+        table["MFU (datasheet)"] = points.mfu_datasheet.map(lambda v: _fmt(v, "{:.1%}"))
+    lines = ["## Where the time goes", "", table.to_markdown(index=False), "", verdicts.RULE,
+             "MFU is the achieved TFLOP/s (the training FLOPs per image, counted from the model's layers: "
+             "forward, the weight gradients of the layers that train, the input gradients after the first "
+             "that trains) over the peak of the run's devices: gpus x hosts x the peak a large matrix product "
+             "reached on one device at the start of the sweep (the best of five windows), run in the same arithmetic as the model's convolutions; above 100% the "
+             "model's kernels beat that product. MFU (datasheet) divides by the datasheet's peak for the `math` "
+             "the run used: TF32 for float32 on GPUs with TF32 tensor cores (every backend's default there), "
+             "bfloat16 or float16 under mixed precision.", ""]
+    for backend, failed in (sweep.get("peak_errors") or {}).items():
+        lines += [f"The peak probe failed on {backend} in {precision}, so MFU is empty there: {why}"
+                  for precision, why in failed.items()] + [""]
+    decoded = points.dropna(subset=["decode_ceiling_img_s"])
+    for (size, interpolation), group in decoded.groupby(["input_size", "interpolation"]):
+        lines += [f"Decode ceiling at {size}px ({interpolation}): one core reads, decodes and resizes "
+                  f"{group.decode_core_img_s.median():.0f} images/s, so all cores "
+                  f"{group.decode_ceiling_img_s.median():.0f}; the pipelines alone reach "
+                  f"{group.pipeline_efficiency.min():.0%} to {group.pipeline_efficiency.max():.0%} of it.", ""]
+    return lines + ["**Verdict.** " + verdicts.verdict(points), ""]
+
+
+def feed(points: pd.DataFrame, env: dict, figure: str | None) -> list[str]:
+    """What would feed this GPU: each pipeline's rate beside the model's, and the CPU cores that
+    decode fast enough to keep the model fed."""
+    fed = fed_points(points)
+    if fed.empty:
+        return []
+    table = pd.DataFrame({
+        "model": fed.backbone + " " + fed.input_size.astype(str) + "px " + fed.precision.str.replace("mixed_", "")
+                 + " on " + fed.backend,
+        "pipeline": fed.setting + " b" + fed.batch.astype(str),
+        "model alone": fed.model_img_s.map(lambda v: _fmt(v, "{:.0f}")),
+        "end to end": fed.train_img_s.map(lambda v: _fmt(v, "{:.0f}")),
+        "pipeline alone": fed.pipeline_img_s.map(lambda v: _fmt(v, "{:.0f}")),
+        "of the model's rate": fed.model_share.map(lambda v: _fmt(v, "{:.0%}")),
+        "decode per core": fed.decode_core_img_s.map(lambda v: _fmt(v, "{:.0f}")),
+        "cores to feed it": fed.cores_to_feed.map(lambda v: _fmt(v, "{:.1f}")),
+    }).sort_values(["model", "pipeline"])
+    lines = ["## What would feed this GPU", ""] + ([f"![images/s by pipeline, the model's rate as a line]({figure})", ""]
+                                                  if figure else [])
+    return lines + [
+        f"Images/s of each pipeline, end to end and alone, beside the model's rate on tensors in memory. Cores "
+        f"to feed it = the model's images/s over one core's rate at reading, decoding and resizing this data "
+        f"with the keras pipeline's reader: the CPU cores a PIL-decoding loader needs to keep the model busy "
+        f"(this machine has {env.get('cpu_threads', '?')} threads). Cores to feed it is the total for all the "
+        f"run's GPUs (per GPU: over gpus x hosts). A GPU decoder (dali on a GPU) or a decoded "
+        f"cache (`cache`) takes the decode off the cores.", "",
+        table.to_markdown(index=False, disable_numparse=True), ""]
+
+
+def _config(joined: pd.DataFrame) -> pd.Series:
+    return joined.setting_base + " b" + joined.batch.astype(str)
+
+
+SCALING = {"gpus": ("devices", "tf.distribute.MirroredStrategy on tensorflow, keras.distribution.DataParallel on jax"),
+           "hosts": ("hosts", "each host a process feeding its own share, keras.distribution.DataParallel over "
+                              "all of them")}
+
+
+def scaling(points: pd.DataFrame) -> list[str]:
+    """Images/s on N devices (or hosts) over N times images/s on one, for points that differ only
+    in gpus (or hosts)."""
+    lines = []
+    for knob, (what, how) in SCALING.items():
+        twins = pairs(points, knob, 1) if knob in points else pd.DataFrame()
+        if twins.empty:
+            continue
+        n = twins[knob]
+        low = twins.train_img_s_min.fillna(twins.train_img_s) / (n * twins.train_img_s_max_base.fillna(twins.train_img_s_base))
+        high = twins.train_img_s_max.fillna(twins.train_img_s) / (n * twins.train_img_s_min_base.fillna(twins.train_img_s_base))
+        windows = (twins[["window_s", "window_s_base"]].apply(pd.to_numeric).min(axis=1) if "window_s" in twins
+                   else pd.Series(float("nan"), index=twins.index))
+        table = pd.DataFrame({
+            "configuration": _config(twins), what: twins.devices, "img/s on 1": twins.train_img_s_base.round(1),
+            "img/s on N": twins.train_img_s.round(1),
+            "scaling": (twins.train_img_s / (n * twins.train_img_s_base)).round(2),
+            "over the repeats": [f"{a:.2f} to {b:.2f}" for a, b in zip(low, high)],
+            "confidence": ["withheld: windows under 2 s" if w < SHORT_S else "" for w in windows],
+        })
+        lines += [f"## Scaling over {what}", "",
+                  f"Scaling = images/s on N {what} / (N x images/s on one); 1.0 is perfect; over the repeats, its "
+                  f"range from their lowest and highest images/s. The batch is the global batch, split across the "
+                  f"{what} ({how}).", "", table.to_markdown(index=False), ""]
+    return lines
+
+
+def precision_gain(points: pd.DataFrame) -> list[str]:
+    """Whether mixed precision paid: images/s against the same configuration in float32."""
+    twins = pairs(points, "precision", "float32")
+    if twins.empty:
+        return []
+    table = pd.DataFrame({
+        "configuration": _config(twins), "precision": twins.precision,
+        "float32 img/s": twins.train_img_s_base.round(1), "img/s": twins.train_img_s.round(1),
+        "gain": (twins.train_img_s / twins.train_img_s_base).round(2),
+    })
+    return ["## Mixed precision", "", "Gain = images/s over the same configuration in float32 (published "
+            "2080 Ti figures show about 2x for vgg16 in float16; an input-bound run gains nothing).", "",
+            table.to_markdown(index=False), ""]
+
+
+def backend_comparison(points: pd.DataFrame) -> list[str]:
+    """Images/s of the same configuration on each backend, where a sweep covers more than one."""
+    ok = points[points.repeats_ok > 0]
+    if ok.backend.nunique() < 2:
+        return []
+    same = [k for k in KNOBS if k in ok.columns and k != "backend"]
+    keyed = ok.assign(configuration=ok.setting + " b" + ok.batch.astype(str),
+                      model=ok.backbone + " " + ok.input_size.astype(str) + "px")
+    table = keyed.astype({k: object for k in same}).pivot_table(
+        index=same + ["model", "configuration"], columns="backend", values="train_img_s", dropna=False)
+    table = table.dropna(thresh=2).reset_index()  # configurations measured on two backends or more
+    if table.empty:
+        return []
+    backends = [b for b in ("tensorflow", "jax", "torch") if b in table]
+    shown = table[["model", "configuration"] + backends].copy()
+    shown["fastest"] = table[backends].idxmax(axis=1)
+    for b in backends:
+        shown[b] = table[b].map(lambda v: _fmt(v, "{:.1f}"))
+    return ["## Backends", "", "Training images/s of the same model, pipeline, batch and precision on each "
+            "Keras backend (the median of the repeats).", "", shown.to_markdown(index=False, disable_numparse=True), ""]
+
+
+def time_spent(frame: pd.DataFrame) -> list[str]:
+    """Of the sweep's wall time, how much was measured, and where the rest went."""
+    table = verdicts.time_spent(frame) if "window_s" in frame and frame.window_s.notna().any() else pd.DataFrame()
+    if table.empty:
+        return []
+    wall, measured = table["wall (min)"].sum(), table["measured windows (min)"].sum()
+    return ["## Where the sweep's time went", "",
+            f"Of {wall:.1f} minutes of runs (ceilings included), {measured:.1f} were measured windows "
+            f"({measured / wall:.0%}). Start-up is process start to model built (imports, data, model); warm-up "
+            f"is the first epoch: compile (its time beyond a steady epoch's) and the loader's start are part of "
+            f"it; other is validation and checkpoints after the first epoch, sampler start and teardown. A run "
+            f"compiled from the cache when every program it compiled was already in the persistent "
+            f"compilation cache.", "",
+            table.round(2).to_markdown(index=False, disable_numparse=True), ""]
+
+
+def machine(env: dict) -> list[str]:
+    if not env:
+        return ["Machine: unknown (no env.json in this folder)."]
+    gpus = env.get("gpus") or []
+    if gpus:
+        names = ", ".join(f"{g['name']} ({g['memory_mb'] / 1024:.0f} GB)" for g in gpus)
+        gpu_line = f"GPUs: {names}; driver {env.get('driver')}, CUDA {env.get('cuda') or '?'}, cuDNN {env.get('cudnn') or '?'}"
+    else:
+        gpu_line = f"GPUs: none; the GPU columns are empty ({env.get('gpu_note') or 'no NVML'})"
+    return [
+        f"- CPU: {env.get('cpu')}, {env.get('cpu_threads')} threads, {env.get('ram_gb')} GB RAM; {env.get('os')}",
+        f"- {gpu_line}",
+        f"- Python {env.get('python')}, Keras {env.get('keras')}, {_backends(env)}; "
+        f"gpubench {env.get('gpubench')} (commit {(env.get('commit') or 'unknown')[:10]})",
+    ]
+
+
+
+def trained_on(rows: list[dict]) -> list[str]:
+    """Where each backend's runs trained, as the backends said (the rows' train_device)."""
+    seen = sorted({(r.get("backend"), r.get("train_device"), r.get("train_cuda") or "") for r in rows
+                   if r.get("train_device")})
+    return [f"- Trained on: " + "; ".join(f"{b} on {d}" + (f" (CUDA {c})" if c else "") for b, d, c in seen)] if seen else []
+
+
+def _backends(env: dict) -> str:
+    """The backends installed, with versions (TensorFlow alone in env.json files before jax and torch)."""
+    names = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
+    found = [f"{title} {env[key]}" for key, title in names.items() if env.get(key)]
+    return ", ".join(found) or "no backend recorded"
+
