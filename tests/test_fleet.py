@@ -41,7 +41,7 @@ def test_two_hosts_train_one_model_on_jax_and_the_other_backends_say_why_not(tmp
     full = on_jax.pipeline == "dali"
     assert (on_jax.train_images_per_epoch[~full] == 12).all() and (on_jax.train_images_per_epoch[full] == 16).all()
     samples = pd.read_csv(tmp_path / "out" / "samples" / f"{on_jax.run_id.iloc[0]}.csv")
-    assert set(samples.host) == {0, 1}  # both processes' samples, in the run's one file
+    assert set(samples.process) == {0, 1}  # both processes' samples, in the run's one file
     tf = runs[runs.backend == "tensorflow"]
     assert set(tf.status) == {"skipped"} and (tf.error == TF_MULTI_WORKER).all()
     torch = runs[runs.backend == "torch"]

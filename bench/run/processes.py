@@ -72,7 +72,7 @@ def run_point(spec: RunSpec, index_path: Path, store: ResultStore, timeout_s: fl
 def _run(spec: RunSpec, index_path: Path, store: ResultStore, timeout_s: float, interval: float,
          mem_limit_mb: int | None) -> dict:
     """One process, or one per host when hosts > 1 (joined on a localhost port); the record of
-    process 0, with every process's samples in one file (a `host` column). A process that fails,
+    process 0, with every process's samples in one file (a `process` column). A process that fails,
     or the timeout, ends them all: one row."""
     hosts = spec.hosts
     part = [""] + [f".p{k}" for k in range(1, hosts)]  # process k's files; process 0's are the run's own
@@ -137,10 +137,11 @@ def every_host_energy(records: list[dict]) -> dict:
 
 
 def _merge_samples(paths: list[Path]) -> None:
-    """Every process's samples in the run's file, with a `host` column (the process number)."""
+    """Every process's samples in the run's file, with a `process` column (the process number;
+    samples files written before it call that column `host`, and nothing reads it by name)."""
     import pandas as pd
 
-    parts = [pd.read_csv(path).assign(host=k) for k, path in enumerate(paths) if path.is_file()]
+    parts = [pd.read_csv(path).assign(process=k) for k, path in enumerate(paths) if path.is_file()]
     if parts:
         pd.concat(parts, ignore_index=True).to_csv(paths[0], index=False)
     for path in paths[1:]:
