@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -31,6 +32,33 @@ def without_tensorflow(tmp_path):
     hide.mkdir()
     (hide / "sitecustomize.py").write_text("from bench.run.devices import hide\nhide({'tensorflow'})\n")
     return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(hide), os.environ.get("PYTHONPATH")])))
+
+
+CPU_ENV = {"cpu": "Test CPU", "cpu_threads": 2, "gpus": [], "tensorflow": "2.x", "keras": "3.x"}
+GPU_ENV = {"cpu": "Other CPU", "cpu_threads": 32, "gpus": [{"name": "NVIDIA H200", "memory_mb": 143000}],
+           "tensorflow": "2.x", "keras": "3.x"}
+
+
+def results(folder, rates_by_workers, env=CPU_ENV, label="cpu", preset="t", power=None, window_s=None):
+    """A results folder with one point per workers value, each with its repeats' images/s."""
+    from bench.plan.knobs import RunSpec
+    from bench.results.record import RunRecord
+    from bench.results.store import ResultStore
+
+    store = ResultStore(folder).create()
+    for workers, rates in rates_by_workers.items():
+        for repeat, rate in enumerate(rates):
+            spec = RunSpec(backbone="tiny", input_size=16, batch=8, workers=workers, repeat=repeat)
+            store.append(RunRecord.for_spec(spec, status="ok" if rate else "error", train_img_s=rate,
+                                            total_s=100 / rate if rate else None, epochs_timed=3,
+                                            train_images_per_epoch=100, gpu_power_w_mean=power, window_s=window_s,
+                                            error="" if rate else "boom").to_dict())
+    (folder / "env.json").write_text(json.dumps(env))
+    (folder / "sweep.json").write_text(json.dumps({"gpu": label, "preset": preset}))
+    from bench.output import report
+
+    report.write(folder)
+    return folder
 
 
 def render_rows(rows: list[dict], env: dict, sweep: dict) -> str:

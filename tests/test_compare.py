@@ -1,36 +1,11 @@
-"""compare and its gate on constructed results; the machines report; plots; export."""
+"""compare (bench/output/compare.py) and its gate on constructed results."""
 
 import json
 
 import pandas as pd
 
 from bench.output.compare import STATUS, gate
-from bench.results.record import RunRecord
-from bench.plan.knobs import RunSpec
-from bench.results.store import ResultStore
-from tests.conftest import gpubench
-
-CPU_ENV = {"cpu": "Test CPU", "cpu_threads": 2, "gpus": [], "tensorflow": "2.x", "keras": "3.x"}
-GPU_ENV = {"cpu": "Other CPU", "cpu_threads": 32, "gpus": [{"name": "NVIDIA H200", "memory_mb": 143000}],
-           "tensorflow": "2.x", "keras": "3.x"}
-
-
-def results(folder, rates_by_workers, env=CPU_ENV, label="cpu", preset="t", power=None, window_s=None):
-    """A results folder with one point per workers value, each with its repeats' images/s."""
-    store = ResultStore(folder).create()
-    for workers, rates in rates_by_workers.items():
-        for repeat, rate in enumerate(rates):
-            spec = RunSpec(backbone="tiny", input_size=16, batch=8, workers=workers, repeat=repeat)
-            store.append(RunRecord.for_spec(spec, status="ok" if rate else "error", train_img_s=rate,
-                                            total_s=100 / rate if rate else None, epochs_timed=3,
-                                            train_images_per_epoch=100, gpu_power_w_mean=power, window_s=window_s,
-                                            error="" if rate else "boom").to_dict())
-    (folder / "env.json").write_text(json.dumps(env))
-    (folder / "sweep.json").write_text(json.dumps({"gpu": label, "preset": preset}))
-    from bench.output import report
-
-    report.write(folder)
-    return folder
+from tests.conftest import GPU_ENV, gpubench, results
 
 
 def run_compare(tmp_path, base, cur, *args):
@@ -148,47 +123,3 @@ def test_baseline_save_and_compare_against_it(tmp_path):
 def test_compare_refuses_what_it_cannot_read(tmp_path):
     out = run_compare(tmp_path, tmp_path / "nowhere", tmp_path / "nowhere")
     assert out.returncode == 2 and "no points.csv" in out.stderr
-
-
-def test_machines_side_by_side(tmp_path):
-    cpu = results(tmp_path / "results" / "cpu" / "t", {4: [200, 200, 200]})
-    h200 = results(tmp_path / "results" / "h200" / "t", {4: [5000, 5000, 5000]}, env=GPU_ENV, label="h200",
-                   power=500.0)
-    out = gpubench("report", cpu, h200, cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
-    text = (tmp_path / "results" / "machines-t.md").read_text()
-    assert "| cpu " in text and "| h200 " in text and "1 x NVIDIA H200" in text
-    h200_row = next(line for line in text.splitlines() if line.startswith("| ") and "| h200 " in line)
-    cells = [c.strip() for c in h200_row.strip("|").split("|")]
-    assert "10" in cells  # 5000 images/s at 500 W: 10 images per joule, in its own column
-    assert "1428.57" in cells  # 5000 images/s at an indicative $3.5 an hour
-    assert "indicative" in text
-    png = tmp_path / "results" / "machines-t.png"
-    assert png.is_file() and png.stat().st_size > 5000
-
-
-def test_reports_draw_their_plots(tmp_path):
-    folder = results(tmp_path / "a", {1: [100, 100], 4: [200, 210]})
-    report = (folder / "report.md").read_text()
-    assert "![images/s against batch size](throughput.png)" in report
-    assert (folder / "throughput.png").stat().st_size > 5000
-
-
-def test_export_is_one_json_document(tmp_path):
-    folder = results(tmp_path / "a", {4: [200, 200]})
-    out = gpubench("export", folder, cwd=tmp_path)
-    assert out.returncode == 0
-    document = json.loads((folder / "results.json").read_text())
-    assert set(document) == {"env", "sweep", "points", "runs"}
-    assert len(document["runs"]) == 2 and document["points"][0]["train_img_s"] == 200
-
-
-def test_pipelines_pair_up_although_their_loader_knobs_differ():
-    from bench.analyse.points import pairs
-    from bench.analyse.points import medians
-
-    rows = [RunRecord.for_spec(spec, status="ok", train_img_s=rate, total_s=1.0).to_dict()
-            for spec, rate in ((RunSpec(pipeline="keras", workers=2), 100.0),
-                               (RunSpec(pipeline="tfdata", workers=2, use_multiprocessing=None), 150.0))]
-    joined = pairs(medians(pd.DataFrame(rows)), "pipeline", "keras")
-    assert len(joined) == 1 and joined.train_img_s.iloc[0] / joined.train_img_s_base.iloc[0] == 1.5

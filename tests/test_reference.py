@@ -4,7 +4,6 @@ from bench.analyse.points import medians
 from bench.results.record import RunRecord
 from bench.analyse.reference import load_seed, seed_section
 from bench.plan.knobs import RunSpec
-from tests.conftest import render_rows
 
 SEED_SWEEP = {"gpu": "2080ti", "train_images": 148, "val_images": 30, "preset": "seed"}
 
@@ -49,28 +48,6 @@ def test_another_workload_is_not_compared():
 
 def test_no_section_without_the_seeds_loader_settings():
     assert seed_section(medians(pd.DataFrame(points(workers=4))), SEED_SWEEP) == []
-
-
-def test_scaling_over_devices_is_reported():
-    rows = []
-    for gpus, img_s in ((1, 100.0), (2, 150.0)):
-        spec = RunSpec(backbone="tiny", input_size=16, batch=8, gpus=gpus)
-        rows.append(RunRecord.for_spec(spec, status="ok", total_s=1.0, train_img_s=img_s, devices=f"{gpus} x CPU",
-                                       cpu_util_mean=1, cpu_util_p90=1).to_dict())
-    text = render_rows(rows, {}, {})
-    assert "## Scaling over devices" in text
-    assert "| keras w4 threads q10 b8 | 2 x CPU   |          100 |          150 |      0.75 |" in text
-
-
-def test_mixed_precision_gain_is_reported():
-    rows = []
-    for precision, img_s in (("float32", 100.0), ("mixed_bfloat16", 180.0)):
-        spec = RunSpec(backbone="tiny", input_size=16, batch=8, precision=precision)
-        rows.append(RunRecord.for_spec(spec, status="ok", total_s=1.0, train_img_s=img_s,
-                                       cpu_util_mean=1, cpu_util_p90=1).to_dict())
-    text = render_rows(rows, {}, {})
-    assert "## Mixed precision" in text
-    assert "| keras w4 threads q10 b8 | mixed_bfloat16 |             100 |     180 |    1.8 |" in text
 
 
 def test_the_machines_report_names_the_seeds_figure_where_it_matches():
