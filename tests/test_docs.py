@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from bench import catalogue
+from bench.cli import catalogue
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
