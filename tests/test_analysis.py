@@ -148,12 +148,13 @@ def test_the_feed_table_says_how_many_cores_keep_the_model_fed():
         "vgg16 32px float32 on tensorflow", "keras w1 threads q10 b8", "500", "95", "100", "19%", "300", "1.7"]
 
 
-def _point_and_ceilings(train, pipeline, model, window_s=5.0):
+def _point_and_ceilings(train, pipeline, model, window_s=5.0, model_window_s=None):
     """A keras point and its two ceilings, each a list of repeats' images/s."""
     point = RunSpec(backbone="tiny", input_size=32, batch=8, workers=1)
     rows = []
-    for spec, rates in ((point, train), (pipeline_ceiling(point), pipeline), (model_ceiling(point), model)):
-        rows += [record(dataclasses.replace(spec, repeat=i), r, window_s=window_s) for i, r in enumerate(rates)]
+    for spec, rates, window in ((point, train, window_s), (pipeline_ceiling(point), pipeline, window_s),
+                                (model_ceiling(point), model, model_window_s or window_s)):
+        rows += [record(dataclasses.replace(spec, repeat=i), r, window_s=window) for i, r in enumerate(rates)]
     return point, table(rows, {}, {})
 
 
@@ -175,6 +176,15 @@ def test_a_bound_on_short_windows_or_inside_the_repeats_spread_is_withheld():
     assert "efficiency is 0.73 to 1.11, on both sides of 0.8" in verdicts.verdict(noisy)
     _, steady = _point_and_ceilings([94.0, 95.0, 96.0], [99.0, 100.0, 101.0], [500.0, 500.0, 500.0])
     assert verdicts.verdict(steady).startswith("1 input-bound of 1 configurations.")
+
+
+def test_a_short_window_of_the_far_higher_ceiling_leaves_the_bound_standing():
+    """quick's case: the tiny model alone ran 140 steps in 0.4 s, twelve times the loader's rate;
+    its noise cannot make it the lower ceiling. Within 2x it could, and the bound is withheld."""
+    _, far = _point_and_ceilings([390.0, 400.0], [395.0, 405.0], [4800.0, 5200.0], model_window_s=0.4)
+    assert verdicts.verdict(far).startswith("1 input-bound of 1 configurations.")
+    _, near = _point_and_ceilings([390.0, 400.0], [395.0, 405.0], [700.0, 760.0], model_window_s=0.4)
+    assert "windows of 0.4 s, under 2 s" in verdicts.verdict(near)
 
 
 def test_the_setting_that_changed_most_is_withheld_where_the_repeats_overlap():

@@ -19,6 +19,9 @@ from bench.results.store import ResultStore, read_json
 
 AT_CEILING = 0.8  # a training rate at 80% or more of its lower ceiling is at that ceiling
 SHORT_S = 2.0  # seconds of measured window below which a run is too short to time well
+# An upper ceiling this many times the lower stays the upper one through a short window's noise:
+# two repeats of a 0.4 s model-alone window differed 1.65x (quick, tiny 64px, batch 15, 2 cores).
+CLEAR_MARGIN = 2.0
 INCONSISTENT = 1.1  # an efficiency above this: a ceiling measured below the rate it bounds
 # Figures whose median over the repeats is the point's.
 NUMERIC = ["total_s", "train_img_s", "first_epoch_s", "epoch_s_median", "val_s_total", "checkpoint_s_total",
@@ -72,16 +75,21 @@ def bound(train: float, pipeline: float, model: float) -> tuple[str | None, floa
 
 def bound_doubt(p: dict) -> str:
     """Why a point's bound cannot be stated as fact ('' when it can): an efficiency above
-    INCONSISTENT (a ceiling measured below the rate it bounds), windows too short to time well,
-    or repeats whose ranges put the efficiency on both sides of AT_CEILING or leave unknown which
-    ceiling is the lower."""
+    INCONSISTENT (a ceiling measured below the rate it bounds), windows too short to time well
+    (the end to end's, the lower ceiling's, and the upper ceiling's unless it is CLEAR_MARGIN
+    above the lower), or repeats whose ranges put the efficiency on both sides of AT_CEILING or
+    leave unknown which ceiling is the lower."""
     if not isinstance(p.get("bound"), str):  # no bound (NaN where a ceiling is missing)
         return ""
-    lower = min(p["pipeline_img_s"], p["model_img_s"])
-    windows = [w for w in (p.get("window_s"), p.get("pipeline_window_s"), p.get("model_window_s")) if pd.notna(w)]
+    lower, upper = sorted((p["pipeline_img_s"], p["model_img_s"]))
+    input_bound = p["pipeline_img_s"] <= p["model_img_s"]
+    timed = ["window_s", "pipeline_window_s" if input_bound else "model_window_s"]
+    if upper < CLEAR_MARGIN * lower:  # the upper ceiling's noise could make it the lower one
+        timed.append("model_window_s" if input_bound else "pipeline_window_s")
+    windows = [p.get(w) for w in timed if pd.notna(p.get(w))]
     short = f"windows of {min(windows):.1f} s, under {SHORT_S:g} s" if windows and min(windows) < SHORT_S else ""
     if p["efficiency"] > INCONSISTENT:
-        which = "pipeline-alone" if p["pipeline_img_s"] <= p["model_img_s"] else "model-alone"
+        which = "pipeline-alone" if input_bound else "model-alone"
         cause = short or "the ceiling and the point measured under different conditions (load between runs, a warm cache)"
         return (f"inconsistent measurement: {p['train_img_s']:.0f} images/s end to end is {p['efficiency']:.2f}x the "
                 f"{which} ceiling of {lower:.0f}, a ceiling below the rate it bounds; likely cause: {cause}")
