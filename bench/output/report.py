@@ -160,7 +160,10 @@ def write(root: str | Path, run_id: str | None = None, plots: bool = True) -> Pa
         figures = [(c, n) for c, n in _previous_figures(root / "report.md") if (root / n).is_file()]
     path = root / "report.md"
     text = render(every, rows, read_json(root / "env.json"), read_json(root / "sweep.json"), figures, left_out)
-    path.write_text("\n".join([text.rstrip("\n"), ""] + traces.section(root, every)).rstrip("\n") + "\n")
+    profiled = traces.section(root, every)
+    if profiled and not rows:
+        text = text.replace("No runs yet.", "Only profiled runs, below: their rates are left out of the tables.")
+    path.write_text("\n".join([text.rstrip("\n"), ""] + profiled).rstrip("\n") + "\n")
     return path
 
 
