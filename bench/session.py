@@ -8,6 +8,7 @@ Then: the peak probe for MFU, the runs, the report after each.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 import sys
@@ -93,9 +94,11 @@ def prepared(gpu: str, data: str | None, out: str | None, preset_name: str, data
 
 def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, *, gpu: str, data: str | None,
         out: str | None, timeout_s: float, interval: float, force: bool, ceilings: bool = False,
-        executor: str = "local", max_parallel: int = 1, slurm: Slurm = Slurm()) -> tuple[Path, list[dict]]:
+        executor: str = "local", max_parallel: int = 1, slurm: Slurm = Slurm(),
+        profile: str | None = None) -> tuple[Path, list[dict]]:
     """Everything after the grid is known: checks, data, environment, then the runs (here, or as
-    submitit jobs), the report rewritten after each. Returns (the report, the new rows)."""
+    submitit jobs), the report rewritten after each; with `profile` (a point id, or "fastest"),
+    one more run of that point, traced (bench/run/profile.py). Returns (the report, the new rows)."""
     from bench.output import report
     from bench.run import processes, runner
     from bench.results.machine import identity
@@ -110,8 +113,30 @@ def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, *, gpu: str,
             "local" if executor == "submitit-local" else "slurm", store.root / "jobs", max_parallel, timeout_s, slurm)
         new = runner.sweep(probes + grid, index_path, store, timeout_s, interval, force, env["gpu_count"],
                            identity(env), on_row=lambda row: report.write(store.root, plots=False), jobs=jobs)
+        traced = profiled_spec(profile, probes + grid, store.records()) if profile else None
+        if traced:
+            new += runner.sweep([traced], index_path, store, timeout_s, interval, force, env["gpu_count"],
+                                identity(env), on_row=lambda row: report.write(store.root, plots=False), jobs=jobs)
         path = report.write(store.root)
     return path, new
+
+
+def profiled_spec(profile: str, specs: list[RunSpec], rows: list[dict]) -> RunSpec | None:
+    """The run to trace: point `profile`'s, or with "fastest" the grid point whose ok runs had
+    the highest median images/s (None when none ran)."""
+    import statistics
+
+    if profile == "fastest":
+        rates: dict[str, list[float]] = {}
+        grid = {s.point_id for s in specs if s.role == "point"}
+        for row in rows:
+            if row["point_id"] in grid and row["status"] == "ok" and not row.get("profiled"):
+                rates.setdefault(row["point_id"], []).append(row["train_img_s"])
+        if not rates:
+            return None
+        profile = max(rates, key=lambda p: statistics.median(rates[p]))
+    spec = next(s for s in specs if s.point_id == profile)
+    return dataclasses.replace(spec, repeat=0, profile=True)
 
 
 class _Counts:

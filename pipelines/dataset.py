@@ -1,7 +1,9 @@
 """The image tree every pipeline reads: finding it (as flow_from_directory does) and making one.
 
 Layout: ROOT/train/<class>/*.jpg and ROOT/val/<class>/*.jpg; classes are the sorted subfolder
-names of train/, and val/ must use the same ones. Unlike flow_from_directory, hidden files and
+names of train/, and val/ must use the same ones. A class is its folder's name in Unicode NFC:
+a tree unpacked from a macOS archive names `café` decomposed (NFD), the same name typed
+elsewhere is composed, and both are one class; the files keep their real paths. Unlike flow_from_directory, hidden files and
 folders (a name starting with '.': .ipynb_checkpoints, .DS_Store, macOS's ._ files) and known
 OS clutter (Thumbs.db, desktop.ini, __MACOSX) are neither classes nor images: a notebook's
 checkpoint folder would otherwise be a class with no images.
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -99,6 +102,47 @@ def readable(paths: list[Path], verify: bool) -> tuple[list[Path], list[str]]:
     return good, [f"{p}: {r}" for p, r in zip(paths, reasons) if r]
 
 
+def class_name(folder: Path) -> str:
+    """A class folder's class: its name in NFC, so that NFD and NFC spellings are one class."""
+    return unicodedata.normalize("NFC", folder.name)
+
+
+def class_folders(folder: Path) -> dict[str, list[Path]]:
+    """class -> its folders under `folder` (two when NFD and NFC spellings of one name both exist)."""
+    found: dict[str, list[Path]] = {}
+    for path in sorted(folder.iterdir()):
+        if path.is_dir() and not ignored(path):
+            found.setdefault(class_name(path), []).append(path)
+    return dict(sorted(found.items()))
+
+
+def spelled(name: str) -> str:
+    """`name` as its code points, for names that print alike: 'cafe' U+0063 U+0061 ..."""
+    return f"{name!r} (" + " ".join(f"U+{ord(c):04X}" for c in name) + ")"
+
+
+def _looks(name: str) -> str:
+    """What a name looks like printed: compatibility forms folded, invisible characters and
+    surrounding spaces dropped."""
+    folded = unicodedata.normalize("NFKC", name)
+    return "".join(c for c in folded if unicodedata.category(c) != "Cf").strip()
+
+
+def class_difference(root: Path, train: list[str], val: list[str]) -> str:
+    """The one-line error for train/ and val/ whose classes differ: only the names that differ,
+    spelled as code points where two of them print alike."""
+    only_train = sorted(set(train) - set(val))
+    only_val = sorted(set(val) - set(train))
+    looks = [_looks(n) for n in only_train + only_val]
+    alike = {n for n, look in zip(only_train + only_val, looks) if looks.count(look) > 1}
+
+    def show(names: list[str]) -> str:
+        return ", ".join(spelled(n) if n in alike else repr(n) for n in names) or "none"
+
+    return (f"{root}: the classes of train/ and val/ differ: only in train/: {show(only_train)}; "
+            f"only in val/: {show(only_val)}")
+
+
 def scan_folder(folder: str | Path, classes: list[str] | None = None, verify: bool = True):
     """One split: `folder/<class>/*`. Returns (classes, files, labels, skipped, ignored). With
     `classes` given (a model's), every subfolder must be one of them."""
@@ -106,19 +150,22 @@ def scan_folder(folder: str | Path, classes: list[str] | None = None, verify: bo
     if not folder.is_dir():
         raise DatasetError(f"data directory {folder} does not exist")
     passed = [p for p in folder.iterdir() if ignored(p)]
-    found = sorted(p.name for p in folder.iterdir() if p.is_dir() and not ignored(p))
+    found = class_folders(folder)
     if not found:
         raise DatasetError(f"{folder} has no class folders (expected {folder}/<class>/*.jpg)")
-    classes = classes or found
+    classes = [unicodedata.normalize("NFC", c) for c in classes] if classes else list(found)
     unknown = sorted(set(found) - set(classes))
     if unknown:
         raise DatasetError(f"{folder}: classes {unknown} are not among the model's {classes}")
     files, labels, skipped = [], [], []
-    for name in found:
-        paths, clutter = find_images(folder / name)
-        passed += clutter
+    for name, folders in found.items():
+        paths = []
+        for path in folders:
+            images, clutter = find_images(path)
+            paths += images
+            passed += clutter
         if not paths:
-            raise DatasetError(f"class folder {folder / name} has no images")
+            raise DatasetError(f"class folder {folders[0]} has no images")
         good, bad = readable(paths, verify)
         files += map(str, good)
         labels += [classes.index(name)] * len(good)
@@ -142,7 +189,7 @@ def scan(root: str | Path, verify: bool = True) -> DatasetIndex:
         skipped += bad
         passed += clutter
     if classes["val"] != classes["train"]:
-        raise DatasetError(f"{root}/val classes {classes['val']} differ from train's {classes['train']}")
+        raise DatasetError(class_difference(root, classes["train"], classes["val"]))
     return DatasetIndex(str(root), classes["train"], files, labels, skipped, passed)
 
 

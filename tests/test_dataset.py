@@ -104,3 +104,44 @@ def test_an_awkward_real_tree_gives_every_pipeline_the_same_classes_and_images(t
         labels = np.concatenate([np.asarray(y) for _, y in batches]).argmax(axis=1)[: index.count("val")]
         assert list(labels) == index.labels["val"], pipeline
         assert all(np.asarray(x).shape[1:] == (16, 16, 3) for x, _ in batches)
+
+
+def _tree(root: Path, train: tuple[str, ...], val: tuple[str, ...]) -> Path:
+    rng = np.random.default_rng(0)
+    for split, names in (("train", train), ("val", val)):
+        for k, name in enumerate(names):
+            (root / split / name).mkdir(parents=True)
+            for i in range(3):
+                Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(root / split / name / f"{k}_{i}.jpg")
+    return root
+
+
+def test_a_class_folder_in_nfd_in_train_and_nfc_in_val_is_one_class_on_every_pipeline(tmp_path):
+    nfd, nfc = "cafe\u0301", "caf\u00e9"  # macOS's archive vs a name typed elsewhere
+    root = _tree(tmp_path / "t", ("bar", nfd), ("bar", nfc))
+    index = scan(root)
+    assert index.classes == ["bar", nfc]
+    assert {Path(f).parent.name for f in index.files["train"]} == {"bar", nfd}  # read from the real folders
+    assert index.labels["train"] == index.labels["val"] == [0, 0, 0, 1, 1, 1]
+    for pipeline in ("keras", "tfdata", "torch"):
+        if pipeline != "keras" and not installed({"tfdata": "tensorflow"}.get(pipeline, pipeline)):
+            continue
+        spec = RunSpec(backbone="tiny", input_size=16, pipeline=pipeline, batch=6, workers=1, window="epochs")
+        for split in ("train", "val"):
+            feed = pipelines.build(index, spec, split)
+            x, y = feed.data[0] if pipeline == "keras" else next(iter(feed.data))
+            assert np.asarray(x).shape == (6, 16, 16, 3), pipeline
+            assert np.asarray(y).shape == (6, 2) and sorted(np.asarray(y).argmax(axis=1)) == [0, 0, 0, 1, 1, 1]
+
+
+def test_classes_that_truly_differ_are_named_alone_and_spelled_out_where_they_print_alike(tmp_path):
+    root = _tree(tmp_path / "d", ("bar", "cat", "dog"), ("bar", "cat", "dog\u200b"))  # a zero-width space
+    with pytest.raises(DatasetError) as caught:
+        scan(root)
+    message = str(caught.value)
+    assert "\n" not in message and "bar" not in message and "cat" not in message
+    assert "only in train/: 'dog' (U+0064 U+006F U+0067)" in message
+    assert "only in val/: 'dog\\u200b' (U+0064 U+006F U+0067 U+200B)" in message
+    root = _tree(tmp_path / "e", ("bar", "cat"), ("bar", "owl"))
+    with pytest.raises(DatasetError, match=r"only in train/: 'cat'; only in val/: 'owl'$"):
+        scan(root)

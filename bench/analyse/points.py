@@ -238,6 +238,7 @@ def write_csv(root: str | Path) -> tuple[pd.DataFrame, list[dict], int]:
     current_rows' rows and count left out, read once for the callers that format them too)."""
     root = Path(root)
     rows, left_out = current_rows(root)
+    rows = [r for r in rows if not r.get("profiled")]  # profiling slows what it measures
     points = (table(rows, read_json(root / "env.json"), read_json(root / "sweep.json"), machine_envs(root))
               if rows else pd.DataFrame())
     points.to_csv(root / "points.csv", index=False)

@@ -3,6 +3,7 @@ arguments, returning the exit status)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -54,6 +55,7 @@ def _sweep(args) -> int:
     grid = checked_grid(preset.knob_sets(), args.set, preset.repeat if args.repeat is None else args.repeat,
                  preset.installed_only)
     with_ceilings = preset.ceilings and not args.no_ceilings
+    check_profile(args.profile, grid + (ceiling_probes(grid) if with_ceilings else []))
     if args.dry_run:
         print(session.plan(grid, preset.data, ceiling_probes(grid) if with_ceilings else []))
         return 0
@@ -66,9 +68,17 @@ def _sweep(args) -> int:
     path, new = session.run(grid, preset.name, preset.data, gpu=args.gpu, data=args.data, out=args.out,
                             timeout_s=args.timeout or preset.timeout_s, interval=args.interval, force=args.force,
                             ceilings=with_ceilings, executor=args.executor, max_parallel=args.max_parallel,
-                            slurm=slurm)
+                            slurm=slurm, profile=args.profile)
     print(closing_line(new, time.monotonic() - start, path))
     return 0
+
+
+def check_profile(profile: str | None, specs: list) -> None:
+    """--profile POINT_ID names a point of this sweep (or is "fastest": the default)."""
+    ids = sorted({s.point_id for s in specs})
+    if profile and profile != "fastest" and profile not in ids:
+        raise SpecError(f"--profile {profile}: no such point in this sweep; its points are "
+                        f"{', '.join(ids[:6])}{', ...' if len(ids) > 6 else ''} (see --dry-run or points.csv)")
 
 
 def closing_line(rows: list[dict], wall_s: float, report: Path) -> str:
@@ -92,6 +102,8 @@ def _run(args) -> int:
     grid = checked_grid([{}], args.set)
     if len(grid) != 1:
         raise SpecError("run takes one value per knob; use sweep for several")
+    if args.profile:
+        grid = [dataclasses.replace(grid[0], profile=True)]
     _, new = session.run(grid, "run", DataSpec(), gpu=args.gpu, data=args.data, out=args.out,
                          timeout_s=args.timeout or TIMEOUT_S, interval=args.interval, force=True)
     print(json.dumps(new[0], indent=2))

@@ -79,6 +79,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true",
                    help="rerun points already in the results; write into a folder holding files gpubench did not write")
     s.add_argument("--dry-run", action="store_true", help="print the grid and run nothing")
+    s.add_argument("--profile", nargs="?", const="fastest", metavar="POINT_ID",
+                   help="after the grid, one more run of a point with the backend's profiler tracing a few steps of "
+                        "its measured window (profiles/<run_id>/ in the results; the report lists the operations "
+                        "that took most of the time); alone: the point with the highest images/s; its rates are "
+                        "left out of the tables")
     s.add_argument("--no-ceilings", action="store_true",
                    help="skip the pipeline-alone and model-alone runs that give the bound verdict")
     s.add_argument("--executor", choices=EXECUTORS, default="local",
@@ -92,6 +97,9 @@ def parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run one point and print its record")
     _add_run_options(r)
+    r.add_argument("--profile", action="store_true",
+                   help="trace a few steps of the measured window with the backend's profiler (profiles/<run_id>/); "
+                        "the run's rates are then marked profiled")
 
     f = sub.add_parser("fit", help="the largest batch (or input size) that trains without running out of memory")
     f.add_argument("--backbone", required=True)

@@ -10,7 +10,7 @@ import pandas as pd
 from bench.analyse import verdicts
 from bench.analyse.points import runnable, setting, write_csv
 from bench.analyse.reference import seed_section
-from bench.output import sections
+from bench.output import sections, traces
 from bench.plan.knobs import GROUP_KNOBS, ROW_KNOB
 from bench.results.store import read_json
 from pipelines import knob_meaning
@@ -159,7 +159,11 @@ def write(root: str | Path, run_id: str | None = None, plots: bool = True) -> Pa
     elif rows:  # keep the links to the figures the last full write drew
         figures = [(c, n) for c, n in _previous_figures(root / "report.md") if (root / n).is_file()]
     path = root / "report.md"
-    path.write_text(render(every, rows, read_json(root / "env.json"), read_json(root / "sweep.json"), figures, left_out))
+    text = render(every, rows, read_json(root / "env.json"), read_json(root / "sweep.json"), figures, left_out)
+    profiled = traces.section(root, every)
+    if profiled and not rows:
+        text = text.replace("No runs yet.", "Only profiled runs, below: their rates are left out of the tables.")
+    path.write_text("\n".join([text.rstrip("\n"), ""] + profiled).rstrip("\n") + "\n")
     return path
 
 

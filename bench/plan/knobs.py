@@ -69,6 +69,7 @@ class RunSpec:
     hosts: int = knob(1, "device", "processes training data-parallel, `gpus` devices each", minimum=1, later=True)
     repeat: int = 0  # which repeat of the point this is, 0-based
     role: str = "point"  # "ceiling": a probe run for another point's pipeline or model ceiling
+    profile: bool = False  # an extra run traced by the backend's profiler (--profile): its rates are not kept
 
     def knobs(self) -> dict:
         return {k: getattr(self, k) for k in KNOBS}
@@ -84,7 +85,7 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        return f"{self.point_id}-r{self.repeat}"
+        return f"{self.point_id}-r{self.repeat}" + ("-profile" if self.profile else "")
 
     def label(self) -> str:
         """Short human name for progress lines."""

@@ -22,6 +22,7 @@ class _Identity:
     point_id: str = ""
     repeat: int = 0
     role: str = "point"  # or "ceiling": a probe for other points' pipeline or model ceiling
+    profiled: bool = False  # traced by the backend's profiler (--profile): left out of the tables and verdicts
     timestamp: str = ""
     status: str = "error"
     error: str = ""
@@ -114,6 +115,7 @@ class _Row:
     @classmethod
     def for_spec(cls, spec: RunSpec, **fields) -> "RunRecord":
         return cls(run_id=spec.run_id, point_id=spec.point_id, repeat=spec.repeat, role=spec.role,
+                   profiled=spec.profile,
                    timestamp=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                    **spec.knobs(), **fields)
 

@@ -106,20 +106,23 @@ def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path
 
 def measure(model, train_feed, val_feed, spec: RunSpec, record: RunRecord, samples_path: Path, interval: float):
     """The measured fit: samplers around it and the timer in it, nothing else (tests hold its
-    rates against a plain fit). Fills `record` with the timings and the samplers' figures."""
-    from bench.run import training
+    rates against a plain fit; a profiled run adds the profiler, in its results folder's
+    profiles/). Fills `record` with the timings and the samplers' figures."""
+    from bench.run import profile, training
     from bench.run.samplers import CpuSampler, GpuSampler, Sampling
     from bench.run.timing import timer_for
 
     with tempfile.TemporaryDirectory(prefix="gpubench-ckpt-") as scratch:
         checkpoint = training.TimedCheckpoint(Path(scratch) / "best.keras") if spec.checkpoint else None
         timer = timer_for(spec.backend, train_feed.ready)  # last: its epoch time takes in the checkpoint's
+        tracer = spec.profile and profile.ProfileSteps(spec.backend, profile.profile_dir(samples_path.parent.parent,  # RESULTS/samples/x.csv
+                                                                                         spec.run_id), spec.epochs)
         gpu = GpuSampler(devices=list(range(spec.gpus)))
         record.gpu_note = gpu.reason
         sampling = Sampling([CpuSampler(), gpu], interval)
         try:
             with sampling:
-                history = training.fit(model, train_feed, val_feed, spec.epochs, [c for c in (checkpoint, timer) if c])
+                history = training.fit(model, train_feed, val_feed, spec.epochs, [c for c in (tracer, checkpoint, timer) if c])
         finally:
             window = [(a - sampling.t0, b - sampling.t0) for a, b in timer.window(checkpoint and checkpoint.seconds)]
             summarise_samples(sampling.rows, window, interval, record)
