@@ -132,6 +132,7 @@ def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, *, gpu: str,
             "local" if executor == "submitit-local" else "slurm", store.root / "jobs", max_parallel, timeout_s, slurm)
 
         def quick_report(row: dict | None = None) -> None:
+            """The report without its plots: quick enough to rebuild while the sweep runs."""
             report.write(store.root, plots=False)
 
         try:
@@ -151,6 +152,7 @@ class _Counts:
         self.counts = {"train": data.train, "val": data.val}
 
     def count(self, split: str) -> int:
+        """The preset's number of `split` images, as DatasetIndex.count gives a tree's."""
         return self.counts[split]
 
 
