@@ -126,8 +126,9 @@ def test_report_has_the_seeds_tables(smoke, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_second_sweep_skips_what_is_done(smoke, broken_tree):
-    out, _ = smoke
+def test_a_second_sweep_skips_what_is_done(smoke, broken_tree, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(smoke[0], out)  # its own copy: a second sweep rewrites env.json, sweep.json and the report
     again = gpubench("sweep", "--preset", "smoke", "--data", broken_tree, "--out", out, "--no-ceilings",
                      "--set", "batch=8", cwd=out.parent)
     assert again.returncode == 0
