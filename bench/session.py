@@ -3,7 +3,8 @@
 Before: the GPU label, the data (a synthetic tree made when none is given), the results folder,
 locked, and checked against this machine and code (a folder holds the runs of one machine and
 commit, so that resuming never skips a point that another measured), env.json and sweep.json.
-Then: the peak probe for MFU, the runs, the report after each.
+Then: the peak probe for MFU, the runs, the report rebuilt at most every REPORT_EVERY_S as rows
+come, and at the end.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import dataclasses
 import json
 import shlex
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -26,6 +28,24 @@ from pipelines import TFDATA_FORMATS
 from pipelines.dataset import DatasetIndex, make_synthetic, scan
 
 
+REPORT_EVERY_S = 10.0  # a sweep's report is rebuilt at most this often while rows come, and at its end
+
+
+class Every:
+    """Calls `action` at most once per `seconds` of `clock`, the first call always: rebuilding a
+    report reads every row, so rebuilding it after each of a long sweep's rows would be quadratic."""
+
+    def __init__(self, seconds: float, action, clock=time.monotonic):
+        self.seconds, self.action, self.clock = seconds, action, clock
+        self.last: float | None = None
+
+    def __call__(self, *args) -> None:
+        now = self.clock()
+        if self.last is None or now - self.last >= self.seconds:
+            self.last = now
+            self.action(*args)
+
+
 def dataset(data: str | None, data_spec: DataSpec) -> DatasetIndex:
     """The tree at `data`, or the preset's synthetic one under data/, made when missing."""
     if data:
@@ -38,6 +58,7 @@ def dataset(data: str | None, data_spec: DataSpec) -> DatasetIndex:
 
 
 def check_formats(grid: list[RunSpec], index: DatasetIndex) -> None:
+    """Refuses, before any run, images that a tfdata point in the grid cannot decode."""
     if any(s.pipeline == "tfdata" for s in grid):
         odd = sorted({Path(f).suffix for split in index.files.values() for f in split
                       if Path(f).suffix.lower() not in TFDATA_FORMATS})
@@ -97,8 +118,9 @@ def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, *, gpu: str,
         executor: str = "local", max_parallel: int = 1, slurm: Slurm = Slurm(),
         profile: str | None = None) -> tuple[Path, list[dict]]:
     """Everything after the grid is known: checks, data, environment, then the runs (here, or as
-    submitit jobs), the report rewritten after each; with `profile` (a point id, or "fastest"),
-    one more run of that point, traced (bench/run/profile.py). Returns (the report, the new rows)."""
+    submitit jobs), the report rebuilt every REPORT_EVERY_S at most and at the end (an interrupted
+    sweep's too); with `profile` (a point id, or "fastest"), one more run of that point, traced
+    (bench/run/profile.py). Returns (the report, the new rows)."""
     from bench.output import report
     from bench.run import processes, runner
     from bench.results.machine import identity
@@ -111,12 +133,22 @@ def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, *, gpu: str,
         probes = ceiling_probes(grid) if ceilings else []
         jobs = None if executor == "local" else executors.Submitit(
             "local" if executor == "submitit-local" else "slurm", store.root / "jobs", max_parallel, timeout_s, slurm)
-        new = runner.sweep(probes + grid, index_path, store, timeout_s, interval, force, env["gpu_count"],
-                           identity(env), on_row=lambda row: report.write(store.root, plots=False), jobs=jobs)
-        traced = profiled_spec(profile, probes + grid, store.records()) if profile else None
-        if traced:
-            new += runner.sweep([traced], index_path, store, timeout_s, interval, force, env["gpu_count"],
-                                identity(env), on_row=lambda row: report.write(store.root, plots=False), jobs=jobs)
+
+        def quick_report(row: dict | None = None) -> None:
+            """The report without its plots: quick enough to rebuild while the sweep runs."""
+            report.write(store.root, plots=False)
+
+        every = Every(REPORT_EVERY_S, quick_report)
+        try:
+            new = runner.sweep(probes + grid, index_path, store, timeout_s, interval, force, env["gpu_count"],
+                               identity(env), on_row=every, jobs=jobs)
+            traced = profiled_spec(profile, probes + grid, store.records()) if profile else None
+            if traced:
+                new += runner.sweep([traced], index_path, store, timeout_s, interval, force, env["gpu_count"],
+                                    identity(env), on_row=every, jobs=jobs)
+        except runner.Interrupted:  # the report holds every row finished, as a whole sweep's does
+            quick_report()
+            raise
         path = report.write(store.root)
     return path, new
 
@@ -146,6 +178,7 @@ class _Counts:
         self.counts = {"train": data.train, "val": data.val}
 
     def count(self, split: str) -> int:
+        """The preset's number of `split` images, as DatasetIndex.count gives a tree's."""
         return self.counts[split]
 
 

@@ -41,6 +41,8 @@ def _rotated() -> Image.Exif:
 
 
 def make_awkward_tree(root: Path, classes=("cats", "dogs")) -> Path:
+    """A tree with what users' folders hold beside their images (hidden files, copies, links, broken
+    and mislabelled files, other formats): what the dataset scan must read or pass over."""
     rng = np.random.default_rng(0)
     for split in ("train", "val"):
         for name in BESIDE_CLASSES:

@@ -29,6 +29,7 @@ class DelayedClock(pipelines.ReadyClock):
         self.lock = multiprocessing.Lock()
 
     def mark(self, batch: int) -> None:
+        """Marks an odd batch ready DELAY_S late, an even one as the pipeline had it."""
         if batch % 2 == 1:
             with self.lock:
                 time.sleep(DELAY_S)

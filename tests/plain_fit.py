@@ -86,6 +86,8 @@ def suite_fit(model, train_feed, val_feed, spec, scratch: Path) -> float:
 
 
 def rates(kind: str, backend: str, tree: str) -> dict:
+    """Images/s of the suite's fit and of each plain fit of the same work, ROUNDS each, taken in turns
+    so that a slower spell of the machine falls on both alike."""
     from bench.run.timing import EpochTimer
 
     spec, train_feed, val_feed, model, plains = setup(kind, backend, tree)

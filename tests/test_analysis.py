@@ -11,6 +11,7 @@ from bench.analyse.points import bound, medians, table
 from bench.results.record import RunRecord
 from bench.plan.knobs import RunSpec
 from bench.plan.grid import model_ceiling, pipeline_ceiling
+from tests import tables
 from tests.conftest import render_rows
 
 
@@ -75,7 +76,9 @@ def test_the_report_says_where_the_time_goes():
     _, rows = constructed()
     text = render_rows(rows, {"cpu_threads": 2}, {"peak_tflops": {"float32": 0.5}})
     assert "## Where the time goes" in text and verdicts.RULE in text
-    assert "| keras w1 threads q10 b8" in text and "| input " in text and "60%" in text and "38.0%" in text
+    where = tables.table(text, "## Where the time goes")
+    assert [(r["configuration"], r["bound"], r["data wait"], r["MFU"]) for r in where] == [
+        ("keras w1 threads q10 b8", "input", "60%", "38.0%")]
     assert "**Verdict.** 1 input-bound of 1 configurations." in text
     assert "input-bound at 95 images/s, below the 500 images/s the model can take" in text
     assert "Decode ceiling at 32px (nearest): one core reads, decodes and resizes 300 images/s, so all cores 600" in text

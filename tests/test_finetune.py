@@ -77,10 +77,10 @@ def test_predict_writes_one_row_per_readable_image_to_standard_output(trained, t
 
 
 @pytest.mark.slow
-def test_resume_goes_on_from_the_last_epoch_with_the_optimizer_state_and_the_best_so_far(trained):
+def test_resume_goes_on_from_the_last_epoch_with_the_optimizer_state_and_the_best_so_far(trained, tmp_path):
     import keras
 
-    folder, _ = trained
+    folder = shutil.copytree(trained[0], tmp_path / "run")  # its own copy: resuming rewrites the models and the log
     steps_before = int(keras.saving.load_model(folder / "last.keras").optimizer.iterations.numpy())
     log = _log(folder)
     log[0]["val_accuracy"] = "1.0"  # a best so far no resumed epoch can beat: best.keras must stay

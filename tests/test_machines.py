@@ -1,6 +1,7 @@
 """The machines report (bench/output/machines.py): several machines' results side by side."""
 
 from tests.conftest import GPU_ENV, gpubench, results
+from tests.tables import table
 
 
 def test_machines_side_by_side(tmp_path):
@@ -10,11 +11,11 @@ def test_machines_side_by_side(tmp_path):
     out = gpubench("report", cpu, h200, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     text = (tmp_path / "results" / "machines-t.md").read_text()
-    assert "| cpu " in text and "| h200 " in text and "1 x NVIDIA H200" in text
-    h200_row = next(line for line in text.splitlines() if line.startswith("| ") and "| h200 " in line)
-    cells = [c.strip() for c in h200_row.strip("|").split("|")]
-    assert "10" in cells  # 5000 images/s at 500 W: 10 images per joule, in its own column
-    assert "1428.57" in cells  # 5000 images/s at an indicative $3.5 an hour
-    assert "indicative" in text
+    machines = {row["machine"]: row for row in table(text, "## tiny 16px")}
+    assert list(machines) == ["cpu", "h200"] and machines["h200"]["hardware"] == "1 x NVIDIA H200"
+    assert machines["h200"]["images per joule (NVML power)"] == "10"  # 5000 images/s at 500 W
+    assert machines["h200"]["images/s per $/hour"] == "1428.57"  # 5000 images/s at an indicative $3.5 an hour
+    assert machines["cpu"]["images/s per $/hour"] == ""  # no price for a CPU
+    assert any(line.startswith("Prices: indicative") for line in text.splitlines())
     png = tmp_path / "results" / "machines-t.png"
     assert png.is_file() and png.stat().st_size > 5000

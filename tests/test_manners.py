@@ -21,6 +21,7 @@ from bench.run.runner import Interrupted
 from bench.plan.knobs import RunSpec, SpecError
 from bench.results.store import ResultStore, foreign_files
 from tests.test_compare import results
+from tests.tables import table
 
 TINY = '[knobs]\nbackbone = "tiny"\ninput_size = 32\npipeline = "keras"\nbatch = 4\nworkers = 1\nepochs = 2\n'
 
@@ -29,13 +30,6 @@ def run_cli(capsys, *argv) -> tuple[int, str, str]:
     code = cli.main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def table_rows(text: str) -> list[dict]:
-    """A github-style markdown table as {header: cell} rows."""
-    lines = [l for l in text.splitlines() if l.startswith("|")]
-    cells = [[c.strip() for c in l.strip("|").split("|")] for l in lines]
-    return [dict(zip(cells[0], row)) for row in cells[2:]]
 
 
 @pytest.fixture
@@ -171,7 +165,7 @@ def test_version_and_help_texts(capsys):
 
 def test_knobs_lists_every_knob_from_its_metadata(capsys):
     code, out, _ = run_cli(capsys, "knobs")
-    rows = {row["knob"]: row for row in table_rows(out)}
+    rows = {row["knob"]: row for row in table(out)}
     assert code == 0 and list(rows) == list(KNOBS)
     assert rows["batch"] == {"knob": "batch", "default": "16", "allowed": "a whole number, 1 or more",
                              "meaning": "images per training step"}
@@ -192,7 +186,7 @@ def test_presets_shows_runs_and_the_time_recorded_on_this_host(tmp_path):
         folder.append(RunRecord.for_spec(RunSpec(batch=batch), status="ok", wall_s=6.0 if host == "h" else 600.0)
                       .to_dict() | {"host": host})
     (folder.root / "sweep.json").write_text(json.dumps({"preset": "smoke"}))
-    rows = {row["preset"]: row for row in table_rows(catalogue.presets(tmp_path / "results", host="h"))}
+    rows = {row["preset"]: row for row in table(catalogue.presets(tmp_path / "results", host="h"))}
     smoke = load_preset("smoke")
     grid, _ = build_grid(smoke.knob_sets(), [], smoke.repeat, smoke.installed_only)
     runs = len(grid) + len(ceiling_probes(grid))

@@ -4,6 +4,7 @@ from bench.analyse.points import medians
 from bench.results.record import RunRecord
 from bench.analyse.reference import load_seed, seed_section
 from bench.plan.knobs import RunSpec
+from tests.tables import table
 
 SEED_SWEEP = {"gpu": "2080ti", "train_images": 148, "val_images": 30, "preset": "seed"}
 
@@ -30,7 +31,9 @@ def test_same_gpu_puts_the_seeds_runs_beside_the_measured_ones():
     assert "## Beside the seed (2019)" in text and "same GPU (2080ti)" in text
     assert "GTX 1060" not in text
     # batch 30, 32 workers, threads, queue 10, 1 GPU: the Windows (197.78 s) and Ubuntu (404.95 s) runs
-    assert "197.78" in text and "404.95" in text and "3.96" in text and "8.1" in text
+    beside = [r for r in table(text, "## Beside the seed (2019)") if r["batch"] == "30"]
+    assert [(r["seed machine"].split(",")[0], r["seed total (s)"], r["speed-up"]) for r in beside] == [
+        ("Windows 10 desktop", "197.78", "3.96"), ("Ubuntu 18.04 desktop", "404.95", "8.1")]
 
 
 def test_other_gpus_see_every_seed_machine_named():

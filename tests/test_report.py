@@ -1,6 +1,7 @@
 from bench.results.record import RunRecord
 from bench.plan.knobs import RunSpec
 from tests.conftest import render_rows
+from tests.tables import section, table, tables
 
 ENV_NO_GPU = {"gpus": [], "gpu_note": "NVML unavailable: NVMLError_LibraryNotFound", "cpu": "Test CPU",
               "cpu_threads": 2, "ram_gb": 24, "python": "3.11", "tensorflow": "2.x", "keras": "3.x"}
@@ -17,19 +18,23 @@ def test_tables_in_the_seeds_shape():
     rows = [row(batch=8, workers=1, img_s=40.0), row(batch=8, workers=4, img_s=80.0, total=5.0),
             row(batch=16, workers=1), row(batch=16, workers=4, status="oom")]
     text = render_rows(rows, ENV_NO_GPU, {"preset": "t", "gpu": "cpu"})
-    header = next(l for l in text.splitlines() if l.startswith("| batch"))
-    assert "keras w1 threads q10" in header and "keras w4 threads q10" in header
-    assert "5.0 s · 80.0 img/s" in text
-    assert "**oom**" in text
-    assert "## Fastest" in text and "**keras w4 threads q10**, batch 8" in text
-    assert "| keras w4 threads q10 b16 tiny r0 | oom | Boom: it broke |" in text
-    assert "GPU columns are empty (NVML unavailable" in text
+    timings = tables(section(text, "## tiny at 32x32"))[0]
+    assert timings == [
+        {"batch (train/val steps)": "16 (3/1 steps)", "keras w1 threads q10": "10.0 s · 50.0 img/s",
+         "keras w4 threads q10": "**oom**"},
+        {"batch (train/val steps)": "8 (3/1 steps)", "keras w1 threads q10": "10.0 s · 40.0 img/s",
+         "keras w4 threads q10": "5.0 s · 80.0 img/s"}]
+    assert "**keras w4 threads q10**, batch 8" in section(text, "## Fastest")
+    assert table(text, "## Failed runs") == [{"run": "keras w4 threads q10 b16 tiny r0", "status": "oom",
+                                              "error": "Boom: it broke"}]
+    assert "- GPUs: none; the GPU columns are empty (NVML unavailable: NVMLError_LibraryNotFound)" in text.splitlines()
 
 
 def test_repeats_are_summarised_by_their_median():
     rows = [row(batch=8, img_s=v, total=t, repeat=r) for r, (v, t) in enumerate([(10, 3), (30, 1), (20, 2)])]
     text = render_rows(rows, ENV_NO_GPU, {})
-    assert "2.0 s · 20.0 img/s" in text
+    timings = tables(section(text, "## tiny at 32x32"))[0]
+    assert [r["keras w4 threads q10"] for r in timings] == ["2.0 s · 20.0 img/s ±50%"]  # half the range, 10 to 30
 
 
 def test_varying_backbones_get_a_table_each():
@@ -44,11 +49,9 @@ def test_a_sweep_over_backends_gets_a_table_each_and_a_comparison():
             row(batch=8, img_s=50.0, backend="torch"), row(batch=16, img_s=70.0, backend="jax")]
     text = render_rows(rows, {**ENV_NO_GPU, "jax": "0.10", "torch": "2.13"}, {})
     assert "## tiny at 32x32 on tensorflow" in text and "## tiny at 32x32 on jax" in text
-    backends = text.split("## Backends")[1].split("##")[0]
-    lines = [l for l in backends.splitlines() if l.startswith("| tiny")]
-    assert len(lines) == 1  # batch 16 ran on jax alone: nothing to compare
-    assert [c.strip() for c in lines[0].split("|")[1:-1]] == [
-        "tiny 32px", "keras w4 threads q10 b8", "40.0", "60.0", "50.0", "jax"]
+    compared = table(text, "## Backends")
+    assert len(compared) == 1  # batch 16 ran on jax alone: nothing to compare
+    assert list(compared[0].values()) == ["tiny 32px", "keras w4 threads q10 b8", "40.0", "60.0", "50.0", "jax"]
     assert "TensorFlow 2.x, JAX 0.10, PyTorch 2.13" in text
     assert "## Backends" not in render_rows(rows[:1], ENV_NO_GPU, {})
 

@@ -3,6 +3,7 @@
 from bench.plan.knobs import RunSpec
 from bench.results.record import RunRecord
 from tests.conftest import render_rows
+from tests.tables import table
 
 
 def test_scaling_over_devices_is_reported():
@@ -12,8 +13,10 @@ def test_scaling_over_devices_is_reported():
         rows.append(RunRecord.for_spec(spec, status="ok", total_s=1.0, train_img_s=img_s, devices=f"{gpus} x CPU",
                                        cpu_util_mean=1, cpu_util_p90=1).to_dict())
     text = render_rows(rows, {}, {})
-    assert "## Scaling over devices" in text
-    assert "| keras w4 threads q10 b8 | 2 x CPU   |          100 |          150 |      0.75 |" in text
+    scaling = table(text, "## Scaling over devices")
+    assert [{k: r[k] for k in ("configuration", "devices", "img/s on 1", "img/s on N", "scaling")} for r in scaling] == [
+        {"configuration": "keras w4 threads q10 b8", "devices": "2 x CPU", "img/s on 1": "100", "img/s on N": "150",
+         "scaling": "0.75"}]
 
 
 def test_mixed_precision_gain_is_reported():
@@ -23,5 +26,5 @@ def test_mixed_precision_gain_is_reported():
         rows.append(RunRecord.for_spec(spec, status="ok", total_s=1.0, train_img_s=img_s,
                                        cpu_util_mean=1, cpu_util_p90=1).to_dict())
     text = render_rows(rows, {}, {})
-    assert "## Mixed precision" in text
-    assert "| keras w4 threads q10 b8 | mixed_bfloat16 |             100 |     180 |    1.8 |" in text
+    gain = table(text, "## Mixed precision")
+    assert [list(r.values())[:5] for r in gain] == [["keras w4 threads q10 b8", "mixed_bfloat16", "100", "180", "1.8"]]

@@ -6,11 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from bench.analyse import points
 from bench.results.machine import collect, fingerprint_id, identity
-from bench.results.record import SCHEMA, RunRecord
+from bench.results.record import COLUMNS, SCHEMA, RunRecord
 from bench.plan.knobs import RunSpec
 from bench.results.store import ResultStore, StoreError
 from tests.conftest import gpubench
@@ -102,3 +103,98 @@ def test_the_sweep_process_imports_no_framework(tmp_path, tiny_tree):
     out = subprocess.run([sys.executable, "-c", code, str(tiny_tree)], cwd=tmp_path, capture_output=True, text=True,
                          timeout=120)
     assert out.stdout.split()[-2:] == ["0", "[]"], out.stderr[-2000:]
+
+
+class CountedFile:
+    """A file whose reads and writes add their lengths to `counts`: what an append costs, in
+    characters moved, whatever the machine's speed."""
+
+    def __init__(self, file, counts: dict):
+        self._file, self._counts = file, counts
+
+    def _add(self, key: str, data):
+        self._counts[key] += len(data)
+        return data
+
+    def read(self, *args):
+        return self._add("read", self._file.read(*args))
+
+    def readline(self, *args):
+        return self._add("read", self._file.readline(*args))
+
+    def readlines(self, *args):
+        return [self._add("read", line) for line in self._file.readlines(*args)]
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return self._add("read", next(self._file))
+
+    def write(self, data):
+        self._add("written", data)
+        return self._file.write(data)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._file.close()
+
+    def __getattr__(self, name):
+        return getattr(self._file, name)
+
+
+ROWS = 2000
+
+
+def test_the_2000th_append_reads_and_writes_no_more_than_the_first(tmp_path, monkeypatch):
+    """Append-only: each append adds a line to runs.jsonl and a row to runs.csv and reads neither
+    back, so a long sweep costs the same per row at its end as at its start."""
+    import builtins
+    import io
+
+    store = ResultStore(tmp_path / "out").create()
+    record = RunRecord.for_spec(RunSpec(backbone="tiny", batch=8), status="ok", train_img_s=12.5).to_dict()
+    counts = {"read": 0, "written": 0}
+    real_open = io.open
+
+    def counted_open(*args, **kwargs):
+        return CountedFile(real_open(*args, **kwargs), counts)
+
+    monkeypatch.setattr(builtins, "open", counted_open)
+    monkeypatch.setattr(io, "open", counted_open)
+    monkeypatch.setattr("os.fsync", lambda fd: None)  # on disk or not, the bytes are the same
+    costs = []
+    for _ in range(ROWS):
+        before = dict(counts)
+        store.append(record)
+        costs.append({k: counts[k] - before[k] for k in counts})
+    monkeypatch.undo()
+    first, second, last = costs[0], costs[1], costs[-1]
+    assert last == second and last["read"] <= first["read"] and last["written"] <= first["written"]
+    assert last["read"] == 0 and last["written"] == second["written"] > 0
+    assert len(store.records()) == ROWS
+    every = pd.read_csv(store.csv)
+    assert list(every.columns) == COLUMNS and len(every) == ROWS and (every.train_img_s == 12.5).all()
+
+
+def test_a_runs_csv_of_other_columns_or_rows_is_rewritten_once_then_appended_to(tmp_path):
+    """A folder of an older gpubench (other columns), or one whose runs.csv lost rows, gets its
+    mirror rewritten whole at the first append; the next appends only add rows."""
+    store = rows_file(tmp_path, [record_line(4) + "\n", record_line(8) + "\n"])
+    store.csv.write_text("schema,run_id,batch\n2,old,4\n")
+    store.append(json.loads(record_line(16)))
+    every = pd.read_csv(store.csv)
+    assert list(every.columns) == COLUMNS and list(every.batch) == [4, 8, 16]
+    rewritten = store.csv.stat().st_ino
+    store.append(json.loads(record_line(32)))
+    assert store.csv.stat().st_ino == rewritten and list(pd.read_csv(store.csv).batch) == [4, 8, 16, 32]
+    short = rows_file(tmp_path, [record_line(4) + "\n", record_line(8) + "\n"])
+    short.csv.unlink()
+    short.append(json.loads(record_line(16)))
+    assert list(pd.read_csv(short.csv).batch) == [4, 8, 16]

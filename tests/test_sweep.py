@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import pandas as pd
 import pytest
@@ -12,6 +13,7 @@ from bench.plan.grid import installed
 from bench.results.store import ResultStore
 from pipelines.dataset import make_synthetic
 from tests.conftest import gpubench, killed_and_resumed
+from tests.tables import table, tables
 
 TINY = ["--set", "backbone=tiny", "--set", "input_size=16", "--set", "epochs=2"]
 # For the tests of a sweep's mechanics rather than its timing: the epochs as asked, one pass each.
@@ -101,12 +103,15 @@ def test_gpu_columns_are_filled_or_say_why_not(smoke):
 
 
 @pytest.mark.slow
-def test_report_has_the_seeds_tables(smoke):
-    out, _ = smoke
+def test_report_has_the_seeds_tables(smoke, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(smoke[0], out)  # its own copy: the rebuilds below rewrite report.md, which other tests read
     report = (out / "report.md").read_text()
-    assert "| batch (train/val steps)" in report
-    assert "keras w2 threads q4" in report and "tfdata w2 q4" in report and "| synthetic" in report
-    assert "| 8 (50/1 steps)" in report
+    timings = tables(report)[0]
+    columns = list(timings[0])
+    assert columns[0] == "batch (train/val steps)" and {"keras w2 threads q4", "tfdata w2 q4"} <= set(columns)
+    assert any(column.startswith("synthetic") for column in columns)
+    assert [row["batch (train/val steps)"] for row in timings] == ["8 (50/1 steps)"]
     assert "## Where the sweep's time went" in report and "were measured windows" in report
     assert "## Fastest" in report and "CPU and GPU utilisation" in report
     os.remove(out / "report.md")
@@ -116,14 +121,14 @@ def test_report_has_the_seeds_tables(smoke):
     chosen = pd.read_csv(out / "runs.csv").run_id.iloc[0]
     assert gpubench("report", out, "--run", chosen, cwd=out).returncode == 0
     assert f"({chosen})" in (out / "report.md").read_text()
-    gpubench("report", out, cwd=out)  # back to the default for the other tests
     bad = gpubench("report", out, "--run", "nope", cwd=out)
     assert bad.returncode == 2 and "no such run" in bad.stderr
 
 
 @pytest.mark.slow
-def test_a_second_sweep_skips_what_is_done(smoke, broken_tree):
-    out, _ = smoke
+def test_a_second_sweep_skips_what_is_done(smoke, broken_tree, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(smoke[0], out)  # its own copy: a second sweep rewrites env.json, sweep.json and the report
     again = gpubench("sweep", "--preset", "smoke", "--data", broken_tree, "--out", out, "--no-ceilings",
                      "--set", "batch=8", cwd=out.parent)
     assert again.returncode == 0
@@ -221,7 +226,8 @@ def test_dry_run_lists_the_grid_and_runs_nothing(tmp_path):
     result = gpubench("sweep", "--preset", "quick", "--dry-run", cwd=tmp_path)
     assert result.returncode == 0
     assert result.stdout.startswith("24 runs;")  # 12 points, 2 repeats
-    assert "| keras      |      15 |         1 | False                 |        0 |           210 |" in result.stdout
+    assert {"pipeline": "keras", "batch": "15", "workers": "1", "use_multiprocessing": "False", "repeat": "0",
+            "train steps": "210"} in table(result.stdout)
     assert not (tmp_path / "results").exists() and not (tmp_path / "data").exists()
 
 
@@ -270,11 +276,12 @@ def test_gpu_quick_fits_eight_minutes_on_the_lent_gpu_machines(tmp_path, without
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("10 runs;") and "and 9 ceiling runs" in result.stdout
     assert "left out of the grid: pipeline tfdata needs tensorflow" in result.stderr
-    rows = [line for line in result.stdout.splitlines() if line.startswith(("| jax", "| torch"))]
-    steps = [int(line.rsplit("|", 2)[1]) for line in rows]
+    rows = [row for row in table(result.stdout) if row["backend"] in ("jax", "torch")]
+    steps = [int(row["train steps"]) for row in rows]
     assert len(steps) == 10 and sorted(steps)[-2] <= 200
-    assert any("| dali " in row for row in rows) and any("uint8" in row and "True" in row for row in rows)
-    assert "channels_first" in result.stdout
+    assert any(row["pipeline"] == "dali" for row in rows)
+    assert any(row["transfer"] == "uint8" and row["cache"] == "True" for row in rows)
+    assert any(row["data_format"] == "channels_first" for row in rows)
 
 
 def test_the_seed_preset_is_the_seeds_grid(tmp_path):

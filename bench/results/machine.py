@@ -104,6 +104,7 @@ def compute_capability() -> float | None:
 
 
 def auto_label() -> str:
+    """--gpu auto: the first GPU NVML sees as a short label (h200), or cpu when it sees none."""
     gpus, _, _ = nvml_gpus()
     return gpu_label(gpus[0]["name"]) if gpus else "cpu"
 
@@ -155,6 +156,7 @@ def cuda_versions() -> dict:
 
 
 def driver_cuda() -> str:
+    """The newest CUDA the driver supports ("12.8"), or "" without NVML: which builds can use the GPU."""
     try:
         import pynvml
 
@@ -180,6 +182,7 @@ def accelerator_packages() -> dict[str, str]:
 
 
 def collect() -> dict:
+    """The machine and software a sweep measured on (env.json): what makes its figures comparable."""
     gpus, driver, reason = nvml_gpus()
     return {
         "gpus": gpus,

@@ -12,6 +12,8 @@ PROFILE_DIR = Path(__file__).parent / "profiles"
 
 
 def load(label: str) -> dict:
+    """The datasheet of the GPU `label` names (memory, board power, peak TFLOP/s, an indicative price), or {}
+    for one not known: what MFU and the machines report hold figures against."""
     path = PROFILE_DIR / f"{label}.toml"
     return tomllib.loads(path.read_text()) if path.is_file() else {}
 

@@ -114,12 +114,14 @@ class _Measured:
 class _Row:
     @classmethod
     def for_spec(cls, spec: RunSpec, **fields) -> "RunRecord":
+        """The row of `spec`'s run: its ids and knobs filled from the spec, stamped now, `fields` as measured."""
         return cls(run_id=spec.run_id, point_id=spec.point_id, repeat=spec.repeat, role=spec.role,
                    profiled=spec.profile,
                    timestamp=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                    **spec.knobs(), **fields)
 
     def to_dict(self) -> dict:
+        """The row as the store writes it: one flat dict, every column."""
         return dataclasses.asdict(self)
 
 
