@@ -14,13 +14,13 @@ import re
 from models import data_format_problem, input_size_problem
 from pipelines import PIPELINES, knob_meaning
 
+from bench.plan.backends import BACKENDS
 from bench.plan.knobs import KNOBS, LOADER_KNOBS, RunSpec, SpecError, parse_override
 
-_TF, _JAX, _TORCH = (("tensorflow", "pip install tensorflow"), ("jax", "pip install 'gpubench[jax]'"),
-                     ("torch", "pip install 'gpubench[torch]'"))
+_NEED = {name: (b.package, b.install) for name, b in BACKENDS.items()}
 # The package a backend or pipeline imports, and how to install it.
-NEEDS = {("backend", "tensorflow"): _TF, ("backend", "jax"): _JAX, ("backend", "torch"): _TORCH,
-         ("pipeline", "tfdata"): _TF, ("pipeline", "torch"): _TORCH,
+NEEDS = {**{("backend", name): need for name, need in _NEED.items()},
+         ("pipeline", "tfdata"): _NEED["tensorflow"], ("pipeline", "torch"): _NEED["torch"],
          ("pipeline", "dali"): ("nvidia.dali", "pip install 'gpubench[dali]'")}
 LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -145,6 +145,7 @@ def one_point(knobs: dict) -> RunSpec:
 
 
 def check_label(label: str) -> str:
+    """The --gpu label, if it is a plain name a folder can take; else a one-line SpecError."""
     if not LABEL_RE.match(label):
         raise SpecError(f"--gpu {label!r}: a label is a plain name of letters, digits, '.', '_', '-'")
     return label

@@ -12,9 +12,10 @@ import os
 import subprocess
 import sys
 
-from bench.run import devices
-from bench.results import machine
+from bench.plan.backends import BACKENDS
 from bench.plan.knobs import SpecError
+from bench.results import machine
+from bench.run import devices
 
 TORCH_CUDA12_INDEX = "https://download.pytorch.org/whl/cu126"
 
@@ -102,9 +103,10 @@ def ask(backends) -> dict[str, dict]:
 
 
 def installed_backends() -> list[str]:
+    """The backends whose package this machine has: the ones doctor asks."""
     from bench.plan.grid import installed
 
-    return [b for b in devices.FRAMEWORKS if installed(b)]
+    return [b.name for b in BACKENDS.values() if installed(b.package)]
 
 
 def driver_cuda_major(driver_cuda: str) -> int | None:
