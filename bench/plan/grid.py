@@ -15,7 +15,7 @@ from models import data_format_problem, input_size_problem
 from pipelines import PIPELINES, knob_meaning
 
 from bench.plan.backends import BACKENDS
-from bench.plan.knobs import KNOBS, LOADER_KNOBS, RunSpec, SpecError, parse_override
+from bench.plan.knobs import KNOBS, LOADER_KNOBS, RunSpec, SpecError, below_minimum, parse_override
 
 _NEED = {name: (b.package, b.install) for name, b in BACKENDS.items()}
 # The package a backend or pipeline imports, and how to install it.
@@ -96,14 +96,13 @@ def check_spec(spec: RunSpec) -> None:
     """Refuse a point that cannot run, with a one-line reason."""
     meaning = knob_meaning(spec.pipeline) if spec.pipeline in PIPELINES else {}
     for name, field in KNOBS.items():
-        value, allowed, minimum = getattr(spec, name), field.metadata["allowed"], field.metadata["minimum"]
+        value, allowed = getattr(spec, name), field.metadata["allowed"]
         if value is None and "None" in field.type and (field.metadata["role"] != "loader" or name not in meaning):
             continue  # a loader knob its pipeline does not use
         if allowed and value not in allowed:
             raise SpecError(f"unknown {name} {value!r}; expected one of: {', '.join(map(str, allowed))}")
-        if minimum is not None and (not isinstance(value, int) or value < minimum):
-            rule = "must be at least 1" if minimum == 1 else f"must be {minimum} or more"
-            raise SpecError(f"{name}={value}: {rule}")
+        if below_minimum(name, value):
+            raise SpecError(below_minimum(name, value))
         if name == "input_size" and input_size_problem(spec.backbone, value):
             raise SpecError(input_size_problem(spec.backbone, value))
     if spec.window == "auto" and spec.epochs < 2:

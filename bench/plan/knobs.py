@@ -168,6 +168,14 @@ def coerce(knob: str, raw):
     return text
 
 
+def below_minimum(knob: str, value) -> str | None:
+    """Why `value` is under the knob's minimum (or not a whole number where it has one), or None."""
+    minimum = KNOBS[knob].metadata["minimum"]
+    if minimum is None or (isinstance(value, int) and value >= minimum):
+        return None
+    return f"{knob}={value}: " + ("must be at least 1" if minimum == 1 else f"must be {minimum} or more")
+
+
 def parse_override(text: str) -> tuple[str, list]:
     """'batch=8,32' -> ('batch', [8, 32])."""
     if "=" not in text:
