@@ -28,6 +28,7 @@ class Parser(argparse.ArgumentParser):
     """argparse's error as one line (its usage is a --help away)."""
 
     def error(self, message):
+        """Exit 2 with one line."""
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
@@ -77,6 +78,7 @@ def add_knob_option(p: argparse.ArgumentParser, name: str, own: tuple | None = N
 
 
 def version() -> str:
+    """The installed gpubench's version, or why there is none."""
     from importlib.metadata import PackageNotFoundError, version as installed_version
 
     try:
@@ -98,6 +100,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
+    """Every command's options."""
     top = Parser(prog="gpubench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     top.add_argument("--version", action="version", version=f"gpubench {version()}")
     sub = top.add_subparsers(dest="command", required=True)

@@ -32,6 +32,8 @@ class DataSpec:
 
 @dataclass(frozen=True)
 class Preset:
+    """A named sweep as its TOML file states it: knob lists, data, repeats, timeout, ceilings, gate."""
+
     name: str
     description: str
     knobs: dict  # knob -> list of values (a scalar in the file is a one-value list)
@@ -57,6 +59,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def load_preset(name_or_path: str) -> Preset:
+    """A preset by name (bench/plan/presets/) or .toml path, every field checked; a SpecError line if not."""
     path = Path(name_or_path)
     if not path.suffix:
         path = PRESET_DIR / f"{name_or_path}.toml"

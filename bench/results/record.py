@@ -113,11 +113,13 @@ class _Measured:
 class _Row:
     @classmethod
     def for_spec(cls, spec: RunSpec, **fields) -> "RunRecord":
+        """A row of this run: its ids, knobs and a timestamp, with these figures."""
         return cls(run_id=spec.run_id, point_id=spec.point_id, repeat=spec.repeat, role=spec.role,
                    timestamp=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                    **spec.knobs(), **fields)
 
     def to_dict(self) -> dict:
+        """The row as the store writes it."""
         return dataclasses.asdict(self)
 
 

@@ -56,14 +56,17 @@ class BatchLadders:
 
     @staticmethod
     def key(knobs: dict) -> tuple:
+        """The ladder of a point: its LADDER_KNOBS values."""
         return tuple(knobs.get(k, KNOBS[k].default) for k in LADDER_KNOBS)
 
     def note(self, row: dict) -> None:
+        """Remember a row that ran out of memory on its ladder."""
         if row["status"] == "oom":
             key = self.key(row)
             self.oom[key] = min(row["batch"], self.oom.get(key, row["batch"]))
 
     def stopped(self, spec: RunSpec) -> str | None:
+        """Why this point is skipped: a batch as large or larger ran out of memory on its ladder; else None."""
         smallest = self.oom.get(self.key(spec.knobs()))
         if smallest is not None and spec.batch >= smallest:
             return f"batch ladder stopped: batch {smallest} ran out of memory with this model and precision"
