@@ -10,7 +10,7 @@ import pytest
 
 import pipelines
 from bench.run import runner
-from bench.run.devices import TF_NCHW_ON_CPU, TORCH_ONE_DEVICE
+from bench.plan.backends import BACKENDS
 from bench.plan.knobs import RunSpec
 from bench.plan.grid import installed
 from bench.results.store import ResultStore
@@ -90,7 +90,7 @@ def test_two_logical_devices_on_jax_train_with_data_parallel(tmp_path, tiny_tree
     runs = pd.read_csv(tmp_path / "out" / "runs.csv").set_index("backend")
     assert runs.loc["jax", "status"] == "ok", runs.loc["jax", "error"]
     assert runs.loc["jax", "devices"] == "2 x CPU (logical)"
-    assert runs.loc["torch", "status"] == "skipped" and runs.loc["torch", "error"] == TORCH_ONE_DEVICE
+    assert runs.loc["torch", "status"] == "skipped" and runs.loc["torch", "error"] == BACKENDS["torch"].one_device
 
 
 @needs_torch
@@ -162,7 +162,7 @@ def test_channels_first_trains_where_the_backend_can_and_is_a_skipped_row_where_
     assert result.returncode == 0, result.stderr[-3000:]
     runs = pd.read_csv(tmp_path / "out" / "runs.csv").set_index("backend")
     assert (runs.data_format == "channels_first").all()
-    assert runs.loc["tensorflow", "status"] == "skipped" and runs.loc["tensorflow", "error"] == TF_NCHW_ON_CPU
+    assert runs.loc["tensorflow", "status"] == "skipped" and runs.loc["tensorflow", "error"] == BACKENDS["tensorflow"].channels_first_on_cpu
     for backend in set(backends) - {"tensorflow"}:
         assert runs.loc[backend, "status"] == "ok", runs.loc[backend, "error"]
         assert runs.loc[backend, "train_img_s"] > 0

@@ -7,6 +7,7 @@ import pytest
 
 from bench.output import machines
 from bench.analyse import points
+from bench.analyse.best import best_per_machine
 from bench.results.record import RunRecord
 from bench.run.processes import every_host_energy
 from bench.plan.knobs import RunSpec
@@ -54,10 +55,10 @@ def folder(path, specs_rates, **fields):
 def test_machines_fallback_energy_counts_every_gpu_and_cores_say_they_are_the_total(tmp_path):
     """No energy counter: the sampled power is one GPU's mean, so 2 GPUs draw twice it."""
     spec = RunSpec(backbone="tiny", input_size=16, batch=8, gpus=2)
-    best = machines.best_per_machine([folder(tmp_path / "a", [(spec, 200.0)], gpu_power_w_mean=100.0)])
+    best = best_per_machine([folder(tmp_path / "a", [(spec, 200.0)], gpu_power_w_mean=100.0)])
     assert best.loc[0, "img_per_joule"] == pytest.approx(1.0)  # 200 images/s over 2 x 100 W
-    assert "CPU cores to keep it fed (all its GPUs)" in best.columns
-    assert not any("per GPU" in c for c in best.columns)
+    assert machines.COLUMNS["cores_to_feed"] == "CPU cores to keep it fed (all its GPUs)"
+    assert not any("per GPU" in c for c in machines.COLUMNS.values())
 
 
 def test_backbone_null_survives_the_points_csv_round_trip(tmp_path):
@@ -67,8 +68,8 @@ def test_backbone_null_survives_the_points_csv_round_trip(tmp_path):
     path = folder(tmp_path / "loaders", specs)
     read = points.read(path)
     assert list(read.backbone) == ["null", "null"]
-    best = machines.best_per_machine([path])
-    assert len(best) == 1 and best.loc[0, "backbone"] == "null 16px"
+    best = best_per_machine([path])
+    assert len(best) == 1 and (best.loc[0, "backbone"], best.loc[0, "input_size"]) == ("null", 16)
     from bench.output import compare
 
     result = compare.compare(*[compare.load(path)[0]] * 2)

@@ -12,7 +12,8 @@ import pandas as pd
 import psutil
 import pytest
 
-from bench.run.devices import TF_MULTI_WORKER, torch_multi_host
+from bench.plan.backends import BACKENDS
+from bench.run.devices import multi_host_refusal
 from bench.plan.grid import installed
 from bench.results.store import ResultStore
 from tests.conftest import gpubench, killed_and_resumed
@@ -43,10 +44,10 @@ def test_two_hosts_train_one_model_on_jax_and_the_other_backends_say_why_not(tmp
     samples = pd.read_csv(tmp_path / "out" / "samples" / f"{on_jax.run_id.iloc[0]}.csv")
     assert set(samples.process) == {0, 1}  # both processes' samples, in the run's one file
     tf = runs[runs.backend == "tensorflow"]
-    assert set(tf.status) == {"skipped"} and (tf.error == TF_MULTI_WORKER).all()
+    assert set(tf.status) == {"skipped"} and (tf.error == BACKENDS["tensorflow"].multi_host).all()
     torch = runs[runs.backend == "torch"]
-    assert set(torch.status) == {"skipped"} and (torch.error == torch_multi_host()).all()
-    assert torch_multi_host().startswith("Keras's multi-process data parallelism is not in a release")
+    assert set(torch.status) == {"skipped"} and (torch.error == multi_host_refusal("torch")).all()
+    assert multi_host_refusal("torch").startswith("Keras's multi-process data parallelism is not in a release")
 
 
 @needs_jax

@@ -39,3 +39,18 @@ def test_bad_overrides_say_what_is_wrong(text, message):
 def test_override_values_take_the_knob_type():
     assert parse_override("use_multiprocessing=true,false") == ("use_multiprocessing", [True, False])
     assert parse_override("batch=6,10") == ("batch", [6, 10])
+
+
+def test_progress_labels_and_setting_names_are_one_display_of_the_knob_metadata():
+    from bench.analyse.points import setting
+
+    spec = RunSpec(backend="jax", batch=8, gpus=2, hosts=2, cache=True, precision="mixed_bfloat16", transfer="uint8")
+    words = spec.label().split()
+    assert words[:5] == ["jax", "vgg16", "224px", "keras", "b8"]
+    assert setting(spec.knobs()).split() == ["keras", "w4", "threads", "q10", "2", "gpus", "cache", "bfloat16",
+                                             "uint8", "2", "hosts"]
+    assert " ".join(words[5:]) == setting(spec.knobs())[len("keras "):]
+    # a table's row: blanks (NaN) left out, 2.0 shown as 2, knobs at a hidden default left out
+    row = {"pipeline": "tfdata", "workers": 2.0, "use_multiprocessing": float("nan"), "max_queue_size": 4.0,
+           "cache": False, "gpus": 1, "precision": "float32", "xla": "on"}
+    assert setting(row).split() == ["tfdata", "w2", "q4", "xla", "on"]

@@ -95,7 +95,9 @@ def test_bad_sweep_options_are_one_line_before_any_work(here, capsys, args, mess
     (["fit", "--backbone", "tiny", "--out", "a_file.txt"], "--out a_file.txt is a file"),
     (["evaluate", "model", "data", "--batch", "0"], "argument --batch: 0: must be more than 0"),
     (["predict", "model", "data", "--batch", "-1"], "argument --batch: -1: must be more than 0"),
-    (["train", "--data", "d", "--out", "o", "--epochs", "0"], "argument --epochs: 0: must be more than 0"),
+    (["train", "--data", "d", "--out", "o", "--epochs", "0"], "argument --epochs: epochs=0: must be at least 1"),
+    (["train", "--data", "d", "--out", "o", "--workers", "x"], "argument --workers: workers='x': expected a whole number"),
+    (["train", "--data", "d", "--out", "o", "--finetune", "all"], "unknown finetune 'all'; expected one of: head"),
     (["resume", "o", "--epochs", "0"], "argument --epochs: 0: must be more than 0"),
     (["data", "d", "--classes", "0"], "argument --classes: 0: must be more than 0"),
     (["nonsense"], "invalid choice: 'nonsense'"),
@@ -159,8 +161,8 @@ def test_version_and_help_texts(capsys):
     assert code == 0 and "results/<gpu>/<host>/<preset>" in " ".join(out.split())
     code, out, _ = run_cli(capsys, "train", "--help")
     help_text = " ".join(out.split())
-    assert code == 0 and f"(default: {options.TRAIN_EPOCHS})" in help_text and "(default: vgg16)" in help_text
-    assert f"16 at most (default: {options.TRAIN_WORKERS})" in help_text
+    assert code == 0 and f"(default: {options.TRAIN_KNOBS['epochs'][0]})" in help_text and "(default: vgg16)" in help_text
+    assert f"16 at most (the seed's 16) (default: {options.TRAIN_KNOBS['workers'][0]})" in help_text
 
 
 def test_knobs_lists_every_knob_from_its_metadata(capsys):

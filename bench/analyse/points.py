@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.results import profiles
-from bench.plan.knobs import COLUMN_KNOBS, KNOBS, RunSpec
+from bench.plan.knobs import COLUMN_KNOBS, KNOBS, RunSpec, display
 from bench.plan.grid import model_ceiling, pipeline_ceiling
 from bench.results.store import ResultStore, read_json
 
@@ -34,28 +34,7 @@ NUMERIC = ["total_s", "train_img_s", "first_epoch_s", "epoch_s_median", "val_s_t
 def setting(row: dict) -> str:
     """'keras w32 mp q20' style name of a row's column-knob values (empty ones left out): the
     loader and device setting a report's column stands for."""
-    parts = [row["pipeline"]]
-    if pd.notna(row.get("workers")):
-        parts.append(f"w{int(row['workers'])}")
-    if pd.notna(row.get("use_multiprocessing")):
-        parts.append("mp" if row["use_multiprocessing"] else "threads")
-    if pd.notna(row.get("max_queue_size")):
-        parts.append(f"q{int(row['max_queue_size'])}")
-    if pd.notna(row.get("cache")) and row["cache"]:
-        parts.append("cache")
-    if row.get("transfer") == "uint8":
-        parts.append("uint8")
-    if row.get("gpus", 1) != 1:
-        parts.append(f"{int(row['gpus'])} gpus")
-    if pd.notna(row.get("hosts")) and row.get("hosts", 1) != 1:
-        parts.append(f"{int(row['hosts'])} hosts")
-    if row.get("precision", "float32") not in ("float32", None) and pd.notna(row.get("precision")):
-        parts.append(str(row["precision"]).replace("mixed_", ""))
-    if row.get("xla", "auto") not in ("auto", None) and pd.notna(row.get("xla")):
-        parts.append(f"xla {row['xla']}")
-    if row.get("data_format") == "channels_first":
-        parts.append("channels_first")
-    return " ".join(parts)
+    return display(row, COLUMN_KNOBS)
 
 
 def spec_of(row: dict) -> RunSpec:
@@ -188,6 +167,7 @@ def table(rows: list[dict], env: dict, sweep: dict, envs: dict | None = None) ->
     # a cached pipeline decodes each image once, not every epoch: no decode ceiling bounds it
     cached = points.get("cache", pd.Series(index=points.index, dtype=object)).fillna(False).astype(bool)
     points["pipeline_efficiency"] = (points.pipeline_img_s / points.decode_ceiling_img_s).mask(cached)
+    points["val_checkpoint_s"] = points.val_s_total + points.checkpoint_s_total.fillna(0)  # after each window
     points["model_share"] = points.train_img_s / points.model_img_s  # how much of the model's rate it was fed
     # the CPU cores, in all, that decode at one core's rate to keep the model fed (model images/s
     # over it): the whole run's, over all its devices; per device it is cores_to_feed / device_count

@@ -7,19 +7,28 @@ saying what was kept, and exit status 130. Wherever a file is written, `-` is st
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 
-from bench.plan.knobs import SAMPLE_INTERVAL_S
+from bench.plan.knobs import KNOBS, SAMPLE_INTERVAL_S, SpecError, below_minimum, coerce
+from bench.plan.presets import DataSpec
 from bench.run.executors import EXECUTORS
 
-TRAIN_EPOCHS = 20  # a first try; `resume` adds epochs (the seed trained 200)
-TRAIN_WORKERS = min(16, os.cpu_count() or 1)  # loader threads: the seed's 16 where there are that many cores
+# The knobs `train` takes; where its first try differs from a sweep's default: (default, why).
+TRAIN_KNOBS = {
+    "backend": (os.environ.get("KERAS_BACKEND") or KNOBS["backend"].default, "$KERAS_BACKEND when set"),
+    "backbone": None, "input_size": None, "batch": None,
+    "epochs": (20, "a first try; resume adds more (the seed trained 200)"),
+    "finetune": None, "pipeline": None,
+    "workers": (min(16, os.cpu_count() or 1), "this machine's cores, 16 at most (the seed's 16)"),
+    "use_multiprocessing": None, "max_queue_size": None, "gpus": None}
 
 
 class Parser(argparse.ArgumentParser):
     """argparse's error as one line (its usage is a --help away)."""
 
     def error(self, message):
+        """Exit 2 with one line."""
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
@@ -38,7 +47,38 @@ def positive(kind: type):
     return convert
 
 
+def knob_type(name: str):
+    """An argparse type: the knob's value from text (coerce) at or above its minimum, a SpecError's
+    line as argparse's error. Its allowed values are checked with the rest of the point (check_spec)."""
+    def convert(text: str):
+        try:
+            value = coerce(name, text)
+        except SpecError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+        if below_minimum(name, value):
+            raise argparse.ArgumentTypeError(below_minimum(name, value))
+        return value
+
+    convert.__name__ = name
+    return convert
+
+
+def add_knob_option(p: argparse.ArgumentParser, name: str, own: tuple | None = None) -> None:
+    """--NAME for a knob: its type, meaning and allowed values from its metadata; `own` (default,
+    why) where the command's first try differs from the knob's default."""
+    field, flag = KNOBS[name], "--" + name.replace("_", "-")
+    default, why = own or (field.default, "")
+    meta = field.metadata
+    allowed = f": {', '.join(map(str, meta['allowed']))}" if meta["allowed"] and "bool" not in field.type else ""
+    text = meta["help"] + allowed + (f"; {why}" if why else "")
+    if "bool" in field.type:
+        p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=text)
+    else:
+        p.add_argument(flag, type=knob_type(name), default=default, help=text)
+
+
 def version() -> str:
+    """The installed gpubench's version, or why there is none."""
     from importlib.metadata import PackageNotFoundError, version as installed_version
 
     try:
@@ -60,17 +100,17 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
+    """Every command's options."""
     top = Parser(prog="gpubench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     top.add_argument("--version", action="version", version=f"gpubench {version()}")
     sub = top.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("data", help="write a synthetic flow_from_directory tree")
     d.add_argument("dir")
-    d.add_argument("--train", type=positive(int), default=148)
-    d.add_argument("--val", type=positive(int), default=30)
-    d.add_argument("--classes", type=positive(int), default=3)
-    d.add_argument("--image-size", default="640x480", help="WIDTHxHEIGHT")
-    d.add_argument("--seed", type=int, default=0)
+    for field in dataclasses.fields(DataSpec):  # the synthetic tree a preset asks for, at its defaults
+        kind = {"int": int, "str": str}[field.type]
+        d.add_argument("--" + field.name.replace("_", "-"), default=field.default, help=field.metadata.get("help"),
+                       type=positive(kind) if field.metadata.get("positive") else kind)
 
     s = sub.add_parser("sweep", help="run a preset's grid, one subprocess per point")
     s.add_argument("--preset", default="quick", help="a name (gpubench presets lists them) or a .toml path")
@@ -148,18 +188,8 @@ def parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="fine-tune a backbone for real, the seed's way", formatter_class=defaults)
     t.add_argument("--data", required=True, help="a flow_from_directory tree with train/ and val/")
     t.add_argument("--out", required=True, help="folder for best.keras, last.keras, log.csv")
-    t.add_argument("--backbone", default="vgg16", help="the seed's model; gpubench knobs lists the others")
-    t.add_argument("--input-size", type=positive(int), default=224, help="the backbones' ImageNet size")
-    t.add_argument("--batch", type=positive(int), default=16)
-    t.add_argument("--epochs", type=positive(int), default=TRAIN_EPOCHS, help="a first try; resume adds more")
-    t.add_argument("--finetune", default="full", help="head, last_block or full: the seed's three steps")
-    t.add_argument("--pipeline", default="keras")
-    t.add_argument("--workers", type=int, default=TRAIN_WORKERS, help="loader threads: this machine's cores, 16 at most")
-    t.add_argument("--use-multiprocessing", action="store_true")
-    t.add_argument("--max-queue-size", type=int, default=10)
-    t.add_argument("--gpus", type=positive(int), default=1)
-    t.add_argument("--backend", default=os.environ.get("KERAS_BACKEND", "tensorflow"),
-                   help="Keras backend: tensorflow, jax or torch ($KERAS_BACKEND when set)")
+    for name, own in TRAIN_KNOBS.items():
+        add_knob_option(t, name, own)
     t.add_argument("--tensorboard", action="store_true")
     t.add_argument("--verbose", action="store_true", help="also show the frameworks' own log lines")
 

@@ -1,19 +1,24 @@
-"""Which machine to use: several results folders (one per machine, same preset) side by side."""
+"""Which machine to use: several results folders (one per machine, same preset) side by side. It
+formats bench/analyse/best.py's table and computes no figure of its own."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
+from bench.analyse.best import best_per_machine
+from bench.analyse.gains import configuration
 from bench.output import plots
-from bench.results import profiles
-from bench.analyse.reference import seed_figure
-from bench.analyse.points import device_count, read
 from bench.results.store import read_json
+
+COLUMNS = {"backbone": "backbone", "machine": "machine", "hardware": "hardware",
+           "best configuration": "best configuration", "train_img_s": "images/s", "bound": "bound",
+           "cores_to_feed": "CPU cores to keep it fed (all its GPUs)", "img_per_joule": "images per joule (NVML power)",
+           "img_s_per_usd_hour": "images/s per $/hour", "img_s_per_1000_usd": "images/s per $1000",
+           "seed_total_s": "seed 2019 total, same settings", "total_s": "measured total (s)"}
 
 
 def _machine_name(env: dict) -> str:
+    """'1 x NVIDIA H200', or the CPU where the folder's machine has no GPU."""
     gpus = env.get("gpus") or []
     if gpus:
         names = sorted({g["name"] for g in gpus})
@@ -21,50 +26,19 @@ def _machine_name(env: dict) -> str:
     return f"CPU: {env.get('cpu', '?')} ({env.get('cpu_threads', '?')} threads)"
 
 
-def best_per_machine(folders: list[Path]) -> pd.DataFrame:
-    rows = []
-    for folder in folders:
-        points = read(folder)
-        points = points[(points.role == "point") & (points.repeats_ok > 0)]
-        env, sweep = read_json(folder / "env.json"), read_json(folder / "sweep.json")
-        label = sweep.get("gpu", folder.parent.name)
-        profile = profiles.load(label)
-        points = points.assign(device_count=device_count(points))
-        for backbone, group in points.groupby("backbone"):
-            best = group.loc[group.train_img_s.idxmax()]
-            power = best.get("gpu_power_w_mean")  # the mean of one GPU's samples (the sampler pools them)
-            if power and pd.notna(power):
-                power = power * best.device_count
-            per_joule = best.get("img_per_joule")  # the energy counter over the window, else sampled power
-            per_hour = profile.get("price_per_hour_usd")
-            price = profile.get("price_usd")
-            rows.append({
-                "backbone": f"{backbone} {best.input_size}px", "machine": label, "hardware": _machine_name(env),
-                "best configuration": f"{best.pipeline} b{best.batch}"
-                                      + (f" w{int(best.workers)}" if pd.notna(best.get("workers")) else ""),
-                "train_img_s": best.train_img_s, "bound": best.get("bound") if pd.notna(best.get("bound")) else "",
-                "CPU cores to keep it fed (all its GPUs)": best.get("cores_to_feed"),
-                "img_per_joule": per_joule if pd.notna(per_joule) else (
-                    best.train_img_s / power if power and pd.notna(power) else None),
-                "img_s_per_usd_hour": best.train_img_s / per_hour if per_hour else None,
-                "img_s_per_1000_usd": 1000 * best.train_img_s / price if price else None,
-                "seed 2019 total, same settings": seed_figure(best, sweep),
-                "measured total (s)": best.total_s,
-                "price_note": profile.get("price_note", ""),
-            })
-    return pd.DataFrame(rows)
-
-
 def render(folders: list[Path], out: Path) -> str:
+    """machines-<preset>.md (and its figure) of these results folders; returns its text."""
     best = best_per_machine(folders)
+    if len(best):
+        best = best.assign(backbone=best.backbone + " " + best.input_size.astype(str) + "px",
+                           hardware=[_machine_name(read_json(Path(f) / "env.json")) for f in best.folder],
+                           **{"best configuration": configuration(best)})
     lines = ["# Machines side by side", "", f"Folders: {', '.join(f'`{f}`' for f in folders)}", ""]
-    figure = plots.machines(best.assign(backbone=best.backbone), out.with_suffix(".png"))
+    figure = plots.machines(best, out.with_suffix(".png"))
     if figure:
         lines += [f"![best images/s per machine]({figure.name})", ""]
     for backbone, group in best.groupby("backbone"):
-        table = group.drop(columns=["backbone", "price_note"]).rename(columns={
-            "train_img_s": "images/s", "img_per_joule": "images per joule (NVML power)",
-            "img_s_per_usd_hour": "images/s per $/hour", "img_s_per_1000_usd": "images/s per $1000"})
+        table = group[[c for c in COLUMNS if c != "backbone"]].rename(columns=COLUMNS)
         lines += [f"## {backbone}", "", table.round(2).fillna("").to_markdown(index=False), ""]
     notes = sorted({n for n in best.price_note if n})
     if notes:

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench.analyse.points import fed_points  # noqa: E402
+from bench.plan.knobs import PRECISIONS  # noqa: E402
 
 
 def _save(fig, axes, path: Path) -> Path:
@@ -58,7 +59,7 @@ def feed(points: pd.DataFrame, path: Path) -> Path | None:
         ax.bar(group.setting, group.train_img_s, label="end to end")
         ax.scatter(group.setting, group.pipeline_img_s, marker="_", s=400, color="black", label="pipeline alone")
         ax.axhline(group.model_img_s.median(), color="tab:red", label="model alone")
-        ax.set(title=f"{backbone} {size}px b{batch} {str(precision).replace('mixed_', '')} on {backend}",
+        ax.set(title=f"{backbone} {size}px b{batch} {PRECISIONS.get(precision, precision)} on {backend}",
                ylabel="training images/s")
         ax.tick_params(axis="x", labelrotation=30, labelsize=7)
     return _save(fig, axes[0], path)

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.analyse import verdicts
-from bench.analyse.points import SHORT_S, fed_points, pairs
-from bench.plan.knobs import KNOBS
+from bench.analyse import gains, verdicts
+from bench.analyse.points import fed_points
+from bench.plan.backends import BACKENDS, spread_over_devices
+from bench.plan.knobs import PRECISIONS
 
 
 def _fmt(value, pattern: str) -> str:
@@ -25,10 +26,12 @@ def _bound_cell(bound, doubt) -> str:
 
 
 def where_the_time_goes(points: pd.DataFrame, sweep: dict) -> list[str]:
+    """Each point's rate beside its two ceilings, its bound, data wait and MFU; the decode ceilings
+    and the verdict."""
     if points.bound.isna().all() and points.data_wait_frac.isna().all():
         return []
     table = pd.DataFrame({
-        "configuration": points.setting + " b" + points.batch.astype(str),
+        "configuration": gains.configuration(points),
         "backbone": points.backbone + " " + points.input_size.astype(str) + "px",
         "end to end img/s": points.train_img_s.map(lambda v: _fmt(v, "{:.1f}")),
         "pipeline alone": points.pipeline_img_s.map(lambda v: _fmt(v, "{:.1f}")),
@@ -39,8 +42,7 @@ def where_the_time_goes(points: pd.DataFrame, sweep: dict) -> list[str]:
         "epoch start (s)": points.epoch_start_s_median.map(lambda v: _fmt(v, "{:.2f}")),
         "window (s)": points.get("window_s", pd.Series(index=points.index, dtype=float)).map(
             lambda v: _fmt(v, "{:.1f}")),
-        "validation + checkpoint (s)": (points.val_s_total + points.checkpoint_s_total.fillna(0)).map(
-            lambda v: _fmt(v, "{:.1f}")),
+        "validation + checkpoint (s)": points.val_checkpoint_s.map(lambda v: _fmt(v, "{:.1f}")),
         "TFLOP/s": points.achieved_tflops.map(lambda v: _fmt(v, "{:.3f}")),
         "MFU": points.mfu.map(lambda v: _fmt(v, "{:.1%}")),
     })
@@ -60,12 +62,10 @@ def where_the_time_goes(points: pd.DataFrame, sweep: dict) -> list[str]:
     for backend, failed in (sweep.get("peak_errors") or {}).items():
         lines += [f"The peak probe failed on {backend} in {precision}, so MFU is empty there: {why}"
                   for precision, why in failed.items()] + [""]
-    decoded = points.dropna(subset=["decode_ceiling_img_s"])
-    for (size, interpolation), group in decoded.groupby(["input_size", "interpolation"]):
-        lines += [f"Decode ceiling at {size}px ({interpolation}): one core reads, decodes and resizes "
-                  f"{group.decode_core_img_s.median():.0f} images/s, so all cores "
-                  f"{group.decode_ceiling_img_s.median():.0f}; the pipelines alone reach "
-                  f"{group.pipeline_efficiency.min():.0%} to {group.pipeline_efficiency.max():.0%} of it.", ""]
+    for c in gains.decode_ceilings(points).to_dict("records"):
+        lines += [f"Decode ceiling at {c['input_size']}px ({c['interpolation']}): one core reads, decodes and "
+                  f"resizes {c['core_img_s']:.0f} images/s, so all cores {c['all_cores_img_s']:.0f}; the pipelines "
+                  f"alone reach {c['efficiency_min']:.0%} to {c['efficiency_max']:.0%} of it.", ""]
     return lines + ["**Verdict.** " + verdicts.verdict(points), ""]
 
 
@@ -76,9 +76,9 @@ def feed(points: pd.DataFrame, env: dict, figure: str | None) -> list[str]:
     if fed.empty:
         return []
     table = pd.DataFrame({
-        "model": fed.backbone + " " + fed.input_size.astype(str) + "px " + fed.precision.str.replace("mixed_", "")
+        "model": fed.backbone + " " + fed.input_size.astype(str) + "px " + fed.precision.map(PRECISIONS)
                  + " on " + fed.backend,
-        "pipeline": fed.setting + " b" + fed.batch.astype(str),
+        "pipeline": gains.configuration(fed),
         "model alone": fed.model_img_s.map(lambda v: _fmt(v, "{:.0f}")),
         "end to end": fed.train_img_s.map(lambda v: _fmt(v, "{:.0f}")),
         "pipeline alone": fed.pipeline_img_s.map(lambda v: _fmt(v, "{:.0f}")),
@@ -98,34 +98,21 @@ def feed(points: pd.DataFrame, env: dict, figure: str | None) -> list[str]:
         table.to_markdown(index=False, disable_numparse=True), ""]
 
 
-def _config(joined: pd.DataFrame) -> pd.Series:
-    return joined.setting_base + " b" + joined.batch.astype(str)
-
-
-SCALING = {"gpus": ("devices", "tf.distribute.MirroredStrategy on tensorflow, keras.distribution.DataParallel on jax"),
-           "hosts": ("hosts", "each host a process feeding its own share, keras.distribution.DataParallel over "
-                              "all of them")}
+HOSTS = "each host a process feeding its own share, keras.distribution.DataParallel over all of them"
 
 
 def scaling(points: pd.DataFrame) -> list[str]:
-    """Images/s on N devices (or hosts) over N times images/s on one, for points that differ only
-    in gpus (or hosts)."""
+    """Images/s on N devices (or hosts) over N times images/s on one (bench/analyse/gains.py)."""
     lines = []
-    for knob, (what, how) in SCALING.items():
-        twins = pairs(points, knob, 1) if knob in points else pd.DataFrame()
+    for knob, what, how in (("gpus", "devices", spread_over_devices()), ("hosts", "hosts", HOSTS)):
+        twins = gains.scaling(points, knob)
         if twins.empty:
             continue
-        n = twins[knob]
-        low = twins.train_img_s_min.fillna(twins.train_img_s) / (n * twins.train_img_s_max_base.fillna(twins.train_img_s_base))
-        high = twins.train_img_s_max.fillna(twins.train_img_s) / (n * twins.train_img_s_min_base.fillna(twins.train_img_s_base))
-        windows = (twins[["window_s", "window_s_base"]].apply(pd.to_numeric).min(axis=1) if "window_s" in twins
-                   else pd.Series(float("nan"), index=twins.index))
         table = pd.DataFrame({
-            "configuration": _config(twins), what: twins.devices, "img/s on 1": twins.train_img_s_base.round(1),
-            "img/s on N": twins.train_img_s.round(1),
-            "scaling": (twins.train_img_s / (n * twins.train_img_s_base)).round(2),
-            "over the repeats": [f"{a:.2f} to {b:.2f}" for a, b in zip(low, high)],
-            "confidence": ["withheld: windows under 2 s" if w < SHORT_S else "" for w in windows],
+            "configuration": twins.configuration, what: twins.devices, "img/s on 1": twins.img_s_one.round(1),
+            "img/s on N": twins.img_s.round(1), "scaling": twins.scaling.round(2),
+            "over the repeats": [f"{a:.2f} to {b:.2f}" for a, b in zip(twins.scaling_min, twins.scaling_max)],
+            "confidence": twins.withheld.map({True: "withheld: windows under 2 s", False: ""}),
         })
         lines += [f"## Scaling over {what}", "",
                   f"Scaling = images/s on N {what} / (N x images/s on one); 1.0 is perfect; over the repeats, its "
@@ -136,13 +123,12 @@ def scaling(points: pd.DataFrame) -> list[str]:
 
 def precision_gain(points: pd.DataFrame) -> list[str]:
     """Whether mixed precision paid: images/s against the same configuration in float32."""
-    twins = pairs(points, "precision", "float32")
+    twins = gains.precision_gain(points)
     if twins.empty:
         return []
     table = pd.DataFrame({
-        "configuration": _config(twins), "precision": twins.precision,
-        "float32 img/s": twins.train_img_s_base.round(1), "img/s": twins.train_img_s.round(1),
-        "gain": (twins.train_img_s / twins.train_img_s_base).round(2),
+        "configuration": twins.configuration, "precision": twins.precision,
+        "float32 img/s": twins.img_s_float32.round(1), "img/s": twins.img_s.round(1), "gain": twins.gain.round(2),
     })
     return ["## Mixed precision", "", "Gain = images/s over the same configuration in float32 (published "
             "2080 Ti figures show about 2x for vgg16 in float16; an input-bound run gains nothing).", "",
@@ -151,22 +137,12 @@ def precision_gain(points: pd.DataFrame) -> list[str]:
 
 def backend_comparison(points: pd.DataFrame) -> list[str]:
     """Images/s of the same configuration on each backend, where a sweep covers more than one."""
-    ok = points[points.repeats_ok > 0]
-    if ok.backend.nunique() < 2:
+    shown = gains.backends_side_by_side(points)
+    if shown.empty:
         return []
-    same = [k for k in KNOBS if k in ok.columns and k != "backend"]
-    keyed = ok.assign(configuration=ok.setting + " b" + ok.batch.astype(str),
-                      model=ok.backbone + " " + ok.input_size.astype(str) + "px")
-    table = keyed.astype({k: object for k in same}).pivot_table(
-        index=same + ["model", "configuration"], columns="backend", values="train_img_s", dropna=False)
-    table = table.dropna(thresh=2).reset_index()  # configurations measured on two backends or more
-    if table.empty:
-        return []
-    backends = [b for b in ("tensorflow", "jax", "torch") if b in table]
-    shown = table[["model", "configuration"] + backends].copy()
-    shown["fastest"] = table[backends].idxmax(axis=1)
-    for b in backends:
-        shown[b] = table[b].map(lambda v: _fmt(v, "{:.1f}"))
+    for b in BACKENDS:
+        if b in shown:
+            shown[b] = shown[b].map(lambda v: _fmt(v, "{:.1f}"))
     return ["## Backends", "", "Training images/s of the same model, pipeline, batch and precision on each "
             "Keras backend (the median of the repeats).", "", shown.to_markdown(index=False, disable_numparse=True), ""]
 
@@ -188,6 +164,7 @@ def time_spent(frame: pd.DataFrame) -> list[str]:
 
 
 def machine(env: dict) -> list[str]:
+    """The machine lines of a report: CPU, GPUs, driver, CUDA, the frameworks' versions."""
     if not env:
         return ["Machine: unknown (no env.json in this folder)."]
     gpus = env.get("gpus") or []
@@ -214,7 +191,6 @@ def trained_on(rows: list[dict]) -> list[str]:
 
 def _backends(env: dict) -> str:
     """The backends installed, with versions (TensorFlow alone in env.json files before jax and torch)."""
-    names = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
-    found = [f"{title} {env[key]}" for key, title in names.items() if env.get(key)]
+    found = [f"{b.title} {env[name]}" for name, b in BACKENDS.items() if env.get(name)]
     return ", ".join(found) or "no backend recorded"
 

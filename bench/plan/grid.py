@@ -14,13 +14,13 @@ import re
 from models import data_format_problem, input_size_problem
 from pipelines import PIPELINES, knob_meaning
 
-from bench.plan.knobs import KNOBS, LOADER_KNOBS, RunSpec, SpecError, parse_override
+from bench.plan.backends import BACKENDS
+from bench.plan.knobs import KNOBS, LOADER_KNOBS, RunSpec, SpecError, below_minimum, parse_override
 
-_TF, _JAX, _TORCH = (("tensorflow", "pip install tensorflow"), ("jax", "pip install 'gpubench[jax]'"),
-                     ("torch", "pip install 'gpubench[torch]'"))
+_NEED = {name: (b.package, b.install) for name, b in BACKENDS.items()}
 # The package a backend or pipeline imports, and how to install it.
-NEEDS = {("backend", "tensorflow"): _TF, ("backend", "jax"): _JAX, ("backend", "torch"): _TORCH,
-         ("pipeline", "tfdata"): _TF, ("pipeline", "torch"): _TORCH,
+NEEDS = {**{("backend", name): need for name, need in _NEED.items()},
+         ("pipeline", "tfdata"): _NEED["tensorflow"], ("pipeline", "torch"): _NEED["torch"],
          ("pipeline", "dali"): ("nvidia.dali", "pip install 'gpubench[dali]'")}
 LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -96,14 +96,13 @@ def check_spec(spec: RunSpec) -> None:
     """Refuse a point that cannot run, with a one-line reason."""
     meaning = knob_meaning(spec.pipeline) if spec.pipeline in PIPELINES else {}
     for name, field in KNOBS.items():
-        value, allowed, minimum = getattr(spec, name), field.metadata["allowed"], field.metadata["minimum"]
+        value, allowed = getattr(spec, name), field.metadata["allowed"]
         if value is None and "None" in field.type and (field.metadata["role"] != "loader" or name not in meaning):
             continue  # a loader knob its pipeline does not use
         if allowed and value not in allowed:
             raise SpecError(f"unknown {name} {value!r}; expected one of: {', '.join(map(str, allowed))}")
-        if minimum is not None and (not isinstance(value, int) or value < minimum):
-            rule = "must be at least 1" if minimum == 1 else f"must be {minimum} or more"
-            raise SpecError(f"{name}={value}: {rule}")
+        if below_minimum(name, value):
+            raise SpecError(below_minimum(name, value))
         if name == "input_size" and input_size_problem(spec.backbone, value):
             raise SpecError(input_size_problem(spec.backbone, value))
     if spec.window == "auto" and spec.epochs < 2:
@@ -145,6 +144,7 @@ def one_point(knobs: dict) -> RunSpec:
 
 
 def check_label(label: str) -> str:
+    """The --gpu label, if it is a plain name a folder can take; else a one-line SpecError."""
     if not LABEL_RE.match(label):
         raise SpecError(f"--gpu {label!r}: a label is a plain name of letters, digits, '.', '_', '-'")
     return label

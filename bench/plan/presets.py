@@ -19,18 +19,21 @@ TIMEOUT_S = 900.0  # seconds one run may take, where neither the preset nor the 
 class DataSpec:
     """The synthetic tree a preset asks for when no dataset is given."""
 
-    train: int = 148
-    val: int = 30
-    classes: int = 3
-    image_size: str = "640x480"
-    seed: int = 0
+    train: int = dataclasses.field(default=148, metadata={"help": "training images", "positive": True})
+    val: int = dataclasses.field(default=30, metadata={"help": "validation images", "positive": True})
+    classes: int = dataclasses.field(default=3, metadata={"help": "class folders", "positive": True})
+    image_size: str = dataclasses.field(default="640x480", metadata={"help": "WIDTHxHEIGHT"})
+    seed: int = dataclasses.field(default=0, metadata={"help": "the random images' seed"})
 
     def dirname(self) -> str:
+        """The tree's folder name under data/: every field, so a changed one makes a new tree."""
         return f"synthetic-{self.train}-{self.val}-{self.classes}c-{self.image_size}-s{self.seed}"
 
 
 @dataclass(frozen=True)
 class Preset:
+    """A named sweep as its TOML file states it: knob lists, data, repeats, timeout, ceilings, gate."""
+
     name: str
     description: str
     knobs: dict  # knob -> list of values (a scalar in the file is a one-value list)
@@ -56,6 +59,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def load_preset(name_or_path: str) -> Preset:
+    """A preset by name (bench/plan/presets/) or .toml path, every field checked; a SpecError line if not."""
     path = Path(name_or_path)
     if not path.suffix:
         path = PRESET_DIR / f"{name_or_path}.toml"

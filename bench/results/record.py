@@ -10,7 +10,7 @@ import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
-from bench.plan.knobs import KNOBS, RunSpec
+from bench.plan.knobs import KNOBS, PRECISIONS, RunSpec
 
 SCHEMA = 2  # 2: rates and summaries over the measured window, fixed costs apart; identity of the code and machine
 
@@ -148,7 +148,6 @@ _WINDOW_SUMMARIES = ("samples", "cpu_util_mean", "cpu_util_p90", "cpu_util_max",
                      "proc_cpu_pct_p90", "proc_cpu_pct_max", "rss_peak_mb", "threads_max", "gpu_util_mean",
                      "gpu_util_p90", "gpu_util_max", "gpu_mem_nvml_peak_mb", "gpu_power_w_mean", "gpu_power_w_max",
                      "gpu_sm_clock_mhz_mean", "gpu_temp_c_max")
-_POLICY_MATH = {"mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}
 
 
 def _v1_to_v2(row: dict, env: dict) -> dict:
@@ -159,7 +158,8 @@ def _v1_to_v2(row: dict, env: dict) -> dict:
     for key in RUN_FIGURES:
         row[f"run_{key}"] = row.get(key)
     row.update({key: None for key in _WINDOW_SUMMARIES})
-    row["matmul_precision"] = _POLICY_MATH.get(row.get("precision"), "" if env.get("gpu_count") else "float32")
+    math = PRECISIONS.get(row.get("precision"), "float32")
+    row["matmul_precision"] = "" if math == "float32" and env.get("gpu_count") else math
     spec = RunSpec(**{k: row[k] for k in KNOBS if k in row}, repeat=row.get("repeat", 0), role=row.get("role", "point"))
     row["point_id"], row["run_id"] = spec.point_id, spec.run_id  # window=epochs is part of the id now
     return row

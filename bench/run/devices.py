@@ -14,15 +14,11 @@ import os
 import sys
 from pathlib import Path
 
-TORCH_ONE_DEVICE = ("Keras 3 trains on one device with the torch backend (keras.distribution is "
-                    "jax-only, tf.distribute TensorFlow's)")
-FRAMEWORKS = ("tensorflow", "jax", "torch")
+from bench.plan.backends import BACKENDS
+from bench.plan.knobs import PRECISIONS
+
+FRAMEWORKS = tuple(b.package for b in BACKENDS.values())  # the packages one run hides but its own
 CACHE_ENV = "GPUBENCH_CACHE_DIR"
-TF_NCHW_ON_CPU = "TensorFlow's CPU convolutions take channels_last (NHWC) only; channels_first needs a GPU"
-TF_MULTI_WORKER = ("Keras 3's fit fails under TensorFlow's MultiWorkerMirroredStrategy (keras-team/keras#20585, "
-                   "open): hosts > 1 runs on jax")
-TORCH_MULTI_HOST = ("Keras's multi-process data parallelism is not in a release for the torch backend yet "
-                    "(keras.distribution is jax-only in Keras {version}): hosts > 1 runs on jax")
 
 
 class _Without(importlib.abc.MetaPathFinder):
@@ -115,7 +111,7 @@ def matmul_precision(backend: str, precision: str, compute_capability: float | N
     precision, torch's cudnn.allow_tf32); otherwise float32. Asks the live framework, so call
     it in a process that runs it."""
     if precision != "float32":
-        return {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}[precision]
+        return PRECISIONS[precision]
     if not compute_capability or compute_capability < 8.0:
         return "float32"
     if backend == "tensorflow":
@@ -196,23 +192,25 @@ def _jax_hosts(gpus: int, hosts: int):
     return contextlib.nullcontext(), f"{hosts} hosts x {_described(gpus, kind)}"
 
 
-def torch_multi_host() -> str | None:
-    """Why Keras cannot train on torch over several processes, or None once a release can: its
-    distribution library for torch is not in Keras 3.15 (read from the files, importing nothing)."""
+def multi_host_refusal(backend: str) -> str | None:
+    """Why Keras cannot train on `backend` over several processes (its descriptor's reason), or
+    None where it can; torch's reason holds until Keras ships a distribution library for it (read
+    from the files, importing nothing; not in Keras 3.15)."""
     import importlib.util
 
+    why = BACKENDS[backend].multi_host
     keras_spec = importlib.util.find_spec("keras")
-    if keras_spec and keras_spec.origin and (Path(keras_spec.origin).parent / "src" / "backend" / "torch" /
-                                             "distribution_lib.py").is_file():
+    if not why or backend == "torch" and keras_spec and keras_spec.origin and (
+            Path(keras_spec.origin).parent / "src" / "backend" / "torch" / "distribution_lib.py").is_file():
         return None
-    return TORCH_MULTI_HOST.format(version=importlib.metadata.version("keras") if keras_spec else "?")
+    return why.format(version=importlib.metadata.version("keras") if keras_spec else "?")
 
 
 def _torch(gpus: int):
     import torch
 
     if gpus > 1:
-        raise RuntimeError(TORCH_ONE_DEVICE)
+        raise RuntimeError(BACKENDS["torch"].one_device)
     return contextlib.nullcontext(), _described(1, "GPU" if torch.cuda.is_available() else "CPU")
 
 

@@ -12,9 +12,10 @@ import os
 import subprocess
 import sys
 
-from bench.run import devices
-from bench.results import machine
+from bench.plan.backends import BACKENDS
 from bench.plan.knobs import SpecError
+from bench.results import machine
+from bench.run import devices
 
 TORCH_CUDA12_INDEX = "https://download.pytorch.org/whl/cu126"
 
@@ -102,12 +103,14 @@ def ask(backends) -> dict[str, dict]:
 
 
 def installed_backends() -> list[str]:
+    """The backends whose package this machine has: the ones doctor asks."""
     from bench.plan.grid import installed
 
-    return [b for b in devices.FRAMEWORKS if installed(b)]
+    return [b.name for b in BACKENDS.values() if installed(b.package)]
 
 
 def driver_cuda_major(driver_cuda: str) -> int | None:
+    """12 of the driver's CUDA version '12.4'; None where it is not known."""
     try:
         return int(driver_cuda.split(".")[0])
     except ValueError:
@@ -124,6 +127,7 @@ def fix(backend: str, driver_cuda: str) -> str:
 
 
 def nvml() -> dict:
+    """What NVML sees: the GPUs, the driver and its CUDA, or why it sees none."""
     gpus, driver, reason = machine.nvml_gpus()
     return {"gpus": gpus, "driver": driver, "cuda_driver": machine.driver_cuda(), "gpu_note": reason}
 
@@ -160,6 +164,7 @@ def refusal(found: dict, answers: dict[str, dict]) -> str | None:
 
 
 def known_gpu_labels() -> set[str]:
+    """The GPU labels with a profile (bench/results/profiles): the ones held against NVML."""
     from bench.results.profiles import PROFILE_DIR
 
     return {p.stem for p in PROFILE_DIR.glob("*.toml")} - {"cpu"}
@@ -203,6 +208,7 @@ def facts(backends=None) -> dict:
 
 
 def render(found: dict) -> str:
+    """`gpubench doctor`'s text: NVML's view, then each backend's answer and its fix where it misses the GPU."""
     nv, answers = found["nvml"], found["backends"]
     lines = [f"NVML: {seen(nv)}"]
     for g in nv["gpus"]:
@@ -221,6 +227,7 @@ def render(found: dict) -> str:
 
 
 def main(argv=None) -> int:
+    """`python -m bench.run.doctor`: the doctor's text, or one backend's where() as JSON (--where)."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m bench.doctor")

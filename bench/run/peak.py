@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-DTYPES = {"float32": "float32", "mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}
+from bench.plan.knobs import PRECISIONS
 
 
 def measure(precision: str, backend: str = "tensorflow", windows: int = 5, seconds: float = 0.5) -> dict:
@@ -34,7 +34,7 @@ def measure(precision: str, backend: str = "tensorflow", windows: int = 5, secon
 
         torch.backends.cuda.matmul.allow_tf32 = math == "tf32"
     n = 8192 if "GPU" in description else 2048
-    a = keras.random.normal((n, n), dtype=DTYPES[precision])
+    a = keras.random.normal((n, n), dtype=PRECISIONS[precision])
 
     def product():
         return float(ops.convert_to_numpy(ops.cast(ops.matmul(a, a)[0, 0], "float32")))  # waits for the device

@@ -4,9 +4,10 @@ batches on a ladder above one that ran out of memory."""
 
 from __future__ import annotations
 
+from bench.plan.backends import BACKENDS
 from bench.plan.grid import installed
 from bench.plan.knobs import KNOBS, RunSpec, knobs_of
-from bench.run.devices import TF_MULTI_WORKER, TF_NCHW_ON_CPU, TORCH_ONE_DEVICE, torch_multi_host
+from bench.run.devices import multi_host_refusal
 from pipelines import split_plan
 
 DALI_TF_PLUGIN = "nvidia.dali_tf_plugin"
@@ -18,16 +19,15 @@ LADDER_KNOBS = knobs_of("model", "schedule", "device")  # what a point's device 
 
 def why_skipped(spec: RunSpec, gpus_present: int, index) -> str | None:
     """Why a point cannot run here, known before starting it."""
+    backend = BACKENDS[spec.backend]
     if gpus_present and spec.gpus > gpus_present:
         return f"needs {spec.gpus} GPUs, {gpus_present} present"
-    if spec.gpus > 1 and spec.backend == "torch":
-        return TORCH_ONE_DEVICE
-    if spec.data_format == "channels_first" and spec.backend == "tensorflow" and not gpus_present:
-        return TF_NCHW_ON_CPU
+    if spec.gpus > 1 and backend.one_device:
+        return backend.one_device
+    if spec.data_format == "channels_first" and backend.channels_first_on_cpu and not gpus_present:
+        return backend.channels_first_on_cpu
     if spec.hosts > 1:
-        if spec.backend == "tensorflow":
-            return TF_MULTI_WORKER
-        if spec.backend == "torch" and (why := torch_multi_host()):
+        if why := multi_host_refusal(spec.backend):
             return why
         if spec.batch % (spec.hosts * spec.gpus):
             return (f"batch {spec.batch} does not split evenly over {spec.hosts} hosts of {spec.gpus} device(s): "
@@ -56,14 +56,17 @@ class BatchLadders:
 
     @staticmethod
     def key(knobs: dict) -> tuple:
+        """The ladder of a point: its LADDER_KNOBS values."""
         return tuple(knobs.get(k, KNOBS[k].default) for k in LADDER_KNOBS)
 
     def note(self, row: dict) -> None:
+        """Remember a row that ran out of memory on its ladder."""
         if row["status"] == "oom":
             key = self.key(row)
             self.oom[key] = min(row["batch"], self.oom.get(key, row["batch"]))
 
     def stopped(self, spec: RunSpec) -> str | None:
+        """Why this point is skipped: a batch as large or larger ran out of memory on its ladder; else None."""
         smallest = self.oom.get(self.key(spec.knobs()))
         if smallest is not None and spec.batch >= smallest:
             return f"batch ladder stopped: batch {smallest} ran out of memory with this model and precision"
