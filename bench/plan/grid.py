@@ -27,7 +27,7 @@ LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 def _normalise(spec: RunSpec) -> RunSpec:
     """Blank the loader knobs a pipeline does not use, so equal runs collapse into one point."""
     meaning = knob_meaning(spec.pipeline)
-    blank = {k: None for k in LOADER_KNOBS if k not in meaning}
+    blank = {k: None for k in LOADER_KNOBS if k not in meaning and "None" in KNOBS[k].type}
     return dataclasses.replace(spec, **blank)
 
 
