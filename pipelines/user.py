@@ -129,7 +129,11 @@ def check_batch(batch, model) -> str | None:
     """Why the model cannot take the pipeline's first batch (the shapes of its inputs), or None."""
     import keras
 
-    given = [tuple(t.shape[1:]) for t in keras.tree.flatten(batch[0])]
+    return check_shapes([tuple(t.shape[1:]) for t in keras.tree.flatten(batch[0])], model)
+
+
+def check_shapes(given: list[tuple], model) -> str | None:
+    """Why the model cannot take inputs of these shapes (batch axis left out), or None."""
     wanted = [tuple(t.shape[1:]) for t in model.inputs]
     fits = len(given) == len(wanted) and all(
         len(g) == len(w) and all(b is None or a == b for a, b in zip(g, w)) for g, w in zip(given, wanted))

@@ -11,7 +11,7 @@ from bench.plan.knobs import RunSpec
 from bench.run import training
 from models.user import is_user_model, null_like, tensors_like
 from pipelines.synthetic import feed_of
-from pipelines.user import check_batch
+from pipelines.user import check_batch, check_shapes
 
 
 def model_and_feeds(spec: RunSpec, share, local: RunSpec, classes: int, scope):
@@ -31,7 +31,11 @@ def model_and_feeds(spec: RunSpec, share, local: RunSpec, classes: int, scope):
             training.compile_model(model, xla=spec.xla)
         else:
             model = _model(spec, classes)
-    if user_pipeline and (why := check_batch(train_feed.data.peek(), model)):
+    if user_pipeline:
+        why = check_batch(train_feed.data.peek(), model)
+    else:  # a shipped pipeline's images into a user's model
+        why = is_user_model(spec.backbone) and check_shapes([(spec.input_size,) * 2 + (3,)], model)
+    if why:
         raise ValueError(why)
     return model, train_feed, val_feed
 
