@@ -24,7 +24,7 @@ from bench.run.executors import Slurm
 from bench.plan.knobs import RunSpec, SpecError
 from bench.plan.presets import DataSpec
 from bench.results.store import ResultStore, read_json
-from pipelines import TFDATA_FORMATS
+from pipelines import describe
 from pipelines.dataset import DatasetIndex, make_synthetic, scan
 
 
@@ -59,11 +59,12 @@ def dataset(data: str | None, data_spec: DataSpec) -> DatasetIndex:
 
 def check_formats(grid: list[RunSpec], index: DatasetIndex) -> None:
     """Refuses, before any run, images that a tfdata point in the grid cannot decode."""
-    if any(s.pipeline == "tfdata" for s in grid):
+    for name in sorted({s.pipeline for s in grid}):
+        formats = describe(name).formats
         odd = sorted({Path(f).suffix for split in index.files.values() for f in split
-                      if Path(f).suffix.lower() not in TFDATA_FORMATS})
+                      if formats and Path(f).suffix.lower() not in formats})
         if odd:
-            raise SpecError(f"pipeline tfdata cannot decode {', '.join(odd)} images; use keras or convert them")
+            raise SpecError(f"pipeline {name} cannot decode {', '.join(odd)} images; use keras or convert them")
 
 
 def _warn_about(index: DatasetIndex) -> None:

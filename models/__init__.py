@@ -1,11 +1,14 @@
 """Backbone registry: name -> build(input_shape, classes, finetune) -> compiled-ready keras.Model.
 
-Names are known without importing Keras, so a sweep is checked before any heavy import.
+Names are known without importing Keras, so a sweep is checked before any heavy import. A user's
+own model (a .keras file, or package.module:function) is models/user.py's.
 """
 
 from __future__ import annotations
 
 import importlib
+
+from models.user import is_user_model
 
 # name -> module that builds it; each module has build(name, input_shape, classes, finetune).
 BACKBONES = {
@@ -31,7 +34,9 @@ _FORMAT_FREE = [n for n in BACKBONES if n not in _CHANNELS_LAST_ONLY]
 
 
 def input_size_problem(name: str, size: int) -> str | None:
-    """Why `name` cannot be built at size x size, or None when it can."""
+    """Why `name` cannot be built at size x size, or None when it can (a user's model decides)."""
+    if is_user_model(name):
+        return None
     low, multiple = _MIN_SIZE[name], _SIZE_MULTIPLE.get(name, 1)
     if size < low or size % multiple:
         rule = f"at least {low}" + (f" and a multiple of {multiple}" if multiple > 1 else "")
@@ -60,6 +65,10 @@ def build(name: str, input_shape: tuple[int, int, int], classes: int, finetune: 
 
     from models.layers import UnitRange
 
+    if is_user_model(name):
+        from models import user
+
+        return user.build(name, input_shape, classes)
     module = importlib.import_module(BACKBONES[name])
     channels_first = keras.config.image_data_format() == "channels_first"
     if not channels_first and transfer == "float32":

@@ -11,86 +11,123 @@ import importlib
 import math
 import multiprocessing
 import time
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-PIPELINES = {
-    "keras": "pipelines.pydataset",
-    "tfdata": "pipelines.tfdata",
-    "synthetic": "pipelines.synthetic",
-    "torch": "pipelines.dataloader",
-    "dali": "pipelines.dali",
-}
-
 # Formats tf.io.decode_image reads; PIL reads more (.ppm, .tif), which tfdata refuses up front.
 TFDATA_FORMATS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+BACKENDS = ("tensorflow", "jax", "torch")
 
 TRANSFER = "float32: images scaled to [0, 1] by the pipeline; uint8: the decoded pixels, scaled by the model's first layer"
 SHARED_CACHE = "each image decoded and resized once, kept as uint8 in shared memory for later epochs"
-# What each loader knob does in each pipeline; a knob missing here does not apply and is blanked.
-_KNOB_MEANING = {
-    "keras": {
+_TF, _TORCH = ("tensorflow", "pip install tensorflow"), ("torch", "pip install 'gpubench[torch]'")
+DALI_TF_PLUGIN = ("nvidia.dali_tf_plugin",
+                  "DALI feeds TensorFlow through its TF plugin, which is not installed here (pip install "
+                  "--no-build-isolation nvidia-dali-tf-plugin-cuda130: it compiles against the installed TensorFlow)")
+
+
+def _keras_loader(spec) -> str:
+    if spec.workers > 1 or (spec.workers > 0 and spec.use_multiprocessing):
+        kind = "processes" if spec.use_multiprocessing else "threads"
+        return f"PyDataset: {spec.workers} {kind}, queue of {spec.max_queue_size} batches"
+    return "PyDataset: batches loaded in the training thread (workers <= 1)"
+
+
+def _tfdata_loader(spec) -> str:
+    return (f"tf.data: map parallel={spec.workers or 'AUTOTUNE'}, prefetch={spec.max_queue_size or 'AUTOTUNE'} "
+            "batches; threads only")
+
+
+def _torch_loader(spec) -> str:
+    if not spec.workers:
+        return "DataLoader: batches loaded in the training process (workers 0)"
+    factor = prefetch_factor(spec.workers, spec.max_queue_size)
+    return (f"DataLoader: {spec.workers} worker processes, prefetch_factor {factor} "
+            f"({spec.workers * factor} batches ahead), persistent workers, pinned memory on CUDA")
+
+
+def _dali_loader(spec) -> str:
+    return (f"DALI: {max(1, spec.workers or 1)} threads, {max(1, spec.max_queue_size or 2)} batches prefetched, "
+            f"decoding on the GPU where the backend trains on one (nvJPEG), else on the CPU")
+
+
+@dataclasses.dataclass(frozen=True)
+class Pipeline:
+    """One pipeline's facts, read by the checks, the skip policy, the worker and the reports:
+    what its loader knobs mean (a knob missing does not apply and is blanked), the package it
+    imports, the backends it feeds, the plugin a backend needs for it, the image formats it
+    decodes, whether it stamps when each batch is ready, and how its loader reads in a record."""
+
+    name: str
+    module: str
+    knobs: dict[str, str]
+    loader: Callable[[Any], str]
+    needs: tuple[str, str] | None = None  # (package imported, how to install it)
+    backends: tuple[str, ...] = BACKENDS
+    plugins: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)  # backend -> (package, why)
+    formats: tuple[str, ...] | None = None  # None: whatever PIL reads
+    stamps: bool = True  # False: tensors in memory never wait, so a stamp would only cost
+    in_memory: bool = False  # the model-alone ceiling's feed
+    function: str | None = None  # a user pipeline's "package.module:function"
+
+
+PIPELINES = {p.name: p for p in (
+    Pipeline("keras", "pipelines.pydataset", {
         "workers": "PyDataset workers (threads, or processes with use_multiprocessing)",
         "use_multiprocessing": "PyDataset workers are processes instead of threads",
         "max_queue_size": "batches the PyDataset queue holds ahead of training, loaded or being loaded: "
                           "no more than this many load at once, so workers beyond it wait",
-        "cache": SHARED_CACHE,
-        "transfer": TRANSFER,
-    },
-    "tfdata": {
+        "cache": SHARED_CACHE, "transfer": TRANSFER}, _keras_loader),
+    Pipeline("tfdata", "pipelines.tfdata", {
         "workers": "num_parallel_calls of the decode map (0: AUTOTUNE)",
         "max_queue_size": "prefetch buffer in batches (0: AUTOTUNE)",
         "cache": "decoded images kept in memory after the first epoch",
-        "transfer": TRANSFER,
-    },
-    "torch": {
+        "transfer": TRANSFER}, _tfdata_loader, needs=_TF, formats=TFDATA_FORMATS),
+    Pipeline("synthetic", "pipelines.synthetic",
+             {"transfer": "the dtype of the tensors in memory (uint8: the model scales them)"},
+             lambda spec: "tensors in memory: no loader", stamps=False, in_memory=True),
+    Pipeline("torch", "pipelines.dataloader", {
         "workers": "DataLoader num_workers: processes (0: batches loaded in the training process)",
         "max_queue_size": "batches loaded ahead in all: each worker's prefetch_factor is "
                           "ceil(max_queue_size / workers) (0: torch's default of 2)",
-        "cache": SHARED_CACHE,
-        "transfer": TRANSFER,
-    },
-    "dali": {
+        "cache": SHARED_CACHE, "transfer": TRANSFER}, _torch_loader, needs=_TORCH),
+    Pipeline("dali", "pipelines.dali", {
         "workers": "DALI's num_threads (its CPU threads: reading, decoding where there is no GPU, resizing)",
         "max_queue_size": "DALI's prefetch_queue_depth: batches prepared ahead",
-        "transfer": TRANSFER,
-    },
-    "synthetic": {"transfer": "the dtype of the tensors in memory (uint8: the model scales them)"},
-}
+        "transfer": TRANSFER}, _dali_loader, needs=("nvidia.dali", "pip install 'gpubench[dali]'"),
+             plugins={"tensorflow": DALI_TF_PLUGIN}),
+)}
+LOADER_PARAMETERS = tuple(dict.fromkeys(k for p in PIPELINES.values() for k in p.knobs))
+
+
+def is_user_pipeline(name: str) -> bool:
+    """`package.module:function`: a pipeline the user wrote (pipelines/user.py)."""
+    return ":" in name
+
+
+def describe(name: str) -> Pipeline:
+    """The descriptor of a shipped pipeline, or of a user's function (read from its signature,
+    importing nothing); KeyError or ValueError with a one-line reason when there is none."""
+    if is_user_pipeline(name):
+        from pipelines.user import descriptor
+
+        return descriptor(name)
+    return PIPELINES[name]
 
 
 def knob_meaning(pipeline: str) -> dict[str, str]:
-    return _KNOB_MEANING.get(pipeline, {})
+    try:
+        return describe(pipeline).knobs
+    except (KeyError, ValueError):
+        return {}
 
 
 def describe_loader(spec) -> str:
     """What the loader knobs of `spec` mean in its pipeline, for the record."""
     extras = ("; decoded images cached" if spec.cache else "") + (
         "; uint8 handed over, scaled on the device" if spec.transfer == "uint8" else "")
-    return _loader(spec) + extras
-
-
-def _loader(spec) -> str:
-    if spec.pipeline == "keras":
-        if spec.workers > 1 or (spec.workers > 0 and spec.use_multiprocessing):
-            kind = "processes" if spec.use_multiprocessing else "threads"
-            return f"PyDataset: {spec.workers} {kind}, queue of {spec.max_queue_size} batches"
-        return "PyDataset: batches loaded in the training thread (workers <= 1)"
-    if spec.pipeline == "tfdata":
-        parallel = spec.workers or "AUTOTUNE"
-        prefetch = spec.max_queue_size or "AUTOTUNE"
-        return f"tf.data: map parallel={parallel}, prefetch={prefetch} batches; threads only"
-    if spec.pipeline == "torch":
-        if not spec.workers:
-            return "DataLoader: batches loaded in the training process (workers 0)"
-        factor = prefetch_factor(spec.workers, spec.max_queue_size)
-        return (f"DataLoader: {spec.workers} worker processes, prefetch_factor {factor} "
-                f"({spec.workers * factor} batches ahead), persistent workers, pinned memory on CUDA")
-    if spec.pipeline == "dali":
-        return (f"DALI: {max(1, spec.workers or 1)} threads, {max(1, spec.max_queue_size or 2)} batches prefetched, "
-                f"decoding on the GPU where the backend trains on one (nvJPEG), else on the CPU")
-    return "tensors in memory: no loader"
+    return describe(spec.pipeline).loader(spec) + extras
 
 
 def prefetch_factor(workers: int, max_queue_size: int | None) -> int:
@@ -206,4 +243,4 @@ def host_share(index, spec, process_id: int):
 
 def build(index, spec, split: str) -> Feed:
     """The feed for one split ('train' or 'val') of `index`, as `spec` asks."""
-    return importlib.import_module(PIPELINES[spec.pipeline]).build(index, spec, split)
+    return importlib.import_module(describe(spec.pipeline).module).build(index, spec, split)

@@ -31,6 +31,11 @@ def build(index, spec, split: str) -> Feed:
     shape = (spec.batch, spec.input_size, spec.input_size, 3)
     x = rng.integers(0, 256, shape, dtype=np.uint8) if spec.transfer == "uint8" else rng.random(shape, dtype=np.float32)
     y = onehot(rng.integers(0, len(index.classes), spec.batch), len(index.classes))
+    return feed_of(x, y, steps, spec)
+
+
+def feed_of(x, y, steps: int, spec) -> Feed:
+    """(x, y) handed to every one of `steps` steps; x may be a tuple or dict of tensors."""
     if spec.backend != "tensorflow":
         return Feed(SameBatch(x, y, steps), steps, steps * spec.batch)
     import tensorflow as tf  # on TensorFlow, a tf.data of one tensor costs less than a PyDataset

@@ -8,12 +8,14 @@ import pandas as pd
 import pytest
 
 from bench.results.record import COLUMNS, SCHEMA
-from bench.run.skips import DALI_NEEDS_TF_PLUGIN, DALI_TF_PLUGIN
 from bench.plan.grid import installed
 from bench.results.store import ResultStore
+from pipelines import PIPELINES
 from pipelines.dataset import make_synthetic
 from tests.conftest import gpubench, killed_and_resumed
 from tests.tables import table, tables
+
+DALI_TF_PLUGIN, DALI_NEEDS_TF_PLUGIN = PIPELINES["dali"].plugins["tensorflow"]
 
 TINY = ["--set", "backbone=tiny", "--set", "input_size=16", "--set", "epochs=2"]
 # For the tests of a sweep's mechanics rather than its timing: the epochs as asked, one pass each.

@@ -11,6 +11,7 @@ from bench.analyse import verdicts
 from bench.analyse.points import runnable, setting, write_csv
 from bench.analyse.reference import seed_section
 from bench.output import sections, traces
+from bench.output.advice import do_this
 from bench.plan.knobs import GROUP_KNOBS, ROW_KNOB
 from bench.results.store import read_json
 from pipelines import knob_meaning
@@ -140,7 +141,7 @@ def render(every: pd.DataFrame, rows: list[dict], env: dict, sweep: dict, figure
             error = str(r["error"]).replace("|", "\\|")
             lines.append(f"| {setting(r)} b{r['batch']} {r['backbone']} r{r['repeat']} | {r['status']} | {error} |")
         lines.append("")
-    lines += ["## What the loader knobs mean", ""]
+    lines += do_this(points) + ["## What the loader knobs mean", ""]
     for pipeline in sorted(points.pipeline.unique()):
         meaning = knob_meaning(pipeline)
         used = "; ".join(f"`{k}`: {v}" for k, v in meaning.items()) or "no loader knob applies"

@@ -12,23 +12,22 @@ import itertools
 import re
 
 from models import data_format_problem, input_size_problem
-from pipelines import PIPELINES, knob_meaning
+from models.user import is_user_model
+from models.user import problem as model_problem
+from pipelines import describe, is_user_pipeline, knob_meaning
 
 from bench.plan.backends import BACKENDS
 from bench.plan.knobs import KNOBS, LOADER_KNOBS, RunSpec, SpecError, below_minimum, parse_override
 
-_NEED = {name: (b.package, b.install) for name, b in BACKENDS.items()}
-# The package a backend or pipeline imports, and how to install it.
-NEEDS = {**{("backend", name): need for name, need in _NEED.items()},
-         ("pipeline", "tfdata"): _NEED["tensorflow"], ("pipeline", "torch"): _NEED["torch"],
-         ("pipeline", "dali"): ("nvidia.dali", "pip install 'gpubench[dali]'")}
+# The package a backend imports, and how to install it (a pipeline's is in its descriptor).
+BACKEND_NEEDS = {name: (b.package, b.install) for name, b in BACKENDS.items()}
 LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def _normalise(spec: RunSpec) -> RunSpec:
     """Blank the loader knobs a pipeline does not use, so equal runs collapse into one point."""
     meaning = knob_meaning(spec.pipeline)
-    blank = {k: None for k in LOADER_KNOBS if k not in meaning}
+    blank = {k: None for k in LOADER_KNOBS if k not in meaning and "None" in KNOBS[k].type}
     return dataclasses.replace(spec, **blank)
 
 
@@ -79,24 +78,52 @@ def installed(module: str) -> bool:
         return False
 
 
+def _needs(spec: RunSpec) -> list[tuple[str, str, tuple[str, str]]]:
+    """(knob, value, (package, how to install)) for the point's backend and pipeline."""
+    needs = [("backend", spec.backend, BACKEND_NEEDS[spec.backend])] if spec.backend in BACKEND_NEEDS else []
+    pipeline = describe(spec.pipeline).needs if not is_user_pipeline(spec.pipeline) else None
+    return needs + ([("pipeline", spec.pipeline, pipeline)] if pipeline else [])
+
+
 def frameworks(spec: RunSpec) -> tuple[str, ...]:
-    """The packages the point imports: its backend's and its pipeline's."""
-    return tuple(module for (knob, value), (module, _) in NEEDS.items() if getattr(spec, knob) == value)
+    """The packages the point imports: its backend's and its pipeline's; a user's pipeline or model
+    may import any framework, so none is hidden from it."""
+    if is_user_pipeline(spec.pipeline) or is_user_model(spec.backbone):
+        return tuple(module for module, _ in BACKEND_NEEDS.values())
+    return tuple(module for _, _, (module, _) in _needs(spec))
 
 
 def missing(spec: RunSpec) -> str | None:
     """Why this machine lacks a package the point needs (its backend's, its pipeline's), or None."""
-    for (knob, value), (module, how) in NEEDS.items():
-        if getattr(spec, knob) == value and not installed(module):
+    for knob, value, (module, how) in _needs(spec):
+        if not installed(module):
             return f"{knob} {value} needs {module}, which is not installed here ({how})"
+    return None
+
+
+def _user_problem(name: str, value) -> str | None:
+    """Why a user's model or pipeline named in a knob cannot be used, or None; refs only."""
+    if name == "backbone" and is_user_model(value):
+        return model_problem(value) or ""
+    if name == "pipeline" and is_user_pipeline(value):
+        try:
+            describe(value)
+            return ""
+        except ValueError as e:
+            return str(e)
     return None
 
 
 def check_spec(spec: RunSpec) -> None:
     """Refuse a point that cannot run, with a one-line reason."""
-    meaning = knob_meaning(spec.pipeline) if spec.pipeline in PIPELINES else {}
+    meaning = knob_meaning(spec.pipeline)
     for name, field in KNOBS.items():
         value, allowed = getattr(spec, name), field.metadata["allowed"]
+        user = _user_problem(name, value)
+        if user:
+            raise SpecError(user)
+        if user is not None:
+            continue  # the user's own model or pipeline
         if value is None and "None" in field.type and (field.metadata["role"] != "loader" or name not in meaning):
             continue  # a loader knob its pipeline does not use
         if allowed and value not in allowed:
@@ -134,7 +161,19 @@ def build_grid(knob_sets: list[dict], overrides: list[str], repeat: int = 1,
             raise SpecError("no point of the grid can run here: " + "; ".join(reasons))
     for point in grid:
         check_spec(point)
+    check_user_knobs(grid, changed)
     return grid, reasons
+
+
+def check_user_knobs(grid: list[RunSpec], changed: dict) -> None:
+    """A loader knob set on the command line that no pipeline of a grid with a user's pipeline
+    takes is a mistake: their function has no such parameter."""
+    users = sorted({p.pipeline for p in grid if is_user_pipeline(p.pipeline)})
+    for name in LOADER_KNOBS:
+        if users and name in changed and not any(name in knob_meaning(p.pipeline) for p in grid):
+            takes = ", ".join(knob_meaning(users[0])) or "none"
+            raise SpecError(f"--set {name}: pipeline {users[0]} has no {name} parameter (the loader knobs it "
+                            f"takes: {takes})")
 
 
 def one_point(knobs: dict) -> RunSpec:

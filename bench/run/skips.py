@@ -8,12 +8,8 @@ from bench.plan.backends import BACKENDS
 from bench.plan.grid import installed
 from bench.plan.knobs import KNOBS, RunSpec, knobs_of
 from bench.run.devices import multi_host_refusal
-from pipelines import split_plan
-
-DALI_TF_PLUGIN = "nvidia.dali_tf_plugin"
-DALI_NEEDS_TF_PLUGIN = ("DALI feeds TensorFlow through its TF plugin, which is not installed here "
-                        "(pip install --no-build-isolation nvidia-dali-tf-plugin-cuda130: it compiles against "
-                        "the installed TensorFlow)")
+from models.user import is_user_model
+from pipelines import describe, split_plan
 LADDER_KNOBS = knobs_of("model", "schedule", "device")  # what a point's device memory depends on, but its batch
 
 
@@ -32,8 +28,11 @@ def why_skipped(spec: RunSpec, gpus_present: int, index) -> str | None:
         if spec.batch % (spec.hosts * spec.gpus):
             return (f"batch {spec.batch} does not split evenly over {spec.hosts} hosts of {spec.gpus} device(s): "
                     f"each host feeds an equal share of every batch")
-    if spec.pipeline == "dali" and spec.backend == "tensorflow" and not installed(DALI_TF_PLUGIN):
-        return DALI_NEEDS_TF_PLUGIN
+    plugin, why = describe(spec.pipeline).plugins.get(spec.backend, (None, None))
+    if plugin and not installed(plugin):
+        return why
+    if is_user_model(spec.backbone) and (why := _user_model_cannot(spec)):
+        return why
     if spec.gpus > 1:
         for split in ("train", "val"):
             steps, images = split_plan(index, spec, split)
@@ -41,6 +40,16 @@ def why_skipped(spec: RunSpec, gpus_present: int, index) -> str | None:
             if spec.batch % spec.gpus or last % spec.gpus:
                 return (f"batch {spec.batch} ({split} ends with {last}) does not split evenly over {spec.gpus} "
                         f"devices: data parallelism gives each an equal share")
+    return None
+
+
+def _user_model_cannot(spec: RunSpec) -> str | None:
+    """What a user's model, built as they made it, does not let the sweep change."""
+    if spec.data_format != "channels_last":
+        return f"a user's model keeps the layout it was built in; data_format={spec.data_format} cannot apply"
+    if spec.backbone.endswith(".keras") and spec.precision != "float32":
+        return (f"a saved .keras model keeps the dtype policy it was saved with; precision={spec.precision} cannot "
+                "apply (give a model function instead, which is built under the policy)")
     return None
 
 

@@ -16,6 +16,11 @@ JIT_COMPILE = {"auto": "auto", "on": True, "off": False}
 
 
 def compile_model(model, learning_rate: float = LEARNING_RATE, xla: str = "auto"):
+    """The seed's optimizer and loss; a model that came compiled (a user's) keeps its own
+    optimizer, loss and metrics, and only jit_compile changes."""
+    if getattr(model, "compiled", False) and model.get_compile_config():
+        model.compile_from_config({**model.get_compile_config(), "jit_compile": JIT_COMPILE[xla]})
+        return model
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.9),
                   loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=JIT_COMPILE[xla])
     return model

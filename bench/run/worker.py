@@ -61,9 +61,9 @@ def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path
     this is process `process_id` of the run, training on its share of each batch."""
     import keras
 
-    import models
     import pipelines
-    from bench.run import doctor, training
+    from bench.run import doctor
+    from bench.run.assemble import model_and_feeds
     from bench.results import machine
     from models import flops
     from pipelines.dataset import DatasetIndex
@@ -79,22 +79,17 @@ def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path
     record.images_skipped = len(index.skipped)
     record.loader = pipelines.describe_loader(spec)
     share, local = pipelines.host_share(index, spec, process_id)
-    train_feed, val_feed = training.feeds(share, local)
+    keras.mixed_precision.set_global_policy(spec.precision)
+    model, train_feed, val_feed = model_and_feeds(spec, share, local, len(index.classes), scope)
     record.train_steps, record.val_steps = train_feed.steps, val_feed.steps
     record.train_images_per_epoch = train_feed.images * spec.hosts
     record.host_batch = local.batch
-
-    keras.mixed_precision.set_global_policy(spec.precision)
-    with scope:
-        model = models.build(spec.backbone, (spec.input_size,) * 2 + (3,), len(index.classes), spec.finetune,
-                             spec.transfer)
-        training.compile_model(model, xla=spec.xla)
     record.weights = model.weights_source
     record.jit_compile = bool(model.jit_compile)
     record.matmul_precision = devices.matmul_precision(
         spec.backend, spec.precision, machine.compute_capability() if "GPU" in record.devices else None)
     record.train_gflops_per_image = flops.train_flops(model) / 1e9
-    if spec.backbone == "null":  # the pipeline's ceiling: also how fast one core decodes this data
+    if spec.backbone == "null" and not pipelines.is_user_pipeline(spec.pipeline):  # the pipeline's ceiling: also how fast one core decodes this data
         record.decode_img_s_core = decode_rate(index, spec)
     cached_before = devices.cache_entries(spec.backend)
     record.startup_s = since_process_start()

@@ -1,0 +1,45 @@
+"""One run's model and feeds, in the order their shapes depend on each other: a user's pipeline
+gives the shapes of the null model that takes its batches (its ceiling), a user's model gives
+the shapes of the tensors in memory that are its ceiling; each batch a user's pipeline yields
+is checked against the model before the first step."""
+
+from __future__ import annotations
+
+import models
+import pipelines
+from bench.plan.knobs import RunSpec
+from bench.run import training
+from models.user import is_user_model, null_like, tensors_like
+from pipelines.synthetic import feed_of
+from pipelines.user import check_batch, check_shapes
+
+
+def model_and_feeds(spec: RunSpec, share, local: RunSpec, classes: int, scope):
+    """(the model, compiled; the training feed; the validation feed)."""
+    user_pipeline = pipelines.is_user_pipeline(spec.pipeline)
+    if spec.pipeline == "synthetic" and is_user_model(spec.backbone):
+        with scope:
+            model = _model(spec, classes)
+        x, y = tensors_like(model, local.batch, spec.input_size)
+        feeds = [feed_of(x, y, pipelines.split_plan(share, local, split)[0], local) for split in ("train", "val")]
+        feeds = [f._replace(images=f.steps * local.batch) for f in feeds]
+        return model, feeds[0], feeds[1]
+    train_feed, val_feed = training.feeds(share, local)
+    with scope:
+        if spec.backbone == "null" and user_pipeline:
+            model = null_like(train_feed.data.peek())
+            training.compile_model(model, xla=spec.xla)
+        else:
+            model = _model(spec, classes)
+    if user_pipeline:
+        why = check_batch(train_feed.data.peek(), model)
+    else:  # a shipped pipeline's images into a user's model
+        why = is_user_model(spec.backbone) and check_shapes([(spec.input_size,) * 2 + (3,)], model)
+    if why:
+        raise ValueError(why)
+    return model, train_feed, val_feed
+
+
+def _model(spec: RunSpec, classes: int):
+    model = models.build(spec.backbone, (spec.input_size,) * 2 + (3,), classes, spec.finetune, spec.transfer)
+    return training.compile_model(model, xla=spec.xla)

@@ -1,0 +1,140 @@
+"""A pipeline the user wrote: `--set pipeline=package.module:function`, called for each split with
+the knobs it names among its parameters, returning a tf.data.Dataset, a PyDataset, a torch
+DataLoader or any iterable of (x, y) batches. Its descriptor is read from the function's signature
+with ast, importing nothing, so that a sweep is checked before any framework loads."""
+
+from __future__ import annotations
+
+import ast
+import functools
+import importlib
+import importlib.util
+
+from pipelines import LOADER_PARAMETERS, Feed, MIN_WINDOW_STEPS, Pipeline, ReadyClock, split_plan
+
+# What else a function may name: the batch, the split, and the data the sweep was given.
+GIVEN = {"batch": "images per step", "split": "'train' or 'val'", "directory": "the split's image folder",
+         "classes": "the class count", "input_size": "the input_size knob"}
+
+
+def parse(ref: str) -> tuple[str, str]:
+    module, _, function = ref.partition(":")
+    if not module or not function.isidentifier():
+        raise ValueError(f"pipeline {ref!r}: expected package.module:function")
+    return module, function
+
+
+def parameters(ref: str, kind: str = "pipeline") -> tuple[list[str], list[str]]:
+    """(the parameters of `ref`'s function, those without a default), read from its source."""
+    module, function = parse(ref)
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        found = None
+    if found is None or not found.origin or not found.origin.endswith(".py"):
+        raise ValueError(f"{kind} {ref!r}: no module {module} on the path (is PYTHONPATH set?)")
+    with open(found.origin) as f:
+        tree = ast.parse(f.read())
+    node = next((n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+                 and n.name == function), None)
+    if node is None:
+        raise ValueError(f"{kind} {ref!r}: {found.origin} defines no function {function}")
+    args = node.args
+    names = [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs]
+    positional = args.posonlyargs + args.args
+    required = [a.arg for a in positional[:len(positional) - len(args.defaults)]]
+    required += [a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is None]
+    return names, required
+
+
+@functools.lru_cache(maxsize=None)
+def descriptor(ref: str) -> Pipeline:
+    """The knobs the function takes are the ones a sweep may vary for it."""
+    names, required = parameters(ref)
+    unknown = [n for n in required if n not in GIVEN and n not in LOADER_PARAMETERS]
+    if unknown:
+        raise ValueError(f"pipeline {ref!r} needs {', '.join(unknown)}, which gpubench cannot give; "
+                         f"it gives {', '.join([*GIVEN, *LOADER_PARAMETERS])}")
+    function = parse(ref)[1]
+    knobs = {k: f"{function}'s `{k}` parameter" for k in names if k in LOADER_PARAMETERS}
+    return Pipeline(ref, "pipelines.user", knobs, lambda spec: _loader(ref, knobs, spec), function=ref)
+
+
+def _loader(ref: str, knobs: dict, spec) -> str:
+    given = ", ".join(f"{k}={getattr(spec, k)}" for k in knobs)
+    return f"{ref}({given}): the user's pipeline, its batches stamped as they are handed to fit"
+
+
+def call(ref: str, index, spec, split: str):
+    """What the function returns for `split`, called with the arguments it names."""
+    module, function = parse(ref)
+    fn = getattr(importlib.import_module(module), function)
+    names, _ = parameters(ref)
+    offered = {"batch": spec.batch, "split": split, "directory": f"{index.root}/{split}",
+               "classes": len(index.classes), "input_size": spec.input_size}
+    offered |= {k: getattr(spec, k) for k in LOADER_PARAMETERS}
+    return fn(**{k: offered[k] for k in names if k in offered})
+
+
+def length(data) -> int | None:
+    """Batches in one pass of `data`, where it says (len, or tf.data's cardinality)."""
+    if hasattr(data, "cardinality"):
+        n = int(data.cardinality())
+        return n if n >= 0 else None
+    try:
+        return len(data)
+    except TypeError:
+        return None
+
+
+def to_numpy(batch):
+    """A batch as numpy arrays in tuples and dicts, whatever framework made it, so that fit takes
+    it on every backend."""
+    import keras
+    import numpy as np
+
+    if isinstance(batch, list):
+        batch = tuple(batch)
+
+    def leaf(t):
+        if hasattr(t, "detach"):  # torch
+            return t.detach().cpu().numpy()
+        return t.numpy() if hasattr(t, "numpy") else np.asarray(t)
+
+    return keras.tree.map_structure(leaf, batch)
+
+
+def build(index, spec, split: str) -> Feed:
+    """The user's batches, pulled one at a time and stamped as they are handed over; an epoch is
+    `steps` of them, the source started again (its function called again, for a one-shot
+    generator) when it runs out."""
+    from pipelines.handover import Handover
+
+    data = call(spec.pipeline, index, spec, split)
+    n = length(data)
+    per_pass = n if n else (spec.steps_per_epoch if split == "train" else spec.validation_steps) or MIN_WINDOW_STEPS
+
+    class Passes:  # split_plan's view: as many images as the passes hold
+        @staticmethod
+        def count(_split):
+            return per_pass * spec.batch
+
+    steps, images = split_plan(Passes, spec, split)
+    ready = ReadyClock(steps) if split == "train" else None
+    restart = (lambda: call(spec.pipeline, index, spec, split)) if iter(data) is data else (lambda: data)
+    return Feed(Handover(data, restart, steps, ready), steps, images, ready)
+
+
+def check_batch(batch, model) -> str | None:
+    """Why the model cannot take the pipeline's first batch (the shapes of its inputs), or None."""
+    import keras
+
+    return check_shapes([tuple(t.shape[1:]) for t in keras.tree.flatten(batch[0])], model)
+
+
+def check_shapes(given: list[tuple], model) -> str | None:
+    """Why the model cannot take inputs of these shapes (batch axis left out), or None."""
+    wanted = [tuple(t.shape[1:]) for t in model.inputs]
+    fits = len(given) == len(wanted) and all(
+        len(g) == len(w) and all(b is None or a == b for a, b in zip(g, w)) for g, w in zip(given, wanted))
+    return None if fits else f"the pipeline yields inputs of shape {given}, but the model takes {wanted}"

@@ -1,0 +1,108 @@
+"""The user's own model and pipeline: checked before any run, importing no framework; swept
+through the CLI with tiny shapes (slow: each starts workers); the 'do this' paragraph."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from bench.output.advice import do_this
+from bench.plan.grid import build_grid
+from bench.plan.knobs import SpecError
+from pipelines import describe, knob_meaning
+from pipelines.dataset import make_synthetic
+from tests.conftest import gpubench
+
+
+def test_a_user_pipeline_s_knobs_are_the_parameters_it_names():
+    assert set(knob_meaning("examples.pipelines:pydataset_images")) == {"workers", "use_multiprocessing",
+                                                                          "max_queue_size"}
+    assert knob_meaning("examples.pipelines:random_images") == {}
+    assert describe("examples.pipelines:tfdata_images").module == "pipelines.user"
+
+
+def test_a_function_that_takes_workers_has_them_swept_one_that_does_not_refuses_them():
+    grid, _ = build_grid([{"pipeline": ["examples.pipelines:tfdata_images"]}], ["workers=1,4"])
+    assert sorted(p.workers for p in grid) == [1, 4]
+    with pytest.raises(SpecError, match="has no workers parameter"):
+        build_grid([{"pipeline": ["examples.pipelines:random_images"]}], ["workers=4"])
+    grid, _ = build_grid([{"pipeline": ["examples.pipelines:random_images"]}], [])
+    assert {p.workers for p in grid} == {None}  # blanked: the function takes none
+
+
+@pytest.mark.parametrize("override, message", [
+    ("backbone=no/such/model.keras", "no such file"),
+    ("backbone=examples.models:nope", "defines no function nope"),
+    ("backbone=examples.nope:build", "no module examples.nope"),
+    ("pipeline=examples.pipelines:nope", "defines no function nope"),
+    ("pipeline=not-a-ref:", "expected package.module:function"),
+])
+def test_a_model_or_pipeline_that_cannot_be_found_is_a_one_line_error(override, message):
+    with pytest.raises(SpecError, match=message) as error:
+        build_grid([{}], [override])
+    assert "\n" not in str(error.value)
+
+
+def _point(**knobs):
+    row = {"pipeline": "examples.pipelines:pydataset_images", "backbone": "examples.models:small_cnn",
+           "batch": 64, "workers": 8.0, "use_multiprocessing": False, "max_queue_size": 10.0,
+           "precision": "mixed_bfloat16", "xla": "on", "train_img_s": 900.0, "bound": "input"}
+    return {**row, **knobs}
+
+
+def test_do_this_gives_the_fastest_setting_as_code():
+    points = pd.DataFrame([_point(), _point(batch=32, train_img_s=500.0)])
+    lines = do_this(points)
+    code = lines[lines.index("```python") + 1: lines.index("```", lines.index("```python") + 1)]
+    assert code == ['keras.mixed_precision.set_global_policy("mixed_bfloat16")  # before building the model',
+                    "data = pydataset_images(batch=64, workers=8, use_multiprocessing=False, max_queue_size=10)"
+                    "  # your function, with these arguments",
+                    "model.compile(..., jit_compile=True)", "model.fit(data, epochs=...)"]
+    assert "900 images/s" in lines[2] and "the input pipeline" in lines[2]
+    assert do_this(pd.DataFrame([_point(pipeline="keras", backbone="vgg16")])) == []
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    return make_synthetic(tmp_path_factory.mktemp("data") / "d", train=16, val=8, classes=2, image_size=(40, 30))
+
+
+def _sweep(tmp_path, tree, *overrides, ceilings=False):
+    args = ["sweep", "--preset", "smoke", "--data", tree, "--out", tmp_path / "r"]
+    args += [a for o in ["batch=4", "epochs=2", "window=epochs", "steps_per_epoch=3", "validation_steps=1",
+                         *overrides] for a in ("--set", o)]
+    done = gpubench(*args, *([] if ceilings else ["--no-ceilings"]), cwd=tmp_path)
+    rows = [json.loads(line) for line in (tmp_path / "r/runs.jsonl").read_text().splitlines()]
+    return done, rows, pd.read_csv(tmp_path / "r/points.csv")
+
+
+@pytest.mark.slow
+def test_a_saved_model_fed_by_each_kind_of_user_pipeline_alone_and_end_to_end(tmp_path, tree):
+    import subprocess
+    import sys
+
+    saved = tmp_path / "small.keras"
+    subprocess.run([sys.executable, "-m", "examples.save_model", saved, "32", "2"], check=True, cwd=tmp_path)
+    kinds = [f"examples.pipelines:{f}" for f in ("tfdata_images", "pydataset_images", "dataloader_images",
+                                                "random_images")]
+    done, rows, points = _sweep(tmp_path, tree, f"backbone={saved}", "pipeline=" + ",".join(kinds),
+                                "workers=0", ceilings=True)
+    assert done.returncode == 0, done.stderr
+    assert {r["status"] for r in rows} == {"ok"}, [r["error"] for r in rows]
+    fed = points[points.role.eq("point")].set_index("pipeline")
+    assert set(fed.index) == set(kinds)
+    assert fed.pipeline_img_s.notna().all() and fed.model_img_s.notna().all() and fed.bound.notna().all()
+    assert "## Do this" in (tmp_path / "r/report.md").read_text()
+
+
+@pytest.mark.slow
+def test_a_model_function_a_token_model_a_failing_pipeline_and_wrong_shapes_give_their_rows(tmp_path, tree):
+    done, rows, _ = _sweep(tmp_path, tree, "backbone=examples.models:small_cnn,examples.models:token_classifier",
+                           "pipeline=keras,examples.pipelines:token_batches,examples.pipelines:failing")
+    by = {(r["backbone"].split(":")[1], r["pipeline"].split(":")[-1]): r for r in rows}
+    assert by["small_cnn", "keras"]["status"] == "ok", by["small_cnn", "keras"]["error"]
+    assert by["token_classifier", "token_batches"]["status"] == "ok", by["token_classifier", "token_batches"]["error"]
+    assert "the data server is unreachable" in by["small_cnn", "failing"]["error"]
+    assert "the pipeline yields inputs of shape [(32,)], but the model takes [(32, 32, 3)]" in \
+        by["small_cnn", "token_batches"]["error"]
+    assert "yields inputs of shape [(32, 32, 3)], but the model takes [(32,)]" in by["token_classifier", "keras"]["error"]
