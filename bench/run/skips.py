@@ -10,6 +10,7 @@ from bench.plan.knobs import KNOBS, RunSpec, knobs_of
 from bench.run.devices import multi_host_refusal
 from models.user import is_user_model
 from pipelines import describe, split_plan
+
 LADDER_KNOBS = knobs_of("model", "schedule", "device")  # what a point's device memory depends on, but its batch
 
 
