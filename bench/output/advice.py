@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from bench.analyse.points import runnable
 from models.user import is_user_model
 from pipelines import is_user_pipeline, prefetch_factor
 
@@ -33,7 +34,8 @@ def _loader_code(p) -> str:
 
 def do_this(points: pd.DataFrame) -> list[str]:
     """The paragraph's lines, or none when the sweep is not about a user's model or pipeline."""
-    ran = points[points.train_img_s.notna() & points.pipeline.ne("synthetic") & points.backbone.ne("null")]
+    ran = runnable(points)
+    ran = ran[ran.train_img_s.notna()]
     if ran.empty or not any(is_user_model(b) or is_user_pipeline(p) for b, p in zip(ran.backbone, ran.pipeline)):
         return []
     best = ran.loc[ran.train_img_s.idxmax()]
@@ -44,11 +46,13 @@ def do_this(points: pd.DataFrame) -> list[str]:
     jit = {"on": "True", "off": "False"}.get(best["xla"], '"auto"')
     code.append(f"model.compile(..., jit_compile={jit})" + ("  # or keep your own compile" if jit == '"auto"' else ""))
     code.append("model.fit(data, epochs=..., shuffle=False)" if best["pipeline"] == "keras" else "model.fit(data, epochs=...)")
-    bound = best.get("bound")
+    bound, doubt = best.get("bound"), best.get("bound_doubt")
     limit = {"input": "the input pipeline (more workers, a cache or another loader would help)",
              "compute": "the model on this device (a larger batch, mixed precision or XLA are the levers)",
              "overhead": "neither ceiling: the gap is per-step overhead between loader and model"}.get(
         bound if isinstance(bound, str) else "", "not known (run with ceilings for the bound)")
+    if isinstance(doubt, str) and doubt:  # the report withholds this bound: so does the advice
+        limit = f"not known: {doubt}"
     return ["## Do this", "", f"The fastest setting measured: {best['train_img_s']:.0f} images/s with "
             f"`{best['backbone']}` at batch {int(best['batch'])}; what limits it: {limit}. In your training script:",
             "", "```python", *code, "```", ""]
