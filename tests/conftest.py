@@ -39,8 +39,9 @@ GPU_ENV = {"cpu": "Other CPU", "cpu_threads": 32, "gpus": [{"name": "NVIDIA H200
            "tensorflow": "2.x", "keras": "3.x"}
 
 
-def results(folder, rates_by_workers, env=CPU_ENV, label="cpu", preset="t", power=None, window_s=None):
-    """A results folder with one point per workers value, each with its repeats' images/s."""
+def results(folder, rates_by_workers, env=CPU_ENV, label="cpu", preset="t", power=None, window_s=None, **figures):
+    """A results folder with one point per workers value, each with its repeats' images/s (and
+    `figures`, the same in every row)."""
     from bench.plan.knobs import RunSpec
     from bench.results.record import RunRecord
     from bench.results.store import ResultStore
@@ -52,7 +53,7 @@ def results(folder, rates_by_workers, env=CPU_ENV, label="cpu", preset="t", powe
             store.append(RunRecord.for_spec(spec, status="ok" if rate else "error", train_img_s=rate,
                                             total_s=100 / rate if rate else None, epochs_timed=3,
                                             train_images_per_epoch=100, gpu_power_w_mean=power, window_s=window_s,
-                                            error="" if rate else "boom").to_dict())
+                                            error="" if rate else "boom", **figures).to_dict())
     (folder / "env.json").write_text(json.dumps(env))
     (folder / "sweep.json").write_text(json.dumps({"gpu": label, "preset": preset}))
     from bench.output import report

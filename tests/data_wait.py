@@ -52,7 +52,7 @@ def measure(tree, pipeline: str, knobs: dict | None = None) -> dict:
     spec = one_point({"pipeline": pipeline, "backbone": "null", "input_size": 32, "batch": 2, "epochs": 2,
                             "steps_per_epoch": STEPS, "validation_steps": 1, "window": "epochs",
                             "backend": keras.backend.backend(), **(knobs or {})})
-    module = importlib.import_module(pipelines.PIPELINES[pipeline])
+    module = importlib.import_module(pipelines.PIPELINES[pipeline].module)
     module.ReadyClock, clock = DelayedClock, module.ReadyClock
     try:
         return _fit(tree, spec)

@@ -36,6 +36,20 @@ def test_a_30_percent_drop_inside_a_noisy_spread_cannot_be_judged(tmp_path):
     assert "worse, within noise" in text and "within the repeats' spread: cannot judge" in text
 
 
+def test_a_drop_measured_beside_other_work_cannot_be_judged(tmp_path):
+    """quick's case: the same code swept twice, the second time while other work took 70-80% of the
+    2 cores: keras 2-3x slower, repeats apart. That is the machine, not the code."""
+    quiet = dict(cpu_util_mean=52.0, proc_cpu_pct_mean=100.0)  # others: 2% of the machine
+    busy = dict(cpu_util_mean=100.0, proc_cpu_pct_mean=50.0)  # others: 75%
+    a = results(tmp_path / "a", {1: [100, 101, 99]}, **quiet)
+    b = results(tmp_path / "b", {1: [40, 41, 39]}, **busy)
+    text, status = gate(a, b, {})
+    assert status == STATUS["cannot judge"], text
+    assert "worse, cannot judge (current: other work took 75% of the CPU)" in text
+    c = results(tmp_path / "c", {1: [40, 41, 39]}, **quiet)
+    assert gate(a, c, {})[1] == STATUS["regression"]  # the same drop on a quiet machine fails
+
+
 def scaled(source, target, factor):
     """A copy of a results folder with every images/s (median, min, max) times `factor`."""
     import shutil

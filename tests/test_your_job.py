@@ -2,6 +2,10 @@
 through the CLI with tiny shapes (slow: each starts workers); the 'do this' paragraph."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -12,6 +16,8 @@ from bench.plan.knobs import SpecError
 from pipelines import describe, knob_meaning
 from pipelines.dataset import make_synthetic
 from tests.conftest import gpubench
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def test_a_user_pipeline_s_knobs_are_the_parameters_it_names():
@@ -76,24 +82,46 @@ def tree(tmp_path_factory):
     return make_synthetic(tmp_path_factory.mktemp("data") / "d", train=16, val=8, classes=2, image_size=(40, 30))
 
 
+# The user's code is found on PYTHONPATH, as docs/your-job.md says: here the checkout, for examples/.
+WITH_EXAMPLES = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+
+
 def _sweep(tmp_path, tree, *overrides, ceilings=False):
     args = ["sweep", "--preset", "smoke", "--data", tree, "--out", tmp_path / "r"]
     args += [a for o in ["batch=4", "epochs=2", "window=epochs", "steps_per_epoch=3", "validation_steps=1",
                          *overrides] for a in ("--set", o)]
-    done = gpubench(*args, *([] if ceilings else ["--no-ceilings"]), cwd=tmp_path)
+    done = gpubench(*args, *([] if ceilings else ["--no-ceilings"]), cwd=tmp_path, env=WITH_EXAMPLES)
     rows = [json.loads(line) for line in (tmp_path / "r/runs.jsonl").read_text().splitlines()]
     return done, rows, pd.read_csv(tmp_path / "r/points.csv")
 
 
-@pytest.mark.slow
-def test_a_saved_model_fed_by_each_kind_of_user_pipeline_alone_and_end_to_end(tmp_path, tree):
-    import subprocess
-    import sys
+KINDS = [f"examples.pipelines:{f}" for f in ("tfdata_images", "pydataset_images", "dataloader_images", "random_images")]
 
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_kind_of_user_pipeline_is_handed_over_batch_by_batch_and_stamped(tree, kind):
+    """A tf.data.Dataset, a PyDataset, a DataLoader and a plain generator: each read through the
+    handover in this process (no training), its batches as numpy, each stamped ready when handed over."""
+    from bench.plan.grid import one_point
+    from pipelines.dataset import scan
+    from pipelines.user import build
+
+    spec = one_point({"pipeline": kind, "backbone": "tiny", "input_size": 32, "batch": 4, "epochs": 2,
+                      "steps_per_epoch": 3, "window": "epochs", **({"workers": 0} if "random" not in kind else {})})
+    feed = build(scan(tree), spec, "train")
+    batches = [feed.data[i] for i in range(feed.steps)]
+    assert feed.steps == 3 and all(x.shape == (4, 32, 32, 3) and y.shape == (4, 2) for x, y in batches)
+    assert all(feed.ready[i] > 0 for i in range(feed.steps))
+
+
+@pytest.mark.slow
+def test_a_saved_model_fed_by_user_pipelines_alone_and_end_to_end(tmp_path, tree):
+    """End to end with both ceilings, for a tf.data function and a plain generator (the other kinds
+    share the handover: the test above reads each)."""
     saved = tmp_path / "small.keras"
-    subprocess.run([sys.executable, "-m", "examples.save_model", saved, "32", "2"], check=True, cwd=tmp_path)
-    kinds = [f"examples.pipelines:{f}" for f in ("tfdata_images", "pydataset_images", "dataloader_images",
-                                                "random_images")]
+    subprocess.run([sys.executable, "-m", "examples.save_model", saved, "32", "2"], check=True, cwd=tmp_path,
+                   env=WITH_EXAMPLES)
+    kinds = [KINDS[0], KINDS[3]]
     done, rows, points = _sweep(tmp_path, tree, f"backbone={saved}", "pipeline=" + ",".join(kinds),
                                 "workers=0", ceilings=True)
     assert done.returncode == 0, done.stderr

@@ -168,6 +168,9 @@ def table(rows: list[dict], env: dict, sweep: dict, envs: dict | None = None) ->
     cached = points.get("cache", pd.Series(index=points.index, dtype=object)).fillna(False).astype(bool)
     points["pipeline_efficiency"] = (points.pipeline_img_s / points.decode_ceiling_img_s).mask(cached)
     points["val_checkpoint_s"] = points.val_s_total + points.checkpoint_s_total.fillna(0)  # after each window
+    # the share of the machine's CPU that other work took during the window: the whole machine's
+    # use less the run's own process tree (one core is 100%), over its threads
+    points["others_cpu_pct"] = (points.cpu_util_mean - points.proc_cpu_pct_mean / (env.get("cpu_threads") or 1)).clip(lower=0)
     points["model_share"] = points.train_img_s / points.model_img_s  # how much of the model's rate it was fed
     # the CPU cores, in all, that decode at one core's rate to keep the model fed (model images/s
     # over it): the whole run's, over all its devices; per device it is cores_to_feed / device_count

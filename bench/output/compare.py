@@ -28,6 +28,10 @@ METRICS = {
 }
 KNOB_COLUMNS = tuple(KNOBS)
 FACTOR = 1.10  # how much worse counts, where neither the command line nor the preset's gate says
+# Other work's share of the CPU above which a side's rates say more about the machine than the code:
+# quiet runs here saw a median of 3-4% (at most 25%); two quick sweeps beside other work (42-80%)
+# differed by up to 3.4x on the same code.
+BUSY_PCT = 30.0
 CHECKOUT = Path(__file__).resolve().parents[2]
 BASELINES = CHECKOUT / "results" / "baselines"  # where `make regress` reads them, wherever the command runs
 
@@ -80,13 +84,16 @@ def _bounds(points: pd.DataFrame, metric: str) -> tuple[pd.Series, pd.Series]:
 
 
 def _unjudgeable(point) -> str | None:
-    """Why a side's figures cannot carry a verdict, or None: no spread (one repeat), or windows
-    too short to time well. A figure a table does not hold is taken as sufficient."""
-    repeats, window = point.get("repeats_ok"), point.get("window_s")
+    """Why a side's figures cannot carry a verdict, or None: no spread (one repeat), windows too
+    short to time well, or other work taking BUSY_PCT of the machine's CPU while it ran. A figure a
+    table does not hold is taken as sufficient."""
+    repeats, window, others = point.get("repeats_ok"), point.get("window_s"), point.get("others_cpu_pct")
     if pd.notna(repeats) and repeats < 2:
         return "one repeat, no spread"
     if pd.notna(window) and window < SHORT_S:
         return f"{window:.1f} s windows"
+    if pd.notna(others) and others > BUSY_PCT:
+        return f"other work took {others:.0f}% of the CPU"
     return None
 
 
@@ -147,7 +154,8 @@ def compare(baseline: pd.DataFrame, current: pd.DataFrame, metric: str = "train_
                      f"spread: cannot judge; more repeats or epochs would tell")
     if short:
         notes.append(f"{short} configuration(s) worse by more than {factor:g}x on figures that cannot bear a "
-                     f"verdict (one repeat, or windows under {SHORT_S:g} s): cannot judge; raise --repeat or epochs")
+                     f"verdict (one repeat, windows under {SHORT_S:g} s, or other work taking over {BUSY_PCT:g}% of "
+                     f"the CPU): cannot judge; raise --repeat or epochs, or run on a machine left to the sweep")
     return Comparison(table, regressions, notes, same, unjudged=int(noisy + short))
 
 
@@ -166,9 +174,9 @@ def relative(points: pd.DataFrame, metric: str, knob: str, base) -> pd.DataFrame
     out["relative_to"] = f"{knob}={base}"
     out[metric] = joined[metric] / joined[f"{metric}_base"]
     out[f"{metric}_min"], out[f"{metric}_max"] = low / base_high, high / base_low
-    for column in ("repeats_ok", "window_s"):  # a ratio is as sure as the less sure of its two points
-        if column in joined and f"{column}_base" in joined:
-            out[column] = joined[[column, f"{column}_base"]].min(axis=1)
+    for column, worse in (("repeats_ok", "min"), ("window_s", "min"), ("others_cpu_pct", "max")):
+        if column in joined and f"{column}_base" in joined:  # a ratio is as sure as the less sure of its points
+            out[column] = joined[[column, f"{column}_base"]].agg(worse, axis=1)
     return out
 
 
