@@ -18,7 +18,7 @@ import time
 import pipelines
 
 STEPS = 12
-DELAY_S = 0.15
+DELAY_S = 0.4
 
 
 class DelayedClock(pipelines.ReadyClock):

@@ -1,9 +1,12 @@
 """The wait for data the step timer reports is the wait a pipeline made the steps take: a delay
 injected into every other batch (tests/data_wait.py) is found in data_wait_frac.
 
-Tolerance: the injected delays are 150 ms a batch, against steps of a few ms: at least 70% of the
+Tolerance: the injected delays are 400 ms a batch, against steps of a few ms: at least 70% of the
 injected seconds must be found on the delayed batches' own steps, and data_wait_frac must be at
-least 70% of the injected share of the steps' time and at most 1. More wait elsewhere is allowed:
+least 70% of the injected share of the steps' time and at most 1. A loader with workers hides a
+delay behind the steps between two delayed batches, so a slower step finds less of it: with 150 ms
+delays, torch's DataLoader on the torch backend found 68% while another process kept one core busy
+(its steps about 24 ms); at 400 ms the same steps leave about 88%. More wait elsewhere is allowed:
 the pipeline's own reading is a wait too, and how long it takes depends on the machine's load.
 With the pairing fault (fit shuffling a PyDataset's batch indices) the keras pipeline found none."""
 

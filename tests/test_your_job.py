@@ -115,13 +115,14 @@ def test_each_kind_of_user_pipeline_is_handed_over_batch_by_batch_and_stamped(tr
 
 
 @pytest.mark.slow
-def test_a_saved_model_fed_by_user_pipelines_alone_and_end_to_end(tmp_path, tree):
-    """End to end with both ceilings, for a tf.data function (the other kinds share the handover:
-    the test above reads each)."""
+def test_a_saved_model_fed_by_each_kind_of_user_pipeline_alone_and_end_to_end(tmp_path, tree):
+    """Each kind of user pipeline (a tf.data.Dataset, a PyDataset, a DataLoader, a plain generator)
+    measured alone and end to end, with the model-alone ceiling: the verdict's columns, as for the
+    shipped pipelines."""
     saved = tmp_path / "small.keras"
     subprocess.run([sys.executable, "-m", "examples.save_model", saved, "32", "2"], check=True, cwd=tmp_path,
                    env=WITH_EXAMPLES)
-    kinds = [KINDS[0]]
+    kinds = KINDS
     done, rows, points = _sweep(tmp_path, tree, f"backbone={saved}", "pipeline=" + ",".join(kinds),
                                 "workers=0", ceilings=True)
     assert done.returncode == 0, done.stderr
