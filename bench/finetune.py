@@ -70,6 +70,7 @@ def _train_loop(model, spec: RunSpec, index, out: Path, initial_epoch: int, tens
 
 
 def train(spec: RunSpec, data: str, out: str | Path, tensorboard: bool = False) -> dict:
+    """`gpubench train`: fine-tune a new model on `data`, into a fresh training folder `out`."""
     import models
     from bench.run import training
 
@@ -165,6 +166,7 @@ def predict(model_path: str | Path, target: str | Path, batch: int = 16) -> tupl
 
 
 def evaluation_markdown(result: dict) -> str:
+    """`gpubench evaluate`'s printout: accuracy overall and per class, and the confusion matrix, as markdown."""
     classes = result["classes"]
     lines = [f"accuracy {result['accuracy']:.4f} on {result['images']} images"
              + (f" ({result['skipped']} unreadable skipped)" if result["skipped"] else ""), "",

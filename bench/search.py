@@ -54,6 +54,7 @@ def search(base: RunSpec, knob: str, start: int, limit: int, run: Callable[[RunS
 
 
 def summary(knob: str, found: int | None, tries: list[dict], limit: int) -> str:
+    """`gpubench fit`'s answer and a table of every try, as markdown (also written to fit.md)."""
     lines = [f"| {knob} | status | device memory peak (MB) | host memory peak (MB) |", "|---|---|---|---|"]
     for r in sorted(tries, key=lambda r: r[knob]):
         device = "" if r.get("gpu_mem_peak_mb") is None else f"{r['gpu_mem_peak_mb']:.0f}"

@@ -40,6 +40,7 @@ def cached_weights(name: str, size: int) -> str | None:
 
 
 def build(name: str, input_shape, classes: int, finetune: str):
+    """A keras.applications backbone with a new head, ImageNet weights only where cached, frozen as `finetune` says."""
     constructor, last_block = _APPS[name]
     weights = cached_weights(name, input_shape[0])
     base = constructor(include_top=False, weights=weights, input_shape=input_shape)

@@ -27,6 +27,7 @@ class BilinearPooling(layers.Layer):
 
 
 def build(name: str, input_shape, classes: int, finetune: str):
+    """B-CNN on vgg16's block5_conv3 features, ImageNet weights only where cached, frozen as `finetune` says."""
     weights = cached_weights("vgg16", input_shape[0])
     vgg = keras.applications.VGG16(include_top=False, weights=weights, input_shape=input_shape)
     features = vgg.get_layer("block5_conv3").output  # before the last pooling, as in the paper

@@ -42,6 +42,7 @@ def layer_flops(layer) -> int:
 
 
 def forward_flops(model) -> int:
+    """One image's forward FLOPs through the whole model, nested models included."""
     return sum(layer_flops(layer) for layer in _layers(model))
 
 

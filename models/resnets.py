@@ -122,6 +122,7 @@ def _oct_resnet(inputs):
 
 
 def build(name: str, input_shape, classes: int, finetune: str):
+    """ResNeXt-50, SE-ResNet-50 or OctResNet-50 from random weights with a new head, frozen as `finetune` says."""
     inputs = layers.Input(input_shape)
     if name == "resnext50":
         features = _resnet(inputs, groups=32)

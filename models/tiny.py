@@ -10,6 +10,7 @@ from models import freeze_before, new_head
 
 
 def build(name: str, input_shape, classes: int, finetune: str):
+    """`tiny` (two convolutions) or `null` (nothing but the head on the input pixels), with a new head."""
     inputs = keras.Input(input_shape)
     if name == "null":
         return new_head(inputs, inputs, classes, name)

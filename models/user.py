@@ -10,6 +10,7 @@ from pathlib import Path
 
 
 def is_user_model(name: str) -> bool:
+    """A .keras file or package.module:function: a model the user brought, not a shipped backbone."""
     return name.endswith(".keras") or ":" in name
 
 

@@ -117,6 +117,7 @@ def describe(name: str) -> Pipeline:
 
 
 def knob_meaning(pipeline: str) -> dict[str, str]:
+    """The loader knobs `pipeline` takes and what each means there; none where it cannot be described."""
     try:
         return describe(pipeline).knobs
     except (KeyError, ValueError):
@@ -147,6 +148,7 @@ class ReadyClock:
         self.times = multiprocessing.RawArray("d", steps)
 
     def mark(self, batch: int) -> None:
+        """Stamp `batch` as ready now (its slot wraps round the epoch's steps)."""
         self.times[batch % len(self.times)] = time.perf_counter()
 
     def __getitem__(self, batch: int) -> float:
@@ -184,6 +186,7 @@ class BatchOrder:
         return self.order[positions % self.count]
 
     def next_epoch(self) -> None:
+        """Reshuffle for the next epoch, when training: validation keeps its order."""
         if self.shuffle:
             self.order = self.rng.permutation(self.count)
 

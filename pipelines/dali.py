@@ -35,6 +35,7 @@ def device_id(trains_on: dict) -> int | None:
 
 
 def pipeline(files: list[str], labels: list[int], classes: int, spec, train: bool, device_id: int | None):
+    """The DALI graph: read, decode (on the GPU where there is one), resize, scale, one-hot, as the keras pipeline."""
     @pipeline_def(batch_size=spec.batch, num_threads=max(1, spec.workers or 1), device_id=device_id,
                   prefetch_queue_depth=max(1, spec.max_queue_size or 2), seed=0)
     def images():
@@ -75,6 +76,7 @@ def _endless(iterator):
 
 
 def build(index, spec, split: str) -> Feed:
+    """The DALI feed for `split`, through the plugin of the backend that trains (tf.data on TensorFlow)."""
     train = split == "train"
     steps, _ = split_plan(index, spec, split)
     ready = ReadyClock(steps) if train else None

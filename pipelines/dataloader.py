@@ -57,6 +57,7 @@ class StampedCollate:
 
 
 def build(index, spec, split: str) -> Feed:
+    """The torch DataLoader feed for `split`, in the keras pipeline's batch order, its workers kept across epochs."""
     steps, images = split_plan(index, spec, split)
     train = split == "train"
     ready = ReadyClock(steps) if train else None

@@ -37,6 +37,8 @@ class DatasetError(ValueError):
 
 @dataclass
 class DatasetIndex:
+    """The scanned image tree as the worker reads it: classes, each split's files and labels, what was left out."""
+
     root: str
     classes: list[str]
     files: dict[str, list[str]]  # split -> image paths
@@ -45,13 +47,16 @@ class DatasetIndex:
     ignored: list[str] = field(default_factory=list)  # hidden files and folders, OS clutter: not looked into
 
     def count(self, split: str) -> int:
+        """Images in `split`, what its epoch plan is sized by."""
         return len(self.files[split])
 
     def save(self, path: Path) -> None:
+        """Written as JSON for the worker process, which reads it back with `load`."""
         path.write_text(json.dumps(asdict(self)))
 
     @classmethod
     def load(cls, path: Path) -> "DatasetIndex":
+        """An index `save` wrote, read back in the worker process."""
         return cls(**json.loads(Path(path).read_text()))
 
     def shard(self, k: int, n: int) -> "DatasetIndex":

@@ -11,6 +11,8 @@ from pipelines.user import to_numpy
 
 
 class Handover(keras.utils.PyDataset):
+    """The user's iterable as a PyDataset for fit: batches handed over one at a time, restarted when it runs out."""
+
     def __init__(self, data, restart, steps: int, ready: ReadyClock | None):
         super().__init__(workers=0)
         self.restart, self.steps, self.ready = restart, steps, ready

@@ -34,6 +34,7 @@ class ImageFolderBatches(keras.utils.PyDataset):
 
 
 def build(index, spec, split: str) -> Feed:
+    """The keras (PyDataset) feed for `split`, with the loader knobs Keras's own queue takes."""
     steps, images = split_plan(index, spec, split)
     ready = ReadyClock(steps) if split == "train" else None
     plan = BatchOrder(index.count(split), spec.batch, images, shuffle=(split == "train"))

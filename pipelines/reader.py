@@ -18,6 +18,7 @@ def load_image(path: str, size: int, interpolation: str, transfer: str = "float3
 
 
 def to_unit_range(pixels: np.ndarray) -> np.ndarray:
+    """uint8 pixels as float32 in [0, 1]: the same division the model's UnitRange makes on the device."""
     return pixels.astype("float32") / 255.0
 
 

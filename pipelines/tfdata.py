@@ -57,6 +57,7 @@ def stamped(ds: tf.data.Dataset, steps: int) -> tuple[tf.data.Dataset, ReadyCloc
 
 
 def build(index, spec, split: str) -> Feed:
+    """The tf.data feed for `split`: decode in parallel (cached if asked), shuffle, batch, stamp, prefetch."""
     if spec.backend != "tensorflow":  # tf.data only feeds another backend: keep TF off its GPUs
         try:
             tf.config.set_visible_devices([], "GPU")

@@ -18,6 +18,7 @@ GIVEN = {"batch": "images per step", "split": "'train' or 'val'", "directory": "
 
 
 def parse(ref: str) -> tuple[str, str]:
+    """(module, function) of a `package.module:function` reference; ValueError when it is not one."""
     module, _, function = ref.partition(":")
     if not module or not function.isidentifier():
         raise ValueError(f"pipeline {ref!r}: expected package.module:function")

@@ -19,6 +19,7 @@ BROKEN_PIPE = 141  # and for one whose reader went away (128 + SIGPIPE)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The `gpubench` entry point: one command, its failures turned into a one-line message and exit status."""
     try:
         args = parser().parse_args(argv)
     except SystemExit as e:  # --help, --version, or a usage error already printed

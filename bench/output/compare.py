@@ -46,6 +46,8 @@ class CompareError(ValueError):
 
 @dataclass
 class Comparison:
+    """What compare found: the table, row by row, the regressions and changes it cannot judge, and notes."""
+
     table: pd.DataFrame
     regressions: int
     notes: list[str] = field(default_factory=list)
@@ -54,6 +56,7 @@ class Comparison:
 
     @property
     def status(self) -> str:
+        """The verdict that picks the exit status (STATUS): a regression outranks a change it cannot judge."""
         return "regression" if self.regressions else "cannot judge" if self.unjudged else "pass"
 
 
@@ -99,6 +102,7 @@ def _unjudgeable(point) -> str | None:
 
 def compare(baseline: pd.DataFrame, current: pd.DataFrame, metric: str = "train_img_s",
             factor: float = FACTOR, base_env: dict | None = None, current_env: dict | None = None) -> Comparison:
+    """Baseline and current matched by point_id, each configuration marked by the rule above."""
     if metric not in METRICS:
         raise CompareError(f"unknown metric {metric!r}; metrics are: {', '.join(METRICS)}")
     if factor <= 1:
@@ -181,6 +185,7 @@ def relative(points: pd.DataFrame, metric: str, knob: str, base) -> pd.DataFrame
 
 
 def relative_all(points: pd.DataFrame, metric: str, gates: list) -> pd.DataFrame:
+    """The ratios for every relative gate (knob, base) of a preset in one table, for compare to judge."""
     return pd.concat([relative(points, metric, knob, base) for knob, base in gates], ignore_index=True)
 
 

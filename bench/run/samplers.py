@@ -68,6 +68,7 @@ class CpuSampler:
         return full.rss, "rss"
 
     def sample(self) -> dict:
+        """One tick's row: system CPU per core, and the process tree's CPU, memory and threads."""
         cores = psutil.cpu_percent(percpu=True)
         row = {"cpu_util": float(np.mean(cores))}
         row.update({f"cpu{i}_util": c for i, c in enumerate(cores)})
@@ -123,6 +124,7 @@ class GpuSampler:
 
     @property
     def available(self) -> bool:
+        """Whether NVML found the run's GPUs to sample; `reason` says why not."""
         return bool(self.handles)
 
     def _read(self, fn):
@@ -132,6 +134,7 @@ class GpuSampler:
             return None
 
     def sample(self) -> dict:
+        """One tick's row: each GPU's readings, None for a counter it does not expose."""
         nv = self.nvml
         row = {}
         for i, h in enumerate(self.handles):

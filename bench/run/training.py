@@ -60,6 +60,7 @@ def workflow_callbacks(out: Path, tensorboard: bool = False, best: float | None 
 
 
 def feeds(index, spec) -> tuple[pipelines.Feed, pipelines.Feed]:
+    """The train and val feeds from the spec's pipeline, for the worker and the train command alike."""
     return pipelines.build(index, spec, "train"), pipelines.build(index, spec, "val")
 
 

@@ -29,12 +29,14 @@ OOM_RE = re.compile(r"\bOOM\b|out of memory|ResourceExhausted|bad_alloc|Cannot a
 
 
 def classify(error: BaseException) -> str:
+    """A failed run's status: "oom" where the error reads as running out of memory, else "error"."""
     if isinstance(error, MemoryError) or OOM_RE.search(f"{type(error).__name__} {error}"):
         return "oom"
     return "error"
 
 
 def one_line(error: BaseException) -> str:
+    """The error as the record keeps it: its type and message on one line, at most 500 characters."""
     text = " ".join(str(error).split())
     return f"{type(error).__name__}: {text}"[:500]
 
@@ -48,6 +50,7 @@ def _die_with_parent() -> None:
 
 
 def write_samples(rows: list[dict], path: Path) -> None:
+    """The samplers' rows as CSV, the columns those of every row in the order first seen."""
     columns = list(dict.fromkeys(c for row in rows for c in row))
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns)
@@ -155,6 +158,7 @@ def since_process_start() -> float:
 
 
 def backend_version(backend: str) -> str:
+    """The version of the Keras backend the run trains on, for the record."""
     import importlib
 
     return importlib.import_module(backend).__version__
@@ -174,6 +178,7 @@ def decode_rate(index, spec: RunSpec, seconds: float = 1.0) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The worker's entry point: one run, its record written whatever happens; exit status 1 unless it ran ok."""
     parser = argparse.ArgumentParser(prog="python -m bench.worker")
     parser.add_argument("--spec", required=True, help="RunSpec as JSON")
     parser.add_argument("--index", required=True, type=Path, help="DatasetIndex JSON")
