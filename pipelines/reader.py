@@ -32,7 +32,7 @@ class DecodedImages:
         self.files, self.size, self.interpolation = list(files), size, interpolation
         self._pixels = multiprocessing.RawArray("B", len(self.files) * size * size * 3)
         self._kept = multiprocessing.RawArray("b", len(self.files))
-        self._decodes = multiprocessing.RawValue("l", 0)
+        self._decodes = multiprocessing.Value("l", 0)  # with a lock: loader processes count at once
 
     @property
     def decodes(self) -> int:
@@ -44,7 +44,8 @@ class DecodedImages:
         if not self._kept[j]:
             pixels[j] = load_image(self.files[j], self.size, self.interpolation, "uint8")
             self._kept[j] = 1
-            self._decodes.value += 1
+            with self._decodes.get_lock():  # += is a read and a write: unlocked, two processes lost one
+                self._decodes.value += 1
         return pixels[j].copy()
 
 
