@@ -15,13 +15,15 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
+from bench.plan.backends import BACKENDS
+
 # Formats tf.io.decode_image reads; PIL reads more (.ppm, .tif), which tfdata refuses up front.
 TFDATA_FORMATS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-BACKENDS = ("tensorflow", "jax", "torch")
 
 TRANSFER = "float32: images scaled to [0, 1] by the pipeline; uint8: the decoded pixels, scaled by the model's first layer"
 SHARED_CACHE = "each image decoded and resized once, kept as uint8 in shared memory for later epochs"
-_TF, _TORCH = ("tensorflow", "pip install tensorflow"), ("torch", "pip install 'gpubench[torch]'")
+# The package a pipeline shares with a backend, and its install hint: the backend's descriptor's.
+_TF, _TORCH = ((BACKENDS[name].package, BACKENDS[name].install) for name in ("tensorflow", "torch"))
 DALI_TF_PLUGIN = ("nvidia.dali_tf_plugin",
                   "DALI feeds TensorFlow through its TF plugin, which is not installed here (pip install "
                   "--no-build-isolation nvidia-dali-tf-plugin-cuda130: it compiles against the installed TensorFlow)")
@@ -64,7 +66,7 @@ class Pipeline:
     knobs: dict[str, str]
     loader: Callable[[Any], str]
     needs: tuple[str, str] | None = None  # (package imported, how to install it)
-    backends: tuple[str, ...] = BACKENDS
+    backends: tuple[str, ...] = tuple(BACKENDS)
     plugins: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)  # backend -> (package, why)
     formats: tuple[str, ...] | None = None  # None: whatever PIL reads
     stamps: bool = True  # False: tensors in memory never wait, so a stamp would only cost
