@@ -17,6 +17,7 @@ from bench.plan.grid import ceiling_probes, frameworks, installed, one_point
 from bench.plan.knobs import SpecError
 from bench.plan.presets import TIMEOUT_S, DataSpec, load_preset, parse_size
 from bench.run.executors import Slurm
+from bench.run.failures import first_error
 from bench.results.store import ResultStore, read_json
 from pipelines.dataset import make_synthetic
 
@@ -70,7 +71,7 @@ def _sweep(args) -> int:
                             ceilings=with_ceilings, executor=args.executor, max_parallel=args.max_parallel,
                             slurm=slurm, profile=args.profile)
     print(closing_line(new, time.monotonic() - start, path))
-    return 0
+    return 1 if first_error(new) else 0
 
 
 def check_profile(profile: str | None, specs: list) -> None:
@@ -83,7 +84,7 @@ def check_profile(profile: str | None, specs: list) -> None:
 
 def closing_line(rows: list[dict], wall_s: float, report: Path) -> str:
     """The sweep in one line: its runs by outcome, its wall time, the report and the first
-    sentence of the report's verdict."""
+    sentence of the report's verdict; where runs failed, a last line with the first error."""
     from bench.run.runner import clock
 
     ok = sum(r["status"] == "ok" for r in rows)
@@ -92,7 +93,9 @@ def closing_line(rows: list[dict], wall_s: float, report: Path) -> str:
     line = f"{len(rows)} runs ({counts}) in {clock(wall_s)}; report: {report}"
     verdict = next((l for l in report.read_text().splitlines() if l.startswith("**Verdict.** ")), "")
     sentence = verdict.removeprefix("**Verdict.** ").split(". ")[0].rstrip(".")
-    return line + (f"; verdict: {sentence}." if sentence else "")
+    line += f"; verdict: {sentence}." if sentence else ""
+    failures = first_error(rows)
+    return line + ("\n" + failures if failures else "")
 
 
 def _run(args) -> int:
@@ -107,7 +110,7 @@ def _run(args) -> int:
     _, new = session.run(grid, "run", DataSpec(), gpu=args.gpu, data=args.data, out=args.out,
                          timeout_s=args.timeout or TIMEOUT_S, interval=args.interval, force=True)
     print(json.dumps(new[0], indent=2))
-    return 0
+    return 1 if first_error(new) else 0
 
 
 def _compare(args) -> int:
