@@ -53,20 +53,46 @@ def _point(**knobs):
     row = {"pipeline": "examples.pipelines:pydataset_images", "backbone": "examples.models:small_cnn",
            "batch": 64, "workers": 8.0, "use_multiprocessing": False, "max_queue_size": 10.0,
            "precision": "mixed_bfloat16", "xla": "on", "train_img_s": 900.0, "bound": "input", "bound_doubt": "",
-           "role": "point", "repeats_ok": 2}
+           "role": "point", "repeats_ok": 2, "input_size": 64, "epochs": 1}
     return {**row, **knobs}
 
 
 def test_do_this_gives_the_fastest_setting_as_code():
     points = pd.DataFrame([_point(), _point(batch=32, train_img_s=500.0)])
-    lines = do_this(points)
+    lines = do_this(points, {"data": "img", "classes": 2})
     code = lines[lines.index("```python") + 1: lines.index("```", lines.index("```python") + 1)]
-    assert code == ['keras.mixed_precision.set_global_policy("mixed_bfloat16")  # before building the model',
-                    "data = pydataset_images(batch=64, workers=8, use_multiprocessing=False, max_queue_size=10)"
-                    "  # your function, with these arguments",
-                    "model.compile(..., jit_compile=True)", "model.fit(data, epochs=...)"]
+    assert code == ["import keras",
+                    'keras.mixed_precision.set_global_policy("mixed_bfloat16")  # before building the model',
+                    "from examples.models import small_cnn", "model = small_cnn(input_shape=(64, 64, 3), classes=2)"
+                    "  # your function", "model.jit_compile = True  # after compiling: XLA on, as measured",
+                    "from examples.pipelines import pydataset_images",
+                    "data = pydataset_images(directory='img/train', batch=64, workers=8, use_multiprocessing=False, "
+                    "max_queue_size=10, input_size=64)  # your function, with these arguments",
+                    "model.fit(data, epochs=1)  # the sweep's epochs: use yours"]
     assert "900 images/s" in lines[2] and "the input pipeline" in lines[2]
     assert do_this(pd.DataFrame([_point(pipeline="keras", backbone="vgg16")])) == []
+
+
+def test_the_do_this_code_runs_as_printed_against_the_example_job(tmp_path, monkeypatch):
+    """The printed lines executed as they are, on a small tree: every argument the example
+    functions need, only those they take, a valid compile setting and fit."""
+    import keras
+
+    monkeypatch.chdir(tmp_path)
+    make_synthetic(tmp_path / "img", train=8, val=2, classes=2, image_size=(24, 16))
+    points = pd.DataFrame([_point(batch=4, workers=1.0, precision="float32", input_size=16, xla="off")])
+    lines = do_this(points, {"data": "img", "classes": 2})
+    code = "\n".join(lines[lines.index("```python") + 1: lines.index("```", lines.index("```python") + 1)])
+    namespace = {}
+    exec(compile(code, "do-this", "exec"), namespace)
+    assert namespace["model"].jit_compile is False and isinstance(namespace["data"], keras.utils.PyDataset)
+    assert len(namespace["model"].history.history["loss"]) == 1
+
+
+def test_do_this_names_no_lever_a_saved_model_cannot_take():
+    lines = do_this(pd.DataFrame([_point(backbone="my.keras", bound="compute", precision="float32")]), {"classes": 2})
+    assert "a larger batch or XLA are the levers" in lines[2] and "mixed precision" not in lines[2]
+    assert "model = keras.saving.load_model('my.keras')  # keeps its compile settings" in lines
 
 
 def test_do_this_names_no_limit_the_report_withholds():

@@ -141,7 +141,7 @@ def render(every: pd.DataFrame, rows: list[dict], env: dict, sweep: dict, figure
             error = str(r["error"]).replace("|", "\\|")
             lines.append(f"| {setting(r)} b{r['batch']} {r['backbone']} r{r['repeat']} | {r['status']} | {error} |")
         lines.append("")
-    lines += do_this(points) + ["## What the loader knobs mean", ""]
+    lines += do_this(points, sweep) + ["## What the loader knobs mean", ""]
     for pipeline in sorted(points.pipeline.unique()):
         meaning = knob_meaning(pipeline)
         used = "; ".join(f"`{k}`: {v}" for k, v in meaning.items()) or "no loader knob applies"
