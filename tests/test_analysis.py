@@ -169,7 +169,7 @@ def test_an_efficiency_above_the_ceiling_is_named_inconsistent_not_a_bound():
     assert ("inconsistent measurement: 313 images/s end to end is 3.13x the model-alone ceiling of 100, a ceiling "
             "below the rate it bounds; likely cause: windows of 0.3 s, under 2 s") in text
     p = points.set_index("point_id").loc[point.point_id]
-    assert sections._bound_cell(p.bound, p.bound_doubt) == "inconsistent"
+    assert sections.bound_cell(p.bound, p.bound_doubt) == "inconsistent"
 
 
 def test_a_bound_on_short_windows_or_inside_the_repeats_spread_is_withheld():

@@ -40,3 +40,16 @@ def check_out(out: str | None, force: bool | None) -> None:
         shown = ", ".join(theirs[:3]) + (", ..." if len(theirs) > 3 else "")
         raise SpecError(f"--out {out} holds files gpubench did not write ({shown}): choose another folder"
                         + (", or --force to write there anyway" if force is not None else ""))
+
+
+def check_file(out: str | Path | None, force: bool, ours=None) -> None:
+    """A file the user named for a command to write (`-`, standard output, always goes): refused,
+    before any work, where it exists, unless `force` or `ours(path)` says gpubench wrote it."""
+    if out is None or str(out) == "-":
+        return
+    path = Path(out)
+    if path.is_dir():
+        raise SpecError(f"{out} is a folder: give the file to write")
+    if path.exists() and not force and not (ours and ours(path)):
+        raise SpecError(f"{out} exists and gpubench overwrites nothing of yours: name another file, or add --force "
+                        "to replace it")

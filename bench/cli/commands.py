@@ -12,7 +12,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.cli.checks import check_out, checked_grid, results_folder
+from bench.cli.checks import check_file, check_out, checked_grid, results_folder
 from bench.plan.grid import ceiling_probes, frameworks, installed, one_point
 from bench.plan.knobs import SpecError
 from bench.plan.presets import TIMEOUT_S, DataSpec, load_preset, parse_size
@@ -39,13 +39,18 @@ def _report(args) -> Path:
         if args.run and args.run not in ResultStore(folders[0]).done():
             raise SpecError(f"--run {args.run}: no such run in {folders[0]} (see the run_id column of runs.csv)")
         return report.write(folders[0], args.run)
-    for folder in folders:
-        report.write(folder)  # points.csv up to date
+    unfinished = [str(f) for f in folders if not (f / "points.csv").is_file()]
+    if unfinished:  # read as their own reports give them, never rewritten here
+        raise SpecError(f"{unfinished[0]} has no points.csv yet: `gpubench report {unfinished[0]}` writes it")
     preset = read_json(folders[0] / "sweep.json").get("preset", "sweep")
     beside = Path(os.path.commonpath([f.resolve() for f in folders]))
     out = Path(args.out or beside / f"machines-{preset}.md")
+    check_file(out, args.force, ours=machines.written_by_gpubench)
+    if args.plot:
+        check_file(out.with_suffix(".png"), args.force or not args.out)
+    prices = machines.parse_prices(args.price)
     out.parent.mkdir(parents=True, exist_ok=True)
-    machines.render(folders, out)
+    machines.render(folders, out, plot=args.plot, prices=prices)
     return out
 
 
@@ -155,6 +160,8 @@ def _finetune(args) -> int:
     from bench.run import devices
     from bench import finetune
 
+    check_file({"evaluate": args.__dict__.get("json"), "predict": args.__dict__.get("out")}.get(args.command),
+               args.__dict__.get("force", False))
     if args.command == "train":
         spec = one_point(dict(
             backbone=args.backbone, input_size=args.input_size, pipeline=args.pipeline, batch=args.batch,
@@ -206,6 +213,7 @@ def _export(args) -> int:
     from bench.output import export
 
     folder = results_folder(args.dir)
+    check_file(args.out, args.force)
     where = _write(args.out or folder / "results.json", export.document(folder))
     if args.out != "-":
         print(where)

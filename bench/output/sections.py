@@ -16,7 +16,7 @@ def _fmt(value, pattern: str) -> str:
     return "" if pd.isna(value) else pattern.format(value)
 
 
-def _bound_cell(bound, doubt) -> str:
+def bound_cell(bound, doubt) -> str:
     """The bound, or why it is withheld (the verdict gives the reason in full)."""
     if pd.isna(bound) or not bound:
         return ""
@@ -37,7 +37,7 @@ def where_the_time_goes(points: pd.DataFrame, sweep: dict) -> list[str]:
         "pipeline alone": points.pipeline_img_s.map(lambda v: _fmt(v, "{:.1f}")),
         "model alone": points.model_img_s.map(lambda v: _fmt(v, "{:.1f}")),
         "efficiency": points.efficiency.map(lambda v: _fmt(v, "{:.2f}")),
-        "bound": [_bound_cell(b, d) for b, d in zip(points.bound, points.get("bound_doubt", [""] * len(points)))],
+        "bound": [bound_cell(b, d) for b, d in zip(points.bound, points.get("bound_doubt", [""] * len(points)))],
         "data wait": points.data_wait_frac.map(lambda v: _fmt(v, "{:.0%}")),
         "epoch start (s)": points.epoch_start_s_median.map(lambda v: _fmt(v, "{:.2f}")),
         "window (s)": points.get("window_s", pd.Series(index=points.index, dtype=float)).map(

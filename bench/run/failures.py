@@ -47,7 +47,7 @@ def explained(row: dict, index) -> dict:
     if row["status"] == "error" and index is not None and index.skipped and is_user_pipeline(row["pipeline"]) \
             and DECODE_RE.search(row["error"]):
         first = index.skipped[0].split(": ")[0]
-        row["error"] = (f"{row['error'][:300]} ... gpubench found {len(index.skipped)} unreadable image(s) when it "
+        row["error"] = (f"{row['error'][:200]} ... gpubench found {len(index.skipped)} unreadable image(s) when it "
                         f"scanned the data (first: {first}); your pipeline reads its folder itself: remove or fix them")
     return row
 
@@ -65,7 +65,7 @@ class AfterFailures:
                 self.runs.setdefault(spec.point_id, set()).add(spec.run_id)
                 for probe in (pipeline_ceiling(spec), model_ceiling(spec)):
                     self.bounds.setdefault(probe.point_id, set()).add(spec.point_id)
-        self.failed: dict[str, dict] = {}  # run_id -> its failed row, in this sweep
+        self.failed: dict[str, str] = {}  # run_id -> the failed run that is its cause, in this sweep
         self.culprits: dict[str, str] = {}  # user function -> why the runs that need it are not run
 
     def note(self, row: dict) -> None:
@@ -73,7 +73,8 @@ class AfterFailures:
         if not failed(row):
             self.failed.pop(row["run_id"], None)
             return
-        self.failed[row["run_id"]] = row
+        cited = re.search(r"\brun (\S+?)[ )]", row["error"]) if row["status"] == "skipped" else None
+        self.failed[row["run_id"]] = cited.group(1) if cited else row["run_id"]
         if row["status"] == "error" and (ref := culprit(row)):
             self.culprits.setdefault(ref, f"{AFTER_FAILURE}{ref} failed in run {row['run_id']} ({row['error'][:160]})")
 
@@ -85,7 +86,7 @@ class AfterFailures:
         bounded = self.bounds.get(spec.point_id) if spec.role == "ceiling" else None
         runs = sorted(r for p in bounded or () for r in self.runs[p])
         if runs and all(r in self.failed for r in runs):
-            first = min(runs, key=lambda r: list(self.failed).index(r))
+            first = self.failed[min(runs, key=lambda r: list(self.failed).index(r))]
             return f"{AFTER_FAILURE}every run of the points this ceiling bounds failed (first: run {first})"
         return None
 
@@ -120,4 +121,4 @@ def first_error(rows: list[dict]) -> str | None:
     took = f"{same} failed" + (f", {after} not run after it" if after else "") + (
         f"; {others} other failure{'s' if others > 1 else ''}" if others else "")
     return (f"first error ({took}; see runs.csv): {first['status']} in run {first['run_id']}: "
-            f"{first['error'][:400]}. Fix it and run the same command again: the failed runs run again.")
+            f"{first['error'][:600]}. Fix it and run the same command again: the failed runs run again.")
