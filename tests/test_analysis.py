@@ -181,6 +181,13 @@ def test_a_bound_on_short_windows_or_inside_the_repeats_spread_is_withheld():
     assert verdicts.verdict(steady).startswith("1 input-bound of 1 configurations.")
 
 
+def test_a_cpu_only_verdict_gives_no_gpu_advice_and_its_report_no_gpu_section():
+    _, steady = _point_and_ceilings([94.0, 95.0, 96.0], [99.0, 100.0, 101.0], [500.0, 500.0, 500.0])
+    assert "a faster GPU would not speed" in verdicts.verdict(steady)
+    assert "GPU" not in verdicts.verdict(steady, gpu=False)
+    assert not sections.trains_on_gpu({"gpu": "cpu", "gpu_used": False}) and sections.trains_on_gpu({"gpu": "h200"})
+
+
 def test_a_short_window_of_the_far_higher_ceiling_leaves_the_bound_standing():
     """quick's case: the tiny model alone ran 140 steps in 0.4 s, twelve times the loader's rate;
     its noise cannot make it the lower ceiling. Within 2x it could, and the bound is withheld."""

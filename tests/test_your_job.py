@@ -17,6 +17,8 @@ from pipelines import describe, knob_meaning
 from pipelines.dataset import make_synthetic
 from tests.conftest import gpubench
 
+ROOT = Path(__file__).resolve().parents[1]
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -170,3 +172,19 @@ def test_a_model_function_a_token_model_a_failing_pipeline_and_wrong_shapes_give
     assert "the pipeline yields inputs of shape [(32,)], but the model takes [(32, 32, 3)]" in \
         by["small_cnn", "token_batches"]["error"]
     assert "yields inputs of shape [(32, 32, 3)], but the model takes [(32,)]" in by["token_classifier", "keras"]["error"]
+
+
+@pytest.mark.slow
+def test_a_corrupt_image_in_a_user_pipeline_stops_the_sweep_after_one_run_and_points_to_the_file(tmp_path):
+    """tf.data's decode error names no file: the row points to the unreadable one the scan listed; the
+    pipeline's other runs and the ceilings of its failed points are not run; the sweep exits 1."""
+    data = make_synthetic(tmp_path / "img", train=16, val=4, classes=2, image_size=(24, 16))
+    bad = sorted((data / "train").glob("*/*.jpg"))[0]
+    bad.write_bytes(b"not a jpeg")
+    out = gpubench("sweep", "--preset", "mine", "--gpu", "cpu", "--data", data, "--out", tmp_path / "out",
+                   "--set", "pipeline=examples.pipelines:tfdata_images", "--set", "batch=4", "--set", "workers=1",
+                   "--set", "precision=float32", "--set", "epochs=2", "--set", "input_size=16", cwd=ROOT)
+    assert out.returncode == 1, out.stderr
+    last = out.stdout.strip().splitlines()[-1]
+    assert last.startswith("first error (1 failed, 2 not run after it") and f"(first: {bad})" in last
+    assert sum(" ok " in l or " error " in l for l in out.stderr.splitlines() if l.startswith("[")) == 1

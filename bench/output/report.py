@@ -119,7 +119,7 @@ def render(every: pd.DataFrame, rows: list[dict], env: dict, sweep: dict, figure
                   "CPU and GPU utilisation (mean over the measured window, p90), GPU memory peak:", "",
                   _table(group, _util_cell), ""]
     lines += sections.where_the_time_goes(points, sweep)
-    lines += [] if gpu_unused else sections.feed(points, env, "feed.png" if ("feeding the model", "feed.png") in figures else None)
+    lines += [] if not sections.trains_on_gpu(sweep) else sections.feed(points, env, "feed.png" if ("feeding the model", "feed.png") in figures else None)
     lines += sections.backend_comparison(points)
     lines += sections.scaling(points)
     lines += sections.precision_gain(points)

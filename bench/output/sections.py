@@ -66,7 +66,14 @@ def where_the_time_goes(points: pd.DataFrame, sweep: dict) -> list[str]:
         lines += [f"Decode ceiling at {c['input_size']}px ({c['interpolation']}): one core reads, decodes and "
                   f"resizes {c['core_img_s']:.0f} images/s, so all cores {c['all_cores_img_s']:.0f}; the pipelines "
                   f"alone reach {c['efficiency_min']:.0%} to {c['efficiency_max']:.0%} of it.", ""]
-    return lines + ["**Verdict.** " + verdicts.verdict(points), ""]
+    return lines + ["**Verdict.** " + verdicts.verdict(points, trains_on_gpu(sweep)), ""]
+
+
+def trains_on_gpu(sweep: dict) -> bool:
+    """Whether the sweep's runs trained on a GPU (sweep.json's gpu_used; by its label where the doctor
+    could not say): a CPU-only run's report gives no GPU section or advice."""
+    used = sweep.get("gpu_used")
+    return used if isinstance(used, bool) else sweep.get("gpu") != "cpu"
 
 
 def feed(points: pd.DataFrame, env: dict, figure: str | None) -> list[str]:

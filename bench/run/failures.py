@@ -73,7 +73,7 @@ class AfterFailures:
         if not failed(row):
             self.failed.pop(row["run_id"], None)
             return
-        cited = re.search(r"\brun (\S+?)[ )]", row["error"]) if row["status"] == "skipped" else None
+        cited = re.search(r"(?:in run|first: run) (\S+?)[ )]", row["error"]) if row["status"] == "skipped" else None
         self.failed[row["run_id"]] = cited.group(1) if cited else row["run_id"]
         if row["status"] == "error" and (ref := culprit(row)):
             self.culprits.setdefault(ref, f"{AFTER_FAILURE}{ref} failed in run {row['run_id']} ({row['error'][:160]})")
