@@ -21,6 +21,7 @@ from bench.run import executors
 from bench.plan.presets import parse_size
 from bench.plan.grid import ceiling_probes, check_label
 from bench.run.executors import Slurm
+from bench.run.failures import in_order
 from bench.plan.knobs import RunSpec, SpecError
 from bench.plan.presets import DataSpec
 from bench.results.store import ResultStore, read_json
@@ -77,6 +78,25 @@ def _warn_about(index: DatasetIndex) -> None:
               f"images: {shown}", file=sys.stderr)
 
 
+def data_fingerprint(index: DatasetIndex) -> str:
+    """A short hash of the scanned tree (its classes, files and the unreadable ones): another
+    value means other data, so a results folder's runs are measured anew."""
+    import hashlib
+
+    seen = {"classes": index.classes, "files": index.files, "labels": index.labels, "skipped": index.skipped}
+    return hashlib.sha1(json.dumps(seen, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def data_changed(store: ResultStore, meta: dict) -> bool:
+    """Whether the folder's runs were measured on other data than this sweep's (said in one line)."""
+    before = read_json(store.root / "sweep.json").get("data_fingerprint") if (store.root / "sweep.json").is_file() else None
+    if not before or before == meta["data_fingerprint"] or not store.records():
+        return False
+    print(f"the data changed since the runs in {store.root} (index fingerprint {before} -> "
+          f"{meta['data_fingerprint']}): every point is measured anew on {meta['data']}", file=sys.stderr)
+    return True
+
+
 def default_folder(label: str, host: str, preset: str) -> Path:
     """results/<gpu>/<host>/<preset>: two hosts with the same GPU keep their runs apart."""
     return Path("results") / label / (host or "host") / preset
@@ -105,12 +125,13 @@ def prepared(gpu: str, data: str | None, out: str | None, preset_name: str, data
             raise SpecError(f"{store.root} holds the runs of {other}: use another --out, or --force to measure "
                             f"every point here anew (their runs are kept in runs.jsonl)")
         index_path = store.root / ".dataset.json"
+        fingerprint = data_fingerprint(index)
         index.save(index_path)
         (store.root / "env.json").write_text(json.dumps(env, indent=2))
         meta = {"preset": preset_name, "gpu": label, "command": shlex.join(["gpubench"] + sys.argv[1:]),
                 "data": index.root, "train_images": index.count("train"), "val_images": index.count("val"),
                 "classes": len(index.classes), "skipped": len(index.skipped), "ignored": len(index.ignored),
-                "gpu_used": checked["gpu_used"]}
+                "gpu_used": checked["gpu_used"], "data_fingerprint": fingerprint}
         yield store, index_path, env, meta
 
 
@@ -127,6 +148,7 @@ def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, *, gpu: str,
     from bench.results.machine import identity
 
     with prepared(gpu, data, out, preset_name, data_spec, grid, force, executor == "local") as (store, index_path, env, meta):
+        force = data_changed(store, meta) or force
         if ceilings:  # MFU is part of the ceilings' analysis
             meta.update(processes.measure_peaks({(p.backend, p.precision) for p in grid}))
         meta.update(executors.describe(executor, max_parallel, slurm))
@@ -141,7 +163,7 @@ def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, *, gpu: str,
 
         every = Every(REPORT_EVERY_S, quick_report)
         try:
-            new = runner.sweep(probes + grid, index_path, store, timeout_s, interval, force, env["gpu_count"],
+            new = runner.sweep(in_order(probes, grid), index_path, store, timeout_s, interval, force, env["gpu_count"],
                                identity(env), on_row=every, jobs=jobs)
             traced = profiled_spec(profile, probes + grid, store.records()) if profile else None
             if traced:

@@ -34,17 +34,20 @@ def build(name: str, input_shape, classes: int):
     """The user's keras.Model: loaded with its compile settings, or returned by their function."""
     import keras
 
-    if name.endswith(".keras"):
-        model = keras.saving.load_model(name)
-    else:
-        from pipelines.user import parameters, parse
+    from pipelines.user import UserCodeError, parameters, parse
 
-        module, function = parse(name)
-        names, _ = parameters(name, "backbone")
-        offered = {"input_shape": tuple(input_shape), "classes": classes}
-        model = getattr(importlib.import_module(module), function)(**{k: offered[k] for k in names if k in offered})
+    try:
+        if name.endswith(".keras"):
+            model = keras.saving.load_model(name)
+        else:
+            module, function = parse(name)
+            names, _ = parameters(name, "backbone")
+            offered = {"input_shape": tuple(input_shape), "classes": classes}
+            model = getattr(importlib.import_module(module), function)(**{k: offered[k] for k in names if k in offered})
+    except Exception as e:
+        raise UserCodeError(name, e) from e
     if not isinstance(model, keras.Model):
-        raise TypeError(f"backbone {name} gave a {type(model).__name__}, not a keras.Model")
+        raise UserCodeError(name, f"gave a {type(model).__name__}, not a keras.Model")
     model.weights_source = "the user's"
     return model
 

@@ -17,6 +17,15 @@ GIVEN = {"batch": "images per step", "split": "'train' or 'val'", "directory": "
          "classes": "the class count", "input_size": "the input_size knob"}
 
 
+class UserCodeError(Exception):
+    """The user's function raised when called, or gave what gpubench cannot use: it would in every
+    run that calls it, so the sweep tries it once (bench/run/failures.py reads the message)."""
+
+    def __init__(self, ref: str, error: BaseException | str):
+        why = error if isinstance(error, str) else f"raised {type(error).__name__}: {error}"
+        super().__init__(f"{ref} {why}")
+
+
 def parse(ref: str) -> tuple[str, str]:
     """(module, function) of a `package.module:function` reference; ValueError when it is not one."""
     module, _, function = ref.partition(":")
@@ -74,7 +83,10 @@ def call(ref: str, index, spec, split: str):
     offered = {"batch": spec.batch, "split": split, "directory": f"{index.root}/{split}",
                "classes": len(index.classes), "input_size": spec.input_size}
     offered |= {k: getattr(spec, k) for k in LOADER_PARAMETERS}
-    return fn(**{k: offered[k] for k in names if k in offered})
+    try:
+        return fn(**{k: offered[k] for k in names if k in offered})
+    except Exception as e:
+        raise UserCodeError(ref, e) from e
 
 
 def length(data) -> int | None:

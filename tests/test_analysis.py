@@ -169,7 +169,7 @@ def test_an_efficiency_above_the_ceiling_is_named_inconsistent_not_a_bound():
     assert ("inconsistent measurement: 313 images/s end to end is 3.13x the model-alone ceiling of 100, a ceiling "
             "below the rate it bounds; likely cause: windows of 0.3 s, under 2 s") in text
     p = points.set_index("point_id").loc[point.point_id]
-    assert sections._bound_cell(p.bound, p.bound_doubt) == "inconsistent"
+    assert sections.bound_cell(p.bound, p.bound_doubt) == "inconsistent"
 
 
 def test_a_bound_on_short_windows_or_inside_the_repeats_spread_is_withheld():
@@ -179,6 +179,13 @@ def test_a_bound_on_short_windows_or_inside_the_repeats_spread_is_withheld():
     assert "efficiency is 0.73 to 1.11, on both sides of 0.8" in verdicts.verdict(noisy)
     _, steady = _point_and_ceilings([94.0, 95.0, 96.0], [99.0, 100.0, 101.0], [500.0, 500.0, 500.0])
     assert verdicts.verdict(steady).startswith("1 input-bound of 1 configurations.")
+
+
+def test_a_cpu_only_verdict_gives_no_gpu_advice_and_its_report_no_gpu_section():
+    _, steady = _point_and_ceilings([94.0, 95.0, 96.0], [99.0, 100.0, 101.0], [500.0, 500.0, 500.0])
+    assert "a faster GPU would not speed" in verdicts.verdict(steady)
+    assert "GPU" not in verdicts.verdict(steady, gpu=False)
+    assert not sections.trains_on_gpu({"gpu": "cpu", "gpu_used": False}) and sections.trains_on_gpu({"gpu": "h200"})
 
 
 def test_a_short_window_of_the_far_higher_ceiling_leaves_the_bound_standing():

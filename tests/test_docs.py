@@ -20,3 +20,9 @@ def test_every_doc_the_readme_links_to_exists():
     readme = (DOCS.parent / "README.md").read_text()
     linked = re.findall(r"\]\((docs/[^)]+)\)", readme)
     assert linked and all((DOCS.parent / link).is_file() for link in linked)
+
+
+def test_the_docs_point_into_the_project_for_the_seed_and_say_how_to_reach_the_command():
+    readme = (DOCS.parent / "README.md").read_text()
+    assert "shared/seed" not in readme and "docs/seed/" in readme and (DOCS / "seed/seed-notes-2019.zh.txt").is_file()
+    assert "source .venv/bin/activate" in readme.split("## What you get")[0]

@@ -131,3 +131,9 @@ def test_the_doctor_answers_for_every_installed_backend(tmp_path):
         said = next(l for l in lines if l.startswith(f"{backend} "))
         assert ": trains on cpu: " in said and "compile cache" in said
         assert lines[lines.index(said) + 1].startswith("  fix: pip install")
+
+
+def test_on_a_cpu_only_machine_the_doctor_says_what_is_worth_measuring_there():
+    text = doctor.render({"nvml": SEES_NONE, "backends": {"tensorflow": answer("tensorflow", "cpu")}})
+    assert text.splitlines()[-1] == doctor.CPU_ONLY and "--preset mine --gpu cpu" in text
+    assert doctor.CPU_ONLY not in doctor.render({"nvml": SEES_2080TI, "backends": {}})

@@ -213,10 +213,14 @@ def test_a_skip_reason_is_printed_whole():
 def test_a_sweep_ends_with_one_summary_line(tmp_path):
     report = tmp_path / "report.md"
     report.write_text("# x\n\n**Verdict.** Input-bound: the loaders feed 40% of the model's rate. Add workers.\n")
-    rows = [{"status": s} for s in ("ok", "ok", "skipped", "error", "timeout")]
+    rows = [{"status": s, "error": "", "run_id": f"p-r{i}"} for i, s in enumerate(("ok", "ok", "skipped"))]
     assert commands.closing_line(rows, 125.4, report) == (
-        f"5 runs (2 ok, 1 skipped, 2 failed) in 2:05; report: {report}; "
+        f"3 runs (2 ok, 1 skipped, 0 failed) in 2:05; report: {report}; "
         "verdict: Input-bound: the loaders feed 40% of the model's rate.")
+    rows += [{"status": "error", "error": "boom", "run_id": "q-r0"}, {"status": "timeout", "error": "late", "run_id": "q-r1"}]
+    assert commands.closing_line(rows, 125.4, report).splitlines()[-1] == (
+        "first error (1 failed; 1 other failure; see runs.csv): error in run q-r0: boom. Fix it and run the same "
+        "command again: the failed runs run again.")
 
 
 def test_machines_report_goes_beside_the_results_not_into_the_current_folder(tmp_path, monkeypatch, capsys):
@@ -269,3 +273,21 @@ def test_an_empty_utilisation_cell_stays_empty():
                        "gpu_util_mean": 80.0, "gpu_util_p90": 90.0, "gpu_mem_peak_mb": 1000.0})
     assert _util_cell(point) == "GPU 80% (p90 90%), 1000 MB"
     assert _util_cell(point.drop(["gpu_util_mean"])) == ""
+
+
+@pytest.mark.parametrize("command", [
+    ["export", "{a}", "--out", "{mine}"], ["report", "{a}", "{b}", "--out", "{mine}"],
+    ["predict", "no-model.keras", "{a}", "--out", "{mine}"], ["evaluate", "no-model.keras", "{a}", "--json", "{mine}"]])
+def test_a_file_of_yours_is_refused_in_one_line_before_any_work_unless_forced(here, capsys, command):
+    a = results(here / "res" / "cpu" / "t", {4: [200, 200]})
+    b = results(here / "res" / "other" / "t", {4: [300, 300]})
+    mine = here / "notes.txt"
+    mine.write_text("my notes\n")
+    argv = [w.format(a=a, b=b, mine=mine) for w in command]
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2 and err.strip() == (f"gpubench: error: {mine} exists and gpubench overwrites nothing of yours: "
+                                         "name another file, or add --force to replace it")
+    assert mine.read_text() == "my notes\n" and not list(here.glob("notes.png"))
+    if command[0] in ("export", "report"):
+        assert run_cli(capsys, *argv, "--force")[0] == 0 and mine.read_text() != "my notes\n"
+        assert not list(here.glob("notes.png"))  # the figure only where asked (--plot)

@@ -59,3 +59,11 @@ def test_the_machines_report_names_the_seeds_figure_where_it_matches():
     point = medians(pd.DataFrame(points(total_s=50.0))).iloc[0]
     assert seed_figure(point, SEED_SWEEP) == "197.8 s (Windows 10 desktop, 16 CPU threads, 32 GB RAM, RTX 2080 Ti)"
     assert seed_figure(point, {**SEED_SWEEP, "train_images": 40}) == ""
+
+
+def test_the_reference_table_holds_the_seeds_own_figures_as_the_project_keeps_them():
+    from pathlib import Path
+
+    original = pd.read_csv(Path(__file__).resolve().parents[1] / "docs" / "seed" / "seed-2019-timings.csv")
+    reference = load_seed()
+    pd.testing.assert_frame_equal(reference[list(original.columns)], original)

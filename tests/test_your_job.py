@@ -17,6 +17,8 @@ from pipelines import describe, knob_meaning
 from pipelines.dataset import make_synthetic
 from tests.conftest import gpubench
 
+ROOT = Path(__file__).resolve().parents[1]
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -53,20 +55,46 @@ def _point(**knobs):
     row = {"pipeline": "examples.pipelines:pydataset_images", "backbone": "examples.models:small_cnn",
            "batch": 64, "workers": 8.0, "use_multiprocessing": False, "max_queue_size": 10.0,
            "precision": "mixed_bfloat16", "xla": "on", "train_img_s": 900.0, "bound": "input", "bound_doubt": "",
-           "role": "point", "repeats_ok": 2}
+           "role": "point", "repeats_ok": 2, "input_size": 64, "epochs": 1}
     return {**row, **knobs}
 
 
 def test_do_this_gives_the_fastest_setting_as_code():
     points = pd.DataFrame([_point(), _point(batch=32, train_img_s=500.0)])
-    lines = do_this(points)
+    lines = do_this(points, {"data": "img", "classes": 2})
     code = lines[lines.index("```python") + 1: lines.index("```", lines.index("```python") + 1)]
-    assert code == ['keras.mixed_precision.set_global_policy("mixed_bfloat16")  # before building the model',
-                    "data = pydataset_images(batch=64, workers=8, use_multiprocessing=False, max_queue_size=10)"
-                    "  # your function, with these arguments",
-                    "model.compile(..., jit_compile=True)", "model.fit(data, epochs=...)"]
+    assert code == ["import keras",
+                    'keras.mixed_precision.set_global_policy("mixed_bfloat16")  # before building the model',
+                    "from examples.models import small_cnn", "model = small_cnn(input_shape=(64, 64, 3), classes=2)"
+                    "  # your function", "model.jit_compile = True  # after compiling: XLA on, as measured",
+                    "from examples.pipelines import pydataset_images",
+                    "data = pydataset_images(directory='img/train', batch=64, workers=8, use_multiprocessing=False, "
+                    "max_queue_size=10, input_size=64)  # your function, with these arguments",
+                    "model.fit(data, epochs=1)  # the sweep's epochs: use yours"]
     assert "900 images/s" in lines[2] and "the input pipeline" in lines[2]
     assert do_this(pd.DataFrame([_point(pipeline="keras", backbone="vgg16")])) == []
+
+
+def test_the_do_this_code_runs_as_printed_against_the_example_job(tmp_path, monkeypatch):
+    """The printed lines executed as they are, on a small tree: every argument the example
+    functions need, only those they take, a valid compile setting and fit."""
+    import keras
+
+    monkeypatch.chdir(tmp_path)
+    make_synthetic(tmp_path / "img", train=8, val=2, classes=2, image_size=(24, 16))
+    points = pd.DataFrame([_point(batch=4, workers=1.0, precision="float32", input_size=16, xla="off")])
+    lines = do_this(points, {"data": "img", "classes": 2})
+    code = "\n".join(lines[lines.index("```python") + 1: lines.index("```", lines.index("```python") + 1)])
+    namespace = {}
+    exec(compile(code, "do-this", "exec"), namespace)
+    assert namespace["model"].jit_compile is False and isinstance(namespace["data"], keras.utils.PyDataset)
+    assert len(namespace["model"].history.history["loss"]) == 1
+
+
+def test_do_this_names_no_lever_a_saved_model_cannot_take():
+    lines = do_this(pd.DataFrame([_point(backbone="my.keras", bound="compute", precision="float32")]), {"classes": 2})
+    assert "a larger batch or XLA are the levers" in lines[2] and "mixed precision" not in lines[2]
+    assert "model = keras.saving.load_model('my.keras')  # keeps its compile settings" in lines
 
 
 def test_do_this_names_no_limit_the_report_withholds():
@@ -144,3 +172,19 @@ def test_a_model_function_a_token_model_a_failing_pipeline_and_wrong_shapes_give
     assert "the pipeline yields inputs of shape [(32,)], but the model takes [(32, 32, 3)]" in \
         by["small_cnn", "token_batches"]["error"]
     assert "yields inputs of shape [(32, 32, 3)], but the model takes [(32,)]" in by["token_classifier", "keras"]["error"]
+
+
+@pytest.mark.slow
+def test_a_corrupt_image_in_a_user_pipeline_stops_the_sweep_after_one_run_and_points_to_the_file(tmp_path):
+    """tf.data's decode error names no file: the row points to the unreadable one the scan listed; the
+    pipeline's other runs and the ceilings of its failed points are not run; the sweep exits 1."""
+    data = make_synthetic(tmp_path / "img", train=16, val=4, classes=2, image_size=(24, 16))
+    bad = sorted((data / "train").glob("*/*.jpg"))[0]
+    bad.write_bytes(b"not a jpeg")
+    out = gpubench("sweep", "--preset", "mine", "--gpu", "cpu", "--data", data, "--out", tmp_path / "out",
+                   "--set", "pipeline=examples.pipelines:tfdata_images", "--set", "batch=4", "--set", "workers=1",
+                   "--set", "precision=float32", "--set", "epochs=2", "--set", "input_size=16", cwd=ROOT)
+    assert out.returncode == 1, out.stderr
+    last = out.stdout.strip().splitlines()[-1]
+    assert last.startswith("first error (1 failed, 2 not run after it") and f"(first: {bad})" in last
+    assert sum(" ok " in l or " error " in l for l in out.stderr.splitlines() if l.startswith("[")) == 1

@@ -14,13 +14,23 @@ from bench.results import profiles
 from bench.results.store import read_json
 
 
-def best_per_machine(folders: list[Path]) -> pd.DataFrame:
-    """One row per folder and backbone: the point with the most images/s, its setting, bound, cores
-    to feed it, images per joule (the energy counters over the window, else the mean power of all
-    its GPUs), images/s per $/hour and per $1000 where the GPU's profile has prices, the seed's 2019
-    total for the same settings, and the folder it came from."""
+def machine_names(folders: list[Path]) -> list[str]:
+    """Each folder's machine: its GPU label, with the host where two folders share a label (two
+    CPU machines are both `cpu`), and the folder's name where even that is shared."""
+    labels = [read_json(Path(f) / "sweep.json").get("gpu", Path(f).parent.name) for f in folders]
+    hosts = [read_json(Path(f) / "env.json").get("host") or Path(f).parent.name for f in folders]
+    names = [f"{label}-{host}" if labels.count(label) > 1 else label for label, host in zip(labels, hosts)]
+    return [f"{n}-{Path(f).name}" if names.count(n) > 1 else n for n, f in zip(names, folders)]
+
+
+def best_per_machine(folders: list[Path], prices: dict[str, float] | None = None) -> pd.DataFrame:
+    """One row per folder and backbone: the point with the most images/s as the folder's own
+    points.csv gives it (its bound and the doubt that withholds it, its repeats' range), its setting,
+    cores to feed it, images per joule (the energy counters over the window, else the mean power of
+    all its GPUs), images per dollar at `prices` (machine -> $ an hour) or the GPU profile's price,
+    images/s per $1000, the seed's 2019 total for the same settings, and the folder it came from."""
     rows = []
-    for folder in folders:
+    for folder, name in zip(folders, machine_names(folders)):
         points = read(folder)
         points = points[(points.role == "point") & (points.repeats_ok > 0)]
         sweep = read_json(folder / "sweep.json")
@@ -32,16 +42,21 @@ def best_per_machine(folders: list[Path]) -> pd.DataFrame:
             power = best.get("gpu_power_w_mean")  # the mean of one GPU's samples (the sampler pools them)
             power = power * best.device_count if power and pd.notna(power) else None
             per_joule = best.get("img_per_joule")
-            per_hour, price = profile.get("price_per_hour_usd"), profile.get("price_usd")
+            per_hour = (prices or {}).get(name) or profile.get("price_per_hour_usd")
+            price = profile.get("price_usd")
             rows.append({
-                "folder": folder, "backbone": backbone, "input_size": best.input_size, "machine": label,
+                "folder": folder, "backbone": backbone, "input_size": best.input_size, "machine": name,
                 "setting": best.setting, "batch": best.batch, "train_img_s": best.train_img_s,
+                "train_img_s_min": best.get("train_img_s_min"), "train_img_s_max": best.get("train_img_s_max"),
+                "repeats_ok": int(best.repeats_ok),
                 "bound": best.get("bound") if pd.notna(best.get("bound")) else "",
+                "bound_doubt": best.get("bound_doubt") if isinstance(best.get("bound_doubt"), str) else "",
                 "cores_to_feed": best.get("cores_to_feed"),
                 "img_per_joule": per_joule if pd.notna(per_joule) else (best.train_img_s / power if power else None),
-                "img_s_per_usd_hour": best.train_img_s / per_hour if per_hour else None,
+                "img_per_usd": best.train_img_s * 3600 / per_hour if per_hour else None,
                 "img_s_per_1000_usd": 1000 * best.train_img_s / price if price else None,
                 "seed_total_s": seed_figure(best, sweep), "total_s": best.total_s,
-                "price_note": profile.get("price_note", ""),
+                "price_note": f"{name}: ${per_hour:g} an hour as given" if (prices or {}).get(name)
+                else profile.get("price_note", ""),
             })
     return pd.DataFrame(rows)

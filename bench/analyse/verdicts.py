@@ -163,23 +163,25 @@ def _value(value):
 
 
 VERDICTS = (
-    ("input", ("train_img_s", True), lambda p: (
+    ("input", ("train_img_s", True), lambda p, gpu: (
         f"{_name(p)} is input-bound at {p['train_img_s']:.0f} images/s, below the {p['model_img_s']:.0f} "
-        f"images/s the model can take: a faster GPU would not speed the input-bound ones up; more loader "
-        f"workers, another pipeline (tf.data, a torch DataLoader) or a cache would.")),
-    ("compute", ("train_img_s", False), lambda p: (
+        f"images/s the model can take: {'a faster GPU would not speed the input-bound ones up; ' if gpu else ''}"
+        f"more loader workers, another pipeline (tf.data, a torch DataLoader) or a cache would.")),
+    ("compute", ("train_img_s", False), lambda p, gpu: (
         f"{_name(p)} is compute-bound at {p['efficiency']:.2f} efficiency ({p['train_img_s']:.0f} images/s): "
-        f"a faster GPU or mixed precision would speed the compute-bound ones up.")),
-    ("overhead", ("efficiency", True), lambda p: (
+        f"{'a faster GPU or mixed precision' if gpu else 'more or faster CPU cores'} would speed the compute-bound "
+        f"ones up.")),
+    ("overhead", ("efficiency", True), lambda p, gpu: (
         f"{_name(p)} runs at {p['efficiency']:.2f} of its lower ceiling "
         f"({min(p['pipeline_img_s'], p['model_img_s']):.0f} images/s): neither ceiling explains it, so the "
         f"time goes to overheads, or on a CPU to the loader and the model sharing cores.")),
 )
 
 
-def verdict(points: pd.DataFrame) -> str:
+def verdict(points: pd.DataFrame, gpu: bool = True) -> str:
     """A short paragraph written from the figures; a bound whose figures cannot carry it
-    (points.bound_doubt) is withheld with its reason, never stated."""
+    (points.bound_doubt) is withheld with its reason, never stated. Without a GPU (`gpu` False)
+    it gives no GPU advice."""
     judged = points[points.bound.notna()]
     if judged.empty and (points.backbone == "null").all():
         return ("Every run here is a pipeline alone (the null model): its images/s is that pipeline's "
@@ -198,7 +200,7 @@ def verdict(points: pd.DataFrame) -> str:
     for kind, (column, ascending), say in VERDICTS:  # one sentence per kind, on its most telling case
         cases = sure[sure.bound == kind].sort_values(column, ascending=ascending)
         if len(cases):
-            parts.append(say(cases.iloc[0]))
+            parts.append(say(cases.iloc[0], gpu))
     helped = _helped_most(points[points.train_img_s.notna() & (points.pipeline != "synthetic")])
     if helped:
         parts.append(helped)

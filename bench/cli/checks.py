@@ -12,8 +12,17 @@ from bench.results.store import foreign_files
 
 
 def checked_grid(knob_sets: list[dict], overrides: list[str], repeat: int = 1, installed_only: bool = False) -> list[RunSpec]:
-    """The checked grid; what installed_only left out is said on standard error."""
+    """The checked grid; what installed_only left out, and the points a user's model cannot take
+    (a saved .keras model keeps its dtype policy and layout), are said on standard error."""
+    from bench.run.skips import user_model_cannot
+    from models.user import is_user_model
+
     grid, left_out = build_grid(knob_sets, overrides, repeat, installed_only)
+    cannot = {s.run_id: why for s in grid if is_user_model(s.backbone) and (why := user_model_cannot(s))}
+    grid = [s for s in grid if s.run_id not in cannot]
+    left_out = list(left_out) + sorted(set(cannot.values()))
+    if not grid:
+        raise SpecError(f"no point left to run: {left_out[-1]}")
     for reason in left_out:
         print(f"left out of the grid: {reason}", file=sys.stderr)
     return grid
@@ -40,3 +49,16 @@ def check_out(out: str | None, force: bool | None) -> None:
         shown = ", ".join(theirs[:3]) + (", ..." if len(theirs) > 3 else "")
         raise SpecError(f"--out {out} holds files gpubench did not write ({shown}): choose another folder"
                         + (", or --force to write there anyway" if force is not None else ""))
+
+
+def check_file(out: str | Path | None, force: bool, ours=None) -> None:
+    """A file the user named for a command to write (`-`, standard output, always goes): refused,
+    before any work, where it exists, unless `force` or `ours(path)` says gpubench wrote it."""
+    if out is None or str(out) == "-":
+        return
+    path = Path(out)
+    if path.is_dir():
+        raise SpecError(f"{out} is a folder: give the file to write")
+    if path.exists() and not force and not (ours and ours(path)):
+        raise SpecError(f"{out} exists and gpubench overwrites nothing of yours: name another file, or add --force "
+                        "to replace it")

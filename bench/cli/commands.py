@@ -12,11 +12,12 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.cli.checks import check_out, checked_grid, results_folder
+from bench.cli.checks import check_file, check_out, checked_grid, results_folder
 from bench.plan.grid import ceiling_probes, frameworks, installed, one_point
 from bench.plan.knobs import SpecError
 from bench.plan.presets import TIMEOUT_S, DataSpec, load_preset, parse_size
 from bench.run.executors import Slurm
+from bench.run.failures import first_error
 from bench.results.store import ResultStore, read_json
 from pipelines.dataset import make_synthetic
 
@@ -38,13 +39,18 @@ def _report(args) -> Path:
         if args.run and args.run not in ResultStore(folders[0]).done():
             raise SpecError(f"--run {args.run}: no such run in {folders[0]} (see the run_id column of runs.csv)")
         return report.write(folders[0], args.run)
-    for folder in folders:
-        report.write(folder)  # points.csv up to date
+    unfinished = [str(f) for f in folders if not (f / "points.csv").is_file()]
+    if unfinished:  # read as their own reports give them, never rewritten here
+        raise SpecError(f"{unfinished[0]} has no points.csv yet: `gpubench report {unfinished[0]}` writes it")
     preset = read_json(folders[0] / "sweep.json").get("preset", "sweep")
     beside = Path(os.path.commonpath([f.resolve() for f in folders]))
     out = Path(args.out or beside / f"machines-{preset}.md")
+    check_file(out, args.force, ours=machines.written_by_gpubench)
+    if args.plot:
+        check_file(out.with_suffix(".png"), args.force or not args.out)
+    prices = machines.parse_prices(args.price)
     out.parent.mkdir(parents=True, exist_ok=True)
-    machines.render(folders, out)
+    machines.render(folders, out, plot=args.plot, prices=prices)
     return out
 
 
@@ -70,7 +76,7 @@ def _sweep(args) -> int:
                             ceilings=with_ceilings, executor=args.executor, max_parallel=args.max_parallel,
                             slurm=slurm, profile=args.profile)
     print(closing_line(new, time.monotonic() - start, path))
-    return 0
+    return 1 if first_error(new) else 0
 
 
 def check_profile(profile: str | None, specs: list) -> None:
@@ -83,7 +89,7 @@ def check_profile(profile: str | None, specs: list) -> None:
 
 def closing_line(rows: list[dict], wall_s: float, report: Path) -> str:
     """The sweep in one line: its runs by outcome, its wall time, the report and the first
-    sentence of the report's verdict."""
+    sentence of the report's verdict; where runs failed, a last line with the first error."""
     from bench.run.runner import clock
 
     ok = sum(r["status"] == "ok" for r in rows)
@@ -92,7 +98,9 @@ def closing_line(rows: list[dict], wall_s: float, report: Path) -> str:
     line = f"{len(rows)} runs ({counts}) in {clock(wall_s)}; report: {report}"
     verdict = next((l for l in report.read_text().splitlines() if l.startswith("**Verdict.** ")), "")
     sentence = verdict.removeprefix("**Verdict.** ").split(". ")[0].rstrip(".")
-    return line + (f"; verdict: {sentence}." if sentence else "")
+    line += f"; verdict: {sentence}." if sentence else ""
+    failures = first_error(rows)
+    return line + ("\n" + failures if failures else "")
 
 
 def _run(args) -> int:
@@ -107,7 +115,7 @@ def _run(args) -> int:
     _, new = session.run(grid, "run", DataSpec(), gpu=args.gpu, data=args.data, out=args.out,
                          timeout_s=args.timeout or TIMEOUT_S, interval=args.interval, force=True)
     print(json.dumps(new[0], indent=2))
-    return 0
+    return 1 if first_error(new) else 0
 
 
 def _compare(args) -> int:
@@ -152,6 +160,8 @@ def _finetune(args) -> int:
     from bench.run import devices
     from bench import finetune
 
+    check_file({"evaluate": args.__dict__.get("json"), "predict": args.__dict__.get("out")}.get(args.command),
+               args.__dict__.get("force", False))
     if args.command == "train":
         spec = one_point(dict(
             backbone=args.backbone, input_size=args.input_size, pipeline=args.pipeline, batch=args.batch,
@@ -203,6 +213,7 @@ def _export(args) -> int:
     from bench.output import export
 
     folder = results_folder(args.dir)
+    check_file(args.out, args.force)
     where = _write(args.out or folder / "results.json", export.document(folder))
     if args.out != "-":
         print(where)

@@ -177,10 +177,17 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", help="with several folders: the report to write "
                                    "(default: machines-<preset>.md in the folders' common parent)")
     rep.add_argument("--run", help="the run whose CPU/GPU utilisation to plot (default: the fastest configuration's)")
+    rep.add_argument("--plot", action="store_true", help="with several folders: also draw the bar chart (a .png beside "
+                                                         "the report)")
+    rep.add_argument("--price", action="append", default=[], metavar="MACHINE=USD_PER_HOUR",
+                     help="with several folders: what an hour of a machine costs (its name as the report's tables "
+                          "give it, e.g. cpu-hostA=0.40), for images per dollar")
+    rep.add_argument("--force", action="store_true", help="replace an existing --out file that gpubench did not write")
 
     ex = sub.add_parser("export", help="a results folder as one JSON document, for other tools")
     ex.add_argument("dir")
     ex.add_argument("--out", help="default: DIR/results.json; - for standard output")
+    ex.add_argument("--force", action="store_true", help="replace an existing --out file")
 
     sub.add_parser("doctor", help="the GPUs NVML sees, where each backend would train, and what fixes a mismatch")
 
@@ -205,12 +212,14 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("data", help="a folder of class folders, e.g. DATA/test")
     ev.add_argument("--batch", type=positive(int), default=16)
     ev.add_argument("--json", help="also write the result here (- : only the JSON, on standard output)")
+    ev.add_argument("--force", action="store_true", help="replace an existing --json file")
     ev.add_argument("--verbose", action="store_true", help="also show the frameworks' own log lines")
 
     pr = sub.add_parser("predict", help="a CSV of file, predicted class, probabilities")
     pr.add_argument("model")
     pr.add_argument("target", help="an image or a folder of images")
     pr.add_argument("--out", default="-", help="the CSV to write (default: standard output)")
+    pr.add_argument("--force", action="store_true", help="replace an existing --out file")
     pr.add_argument("--batch", type=positive(int), default=16)
     pr.add_argument("--verbose", action="store_true", help="also show the frameworks' own log lines")
 

@@ -8,47 +8,89 @@ import pandas as pd
 
 from bench.analyse.points import runnable
 from models.user import is_user_model
-from pipelines import is_user_pipeline, prefetch_factor
+from pipelines import LOADER_PARAMETERS, is_user_pipeline, prefetch_factor
 
 
-def _loader_code(p) -> str:
+def _call(ref: str, offered: dict, kind: str) -> tuple[str, str]:
+    """(the import line, the call) of a user's function with the arguments it takes, as gpubench
+    called it; where its source cannot be read here, with those the sweep varied."""
+    from pipelines.user import parameters, parse
+
+    module, function = parse(ref)
+    try:
+        names = parameters(ref, kind)[0]
+    except ValueError:
+        names = [k for k, v in offered.items() if v is not None]
+    args = ", ".join(f"{k}={offered[k]!r}" for k in names if k in offered)
+    return f"from {module} import {function}", f"{function}({args})"
+
+
+def _plain(value):
+    """A knob's value as Python writes it: 8.0 (a column with gaps is float) as 8, numpy's bool as bool."""
+    if isinstance(value, (bool, str)) or hasattr(value, "dtype") and value.dtype == bool:
+        return value if isinstance(value, str) else bool(value)
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def _loader_code(p, sweep: dict) -> list[str]:
     batch, workers, queue = int(p["batch"]), p.get("workers"), p.get("max_queue_size")
-    given = {k: p.get(k) for k in ("workers", "use_multiprocessing", "max_queue_size") if pd.notna(p.get(k))}
     if is_user_pipeline(p["pipeline"]):
-        args = ", ".join([f"batch={batch}"] + [f"{k}={int(v) if k != 'use_multiprocessing' else bool(v)}"
-                                                 for k, v in given.items()])
-        return f"data = {p['pipeline'].split(':')[1]}({args})  # your function, with these arguments"
+        offered = {"batch": batch, "split": "train", "directory": f"{sweep.get('data', 'DATA')}/train",
+                   "classes": sweep.get("classes"), "input_size": int(p["input_size"])}
+        offered |= {k: _plain(v) for k, v in p.items() if k in LOADER_PARAMETERS and pd.notna(v)}
+        imported, call = _call(p["pipeline"], offered, "pipeline")
+        return [imported, f"data = {call}  # your function, with these arguments"]
     if p["pipeline"] == "keras":
-        return (f"data = YourPyDataset(..., batch_size={batch}, workers={int(workers)}, "
-                f"use_multiprocessing={bool(p.get('use_multiprocessing'))}, max_queue_size={int(queue)})")
+        return [f"data = YourPyDataset(batch_size={batch}, workers={int(workers)}, "
+                f"use_multiprocessing={bool(p.get('use_multiprocessing'))}, max_queue_size={int(queue)})"]
     if p["pipeline"] == "torch":
         w = int(workers or 0)
         factor = f", prefetch_factor={prefetch_factor(w, queue)}, persistent_workers=True" if w else ""
-        return f"data = DataLoader(dataset, batch_size={batch}, num_workers={w}{factor}, pin_memory=True)"
+        return [f"data = DataLoader(dataset, batch_size={batch}, num_workers={w}{factor}, pin_memory=True)"]
     if p["pipeline"] == "tfdata":
         parallel = int(workers) if workers else "tf.data.AUTOTUNE"
         prefetch = int(queue) if queue else "tf.data.AUTOTUNE"
-        return f"data = files.map(load, num_parallel_calls={parallel}).batch({batch}).prefetch({prefetch})"
-    return f"# pipeline {p['pipeline']}, batch {batch}"
+        return [f"data = files.map(load, num_parallel_calls={parallel}).batch({batch}).prefetch({prefetch})"]
+    return [f"# pipeline {p['pipeline']}, batch {batch}"]
 
 
-def do_this(points: pd.DataFrame) -> list[str]:
-    """The paragraph's lines, or none when the sweep is not about a user's model or pipeline."""
+def _model_code(p, sweep: dict) -> list[str]:
+    """The model as the sweep built it: the user's file or function, or gpubench's backbone."""
+    name, size = p["backbone"], int(p["input_size"])
+    if name.endswith(".keras"):
+        return [f"model = keras.saving.load_model({name!r})  # keeps its compile settings"]
+    if is_user_model(name):
+        imported, call = _call(name, {"input_shape": (size, size, 3), "classes": sweep.get("classes")}, "backbone")
+        return [imported, f"model = {call}  # your function"]
+    return ["import models  # gpubench's backbones", f"model = models.build({name!r}, {(size, size, 3)}, "
+            f"{sweep.get('classes')})",
+            'model.compile(optimizer="sgd", loss="categorical_crossentropy", metrics=["accuracy"])  # or yours']
+
+
+def do_this(points: pd.DataFrame, sweep: dict | None = None) -> list[str]:
+    """The paragraph's lines, or none when the sweep is not about a user's model or pipeline. The
+    code runs as printed (a test executes it): `sweep` (sweep.json) gives the data folder and
+    the class count the user's functions were called with."""
+    sweep = sweep or {}
     ran = runnable(points)
     ran = ran[ran.train_img_s.notna()]
     if ran.empty or not any(is_user_model(b) or is_user_pipeline(p) for b, p in zip(ran.backbone, ran.pipeline)):
         return []
     best = ran.loc[ran.train_img_s.idxmax()]
-    code = []
+    code = ["import keras"]
     if best["precision"] != "float32":
         code.append(f'keras.mixed_precision.set_global_policy("{best["precision"]}")  # before building the model')
-    code.append(_loader_code(best))
-    jit = {"on": "True", "off": "False"}.get(best["xla"], '"auto"')
-    code.append(f"model.compile(..., jit_compile={jit})" + ("  # or keep your own compile" if jit == '"auto"' else ""))
-    code.append("model.fit(data, epochs=..., shuffle=False)" if best["pipeline"] == "keras" else "model.fit(data, epochs=...)")
+    code += _model_code(best, sweep)
+    jit = {"on": "True", "off": "False"}.get(best["xla"])
+    if jit:
+        code.append(f"model.jit_compile = {jit}  # after compiling: XLA {best['xla']}, as measured")
+    code += _loader_code(best, sweep)
+    epochs = int(best["epochs"]) if pd.notna(best.get("epochs")) else 1
+    shuffle = ", shuffle=False" if best["pipeline"] == "keras" else ""
+    code.append(f"model.fit(data, epochs={epochs}{shuffle})  # the sweep's epochs: use yours")
     bound, doubt = best.get("bound"), best.get("bound_doubt")
     limit = {"input": "the input pipeline (more workers, a cache or another loader would help)",
-             "compute": "the model on this device (a larger batch, mixed precision or XLA are the levers)",
+             "compute": f"the model on this device ({_levers(best)} are the levers)",
              "overhead": "neither ceiling: the gap is per-step overhead between loader and model"}.get(
         bound if isinstance(bound, str) else "", "not known (run with ceilings for the bound)")
     if isinstance(doubt, str) and doubt:  # the report withholds this bound: so does the advice
@@ -56,3 +98,9 @@ def do_this(points: pd.DataFrame) -> list[str]:
     return ["## Do this", "", f"The fastest setting measured: {best['train_img_s']:.0f} images/s with "
             f"`{best['backbone']}` at batch {int(best['batch'])}; what limits it: {limit}. In your training script:",
             "", "```python", *code, "```", ""]
+
+
+def _levers(best) -> str:
+    """What may speed up a compute-bound point: a saved .keras model keeps its dtype policy, so
+    mixed precision is no lever for it."""
+    return "a larger batch or XLA" if str(best["backbone"]).endswith(".keras") else "a larger batch, mixed precision or XLA"

@@ -1,19 +1,25 @@
-"""Which machine to use: several results folders (one per machine, same preset) side by side. It
-formats bench/analyse/best.py's table and computes no figure of its own."""
+"""Which machine to use: several results folders (one per machine, same preset) side by side,
+ending with the pick. It formats bench/analyse/best.py's table and computes no figure of its own
+but the ratios the pick states."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from bench.analyse.best import best_per_machine
 from bench.analyse.gains import configuration
 from bench.output import plots
+from bench.output.sections import bound_cell
+from bench.plan.knobs import SpecError
 from bench.results.store import read_json
 
+HEADING = "# Machines side by side"
 COLUMNS = {"backbone": "backbone", "machine": "machine", "hardware": "hardware",
-           "best configuration": "best configuration", "train_img_s": "images/s", "bound": "bound",
+           "best configuration": "best configuration", "rate": "images/s (range, runs)", "bound cell": "bound",
            "cores_to_feed": "CPU cores to keep it fed (all its GPUs)", "img_per_joule": "images per joule (NVML power)",
-           "img_s_per_usd_hour": "images/s per $/hour", "img_s_per_1000_usd": "images/s per $1000",
+           "per usd": "images per $", "img_s_per_1000_usd": "images/s per $1000",
            "seed_total_s": "seed 2019 total, same settings", "total_s": "measured total (s)"}
 
 
@@ -26,25 +32,84 @@ def _machine_name(env: dict) -> str:
     return f"CPU: {env.get('cpu', '?')} ({env.get('cpu_threads', '?')} threads)"
 
 
-def render(folders: list[Path], out: Path) -> str:
-    """machines-<preset>.md (and its figure) of these results folders; returns its text."""
-    best = best_per_machine(folders)
+def written_by_gpubench(path: Path) -> bool:
+    """Whether the file is a machines report (gpubench may rewrite it)."""
+    with open(path, errors="replace") as f:
+        return f.readline().strip() == HEADING
+
+
+def parse_prices(given: list[str]) -> dict[str, float]:
+    """--price MACHINE=USD_PER_HOUR, each checked: machine -> dollars an hour."""
+    prices = {}
+    for item in given:
+        name, _, value = item.partition("=")
+        try:
+            prices[name] = float(value)
+        except ValueError:
+            prices[name] = -1.0
+        if not name or prices[name] <= 0:
+            raise SpecError(f"--price {item}: expected MACHINE=USD_PER_HOUR, e.g. --price cpu-hostA=0.40")
+    return prices
+
+
+def _rate(row) -> str:
+    if row.repeats_ok < 2 or pd.isna(row.train_img_s_min):
+        return f"{row.train_img_s:.1f} (1 run)"
+    return f"{row.train_img_s:.1f} ({row.train_img_s_min:.1f}-{row.train_img_s_max:.1f}, {row.repeats_ok} runs)"
+
+
+def pick(group: pd.DataFrame) -> str:
+    """The closing sentence for one backbone: which machine, by how much over the next, and how sure."""
+    ranked = group.sort_values("train_img_s", ascending=False)
+    first = ranked.iloc[0]
+    what = f"For {first.backbone}, pick **{first.machine}** ({first.hardware}): {first.train_img_s:.0f} images/s"
+    if len(ranked) == 1:
+        return what + ", the only machine measured."
+    second = ranked.iloc[1]
+    ratio = first.train_img_s / second.train_img_s
+    separate = first.repeats_ok > 1 and second.repeats_ok > 1 and first.train_img_s_min > second.train_img_s_max
+    sure = ("confident: the repeats' ranges do not overlap" if separate else
+            "not confident: " + ("a single run on one side" if min(first.repeats_ok, second.repeats_ok) < 2
+                                 else "the repeats' ranges overlap") + ", so measure again before paying for it")
+    line = f"{what}, {ratio:.2f}x {second.machine}'s {second.train_img_s:.0f} ({sure})."
+    priced = ranked[ranked.img_per_usd.notna()]
+    if len(priced) > 1:
+        cheap = priced.loc[priced.img_per_usd.idxmax()]
+        line += f" Per dollar, {cheap.machine} trains the most: {cheap.img_per_usd:,.0f} images per $."
+    elif len(priced) < len(ranked):
+        line += " Give prices with --price MACHINE=USD_PER_HOUR (e.g. --price cpu-hostA=0.40) for images per dollar."
+    return line
+
+
+def render(folders: list[Path], out: Path, plot: bool = False, prices: dict[str, float] | None = None) -> str:
+    """machines-<preset>.md (and with `plot` its figure) of these results folders, which are only
+    read; returns its text."""
+    best = best_per_machine(folders, prices)
+    unknown = sorted(set(prices or {}) - set(best.get("machine", [])))
+    if unknown:
+        raise SpecError(f"--price {unknown[0]}: no such machine; the machines are {', '.join(sorted(set(best.machine)))}")
     if len(best):
         best = best.assign(backbone=best.backbone + " " + best.input_size.astype(str) + "px",
                            hardware=[_machine_name(read_json(Path(f) / "env.json")) for f in best.folder],
-                           **{"best configuration": configuration(best)})
-    lines = ["# Machines side by side", "", f"Folders: {', '.join(f'`{f}`' for f in folders)}", ""]
-    figure = plots.machines(best, out.with_suffix(".png"))
+                           rate=[_rate(r) for r in best.itertuples()],
+                           **{"per usd": [f"{v:,.0f}" if pd.notna(v) else "" for v in best.img_per_usd]},
+                           **{"best configuration": configuration(best),
+                              "bound cell": [bound_cell(b, d) for b, d in zip(best.bound, best.bound_doubt)]})
+    lines = [HEADING, "", f"Folders: {', '.join(f'`{f}`' for f in folders)}", ""]
+    figure = plots.machines(best, out.with_suffix(".png")) if plot else None
     if figure:
         lines += [f"![best images/s per machine]({figure.name})", ""]
+    picks = []
     for backbone, group in best.groupby("backbone"):
         table = group[[c for c in COLUMNS if c != "backbone"]].rename(columns=COLUMNS)
-        lines += [f"## {backbone}", "", table.round(2).fillna("").to_markdown(index=False), ""]
-    notes = sorted({n for n in best.price_note if n})
+        lines += [f"## {backbone}", "", table.round(2).astype(object).where(table.notna(), "").to_markdown(index=False), ""]
+        picks.append(pick(group))
+    notes = sorted({n for n in best.get("price_note", []) if n})
     if notes:
-        lines += ["Prices: " + "; ".join(notes) + " (bench/results/profiles/*.toml)."]
+        lines += ["Prices: " + "; ".join(notes) + " (bench/results/profiles/*.toml, or --price)."]
     lines.append("The seed's 2019 column is filled where a machine's best configuration is one the seed "
                  "timed (vgg16, 224x224, 20 epochs, 148 + 30 images, the same loader settings).")
+    lines += ["", "## Pick", ""] + [f"- {p}" for p in picks] if picks else []
     text = "\n".join(lines) + "\n"
     out.write_text(text)
     return text

@@ -119,7 +119,7 @@ def render(every: pd.DataFrame, rows: list[dict], env: dict, sweep: dict, figure
                   "CPU and GPU utilisation (mean over the measured window, p90), GPU memory peak:", "",
                   _table(group, _util_cell), ""]
     lines += sections.where_the_time_goes(points, sweep)
-    lines += [] if gpu_unused else sections.feed(points, env, "feed.png" if ("feeding the model", "feed.png") in figures else None)
+    lines += [] if not sections.trains_on_gpu(sweep) else sections.feed(points, env, "feed.png" if ("feeding the model", "feed.png") in figures else None)
     lines += sections.backend_comparison(points)
     lines += sections.scaling(points)
     lines += sections.precision_gain(points)
@@ -141,7 +141,7 @@ def render(every: pd.DataFrame, rows: list[dict], env: dict, sweep: dict, figure
             error = str(r["error"]).replace("|", "\\|")
             lines.append(f"| {setting(r)} b{r['batch']} {r['backbone']} r{r['repeat']} | {r['status']} | {error} |")
         lines.append("")
-    lines += do_this(points) + ["## What the loader knobs mean", ""]
+    lines += do_this(points, sweep) + ["## What the loader knobs mean", ""]
     for pipeline in sorted(points.pipeline.unique()):
         meaning = knob_meaning(pipeline)
         used = "; ".join(f"`{k}`: {v}" for k, v in meaning.items()) or "no loader knob applies"

@@ -16,7 +16,7 @@ def _fmt(value, pattern: str) -> str:
     return "" if pd.isna(value) else pattern.format(value)
 
 
-def _bound_cell(bound, doubt) -> str:
+def bound_cell(bound, doubt) -> str:
     """The bound, or why it is withheld (the verdict gives the reason in full)."""
     if pd.isna(bound) or not bound:
         return ""
@@ -37,7 +37,7 @@ def where_the_time_goes(points: pd.DataFrame, sweep: dict) -> list[str]:
         "pipeline alone": points.pipeline_img_s.map(lambda v: _fmt(v, "{:.1f}")),
         "model alone": points.model_img_s.map(lambda v: _fmt(v, "{:.1f}")),
         "efficiency": points.efficiency.map(lambda v: _fmt(v, "{:.2f}")),
-        "bound": [_bound_cell(b, d) for b, d in zip(points.bound, points.get("bound_doubt", [""] * len(points)))],
+        "bound": [bound_cell(b, d) for b, d in zip(points.bound, points.get("bound_doubt", [""] * len(points)))],
         "data wait": points.data_wait_frac.map(lambda v: _fmt(v, "{:.0%}")),
         "epoch start (s)": points.epoch_start_s_median.map(lambda v: _fmt(v, "{:.2f}")),
         "window (s)": points.get("window_s", pd.Series(index=points.index, dtype=float)).map(
@@ -66,7 +66,14 @@ def where_the_time_goes(points: pd.DataFrame, sweep: dict) -> list[str]:
         lines += [f"Decode ceiling at {c['input_size']}px ({c['interpolation']}): one core reads, decodes and "
                   f"resizes {c['core_img_s']:.0f} images/s, so all cores {c['all_cores_img_s']:.0f}; the pipelines "
                   f"alone reach {c['efficiency_min']:.0%} to {c['efficiency_max']:.0%} of it.", ""]
-    return lines + ["**Verdict.** " + verdicts.verdict(points), ""]
+    return lines + ["**Verdict.** " + verdicts.verdict(points, trains_on_gpu(sweep)), ""]
+
+
+def trains_on_gpu(sweep: dict) -> bool:
+    """Whether the sweep's runs trained on a GPU (sweep.json's gpu_used; by its label where the doctor
+    could not say): a CPU-only run's report gives no GPU section or advice."""
+    used = sweep.get("gpu_used")
+    return used if isinstance(used, bool) else sweep.get("gpu") != "cpu"
 
 
 def feed(points: pd.DataFrame, env: dict, figure: str | None) -> list[str]:

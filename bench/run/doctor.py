@@ -223,7 +223,14 @@ def render(found: dict) -> str:
                      f"cuDNN {a['cudnn'] or '-'}; float32 matmul {a['matmul']}; compile cache {a['compile_cache']}")
         if backend in missed:
             lines.append(f"  fix: {fix(backend, nv['cuda_driver'])}")
+    if not nv["gpus"]:
+        lines.append(CPU_ONLY)
     return "\n".join(lines)
+
+
+CPU_ONLY = ("No GPU here: worth measuring on this machine is your input pipeline (its loaders and workers, alone "
+            "and feeding your model: `gpubench sweep --preset mine --gpu cpu`) and the CPU as a machine to compare "
+            "(`--preset quick`); a GPU's speed is measured on a GPU machine (`gpubench report` puts them side by side).")
 
 
 def main(argv=None) -> int:

@@ -14,6 +14,7 @@ from rich.text import Text
 from bench.plan.knobs import SAMPLE_INTERVAL_S, RunSpec
 from bench.results.record import RunRecord
 from bench.results.store import ResultStore
+from bench.run.failures import AfterFailures, explained, finished as finished_row
 from bench.run.processes import run_point
 from bench.run.skips import BatchLadders, why_skipped
 from pipelines.dataset import DatasetIndex
@@ -63,25 +64,30 @@ def sweep(specs: list[RunSpec], index_path: Path, store: ResultStore, timeout_s:
     `jobs` (bench.run.executors.Submitit) runs the points as jobs; by default they run here, one after
     another. A point asking for more GPUs than are present (with no GPU at all, gpus=N trains on N
     logical CPU devices), or for a batch at least as large as one that ran out of memory on its
-    ladder, is a `skipped` row. Returns the new rows."""
+    ladder, is a `skipped` row, and so is one a failure made pointless (bench/run/failures.py); a
+    failed run of an earlier sweep runs again. Returns the new rows."""
     console = console or Console(stderr=True)
     identity = identity or {}
     measured_by = {k: identity[k] for k in ("commit",)} if jobs else identity  # jobs land on other machines
     index = DatasetIndex.load(index_path) if Path(index_path).is_file() else None
-    done = set() if force else store.done(measured_by)
-    todo = [s for s in specs if s.run_id not in done]
+    previous = {} if force else {r["run_id"]: r for r in store.latest(measured_by)}
+    todo = [s for s in specs if not (s.run_id in previous and finished_row(previous[s.run_id]))]
+    again = sum(s.run_id in previous for s in todo)
     if len(todo) < len(specs):
-        console.print(f"{len(specs) - len(todo)} of {len(specs)} runs already in {store.root}: skipped (--force reruns them)")
+        console.print(f"{len(specs) - len(todo)} of {len(specs)} runs already in {store.root}: skipped (--force reruns "
+                      f"them)" + (f"; the {again} that failed before run again" if again else ""))
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), EtaColumn())
-    ladders = BatchLadders([] if force else store.latest(measured_by))
+    ladders = BatchLadders(previous.values())
+    after_failures = AfterFailures(specs)
     new = []
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("sweep", total=len(todo), ran=0)
 
         def finish(spec: RunSpec, record: dict) -> None:
             record.update({k: v for k, v in identity.items() if not record.get(k)})  # skipped rows: ours
-            store.append(record)
+            store.append(explained(record, index))
             ladders.note(record)
+            after_failures.note(record)
             if on_row:
                 on_row(record)
             new.append(record)
@@ -96,7 +102,7 @@ def sweep(specs: list[RunSpec], index_path: Path, store: ResultStore, timeout_s:
             """The points to run, each decided when its turn comes: a ladder may stop it."""
             for spec in todo:
                 progress.update(task, description=spec.label())
-                why = why_skipped(spec, gpus_present, index) or ladders.stopped(spec)
+                why = why_skipped(spec, gpus_present, index) or ladders.stopped(spec) or after_failures.stopped(spec)
                 if why:
                     finish(spec, RunRecord.for_spec(spec, status="skipped", error=why).to_dict())
                 else:

@@ -32,7 +32,7 @@ def why_skipped(spec: RunSpec, gpus_present: int, index) -> str | None:
     plugin, why = describe(spec.pipeline).plugins.get(spec.backend, (None, None))
     if plugin and not installed(plugin):
         return why
-    if is_user_model(spec.backbone) and (why := _user_model_cannot(spec)):
+    if is_user_model(spec.backbone) and (why := user_model_cannot(spec)):
         return why
     if spec.gpus > 1:
         for split in ("train", "val"):
@@ -44,7 +44,7 @@ def why_skipped(spec: RunSpec, gpus_present: int, index) -> str | None:
     return None
 
 
-def _user_model_cannot(spec: RunSpec) -> str | None:
+def user_model_cannot(spec: RunSpec) -> str | None:
     """What a user's model, built as they made it, does not let the sweep change."""
     if spec.data_format != "channels_last":
         return f"a user's model keeps the layout it was built in; data_format={spec.data_format} cannot apply"
