@@ -127,7 +127,7 @@ def measure(model, train_feed, val_feed, spec: RunSpec, record: RunRecord, sampl
             write_samples(sampling.rows, samples_path)
             record.sampler_error = "; ".join(f"{name}: {why}" for name, why in sampling.errors.items())
     images = train_feed.images * spec.hosts  # every process steps together: the global batch's images
-    for key, value in timer.summary(train_feed.steps, images, checkpoint and checkpoint.seconds).items():
+    for key, value in timer.summary(train_feed.steps, images, checkpoint and checkpoint.seconds, spec.hosts).items():
         setattr(record, key, value)
     record.final_loss = float(history.history["loss"][-1])
     if record.gpu_energy_j:
