@@ -21,7 +21,7 @@ TORCH_INDEX := $(if $(filter command line environment,$(origin EXTRAS)),,$(shell
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: bench test test-fast dry-run regress microbench honesty help install-plan
+.PHONY: bench test test-fast dry-run regress microbench honesty honesty-user help install-plan
 
 help:
 	@echo "make bench [GPU=auto|<label>] [PRESET=quick|smoke|<file.toml>] [DATA=<dir>] [ARGS='--set batch=8,16']"
@@ -87,3 +87,11 @@ honesty: $(STAMP)
 	test -d $(HONESTY_DATA) || $(BIN)/gpubench data $(HONESTY_DATA) --train 12 --val 4 --classes 2 --image-size 64x48 --seed 1
 	mkdir -p $(MICRO_BASELINE)
 	$(BIN)/python -m tests.plain_fit check jax $(HONESTY_DATA) $(MICRO_BASELINE)/honesty.jsonl
+
+# A user's pipeline as gpubench measures it against a plain fit of the same pipeline (tests/user_fit.py):
+# PyDataset workers 1, 2, 4 (threads and processes) and tf.data, on TensorFlow; fails beyond 10%.
+USER_FIT_DATA := data/user-fit
+honesty-user: $(STAMP)
+	test -d $(USER_FIT_DATA) || $(BIN)/gpubench data $(USER_FIT_DATA) --train 1024 --val 32 --classes 2 --image-size 96x72 --seed 1
+	mkdir -p $(MICRO_BASELINE)
+	KERAS_BACKEND=tensorflow $(BIN)/python -m tests.user_fit check tensorflow $(USER_FIT_DATA) $(MICRO_BASELINE)/user-fit.jsonl

@@ -87,3 +87,13 @@ def token_batches(batch):
 def failing(batch):
     """A mistake: raises when called."""
     raise RuntimeError("the data server is unreachable")
+
+
+def directory_images(directory, batch, input_size, split):
+    """Keras's own loader for an image folder, as most Keras tutorials start: float32 pixels in
+    [0, 255], one-hot labels, shuffled for training."""
+    import keras
+
+    return keras.utils.image_dataset_from_directory(directory, label_mode="categorical", batch_size=batch,
+                                                    image_size=(input_size, input_size), shuffle=split == "train",
+                                                    seed=0, verbose=False)

@@ -148,23 +148,34 @@ class ReadyClock:
 
     def __init__(self, steps: int):
         self.times = multiprocessing.RawArray("d", steps)
+        self.sizes = multiprocessing.RawArray("l", steps)  # images in each batch, where the pipeline counts them
 
     def mark(self, batch: int) -> None:
         """Stamp `batch` as ready now (its slot wraps round the epoch's steps)."""
         self.times[batch % len(self.times)] = time.perf_counter()
+
+    def count(self, batch: int, images: int) -> None:
+        """Note the images `batch` holds, as handed over (0: not counted, the plan's count stands)."""
+        self.sizes[batch % len(self.sizes)] = images
+
+    def images(self, batch: int) -> int:
+        """The images counted in `batch`, 0 where none were."""
+        return self.sizes[batch % len(self.sizes)]
 
     def __getitem__(self, batch: int) -> float:
         return self.times[batch % len(self.times)]
 
 
 class Feed(NamedTuple):
-    """What a pipeline hands to `fit`: the data, its batches and images per epoch, and (for
-    training) the clock its batches are stamped on when ready."""
+    """What a pipeline hands to `fit`: the data, its batches and images per epoch (planned; a user
+    pipeline's are counted as handed over, on `ready`), (for training) the clock its batches are
+    stamped on when ready, and a user pipeline's first batch (its shapes build and check models)."""
 
     data: Any
     steps: int
     images: int
     ready: ReadyClock | None = None
+    first: Any = None
 
 
 def onehot(labels, classes: int) -> np.ndarray:

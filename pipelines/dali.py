@@ -108,5 +108,5 @@ def _tensorflow(pipe, spec, steps: int, train: bool, device_id: int | None) -> F
                                  output_dtypes=(dtype, tf.float32)).take(steps)
     if not train:
         return Feed(ds, steps, steps * spec.batch)
-    ds, ready = stamped(ds, steps)
-    return Feed(ds, steps, steps * spec.batch, ready)
+    ready = ReadyClock(steps)
+    return Feed(stamped(ds, ready), steps, steps * spec.batch, ready)

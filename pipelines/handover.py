@@ -1,29 +1,127 @@
-"""A user's iterable of batches behind a PyDataset read in the training thread: each batch is
-pulled from the source, turned into numpy and stamped as ready at the moment it is handed to fit
-(the user's own loader keeps its workers and queue; this adds none)."""
+"""A user's pipeline handed to fit as the kind it is, each training batch stamped ready and its
+images counted as it goes, nothing copied and nothing the user set changed:
+
+- a PyDataset goes as itself: the same instance, its class swapped for a subclass made here whose
+  __getitem__ calls the user's and stamps, so its workers (threads or forked processes, which
+  stamp into shared memory), queue and on_epoch_end stay the user's;
+- a tf.data dataset goes as a tf.data dataset, with one sequential map after the user's last step
+  that stamps a batch as it leaves the user's prefetch (the time the step waited for it);
+- a torch DataLoader goes as itself, stamped as each batch leaves it in the training process;
+- any other iterable (a generator, a list) is pulled one batch at a time in the training thread,
+  as Keras takes a generator, and started again when it runs out.
+
+An epoch longer than the source's pass wraps round it (a PyDataset's on_epoch_end runs at the end
+of fit's epoch); a shorter source is never cut."""
 
 from __future__ import annotations
+
+import sys
 
 import keras
 
 from pipelines import ReadyClock
-from pipelines.user import to_numpy
+
+
+def images_in(batch) -> int:
+    """Examples in a batch: the leading dimension of its first input."""
+    return int(keras.tree.flatten(batch[0])[0].shape[0])
+
+
+def to_numpy(batch):
+    """A batch as numpy arrays in tuples and dicts, whatever framework made it."""
+    import numpy as np
+
+    if isinstance(batch, list):
+        batch = tuple(batch)
+
+    def leaf(t):
+        if hasattr(t, "detach"):  # torch
+            return t.detach().cpu().numpy()
+        return t.numpy() if hasattr(t, "numpy") else np.asarray(t)
+
+    return keras.tree.map_structure(leaf, batch)
+
+
+def _stamp(ready: ReadyClock | None, i: int, batch) -> None:
+    if ready is not None:
+        ready.mark(i)
+        ready.count(i, images_in(batch))
+
+
+def _renamed(cls, base):
+    cls.__name__, cls.__qualname__, cls.__module__ = base.__name__, base.__qualname__, base.__module__
+    return cls
+
+
+def stamped_pydataset(data, steps: int, ready: ReadyClock | None):
+    """The user's PyDataset itself, `steps` batches an epoch, each stamped in the worker that loads it."""
+    base, passes = type(data), data.num_batches
+
+    class Stamped(base):
+        @property
+        def num_batches(self):
+            return steps
+
+        def __len__(self):
+            return steps
+
+        def __getitem__(self, i):
+            batch = base.__getitem__(self, i % passes if passes else i)
+            _stamp(ready, i, batch)
+            return batch
+
+    data.__class__ = _renamed(Stamped, base)
+    return data
+
+
+def stamped_tfdata(data, steps: int, ready: ReadyClock | None):
+    """The user's dataset, repeated to `steps` batches an epoch where a pass is shorter, then stamped."""
+    from pipelines.tfdata import stamped
+    from pipelines.user import length
+
+    if length(data) != steps:
+        data = data.repeat().take(steps)
+    return data if ready is None else stamped(data, ready)
+
+
+def stamped_dataloader(loader, steps: int, ready: ReadyClock | None):
+    """The user's DataLoader itself, `steps` batches an epoch (its sampler's passes one after another)."""
+    base = type(loader)
+
+    class Stamped(base):
+        def __len__(self):
+            return steps
+
+        def __iter__(self):
+            i = 0
+            while True:
+                for batch in base.__iter__(self):
+                    if i == steps:
+                        return
+                    _stamp(ready, i, batch)
+                    i += 1
+                    yield batch
+
+    loader.__class__ = _renamed(Stamped, base)
+    return loader
 
 
 class Handover(keras.utils.PyDataset):
-    """The user's iterable as a PyDataset for fit: batches handed over one at a time, restarted when it runs out."""
+    """Any other iterable of batches for fit: pulled one at a time in the training thread, restarted
+    when it runs out (a one-shot generator by calling its function again: `call_again`)."""
 
-    def __init__(self, data, restart, steps: int, ready: ReadyClock | None):
+    def __init__(self, data, call_again, steps: int, ready: ReadyClock | None):
         super().__init__(workers=0)
-        self.restart, self.steps, self.ready = restart, steps, ready
+        self.steps, self.ready = steps, ready
         self.source = iter(data)
+        self.restart = call_again if self.source is data else (lambda: data)
         self.first = None
 
     def __len__(self):
         return self.steps
 
     def peek(self):
-        """The first batch, kept to be handed over first: its shapes build and check the models."""
+        """The first batch, kept to be handed over first."""
         if self.first is None:
             self.first = self._next()
         return self.first
@@ -37,6 +135,21 @@ class Handover(keras.utils.PyDataset):
 
     def __getitem__(self, i):
         batch, self.first = (self.first, None) if self.first is not None else (self._next(), None)
-        if self.ready is not None:
-            self.ready.mark(i)
+        _stamp(self.ready, i, batch)
         return batch
+
+
+def hand_over(data, call_again, steps: int, ready: ReadyClock | None):
+    """(what fit takes for the user's `data`, `steps` batches an epoch; its first batch as numpy)."""
+    if isinstance(data, keras.utils.PyDataset):
+        first = to_numpy(data[0])
+        return stamped_pydataset(data, steps, ready), first
+    tf, torch = sys.modules.get("tensorflow"), sys.modules.get("torch")  # loaded where the user's code made one
+    if tf is not None and isinstance(data, tf.data.Dataset):
+        first = to_numpy(next(iter(data.take(1))))
+        return stamped_tfdata(data, steps, ready), first
+    if torch is not None and isinstance(data, torch.utils.data.DataLoader):
+        first = to_numpy(next(iter(data)))
+        return stamped_dataloader(data, steps, ready), first
+    handover = Handover(data, call_again, steps, ready)
+    return handover, handover.peek()

@@ -39,21 +39,22 @@ def load_image(path, size: int, interpolation: str, transfer: str = "float32"):
     return image if transfer == "uint8" else tf.cast(image, tf.float32) / 255.0
 
 
-def stamped(ds: tf.data.Dataset, steps: int) -> tuple[tf.data.Dataset, ReadyClock]:
-    """Stamp each batch as it leaves batching, before the prefetch buffer: a sequential map,
-    so the stamp is the time the batch was ready, whatever runs ahead of the step."""
-    ready = ReadyClock(steps)
+def stamped(ds: tf.data.Dataset, ready: ReadyClock) -> tf.data.Dataset:
+    """Stamp each batch ready, and count its images, as it passes: a sequential map, so the stamp is
+    the time the batch left what comes before it (batching here; a user's whole pipeline, its
+    prefetch included, in pipelines/handover.py), whatever runs ahead of the step."""
 
-    def stamp(j):
+    def stamp(j, images):
         ready.mark(int(j))
+        ready.count(int(j), int(images))
         return 0.0
 
     def mark(i, batch):
-        done = tf.py_function(stamp, [i], tf.float32)
+        done = tf.py_function(stamp, [i, tf.shape(tf.nest.flatten(batch)[0])[0]], tf.float32)
         with tf.control_dependencies([done]):
             return tf.nest.map_structure(tf.identity, batch)
 
-    return ds.enumerate().map(mark), ready
+    return ds.enumerate().map(mark)
 
 
 def build(index, spec, split: str) -> Feed:
@@ -80,5 +81,6 @@ def build(index, spec, split: str) -> Feed:
     ds = ds.repeat().take(images)
     if not spec.cache:
         ds = ds.map(decode, num_parallel_calls=parallel)
-    ds, ready = stamped(ds.batch(spec.batch), steps) if train else (ds.batch(spec.batch), None)
+    ready = ReadyClock(steps) if train else None
+    ds = stamped(ds.batch(spec.batch), ready) if train else ds.batch(spec.batch)
     return Feed(ds.prefetch(spec.max_queue_size or tf.data.AUTOTUNE), steps, images, ready)

@@ -100,28 +100,12 @@ def length(data) -> int | None:
         return None
 
 
-def to_numpy(batch):
-    """A batch as numpy arrays in tuples and dicts, whatever framework made it, so that fit takes
-    it on every backend."""
-    import keras
-    import numpy as np
-
-    if isinstance(batch, list):
-        batch = tuple(batch)
-
-    def leaf(t):
-        if hasattr(t, "detach"):  # torch
-            return t.detach().cpu().numpy()
-        return t.numpy() if hasattr(t, "numpy") else np.asarray(t)
-
-    return keras.tree.map_structure(leaf, batch)
-
-
 def build(index, spec, split: str) -> Feed:
-    """The user's batches, pulled one at a time and stamped as they are handed over; an epoch is
-    `steps` of them, the source started again (its function called again, for a one-shot
-    generator) when it runs out."""
-    from pipelines.handover import Handover
+    """The user's object handed to fit as the kind it is (pipelines/handover.py), its training
+    batches stamped and their images counted as they are handed over; an epoch is `steps` of them,
+    wrapping round the source's pass (its function called again, for a one-shot generator). The
+    feed's `images` is the plan's guess; the timer counts the images the batches held."""
+    from pipelines.handover import hand_over
 
     data = call(spec.pipeline, index, spec, split)
     n = length(data)
@@ -134,8 +118,8 @@ def build(index, spec, split: str) -> Feed:
 
     steps, images = split_plan(Passes, spec, split)
     ready = ReadyClock(steps) if split == "train" else None
-    restart = (lambda: call(spec.pipeline, index, spec, split)) if iter(data) is data else (lambda: data)
-    return Feed(Handover(data, restart, steps, ready), steps, images, ready)
+    fed, first = hand_over(data, lambda: call(spec.pipeline, index, spec, split), steps, ready)
+    return Feed(fed, steps, images, ready, first)
 
 
 def check_batch(batch, model) -> str | None:

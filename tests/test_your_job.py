@@ -126,22 +126,6 @@ def _sweep(tmp_path, tree, *overrides, ceilings=False):
 KINDS = [f"examples.pipelines:{f}" for f in ("tfdata_images", "pydataset_images", "dataloader_images", "random_images")]
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_each_kind_of_user_pipeline_is_handed_over_batch_by_batch_and_stamped(tree, kind):
-    """A tf.data.Dataset, a PyDataset, a DataLoader and a plain generator: each read through the
-    handover in this process (no training), its batches as numpy, each stamped ready when handed over."""
-    from bench.plan.grid import one_point
-    from pipelines.dataset import scan
-    from pipelines.user import build
-
-    spec = one_point({"pipeline": kind, "backbone": "tiny", "input_size": 32, "batch": 4, "epochs": 2,
-                      "steps_per_epoch": 3, "window": "epochs", **({"workers": 0} if "random" not in kind else {})})
-    feed = build(scan(tree), spec, "train")
-    batches = [feed.data[i] for i in range(feed.steps)]
-    assert feed.steps == 3 and all(x.shape == (4, 32, 32, 3) and y.shape == (4, 2) for x, y in batches)
-    assert all(feed.ready[i] > 0 for i in range(feed.steps))
-
-
 @pytest.mark.slow
 def test_a_saved_model_fed_by_each_kind_of_user_pipeline_alone_and_end_to_end(tmp_path, tree):
     """Each kind of user pipeline (a tf.data.Dataset, a PyDataset, a DataLoader, a plain generator)

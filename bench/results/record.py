@@ -76,6 +76,7 @@ class _Measured:
     final_loss: float | None = None  # the last epoch's training loss
     hosts_agree: bool | None = None  # hosts > 1: every process ended with the same training loss
     train_gflops_per_image: float | None = None  # forward + the gradients backpropagation computes (models.flops)
+    flops_uncounted: str | None = None  # the layer types models.flops cannot count (left out of the FLOPs), or why none were
     decode_img_s_core: float | None = None  # pipeline-ceiling runs: one core's decode+resize rate
     # samplers, over the measured window; run_*: over the whole run
     samples: int | None = None

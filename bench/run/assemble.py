@@ -27,12 +27,12 @@ def model_and_feeds(spec: RunSpec, share, local: RunSpec, classes: int, scope):
     train_feed, val_feed = training.feeds(share, local)
     with scope:
         if spec.backbone == "null" and user_pipeline:
-            model = null_like(train_feed.data.peek())
+            model = null_like(train_feed.first)
             training.compile_model(model, xla=spec.xla)
         else:
             model = _model(spec, classes)
     if user_pipeline:
-        why = check_batch(train_feed.data.peek(), model)
+        why = check_batch(train_feed.first, model)
     else:  # a shipped pipeline's images into a user's model
         why = is_user_model(spec.backbone) and check_shapes([(spec.input_size,) * 2 + (3,)], model)
     if why:

@@ -75,14 +75,16 @@ class EpochTimer(keras.callbacks.Callback):
         spans = self.spans(checkpoint_s)
         return [spans[i] for i in self._window_epochs()]
 
-    def summary(self, steps: int, images: int, checkpoint_s: list[float] | None = None) -> dict:
-        """The window's rates, and what came before it. `steps` and `images` are one epoch's.
-        compile_s is the first epoch's time beyond a steady epoch's (its steps at the window's
+    def summary(self, steps: int, images: int, checkpoint_s: list[float] | None = None, hosts: int = 1) -> dict:
+        """The window's rates, and what came before it. `steps` and `images` are one epoch's, as
+        planned: where the pipeline counted the images its batches held (this process's share of
+        `hosts`), the count is taken instead. compile_s is the first epoch's time beyond a steady epoch's (its steps at the window's
         step time, its validation at the later epochs' median), less the loader's start."""
         checkpoint_s = checkpoint_s or [0.0] * len(self.ends)
         spans = self.spans(checkpoint_s)
         window = self.window(checkpoint_s)
         window_s = sum(end - start for start, end in window)
+        window_images = hosts * (self._counted_images() or 0) or images * len(window)
         out = {
             "total_s": self.train_end - self.train_begin,
             "first_epoch_s": self.ends[0] - self.begins[0],
@@ -91,8 +93,9 @@ class EpochTimer(keras.callbacks.Callback):
             "checkpoint_s_total": float(sum(checkpoint_s)),
             "window_s": window_s,
             "window_steps": steps * len(window),
-            "window_images": images * len(window),
-            "train_img_s": images * len(window) / window_s,
+            "window_images": window_images,
+            "train_images_per_epoch": window_images / len(window),
+            "train_img_s": window_images / window_s,
             "step_ms_mean": 1000.0 * window_s / (steps * len(window)),
             "warmup_s": window[0][0] - self.train_begin if len(spans) > 1 else 0.0,
             "epochs_timed": len(spans),
@@ -114,6 +117,10 @@ class EpochTimer(keras.callbacks.Callback):
         """Per-step figures: none from epoch-level hooks."""
         return {}
 
+    def _counted_images(self) -> int | None:
+        """The images the window's batches held, where the pipeline counted them: none from epoch hooks."""
+        return None
+
 
 class StepTimer(EpochTimer):
     """Also marks when the training loop turns to each batch, and reads when the pipeline had it
@@ -128,11 +135,13 @@ class StepTimer(EpochTimer):
         self.ready = ready
         self.marks: list[list[float]] = []  # per epoch: when the loop turned to batch i
         self.readies: list[list[float]] = []  # per epoch: when batch i was ready
+        self.counted: list[list[int]] = []  # per epoch: the images batch i held (0: not counted)
 
     def on_epoch_begin(self, epoch, logs=None):
         super().on_epoch_begin(epoch, logs)
         self.marks.append([])
         self.readies.append([])
+        self.counted.append([])
 
     def on_train_batch_begin(self, batch, logs=None):
         self._mark(batch)
@@ -142,12 +151,16 @@ class StepTimer(EpochTimer):
         (read now, before a later epoch's batch of the same number overwrites it)."""
         self.marks[-1].append(self.clock())
         if batch > 0:
-            self.readies[-1].append(self.ready[batch - 1])
+            self._read_back(batch - 1)
+
+    def _read_back(self, batch: int) -> None:
+        self.readies[-1].append(self.ready[batch])
+        self.counted[-1].append(getattr(self.ready, "images", _uncounted)(batch))
 
     def on_epoch_end(self, epoch, logs=None):
         consumed = len(self.marks[-1])
         if len(self.readies[-1]) < consumed:  # the epoch's last batch
-            self.readies[-1].append(self.ready[consumed - 1])
+            self._read_back(consumed - 1)
         super().on_epoch_end(epoch, logs)
 
     def _steps(self) -> dict:
@@ -181,6 +194,11 @@ class StepTimer(EpochTimer):
             "loader_start_s": loader_start,
         }
 
+    def _counted_images(self) -> int | None:
+        """The window's images as its batches held them, where every one was counted."""
+        counts = [n for i in self._window_epochs() for n in self.counted[i]]
+        return sum(counts) if counts and all(counts) else None
+
     @staticmethod
     def _fetch_in_trace() -> bool:
         """Whether the step's first call traces before it fetches its first batch: TensorFlow's
@@ -209,6 +227,10 @@ class FetchFirstStepTimer(StepTimer):
     def on_epoch_end(self, epoch, logs=None):
         self.marks[-1].pop()  # the last step's end: no batch follows it in this epoch
         super().on_epoch_end(epoch, logs)
+
+
+def _uncounted(batch: int) -> int:
+    return 0
 
 
 class InMemory:

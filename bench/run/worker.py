@@ -68,7 +68,6 @@ def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path
     from bench.run import doctor
     from bench.run.assemble import model_and_feeds
     from bench.results import machine
-    from models import flops
     from pipelines.dataset import DatasetIndex
 
     record.backend_version = backend_version(spec.backend)
@@ -91,7 +90,7 @@ def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path
     record.jit_compile = bool(model.jit_compile)
     record.matmul_precision = devices.matmul_precision(
         spec.backend, spec.precision, machine.compute_capability() if "GPU" in record.devices else None)
-    record.train_gflops_per_image = flops.train_flops(model) / 1e9
+    record.train_gflops_per_image, record.flops_uncounted = count_flops(model, train_feed, spec)
     if spec.backbone == "null" and not pipelines.is_user_pipeline(spec.pipeline):  # the pipeline's ceiling: also how fast one core decodes this data
         record.decode_img_s_core = decode_rate(index, spec)
     cached_before = devices.cache_entries(spec.backend)
@@ -127,7 +126,7 @@ def measure(model, train_feed, val_feed, spec: RunSpec, record: RunRecord, sampl
             write_samples(sampling.rows, samples_path)
             record.sampler_error = "; ".join(f"{name}: {why}" for name, why in sampling.errors.items())
     images = train_feed.images * spec.hosts  # every process steps together: the global batch's images
-    for key, value in timer.summary(train_feed.steps, images, checkpoint and checkpoint.seconds).items():
+    for key, value in timer.summary(train_feed.steps, images, checkpoint and checkpoint.seconds, spec.hosts).items():
         setattr(record, key, value)
     record.final_loss = float(history.history["loss"][-1])
     if record.gpu_energy_j:
@@ -148,6 +147,25 @@ def summarise_samples(rows: list[dict], window: list[tuple[float, float]], inter
     record.gpu_energy_j = energy_j(rows, window)
     record.run_gpu_energy_j = energy_j(rows, [(rows[0]["t_s"], rows[-1]["t_s"])]) if rows else None
 
+
+
+def count_flops(model, train_feed, spec: RunSpec) -> tuple[float | None, str | None]:
+    """(training GFLOPs an image, the layer types left uncounted): unknown dimensions taken from the
+    run's input (a user pipeline's first batch, else input_size); a model that cannot be counted
+    gives no figure and says why, never an error row."""
+    from models import flops
+
+    if train_feed.first is not None:
+        import keras
+
+        shape = [tuple(t.shape[1:]) for t in keras.tree.flatten(train_feed.first[0])]
+    else:
+        shape = (3, spec.input_size, spec.input_size) if spec.data_format == "channels_first" else (spec.input_size,) * 2 + (3,)
+    try:
+        counted = flops.concrete(model, shape if isinstance(shape, tuple) or len(shape) > 1 else shape[0])
+        return flops.train_flops(counted) / 1e9, ", ".join(flops.counted(counted)[1]) or None
+    except Exception as e:  # a layer that cannot be traced again on concrete shapes
+        return None, f"not counted: {one_line(e)}"
 
 
 def since_process_start() -> float:
