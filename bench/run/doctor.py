@@ -111,7 +111,7 @@ def nvml() -> dict:
     and the signs of NVIDIA devices that need no NVML (a failing NVML is not 'no GPU')."""
     gpus, driver, reason = machine.nvml_gpus()
     return {"gpus": gpus, "driver": driver, "cuda_driver": machine.driver_cuda(), "gpu_note": reason,
-            "evidence": [] if gpus else nvml_module.nvidia_evidence()}
+            "evidence": nvml_module.nvidia_evidence() if reason.startswith("NVML unavailable") else []}
 
 
 def check(label: str, backends, local: bool = True, gpus: int = 1, hosts: int = 1,
