@@ -14,9 +14,12 @@ PYTEST_ARGS ?=
 # CUDA=12|13|cpu overrides the choice, EXTRAS=... the extras; DRIVER_CUDA=12.4 stands in for nvidia-smi.
 CUDA ?= auto
 DRIVER_CUDA ?= $(shell nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: *\([0-9][0-9.]*\).*/\1/p' | head -n 1)
-PLAN = sh scripts/install_plan.sh $(1) "$(DRIVER_CUDA)" "$(CUDA)" "$(shell uname -s)" "$(shell uname -m)"
-EXTRAS ?= $(shell $(call PLAN,extras))
-TORCH_INDEX := $(if $(filter command line environment,$(origin EXTRAS)),,$(shell $(call PLAN,index)))
+# Whether PyTorch's CUDA 12 index answers (only asked where a GPU build is planned); TORCH_INDEX_REACHABLE=no stands in.
+TORCH_INDEX_REACHABLE ?= $(if $(filter-out cpu,$(CUDA)),$(if $(DRIVER_CUDA)$(filter 12 13,$(CUDA)),$(shell $(PYTHON) -c "import urllib.request as u; u.urlopen('https://download.pytorch.org/whl/cu126/torch/', timeout=5)" >/dev/null 2>&1 && echo yes || echo no),yes),yes)
+PLAN = sh scripts/install_plan.sh $(1) "$(DRIVER_CUDA)" "$(CUDA)" "$(shell uname -s)" "$(shell uname -m)" "$(TORCH_INDEX_REACHABLE)"
+EXTRAS ?= $(shell $(call PLAN,extras) 2>/dev/null)
+TORCH_INDEX := $(if $(filter command line environment,$(origin EXTRAS)),,$(shell $(call PLAN,index) 2>/dev/null))
+CONSTRAINTS := $(if $(filter command line environment,$(origin EXTRAS)),constraints.txt,$(shell $(call PLAN,constraints) 2>/dev/null))
 # One stamp per set of extras: other extras remake the venv.
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
@@ -39,13 +42,14 @@ install-plan:
 
 # The virtual environment, made again whenever pyproject.toml or the pins change, and made anew
 # when the extras change (a venv of other extras holds builds for another CUDA).
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt constraints-torch-pypi-cuda12.txt
 	@$(MAKE) --no-print-directory install-plan
 	for stamp in $(VENV)/.installed-*; do [ ! -e "$$stamp" ] || [ "$$stamp" = "$(STAMP)" ] || rm -rf $(VENV); done
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) -e '.[$(EXTRAS)]'
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) -e '.[$(EXTRAS)]'
 	touch $(STAMP)
+	$(BIN)/python -m bench.run.doctor --check
 
 bench: $(STAMP)
 	$(BIN)/gpubench sweep --preset $(PRESET) --gpu $(GPU) $(if $(DATA),--data $(DATA)) $(ARGS)

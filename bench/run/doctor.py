@@ -186,7 +186,11 @@ def main(argv=None) -> int:
         devices.hide(set(devices.FRAMEWORKS) - {args.where})
         print(json.dumps(where(args.where, args.count)))
         return 0
-    found = facts()
+    seen_now = nvml()
+    if args.check and not seen_now["gpus"] and not seen_now["evidence"]:
+        print(f"NVML: {gate.seen(seen_now)}: CPU builds, nothing to check")  # no backend asked: quick
+        return 0
+    found = {"nvml": seen_now, "backends": ask(installed_backends())}
     print(render(found))
     line = gate.refusal(found["nvml"], found["backends"]) or gate.nvml_trouble(found["nvml"])
     if args.check and line:
