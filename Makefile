@@ -24,7 +24,7 @@ CONSTRAINTS := $(if $(filter command line environment,$(origin EXTRAS)),constrai
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: bench test test-fast dry-run regress microbench honesty help install-plan
+.PHONY: bench test test-fast dry-run regress microbench honesty help install-plan gpu-check
 
 help:
 	@echo "make bench [GPU=auto|<label>] [PRESET=quick|smoke|<file.toml>] [DATA=<dir>] [ARGS='--set batch=8,16']"
@@ -34,6 +34,7 @@ help:
 	@echo "make regress [GPU=...]      the ci preset, compared with results/baselines/<gpu>/ci.csv"
 	@echo "make microbench             pytest-benchmark micro-benchmarks against the saved baseline"
 	@echo "make honesty                the suite's measured fit against a plain fit (jax), recorded"
+	@echo "make gpu-check              first on a new GPU machine: doctor, gpu-quick per backend on the GPU, loud checks"
 	@echo "make install-plan [CUDA=12|13|cpu] [DRIVER_CUDA=12.4]   the builds make would install, installing nothing"
 
 # What `make` would install here, in one line; nothing is installed.
@@ -91,3 +92,17 @@ honesty: $(STAMP)
 	test -d $(HONESTY_DATA) || $(BIN)/gpubench data $(HONESTY_DATA) --train 12 --val 4 --classes 2 --image-size 64x48 --seed 1
 	mkdir -p $(MICRO_BASELINE)
 	$(BIN)/python -m tests.plain_fit check jax $(HONESTY_DATA) $(MICRO_BASELINE)/honesty.jsonl
+
+# The first command on a new GPU machine (docs/backends.md): the doctor, a short gpu-quick (the model
+# alone) on each backend that reaches the GPU, then checks that fail naming their rows (bench/gpucheck.py):
+# train_device names the GPU, utilisation above 0, datasheet MFU of the model alone within 2-80%, the
+# label NVML's. Results in results/reference/<gpu>/gpu-check/<backend>/ (sweep.json holds the command).
+GPU_CHECK_SET ?= --set pipeline=synthetic --no-ceilings
+GPU_CHECK_LABEL = $(shell $(BIN)/python -c "from bench.results.machine import auto_label; print(auto_label())" 2>/dev/null)
+GPU_CHECK_BACKENDS = $(shell $(BIN)/python -c "from bench.run import doctor; print(' '.join(b for b, a in doctor.ask(doctor.installed_backends()).items() if a.get('platform') == 'gpu'))" 2>/dev/null)
+gpu-check: $(STAMP)
+	$(BIN)/python -m bench.run.doctor --check
+	test -n "$(GPU_CHECK_BACKENDS)" || { echo "gpu-check: no backend reaches a GPU here (see gpubench doctor)" >&2; exit 1; }
+	for b in $(GPU_CHECK_BACKENDS); do $(BIN)/gpubench sweep --preset gpu-quick --set backend=$$b $(GPU_CHECK_SET) \
+		--out results/reference/$(GPU_CHECK_LABEL)/gpu-check/$$b --force || exit 1; done
+	$(BIN)/python -m bench.gpucheck $(foreach b,$(GPU_CHECK_BACKENDS),results/reference/$(GPU_CHECK_LABEL)/gpu-check/$(b))
