@@ -68,7 +68,7 @@ def test_a_gpu_label_that_nvml_contradicts_is_refused():
 def test_gpu_cpu_hides_the_gpus_from_the_runs_and_asks_no_backend(monkeypatch):
     monkeypatch.setattr(doctor, "nvml", lambda: SEES_2080TI)
     monkeypatch.setattr(doctor, "ask", lambda backends, count=1: pytest.fail("asked the backends"))
-    for name in ("CUDA_VISIBLE_DEVICES", "JAX_PLATFORMS"):  # set, then gone: put back as they were
+    for name in ("CUDA_VISIBLE_DEVICES", "JAX_PLATFORMS", gate.LABEL_ENV, "CUDA_DEVICE_ORDER"):  # set, then gone: put back as they were
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)
     checked = doctor.check("cpu", {"tensorflow"})
@@ -77,6 +77,9 @@ def test_gpu_cpu_hides_the_gpus_from_the_runs_and_asks_no_backend(monkeypatch):
 
 
 def test_the_sweep_asks_the_backends_only_when_nvml_sees_a_gpu(monkeypatch):
+    for name in (gate.LABEL_ENV, "CUDA_DEVICE_ORDER"):  # what the check gives the workers, put back after
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     asked = []
     monkeypatch.setattr(doctor, "ask", lambda backends, count=1: asked.append(backends) or {
         b: answer(b, "gpu", ["NVIDIA GeForce RTX 2080 Ti"]) for b in backends})

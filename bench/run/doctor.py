@@ -122,11 +122,11 @@ def check(label: str, backends, local: bool = True, gpus: int = 1, hosts: int = 
     Jobs on other machines (local False) are held against the label by their workers
     (gate.contradiction). Returns env.json's 'doctor' facts."""
     found = nvml()
+    gate.given_to_workers(label)
     if label == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = "-1"  # TensorFlow, torch, DALI and JAX's CUDA plugin
         os.environ["JAX_PLATFORMS"] = "cpu"
         return {"nvml": found, "backends": {}, "gpu_used": False}
-    gate.given_to_workers(label)
     if not local:
         return {"nvml": found, "backends": {}, "gpu_used": None}
     gate.check_label(label, found, gpus)
