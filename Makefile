@@ -14,14 +14,17 @@ PYTEST_ARGS ?=
 # CUDA=12|13|cpu overrides the choice, EXTRAS=... the extras; DRIVER_CUDA=12.4 stands in for nvidia-smi.
 CUDA ?= auto
 DRIVER_CUDA ?= $(shell nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: *\([0-9][0-9.]*\).*/\1/p' | head -n 1)
-PLAN = sh scripts/install_plan.sh $(1) "$(DRIVER_CUDA)" "$(CUDA)" "$(shell uname -s)" "$(shell uname -m)"
-EXTRAS ?= $(shell $(call PLAN,extras))
-TORCH_INDEX := $(if $(filter command line environment,$(origin EXTRAS)),,$(shell $(call PLAN,index)))
+# Whether PyTorch's CUDA 12 index answers (only asked where a GPU build is planned); TORCH_INDEX_REACHABLE=no stands in.
+TORCH_INDEX_REACHABLE ?= $(if $(filter-out cpu,$(CUDA)),$(if $(DRIVER_CUDA)$(filter 12 13,$(CUDA)),$(shell $(PYTHON) -c "import urllib.request as u; u.urlopen('https://download.pytorch.org/whl/cu126/torch/', timeout=5)" >/dev/null 2>&1 && echo yes || echo no),yes),yes)
+PLAN = sh scripts/install_plan.sh $(1) "$(DRIVER_CUDA)" "$(CUDA)" "$(shell uname -s)" "$(shell uname -m)" "$(TORCH_INDEX_REACHABLE)"
+EXTRAS ?= $(shell $(call PLAN,extras) 2>/dev/null)
+TORCH_INDEX := $(if $(filter command line environment,$(origin EXTRAS)),,$(shell $(call PLAN,index) 2>/dev/null))
+CONSTRAINTS := $(if $(filter command line environment,$(origin EXTRAS)),constraints.txt,$(shell $(call PLAN,constraints) 2>/dev/null))
 # One stamp per set of extras: other extras remake the venv.
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: bench test test-fast dry-run regress microbench honesty honesty-user help install-plan
+.PHONY: bench test test-fast dry-run regress microbench honesty honesty-user help install-plan gpu-check
 
 help:
 	@echo "make bench [GPU=auto|<label>] [PRESET=quick|smoke|<file.toml>] [DATA=<dir>] [ARGS='--set batch=8,16']"
@@ -31,6 +34,7 @@ help:
 	@echo "make regress [GPU=...]      the ci preset, compared with results/baselines/<gpu>/ci.csv"
 	@echo "make microbench             pytest-benchmark micro-benchmarks against the saved baseline"
 	@echo "make honesty                the suite's measured fit against a plain fit (jax), recorded"
+	@echo "make gpu-check              first on a new GPU machine: doctor, gpu-quick per backend on the GPU, loud checks"
 	@echo "make install-plan [CUDA=12|13|cpu] [DRIVER_CUDA=12.4]   the builds make would install, installing nothing"
 
 # What `make` would install here, in one line; nothing is installed.
@@ -39,13 +43,14 @@ install-plan:
 
 # The virtual environment, made again whenever pyproject.toml or the pins change, and made anew
 # when the extras change (a venv of other extras holds builds for another CUDA).
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt constraints-torch-pypi-cuda12.txt
 	@$(MAKE) --no-print-directory install-plan
 	for stamp in $(VENV)/.installed-*; do [ ! -e "$$stamp" ] || [ "$$stamp" = "$(STAMP)" ] || rm -rf $(VENV); done
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) -e '.[$(EXTRAS)]'
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) -e '.[$(EXTRAS)]'
 	touch $(STAMP)
+	$(BIN)/python -m bench.run.doctor --check
 
 bench: $(STAMP)
 	$(BIN)/gpubench sweep --preset $(PRESET) --gpu $(GPU) $(if $(DATA),--data $(DATA)) $(ARGS)
@@ -95,3 +100,17 @@ honesty-user: $(STAMP)
 	test -d $(USER_FIT_DATA) || $(BIN)/gpubench data $(USER_FIT_DATA) --train 1024 --val 32 --classes 2 --image-size 96x72 --seed 1
 	mkdir -p $(MICRO_BASELINE)
 	KERAS_BACKEND=tensorflow $(BIN)/python -m tests.user_fit check tensorflow $(USER_FIT_DATA) $(MICRO_BASELINE)/user-fit.jsonl
+
+# The first command on a new GPU machine (docs/backends.md): the doctor, a short gpu-quick (the model
+# alone) on each backend that reaches the GPU, then checks that fail naming their rows (bench/gpucheck.py):
+# train_device names the GPU, utilisation above 0, datasheet MFU of the model alone within 2-80%, the
+# label NVML's. Results in results/reference/<gpu>/gpu-check/<backend>/ (sweep.json holds the command).
+GPU_CHECK_SET ?= --set pipeline=synthetic --no-ceilings
+GPU_CHECK_LABEL = $(shell $(BIN)/python -c "from bench.results.machine import auto_label; print(auto_label())" 2>/dev/null)
+GPU_CHECK_BACKENDS = $(shell $(BIN)/python -c "from bench.run import doctor; print(' '.join(b for b, a in doctor.ask(doctor.installed_backends()).items() if a.get('platform') == 'gpu'))" 2>/dev/null)
+gpu-check: $(STAMP)
+	$(BIN)/python -m bench.run.doctor --check
+	test -n "$(GPU_CHECK_BACKENDS)" || { echo "gpu-check: no backend reaches a GPU here (see gpubench doctor)" >&2; exit 1; }
+	for b in $(GPU_CHECK_BACKENDS); do $(BIN)/gpubench sweep --preset gpu-quick --set backend=$$b $(GPU_CHECK_SET) \
+		--out results/reference/$(GPU_CHECK_LABEL)/gpu-check/$$b --force || exit 1; done
+	$(BIN)/python -m bench.gpucheck $(foreach b,$(GPU_CHECK_BACKENDS),results/reference/$(GPU_CHECK_LABEL)/gpu-check/$(b))

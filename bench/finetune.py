@@ -33,12 +33,31 @@ def _load_settings(model_path: Path) -> tuple[Path, dict]:
 
 
 def prepare(model_path: str | Path) -> tuple[Path, dict]:
-    """The environment a trained model's backend starts in, set before anything imports it;
-    returns its training folder and train.json."""
+    """The environment a trained model's backend starts in (its backend and `gpus`), set before
+    anything imports it; returns its training folder and train.json."""
     folder, settings = _load_settings(Path(model_path))
     spec = RunSpec(**settings["spec"])
     devices.prepare(spec.backend, spec.gpus, frameworks(spec))
     return folder, settings
+
+
+def check_device(spec: RunSpec, gpu: str = "auto") -> str:
+    """train's, resume's and evaluate's check, the sweep's own (bench/run/doctor.py): the label of
+    the GPUs `spec` would train on, refused in one line where the backend would miss them."""
+    from bench.run import doctor, gate
+
+    label = gate.auto_label(doctor.nvml(), spec.gpus, spec.backend) if gpu == "auto" else gpu
+    doctor.check(label, [spec.backend], True, spec.gpus, switch="--gpu cpu (or CUDA_VISIBLE_DEVICES=-1)")
+    return label
+
+
+def trained_on(spec: RunSpec, command: str) -> dict:
+    """Where this process trains `spec`, as a row says it: the device, CUDA and cuDNN the backend loaded."""
+    from bench.run import doctor
+
+    facts = doctor.where(spec.backend, spec.gpus)
+    return {"command": command, "train_device": doctor.train_device(facts), "train_cuda": facts["cuda"],
+            "train_cudnn": facts["cudnn"]}
 
 
 def _log(folder: Path) -> list[dict]:
@@ -80,18 +99,20 @@ def train(spec: RunSpec, data: str, out: str | Path, tensorboard: bool = False) 
     index = scan(data)
     out.mkdir(parents=True, exist_ok=True)
     scope, _ = devices.setup(spec.backend, spec.gpus)
+    where = trained_on(spec, "train")
     with scope:
         model = models.build(spec.backbone, (spec.input_size,) * 2 + (3,), len(index.classes), spec.finetune)
         training.compile_model(model)
-    settings = {"spec": dataclasses.asdict(spec), "data": str(Path(data).resolve()), "classes": index.classes}
+    settings = {"spec": dataclasses.asdict(spec), "data": str(Path(data).resolve()), "classes": index.classes,
+                "trained_on": [where]}
     (out / SETTINGS).write_text(json.dumps(settings, indent=2))
-    return _train_loop(model, spec, index, out, 0, tensorboard)
+    return {**_train_loop(model, spec, index, out, 0, tensorboard), **where}
 
 
 def resume(model_path: str | Path, epochs: int, data: str | None = None, tensorboard: bool = False) -> dict:
     """Go on from last.keras: its optimizer state (momentum, learning rate, step count), the
     epoch count and the best validation accuracy in log.csv carry over, and so does the backend
-    it trained on."""
+    it trained on and its devices (`gpus`); train.json lists where each part trained."""
     folder, settings = prepare(model_path)
     spec = dataclasses.replace(RunSpec(**settings["spec"]), epochs=epochs)
     import keras
@@ -101,9 +122,14 @@ def resume(model_path: str | Path, epochs: int, data: str | None = None, tensorb
     index = scan(data or settings["data"])
     if index.classes != settings["classes"]:
         raise DatasetError(f"classes {index.classes} differ from the model's {settings['classes']}")
-    model = keras.saving.load_model(folder / "last.keras")
+    scope, _ = devices.setup(spec.backend, spec.gpus)
+    where = trained_on(spec, "resume")
+    with scope:
+        model = keras.saving.load_model(folder / "last.keras")
+    settings["trained_on"] = settings.get("trained_on", []) + [where]
+    (folder / SETTINGS).write_text(json.dumps(settings, indent=2))
     log = _log(folder)
-    return _train_loop(model, spec, index, folder, len(log), tensorboard, best_so_far(log))
+    return {**_train_loop(model, spec, index, folder, len(log), tensorboard, best_so_far(log)), **where}
 
 
 def _predict(model_path: Path, files: list[str], batch: int):
@@ -137,6 +163,7 @@ def evaluate(model_path: str | Path, data: str | Path, batch: int = 16) -> dict:
     per_class = {c: (float(confusion[i, i] / confusion[i].sum()) if confusion[i].sum() else None)
                  for i, c in enumerate(classes)}
     return {"images": len(files), "skipped": len(skipped), "accuracy": float((predicted == truth).mean()),
+            "device": trained_on(RunSpec(**settings["spec"]), "evaluate")["train_device"],
             "per_class": per_class, "classes": classes, "confusion": confusion.tolist()}
 
 

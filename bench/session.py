@@ -102,17 +102,25 @@ def default_folder(label: str, host: str, preset: str) -> Path:
     return Path("results") / label / (host or "host") / preset
 
 
+def checked_label(gpu: str, grid: list[RunSpec], local: bool = True) -> tuple[str, dict]:
+    """(the label, env.json's 'doctor' facts): --gpu auto named from the GPUs the grid's runs will
+    use, and the label and backends held against them (bench/run/doctor.py), refused in one line."""
+    from bench.run import doctor, gate
+
+    gpus, hosts = max(p.gpus for p in grid), max(p.hosts for p in grid)
+    label = check_label(gate.auto_label(doctor.nvml(), gpus) if gpu == "auto" else gpu)
+    return label, doctor.check(label, {p.backend for p in grid}, local, gpus, hosts)
+
+
 @contextmanager
 def prepared(gpu: str, data: str | None, out: str | None, preset_name: str, data_spec: DataSpec,
              grid: list[RunSpec], force: bool, local: bool = True):
     """Label, data, results folder (locked, checked), env.json and sweep.json: what every run
     needs. Yields (store, index path, env, sweep metadata). Refuses a label NVML contradicts, and
     a backend that would train on the CPU while NVML sees a GPU (bench/run/doctor.py)."""
-    from bench.run import doctor
     from bench.results import machine
 
-    label = check_label(machine.auto_label() if gpu == "auto" else gpu)
-    checked = doctor.check(label, {p.backend for p in grid}, local)
+    label, checked = checked_label(gpu, grid, local)
     index = dataset(data, data_spec)
     check_formats(grid, index)
     _warn_about(index)
@@ -147,7 +155,7 @@ def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, *, gpu: str,
     from bench.run import processes, runner
     from bench.results.machine import identity
 
-    with prepared(gpu, data, out, preset_name, data_spec, grid, force, executor == "local") as (store, index_path, env, meta):
+    with prepared(gpu, data, out, preset_name, data_spec, grid, force, executor != "slurm") as (store, index_path, env, meta):
         force = data_changed(store, meta) or force
         if ceilings:  # MFU is part of the ceilings' analysis
             meta.update(processes.measure_peaks({(p.backend, p.precision) for p in grid}))

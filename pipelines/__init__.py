@@ -24,9 +24,22 @@ TRANSFER = "float32: images scaled to [0, 1] by the pipeline; uint8: the decoded
 SHARED_CACHE = "each image decoded and resized once, kept as uint8 in shared memory for later epochs"
 # The package a pipeline shares with a backend, and its install hint: the backend's descriptor's.
 _TF, _TORCH = ((BACKENDS[name].package, BACKENDS[name].install) for name in ("tensorflow", "torch"))
+def _dali_cuda() -> str:
+    """The CUDA of the installed DALI build ('120', '130'): its TF plugin must be the same one."""
+    import importlib.metadata
+
+    for cuda in ("120", "130"):
+        try:
+            importlib.metadata.version(f"nvidia-dali-cuda{cuda}")
+            return cuda
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return "120"
+
+
 DALI_TF_PLUGIN = ("nvidia.dali_tf_plugin",
                   "DALI feeds TensorFlow through its TF plugin, which is not installed here (pip install "
-                  "--no-build-isolation nvidia-dali-tf-plugin-cuda130: it compiles against the installed TensorFlow)")
+                  f"--no-build-isolation nvidia-dali-tf-plugin-cuda{_dali_cuda()}: it compiles against the installed TensorFlow)")
 
 
 def _keras_loader(spec) -> str:

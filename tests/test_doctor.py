@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from bench.run import doctor
+from bench.run import doctor, gate
 from bench.results.record import RunRecord
 from bench.plan.knobs import RunSpec, SpecError
 from tests.conftest import gpubench, render_rows
 
 FAKE_NVML = Path(__file__).parent / "fake_nvml"
-SEES_2080TI = {"gpus": [{"index": 0, "name": "NVIDIA GeForce RTX 2080 Ti", "memory_mb": 11264.0,
-                         "power_limit_w": 250.0, "compute_capability": 7.5}],
-               "driver": "550.54.14", "cuda_driver": "12.4", "gpu_note": ""}
-SEES_NONE = {"gpus": [], "driver": "", "cuda_driver": "", "gpu_note": "NVML unavailable"}
+SEES_2080TI = {"gpus": [{"index": 0, "name": "NVIDIA GeForce RTX 2080 Ti", "memory_mb": 11264.0, "uuid": "GPU-1",
+                         "power_limit_w": 250.0, "compute_capability": 7.5, "mig": False}],
+               "driver": "550.54.14", "cuda_driver": "12.4", "gpu_note": "", "evidence": []}
+SEES_NONE = {"gpus": [], "driver": "", "cuda_driver": "", "gpu_note": "NVML unavailable", "evidence": []}
 
 
 def answer(backend, platform, devices=("cpu",)):
@@ -32,50 +32,56 @@ def fake_gpu_machine(**variables) -> dict:
 
 
 def test_a_backend_on_the_cpu_beside_a_gpu_is_refused_in_one_line_with_its_fix():
-    line = doctor.refusal(SEES_2080TI, {"jax": answer("jax", "gpu", ["NVIDIA GeForce RTX 2080 Ti"]),
+    line = gate.refusal(SEES_2080TI, {"jax": answer("jax", "gpu", ["NVIDIA GeForce RTX 2080 Ti"]),
                                         "tensorflow": answer("tensorflow", "cpu", ["/device:CPU:0"])})
     assert "\n" not in line
     assert line.startswith("NVML sees 1 x NVIDIA GeForce RTX 2080 Ti (driver 550.54.14, CUDA 12.4) but tensorflow")
-    assert "the CPU (/device:CPU:0)" in line and "pip install 'tensorflow[and-cuda]'" in line and "--gpu cpu" in line
-    assert doctor.refusal(SEES_2080TI, {"jax": answer("jax", "gpu")}) is None
-    assert doctor.refusal(SEES_NONE, {"tensorflow": answer("tensorflow", "cpu")}) is None  # nothing to miss
+    assert "the CPU (/device:CPU:0)" in line and "--gpu cpu" in line
+    assert "pip install 'tensorflow[and-cuda]'" in line or "aarch64" in line or "CUDA 13" in line
+    assert gate.refusal(SEES_2080TI, {"jax": answer("jax", "gpu")}) is None
+    assert gate.refusal(SEES_NONE, {"tensorflow": answer("tensorflow", "cpu")}) is None  # nothing to miss
 
 
 def test_mps_and_a_backend_that_does_not_start_count_as_missing_the_gpu():
-    missed = doctor.off_gpu(SEES_2080TI, {"torch": answer("torch", "mps", ["mps"]),
+    missed = gate.off_gpu(SEES_2080TI, {"torch": answer("torch", "mps", ["mps"]),
                                           "jax": {"backend": "jax", "error": "ImportError: no jaxlib"}})
     assert missed == {"torch": "the MPS (mps)", "jax": "ImportError: no jaxlib"}
 
 
 @pytest.mark.parametrize("driver_cuda", ["12.4", "13.0"])
-def test_the_fix_installs_the_cuda_12_builds_make_picks_for_the_driver(driver_cuda):
-    assert doctor.fix("jax", driver_cuda) == "pip install 'jax[cuda12]'"
-    assert "--index-url https://download.pytorch.org/whl/cu126" in doctor.fix("torch", driver_cuda)
-    assert doctor.fix("jax", "11.4").startswith("update the NVIDIA driver")
+def test_the_fix_installs_the_cuda_12_builds_make_picks_for_the_driver(driver_cuda, monkeypatch):
+    monkeypatch.setattr(gate, "venv_cuda_major", lambda: None)  # this venv's CPU builds
+    assert gate.fix("jax", driver_cuda) == "pip install 'jax[cuda12]'"
+    assert "torch==2.10.0 (PyPI's CUDA 12 build" in gate.fix("torch", driver_cuda)
+    assert gate.fix("jax", "11.4").startswith("update the NVIDIA driver")
 
 
 def test_a_gpu_label_that_nvml_contradicts_is_refused():
     with pytest.raises(SpecError, match=r"--gpu h200: NVML sees 1 x NVIDIA GeForce RTX 2080 Ti .* --gpu auto \(2080ti\)"):
-        doctor.check_label("h200", SEES_2080TI)
+        gate.check_label("h200", SEES_2080TI)
     with pytest.raises(SpecError, match=r"--gpu 2080ti: NVML sees no GPU"):
-        doctor.check_label("2080ti", SEES_NONE)
-    doctor.check_label("2080ti", SEES_2080TI)
-    doctor.check_label("my-box", SEES_NONE)  # a label of no known GPU says nothing NVML could contradict
+        gate.check_label("2080ti", SEES_NONE)
+    gate.check_label("2080ti", SEES_2080TI)
+    gate.check_label("my-box", SEES_NONE)  # a label of no known GPU says nothing NVML could contradict
 
 
 def test_gpu_cpu_hides_the_gpus_from_the_runs_and_asks_no_backend(monkeypatch):
     monkeypatch.setattr(doctor, "nvml", lambda: SEES_2080TI)
-    monkeypatch.setattr(doctor, "ask", lambda backends: pytest.fail("asked the backends"))
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    monkeypatch.delenv("JAX_PLATFORMS", raising=False)
+    monkeypatch.setattr(doctor, "ask", lambda backends, count=1: pytest.fail("asked the backends"))
+    for name in ("CUDA_VISIBLE_DEVICES", "JAX_PLATFORMS", gate.LABEL_ENV, "CUDA_DEVICE_ORDER"):  # set, then gone: put back as they were
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     checked = doctor.check("cpu", {"tensorflow"})
     assert checked["gpu_used"] is False
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "-1" and os.environ["JAX_PLATFORMS"] == "cpu"
 
 
 def test_the_sweep_asks_the_backends_only_when_nvml_sees_a_gpu(monkeypatch):
+    for name in (gate.LABEL_ENV, "CUDA_DEVICE_ORDER"):  # what the check gives the workers, put back after
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     asked = []
-    monkeypatch.setattr(doctor, "ask", lambda backends: asked.append(backends) or {
+    monkeypatch.setattr(doctor, "ask", lambda backends, count=1: asked.append(backends) or {
         b: answer(b, "gpu", ["NVIDIA GeForce RTX 2080 Ti"]) for b in backends})
     monkeypatch.setattr(doctor, "nvml", lambda: SEES_NONE)
     assert doctor.check("cpu-box", {"tensorflow"})["gpu_used"] is False and asked == []

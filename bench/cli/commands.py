@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.cli.checks import check_file, check_out, checked_grid, results_folder
 from bench.plan.grid import ceiling_probes, frameworks, installed, one_point
-from bench.plan.knobs import SpecError
+from bench.plan.knobs import RunSpec, SpecError
 from bench.plan.presets import TIMEOUT_S, DataSpec, load_preset, parse_size
 from bench.run.executors import Slurm
 from bench.run.failures import first_error
@@ -62,7 +62,8 @@ def _sweep(args) -> int:
                  preset.installed_only)
     with_ceilings = preset.ceilings and not args.no_ceilings
     check_profile(args.profile, grid + (ceiling_probes(grid) if with_ceilings else []))
-    if args.dry_run:
+    if args.dry_run:  # the label and the backends checked as a sweep checks them, nothing run
+        session.checked_label(args.gpu, grid, args.executor != "slurm")
         print(session.plan(grid, preset.data, ceiling_probes(grid) if with_ceilings else []))
         return 0
     check_out(args.out, args.force)
@@ -169,7 +170,9 @@ def _finetune(args) -> int:
             gpus=args.gpus, epochs=args.epochs, finetune=args.finetune, backend=args.backend, window="epochs"))
         devices.prepare(spec.backend, spec.gpus, frameworks(spec))
     else:
-        finetune.prepare(args.model)
+        spec = RunSpec(**finetune.prepare(args.model)[1]["spec"])
+    if args.command != "predict":  # what trains or measures says where, checked as a sweep is
+        finetune.check_device(spec, args.gpu)
     with _quiet_start(args.verbose):
         import keras  # noqa: F401  (loaded here, quietly)
         import models  # noqa: F401

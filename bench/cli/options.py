@@ -198,6 +198,7 @@ def parser() -> argparse.ArgumentParser:
     for name, own in TRAIN_KNOBS.items():
         add_knob_option(t, name, own)
     t.add_argument("--tensorboard", action="store_true")
+    t.add_argument("--gpu", default="auto", help="the GPU it must train on (auto: the one NVML and CUDA give it; cpu: on purpose)")
     t.add_argument("--verbose", action="store_true", help="also show the frameworks' own log lines")
 
     res = sub.add_parser("resume", help="go on training a model written by train", formatter_class=defaults)
@@ -205,6 +206,7 @@ def parser() -> argparse.ArgumentParser:
     res.add_argument("--epochs", type=positive(int), required=True, help="epochs to add")
     res.add_argument("--data", help="default: the data it was trained on")
     res.add_argument("--tensorboard", action="store_true")
+    res.add_argument("--gpu", default="auto", help="the GPU it must train on (auto: the one NVML and CUDA give it)")
     res.add_argument("--verbose", action="store_true", help="also show the frameworks' own log lines")
 
     ev = sub.add_parser("evaluate", help="accuracy per class and confusion matrix, never shuffled")
@@ -213,6 +215,7 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch", type=positive(int), default=16)
     ev.add_argument("--json", help="also write the result here (- : only the JSON, on standard output)")
     ev.add_argument("--force", action="store_true", help="replace an existing --json file")
+    ev.add_argument("--gpu", default="auto", help="the GPU it must run on (auto: the one NVML and CUDA give it)")
     ev.add_argument("--verbose", action="store_true", help="also show the frameworks' own log lines")
 
     pr = sub.add_parser("predict", help="a CSV of file, predicted class, probabilities")

@@ -6,7 +6,6 @@ import functools
 import hashlib
 import importlib.metadata
 import json
-import os
 import platform
 import re
 import subprocess
@@ -14,99 +13,13 @@ from pathlib import Path
 
 import psutil
 
-
-def nvml_gpus() -> tuple[list[dict], str, str]:
-    """(GPUs, driver version, reason when there are none) from NVML; never raises."""
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        driver = pynvml.nvmlSystemGetDriverVersion()
-        gpus = []
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            h = pynvml.nvmlDeviceGetHandleByIndex(i)
-            major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(h)
-            gpus.append({
-                "index": i,
-                "name": pynvml.nvmlDeviceGetName(h),
-                "memory_mb": pynvml.nvmlDeviceGetMemoryInfo(h).total / 2**20,
-                "power_limit_w": pynvml.nvmlDeviceGetEnforcedPowerLimit(h) / 1000.0,
-                "compute_capability": float(f"{major}.{minor}"),
-            })
-        pynvml.nvmlShutdown()
-        return gpus, str(driver), "" if gpus else "NVML found no GPU"
-    except Exception as e:
-        return [], "", f"NVML unavailable: {type(e).__name__}: {e}".splitlines()[0]
-
-
-def gpu_label(name: str) -> str:
-    """'NVIDIA GeForce RTX 2080 Ti' -> '2080ti', 'NVIDIA H200' -> 'h200',
-    'NVIDIA GeForce GTX 1060 6GB' -> 'gtx1060', 'Tesla V100-SXM2-16GB' -> 'v100'."""
-    words = re.split(r"[\s\-_]+", name.lower())
-    for i, word in enumerate(words):
-        if re.search(r"\d", word) and word not in ("nvidia",):
-            label = re.sub(r"[^a-z0-9]", "", word)
-            if i + 1 < len(words) and words[i + 1] in ("ti", "super"):
-                label += words[i + 1]
-            if i > 0 and words[i - 1] == "gtx":
-                label = "gtx" + label
-            return label
-    return re.sub(r"[^a-z0-9]", "", name.lower()) or "gpu"
-
-
-def visible_handles(pynvml) -> list:
-    """NVML handles of the GPUs this process's CUDA sees, in CUDA's numbering. NVML numbers every
-    GPU of the machine whatever CUDA_VISIBLE_DEVICES says, so a run given GPU 3 (by hand, or by
-    Slurm on a shared node) must map its device 0 to NVML's 3: entries are indices (NVML's order,
-    the PCI bus order, which CUDA follows with CUDA_DEVICE_ORDER=PCI_BUS_ID, as Slurm's indices do),
-    GPU- UUIDs (or unique prefixes of them) or MIG- UUIDs. As CUDA does, the list ends at the first
-    entry that names no device."""
-    count = pynvml.nvmlDeviceGetCount()
-    every = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is None:
-        return every
-    uuids = [_text(pynvml.nvmlDeviceGetUUID(h)) for h in every]
-    handles = []
-    for entry in (e.strip() for e in visible.split(",")):
-        if entry.isdigit() and int(entry) < count:
-            handles.append(every[int(entry)])
-        elif entry.startswith("GPU-") and sum(u.startswith(entry) for u in uuids) == 1:
-            handles.append(every[next(i for i, u in enumerate(uuids) if u.startswith(entry))])
-        elif entry.startswith("MIG-"):
-            try:
-                handles.append(pynvml.nvmlDeviceGetHandleByUUID(entry))
-            except pynvml.NVMLError:
-                break
-        else:
-            break
-    return handles
-
-
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def compute_capability() -> float | None:
-    """The CUDA compute capability of the first GPU this process sees (8.0 and later have TF32
-    tensor cores), or None."""
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        handles = visible_handles(pynvml)
-        if not handles:
-            return None
-        major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(handles[0])
-        return float(f"{major}.{minor}")
-    except Exception:
-        return None
+from bench.results.nvml import (compute_capability, driver_cuda, gpu_label, label_of,  # noqa: F401 (used here and by others)
+                                nvml_gpus, used, visible_handles)
 
 
 def auto_label() -> str:
-    """--gpu auto: the first GPU NVML sees as a short label (h200), or cpu when it sees none."""
-    gpus, _, _ = nvml_gpus()
-    return gpu_label(gpus[0]["name"]) if gpus else "cpu"
+    """--gpu auto: the label of the GPU a one-GPU run would train on (h200), or cpu when NVML sees none."""
+    return label_of(used(nvml_gpus()[0], 1))
 
 
 def _version(package: str) -> str:
@@ -155,18 +68,6 @@ def cuda_versions() -> dict:
     return {"cuda": runtime, "cudnn": cudnn, "cuda_driver": driver_cuda()}
 
 
-def driver_cuda() -> str:
-    """The newest CUDA the driver supports ("12.8"), or "" without NVML: which builds can use the GPU."""
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        version = pynvml.nvmlSystemGetCudaDriverVersion_v2()
-        return f"{version // 1000}.{version % 1000 // 10}"
-    except Exception:
-        return ""
-
-
 ACCELERATOR_RE = re.compile(r"^(nvidia-(?!ml-py).+|jax-cuda\d+-.+|tensorflow-.*cuda.*|torch-.*cuda.*)$")
 
 
@@ -193,7 +94,6 @@ def collect() -> dict:
         "cpu": _cpu_model(),
         "cpu_threads": psutil.cpu_count(logical=True),
         "cpu_cores": psutil.cpu_count(logical=False),  # physical: hyper-threads do not decode twice as fast
-        "cpu_cores": psutil.cpu_count(logical=False),
         "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "os": platform.platform(),
         "python": platform.python_version(),

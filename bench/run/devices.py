@@ -16,6 +16,7 @@ from pathlib import Path
 
 from bench.plan.backends import BACKENDS
 from bench.plan.knobs import PRECISIONS
+from bench.run import placement
 
 FRAMEWORKS = tuple(b.package for b in BACKENDS.values())  # the packages one run hides but its own
 CACHE_ENV = "GPUBENCH_CACHE_DIR"
@@ -61,6 +62,9 @@ def prepare(backend: str, gpus: int, uses: tuple[str, ...] = (), hosts: int = 1)
     else is installed."""
     hide(set(FRAMEWORKS) - {backend, *uses} - set(sys.modules))
     os.environ["KERAS_BACKEND"] = backend
+    os.environ["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # CUDA's device k is NVML's k: the sampler's and the label's
+    if backend != "tensorflow" and "tensorflow" in uses:
+        placement.keep_tensorflow_off_gpu()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     use_compile_cache(backend)
     if backend == "jax":
@@ -207,11 +211,9 @@ def multi_host_refusal(backend: str) -> str | None:
 
 
 def _torch(gpus: int):
-    import torch
-
     if gpus > 1:
         raise RuntimeError(BACKENDS["torch"].one_device)
-    return contextlib.nullcontext(), _described(1, "GPU" if torch.cuda.is_available() else "CPU")
+    return contextlib.nullcontext(), _described(1, placement.torch_device()[0].upper())
 
 
 def allocator_peak_mb(backend: str) -> float | None:

@@ -15,10 +15,8 @@ import sys
 from bench.plan.backends import BACKENDS
 from bench.plan.knobs import SpecError
 from bench.results import machine
-from bench.run import devices
-
-TORCH_CUDA12_INDEX = "https://download.pytorch.org/whl/cu126"
-
+from bench.results import nvml as nvml_module
+from bench.run import devices, gate, placement
 
 def where(backend: str, count: int = 1) -> dict:
     """The devices `backend` trains on in this process (the first `count`), as it names them: its
@@ -53,13 +51,11 @@ def where(backend: str, count: int = 1) -> dict:
         facts.update(version=torch.__version__, cuda=torch.version.cuda or "",
                      cudnn=str(torch.backends.cudnn.version() or "") if torch.cuda.is_available() else "",
                      matmul=f"{torch.get_float32_matmul_precision()} (cudnn tf32 {torch.backends.cudnn.allow_tf32})")
-        if torch.cuda.is_available():  # Keras's torch backend picks cuda, then mps, then cpu
-            facts.update(platform="gpu", devices=[torch.cuda.get_device_name(i)
-                                                  for i in range(min(count, torch.cuda.device_count()))])
-        elif torch.backends.mps.is_available():
-            facts.update(platform="mps", devices=["mps"])
+        platform, first = placement.torch_device()
+        if platform == "gpu":
+            facts.update(platform="gpu", devices=[torch.cuda.get_device_name(first)])
         else:
-            facts["devices"] = ["cpu"]
+            facts.update(platform=platform, devices=[platform], cudnn="")
     return facts
 
 
@@ -82,13 +78,14 @@ def train_device(facts: dict) -> str:
     return f"{facts['platform']}: {', '.join(facts['devices'])}"
 
 
-def ask(backends) -> dict[str, dict]:
+def ask(backends, count: int = 1) -> dict[str, dict]:
     """where() of each backend, each in a fresh process importing only it, all at once; a backend
     that fails to start says why under 'error'."""
     started = {}
     for backend in backends:
-        child_env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-        started[backend] = subprocess.Popen([sys.executable, "-m", "bench.run.doctor", "--where", backend],
+        child_env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", CUDA_DEVICE_ORDER="PCI_BUS_ID")
+        started[backend] = subprocess.Popen([sys.executable, "-m", "bench.run.doctor", "--where", backend,
+                                             "--count", str(count)],
                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env)
     answers = {}
     for backend, child in started.items():
@@ -109,94 +106,38 @@ def installed_backends() -> list[str]:
     return [b.name for b in BACKENDS.values() if installed(b.package)]
 
 
-def driver_cuda_major(driver_cuda: str) -> int | None:
-    """12 of the driver's CUDA version '12.4'; None where it is not known."""
-    try:
-        return int(driver_cuda.split(".")[0])
-    except ValueError:
-        return None
-
-
-def fix(backend: str, driver_cuda: str) -> str:
-    """The command that installs `backend`'s build for the driver, the Makefile's choice
-    (scripts/install_plan.sh): CUDA 12 for every driver of CUDA 12 or later, R580+ included."""
-    if (driver_cuda_major(driver_cuda) or 12) < 12:
-        return "update the NVIDIA driver to R525 or later (CUDA 12)"
-    return {"tensorflow": "pip install 'tensorflow[and-cuda]'", "jax": "pip install 'jax[cuda12]'",
-            "torch": f"pip install --force-reinstall torch==2.13.0 --index-url {TORCH_CUDA12_INDEX}"}[backend]
-
-
 def nvml() -> dict:
-    """What NVML sees: the GPUs, the driver and its CUDA, or why it sees none."""
+    """What NVML sees: the GPUs, the driver and its CUDA, or why it sees none (NVML's own error),
+    and the signs of NVIDIA devices that need no NVML (a failing NVML is not 'no GPU')."""
     gpus, driver, reason = machine.nvml_gpus()
-    return {"gpus": gpus, "driver": driver, "cuda_driver": machine.driver_cuda(), "gpu_note": reason}
+    return {"gpus": gpus, "driver": driver, "cuda_driver": machine.driver_cuda(), "gpu_note": reason,
+            "evidence": nvml_module.nvidia_evidence() if reason.startswith("NVML unavailable") else []}
 
 
-def seen(found: dict) -> str:
-    """What NVML sees, in a few words: '1 x NVIDIA GeForce RTX 2080 Ti (driver 550.54, CUDA 12.4)'."""
-    gpus = found["gpus"]
-    if not gpus:
-        return f"no GPU ({found['gpu_note']})" if found["gpu_note"] else "no GPU"
-    names = sorted({g["name"] for g in gpus})
-    return f"{len(gpus)} x {', '.join(names)} (driver {found['driver']}, CUDA {found['cuda_driver'] or '?'})"
-
-
-def off_gpu(found: dict, answers: dict[str, dict]) -> dict[str, str]:
-    """Each backend that would not train on a GPU that NVML sees, with what it would use instead."""
-    if not found["gpus"]:
-        return {}
-    return {b: a.get("error") or f"the {a['platform'].upper()} ({', '.join(a['devices'])})"
-            for b, a in answers.items() if a.get("platform") != "gpu"}
-
-
-def refusal(found: dict, answers: dict[str, dict]) -> str | None:
-    """One line when a backend of the sweep would train on the CPU while NVML sees a GPU: the backend,
-    what it sees, the fix, and how to measure the CPU on purpose."""
-    missed = off_gpu(found, answers)
-    if not missed:
-        return None
-    backend, instead = next(iter(missed.items()))
-    version = answers[backend].get("version", "")
-    others = f" (also: {', '.join(list(missed)[1:])})" if len(missed) > 1 else ""
-    return (f"NVML sees {seen(found)} but {backend} {version} would train on {instead}{others}: "
-            f"`{fix(backend, found['cuda_driver'])}` fixes it (or `make bench`, which installs the builds for this "
-            f"driver), or --gpu cpu measures the CPU on purpose")
-
-
-def known_gpu_labels() -> set[str]:
-    """The GPU labels with a profile (bench/results/profiles): the ones held against NVML."""
-    from bench.results.profiles import PROFILE_DIR
-
-    return {p.stem for p in PROFILE_DIR.glob("*.toml")} - {"cpu"}
-
-
-def check_label(label: str, found: dict) -> None:
-    """A label of a known GPU (bench/results/profiles) that NVML does not see is refused: figures filed
-    under it would be another machine's."""
-    names = {machine.gpu_label(g["name"]) for g in found["gpus"]}
-    if label in known_gpu_labels() and label not in names:
-        auto = f"--gpu auto ({sorted(names)[0]})" if names else "--gpu auto (cpu)"
-        raise SpecError(f"--gpu {label}: NVML sees {seen(found)}, not a {label}: use {auto}, or --gpu cpu to "
-                        f"measure the CPU on purpose")
-
-
-def check(label: str, backends, local: bool = True) -> dict:
-    """Before a sweep's first run: the label held against NVML, and each backend of the sweep asked
-    where it would train when NVML sees a GPU (a SpecError, one line, when one would train on the
-    CPU). `--gpu cpu` trains on the CPU on purpose: the GPUs are hidden from the runs. Jobs on other
-    machines (local False) are not checked here. Returns env.json's 'doctor' facts."""
+def check(label: str, backends, local: bool = True, gpus: int = 1, hosts: int = 1,
+          switch: str = "--gpu cpu") -> dict:
+    """Before anything trains: the label held against the GPUs the run will use, and each backend
+    asked where it would train when it is given a GPU (a SpecError, one line, when one would train
+    elsewhere). A label of "cpu" trains on the CPU on purpose: the GPUs are hidden from the runs.
+    Jobs on other machines (local False) are held against the label by their workers
+    (gate.contradiction). Returns env.json's 'doctor' facts."""
     found = nvml()
+    gate.given_to_workers(label)
     if label == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = "-1"  # TensorFlow, torch, DALI and JAX's CUDA plugin
         os.environ["JAX_PLATFORMS"] = "cpu"
         return {"nvml": found, "backends": {}, "gpu_used": False}
     if not local:
         return {"nvml": found, "backends": {}, "gpu_used": None}
-    check_label(label, found)
-    if not found["gpus"]:
+    gate.check_label(label, found, gpus)
+    gate.check_hosts(found, gpus, hosts)
+    if gate.names_a_gpu(label) and not found["gpus"] and found["evidence"]:
+        found = {**found, "named": label}  # NVML fails; the user named the GPU: the backends must reach one
+    elif not nvml_module.used(found["gpus"], gpus):
         return {"nvml": found, "backends": {}, "gpu_used": False}
-    answers = ask(sorted(set(backends)))
-    line = refusal(found, answers)
+    answers = ask(sorted(set(backends)), gpus)
+    line = gate.refusal(found, answers, switch) or next(
+        (f"--gpu {label}: {b}: {why}" for b, why in ((b, gate.contradiction(label, a)) for b, a in answers.items()) if why), None)
     if line:
         raise SpecError(line)
     return {"nvml": found, "backends": answers, "gpu_used": True}
@@ -210,11 +151,16 @@ def facts(backends=None) -> dict:
 def render(found: dict) -> str:
     """`gpubench doctor`'s text: NVML's view, then each backend's answer and its fix where it misses the GPU."""
     nv, answers = found["nvml"], found["backends"]
-    lines = [f"NVML: {seen(nv)}"]
+    lines = [f"NVML: {gate.seen(nv)}"]
     for g in nv["gpus"]:
-        lines.append(f"  GPU {g['index']}: {g['name']}, {g['memory_mb'] / 1024:.0f} GB, "
-                     f"compute capability {g['compute_capability']}")
-    missed = off_gpu(nv, answers)
+        memory = f"{g['memory_mb'] / 1024:.0f} GB" if g.get("memory_mb") else "memory not reported"
+        lines.append(f"  GPU {g['index']}: {g['name']}, {memory}, compute capability {g.get('compute_capability') or '?'}"
+                     + (" (a MIG slice: NVML reports no utilisation for it, and it has no datasheet peak)"
+                        if g.get("mig") else ""))
+    trouble = gate.nvml_trouble(nv)
+    if trouble:
+        lines.append(trouble.removeprefix("--gpu auto: "))
+    missed = gate.off_gpu(nv, answers)
     for backend, a in answers.items():
         if "error" in a:
             lines.append(f"{backend}: does not start: {a['error']}")
@@ -222,7 +168,7 @@ def render(found: dict) -> str:
         lines.append(f"{backend} {a['version']}: trains on {train_device(a)}; CUDA {a['cuda'] or '-'}, "
                      f"cuDNN {a['cudnn'] or '-'}; float32 matmul {a['matmul']}; compile cache {a['compile_cache']}")
         if backend in missed:
-            lines.append(f"  fix: {fix(backend, nv['cuda_driver'])}")
+            lines.append(f"  fix: {gate.fix(backend, nv['cuda_driver'])}")
     if not nv["gpus"]:
         lines.append(CPU_ONLY)
     return "\n".join(lines)
@@ -239,12 +185,24 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m bench.doctor")
     parser.add_argument("--where", help="print where() of this backend as JSON (one process per backend)")
+    parser.add_argument("--count", type=int, default=1, help="with --where: the devices a run of this many GPUs uses")
+    parser.add_argument("--check", action="store_true",
+                        help="exit status 1, the fix on the last line, when an installed backend misses a GPU NVML sees")
     args = parser.parse_args(argv)
     if args.where:
         devices.hide(set(devices.FRAMEWORKS) - {args.where})
-        print(json.dumps(where(args.where)))
+        print(json.dumps(where(args.where, args.count)))
         return 0
-    print(render(facts()))
+    seen_now = nvml()
+    if args.check and not seen_now["gpus"] and not seen_now["evidence"]:
+        print(f"NVML: {gate.seen(seen_now)}: CPU builds, nothing to check")  # no backend asked: quick
+        return 0
+    found = {"nvml": seen_now, "backends": ask(installed_backends())}
+    print(render(found))
+    line = gate.refusal(found["nvml"], found["backends"]) or gate.nvml_trouble(found["nvml"])
+    if args.check and line:
+        print(f"doctor: {line}", file=sys.stderr)
+        return 1
     return 0
 
 

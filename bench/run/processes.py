@@ -53,14 +53,28 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _host_env(hosts: int) -> list[dict]:
-    """Each process's environment: with hosts > 1, Keras's multi-process variables, the
-    coordinator on a free localhost port."""
+def own_gpus(hosts: int, gpus: int) -> list[dict]:
+    """CUDA_VISIBLE_DEVICES of each of `hosts` processes on this machine: `gpus` GPUs of its own
+    each (as on `hosts` machines), in NVML's order; nothing where the run sees no GPU or too few
+    (the sweep refuses that before it starts: gate.check_hosts)."""
+    from bench.results import nvml
+
+    seen = nvml.visible(nvml.nvml_gpus()[0])
+    if hosts == 1 or len(seen) < hosts * gpus:
+        return [{} for _ in range(hosts)]
+    names = [g["uuid"] if g["mig"] else str(g["index"]) for g in seen]
+    return [{"CUDA_VISIBLE_DEVICES": ",".join(names[k * gpus:(k + 1) * gpus])} for k in range(hosts)]
+
+
+def _host_env(hosts: int, gpus: int = 1) -> list[dict]:
+    """Each process's environment: CUDA numbering the GPUs in NVML's order; with hosts > 1, Keras's
+    multi-process variables (the coordinator on a free localhost port) and GPUs of its own."""
+    base = dict(os.environ, CUDA_DEVICE_ORDER="PCI_BUS_ID")
     if hosts == 1:
-        return [dict(os.environ)]
+        return [base]
     address = f"localhost:{_free_port()}"
-    return [dict(os.environ, KERAS_DISTRIBUTION_JOB_ADDRESSES=address, KERAS_DISTRIBUTION_NUM_PROCESSES=str(hosts),
-                 KERAS_DISTRIBUTION_PROCESS_ID=str(k)) for k in range(hosts)]
+    return [dict(base, KERAS_DISTRIBUTION_JOB_ADDRESSES=address, KERAS_DISTRIBUTION_NUM_PROCESSES=str(hosts),
+                 KERAS_DISTRIBUTION_PROCESS_ID=str(k), **own) for k, own in enumerate(own_gpus(hosts, gpus))]
 
 
 def run_point(spec: RunSpec, index_path: Path, store: ResultStore, timeout_s: float,
@@ -83,7 +97,7 @@ def _run(spec: RunSpec, index_path: Path, store: ResultStore, timeout_s: float, 
         path.unlink(missing_ok=True)
     start, procs, returncodes = time.perf_counter(), [], [None] * hosts
     try:
-        for k, env in enumerate(_host_env(hosts)):
+        for k, env in enumerate(_host_env(hosts, spec.gpus)):
             cmd = [sys.executable, "-m", "bench.run.worker", "--spec", json.dumps(dataclasses.asdict(spec)),
                    "--index", str(index_path), "--record", str(records[k]), "--samples", str(samples[k]),
                    "--interval", str(interval), "--process-id", str(k)]

@@ -11,6 +11,7 @@ import argparse
 import csv
 import ctypes
 import json
+import os
 import re
 import signal
 import sys
@@ -19,7 +20,7 @@ import time
 import traceback
 from pathlib import Path
 
-from bench.run import devices
+from bench.run import devices, placement
 from bench.results.record import RUN_FIGURES, RunRecord
 from bench.plan.knobs import SAMPLE_INTERVAL_S, RunSpec
 from bench.plan.grid import frameworks
@@ -65,7 +66,7 @@ def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path
     import keras
 
     import pipelines
-    from bench.run import doctor
+    from bench.run import doctor, gate
     from bench.run.assemble import model_and_feeds
     from bench.results import machine
     from pipelines.dataset import DatasetIndex
@@ -76,6 +77,9 @@ def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path
     trains_on = doctor.where(spec.backend, spec.gpus)
     record.train_device = doctor.train_device(trains_on)
     record.train_cuda, record.train_cudnn = trains_on["cuda"], trains_on["cudnn"]
+    wrong = gate.contradiction(os.environ.get(gate.LABEL_ENV), trains_on)
+    if wrong:  # a job on a node with another GPU (or none): its figures are not this label's
+        raise RuntimeError(f"{wrong}: not filed under --gpu {os.environ[gate.LABEL_ENV]}")
     index = DatasetIndex.load(index_path)
     record.classes = len(index.classes)
     record.images_skipped = len(index.skipped)
@@ -114,7 +118,7 @@ def measure(model, train_feed, val_feed, spec: RunSpec, record: RunRecord, sampl
         timer = timer_for(spec.backend, train_feed.ready)  # last: its epoch time takes in the checkpoint's
         tracer = spec.profile and profile.ProfileSteps(spec.backend, profile.profile_dir(samples_path.parent.parent,  # RESULTS/samples/x.csv
                                                                                          spec.run_id), spec.epochs)
-        gpu = GpuSampler(devices=list(range(spec.gpus)))
+        gpu = GpuSampler(devices=placement.sampled(spec.backend, spec.gpus))
         record.gpu_note = gpu.reason
         sampling = Sampling([CpuSampler(), gpu], interval)
         try:

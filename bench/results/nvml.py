@@ -1,0 +1,190 @@
+"""What NVML says about this machine's GPUs, and which of them a run trains on: the figures every
+label, sampler and datasheet comparison starts from. A query one card does not support leaves
+that figure empty, never the GPU out; NVML failing altogether is told apart from a machine
+without NVIDIA devices (nvidia_evidence), so that a broken NVML never passes for "no GPU"."""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shutil
+
+
+def _try(fn, default=None):
+    """fn(), or `default` where NVML cannot answer (a figure the card does not expose)."""
+    try:
+        return fn()
+    except Exception:
+        return default
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _slices(pynvml, handle) -> list:
+    """The MIG slices of a GPU in MIG mode, else []: the devices CUDA sees in its place."""
+    if not _try(lambda: pynvml.nvmlDeviceGetMigMode(handle)[0]):
+        return []
+    found = []
+    for k in range(_try(lambda: pynvml.nvmlDeviceGetMaxMigDeviceCount(handle), 0)):
+        mig = _try(lambda: pynvml.nvmlDeviceGetMigDeviceHandleByIndex(handle, k))
+        if mig is not None:
+            found.append(mig)
+    return found
+
+
+def describe(pynvml, handle, index: int, parent=None) -> dict:
+    """One device as env.json lists it; None for each figure NVML does not give for it."""
+    name = _text(_try(lambda: pynvml.nvmlDeviceGetName(handle), "unknown NVIDIA GPU"))
+    memory = _try(lambda: pynvml.nvmlDeviceGetMemoryInfo(handle).total / 2**20)
+    power = _try(lambda: pynvml.nvmlDeviceGetEnforcedPowerLimit(handle) / 1000.0)
+    capability = _try(lambda: pynvml.nvmlDeviceGetCudaComputeCapability(parent if parent is not None else handle))
+    return {"index": index, "name": name, "memory_mb": memory, "power_limit_w": power,
+            "compute_capability": float(f"{capability[0]}.{capability[1]}") if capability else None,
+            "uuid": _text(_try(lambda: pynvml.nvmlDeviceGetUUID(handle), "")), "mig": parent is not None}
+
+
+def nvml_gpus() -> tuple[list[dict], str, str]:
+    """(the devices CUDA can train on: each GPU, or each MIG slice of a GPU in MIG mode; the
+    driver version; why there are none, NVML's own error where it failed); never raises."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception as e:
+        return [], "", f"NVML unavailable: {type(e).__name__}: {e}".splitlines()[0]
+    driver = _text(_try(pynvml.nvmlSystemGetDriverVersion, ""))
+    gpus = []
+    try:
+        count = pynvml.nvmlDeviceGetCount()
+    except Exception as e:
+        return [], driver, f"NVML failed to count the GPUs: {type(e).__name__}: {e}".splitlines()[0]
+    for i in range(count):
+        handle = _try(lambda: pynvml.nvmlDeviceGetHandleByIndex(i))
+        if handle is None:
+            continue
+        slices = _slices(pynvml, handle)
+        gpus += [describe(pynvml, s, i, handle) for s in slices] or [describe(pynvml, handle, i)]
+    _try(pynvml.nvmlShutdown)
+    return gpus, driver, "" if gpus else "NVML found no GPU"
+
+
+def visible(gpus: list[dict]) -> list[dict]:
+    """The devices of `gpus` this process's CUDA sees, in CUDA's numbering (CUDA_VISIBLE_DEVICES:
+    indices in NVML's order, the PCI bus order, which every worker's CUDA follows under
+    CUDA_DEVICE_ORDER=PCI_BUS_ID; GPU- or MIG- UUIDs or unique prefixes). A GPU in MIG mode named
+    by its index is its first slice. As CUDA does, the list ends at the first entry naming none."""
+    entries = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if entries is None:
+        firsts = {}
+        for g in gpus:
+            firsts.setdefault(g["index"], g)  # CUDA takes one slice of a MIG GPU unless told which
+        return list(firsts.values())
+    found = []
+    for entry in (e.strip() for e in entries.split(",")):
+        if entry.isdigit():
+            match = [g for g in gpus if g["index"] == int(entry)][:1]
+        else:
+            match = [g for g in gpus if entry and g["uuid"].startswith(entry)]
+        if len(match) != 1:
+            break
+        found += match
+    return found
+
+
+def used(gpus: list[dict], count: int, backend: str | None = None) -> list[dict]:
+    """The devices a run of `count` GPUs on `backend` trains on: the first `count` CUDA sees, or
+    the one KERAS_TORCH_DEVICE names for torch; none where the backend is kept on the CPU
+    (KERAS_TORCH_DEVICE=cpu, JAX_PLATFORMS=cpu)."""
+    seen = visible(gpus)
+    if backend == "torch" and os.environ.get("KERAS_TORCH_DEVICE"):
+        device = os.environ["KERAS_TORCH_DEVICE"]
+        if not device.startswith("cuda"):
+            return []
+        k = int(device.partition(":")[2] or 0)
+        return seen[k:k + 1]
+    if backend == "jax" and os.environ.get("JAX_PLATFORMS", "").split(",")[0] == "cpu":
+        return []
+    return seen[:count]
+
+
+def gpu_label(name: str) -> str:
+    """'NVIDIA GeForce RTX 2080 Ti' -> '2080ti', 'NVIDIA H200' -> 'h200',
+    'NVIDIA GeForce GTX 1060 6GB' -> 'gtx1060', 'Tesla V100-SXM2-16GB' -> 'v100',
+    'NVIDIA H100 80GB HBM3 MIG 1g.10gb' -> 'h100-mig-1g.10gb' (a slice, not the card)."""
+    card, mig, profile = name.partition(" MIG ")
+    if mig:
+        return f"{gpu_label(card)}-mig-{re.sub(r'[^a-z0-9.]', '', profile.lower())}"
+    words = re.split(r"[\s\-_]+", name.lower())
+    for i, word in enumerate(words):
+        if re.search(r"\d", word) and word not in ("nvidia",):
+            label = re.sub(r"[^a-z0-9]", "", word)
+            if i + 1 < len(words) and words[i + 1] in ("ti", "super"):
+                label += words[i + 1]
+            if i > 0 and words[i - 1] == "gtx":
+                label = "gtx" + label
+            return label
+    return re.sub(r"[^a-z0-9]", "", name.lower()) or "gpu"
+
+
+def label_of(devices: list[dict]) -> str:
+    """The label of the devices a run trains on: 'h100'; mixed models 'h100_2080ti' (in CUDA's
+    order); 'cpu' for none."""
+    return "_".join(dict.fromkeys(gpu_label(g["name"]) for g in devices)) or "cpu"
+
+
+def nvidia_evidence() -> list[str]:
+    """Signs of NVIDIA devices that need no NVML: /dev/nvidia<N> and nvidia-smi on the PATH."""
+    return sorted(glob.glob("/dev/nvidia[0-9]*"))[:2] + (["nvidia-smi"] if shutil.which("nvidia-smi") else [])
+
+
+def driver_cuda() -> str:
+    """The newest CUDA the driver supports ("12.8"), or "" without NVML: which builds can use the GPU."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        version = pynvml.nvmlSystemGetCudaDriverVersion_v2()
+        return f"{version // 1000}.{version % 1000 // 10}"
+    except Exception:
+        return ""
+
+
+def compute_capability() -> float | None:
+    """The CUDA compute capability of the first GPU this process sees (8.0 and later have TF32
+    tensor cores), or None."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        handles = visible_handles(pynvml)
+        major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(handles[0])
+        return float(f"{major}.{minor}")
+    except Exception:
+        return None
+
+
+def visible_handles(pynvml) -> list:
+    """NVML handles of the devices this process's CUDA sees, in CUDA's numbering (see visible):
+    entries are indices, GPU- UUIDs (or unique prefixes) or MIG- UUIDs; a GPU in MIG mode named by
+    its index is its first slice. As CUDA does, the list ends at the first entry naming none."""
+    count = pynvml.nvmlDeviceGetCount()
+    every = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
+    every = [(_slices(pynvml, h) or [h])[0] for h in every]
+    entries = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if entries is None:
+        return every
+    uuids = [_text(_try(lambda: pynvml.nvmlDeviceGetUUID(h), "")) for h in every]
+    handles = []
+    for entry in (e.strip() for e in entries.split(",")):
+        if entry.isdigit() and int(entry) < count:
+            handles.append(every[int(entry)])
+        elif entry.startswith("GPU-") and sum(u.startswith(entry) for u in uuids) == 1:
+            handles.append(every[next(i for i, u in enumerate(uuids) if u.startswith(entry))])
+        elif entry.startswith("MIG-") and _try(lambda: pynvml.nvmlDeviceGetHandleByUUID(entry)) is not None:
+            handles.append(pynvml.nvmlDeviceGetHandleByUUID(entry))
+        else:
+            break
+    return handles

@@ -1,0 +1,159 @@
+"""Before anything trains (sweep, run, fit, train, resume, evaluate, every executor): the label
+held against the GPUs the run will use, each backend asked where it would train, and one line
+with a fix that is not already done when they disagree. Also held by each worker against its own
+device (`contradiction`), so that a job on another node never files its figures under this label."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+
+from bench.plan.knobs import SpecError
+from bench.results import machine, nvml
+
+LABEL_ENV = "GPUBENCH_LABEL"  # the sweep's label, for every worker to hold its device against
+TORCH_CUDA12_PYPI = "2.10.0"  # the newest torch whose PyPI build is CUDA 12 (pip's report: nvidia-cudnn-cu12)
+TORCH_CUDA12_INDEX = "https://download.pytorch.org/whl/cu126"
+
+
+def known_gpu_labels() -> set[str]:
+    """The GPU labels with a profile (bench/results/profiles): the ones held against NVML."""
+    from bench.results.profiles import PROFILE_DIR
+
+    return {p.stem for p in PROFILE_DIR.glob("*.toml")} - {"cpu"}
+
+
+def names_a_gpu(label: str) -> bool:
+    """Whether `label` names known GPUs ('h100', 'h100-mig-1g.10gb', 'h100_2080ti'), not a free name."""
+    return bool(label) and all(part.split("-mig-")[0] in known_gpu_labels() for part in label.split("_"))
+
+
+def venv_cuda_major() -> int | None:
+    """The CUDA major of the installed CUDA libraries (nvidia-cuda-runtime-cuNN, torch's +cuNNN), or None."""
+    runtime = machine.cuda_versions()["cuda"]
+    return int(runtime.split(".")[0]) if runtime[:2].isdigit() else None
+
+
+def installed_version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
+def fix(backend: str, driver_cuda: str) -> str:
+    """What gets `backend` onto the GPU here, never a command already done: the variable that keeps
+    it off, the driver, a platform without its CUDA build, or the install of the venv's one CUDA."""
+    driver = int(driver_cuda.split(".")[0]) if driver_cuda[:2].isdigit() else 12
+    venv = venv_cuda_major() or 12
+    if backend == "torch" and os.environ.get("KERAS_TORCH_DEVICE", "cuda").split(":")[0] != "cuda":
+        return f"unset KERAS_TORCH_DEVICE={os.environ['KERAS_TORCH_DEVICE']}, which keeps Keras's torch off the GPU"
+    if backend == "jax" and os.environ.get("JAX_PLATFORMS", "").startswith("cpu"):
+        return f"unset JAX_PLATFORMS={os.environ['JAX_PLATFORMS']}, which keeps jax off the GPU"
+    if driver < 12:
+        return "update the NVIDIA driver to R525 or later (CUDA 12)"
+    if backend == "tensorflow" and platform.machine() == "aarch64":
+        return "TensorFlow's aarch64 wheels are CPU builds (none for CUDA): measure with --set backend=jax or torch"
+    if backend == "tensorflow" and venv >= 13:
+        return "TensorFlow has no CUDA 13 build: `make CUDA=12` remakes the venv with CUDA 12 builds, or --set backend=jax"
+    if venv > driver:
+        return f"the venv holds CUDA {venv} builds and the driver runs CUDA {driver_cuda}: `make CUDA=12` remakes it"
+    plugin = installed_version(f"jax-cuda{venv}-plugin")
+    if backend == "jax":
+        return (f"jax-cuda{venv}-plugin {plugin} is installed yet its CUDA libraries did not load: "
+                "`gpubench doctor` shows the CUDA and cuDNN each backend loads; `make` installs one CUDA stack"
+                if plugin else f"pip install 'jax[cuda{venv}]'")
+    if backend == "torch":
+        return (f"pip install --force-reinstall torch=={TORCH_CUDA12_PYPI} (PyPI's CUDA 12 build; or torch==2.13.0 "
+                f"--index-url {TORCH_CUDA12_INDEX} where that index is reachable)")
+    return "pip install 'tensorflow[and-cuda]'"
+
+
+def off_gpu(found: dict, answers: dict[str, dict]) -> dict[str, str]:
+    """Each backend that would not train on a GPU the run is given, with what it would use instead."""
+    if not (found["gpus"] or found.get("named")):
+        return {}
+    return {b: a.get("error") or f"the {a['platform'].upper()} ({', '.join(a['devices'])})"
+            for b, a in answers.items() if a.get("platform") != "gpu"}
+
+
+def seen(found: dict) -> str:
+    """What NVML sees, in a few words: '1 x NVIDIA GeForce RTX 2080 Ti (driver 550.54, CUDA 12.4)'."""
+    gpus = found["gpus"]
+    if not gpus:
+        return f"no GPU ({found['gpu_note']})" if found["gpu_note"] else "no GPU"
+    names = list(dict.fromkeys(g["name"] for g in gpus))
+    return f"{len(gpus)} x {', '.join(names)} (driver {found['driver']}, CUDA {found['cuda_driver'] or '?'})"
+
+
+def refusal(found: dict, answers: dict[str, dict], switch: str = "--gpu cpu") -> str | None:
+    """One line when a backend would train on the CPU while the run is given a GPU: the backend,
+    what it sees, the fix, and how to measure the CPU on purpose (`switch`)."""
+    missed = off_gpu(found, answers)
+    if not missed:
+        return None
+    backend, instead = next(iter(missed.items()))
+    version = answers[backend].get("version", "")
+    others = f" (also: {', '.join(list(missed)[1:])})" if len(missed) > 1 else ""
+    where = f"NVML sees {seen(found)}" if found["gpus"] else f"the GPU is named ({found['named']})"
+    return (f"{where} but {backend} {version} would train on {instead}{others}: "
+            f"{fix(backend, found['cuda_driver'])}; or {switch} measures the CPU on purpose")
+
+
+def nvml_trouble(found: dict) -> str | None:
+    """The line for --gpu auto when NVML fails on a machine with NVIDIA devices: never 'no GPU'."""
+    if found["gpus"] or not found.get("evidence"):
+        return None
+    return (f"--gpu auto: {found['gpu_note']}, yet this machine has NVIDIA devices ({', '.join(found['evidence'])}): "
+            "fix NVML (the driver's libnvidia-ml.so.1 must load; in a container, start it with the GPUs), "
+            "or name the GPU (--gpu h100), or --gpu cpu to measure the CPU")
+
+
+def auto_label(found: dict, count: int = 1, backend: str | None = None) -> str:
+    """--gpu auto: the label of the GPUs a run of `count` GPUs trains on, 'cpu' without any;
+    refused in one line where NVML fails beside NVIDIA devices."""
+    trouble = nvml_trouble(found)
+    if trouble:
+        raise SpecError(trouble)
+    return nvml.label_of(nvml.used(found["gpus"], count, backend))
+
+
+def check_label(label: str, found: dict, count: int = 1, backend: str | None = None) -> None:
+    """A label naming known GPUs must name the ones the run trains on (CUDA_VISIBLE_DEVICES,
+    KERAS_TORCH_DEVICE and `gpus` decide which): figures filed under it would be another card's."""
+    if not names_a_gpu(label) or (not found["gpus"] and found.get("evidence")):
+        return  # a free name, or NVML failing beside NVIDIA devices: the user names the GPU
+    used = nvml.used(found["gpus"], count, backend)
+    if label != nvml.label_of(used):
+        where = ", ".join(f"GPU {g['index']} ({g['name']})" for g in used) or "no GPU"
+        auto = nvml.label_of(used)
+        raise SpecError(f"--gpu {label}: NVML sees {seen(found)} and the run would train on {where}, not a {label}: "
+                        f"use --gpu auto ({auto}), CUDA_VISIBLE_DEVICES to choose the GPU, or --gpu cpu to measure "
+                        f"the CPU on purpose")
+
+
+def check_hosts(found: dict, gpus: int, hosts: int) -> None:
+    """hosts > 1 on this machine gives each process `gpus` GPUs of its own: refused when too few."""
+    seen_here = nvml.visible(found["gpus"])
+    if hosts > 1 and seen_here and len(seen_here) < gpus * hosts:
+        raise SpecError(f"hosts={hosts} x gpus={gpus} needs {gpus * hosts} GPUs on this machine, "
+                        f"the run sees {len(seen_here)} ({seen(found)}): lower hosts or gpus")
+
+
+def contradiction(label: str | None, facts: dict) -> str | None:
+    """Why a run on `facts` (doctor.where) must not be filed under `label`, in a few words, or None."""
+    if not label or not names_a_gpu(label) or "platform" not in facts:
+        return None
+    wanted = {part.split("-mig-")[0] for part in label.split("_")}
+    stray = [d for d in facts.get("devices", []) if nvml.gpu_label(d).split("-mig-")[0] not in wanted]
+    if facts["platform"] == "gpu" and not stray:
+        return None
+    return f"the device it trains on ({facts['platform']}: {', '.join(facts.get('devices', []))}) is not the {label} of the label"
+
+
+def given_to_workers(label: str) -> None:
+    """What every worker started from here inherits: the label, and CUDA numbering the GPUs in
+    NVML's (PCI bus) order, so that device k is NVML's k for the sampler and the label."""
+    os.environ[LABEL_ENV] = label
+    os.environ["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
