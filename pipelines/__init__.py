@@ -171,13 +171,6 @@ class ReadyClock:
         """Note the images `batch` holds, as handed over (0: not counted, the plan's count stands)."""
         self.sizes[batch % len(self.sizes)] = images
 
-    def images(self, batch: int) -> int:
-        """The images counted in `batch`, 0 where none were."""
-        return self.sizes[batch % len(self.sizes)]
-
-    def __getitem__(self, batch: int) -> float:
-        return self.times[batch % len(self.times)]
-
 
 class Feed(NamedTuple):
     """What a pipeline hands to `fit`: the data, its batches and images per epoch (planned; a user

@@ -109,7 +109,7 @@ def test_the_torch_pipeline_reads_what_the_keras_pipeline_reads(tiny_tree):
             assert i == keras_feed.steps - 1
             keras_feed.data.on_epoch_end()
         if split == "train":
-            assert all(torch_feed.ready[i] > 0 for i in range(torch_feed.steps))  # stamped in the workers
+            assert all(torch_feed.ready.times[i] > 0 for i in range(torch_feed.steps))  # stamped in the workers
 
 
 @needs_torch

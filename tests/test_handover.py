@@ -45,7 +45,7 @@ def test_each_kind_of_user_pipeline_goes_to_fit_as_the_kind_it_is_stamped_and_co
     batches = _handed_over(feed)
     assert feed.steps == 3 and all(x.shape == (4, 32, 32, 3) and y.shape == (4, 2) for x, y in batches)
     assert feed.first[0].shape == (4, 32, 32, 3)
-    assert all(feed.ready[i] > 0 for i in range(feed.steps))
+    assert all(feed.ready.times[i] > 0 for i in range(feed.steps))
     assert [feed.ready.images(i) for i in range(feed.steps)] == [4, 4, 4]
 
 

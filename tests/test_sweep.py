@@ -175,7 +175,7 @@ def test_a_run_past_its_timeout_is_a_timeout_row(tmp_path, tiny_tree):
     result = gpubench("sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--timeout", "0.5",
                       "--no-ceilings",
                       "--set", "pipeline=synthetic", "--set", "batch=4", cwd=tmp_path)
-    assert result.returncode == 0
+    assert result.returncode == 1 and "timeout" in result.stderr  # a failed run: the sweep says so
     row = ResultStore(tmp_path / "out").records()[0]
     assert row["status"] == "timeout" and "0.5 s timeout" in row["error"]
 

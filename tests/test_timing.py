@@ -1,6 +1,7 @@
 import pytest
 
 from bench.run.timing import EpochTimer, FetchFirstStepTimer, StepTimer, timer_for
+from pipelines import ReadyClock
 
 
 class FakeClock:
@@ -17,7 +18,7 @@ def drive(timer, clock, epochs, wait=0.0, fetch_first=False, checkpoint=0.0):
     (TensorFlow, JAX), or before the begin hook (torch: `fetch_first`). A checkpoint takes
     `checkpoint` seconds at each epoch's end."""
     ready = getattr(timer, "ready", None)
-    ready = ready if hasattr(ready, "__setitem__") else None  # tensors in memory: nothing stamps them
+    ready = ready if isinstance(ready, ReadyClock) else None  # tensors in memory: nothing stamps them
     timer.on_train_begin()
     for e, (steps, val) in enumerate(epochs):
         timer.on_epoch_begin(e)
@@ -25,12 +26,12 @@ def drive(timer, clock, epochs, wait=0.0, fetch_first=False, checkpoint=0.0):
             if fetch_first:
                 clock.now += wait
                 if ready is not None:
-                    ready[i] = clock.now
+                    ready.times[i] = clock.now
             timer.on_train_batch_begin(i)
             if not fetch_first:
                 clock.now += wait
                 if ready is not None:
-                    ready[i] = clock.now
+                    ready.times[i] = clock.now
             clock.now += step - wait
             timer.on_train_batch_end(i, {"loss": 0.5})
         if val is not None:
@@ -79,8 +80,8 @@ def test_checkpoint_time_is_kept_apart_from_training(val):
     assert s["train_img_s"] == pytest.approx(10.0) and s["window_s"] == pytest.approx(2.0)
 
 
-class Ready(dict):
-    """A ReadyClock stand-in: batch -> when it was ready."""
+def Ready(steps: int = 64) -> ReadyClock:
+    return ReadyClock(steps)
 
 
 @pytest.mark.parametrize("timer_class, fetch_first", [(StepTimer, False), (FetchFirstStepTimer, True)])
@@ -150,7 +151,7 @@ def test_on_tensorflow_the_trace_in_the_first_batch_wait_is_booked_as_compile(mo
     import bench.run.timing
 
     monkeypatch.setattr(bench.run.timing.keras.backend, "backend", lambda: backend)
-    clock, ready = FakeClock(), {}
+    clock, ready = FakeClock(), Ready(2)
     timer = StepTimer(ready, clock)
     timer.on_train_begin()
     for epoch, first_wait in enumerate((0.7, 0.1, 0.1)):
@@ -158,7 +159,7 @@ def test_on_tensorflow_the_trace_in_the_first_batch_wait_is_booked_as_compile(mo
         for i, wait in enumerate((first_wait, 0.0)):
             timer.on_train_batch_begin(i)
             clock.now += wait
-            ready[i] = clock.now
+            ready.times[i] = clock.now
             clock.now += 0.1
         timer.on_epoch_end(epoch)
     timer.on_train_end()
