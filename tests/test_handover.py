@@ -46,7 +46,7 @@ def test_each_kind_of_user_pipeline_goes_to_fit_as_the_kind_it_is_stamped_and_co
     assert feed.steps == 3 and all(x.shape == (4, 32, 32, 3) and y.shape == (4, 2) for x, y in batches)
     assert feed.first[0].shape == (4, 32, 32, 3)
     assert all(feed.ready.times[i] > 0 for i in range(feed.steps))
-    assert [feed.ready.images(i) for i in range(feed.steps)] == [4, 4, 4]
+    assert [feed.ready.sizes[i] for i in range(feed.steps)] == [4, 4, 4]
 
 
 def test_a_user_pydataset_is_the_user_s_own_instance_with_its_loader_settings(index):
@@ -64,13 +64,13 @@ def test_a_short_last_batch_is_counted_as_handed_over(index, ref):
     feed = _feed(index, ref, batch=32)
     batches = _handed_over(feed)
     assert [len(x) for x, _ in batches] == [32, 32, 32, 4]
-    assert sum(feed.ready.images(i) for i in range(feed.steps)) == user_pipelines.EXAMPLES
+    assert sum(feed.ready.sizes[i] for i in range(feed.steps)) == user_pipelines.EXAMPLES
 
 
 def test_a_pipeline_s_own_batch_size_is_counted_not_the_batch_knob(index):
     feed = _feed(index, "tests.user_pipelines:own_batches", batch=16)
     _handed_over(feed)
-    assert [feed.ready.images(i) for i in range(feed.steps)] == [user_pipelines.OWN_BATCH] * 3
+    assert [feed.ready.sizes[i] for i in range(feed.steps)] == [user_pipelines.OWN_BATCH] * 3
 
 
 @pytest.mark.slow
