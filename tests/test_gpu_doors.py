@@ -52,7 +52,10 @@ def answer(backend: str, device: str) -> dict:
 # (case, the machine, the backends' devices, the command's arguments, exit status, its line or None)
 SWEEPS = [
     ("one GPU, jax reaches it", {}, {"jax": TI}, ["--set", "backend=jax"], 0, None),
-    ("tensorflow misses the GPU", {}, {"jax": TI}, [], 2,
+    ("tensorflow misses the GPU, jax reaches it: the preset's backend auto takes jax", {}, {"jax": TI}, [], 0, None),
+    ("tensorflow asked for, and it misses the GPU", {}, {"jax": TI}, ["--set", "backend=tensorflow"], 2,
+     "NVML sees 1 x NVIDIA GeForce RTX 2080 Ti (driver 550.54.14, CUDA 12.4) but tensorflow 1.0 would train on the CPU (cpu)"),
+    ("no backend reaches the GPU: auto's first is refused with its fix", {}, {}, [], 2,
      "NVML sees 1 x NVIDIA GeForce RTX 2080 Ti (driver 550.54.14, CUDA 12.4) but tensorflow 1.0 would train on the CPU (cpu)"),
     ("NVML fails beside nvidia-smi", {"FAKE_NVML_FAIL": "nvmlInit"}, {"jax": TI}, ["--set", "backend=jax"], 2,
      "--gpu auto: NVML unavailable: NVMLError_LibraryNotFound: NVML Shared Library Not Found, yet this machine has "
@@ -95,6 +98,36 @@ def test_a_sweep_on_each_gpu_machine_is_measured_or_refused_in_one_line(machine,
         assert not [l for l in err if "error" in l]
     else:
         assert len(err) == 1 and err[0].startswith("gpubench: error: ") and line in err[0], err
+
+
+def test_backend_auto_takes_the_first_that_trains_on_the_gpu_and_says_why_in_one_line(machine, capsys):
+    machine({}, {"torch": TI, "jax": TI})
+    assert main(["sweep", "--preset", "quick", "--dry-run"]) == 0
+    out, err = capsys.readouterr()
+    assert "backend=jax" in out.splitlines()[0]  # jax before torch, in the knob's order
+    line = [l for l in err.splitlines() if l.startswith("backend auto:")]
+    assert len(line) == 1 and "jax, the first that trains on the GPU" in line[0] and "tensorflow would train on" in line[0]
+    machine({"FAKE_NVML_GPUS": ""}, {})
+    assert main(["sweep", "--preset", "quick", "--dry-run"]) == 0  # no GPU: the first installed, said nowhere
+    out, err = capsys.readouterr()
+    assert "backend=tensorflow" in out.splitlines()[0] and "backend auto" not in err
+
+
+@pytest.mark.parametrize("answers, status, line", [
+    ({"tensorflow": TI, "jax": TI, "torch": TI}, 0, None),
+    ({"jax": TI}, 0, "doctor: tensorflow, torch will train on the CPU here (pip install 'tensorflow[and-cuda]'); "
+                     "the presets measure on jax (backend auto)"),
+    ({}, 1, "doctor: NVML sees 1 x NVIDIA GeForce RTX 2080 Ti (driver 550.54.14, CUDA 12.4) but tensorflow 1.0 would train"),
+])
+def test_the_check_after_install_stops_only_where_no_backend_reaches_the_gpu(machine, capsys, monkeypatch, answers,
+                                                                             status, line):
+    """`make` runs it: a TensorFlow that cannot reach the GPU (aarch64, CUDA 13) beside a JAX that can
+    is said, and `make bench` goes on, measuring on JAX."""
+    machine({}, answers)
+    monkeypatch.setattr(doctor, "installed_backends", lambda: ["tensorflow", "jax", "torch"])
+    assert doctor.main(["--check"]) == status
+    err = capsys.readouterr().err.strip()
+    assert (line in err) if line else err == ""
 
 
 @pytest.mark.parametrize("variables, count, label", [

@@ -11,13 +11,16 @@ from bench.plan.knobs import RunSpec, SpecError
 from bench.results.store import foreign_files
 
 
-def checked_grid(knob_sets: list[dict], overrides: list[str], repeat: int = 1, installed_only: bool = False) -> list[RunSpec]:
-    """The checked grid; what installed_only left out, and the points a user's model cannot take
-    (a saved .keras model keeps its dtype policy and layout), are said on standard error."""
+def checked_grid(knob_sets: list[dict], overrides: list[str], repeat: int = 1, installed_only: bool = False,
+                 gpu: str = "auto") -> list[RunSpec]:
+    """The checked grid, backend "auto" made the first backend that trains on `gpu`'s GPUs; what
+    installed_only left out, and the points a user's model cannot take (a saved .keras model keeps
+    its dtype policy and layout), are said on standard error."""
+    from bench.run.doctor import backend_for
     from bench.run.skips import user_model_cannot
     from models.user import is_user_model
 
-    grid, left_out = build_grid(knob_sets, overrides, repeat, installed_only)
+    grid, left_out = build_grid(knob_sets, overrides, repeat, installed_only, lambda gpus: backend_for(gpu, gpus))
     cannot = {s.run_id: why for s in grid if is_user_model(s.backbone) and (why := user_model_cannot(s))}
     grid = [s for s in grid if s.run_id not in cannot]
     left_out = list(left_out) + sorted(set(cannot.values()))

@@ -59,7 +59,7 @@ def _sweep(args) -> int:
 
     preset = load_preset(args.preset)
     grid = checked_grid(preset.knob_sets(), args.set, preset.repeat if args.repeat is None else args.repeat,
-                 preset.installed_only)
+                        preset.installed_only, args.gpu)
     with_ceilings = preset.ceilings and not args.no_ceilings
     check_profile(args.profile, grid + (ceiling_probes(grid) if with_ceilings else []))
     if args.dry_run:  # the label and the backends checked as a sweep checks them, nothing run
@@ -108,7 +108,7 @@ def _run(args) -> int:
     from bench import session
 
     check_out(args.out, force=None)
-    grid = checked_grid([{}], args.set)
+    grid = checked_grid([{}], args.set, gpu=args.gpu)
     if len(grid) != 1:
         raise SpecError("run takes one value per knob; use sweep for several")
     if args.profile:

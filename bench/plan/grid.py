@@ -143,15 +143,34 @@ def check_spec(spec: RunSpec) -> None:
         raise SpecError(why)
 
 
-def build_grid(knob_sets: list[dict], overrides: list[str], repeat: int = 1,
-               installed_only: bool = False) -> tuple[list[RunSpec], list[str]]:
+def first_installed_backend(gpus: int = 1) -> str:
+    """backend=auto where no GPU decides: the first installed of tensorflow, jax, torch."""
+    found = [name for name, (module, _) in BACKEND_NEEDS.items() if installed(module)]
+    if not found:
+        raise SpecError("backend auto: no Keras backend is installed here (pip install tensorflow)")
+    return found[0]
+
+
+def _resolved(sets: list[dict], choose) -> list[dict]:
+    """The knob sets with backend "auto" made the backend `choose(gpus)` names, asked once."""
+    if not any("auto" in s.get("backend", ()) for s in sets):
+        return sets
+    chosen = choose(max(max(s.get("gpus", [1])) for s in sets))
+    return [{**s, "backend": list(dict.fromkeys(chosen if b == "auto" else b for b in s["backend"]))}
+            if "backend" in s else s for s in sets]
+
+
+def build_grid(knob_sets: list[dict], overrides: list[str], repeat: int = 1, installed_only: bool = False,
+               choose_backend=first_installed_backend) -> tuple[list[RunSpec], list[str]]:
     """(the checked grid: the union of the knob sets' products, each with the --set overrides;
     with `installed_only`, without the points whose backend or pipeline this machine lacks, and
-    why they were left out)."""
+    why they were left out). backend "auto" becomes `choose_backend(gpus)`'s answer (the sweep
+    asks the GPU: bench/run/doctor.py `backend_for`)."""
     if repeat < 1:
         raise SpecError(f"--repeat {repeat}: must be at least 1")
     changed = dict(parse_override(text) for text in overrides)
-    runs = {s.run_id: s for knobs in knob_sets for s in expand({**knobs, **changed}, repeat)}
+    sets = _resolved([{**knobs, **changed} for knobs in knob_sets], choose_backend)
+    runs = {s.run_id: s for knobs in sets for s in expand(knobs, repeat)}
     grid, reasons = list(runs.values()), []
     if installed_only:
         why = {p.run_id: missing(p) for p in grid}

@@ -45,8 +45,9 @@ PRECISIONS = {"float32": "float32", "mixed_float16": "float16", "mixed_bfloat16"
 class RunSpec:
     """One point of a sweep. Defaults follow the seed's recipe, with fewer epochs."""
 
-    backend: str = knob("tensorflow", "model", "Keras 3's backend", tuple(BACKENDS), later=True, show="{}",
-                        show_default=False)
+    backend: str = knob("tensorflow", "model", "Keras 3's backend; auto: the first of them that trains on this "
+                        "run's GPU (the first installed where there is none)", (*BACKENDS, "auto"), later=True,
+                        show="{}", show_default=False)
     backbone: str = knob("vgg16", "model", "the model trained (bench/models)", tuple(BACKBONES), show="{}")
     input_size: int = knob(224, "model", "images are resized to this many pixels square", minimum=1, show="{}px")
     pipeline: str = knob("keras", "pipeline", "what reads and feeds the images", tuple(PIPELINES), show="{}")

@@ -143,6 +143,27 @@ def check(label: str, backends, local: bool = True, gpus: int = 1, hosts: int = 
     return {"nvml": found, "backends": answers, "gpu_used": True}
 
 
+def backend_for(gpu: str, gpus: int = 1) -> str:
+    """backend=auto: the first installed backend (tensorflow, jax, torch) that trains on the GPUs
+    the run is given, said in one line on standard error when it is not the first installed (on
+    aarch64 or with CUDA 13, TensorFlow cannot reach the GPU where JAX or torch can). Without a GPU,
+    or where none reaches it, the first installed: the sweep's check then refuses with its fix."""
+    from bench.plan.grid import first_installed_backend
+
+    first = first_installed_backend()
+    found = nvml()
+    if gpu == "cpu" or not nvml_module.used(found["gpus"], gpus):
+        return first
+    backends = installed_backends()
+    answers = ask(backends, gpus)
+    on_gpu = [b for b in backends if answers[b].get("platform") == "gpu"]
+    if not on_gpu or on_gpu[0] == first:
+        return first
+    print(f"backend auto: {on_gpu[0]}, the first that trains on the GPU ({gate.seen(found)}); {first} would train on "
+          f"{gate.off_gpu(found, answers)[first]} ({gate.fix(first, found['cuda_driver'])})", file=sys.stderr)
+    return on_gpu[0]
+
+
 def facts(backends=None) -> dict:
     """What the doctor tells, as data: NVML's view and each backend's answer (env.json's 'doctor')."""
     return {"nvml": nvml(), "backends": ask(backends or installed_backends())}
@@ -187,7 +208,8 @@ def main(argv=None) -> int:
     parser.add_argument("--where", help="print where() of this backend as JSON (one process per backend)")
     parser.add_argument("--count", type=int, default=1, help="with --where: the devices a run of this many GPUs uses")
     parser.add_argument("--check", action="store_true",
-                        help="exit status 1, the fix on the last line, when an installed backend misses a GPU NVML sees")
+                        help="exit status 1, the fix on the last line, when no installed backend reaches the GPU NVML "
+                             "sees; those that miss it are said, with their fix")
     args = parser.parse_args(argv)
     if args.where:
         devices.hide(set(devices.FRAMEWORKS) - {args.where})
@@ -199,10 +221,15 @@ def main(argv=None) -> int:
         return 0
     found = {"nvml": seen_now, "backends": ask(installed_backends())}
     print(render(found))
-    line = gate.refusal(found["nvml"], found["backends"]) or gate.nvml_trouble(found["nvml"])
+    missed = gate.off_gpu(found["nvml"], found["backends"])
+    reached = [b for b in found["backends"] if b not in missed]
+    line = gate.nvml_trouble(found["nvml"]) or (None if reached else gate.refusal(found["nvml"], found["backends"]))
     if args.check and line:
         print(f"doctor: {line}", file=sys.stderr)
         return 1
+    if args.check and missed:  # the presets' backend auto measures on the first that reaches the GPU
+        print(f"doctor: {', '.join(missed)} will train on the CPU here ({gate.fix(next(iter(missed)), seen_now['cuda_driver'])}); "
+              f"the presets measure on {reached[0]} (backend auto)", file=sys.stderr)
     return 0
 
 
