@@ -173,6 +173,12 @@ def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, *, gpu: str,
         try:
             new = runner.sweep(in_order(probes, grid), index_path, store, timeout_s, interval, force, env["gpu_count"],
                                identity(env), on_row=every, jobs=jobs)
+            again = one_more_look(probes + grid, store.root)
+            if again:
+                print(f"{len(again)} runs more, where a verdict depends on them (the noise could not settle it)",
+                      file=sys.stderr)
+                new += runner.sweep(again, index_path, store, timeout_s, interval, force, env["gpu_count"],
+                                    identity(env), on_row=every, jobs=jobs)
             traced = profiled_spec(profile, probes + grid, store.records()) if profile else None
             if traced:
                 new += runner.sweep([traced], index_path, store, timeout_s, interval, force, env["gpu_count"],
@@ -182,6 +188,25 @@ def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, *, gpu: str,
             raise
         path = report.write(store.root)
     return path, new
+
+
+def one_more_look(specs: list[RunSpec], root: Path) -> list[RunSpec]:
+    """One more repeat of each point whose verdict the noise could not settle (bench/analyse/verdicts.py
+    `unsettled`): a ceiling order, an efficiency near the line, the two fastest. Only in a sweep of
+    two repeats or more: one repeat asks for one look (the report then leans on the assumed noise)."""
+    from bench.analyse.points import write_csv
+    from bench.analyse.verdicts import unsettled
+
+    if max(s.repeat for s in specs) < 1:
+        return []
+    points, _, _ = write_csv(root)
+    if points.empty:
+        return []
+    wanted = unsettled(points)
+    latest = {s.point_id: s for s in specs}  # the last repeat of each
+    repeats = dict(zip(points.point_id, points.repeats_ok))
+    return [dataclasses.replace(latest[pid], repeat=max(s.repeat for s in specs if s.point_id == pid) + 1)
+            for pid in sorted(wanted) if pid in latest and repeats.get(pid, 0) > 0]
 
 
 def profiled_spec(profile: str, specs: list[RunSpec], rows: list[dict]) -> RunSpec | None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.analyse.noise import PRIOR, Noise, differ, geomean, pooled
 from bench.results import profiles
 from bench.plan.knobs import COLUMN_KNOBS, KNOBS, RunSpec, display
 from bench.plan.grid import model_ceiling, pipeline_ceiling
@@ -19,10 +20,9 @@ from bench.results.store import ResultStore, read_json
 
 AT_CEILING = 0.8  # a training rate at 80% or more of its lower ceiling is at that ceiling
 SHORT_S = 2.0  # seconds of measured window below which a run is too short to time well
-# An upper ceiling this many times the lower stays the upper one through a short window's noise:
-# two repeats of a 0.4 s model-alone window differed 1.65x (quick, tiny 64px, batch 15, 2 cores).
-CLEAR_MARGIN = 2.0
-INCONSISTENT = 1.1  # an efficiency above this: a ceiling measured below the rate it bounds
+# Other work's share of the CPU (percentage points) by which a point and its lower ceiling may differ
+# before their rates are said to be measured under different load.
+LOAD_GAP = 20.0
 # Figures whose median over the repeats is the point's.
 NUMERIC = ["total_s", "train_img_s", "first_epoch_s", "epoch_s_median", "val_s_total", "checkpoint_s_total",
            "cpu_util_mean", "cpu_util_p90", "proc_cpu_pct_mean", "gpu_util_mean", "gpu_util_p90",
@@ -42,50 +42,52 @@ def spec_of(row: dict) -> RunSpec:
     return RunSpec(**{k: None if isinstance(row[k], float) and pd.isna(row[k]) else row[k] for k in KNOBS if k in row})
 
 
-def bound(train: float, pipeline: float, model: float) -> tuple[str | None, float | None]:
-    """(bound, efficiency) from the three rates; (None, None) when a rate is missing."""
+def _rate(p: dict, prefix: str) -> tuple[float, int]:
+    """(the geometric mean of a rate's ok repeats, how many): what the noise rule compares."""
+    geo = p.get(f"{prefix}_geo")
+    n = p.get("repeats_ok" if prefix == "train_img_s" else f"{prefix.split('_')[0]}_repeats")
+    return (p[prefix] if pd.isna(geo) else geo), (1 if pd.isna(n) else int(n))
+
+
+def bound(p: dict, noise: Noise = PRIOR) -> tuple[str | None, float | None, str]:
+    """(bound, efficiency, why it is withheld or ''), by the noise rule (bench/analyse/noise.py).
+
+    The lower ceiling is the pipeline's (input) or the model's (compute) where the two differ
+    beyond the noise, and `balanced` where they do not; end to end is at that ceiling unless it is
+    below AT_CEILING of it beyond the noise (overhead). Withheld only where the figures contradict
+    (end to end above its lower ceiling beyond the noise: a measurement to fix), where the point and
+    its ceiling ran under different load, or where the efficiency is under AT_CEILING but not
+    beyond the noise (at the ceiling is what a point reaching AT_CEILING is; overhead must be shown)."""
+    train, pipeline, model = p.get("train_img_s"), p.get("pipeline_img_s"), p.get("model_img_s")
     if any(pd.isna(v) or not v for v in (train, pipeline, model)):
-        return None, None
+        return None, None, ""
+    (t, nt), (pl, npl), (m, nm) = _rate(p, "train_img_s"), _rate(p, "pipeline_img_s"), _rate(p, "model_img_s")
+    order = differ(pl, npl, m, nm, noise)
+    kind = "input" if order < 0 else "compute" if order > 0 else "balanced"
+    lower, n_lower, which = (pl, npl, "pipeline") if pl <= m else (m, nm, "model")
     efficiency = train / min(pipeline, model)
-    if efficiency < AT_CEILING:
-        return "overhead", efficiency
-    return ("input" if pipeline <= model else "compute"), efficiency
+    if differ(t, nt, lower, n_lower, noise) > 0:
+        load = _load_gap(p, which)
+        cause = load or "the ceiling and the point measured apart (a warm cache, clocks, load between runs)"
+        return kind, efficiency, (f"inconsistent measurement: {train:.0f} images/s end to end is {efficiency:.2f}x the "
+                                  f"{which}-alone ceiling of {min(pipeline, model):.0f}, beyond the noise "
+                                  f"({noise.says()}); likely cause: {cause}")
+    at = differ(t, nt, lower, n_lower, noise, ratio=AT_CEILING)
+    load = _load_gap(p, which)
+    if load:
+        return (kind if at >= 0 else "overhead"), efficiency, f"measured under different load: {load}"
+    if at == 0 and efficiency < AT_CEILING:  # overhead is a claim too: below the line beyond the noise
+        return kind, efficiency, (f"the efficiency, {efficiency:.2f}, is within the noise ({noise.says()}) of "
+                                  f"the {AT_CEILING:g} line between at a ceiling and overhead")
+    return (kind if at >= 0 else "overhead"), efficiency, ""
 
 
-def bound_doubt(p: dict) -> str:
-    """Why a point's bound cannot be stated as fact ('' when it can): an efficiency above
-    INCONSISTENT (a ceiling measured below the rate it bounds), windows too short to time well
-    (the end to end's, the lower ceiling's, and the upper ceiling's unless it is CLEAR_MARGIN
-    above the lower), or repeats whose ranges put the efficiency on both sides of AT_CEILING or
-    leave unknown which ceiling is the lower."""
-    if not isinstance(p.get("bound"), str):  # no bound (NaN where a ceiling is missing)
+def _load_gap(p: dict, which: str) -> str:
+    """Where other work took the CPU in different shares while a point and its lower ceiling ran, in words."""
+    mine, theirs = p.get("others_cpu_pct"), p.get(f"{which}_others_cpu_pct")
+    if pd.isna(mine) or pd.isna(theirs) or abs(mine - theirs) <= LOAD_GAP:
         return ""
-    lower, upper = sorted((p["pipeline_img_s"], p["model_img_s"]))
-    input_bound = p["pipeline_img_s"] <= p["model_img_s"]
-    timed = ["window_s", "pipeline_window_s" if input_bound else "model_window_s"]
-    if upper < CLEAR_MARGIN * lower:  # the upper ceiling's noise could make it the lower one
-        timed.append("model_window_s" if input_bound else "pipeline_window_s")
-    windows = [p.get(w) for w in timed if pd.notna(p.get(w))]
-    short = f"windows of {min(windows):.1f} s, under {SHORT_S:g} s" if windows and min(windows) < SHORT_S else ""
-    if p["efficiency"] > INCONSISTENT:
-        which = "pipeline-alone" if input_bound else "model-alone"
-        cause = short or "the ceiling and the point measured under different conditions (load between runs, a warm cache)"
-        return (f"inconsistent measurement: {p['train_img_s']:.0f} images/s end to end is {p['efficiency']:.2f}x the "
-                f"{which} ceiling of {lower:.0f}, a ceiling below the rate it bounds; likely cause: {cause}")
-    if short:
-        return short
-    def ends(prefix):  # a rate's repeats' range, the median where no range was kept
-        low, high = p.get(f"{prefix}_min"), p.get(f"{prefix}_max")
-        median = p[prefix]
-        return (median if pd.isna(low) else low), (median if pd.isna(high) else high)
-    (t_lo, t_hi), (pl_lo, pl_hi), (m_lo, m_hi) = ends("train_img_s"), ends("pipeline_img_s"), ends("model_img_s")
-    eff_lo, eff_hi = t_lo / min(pl_hi, m_hi), t_hi / min(pl_lo, m_lo)
-    if eff_lo < AT_CEILING <= eff_hi:
-        return (f"within the repeats' ranges the efficiency is {eff_lo:.2f} to {eff_hi:.2f}, "
-                f"on both sides of {AT_CEILING:g}")
-    if p["bound"] != "overhead" and pl_lo <= m_hi and m_lo <= pl_hi:
-        return "the two ceilings' repeats overlap: which is the lower is not known"
-    return ""
+    return f"other work took {mine:.0f}% of the CPU during the point and {theirs:.0f}% during its {which}-alone ceiling"
 
 
 def runnable(points: pd.DataFrame) -> pd.DataFrame:
@@ -118,6 +120,7 @@ def medians(frame: pd.DataFrame) -> pd.DataFrame:
         values = ok.groupby("point_id")[column]
         middle[f"{column}_min"], middle[f"{column}_max"] = values.min(), values.max()
     middle["spread"] = (middle.train_img_s_max - middle.train_img_s_min) / middle.train_img_s
+    middle["train_img_s_geo"] = ok.groupby("point_id").train_img_s.agg(geomean)  # what the noise rule compares
     latest = frame.drop_duplicates("point_id", keep="last").set_index("point_id")
     points = latest.drop(columns=numeric).join(middle)
     points["repeats_ok"] = ok.groupby("point_id").size().reindex(points.index).fillna(0).astype(int)
@@ -150,17 +153,22 @@ def table(rows: list[dict], env: dict, sweep: dict, envs: dict | None = None) ->
         spec = spec_of(first[pid])
         pipeline_ids.append(None if spec.pipeline == "synthetic" else pipeline_ceiling(spec).point_id)
         model_ids.append(None if spec.backbone == "null" else model_ceiling(spec).point_id)
-    for column in ("train_img_s_min", "train_img_s_max", "window_s"):
+    # the share of the machine's CPU that other work took during the window: the whole machine's
+    # use less the run's own process tree (one core is 100%), over its threads
+    points["others_cpu_pct"] = (points.cpu_util_mean - points.proc_cpu_pct_mean / (env.get("cpu_threads") or 1)).clip(lower=0)
+    for column in ("train_img_s_min", "train_img_s_max", "train_img_s_geo", "window_s", "repeats_ok", "others_cpu_pct"):
         by_id = dict(zip(points.point_id, points.get(column, pd.Series(float("nan"), index=points.index))))
-        name = column.replace("train_img_s", "img_s")
+        name = {"repeats_ok": "repeats", "others_cpu_pct": "others_cpu_pct"}.get(column, column.replace("train_img_s", "img_s"))
         points[f"pipeline_{name}"] = [by_id.get(i) for i in pipeline_ids]
         points[f"model_{name}"] = [by_id.get(i) for i in model_ids]
     points["pipeline_img_s"] = [rate.get(i) for i in pipeline_ids]
     points["model_img_s"] = [rate.get(i) for i in model_ids]
-    verdicts = [bound(t, p, m) for t, p, m in zip(points.train_img_s, points.pipeline_img_s, points.model_img_s)]
-    points["bound"] = [b for b, _ in verdicts]
-    points["efficiency"] = [e for _, e in verdicts]
-    points["bound_doubt"] = [bound_doubt(p) for p in points.to_dict("records")]
+    noise = pooled(pd.DataFrame(rows))
+    points["noise_sd"], points["noise_df"] = noise.sd, noise.df
+    verdicts = [bound(p, noise) for p in points.to_dict("records")]
+    points["bound"] = [b for b, _, _ in verdicts]
+    points["efficiency"] = [e for _, e, _ in verdicts]
+    points["bound_doubt"] = [d for _, _, d in verdicts]
     points["decode_core_img_s"] = [decode.get(i, float("nan")) if i else float("nan") for i in pipeline_ids]
     # one core's decode rate times the physical cores (a hyper-thread adds little to decoding)
     points["decode_ceiling_img_s"] = points.decode_core_img_s * (env.get("cpu_cores") or env.get("cpu_threads") or 1)
@@ -168,9 +176,6 @@ def table(rows: list[dict], env: dict, sweep: dict, envs: dict | None = None) ->
     cached = points.get("cache", pd.Series(index=points.index, dtype=object)).fillna(False).astype(bool)
     points["pipeline_efficiency"] = (points.pipeline_img_s / points.decode_ceiling_img_s).mask(cached)
     points["val_checkpoint_s"] = points.val_s_total + points.checkpoint_s_total.fillna(0)  # after each window
-    # the share of the machine's CPU that other work took during the window: the whole machine's
-    # use less the run's own process tree (one core is 100%), over its threads
-    points["others_cpu_pct"] = (points.cpu_util_mean - points.proc_cpu_pct_mean / (env.get("cpu_threads") or 1)).clip(lower=0)
     points["model_share"] = points.train_img_s / points.model_img_s  # how much of the model's rate it was fed
     # the CPU cores, in all, that decode at one core's rate to keep the model fed (model images/s
     # over it): the whole run's, over all its devices; per device it is cores_to_feed / device_count

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from bench.analyse.noise import CONFIDENCE, PRIOR, Noise, differ, geomean
 from bench.analyse.points import AT_CEILING, SHORT_S, runnable, spec_of
+from bench.plan.grid import model_ceiling, pipeline_ceiling
 from bench.plan.knobs import knobs_of
 from pipelines import loader_depth, window_steps
 
@@ -16,8 +18,13 @@ HELP_KNOBS = ("backend", *knobs_of("pipeline", "loader", "batch", "device"))  # 
 RULE = (f"`bound` is `input` when images/s end to end reach {AT_CEILING:.0%} or more of the lower "
         "ceiling and that ceiling is the pipeline's (the pipeline alone, feeding a model that costs "
         "nothing), `compute` when it is the model's (the model alone, on tensors in memory), "
+        "`balanced` when the two ceilings do not differ beyond the noise, "
         f"`overhead` when below {AT_CEILING:.0%} of both (per-epoch pauses, synchronisation, or on a "
-        "CPU the loader and the model competing for the same cores). efficiency = images/s end to "
+        "CPU the loader and the model competing for the same cores). Every comparison (which ceiling is "
+        "lower, at or below it, the fastest setting, the one that changed most) is claimed only outside a "
+        f"{CONFIDENCE:.1%} one-sided interval on each side of the log rates, with the repeats' spread pooled "
+        "over every point of the folder (bench/analyse/noise.py: where nothing differs, a claim in 5% of "
+        "comparisons or fewer). efficiency = images/s end to "
         "end / the lower ceiling. data wait = the share of step time spent waiting for the loader: "
         "from when the training loop turned to a batch until it was decoded and batched, measured per "
         "step (the hand-off into the step, queue and conversion to tensors, counts as step time).")
@@ -98,21 +105,29 @@ def _name(p) -> str:
     return f"{p['setting']} at batch {p['batch']}" + ("" if backend == "tensorflow" else f" on {backend}")
 
 
+def noise_of(points: pd.DataFrame) -> Noise:
+    """The folder's pooled noise, as points.table wrote it beside every point."""
+    sd, df = points.get("noise_sd", pd.Series(dtype=float)).dropna(), points.get("noise_df", pd.Series(dtype=float)).dropna()
+    return Noise(float(sd.iloc[0]), float(df.iloc[0])) if len(sd) and len(df) else PRIOR
+
+
+def _side(points: pd.DataFrame) -> tuple[float, float]:
+    """(the geometric mean of the points' rates, the runs it stands for): k points of n_i repeats
+    each average to a log mean whose spread is that of k**2 / sum(1 / n_i) runs."""
+    geo = points.get("train_img_s_geo", points.train_img_s).fillna(points.train_img_s)
+    n = points.get("repeats_ok", pd.Series(1, index=points.index)).clip(lower=1)
+    return geomean(geo), len(points) ** 2 / float((1 / n).sum())
+
+
 def claim_doubt(faster: pd.DataFrame, slower: pd.DataFrame) -> str:
-    """Why "`faster` gave more images/s than `slower`" cannot be stated ('' when it can): a window
-    under SHORT_S among them, or repeats' ranges that overlap (the medians of the faster points'
-    lowest repeats and of the slower points' highest). Each side is one point or several, whose
-    medians over the other settings are compared."""
-    both = pd.concat([faster, slower])
-    windows = both.get("window_s", pd.Series(dtype=float)).dropna()
-    if len(windows) and windows.min() < SHORT_S:
-        return f"its windows are as short as {windows.min():.1f} s, under the {SHORT_S:g} s that time well"
-    low = faster.get("train_img_s_min", faster.train_img_s).fillna(faster.train_img_s).median()
-    high = slower.get("train_img_s_max", slower.train_img_s).fillna(slower.train_img_s).median()
-    if low <= high:
-        return (f"the repeats' ranges overlap ({low:.0f} images/s at the lowest against {high:.0f} at the "
-                f"highest): the difference is within their spread")
-    return ""
+    """Why "`faster` gave more images/s than `slower`" cannot be stated ('' when it can), by the
+    noise rule (bench/analyse/noise.py). Each side is one point or several, compared by their
+    geometric mean over the other settings."""
+    noise = noise_of(pd.concat([faster, slower]))
+    (a, n_a), (b, n_b) = _side(faster), _side(slower)
+    if differ(a, n_a, b, n_b, noise) > 0:
+        return ""
+    return f"the difference ({a / b:.2f}x) is within the noise ({noise.says()})"
 
 
 def _helped_most(points: pd.DataFrame) -> str | None:
@@ -134,7 +149,7 @@ def _helped_most(points: pd.DataFrame) -> str | None:
         return (f"No setting is named as the one that changed images/s most: `{knob}` differed most "
                 f"({_value(hi)} over {_value(lo)}), but {doubt}.")
     return (f"The setting that changed most: `{knob}` = {_value(hi)} gave {ratio:.2f}x the images/s of "
-            f"{_value(lo)} (median over the other settings; the repeats' ranges do not overlap).")
+            f"{_value(lo)} (median over the other settings; beyond the noise).")
 
 
 def fastest(points: pd.DataFrame) -> str | None:
@@ -147,14 +162,34 @@ def fastest(points: pd.DataFrame) -> str | None:
     said = (f"**{best['setting']}**, batch {best['batch']}, {best['backbone']} at {best['input_size']}px: "
             f"{best['train_img_s']:.1f} training images/s, {best['total_s']:.1f} s in all (loader: {best['loader']})")
     if len(ranked) == 1:
-        doubt = claim_doubt(ranked.iloc[:1], ranked.iloc[:0]) if ranked.iloc[:1].get("window_s", pd.Series(
-            dtype=float)).lt(SHORT_S).any() else ""
-        return f"{said}, the only configuration that ran." + (f" Not timed well: {doubt}." if doubt else "")
+        return f"{said}, the only configuration that ran."
     doubt = claim_doubt(ranked.iloc[:1], ranked.iloc[1:2])
     if doubt:
         return (f"Not named: the highest median is {said}, ahead of {_name(ranked.iloc[1])} "
                 f"({ranked.iloc[1]['train_img_s']:.1f}), but {doubt}.")
-    return f"{said}; ahead of the runner-up, {_name(ranked.iloc[1])}, beyond the repeats' spread."
+    return f"{said}; ahead of the runner-up, {_name(ranked.iloc[1])}, beyond the noise."
+
+
+def unsettled(points: pd.DataFrame) -> set[str]:
+    """The points another repeat could settle (pyperf's way: measure more only where it matters):
+    a configuration whose ceilings are balanced or whose efficiency sits within the noise of
+    AT_CEILING, with its two ceilings; the two fastest configurations where their order is within
+    the noise. Points that ran no more than the fewest repeats of the folder only, so that the
+    sweep adds one look, not a series."""
+    ran = points[points.repeats_ok > 0]
+    if ran.empty:
+        return set()
+    fewest = ran.repeats_ok.min()
+    found = set()
+    for p in runnable(ran).to_dict("records"):
+        doubt = p.get("bound_doubt") if isinstance(p.get("bound_doubt"), str) else ""
+        if p.get("bound") == "balanced" or doubt.startswith("the efficiency"):
+            spec = spec_of(p)
+            found |= {p["point_id"], pipeline_ceiling(spec).point_id, model_ceiling(spec).point_id}
+    ranked = runnable(ran).sort_values("train_img_s", ascending=False)
+    if len(ranked) > 1 and claim_doubt(ranked.iloc[:1], ranked.iloc[1:2]):
+        found |= set(ranked.point_id.iloc[:2])
+    return {pid for pid in found if pid in set(ran.point_id[ran.repeats_ok <= fewest])}
 
 
 def _value(value):
@@ -171,6 +206,10 @@ VERDICTS = (
         f"{_name(p)} is compute-bound at {p['efficiency']:.2f} efficiency ({p['train_img_s']:.0f} images/s): "
         f"{'a faster GPU or mixed precision' if gpu else 'more or faster CPU cores'} would speed the compute-bound "
         f"ones up.")),
+    ("balanced", ("train_img_s", True), lambda p, gpu: (
+        f"{_name(p)} is balanced at {p['train_img_s']:.0f} images/s: the pipeline alone "
+        f"({p['pipeline_img_s']:.0f}) and the model alone ({p['model_img_s']:.0f}) run at the same rate within the "
+        f"noise, so speeding up one of them alone gains little.")),
     ("overhead", ("efficiency", True), lambda p, gpu: (
         f"{_name(p)} runs at {p['efficiency']:.2f} of its lower ceiling "
         f"({min(p['pipeline_img_s'], p['model_img_s']):.0f} images/s): neither ceiling explains it, so the "

@@ -1,0 +1,109 @@
+"""The one confidence rule every verdict uses: the bound, the fastest setting, the setting that
+changed most, compare's better and worse, the tuner's kept change.
+
+Rates are compared on a log scale (a noise of 8% is 8% at any rate). The noise is the spread of the
+repeats, pooled over every point of the folder: on one machine in one sweep the points share
+their noise (load, clocks, caches), so twelve points of two repeats give twelve degrees of freedom
+where each alone gives one. A difference is claimed when it stands outside a one-sided interval
+at CONFIDENCE on each side, so that where nothing differs a claim is made in 5% of sweeps or
+fewer, a second look included (tests/test_noise.py simulates it). Where no point has two repeats
+there is no measured spread: PRIOR_SD stands in, and every verdict says it was assumed.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+# One-sided, each way. A verdict the noise cannot settle at the preset's repeats gets one more
+# (bench/session.py), a second look: simulated on quick's shape (12 configurations, 8% noise),
+# 2 repeats then a third where needed claim a difference where there is none in 4.0% of sweeps and
+# find a 30% one in 96% (tests/test_noise.py); 0.975 would claim 7.7%, 0.99 find 94.5%.
+CONFIDENCE = 0.985
+# The log-rate spread assumed without repeats. Pooled spreads of the reference sweeps on the 2-core
+# CPU machine (results/reference/cpu, `noise.pooled` of each runs.jsonl): quick 8.0%, hosts 11%,
+# loaders 16%, ci 21% (smoke-backends, windows under a second: 44%). The upper of the sweeps with
+# windows of seconds: a claim on one repeat then needs a 1.7x difference.
+PRIOR_SD = 0.20
+
+
+class Noise(NamedTuple):
+    """The spread of one run's log rate (sd) and the degrees of freedom behind it (inf: assumed)."""
+
+    sd: float
+    df: float
+
+    @property
+    def measured(self) -> bool:
+        return math.isfinite(self.df)
+
+    def says(self) -> str:
+        """The noise in words, for the report's method line."""
+        if not self.measured:
+            return f"{self.sd:.0%} assumed (no point has two repeats)"
+        return f"{self.sd:.1%} a run, pooled over the repeats of every point ({int(self.df)} degrees of freedom)"
+
+
+PRIOR = Noise(PRIOR_SD, math.inf)
+
+
+def pooled(rows: pd.DataFrame, column: str = "train_img_s", by: str = "point_id") -> Noise:
+    """The pooled spread of log(`column`) over the ok rows of each `by` group with two or more."""
+    rates = pd.to_numeric(rows[column], errors="coerce")
+    ok = (rates > 0) & (rows["status"] == "ok" if "status" in rows else True)
+    logs = np.log(rates[ok].to_numpy(float))
+    codes = pd.factorize(rows.loc[ok, by])[0]
+    n = np.bincount(codes, minlength=codes.max() + 1 if len(codes) else 0)
+    df = float(np.clip(n - 1, 0, None).sum())
+    if df < 1:
+        return PRIOR
+    means = np.bincount(codes, logs) / n
+    return Noise(max(math.sqrt(float(((logs - means[codes]) ** 2).sum()) / df), 1e-6), df)
+
+
+@functools.lru_cache(maxsize=256)
+def _quantile(df: float) -> float:
+    return float(stats.norm.ppf(CONFIDENCE) if math.isinf(df) else stats.t.ppf(CONFIDENCE, df))
+
+
+def margin(noise: Noise, n_a: float, n_b: float) -> float:
+    """How far apart two log means of n_a and n_b runs must be for a claim."""
+    return _quantile(noise.df) * noise.sd * math.sqrt(1 / max(n_a, 1) + 1 / max(n_b, 1))
+
+
+def differ(a: float, n_a: float, b: float, n_b: float, noise: Noise, ratio: float = 1.0) -> int:
+    """+1 where the rate `a` (a geometric mean of n_a runs) is above `ratio` x `b` beyond the noise,
+    -1 where below, 0 where the noise cannot tell."""
+    if not (a > 0 and b > 0) or pd.isna(a) or pd.isna(b):
+        return 0
+    d = math.log(a) - math.log(ratio * b)
+    m = margin(noise, n_a, n_b)
+    return 1 if d > m else -1 if d < -m else 0
+
+
+def faster(new: list[float], old: list[float], noise: Noise | None = None) -> bool:
+    """Runs `new` beat runs `old` beyond the noise: their own pooled spread, or `noise`."""
+    if not new or not old:
+        return False
+    frame = pd.DataFrame({"train_img_s": [*new, *old], "point_id": ["new"] * len(new) + ["old"] * len(old)})
+    noise = noise or pooled(frame)
+    return differ(geomean(new), len(new), geomean(old), len(old), noise) > 0
+
+
+def geomean(rates) -> float:
+    values = [v for v in rates if v and v > 0]
+    return float(np.exp(np.mean(np.log(values)))) if values else float("nan")
+
+
+def repeats_to_see(change: float, noise: Noise) -> int:
+    """Repeats each side needs for a change of `change` (0.3: a 30% drop) to be claimed in 90% of
+    comparisons: the margin plus 1.28 standard errors inside it."""
+    for n in range(1, 33):
+        if margin(noise, n, n) + stats.norm.ppf(0.9) * noise.sd * math.sqrt(2 / n) < abs(math.log(1 - change)):
+            return n
+    return 33
