@@ -70,9 +70,9 @@ def test_backbone_null_survives_the_points_csv_round_trip(tmp_path):
     assert list(read.backbone) == ["null", "null"]
     best = best_per_machine([path])
     assert len(best) == 1 and (best.loc[0, "backbone"], best.loc[0, "input_size"]) == ("null", 16)
-    from bench.output import compare
+    from bench.analyse import regressions
 
-    result = compare.compare(*[compare.load(path)[0]] * 2)
+    result = regressions.compare(*[regressions.load(path)[0]] * 2)
     assert list(result.table.backbone) == ["null", "null"]
 
 

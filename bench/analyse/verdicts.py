@@ -230,9 +230,8 @@ def verdict(points: pd.DataFrame, gpu: bool = True) -> str:
     parts = []
     doubts = judged.get("bound_doubt", pd.Series("", index=judged.index)).fillna("")
     sure, withheld = judged[doubts == ""], judged[doubts != ""]
-    if len(sure):
-        counts = sure.bound.value_counts()
-        parts.append(", ".join(f"{n} {b}-bound" for b, n in counts.items()) + f" of {len(judged)} configurations.")
+    named = ", ".join(f"{n} {b}-bound" for b, n in sure.bound.value_counts().items()) or "No bound named"
+    parts.append(f"{named} of {len(judged)} configurations" + (f", {len(withheld)} withheld." if len(withheld) else "."))
     if len(withheld):
         parts.append(f"Bound withheld for {len(withheld)} of {len(judged)} configurations: " + "; ".join(
             f"{_name(p)}: {doubts[i]}" for i, p in withheld.iterrows()) + ".")

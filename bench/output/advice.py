@@ -91,6 +91,8 @@ def do_this(points: pd.DataFrame, sweep: dict | None = None) -> list[str]:
     bound, doubt = best.get("bound"), best.get("bound_doubt")
     limit = {"input": "the input pipeline (more workers, a cache or another loader would help)",
              "compute": f"the model on this device ({_levers(best)} are the levers)",
+             "balanced": "the input pipeline and the model alike (their ceilings are within the noise of each other: "
+                         "speed up both, or neither helps)",
              "overhead": "neither ceiling: the gap is per-step overhead between loader and model"}.get(
         bound if isinstance(bound, str) else "", "not known (run with ceilings for the bound)")
     if isinstance(doubt, str) and doubt:  # the report withholds this bound: so does the advice

@@ -47,8 +47,9 @@ def throughput(points: pd.DataFrame, path: Path) -> Path | None:
 
 
 def feed(points: pd.DataFrame, path: Path) -> Path | None:
-    """Images/s of each pipeline setting, end to end, against the model's rate alone (a line): a
-    panel per model, batch and precision."""
+    """Images/s of each pipeline setting, end to end with its repeats' range, against the model's
+    rate alone (a line): a panel per model, batch and precision. A bar above its lower ceiling says
+    why over it: within the noise (the verdict stands) or the reason its bound is withheld."""
     fed = fed_points(points)
     if fed.empty:
         return None
@@ -56,7 +57,14 @@ def feed(points: pd.DataFrame, path: Path) -> Path | None:
     fig, axes = plt.subplots(1, len(groups), figsize=(max(5, 1.2 * len(fed) / len(groups) + 3) * len(groups), 4.2),
                              squeeze=False)
     for ax, ((backend, backbone, size, precision, batch), group) in zip(axes[0], groups):
-        ax.bar(group.setting, group.train_img_s, label="end to end")
+        low = (group.train_img_s - group.get("train_img_s_min", group.train_img_s)).clip(lower=0)
+        high = (group.get("train_img_s_max", group.train_img_s) - group.train_img_s).clip(lower=0)
+        ax.bar(group.setting, group.train_img_s, yerr=[low.fillna(0), high.fillna(0)], capsize=3, label="end to end")
+        for x, p in zip(group.setting, group.to_dict("records")):
+            if p["train_img_s"] > min(p["pipeline_img_s"], p["model_img_s"]):
+                doubt = p.get("bound_doubt") if isinstance(p.get("bound_doubt"), str) else ""
+                ax.annotate("withheld" if doubt else "above: within noise", (x, p["train_img_s"]), ha="center",
+                            va="bottom", fontsize=6, xytext=(0, 8), textcoords="offset points")
         ax.scatter(group.setting, group.pipeline_img_s, marker="_", s=400, color="black", label="pipeline alone")
         ax.axhline(group.model_img_s.median(), color="tab:red", label="model alone")
         ax.set(title=f"{backbone} {size}px b{batch} {PRECISIONS.get(precision, precision)} on {backend}",
