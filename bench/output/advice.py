@@ -77,6 +77,21 @@ def do_this(points: pd.DataFrame, sweep: dict | None = None) -> list[str]:
     if ran.empty or not any(is_user_model(b) or is_user_pipeline(p) for b, p in zip(ran.backbone, ran.pipeline)):
         return []
     best = ran.loc[ran.train_img_s.idxmax()]
+    bound, doubt = best.get("bound"), best.get("bound_doubt")
+    limit = {"input": "the input pipeline (more workers, a cache or another loader would help)",
+             "compute": f"the model on this device ({_levers(best)} are the levers)",
+             "overhead": "neither ceiling: the gap is per-step overhead between loader and model"}.get(
+        bound if isinstance(bound, str) else "", "not known (run with ceilings for the bound)")
+    if isinstance(doubt, str) and doubt:  # the report withholds this bound: so does the advice
+        limit = f"not known: {doubt}"
+    return ["## Do this", "", f"The fastest setting measured: {best['train_img_s']:.0f} images/s with "
+            f"`{best['backbone']}` at batch {int(best['batch'])}; what limits it: {limit}. In your training script:",
+            "", *code_lines(best, sweep), ""]
+
+
+def code_lines(best, sweep: dict) -> list[str]:
+    """The setting `best` (a points row) as the code of a training script, fenced: its model,
+    precision, XLA, loader and fit call, as measured."""
     code = ["import keras"]
     if best["precision"] != "float32":
         code.append(f'keras.mixed_precision.set_global_policy("{best["precision"]}")  # before building the model')
@@ -88,16 +103,7 @@ def do_this(points: pd.DataFrame, sweep: dict | None = None) -> list[str]:
     epochs = int(best["epochs"]) if pd.notna(best.get("epochs")) else 1
     shuffle = ", shuffle=False" if best["pipeline"] == "keras" else ""
     code.append(f"model.fit(data, epochs={epochs}{shuffle})  # the sweep's epochs: use yours")
-    bound, doubt = best.get("bound"), best.get("bound_doubt")
-    limit = {"input": "the input pipeline (more workers, a cache or another loader would help)",
-             "compute": f"the model on this device ({_levers(best)} are the levers)",
-             "overhead": "neither ceiling: the gap is per-step overhead between loader and model"}.get(
-        bound if isinstance(bound, str) else "", "not known (run with ceilings for the bound)")
-    if isinstance(doubt, str) and doubt:  # the report withholds this bound: so does the advice
-        limit = f"not known: {doubt}"
-    return ["## Do this", "", f"The fastest setting measured: {best['train_img_s']:.0f} images/s with "
-            f"`{best['backbone']}` at batch {int(best['batch'])}; what limits it: {limit}. In your training script:",
-            "", "```python", *code, "```", ""]
+    return ["```python", *code, "```"]
 
 
 def _levers(best) -> str:
