@@ -104,6 +104,22 @@ def closing_line(rows: list[dict], wall_s: float, report: Path) -> str:
     return line + ("\n" + failures if failures else "")
 
 
+def _tune(args) -> int:
+    from bench import tune
+
+    preset = load_preset(args.preset)
+    first = {k: v[0] if isinstance(v, list) else v for k, v in preset.knob_sets()[0].items()}
+    start = checked_grid([{k: [v] for k, v in first.items()}], args.set)
+    if len(start) != 1:
+        raise SpecError("tune starts from one setting: give one value per knob in --set")
+    check_out(args.out, force=None)
+    root, path, best, reason = tune.tune(start[0], preset.data, gpu=args.gpu, data=args.data, out=args.out,
+                                         timeout_s=args.timeout or preset.timeout_s, interval=args.interval,
+                                         repeat=args.repeat, max_runs=args.max_runs)
+    print("\n".join(tune.closing(root, path, best, reason)))
+    return 0 if best.rates else 1
+
+
 def _run(args) -> int:
     from bench import session
 
@@ -254,7 +270,7 @@ def _knobs(args) -> int:
     return 0
 
 
-COMMANDS = {"doctor": _doctor, "presets": _presets, "knobs": _knobs, "data": _data, "sweep": _sweep, "run": _run, "fit": _fit, "compare": _compare, "baseline": _baseline,
+COMMANDS = {"doctor": _doctor, "presets": _presets, "knobs": _knobs, "data": _data, "sweep": _sweep, "tune": _tune, "run": _run, "fit": _fit, "compare": _compare, "baseline": _baseline,
             "report": lambda args: print(_report(args)) or 0, "export": _export, "train": _finetune,
             "resume": _finetune, "evaluate": _finetune, "predict": _finetune}
 

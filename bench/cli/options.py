@@ -135,6 +135,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--slurm-exclusive", action=argparse.BooleanOptionalAction, default=True,
                    help="ask for the node to itself (default: yes; a benchmark shares nothing)")
 
+    tu = sub.add_parser("tune", help="from one setting, measure what limits it, change that knob, keep what helps "
+                                     "beyond the noise; ends with the code of the best setting")
+    tu.add_argument("--preset", default="mine", help="where the setting starts: each knob's first value in the "
+                                                     "preset, then --set (default: mine, your own job)")
+    _add_run_options(tu)
+    tu.add_argument("--repeat", type=positive(int), default=2, help="runs of each setting tried (the noise rule's samples)")
+    tu.add_argument("--max-runs", type=positive(int), default=12, help="settings tried at most")
+
     r = sub.add_parser("run", help="run one point and print its record")
     _add_run_options(r)
     r.add_argument("--profile", action="store_true",

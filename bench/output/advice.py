@@ -77,17 +77,6 @@ def do_this(points: pd.DataFrame, sweep: dict | None = None) -> list[str]:
     if ran.empty or not any(is_user_model(b) or is_user_pipeline(p) for b, p in zip(ran.backbone, ran.pipeline)):
         return []
     best = ran.loc[ran.train_img_s.idxmax()]
-    code = ["import keras"]
-    if best["precision"] != "float32":
-        code.append(f'keras.mixed_precision.set_global_policy("{best["precision"]}")  # before building the model')
-    code += _model_code(best, sweep)
-    jit = {"on": "True", "off": "False"}.get(best["xla"])
-    if jit:
-        code.append(f"model.jit_compile = {jit}  # after compiling: XLA {best['xla']}, as measured")
-    code += _loader_code(best, sweep)
-    epochs = int(best["epochs"]) if pd.notna(best.get("epochs")) else 1
-    shuffle = ", shuffle=False" if best["pipeline"] == "keras" else ""
-    code.append(f"model.fit(data, epochs={epochs}{shuffle})  # the sweep's epochs: use yours")
     bound, doubt = best.get("bound"), best.get("bound_doubt")
     limit = {"input": "the input pipeline (more workers, a cache or another loader would help)",
              "compute": f"the model on this device ({_levers(best)} are the levers)",
@@ -99,7 +88,24 @@ def do_this(points: pd.DataFrame, sweep: dict | None = None) -> list[str]:
         limit = f"not known: {doubt}"
     return ["## Do this", "", f"The fastest setting measured: {best['train_img_s']:.0f} images/s with "
             f"`{best['backbone']}` at batch {int(best['batch'])}; what limits it: {limit}. In your training script:",
-            "", "```python", *code, "```", ""]
+            "", *code_lines(best, sweep), ""]
+
+
+def code_lines(best, sweep: dict) -> list[str]:
+    """The setting `best` (a points row) as the code of a training script, fenced: its model,
+    precision, XLA, loader and fit call, as measured."""
+    code = ["import keras"]
+    if best["precision"] != "float32":
+        code.append(f'keras.mixed_precision.set_global_policy("{best["precision"]}")  # before building the model')
+    code += _model_code(best, sweep)
+    jit = {"on": "True", "off": "False"}.get(best["xla"])
+    if jit:
+        code.append(f"model.jit_compile = {jit}  # after compiling: XLA {best['xla']}, as measured")
+    code += _loader_code(best, sweep)
+    epochs = int(best["epochs"]) if pd.notna(best.get("epochs")) else 1
+    shuffle = ", shuffle=False" if best["pipeline"] == "keras" else ""
+    code.append(f"model.fit(data, epochs={epochs}{shuffle})  # the sweep's epochs: use yours")
+    return ["```python", *code, "```"]
 
 
 def _levers(best) -> str:

@@ -1,0 +1,133 @@
+"""The tuner's walk, pure: from a measured setting and what limits it, the changes worth measuring
+next, and when to stop. No run is started here: `bench/tune.py` measures, this module decides,
+and tests/test_tune.py drives it with a stand-in whose rates are a known function of the knobs."""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+from pipelines import knob_meaning
+
+NEAR_MODEL = 0.9  # end to end within 10% of the model alone: the input side has nothing left to give
+MAX_WORKERS = 64
+
+
+class Step(NamedTuple):
+    """One measured setting: its knobs, its end-to-end rates (one a repeat), its ceilings' medians
+    (None where not measured), what limits it, and why it was tried."""
+
+    knobs: dict
+    rates: list[float]
+    pipeline: float | None
+    model: float | None
+    bound: str | None
+    why: str = "your setting"
+
+
+def median(rates: list[float]) -> float:
+    ordered = sorted(rates)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _input_moves(knobs: dict, installed: set[str]) -> list[tuple[str, dict]]:
+    """Loader changes, those the pipeline takes: more workers first (the seed's lever), then
+    processes instead of threads, a deeper queue, a cache of decoded images, uint8 transfer, and
+    tf.data in place of Keras's generator path or torch's."""
+    takes = set(knob_meaning(knobs.get("pipeline") or ""))
+    workers, queue = knobs.get("workers") or 0, knobs.get("max_queue_size") or 0
+    found = []
+    if "workers" in takes and workers < MAX_WORKERS:
+        found.append(("more loader workers: the pipeline alone is the lower ceiling", {"workers": max(1, 2 * workers)}))
+    if "use_multiprocessing" in takes and workers and not knobs.get("use_multiprocessing"):
+        found.append(("worker processes instead of threads: decoding in threads shares one interpreter",
+                      {"use_multiprocessing": True}))
+    if "max_queue_size" in takes and workers and queue < 2 * workers:
+        found.append(("a deeper queue: workers wait for room to put their batches", {"max_queue_size": 2 * workers}))
+    if "cache" in takes and not knobs.get("cache"):
+        found.append(("a cache of decoded images: each image decoded once", {"cache": True}))
+    if "transfer" in takes and knobs.get("transfer", "float32") != "uint8":
+        found.append(("uint8 transfer: a quarter of the bytes handed to the model", {"transfer": "uint8"}))
+    if knobs.get("pipeline") in ("keras", "torch") and "tfdata" in installed:
+        found.append(("tf.data in place of this loader: its map runs outside Python's lock",
+                      {"pipeline": "tfdata", "use_multiprocessing": None}))
+    return found
+
+
+def _compute_moves(knobs: dict, gpu: bool, saved_model: bool) -> list[tuple[str, dict]]:
+    """Model-side changes: a larger batch, mixed precision (not for a saved model, which keeps its
+    dtype policy), XLA."""
+    found = [("a larger batch: more work a step for the same per-step cost", {"batch": 2 * knobs["batch"]})]
+    if not saved_model and knobs.get("precision", "float32") == "float32":
+        precision = "mixed_float16" if gpu else "mixed_bfloat16"
+        found.append((f"{precision}: the model's arithmetic in 16 bits", {"precision": precision}))
+    if knobs.get("xla", "auto") != "on":
+        found.append(("XLA on: the step compiled as one program", {"xla": "on"}))
+    return found
+
+
+def moves(step: Step, installed: set[str], gpu: bool = False) -> list[tuple[str, dict]]:
+    """(why, knobs changed) worth trying from `step`, best first, for what limits it. Overhead (end
+    to end well below both ceilings) is per-step cost: fewer, larger steps or a compiled step; an
+    unknown bound tries both sides."""
+    saved_model = str(step.knobs.get("backbone", "")).endswith(".keras")
+    feed = _input_moves(step.knobs, installed)
+    model = _compute_moves(step.knobs, gpu, saved_model)
+    if step.bound == "input":
+        return feed
+    if step.bound == "compute":
+        return model
+    if step.bound == "overhead":
+        return [m for m in model if "batch" in m[1] or "xla" in m[1]] + feed
+    return feed + model
+
+
+def done(step: Step) -> str | None:
+    """Why the walk stops at `step` whatever else is tried, or None: end to end within 10% of the
+    model alone leaves only model-side changes, which a compute-bound step tries before it stops."""
+    if step.model and median(step.rates) >= NEAR_MODEL * step.model and step.bound != "compute":
+        return f"end to end is within {1 - NEAR_MODEL:.0%} of the model alone ({step.model:.0f} images/s)"
+    return None
+
+
+def walk(first: Step, measure: Callable[[dict, str], Step], better: Callable[[list[float], list[float]], bool],
+         installed: set[str], max_runs: int = 12, gpu: bool = False, say: Callable[[str], None] = print,
+         more: Callable[[Step], Step] | None = None) -> tuple[list[Step], Step, str]:
+    """From the measured `first` step, tries the moves its bound points to, keeping a change only
+    where `better` (the noise rule) says its rates beat the kept setting's; a change whose median is
+    higher but inside the noise gets one more repeat on each side (`more`), a second look, as a
+    sweep's unsettled verdicts do. After a kept change the moves are planned anew from its bound.
+    Stops near the model's ceiling, when no move helps, or after `max_runs` settings. Returns
+    (every step, the best, why it stopped)."""
+    if not first.rates:
+        return [first], first, "your setting did not run"
+    best, path, seen = first, [first], {_key(first.knobs)}
+    while True:
+        reason = done(best)
+        if reason:
+            return path, best, reason
+        kept = False
+        for why, change in moves(best, installed, gpu):
+            knobs = {**best.knobs, **change}
+            if _key(knobs) in seen:
+                continue
+            if len(path) >= max_runs:
+                return path, best, f"{max_runs} settings measured (--max-runs)"
+            seen.add(_key(knobs))
+            step = measure(knobs, why)
+            if more and step.rates and not better(step.rates, best.rates) and median(step.rates) > median(best.rates):
+                kept_at = next(i for i, s in enumerate(path) if s is best)
+                step, path[kept_at] = more(step), more(best)
+                best = path[kept_at]
+            path.append(step)
+            if better(step.rates, best.rates):
+                say(f"  kept: {median(step.rates):.0f} vs {median(best.rates):.0f} images/s, beyond the repeats' spread")
+                best, kept = step, True
+                break
+            say(f"  not kept: {median(step.rates):.0f} vs {median(best.rates):.0f} images/s is within the noise or slower")
+        if not kept:
+            return path, best, "no change the bound points to helps beyond the noise"
+
+
+def _key(knobs: dict) -> tuple:
+    return tuple(sorted((k, str(v)) for k, v in knobs.items()))

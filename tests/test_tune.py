@@ -1,0 +1,113 @@
+"""The tuner's walk (bench/analyse/moves.py) on a stand-in whose rates are a known function of the
+knobs, judged by the real noise rule (bench/tune.py `better`): it finds the optimum, stops on a
+plateau, and never keeps a change inside the noise. One short real `tune` is in the slow tests."""
+
+import json
+
+import numpy as np
+import pytest
+
+from bench.analyse import moves
+from bench.analyse.points import bound
+from bench.analyse.noise import Noise, faster
+from tests.conftest import gpubench
+
+START = {"backbone": "tiny", "pipeline": "keras", "batch": 16, "workers": 1, "use_multiprocessing": False,
+         "max_queue_size": 10, "cache": False, "transfer": "float32", "precision": "float32", "xla": "auto"}
+
+
+class StandIn:
+    """Measures a setting as rates drawn around a known truth: the pipeline alone feeds
+    `per_worker` images/s a worker thread up to `cores` (processes 1.5x), the model alone
+    `model` images/s at batch 16 and more at larger batches; end to end is the lower, less 5%."""
+
+    def __init__(self, noise: float = 0.03, per_worker: float = 100.0, cores: int = 8, model: float = 1000.0,
+                 repeat: int = 2, seed: int = 0):
+        self.noise, self.per_worker, self.cores, self.model, self.repeat = noise, per_worker, cores, model, repeat
+        self.rng, self.runs = np.random.default_rng(seed), 0
+
+    def truth(self, knobs: dict) -> tuple[float, float, float]:
+        if knobs.get("pipeline") == "tfdata":
+            pipeline = self.per_worker * 1.2 * min(knobs["workers"], self.cores)
+        else:
+            pipeline = self.per_worker * min(knobs["workers"], self.cores) * (1.5 if knobs["use_multiprocessing"] else 1)
+        model = self.model * (min(knobs["batch"], 64) / 16) ** 0.5
+        return min(pipeline, model) * 0.95, pipeline, model
+
+    def __call__(self, knobs: dict, why: str, repeat: int | None = None) -> moves.Step:
+        self.runs += 1
+        train, pipeline, model = self.truth(knobs)
+        rates = list(train * np.exp(self.rng.normal(0, self.noise, repeat or self.repeat)))
+        limit = bound({"train_img_s": float(np.median(rates)), "pipeline_img_s": pipeline, "model_img_s": model})[0]
+        return moves.Step(knobs, rates, pipeline, model, limit, why)
+
+    def more(self, step: moves.Step) -> moves.Step:
+        return step._replace(rates=step.rates + self(step.knobs, step.why, 1).rates)
+
+
+def walk(stand_in, start=START, **kwargs):
+    """The walk as `gpubench tune` drives it: the noise rule with the noise pooled over a tune
+    folder's settings (about 20 degrees of freedom), a second look where a change is inside it."""
+    pooled = Noise(stand_in.noise, 20)
+    return moves.walk(stand_in(start, "your setting"), stand_in, lambda new, old: faster(new, old, pooled), {"tfdata"},
+                      say=lambda line: None, more=stand_in.more, **kwargs)
+
+
+def test_the_walk_follows_the_bound_to_within_5_percent_of_the_best_setting():
+    stand_in = StandIn()
+    path, best, reason = walk(stand_in, max_runs=30)
+    best_truth = stand_in.truth(best.knobs)[0]
+    grid_best = max(stand_in.truth({**START, "workers": w, "use_multiprocessing": mp, "pipeline": p})[0]
+                    for w in (1, 2, 4, 8, 16, 32) for mp in (False, True) for p in ("keras", "tfdata"))
+    assert best_truth >= 0.95 * grid_best, (best.knobs, best_truth, grid_best)
+    assert len(path) <= 12 and reason, [s.why for s in path]
+
+
+def test_a_plateau_stops_the_walk_with_the_starting_setting_kept():
+    """Workers beyond one core do nothing here, and the model is far away: every move is tried once
+    and none is kept."""
+    stand_in = StandIn(cores=1, per_worker=50.0)
+    stand_in.truth = lambda knobs: (47.5, 50.0, 1000.0)
+    path, best, reason = walk(stand_in, max_runs=30)
+    assert best.knobs == START and reason.startswith("no change")
+    assert len(path) == 1 + len(moves.moves(path[0], {"tfdata"}))
+
+
+def test_a_change_inside_the_noise_is_kept_in_few_walks():
+    """A move that changes nothing, measured with 8% noise at 2 repeats: the rule keeps it in 5% of
+    walks or fewer; a move worth 30% is kept in 90% or more."""
+    def kept(gain: float, walks: int = 400) -> float:
+        count = 0
+        for seed in range(walks):
+            stand_in = StandIn(noise=0.08, seed=seed)
+            stand_in.truth = lambda knobs, g=gain: ((100.0 * (1 + g) if knobs["workers"] > 1 else 100.0), 105.0, 1e4)
+            path, best, _ = walk(stand_in, max_runs=2)
+            count += best.knobs != path[0].knobs
+        return count / walks
+
+    assert kept(0.0) <= 0.05
+    assert kept(0.30) >= 0.90
+
+
+def test_the_moves_follow_the_bound():
+    step = moves.Step(START, [100.0], 120.0, 1000.0, "input")
+    assert [list(c) for _, c in moves.moves(step, {"tfdata"})][:2] == [["workers"], ["use_multiprocessing"]]
+    compute = moves.Step(START, [100.0], 1000.0, 110.0, "compute")
+    assert [c for _, c in moves.moves(compute, set(), gpu=True)] == [
+        {"batch": 32}, {"precision": "mixed_float16"}, {"xla": "on"}]
+    saved = moves.Step({**START, "backbone": "my.keras"}, [100.0], 1000.0, 110.0, "compute")
+    assert all("precision" not in c for _, c in moves.moves(saved, set()))  # a saved model keeps its policy
+
+
+@pytest.mark.slow
+def test_a_short_real_tune_walks_and_ends_with_code(tmp_path, tiny_tree):
+    done = gpubench("tune", "--preset", "smoke", "--data", tiny_tree, "--out", tmp_path / "t", "--max-runs", "2",
+                    "--set", "pipeline=keras", "--set", "batch=4", "--set", "workers=1", "--set", "epochs=2",
+                    "--set", "steps_per_epoch=3", "--set", "window=epochs", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("[1] ") and "your setting" in lines[0]
+    assert any(l.startswith("stopped after ") for l in lines) and "```python" in lines
+    path = (tmp_path / "t" / "tune.csv").read_text().splitlines()
+    assert len(path) - 1 == sum(l.startswith("[") and not l.startswith("[-]") for l in lines) <= 2
+    assert json.loads((tmp_path / "t" / "sweep.json").read_text())["preset"] == "tune"
