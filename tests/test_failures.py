@@ -72,17 +72,19 @@ def test_changed_data_is_measured_anew_and_said_in_one_line(sweep, tmp_path):
     assert [l for l in err.splitlines() if "the data changed" in l][0].endswith(f"measured anew on {tmp_path / 'data'}")
 
 
-def test_the_model_ceiling_runs_after_its_points_and_not_when_they_all_failed():
-    grid = expand({"backbone": ["tiny"], "pipeline": ["keras"], "batch": [4, 8], "input_size": [32]})
+def test_ceilings_run_beside_their_points_pass_by_pass_and_a_model_ceiling_not_when_its_points_all_failed():
+    grid = expand({"backbone": ["tiny"], "pipeline": ["keras"], "batch": [4, 8], "input_size": [32]}, repeat=2)
     ordered = failures.in_order(ceiling_probes(grid), grid)
-    assert [(s.pipeline, s.backbone, s.batch) for s in ordered] == [
-        ("keras", "null", 4), ("keras", "null", 8), ("keras", "tiny", 4), ("synthetic", "tiny", 4),
-        ("keras", "tiny", 8), ("synthetic", "tiny", 8)]
+    one_pass = [("keras", "null", 4), ("keras", "tiny", 4), ("synthetic", "tiny", 4),
+                ("keras", "null", 8), ("keras", "tiny", 8), ("synthetic", "tiny", 8)]
+    assert [(s.pipeline, s.backbone, s.batch) for s in ordered] == one_pass * 2
+    assert [s.repeat for s in ordered] == [0] * 6 + [1] * 6  # a point's repeats apart, its ceilings beside each
     after = failures.AfterFailures(ordered)
-    after.note(RunRecord.for_spec(ordered[2], status="timeout", error="no result within 60 s").to_dict())
-    assert after.stopped(ordered[3]).startswith(f"{failures.AFTER_FAILURE}every run of the points this ceiling "
-                                                f"bounds failed (first: run {ordered[2].run_id})")
-    assert after.stopped(ordered[4]) is None and after.stopped(ordered[5]) is None
+    for point in (ordered[1], ordered[7]):  # both repeats of the batch-4 point
+        after.note(RunRecord.for_spec(point, status="timeout", error="no result within 60 s").to_dict())
+    assert after.stopped(ordered[8]).startswith(f"{failures.AFTER_FAILURE}every run of the points this ceiling "
+                                                f"bounds failed (first: run {ordered[1].run_id})")
+    assert after.stopped(ordered[10]) is None and after.stopped(ordered[11]) is None
 
 
 def test_a_decode_error_in_a_user_pipeline_points_to_the_unreadable_files_listed_at_the_start():

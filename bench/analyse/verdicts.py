@@ -24,7 +24,10 @@ RULE = (f"`bound` is `input` when images/s end to end reach {AT_CEILING:.0%} or 
         "lower, at or below it, the fastest setting, the one that changed most) is claimed only outside a "
         f"{CONFIDENCE:.1%} one-sided interval on each side of the log rates, with the repeats' spread pooled "
         "over every point of the folder (bench/analyse/noise.py: where nothing differs, a claim in 5% of "
-        "comparisons or fewer). efficiency = images/s end to "
+        "comparisons or fewer). The ceilings are measured as their points are, in their own processes and "
+        "interleaved with them: each pass runs every configuration's next repeat, a pipeline ceiling just "
+        "before the first point it feeds and a model ceiling right after the last point it bounds, so load "
+        "that comes and goes falls on both. efficiency = images/s end to "
         "end / the lower ceiling. data wait = the share of step time spent waiting for the loader: "
         "from when the training loop turned to a batch until it was decoded and batched, measured per "
         "step (the hand-off into the step, queue and conversion to tensors, counts as step time).")

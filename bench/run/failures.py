@@ -92,17 +92,21 @@ class AfterFailures:
 
 
 def in_order(probes: list[RunSpec], grid: list[RunSpec]) -> list[RunSpec]:
-    """The pipeline ceilings first, then the grid, each model ceiling right after the last point it
-    bounds: close in time to them, and left out when they all failed."""
-    model_probes = {p.point_id for p in probes if p.pipeline == "synthetic"}
-    last = {model_ceiling(s).point_id: i for i, s in enumerate(grid) if s.pipeline != "synthetic"}
-    after: dict[int, list[RunSpec]] = {}
-    for probe in probes:
-        if probe.point_id in model_probes and probe.point_id in last:
-            after.setdefault(last[probe.point_id], []).append(probe)
-    ordered = [p for p in probes if p.point_id not in model_probes or p.point_id not in last]
-    for i, spec in enumerate(grid):
-        ordered += [spec, *after.get(i, [])]
+    """The runs interleaved, so that load that comes and goes falls on points and their ceilings
+    alike and a point's repeats are spread over the sweep: pass r runs every configuration's repeat
+    r, each pipeline ceiling just before the first point it feeds in that pass and each model ceiling
+    right after the last point it bounds (left out when they all failed)."""
+    ordered = []
+    for r in sorted({s.repeat for s in [*probes, *grid]}):
+        points = [s for s in grid if s.repeat == r]
+        ceilings = {p.point_id: p for p in probes if p.repeat == r}
+        last = {model_ceiling(s).point_id: i for i, s in enumerate(points)}
+        for i, spec in enumerate(points):
+            feed = ceilings.pop(pipeline_ceiling(spec).point_id, None)
+            ordered += [feed] if feed and spec.pipeline != "synthetic" else []
+            ordered.append(spec)
+            ordered += [ceilings.pop(pid) for pid, at in last.items() if at == i and pid in ceilings]
+        ordered += list(ceilings.values())  # ceilings of no point in this pass
     return ordered
 
 
