@@ -294,3 +294,29 @@ def psutil_process(pid):
     import psutil
 
     return psutil.Process(pid)
+
+
+def test_the_sampling_threads_first_row_reads_the_machines_cpu():
+    """psutil keeps its CPU interval per thread: primed only where the sampler was made, the
+    sampling thread's first row read 0 while a core was busy."""
+    import threading
+    import time
+
+    from bench.run.samplers import CpuSampler, Sampling
+
+    done = threading.Event()
+
+    def burn():
+        while not done.is_set():
+            pass
+
+    worker = threading.Thread(target=burn)
+    worker.start()
+    try:
+        with Sampling([CpuSampler()], 0.3) as sampling:
+            while len(sampling.rows) < 1:
+                time.sleep(0.05)
+    finally:
+        done.set()
+        worker.join()
+    assert sampling.rows[0]["cpu_util"] > 0

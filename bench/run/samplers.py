@@ -29,8 +29,14 @@ class CpuSampler:
         self.procs: dict[int, psutil.Process] = {}
         self.clock = clock
         self._memory_at, self._memory_mb, self._measure = float("-inf"), 0.0, ""
-        psutil.cpu_percent(percpu=True)  # the first call only starts the interval
+        self.prime()
         self.last_tick, self._cpu_s = clock(), self._cpu_seconds()
+
+    @staticmethod
+    def prime() -> None:
+        """Starts psutil's CPU interval in the calling thread: psutil keeps one per thread, so the
+        sampling thread's first row would read 0 without its own first call."""
+        psutil.cpu_percent(percpu=True)
 
     def _tree(self) -> list[psutil.Process]:
         """The tree's processes, each Process object kept across ticks."""
@@ -175,6 +181,8 @@ class Sampling:
         self.rows.append(row)
 
     def _loop(self):
+        for sampler in self.samplers:
+            getattr(sampler, "prime", lambda: None)()
         while not self._stop.wait(self.interval):
             self._tick()
 
