@@ -9,7 +9,7 @@ from bench.output import machines
 from bench.analyse import points
 from bench.analyse.best import best_per_machine
 from bench.results.record import RunRecord
-from bench.run.processes import every_host_energy
+from bench.run.processes import every_host_cpu, every_host_energy
 from bench.plan.knobs import RunSpec
 from bench.results.store import ResultStore
 
@@ -40,6 +40,20 @@ def test_images_per_joule_over_hosts_divides_by_every_process_energy():
     assert every_host_energy(records) == {"gpu_energy_j": 250.0, "run_gpu_energy_j": 700.0, "img_per_joule": 4.0}
     records[1]["gpu_energy_j"] = None  # a process without a counter: no figure rather than a wrong one
     assert every_host_energy(records)["img_per_joule"] is None
+
+
+def test_other_work_leaves_out_the_runs_own_processes_on_every_host():
+    """hosts=2 on one machine: process 1 is the run's own. Its CPU joins process 0's, so a machine
+    busy with the run alone shows no other work."""
+    from bench.analyse.points import table
+    from bench.plan.knobs import RunSpec
+    from bench.results.record import RunRecord
+
+    hosts = [{"proc_cpu_pct_mean": 95.0}, {"proc_cpu_pct_mean": 90.0}]
+    assert every_host_cpu(hosts) == 185.0 and every_host_cpu([{}, {"proc_cpu_pct_mean": 1.0}]) is None
+    row = RunRecord.for_spec(RunSpec(backbone="tiny", hosts=2), status="ok", train_img_s=100.0, window_s=5.0,
+                             cpu_util_mean=95.0, proc_cpu_pct_mean=every_host_cpu(hosts)).to_dict()
+    assert table([row], {"cpu_threads": 2}, {}).others_cpu_pct[0] == pytest.approx(2.5)
 
 
 def folder(path, specs_rates, **fields):

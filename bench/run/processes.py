@@ -130,6 +130,7 @@ def _run(spec: RunSpec, index_path: Path, store: ResultStore, timeout_s: float, 
                 losses = {r["final_loss"] for r in written}
                 record["hosts_agree"] = len(losses) == 1
                 record.update(every_host_energy(written))
+                record["proc_cpu_pct_mean"] = every_host_cpu(written)
             elif hosts > 1:
                 record["error"] = f"process {failed} of {hosts}: {record['error']}"
             return record
@@ -148,6 +149,14 @@ def every_host_energy(records: list[dict]) -> dict:
     images = records[0].get("window_images")
     out["img_per_joule"] = images / out["gpu_energy_j"] if images and out["gpu_energy_j"] else None
     return out
+
+
+def every_host_cpu(records: list[dict]) -> float | None:
+    """The run's own CPU on this machine, every process's (one core is 100%): what the report takes
+    from the machine's use to find other work's share (`others_cpu_pct`), where process 1 on is the
+    run's own, not other work."""
+    values = [r.get("proc_cpu_pct_mean") for r in records]
+    return None if any(v is None for v in values) else float(sum(values))
 
 
 def _merge_samples(paths: list[Path]) -> None:
