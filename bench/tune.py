@@ -127,3 +127,21 @@ def closing(root: Path, path: list[moves.Step], best: moves.Step, reason: str) -
     sweep = json.loads((root / "sweep.json").read_text())
     return lines + [f"best: {display(best.knobs, tuple(KNOBS))}: {_rate(best)}; the path: {root / 'tune.csv'}",
                     "", *code_lines(row, sweep)]
+
+
+def command(args) -> int:
+    """`gpubench tune`: the start from the preset's first value of each knob and --set, the walk, its last lines."""
+    from bench.cli.checks import check_out, checked_grid
+    from bench.plan.presets import load_preset
+
+    preset = load_preset(args.preset)
+    first = {k: v[0] if isinstance(v, list) else v for k, v in preset.knob_sets()[0].items()}
+    start = checked_grid([{k: [v] for k, v in first.items()}], args.set, gpu=args.gpu)
+    if len(start) != 1:
+        raise SpecError("tune starts from one setting: give one value per knob in --set")
+    check_out(args.out, force=None)
+    root, path, best, reason = tune(start[0], preset.data, gpu=args.gpu, data=args.data, out=args.out,
+                                    timeout_s=args.timeout or preset.timeout_s, interval=args.interval,
+                                    repeat=args.repeat, max_runs=args.max_runs)
+    print("\n".join(closing(root, path, best, reason)))
+    return 0 if best.rates else 1

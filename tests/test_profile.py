@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.cli.commands import check_profile
+from bench.cli.checks import check_profile
 from bench.output import report
 from bench.plan.knobs import RunSpec, SpecError
 from bench.run.profile import self_times, top_ops

@@ -65,3 +65,11 @@ def check_file(out: str | Path | None, force: bool, ours=None) -> None:
     if path.exists() and not force and not (ours and ours(path)):
         raise SpecError(f"{out} exists and gpubench overwrites nothing of yours: name another file, or add --force "
                         "to replace it")
+
+
+def check_profile(profile: str | None, specs: list) -> None:
+    """--profile POINT_ID names a point of this sweep (or is "fastest": the default)."""
+    ids = sorted({s.point_id for s in specs})
+    if profile and profile != "fastest" and profile not in ids:
+        raise SpecError(f"--profile {profile}: no such point in this sweep; its points are "
+                        f"{', '.join(ids[:6])}{', ...' if len(ids) > 6 else ''} (see --dry-run or points.csv)")

@@ -12,7 +12,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.cli.checks import check_file, check_out, checked_grid, results_folder
+from bench.cli.checks import check_file, check_out, check_profile, checked_grid, results_folder
 from bench.plan.grid import ceiling_probes, frameworks, installed, one_point
 from bench.plan.knobs import RunSpec, SpecError
 from bench.plan.presets import TIMEOUT_S, DataSpec, load_preset, parse_size
@@ -80,14 +80,6 @@ def _sweep(args) -> int:
     return 1 if first_error(new) else 0
 
 
-def check_profile(profile: str | None, specs: list) -> None:
-    """--profile POINT_ID names a point of this sweep (or is "fastest": the default)."""
-    ids = sorted({s.point_id for s in specs})
-    if profile and profile != "fastest" and profile not in ids:
-        raise SpecError(f"--profile {profile}: no such point in this sweep; its points are "
-                        f"{', '.join(ids[:6])}{', ...' if len(ids) > 6 else ''} (see --dry-run or points.csv)")
-
-
 def closing_line(rows: list[dict], wall_s: float, report: Path) -> str:
     """The sweep in one line: its runs by outcome, its wall time, the report and the first
     sentence of the report's verdict; where runs failed, a last line with the first error."""
@@ -107,17 +99,7 @@ def closing_line(rows: list[dict], wall_s: float, report: Path) -> str:
 def _tune(args) -> int:
     from bench import tune
 
-    preset = load_preset(args.preset)
-    first = {k: v[0] if isinstance(v, list) else v for k, v in preset.knob_sets()[0].items()}
-    start = checked_grid([{k: [v] for k, v in first.items()}], args.set)
-    if len(start) != 1:
-        raise SpecError("tune starts from one setting: give one value per knob in --set")
-    check_out(args.out, force=None)
-    root, path, best, reason = tune.tune(start[0], preset.data, gpu=args.gpu, data=args.data, out=args.out,
-                                         timeout_s=args.timeout or preset.timeout_s, interval=args.interval,
-                                         repeat=args.repeat, max_runs=args.max_runs)
-    print("\n".join(tune.closing(root, path, best, reason)))
-    return 0 if best.rates else 1
+    return tune.command(args)
 
 
 def _run(args) -> int:

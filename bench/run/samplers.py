@@ -29,14 +29,8 @@ class CpuSampler:
         self.procs: dict[int, psutil.Process] = {}
         self.clock = clock
         self._memory_at, self._memory_mb, self._measure = float("-inf"), 0.0, ""
-        self.prime()
+        psutil.cpu_percent(percpu=True)  # the first call only starts the interval (in this thread)
         self.last_tick, self._cpu_s = clock(), self._cpu_seconds()
-
-    @staticmethod
-    def prime() -> None:
-        """Starts psutil's CPU interval in the calling thread: psutil keeps one per thread, so the
-        sampling thread's first row would read 0 without its own first call."""
-        psutil.cpu_percent(percpu=True)
 
     def _tree(self) -> list[psutil.Process]:
         """The tree's processes, each Process object kept across ticks."""
@@ -144,20 +138,17 @@ class GpuSampler:
         nv = self.nvml
         row = {}
         for i, h in enumerate(self.handles):
-            power_mw = self._read(lambda: nv.nvmlDeviceGetPowerUsage(h))
+            power_mw, energy_mj = (self._read(lambda: f(h)) for f in (nv.nvmlDeviceGetPowerUsage,
+                                                                      nv.nvmlDeviceGetTotalEnergyConsumption))
             row.update({
                 f"gpu{i}_util": self._read(lambda: nv.nvmlDeviceGetUtilizationRates(h).gpu),
                 f"gpu{i}_mem_mb": self._read(lambda: nv.nvmlDeviceGetMemoryInfo(h).used / 2**20),
                 f"gpu{i}_power_w": None if power_mw is None else power_mw / 1000.0,
-                f"gpu{i}_energy_j": _per_thousand(self._read(lambda: nv.nvmlDeviceGetTotalEnergyConsumption(h))),
+                f"gpu{i}_energy_j": None if energy_mj is None else energy_mj / 1000.0,
                 f"gpu{i}_sm_clock_mhz": self._read(lambda: nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_SM)),
                 f"gpu{i}_temp_c": self._read(lambda: nv.nvmlDeviceGetTemperature(h, nv.NVML_TEMPERATURE_GPU)),
             })
         return row
-
-
-def _per_thousand(value):
-    return None if value is None else value / 1000.0
 
 
 class Sampling:
@@ -181,8 +172,7 @@ class Sampling:
         self.rows.append(row)
 
     def _loop(self):
-        for sampler in self.samplers:
-            getattr(sampler, "prime", lambda: None)()
+        psutil.cpu_percent(percpu=True)  # psutil's CPU interval is per thread: start this one's
         while not self._stop.wait(self.interval):
             self._tick()
 
