@@ -61,7 +61,8 @@ def feed(points: pd.DataFrame, path: Path) -> Path | None:
         high = (group.get("train_img_s_max", group.train_img_s) - group.train_img_s).clip(lower=0)
         ax.bar(group.setting, group.train_img_s, yerr=[low.fillna(0), high.fillna(0)], capsize=3, label="end to end")
         for x, p in zip(group.setting, group.to_dict("records")):
-            if p["train_img_s"] > min(p["pipeline_img_s"], p["model_img_s"]):
+            ceilings = [v for v in (p["pipeline_img_s"], p["model_img_s"]) if pd.notna(v)]
+            if ceilings and p["train_img_s"] > min(ceilings):
                 doubt = p.get("bound_doubt") if isinstance(p.get("bound_doubt"), str) else ""
                 ax.annotate("withheld" if doubt else "above: within noise", (x, p["train_img_s"]), ha="center",
                             va="bottom", fontsize=6, xytext=(0, 8), textcoords="offset points")

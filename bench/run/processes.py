@@ -20,6 +20,7 @@ from bench.plan.knobs import SAMPLE_INTERVAL_S, RunSpec
 from bench.results.machine import this_machine
 from bench.results.record import RunRecord
 from bench.results.store import ResultStore
+from bench.run import launcher
 from bench.run.worker import OOM_RE
 
 
@@ -101,6 +102,9 @@ def _run(spec: RunSpec, index_path: Path, store: ResultStore, timeout_s: float, 
             cmd = [sys.executable, "-m", "bench.run.worker", "--spec", json.dumps(dataclasses.asdict(spec)),
                    "--index", str(index_path), "--record", str(records[k]), "--samples", str(samples[k]),
                    "--interval", str(interval), "--process-id", str(k)]
+            if launcher.forkable(spec, env, mem_limit_mb):  # TensorFlow imported once, each run still its own process
+                procs.append(launcher.start(cmd[3:], env, logs[k]))
+                continue
             with open(logs[k], "w") as log:
                 procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                               preexec_fn=_memory_cap(mem_limit_mb), env=env))
