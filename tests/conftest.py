@@ -18,6 +18,11 @@ def tiny_tree(tmp_path_factory) -> Path:
                           image_size=(64, 48), seed=1)
 
 
+# A run timed out at 0.5 s on purpose starts as a plain process: forked, it would first wait for the
+# launcher's server to import TensorFlow (bench/run/launcher.py).
+SPAWNED = dict(os.environ, GPUBENCH_FORK="0")
+
+
 def gpubench(*args, cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
     """The CLI as a user runs it, in its own process."""
     return subprocess.run([sys.executable, "-m", "bench", *map(str, args)], cwd=cwd,

@@ -12,7 +12,7 @@ from bench.plan.grid import installed
 from bench.results.store import ResultStore
 from pipelines import PIPELINES
 from pipelines.dataset import make_synthetic
-from tests.conftest import gpubench, killed_and_resumed
+from tests.conftest import SPAWNED, gpubench, killed_and_resumed
 from tests.tables import table, tables
 
 DALI_TF_PLUGIN, DALI_NEEDS_TF_PLUGIN = PIPELINES["dali"].plugins["tensorflow"]
@@ -174,7 +174,7 @@ def test_a_failing_point_is_a_row_and_the_others_run(tmp_path, tiny_tree):
 def test_a_run_past_its_timeout_is_a_timeout_row(tmp_path, tiny_tree):
     result = gpubench("sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--timeout", "0.5",
                       "--no-ceilings",
-                      "--set", "pipeline=synthetic", "--set", "batch=4", cwd=tmp_path)
+                      "--set", "pipeline=synthetic", "--set", "batch=4", cwd=tmp_path, env=SPAWNED)
     assert result.returncode == 1 and "timeout" in result.stderr  # a failed run: the sweep says so
     row = ResultStore(tmp_path / "out").records()[0]
     assert row["status"] == "timeout" and "0.5 s timeout" in row["error"]
