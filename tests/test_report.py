@@ -62,3 +62,12 @@ def test_a_failed_peak_probe_says_why_in_the_report():
     sweep = {"peak_tflops": {"jax": {"float32": None}}, "peak_errors": {"jax": {"float32": "RuntimeError: no device"}}}
     text = render_rows(rows, ENV_NO_GPU, sweep)
     assert "The peak probe failed on jax in float32, so MFU is empty there: RuntimeError: no device" in text
+
+
+def test_a_mig_slice_is_named_and_its_empty_utilisation_explained(tmp_path):
+    from tests.conftest import CPU_ENV, results
+
+    folder = results(tmp_path / "mig", {1: [100.0, 101.0]}, env=CPU_ENV, label="h100-mig-1g.10gb")
+    text = (folder / "report.md").read_text()
+    assert "`h100-mig-1g.10gb` is a MIG slice: NVML reports no GPU utilisation for it" in text
+    assert "| MFU (datasheet)" not in text  # no datasheet for a slice: no figure against the whole card's peak

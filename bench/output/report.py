@@ -28,8 +28,9 @@ MEASURED_OVER = (
     "window's images over the energy counters of every GPU of every host; the decode ceiling = one core's "
     "decode rate into the run's transfer type x the physical cores (a cached pipeline is not held against "
     "it); compile and loader start are parts of the first epoch. A verdict (a bound, the setting that "
-    "changed most, the fastest, a scaling) is withheld, with its reason, where the windows are under "
-    "2 s or the repeats' ranges overlap the difference it claims.")
+    "changed most, the fastest) claims a difference only beyond the noise (the rule in the bound's note "
+    "above); a bound is withheld, with its reason, only where its figures contradict each other or ran "
+    "under different load.")
 
 
 def _pct(value) -> str:
@@ -82,6 +83,9 @@ def render(every: pd.DataFrame, rows: list[dict], env: dict, sweep: dict, figure
     if gpu_unused:  # --gpu cpu on a GPU machine: NVML's figures are an idle GPU's
         lines.append(f"- The GPU was not used: `--gpu cpu` trained on the CPU on purpose; {GPU_LEFT_OUT} are left out")
         every = every.assign(**{c: float("nan") for c in GPU_FIGURES if c in every})
+    if "-mig-" in str(sweep.get("gpu", "")):  # NVML reports no utilisation on a MIG-enabled card
+        lines.append(f"- `{sweep['gpu']}` is a MIG slice: NVML reports no GPU utilisation for it, so that column is "
+                     "empty; the datasheet's figures are the whole card's, so datasheet MFU is left out")
     if sweep:
         lines += [f"- Command: `{sweep.get('command', '')}`",
                   f"- Data: `{sweep.get('data')}`: {sweep.get('train_images')} training and "
