@@ -21,9 +21,10 @@ import pandas as pd
 from scipy import stats
 
 # One-sided, each way. A verdict the noise cannot settle at the preset's repeats gets one more
-# (bench/session.py), a second look: simulated on quick's shape (12 configurations, 8% noise),
-# 2 repeats then a third where needed claim a difference where there is none in 4.0% of sweeps and
-# find a 30% one in 96% (tests/test_noise.py); 0.975 would claim 7.7%, 0.99 find 94.5%.
+# (bench/session.py), a second look. A two-point comparison, noise pooled over 12 points of 8%,
+# 2 repeats then a third where needed, 3,000 simulated sweeps: 4.0% claimed where nothing differs,
+# 96.2% found at 30%; 97.5% would claim 7.7%, 99% find 94.5%. The bound itself, simulated in
+# tests/test_noise.py: 2.0% and 95%.
 CONFIDENCE = 0.985
 # The log-rate spread assumed without repeats. Pooled spreads of the reference sweeps on the 2-core
 # CPU machine (results/reference/cpu, `noise.pooled` of each runs.jsonl): quick 8.0%, hosts 11%,
