@@ -47,7 +47,7 @@ class RunSpec:
 
     backend: str = knob("tensorflow", "model", "Keras 3's backend", tuple(BACKENDS), later=True, show="{}",
                         show_default=False)
-    backbone: str = knob("vgg16", "model", "the model trained (bench/models)", tuple(BACKBONES), show="{}")
+    backbone: str = knob("vgg16", "model", "the model trained (models/)", tuple(BACKBONES), show="{}")
     input_size: int = knob(224, "model", "images are resized to this many pixels square", minimum=1, show="{}px")
     pipeline: str = knob("keras", "pipeline", "what reads and feeds the images", tuple(PIPELINES), show="{}")
     batch: int = knob(16, "batch", "images per training step", minimum=1, show="b{}")

@@ -198,7 +198,7 @@ def decode_rate(index, spec: RunSpec, seconds: float = 1.0) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     """The worker's entry point: one run, its record written whatever happens; exit status 1 unless it ran ok."""
-    parser = argparse.ArgumentParser(prog="python -m bench.worker")
+    parser = argparse.ArgumentParser(prog="python -m bench.run.worker")
     parser.add_argument("--spec", required=True, help="RunSpec as JSON")
     parser.add_argument("--index", required=True, type=Path, help="DatasetIndex JSON")
     parser.add_argument("--record", required=True, type=Path)
