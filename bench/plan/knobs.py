@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import typing
 from dataclasses import dataclass
 
 from models import BACKBONES
@@ -108,6 +109,9 @@ class RunSpec:
 
 
 KNOBS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(RunSpec) if "role" in f.metadata}
+# knob -> the types its value may have, from RunSpec's annotations (int | None: (int, NoneType))
+KINDS: dict[str, tuple[type, ...]] = {name: typing.get_args(hint) or (hint,)
+                                      for name, hint in typing.get_type_hints(RunSpec).items() if name in KNOBS}
 
 
 def knobs_of(*roles: str) -> tuple[str, ...]:
@@ -147,11 +151,11 @@ def display(knobs: dict, names: tuple[str, ...]) -> str:
 
 def coerce(knob: str, raw):
     """Turn a TOML or command-line value into the knob's type, or raise a one-line SpecError."""
-    kind = KNOBS[knob].type
+    kinds = KINDS[knob]
     text = str(raw).strip()
-    if isinstance(raw, str) and text.lower() in ("", "none", "n/a") and "None" in kind:
+    if isinstance(raw, str) and text.lower() in ("", "none", "n/a") and type(None) in kinds:
         return None
-    if "bool" in kind:
+    if bool in kinds:
         if isinstance(raw, bool):
             return raw
         if text.lower() in ("true", "1", "yes"):
@@ -159,7 +163,7 @@ def coerce(knob: str, raw):
         if text.lower() in ("false", "0", "no"):
             return False
         raise SpecError(f"{knob}={text!r}: expected true or false")
-    if "int" in kind:
+    if int in kinds:
         if isinstance(raw, bool):
             raise SpecError(f"{knob}={text!r}: expected a whole number")
         try:
