@@ -1,4 +1,5 @@
-"""Backbone registry: name -> build(input_shape, classes, finetune) -> compiled-ready keras.Model.
+"""Backbone registry: name -> one descriptor (the module that builds it, the inputs it accepts);
+build(name, input_shape, classes, finetune) -> compiled-ready keras.Model.
 
 Names are known without importing Keras, so a sweep is checked before any heavy import. A user's
 own model (a .keras file, or package.module:function) is models/user.py's.
@@ -7,37 +8,42 @@ own model (a .keras file, or package.module:function) is models/user.py's.
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 
 from models.user import is_user_model
 
-# name -> module that builds it; each module has build(name, input_shape, classes, finetune).
-BACKBONES = {
-    "vgg16": "models.applications",
-    "resnet50": "models.applications",
-    "mobilenetv2": "models.applications",
-    "efficientnetb0": "models.applications",
-    "resnext50": "models.resnets",
-    "seresnet50": "models.resnets",
-    "octresnet50": "models.resnets",
-    "bcnn": "models.bcnn",
-    "tiny": "models.tiny",
-    "null": "models.tiny",
-}
 
-# The smallest input side each backbone takes, and the multiple it must be of.
-_MIN_SIZE = {"vgg16": 32, "resnet50": 32, "mobilenetv2": 32, "efficientnetb0": 32, "bcnn": 32,
-             "resnext50": 32, "seresnet50": 32, "octresnet50": 32, "tiny": 8, "null": 1}
-_SIZE_MULTIPLE = {"octresnet50": 32}  # its low-frequency maps, at half resolution, must halve evenly
-# Built with the channel axis last whatever Keras's image data format (their blocks read x.shape[-1]).
-_CHANNELS_LAST_ONLY = ("resnext50", "seresnet50", "octresnet50", "bcnn")
-_FORMAT_FREE = [n for n in BACKBONES if n not in _CHANNELS_LAST_ONLY]
+@dataclass(frozen=True)
+class Backbone:
+    """One backbone, stated once: the module that builds it (its build(name, input_shape, classes,
+    finetune), imported only then) and the inputs it accepts."""
+
+    module: str
+    min_size: int = 32  # the smallest input side it takes
+    size_multiple: int = 1  # the multiple the input side must be of
+    channels_last_only: bool = False  # built channels last whatever Keras's image data format (its blocks read x.shape[-1])
+
+
+BACKBONES: dict[str, Backbone] = {
+    "vgg16": Backbone("models.applications"),
+    "resnet50": Backbone("models.applications"),
+    "mobilenetv2": Backbone("models.applications"),
+    "efficientnetb0": Backbone("models.applications"),
+    "resnext50": Backbone("models.resnets", channels_last_only=True),
+    "seresnet50": Backbone("models.resnets", channels_last_only=True),
+    # its low-frequency maps, at half resolution, must halve evenly
+    "octresnet50": Backbone("models.resnets", size_multiple=32, channels_last_only=True),
+    "bcnn": Backbone("models.bcnn", channels_last_only=True),
+    "tiny": Backbone("models.tiny", min_size=8),
+    "null": Backbone("models.tiny", min_size=1),
+}
 
 
 def input_size_problem(name: str, size: int) -> str | None:
     """Why `name` cannot be built at size x size, or None when it can (a user's model decides)."""
     if is_user_model(name):
         return None
-    low, multiple = _MIN_SIZE[name], _SIZE_MULTIPLE.get(name, 1)
+    low, multiple = BACKBONES[name].min_size, BACKBONES[name].size_multiple
     if size < low or size % multiple:
         rule = f"at least {low}" + (f" and a multiple of {multiple}" if multiple > 1 else "")
         return f"{name} takes input sizes {rule}, not {size}"
@@ -46,8 +52,9 @@ def input_size_problem(name: str, size: int) -> str | None:
 
 def data_format_problem(name: str, data_format: str) -> str | None:
     """Why `name` cannot be built in `data_format`, or None when it can."""
-    if data_format == "channels_first" and name in _CHANNELS_LAST_ONLY:
-        return f"{name} is built channels_last only; data_format=channels_first takes {', '.join(_FORMAT_FREE)}"
+    if data_format == "channels_first" and name in BACKBONES and BACKBONES[name].channels_last_only:
+        free = ", ".join(n for n, b in BACKBONES.items() if not b.channels_last_only)
+        return f"{name} is built channels_last only; data_format=channels_first takes {free}"
     return None
 
 
@@ -69,7 +76,7 @@ def build(name: str, input_shape: tuple[int, int, int], classes: int, finetune: 
         from models import user
 
         return user.build(name, input_shape, classes)
-    module = importlib.import_module(BACKBONES[name])
+    module = importlib.import_module(BACKBONES[name].module)
     channels_first = keras.config.image_data_format() == "channels_first"
     if not channels_first and transfer == "float32":
         return module.build(name, tuple(input_shape), classes, finetune)

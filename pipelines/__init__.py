@@ -15,15 +15,11 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from bench.plan.backends import BACKENDS
-
 # Formats tf.io.decode_image reads; PIL reads more (.ppm, .tif), which tfdata refuses up front.
 TFDATA_FORMATS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 TRANSFER = "float32: images scaled to [0, 1] by the pipeline; uint8: the decoded pixels, scaled by the model's first layer"
 SHARED_CACHE = "each image decoded and resized once, kept as uint8 in shared memory for later epochs"
-# The package a pipeline shares with a backend, and its install hint: the backend's descriptor's.
-_TF, _TORCH = ((BACKENDS[name].package, BACKENDS[name].install) for name in ("tensorflow", "torch"))
 def _dali_cuda() -> str:
     """The CUDA of the installed DALI build ('120', '130'): its TF plugin must be the same one."""
     import importlib.metadata
@@ -71,15 +67,16 @@ def _dali_loader(spec) -> str:
 class Pipeline:
     """One pipeline's facts, read by the checks, the skip policy, the worker and the reports:
     what its loader knobs mean (a knob missing does not apply and is blanked), the package it
-    imports, the backends it feeds, the plugin a backend needs for it, the image formats it
-    decodes, whether it stamps when each batch is ready, and how its loader reads in a record."""
+    imports, the plugin a backend needs for it, the image formats it decodes, whether it stamps
+    when each batch is ready, and how its loader reads in a record."""
 
     name: str
     module: str
     knobs: dict[str, str]
     loader: Callable[[Any], str]
     needs: tuple[str, str] | None = None  # (package imported, how to install it)
-    backends: tuple[str, ...] = tuple(BACKENDS)
+    framework: str = ""  # the Keras backend whose package it imports: installed as that backend is (bench/plan/backends.py)
+    on_device: bool = False  # decodes where the backend trains (a GPU or not): its build is told the platform
     plugins: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)  # backend -> (package, why)
     formats: tuple[str, ...] | None = None  # None: whatever PIL reads
     stamps: bool = True  # False: tensors in memory never wait, so a stamp would only cost
@@ -98,7 +95,7 @@ PIPELINES = {p.name: p for p in (
         "workers": "num_parallel_calls of the decode map (0: AUTOTUNE)",
         "max_queue_size": "prefetch buffer in batches (0: AUTOTUNE)",
         "cache": "decoded images kept in memory after the first epoch",
-        "transfer": TRANSFER}, _tfdata_loader, needs=_TF, formats=TFDATA_FORMATS),
+        "transfer": TRANSFER}, _tfdata_loader, framework="tensorflow", formats=TFDATA_FORMATS),
     Pipeline("synthetic", "pipelines.synthetic",
              {"transfer": "the dtype of the tensors in memory (uint8: the model scales them)"},
              lambda spec: "tensors in memory: no loader", stamps=False, in_memory=True),
@@ -106,12 +103,12 @@ PIPELINES = {p.name: p for p in (
         "workers": "DataLoader num_workers: processes (0: batches loaded in the training process)",
         "max_queue_size": "batches loaded ahead in all: each worker's prefetch_factor is "
                           "ceil(max_queue_size / workers) (0: torch's default of 2)",
-        "cache": SHARED_CACHE, "transfer": TRANSFER}, _torch_loader, needs=_TORCH),
+        "cache": SHARED_CACHE, "transfer": TRANSFER}, _torch_loader, framework="torch"),
     Pipeline("dali", "pipelines.dali", {
         "workers": "DALI's num_threads (its CPU threads: reading, decoding where there is no GPU, resizing)",
         "max_queue_size": "DALI's prefetch_queue_depth: batches prepared ahead",
         "transfer": TRANSFER}, _dali_loader, needs=("nvidia.dali", "pip install 'gpubench[dali]'"),
-             plugins={"tensorflow": DALI_TF_PLUGIN}),
+             plugins={"tensorflow": DALI_TF_PLUGIN}, on_device=True),
 )}
 LOADER_PARAMETERS = tuple(dict.fromkeys(k for p in PIPELINES.values() for k in p.knobs))
 
@@ -263,6 +260,9 @@ def host_share(index, spec, process_id: int):
     return index.shard(process_id, spec.hosts), local
 
 
-def build(index, spec, split: str) -> Feed:
-    """The feed for one split ('train' or 'val') of `index`, as `spec` asks."""
-    return importlib.import_module(describe(spec.pipeline).module).build(index, spec, split)
+def build(index, spec, split: str, platform: str = "cpu") -> Feed:
+    """The feed for one split ('train' or 'val') of `index`, as `spec` asks; `platform` (gpu, cpu,
+    mps: where the backend trains) reaches the pipelines that decode there."""
+    pipeline = describe(spec.pipeline)
+    module = importlib.import_module(pipeline.module)
+    return module.build(index, spec, split, platform) if pipeline.on_device else module.build(index, spec, split)

@@ -27,11 +27,11 @@ TOLERANCE = {"nearest": {"mean": 1.0, "share_over_8": 0.05}, "bilinear": {"mean"
 INTERPOLATION = {"nearest": types.INTERP_NN, "bilinear": types.INTERP_LINEAR}
 
 
-def device_id(trains_on: dict) -> int | None:
-    """The GPU DALI decodes on: the backend's first where the backend trains on a GPU (bench.doctor.
-    where's answer), else None, a CPU-only pipeline, whatever NVML sees: a CPU build of jax beside a
-    GPU takes host tensors."""
-    return 0 if trains_on.get("platform") == "gpu" else None
+def device_id(platform: str) -> int | None:
+    """The GPU DALI decodes on: the backend's first where the backend trains on a GPU (`platform`,
+    as the run stage's doctor.where found it), else None, a CPU-only pipeline, whatever NVML sees:
+    a CPU build of jax beside a GPU takes host tensors."""
+    return 0 if platform == "gpu" else None
 
 
 def pipeline(files: list[str], labels: list[int], classes: int, spec, train: bool, device_id: int | None):
@@ -75,14 +75,13 @@ def _endless(iterator):
         yield from iterator
 
 
-def build(index, spec, split: str) -> Feed:
-    """The DALI feed for `split`, through the plugin of the backend that trains (tf.data on TensorFlow)."""
+def build(index, spec, split: str, platform: str = "cpu") -> Feed:
+    """The DALI feed for `split`, through the plugin of the backend that trains (tf.data on
+    TensorFlow), decoded on its GPU where `platform` says it trains on one."""
     train = split == "train"
     steps, _ = split_plan(index, spec, split)
     ready = ReadyClock(steps) if train else None
-    from bench.run.doctor import where
-
-    device = device_id(where(spec.backend))
+    device = device_id(platform)
     pipe = pipeline(index.files[split], index.labels[split], len(index.classes), spec, train, device)
     if spec.backend == "tensorflow":
         return _tensorflow(pipe, spec, steps, train, device)

@@ -42,6 +42,17 @@ def to_numpy(batch):
     return keras.tree.map_structure(leaf, batch)
 
 
+def length(data) -> int | None:
+    """Batches in one pass of `data`, where it says (len, or tf.data's cardinality)."""
+    if hasattr(data, "cardinality"):
+        n = int(data.cardinality())
+        return n if n >= 0 else None
+    try:
+        return len(data)
+    except TypeError:
+        return None
+
+
 def _stamp(ready: ReadyClock | None, i: int, batch) -> None:
     if ready is not None:
         ready.mark(i)
@@ -77,7 +88,6 @@ def stamped_pydataset(data, steps: int, ready: ReadyClock | None):
 def stamped_tfdata(data, steps: int, ready: ReadyClock | None):
     """The user's dataset, repeated to `steps` batches an epoch where a pass is shorter, then stamped."""
     from pipelines.tfdata import stamped
-    from pipelines.user import length
 
     if length(data) != steps:
         data = data.repeat().take(steps)

@@ -89,23 +89,12 @@ def call(ref: str, index, spec, split: str):
         raise UserCodeError(ref, e) from e
 
 
-def length(data) -> int | None:
-    """Batches in one pass of `data`, where it says (len, or tf.data's cardinality)."""
-    if hasattr(data, "cardinality"):
-        n = int(data.cardinality())
-        return n if n >= 0 else None
-    try:
-        return len(data)
-    except TypeError:
-        return None
-
-
 def build(index, spec, split: str) -> Feed:
     """The user's object handed to fit as the kind it is (pipelines/handover.py), its training
     batches stamped and their images counted as they are handed over; an epoch is `steps` of them,
     wrapping round the source's pass (its function called again, for a one-shot generator). The
     feed's `images` is the plan's guess; the timer counts the images the batches held."""
-    from pipelines.handover import hand_over
+    from pipelines.handover import hand_over, length
 
     data = call(spec.pipeline, index, spec, split)
     n = length(data)

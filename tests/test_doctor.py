@@ -58,11 +58,11 @@ def test_the_fix_installs_the_cuda_12_builds_make_picks_for_the_driver(driver_cu
 
 def test_a_gpu_label_that_nvml_contradicts_is_refused():
     with pytest.raises(SpecError, match=r"--gpu h200: NVML sees 1 x NVIDIA GeForce RTX 2080 Ti .* --gpu auto \(2080ti\)"):
-        gate.check_label("h200", SEES_2080TI)
+        gate.check_against_nvml("h200", SEES_2080TI)
     with pytest.raises(SpecError, match=r"--gpu 2080ti: NVML sees no GPU"):
-        gate.check_label("2080ti", SEES_NONE)
-    gate.check_label("2080ti", SEES_2080TI)
-    gate.check_label("my-box", SEES_NONE)  # a label of no known GPU says nothing NVML could contradict
+        gate.check_against_nvml("2080ti", SEES_NONE)
+    gate.check_against_nvml("2080ti", SEES_2080TI)
+    gate.check_against_nvml("my-box", SEES_NONE)  # a label of no known GPU says nothing NVML could contradict
 
 
 def test_gpu_cpu_hides_the_gpus_from_the_runs_and_asks_no_backend(monkeypatch):

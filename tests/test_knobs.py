@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench.plan.knobs import BACKENDS, LATER_KNOBS, RunSpec, SpecError, parse_override
+from bench.plan.knobs import BACKENDS, KINDS, KNOBS, LATER_KNOBS, RunSpec, SpecError, coerce, parse_override
 
 
 def test_point_id_is_stable_and_ignores_the_repeat():
@@ -39,6 +39,17 @@ def test_bad_overrides_say_what_is_wrong(text, message):
 def test_override_values_take_the_knob_type():
     assert parse_override("use_multiprocessing=true,false") == ("use_multiprocessing", [True, False])
     assert parse_override("batch=6,10") == ("batch", [6, 10])
+
+
+def test_values_are_coerced_by_the_knobs_real_types_not_their_annotation_text():
+    """Each knob's types come from RunSpec's annotations as types: a blank is None only where the
+    knob takes None, a word of a str knob stays a word (interpolation's name holds 'int')."""
+    assert set(KINDS) == set(KNOBS) and all(isinstance(t, type) for kinds in KINDS.values() for t in kinds)
+    assert KINDS["workers"] == (int, type(None)) and KINDS["batch"] == (int,) and KINDS["backbone"] == (str,)
+    assert coerce("workers", "none") is None and coerce("cache", "") is None and coerce("cache", "yes") is True
+    assert coerce("interpolation", "bilinear") == "bilinear" and coerce("input_size", " 64 ") == 64
+    with pytest.raises(SpecError, match="expected a whole number"):
+        coerce("batch", "none")
 
 
 def test_progress_labels_and_setting_names_are_one_display_of_the_knob_metadata():

@@ -13,12 +13,11 @@ from bench.cli import catalogue, commands, options
 from bench import cli, finetune
 from bench.output import compare
 from bench.run import runner
-from bench.plan.knobs import KNOBS
+from bench.plan.knobs import KNOBS, RunSpec, SpecError
 from bench.plan.presets import load_preset
 from bench.plan.grid import build_grid, ceiling_probes, check_spec, expand
 from bench.results.record import RunRecord
 from bench.run.runner import Interrupted
-from bench.plan.knobs import RunSpec, SpecError
 from bench.results.store import ResultStore, foreign_files
 from tests.test_compare import results
 from tests.tables import table

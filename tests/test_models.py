@@ -48,6 +48,23 @@ def test_each_backbone_trains_a_step(name, size):
     assert tuple(model(x, training=False).shape) == (2, 3)  # inference, eagerly: no second compile
 
 
+def test_a_backbone_is_one_descriptor_every_check_reads():
+    """One dict of descriptors: a backbone without its module cannot be declared, and every name
+    is answered by each check (no KeyError) and has a build in its module (read, not imported)."""
+    import ast
+    from pathlib import Path
+
+    with pytest.raises(TypeError):
+        models.Backbone()
+    root = Path(models.__file__).parent.parent
+    for name, backbone in models.BACKBONES.items():
+        assert models.input_size_problem(name, 224) is None
+        assert models.data_format_problem(name, "channels_last") is None
+        assert (models.data_format_problem(name, "channels_first") is None) != backbone.channels_last_only
+        tree = ast.parse((root / (backbone.module.replace(".", "/") + ".py")).read_text())
+        assert "build" in {f.name for f in tree.body if isinstance(f, ast.FunctionDef)}, name
+
+
 def test_input_sizes_the_architecture_cannot_take_are_named():
     assert models.input_size_problem("octresnet50", 100) == "octresnet50 takes input sizes at least 32 and a multiple of 32, not 100"
     assert models.input_size_problem("vgg16", 16) == "vgg16 takes input sizes at least 32, not 16"

@@ -27,6 +27,21 @@ def test_a_committed_folder_of_the_current_schema_reads_as_written():
     assert all(row == {**RunRecord().to_dict(), **line} for row, line in zip(rows, raw))
 
 
+def test_a_misspelt_column_is_an_error_where_it_is_set():
+    """A typo raises instead of vanishing from the stored row: by attribute, in a constructor and
+    through fill (how the worker sets a summary's figures); the row is left as it was."""
+    record = RunRecord()
+    with pytest.raises(AttributeError):
+        record.trian_img_s = 5.0
+    with pytest.raises(TypeError):
+        RunRecord(trian_img_s=5.0)
+    with pytest.raises(AttributeError, match="trian_img_s"):
+        record.fill({"train_img_s": 5.0, "trian_img_s": 5.0})
+    assert record.train_img_s is None
+    record.fill({"train_img_s": 5.0})
+    assert record.to_dict() == {**RunRecord().to_dict(), "train_img_s": 5.0} and "trian_img_s" not in COLUMNS
+
+
 def test_a_committed_schema_1_folder_is_upgraded_step_by_step():
     """Schema 1 (results/reference/cpu/loaders) timed the epochs as asked and took its sampler
     summaries over the whole run: they become run_*, the window's stay empty, and the ids follow

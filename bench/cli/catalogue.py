@@ -8,11 +8,9 @@ import statistics
 import textwrap
 from pathlib import Path
 
-from bench.plan.knobs import KNOBS
-from bench.plan.presets import load_preset
 from bench.plan.grid import build_grid, ceiling_probes
-from bench.plan.knobs import SpecError
-from bench.plan.presets import PRESET_DIR
+from bench.plan.knobs import KNOBS, SpecError
+from bench.plan.presets import PRESET_DIR, load_preset
 from bench.results.store import ResultStore, StoreError, read_json
 
 

@@ -10,8 +10,8 @@ import argparse
 import dataclasses
 import os
 
-from bench.plan.knobs import KNOBS, SAMPLE_INTERVAL_S, SpecError, below_minimum, coerce
-from bench.plan.presets import DataSpec
+from bench.plan.knobs import KINDS, KNOBS, SAMPLE_INTERVAL_S, SpecError, below_minimum, coerce
+from bench.plan.presets import DATA_TYPES, DataSpec
 from bench.run.executors import EXECUTORS
 
 # The knobs `train` takes; where its first try differs from a sweep's default: (default, why).
@@ -69,9 +69,9 @@ def add_knob_option(p: argparse.ArgumentParser, name: str, own: tuple | None = N
     field, flag = KNOBS[name], "--" + name.replace("_", "-")
     default, why = own or (field.default, "")
     meta = field.metadata
-    allowed = f": {', '.join(map(str, meta['allowed']))}" if meta["allowed"] and "bool" not in field.type else ""
+    allowed = f": {', '.join(map(str, meta['allowed']))}" if meta["allowed"] and bool not in KINDS[name] else ""
     text = meta["help"] + allowed + (f"; {why}" if why else "")
-    if "bool" in field.type:
+    if bool in KINDS[name]:
         p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=text)
     else:
         p.add_argument(flag, type=knob_type(name), default=default, help=text)
@@ -108,7 +108,7 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("data", help="write a synthetic flow_from_directory tree")
     d.add_argument("dir")
     for field in dataclasses.fields(DataSpec):  # the synthetic tree a preset asks for, at its defaults
-        kind = {"int": int, "str": str}[field.type]
+        kind = DATA_TYPES[field.name]
         d.add_argument("--" + field.name.replace("_", "-"), default=field.default, help=field.metadata.get("help"),
                        type=positive(kind) if field.metadata.get("positive") else kind)
 

@@ -81,7 +81,8 @@ def installed(module: str) -> bool:
 def _needs(spec: RunSpec) -> list[tuple[str, str, tuple[str, str]]]:
     """(knob, value, (package, how to install)) for the point's backend and pipeline."""
     needs = [("backend", spec.backend, BACKEND_NEEDS[spec.backend])] if spec.backend in BACKEND_NEEDS else []
-    pipeline = describe(spec.pipeline).needs if not is_user_pipeline(spec.pipeline) else None
+    described = None if is_user_pipeline(spec.pipeline) else describe(spec.pipeline)
+    pipeline = described and (BACKEND_NEEDS.get(described.framework) or described.needs)
     return needs + ([("pipeline", spec.pipeline, pipeline)] if pipeline else [])
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import typing
 from dataclasses import dataclass
 
 from models import BACKBONES
@@ -48,7 +49,7 @@ class RunSpec:
     backend: str = knob("tensorflow", "model", "Keras 3's backend; auto: the first of them that trains on this "
                         "run's GPU (the first installed where there is none)", (*BACKENDS, "auto"), later=True,
                         show="{}", show_default=False)
-    backbone: str = knob("vgg16", "model", "the model trained (bench/models)", tuple(BACKBONES), show="{}")
+    backbone: str = knob("vgg16", "model", "the model trained (models/)", tuple(BACKBONES), show="{}")
     input_size: int = knob(224, "model", "images are resized to this many pixels square", minimum=1, show="{}px")
     pipeline: str = knob("keras", "pipeline", "what reads and feeds the images", tuple(PIPELINES), show="{}")
     batch: int = knob(16, "batch", "images per training step", minimum=1, show="b{}")
@@ -109,6 +110,9 @@ class RunSpec:
 
 
 KNOBS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(RunSpec) if "role" in f.metadata}
+# knob -> the types its value may have, from RunSpec's annotations (int | None: (int, NoneType))
+KINDS: dict[str, tuple[type, ...]] = {name: typing.get_args(hint) or (hint,)
+                                      for name, hint in typing.get_type_hints(RunSpec).items() if name in KNOBS}
 
 
 def knobs_of(*roles: str) -> tuple[str, ...]:
@@ -148,11 +152,11 @@ def display(knobs: dict, names: tuple[str, ...]) -> str:
 
 def coerce(knob: str, raw):
     """Turn a TOML or command-line value into the knob's type, or raise a one-line SpecError."""
-    kind = KNOBS[knob].type
+    kinds = KINDS[knob]
     text = str(raw).strip()
-    if isinstance(raw, str) and text.lower() in ("", "none", "n/a") and "None" in kind:
+    if isinstance(raw, str) and text.lower() in ("", "none", "n/a") and type(None) in kinds:
         return None
-    if "bool" in kind:
+    if bool in kinds:
         if isinstance(raw, bool):
             return raw
         if text.lower() in ("true", "1", "yes"):
@@ -160,7 +164,7 @@ def coerce(knob: str, raw):
         if text.lower() in ("false", "0", "no"):
             return False
         raise SpecError(f"{knob}={text!r}: expected true or false")
-    if "int" in kind:
+    if int in kinds:
         if isinstance(raw, bool):
             raise SpecError(f"{knob}={text!r}: expected a whole number")
         try:

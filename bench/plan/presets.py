@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import tomllib
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,9 @@ class DataSpec:
     def dirname(self) -> str:
         """The tree's folder name under data/: every field, so a changed one makes a new tree."""
         return f"synthetic-{self.train}-{self.val}-{self.classes}c-{self.image_size}-s{self.seed}"
+
+
+DATA_TYPES: dict[str, type] = typing.get_type_hints(DataSpec)  # field -> its type (int, str), from the annotations
 
 
 @dataclass(frozen=True)
@@ -105,7 +109,7 @@ def load_preset(name_or_path: str) -> Preset:
     unknown = set(table) - {f.name for f in dataclasses.fields(DataSpec)}
     if unknown:
         raise SpecError(f"preset {path}: [data]: unknown field(s) {sorted(unknown)}")
-    data = DataSpec(**{f.name: field(table, f.name, {"int": int, "str": str}[f.type], f.default, "[data] ")
+    data = DataSpec(**{f.name: field(table, f.name, DATA_TYPES[f.name], f.default, "[data] ")
                        for f in dataclasses.fields(DataSpec) if f.name in table})
     try:
         parse_size(data.image_size)

@@ -1,7 +1,8 @@
 """RunRecord: one flat row per run, the only thing a worker hands back to the runner.
 
 Its fields are who the run is, its knobs (RunSpec's own fields: the knobs are defined once, in
-bench/plan/knobs.py) and what it measured, in that order: the columns of runs.csv.
+bench/plan/knobs.py) and what it measured, in that order: the columns of runs.csv. It has slots:
+a misspelt column raises where it is set instead of vanishing from the stored row.
 """
 
 from __future__ import annotations
@@ -113,6 +114,8 @@ class _Measured:
 
 
 class _Row:
+    __slots__ = ()  # with RunRecord's slots: a column not declared cannot be set
+
     @classmethod
     def for_spec(cls, spec: RunSpec, **fields) -> "RunRecord":
         """The row of `spec`'s run: its ids and knobs filled from the spec, stamped now, `fields` as measured."""
@@ -120,6 +123,14 @@ class _Row:
                    profiled=spec.profile,
                    timestamp=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                    **spec.knobs(), **fields)
+
+    def fill(self, figures: dict) -> None:
+        """Sets each of `figures` as a column; a name that is no column is an error, not a lost figure."""
+        unknown = sorted(set(figures) - set(COLUMNS))
+        if unknown:
+            raise AttributeError(f"no such column in RunRecord: {', '.join(unknown)}")
+        for key, value in figures.items():
+            setattr(self, key, value)
 
     def to_dict(self) -> dict:
         """The row as the store writes it: one flat dict, every column."""
@@ -133,7 +144,7 @@ def _fields(fields) -> list[tuple]:
 # knobs as asked for; a loader knob the pipeline does not use is empty
 RunRecord = dataclasses.make_dataclass(
     "RunRecord", _fields(dataclasses.fields(_Identity)) + _fields(KNOBS.values()) + _fields(dataclasses.fields(_Measured)),
-    bases=(_Row,))
+    bases=(_Row,), slots=True)
 COLUMNS = [f.name for f in dataclasses.fields(RunRecord)]
 
 

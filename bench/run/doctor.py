@@ -129,7 +129,7 @@ def check(label: str, backends, local: bool = True, gpus: int = 1, hosts: int = 
         return {"nvml": found, "backends": {}, "gpu_used": False}
     if not local:
         return {"nvml": found, "backends": {}, "gpu_used": None}
-    gate.check_label(label, found, gpus)
+    gate.check_against_nvml(label, found, gpus)
     gate.check_hosts(found, gpus, hosts)
     if gate.names_a_gpu(label) and not found["gpus"] and found["evidence"]:
         found = {**found, "named": label}  # NVML fails; the user named the GPU: the backends must reach one
@@ -204,7 +204,7 @@ def main(argv=None) -> int:
     """`python -m bench.run.doctor`: the doctor's text, or one backend's where() as JSON (--where)."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m bench.doctor")
+    parser = argparse.ArgumentParser(prog="python -m bench.run.doctor")
     parser.add_argument("--where", help="print where() of this backend as JSON (one process per backend)")
     parser.add_argument("--count", type=int, default=1, help="with --where: the devices a run of this many GPUs uses")
     parser.add_argument("--check", action="store_true",

@@ -119,7 +119,7 @@ def auto_label(found: dict, count: int = 1, backend: str | None = None) -> str:
     return nvml.label_of(nvml.used(found["gpus"], count, backend))
 
 
-def check_label(label: str, found: dict, count: int = 1, backend: str | None = None) -> None:
+def check_against_nvml(label: str, found: dict, count: int = 1, backend: str | None = None) -> None:
     """A label naming known GPUs must name the ones the run trains on (CUDA_VISIBLE_DEVICES,
     KERAS_TORCH_DEVICE and `gpus` decide which): figures filed under it would be another card's."""
     if not names_a_gpu(label) or (not found["gpus"] and found.get("evidence")):

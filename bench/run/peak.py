@@ -1,6 +1,6 @@
 """The device's measured peak: a large matrix product in a given precision, TFLOP/s.
 
-Run as `python -m bench.peak PRECISION [BACKEND]` in its own process (fresh device state), printing
+Run as `python -m bench.run.peak PRECISION [BACKEND]` in its own process (fresh device state), printing
 JSON; the sweep runs it once per backend and precision before its points, for MFU. The product
 runs in the arithmetic the model's convolutions use on this device (TF32 for float32 on GPUs
 that have it), which it reports as `matmul_precision`.

@@ -60,8 +60,12 @@ def workflow_callbacks(out: Path, tensorboard: bool = False, best: float | None 
 
 
 def feeds(index, spec) -> tuple[pipelines.Feed, pipelines.Feed]:
-    """The train and val feeds from the spec's pipeline, for the worker and the train command alike."""
-    return pipelines.build(index, spec, "train"), pipelines.build(index, spec, "val")
+    """The train and val feeds from the spec's pipeline, for the worker and the train command alike;
+    a pipeline that decodes on the device is told where the backend trains."""
+    from bench.run.doctor import where
+
+    platform = where(spec.backend)["platform"] if pipelines.describe(spec.pipeline).on_device else "cpu"
+    return pipelines.build(index, spec, "train", platform), pipelines.build(index, spec, "val", platform)
 
 
 def fit(model, train_feed, val_feed, epochs: int, callbacks: list, initial_epoch: int = 0, verbose: int = 0):

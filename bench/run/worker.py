@@ -1,6 +1,6 @@
 """One run, in its own process: dataset -> pipeline -> model -> timed fit, samplers around it.
 
-The runner starts this as `python -m bench.worker`; it writes one RunRecord as JSON to
+The runner starts this as `python -m bench.run.worker`; it writes one RunRecord as JSON to
 --record whatever happens, and the time series to --samples. A fresh process per run is what
 frees the device's memory and the loader's workers between runs.
 """
@@ -130,8 +130,7 @@ def measure(model, train_feed, val_feed, spec: RunSpec, record: RunRecord, sampl
             write_samples(sampling.rows, samples_path)
             record.sampler_error = "; ".join(f"{name}: {why}" for name, why in sampling.errors.items())
     images = train_feed.images * spec.hosts  # every process steps together: the global batch's images
-    for key, value in timer.summary(train_feed.steps, images, checkpoint and checkpoint.seconds, spec.hosts).items():
-        setattr(record, key, value)
+    record.fill(timer.summary(train_feed.steps, images, checkpoint and checkpoint.seconds, spec.hosts))
     record.final_loss = float(history.history["loss"][-1])
     if record.gpu_energy_j:
         record.img_per_joule = record.window_images / record.gpu_energy_j
@@ -143,11 +142,9 @@ def summarise_samples(rows: list[dict], window: list[tuple[float, float]], inter
     from bench.run.samplers import energy_j, label_phases, summarise
 
     label_phases(rows, window, interval)
-    for key, value in summarise([r for r in rows if r["phase"] == "window"]).items():
-        setattr(record, key, value)
+    record.fill(summarise([r for r in rows if r["phase"] == "window"]))
     whole = summarise(rows)
-    for key in RUN_FIGURES:
-        setattr(record, f"run_{key}", whole[key])
+    record.fill({f"run_{key}": whole[key] for key in RUN_FIGURES})
     record.gpu_energy_j = energy_j(rows, window)
     record.run_gpu_energy_j = energy_j(rows, [(rows[0]["t_s"], rows[-1]["t_s"])]) if rows else None
 
@@ -201,7 +198,7 @@ def decode_rate(index, spec: RunSpec, seconds: float = 1.0) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     """The worker's entry point: one run, its record written whatever happens; exit status 1 unless it ran ok."""
-    parser = argparse.ArgumentParser(prog="python -m bench.worker")
+    parser = argparse.ArgumentParser(prog="python -m bench.run.worker")
     parser.add_argument("--spec", required=True, help="RunSpec as JSON")
     parser.add_argument("--index", required=True, type=Path, help="DatasetIndex JSON")
     parser.add_argument("--record", required=True, type=Path)
