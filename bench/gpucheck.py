@@ -14,6 +14,7 @@ import pandas as pd
 from bench.results import nvml
 from bench.results.store import ResultStore, read_json
 from bench.run import gate
+from pipelines import is_model_alone
 
 MFU_RANGE = (0.02, 0.80)
 
@@ -40,7 +41,7 @@ def problems(folder: Path) -> list[str]:
     points = folder / "points.csv"
     if points.is_file():
         table = pd.read_csv(points)
-        alone = table[(table.get("pipeline") == "synthetic") & (table.get("role", "point") == "point")]
+        alone = table[table.pipeline.map(is_model_alone) & (table.get("role", "point") == "point")]
         mfu = pd.to_numeric(alone.get("mfu_datasheet"), errors="coerce") if "mfu_datasheet" in alone else None
         bad = alone[~mfu.between(*MFU_RANGE)] if mfu is not None else alone
         if len(bad):

@@ -22,6 +22,7 @@ class Backbone:
     min_size: int = 32  # the smallest input side it takes
     size_multiple: int = 1  # the multiple the input side must be of
     channels_last_only: bool = False  # built channels last whatever Keras's image data format (its blocks read x.shape[-1])
+    costs_nothing: bool = False  # does no work on its batches: the pipeline-alone ceiling's model
 
 
 BACKBONES: dict[str, Backbone] = {
@@ -35,8 +36,16 @@ BACKBONES: dict[str, Backbone] = {
     "octresnet50": Backbone("models.resnets", size_multiple=32, channels_last_only=True),
     "bcnn": Backbone("models.bcnn", channels_last_only=True),
     "tiny": Backbone("models.tiny", min_size=8),
-    "null": Backbone("models.tiny", min_size=1),
+    "null": Backbone("models.tiny", min_size=1, costs_nothing=True),
 }
+PIPELINE_ALONE = next(name for name, b in BACKBONES.items() if b.costs_nothing)  # every pipeline-alone ceiling's model
+
+
+def is_pipeline_alone(name) -> bool:
+    """Whether `name` is the model that costs nothing, so a run of it measures the pipeline alone (its
+    ceiling); every stage asks this rather than matching a name."""
+    backbone = BACKBONES.get(name) if isinstance(name, str) else None
+    return bool(backbone and backbone.costs_nothing)
 
 
 def input_size_problem(name: str, size: int) -> str | None:

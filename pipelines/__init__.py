@@ -67,8 +67,8 @@ def _dali_loader(spec) -> str:
 class Pipeline:
     """One pipeline's facts, read by the checks, the skip policy, the worker and the reports:
     what its loader knobs mean (a knob missing does not apply and is blanked), the package it
-    imports, the plugin a backend needs for it, the image formats it decodes, whether it stamps
-    when each batch is ready, and how its loader reads in a record."""
+    imports, the plugin a backend needs for it, the image formats it decodes, whether it is the
+    model-alone ceiling's feed, and how its loader reads in a record."""
 
     name: str
     module: str
@@ -79,9 +79,7 @@ class Pipeline:
     on_device: bool = False  # decodes where the backend trains (a GPU or not): its build is told the platform
     plugins: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)  # backend -> (package, why)
     formats: tuple[str, ...] | None = None  # None: whatever PIL reads
-    stamps: bool = True  # False: tensors in memory never wait, so a stamp would only cost
-    in_memory: bool = False  # the model-alone ceiling's feed
-    function: str | None = None  # a user pipeline's "package.module:function"
+    in_memory: bool = False  # tensors in memory, which cost nothing: the model-alone ceiling's feed
 
 
 PIPELINES = {p.name: p for p in (
@@ -98,7 +96,7 @@ PIPELINES = {p.name: p for p in (
         "transfer": TRANSFER}, _tfdata_loader, framework="tensorflow", formats=TFDATA_FORMATS),
     Pipeline("synthetic", "pipelines.synthetic",
              {"transfer": "the dtype of the tensors in memory (uint8: the model scales them)"},
-             lambda spec: "tensors in memory: no loader", stamps=False, in_memory=True),
+             lambda spec: "tensors in memory: no loader", in_memory=True),
     Pipeline("torch", "pipelines.dataloader", {
         "workers": "DataLoader num_workers: processes (0: batches loaded in the training process)",
         "max_queue_size": "batches loaded ahead in all: each worker's prefetch_factor is "
@@ -111,6 +109,14 @@ PIPELINES = {p.name: p for p in (
              plugins={"tensorflow": DALI_TF_PLUGIN}, on_device=True),
 )}
 LOADER_PARAMETERS = tuple(dict.fromkeys(k for p in PIPELINES.values() for k in p.knobs))
+MODEL_ALONE = next(p.name for p in PIPELINES.values() if p.in_memory)  # the feed of every model-alone ceiling
+
+
+def is_model_alone(name) -> bool:
+    """Whether `name` is the feed that costs nothing, so a run on it measures the model alone (its
+    ceiling); every stage asks this rather than matching a name."""
+    pipeline = PIPELINES.get(name) if isinstance(name, str) else None
+    return bool(pipeline and pipeline.in_memory)
 
 
 def is_user_pipeline(name: str) -> bool:

@@ -67,7 +67,7 @@ def descriptor(ref: str) -> Pipeline:
                          f"it gives {', '.join([*GIVEN, *LOADER_PARAMETERS])}")
     function = parse(ref)[1]
     knobs = {k: f"{function}'s `{k}` parameter" for k in names if k in LOADER_PARAMETERS}
-    return Pipeline(ref, "pipelines.user", knobs, lambda spec: _loader(ref, knobs, spec), function=ref)
+    return Pipeline(ref, "pipelines.user", knobs, lambda spec: _loader(ref, knobs, spec))
 
 
 def _loader(ref: str, knobs: dict, spec) -> str:

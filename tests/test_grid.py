@@ -61,3 +61,17 @@ def test_ceilings_are_repeated_like_the_points_they_bound_and_measured_once_per_
     expected = {f(g).point_id for g in grid for f in (pipeline_ceiling, model_ceiling)}
     assert ids == expected and len(ids) == 3  # two pipeline settings, one model: each once
     assert sorted(p.run_id for p in probes) == sorted(f"{i}-r{r}" for i in ids for r in range(3))
+
+
+def test_a_ceiling_is_known_by_the_role_its_descriptor_states():
+    from bench.plan.grid import is_ceiling, model_ceiling, pipeline_ceiling
+    from models import is_pipeline_alone
+    from pipelines import is_model_alone
+
+    assert is_model_alone("synthetic") and is_pipeline_alone("null")
+    assert not any(is_model_alone(p) for p in ("keras", "tfdata", "examples.pipelines:folders", float("nan")))
+    assert not any(is_pipeline_alone(b) for b in ("tiny", "resnet50", "examples.models:small", None))
+    point = RunSpec(backbone="tiny", pipeline="keras")
+    assert not is_ceiling(point)
+    assert is_ceiling(pipeline_ceiling(point)) and is_ceiling(model_ceiling(point))
+    assert is_pipeline_alone(pipeline_ceiling(point).backbone) and is_model_alone(model_ceiling(point).pipeline)

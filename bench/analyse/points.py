@@ -17,6 +17,8 @@ from bench.results import profiles
 from bench.plan.knobs import COLUMN_KNOBS, KNOBS, RunSpec, display
 from bench.plan.grid import model_ceiling, pipeline_ceiling
 from bench.results.store import ResultStore, read_json
+from models import is_pipeline_alone
+from pipelines import is_model_alone
 
 AT_CEILING = 0.8  # a training rate at 80% or more of its lower ceiling is at that ceiling
 SHORT_S = 2.0  # seconds of measured window below which a run is too short to time well
@@ -94,7 +96,7 @@ def runnable(points: pd.DataFrame) -> pd.DataFrame:
     """Configurations a user can run and that ran: grid points fed by a pipeline into a model,
     not ceilings, the synthetic feed or the null model."""
     return points[(points.get("role", "point") == "point") & (points.repeats_ok > 0)
-                  & points.pipeline.ne("synthetic") & points.backbone.ne("null")]
+                  & ~points.pipeline.map(is_model_alone) & ~points.backbone.map(is_pipeline_alone)]
 
 
 def pairs(points: pd.DataFrame, knob: str, base) -> pd.DataFrame:
@@ -151,8 +153,8 @@ def table(rows: list[dict], env: dict, sweep: dict, envs: dict | None = None) ->
     pipeline_ids, model_ids = [], []
     for pid in points.point_id:
         spec = spec_of(first[pid])
-        pipeline_ids.append(None if spec.pipeline == "synthetic" else pipeline_ceiling(spec).point_id)
-        model_ids.append(None if spec.backbone == "null" else model_ceiling(spec).point_id)
+        pipeline_ids.append(None if is_model_alone(spec.pipeline) else pipeline_ceiling(spec).point_id)
+        model_ids.append(None if is_pipeline_alone(spec.backbone) else model_ceiling(spec).point_id)
     # the share of the machine's CPU that other work took during the window: the whole machine's
     # use less the run's own process tree (one core is 100%), over its threads
     points["others_cpu_pct"] = (points.cpu_util_mean - points.proc_cpu_pct_mean / (env.get("cpu_threads") or 1)).clip(lower=0)
@@ -235,7 +237,7 @@ def write_csv(root: str | Path) -> tuple[pd.DataFrame, list[dict], int]:
 
 def fed_points(points: pd.DataFrame) -> pd.DataFrame:
     """The points a pipeline fed, with the model's rate alone beside them: the feed table's rows."""
-    return points[points.pipeline.ne("synthetic") & points.model_img_s.notna() & (points.repeats_ok > 0)]
+    return points[~points.pipeline.map(is_model_alone) & points.model_img_s.notna() & (points.repeats_ok > 0)]
 
 
 def read(root: str | Path) -> pd.DataFrame:

@@ -9,7 +9,8 @@ from bench.analyse.noise import CONFIDENCE, PRIOR, Noise, differ, geomean
 from bench.analyse.points import AT_CEILING, SHORT_S, runnable, spec_of
 from bench.plan.grid import model_ceiling, pipeline_ceiling
 from bench.plan.knobs import knobs_of
-from pipelines import loader_depth, window_steps
+from models import is_pipeline_alone
+from pipelines import is_model_alone, loader_depth, window_steps
 
 SPREAD_WARN = 0.10  # (max - min) / median of the repeats' images/s
 FIRST_SLOW = 1.25  # the first repeat's total time over the others' median
@@ -85,7 +86,7 @@ def _epoch_bound(run) -> str | None:
     """Why a run's rate is set by its epochs rather than its loader's throughput, or None: an
     epoch with fewer batches than the loader holds (workers and queue) refills it from empty
     every epoch, and a window shorter than window_steps sees little else."""
-    if pd.isna(run.get("window_steps")) or run.pipeline == "synthetic":
+    if pd.isna(run.get("window_steps")) or is_model_alone(run.pipeline):
         return None
     spec = spec_of(run.to_dict())
     depth, needed = loader_depth(spec), window_steps(spec)
@@ -225,7 +226,7 @@ def verdict(points: pd.DataFrame, gpu: bool = True) -> str:
     (points.bound_doubt) is withheld with its reason, never stated. Without a GPU (`gpu` False)
     it gives no GPU advice."""
     judged = points[points.bound.notna()]
-    if judged.empty and (points.backbone == "null").all():
+    if judged.empty and points.backbone.map(is_pipeline_alone).all():
         return ("Every run here is a pipeline alone (the null model): its images/s is that pipeline's "
                 "ceiling, and there is no model to weigh it against.")
     if judged.empty:
@@ -242,7 +243,7 @@ def verdict(points: pd.DataFrame, gpu: bool = True) -> str:
         cases = sure[sure.bound == kind].sort_values(column, ascending=ascending)
         if len(cases):
             parts.append(say(cases.iloc[0], gpu))
-    helped = _helped_most(points[points.train_img_s.notna() & (points.pipeline != "synthetic")])
+    helped = _helped_most(points[points.train_img_s.notna() & ~points.pipeline.map(is_model_alone)])
     if helped:
         parts.append(helped)
     return " ".join(parts)

@@ -11,10 +11,10 @@ import importlib.util
 import itertools
 import re
 
-from models import data_format_problem, input_size_problem
+from models import PIPELINE_ALONE, data_format_problem, input_size_problem, is_pipeline_alone
 from models.user import is_user_model
 from models.user import problem as model_problem
-from pipelines import describe, is_user_pipeline, knob_meaning
+from pipelines import MODEL_ALONE, describe, is_model_alone, is_user_pipeline, knob_meaning
 
 from bench.plan.backends import BACKENDS
 from bench.plan.knobs import KNOBS, LOADER_KNOBS, RunSpec, SpecError, below_minimum, parse_override
@@ -43,14 +43,19 @@ def expand(knobs: dict, repeat: int = 1) -> list[RunSpec]:
 
 def pipeline_ceiling(spec: RunSpec) -> RunSpec:
     """The same feed into the null model: fit then runs as fast as the pipeline delivers."""
-    return dataclasses.replace(spec, backbone="null", finetune="full", checkpoint=False, precision="float32",
+    return dataclasses.replace(spec, backbone=PIPELINE_ALONE, finetune="full", checkpoint=False, precision="float32",
                                xla="auto", gpus=1, repeat=0, role="ceiling")
 
 
 def model_ceiling(spec: RunSpec) -> RunSpec:
     """The same model, batch and precision on tensors already in memory: the model alone."""
-    return _normalise(dataclasses.replace(spec, pipeline="synthetic", checkpoint=False, cache=None,
+    return _normalise(dataclasses.replace(spec, pipeline=MODEL_ALONE, checkpoint=False, cache=None,
                                           interpolation="nearest", repeat=0, role="ceiling"))
+
+
+def is_ceiling(spec: RunSpec) -> bool:
+    """Whether the run is a ceiling whatever its role: the pipeline alone or the model alone."""
+    return is_model_alone(spec.pipeline) or is_pipeline_alone(spec.backbone)
 
 
 def ceiling_probes(grid: list[RunSpec]) -> list[RunSpec]:
@@ -61,7 +66,7 @@ def ceiling_probes(grid: list[RunSpec]) -> list[RunSpec]:
     repeats: dict[str, int] = {}  # probe point_id -> repeats it needs
     probes: dict[str, RunSpec] = {}
     for point in grid:
-        if point.pipeline == "synthetic" or point.backbone == "null":
+        if is_ceiling(point):
             continue
         for probe in (pipeline_ceiling(point), model_ceiling(point)):
             if probe.point_id not in have:

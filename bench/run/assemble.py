@@ -17,7 +17,7 @@ from pipelines.user import check_batch, check_shapes
 def model_and_feeds(spec: RunSpec, share, local: RunSpec, classes: int, scope):
     """(the model, compiled; the training feed; the validation feed)."""
     user_pipeline = pipelines.is_user_pipeline(spec.pipeline)
-    if spec.pipeline == "synthetic" and is_user_model(spec.backbone):
+    if pipelines.is_model_alone(spec.pipeline) and is_user_model(spec.backbone):
         with scope:
             model = _model(spec, classes)
         x, y = tensors_like(model, local.batch, spec.input_size)
@@ -26,7 +26,7 @@ def model_and_feeds(spec: RunSpec, share, local: RunSpec, classes: int, scope):
         return model, feeds[0], feeds[1]
     train_feed, val_feed = training.feeds(share, local)
     with scope:
-        if spec.backbone == "null" and user_pipeline:
+        if models.is_pipeline_alone(spec.backbone) and user_pipeline:
             model = null_like(train_feed.first)
             training.compile_model(model, xla=spec.xla)
         else:

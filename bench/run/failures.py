@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import re
 
-from bench.plan.grid import model_ceiling, pipeline_ceiling
+from bench.plan.grid import is_ceiling, model_ceiling, pipeline_ceiling
 from bench.plan.knobs import RunSpec
-from pipelines import is_user_pipeline
+from pipelines import is_model_alone, is_user_pipeline
 from pipelines.user import UserCodeError
 
 FAILED = ("error", "timeout")
@@ -61,7 +61,7 @@ class AfterFailures:
         self.runs: dict[str, set[str]] = {}  # grid point_id -> its run ids
         self.bounds: dict[str, set[str]] = {}  # ceiling point_id -> the grid points it bounds
         for spec in specs:
-            if spec.role == "point" and spec.pipeline != "synthetic" and spec.backbone != "null":
+            if spec.role == "point" and not is_ceiling(spec):
                 self.runs.setdefault(spec.point_id, set()).add(spec.run_id)
                 for probe in (pipeline_ceiling(spec), model_ceiling(spec)):
                     self.bounds.setdefault(probe.point_id, set()).add(spec.point_id)
@@ -103,7 +103,7 @@ def in_order(probes: list[RunSpec], grid: list[RunSpec]) -> list[RunSpec]:
         last = {model_ceiling(s).point_id: i for i, s in enumerate(points)}
         for i, spec in enumerate(points):
             feed = ceilings.pop(pipeline_ceiling(spec).point_id, None)
-            ordered += [feed] if feed and spec.pipeline != "synthetic" else []
+            ordered += [feed] if feed and not is_model_alone(spec.pipeline) else []
             ordered.append(spec)
             ordered += [ceilings.pop(pid) for pid, at in last.items() if at == i and pid in ceilings]
         ordered += list(ceilings.values())  # ceilings of no point in this pass

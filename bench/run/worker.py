@@ -69,6 +69,7 @@ def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path
     from bench.run import doctor, gate
     from bench.run.assemble import model_and_feeds
     from bench.results import machine
+    from models import is_pipeline_alone
     from pipelines.dataset import DatasetIndex
 
     record.backend_version = backend_version(spec.backend)
@@ -95,7 +96,7 @@ def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path
     record.matmul_precision = devices.matmul_precision(
         spec.backend, spec.precision, machine.compute_capability() if "GPU" in record.devices else None)
     record.train_gflops_per_image, record.flops_uncounted = count_flops(model, train_feed, spec)
-    if spec.backbone == "null" and not pipelines.is_user_pipeline(spec.pipeline):  # the pipeline's ceiling: also how fast one core decodes this data
+    if is_pipeline_alone(spec.backbone) and not pipelines.is_user_pipeline(spec.pipeline):  # the pipeline's ceiling: also how fast one core decodes this data
         record.decode_img_s_core = decode_rate(index, spec)
     cached_before = devices.cache_entries(spec.backend)
     record.startup_s = since_process_start()
