@@ -38,8 +38,19 @@ DALI_TF_PLUGIN = ("nvidia.dali_tf_plugin",
                   f"--no-build-isolation nvidia-dali-tf-plugin-cuda{_dali_cuda()}: it compiles against the installed TensorFlow)")
 
 
+def keras_in_training_thread(spec) -> bool:
+    """Keras's own rule (PyDatasetAdapter): a PyDataset with at most one thread and no processes,
+    or with no workers at all whatever use_multiprocessing says, loads its batches in the training
+    thread, through no queue."""
+    return not (spec.workers > 1 or (spec.workers > 0 and spec.use_multiprocessing))
+
+
+def _torch_in_training_process(spec) -> bool:
+    return not spec.workers  # num_workers 0: no worker, no prefetch
+
+
 def _keras_loader(spec) -> str:
-    if spec.workers > 1 or (spec.workers > 0 and spec.use_multiprocessing):
+    if not keras_in_training_thread(spec):
         kind = "processes" if spec.use_multiprocessing else "threads"
         return f"PyDataset: {spec.workers} {kind}, queue of {spec.max_queue_size} batches"
     return "PyDataset: batches loaded in the training thread (workers <= 1)"
@@ -51,7 +62,7 @@ def _tfdata_loader(spec) -> str:
 
 
 def _torch_loader(spec) -> str:
-    if not spec.workers:
+    if _torch_in_training_process(spec):
         return "DataLoader: batches loaded in the training process (workers 0)"
     factor = prefetch_factor(spec.workers, spec.max_queue_size)
     return (f"DataLoader: {spec.workers} worker processes, prefetch_factor {factor} "
@@ -80,6 +91,7 @@ class Pipeline:
     plugins: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)  # backend -> (package, why)
     formats: tuple[str, ...] | None = None  # None: whatever PIL reads
     in_memory: bool = False  # tensors in memory, which cost nothing: the model-alone ceiling's feed
+    in_training_thread: Callable[[Any], bool] | None = None  # whether its knobs load batches as training asks, unqueued
 
 
 PIPELINES = {p.name: p for p in (
@@ -88,7 +100,7 @@ PIPELINES = {p.name: p for p in (
         "use_multiprocessing": "PyDataset workers are processes instead of threads",
         "max_queue_size": "batches the PyDataset queue holds ahead of training, loaded or being loaded: "
                           "no more than this many load at once, so workers beyond it wait",
-        "cache": SHARED_CACHE, "transfer": TRANSFER}, _keras_loader),
+        "cache": SHARED_CACHE, "transfer": TRANSFER}, _keras_loader, in_training_thread=keras_in_training_thread),
     Pipeline("tfdata", "pipelines.tfdata", {
         "workers": "num_parallel_calls of the decode map (0: AUTOTUNE)",
         "max_queue_size": "prefetch buffer in batches (0: AUTOTUNE)",
@@ -101,7 +113,8 @@ PIPELINES = {p.name: p for p in (
         "workers": "DataLoader num_workers: processes (0: batches loaded in the training process)",
         "max_queue_size": "batches loaded ahead in all: each worker's prefetch_factor is "
                           "ceil(max_queue_size / workers) (0: torch's default of 2)",
-        "cache": SHARED_CACHE, "transfer": TRANSFER}, _torch_loader, framework="torch"),
+        "cache": SHARED_CACHE, "transfer": TRANSFER}, _torch_loader, framework="torch",
+             in_training_thread=_torch_in_training_process),
     Pipeline("dali", "pipelines.dali", {
         "workers": "DALI's num_threads (its CPU threads: reading, decoding where there is no GPU, resizing)",
         "max_queue_size": "DALI's prefetch_queue_depth: batches prepared ahead",
@@ -226,12 +239,16 @@ MIN_WINDOW_STEPS = 50
 
 
 def loader_depth(spec) -> int:
-    """Batches the loader has in hand at once: its workers' and its queue's. A PyDataset with
-    at most one thread loads in the training thread and holds none; tensors in memory need none."""
-    meaning = knob_meaning(spec.pipeline)
-    if spec.pipeline == "keras" and spec.workers <= 1 and not spec.use_multiprocessing:
+    """Batches the loader has in hand at once: its workers' and its queue's, of the knobs its
+    pipeline takes. A loader that loads as training asks (its descriptor's `in_training_thread`: a PyDataset
+    by Keras's rule, a DataLoader without workers) holds none; tensors in memory need none."""
+    try:
+        pipeline = describe(spec.pipeline)
+    except (KeyError, ValueError):
         return 0
-    return sum(getattr(spec, knob) or 0 for knob in ("workers", "max_queue_size") if knob in meaning)
+    if pipeline.in_training_thread and pipeline.in_training_thread(spec):
+        return 0
+    return sum(getattr(spec, knob) or 0 for knob in ("workers", "max_queue_size") if knob in pipeline.knobs)
 
 
 def window_steps(spec) -> int:

@@ -32,6 +32,7 @@ def test_epoch_plan(count, batch, steps, plan):
     (dict(workers=32, max_queue_size=10, epochs=3), 168, 84),   # the seed's 32 workers
     (dict(workers=1, max_queue_size=10, epochs=2), 50, 50),     # one PyDataset thread loads in the training thread
     (dict(pipeline="synthetic", epochs=3), 50, 25),
+    (dict(pipeline="torch", workers=0, max_queue_size=20, epochs=2), 50, 50),  # no worker: no prefetch either
     (dict(workers=4, max_queue_size=10, epochs=2, steps_per_epoch=80), 56, 80),  # already long enough
     (dict(workers=4, max_queue_size=10, epochs=2, window="epochs"), 56, 3),      # the epochs as asked: one pass
 ])
@@ -41,6 +42,25 @@ def test_the_window_spans_enough_steps_to_see_the_loaders_throughput(tiny_tree, 
     assert pipelines.window_steps(spec) == window
     assert pipelines.split_plan(index, spec, "train") == (steps, steps * 5 if steps != 3 else 12)
     assert pipelines.split_plan(index, spec, "val")[0] == 1  # validation is never lengthened
+
+
+@pytest.mark.parametrize("use_multiprocessing", [False, True])
+@pytest.mark.parametrize("workers", [0, 1, 4])
+def test_a_pydatasets_depth_and_description_follow_keras_rule(workers, use_multiprocessing):
+    """Keras's adapter makes a queue of workers (an enqueuer) or loads in the training thread; the
+    depth and the description say the same, read from the adapter, never started."""
+    import keras
+    from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
+
+    class Empty(keras.utils.PyDataset):
+        def __len__(self):
+            return 1
+
+    knobs = dict(workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=10)
+    queued = PyDatasetAdapter(Empty(**knobs)).enqueuer is not None
+    spec = RunSpec(pipeline="keras", **knobs)
+    assert pipelines.loader_depth(spec) == (workers + 10 if queued else 0)
+    assert ("training thread" in pipelines.describe_loader(spec)) == (not queued)
 
 
 @pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
