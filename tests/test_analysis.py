@@ -141,6 +141,22 @@ def test_a_rate_set_by_short_epochs_is_called_epoch_bound_with_the_fix():
     assert "epoch-bound" not in " ".join(_warnings(rows))
 
 
+def test_a_sweeps_closing_verdict_is_the_reports_first_sentence_computed_from_the_rows(tmp_path):
+    import json
+
+    from bench.results.store import ResultStore
+
+    _, rows = constructed()
+    (tmp_path / "sweep.json").write_text(json.dumps({"peak_tflops": {"float32": 0.5}}))
+    for row in rows:
+        ResultStore(tmp_path).append(row)
+    assert verdicts.folder_headline(tmp_path) == "1 input-bound of 1 configurations."
+    stated = next(line for line in report.write(tmp_path, plots=False).read_text().splitlines()
+                  if line.startswith("**Verdict.** "))
+    assert stated.startswith("**Verdict.** " + verdicts.folder_headline(tmp_path) + " ")
+    assert verdicts.folder_headline(tmp_path / "empty") == ""  # no rows: the report gives no verdict
+
+
 def test_verdict_names_the_setting_that_changed_most():
     rows = []
     for workers, rate in ((1, 50.0), (4, 150.0)):

@@ -211,13 +211,12 @@ def test_a_skip_reason_is_printed_whole():
 
 def test_a_sweep_ends_with_one_summary_line(tmp_path):
     report = tmp_path / "report.md"
-    report.write_text("# x\n\n**Verdict.** Input-bound: the loaders feed 40% of the model's rate. Add workers.\n")
     rows = [{"status": s, "error": "", "run_id": f"p-r{i}"} for i, s in enumerate(("ok", "ok", "skipped"))]
-    assert commands.closing_line(rows, 125.4, report) == (
-        f"3 runs (2 ok, 1 skipped, 0 failed) in 2:05; report: {report}; "
-        "verdict: Input-bound: the loaders feed 40% of the model's rate.")
+    assert commands.closing_line(rows, 125.4, report, "2 input-bound of 2 configurations.") == (
+        f"3 runs (2 ok, 1 skipped, 0 failed) in 2:05; report: {report}; verdict: 2 input-bound of 2 configurations.")
+    assert commands.closing_line(rows, 125.4, report, "") == f"3 runs (2 ok, 1 skipped, 0 failed) in 2:05; report: {report}"
     rows += [{"status": "error", "error": "boom", "run_id": "q-r0"}, {"status": "timeout", "error": "late", "run_id": "q-r1"}]
-    assert commands.closing_line(rows, 125.4, report).splitlines()[-1] == (
+    assert commands.closing_line(rows, 125.4, report, "").splitlines()[-1] == (
         "first error (1 failed; 1 other failure; see runs.csv): error in run q-r0: boom. Fix it and run the same "
         "command again: the failed runs run again.")
 

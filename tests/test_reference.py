@@ -2,7 +2,8 @@ import pandas as pd
 
 from bench.analyse.points import medians
 from bench.results.record import RunRecord
-from bench.analyse.reference import load_seed, seed_section
+from bench.analyse.reference import load_seed
+from bench.output.sections import seed_section
 from bench.plan.knobs import RunSpec
 from tests.tables import table
 

@@ -223,15 +223,21 @@ def machine_envs(root: Path) -> dict:
     return {path.stem.removeprefix("env-"): read_json(path) for path in root.glob("env-*.json")}
 
 
-def write_csv(root: str | Path) -> tuple[pd.DataFrame, list[dict], int]:
-    """points.csv of a results folder, from its current rows: (the table it holds, and
-    current_rows' rows and count left out, read once for the callers that format them too)."""
+def folder_table(root: str | Path) -> tuple[pd.DataFrame, list[dict], int]:
+    """A results folder's points, from its current rows: (the table, and current_rows' rows and
+    count left out, read once for the callers that format them too)."""
     root = Path(root)
     rows, left_out = current_rows(root)
     rows = [r for r in rows if not r.get("profiled")]  # profiling slows what it measures
     points = (table(rows, read_json(root / "env.json"), read_json(root / "sweep.json"), machine_envs(root))
               if rows else pd.DataFrame())
-    points.to_csv(root / "points.csv", index=False)
+    return points, rows, left_out
+
+
+def write_csv(root: str | Path) -> tuple[pd.DataFrame, list[dict], int]:
+    """points.csv of a results folder, from its current rows: what folder_table gives."""
+    points, rows, left_out = folder_table(root)
+    points.to_csv(Path(root) / "points.csv", index=False)
     return points, rows, left_out
 
 

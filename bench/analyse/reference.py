@@ -1,8 +1,10 @@
-"""The 2019 seed's figures, put beside the measured ones where a sweep ran the same thing."""
+"""The 2019 seed's figures, put beside the measured ones where a sweep ran the same thing (the report's
+section formats them: bench/output/sections.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -51,32 +53,27 @@ def seed_figure(point: pd.Series, sweep: dict, seed: pd.DataFrame | None = None)
     return f"{best.total_s_seed:.1f} s ({best.seed_machine})"
 
 
-def seed_section(points: pd.DataFrame, sweep: dict, seed: pd.DataFrame | None = None) -> list[str]:
-    """Markdown lines: each measured keras point beside the seed's runs with the same loader
-    knobs, or why the figures are not comparable. Nothing when no point has the seed's knobs."""
+class BesideSeed(NamedTuple):
+    """The measured keras points beside the seed's runs with the same loader knobs: how this sweep's
+    workload differs from the seed's (empty: the totals compare), whether the seed ran on this GPU
+    label (then only those runs are kept), and each pairing's figures."""
+
+    differences: list[str]
+    same_gpu: bool
+    label: str
+    matched: pd.DataFrame  # a row per pairing: the point's columns, the seed's with _seed, speed_up
+
+
+def beside_seed(points: pd.DataFrame, sweep: dict, seed: pd.DataFrame | None = None) -> BesideSeed | None:
+    """The comparison with the seed, or None when no point has the seed's loader knobs."""
     seed = load_seed() if seed is None else seed
     matched = matches(points, seed)
     if matched.empty:
-        return []
-    lines = ["## Beside the seed (2019)", ""]
-    differences = _differences(matched, sweep)
-    if differences:
-        return lines + ["Some points have the seed's loader settings, but its totals are not put beside "
-                        "them: this sweep ran " + "; ".join(differences) + ".", ""]
+        return None
     label = sweep.get("gpu", "")
-    if label in set(seed.gpu_label):
+    same_gpu = label in set(seed.gpu_label)
+    if same_gpu:
         matched = matched[matched.gpu_label == label]
-        lines.append(f"The seed's runs on the same GPU ({label}); ")
-    else:
-        lines.append(f"This machine is `{label}`; the seed's figures come from its own machines, named in each row. ")
-    lines[-1] += ("Both totals cover 20 epochs with validation and saving the best model each epoch; "
-                  "speed-up is the seed's total over this one.")
-    table = pd.DataFrame({
-        "batch": matched.batch, "workers": matched.workers, "multiprocessing": matched.use_multiprocessing,
-        "queue": matched.max_queue_size, "gpus": matched.gpus,
-        "measured total (s)": matched.total_s.round(1),
-        "of which validation + checkpoint (s)": (matched.val_s_total + matched.checkpoint_s_total).round(1),
-        "seed machine": matched.seed_machine,
-        "seed total (s)": matched.total_s_seed, "speed-up": (matched.total_s_seed / matched.total_s).round(2),
-    }).sort_values(["gpus", "multiprocessing", "queue", "batch"], ascending=[True, True, True, False])
-    return lines + ["", table.to_markdown(index=False), ""]
+    matched = matched.assign(speed_up=matched.total_s_seed / matched.total_s,
+                             val_checkpoint_s=matched.val_s_total + matched.checkpoint_s_total)
+    return BesideSeed(_differences(matched, sweep), same_gpu, label, matched)

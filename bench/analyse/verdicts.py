@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.analyse.noise import CONFIDENCE, PRIOR, Noise, differ, geomean
-from bench.analyse.points import AT_CEILING, SHORT_S, runnable, spec_of
+from bench.analyse.points import AT_CEILING, SHORT_S, folder_table, runnable, spec_of
 from bench.plan.grid import model_ceiling, pipeline_ceiling
 from bench.plan.knobs import knobs_of
 from models import is_pipeline_alone
@@ -221,21 +221,48 @@ VERDICTS = (
 )
 
 
-def verdict(points: pd.DataFrame, gpu: bool = True) -> str:
-    """A short paragraph written from the figures; a bound whose figures cannot carry it
-    (points.bound_doubt) is withheld with its reason, never stated. Without a GPU (`gpu` False)
-    it gives no GPU advice."""
+def has_verdict(points: pd.DataFrame) -> bool:
+    """Whether the grid points carry a figure to judge (a bound or a data wait): else no verdict is given."""
+    return not points.empty and not (points.bound.isna().all() and points.data_wait_frac.isna().all())
+
+
+def headline(points: pd.DataFrame) -> str:
+    """The verdict's first sentence: the bounds counted, or why there are none."""
     judged = points[points.bound.notna()]
     if judged.empty and points.backbone.map(is_pipeline_alone).all():
         return ("Every run here is a pipeline alone (the null model): its images/s is that pipeline's "
                 "ceiling, and there is no model to weigh it against.")
     if judged.empty:
         return "No verdict: the ceilings were not measured (`--no-ceilings`, or their runs failed)."
-    parts = []
-    doubts = judged.get("bound_doubt", pd.Series("", index=judged.index)).fillna("")
+    doubts = _doubts(judged)
+    named = ", ".join(f"{n} {b}-bound" for b, n in judged[doubts == ""].bound.value_counts().items())
+    withheld = (doubts != "").sum()
+    return (f"{named or 'No bound named'} of {len(judged)} configurations"
+            + (f", {withheld} withheld." if withheld else "."))
+
+
+def folder_headline(root) -> str:
+    """The verdict's first sentence on a results folder's current rows ('' where its report gives
+    none), computed afresh from the rows, as the report is."""
+    every, _, _ = folder_table(root)
+    points = every[every.role == "point"] if len(every) else every
+    return headline(points) if has_verdict(points) else ""
+
+
+def _doubts(judged: pd.DataFrame) -> pd.Series:
+    return judged.get("bound_doubt", pd.Series("", index=judged.index)).fillna("")
+
+
+def verdict(points: pd.DataFrame, gpu: bool = True) -> str:
+    """A short paragraph written from the figures; a bound whose figures cannot carry it
+    (points.bound_doubt) is withheld with its reason, never stated. Without a GPU (`gpu` False)
+    it gives no GPU advice."""
+    judged = points[points.bound.notna()]
+    parts = [headline(points)]
+    if judged.empty:
+        return parts[0]
+    doubts = _doubts(judged)
     sure, withheld = judged[doubts == ""], judged[doubts != ""]
-    named = ", ".join(f"{n} {b}-bound" for b, n in sure.bound.value_counts().items()) or "No bound named"
-    parts.append(f"{named} of {len(judged)} configurations" + (f", {len(withheld)} withheld." if len(withheld) else "."))
     if len(withheld):
         parts.append(f"Bound withheld for {len(withheld)} of {len(judged)} configurations: " + "; ".join(
             f"{_name(p)}: {doubts[i]}" for i, p in withheld.iterrows()) + ".")

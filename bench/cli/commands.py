@@ -76,22 +76,22 @@ def _sweep(args) -> int:
                             timeout_s=args.timeout or preset.timeout_s, interval=args.interval, force=args.force,
                             ceilings=with_ceilings, executor=args.executor, max_parallel=args.max_parallel,
                             slurm=slurm, profile=args.profile)
-    print(closing_line(new, time.monotonic() - start, path))
+    from bench.analyse.verdicts import folder_headline
+
+    print(closing_line(new, time.monotonic() - start, path, folder_headline(path.parent)))
     return 1 if first_error(new) else 0
 
 
-def closing_line(rows: list[dict], wall_s: float, report: Path) -> str:
+def closing_line(rows: list[dict], wall_s: float, report: Path, verdict: str) -> str:
     """The sweep in one line: its runs by outcome, its wall time, the report and the first
-    sentence of the report's verdict; where runs failed, a last line with the first error."""
+    sentence of its verdict ('' where it gives none); where runs failed, a last line with the first error."""
     from bench.run.runner import clock
 
     ok = sum(r["status"] == "ok" for r in rows)
     skipped = sum(r["status"] == "skipped" for r in rows)
     counts = f"{ok} ok, {skipped} skipped, {len(rows) - ok - skipped} failed"
     line = f"{len(rows)} runs ({counts}) in {clock(wall_s)}; report: {report}"
-    verdict = next((l for l in report.read_text().splitlines() if l.startswith("**Verdict.** ")), "")
-    sentence = verdict.removeprefix("**Verdict.** ").split(". ")[0].rstrip(".")
-    line += f"; verdict: {sentence}." if sentence else ""
+    line += f"; verdict: {verdict.rstrip('.')}." if verdict else ""
     failures = first_error(rows)
     return line + ("\n" + failures if failures else "")
 

@@ -9,7 +9,6 @@ import pandas as pd
 
 from bench.analyse import verdicts
 from bench.analyse.points import runnable, setting, write_csv
-from bench.analyse.reference import seed_section
 from bench.output import sections, traces
 from bench.output.advice import do_this
 from bench.plan.knobs import GROUP_KNOBS, ROW_KNOB
@@ -69,6 +68,9 @@ def _util_cell(p) -> str:
 
 
 
+FIGURES = {"throughput.png": "images/s against batch size", "feed.png": "feeding the model"}  # plots.<name>
+# utilisation.png's caption names its run; a quick rewrite (no plots) knows only that the last full write drew it
+DRAWN_BEFORE = "CPU and GPU utilisation over the run the last full report chose"
 GPU_FIGURES = ("gpu_util_mean", "gpu_util_p90", "mfu_datasheet", "gpu_energy_j", "img_per_joule", "gpu_power_w_mean")
 GPU_LEFT_OUT = "GPU utilisation, datasheet MFU, GPU energy and what would feed this GPU"
 
@@ -127,7 +129,7 @@ def render(every: pd.DataFrame, rows: list[dict], env: dict, sweep: dict, figure
     lines += sections.backend_comparison(points)
     lines += sections.scaling(points)
     lines += sections.precision_gain(points)
-    lines += seed_section(points, sweep)
+    lines += sections.seed_section(points, sweep)
     fastest = verdicts.fastest(points)
     if fastest:
         lines += ["## Fastest", "", "Of the configurations a user can run (a pipeline feeding a model; not the "
@@ -162,7 +164,7 @@ def write(root: str | Path, run_id: str | None = None, plots: bool = True) -> Pa
     if rows and plots:
         figures = _figures(root, every[every.role == "point"], rows, run_id)
     elif rows:  # keep the links to the figures the last full write drew
-        figures = [(c, n) for c, n in _previous_figures(root / "report.md") if (root / n).is_file()]
+        figures = [(c, n) for n, c in {**FIGURES, "utilisation.png": DRAWN_BEFORE}.items() if (root / n).is_file()]
     path = root / "report.md"
     text = render(every, rows, read_json(root / "env.json"), read_json(root / "sweep.json"), figures, left_out)
     profiled = traces.section(root, every)
@@ -172,23 +174,13 @@ def write(root: str | Path, run_id: str | None = None, plots: bool = True) -> Pa
     return path
 
 
-def _previous_figures(report: Path) -> list[tuple[str, str]]:
-    import re
-
-    text = report.read_text() if report.is_file() else ""
-    return re.findall(r"^!\[(.*)\]\((\w+\.png)\)$", text, flags=re.MULTILINE)
-
-
 def _figures(root: Path, points: pd.DataFrame, rows: list[dict], run_id: str | None) -> list[tuple[str, str]]:
     """throughput.png, and utilisation.png for the chosen run (default: the fastest
     configuration's first good run)."""
     from bench.output import plots
 
-    made = []
-    if plots.throughput(points, root / "throughput.png"):
-        made.append(("images/s against batch size", "throughput.png"))
-    if plots.feed(points, root / "feed.png"):
-        made.append(("feeding the model", "feed.png"))
+    made = [(caption, name) for name, caption in FIGURES.items()
+            if getattr(plots, name.removesuffix(".png"))(points, root / name)]
     ok = runnable(points)
     ok = ok if len(ok) else points[points.repeats_ok > 0]  # a sweep of ceilings alone: its fastest run
     if len(ok):

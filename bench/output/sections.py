@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.analyse import gains, verdicts
+from bench.analyse import gains, reference, verdicts
 from bench.analyse.points import fed_points
 from bench.plan.backends import BACKENDS, spread_over_devices
 from bench.plan.knobs import PRECISIONS
@@ -28,7 +28,7 @@ def bound_cell(bound, doubt) -> str:
 def where_the_time_goes(points: pd.DataFrame, sweep: dict) -> list[str]:
     """Each point's rate beside its two ceilings, its bound, data wait and MFU; the decode ceilings
     and the verdict."""
-    if points.bound.isna().all() and points.data_wait_frac.isna().all():
+    if not verdicts.has_verdict(points):
         return []
     table = pd.DataFrame({
         "configuration": gains.configuration(points),
@@ -152,6 +152,30 @@ def backend_comparison(points: pd.DataFrame) -> list[str]:
             shown[b] = shown[b].map(lambda v: _fmt(v, "{:.1f}"))
     return ["## Backends", "", "Training images/s of the same model, pipeline, batch and precision on each "
             "Keras backend (the median of the repeats).", "", shown.to_markdown(index=False, disable_numparse=True), ""]
+
+
+def seed_section(points: pd.DataFrame, sweep: dict, seed: pd.DataFrame | None = None) -> list[str]:
+    """Each measured keras point beside the seed's runs with the same loader knobs, or why the figures
+    are not comparable. Nothing when no point has the seed's knobs."""
+    beside = reference.beside_seed(points, sweep, seed)
+    if beside is None:
+        return []
+    lines = ["## Beside the seed (2019)", ""]
+    if beside.differences:
+        return lines + ["Some points have the seed's loader settings, but its totals are not put beside "
+                        "them: this sweep ran " + "; ".join(beside.differences) + ".", ""]
+    lines.append(f"The seed's runs on the same GPU ({beside.label}); " if beside.same_gpu else
+                 f"This machine is `{beside.label}`; the seed's figures come from its own machines, named in each row. ")
+    lines[-1] += ("Both totals cover 20 epochs with validation and saving the best model each epoch; "
+                  "speed-up is the seed's total over this one.")
+    m = beside.matched
+    table = pd.DataFrame({
+        "batch": m.batch, "workers": m.workers, "multiprocessing": m.use_multiprocessing,
+        "queue": m.max_queue_size, "gpus": m.gpus, "measured total (s)": m.total_s.round(1),
+        "of which validation + checkpoint (s)": m.val_checkpoint_s.round(1), "seed machine": m.seed_machine,
+        "seed total (s)": m.total_s_seed, "speed-up": m.speed_up.round(2),
+    }).sort_values(["gpus", "multiprocessing", "queue", "batch"], ascending=[True, True, True, False])
+    return lines + ["", table.to_markdown(index=False), ""]
 
 
 def time_spent(frame: pd.DataFrame) -> list[str]:
