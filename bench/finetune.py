@@ -139,7 +139,7 @@ def _predict(model_path: Path, files: list[str], batch: int):
     import keras
 
     import models  # noqa: F401
-    from pipelines import BatchOrder
+    from pipelines.batches import BatchOrder
     from pipelines.pydataset import ImageFolderBatches
     from pipelines.reader import ImageReader
 

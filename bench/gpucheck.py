@@ -14,7 +14,7 @@ import pandas as pd
 from bench.results import nvml
 from bench.results.store import ResultStore, read_json
 from bench.run import gate
-from pipelines import is_model_alone
+from pipelines.registry import is_model_alone
 
 MFU_RANGE = (0.02, 0.80)
 

@@ -12,7 +12,7 @@ from typing import Callable
 from bench.plan.knobs import RunSpec, SpecError
 from bench.plan.presets import TIMEOUT_S, DataSpec
 from bench.plan.grid import one_point
-from pipelines import MODEL_ALONE
+from pipelines.registry import MODEL_ALONE
 
 TRY = dict(pipeline=MODEL_ALONE, epochs=1, steps_per_epoch=2, validation_steps=1, checkpoint=False, window="epochs")
 DATA = DataSpec(train=12, val=6, classes=3, image_size="64x48")  # the tries train on synthetic tensors

@@ -25,7 +25,7 @@ from bench.run.failures import in_order
 from bench.plan.knobs import RunSpec, SpecError
 from bench.plan.presets import DataSpec
 from bench.results.store import ResultStore, read_json
-from pipelines import describe
+from pipelines.registry import describe
 from pipelines.dataset import DatasetIndex, make_synthetic, scan
 
 
@@ -227,33 +227,22 @@ def profiled_spec(profile: str, specs: list[RunSpec], rows: list[dict]) -> RunSp
     return dataclasses.replace(spec, repeat=0, profile=True)
 
 
-class _Counts:
-    """Image counts standing in for a dataset index, to plan epochs without making the data."""
-
-    def __init__(self, data: DataSpec):
-        self.counts = {"train": data.train, "val": data.val}
-
-    def count(self, split: str) -> int:
-        """The preset's number of `split` images, as DatasetIndex.count gives a tree's."""
-        return self.counts[split]
-
-
 def plan(grid: list[RunSpec], data: DataSpec, ceilings: list[RunSpec]) -> str:
     """The grid for --dry-run: the knobs that vary, each run's training steps as planned on the
     preset's data, and the ceilings."""
     import pandas as pd
 
-    from pipelines import split_plan
+    from pipelines.epochs import split_plan
 
-    counts = _Counts(data)
+    counts = {"train": data.train, "val": data.val}
     frame = pd.DataFrame([p.knobs() | {"repeat": p.repeat} for p in grid], dtype=object)
     varying = [c for c in frame.columns if frame[c].nunique(dropna=False) > 1] or list(frame.columns)
     fixed = {c: frame[c].iloc[0] for c in frame.columns if c not in varying}
     shown = frame[varying].copy()
-    shown["train steps"] = [p.epochs * split_plan(counts, p, "train")[0] for p in grid]
+    shown["train steps"] = [p.epochs * split_plan(counts["train"], p, "train")[0] for p in grid]
     lines = [f"{len(grid)} runs; fixed: " + ", ".join(f"{k}={v}" for k, v in fixed.items()),
              shown.where(shown.notna(), "n/a").to_markdown(index=False)]
     if ceilings:
-        steps = sum(p.epochs * split_plan(counts, p, "train")[0] for p in ceilings)
+        steps = sum(p.epochs * split_plan(counts["train"], p, "train")[0] for p in ceilings)
         lines.append(f"and {len(ceilings)} ceiling runs, {steps} training steps in all (--no-ceilings leaves them out)")
     return "\n".join(lines)

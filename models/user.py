@@ -18,7 +18,7 @@ def problem(name: str) -> str | None:
     """Why `name` cannot be a model, found without importing Keras, or None."""
     if name.endswith(".keras"):
         return None if Path(name).is_file() else f"backbone {name}: no such file"
-    from pipelines.user import parameters
+    from pipelines.signature import parameters
 
     try:
         names, required = parameters(name, "backbone")
@@ -34,7 +34,8 @@ def build(name: str, input_shape, classes: int):
     """The user's keras.Model: loaded with its compile settings, or returned by their function."""
     import keras
 
-    from pipelines.user import UserCodeError, parameters, parse
+    from pipelines.signature import parameters, parse
+    from pipelines.user import UserCodeError
 
     try:
         if name.endswith(".keras"):

@@ -14,7 +14,9 @@ from __future__ import annotations
 import keras
 from nvidia.dali import fn, pipeline_def, types
 
-from pipelines import Feed, ReadyClock, split_plan
+from pipelines.epochs import split_plan
+
+from pipelines.feed import Feed, ReadyClock
 
 READER = "reader"
 # How far DALI's pixels are from the keras pipeline's (PIL's), in levels of 0-255, as measured on
@@ -79,7 +81,7 @@ def build(index, spec, split: str, platform: str = "cpu") -> Feed:
     """The DALI feed for `split`, through the plugin of the backend that trains (tf.data on
     TensorFlow), decoded on its GPU where `platform` says it trains on one."""
     train = split == "train"
-    steps, _ = split_plan(index, spec, split)
+    steps, _ = split_plan(index.count(split), spec, split)
     ready = ReadyClock(steps) if train else None
     device = device_id(platform)
     pipe = pipeline(index.files[split], index.labels[split], len(index.classes), spec, train, device)

@@ -6,7 +6,13 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
-from pipelines import BatchOrder, Feed, ReadyClock, onehot, prefetch_factor, split_plan
+from pipelines.batches import BatchOrder, onehot
+
+from pipelines.epochs import split_plan
+
+from pipelines.feed import Feed, ReadyClock
+
+from pipelines.registry import prefetch_factor
 from pipelines.reader import ImageReader
 
 
@@ -58,7 +64,7 @@ class StampedCollate:
 
 def build(index, spec, split: str) -> Feed:
     """The torch DataLoader feed for `split`, in the keras pipeline's batch order, its workers kept across epochs."""
-    steps, images = split_plan(index, spec, split)
+    steps, images = split_plan(index.count(split), spec, split)
     train = split == "train"
     ready = ReadyClock(steps) if train else None
     plan = BatchOrder(index.count(split), spec.batch, images, shuffle=train)

@@ -19,7 +19,7 @@ import sys
 
 import keras
 
-from pipelines import ReadyClock
+from pipelines.feed import ReadyClock
 
 
 def images_in(batch) -> int:

@@ -5,7 +5,11 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from pipelines import BatchOrder, Feed, ReadyClock, onehot, split_plan
+from pipelines.batches import BatchOrder, onehot
+
+from pipelines.epochs import split_plan
+
+from pipelines.feed import Feed, ReadyClock
 from pipelines.reader import ImageReader
 
 
@@ -35,7 +39,7 @@ class ImageFolderBatches(keras.utils.PyDataset):
 
 def build(index, spec, split: str) -> Feed:
     """The keras (PyDataset) feed for `split`, with the loader knobs Keras's own queue takes."""
-    steps, images = split_plan(index, spec, split)
+    steps, images = split_plan(index.count(split), spec, split)
     ready = ReadyClock(steps) if split == "train" else None
     plan = BatchOrder(index.count(split), spec.batch, images, shuffle=(split == "train"))
     read = ImageReader(index.files[split], spec.input_size, spec.interpolation, spec.transfer, bool(spec.cache))

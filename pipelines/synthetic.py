@@ -7,7 +7,11 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from pipelines import Feed, onehot, split_plan
+from pipelines.batches import onehot
+
+from pipelines.epochs import split_plan
+
+from pipelines.feed import Feed
 
 
 class SameBatch(keras.utils.PyDataset):
@@ -26,7 +30,7 @@ class SameBatch(keras.utils.PyDataset):
 
 def build(index, spec, split: str) -> Feed:
     """As many full batches as the real pipelines would give in an epoch."""
-    steps, _ = split_plan(index, spec, split)
+    steps, _ = split_plan(index.count(split), spec, split)
     rng = np.random.default_rng(0)
     shape = (spec.batch, spec.input_size, spec.input_size, 3)
     x = rng.integers(0, 256, shape, dtype=np.uint8) if spec.transfer == "uint8" else rng.random(shape, dtype=np.float32)

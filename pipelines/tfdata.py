@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from pipelines import Feed, ReadyClock, onehot, split_plan
+from pipelines.batches import onehot
+
+from pipelines.epochs import split_plan
+
+from pipelines.feed import Feed, ReadyClock
 
 
 def _pil_nearest_indices(length, size: int):
@@ -66,7 +70,7 @@ def build(index, spec, split: str) -> Feed:
             pass
     train = split == "train"
     files = index.files[split]
-    steps, images = split_plan(index, spec, split)
+    steps, images = split_plan(index.count(split), spec, split)
     labels = onehot(index.labels[split], len(index.classes))
     parallel = spec.workers or tf.data.AUTOTUNE
     ds = tf.data.Dataset.from_tensor_slices((files, labels))

@@ -1,20 +1,17 @@
 """A pipeline the user wrote: `--set pipeline=package.module:function`, called for each split with
 the knobs it names among its parameters, returning a tf.data.Dataset, a PyDataset, a torch
-DataLoader or any iterable of (x, y) batches. Its descriptor is read from the function's signature
-with ast, importing nothing, so that a sweep is checked before any framework loads."""
+DataLoader or any iterable of (x, y) batches. Its descriptor (pipelines/registry.py) is read from
+the function's signature with ast, importing nothing, so that a sweep is checked before any
+framework loads."""
 
 from __future__ import annotations
 
-import ast
-import functools
 import importlib
-import importlib.util
 
-from pipelines import LOADER_PARAMETERS, Feed, MIN_WINDOW_STEPS, Pipeline, ReadyClock, split_plan
-
-# What else a function may name: the batch, the split, and the data the sweep was given.
-GIVEN = {"batch": "images per step", "split": "'train' or 'val'", "directory": "the split's image folder",
-         "classes": "the class count", "input_size": "the input_size knob"}
+from pipelines.epochs import MIN_WINDOW_STEPS, split_plan
+from pipelines.feed import Feed, ReadyClock
+from pipelines.registry import LOADER_PARAMETERS
+from pipelines.signature import parameters, parse
 
 
 class UserCodeError(Exception):
@@ -24,55 +21,6 @@ class UserCodeError(Exception):
     def __init__(self, ref: str, error: BaseException | str):
         why = error if isinstance(error, str) else f"raised {type(error).__name__}: {error}"
         super().__init__(f"{ref} {why}")
-
-
-def parse(ref: str) -> tuple[str, str]:
-    """(module, function) of a `package.module:function` reference; ValueError when it is not one."""
-    module, _, function = ref.partition(":")
-    if not module or not function.isidentifier():
-        raise ValueError(f"pipeline {ref!r}: expected package.module:function")
-    return module, function
-
-
-def parameters(ref: str, kind: str = "pipeline") -> tuple[list[str], list[str]]:
-    """(the parameters of `ref`'s function, those without a default), read from its source."""
-    module, function = parse(ref)
-    try:
-        found = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
-        found = None
-    if found is None or not found.origin or not found.origin.endswith(".py"):
-        raise ValueError(f"{kind} {ref!r}: no module {module} on the path (is PYTHONPATH set?)")
-    with open(found.origin) as f:
-        tree = ast.parse(f.read())
-    node = next((n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
-                 and n.name == function), None)
-    if node is None:
-        raise ValueError(f"{kind} {ref!r}: {found.origin} defines no function {function}")
-    args = node.args
-    names = [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs]
-    positional = args.posonlyargs + args.args
-    required = [a.arg for a in positional[:len(positional) - len(args.defaults)]]
-    required += [a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is None]
-    return names, required
-
-
-@functools.lru_cache(maxsize=None)
-def descriptor(ref: str) -> Pipeline:
-    """The knobs the function takes are the ones a sweep may vary for it."""
-    names, required = parameters(ref)
-    unknown = [n for n in required if n not in GIVEN and n not in LOADER_PARAMETERS]
-    if unknown:
-        raise ValueError(f"pipeline {ref!r} needs {', '.join(unknown)}, which gpubench cannot give; "
-                         f"it gives {', '.join([*GIVEN, *LOADER_PARAMETERS])}")
-    function = parse(ref)[1]
-    knobs = {k: f"{function}'s `{k}` parameter" for k in names if k in LOADER_PARAMETERS}
-    return Pipeline(ref, "pipelines.user", knobs, lambda spec: _loader(ref, knobs, spec))
-
-
-def _loader(ref: str, knobs: dict, spec) -> str:
-    given = ", ".join(f"{k}={getattr(spec, k)}" for k in knobs)
-    return f"{ref}({given}): the user's pipeline, its batches stamped as they are handed to fit"
 
 
 def call(ref: str, index, spec, split: str):
@@ -99,13 +47,7 @@ def build(index, spec, split: str) -> Feed:
     data = call(spec.pipeline, index, spec, split)
     n = length(data)
     per_pass = n if n else (spec.steps_per_epoch if split == "train" else spec.validation_steps) or MIN_WINDOW_STEPS
-
-    class Passes:  # split_plan's view: as many images as the passes hold
-        @staticmethod
-        def count(_split):
-            return per_pass * spec.batch
-
-    steps, images = split_plan(Passes, spec, split)
+    steps, images = split_plan(per_pass * spec.batch, spec, split)  # as many images as the passes hold
     ready = ReadyClock(steps) if split == "train" else None
     fed, first = hand_over(data, lambda: call(spec.pipeline, index, spec, split), steps, ready)
     return Feed(fed, steps, images, ready, first)

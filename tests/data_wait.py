@@ -1,6 +1,6 @@
 """A known wait for data, injected into a known share of batches, and what the step timer finds.
 
-Every pipeline stamps a batch's readiness through pipelines.ReadyClock.mark, in the loader's
+Every pipeline stamps a batch's readiness through pipelines.feed.ReadyClock.mark, in the loader's
 thread or process. DelayedClock holds the odd batches back `delay` seconds there, under one
 lock so that parallel workers cannot overlap their delays: the steps then wait about
 (delayed batches x delay) in all, on the delayed batches' steps, which dominates everything else
@@ -15,13 +15,14 @@ import multiprocessing
 import sys
 import time
 
-import pipelines
+from pipelines.feed import ReadyClock
+from pipelines.registry import PIPELINES
 
 STEPS = 12
 DELAY_S = 0.4
 
 
-class DelayedClock(pipelines.ReadyClock):
+class DelayedClock(ReadyClock):
     """Odd batches are ready DELAY_S later than the pipeline had them."""
 
     def __init__(self, steps: int):
@@ -52,7 +53,7 @@ def measure(tree, pipeline: str, knobs: dict | None = None) -> dict:
     spec = one_point({"pipeline": pipeline, "backbone": "null", "input_size": 32, "batch": 2, "epochs": 2,
                             "steps_per_epoch": STEPS, "validation_steps": 1, "window": "epochs",
                             "backend": keras.backend.backend(), **(knobs or {})})
-    module = importlib.import_module(pipelines.PIPELINES[pipeline].module)
+    module = importlib.import_module(PIPELINES[pipeline].module)
     module.ReadyClock, clock = DelayedClock, module.ReadyClock
     try:
         return _fit(tree, spec)

@@ -40,7 +40,7 @@ def setup(kind: str, backend: str, tree: str) -> tuple:
     import models
     from bench.run import training
     from bench.plan.knobs import RunSpec
-    from pipelines import BatchOrder, onehot
+    from pipelines.batches import BatchOrder, onehot
     from pipelines.dataset import scan
     from pipelines.pydataset import ImageFolderBatches
     from pipelines.reader import ImageReader

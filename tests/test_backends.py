@@ -9,12 +9,13 @@ import pandas as pd
 import pytest
 
 import pipelines
+from pipelines.registry import describe_loader
 from bench.run import runner
 from bench.plan.backends import BACKENDS
 from bench.plan.knobs import RunSpec
 from bench.plan.grid import installed
 from bench.results.store import ResultStore
-from pipelines import prefetch_factor
+from pipelines.registry import prefetch_factor
 from pipelines.dataset import scan
 from tests.conftest import gpubench
 
@@ -122,7 +123,7 @@ def test_torch_loader_knobs(tiny_tree):
     assert inline.num_workers == 0 and not inline.persistent_workers
     assert prefetch_factor(1, 10) == 10 and prefetch_factor(8, 10) == 2 and prefetch_factor(4, 0) == 2
     spec = RunSpec(pipeline="torch", workers=8, max_queue_size=10)
-    assert pipelines.describe_loader(spec).startswith("DataLoader: 8 worker processes, prefetch_factor 2 (16 batches")
+    assert describe_loader(spec).startswith("DataLoader: 8 worker processes, prefetch_factor 2 (16 batches")
 
 
 def test_a_batch_past_the_first_out_of_memory_batch_is_skipped(tmp_path, monkeypatch):

@@ -66,7 +66,7 @@ def test_ceilings_are_repeated_like_the_points_they_bound_and_measured_once_per_
 def test_a_ceiling_is_known_by_the_role_its_descriptor_states():
     from bench.plan.grid import is_ceiling, model_ceiling, pipeline_ceiling
     from models import is_pipeline_alone
-    from pipelines import is_model_alone
+    from pipelines.registry import is_model_alone
 
     assert is_model_alone("synthetic") and is_pipeline_alone("null")
     assert not any(is_model_alone(p) for p in ("keras", "tfdata", "examples.pipelines:folders", float("nan")))

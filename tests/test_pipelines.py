@@ -7,7 +7,9 @@ from PIL import Image
 import pipelines
 from bench.plan.knobs import RunSpec
 from bench.plan.grid import installed
-from pipelines import epoch_plan, reader, tfdata
+from pipelines import reader, tfdata
+from pipelines.epochs import epoch_plan, loader_depth, split_plan, window_steps
+from pipelines.registry import describe_loader
 from pipelines.dataset import scan
 
 # The bound keras and tfdata pixels agree within, after rescale=1/255. Nearest is exact
@@ -39,9 +41,9 @@ def test_epoch_plan(count, batch, steps, plan):
 def test_the_window_spans_enough_steps_to_see_the_loaders_throughput(tiny_tree, knobs, window, steps):
     index = scan(tiny_tree)  # 12 training images: a pass of 3 batches of 5
     spec = RunSpec(backbone="tiny", batch=5, **knobs)
-    assert pipelines.window_steps(spec) == window
-    assert pipelines.split_plan(index, spec, "train") == (steps, steps * 5 if steps != 3 else 12)
-    assert pipelines.split_plan(index, spec, "val")[0] == 1  # validation is never lengthened
+    assert window_steps(spec) == window
+    assert split_plan(index.count("train"), spec, "train") == (steps, steps * 5 if steps != 3 else 12)
+    assert split_plan(index.count("val"), spec, "val")[0] == 1  # validation is never lengthened
 
 
 @pytest.mark.parametrize("use_multiprocessing", [False, True])
@@ -59,8 +61,8 @@ def test_a_pydatasets_depth_and_description_follow_keras_rule(workers, use_multi
     knobs = dict(workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=10)
     queued = PyDatasetAdapter(Empty(**knobs)).enqueuer is not None
     spec = RunSpec(pipeline="keras", **knobs)
-    assert pipelines.loader_depth(spec) == (workers + 10 if queued else 0)
-    assert ("training thread" in pipelines.describe_loader(spec)) == (not queued)
+    assert loader_depth(spec) == (workers + 10 if queued else 0)
+    assert ("training thread" in describe_loader(spec)) == (not queued)
 
 
 @pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])

@@ -10,7 +10,7 @@ import pytest
 from bench.results.record import COLUMNS, SCHEMA
 from bench.plan.grid import installed
 from bench.results.store import ResultStore
-from pipelines import PIPELINES
+from pipelines.registry import PIPELINES
 from pipelines.dataset import make_synthetic
 from tests.conftest import SPAWNED, gpubench, killed_and_resumed
 from tests.tables import table, tables

@@ -1,7 +1,7 @@
 import pytest
 
 from bench.run.timing import EpochTimer, FetchFirstStepTimer, StepTimer, timer_for
-from pipelines import ReadyClock
+from pipelines.feed import ReadyClock
 
 
 class FakeClock:

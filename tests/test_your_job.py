@@ -13,7 +13,7 @@ import pytest
 from bench.output.advice import do_this
 from bench.plan.grid import build_grid
 from bench.plan.knobs import SpecError
-from pipelines import describe, knob_meaning
+from pipelines.registry import describe, knob_meaning
 from pipelines.dataset import make_synthetic
 from tests.conftest import gpubench
 

@@ -1,6 +1,7 @@
 """What changing one knob did, from the points table: scaling over devices and hosts, the gain of
-mixed precision, the same configuration on each backend, the decode ceiling per input size. Each
-is a table of figures; the report formats them and computes nothing."""
+mixed precision, the same configuration on each backend, the decode ceiling per input size; and
+where each backend's wall time went. Each is a table of figures; the report formats them and
+computes nothing."""
 
 from __future__ import annotations
 
@@ -80,3 +81,25 @@ def decode_ceilings(points: pd.DataFrame) -> pd.DataFrame:
     return decoded.groupby(["input_size", "interpolation"]).agg(
         core_img_s=("decode_core_img_s", "median"), all_cores_img_s=("decode_ceiling_img_s", "median"),
         efficiency_min=("pipeline_efficiency", "min"), efficiency_max=("pipeline_efficiency", "max")).reset_index()
+
+
+PHASES = {"startup_s": "start-up", "warmup_s": "warm-up (first epoch)", "window_s": "measured windows"}
+
+
+def time_spent(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per backend, where the runs' wall time went: start-up (process start to model built),
+    warm-up (the first epoch, of which compile and loader start), the measured windows, and the
+    rest (validation and checkpoints after the first epoch, sampler start, teardown), in minutes;
+    with the runs that compiled from the persistent cache."""
+    rows = []
+    for backend, runs in frame[frame.wall_s.notna()].groupby("backend"):
+        known = runs.reindex(columns=["startup_s", "warmup_s", "window_s", "compile_s", "loader_start_s"]).fillna(0)
+        row = {"backend": backend, "runs": len(runs), "wall (min)": runs.wall_s.sum() / 60}
+        row.update({f"{label} (min)": known[column].sum() / 60 for column, label in PHASES.items()})
+        row["of which compile (min)"] = known.compile_s.sum() / 60
+        row["of which loader start (min)"] = known.loader_start_s.sum() / 60
+        row["other (min)"] = row["wall (min)"] - sum(row[f"{label} (min)"] for label in PHASES.values())
+        cached = runs.get("cache_hit", pd.Series(dtype=object)).dropna()
+        row["compiled from cache"] = f"{int(cached.astype(bool).sum())} of {len(cached)}" if len(cached) else ""
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
-from pipelines import knob_meaning
+from pipelines.registry import knob_meaning
 
 NEAR_MODEL = 0.9  # end to end within 10% of the model alone: the input side has nothing left to give
 MAX_WORKERS = 64

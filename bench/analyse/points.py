@@ -18,7 +18,7 @@ from bench.plan.knobs import COLUMN_KNOBS, KNOBS, RunSpec, display
 from bench.plan.grid import model_ceiling, pipeline_ceiling
 from bench.results.store import ResultStore, read_json
 from models import is_pipeline_alone
-from pipelines import is_model_alone
+from pipelines.registry import is_model_alone
 
 AT_CEILING = 0.8  # a training rate at 80% or more of its lower ceiling is at that ceiling
 SHORT_S = 2.0  # seconds of measured window below which a run is too short to time well

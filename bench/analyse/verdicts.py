@@ -10,7 +10,8 @@ from bench.analyse.points import AT_CEILING, SHORT_S, folder_table, runnable, sp
 from bench.plan.grid import model_ceiling, pipeline_ceiling
 from bench.plan.knobs import knobs_of
 from models import is_pipeline_alone
-from pipelines import is_model_alone, loader_depth, window_steps
+from pipelines.epochs import loader_depth, window_steps
+from pipelines.registry import is_model_alone
 
 SPREAD_WARN = 0.10  # (max - min) / median of the repeats' images/s
 FIRST_SLOW = 1.25  # the first repeat's total time over the others' median
@@ -58,28 +59,6 @@ def noise_warnings(frame: pd.DataFrame, points: pd.DataFrame) -> list[str]:
             notes.append(f"{name}: only {window:.1f} s measured per run, too short to time well. "
                          f"Hint: raise epochs or steps_per_epoch.")
     return notes
-
-
-PHASES = {"startup_s": "start-up", "warmup_s": "warm-up (first epoch)", "window_s": "measured windows"}
-
-
-def time_spent(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per backend, where the runs' wall time went: start-up (process start to model built),
-    warm-up (the first epoch, of which compile and loader start), the measured windows, and the
-    rest (validation and checkpoints after the first epoch, sampler start, teardown), in minutes;
-    with the runs that compiled from the persistent cache."""
-    rows = []
-    for backend, runs in frame[frame.wall_s.notna()].groupby("backend"):
-        known = runs.reindex(columns=["startup_s", "warmup_s", "window_s", "compile_s", "loader_start_s"]).fillna(0)
-        row = {"backend": backend, "runs": len(runs), "wall (min)": runs.wall_s.sum() / 60}
-        row.update({f"{label} (min)": known[column].sum() / 60 for column, label in PHASES.items()})
-        row["of which compile (min)"] = known.compile_s.sum() / 60
-        row["of which loader start (min)"] = known.loader_start_s.sum() / 60
-        row["other (min)"] = row["wall (min)"] - sum(row[f"{label} (min)"] for label in PHASES.values())
-        cached = runs.get("cache_hit", pd.Series(dtype=object)).dropna()
-        row["compiled from cache"] = f"{int(cached.astype(bool).sum())} of {len(cached)}" if len(cached) else ""
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 def _epoch_bound(run) -> str | None:

@@ -8,13 +8,13 @@ import pandas as pd
 
 from bench.analyse.points import runnable
 from models.user import is_user_model
-from pipelines import LOADER_PARAMETERS, is_user_pipeline, prefetch_factor
+from pipelines.registry import LOADER_PARAMETERS, is_user_pipeline, prefetch_factor
 
 
 def _call(ref: str, offered: dict, kind: str) -> tuple[str, str]:
     """(the import line, the call) of a user's function with the arguments it takes, as gpubench
     called it; where its source cannot be read here, with those the sweep varied."""
-    from pipelines.user import parameters, parse
+    from pipelines.signature import parameters, parse
 
     module, function = parse(ref)
     try:

@@ -13,7 +13,7 @@ from bench.output import sections, traces
 from bench.output.advice import do_this
 from bench.plan.knobs import GROUP_KNOBS, ROW_KNOB
 from bench.results.store import read_json
-from pipelines import knob_meaning
+from pipelines.registry import knob_meaning
 
 
 MEASURED_OVER = (

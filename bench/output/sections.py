@@ -180,7 +180,7 @@ def seed_section(points: pd.DataFrame, sweep: dict, seed: pd.DataFrame | None = 
 
 def time_spent(frame: pd.DataFrame) -> list[str]:
     """Of the sweep's wall time, how much was measured, and where the rest went."""
-    table = verdicts.time_spent(frame) if "window_s" in frame and frame.window_s.notna().any() else pd.DataFrame()
+    table = gains.time_spent(frame) if "window_s" in frame and frame.window_s.notna().any() else pd.DataFrame()
     if table.empty:
         return []
     wall, measured = table["wall (min)"].sum(), table["measured windows (min)"].sum()

@@ -11,7 +11,7 @@ import typing
 from dataclasses import dataclass
 
 from models import BACKBONES
-from pipelines import PIPELINES
+from pipelines.registry import PIPELINES
 
 from bench.plan.backends import BACKENDS
 

@@ -8,7 +8,7 @@ import re
 
 from bench.plan.grid import is_ceiling, model_ceiling, pipeline_ceiling
 from bench.plan.knobs import RunSpec
-from pipelines import is_model_alone, is_user_pipeline
+from pipelines.registry import is_model_alone, is_user_pipeline
 from pipelines.user import UserCodeError
 
 FAILED = ("error", "timeout")

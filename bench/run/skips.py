@@ -9,7 +9,8 @@ from bench.plan.grid import installed
 from bench.plan.knobs import KNOBS, RunSpec, knobs_of
 from bench.run.devices import multi_host_refusal
 from models.user import is_user_model
-from pipelines import describe, split_plan
+from pipelines.epochs import split_plan
+from pipelines.registry import describe
 
 LADDER_KNOBS = knobs_of("model", "schedule", "device")  # what a point's device memory depends on, but its batch
 
@@ -36,7 +37,7 @@ def why_skipped(spec: RunSpec, gpus_present: int, index) -> str | None:
         return why
     if spec.gpus > 1:
         for split in ("train", "val"):
-            steps, images = split_plan(index, spec, split)
+            steps, images = split_plan(index.count(split), spec, split)
             last = images - (steps - 1) * spec.batch
             if spec.batch % spec.gpus or last % spec.gpus:
                 return (f"batch {spec.batch} ({split} ends with {last}) does not split evenly over {spec.gpus} "

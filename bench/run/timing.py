@@ -124,7 +124,7 @@ class EpochTimer(keras.callbacks.Callback):
 
 class StepTimer(EpochTimer):
     """Also marks when the training loop turns to each batch, and reads when the pipeline had it
-    ready (`ready`, a pipelines.ReadyClock): the wait for data per step, measured.
+    ready (`ready`, a pipelines.feed.ReadyClock): the wait for data per step, measured.
 
     TensorFlow and JAX fetch a batch inside the step, right after its begin hook: the begin hook
     is the mark. There is no end hook: Keras would then read every step's loss, which makes a JAX

@@ -8,6 +8,8 @@ from pathlib import Path
 import keras
 
 import pipelines
+from pipelines.feed import Feed
+from pipelines.registry import describe
 
 LEARNING_RATE = 1e-3
 
@@ -59,12 +61,12 @@ def workflow_callbacks(out: Path, tensorboard: bool = False, best: float | None 
     return callbacks, checkpoint
 
 
-def feeds(index, spec) -> tuple[pipelines.Feed, pipelines.Feed]:
+def feeds(index, spec) -> tuple[Feed, Feed]:
     """The train and val feeds from the spec's pipeline, for the worker and the train command alike;
     a pipeline that decodes on the device is told where the backend trains."""
     from bench.run.doctor import where
 
-    platform = where(spec.backend)["platform"] if pipelines.describe(spec.pipeline).on_device else "cpu"
+    platform = where(spec.backend)["platform"] if describe(spec.pipeline).on_device else "cpu"
     return pipelines.build(index, spec, "train", platform), pipelines.build(index, spec, "val", platform)
 
 

@@ -65,12 +65,12 @@ def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path
     this is process `process_id` of the run, training on its share of each batch."""
     import keras
 
-    import pipelines
     from bench.run import doctor, gate
-    from bench.run.assemble import model_and_feeds
+    from bench.run.assemble import host_share, model_and_feeds
     from bench.results import machine
     from models import is_pipeline_alone
     from pipelines.dataset import DatasetIndex
+    from pipelines.registry import describe_loader, is_user_pipeline
 
     record.backend_version = backend_version(spec.backend)
     keras.config.set_image_data_format(spec.data_format)
@@ -84,8 +84,8 @@ def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path
     index = DatasetIndex.load(index_path)
     record.classes = len(index.classes)
     record.images_skipped = len(index.skipped)
-    record.loader = pipelines.describe_loader(spec)
-    share, local = pipelines.host_share(index, spec, process_id)
+    record.loader = describe_loader(spec)
+    share, local = host_share(index, spec, process_id)
     keras.mixed_precision.set_global_policy(spec.precision)
     model, train_feed, val_feed = model_and_feeds(spec, share, local, len(index.classes), scope)
     record.train_steps, record.val_steps = train_feed.steps, val_feed.steps
@@ -96,7 +96,7 @@ def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path
     record.matmul_precision = devices.matmul_precision(
         spec.backend, spec.precision, machine.compute_capability() if "GPU" in record.devices else None)
     record.train_gflops_per_image, record.flops_uncounted = count_flops(model, train_feed, spec)
-    if is_pipeline_alone(spec.backbone) and not pipelines.is_user_pipeline(spec.pipeline):  # the pipeline's ceiling: also how fast one core decodes this data
+    if is_pipeline_alone(spec.backbone) and not is_user_pipeline(spec.pipeline):  # the pipeline's ceiling: also how fast one core decodes this data
         record.decode_img_s_core = decode_rate(index, spec)
     cached_before = devices.cache_entries(spec.backend)
     record.startup_s = since_process_start()
