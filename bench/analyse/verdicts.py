@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.analyse.noise import CONFIDENCE, PRIOR, Noise, differ, geomean
+from bench.analyse.noise import CONFIDENCE, differ, geomean, of_points
 from bench.analyse.points import AT_CEILING, SHORT_S, runnable, spec_of
 from bench.plan.grid import model_ceiling, pipeline_ceiling
 from bench.plan.knobs import knobs_of
@@ -108,12 +108,6 @@ def _name(p) -> str:
     return f"{p['setting']} at batch {p['batch']}" + ("" if backend == "tensorflow" else f" on {backend}")
 
 
-def noise_of(points: pd.DataFrame) -> Noise:
-    """The folder's pooled noise, as points.table wrote it beside every point."""
-    sd, df = points.get("noise_sd", pd.Series(dtype=float)).dropna(), points.get("noise_df", pd.Series(dtype=float)).dropna()
-    return Noise(float(sd.iloc[0]), float(df.iloc[0])) if len(sd) and len(df) else PRIOR
-
-
 def _side(points: pd.DataFrame) -> tuple[float, float]:
     """(the geometric mean of the points' rates, the runs it stands for): k points of n_i repeats
     each average to a log mean whose spread is that of k**2 / sum(1 / n_i) runs."""
@@ -126,7 +120,7 @@ def claim_doubt(faster: pd.DataFrame, slower: pd.DataFrame) -> str:
     """Why "`faster` gave more images/s than `slower`" cannot be stated ('' when it can), by the
     noise rule (bench/analyse/noise.py). Each side is one point or several, compared by their
     geometric mean over the other settings."""
-    noise = noise_of(pd.concat([faster, slower]))
+    noise = of_points(pd.concat([faster, slower]))
     (a, n_a), (b, n_b) = _side(faster), _side(slower)
     if differ(a, n_a, b, n_b, noise) > 0:
         return ""
