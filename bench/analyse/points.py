@@ -54,32 +54,42 @@ def bound(p: dict, noise: Noise = PRIOR) -> tuple[str | None, float | None, str]
 
     The lower ceiling is the pipeline's (input) or the model's (compute) where the two differ
     beyond the noise, and `balanced` where they do not; end to end is at that ceiling unless it is
-    below AT_CEILING of it beyond the noise (overhead). Withheld only where the figures contradict
-    (end to end above its lower ceiling beyond the noise: a measurement to fix), where the point and
-    its ceiling ran under different load, or where the efficiency is under AT_CEILING but not
-    beyond the noise (at the ceiling is what a point reaching AT_CEILING is; overhead must be shown)."""
-    train, pipeline, model = p.get("train_img_s"), p.get("pipeline_img_s"), p.get("model_img_s")
-    if any(pd.isna(v) or not v for v in (train, pipeline, model)):
+    below AT_CEILING of it beyond the noise (overhead must be shown: an efficiency under the line
+    but within the noise of it names the ceiling, and earns the point one more look). Withheld only
+    where the figures contradict (end to end above its lower ceiling beyond the noise: a measurement
+    to fix) or where the point and its ceiling ran under different load."""
+    if not _has_ceilings(p):
         return None, None, ""
     (t, nt), (pl, npl), (m, nm) = _rate(p, "train_img_s"), _rate(p, "pipeline_img_s"), _rate(p, "model_img_s")
     order = differ(pl, npl, m, nm, noise)
     kind = "input" if order < 0 else "compute" if order > 0 else "balanced"
     lower, n_lower, which = (pl, npl, "pipeline") if pl <= m else (m, nm, "model")
-    efficiency = train / min(pipeline, model)
+    train, ceiling = p["train_img_s"], min(p["pipeline_img_s"], p["model_img_s"])
+    efficiency = train / ceiling
     if differ(t, nt, lower, n_lower, noise) > 0:
         load = _load_gap(p, which)
         cause = load or "the ceiling and the point measured apart (a warm cache, clocks, load between runs)"
         return kind, efficiency, (f"inconsistent measurement: {train:.0f} images/s end to end is {efficiency:.2f}x the "
-                                  f"{which}-alone ceiling of {min(pipeline, model):.0f}, beyond the noise "
+                                  f"{which}-alone ceiling of {ceiling:.0f}, beyond the noise "
                                   f"({noise.says()}); likely cause: {cause}")
-    at = differ(t, nt, lower, n_lower, noise, ratio=AT_CEILING)
+    named = kind if differ(t, nt, lower, n_lower, noise, ratio=AT_CEILING) >= 0 else "overhead"
     load = _load_gap(p, which)
-    if load:
-        return (kind if at >= 0 else "overhead"), efficiency, f"measured under different load: {load}"
-    if at == 0 and efficiency < AT_CEILING:  # overhead is a claim too: below the line beyond the noise
-        return kind, efficiency, (f"the efficiency, {efficiency:.2f}, is within the noise ({noise.says()}) of "
-                                  f"the {AT_CEILING:g} line between at a ceiling and overhead")
-    return (kind if at >= 0 else "overhead"), efficiency, ""
+    return named, efficiency, f"measured under different load: {load}" if load else ""
+
+
+def near_the_line(p: dict, noise: Noise) -> bool:
+    """End to end under AT_CEILING of its lower ceiling, but within the noise of that line: named
+    at the ceiling, and where one more repeat could tell overhead apart."""
+    if not _has_ceilings(p):
+        return False
+    (t, nt), (pl, npl), (m, nm) = _rate(p, "train_img_s"), _rate(p, "pipeline_img_s"), _rate(p, "model_img_s")
+    lower, n_lower = (pl, npl) if pl <= m else (m, nm)
+    return p["train_img_s"] < AT_CEILING * min(p["pipeline_img_s"], p["model_img_s"]) and \
+        differ(t, nt, lower, n_lower, noise, ratio=AT_CEILING) == 0
+
+
+def _has_ceilings(p: dict) -> bool:
+    return not any(pd.isna(p.get(c)) or not p.get(c) for c in ("train_img_s", "pipeline_img_s", "model_img_s"))
 
 
 def _load_gap(p: dict, which: str) -> str:

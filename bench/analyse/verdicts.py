@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.analyse.noise import CONFIDENCE, differ, geomean, of_points
-from bench.analyse.points import AT_CEILING, SHORT_S, runnable, spec_of
+from bench.analyse.points import AT_CEILING, SHORT_S, near_the_line, runnable, spec_of
 from bench.plan.grid import model_ceiling, pipeline_ceiling
 from bench.plan.knobs import knobs_of
 from pipelines import loader_depth, window_steps
@@ -19,8 +19,9 @@ RULE = (f"`bound` is `input` when images/s end to end reach {AT_CEILING:.0%} or 
         "ceiling and that ceiling is the pipeline's (the pipeline alone, feeding a model that costs "
         "nothing), `compute` when it is the model's (the model alone, on tensors in memory), "
         "`balanced` when the two ceilings do not differ beyond the noise, "
-        f"`overhead` when below {AT_CEILING:.0%} of both (per-epoch pauses, synchronisation, or on a "
-        "CPU the loader and the model competing for the same cores). Every comparison (which ceiling is "
+        f"`overhead` when below {AT_CEILING:.0%} of both beyond the noise (per-epoch pauses, synchronisation, "
+        "or on a CPU the loader and the model competing for the same cores): an efficiency under "
+        f"{AT_CEILING:g} but within the noise of it names the ceiling, and gets one more repeat. Every comparison (which ceiling is "
         "lower, at or below it, the fastest setting, the one that changed most) is claimed only outside a "
         f"{CONFIDENCE:.1%} one-sided interval on each side of the log rates, with the repeats' spread pooled "
         "over every point of the folder (bench/analyse/noise.py: where nothing differs, a claim in 5% of "
@@ -177,10 +178,10 @@ def unsettled(points: pd.DataFrame) -> set[str]:
     if ran.empty:
         return set()
     fewest = ran.repeats_ok.min()
+    noise = of_points(ran)
     found = set()
     for p in runnable(ran).to_dict("records"):
-        doubt = p.get("bound_doubt") if isinstance(p.get("bound_doubt"), str) else ""
-        if p.get("bound") == "balanced" or doubt.startswith("the efficiency"):
+        if p.get("bound") == "balanced" or near_the_line(p, noise):
             spec = spec_of(p)
             found |= {p["point_id"], pipeline_ceiling(spec).point_id, model_ceiling(spec).point_id}
     ranked = runnable(ran).sort_values("train_img_s", ascending=False)
