@@ -54,42 +54,40 @@ def bound(p: dict, noise: Noise = PRIOR) -> tuple[str | None, float | None, str]
 
     The lower ceiling is the pipeline's (input) or the model's (compute) where the two differ
     beyond the noise, and `balanced` where they do not; end to end is at that ceiling unless it is
-    below AT_CEILING of it beyond the noise (overhead must be shown: an efficiency under the line
-    but within the noise of it names the ceiling, and earns the point one more look). Withheld only
-    where the figures contradict (end to end above its lower ceiling beyond the noise: a measurement
-    to fix) or where the point and its ceiling ran under different load."""
-    if not _has_ceilings(p):
+    below AT_CEILING of it beyond the noise (overhead must be shown). Withheld only where the
+    figures contradict (end to end above its lower ceiling beyond the noise: a measurement to fix)
+    or where the point and its ceiling ran under different load."""
+    sides = _sides(p, noise)
+    if sides is None:
         return None, None, ""
-    (t, nt), (pl, npl), (m, nm) = _rate(p, "train_img_s"), _rate(p, "pipeline_img_s"), _rate(p, "model_img_s")
-    order = differ(pl, npl, m, nm, noise)
-    kind = "input" if order < 0 else "compute" if order > 0 else "balanced"
-    lower, n_lower, which = (pl, npl, "pipeline") if pl <= m else (m, nm, "model")
-    train, ceiling = p["train_img_s"], min(p["pipeline_img_s"], p["model_img_s"])
-    efficiency = train / ceiling
-    if differ(t, nt, lower, n_lower, noise) > 0:
-        load = _load_gap(p, which)
-        cause = load or "the ceiling and the point measured apart (a warm cache, clocks, load between runs)"
-        return kind, efficiency, (f"inconsistent measurement: {train:.0f} images/s end to end is {efficiency:.2f}x the "
-                                  f"{which}-alone ceiling of {ceiling:.0f}, beyond the noise "
-                                  f"({noise.says()}); likely cause: {cause}")
-    named = kind if differ(t, nt, lower, n_lower, noise, ratio=AT_CEILING) >= 0 else "overhead"
+    kind, which, efficiency, beyond, at_line = sides
     load = _load_gap(p, which)
-    return named, efficiency, f"measured under different load: {load}" if load else ""
+    if beyond > 0:
+        return kind, efficiency, (f"inconsistent measurement: {p['train_img_s']:.0f} images/s end to end is "
+                                  f"{efficiency:.2f}x the {which}-alone ceiling of {p['train_img_s'] / efficiency:.0f}, "
+                                  f"beyond the noise ({noise.says()}); likely cause: "
+                                  f"{load or 'the ceiling and the point measured apart (a warm cache, clocks, load between runs)'}")
+    return (kind if at_line >= 0 else "overhead"), efficiency, f"measured under different load: {load}" if load else ""
 
 
 def near_the_line(p: dict, noise: Noise) -> bool:
-    """End to end under AT_CEILING of its lower ceiling, but within the noise of that line: named
-    at the ceiling, and where one more repeat could tell overhead apart."""
-    if not _has_ceilings(p):
-        return False
+    """End to end under AT_CEILING of its lower ceiling but within the noise of that line: named at
+    the ceiling, and where one more repeat could tell overhead apart."""
+    sides = _sides(p, noise)
+    return sides is not None and sides[2] < AT_CEILING and sides[4] == 0
+
+
+def _sides(p: dict, noise: Noise) -> tuple[str, str, float, int, int] | None:
+    """(input, compute or balanced; the lower ceiling's name; efficiency; end to end against that
+    ceiling and against AT_CEILING of it, by differ), None without both ceilings."""
+    if any(pd.isna(p.get(c)) or not p.get(c) for c in ("train_img_s", "pipeline_img_s", "model_img_s")):
+        return None
     (t, nt), (pl, npl), (m, nm) = _rate(p, "train_img_s"), _rate(p, "pipeline_img_s"), _rate(p, "model_img_s")
-    lower, n_lower = (pl, npl) if pl <= m else (m, nm)
-    return p["train_img_s"] < AT_CEILING * min(p["pipeline_img_s"], p["model_img_s"]) and \
-        differ(t, nt, lower, n_lower, noise, ratio=AT_CEILING) == 0
-
-
-def _has_ceilings(p: dict) -> bool:
-    return not any(pd.isna(p.get(c)) or not p.get(c) for c in ("train_img_s", "pipeline_img_s", "model_img_s"))
+    order = differ(pl, npl, m, nm, noise)
+    lower, n_lower, which = (pl, npl, "pipeline") if pl <= m else (m, nm, "model")
+    return ("input" if order < 0 else "compute" if order > 0 else "balanced", which,
+            p["train_img_s"] / min(p["pipeline_img_s"], p["model_img_s"]),
+            differ(t, nt, lower, n_lower, noise), differ(t, nt, lower, n_lower, noise, ratio=AT_CEILING))
 
 
 def _load_gap(p: dict, which: str) -> str:

@@ -60,13 +60,13 @@ def noise_warnings(frame: pd.DataFrame, points: pd.DataFrame) -> list[str]:
     return notes
 
 
-PHASES = {"startup_s": "start-up", "warmup_s": "warm-up (first epoch)", "window_s": "measured windows"}
+PHASES = {"startup_s": "start-up", "warmup_s": "warm-up", "window_s": "measured windows"}
 
 
 def time_spent(frame: pd.DataFrame) -> pd.DataFrame:
     """Per backend, where the runs' wall time went: start-up (process start to model built),
-    warm-up (the first epoch, of which compile and loader start), the measured windows, and the
-    rest (validation and checkpoints after the first epoch, sampler start, teardown), in minutes;
+    warm-up (of which compile and loader start), the measured windows, and the rest (validation
+    and checkpoints, sampler start, teardown), in minutes;
     with the runs that compiled from the persistent cache."""
     rows = []
     for backend, runs in frame[frame.wall_s.notna()].groupby("backend"):

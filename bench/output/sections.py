@@ -164,8 +164,9 @@ def time_spent(frame: pd.DataFrame) -> list[str]:
     return ["## Where the sweep's time went", "",
             f"Of {wall:.1f} minutes of runs (ceilings included), {measured:.1f} were measured windows "
             f"({measured / wall:.0%}). Start-up is process start to model built (imports, data, model); warm-up "
-            f"is the first epoch: compile (its time beyond a steady epoch's) and the loader's start are part of "
-            f"it; other is validation and checkpoints after the first epoch, sampler start and teardown. A run "
+            f"is training start until the window opened (a few steps, or the first epoch where it fills a cache or "
+            f"the feed is in memory): compile (its time beyond as many steady steps) and the loader's start are "
+            f"part of it; other is validation and checkpoints, sampler start and teardown. A run "
             f"compiled from the cache when every program it compiled was already in the persistent "
             f"compilation cache.", "",
             table.round(2).to_markdown(index=False, disable_numparse=True), ""]
