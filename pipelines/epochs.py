@@ -39,6 +39,16 @@ def window_steps(spec) -> int:
     return max(MIN_WINDOW_STEPS, 4 * loader_depth(spec))
 
 
+WARM_STEPS = 5
+
+
+def warmup_steps(spec) -> int | None:
+    """The first epoch's steps before the measured window opens: the one that compiles, the loader's
+    depth (the batches it readied meanwhile, drained faster than it makes them), then WARM_STEPS
+    steady ones. None, the whole first epoch, where the first pass fills a cache."""
+    return None if spec.cache else 1 + loader_depth(spec) + WARM_STEPS
+
+
 def split_plan(count: int, spec, split: str) -> tuple[int, int]:
     """epoch_plan for one split of `count` images, with the steps the spec asks of it. With
     window=auto, training epochs are lengthened (wrapping round the images) until the epochs after

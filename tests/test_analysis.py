@@ -141,7 +141,7 @@ def test_a_rate_set_by_short_epochs_is_called_epoch_bound_with_the_fix():
     assert "epoch-bound" not in " ".join(_warnings(rows))
 
 
-def test_a_sweeps_closing_verdict_is_the_reports_first_sentence_computed_from_the_rows(tmp_path):
+def test_a_sweeps_closing_verdict_is_the_reports_first_sentence_from_its_points(tmp_path):
     import json
 
     from bench.results.store import ResultStore
@@ -150,11 +150,11 @@ def test_a_sweeps_closing_verdict_is_the_reports_first_sentence_computed_from_th
     (tmp_path / "sweep.json").write_text(json.dumps({"peak_tflops": {"float32": 0.5}}))
     for row in rows:
         ResultStore(tmp_path).append(row)
-    assert verdicts.folder_headline(tmp_path) == "1 input-bound of 1 configurations."
     stated = next(line for line in report.write(tmp_path, plots=False).read_text().splitlines()
                   if line.startswith("**Verdict.** "))
+    assert verdicts.folder_headline(tmp_path) == "1 input-bound of 1 configurations."
     assert stated.startswith("**Verdict.** " + verdicts.folder_headline(tmp_path) + " ")
-    assert verdicts.folder_headline(tmp_path / "empty") == ""  # no rows: the report gives no verdict
+    assert verdicts.folder_headline(tmp_path / "empty") == ""  # no points: the report gives no verdict
 
 
 def test_verdict_names_the_setting_that_changed_most():
@@ -204,11 +204,14 @@ def test_an_efficiency_above_the_ceiling_is_named_inconsistent_not_a_bound():
     assert sections.bound_cell(p.bound, p.bound_doubt) == "inconsistent"
 
 
-def test_a_bound_is_withheld_only_where_overhead_cannot_be_told_from_the_noise():
+def test_overhead_must_be_shown_an_efficiency_near_the_line_names_the_ceiling_and_asks_one_more_look():
     _, short = _point_and_ceilings([95.0], [100.0], [500.0], window_s=0.5)  # one repeat: the assumed noise
     assert verdicts.verdict(short).startswith("1 input-bound of 1 configurations.")
-    _, noisy = _point_and_ceilings([70.0, 75.0, 80.0], [90.0, 100.0, 110.0], [500.0, 500.0, 500.0])
-    assert "the efficiency, 0.75, is within the noise (" in verdicts.verdict(noisy)
+    point, noisy = _point_and_ceilings([70.0, 75.0, 80.0], [90.0, 100.0, 110.0], [500.0, 500.0, 500.0])
+    assert verdicts.verdict(noisy).startswith("1 input-bound of 1 configurations.")
+    assert point.point_id in verdicts.unsettled(noisy)  # 0.75 is within the noise of the 0.8 line
+    _, slow = _point_and_ceilings([50.0, 51.0, 52.0], [99.0, 100.0, 101.0], [500.0, 500.0, 500.0])
+    assert verdicts.verdict(slow).startswith("1 overhead-bound of 1 configurations.")
     _, steady = _point_and_ceilings([94.0, 95.0, 96.0], [99.0, 100.0, 101.0], [500.0, 500.0, 500.0])
     assert verdicts.verdict(steady).startswith("1 input-bound of 1 configurations.")
 

@@ -23,7 +23,7 @@ def _table(rows):
     return points.table(rows, {}, {})
 
 
-def test_scaling_is_the_rate_over_n_times_one_device_with_its_range_and_its_windows():
+def test_scaling_is_the_rate_over_n_times_one_device_with_its_range_and_the_noise_rule():
     one, two = RunSpec(**BASE), RunSpec(**BASE, gpus=2)
     long = gains.scaling(_table(_rows({one: [95.0, 105.0], two: [180.0, 200.0]}, window_s=5.0)), "gpus")
     assert len(long) == 1
@@ -32,9 +32,11 @@ def test_scaling_is_the_rate_over_n_times_one_device_with_its_range_and_its_wind
     assert (got.img_s_one, got.img_s) == (100.0, 190.0)
     assert got.scaling == pytest.approx(0.95)
     assert (got.scaling_min, got.scaling_max) == pytest.approx((180 / 210, 200 / 190))
-    assert not got.withheld
-    short = gains.scaling(_table(_rows({one: [100.0], two: [190.0]}, window_s=0.5)), "gpus")
-    assert bool(short.iloc[0].withheld)
+    assert got.vs_perfect == 0  # 0.95 where the repeats spread 10%: within the noise of perfect
+    poor = gains.scaling(_table(_rows({one: [100.0, 102.0], two: [120.0, 123.0]})), "gpus")
+    assert poor.iloc[0].vs_perfect == -1  # 0.6, repeats within 3%
+    single = gains.scaling(_table(_rows({one: [100.0], two: [150.0]})), "gpus")
+    assert single.iloc[0].vs_perfect == 0  # 0.75 on one repeat: the assumed 20% noise cannot tell
     assert gains.scaling(_table(_rows({one: [100.0]})), "hosts").empty
 
 

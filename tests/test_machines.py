@@ -40,16 +40,16 @@ def test_two_cpu_machines_are_told_apart_and_the_report_picks_one_with_its_confi
     assert [r["machine"] for r in table(text, "## tiny 16px")] == ["cpu-hostA", "cpu-hostB"]
     pick = text.split("## Pick")[1].strip()
     assert pick.startswith("- For tiny 16px, pick **cpu-hostA** (CPU: ") and "305 images/s, 1.49x cpu-hostB's 205 " \
-        "(confident: the repeats' ranges do not overlap)." in pick
+        "(confident: ahead beyond the noise (" in pick
     assert "Give prices with --price MACHINE=USD_PER_HOUR" in pick  # only one of the two has a price
     assert {p: p.read_bytes() for p in inputs} == inputs  # its inputs only read
     assert not list((tmp_path / "results" / "cpu").glob("*.png"))  # no figure unless --plot
 
 
-def test_overlapping_repeats_make_the_pick_unsure(tmp_path):
+def test_a_difference_within_the_noise_makes_the_pick_unsure(tmp_path):
     from bench.output import machines
 
     a, b = _two_cpus(tmp_path, [300, 200, 260], [250, 240, 245])
     text = machines.render([a, b], tmp_path / "m.md", prices={"cpu-hostA": 1.0, "cpu-hostB": 0.5})
-    assert "(not confident: the repeats' ranges overlap, so measure again before paying for it). Per dollar, " \
-           "cpu-hostB trains the most: 1,764,000 images per $." in text
+    assert "(not confident: the difference is within the noise (" in text
+    assert "so measure again before paying for it). Per dollar, cpu-hostB trains the most: 1,764,000 images per $." in text

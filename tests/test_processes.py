@@ -1,8 +1,13 @@
-"""bench/run/processes.py without starting a worker: a multi-process run's samples merged."""
+"""bench/run/processes.py and launcher.py without starting a worker: a multi-process run's samples
+merged, which runs are forked, how a forked run pools processes."""
+
+from pathlib import Path
 
 import pandas as pd
 
 from bench.run.processes import _merge_samples
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_every_process_samples_land_in_the_run_file_with_a_process_column(tmp_path):
@@ -31,3 +36,26 @@ def test_only_runs_a_fork_cannot_harm_are_forked_from_the_server():
     assert not launcher.forkable(one_point({"backbone": "tiny", "pipeline": "torch", "backend": "tensorflow"}), cpu,
                                  None)  # torch is hidden in the server
     assert not launcher.forkable(one_point({"backbone": "tiny", "backend": "jax"}), cpu, None)
+
+
+def test_a_forked_run_pools_processes_as_a_plain_process_does(tmp_path):
+    """A forkserver's child inherits its start method; a run forked from the launcher's server sets
+    back the one a plain process has, so that a PyDataset's process pool starts as in the user's fit."""
+    import subprocess
+    import sys
+
+    probe = ("import multiprocessing as mp\n"
+             "def child(path):\n"
+             "    from bench.run.launcher import as_plain_process\n"
+             "    before = mp.get_start_method()\n"
+             "    as_plain_process()\n"
+             "    open(path, 'w').write(before + ' ' + mp.get_start_method())\n"
+             "if __name__ == '__main__':\n"
+             "    print(mp.get_start_method())\n"
+             "    p = mp.get_context('forkserver').Process(target=child, args=(__import__('sys').argv[1],))\n"
+             "    p.start(); p.join()\n")
+    script = tmp_path / "probe.py"
+    script.write_text(probe)
+    plain = subprocess.run([sys.executable, str(script), str(tmp_path / "child")], capture_output=True, text=True,
+                           check=True, cwd=tmp_path, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert (tmp_path / "child").read_text() == f"forkserver {plain.stdout.strip()}"

@@ -64,9 +64,11 @@ def test_smoke_sweep_writes_every_row_and_column(smoke):
     assert (runs.schema == SCHEMA).all() and runs.run_id.is_unique
     assert (runs.train_img_s > 0).all() and (runs.total_s > 0).all()
     assert (runs.step_ms_p50[runs.pipeline != "synthetic"] > 0).all()
-    # window=auto: 2 epochs of 12 images lengthened to 50 steps each, the second measured
+    # window=auto: 2 epochs of 12 images lengthened to 50 steps each; a pipeline's window opens after
+    # 1 + depth (2 workers + a queue of 4) + 5 steps, the model alone's after the first epoch
     assert (runs.train_steps == 50).all() and (runs.train_images_per_epoch == 50 * runs.batch).all()
-    assert (runs.window_steps == 50).all() and (runs.window_images == 50 * runs.batch).all()
+    assert runs.set_index("pipeline").warmup_steps.to_dict() == {p: 50 if p == "synthetic" else 12 for p in runs.pipeline}
+    assert (runs.window_steps == 100 - runs.warmup_steps).all() and (runs.window_images == runs.window_steps * runs.batch).all()
     assert (runs.window_s > 0).all() and (runs.train_img_s == runs.window_images / runs.window_s).all()
     assert (0 < runs.startup_s).all() and (runs.startup_s < runs.wall_s).all() and (runs.warmup_s > 0).all()
     assert (runs.run_cpu_util_mean >= 0).all() and (runs.run_rss_peak_mb > 50).all()
@@ -229,7 +231,7 @@ def test_dry_run_lists_the_grid_and_runs_nothing(tmp_path):
     assert result.returncode == 0
     assert result.stdout.startswith("24 runs;")  # 12 points, 2 repeats
     assert {"pipeline": "keras", "batch": "15", "workers": "1", "use_multiprocessing": "False", "repeat": "0",
-            "train steps": "210"} in table(result.stdout)
+            "train steps": "140"} in table(result.stdout)
     assert not (tmp_path / "results").exists() and not (tmp_path / "data").exists()
 
 

@@ -62,6 +62,34 @@ def test_the_first_epoch_is_warm_up_and_the_rest_the_window():
     assert timer.window() == [(8.0, 9.0), (10.0, 12.0)]
 
 
+def flat(spans):
+    return [t for span in spans for t in span]
+
+
+def test_marked_steps_open_the_window_after_the_warm_up_steps_of_the_first_epoch():
+    """Compile in the first step, the loader's prefilled batches drained fast, then steady: the
+    window opens at step 3 of the first epoch and takes in the second."""
+    clock = FakeClock()
+    timer = StepTimer(Ready(), clock, warmup_steps=3)
+    drive(timer, clock, [([5.0, 0.2, 0.2, 1.0, 1.0], 2.0), ([1.0] * 5, 1.0)], wait=0.1)
+    s = timer.summary(steps=5, images=50)
+    assert flat(timer.window()) == pytest.approx([5.4, 7.4, 9.4, 14.4])
+    assert s["window_steps"] == 7 and s["window_s"] == pytest.approx(7.0)
+    assert s["window_images"] == 70 and s["train_img_s"] == pytest.approx(10.0)
+    assert s["warmup_s"] == pytest.approx(5.4) and s["warmup_steps"] == 3
+    # 5.4 s for 3 steps against 3 x 1.0 s steady, 2 s of validation against 1 s, less the loader's 0.1 s start
+    assert s["compile_s"] == pytest.approx(5.4 - 3.0 + 1.0 - 0.1)
+    assert s["data_wait_frac"] == pytest.approx(0.1) and s["step_ms_p50"] == pytest.approx(1000.0)
+    one = FakeClock()
+    alone = StepTimer(Ready(), one, warmup_steps=3)  # a single epoch: the window is its steps after the warm-up
+    drive(alone, one, [([5.0, 0.2, 0.2, 1.0, 1.0], None)])
+    assert flat(alone.window()) == pytest.approx([5.4, 7.4]) and alone.summary(steps=5, images=50)["train_img_s"] == pytest.approx(10.0)
+    short = FakeClock()
+    whole = StepTimer(Ready(), short, warmup_steps=8)  # more warm-up steps than the epoch has: the whole epoch
+    drive(whole, short, [([1.0] * 5, None)] * 2)
+    assert whole.window() == [(5.0, 10.0)] and whole.summary(steps=5, images=5)["warmup_steps"] == 5
+
+
 def test_a_single_epoch_is_its_own_window_and_has_no_compile_figure():
     clock = FakeClock()
     timer = EpochTimer(clock)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.analyse.noise import Noise, combined, differ, of_points
 from bench.analyse.points import device_count, read
 from bench.analyse.reference import seed_figure
 from bench.results import profiles
@@ -48,7 +49,8 @@ def best_per_machine(folders: list[Path], prices: dict[str, float] | None = None
                 "folder": folder, "backbone": backbone, "input_size": best.input_size, "machine": name,
                 "setting": best.setting, "batch": best.batch, "train_img_s": best.train_img_s,
                 "train_img_s_min": best.get("train_img_s_min"), "train_img_s_max": best.get("train_img_s_max"),
-                "repeats_ok": int(best.repeats_ok),
+                "repeats_ok": int(best.repeats_ok), "train_img_s_geo": best.get("train_img_s_geo"),
+                "noise_sd": best.get("noise_sd"), "noise_df": best.get("noise_df"),
                 "bound": best.get("bound") if pd.notna(best.get("bound")) else "",
                 "bound_doubt": best.get("bound_doubt") if isinstance(best.get("bound_doubt"), str) else "",
                 "cores_to_feed": best.get("cores_to_feed"),
@@ -60,3 +62,15 @@ def best_per_machine(folders: list[Path], prices: dict[str, float] | None = None
                 else profile.get("price_note", ""),
             })
     return pd.DataFrame(rows)
+
+
+def leader(group: pd.DataFrame) -> tuple[pd.Series, pd.Series | None, Noise | None, int]:
+    """(the fastest machine's row, the runner-up's, the two folders' noise pooled, +1 where the
+    fastest is ahead beyond that noise (bench/analyse/noise.py), else 0)."""
+    ranked = group.sort_values("train_img_s", ascending=False)
+    if len(ranked) == 1:
+        return ranked.iloc[0], None, None, 0
+    first, second = ranked.iloc[0], ranked.iloc[1]
+    noise = combined(of_points(ranked.iloc[[0]]), of_points(ranked.iloc[[1]]))
+    rate = [row.train_img_s_geo if pd.notna(row.train_img_s_geo) else row.train_img_s for row in (first, second)]
+    return first, second, noise, max(0, differ(rate[0], first.repeats_ok, rate[1], second.repeats_ok, noise))

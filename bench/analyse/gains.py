@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.analyse.points import SHORT_S, pairs
+from bench.analyse.noise import differ, of_points
+from bench.analyse.points import pairs
 from bench.plan.backends import BACKENDS
 from bench.plan.knobs import KNOBS
 
@@ -28,20 +29,23 @@ def _ends(frame: pd.DataFrame, column: str, suffix: str = "") -> tuple[pd.Series
 def scaling(points: pd.DataFrame, knob: str) -> pd.DataFrame:
     """Points that differ from a twin only in `knob` (gpus or hosts, the twin at 1): images/s on N
     over N times images/s on one, its range over the repeats (the lowest over the highest and
-    back), and whether a window too short to time well withholds it. Empty where no twins."""
+    back), and by the noise rule whether it is below perfect (-1), above (+1) or within the noise
+    of it (0). Empty where no twins."""
     twins = pairs(points, knob, 1) if knob in points else pd.DataFrame()
     if twins.empty:
         return pd.DataFrame()
     n = twins[knob]
     (low, high), (base_low, base_high) = _ends(twins, "train_img_s"), _ends(twins, "train_img_s", "_base")
-    windows = (twins[["window_s", "window_s_base"]].apply(pd.to_numeric).min(axis=1) if "window_s" in twins
-               else pd.Series(float("nan"), index=twins.index))
+    noise = of_points(points)
+    geo, geo_base = (twins.get(f"train_img_s_geo{s}", twins[f"train_img_s{s}"]).fillna(twins[f"train_img_s{s}"])
+                     for s in ("", "_base"))
     return pd.DataFrame({
         "configuration": configuration(twins, "_base"), "devices": twins.devices,
         "img_s_one": twins.train_img_s_base, "img_s": twins.train_img_s,
         "scaling": twins.train_img_s / (n * twins.train_img_s_base),
         "scaling_min": low / (n * base_high), "scaling_max": high / (n * base_low),
-        "withheld": windows < SHORT_S})
+        "vs_perfect": [differ(a, r, b, r_base, noise, ratio=k) for a, r, b, r_base, k in
+                       zip(geo, twins.repeats_ok, geo_base, twins.repeats_ok_base, n)]})
 
 
 def precision_gain(points: pd.DataFrame) -> pd.DataFrame:
@@ -83,13 +87,13 @@ def decode_ceilings(points: pd.DataFrame) -> pd.DataFrame:
         efficiency_min=("pipeline_efficiency", "min"), efficiency_max=("pipeline_efficiency", "max")).reset_index()
 
 
-PHASES = {"startup_s": "start-up", "warmup_s": "warm-up (first epoch)", "window_s": "measured windows"}
+PHASES = {"startup_s": "start-up", "warmup_s": "warm-up", "window_s": "measured windows"}
 
 
 def time_spent(frame: pd.DataFrame) -> pd.DataFrame:
     """Per backend, where the runs' wall time went: start-up (process start to model built),
-    warm-up (the first epoch, of which compile and loader start), the measured windows, and the
-    rest (validation and checkpoints after the first epoch, sampler start, teardown), in minutes;
+    warm-up (of which compile and loader start), the measured windows, and the rest (validation
+    and checkpoints, sampler start, teardown), in minutes;
     with the runs that compiled from the persistent cache."""
     rows = []
     for backend, runs in frame[frame.wall_s.notna()].groupby("backend"):

@@ -77,6 +77,23 @@ def margin(noise: Noise, n_a: float, n_b: float) -> float:
     return _quantile(noise.df) * noise.sd * math.sqrt(1 / max(n_a, 1) + 1 / max(n_b, 1))
 
 
+def of_points(points: pd.DataFrame, scale: float = 1.0) -> Noise:
+    """A folder's pooled noise as points.table wrote it beside every point (PRIOR where absent),
+    times `scale` (a ratio of two rates carries the noise of both: sqrt(2))."""
+    sd = pd.to_numeric(points.get("noise_sd", pd.Series(dtype=float)), errors="coerce").dropna()
+    df = pd.to_numeric(points.get("noise_df", pd.Series(dtype=float)), errors="coerce").dropna()
+    base = Noise(float(sd.iloc[0]), float(df.iloc[0])) if len(sd) and len(df) else PRIOR
+    return Noise(base.sd * scale, base.df)
+
+
+def combined(a: Noise, b: Noise) -> Noise:
+    """Two folders' noises (two sweeps, two machines) pooled by their degrees of freedom; assumed
+    where either is."""
+    if not (a.measured and b.measured):
+        return Noise(max(a.sd, b.sd), math.inf) if not (a.measured or b.measured) else (b if a.measured else a)
+    return Noise(math.sqrt((a.df * a.sd ** 2 + b.df * b.sd ** 2) / (a.df + b.df)), a.df + b.df)
+
+
 def differ(a: float, n_a: float, b: float, n_b: float, noise: Noise, ratio: float = 1.0) -> int:
     """+1 where the rate `a` (a geometric mean of n_a runs) is above `ratio` x `b` beyond the noise,
     -1 where below, 0 where the noise cannot tell."""

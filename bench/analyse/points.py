@@ -56,32 +56,40 @@ def bound(p: dict, noise: Noise = PRIOR) -> tuple[str | None, float | None, str]
 
     The lower ceiling is the pipeline's (input) or the model's (compute) where the two differ
     beyond the noise, and `balanced` where they do not; end to end is at that ceiling unless it is
-    below AT_CEILING of it beyond the noise (overhead). Withheld only where the figures contradict
-    (end to end above its lower ceiling beyond the noise: a measurement to fix), where the point and
-    its ceiling ran under different load, or where the efficiency is under AT_CEILING but not
-    beyond the noise (at the ceiling is what a point reaching AT_CEILING is; overhead must be shown)."""
-    train, pipeline, model = p.get("train_img_s"), p.get("pipeline_img_s"), p.get("model_img_s")
-    if any(pd.isna(v) or not v for v in (train, pipeline, model)):
+    below AT_CEILING of it beyond the noise (overhead must be shown). Withheld only where the
+    figures contradict (end to end above its lower ceiling beyond the noise: a measurement to fix)
+    or where the point and its ceiling ran under different load."""
+    sides = _sides(p, noise)
+    if sides is None:
         return None, None, ""
+    kind, which, efficiency, beyond, at_line = sides
+    load = _load_gap(p, which)
+    if beyond > 0:
+        return kind, efficiency, (f"inconsistent measurement: {p['train_img_s']:.0f} images/s end to end is "
+                                  f"{efficiency:.2f}x the {which}-alone ceiling of {p['train_img_s'] / efficiency:.0f}, "
+                                  f"beyond the noise ({noise.says()}); likely cause: "
+                                  f"{load or 'the ceiling and the point measured apart (a warm cache, clocks, load between runs)'}")
+    return (kind if at_line >= 0 else "overhead"), efficiency, f"measured under different load: {load}" if load else ""
+
+
+def near_the_line(p: dict, noise: Noise) -> bool:
+    """End to end under AT_CEILING of its lower ceiling but within the noise of that line: named at
+    the ceiling, and where one more repeat could tell overhead apart."""
+    sides = _sides(p, noise)
+    return sides is not None and sides[2] < AT_CEILING and sides[4] == 0
+
+
+def _sides(p: dict, noise: Noise) -> tuple[str, str, float, int, int] | None:
+    """(input, compute or balanced; the lower ceiling's name; efficiency; end to end against that
+    ceiling and against AT_CEILING of it, by differ), None without both ceilings."""
+    if any(pd.isna(p.get(c)) or not p.get(c) for c in ("train_img_s", "pipeline_img_s", "model_img_s")):
+        return None
     (t, nt), (pl, npl), (m, nm) = _rate(p, "train_img_s"), _rate(p, "pipeline_img_s"), _rate(p, "model_img_s")
     order = differ(pl, npl, m, nm, noise)
-    kind = "input" if order < 0 else "compute" if order > 0 else "balanced"
     lower, n_lower, which = (pl, npl, "pipeline") if pl <= m else (m, nm, "model")
-    efficiency = train / min(pipeline, model)
-    if differ(t, nt, lower, n_lower, noise) > 0:
-        load = _load_gap(p, which)
-        cause = load or "the ceiling and the point measured apart (a warm cache, clocks, load between runs)"
-        return kind, efficiency, (f"inconsistent measurement: {train:.0f} images/s end to end is {efficiency:.2f}x the "
-                                  f"{which}-alone ceiling of {min(pipeline, model):.0f}, beyond the noise "
-                                  f"({noise.says()}); likely cause: {cause}")
-    at = differ(t, nt, lower, n_lower, noise, ratio=AT_CEILING)
-    load = _load_gap(p, which)
-    if load:
-        return (kind if at >= 0 else "overhead"), efficiency, f"measured under different load: {load}"
-    if at == 0 and efficiency < AT_CEILING:  # overhead is a claim too: below the line beyond the noise
-        return kind, efficiency, (f"the efficiency, {efficiency:.2f}, is within the noise ({noise.says()}) of "
-                                  f"the {AT_CEILING:g} line between at a ceiling and overhead")
-    return (kind if at >= 0 else "overhead"), efficiency, ""
+    return ("input" if order < 0 else "compute" if order > 0 else "balanced", which,
+            p["train_img_s"] / min(p["pipeline_img_s"], p["model_img_s"]),
+            differ(t, nt, lower, n_lower, noise), differ(t, nt, lower, n_lower, noise, ratio=AT_CEILING))
 
 
 def _load_gap(p: dict, which: str) -> str:
@@ -223,21 +231,15 @@ def machine_envs(root: Path) -> dict:
     return {path.stem.removeprefix("env-"): read_json(path) for path in root.glob("env-*.json")}
 
 
-def folder_table(root: str | Path) -> tuple[pd.DataFrame, list[dict], int]:
-    """A results folder's points, from its current rows: (the table, and current_rows' rows and
-    count left out, read once for the callers that format them too)."""
+def write_csv(root: str | Path) -> tuple[pd.DataFrame, list[dict], int]:
+    """points.csv of a results folder, from its current rows: (the table it holds, and
+    current_rows' rows and count left out, read once for the callers that format them too)."""
     root = Path(root)
     rows, left_out = current_rows(root)
     rows = [r for r in rows if not r.get("profiled")]  # profiling slows what it measures
     points = (table(rows, read_json(root / "env.json"), read_json(root / "sweep.json"), machine_envs(root))
               if rows else pd.DataFrame())
-    return points, rows, left_out
-
-
-def write_csv(root: str | Path) -> tuple[pd.DataFrame, list[dict], int]:
-    """points.csv of a results folder, from its current rows: what folder_table gives."""
-    points, rows, left_out = folder_table(root)
-    points.to_csv(Path(root) / "points.csv", index=False)
+    points.to_csv(root / "points.csv", index=False)
     return points, rows, left_out
 
 
@@ -248,13 +250,11 @@ def fed_points(points: pd.DataFrame) -> pd.DataFrame:
 
 def read(root: str | Path) -> pd.DataFrame:
     """A folder's points.csv."""
-    path = Path(root) / "points.csv"
-    if not path.is_file():
+    if not (Path(root) / "points.csv").is_file():
         raise FileNotFoundError(f"{Path(root)} has no points.csv: not a finished results folder")
-    return read_csv(path)
+    return read_csv(Path(root) / "points.csv")
 
 
 def read_csv(path: str | Path) -> pd.DataFrame:
-    """A points table from CSV, where only an empty cell is missing: pandas would read the backbone
-    `null` (and "None", "NA", ...) as NaN."""
+    """A points table from CSV, only an empty cell missing (pandas reads `null`, "None", "NA" as NaN)."""
     return pd.read_csv(path, keep_default_na=False, na_values=[""])

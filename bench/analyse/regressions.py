@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.analyse.noise import PRIOR, Noise, differ, repeats_to_see
+from bench.analyse.noise import combined, differ, of_points, repeats_to_see
 from bench.analyse.points import pairs, read_csv
 from bench.plan.knobs import KNOBS
 from bench.results.machine import fingerprint
@@ -91,22 +91,6 @@ def match_key(row) -> tuple:
     return tuple((name, plain(name)) for name in KNOB_COLUMNS if name in row)
 
 
-def side_noise(points: pd.DataFrame, scale: float = 1.0) -> Noise:
-    """A side's pooled noise from the noise_sd and noise_df points.table wrote (PRIOR where absent),
-    times `scale` (a ratio of two rates carries the noise of both: sqrt(2))."""
-    sd = pd.to_numeric(points.get("noise_sd", pd.Series(dtype=float)), errors="coerce").dropna()
-    df = pd.to_numeric(points.get("noise_df", pd.Series(dtype=float)), errors="coerce").dropna()
-    base = Noise(float(sd.iloc[0]), float(df.iloc[0])) if len(sd) and len(df) else PRIOR
-    return Noise(base.sd * scale, base.df)
-
-
-def combined(a: Noise, b: Noise) -> Noise:
-    """Two sides' noises pooled by their degrees of freedom; assumed where either is."""
-    if not (a.measured and b.measured):
-        return Noise(max(a.sd, b.sd), math.inf) if not (a.measured or b.measured) else (b if a.measured else a)
-    return Noise(math.sqrt((a.df * a.sd ** 2 + b.df * b.sd ** 2) / (a.df + b.df)), a.df + b.df)
-
-
 def _busy(point) -> str | None:
     others = point.get("others_cpu_pct")
     return f"other work took {others:.0f}% of the CPU" if pd.notna(others) and others > BUSY_PCT else None
@@ -126,7 +110,7 @@ def compare(baseline: pd.DataFrame, current: pd.DataFrame, metric: str = "train_
     same = fingerprint(base_env or {}) == fingerprint(current_env or {})
     notes = [] if same else [f"different machines: baseline {fingerprint(base_env or {})}, current "
                              f"{fingerprint(current_env or {})}"]
-    noise = combined(side_noise(baseline, scale), side_noise(current, scale))
+    noise = combined(of_points(baseline, scale), of_points(current, scale))
     base = {match_key(r): r for r in baseline.to_dict("records")}
     cur = {match_key(r): r for r in current.to_dict("records")}
     rows, regressions, unjudged, needed = [], 0, 0, 0

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.analyse.noise import CONFIDENCE, PRIOR, Noise, differ, geomean
-from bench.analyse.points import AT_CEILING, SHORT_S, folder_table, runnable, spec_of
+from bench.analyse.noise import CONFIDENCE, differ, geomean, of_points
+from bench.analyse.points import AT_CEILING, SHORT_S, near_the_line, read, runnable, spec_of
 from bench.plan.grid import model_ceiling, pipeline_ceiling
 from bench.plan.knobs import knobs_of
 from models import is_pipeline_alone
@@ -21,8 +21,9 @@ RULE = (f"`bound` is `input` when images/s end to end reach {AT_CEILING:.0%} or 
         "ceiling and that ceiling is the pipeline's (the pipeline alone, feeding a model that costs "
         "nothing), `compute` when it is the model's (the model alone, on tensors in memory), "
         "`balanced` when the two ceilings do not differ beyond the noise, "
-        f"`overhead` when below {AT_CEILING:.0%} of both (per-epoch pauses, synchronisation, or on a "
-        "CPU the loader and the model competing for the same cores). Every comparison (which ceiling is "
+        f"`overhead` when below {AT_CEILING:.0%} of both beyond the noise (per-epoch pauses, synchronisation, "
+        "or on a CPU the loader and the model competing for the same cores): an efficiency under "
+        f"{AT_CEILING:g} but within the noise of it names the ceiling, and gets one more repeat. Every comparison (which ceiling is "
         "lower, at or below it, the fastest setting, the one that changed most) is claimed only outside a "
         f"{CONFIDENCE:.1%} one-sided interval on each side of the log rates, with the repeats' spread pooled "
         "over every point of the folder (bench/analyse/noise.py: where nothing differs, a claim in 5% of "
@@ -88,12 +89,6 @@ def _name(p) -> str:
     return f"{p['setting']} at batch {p['batch']}" + ("" if backend == "tensorflow" else f" on {backend}")
 
 
-def noise_of(points: pd.DataFrame) -> Noise:
-    """The folder's pooled noise, as points.table wrote it beside every point."""
-    sd, df = points.get("noise_sd", pd.Series(dtype=float)).dropna(), points.get("noise_df", pd.Series(dtype=float)).dropna()
-    return Noise(float(sd.iloc[0]), float(df.iloc[0])) if len(sd) and len(df) else PRIOR
-
-
 def _side(points: pd.DataFrame) -> tuple[float, float]:
     """(the geometric mean of the points' rates, the runs it stands for): k points of n_i repeats
     each average to a log mean whose spread is that of k**2 / sum(1 / n_i) runs."""
@@ -106,7 +101,7 @@ def claim_doubt(faster: pd.DataFrame, slower: pd.DataFrame) -> str:
     """Why "`faster` gave more images/s than `slower`" cannot be stated ('' when it can), by the
     noise rule (bench/analyse/noise.py). Each side is one point or several, compared by their
     geometric mean over the other settings."""
-    noise = noise_of(pd.concat([faster, slower]))
+    noise = of_points(pd.concat([faster, slower]))
     (a, n_a), (b, n_b) = _side(faster), _side(slower)
     if differ(a, n_a, b, n_b, noise) > 0:
         return ""
@@ -163,10 +158,10 @@ def unsettled(points: pd.DataFrame) -> set[str]:
     if ran.empty:
         return set()
     fewest = ran.repeats_ok.min()
+    noise = of_points(ran)
     found = set()
     for p in runnable(ran).to_dict("records"):
-        doubt = p.get("bound_doubt") if isinstance(p.get("bound_doubt"), str) else ""
-        if p.get("bound") == "balanced" or doubt.startswith("the efficiency"):
+        if p.get("bound") == "balanced" or near_the_line(p, noise):
             spec = spec_of(p)
             found |= {p["point_id"], pipeline_ceiling(spec).point_id, model_ceiling(spec).point_id}
     ranked = runnable(ran).sort_values("train_img_s", ascending=False)
@@ -221,9 +216,12 @@ def headline(points: pd.DataFrame) -> str:
 
 
 def folder_headline(root) -> str:
-    """The verdict's first sentence on a results folder's current rows ('' where its report gives
-    none), computed afresh from the rows, as the report is."""
-    every, _, _ = folder_table(root)
+    """The verdict's first sentence on a results folder's points table, which its report wrote from
+    the rows ('' where the report gives none)."""
+    try:
+        every = read(root)
+    except (FileNotFoundError, pd.errors.EmptyDataError):  # no points.csv, or one of no rows
+        return ""
     points = every[every.role == "point"] if len(every) else every
     return headline(points) if has_verdict(points) else ""
 

@@ -1,6 +1,6 @@
 """Which machine to use: several results folders (one per machine, same preset) side by side,
 ending with the pick. It formats bench/analyse/best.py's table and computes no figure of its own
-but the ratios the pick states."""
+but the ratio the pick states."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.analyse.best import best_per_machine
+from bench.analyse.best import best_per_machine, leader
 from bench.analyse.gains import configuration
 from bench.output import plots
 from bench.output.sections import bound_cell
@@ -60,23 +60,18 @@ def _rate(row) -> str:
 
 def pick(group: pd.DataFrame) -> str:
     """The closing sentence for one backbone: which machine, by how much over the next, and how sure."""
-    ranked = group.sort_values("train_img_s", ascending=False)
-    first = ranked.iloc[0]
+    first, second, noise, ahead = leader(group)
     what = f"For {first.backbone}, pick **{first.machine}** ({first.hardware}): {first.train_img_s:.0f} images/s"
-    if len(ranked) == 1:
+    if second is None:
         return what + ", the only machine measured."
-    second = ranked.iloc[1]
-    ratio = first.train_img_s / second.train_img_s
-    separate = first.repeats_ok > 1 and second.repeats_ok > 1 and first.train_img_s_min > second.train_img_s_max
-    sure = ("confident: the repeats' ranges do not overlap" if separate else
-            "not confident: " + ("a single run on one side" if min(first.repeats_ok, second.repeats_ok) < 2
-                                 else "the repeats' ranges overlap") + ", so measure again before paying for it")
-    line = f"{what}, {ratio:.2f}x {second.machine}'s {second.train_img_s:.0f} ({sure})."
-    priced = ranked[ranked.img_per_usd.notna()]
+    sure = (f"confident: ahead beyond the noise ({noise.says()})" if ahead else
+            f"not confident: the difference is within the noise ({noise.says()}), so measure again before paying for it")
+    line = f"{what}, {first.train_img_s / second.train_img_s:.2f}x {second.machine}'s {second.train_img_s:.0f} ({sure})."
+    priced = group[group.img_per_usd.notna()]
     if len(priced) > 1:
         cheap = priced.loc[priced.img_per_usd.idxmax()]
         line += f" Per dollar, {cheap.machine} trains the most: {cheap.img_per_usd:,.0f} images per $."
-    elif len(priced) < len(ranked):
+    elif len(priced) < len(group):
         line += " Give prices with --price MACHINE=USD_PER_HOUR (e.g. --price cpu-hostA=0.40) for images per dollar."
     return line
 

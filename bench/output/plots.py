@@ -74,7 +74,7 @@ def feed(points: pd.DataFrame, path: Path) -> Path | None:
     return _save(fig, axes[0], path)
 
 
-PHASE_SHADES = {"warmup": ("tab:orange", "warm-up (first epoch)"), "window": ("tab:green", "measured window")}
+PHASE_SHADES = {"warmup": ("tab:orange", "warm-up"), "window": ("tab:green", "measured window")}
 
 
 def utilisation(samples_csv: Path, title: str, path: Path) -> Path | None:

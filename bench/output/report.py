@@ -18,7 +18,7 @@ from pipelines.registry import knob_meaning
 
 MEASURED_OVER = (
     "What every figure is measured over and against: images/s, utilisation, power, energy, data wait and "
-    "CPU % over each run's measured window (the epochs after the first), the median over the repeats "
+    "CPU % over each run's measured window (the steps after a warm-up: bench/run/timing.py), the median over the repeats "
     "that succeeded (± half their range); the ceilings (pipeline alone, model alone) as many times as "
     "their points and compared median to median; efficiency = images/s over the lower ceiling; TFLOP/s = "
     "images/s x the training FLOPs per image counted from the model's layers (frozen layers need no "
@@ -26,7 +26,7 @@ MEASURED_OVER = (
     "device's measured peak; MFU (datasheet) against the datasheet's per-GPU peak); images per joule = the "
     "window's images over the energy counters of every GPU of every host; the decode ceiling = one core's "
     "decode rate into the run's transfer type x the physical cores (a cached pipeline is not held against "
-    "it); compile and loader start are parts of the first epoch. A verdict (a bound, the setting that "
+    "it); compile and loader start are parts of the warm-up. A verdict (a bound, the setting that "
     "changed most, the fastest) claims a difference only beyond the noise (the rule in the bound's note "
     "above); a bound is withheld, with its reason, only where its figures contradict each other or ran "
     "under different load.")

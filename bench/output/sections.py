@@ -105,6 +105,7 @@ def feed(points: pd.DataFrame, env: dict, figure: str | None) -> list[str]:
         table.to_markdown(index=False, disable_numparse=True), ""]
 
 
+AGAINST_PERFECT = {-1: "below, beyond the noise", 0: "within the noise", 1: "above, beyond the noise"}
 HOSTS = "each host a process feeding its own share, keras.distribution.DataParallel over all of them"
 
 
@@ -119,11 +120,11 @@ def scaling(points: pd.DataFrame) -> list[str]:
             "configuration": twins.configuration, what: twins.devices, "img/s on 1": twins.img_s_one.round(1),
             "img/s on N": twins.img_s.round(1), "scaling": twins.scaling.round(2),
             "over the repeats": [f"{a:.2f} to {b:.2f}" for a, b in zip(twins.scaling_min, twins.scaling_max)],
-            "confidence": twins.withheld.map({True: "withheld: windows under 2 s", False: ""}),
+            "against perfect": twins.vs_perfect.map(AGAINST_PERFECT),
         })
         lines += [f"## Scaling over {what}", "",
                   f"Scaling = images/s on N {what} / (N x images/s on one); 1.0 is perfect; over the repeats, its "
-                  f"range from their lowest and highest images/s. The batch is the global batch, split across the "
+                  f"range from their lowest and highest images/s; against perfect, by the noise rule (bench/analyse/noise.py). The batch is the global batch, split across the "
                   f"{what} ({how}).", "", table.to_markdown(index=False), ""]
     return lines
 
@@ -187,8 +188,9 @@ def time_spent(frame: pd.DataFrame) -> list[str]:
     return ["## Where the sweep's time went", "",
             f"Of {wall:.1f} minutes of runs (ceilings included), {measured:.1f} were measured windows "
             f"({measured / wall:.0%}). Start-up is process start to model built (imports, data, model); warm-up "
-            f"is the first epoch: compile (its time beyond a steady epoch's) and the loader's start are part of "
-            f"it; other is validation and checkpoints after the first epoch, sampler start and teardown. A run "
+            f"is training start until the window opened (a few steps, or the first epoch where it fills a cache or "
+            f"the feed is in memory): compile (its time beyond as many steady steps) and the loader's start are "
+            f"part of it; other is validation and checkpoints, sampler start and teardown. A run "
             f"compiled from the cache when every program it compiled was already in the persistent "
             f"compilation cache.", "",
             table.round(2).to_markdown(index=False, disable_numparse=True), ""]

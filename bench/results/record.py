@@ -52,11 +52,12 @@ class _Measured:
     train_device: str = ""  # where the backend trained, as it names it: "gpu: NVIDIA H200", "cpu: cpu", "mps: mps"
     train_cuda: str = ""  # the CUDA runtime the backend loaded (empty on a CPU)
     train_cudnn: str = ""  # the cuDNN it loaded
-    # timings (seconds unless named); rates are over the measured window: the epochs after the first
+    # timings (seconds unless named); rates are over the measured window: after the warm-up steps
     wall_s: float | None = None  # the worker process from its start: imports, model build, teardown
     startup_s: float | None = None  # process start until the model was built
-    warmup_s: float | None = None  # training start until the window: the first epoch
-    compile_s: float | None = None  # the first epoch's time beyond a steady epoch's, less loader_start_s
+    warmup_s: float | None = None  # training start until the window opened
+    warmup_steps: int | None = None  # the first epoch's steps before the window (all of them: a whole epoch)
+    compile_s: float | None = None  # the warm-up's time beyond as many steady steps, less loader_start_s
     loader_start_s: float | None = None  # the first epoch's start until its first batch was ready
     window_s: float | None = None  # the measured window's training steps
     window_steps: int | None = None

@@ -1,9 +1,11 @@
 """Wall-clock timing of fit: a warm-up, then a measured window, from Keras callback hooks.
 
-The first epoch is warm-up: it compiles the step, starts the loader and fills its queue. The
-epochs after it are the measured window, and every rate is taken over it. Validation and
-checkpoints come after an epoch's steps and are timed apart, so a window is the time its
-training steps took.
+The warm-up compiles the step, starts the loader and drains the batches it readied meanwhile:
+where steps are marked (a pipeline's runs), it is the first `warmup_steps` steps of the first
+epoch, and the window opens at the next; elsewhere (tensors in memory, timed by epoch hooks
+alone) and where the first pass fills a cache, it is the whole first epoch. Every rate is taken
+over the window. Validation and checkpoints come after an epoch's steps and are timed apart, so a
+window is the time its training steps took.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ class EpochTimer(keras.callbacks.Callback):
     nothing runs per step, so fit dispatches its steps as a plain fit does. The steps' end and
     the epoch's end wait for the device, so the times are real times. `clock` is injectable so
     tests are deterministic."""
+
+    warmup_steps: int | None = None  # a step timer's: the first epoch's steps before the window
+    marks: list[list[float]] = []
 
     def __init__(self, clock=time.perf_counter):
         super().__init__()
@@ -71,20 +76,31 @@ class EpochTimer(keras.callbacks.Callback):
                 for b, s, e, c in zip(self.begins, self.steps_ends, self.ends, checkpoint_s)]
 
     def window(self, checkpoint_s: list[float] | None = None) -> list[tuple[float, float]]:
-        """The measured window's spans: every epoch after the first (the only one if it is alone)."""
+        """The measured window's spans, one for each epoch it holds steps of."""
         spans = self.spans(checkpoint_s)
-        return [spans[i] for i in self._window_epochs()]
+        return [(self.marks[i][first] if first else spans[i][0], spans[i][1]) for i, first in self._window_parts()]
+
+    def _window_parts(self) -> list[tuple[int, int]]:
+        """(epoch, its first step in the window): from step `warmup_steps` of the first epoch where it
+        has more (a step timer's marks), else every epoch after the first (the only one if alone)."""
+        k = self.warmup_steps
+        if k is not None and self.marks and len(self.marks[0]) > k:
+            return [(0, k)] + [(i, 0) for i in range(1, len(self.ends))]
+        return [(i, 0) for i in self._window_epochs()]
 
     def summary(self, steps: int, images: int, checkpoint_s: list[float] | None = None, hosts: int = 1) -> dict:
         """The window's rates, and what came before it. `steps` and `images` are one epoch's, as
         planned: where the pipeline counted the images its batches held (this process's share of
-        `hosts`), the count is taken instead. compile_s is the first epoch's time beyond a steady epoch's (its steps at the window's
-        step time, its validation at the later epochs' median), less the loader's start."""
+        `hosts`), the count is taken instead. compile_s is the warm-up's time beyond as many steps at
+        the window's step time (and the first validation's beyond the later ones'), less the loader's start."""
         checkpoint_s = checkpoint_s or [0.0] * len(self.ends)
         spans = self.spans(checkpoint_s)
         window = self.window(checkpoint_s)
         window_s = sum(end - start for start, end in window)
-        window_images = hosts * (self._counted_images() or 0) or images * len(window)
+        warm = self._window_parts()[0][1] or (steps if len(spans) > 1 else 0)
+        window_steps = steps * len(spans) - warm
+        planned = images * len(window) if warm in (0, steps) else round(images * window_steps / steps)
+        window_images = hosts * (self._counted_images() or 0) or planned
         out = {
             "total_s": self.train_end - self.train_begin,
             "first_epoch_s": self.ends[0] - self.begins[0],
@@ -92,20 +108,21 @@ class EpochTimer(keras.callbacks.Callback):
             "val_s_total": float(sum(self.val_s)),
             "checkpoint_s_total": float(sum(checkpoint_s)),
             "window_s": window_s,
-            "window_steps": steps * len(window),
+            "window_steps": window_steps,
             "window_images": window_images,
-            "train_images_per_epoch": window_images / len(window),
+            "train_images_per_epoch": window_images * steps / window_steps,
             "train_img_s": window_images / window_s,
-            "step_ms_mean": 1000.0 * window_s / (steps * len(window)),
-            "warmup_s": window[0][0] - self.train_begin if len(spans) > 1 else 0.0,
+            "step_ms_mean": 1000.0 * window_s / window_steps,
+            "warmup_s": window[0][0] - self.train_begin if warm else 0.0,
+            "warmup_steps": warm,
             "epochs_timed": len(spans),
             **self._steps(),
         }
         loader_start = out.get("loader_start_s") or 0.0
-        if len(spans) > 1:
-            first_train = spans[0][1] - spans[0][0]
-            extra_val = self.val_s[0] - float(np.median(self.val_s[1:]))
-            out["compile_s"] = max(0.0, first_train - steps * window_s / out["window_steps"] + extra_val - loader_start)
+        if warm:
+            warm_train = window[0][0] - spans[0][0] if warm < steps else spans[0][1] - spans[0][0]
+            extra_val = self.val_s[0] - float(np.median(self.val_s[1:])) if len(spans) > 1 else 0.0
+            out["compile_s"] = max(0.0, warm_train - warm * window_s / window_steps + extra_val - loader_start)
         else:
             out["compile_s"] = None
         return out
@@ -124,15 +141,14 @@ class EpochTimer(keras.callbacks.Callback):
 
 class StepTimer(EpochTimer):
     """Also marks when the training loop turns to each batch, and reads when the pipeline had it
-    ready (`ready`, a pipelines.feed.ReadyClock): the wait for data per step, measured.
+    ready (`ready`, a pipelines.feed.ReadyClock): the wait for data per step, measured. TensorFlow and
+    JAX fetch a batch inside the step, right after its begin hook, the mark. No end hook: Keras
+    would then read every step's loss, making a JAX or torch fit wait for the device every step."""
 
-    TensorFlow and JAX fetch a batch inside the step, right after its begin hook: the begin hook
-    is the mark. There is no end hook: Keras would then read every step's loss, which makes a JAX
-    or torch fit wait for the device every step, as a plain fit does not."""
-
-    def __init__(self, ready, clock=time.perf_counter):
+    def __init__(self, ready, clock=time.perf_counter, warmup_steps: int | None = None):
         super().__init__(clock)
         self.ready = ready
+        self.warmup_steps = warmup_steps  # None: the whole first epoch
         self.marks: list[list[float]] = []  # per epoch: when the loop turned to batch i
         self.readies: list[list[float]] = []  # per epoch: when batch i was ready
         self.counted: list[list[int]] = []  # per epoch: the images batch i held (0: not counted)
@@ -166,9 +182,8 @@ class StepTimer(EpochTimer):
         super().on_epoch_end(epoch, logs)
 
     def _steps(self) -> dict:
-        """Step times run from one mark to the next (the last to the end of the epoch's steps);
-        a batch ready after its mark made the step wait the difference. Each epoch's first batch
-        waits for the loader's start-up (epoch start), kept apart from the wait for data."""
+        """Step times run from one mark to the next (the last to the end of the epoch's steps); a batch
+        ready after its mark made the step wait the difference; each epoch's first wait is its start."""
         ends = [end for _, end in self.spans()]
         steps, waits, starts = [], [], []
         for marks, readies, end in zip(self.marks, self.readies, ends):
@@ -177,11 +192,11 @@ class StepTimer(EpochTimer):
             steps.append(spans)
             waits.append(wait)
             starts.append(float(wait[0]) if len(wait) else 0.0)
-        window = list(self._window_epochs())
-        step_ms = 1000.0 * np.concatenate([steps[i] for i in window])
-        waited = np.concatenate([waits[i][1:] for i in window])
-        spent = float(sum(steps[i][1:].sum() for i in window))
-        epoch_start = float(np.median([starts[i] for i in window]))
+        parts = self._window_parts()
+        step_ms = 1000.0 * np.concatenate([steps[i][first:] for i, first in parts])
+        waited = np.concatenate([waits[i][max(first, 1):] for i, first in parts])  # each epoch's first: its start
+        spent = float(sum(steps[i][max(first, 1):].sum() for i, first in parts))
+        epoch_start = float(np.median([starts[i] for i in self._window_epochs()]))
         loader_start = starts[0]
         if self._fetch_in_trace() and len(starts) > 1:
             # the loader starts when the traced step first asks for a batch: the first wait holds the
@@ -198,14 +213,13 @@ class StepTimer(EpochTimer):
 
     def _counted_images(self) -> int | None:
         """The window's images as its batches held them, where every one was counted."""
-        counts = [n for i in self._window_epochs() for n in self.counted[i]]
+        counts = [n for i, first in self._window_parts() for n in self.counted[i][first:]]
         return sum(counts) if counts and all(counts) else None
 
     @staticmethod
     def _fetch_in_trace() -> bool:
-        """Whether the step's first call traces before it fetches its first batch: TensorFlow's
-        tf.function takes the batch inside the traced step. JAX fetches in Python, then calls
-        its compiled step, so its first wait is the loader's alone."""
+        """Whether the step's first call traces before it fetches its first batch: TensorFlow's traced
+        step takes the batch; JAX fetches in Python before its compiled step (its first wait is the loader's)."""
         return keras.backend.backend() == "tensorflow"
 
 
@@ -232,16 +246,15 @@ class FetchFirstStepTimer(StepTimer):
 
 
 class InMemory:
-    """The ready stamps of tensors in memory: every batch ready before the loop turns to it, its
-    images not counted (the plan's count stands)."""
+    """Tensors in memory's ready stamps: every batch ready before its turn, not counted (the plan's count stands)."""
 
     times, sizes = (float("-inf"),), (0,)
 
 
-def timer_for(backend: str, ready) -> EpochTimer:
-    """Step marks for a pipeline, placed where the backend's trainer fetches; epoch-level timing for
-    tensors in memory (nothing to wait for), except on torch, whose pipeline timer makes every step
-    wait for the device: its ceilings are timed by the same timer, with batches always ready."""
+def timer_for(backend: str, ready, warmup_steps: int | None = None) -> EpochTimer:
+    """Step marks for a pipeline where the backend's trainer fetches, the window opening after
+    `warmup_steps` (None: the first epoch); epoch hooks for tensors in memory, except on torch, whose
+    pipeline timer makes every step wait for the device: its ceilings are timed alike."""
     if backend == "torch":
-        return FetchFirstStepTimer(InMemory() if ready is None else ready)
-    return EpochTimer() if ready is None else StepTimer(ready)
+        return FetchFirstStepTimer(InMemory() if ready is None else ready, warmup_steps=warmup_steps)
+    return EpochTimer() if ready is None else StepTimer(ready, warmup_steps=warmup_steps)

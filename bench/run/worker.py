@@ -113,10 +113,11 @@ def measure(model, train_feed, val_feed, spec: RunSpec, record: RunRecord, sampl
     from bench.run import profile, training
     from bench.run.samplers import CpuSampler, GpuSampler, Sampling
     from bench.run.timing import timer_for
+    from pipelines.epochs import warmup_steps
 
     with tempfile.TemporaryDirectory(prefix="gpubench-ckpt-") as scratch:
         checkpoint = training.TimedCheckpoint(Path(scratch) / "best.keras") if spec.checkpoint else None
-        timer = timer_for(spec.backend, train_feed.ready)  # last: its epoch time takes in the checkpoint's
+        timer = timer_for(spec.backend, train_feed.ready, warmup_steps(spec))  # last: its epoch time takes in the checkpoint's
         tracer = spec.profile and profile.ProfileSteps(spec.backend, profile.profile_dir(samples_path.parent.parent,  # RESULTS/samples/x.csv
                                                                                          spec.run_id), spec.epochs)
         gpu = GpuSampler(devices=placement.sampled(spec.backend, spec.gpus))
