@@ -24,7 +24,7 @@ CONSTRAINTS := $(if $(filter command line environment,$(origin EXTRAS)),constrai
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: bench test test-fast dry-run regress microbench honesty honesty-user help install-plan gpu-check
+.PHONY: bench test test-fast dry-run regress microbench honesty honesty-user tune-vs-grid help install-plan gpu-check
 
 help:
 	@echo "make bench [GPU=auto|<label>] [PRESET=quick|smoke|<file.toml>] [DATA=<dir>] [ARGS='--set batch=8,16']"
@@ -34,6 +34,7 @@ help:
 	@echo "make regress [GPU=...]      the ci preset, compared with results/baselines/<gpu>/ci.csv"
 	@echo "make microbench             pytest-benchmark micro-benchmarks against the saved baseline"
 	@echo "make honesty                the suite's measured fit against a plain fit (jax), recorded"
+	@echo "make tune-vs-grid           gpubench tune against the quick grid: runs, time, best setting of each"
 	@echo "make gpu-check              first on a new GPU machine: doctor, gpu-quick per backend on the GPU, loud checks"
 	@echo "make install-plan [CUDA=12|13|cpu] [DRIVER_CUDA=12.4]   the builds make would install, installing nothing"
 
@@ -100,6 +101,13 @@ honesty-user: $(STAMP)
 	test -d $(USER_FIT_DATA) || $(BIN)/gpubench data $(USER_FIT_DATA) --train 1024 --val 32 --classes 2 --image-size 96x72 --seed 1
 	mkdir -p $(MICRO_BASELINE)
 	KERAS_BACKEND=tensorflow $(BIN)/python -m tests.user_fit check tensorflow $(USER_FIT_DATA) $(MICRO_BASELINE)/user-fit.jsonl
+
+# The tuner against the quick grid it saves (tests/benchmarks/tune_vs_grid.py): runs, wall time, the
+# best setting and images/s of each, appended to $(TUNE_VS_GRID)/tune-vs-grid.jsonl; fails unless the
+# tuner comes within 5% of the grid's best in a third of its runs or fewer.
+TUNE_VS_GRID ?= results/cpu/tune-vs-grid
+tune-vs-grid: $(STAMP)
+	$(BIN)/python -m tests.benchmarks.tune_vs_grid $(TUNE_VS_GRID) $(ARGS)
 
 # The first command on a new GPU machine (docs/backends.md): the doctor, a short gpu-quick (the model
 # alone) on each backend that reaches the GPU, then checks that fail naming their rows (bench/gpucheck.py):

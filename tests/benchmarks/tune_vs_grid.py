@@ -1,0 +1,71 @@
+"""The tuner against the grid it saves: `python -m tests.benchmarks.tune_vs_grid OUT [--grid FOLDER]
+[--set KNOB=VALUES ...]` (`make tune-vs-grid`). Sweeps the quick preset (or reads a sweep already
+made, --grid), tunes from the preset's first setting into OUT/tune, prints runs, wall time and the
+best setting and images/s of each, and appends them to OUT/tune-vs-grid.jsonl. The goal (issue 27):
+the tuner within 5% of the grid's best in a third of its runs or fewer. A benchmark, not a test."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+
+def gpubench(*args: str) -> float:
+    """Seconds a gpubench command took (it must succeed)."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "bench", *args], check=True)
+    return time.perf_counter() - start
+
+
+def runs(folder: Path) -> int:
+    return sum(1 for _ in open(folder / "runs.jsonl"))
+
+
+def grid_best(folder: Path) -> tuple[str, float]:
+    """The grid's fastest configuration that a user can run, by its median images/s."""
+    from bench.analyse.points import runnable
+
+    points = runnable(pd.read_csv(folder / "points.csv"))
+    best = points.loc[points.train_img_s.idxmax()]
+    return f"{best.setting} b{best.batch}", float(best.train_img_s)
+
+
+def tune_best(folder: Path) -> tuple[str, float]:
+    path = pd.read_csv(folder / "tune.csv")
+    best = path[path.best].iloc[0]
+    knobs = " ".join(f"{k}={best[k]}" for k in ("pipeline", "batch", "workers", "use_multiprocessing", "max_queue_size",
+                                                "cache", "transfer") if k in best and pd.notna(best[k]))
+    return knobs, float(best.img_s)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.benchmarks.tune_vs_grid")
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--grid", type=Path, help="a quick sweep already made (its wall time is then not known)")
+    parser.add_argument("--set", action="append", default=[], help="passed to both, e.g. pipeline=keras")
+    args = parser.parse_args(argv)
+    sets = [a for s in args.set for a in ("--set", s)]
+    grid, grid_s = args.grid, None
+    if grid is None:
+        grid = args.out / "grid"
+        grid_s = gpubench("sweep", "--preset", "quick", "--gpu", "cpu", "--out", str(grid), "--force", *sets)
+    tune_s = gpubench("tune", "--preset", "quick", "--gpu", "cpu", "--out", str(args.out / "tune"), *sets)
+    (g_setting, g_rate), (t_setting, t_rate) = grid_best(grid), tune_best(args.out / "tune")
+    found = {"grid": {"runs": runs(grid), "wall_s": grid_s, "best": g_setting, "img_s": g_rate},
+             "tune": {"runs": runs(args.out / "tune"), "wall_s": tune_s, "best": t_setting, "img_s": t_rate},
+             "ratio": t_rate / g_rate, "sets": args.set}
+    found["runs_ratio"] = found["tune"]["runs"] / found["grid"]["runs"]
+    print(json.dumps(found, indent=2))
+    with open(args.out / "tune-vs-grid.jsonl", "a") as f:
+        f.write(json.dumps(found) + "\n")
+    return 0 if found["ratio"] >= 0.95 and found["runs_ratio"] <= 1 / 3 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
