@@ -37,6 +37,16 @@ def test_a_30_percent_drop_inside_a_noisy_spread_cannot_be_judged(tmp_path):
     assert "worse, within noise" in text and "within the noise (" in text and "a gate needs" in text
 
 
+def test_a_dip_within_the_noise_passes_where_a_30_percent_drop_is_ruled_out(tmp_path):
+    """Two unchanged ci runs on 2 cores: a point 13% lower, its repeats within 3%: not a regression,
+    and the gate can say a 30% drop did not happen."""
+    a = results(tmp_path / "a", {1: [100, 103, 97], 2: [180, 185, 176]})
+    b = results(tmp_path / "b", {1: [87, 90, 84], 2: [181, 178, 184]})
+    text, status = gate(a, b, {})
+    assert status == STATUS["pass"], text
+    assert "worse, within noise; a 30% drop ruled out" in text
+
+
 def test_a_drop_measured_beside_other_work_cannot_be_judged(tmp_path):
     """quick's case: the same code swept twice, the second time while other work took 70-80% of the
     2 cores: keras 2-3x slower, repeats apart. That is the machine, not the code."""

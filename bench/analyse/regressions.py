@@ -3,8 +3,9 @@ rule every verdict uses (bench/analyse/noise.py). bench/output/compare.py format
 
 A configuration regressed when its metric is worse than the baseline's by more than `factor`
 beyond the noise (the two sides' pooled spreads, the repeats of each); it is better when it is
-better by more than `factor` beyond the noise, and a change the noise cannot settle is said as such
-(with the repeats a side would need), whichever its direction. On one machine (the fingerprints
+better by more than `factor` beyond the noise. Worse by more than `factor` but within the noise
+passes where a GATED_DROP drop is ruled out beyond the noise, and otherwise cannot be judged (the
+repeats a side would need are said). On one machine (the fingerprints
 match) the absolute figures are gated; across machines only ratios measured within each run (a
 preset's [gate] `relative`), which cancel the machine. Configurations are matched by their knobs,
 a blank knob read as its default (a schema that later filled a blank with False still matches).
@@ -139,6 +140,8 @@ def compare(baseline: pd.DataFrame, current: pd.DataFrame, metric: str = "train_
                 regressions += 1
             elif better:
                 row["mark"] = "better"
+            elif beyond and differ(c[metric], n_c, b[metric], n_b, noise, ratio=(1 - GATED_DROP) ** sign) == sign:
+                row["mark"] = f"worse, within noise; a {GATED_DROP:.0%} drop ruled out"
             elif beyond:
                 row["mark"] = "worse, within noise"
                 unjudged += 1
@@ -147,7 +150,8 @@ def compare(baseline: pd.DataFrame, current: pd.DataFrame, metric: str = "train_
                 row["mark"] = ""
         rows.append(row)
     if needed:
-        notes.append(f"worse by more than {factor:g}x but within the noise ({noise.says()}): cannot judge; "
+        notes.append(f"worse by more than {factor:g}x but within the noise ({noise.says()}), and a {GATED_DROP:.0%} "
+                     f"drop not ruled out: cannot judge; "
                      f"to catch a {GATED_DROP:.0%} drop here a gate needs {needed} repeats a side")
     if any(str(r.get("mark", "")).startswith("worse, cannot judge") for r in rows):
         notes.append(f"worse on figures measured while other work took over {BUSY_PCT:g}% of the CPU: cannot judge; "
