@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.run import devices
-from bench.plan.knobs import RunSpec
 from bench.plan.grid import frameworks
+from bench.plan.knobs import RunSpec
+from bench.run import devices
 from pipelines.dataset import DatasetError, find_images, readable, scan, scan_folder
 
 SETTINGS = "train.json"

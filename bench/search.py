@@ -7,11 +7,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from typing import Callable
+from collections.abc import Callable
 
+from bench.plan.grid import one_point
 from bench.plan.knobs import RunSpec, SpecError
 from bench.plan.presets import TIMEOUT_S, DataSpec
-from bench.plan.grid import one_point
 from pipelines.registry import MODEL_ALONE
 
 TRY = dict(pipeline=MODEL_ALONE, epochs=1, steps_per_epoch=2, validation_steps=1, checkpoint=False, window="epochs")
@@ -75,8 +75,8 @@ def run_search(backbone: str, input_size: int | None, batch: int | None, start: 
                timeout_s: float | None, interval: float) -> str:
     """The search of `gpubench fit`, each try a row in results/<gpu>/<host>/fit-<backbone>/ and
     fit.md summing them up; returns that summary."""
-    from bench.run import processes
     from bench import session
+    from bench.run import processes
 
     knob = "input_size" if batch else "batch"
     base = RunSpec(backbone=backbone, input_size=input_size or 224, batch=batch or 1, precision=precision)

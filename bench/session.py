@@ -17,17 +17,15 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.run import executors
-from bench.plan.presets import parse_size
 from bench.plan.grid import ceiling_probes, check_label
+from bench.plan.knobs import RunSpec, SpecError
+from bench.plan.presets import DataSpec, parse_size
+from bench.results.store import ResultStore, read_json
+from bench.run import executors
 from bench.run.executors import Slurm
 from bench.run.failures import in_order
-from bench.plan.knobs import RunSpec, SpecError
-from bench.plan.presets import DataSpec
-from bench.results.store import ResultStore, read_json
-from pipelines.registry import describe
 from pipelines.dataset import DatasetIndex, make_synthetic, scan
-
+from pipelines.registry import describe
 
 REPORT_EVERY_S = 10.0  # a sweep's report is rebuilt at most this often while rows come, and at its end
 
@@ -145,20 +143,21 @@ def prepared(gpu: str, data: str | None, out: str | None, preset_name: str, data
 
 def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, *, gpu: str, data: str | None,
         out: str | None, timeout_s: float, interval: float, force: bool, ceilings: bool = False,
-        executor: str = "local", max_parallel: int = 1, slurm: Slurm = Slurm(),
+        executor: str = "local", max_parallel: int = 1, slurm: Slurm | None = None,
         profile: str | None = None) -> tuple[Path, list[dict]]:
     """Everything after the grid is known: checks, data, environment, then the runs (here, or as
     submitit jobs), the report rebuilt every REPORT_EVERY_S at most and at the end (an interrupted
     sweep's too); with `profile` (a point id, or "fastest"), one more run of that point, traced
     (bench/run/profile.py). Returns (the report, the new rows)."""
     from bench.output import report
-    from bench.run import processes, runner
     from bench.results.machine import identity
+    from bench.run import processes, runner
 
     with prepared(gpu, data, out, preset_name, data_spec, grid, force, executor != "slurm") as (store, index_path, env, meta):
         force = data_changed(store, meta) or force
         if ceilings:  # MFU is part of the ceilings' analysis
             meta.update(processes.measure_peaks({(p.backend, p.precision) for p in grid}))
+        slurm = slurm or Slurm()
         meta.update(executors.describe(executor, max_parallel, slurm))
         (store.root / "sweep.json").write_text(json.dumps(meta, indent=2))
         probes = ceiling_probes(grid) if ceilings else []

@@ -15,7 +15,6 @@ import keras
 from nvidia.dali import fn, pipeline_def, types
 
 from pipelines.epochs import split_plan
-
 from pipelines.feed import Feed, ReadyClock
 
 READER = "reader"

@@ -7,13 +7,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from pipelines.batches import BatchOrder, onehot
-
 from pipelines.epochs import split_plan
-
 from pipelines.feed import Feed, ReadyClock
-
-from pipelines.registry import prefetch_factor
 from pipelines.reader import ImageReader
+from pipelines.registry import prefetch_factor
 
 
 class ImageFiles(Dataset):

@@ -55,11 +55,11 @@ class DatasetIndex:
         path.write_text(json.dumps(asdict(self)))
 
     @classmethod
-    def load(cls, path: Path) -> "DatasetIndex":
+    def load(cls, path: Path) -> DatasetIndex:
         """An index `save` wrote, read back in the worker process."""
         return cls(**json.loads(Path(path).read_text()))
 
-    def shard(self, k: int, n: int) -> "DatasetIndex":
+    def shard(self, k: int, n: int) -> DatasetIndex:
         """Process k of n's share: every n-th image of each split, from the k-th, as many for each
         process (the last len % n images of a split are left out), so that all step alike."""
         def share(items: dict) -> dict:

@@ -6,9 +6,7 @@ import keras
 import numpy as np
 
 from pipelines.batches import BatchOrder, onehot
-
 from pipelines.epochs import split_plan
-
 from pipelines.feed import Feed, ReadyClock
 from pipelines.reader import ImageReader
 

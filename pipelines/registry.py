@@ -8,7 +8,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pipelines.signature import parameters, parse
 
@@ -167,7 +168,7 @@ GIVEN = {"batch": "images per step", "split": "'train' or 'val'", "directory": "
          "classes": "the class count", "input_size": "the input_size knob"}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def user_descriptor(ref: str) -> Pipeline:
     """A user's pipeline function's descriptor: the knobs it takes are the ones a sweep may vary for it."""
     names, required = parameters(ref)

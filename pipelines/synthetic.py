@@ -8,9 +8,7 @@ import keras
 import numpy as np
 
 from pipelines.batches import onehot
-
 from pipelines.epochs import split_plan
-
 from pipelines.feed import Feed
 
 

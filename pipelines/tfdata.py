@@ -5,9 +5,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from pipelines.batches import onehot
-
 from pipelines.epochs import split_plan
-
 from pipelines.feed import Feed, ReadyClock
 
 

@@ -38,8 +38,8 @@ def setup(kind: str, backend: str, tree: str) -> tuple:
     import numpy as np
 
     import models
-    from bench.run import training
     from bench.plan.knobs import RunSpec
+    from bench.run import training
     from pipelines.batches import BatchOrder, onehot
     from pipelines.dataset import scan
     from pipelines.pydataset import ImageFolderBatches
@@ -77,8 +77,8 @@ def setup(kind: str, backend: str, tree: str) -> tuple:
 
 def suite_fit(model, train_feed, val_feed, spec, scratch: Path) -> float:
     """The suite's measured fit (timer, samplers, stamps): its images/s."""
-    from bench.run import worker
     from bench.results.record import RunRecord
+    from bench.run import worker
 
     record = RunRecord()
     worker.measure(model, train_feed, val_feed, spec, record, scratch / "samples.csv", 0.5)

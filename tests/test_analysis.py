@@ -6,15 +6,14 @@ import pandas as pd
 import pytest
 
 from bench.analyse import verdicts
-from bench.output import report, sections
 from bench.analyse.noise import Noise
 from bench.analyse.points import bound, medians, table
-from bench.results.record import RunRecord
-from bench.plan.knobs import RunSpec
+from bench.output import report, sections
 from bench.plan.grid import model_ceiling, pipeline_ceiling
+from bench.plan.knobs import RunSpec
+from bench.results.record import RunRecord
 from tests import tables
 from tests.conftest import render_rows
-
 
 QUIET = Noise(0.05, 20)  # 5% a run, measured
 

@@ -9,14 +9,13 @@ import pandas as pd
 import pytest
 
 import pipelines
-from pipelines.registry import describe_loader
-from bench.run import runner
 from bench.plan.backends import BACKENDS
-from bench.plan.knobs import RunSpec
 from bench.plan.grid import installed
+from bench.plan.knobs import RunSpec
 from bench.results.store import ResultStore
-from pipelines.registry import prefetch_factor
+from bench.run import runner
 from pipelines.dataset import scan
+from pipelines.registry import describe_loader, prefetch_factor
 from tests.conftest import gpubench
 
 needs_jax = pytest.mark.skipif(not installed("jax"), reason="jax is not installed")
@@ -102,7 +101,7 @@ def test_the_torch_pipeline_reads_what_the_keras_pipeline_reads(tiny_tree):
         torch_feed = pipelines.build(index, RunSpec(backbone="tiny", input_size=24, batch=5, pipeline="torch",
                                                     workers=2, max_queue_size=4), split)
         assert (torch_feed.steps, torch_feed.images) == (keras_feed.steps, keras_feed.images)
-        for epoch in range(2):  # the second epoch checks that both reshuffle the same way
+        for _ in range(2):  # the second epoch checks that both reshuffle the same way
             for i, (x, y) in enumerate(torch_feed.data):
                 kx, ky = keras_feed.data[i]
                 assert x.dtype == np.float32 or str(x.dtype) == "torch.float32"

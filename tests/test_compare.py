@@ -1,6 +1,5 @@
 """compare (bench/analyse/regressions.py, bench/output/compare.py) and its gate on constructed results."""
 
-import json
 
 import pandas as pd
 import pytest

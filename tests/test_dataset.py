@@ -5,8 +5,8 @@ import pytest
 from PIL import Image
 
 import pipelines
-from bench.plan.knobs import RunSpec
 from bench.plan.grid import installed
+from bench.plan.knobs import RunSpec
 from pipelines.dataset import DatasetError, make_synthetic, scan
 from tests.awkward import BESIDE_CLASSES, HIDDEN, READABLE, UNREADABLE, make_awkward_tree
 

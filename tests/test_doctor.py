@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.run import doctor, gate
-from bench.results.record import RunRecord
 from bench.plan.knobs import RunSpec, SpecError
+from bench.results.record import RunRecord
+from bench.run import doctor, gate
 from tests.conftest import gpubench, render_rows
 
 FAKE_NVML = Path(__file__).parent / "fake_nvml"

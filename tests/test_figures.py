@@ -5,13 +5,13 @@ import json
 import pandas as pd
 import pytest
 
-from bench.output import machines
 from bench.analyse import points
 from bench.analyse.best import best_per_machine
-from bench.results.record import RunRecord
-from bench.run.processes import every_host_cpu, every_host_energy
+from bench.output import machines
 from bench.plan.knobs import RunSpec
+from bench.results.record import RunRecord
 from bench.results.store import ResultStore
+from bench.run.processes import every_host_cpu, every_host_energy
 
 
 def row(spec, img_s, **fields):

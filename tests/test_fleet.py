@@ -13,9 +13,9 @@ import psutil
 import pytest
 
 from bench.plan.backends import BACKENDS
-from bench.run.devices import multi_host_refusal
 from bench.plan.grid import installed
 from bench.results.store import ResultStore
+from bench.run.devices import multi_host_refusal
 from tests.conftest import gpubench, killed_and_resumed
 
 needs_jax = pytest.mark.skipif(not installed("jax"), reason="jax is not installed")

@@ -1,6 +1,5 @@
 """The machines report (bench/output/machines.py): several machines' results side by side, and the pick."""
 
-import json
 
 from tests.conftest import CPU_ENV, GPU_ENV, gpubench, results
 from tests.tables import table

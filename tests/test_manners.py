@@ -9,18 +9,18 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from bench.cli import catalogue, commands, options
 from bench import cli, finetune
+from bench.cli import catalogue, commands, options
 from bench.output import compare
-from bench.run import runner
+from bench.plan.grid import build_grid, ceiling_probes, check_spec, expand
 from bench.plan.knobs import KNOBS, RunSpec, SpecError
 from bench.plan.presets import load_preset
-from bench.plan.grid import build_grid, ceiling_probes, check_spec, expand
 from bench.results.record import RunRecord
-from bench.run.runner import Interrupted
 from bench.results.store import ResultStore, foreign_files
-from tests.test_compare import results
+from bench.run import runner
+from bench.run.runner import Interrupted
 from tests.tables import table
+from tests.test_compare import results
 
 TINY = '[knobs]\nbackbone = "tiny"\ninput_size = 32\npipeline = "keras"\nbatch = 4\nworkers = 1\nepochs = 2\n'
 

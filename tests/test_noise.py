@@ -5,7 +5,6 @@ is 30%, in 90% or more."""
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from bench.analyse import noise
 from bench.analyse.points import bound

@@ -5,12 +5,12 @@ import pytest
 from PIL import Image
 
 import pipelines
-from bench.plan.knobs import RunSpec
 from bench.plan.grid import installed
+from bench.plan.knobs import RunSpec
 from pipelines import reader, tfdata
+from pipelines.dataset import scan
 from pipelines.epochs import epoch_plan, loader_depth, split_plan, window_steps
 from pipelines.registry import describe_loader
-from pipelines.dataset import scan
 
 # The bound keras and tfdata pixels agree within, after rescale=1/255. Nearest is exact
 # (same IDCT, same source pixels as PIL); bilinear differs by PIL's rounding to uint8.

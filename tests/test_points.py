@@ -7,8 +7,7 @@ from bench.results.record import RunRecord
 
 
 def test_pipelines_pair_up_although_their_loader_knobs_differ():
-    from bench.analyse.points import pairs
-    from bench.analyse.points import medians
+    from bench.analyse.points import medians, pairs
 
     rows = [RunRecord.for_spec(spec, status="ok", train_img_s=rate, total_s=1.0).to_dict()
             for spec, rate in ((RunSpec(pipeline="keras", workers=2), 100.0),

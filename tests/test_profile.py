@@ -2,7 +2,6 @@
 and that a profiled run's rates stay out of the tables."""
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest

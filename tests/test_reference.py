@@ -1,10 +1,10 @@
 import pandas as pd
 
 from bench.analyse.points import medians
-from bench.results.record import RunRecord
 from bench.analyse.reference import load_seed
 from bench.output.sections import seed_section
 from bench.plan.knobs import RunSpec
+from bench.results.record import RunRecord
 from tests.tables import table
 
 SEED_SWEEP = {"gpu": "2080ti", "train_images": 148, "val_images": 30, "preset": "seed"}

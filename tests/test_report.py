@@ -1,5 +1,5 @@
-from bench.results.record import RunRecord
 from bench.plan.knobs import RunSpec
+from bench.results.record import RunRecord
 from tests.conftest import render_rows
 from tests.tables import section, table, tables
 

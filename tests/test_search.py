@@ -4,8 +4,8 @@ under a memory cap."""
 import pandas as pd
 import pytest
 
-from bench.search import SearchError, search
 from bench.plan.knobs import RunSpec
+from bench.search import SearchError, search
 from tests.conftest import gpubench
 
 

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from bench.analyse import points
+from bench.plan.knobs import RunSpec
 from bench.results.machine import collect, fingerprint_id, identity
 from bench.results.record import COLUMNS, SCHEMA, RunRecord
-from bench.plan.knobs import RunSpec
 from bench.results.store import ResultStore, StoreError
 from tests.conftest import SPAWNED, gpubench
 

@@ -7,11 +7,11 @@ import shutil
 import pandas as pd
 import pytest
 
-from bench.results.record import COLUMNS, SCHEMA
 from bench.plan.grid import installed
+from bench.results.record import COLUMNS, SCHEMA
 from bench.results.store import ResultStore
-from pipelines.registry import PIPELINES
 from pipelines.dataset import make_synthetic
+from pipelines.registry import PIPELINES
 from tests.conftest import SPAWNED, gpubench, killed_and_resumed
 from tests.tables import table, tables
 
@@ -247,8 +247,8 @@ def test_two_devices_train_with_mirrored_strategy_on_logical_cpus(tmp_path, tiny
 
 
 def test_more_gpus_than_present_is_a_skipped_row(tmp_path, tiny_tree):
-    from bench.run import runner
     from bench.plan.knobs import RunSpec
+    from bench.run import runner
 
     store = ResultStore(tmp_path / "out").create()
     rows = runner.sweep([RunSpec(backbone="tiny", gpus=4)], tmp_path / "unused.json", store, 60, gpus_present=1)
@@ -257,8 +257,8 @@ def test_more_gpus_than_present_is_a_skipped_row(tmp_path, tiny_tree):
 
 
 def test_a_batch_that_does_not_split_over_the_devices_is_skipped(tmp_path):
-    from bench.run import runner
     from bench.plan.knobs import RunSpec
+    from bench.run import runner
     from pipelines.dataset import scan
 
     odd = make_synthetic(tmp_path / "odd", train=11, val=4, classes=2, image_size=(32, 32))

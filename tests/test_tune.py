@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from bench.analyse import moves
-from bench.analyse.points import bound
 from bench.analyse.noise import Noise, faster
+from bench.analyse.points import bound
 from tests.conftest import gpubench
 
 START = {"backbone": "tiny", "pipeline": "keras", "batch": 16, "workers": 1, "use_multiprocessing": False,

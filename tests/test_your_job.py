@@ -13,8 +13,8 @@ import pytest
 from bench.output.advice import do_this
 from bench.plan.grid import build_grid
 from bench.plan.knobs import SpecError
-from pipelines.registry import describe, knob_meaning
 from pipelines.dataset import make_synthetic
+from pipelines.registry import describe, knob_meaning
 from tests.conftest import gpubench
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,7 +4,8 @@ and tests/test_tune.py drives it with a stand-in whose rates are a known functio
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from pipelines.registry import knob_meaning
 

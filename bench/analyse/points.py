@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 from bench.analyse.noise import PRIOR, Noise, differ, geomean, pooled
-from bench.results import profiles
-from bench.plan.knobs import COLUMN_KNOBS, KNOBS, RunSpec, display
 from bench.plan.grid import model_ceiling, pipeline_ceiling
+from bench.plan.knobs import COLUMN_KNOBS, KNOBS, RunSpec, display
+from bench.results import profiles
 from bench.results.store import ResultStore, read_json
 from models import is_pipeline_alone
 from pipelines.registry import is_model_alone

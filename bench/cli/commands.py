@@ -16,9 +16,9 @@ from bench.cli.checks import check_file, check_out, check_profile, checked_grid,
 from bench.plan.grid import ceiling_probes, frameworks, installed, one_point
 from bench.plan.knobs import RunSpec, SpecError
 from bench.plan.presets import TIMEOUT_S, DataSpec, load_preset, parse_size
+from bench.results.store import ResultStore, read_json
 from bench.run.executors import Slurm
 from bench.run.failures import first_error
-from bench.results.store import ResultStore, read_json
 from pipelines.dataset import make_synthetic
 
 
@@ -156,8 +156,8 @@ def _quiet_start(verbose: bool):
 
 
 def _finetune(args) -> int:
-    from bench.run import devices
     from bench import finetune
+    from bench.run import devices
 
     check_file({"evaluate": args.__dict__.get("json"), "predict": args.__dict__.get("out")}.get(args.command),
                args.__dict__.get("force", False))
@@ -173,6 +173,7 @@ def _finetune(args) -> int:
         finetune.check_device(spec, args.gpu)
     with _quiet_start(args.verbose):
         import keras  # noqa: F401  (loaded here, quietly)
+
         import models  # noqa: F401
 
     if args.command == "train":

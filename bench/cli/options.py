@@ -79,7 +79,8 @@ def add_knob_option(p: argparse.ArgumentParser, name: str, own: tuple | None = N
 
 def version() -> str:
     """The installed gpubench's version, or why there is none."""
-    from importlib.metadata import PackageNotFoundError, version as installed_version
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed_version
 
     try:
         return installed_version("gpubench")

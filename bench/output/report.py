@@ -15,7 +15,6 @@ from bench.plan.knobs import GROUP_KNOBS, ROW_KNOB
 from bench.results.store import read_json
 from pipelines.registry import knob_meaning
 
-
 MEASURED_OVER = (
     "What every figure is measured over and against: images/s, utilisation, power, energy, data wait and "
     "CPU % over each run's measured window (the steps after a warm-up: bench/run/timing.py), the median over the repeats "
@@ -112,10 +111,10 @@ def render(every: pd.DataFrame, rows: list[dict], env: dict, sweep: dict, figure
     top = [(caption, name) for caption, name in figures if name != "feed.png"]  # feed.png goes with its table
     lines += [f"![{caption}]({name})" for caption, name in top] + ([""] if top else [])
     lines += ["Cells: total time of all epochs with validation (as the seed timed it) · training "
-              "images/s over the measured window: the epochs after the first, whose steps are timed without "
+              "images/s over the measured window: the steps after a warm-up, timed without "
               "validation or checkpoints. The median of the repeats that succeeded.", "",
               MEASURED_OVER, ""]
-    for key, group in groups:
+    for _, group in groups:
         first = group.iloc[0]
         title = (f"{first['backbone']} at {first['input_size']}x{first['input_size']} on {first['backend']}, "
                  f"{first['epochs']} epochs, "

@@ -219,7 +219,7 @@ def trained_on(rows: list[dict]) -> list[str]:
     """Where each backend's runs trained, as the backends said (the rows' train_device)."""
     seen = sorted({(r.get("backend"), r.get("train_device"), r.get("train_cuda") or "") for r in rows
                    if r.get("train_device")})
-    return [f"- Trained on: " + "; ".join(f"{b} on {d}" + (f" (CUDA {c})" if c else "") for b, d, c in seen)] if seen else []
+    return ["- Trained on: " + "; ".join(f"{b} on {d}" + (f" (CUDA {c})" if c else "") for b, d, c in seen)] if seen else []
 
 
 def _backends(env: dict) -> str:

@@ -11,13 +11,12 @@ import importlib.util
 import itertools
 import re
 
+from bench.plan.backends import BACKENDS
+from bench.plan.knobs import KNOBS, LOADER_KNOBS, RunSpec, SpecError, below_minimum, parse_override
 from models import PIPELINE_ALONE, data_format_problem, input_size_problem, is_pipeline_alone
 from models.user import is_user_model
 from models.user import problem as model_problem
 from pipelines.registry import MODEL_ALONE, describe, is_model_alone, is_user_pipeline, knob_meaning
-
-from bench.plan.backends import BACKENDS
-from bench.plan.knobs import KNOBS, LOADER_KNOBS, RunSpec, SpecError, below_minimum, parse_override
 
 # The package a backend imports, and how to install it (a pipeline's is in its descriptor).
 BACKEND_NEEDS = {name: (b.package, b.install) for name, b in BACKENDS.items()}

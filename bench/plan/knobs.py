@@ -10,10 +10,9 @@ import json
 import typing
 from dataclasses import dataclass
 
+from bench.plan.backends import BACKENDS
 from models import BACKBONES
 from pipelines.registry import PIPELINES
-
-from bench.plan.backends import BACKENDS
 
 SAMPLE_INTERVAL_S = 0.5  # seconds between CPU and GPU samples
 

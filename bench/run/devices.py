@@ -34,7 +34,7 @@ class _Without(importlib.abc.MetaPathFinder):
             return None
         return self.finder.find_spec(name, path, target)
 
-    def find_distributions(self, context=importlib.metadata.DistributionFinder.Context()):
+    def find_distributions(self, context=importlib.metadata.DistributionFinder.Context()):  # noqa: B008 (importlib's own signature)
         if context.name in self.packages or not hasattr(self.finder, "find_distributions"):
             return iter(())
         return self.finder.find_distributions(context)

@@ -18,6 +18,7 @@ from bench.results import machine
 from bench.results import nvml as nvml_module
 from bench.run import devices, gate, placement
 
+
 def where(backend: str, count: int = 1) -> dict:
     """The devices `backend` trains on in this process (the first `count`), as it names them: its
     platform (gpu, cpu, mps), their names, the CUDA and cuDNN it loaded, its default arithmetic
@@ -92,7 +93,7 @@ def ask(backends, count: int = 1) -> dict[str, dict]:
         try:
             out, err = child.communicate(timeout=120)
             answers[backend] = json.loads(out.strip().splitlines()[-1]) if child.returncode == 0 else {
-                "backend": backend, "error": (err.strip().splitlines() or ["exit status %d" % child.returncode])[-1]}
+                "backend": backend, "error": (err.strip().splitlines() or [f"exit status {child.returncode}"])[-1]}
         except (subprocess.TimeoutExpired, ValueError, IndexError) as e:
             child.kill()
             answers[backend] = {"backend": backend, "error": f"{type(e).__name__}: {e}"}

@@ -13,14 +13,14 @@ import math
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import psutil
 
-from bench.results.record import RunRecord
 from bench.plan.knobs import RunSpec
+from bench.results.record import RunRecord
 
 EXECUTORS = ("local", "slurm", "submitit-local")
 
@@ -41,8 +41,8 @@ def run_job(spec: dict, index_path: str, store_root: str, timeout_s: float, inte
     whose env.json it leaves beside the folder's (env-<machine>.json) for the report. A local job
     (`sweep_pid`) ends with the sweep that submitted it, and its worker with it."""
     from bench.results.machine import collect, fingerprint_id
-    from bench.run.processes import run_point
     from bench.results.store import ResultStore
+    from bench.run.processes import run_point
 
     if sweep_pid:
         threading.Thread(target=_end_with, args=(sweep_pid,), daemon=True).start()

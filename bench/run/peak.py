@@ -19,8 +19,8 @@ from bench.plan.knobs import PRECISIONS
 def measure(precision: str, backend: str = "tensorflow", windows: int = 5, seconds: float = 0.5) -> dict:
     """The best rate over several short windows: a peak is what the device can attain, and a
     single window is easily caught by another process's burst."""
-    from bench.run import devices
     from bench.results import machine
+    from bench.run import devices
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     devices.prepare(backend, 1)

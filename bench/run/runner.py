@@ -7,14 +7,15 @@ import textwrap
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 from bench.plan.knobs import SAMPLE_INTERVAL_S, RunSpec
 from bench.results.record import RunRecord
 from bench.results.store import ResultStore
-from bench.run.failures import AfterFailures, explained, finished as finished_row
+from bench.run.failures import AfterFailures, explained
+from bench.run.failures import finished as finished_row
 from bench.run.processes import run_point
 from bench.run.skips import BatchLadders, why_skipped
 from pipelines.dataset import DatasetIndex

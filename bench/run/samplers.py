@@ -127,9 +127,9 @@ class GpuSampler:
         """Whether NVML found the run's GPUs to sample; `reason` says why not."""
         return bool(self.handles)
 
-    def _read(self, fn):
+    def _read(self, fn, *args):
         try:
-            return fn()
+            return fn(*args)
         except self.nvml.NVMLError:  # a counter this GPU does not expose
             return None
 
@@ -138,15 +138,16 @@ class GpuSampler:
         nv = self.nvml
         row = {}
         for i, h in enumerate(self.handles):
-            power_mw, energy_mj = (self._read(lambda: f(h)) for f in (nv.nvmlDeviceGetPowerUsage,
-                                                                      nv.nvmlDeviceGetTotalEnergyConsumption))
+            power_mw, energy_mj = (self._read(f, h) for f in (nv.nvmlDeviceGetPowerUsage,
+                                                              nv.nvmlDeviceGetTotalEnergyConsumption))
+            util, memory = self._read(nv.nvmlDeviceGetUtilizationRates, h), self._read(nv.nvmlDeviceGetMemoryInfo, h)
             row.update({
-                f"gpu{i}_util": self._read(lambda: nv.nvmlDeviceGetUtilizationRates(h).gpu),
-                f"gpu{i}_mem_mb": self._read(lambda: nv.nvmlDeviceGetMemoryInfo(h).used / 2**20),
+                f"gpu{i}_util": None if util is None else util.gpu,
+                f"gpu{i}_mem_mb": None if memory is None else memory.used / 2**20,
                 f"gpu{i}_power_w": None if power_mw is None else power_mw / 1000.0,
                 f"gpu{i}_energy_j": None if energy_mj is None else energy_mj / 1000.0,
-                f"gpu{i}_sm_clock_mhz": self._read(lambda: nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_SM)),
-                f"gpu{i}_temp_c": self._read(lambda: nv.nvmlDeviceGetTemperature(h, nv.NVML_TEMPERATURE_GPU)),
+                f"gpu{i}_sm_clock_mhz": self._read(nv.nvmlDeviceGetClockInfo, h, nv.NVML_CLOCK_SM),
+                f"gpu{i}_temp_c": self._read(nv.nvmlDeviceGetTemperature, h, nv.NVML_TEMPERATURE_GPU),
             })
         return row
 

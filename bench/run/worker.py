@@ -20,10 +20,10 @@ import time
 import traceback
 from pathlib import Path
 
-from bench.run import devices, placement
-from bench.results.record import RUN_FIGURES, RunRecord
-from bench.plan.knobs import SAMPLE_INTERVAL_S, RunSpec
 from bench.plan.grid import frameworks
+from bench.plan.knobs import SAMPLE_INTERVAL_S, RunSpec
+from bench.results.record import RUN_FIGURES, RunRecord
+from bench.run import devices, placement
 
 OOM_RE = re.compile(r"\bOOM\b|out of memory|ResourceExhausted|bad_alloc|Cannot allocate memory|MemoryError",
                     re.IGNORECASE)
@@ -65,9 +65,9 @@ def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path
     this is process `process_id` of the run, training on its share of each batch."""
     import keras
 
+    from bench.results import machine
     from bench.run import doctor, gate
     from bench.run.assemble import host_share, model_and_feeds
-    from bench.results import machine
     from models import is_pipeline_alone
     from pipelines.dataset import DatasetIndex
     from pipelines.registry import describe_loader, is_user_pipeline

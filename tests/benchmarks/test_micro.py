@@ -3,8 +3,8 @@ skips these). The sampler's overhead goal is checked on the benchmark's own meas
 
 import pytest
 
-from bench.run.samplers import CpuSampler, GpuSampler
 from bench.plan.knobs import RunSpec
+from bench.run.samplers import CpuSampler, GpuSampler
 from pipelines import build
 from pipelines.dataset import make_synthetic, scan
 
