@@ -65,3 +65,13 @@ def test_decode_ceilings_take_medians_per_size_and_the_pipelines_share_of_them()
     assert ceilings[["input_size", "core_img_s", "all_cores_img_s"]].values.tolist() == [[16, 50.0, 200.0]]
     assert (ceilings.efficiency_min.iloc[0], ceilings.efficiency_max.iloc[0]) == (0.5, 0.5)
     assert gains.decode_ceilings(pd.DataFrame({"decode_ceiling_img_s": []})).empty
+
+
+def test_where_the_time_went_sums_the_phases_and_gives_a_runs_fixed_costs():
+    frame = pd.DataFrame({"backend": ["tensorflow"] * 3, "wall_s": [12.0, 9.0, 15.0], "startup_s": [1.5, 0.5, 0.6],
+                          "warmup_s": [2.0, 1.5, 3.0], "compile_s": [1.0, 1.0, 1.2], "loader_start_s": [0.1] * 3,
+                          "window_s": [6.0, 6.0, 9.0]})
+    row = gains.time_spent(frame).iloc[0]
+    assert row["wall (min)"] == pytest.approx(36 / 60) and row["measured windows (min)"] == pytest.approx(21 / 60)
+    assert row["other (min)"] == pytest.approx((36 - 2.6 - 6.5 - 21) / 60)
+    assert row["start-up a run (s, median)"] == 0.6 and row["warm-up beyond compile a run (s, median)"] == 1.0

@@ -93,8 +93,8 @@ PHASES = {"startup_s": "start-up", "warmup_s": "warm-up", "window_s": "measured 
 def time_spent(frame: pd.DataFrame) -> pd.DataFrame:
     """Per backend, where the runs' wall time went: start-up (process start to model built),
     warm-up (of which compile and loader start), the measured windows, and the rest (validation
-    and checkpoints, sampler start, teardown), in minutes;
-    with the runs that compiled from the persistent cache."""
+    and checkpoints, sampler start, teardown), in minutes; a run's median start-up and warm-up
+    beyond compile (the fixed costs a faster start would cut); the runs compiled from the cache."""
     rows = []
     for backend, runs in frame[frame.wall_s.notna()].groupby("backend"):
         known = runs.reindex(columns=["startup_s", "warmup_s", "window_s", "compile_s", "loader_start_s"]).fillna(0)
@@ -103,6 +103,8 @@ def time_spent(frame: pd.DataFrame) -> pd.DataFrame:
         row["of which compile (min)"] = known.compile_s.sum() / 60
         row["of which loader start (min)"] = known.loader_start_s.sum() / 60
         row["other (min)"] = row["wall (min)"] - sum(row[f"{label} (min)"] for label in PHASES.values())
+        row["start-up a run (s, median)"] = known.startup_s.median()
+        row["warm-up beyond compile a run (s, median)"] = (known.warmup_s - known.compile_s).median()
         cached = runs.get("cache_hit", pd.Series(dtype=object)).dropna()
         row["compiled from cache"] = f"{int(cached.astype(bool).sum())} of {len(cached)}" if len(cached) else ""
         rows.append(row)
