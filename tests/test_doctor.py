@@ -134,7 +134,7 @@ def test_the_doctor_answers_for_every_installed_backend(tmp_path):
     lines = done.stdout.splitlines()
     assert lines[0] == "NVML: 1 x NVIDIA GeForce RTX 2080 Ti (driver 550.54.14, CUDA 13.0)"
     for backend in doctor.installed_backends():
-        said = next(l for l in lines if l.startswith(f"{backend} "))
+        said = next(line for line in lines if line.startswith(f"{backend} "))
         assert ": trains on cpu: " in said and "compile cache" in said
         assert lines[lines.index(said) + 1].startswith("  fix: pip install")
 

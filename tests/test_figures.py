@@ -121,7 +121,7 @@ def test_scaling_carries_its_range_and_the_noise_rule_against_perfect():
             for g, rates in ((1, [95.0, 105.0]), (2, [180.0, 200.0])) for i, r in enumerate(rates) for w in [0.5]]
     text = render_rows(rows, {}, {})
     section = text[text.index("## Scaling over devices"):].split("\n## ")[0]
-    header, _, cells = [l for l in section.splitlines() if l.startswith("|")][:3]
+    header, _, cells = [row for row in section.splitlines() if row.startswith("|")][:3]
     parsed = dict(zip([c.strip() for c in header.strip("|").split("|")], [c.strip() for c in cells.strip("|").split("|")]))
     assert parsed["scaling"] == "0.95" and parsed["over the repeats"] == "0.86 to 1.05"
     assert parsed["against perfect"] == "within the noise"

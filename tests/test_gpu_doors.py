@@ -95,7 +95,7 @@ def test_a_sweep_on_each_gpu_machine_is_measured_or_refused_in_one_line(machine,
     assert main(["sweep", "--preset", "smoke", "--dry-run", *args]) == status
     err = capsys.readouterr().err.strip().splitlines()
     if line is None:
-        assert not [l for l in err if "error" in l]
+        assert not [message for message in err if "error" in message]
     else:
         assert len(err) == 1 and err[0].startswith("gpubench: error: ") and line in err[0], err
 
@@ -105,7 +105,7 @@ def test_backend_auto_takes_the_first_that_trains_on_the_gpu_and_says_why_in_one
     assert main(["sweep", "--preset", "quick", "--dry-run"]) == 0
     out, err = capsys.readouterr()
     assert "backend=jax" in out.splitlines()[0]  # jax before torch, in the knob's order
-    line = [l for l in err.splitlines() if l.startswith("backend auto:")]
+    line = [message for message in err.splitlines() if message.startswith("backend auto:")]
     assert len(line) == 1 and "jax, the first that trains on the GPU" in line[0] and "tensorflow would train on" in line[0]
     machine({"FAKE_NVML_GPUS": ""}, {})
     assert main(["sweep", "--preset", "quick", "--dry-run"]) == 0  # no GPU: the first installed, said nowhere

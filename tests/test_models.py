@@ -74,13 +74,13 @@ def test_input_sizes_the_architecture_cannot_take_are_named():
 @pytest.mark.parametrize("finetune, trainable_layers", [("head", {"head"}), ("full", None)])
 def test_finetune_steps_freeze_what_they_say(finetune, trainable_layers):
     model = models.build("tiny", (16, 16, 3), 2, finetune)
-    names = {l.name for l in model.layers if l.trainable and l.weights}
-    assert names == (trainable_layers or {l.name for l in model.layers if l.weights})
+    names = {layer.name for layer in model.layers if layer.trainable and layer.weights}
+    assert names == (trainable_layers or {layer.name for layer in model.layers if layer.weights})
 
 
 def test_last_block_trains_the_last_convolution_block_and_head():
     model = models.build("vgg16", (32, 32, 3), 2, "last_block")
-    names = {l.name for l in model.layers if l.trainable and l.weights}
+    names = {layer.name for layer in model.layers if layer.trainable and layer.weights}
     assert names == {"block5_conv1", "block5_conv2", "block5_conv3", "head"}
 
 
@@ -106,7 +106,7 @@ def test_flops_are_counted_from_the_model(name, size, macs):
 
     model = models.build(name, (size, size, 3), 1000)
     assert forward_flops(model) / 2 == pytest.approx(macs, rel=0.06)
-    first_conv = next(l for l in flops._layers(model) if flops.layer_flops(l))
+    first_conv = next(layer for layer in flops._layers(model) if flops.layer_flops(layer))
     assert train_flops(model) == pytest.approx(3 * forward_flops(model) - flops.layer_flops(first_conv), rel=0.02)  # weightless layers (pooling, norms) pass a gradient but learn none
 
 
@@ -142,7 +142,7 @@ def test_a_channels_first_model_takes_the_same_images_and_predicts_the_same_shap
     keras.config.set_image_data_format("channels_first")
     try:
         first = models.build(name, (32, 32, 3), 3)
-        convs = [l for l in flops._layers(first) if isinstance(l, keras.layers.Conv2D)]
+        convs = [layer for layer in flops._layers(first) if isinstance(layer, keras.layers.Conv2D)]
     finally:
         keras.config.set_image_data_format("channels_last")
     assert first.input_shape == last.input_shape == (None, 32, 32, 3)

@@ -171,4 +171,4 @@ def test_a_corrupt_image_in_a_user_pipeline_stops_the_sweep_after_one_run_and_po
     assert out.returncode == 1, out.stderr
     last = out.stdout.strip().splitlines()[-1]
     assert last.startswith("first error (1 failed, 2 not run after it") and f"(first: {bad})" in last
-    assert sum(" ok " in l or " error " in l for l in out.stderr.splitlines() if l.startswith("[")) == 1
+    assert sum(" ok " in line or " error " in line for line in out.stderr.splitlines() if line.startswith("[")) == 1
