@@ -20,4 +20,5 @@ def test_the_gpu_check_fails_a_cpu_folder_naming_its_rows(tmp_path, capsys):
     assert any("train_device is not the 2080ti in 2 row(s): " + ", ".join(ids) in line for line in said)
     assert any("GPU utilisation over the window is 0 or empty in 2 row(s)" in line for line in said)
     results(tmp_path / "mislabelled", {1: [10.0]}, env={"gpus": gpus}, label="h100", train_device="gpu: NVIDIA H100")
-    assert any("labelled 'h100', NVML saw '2080ti'" in problem for problem in gpucheck.problems(tmp_path / "mislabelled"))
+    assert any("labelled 'h100', NVML saw '2080ti'" in problem
+               for problem in gpucheck.problems(tmp_path / "mislabelled"))

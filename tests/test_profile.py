@@ -63,9 +63,9 @@ def test_a_profiled_run_is_left_out_of_the_tables_and_its_top_operations_are_lis
                                                   train_images_per_epoch=100).to_dict())
     trace = folder / "profiles" / spec.run_id
     trace.mkdir(parents=True)
+    ops = [{"name": "conv", "ms": 3.0, "share": 0.75}, {"name": "dot", "ms": 1.0, "share": 0.25}]
     (trace / "top_ops.json").write_text(json.dumps({"backend": "jax", "trace": "plugins/profile/t/h.xplane.pb",
-                                                    "source": "host", "ops": [{"name": "conv", "ms": 3.0, "share": 0.75},
-                                                                              {"name": "dot", "ms": 1.0, "share": 0.25}]}))
+                                                    "source": "host", "ops": ops}))
     text = report.write(folder).read_text()
     points = pd.read_csv(folder / "points.csv")
     assert sorted(points.train_img_s) == [10.0, 20.0]  # the profiled 1.0 is no repeat of workers=1

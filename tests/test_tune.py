@@ -30,7 +30,8 @@ class StandIn:
         if knobs.get("pipeline") == "tfdata":
             pipeline = self.per_worker * 1.2 * min(knobs["workers"], self.cores)
         else:
-            pipeline = self.per_worker * min(knobs["workers"], self.cores) * (1.5 if knobs["use_multiprocessing"] else 1)
+            pipeline = (self.per_worker * min(knobs["workers"], self.cores)
+                        * (1.5 if knobs["use_multiprocessing"] else 1))
         model = self.model * (min(knobs["batch"], 64) / 16) ** 0.5
         return min(pipeline, model) * 0.95, pipeline, model
 

@@ -155,7 +155,8 @@ def test_a_model_function_a_token_model_a_failing_pipeline_and_wrong_shapes_give
     assert "the data server is unreachable" in by["small_cnn", "failing"]["error"]
     assert "the pipeline yields inputs of shape [(32,)], but the model takes [(32, 32, 3)]" in \
         by["small_cnn", "token_batches"]["error"]
-    assert "yields inputs of shape [(32, 32, 3)], but the model takes [(32,)]" in by["token_classifier", "keras"]["error"]
+    assert "yields inputs of shape [(32, 32, 3)], but the model takes [(32,)]" in \
+        by["token_classifier", "keras"]["error"]
 
 
 @pytest.mark.slow
