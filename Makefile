@@ -68,9 +68,11 @@ dry-run: | $(BIN)/gpubench
 # failed by load (the house rule), and this is what keeps make test within CI's budget on 2 cores.
 TEST_WORKERS ?= 2
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest --benchmark-skip -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest --benchmark-skip -m "not slow" -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The regression gate: a fresh run of the ci preset against the stored baseline of this GPU label.

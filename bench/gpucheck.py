@@ -37,7 +37,8 @@ def problems(folder: Path) -> list[str]:
         found.append(f"{folder}: train_device is not the {label} in {len(off)} row(s): {', '.join(off[:8])}")
     idle = [r["run_id"] for r in rows if not (r.get("gpu_util_mean") or 0) > 0]
     if idle:
-        found.append(f"{folder}: GPU utilisation over the window is 0 or empty in {len(idle)} row(s): {', '.join(idle[:8])}")
+        found.append(f"{folder}: GPU utilisation over the window is 0 or empty in {len(idle)} row(s): "
+                     f"{', '.join(idle[:8])}")
     points = folder / "points.csv"
     if points.is_file():
         table = pd.read_csv(points)

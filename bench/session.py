@@ -87,7 +87,8 @@ def data_fingerprint(index: DatasetIndex) -> str:
 
 def data_changed(store: ResultStore, meta: dict) -> bool:
     """Whether the folder's runs were measured on other data than this sweep's (said in one line)."""
-    before = read_json(store.root / "sweep.json").get("data_fingerprint") if (store.root / "sweep.json").is_file() else None
+    before = (read_json(store.root / "sweep.json").get("data_fingerprint")
+              if (store.root / "sweep.json").is_file() else None)
     if not before or before == meta["data_fingerprint"] or not store.records():
         return False
     print(f"the data changed since the runs in {store.root} (index fingerprint {before} -> "
@@ -153,7 +154,8 @@ def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, *, gpu: str,
     from bench.results.machine import identity
     from bench.run import processes, runner
 
-    with prepared(gpu, data, out, preset_name, data_spec, grid, force, executor != "slurm") as (store, index_path, env, meta):
+    ready = prepared(gpu, data, out, preset_name, data_spec, grid, force, executor != "slurm")
+    with ready as (store, index_path, env, meta):
         force = data_changed(store, meta) or force
         if ceilings:  # MFU is part of the ceilings' analysis
             meta.update(processes.measure_peaks({(p.backend, p.precision) for p in grid}))

@@ -59,7 +59,8 @@ def step_of(root: Path, spec: RunSpec, why: str) -> moves.Step:
 def _rate(step: moves.Step) -> str:
     if not step.rates:
         return "failed (see runs.csv)"
-    ceilings = ", ".join(f"{name} alone {v:.0f}" for name, v in (("pipeline", step.pipeline), ("model", step.model)) if v)
+    ceilings = ", ".join(f"{name} alone {v:.0f}" for name, v in (("pipeline", step.pipeline), ("model", step.model))
+                         if v)
     limit = f"{step.bound}-bound" if step.bound else "bound not known"
     return f"{moves.median(step.rates):.0f} images/s, {limit}" + (f" ({ceilings})" if ceilings else "")
 

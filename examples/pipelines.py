@@ -64,7 +64,8 @@ def dataloader_images(directory, batch, workers, input_size):
 
         def __getitem__(self, j):
             image = np.asarray(Image.open(files[j]).convert("RGB").resize((input_size, input_size)), dtype="float32")
-            return torch.from_numpy(image / 255.0), torch.nn.functional.one_hot(torch.tensor(labels[j]), classes).float()
+            return (torch.from_numpy(image / 255.0),
+                    torch.nn.functional.one_hot(torch.tensor(labels[j]), classes).float())
 
     return torch.utils.data.DataLoader(Files(), batch_size=batch, shuffle=True, num_workers=workers)
 

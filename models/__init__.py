@@ -21,7 +21,8 @@ class Backbone:
     module: str
     min_size: int = 32  # the smallest input side it takes
     size_multiple: int = 1  # the multiple the input side must be of
-    channels_last_only: bool = False  # built channels last whatever Keras's image data format (its blocks read x.shape[-1])
+    # built channels last whatever Keras's image data format (its blocks read x.shape[-1])
+    channels_last_only: bool = False
     costs_nothing: bool = False  # does no work on its batches: the pipeline-alone ceiling's model
 
 

@@ -3,10 +3,10 @@
 Layout: ROOT/train/<class>/*.jpg and ROOT/val/<class>/*.jpg; classes are the sorted subfolder
 names of train/, and val/ must use the same ones. A class is its folder's name in Unicode NFC:
 a tree unpacked from a macOS archive names `café` decomposed (NFD), the same name typed
-elsewhere is composed, and both are one class; the files keep their real paths. Unlike flow_from_directory, hidden files and
-folders (a name starting with '.': .ipynb_checkpoints, .DS_Store, macOS's ._ files) and known
-OS clutter (Thumbs.db, desktop.ini, __MACOSX) are neither classes nor images: a notebook's
-checkpoint folder would otherwise be a class with no images.
+elsewhere is composed, and both are one class; the files keep their real paths. Unlike
+flow_from_directory, hidden files and folders (a name starting with '.': .ipynb_checkpoints,
+.DS_Store, macOS's ._ files) and known OS clutter (Thumbs.db, desktop.ini, __MACOSX) are neither
+classes nor images: a notebook's checkpoint folder would otherwise be a class with no images.
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ from pipelines.signature import parameters, parse
 # Formats tf.io.decode_image reads; PIL reads more (.ppm, .tif), which tfdata refuses up front.
 TFDATA_FORMATS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
-TRANSFER = "float32: images scaled to [0, 1] by the pipeline; uint8: the decoded pixels, scaled by the model's first layer"
+TRANSFER = ("float32: images scaled to [0, 1] by the pipeline; uint8: the decoded pixels, scaled by the model's "
+            "first layer")
 SHARED_CACHE = "each image decoded and resized once, kept as uint8 in shared memory for later epochs"
 
 
@@ -35,7 +36,8 @@ def _dali_cuda() -> str:
 
 DALI_TF_PLUGIN = ("nvidia.dali_tf_plugin",
                   "DALI feeds TensorFlow through its TF plugin, which is not installed here (pip install "
-                  f"--no-build-isolation nvidia-dali-tf-plugin-cuda{_dali_cuda()}: it compiles against the installed TensorFlow)")
+                  f"--no-build-isolation nvidia-dali-tf-plugin-cuda{_dali_cuda()}: it compiles against the installed "
+                  "TensorFlow)")
 
 
 def keras_in_training_thread(spec) -> bool:
@@ -86,7 +88,8 @@ class Pipeline:
     knobs: dict[str, str]
     loader: Callable[[Any], str]
     needs: tuple[str, str] | None = None  # (package imported, how to install it)
-    framework: str = ""  # the Keras backend whose package it imports: installed as that backend is (bench/plan/backends.py)
+    # the Keras backend whose package it imports: installed as that backend is (bench/plan/backends.py)
+    framework: str = ""
     on_device: bool = False  # decodes where the backend trains (a GPU or not): its build is told the platform
     plugins: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)  # backend -> (package, why)
     formats: tuple[str, ...] | None = None  # None: whatever PIL reads

@@ -48,7 +48,8 @@ def test_end_to_end_above_its_ceiling_within_the_noise_is_at_that_ceiling_and_lo
 
 def record(spec, img_s, total_s=10.0, window_steps=60, **fields):
     """A run with a window of two epochs of 100 images at `img_s`."""
-    fields = {"train_images_per_epoch": 100, "train_steps": 30, "val_steps": 1, "window_s": 200 / img_s if img_s else None} | fields
+    fields = {"train_images_per_epoch": 100, "train_steps": 30, "val_steps": 1,
+              "window_s": 200 / img_s if img_s else None} | fields
     return RunRecord.for_spec(spec, status="ok", train_img_s=img_s, total_s=total_s, epochs_timed=3,
                               window_steps=window_steps, cpu_util_mean=1, cpu_util_p90=1, **fields).to_dict()
 
@@ -96,7 +97,8 @@ def test_the_report_says_where_the_time_goes():
         ("keras w1 threads q10 b8", "input", "60%", "38.0%")]
     assert "**Verdict.** 1 input-bound of 1 configurations." in text
     assert "input-bound at 95 images/s, below the 500 images/s the model can take" in text
-    assert "Decode ceiling at 32px (nearest): one core reads, decodes and resizes 300 images/s, so all cores 600" in text
+    assert ("Decode ceiling at 32px (nearest): one core reads, decodes and resizes 300 images/s, so all cores 600"
+            in text)
     assert "null" not in text.split("## Where the time goes")[0]  # ceiling runs stay out of the main tables
 
 
@@ -198,7 +200,8 @@ def test_an_efficiency_above_the_ceiling_is_named_inconsistent_not_a_bound():
     text = verdicts.verdict(points)
     assert "compute-bound" not in text and "Bound withheld for 1 of 1 configurations" in text
     assert ("inconsistent measurement: 313 images/s end to end is 3.13x the model-alone ceiling of 100, beyond the "
-            "noise (20% assumed (no point has two repeats)); likely cause: the ceiling and the point measured apart") in text
+            "noise (20% assumed (no point has two repeats)); likely cause: "
+            "the ceiling and the point measured apart") in text
     p = points.set_index("point_id").loc[point.point_id]
     assert sections.bound_cell(p.bound, p.bound_doubt) == "inconsistent"
 
@@ -247,8 +250,10 @@ def test_fastest_ranks_what_a_user_can_run_and_says_when_it_cannot_tell():
     synthetic = RunSpec(backbone="tiny", batch=8, pipeline="synthetic")
     null = RunSpec(backbone="null", batch=8, pipeline="keras", workers=1)
     rows = [record(synthetic, 1000.0, window_s=5.0), record(null, 800.0, window_s=5.0)]
-    rows += [record(dataclasses.replace(keras, repeat=i), r, window_s=5.0) for i, r in enumerate([140.0, 150.0, 145.0])]
-    rows += [record(dataclasses.replace(tfdata, repeat=i), r, window_s=5.0) for i, r in enumerate([100.0, 110.0, 105.0])]
+    rows += [record(dataclasses.replace(keras, repeat=i), r, window_s=5.0)
+             for i, r in enumerate([140.0, 150.0, 145.0])]
+    rows += [record(dataclasses.replace(tfdata, repeat=i), r, window_s=5.0)
+             for i, r in enumerate([100.0, 110.0, 105.0])]
     said = verdicts.fastest(table(rows, {}, {}))
     assert said.startswith("**keras w1 threads q10**, batch 8, tiny at 224px: 145.0 training images/s")
     assert "beyond the noise" in said

@@ -162,7 +162,8 @@ def test_channels_first_trains_where_the_backend_can_and_is_a_skipped_row_where_
     assert result.returncode == 0, result.stderr[-3000:]
     runs = pd.read_csv(tmp_path / "out" / "runs.csv").set_index("backend")
     assert (runs.data_format == "channels_first").all()
-    assert runs.loc["tensorflow", "status"] == "skipped" and runs.loc["tensorflow", "error"] == BACKENDS["tensorflow"].channels_first_on_cpu
+    assert (runs.loc["tensorflow", "status"] == "skipped"
+            and runs.loc["tensorflow", "error"] == BACKENDS["tensorflow"].channels_first_on_cpu)
     for backend in set(backends) - {"tensorflow"}:
         assert runs.loc[backend, "status"] == "ok", runs.loc[backend, "error"]
         assert runs.loc[backend, "train_img_s"] > 0

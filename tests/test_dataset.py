@@ -95,7 +95,8 @@ def test_an_awkward_real_tree_gives_every_pipeline_the_same_classes_and_images(t
     assert {Path(p).name for p in index.ignored} == set(HIDDEN) | set(BESIDE_CLASSES)
     assert len(index.ignored) == 2 * (len(BESIDE_CLASSES) + 2 * len(HIDDEN))  # each split's, each class's
     for pipeline in ("keras", "tfdata", "torch", "dali"):
-        if pipeline != "keras" and not installed({"tfdata": "tensorflow", "dali": "nvidia.dali"}.get(pipeline, pipeline)):
+        module = {"tfdata": "tensorflow", "dali": "nvidia.dali"}.get(pipeline, pipeline)
+        if pipeline != "keras" and not installed(module):
             continue
         spec = RunSpec(backend="torch" if pipeline == "dali" else "tensorflow", backbone="tiny", input_size=16,
                        pipeline=pipeline, batch=5, workers=1, window="epochs")
@@ -112,7 +113,8 @@ def _tree(root: Path, train: tuple[str, ...], val: tuple[str, ...]) -> Path:
         for k, name in enumerate(names):
             (root / split / name).mkdir(parents=True)
             for i in range(3):
-                Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(root / split / name / f"{k}_{i}.jpg")
+                Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(
+                    root / split / name / f"{k}_{i}.jpg")
     return root
 
 

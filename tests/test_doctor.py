@@ -57,7 +57,8 @@ def test_the_fix_installs_the_cuda_12_builds_make_picks_for_the_driver(driver_cu
 
 
 def test_a_gpu_label_that_nvml_contradicts_is_refused():
-    with pytest.raises(SpecError, match=r"--gpu h200: NVML sees 1 x NVIDIA GeForce RTX 2080 Ti .* --gpu auto \(2080ti\)"):
+    with pytest.raises(SpecError,
+                       match=r"--gpu h200: NVML sees 1 x NVIDIA GeForce RTX 2080 Ti .* --gpu auto \(2080ti\)"):
         gate.check_against_nvml("h200", SEES_2080TI)
     with pytest.raises(SpecError, match=r"--gpu 2080ti: NVML sees no GPU"):
         gate.check_against_nvml("2080ti", SEES_NONE)
@@ -68,7 +69,8 @@ def test_a_gpu_label_that_nvml_contradicts_is_refused():
 def test_gpu_cpu_hides_the_gpus_from_the_runs_and_asks_no_backend(monkeypatch):
     monkeypatch.setattr(doctor, "nvml", lambda: SEES_2080TI)
     monkeypatch.setattr(doctor, "ask", lambda backends, count=1: pytest.fail("asked the backends"))
-    for name in ("CUDA_VISIBLE_DEVICES", "JAX_PLATFORMS", gate.LABEL_ENV, "CUDA_DEVICE_ORDER"):  # set, then gone: put back as they were
+    # set, then gone: put back as they were
+    for name in ("CUDA_VISIBLE_DEVICES", "JAX_PLATFORMS", gate.LABEL_ENV, "CUDA_DEVICE_ORDER"):
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)
     checked = doctor.check("cpu", {"tensorflow"})
@@ -100,8 +102,9 @@ def test_where_names_the_device_this_process_trains_on():
 
 def test_a_report_of_cpu_training_on_a_gpu_machine_leaves_the_gpu_figures_out():
     spec = RunSpec(backbone="tiny", input_size=32, batch=8)
-    rows = [RunRecord.for_spec(spec, status="ok", total_s=1.0, train_img_s=10.0, train_steps=3, val_steps=1, cpu_util_mean=50.0,
-                               cpu_util_p90=60.0, gpu_util_mean=0.0, gpu_util_p90=0.0, gpu_mem_peak_mb=300.0,
+    rows = [RunRecord.for_spec(spec, status="ok", total_s=1.0, train_img_s=10.0, train_steps=3, val_steps=1,
+                               cpu_util_mean=50.0, cpu_util_p90=60.0, gpu_util_mean=0.0, gpu_util_p90=0.0,
+                               gpu_mem_peak_mb=300.0,
                                train_device="cpu: /device:CPU:0", loader="x").to_dict()]
     env = {"gpus": SEES_2080TI["gpus"], "driver": "550.54.14", "cpu_threads": 2}
     text = render_rows(rows, env, {"preset": "t", "gpu": "cpu", "gpu_used": False})
@@ -134,7 +137,7 @@ def test_the_doctor_answers_for_every_installed_backend(tmp_path):
     lines = done.stdout.splitlines()
     assert lines[0] == "NVML: 1 x NVIDIA GeForce RTX 2080 Ti (driver 550.54.14, CUDA 13.0)"
     for backend in doctor.installed_backends():
-        said = next(l for l in lines if l.startswith(f"{backend} "))
+        said = next(line for line in lines if line.startswith(f"{backend} "))
         assert ": trains on cpu: " in said and "compile cache" in said
         assert lines[lines.index(said) + 1].startswith("  fix: pip install")
 

@@ -69,7 +69,8 @@ def test_changed_data_is_measured_anew_and_said_in_one_line(sweep, tmp_path):
         (tmp_path / "data" / "train" / "class0").glob("*").__next__().read_bytes())
     code, out, err, started = sweep()
     assert code == 0 and len(started) == 10
-    assert [l for l in err.splitlines() if "the data changed" in l][0].endswith(f"measured anew on {tmp_path / 'data'}")
+    assert [line for line in err.splitlines() if "the data changed" in line][0].endswith(
+        f"measured anew on {tmp_path / 'data'}")
 
 
 def test_ceilings_run_beside_their_points_pass_by_pass_and_a_model_ceiling_not_when_its_points_all_failed():

@@ -15,8 +15,8 @@ from bench.run.processes import every_host_cpu, every_host_energy
 
 
 def row(spec, img_s, **fields):
-    fields = {"train_images_per_epoch": 100, "train_steps": 30, "val_steps": 1, "window_s": 200 / img_s, "window_steps": 60,
-              "cpu_util_mean": 1, "cpu_util_p90": 1} | fields
+    fields = {"train_images_per_epoch": 100, "train_steps": 30, "val_steps": 1, "window_s": 200 / img_s,
+              "window_steps": 60, "cpu_util_mean": 1, "cpu_util_p90": 1} | fields
     return RunRecord.for_spec(spec, status="ok", train_img_s=img_s, total_s=10.0, epochs_timed=3, **fields).to_dict()
 
 
@@ -24,7 +24,8 @@ def test_mfu_is_per_device_over_gpus_and_hosts():
     """1.9x the images/s on 2 GPUs or 2 hosts is 0.95 of each device's share, not 1.9x the MFU."""
     one = RunSpec(backbone="tiny", input_size=16, batch=8, backend="jax")
     specs = [one, RunSpec(**{**one.__dict__, "gpus": 2}), RunSpec(**{**one.__dict__, "hosts": 2})]
-    rows = [row(s, rate, train_gflops_per_image=2.0, matmul_precision="float32") for s, rate in zip(specs, (100.0, 190.0, 190.0))]
+    rows = [row(s, rate, train_gflops_per_image=2.0, matmul_precision="float32")
+            for s, rate in zip(specs, (100.0, 190.0, 190.0))]
     table = points.table(rows, {}, {"peak_tflops": {"float32": 0.5}, "gpu": "h200"}).set_index("point_id")
     mfu = [table.loc[s.point_id, "mfu"] for s in specs]
     assert mfu == pytest.approx([0.4, 0.38, 0.38])
@@ -121,7 +122,8 @@ def test_scaling_carries_its_range_and_the_noise_rule_against_perfect():
             for g, rates in ((1, [95.0, 105.0]), (2, [180.0, 200.0])) for i, r in enumerate(rates) for w in [0.5]]
     text = render_rows(rows, {}, {})
     section = text[text.index("## Scaling over devices"):].split("\n## ")[0]
-    header, _, cells = [l for l in section.splitlines() if l.startswith("|")][:3]
-    parsed = dict(zip([c.strip() for c in header.strip("|").split("|")], [c.strip() for c in cells.strip("|").split("|")]))
+    header, _, cells = [row for row in section.splitlines() if row.startswith("|")][:3]
+    parsed = dict(zip([c.strip() for c in header.strip("|").split("|")],
+                      [c.strip() for c in cells.strip("|").split("|")]))
     assert parsed["scaling"] == "0.95" and parsed["over the repeats"] == "0.86 to 1.05"
     assert parsed["against perfect"] == "within the noise"

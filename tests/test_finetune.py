@@ -18,7 +18,8 @@ def trained(tmp_path_factory, tiny_tree):
     result = gpubench("train", "--data", tiny_tree, "--out", "run", "--epochs", "3", *TRAIN, cwd=cwd)
     assert result.returncode == 0, result.stderr[-3000:]
     # no framework C++ log lines without --verbose ("E0000 ... failed call to cuInit" reads as an error)
-    assert not [l for l in result.stderr.splitlines() if l[:5] in ("E0000", "W0000", "I0000") or "cuInit" in l]
+    assert not [line for line in result.stderr.splitlines()
+                if line[:5] in ("E0000", "W0000", "I0000") or "cuInit" in line]
     return cwd / "run", json.loads(result.stdout[result.stdout.index("{"):])
 
 

@@ -54,7 +54,8 @@ def test_two_hosts_train_one_model_on_jax_and_the_other_backends_say_why_not(tmp
 def test_one_host_killed_ends_the_run_as_one_failed_row_with_no_process_left(tmp_path, tiny_tree):
     args = [sys.executable, "-m", "bench", "sweep", "--preset", "smoke", "--data", str(tiny_tree), "--out", "out",
             "--no-ceilings", "--set", "backend=jax", "--set", "pipeline=synthetic", "--set", "batch=8",
-            "--set", "hosts=2", "--set", "epochs=100000", "--set", "window=epochs", "--timeout", "600"]  # ends when killed
+            "--set", "hosts=2", "--set", "epochs=100000", "--set", "window=epochs",
+            "--timeout", "600"]  # ends when killed
     sweep = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline, second = time.time() + 120, None
@@ -62,8 +63,8 @@ def test_one_host_killed_ends_the_run_as_one_failed_row_with_no_process_left(tmp
             time.sleep(0.5)
             for proc in psutil.process_iter(["cmdline"]):
                 cmdline = proc.info["cmdline"] or []
-                if "bench.run.worker" in cmdline and cmdline[-1] == "1" and (tmp_path / "out" / "samples").is_dir() and \
-                        any((tmp_path / "out" / "logs").glob("*.p1.log")):
+                if "bench.run.worker" in cmdline and cmdline[-1] == "1" and \
+                        (tmp_path / "out" / "samples").is_dir() and any((tmp_path / "out" / "logs").glob("*.p1.log")):
                     second = proc
         assert second is not None, "process 1 of the run never started"
         time.sleep(2)  # most likely into training; killed earlier, it ends the run the same way
@@ -124,8 +125,9 @@ def _free_port() -> int:
 @pytest.mark.skipif(not installed("submitit"), reason="submitit is not installed")
 def test_a_sweep_through_submitits_local_executor_gives_the_rows_and_resumes_after_a_kill(tmp_path, tiny_tree):
     finished, resumed = killed_and_resumed(
-        ["sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--no-ceilings", "--set", "pipeline=synthetic",
-         "--set", "batch=2,4,8", "--set", "window=epochs", "--executor", "submitit-local"], tmp_path)
+        ["sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--no-ceilings",
+         "--set", "pipeline=synthetic", "--set", "batch=2,4,8", "--set", "window=epochs",
+         "--executor", "submitit-local"], tmp_path)
     assert 1 <= len(finished) < 3
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     rows = ResultStore(tmp_path / "out").records()

@@ -37,7 +37,8 @@ def machine(monkeypatch):
         for name, value in variables.items():
             monkeypatch.setenv(name, value)
         monkeypatch.setenv("PATH", os.pathsep.join([str(FAKE)] * smi + [os.environ["PATH"]]))
-        monkeypatch.setattr(doctor, "ask", lambda backends, count=1: {b: answer(b, answers.get(b, "cpu")) for b in backends})
+        monkeypatch.setattr(doctor, "ask",
+                            lambda backends, count=1: {b: answer(b, answers.get(b, "cpu")) for b in backends})
 
     return on
 
@@ -54,26 +55,33 @@ SWEEPS = [
     ("one GPU, jax reaches it", {}, {"jax": TI}, ["--set", "backend=jax"], 0, None),
     ("tensorflow misses the GPU, jax reaches it: the preset's backend auto takes jax", {}, {"jax": TI}, [], 0, None),
     ("tensorflow asked for, and it misses the GPU", {}, {"jax": TI}, ["--set", "backend=tensorflow"], 2,
-     "NVML sees 1 x NVIDIA GeForce RTX 2080 Ti (driver 550.54.14, CUDA 12.4) but tensorflow 1.0 would train on the CPU (cpu)"),
+     "NVML sees 1 x NVIDIA GeForce RTX 2080 Ti (driver 550.54.14, CUDA 12.4) but tensorflow 1.0 would train on the "
+     "CPU (cpu)"),
     ("no backend reaches the GPU: auto's first is refused with its fix", {}, {}, [], 2,
-     "NVML sees 1 x NVIDIA GeForce RTX 2080 Ti (driver 550.54.14, CUDA 12.4) but tensorflow 1.0 would train on the CPU (cpu)"),
+     "NVML sees 1 x NVIDIA GeForce RTX 2080 Ti (driver 550.54.14, CUDA 12.4) but tensorflow 1.0 would train on the "
+     "CPU (cpu)"),
     ("NVML fails beside nvidia-smi", {"FAKE_NVML_FAIL": "nvmlInit"}, {"jax": TI}, ["--set", "backend=jax"], 2,
      "--gpu auto: NVML unavailable: NVMLError_LibraryNotFound: NVML Shared Library Not Found, yet this machine has "
      "NVIDIA devices (nvidia-smi): fix NVML"),
-    ("NVML fails, the GPU named", {"FAKE_NVML_FAIL": "nvmlInit"}, {"jax": TI}, ["--set", "backend=jax", "--gpu", "2080ti"], 0, None),
-    ("NVML fails, the GPU named, jax on the CPU", {"FAKE_NVML_FAIL": "nvmlInit"}, {}, ["--set", "backend=jax", "--gpu", "2080ti"], 2,
+    ("NVML fails, the GPU named", {"FAKE_NVML_FAIL": "nvmlInit"}, {"jax": TI},
+     ["--set", "backend=jax", "--gpu", "2080ti"], 0, None),
+    ("NVML fails, the GPU named, jax on the CPU", {"FAKE_NVML_FAIL": "nvmlInit"}, {},
+     ["--set", "backend=jax", "--gpu", "2080ti"], 2,
      "the GPU is named (2080ti) but jax 1.0 would train on the CPU (cpu)"),
-    ("a card without power or memory queries", {"FAKE_NVML_FAIL": "nvmlDeviceGetEnforcedPowerLimit,nvmlDeviceGetMemoryInfo"},
+    ("a card without power or memory queries",
+     {"FAKE_NVML_FAIL": "nvmlDeviceGetEnforcedPowerLimit,nvmlDeviceGetMemoryInfo"},
      {"jax": TI}, ["--set", "backend=jax", "--gpu", "2080ti"], 0, None),
-    ("two GPUs, the run given the H100, labelled 2080ti", {"FAKE_NVML_GPUS": f"{TI},{H100}", "CUDA_VISIBLE_DEVICES": "1"},
+    ("two GPUs, the run given the H100, labelled 2080ti",
+     {"FAKE_NVML_GPUS": f"{TI},{H100}", "CUDA_VISIBLE_DEVICES": "1"},
      {"jax": H100}, ["--set", "backend=jax", "--gpu", "2080ti"], 2,
-     "--gpu 2080ti: NVML sees 2 x NVIDIA GeForce RTX 2080 Ti, NVIDIA H100 80GB HBM3 (driver 550.54.14, CUDA 12.4) and the run "
-     "would train on GPU 1 (NVIDIA H100 80GB HBM3), not a 2080ti"),
+     "--gpu 2080ti: NVML sees 2 x NVIDIA GeForce RTX 2080 Ti, NVIDIA H100 80GB HBM3 (driver 550.54.14, CUDA 12.4) "
+     "and the run would train on GPU 1 (NVIDIA H100 80GB HBM3), not a 2080ti"),
     ("two GPUs, the run given the H100, labelled h100", {"FAKE_NVML_GPUS": f"{TI},{H100}", "CUDA_VISIBLE_DEVICES": "1"},
      {"jax": H100}, ["--set", "backend=jax", "--gpu", "h100"], 0, None),
     ("torch kept on the CPU by KERAS_TORCH_DEVICE", {"KERAS_TORCH_DEVICE": "cpu"}, {"torch": "cpu"},
      ["--set", "backend=torch"], 2, "unset KERAS_TORCH_DEVICE=cpu"),
-    ("torch on cuda:1 of a 2080 Ti and an H100, labelled 2080ti", {"FAKE_NVML_GPUS": f"{TI},{H100}", "KERAS_TORCH_DEVICE": "cuda:1"},
+    ("torch on cuda:1 of a 2080 Ti and an H100, labelled 2080ti",
+     {"FAKE_NVML_GPUS": f"{TI},{H100}", "KERAS_TORCH_DEVICE": "cuda:1"},
      {"torch": H100}, ["--set", "backend=torch", "--gpu", "2080ti"], 2,
      "--gpu 2080ti: torch: the device it trains on (gpu: NVIDIA H100 80GB HBM3) is not the 2080ti of the label"),
     ("two processes on one GPU", {}, {"jax": TI}, ["--set", "backend=jax", "--set", "hosts=2"], 2,
@@ -81,7 +89,8 @@ SWEEPS = [
     ("two processes on two GPUs", {"FAKE_NVML_GPUS": f"{H100},{H100}"}, {"jax": H100},
      ["--set", "backend=jax", "--set", "hosts=2"], 0, None),
     ("a MIG slice labelled as its card", {"FAKE_NVML_GPUS": H100, "FAKE_NVML_MIG": "1g.10gb,1g.10gb"},
-     {"jax": f"{H100} MIG 1g.10gb"}, ["--set", "backend=jax", "--gpu", "h100"], 2, "--gpu h100: NVML sees 2 x NVIDIA H100 80GB HBM3 MIG 1g.10gb"),
+     {"jax": f"{H100} MIG 1g.10gb"}, ["--set", "backend=jax", "--gpu", "h100"], 2,
+     "--gpu h100: NVML sees 2 x NVIDIA H100 80GB HBM3 MIG 1g.10gb"),
     ("submitit-local is checked as local is", {}, {}, ["--executor", "submitit-local"], 2, "NVML sees 1 x"),
     ("no GPU at all", {"FAKE_NVML_GPUS": ""}, {}, [], 0, None),
     ("--gpu cpu on a GPU machine", {}, {}, ["--gpu", "cpu"], 0, None),
@@ -95,7 +104,7 @@ def test_a_sweep_on_each_gpu_machine_is_measured_or_refused_in_one_line(machine,
     assert main(["sweep", "--preset", "smoke", "--dry-run", *args]) == status
     err = capsys.readouterr().err.strip().splitlines()
     if line is None:
-        assert not [l for l in err if "error" in l]
+        assert not [message for message in err if "error" in message]
     else:
         assert len(err) == 1 and err[0].startswith("gpubench: error: ") and line in err[0], err
 
@@ -105,8 +114,9 @@ def test_backend_auto_takes_the_first_that_trains_on_the_gpu_and_says_why_in_one
     assert main(["sweep", "--preset", "quick", "--dry-run"]) == 0
     out, err = capsys.readouterr()
     assert "backend=jax" in out.splitlines()[0]  # jax before torch, in the knob's order
-    line = [l for l in err.splitlines() if l.startswith("backend auto:")]
-    assert len(line) == 1 and "jax, the first that trains on the GPU" in line[0] and "tensorflow would train on" in line[0]
+    line = [message for message in err.splitlines() if message.startswith("backend auto:")]
+    assert (len(line) == 1 and "jax, the first that trains on the GPU" in line[0]
+            and "tensorflow would train on" in line[0])
     machine({"FAKE_NVML_GPUS": ""}, {})
     assert main(["sweep", "--preset", "quick", "--dry-run"]) == 0  # no GPU: the first installed, said nowhere
     out, err = capsys.readouterr()
@@ -117,7 +127,8 @@ def test_backend_auto_takes_the_first_that_trains_on_the_gpu_and_says_why_in_one
     ({"tensorflow": TI, "jax": TI, "torch": TI}, 0, None),
     ({"jax": TI}, 0, "doctor: tensorflow, torch will train on the CPU here (pip install 'tensorflow[and-cuda]'); "
                      "the presets measure on jax (backend auto)"),
-    ({}, 1, "doctor: NVML sees 1 x NVIDIA GeForce RTX 2080 Ti (driver 550.54.14, CUDA 12.4) but tensorflow 1.0 would train"),
+    ({}, 1, "doctor: NVML sees 1 x NVIDIA GeForce RTX 2080 Ti (driver 550.54.14, CUDA 12.4) but tensorflow 1.0 "
+            "would train"),
 ])
 def test_the_check_after_install_stops_only_where_no_backend_reaches_the_gpu(machine, capsys, monkeypatch, answers,
                                                                              status, line):
@@ -132,16 +143,19 @@ def test_the_check_after_install_stops_only_where_no_backend_reaches_the_gpu(mac
 
 @pytest.mark.parametrize("variables, count, label", [
     ({}, 1, "2080ti"),
-    ({"FAKE_NVML_GPUS": f"{TI},{H100}", "CUDA_VISIBLE_DEVICES": "1"}, 1, "h100"),  # the GPU the run uses, not NVML's first
+    # the GPU the run uses, not NVML's first
+    ({"FAKE_NVML_GPUS": f"{TI},{H100}", "CUDA_VISIBLE_DEVICES": "1"}, 1, "h100"),
     ({"FAKE_NVML_GPUS": f"{TI},{H100}"}, 2, "2080ti_h100"),  # mixed GPUs: the ones used, in order
     ({"FAKE_NVML_GPUS": f"{TI},{H100}", "CUDA_VISIBLE_DEVICES": "GPU-fake-1,GPU-fake-0"}, 1, "h100"),
-    ({"FAKE_NVML_GPUS": H100, "FAKE_NVML_MIG": "1g.10gb,2g.20gb", "CUDA_VISIBLE_DEVICES": "MIG-fake-0-1"}, 1, "h100-mig-2g.20gb"),
+    ({"FAKE_NVML_GPUS": H100, "FAKE_NVML_MIG": "1g.10gb,2g.20gb", "CUDA_VISIBLE_DEVICES": "MIG-fake-0-1"}, 1,
+     "h100-mig-2g.20gb"),
     ({"FAKE_NVML_GPUS": H100, "FAKE_NVML_MIG": "1g.10gb"}, 1, "h100-mig-1g.10gb"),
     ({"FAKE_NVML_GPUS": ""}, 1, "cpu"),
     ({"CUDA_VISIBLE_DEVICES": "-1"}, 1, "cpu"),
 ])
 def test_gpu_auto_names_the_gpus_the_run_trains_on(machine, variables, count, label):
-    names = {"2080ti": TI, "h100": H100, "h100-mig-2g.20gb": f"{H100} MIG 2g.20gb", "h100-mig-1g.10gb": f"{H100} MIG 1g.10gb"}
+    names = {"2080ti": TI, "h100": H100, "h100-mig-2g.20gb": f"{H100} MIG 2g.20gb",
+             "h100-mig-1g.10gb": f"{H100} MIG 1g.10gb"}
     machine(variables, {"jax": names.get(label, H100)})
     grid = [one_point({"backend": "jax", "gpus": count, "backbone": "tiny"})]
     assert session.checked_label("auto", grid)[0] == label
@@ -149,7 +163,8 @@ def test_gpu_auto_names_the_gpus_the_run_trains_on(machine, variables, count, la
 
 @pytest.mark.parametrize("label, trained_on, wrong", [
     ("h100", answer("jax", H100), None),
-    ("h100", answer("jax", TI), "the device it trains on (gpu: NVIDIA GeForce RTX 2080 Ti) is not the h100 of the label"),
+    ("h100", answer("jax", TI),
+     "the device it trains on (gpu: NVIDIA GeForce RTX 2080 Ti) is not the h100 of the label"),
     ("h100", answer("jax", "cpu"), "the device it trains on (cpu: cpu) is not the h100 of the label"),
     ("h100-mig-1g.10gb", answer("jax", f"{H100} MIG 1g.10gb"), None),
     ("my-box", answer("jax", "cpu"), None),  # a free name says nothing a device could contradict
@@ -188,6 +203,7 @@ def test_a_query_a_card_lacks_leaves_that_figure_empty_and_a_mig_slice_says_so(m
     machine({"FAKE_NVML_FAIL": "nvmlDeviceGetEnforcedPowerLimit", "FAKE_NVML_GPUS": f"{H100},{TI}",
              "FAKE_NVML_MIG": "1g.10gb"}, {})
     gpus, driver, note = nvml.nvml_gpus()
-    assert [(g["name"], g["power_limit_w"], g["mig"]) for g in gpus] == [(f"{H100} MIG 1g.10gb", None, True), (TI, None, False)]
+    assert [(g["name"], g["power_limit_w"], g["mig"]) for g in gpus] == [(f"{H100} MIG 1g.10gb", None, True),
+                                                                          (TI, None, False)]
     text = doctor.render({"nvml": doctor.nvml(), "backends": {}})
     assert "a MIG slice: NVML reports no utilisation for it, and it has no datasheet peak" in text

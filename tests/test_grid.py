@@ -38,7 +38,8 @@ def test_impossible_points_are_refused(changes, message):
 def test_installed_reads_the_machine_without_importing():
     assert installed("json") and not installed("no_such_package_here")
     assert missing(RunSpec(backend="jax", pipeline="keras")) == (
-        None if installed("jax") else "backend jax needs jax, which is not installed here (pip install 'gpubench[jax]')")
+        None if installed("jax")
+        else "backend jax needs jax, which is not installed here (pip install 'gpubench[jax]')")
 
 
 @pytest.mark.parametrize("label", ["2080ti", "h200", "my-rig_1.a"])

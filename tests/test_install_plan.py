@@ -71,8 +71,8 @@ def test_every_driver_and_platform_gets_one_cuda_stack_or_one_line(driver, arch,
     said = plan("says", DRIVERS[driver], cuda, "Linux", arch, reach)
     extras = plan("extras", DRIVERS[driver], cuda, "Linux", arch, reach)
     if cuda == "13" and driver != "580":
-        assert said == (f"CUDA=13 needs a driver that runs CUDA 13 (R580 or later); this one runs CUDA {DRIVERS[driver]}: "
-                        "use CUDA=12, or update the driver [exit 2]")
+        assert said == ("CUDA=13 needs a driver that runs CUDA 13 (R580 or later); this one runs CUDA "
+                        f"{DRIVERS[driver]}: use CUDA=12, or update the driver [exit 2]")
         return
     assert len(said.splitlines()) == 1
     if cuda == "cpu":
@@ -82,7 +82,8 @@ def test_every_driver_and_platform_gets_one_cuda_stack_or_one_line(driver, arch,
     else:  # CUDA 12 for every driver, R580 included
         assert extras == ("test,gpu12-aarch64,dali12,fleet" if arch == "aarch64" else "test,gpu12,dali12,fleet")
         assert ("its aarch64 wheels are not CUDA builds" in said) == (arch == "aarch64")
-        index, pins = plan("index", DRIVERS[driver], cuda, "Linux", arch, reach), plan("constraints", DRIVERS[driver], cuda, "Linux", arch, reach)
+        index = plan("index", DRIVERS[driver], cuda, "Linux", arch, reach)
+        pins = plan("constraints", DRIVERS[driver], cuda, "Linux", arch, reach)
         if reach == "yes":
             assert index == "https://download.pytorch.org/whl/cu126" and pins == "constraints.txt"
         else:  # never PyPI's CUDA 13 torch beside CUDA 12 TensorFlow and JAX

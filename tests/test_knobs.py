@@ -22,7 +22,8 @@ def test_knobs_added_later_keep_the_ids_of_results_from_before_them():
     assert RunSpec(batch=8).point_id == before
     ids = {RunSpec(batch=8, backend=b).point_id for b in BACKENDS}
     assert len(ids) == 3
-    assert RunSpec(batch=8, window="epochs").point_id != before != RunSpec(batch=8, data_format="channels_first").point_id
+    assert (RunSpec(batch=8, window="epochs").point_id != before
+            != RunSpec(batch=8, data_format="channels_first").point_id)
 
 
 @pytest.mark.parametrize("text, message", [

@@ -50,5 +50,6 @@ def test_a_machine_without_accelerator_packages_keeps_the_identity_it_had():
 
     before = {"cpu": "Test CPU", "cpu_threads": 2, "gpus": [], "driver": "", "tensorflow": "2.21.0", "keras": "3.15",
               "jax": "", "jaxlib": "", "torch": "2.13.0+cpu"}  # an env.json of before the accelerator columns
-    assert machine.fingerprint_id({**before, "cuda": "", "cudnn": "", "accelerators": {}}) == machine.fingerprint_id(before)
+    assert (machine.fingerprint_id({**before, "cuda": "", "cudnn": "", "accelerators": {}})
+            == machine.fingerprint_id(before))
     assert machine.fingerprint_id(before) == "e54f84fd6b"  # its id before them (the machine column of its rows)

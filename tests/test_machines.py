@@ -16,7 +16,8 @@ def test_machines_side_by_side(tmp_path):
     assert list(machines) == ["cpu", "h200"] and machines["h200"]["hardware"] == "1 x NVIDIA H200"
     assert machines["h200"]["images per joule (NVML power)"] == "10"  # 5000 images/s at 500 W
     assert machines["h200"]["images per $"] == "5,142,857"  # 5000 images/s at an indicative $3.5 an hour
-    assert machines["cpu"]["images per $"] == "" and machines["h200"]["images/s (range, runs)"] == "5000.0 (5000.0-5000.0, 3 runs)"
+    assert (machines["cpu"]["images per $"] == ""
+            and machines["h200"]["images/s (range, runs)"] == "5000.0 (5000.0-5000.0, 3 runs)")
     assert any(line.startswith("Prices: indicative") for line in text.splitlines())
     png = tmp_path / "results" / "machines-t.png"
     assert png.is_file() and png.stat().st_size > 5000
@@ -51,4 +52,5 @@ def test_a_difference_within_the_noise_makes_the_pick_unsure(tmp_path):
     a, b = _two_cpus(tmp_path, [300, 200, 260], [250, 240, 245])
     text = machines.render([a, b], tmp_path / "m.md", prices={"cpu-hostA": 1.0, "cpu-hostB": 0.5})
     assert "(not confident: the difference is within the noise (" in text
-    assert "so measure again before paying for it). Per dollar, cpu-hostB trains the most: 1,764,000 images per $." in text
+    assert ("so measure again before paying for it). Per dollar, cpu-hostB trains the most: 1,764,000 images per $."
+            in text)

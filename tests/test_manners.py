@@ -95,7 +95,8 @@ def test_bad_sweep_options_are_one_line_before_any_work(here, capsys, args, mess
     (["evaluate", "model", "data", "--batch", "0"], "argument --batch: 0: must be more than 0"),
     (["predict", "model", "data", "--batch", "-1"], "argument --batch: -1: must be more than 0"),
     (["train", "--data", "d", "--out", "o", "--epochs", "0"], "argument --epochs: epochs=0: must be at least 1"),
-    (["train", "--data", "d", "--out", "o", "--workers", "x"], "argument --workers: workers='x': expected a whole number"),
+    (["train", "--data", "d", "--out", "o", "--workers", "x"],
+     "argument --workers: workers='x': expected a whole number"),
     (["train", "--data", "d", "--out", "o", "--finetune", "all"], "unknown finetune 'all'; expected one of: head"),
     (["resume", "o", "--epochs", "0"], "argument --epochs: 0: must be more than 0"),
     (["data", "d", "--classes", "0"], "argument --classes: 0: must be more than 0"),
@@ -132,7 +133,8 @@ def test_ctrl_c_in_a_sweep_keeps_the_rows_and_says_so(tmp_path):
                 yield point, RunRecord.for_spec(point, status="error", error="boom").to_dict()
 
     store = ResultStore(tmp_path / "out").create()
-    with pytest.raises(Interrupted, match=r"1 of 3 runs finished, kept in .*out; the same command again runs the other 2"):
+    with pytest.raises(Interrupted,
+                       match=r"1 of 3 runs finished, kept in .*out; the same command again runs the other 2"):
         runner.sweep(grid, tmp_path / "none.json", store, 60, identity={"commit": "c"}, jobs=Jobs(),
                      console=Console(file=open("/dev/null", "w")))
     assert [r["batch"] for r in store.records()] == [4]
@@ -160,7 +162,8 @@ def test_version_and_help_texts(capsys):
     assert code == 0 and "results/<gpu>/<host>/<preset>" in " ".join(out.split())
     code, out, _ = run_cli(capsys, "train", "--help")
     help_text = " ".join(out.split())
-    assert code == 0 and f"(default: {options.TRAIN_KNOBS['epochs'][0]})" in help_text and "(default: vgg16)" in help_text
+    assert (code == 0 and f"(default: {options.TRAIN_KNOBS['epochs'][0]})" in help_text
+            and "(default: vgg16)" in help_text)
     assert f"16 at most (the seed's 16) (default: {options.TRAIN_KNOBS['workers'][0]})" in help_text
 
 
@@ -214,8 +217,10 @@ def test_a_sweep_ends_with_one_summary_line(tmp_path):
     rows = [{"status": s, "error": "", "run_id": f"p-r{i}"} for i, s in enumerate(("ok", "ok", "skipped"))]
     assert commands.closing_line(rows, 125.4, report, "2 input-bound of 2 configurations.") == (
         f"3 runs (2 ok, 1 skipped, 0 failed) in 2:05; report: {report}; verdict: 2 input-bound of 2 configurations.")
-    assert commands.closing_line(rows, 125.4, report, "") == f"3 runs (2 ok, 1 skipped, 0 failed) in 2:05; report: {report}"
-    rows += [{"status": "error", "error": "boom", "run_id": "q-r0"}, {"status": "timeout", "error": "late", "run_id": "q-r1"}]
+    assert commands.closing_line(rows, 125.4, report, "") == (
+        f"3 runs (2 ok, 1 skipped, 0 failed) in 2:05; report: {report}")
+    rows += [{"status": "error", "error": "boom", "run_id": "q-r0"},
+             {"status": "timeout", "error": "late", "run_id": "q-r1"}]
     assert commands.closing_line(rows, 125.4, report, "").splitlines()[-1] == (
         "first error (1 failed; 1 other failure; see runs.csv): error in run q-r0: boom. Fix it and run the same "
         "command again: the failed runs run again.")

@@ -37,7 +37,8 @@ def test_bcnn_is_vgg16_features_and_a_bilinear_classifier():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, size", [("resnext50", 32), ("seresnet50", 32), ("octresnet50", 32), ("bcnn", 32), ("mobilenetv2", 32), ("tiny", 16)])
+@pytest.mark.parametrize("name, size", [("resnext50", 32), ("seresnet50", 32), ("octresnet50", 32), ("bcnn", 32),
+                                        ("mobilenetv2", 32), ("tiny", 16)])
 def test_each_backbone_trains_a_step(name, size):
     model = models.build(name, (size, size, 3), 3)
     model.compile(optimizer="sgd", loss="categorical_crossentropy")
@@ -66,7 +67,8 @@ def test_a_backbone_is_one_descriptor_every_check_reads():
 
 
 def test_input_sizes_the_architecture_cannot_take_are_named():
-    assert models.input_size_problem("octresnet50", 100) == "octresnet50 takes input sizes at least 32 and a multiple of 32, not 100"
+    assert models.input_size_problem("octresnet50", 100) == (
+        "octresnet50 takes input sizes at least 32 and a multiple of 32, not 100")
     assert models.input_size_problem("vgg16", 16) == "vgg16 takes input sizes at least 32, not 16"
     assert models.input_size_problem("vgg16", 33) is None
 
@@ -74,13 +76,13 @@ def test_input_sizes_the_architecture_cannot_take_are_named():
 @pytest.mark.parametrize("finetune, trainable_layers", [("head", {"head"}), ("full", None)])
 def test_finetune_steps_freeze_what_they_say(finetune, trainable_layers):
     model = models.build("tiny", (16, 16, 3), 2, finetune)
-    names = {l.name for l in model.layers if l.trainable and l.weights}
-    assert names == (trainable_layers or {l.name for l in model.layers if l.weights})
+    names = {layer.name for layer in model.layers if layer.trainable and layer.weights}
+    assert names == (trainable_layers or {layer.name for layer in model.layers if layer.weights})
 
 
 def test_last_block_trains_the_last_convolution_block_and_head():
     model = models.build("vgg16", (32, 32, 3), 2, "last_block")
-    names = {l.name for l in model.layers if l.trainable and l.weights}
+    names = {layer.name for layer in model.layers if layer.trainable and layer.weights}
     assert names == {"block5_conv1", "block5_conv2", "block5_conv3", "head"}
 
 
@@ -106,16 +108,19 @@ def test_flops_are_counted_from_the_model(name, size, macs):
 
     model = models.build(name, (size, size, 3), 1000)
     assert forward_flops(model) / 2 == pytest.approx(macs, rel=0.06)
-    first_conv = next(l for l in flops._layers(model) if flops.layer_flops(l))
-    assert train_flops(model) == pytest.approx(3 * forward_flops(model) - flops.layer_flops(first_conv), rel=0.02)  # weightless layers (pooling, norms) pass a gradient but learn none
+    first_conv = next(layer for layer in flops._layers(model) if flops.layer_flops(layer))
+    # weightless layers (pooling, norms) pass a gradient but learn none
+    assert train_flops(model) == pytest.approx(3 * forward_flops(model) - flops.layer_flops(first_conv), rel=0.02)
 
 
 # tiny at 16 px, 2 classes, counted by hand: block1_conv 3x3x3 -> 7x7x8, 2*9*3*7*7*8 = 21,168;
 # block1_bn 4 a value, 4*7*7*8 = 1,568; block2_conv 3x3x8 -> 3x3x16, 2*9*8*3*3*16 = 20,736; the global
 # pool's sums 3*3*16 = 144; head 16 -> 2, 2*16*2 = 64; forward 43,680.
 @pytest.mark.parametrize("finetune, expected", [
-    ("full", 43680 + (43680 - 144) + (43680 - 21168)),  # forward, every weight gradient, input gradients after block1_conv
-    ("last_block", 43680 + 20736 + 64 + 144 + 64),  # forward, block2's and head's weights, pool's and head's input gradients
+    # forward, every weight gradient, input gradients after block1_conv
+    ("full", 43680 + (43680 - 144) + (43680 - 21168)),
+    # forward, block2's and head's weights, pool's and head's input gradients
+    ("last_block", 43680 + 20736 + 64 + 144 + 64),
     ("head", 43680 + 64),  # forward, head's weights: nothing before it needs a gradient
 ])
 def test_training_flops_count_only_the_gradients_backpropagation_computes(finetune, expected):
@@ -131,7 +136,8 @@ def test_grouped_and_bilinear_layers_are_counted():
     assert resnext == pytest.approx(4.27e9, rel=0.06)  # ResNeXt-50 32x4d: 4.2 G multiply-adds
     bcnn = models.build("bcnn", (64, 64, 3), 3)
     vgg = models.build("vgg16", (64, 64, 3), 3)
-    assert forward_flops(bcnn) - forward_flops(vgg) == pytest.approx(2 * 4 * 4 * 512 * 512 + 2 * 512 * 512 * 3 - 2 * 512 * 3, rel=0.01)
+    assert forward_flops(bcnn) - forward_flops(vgg) == pytest.approx(2 * 4 * 4 * 512 * 512 + 2 * 512 * 512 * 3
+                                                                     - 2 * 512 * 3, rel=0.01)
 
 
 @pytest.mark.parametrize("name", ["tiny", "vgg16"])
@@ -142,7 +148,7 @@ def test_a_channels_first_model_takes_the_same_images_and_predicts_the_same_shap
     keras.config.set_image_data_format("channels_first")
     try:
         first = models.build(name, (32, 32, 3), 3)
-        convs = [l for l in flops._layers(first) if isinstance(l, keras.layers.Conv2D)]
+        convs = [layer for layer in flops._layers(first) if isinstance(layer, keras.layers.Conv2D)]
     finally:
         keras.config.set_image_data_format("channels_last")
     assert first.input_shape == last.input_shape == (None, 32, 32, 3)

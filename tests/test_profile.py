@@ -63,15 +63,15 @@ def test_a_profiled_run_is_left_out_of_the_tables_and_its_top_operations_are_lis
                                                   train_images_per_epoch=100).to_dict())
     trace = folder / "profiles" / spec.run_id
     trace.mkdir(parents=True)
+    ops = [{"name": "conv", "ms": 3.0, "share": 0.75}, {"name": "dot", "ms": 1.0, "share": 0.25}]
     (trace / "top_ops.json").write_text(json.dumps({"backend": "jax", "trace": "plugins/profile/t/h.xplane.pb",
-                                                    "source": "host", "ops": [{"name": "conv", "ms": 3.0, "share": 0.75},
-                                                                              {"name": "dot", "ms": 1.0, "share": 0.25}]}))
+                                                    "source": "host", "ops": ops}))
     text = report.write(folder).read_text()
     points = pd.read_csv(folder / "points.csv")
     assert sorted(points.train_img_s) == [10.0, 20.0]  # the profiled 1.0 is no repeat of workers=1
     section = text.split("## Where one step's time goes (profiled runs)")[1]
-    table = [l for l in section.splitlines() if l.startswith("|")]
-    cells = [[c.strip() for c in l.strip("|").split("|")] for l in table]
+    table = [row for row in section.splitlines() if row.startswith("|")]
+    cells = [[c.strip() for c in row.strip("|").split("|")] for row in table]
     assert cells[0] == ["operation", "ms", "share"]
     assert cells[2:] == [["`conv`", "3.00", "75%"], ["`dot`", "1.00", "25%"]]
     assert f"Run `{spec.run_id}` (jax, host time" in section
@@ -95,6 +95,6 @@ def test_run_profile_on_jax_writes_a_trace_that_jax_opens_and_the_report_lists_i
     assert found["ops"] and abs(sum(op["share"] for op in found["ops"]) - 1) < 0.5
     text = (tmp_path / "out" / "report.md").read_text()
     section = text.split("## Where one step's time goes (profiled runs)")[1]
-    names = [l.split("|")[1].strip() for l in section.splitlines() if l.startswith("|")][2:]
+    names = [row.split("|")[1].strip() for row in section.splitlines() if row.startswith("|")][2:]
     assert names == [f"`{op['name']}`" for op in found["ops"]]
     print("trace:", trace, "ops:", [(op["name"], round(op["ms"], 2), round(op["share"], 2)) for op in found["ops"]])

@@ -14,7 +14,8 @@ def test_scaling_over_devices_is_reported():
                                        cpu_util_mean=1, cpu_util_p90=1).to_dict())
     text = render_rows(rows, {}, {})
     scaling = table(text, "## Scaling over devices")
-    assert [{k: r[k] for k in ("configuration", "devices", "img/s on 1", "img/s on N", "scaling")} for r in scaling] == [
+    columns = ("configuration", "devices", "img/s on 1", "img/s on N", "scaling")
+    assert [{k: r[k] for k in columns} for r in scaling] == [
         {"configuration": "keras w4 threads q10 b8", "devices": "2 x CPU", "img/s on 1": "100", "img/s on N": "150",
          "scaling": "0.75"}]
 

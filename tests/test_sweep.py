@@ -52,7 +52,8 @@ def test_smoke_sweep_writes_every_row_and_column(smoke):
     out, _ = smoke
     every = pd.read_csv(out / "runs.csv")
     assert list(every.columns) == COLUMNS
-    loaders = {"keras", "tfdata"} | {p for p, module in (("torch", "torch"), ("dali", "nvidia.dali")) if installed(module)}
+    loaders = {"keras", "tfdata"} | {p for p, module in (("torch", "torch"), ("dali", "nvidia.dali"))
+                                     if installed(module)}
     dali_on_tf = every.pipeline == "dali"  # through DALI's TF plugin, or a skipped row that names it
     if installed("nvidia.dali") and not installed(DALI_TF_PLUGIN):
         assert set(every[dali_on_tf].status) == {"skipped"} and (every[dali_on_tf].error == DALI_NEEDS_TF_PLUGIN).all()
@@ -67,8 +68,10 @@ def test_smoke_sweep_writes_every_row_and_column(smoke):
     # window=auto: 2 epochs of 12 images lengthened to 50 steps each; a pipeline's window opens after
     # 1 + depth (2 workers + a queue of 4) + 5 steps, the model alone's after the first epoch
     assert (runs.train_steps == 50).all() and (runs.train_images_per_epoch == 50 * runs.batch).all()
-    assert runs.set_index("pipeline").warmup_steps.to_dict() == {p: 50 if p == "synthetic" else 12 for p in runs.pipeline}
-    assert (runs.window_steps == 100 - runs.warmup_steps).all() and (runs.window_images == runs.window_steps * runs.batch).all()
+    assert runs.set_index("pipeline").warmup_steps.to_dict() == {p: 50 if p == "synthetic" else 12
+                                                                 for p in runs.pipeline}
+    assert ((runs.window_steps == 100 - runs.warmup_steps).all()
+            and (runs.window_images == runs.window_steps * runs.batch).all())
     assert (runs.window_s > 0).all() and (runs.train_img_s == runs.window_images / runs.window_s).all()
     assert (0 < runs.startup_s).all() and (runs.startup_s < runs.wall_s).all() and (runs.warmup_s > 0).all()
     assert (runs.run_cpu_util_mean >= 0).all() and (runs.run_rss_peak_mb > 50).all()
@@ -305,5 +308,6 @@ def test_repeats_give_a_median_and_a_spread(tmp_path, tiny_tree):
     points = pd.read_csv(tmp_path / "out" / "points.csv")
     assert len(points) == 1 and points.repeats_ok[0] == 2
     assert points.train_img_s[0] == pytest.approx(runs.train_img_s.median())
-    assert points.spread[0] == pytest.approx((runs.train_img_s.max() - runs.train_img_s.min()) / runs.train_img_s.median())
+    assert points.spread[0] == pytest.approx((runs.train_img_s.max() - runs.train_img_s.min())
+                                             / runs.train_img_s.median())
     assert "img/s ±" in (tmp_path / "out" / "report.md").read_text()

@@ -83,7 +83,8 @@ def test_marked_steps_open_the_window_after_the_warm_up_steps_of_the_first_epoch
     one = FakeClock()
     alone = StepTimer(Ready(), one, warmup_steps=3)  # a single epoch: the window is its steps after the warm-up
     drive(alone, one, [([5.0, 0.2, 0.2, 1.0, 1.0], None)])
-    assert flat(alone.window()) == pytest.approx([5.4, 7.4]) and alone.summary(steps=5, images=50)["train_img_s"] == pytest.approx(10.0)
+    assert (flat(alone.window()) == pytest.approx([5.4, 7.4])
+            and alone.summary(steps=5, images=50)["train_img_s"] == pytest.approx(10.0))
     short = FakeClock()
     whole = StepTimer(Ready(), short, warmup_steps=8)  # more warm-up steps than the epoch has: the whole epoch
     drive(whole, short, [([1.0] * 5, None)] * 2)

@@ -30,7 +30,8 @@ class StandIn:
         if knobs.get("pipeline") == "tfdata":
             pipeline = self.per_worker * 1.2 * min(knobs["workers"], self.cores)
         else:
-            pipeline = self.per_worker * min(knobs["workers"], self.cores) * (1.5 if knobs["use_multiprocessing"] else 1)
+            pipeline = (self.per_worker * min(knobs["workers"], self.cores)
+                        * (1.5 if knobs["use_multiprocessing"] else 1))
         model = self.model * (min(knobs["batch"], 64) / 16) ** 0.5
         return min(pipeline, model) * 0.95, pipeline, model
 
@@ -108,7 +109,7 @@ def test_a_short_real_tune_walks_and_ends_with_code(tmp_path, tiny_tree):
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert lines[0].startswith("[1] ") and "your setting" in lines[0]
-    assert any(l.startswith("stopped after ") for l in lines) and "```python" in lines
+    assert any(line.startswith("stopped after ") for line in lines) and "```python" in lines
     path = (tmp_path / "t" / "tune.csv").read_text().splitlines()
-    assert len(path) - 1 == sum(l.startswith("[") and not l.startswith("[-]") for l in lines) == 1
+    assert len(path) - 1 == sum(line.startswith("[") and not line.startswith("[-]") for line in lines) == 1
     assert json.loads((tmp_path / "t" / "sweep.json").read_text())["preset"] == "tune"

@@ -155,7 +155,8 @@ def test_a_model_function_a_token_model_a_failing_pipeline_and_wrong_shapes_give
     assert "the data server is unreachable" in by["small_cnn", "failing"]["error"]
     assert "the pipeline yields inputs of shape [(32,)], but the model takes [(32, 32, 3)]" in \
         by["small_cnn", "token_batches"]["error"]
-    assert "yields inputs of shape [(32, 32, 3)], but the model takes [(32,)]" in by["token_classifier", "keras"]["error"]
+    assert "yields inputs of shape [(32, 32, 3)], but the model takes [(32,)]" in \
+        by["token_classifier", "keras"]["error"]
 
 
 @pytest.mark.slow
@@ -171,4 +172,4 @@ def test_a_corrupt_image_in_a_user_pipeline_stops_the_sweep_after_one_run_and_po
     assert out.returncode == 1, out.stderr
     last = out.stdout.strip().splitlines()[-1]
     assert last.startswith("first error (1 failed, 2 not run after it") and f"(first: {bad})" in last
-    assert sum(" ok " in l or " error " in l for l in out.stderr.splitlines() if l.startswith("[")) == 1
+    assert sum(" ok " in line or " error " in line for line in out.stderr.splitlines() if line.startswith("[")) == 1

@@ -122,10 +122,12 @@ def walk(first: Step, measure: Callable[[dict, str], Step], better: Callable[[li
                 best = path[kept_at]
             path.append(step)
             if better(step.rates, best.rates):
-                say(f"  kept: {median(step.rates):.0f} vs {median(best.rates):.0f} images/s, beyond the repeats' spread")
+                say(f"  kept: {median(step.rates):.0f} vs {median(best.rates):.0f} images/s, "
+                    "beyond the repeats' spread")
                 best, kept = step, True
                 break
-            say(f"  not kept: {median(step.rates):.0f} vs {median(best.rates):.0f} images/s is within the noise or slower")
+            say(f"  not kept: {median(step.rates):.0f} vs {median(best.rates):.0f} images/s "
+                "is within the noise or slower")
         if not kept:
             return path, best, "no change the bound points to helps beyond the noise"
 

@@ -3,8 +3,7 @@
 A point is one knob combination: the median of its repeats that succeeded and their spread, its
 two ceilings (the pipeline alone, the model alone), its bound and efficiency, its decode
 ceiling, TFLOP/s and MFU. points.csv is this table; the report, compare, machines and export
-read and format it, and compute nothing of their own.
-"""
+read and format it, and compute nothing of their own."""
 
 from __future__ import annotations
 
@@ -65,10 +64,11 @@ def bound(p: dict, noise: Noise = PRIOR) -> tuple[str | None, float | None, str]
     kind, which, efficiency, beyond, at_line = sides
     load = _load_gap(p, which)
     if beyond > 0:
+        cause = load or "the ceiling and the point measured apart (a warm cache, clocks, load between runs)"
         return kind, efficiency, (f"inconsistent measurement: {p['train_img_s']:.0f} images/s end to end is "
-                                  f"{efficiency:.2f}x the {which}-alone ceiling of {p['train_img_s'] / efficiency:.0f}, "
-                                  f"beyond the noise ({noise.says()}); likely cause: "
-                                  f"{load or 'the ceiling and the point measured apart (a warm cache, clocks, load between runs)'}")
+                                  f"{efficiency:.2f}x the {which}-alone ceiling of "
+                                  f"{p['train_img_s'] / efficiency:.0f}, beyond the noise ({noise.says()}); "
+                                  f"likely cause: {cause}")
     return (kind if at_line >= 0 else "overhead"), efficiency, f"measured under different load: {load}" if load else ""
 
 
@@ -155,7 +155,6 @@ def table(rows: list[dict], env: dict, sweep: dict, envs: dict | None = None) ->
         return pd.concat([table([r for r in rows if (r.get("machine") or "") == m], (envs or {}).get(m, env), sweep)
                           for m in machines], ignore_index=True)
     points = medians(pd.DataFrame(rows))
-    rate = dict(zip(points.point_id, points.train_img_s))
     decode = dict(zip(points.point_id, points.get("decode_img_s_core", pd.Series(dtype=float))))
     first = {r["point_id"]: r for r in rows}
     pipeline_ids, model_ids = [], []
@@ -165,14 +164,14 @@ def table(rows: list[dict], env: dict, sweep: dict, envs: dict | None = None) ->
         model_ids.append(None if is_pipeline_alone(spec.backbone) else model_ceiling(spec).point_id)
     # the share of the machine's CPU that other work took during the window: the whole machine's
     # use less the run's own process tree (one core is 100%), over its threads
-    points["others_cpu_pct"] = (points.cpu_util_mean - points.proc_cpu_pct_mean / (env.get("cpu_threads") or 1)).clip(lower=0)
-    for column in ("train_img_s_min", "train_img_s_max", "train_img_s_geo", "window_s", "repeats_ok", "others_cpu_pct"):
+    points["others_cpu_pct"] = (points.cpu_util_mean
+                                - points.proc_cpu_pct_mean / (env.get("cpu_threads") or 1)).clip(lower=0)
+    for column in ("train_img_s_min", "train_img_s_max", "train_img_s_geo", "window_s", "repeats_ok", "others_cpu_pct",
+                   "train_img_s"):  # the last: pipeline_img_s and model_img_s, the ceilings' rates
         by_id = dict(zip(points.point_id, points.get(column, pd.Series(float("nan"), index=points.index))))
-        name = {"repeats_ok": "repeats", "others_cpu_pct": "others_cpu_pct"}.get(column, column.replace("train_img_s", "img_s"))
+        name = {"repeats_ok": "repeats"}.get(column, column.replace("train_img_s", "img_s"))
         points[f"pipeline_{name}"] = [by_id.get(i) for i in pipeline_ids]
         points[f"model_{name}"] = [by_id.get(i) for i in model_ids]
-    points["pipeline_img_s"] = [rate.get(i) for i in pipeline_ids]
-    points["model_img_s"] = [rate.get(i) for i in model_ids]
     noise = pooled(pd.DataFrame(rows))
     points["noise_sd"], points["noise_df"] = noise.sd, noise.df
     verdicts = [bound(p, noise) for p in points.to_dict("records")]

@@ -123,7 +123,8 @@ def compare(baseline: pd.DataFrame, current: pd.DataFrame, metric: str = "train_
         if b is None or c is None:
             row["mark"] = "only in current" if b is None else "only in baseline"
         elif pd.isna(b[metric]) or pd.isna(c[metric]):
-            row["mark"] = "failed in " + " and ".join(s for s, v in (("baseline", b), ("current", c)) if pd.isna(v[metric]))
+            row["mark"] = "failed in " + " and ".join(s for s, v in (("baseline", b), ("current", c))
+                                                      if pd.isna(v[metric]))
         else:
             row["ratio"] = c[metric] / b[metric]
             n_b, n_c = (int(v.get("repeats_ok") or 1) if pd.notna(v.get("repeats_ok")) else 1 for v in (b, c))

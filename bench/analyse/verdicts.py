@@ -23,9 +23,9 @@ RULE = (f"`bound` is `input` when images/s end to end reach {AT_CEILING:.0%} or 
         "`balanced` when the two ceilings do not differ beyond the noise, "
         f"`overhead` when below {AT_CEILING:.0%} of both beyond the noise (per-epoch pauses, synchronisation, "
         "or on a CPU the loader and the model competing for the same cores): an efficiency under "
-        f"{AT_CEILING:g} but within the noise of it names the ceiling, and gets one more repeat. Every comparison (which ceiling is "
-        "lower, at or below it, the fastest setting, the one that changed most) is claimed only outside a "
-        f"{CONFIDENCE:.1%} one-sided interval on each side of the log rates, with the repeats' spread pooled "
+        f"{AT_CEILING:g} but within the noise of it names the ceiling, and gets one more repeat. Every comparison "
+        "(which ceiling is lower, at or below it, the fastest setting, the one that changed most) is claimed only "
+        f"outside a {CONFIDENCE:.1%} one-sided interval on each side of the log rates, with the repeats' spread pooled "
         "over every point of the folder (bench/analyse/noise.py: where nothing differs, a claim in 5% of "
         "comparisons or fewer). The ceilings are measured as their points are, in their own processes and "
         "interleaved with them: each pass runs every configuration's next repeat, a pipeline ceiling just "
@@ -50,8 +50,9 @@ def noise_warnings(frame: pd.DataFrame, points: pd.DataFrame) -> list[str]:
                          f"raise epochs or --repeat.")
         runs = runs.sort_values("repeat")
         if len(runs) >= 3 and runs.total_s.iloc[0] > FIRST_SLOW * runs.total_s.iloc[1:].median():
-            notes.append(f"{name}: the first repeat took {runs.total_s.iloc[0] / runs.total_s.iloc[1:].median():.2f}x "
-                         f"the others. Hint: caches (page cache, compiled kernels) were cold; the median leaves it out.")
+            notes.append(f"{name}: the first repeat took {runs.total_s.iloc[0] / runs.total_s.iloc[1:].median():.2f}"
+                         f"x the others. Hint: caches (page cache, compiled kernels) were cold; the median leaves "
+                         f"it out.")
         epoch_bound = _epoch_bound(runs.iloc[0])
         if epoch_bound:
             notes.append(f"{name}: {epoch_bound}")

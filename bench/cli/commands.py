@@ -253,7 +253,8 @@ def _knobs(args) -> int:
     return 0
 
 
-COMMANDS = {"doctor": _doctor, "presets": _presets, "knobs": _knobs, "data": _data, "sweep": _sweep, "tune": _tune, "run": _run, "fit": _fit, "compare": _compare, "baseline": _baseline,
+COMMANDS = {"doctor": _doctor, "presets": _presets, "knobs": _knobs, "data": _data, "sweep": _sweep, "tune": _tune,
+            "run": _run, "fit": _fit, "compare": _compare, "baseline": _baseline,
             "report": lambda args: print(_report(args)) or 0, "export": _export, "train": _finetune,
             "resume": _finetune, "evaluate": _finetune, "predict": _finetune}
 

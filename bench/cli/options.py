@@ -132,7 +132,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--max-parallel", type=positive(int), default=1, help="jobs running at once (slurm, submitit-local)")
     s.add_argument("--slurm-partition")
     s.add_argument("--slurm-gpus-per-node", type=int)
-    s.add_argument("--slurm-time", type=positive(int), default=60, help="minutes a job may take (at least the run's timeout)")
+    s.add_argument("--slurm-time", type=positive(int), default=60,
+                   help="minutes a job may take (at least the run's timeout)")
     s.add_argument("--slurm-exclusive", action=argparse.BooleanOptionalAction, default=True,
                    help="ask for the node to itself (default: yes; a benchmark shares nothing)")
 
@@ -141,7 +142,8 @@ def parser() -> argparse.ArgumentParser:
     tu.add_argument("--preset", default="mine", help="where the setting starts: each knob's first value in the "
                                                      "preset, then --set (default: mine, your own job)")
     _add_run_options(tu)
-    tu.add_argument("--repeat", type=positive(int), default=2, help="runs of each setting tried (the noise rule's samples)")
+    tu.add_argument("--repeat", type=positive(int), default=2,
+                    help="runs of each setting tried (the noise rule's samples)")
     tu.add_argument("--max-runs", type=positive(int), default=12, help="settings tried at most")
 
     r = sub.add_parser("run", help="run one point and print its record")
@@ -158,14 +160,16 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--start", type=positive(int), help="first value tried (default: batch 1, input size 32)")
     f.add_argument("--limit", type=positive(int), default=4096, help="largest value tried")
     f.add_argument("--precision", default="float32")
-    f.add_argument("--mem-limit-mb", type=positive(int), help="cap each try's memory (makes the search testable on a CPU)")
+    f.add_argument("--mem-limit-mb", type=positive(int),
+                   help="cap each try's memory (makes the search testable on a CPU)")
     f.add_argument("--gpu", default="auto")
     f.add_argument("--data", help="default: a small synthetic tree (the tries use in-memory tensors)")
     f.add_argument("--out", help="default: results/<gpu>/<host>/fit-<backbone>")
     f.add_argument("--timeout", type=positive(float))
     f.add_argument("--interval", type=positive(float), default=SAMPLE_INTERVAL_S)
 
-    c = sub.add_parser("compare", help="compare two results configuration by configuration; exit 1 on a regression, 3 when the figures cannot tell (too short or too noisy)")
+    c = sub.add_parser("compare", help="compare two results configuration by configuration; exit 1 on a regression, "
+                                       "3 when the figures cannot tell (too short or too noisy)")
     c.add_argument("baseline", help="a results folder, or a baseline .csv saved by `gpubench baseline save`")
     c.add_argument("current", help="a results folder")
     c.add_argument("--metric", help="default train_img_s, or the preset's gate")
@@ -207,7 +211,8 @@ def parser() -> argparse.ArgumentParser:
     for name, own in TRAIN_KNOBS.items():
         add_knob_option(t, name, own)
     t.add_argument("--tensorboard", action="store_true")
-    t.add_argument("--gpu", default="auto", help="the GPU it must train on (auto: the one NVML and CUDA give it; cpu: on purpose)")
+    t.add_argument("--gpu", default="auto",
+                   help="the GPU it must train on (auto: the one NVML and CUDA give it; cpu: on purpose)")
     t.add_argument("--verbose", action="store_true", help="also show the frameworks' own log lines")
 
     res = sub.add_parser("resume", help="go on training a model written by train", formatter_class=defaults)

@@ -111,4 +111,5 @@ def code_lines(best, sweep: dict) -> list[str]:
 def _levers(best) -> str:
     """What may speed up a compute-bound point: a saved .keras model keeps its dtype policy, so
     mixed precision is no lever for it."""
-    return "a larger batch or XLA" if str(best["backbone"]).endswith(".keras") else "a larger batch, mixed precision or XLA"
+    return ("a larger batch or XLA" if str(best["backbone"]).endswith(".keras")
+            else "a larger batch, mixed precision or XLA")

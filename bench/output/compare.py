@@ -38,7 +38,8 @@ def gate(baseline: str | Path, current: str | Path, preset_gate: dict, metric: s
     """(the comparison in markdown, its exit status: STATUS)."""
     absolute, ratios, metric, factor = judge(baseline, current, preset_gate, metric, factor, strict)
     counted = gated(absolute, ratios)
-    shown = "" if any(c is absolute for c in counted) else " (shown, not gated: another machine; the ratios within each run are)"
+    shown = ("" if any(c is absolute for c in counted)
+             else " (shown, not gated: another machine; the ratios within each run are)")
     lines = ["## Absolute" + shown, "", markdown(absolute, metric, factor), ""]
     if ratios is not None:
         lines += ["## Ratios within each run (gated)", "", markdown(ratios, metric, factor)]

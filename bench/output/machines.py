@@ -65,8 +65,10 @@ def pick(group: pd.DataFrame) -> str:
     if second is None:
         return what + ", the only machine measured."
     sure = (f"confident: ahead beyond the noise ({noise.says()})" if ahead else
-            f"not confident: the difference is within the noise ({noise.says()}), so measure again before paying for it")
-    line = f"{what}, {first.train_img_s / second.train_img_s:.2f}x {second.machine}'s {second.train_img_s:.0f} ({sure})."
+            f"not confident: the difference is within the noise ({noise.says()}), so measure again "
+            "before paying for it")
+    line = (f"{what}, {first.train_img_s / second.train_img_s:.2f}x {second.machine}'s "
+            f"{second.train_img_s:.0f} ({sure}).")
     priced = group[group.img_per_usd.notna()]
     if len(priced) > 1:
         cheap = priced.loc[priced.img_per_usd.idxmax()]
@@ -82,7 +84,8 @@ def render(folders: list[Path], out: Path, plot: bool = False, prices: dict[str,
     best = best_per_machine(folders, prices)
     unknown = sorted(set(prices or {}) - set(best.get("machine", [])))
     if unknown:
-        raise SpecError(f"--price {unknown[0]}: no such machine; the machines are {', '.join(sorted(set(best.machine)))}")
+        raise SpecError(f"--price {unknown[0]}: no such machine; the machines are "
+                        f"{', '.join(sorted(set(best.machine)))}")
     if len(best):
         best = best.assign(backbone=best.backbone + " " + best.input_size.astype(str) + "px",
                            hardware=[_machine_name(read_json(Path(f) / "env.json")) for f in best.folder],
@@ -97,7 +100,8 @@ def render(folders: list[Path], out: Path, plot: bool = False, prices: dict[str,
     picks = []
     for backbone, group in best.groupby("backbone"):
         table = group[[c for c in COLUMNS if c != "backbone"]].rename(columns=COLUMNS)
-        lines += [f"## {backbone}", "", table.round(2).astype(object).where(table.notna(), "").to_markdown(index=False), ""]
+        lines += [f"## {backbone}", "",
+                  table.round(2).astype(object).where(table.notna(), "").to_markdown(index=False), ""]
         picks.append(pick(group))
     notes = sorted({n for n in best.get("price_note", []) if n})
     if notes:

@@ -17,9 +17,9 @@ from pipelines.registry import knob_meaning
 
 MEASURED_OVER = (
     "What every figure is measured over and against: images/s, utilisation, power, energy, data wait and "
-    "CPU % over each run's measured window (the steps after a warm-up: bench/run/timing.py), the median over the repeats "
-    "that succeeded (± half their range); the ceilings (pipeline alone, model alone) as many times as "
-    "their points and compared median to median; efficiency = images/s over the lower ceiling; TFLOP/s = "
+    "CPU % over each run's measured window (the steps after a warm-up: bench/run/timing.py), the median over the "
+    "repeats that succeeded (± half their range); the ceilings (pipeline alone, model alone) as many times as their "
+    "points and compared median to median; efficiency = images/s over the lower ceiling; TFLOP/s = "
     "images/s x the training FLOPs per image counted from the model's layers (frozen layers need no "
     "weight gradient), and MFU that over the peak of every device the run used (gpus x hosts x one "
     "device's measured peak; MFU (datasheet) against the datasheet's per-GPU peak); images per joule = the "
@@ -62,7 +62,8 @@ def _util_cell(p) -> str:
         return f"**{p['status']}**"
     text = f"CPU {_pct(p['cpu_util_mean'])} (p90 {_pct(p['cpu_util_p90'])})" if pd.notna(p["cpu_util_mean"]) else ""
     if pd.notna(p.get("gpu_util_mean")):
-        text += (" · " if text else "") + f"GPU {_pct(p['gpu_util_mean'])} (p90 {_pct(p['gpu_util_p90'])}), {p['gpu_mem_peak_mb']:.0f} MB"
+        text += (" · " if text else "") + (f"GPU {_pct(p['gpu_util_mean'])} (p90 {_pct(p['gpu_util_p90'])}), "
+                                           f"{p['gpu_mem_peak_mb']:.0f} MB")
     return text
 
 
@@ -124,7 +125,8 @@ def render(every: pd.DataFrame, rows: list[dict], env: dict, sweep: dict, figure
                   "CPU and GPU utilisation (mean over the measured window, p90), GPU memory peak:", "",
                   _table(group, _util_cell), ""]
     lines += sections.where_the_time_goes(points, sweep)
-    lines += [] if not sections.trains_on_gpu(sweep) else sections.feed(points, env, "feed.png" if ("feeding the model", "feed.png") in figures else None)
+    lines += [] if not sections.trains_on_gpu(sweep) else sections.feed(
+        points, env, "feed.png" if ("feeding the model", "feed.png") in figures else None)
     lines += sections.backend_comparison(points)
     lines += sections.scaling(points)
     lines += sections.precision_gain(points)

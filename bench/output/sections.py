@@ -55,10 +55,10 @@ def where_the_time_goes(points: pd.DataFrame, sweep: dict) -> list[str]:
              "MFU is the achieved TFLOP/s (the training FLOPs per image, counted from the model's layers: "
              "forward, the weight gradients of the layers that train, the input gradients after the first "
              "that trains) over the peak of the run's devices: gpus x hosts x the peak a large matrix product "
-             "reached on one device at the start of the sweep (the best of five windows), run in the same arithmetic as the model's convolutions; above 100% the "
-             "model's kernels beat that product. MFU (datasheet) divides by the datasheet's peak for the `math` "
-             "the run used: TF32 for float32 on GPUs with TF32 tensor cores (every backend's default there), "
-             "bfloat16 or float16 under mixed precision.", ""]
+             "reached on one device at the start of the sweep (the best of five windows), run in the same arithmetic "
+             "as the model's convolutions; above 100% the model's kernels beat that product. MFU (datasheet) divides "
+             "by the datasheet's peak for the `math` the run used: TF32 for float32 on GPUs with TF32 tensor cores "
+             "(every backend's default there), bfloat16 or float16 under mixed precision.", ""]
     for backend, failed in (sweep.get("peak_errors") or {}).items():
         lines += [f"The peak probe failed on {backend} in {precision}, so MFU is empty there: {why}"
                   for precision, why in failed.items()] + [""]
@@ -93,8 +93,8 @@ def feed(points: pd.DataFrame, env: dict, figure: str | None) -> list[str]:
         "decode per core": fed.decode_core_img_s.map(lambda v: _fmt(v, "{:.0f}")),
         "cores to feed it": fed.cores_to_feed.map(lambda v: _fmt(v, "{:.1f}")),
     }).sort_values(["model", "pipeline"])
-    lines = ["## What would feed this GPU", ""] + ([f"![images/s by pipeline, the model's rate as a line]({figure})", ""]
-                                                  if figure else [])
+    lines = ["## What would feed this GPU", ""] + (
+        [f"![images/s by pipeline, the model's rate as a line]({figure})", ""] if figure else [])
     return lines + [
         f"Images/s of each pipeline, end to end and alone, beside the model's rate on tensors in memory. Cores "
         f"to feed it = the model's images/s over one core's rate at reading, decoding and resizing this data "
@@ -124,8 +124,9 @@ def scaling(points: pd.DataFrame) -> list[str]:
         })
         lines += [f"## Scaling over {what}", "",
                   f"Scaling = images/s on N {what} / (N x images/s on one); 1.0 is perfect; over the repeats, its "
-                  f"range from their lowest and highest images/s; against perfect, by the noise rule (bench/analyse/noise.py). The batch is the global batch, split across the "
-                  f"{what} ({how}).", "", table.to_markdown(index=False), ""]
+                  "range from their lowest and highest images/s; against perfect, by the noise rule "
+                  f"(bench/analyse/noise.py). The batch is the global batch, split across the {what} "
+                  f"({how}).", "", table.to_markdown(index=False), ""]
     return lines
 
 
@@ -166,7 +167,8 @@ def seed_section(points: pd.DataFrame, sweep: dict, seed: pd.DataFrame | None = 
         return lines + ["Some points have the seed's loader settings, but its totals are not put beside "
                         "them: this sweep ran " + "; ".join(beside.differences) + ".", ""]
     lines.append(f"The seed's runs on the same GPU ({beside.label}); " if beside.same_gpu else
-                 f"This machine is `{beside.label}`; the seed's figures come from its own machines, named in each row. ")
+                 f"This machine is `{beside.label}`; the seed's figures come from its own machines, "
+                 "named in each row. ")
     lines[-1] += ("Both totals cover 20 epochs with validation and saving the best model each epoch; "
                   "speed-up is the seed's total over this one.")
     m = beside.matched
@@ -203,7 +205,8 @@ def machine(env: dict) -> list[str]:
     gpus = env.get("gpus") or []
     if gpus:
         names = ", ".join(f"{g['name']} ({g['memory_mb'] / 1024:.0f} GB)" for g in gpus)
-        gpu_line = f"GPUs: {names}; driver {env.get('driver')}, CUDA {env.get('cuda') or '?'}, cuDNN {env.get('cudnn') or '?'}"
+        gpu_line = (f"GPUs: {names}; driver {env.get('driver')}, CUDA {env.get('cuda') or '?'}, "
+                    f"cuDNN {env.get('cudnn') or '?'}")
     else:
         gpu_line = f"GPUs: none; the GPU columns are empty ({env.get('gpu_note') or 'no NVML'})"
     return [
@@ -219,7 +222,8 @@ def trained_on(rows: list[dict]) -> list[str]:
     """Where each backend's runs trained, as the backends said (the rows' train_device)."""
     seen = sorted({(r.get("backend"), r.get("train_device"), r.get("train_cuda") or "") for r in rows
                    if r.get("train_device")})
-    return ["- Trained on: " + "; ".join(f"{b} on {d}" + (f" (CUDA {c})" if c else "") for b, d, c in seen)] if seen else []
+    return (["- Trained on: " + "; ".join(f"{b} on {d}" + (f" (CUDA {c})" if c else "") for b, d, c in seen)]
+            if seen else [])
 
 
 def _backends(env: dict) -> str:

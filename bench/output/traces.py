@@ -30,9 +30,10 @@ def section(root: Path, points: pd.DataFrame) -> list[str]:
     for run_id, found in profiled.items():
         bound = bounds.get(run_id.split("-")[0])
         where = f"; bound: {bound}" if isinstance(bound, str) and bound else ""
+        table = pd.DataFrame({"operation": [f"`{op['name']}`" for op in found["ops"]],
+                              "ms": [f"{op['ms']:.2f}" for op in found["ops"]],
+                              "share": [f"{op['share']:.0%}" for op in found["ops"]]})
         lines += [f"Run `{run_id}` ({found['backend']}, {found['source']} time{where}); trace: "
                   f"`profiles/{run_id}/{found['trace']}`", "",
-                  pd.DataFrame({"operation": [f"`{op['name']}`" for op in found["ops"]],
-                                "ms": [f"{op['ms']:.2f}" for op in found["ops"]],
-                                "share": [f"{op['share']:.0%}" for op in found["ops"]]}).to_markdown(index=False, disable_numparse=True), ""]
+                  table.to_markdown(index=False, disable_numparse=True), ""]
     return lines

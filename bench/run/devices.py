@@ -192,7 +192,8 @@ def _jax_hosts(gpus: int, hosts: int):
     kind = "GPU" if local[0].platform == "gpu" else local[0].platform.upper()
     if gpus > len(local):
         raise RuntimeError(f"gpus={gpus} asked per host, {len(local)} device(s) visible to JAX")
-    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=jax.devices(), auto_shard_dataset=False))
+    keras.distribution.set_distribution(
+        keras.distribution.DataParallel(devices=jax.devices(), auto_shard_dataset=False))
     return contextlib.nullcontext(), f"{hosts} hosts x {_described(gpus, kind)}"
 
 

@@ -34,8 +34,9 @@ def where(backend: str, count: int = 1) -> dict:
                      matmul="tf32 allowed" if tf.config.experimental.tensor_float_32_execution_enabled() else "float32")
         if gpus:  # the CUDA it was built for, which it loads with a GPU (none without)
             facts.update(platform="gpu", cuda=str(build.get("cuda_version") or ""),
-                         cudnn=str(build.get("cudnn_version") or ""), devices=[tf.config.experimental.get_device_details(g).get("device_name", g.name)
-                                                  for g in gpus[:count]])
+                         cudnn=str(build.get("cudnn_version") or ""),
+                         devices=[tf.config.experimental.get_device_details(g).get("device_name", g.name)
+                                  for g in gpus[:count]])
         else:
             facts["devices"] = [d.name for d in tf.config.list_logical_devices("CPU")[:count]]
     elif backend == "jax":
@@ -138,7 +139,8 @@ def check(label: str, backends, local: bool = True, gpus: int = 1, hosts: int = 
         return {"nvml": found, "backends": {}, "gpu_used": False}
     answers = ask(sorted(set(backends)), gpus)
     line = gate.refusal(found, answers, switch) or next(
-        (f"--gpu {label}: {b}: {why}" for b, why in ((b, gate.contradiction(label, a)) for b, a in answers.items()) if why), None)
+        (f"--gpu {label}: {b}: {why}" for b, why in ((b, gate.contradiction(label, a)) for b, a in answers.items())
+         if why), None)
     if line:
         raise SpecError(line)
     return {"nvml": found, "backends": answers, "gpu_used": True}
@@ -176,7 +178,8 @@ def render(found: dict) -> str:
     lines = [f"NVML: {gate.seen(nv)}"]
     for g in nv["gpus"]:
         memory = f"{g['memory_mb'] / 1024:.0f} GB" if g.get("memory_mb") else "memory not reported"
-        lines.append(f"  GPU {g['index']}: {g['name']}, {memory}, compute capability {g.get('compute_capability') or '?'}"
+        lines.append(f"  GPU {g['index']}: {g['name']}, {memory}, "
+                     f"compute capability {g.get('compute_capability') or '?'}"
                      + (" (a MIG slice: NVML reports no utilisation for it, and it has no datasheet peak)"
                         if g.get("mig") else ""))
     trouble = gate.nvml_trouble(nv)
@@ -198,7 +201,8 @@ def render(found: dict) -> str:
 
 CPU_ONLY = ("No GPU here: worth measuring on this machine is your input pipeline (its loaders and workers, alone "
             "and feeding your model: `gpubench sweep --preset mine --gpu cpu`) and the CPU as a machine to compare "
-            "(`--preset quick`); a GPU's speed is measured on a GPU machine (`gpubench report` puts them side by side).")
+            "(`--preset quick`); a GPU's speed is measured on a GPU machine "
+            "(`gpubench report` puts them side by side).")
 
 
 def main(argv=None) -> int:
@@ -229,7 +233,8 @@ def main(argv=None) -> int:
         print(f"doctor: {line}", file=sys.stderr)
         return 1
     if args.check and missed:  # the presets' backend auto measures on the first that reaches the GPU
-        print(f"doctor: {', '.join(missed)} will train on the CPU here ({gate.fix(next(iter(missed)), seen_now['cuda_driver'])}); "
+        print(f"doctor: {', '.join(missed)} will train on the CPU here "
+              f"({gate.fix(next(iter(missed)), seen_now['cuda_driver'])}); "
               f"the presets measure on {reached[0]} (backend auto)", file=sys.stderr)
     return 0
 

@@ -56,7 +56,8 @@ def fix(backend: str, driver_cuda: str) -> str:
     if backend == "tensorflow" and platform.machine() == "aarch64":
         return "TensorFlow's aarch64 wheels are CPU builds (none for CUDA): measure with --set backend=jax or torch"
     if backend == "tensorflow" and venv >= 13:
-        return "TensorFlow has no CUDA 13 build: `make CUDA=12` remakes the venv with CUDA 12 builds, or --set backend=jax"
+        return ("TensorFlow has no CUDA 13 build: `make CUDA=12` remakes the venv with CUDA 12 builds, "
+                "or --set backend=jax")
     if venv > driver:
         return f"the venv holds CUDA {venv} builds and the driver runs CUDA {driver_cuda}: `make CUDA=12` remakes it"
     plugin = installed_version(f"jax-cuda{venv}-plugin")
@@ -149,7 +150,8 @@ def contradiction(label: str | None, facts: dict) -> str | None:
     stray = [d for d in facts.get("devices", []) if nvml.gpu_label(d).split("-mig-")[0] not in wanted]
     if facts["platform"] == "gpu" and not stray:
         return None
-    return f"the device it trains on ({facts['platform']}: {', '.join(facts.get('devices', []))}) is not the {label} of the label"
+    return (f"the device it trains on ({facts['platform']}: {', '.join(facts.get('devices', []))}) "
+            f"is not the {label} of the label")
 
 
 def given_to_workers(label: str) -> None:

@@ -33,7 +33,7 @@ def _kill_group(pid: int) -> None:
 
 
 def _log_lines(path: Path) -> list[str]:
-    return [l for l in path.read_text(errors="replace").splitlines() if l.strip()] if path.is_file() else []
+    return [line for line in path.read_text(errors="replace").splitlines() if line.strip()] if path.is_file() else []
 
 
 def _memory_cap(mb: int | None):
@@ -179,7 +179,7 @@ def _died(spec: RunSpec, returncode: int, log_path: Path, mem_limit_mb: int | No
           who: str) -> dict:
     """The row of a worker that ended without a record: what its exit and its log say."""
     lines = _log_lines(log_path)
-    said_oom = next((l for l in reversed(lines) if OOM_RE.search(l)), None)
+    said_oom = next((line for line in reversed(lines) if OOM_RE.search(line)), None)
     if returncode == -signal.SIGKILL:
         status, why = "oom", "worker killed by SIGKILL (most often the kernel's out-of-memory killer)"
     elif said_oom:

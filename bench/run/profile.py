@@ -141,7 +141,8 @@ def _proto_events(space):
         for line in plane.lines:
             start = line.timestamp_ns
             for e in line.events:
-                yield plane.name, line.name, names.get(e.metadata_id, "?"), start + e.offset_ps / 1000, e.duration_ps / 1000
+                yield (plane.name, line.name, names.get(e.metadata_id, "?"), start + e.offset_ps / 1000,
+                       e.duration_ps / 1000)
 
 
 def top_ops(events, n: int = TOP_OPS) -> tuple[list[dict], str]:

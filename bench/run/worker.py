@@ -96,7 +96,8 @@ def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path
     record.matmul_precision = devices.matmul_precision(
         spec.backend, spec.precision, machine.compute_capability() if "GPU" in record.devices else None)
     record.train_gflops_per_image, record.flops_uncounted = count_flops(model, train_feed, spec)
-    if is_pipeline_alone(spec.backbone) and not is_user_pipeline(spec.pipeline):  # the pipeline's ceiling: also how fast one core decodes this data
+    # the pipeline's ceiling: also how fast one core decodes this data
+    if is_pipeline_alone(spec.backbone) and not is_user_pipeline(spec.pipeline):
         record.decode_img_s_core = decode_rate(index, spec)
     cached_before = devices.cache_entries(spec.backend)
     record.startup_s = since_process_start()
@@ -117,15 +118,17 @@ def measure(model, train_feed, val_feed, spec: RunSpec, record: RunRecord, sampl
 
     with tempfile.TemporaryDirectory(prefix="gpubench-ckpt-") as scratch:
         checkpoint = training.TimedCheckpoint(Path(scratch) / "best.keras") if spec.checkpoint else None
-        timer = timer_for(spec.backend, train_feed.ready, warmup_steps(spec))  # last: its epoch time takes in the checkpoint's
-        tracer = spec.profile and profile.ProfileSteps(spec.backend, profile.profile_dir(samples_path.parent.parent,  # RESULTS/samples/x.csv
-                                                                                         spec.run_id), spec.epochs)
+        # last: its epoch time takes in the checkpoint's
+        timer = timer_for(spec.backend, train_feed.ready, warmup_steps(spec))
+        tracer = spec.profile and profile.ProfileSteps(  # samples_path: RESULTS/samples/x.csv
+            spec.backend, profile.profile_dir(samples_path.parent.parent, spec.run_id), spec.epochs)
         gpu = GpuSampler(devices=placement.sampled(spec.backend, spec.gpus))
         record.gpu_note = gpu.reason
         sampling = Sampling([CpuSampler(), gpu], interval)
         try:
             with sampling:
-                history = training.fit(model, train_feed, val_feed, spec.epochs, [c for c in (tracer, checkpoint, timer) if c])
+                history = training.fit(model, train_feed, val_feed, spec.epochs,
+                                       [c for c in (tracer, checkpoint, timer) if c])
         finally:
             window = [(a - sampling.t0, b - sampling.t0) for a, b in timer.window(checkpoint and checkpoint.seconds)]
             summarise_samples(sampling.rows, window, interval, record)
@@ -163,7 +166,8 @@ def count_flops(model, train_feed, spec: RunSpec) -> tuple[float | None, str | N
 
         shape = [tuple(t.shape[1:]) for t in keras.tree.flatten(train_feed.first[0])]
     else:
-        shape = (3, spec.input_size, spec.input_size) if spec.data_format == "channels_first" else (spec.input_size,) * 2 + (3,)
+        shape = ((3, spec.input_size, spec.input_size) if spec.data_format == "channels_first"
+                 else (spec.input_size,) * 2 + (3,))
     try:
         counted = flops.concrete(model, shape if isinstance(shape, tuple) or len(shape) > 1 else shape[0])
         return flops.train_flops(counted) / 1e9, ", ".join(flops.counted(counted)[1]) or None
