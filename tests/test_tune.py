@@ -100,6 +100,31 @@ def test_the_moves_follow_the_bound():
     assert all("precision" not in c for _, c in moves.moves(saved, set()))  # a saved model keeps its policy
 
 
+def test_a_setting_takes_the_bound_its_points_csv_names(tmp_path):
+    """points.csv keeps a blank doubt, which reads back as NaN: the bound is named all the same."""
+    import dataclasses
+    import json
+
+    from bench.output import report
+    from bench.plan.grid import model_ceiling, pipeline_ceiling
+    from bench.plan.knobs import RunSpec
+    from bench.results.record import RunRecord
+    from bench.results.store import ResultStore
+    from bench.tune import step_of
+
+    spec = RunSpec(backbone="tiny", input_size=16, batch=8, workers=1)
+    store = ResultStore(tmp_path).create()
+    for run, rates in ((spec, [95, 97]), (pipeline_ceiling(spec), [100, 101]), (model_ceiling(spec), [900, 905])):
+        for repeat, rate in enumerate(rates):
+            store.append(RunRecord.for_spec(dataclasses.replace(run, repeat=repeat),
+                                            status="ok", train_img_s=float(rate), total_s=1.0).to_dict())
+    (tmp_path / "env.json").write_text(json.dumps({"cpu_threads": 2, "gpus": []}))
+    (tmp_path / "sweep.json").write_text(json.dumps({"gpu": "cpu", "preset": "tune"}))
+    report.write(tmp_path)
+    step = step_of(tmp_path, spec, "your setting")
+    assert step.rates == [95.0, 97.0] and step.bound == "input" and (step.pipeline, step.model) == (100.5, 902.5)
+
+
 @pytest.mark.slow
 def test_a_short_real_tune_walks_and_ends_with_code(tmp_path, tiny_tree):
     done = gpubench("tune", "--preset", "smoke", "--data", tiny_tree, "--out", tmp_path / "t", "--max-runs", "1",
