@@ -96,8 +96,8 @@ def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path
     record.matmul_precision = devices.matmul_precision(
         spec.backend, spec.precision, machine.compute_capability() if "GPU" in record.devices else None)
     record.train_gflops_per_image, record.flops_uncounted = count_flops(model, train_feed, spec)
-    # the pipeline's ceiling: also how fast one core decodes this data
-    if is_pipeline_alone(spec.backbone) and not is_user_pipeline(spec.pipeline):
+    # the pipeline's ceiling: also how fast one core decodes this data (its first repeat: a second of every run)
+    if is_pipeline_alone(spec.backbone) and not is_user_pipeline(spec.pipeline) and spec.repeat == 0:
         record.decode_img_s_core = decode_rate(index, spec)
     cached_before = devices.cache_entries(spec.backend)
     record.startup_s = since_process_start()
