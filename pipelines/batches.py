@@ -13,20 +13,25 @@ def onehot(labels, classes: int) -> np.ndarray:
 
 class BatchOrder:
     """Which files each batch of an epoch holds, shared by the keras and torch pipelines so
-    that both read the same files in the same order. Training reshuffles after every epoch;
-    validation never does (the seed's rule)."""
+    that both read the same files in the same order. Training reshuffles after every epoch, and
+    each pass of an epoch longer than one pass (wrapping round the images) has its own order, as
+    tf.data's shuffle-then-repeat gives; validation never reshuffles (the seed's rule)."""
 
     def __init__(self, count: int, batch: int, images: int, shuffle: bool, seed: int = 0):
         self.count, self.batch, self.images, self.shuffle = count, batch, images, shuffle
         self.rng = np.random.default_rng(seed)
-        self.order = self.rng.permutation(count) if shuffle else np.arange(count)
+        self.next_epoch(first=True)
 
     def files(self, i: int) -> np.ndarray:
-        """File numbers of batch i; an epoch longer than one pass wraps round."""
+        """File numbers of batch i; an epoch longer than one pass wraps round, each pass in its own order."""
         positions = np.arange(i * self.batch, min((i + 1) * self.batch, self.images))
-        return self.order[positions % self.count]
+        return self.order[positions]
 
-    def next_epoch(self) -> None:
-        """Reshuffle for the next epoch, when training: validation keeps its order."""
+    def next_epoch(self, first: bool = False) -> None:
+        """The next epoch's order (every pass's, end to end), when training or at the start:
+        validation keeps its order."""
+        passes = max(1, -(-self.images // self.count))
         if self.shuffle:
-            self.order = self.rng.permutation(self.count)
+            self.order = np.concatenate([self.rng.permutation(self.count) for _ in range(passes)])
+        elif first:
+            self.order = np.tile(np.arange(self.count), passes)

@@ -147,3 +147,19 @@ def test_classes_that_truly_differ_are_named_alone_and_spelled_out_where_they_pr
     root = _tree(tmp_path / "e", ("bar", "cat"), ("bar", "owl"))
     with pytest.raises(DatasetError, match=r"only in train/: 'cat'; only in val/: 'owl'$"):
         scan(root)
+
+
+def test_each_pass_of_a_long_epoch_has_its_own_order_and_holds_every_file_once():
+    """An epoch of 3 passes over 4 files: the keras and torch loaders' batches, like tf.data's
+    shuffle-then-repeat, read every file once a pass, in a new order each pass and each epoch."""
+    from pipelines.batches import BatchOrder
+
+    plan = BatchOrder(count=4, batch=2, images=12, shuffle=True)
+    epoch = np.concatenate([plan.files(i) for i in range(6)])
+    passes = epoch.reshape(3, 4)
+    assert all(sorted(p) == [0, 1, 2, 3] for p in passes)
+    assert len({tuple(p) for p in passes}) > 1
+    plan.next_epoch()
+    assert not np.array_equal(np.concatenate([plan.files(i) for i in range(6)]), epoch)
+    fixed = BatchOrder(count=4, batch=3, images=10, shuffle=False)
+    assert np.concatenate([fixed.files(i) for i in range(4)]).tolist() == [0, 1, 2, 3, 0, 1, 2, 3, 0, 1]
