@@ -138,8 +138,9 @@ def check_spec(spec: RunSpec) -> None:
         if name == "input_size" and input_size_problem(spec.backbone, value):
             raise SpecError(input_size_problem(spec.backbone, value))
     if spec.window == "auto" and spec.epochs < 2:
-        raise SpecError(f"epochs={spec.epochs} leaves no measured window: the first epoch is warm-up (compile, "
-                        "loader start); use epochs=2 or more, or window=epochs to time the epochs as asked")
+        raise SpecError(f"epochs={spec.epochs} leaves the model alone no measured window (its warm-up is the first "
+                        "epoch) and a pipeline's none that holds an epoch's start; use epochs=2 or more, or "
+                        "window=epochs to time the epochs as asked")
     problem = data_format_problem(spec.backbone, spec.data_format)
     if problem:
         raise SpecError(problem)
