@@ -27,9 +27,10 @@ from scipy import stats
 # tests/test_noise.py: 2.0% and 95%.
 CONFIDENCE = 0.985
 # The log-rate spread assumed without repeats. Pooled spreads of the reference sweeps on the 2-core
-# CPU machine (results/reference/cpu, `noise.pooled` of each runs.jsonl): quick 8.0%, hosts 11%,
-# loaders 16%, ci 21% (smoke-backends, windows under a second: 44%). The upper of the sweeps with
-# windows of seconds: a claim on one repeat then needs a 1.7x difference.
+# CPU machine (results/reference/cpu, `noise.pooled` of each runs.jsonl): quick 8.0% when its
+# repeats ran back to back, 17.5% and 22.4% interleaved pass by pass with other work coming and going
+# (quick, tune-vs-grid/grid), hosts 11%, loaders 16%, ci 21% (smoke-backends, windows under a second:
+# 44%). About the upper of them: a claim on one repeat then needs a 1.7x difference.
 PRIOR_SD = 0.20
 
 
