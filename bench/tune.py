@@ -52,8 +52,7 @@ def step_of(root: Path, spec: RunSpec, why: str) -> moves.Step:
         return moves.Step(spec.knobs(), [], None, None, None, why)
     p = point.iloc[0]
     known = lambda v: None if pd.isna(v) else float(v)  # noqa: E731
-    doubt = p.get("bound_doubt")  # blank in points.csv reads back as NaN, which is truthy
-    bound = p["bound"] if isinstance(p["bound"], str) and not (isinstance(doubt, str) and doubt) else None
+    bound = p["bound"] if isinstance(p["bound"], str) and not p.get("bound_doubt") else None
     return moves.Step(spec.knobs(), rates, known(p["pipeline_img_s"]), known(p["model_img_s"]), bound, why)
 
 

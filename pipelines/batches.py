@@ -20,18 +20,21 @@ class BatchOrder:
     def __init__(self, count: int, batch: int, images: int, shuffle: bool, seed: int = 0):
         self.count, self.batch, self.images, self.shuffle = count, batch, images, shuffle
         self.rng = np.random.default_rng(seed)
-        self.next_epoch(first=True)
+        self.order = self._order()
 
     def files(self, i: int) -> np.ndarray:
         """File numbers of batch i; an epoch longer than one pass wraps round, each pass in its own order."""
         positions = np.arange(i * self.batch, min((i + 1) * self.batch, self.images))
         return self.order[positions]
 
-    def next_epoch(self, first: bool = False) -> None:
-        """The next epoch's order (every pass's, end to end), when training or at the start:
-        validation keeps its order."""
+    def next_epoch(self) -> None:
+        """Reshuffle for the next epoch, when training: validation keeps its order."""
+        if self.shuffle:
+            self.order = self._order()
+
+    def _order(self) -> np.ndarray:
+        """Every pass of an epoch end to end: each a permutation of the files when training, else in order."""
         passes = max(1, -(-self.images // self.count))
         if self.shuffle:
-            self.order = np.concatenate([self.rng.permutation(self.count) for _ in range(passes)])
-        elif first:
-            self.order = np.tile(np.arange(self.count), passes)
+            return np.concatenate([self.rng.permutation(self.count) for _ in range(passes)])
+        return np.tile(np.arange(self.count), passes)

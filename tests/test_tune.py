@@ -101,7 +101,7 @@ def test_the_moves_follow_the_bound():
 
 
 def test_a_setting_takes_the_bound_its_points_csv_names(tmp_path):
-    """points.csv keeps a blank doubt, which reads back as NaN: the bound is named all the same."""
+    """A bound points.csv states without a doubt (a blank cell there) is the step's bound."""
     import dataclasses
     import json
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.analyse.noise import Noise, combined, differ, of_points
-from bench.analyse.points import device_count, read
+from bench.analyse.points import device_count, rate_of, read
 from bench.analyse.reference import seed_figure
 from bench.results import profiles
 from bench.results.store import read_json
@@ -72,5 +72,5 @@ def leader(group: pd.DataFrame) -> tuple[pd.Series, pd.Series | None, Noise | No
         return ranked.iloc[0], None, None, 0
     first, second = ranked.iloc[0], ranked.iloc[1]
     noise = combined(of_points(ranked.iloc[[0]]), of_points(ranked.iloc[[1]]))
-    rate = [row.train_img_s_geo if pd.notna(row.train_img_s_geo) else row.train_img_s for row in (first, second)]
-    return first, second, noise, max(0, differ(rate[0], first.repeats_ok, rate[1], second.repeats_ok, noise))
+    (a, n_a), (b, n_b) = rate_of(first, "train_img_s"), rate_of(second, "train_img_s")
+    return first, second, noise, max(0, differ(a, n_a, b, n_b, noise))

@@ -43,7 +43,7 @@ def spec_of(row: dict) -> RunSpec:
     return RunSpec(**{k: None if isinstance(row[k], float) and pd.isna(row[k]) else row[k] for k in KNOBS if k in row})
 
 
-def _rate(p: dict, prefix: str) -> tuple[float, int]:
+def rate_of(p: dict, prefix: str) -> tuple[float, int]:
     """(the geometric mean of a rate's ok repeats, how many): what the noise rule compares."""
     geo = p.get(f"{prefix}_geo")
     n = p.get("repeats_ok" if prefix == "train_img_s" else f"{prefix.split('_')[0]}_repeats")
@@ -84,7 +84,7 @@ def _sides(p: dict, noise: Noise) -> tuple[str, str, float, int, int] | None:
     ceiling and against AT_CEILING of it, by differ), None without both ceilings."""
     if any(pd.isna(p.get(c)) or not p.get(c) for c in ("train_img_s", "pipeline_img_s", "model_img_s")):
         return None
-    (t, nt), (pl, npl), (m, nm) = _rate(p, "train_img_s"), _rate(p, "pipeline_img_s"), _rate(p, "model_img_s")
+    (t, nt), (pl, npl), (m, nm) = rate_of(p, "train_img_s"), rate_of(p, "pipeline_img_s"), rate_of(p, "model_img_s")
     order = differ(pl, npl, m, nm, noise)
     lower, n_lower, which = (pl, npl, "pipeline") if pl <= m else (m, nm, "model")
     return ("input" if order < 0 else "compute" if order > 0 else "balanced", which,
@@ -255,5 +255,6 @@ def read(root: str | Path) -> pd.DataFrame:
 
 
 def read_csv(path: str | Path) -> pd.DataFrame:
-    """A points table from CSV, only an empty cell missing (pandas reads `null`, "None", "NA" as NaN)."""
-    return pd.read_csv(path, keep_default_na=False, na_values=[""])
+    """A points table from CSV, only an empty cell missing (pandas reads `null`, "None", "NA" as NaN); a
+    blank doubt is '' (the bound stands), as points.table gives it, not a NaN that every reader must test."""
+    return pd.read_csv(path, keep_default_na=False, na_values=[""]).fillna({"bound_doubt": ""})

@@ -23,7 +23,7 @@ class EpochTimer(keras.callbacks.Callback):
     tests are deterministic."""
 
     warmup_steps: int | None = None  # a step timer's: the first epoch's steps before the window
-    marks: list[list[float]] = []
+    marks: tuple = ()  # a step timer's marks; none from epoch hooks
 
     def __init__(self, clock=time.perf_counter):
         super().__init__()
