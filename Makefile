@@ -115,7 +115,7 @@ tune-vs-grid: $(STAMP)
 # alone) on each backend that reaches the GPU, then checks that fail naming their rows (bench/gpucheck.py):
 # train_device names the GPU, utilisation above 0, datasheet MFU of the model alone within 2-80%, the
 # label NVML's. Results in results/reference/<gpu>/gpu-check/<backend>/ (sweep.json holds the command).
-GPU_CHECK_SET ?= --set pipeline=synthetic --no-ceilings
+GPU_CHECK_SET ?= --set pipeline=synthetic --set checkpoint=false --no-ceilings
 GPU_CHECK_LABEL = $(shell $(BIN)/python -c "from bench.results.machine import auto_label; print(auto_label())" 2>/dev/null)
 GPU_CHECK_BACKENDS = $(shell $(BIN)/python -c "from bench.run import doctor; print(' '.join(b for b, a in doctor.ask(doctor.installed_backends()).items() if a.get('platform') == 'gpu'))" 2>/dev/null)
 gpu-check: $(STAMP)
