@@ -9,7 +9,6 @@ come, and at the end.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shlex
 import sys
@@ -17,13 +16,13 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from bench.passes import one_more_look, passes, profiled_spec
 from bench.plan.grid import ceiling_probes, check_label
 from bench.plan.knobs import RunSpec, SpecError
 from bench.plan.presets import DataSpec, parse_size
 from bench.results.store import ResultStore, read_json
 from bench.run import executors
 from bench.run.executors import Slurm
-from bench.run.failures import in_order
 from pipelines.dataset import DatasetIndex, make_synthetic, scan
 from pipelines.registry import describe
 
@@ -172,8 +171,10 @@ def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, *, gpu: str,
 
         every = Every(REPORT_EVERY_S, quick_report)
         try:
-            new = runner.sweep(in_order(probes, grid), index_path, store, timeout_s, interval, force, env["gpu_count"],
-                               identity(env), on_row=every, jobs=jobs)
+            new = []
+            for measure in passes(probes, grid, store.root):
+                new += runner.sweep(measure, index_path, store, timeout_s, interval, force, env["gpu_count"],
+                                    identity(env), on_row=every, jobs=jobs)
             again = one_more_look(probes + grid, store.root)
             if again:
                 print(f"{len(again)} runs more, where a verdict depends on them (the noise could not settle it)",
@@ -189,43 +190,6 @@ def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, *, gpu: str,
             raise
         path = report.write(store.root)
     return path, new
-
-
-def one_more_look(specs: list[RunSpec], root: Path) -> list[RunSpec]:
-    """One more repeat of each point whose verdict the noise could not settle (bench/analyse/verdicts.py
-    `unsettled`): a ceiling order, an efficiency near the line, the two fastest. Only in a sweep of
-    two repeats or more: one repeat asks for one look (the report then leans on the assumed noise)."""
-    from bench.analyse.points import write_csv
-    from bench.analyse.verdicts import unsettled
-
-    if max(s.repeat for s in specs) < 1:
-        return []
-    points, _, _ = write_csv(root)
-    if points.empty:
-        return []
-    wanted = unsettled(points)
-    latest = {s.point_id: s for s in specs}  # the last repeat of each
-    repeats = dict(zip(points.point_id, points.repeats_ok))
-    return [dataclasses.replace(latest[pid], repeat=max(s.repeat for s in specs if s.point_id == pid) + 1)
-            for pid in sorted(wanted) if pid in latest and repeats.get(pid, 0) > 0]
-
-
-def profiled_spec(profile: str, specs: list[RunSpec], rows: list[dict]) -> RunSpec | None:
-    """The run to trace: point `profile`'s, or with "fastest" the grid point whose ok runs had
-    the highest median images/s (None when none ran)."""
-    import statistics
-
-    if profile == "fastest":
-        rates: dict[str, list[float]] = {}
-        grid = {s.point_id for s in specs if s.role == "point"}
-        for row in rows:
-            if row["point_id"] in grid and row["status"] == "ok" and not row.get("profiled"):
-                rates.setdefault(row["point_id"], []).append(row["train_img_s"])
-        if not rates:
-            return None
-        profile = max(rates, key=lambda p: statistics.median(rates[p]))
-    spec = next(s for s in specs if s.point_id == profile)
-    return dataclasses.replace(spec, repeat=0, profile=True)
 
 
 def plan(grid: list[RunSpec], data: DataSpec, ceilings: list[RunSpec]) -> str:

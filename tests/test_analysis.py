@@ -5,7 +5,7 @@ import dataclasses
 import pandas as pd
 import pytest
 
-from bench.analyse import verdicts
+from bench.analyse import repeats, verdicts
 from bench.analyse.noise import Noise
 from bench.analyse.points import bound, medians, table
 from bench.output import report, sections
@@ -184,14 +184,19 @@ def test_the_feed_table_says_how_many_cores_keep_the_model_fed():
         "vgg16 32px float32 on tensorflow", "keras w1 threads q10 b8", "500", "95", "100", "19%", "300", "1.7"]
 
 
-def _point_and_ceilings(train, pipeline, model, window_s=5.0, model_window_s=None):
-    """A keras point and its two ceilings, each a list of repeats' images/s."""
-    point = RunSpec(backbone="tiny", input_size=32, batch=8, workers=1)
+def _rows(point, train, pipeline, model, window_s=5.0, model_window_s=None):
+    """The rows of a point and its two ceilings, each given as a list of repeats' images/s."""
     rows = []
     for spec, rates, window in ((point, train, window_s), (pipeline_ceiling(point), pipeline, window_s),
                                 (model_ceiling(point), model, model_window_s or window_s)):
         rows += [record(dataclasses.replace(spec, repeat=i), r, window_s=window) for i, r in enumerate(rates)]
-    return point, table(rows, {}, {})
+    return rows
+
+
+def _point_and_ceilings(train, pipeline, model, window_s=5.0, model_window_s=None):
+    """A keras point and its two ceilings, each a list of repeats' images/s."""
+    point = RunSpec(backbone="tiny", input_size=32, batch=8, workers=1)
+    return point, table(_rows(point, train, pipeline, model, window_s, model_window_s), {}, {})
 
 
 def test_an_efficiency_above_the_ceiling_is_named_inconsistent_not_a_bound():
@@ -211,11 +216,34 @@ def test_overhead_must_be_shown_an_efficiency_near_the_line_names_the_ceiling_an
     assert verdicts.verdict(short).startswith("1 input-bound of 1 configurations.")
     point, noisy = _point_and_ceilings([70.0, 75.0, 80.0], [90.0, 100.0, 110.0], [500.0, 500.0, 500.0])
     assert verdicts.verdict(noisy).startswith("1 input-bound of 1 configurations.")
-    assert point.point_id in verdicts.unsettled(noisy)  # 0.75 is within the noise of the 0.8 line
+    assert point.point_id in repeats.unsettled(noisy)  # 0.75 is within the noise of the 0.8 line
     _, slow = _point_and_ceilings([50.0, 51.0, 52.0], [99.0, 100.0, 101.0], [500.0, 500.0, 500.0])
     assert verdicts.verdict(slow).startswith("1 overhead-bound of 1 configurations.")
     _, steady = _point_and_ceilings([94.0, 95.0, 96.0], [99.0, 100.0, 101.0], [500.0, 500.0, 500.0])
     assert verdicts.verdict(steady).startswith("1 input-bound of 1 configurations.")
+
+
+def test_a_ceiling_is_measured_again_only_while_its_margin_over_the_other_is_unclear():
+    """The quick sweep's case: a model alone 7x a pipeline's, one repeat each: clear even on the
+    noise of one repeat pair. Ceilings within the noise of each other, or one that failed, are measured again."""
+    point, apart = _point_and_ceilings([95.0, 96.0], [100.0], [700.0])
+    assert repeats.clear_ceilings(apart) == {pipeline_ceiling(point).point_id, model_ceiling(point).point_id}
+    _, close = _point_and_ceilings([95.0, 96.0], [100.0], [110.0])  # 1.1x: inside the noise on 1 degree
+    assert repeats.clear_ceilings(close) == set()
+    _, failed = _point_and_ceilings([95.0, 96.0], [100.0], [])
+    assert repeats.clear_ceilings(failed) == set()
+
+
+def test_one_more_look_only_where_the_ranking_of_the_fastest_depends_on_it():
+    slow, points = _point_and_ceilings([50.0, 51.0], [100.0], [700.0])
+    fast = dataclasses.replace(slow, workers=2)
+    rows = [record(dataclasses.replace(fast, repeat=i), r, window_s=5.0) for i, r in enumerate([94.0, 96.0])]
+    rows += [record(dataclasses.replace(pipeline_ceiling(fast), repeat=0), 100.0, window_s=5.0)]
+    both = table([*_rows(slow, [50.0, 51.0], [100.0], [700.0]), *rows], {}, {})
+    assert repeats.unsettled(both) == set()  # 95 against 50: the ranking stands
+    close = [record(dataclasses.replace(fast, repeat=i), r, window_s=5.0) for i, r in enumerate([52.0, 53.0])]
+    tied = table([*_rows(slow, [50.0, 51.0], [100.0], [700.0]), *close], {}, {})
+    assert {slow.point_id, fast.point_id} <= repeats.unsettled(tied)
 
 
 def test_a_cpu_only_verdict_gives_no_gpu_advice_and_its_report_no_gpu_section():

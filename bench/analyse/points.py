@@ -13,7 +13,7 @@ import pandas as pd
 
 from bench.analyse.noise import PRIOR, Noise, differ, geomean, pooled
 from bench.plan.grid import model_ceiling, pipeline_ceiling
-from bench.plan.knobs import COLUMN_KNOBS, KNOBS, RunSpec, display
+from bench.plan.knobs import COLUMN_KNOBS, KNOBS, RunSpec, display, plain
 from bench.results import profiles
 from bench.results.store import ResultStore, read_json
 from models import is_pipeline_alone
@@ -39,8 +39,8 @@ def setting(row: dict) -> str:
 
 
 def spec_of(row: dict) -> RunSpec:
-    """The RunSpec of a stored row (a blank from a table, NaN, is None)."""
-    return RunSpec(**{k: None if isinstance(row[k], float) and pd.isna(row[k]) else row[k] for k in KNOBS if k in row})
+    """The RunSpec of a stored row, its values as set (bench/plan/knobs.py `plain`)."""
+    return RunSpec(**{k: plain(row[k]) for k in KNOBS if k in row})
 
 
 def rate_of(p: dict, prefix: str) -> tuple[float, int]:

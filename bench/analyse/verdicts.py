@@ -6,9 +6,8 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.analyse.noise import CONFIDENCE, differ, geomean, of_points
-from bench.analyse.points import AT_CEILING, SHORT_S, near_the_line, read, runnable, spec_of
-from bench.plan.grid import model_ceiling, pipeline_ceiling
-from bench.plan.knobs import knobs_of
+from bench.analyse.points import AT_CEILING, SHORT_S, read, runnable, spec_of
+from bench.plan.knobs import knobs_of, plain
 from models import is_pipeline_alone
 from pipelines.epochs import loader_depth, window_steps
 from pipelines.registry import is_model_alone
@@ -126,9 +125,9 @@ def _helped_most(points: pd.DataFrame) -> str | None:
     doubt = claim_doubt(points[points[knob] == hi], points[points[knob] == lo])
     if doubt:
         return (f"No setting is named as the one that changed images/s most: `{knob}` differed most "
-                f"({_value(hi)} over {_value(lo)}), but {doubt}.")
-    return (f"The setting that changed most: `{knob}` = {_value(hi)} gave {ratio:.2f}x the images/s of "
-            f"{_value(lo)} (median over the other settings; beyond the noise).")
+                f"({plain(hi)} over {plain(lo)}), but {doubt}.")
+    return (f"The setting that changed most: `{knob}` = {plain(hi)} gave {ratio:.2f}x the images/s of "
+            f"{plain(lo)} (median over the other settings; beyond the noise).")
 
 
 def fastest(points: pd.DataFrame) -> str | None:
@@ -147,33 +146,6 @@ def fastest(points: pd.DataFrame) -> str | None:
         return (f"Not named: the highest median is {said}, ahead of {_name(ranked.iloc[1])} "
                 f"({ranked.iloc[1]['train_img_s']:.1f}), but {doubt}.")
     return f"{said}; ahead of the runner-up, {_name(ranked.iloc[1])}, beyond the noise."
-
-
-def unsettled(points: pd.DataFrame) -> set[str]:
-    """The points another repeat could settle (pyperf's way: measure more only where it matters):
-    a configuration whose ceilings are balanced or whose efficiency sits within the noise of
-    AT_CEILING, with its two ceilings; the two fastest configurations where their order is within
-    the noise. Points that ran no more than the fewest repeats of the folder only, so that the
-    sweep adds one look, not a series."""
-    ran = points[points.repeats_ok > 0]
-    if ran.empty:
-        return set()
-    fewest = ran.repeats_ok.min()
-    noise = of_points(ran)
-    found = set()
-    for p in runnable(ran).to_dict("records"):
-        if p.get("bound") == "balanced" or near_the_line(p, noise):
-            spec = spec_of(p)
-            found |= {p["point_id"], pipeline_ceiling(spec).point_id, model_ceiling(spec).point_id}
-    ranked = runnable(ran).sort_values("train_img_s", ascending=False)
-    if len(ranked) > 1 and claim_doubt(ranked.iloc[:1], ranked.iloc[1:2]):
-        found |= set(ranked.point_id.iloc[:2])
-    return {pid for pid in found if pid in set(ran.point_id[ran.repeats_ok <= fewest])}
-
-
-def _value(value):
-    """A knob's value as set: 4, not the 4.0 a table column with blanks holds."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 VERDICTS = (

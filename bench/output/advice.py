@@ -7,6 +7,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.analyse.points import runnable
+from bench.plan.knobs import plain
 from models.user import is_user_model
 from pipelines.registry import LOADER_PARAMETERS, is_user_pipeline, prefetch_factor
 
@@ -25,19 +26,12 @@ def _call(ref: str, offered: dict, kind: str) -> tuple[str, str]:
     return f"from {module} import {function}", f"{function}({args})"
 
 
-def _plain(value):
-    """A knob's value as Python writes it: 8.0 (a column with gaps is float) as 8, numpy's bool as bool."""
-    if isinstance(value, (bool, str)) or hasattr(value, "dtype") and value.dtype == bool:
-        return value if isinstance(value, str) else bool(value)
-    return int(value) if float(value).is_integer() else float(value)
-
-
 def _loader_code(p, sweep: dict) -> list[str]:
     batch, workers, queue = int(p["batch"]), p.get("workers"), p.get("max_queue_size")
     if is_user_pipeline(p["pipeline"]):
         offered = {"batch": batch, "split": "train", "directory": f"{sweep.get('data', 'DATA')}/train",
                    "classes": sweep.get("classes"), "input_size": int(p["input_size"])}
-        offered |= {k: _plain(v) for k, v in p.items() if k in LOADER_PARAMETERS and pd.notna(v)}
+        offered |= {k: plain(v) for k, v in p.items() if k in LOADER_PARAMETERS and pd.notna(v)}
         imported, call = _call(p["pipeline"], offered, "pipeline")
         return [imported, f"data = {call}  # your function, with these arguments"]
     if p["pipeline"] == "keras":

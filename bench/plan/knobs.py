@@ -126,8 +126,9 @@ COLUMN_KNOBS = knobs_of("pipeline", "loader", "device")  # a table's columns
 ROW_KNOB = "batch"
 
 
-def _plain(value):
-    """A knob value as set: None for a table's blank (NaN), 4 for the 4.0 a column with blanks holds."""
+def plain(value):
+    """A knob value as set: None for a table's blank (NaN), 4 for the 4.0 a column with blanks holds,
+    bool for numpy's: what a RunSpec read back from a table needs for its point_id to be the same."""
     value = value.item() if hasattr(value, "item") else value  # numpy scalars
     if isinstance(value, float):
         return None if value != value else int(value) if value.is_integer() else value
@@ -140,7 +141,7 @@ def display(knobs: dict, names: tuple[str, ...]) -> str:
     default is left out. Progress labels and the reports' setting names both come from here."""
     parts = []
     for name in (n for n in KNOBS if n in names and n in knobs):
-        meta, value = KNOBS[name].metadata, _plain(knobs[name])
+        meta, value = KNOBS[name].metadata, plain(knobs[name])
         if value is None or meta["show"] is None or (not meta["show_default"] and value == KNOBS[name].default):
             continue
         shown = meta["show"].get(value) if isinstance(meta["show"], dict) else meta["show"].format(value)

@@ -1,0 +1,50 @@
+"""Which runs another pass needs (pyperf's way: measure more only where it can change a verdict):
+a ceiling again only while its margin over the other ceiling is within the noise, and one more
+repeat of a point only where its verdict or the ranking of the fastest is unsettled."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from bench.analyse.noise import differ, of_points
+from bench.analyse.points import near_the_line, rate_of, runnable, spec_of
+from bench.analyse.verdicts import claim_doubt
+from bench.plan.grid import model_ceiling, pipeline_ceiling
+
+
+def clear_ceilings(points: pd.DataFrame) -> set[str]:
+    """Ceilings whose rate is beyond the noise of the other ceiling's for every point they bound:
+    which of the two bounds a point no later repeat can change, so they are not measured again.
+    A ceiling that failed, or that any of its points finds balanced, stays unclear."""
+    ran = runnable(points)
+    noise = of_points(points)
+    clear, unclear = set(), set()
+    for p in ran.to_dict("records"):
+        spec = spec_of(p)
+        both = {pipeline_ceiling(spec).point_id, model_ceiling(spec).point_id}
+        have = all(not pd.isna(p.get(c)) and p.get(c) for c in ("pipeline_img_s", "model_img_s"))
+        apart = have and differ(*rate_of(p, "pipeline_img_s"), *rate_of(p, "model_img_s"), noise) != 0
+        (clear if apart else unclear).update(both)
+    return clear - unclear
+
+
+def unsettled(points: pd.DataFrame) -> set[str]:
+    """The points another repeat could settle: a configuration whose ceilings are balanced or whose
+    efficiency sits within the noise of AT_CEILING, with its two ceilings; the two fastest
+    configurations where their order is within the noise. Only runs that ran no more often than the
+    configuration with the fewest repeats (a ceiling measured once included), so that the sweep adds
+    one look, not a series."""
+    ran = points[points.repeats_ok > 0]
+    if ran.empty:
+        return set()
+    fewest = runnable(ran).repeats_ok.min() if not runnable(ran).empty else ran.repeats_ok.min()
+    noise = of_points(ran)
+    found = set()
+    for p in runnable(ran).to_dict("records"):
+        if p.get("bound") == "balanced" or near_the_line(p, noise):
+            spec = spec_of(p)
+            found |= {p["point_id"], pipeline_ceiling(spec).point_id, model_ceiling(spec).point_id}
+    ranked = runnable(ran).sort_values("train_img_s", ascending=False)
+    if len(ranked) > 1 and claim_doubt(ranked.iloc[:1], ranked.iloc[1:2]):
+        found |= set(ranked.point_id.iloc[:2])
+    return {pid for pid in found if pid in set(ran.point_id[ran.repeats_ok <= fewest])}

@@ -1,0 +1,68 @@
+"""What each pass of a sweep measures (pyperf's way: measure more only where it can change a
+verdict): the interleaved order one pass at a time, ceilings again only while their margin is
+unclear, one more look where the noise could not settle a verdict, and the traced run."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+from bench.plan.knobs import RunSpec
+from bench.run.failures import in_order
+
+
+def passes(probes: list[RunSpec], grid: list[RunSpec], root: Path):
+    """The interleaved order (bench/run/failures.py `in_order`) one pass at a time; from the second
+    pass on without the ceilings whose margin over the other ceiling is already beyond the noise
+    (bench/analyse/repeats.py `clear_ceilings`): measured again they could not change a bound."""
+    from bench.analyse.points import write_csv
+    from bench.analyse.repeats import clear_ceilings
+
+    order = in_order(probes, grid)
+    for r in sorted({s.repeat for s in order}):
+        this = [s for s in order if s.repeat == r]
+        points = write_csv(root)[0] if r else None
+        clear = clear_ceilings(points) if points is not None and not points.empty else set()
+        kept = [s for s in this if not (s.role == "ceiling" and s.point_id in clear)]
+        if len(kept) < len(this):
+            print(f"pass {r + 1}: {len(this) - len(kept)} ceiling runs left out, their margin over the other ceiling "
+                  f"beyond the noise", file=sys.stderr)
+        yield kept
+
+
+def one_more_look(specs: list[RunSpec], root: Path) -> list[RunSpec]:
+    """One more repeat of each point whose verdict the noise could not settle (bench/analyse/verdicts.py
+    `unsettled`): a ceiling order, an efficiency near the line, the two fastest. Only in a sweep of
+    two repeats or more: one repeat asks for one look (the report then leans on the assumed noise)."""
+    from bench.analyse.points import write_csv
+    from bench.analyse.repeats import unsettled
+
+    if max(s.repeat for s in specs) < 1:
+        return []
+    points, _, _ = write_csv(root)
+    if points.empty:
+        return []
+    wanted = unsettled(points)
+    latest = {s.point_id: s for s in specs}  # the last repeat of each
+    repeats = dict(zip(points.point_id, points.repeats_ok))
+    return [dataclasses.replace(latest[pid], repeat=max(s.repeat for s in specs if s.point_id == pid) + 1)
+            for pid in sorted(wanted) if pid in latest and repeats.get(pid, 0) > 0]
+
+
+def profiled_spec(profile: str, specs: list[RunSpec], rows: list[dict]) -> RunSpec | None:
+    """The run to trace: point `profile`'s, or with "fastest" the grid point whose ok runs had
+    the highest median images/s (None when none ran)."""
+    import statistics
+
+    if profile == "fastest":
+        rates: dict[str, list[float]] = {}
+        grid = {s.point_id for s in specs if s.role == "point"}
+        for row in rows:
+            if row["point_id"] in grid and row["status"] == "ok" and not row.get("profiled"):
+                rates.setdefault(row["point_id"], []).append(row["train_img_s"])
+        if not rates:
+            return None
+        profile = max(rates, key=lambda p: statistics.median(rates[p]))
+    spec = next(s for s in specs if s.point_id == profile)
+    return dataclasses.replace(spec, repeat=0, profile=True)
