@@ -26,7 +26,7 @@ from bench.run.executors import Slurm
 from pipelines.dataset import DatasetIndex, make_synthetic, scan
 from pipelines.registry import describe
 
-REPORT_EVERY_S = 10.0  # a sweep's report is rebuilt at most this often while rows come, and at its end
+REPORT_EVERY_S = 30.0  # a sweep's report is rebuilt at most this often while rows come, and at its end
 
 
 class Every:

@@ -22,7 +22,9 @@ from bench.results.store import ResultStore
 
 def measure_with(run_sweep, root_of, repeat: int):
     """A `measure(knobs, why)` for moves.walk that sweeps one setting (its repeats and ceilings)
-    with `run_sweep(grid)` and reads its step back from the folder `root_of()`."""
+    with `run_sweep(grid)` and reads its step back from the folder `root_of()`. The first setting
+    runs `repeat` times, each change once (pyperf's way): the noise is pooled over the folder, so the
+    first setting's repeats give it, and a change inside it gets its second look from the walk."""
     count = iter(range(1, 10_000))
 
     def measure(knobs: dict, why: str) -> moves.Step:
@@ -31,10 +33,11 @@ def measure_with(run_sweep, root_of, repeat: int):
         except SpecError as e:  # a move this backend or pipeline cannot take: said, never measured
             print(f"[-] skipped {why}: {e}", flush=True)
             return moves.Step(knobs, [], None, None, None, why)
-        grid = [dataclasses.replace(spec, repeat=r) for r in range(repeat)]
+        n = next(count)
+        grid = [dataclasses.replace(spec, repeat=r) for r in range(repeat if n == 1 else 1)]
         run_sweep(grid)
         step = step_of(root_of(), grid[0], why)
-        print(f"[{next(count)}] {display(knobs, tuple(KNOBS))}: {_rate(step)} ({why})", flush=True)
+        print(f"[{n}] {display(knobs, tuple(KNOBS))}: {_rate(step)} ({why})", flush=True)
         return step
 
     return measure

@@ -143,7 +143,8 @@ def parser() -> argparse.ArgumentParser:
                                                      "preset, then --set (default: mine, your own job)")
     _add_run_options(tu)
     tu.add_argument("--repeat", type=positive(int), default=2,
-                    help="runs of each setting tried (the noise rule's samples)")
+                    help="runs of your setting (they give the noise); each change runs once, and again where "
+                         "the noise cannot tell")
     tu.add_argument("--max-runs", type=positive(int), default=12, help="settings tried at most")
 
     r = sub.add_parser("run", help="run one point and print its record")
