@@ -79,19 +79,18 @@ def write_path(root: Path, path: list[moves.Step], best: moves.Step, reason: str
     return out
 
 
-def tune(start: RunSpec, data_spec: DataSpec, *, gpu: str, data: str | None, out: str | None, timeout_s: float,
-         interval: float, repeat: int, max_runs: int) -> tuple[Path, list[moves.Step], moves.Step, str]:
+def tune(start: RunSpec, data_spec: DataSpec, options, repeat: int, max_runs: int
+         ) -> tuple[Path, list[moves.Step], moves.Step, str]:
     """Walks from `start`; returns (the results folder, the path, the best step, why it stopped)."""
     import json
 
     from bench import session
     from bench.output import report
 
-    folder: dict = {"root": out}
+    folder: dict = {"root": options.out}
 
     def run_sweep(grid: list[RunSpec]) -> None:
-        path, _ = session.run(grid, "tune", data_spec, gpu=gpu, data=data, out=folder["root"],
-                              timeout_s=timeout_s, interval=interval, force=False, ceilings=True)
+        path, _ = session.run(grid, "tune", data_spec, dataclasses.replace(options, out=folder["root"], ceilings=True))
         folder["root"] = path.parent
 
     measure = measure_with(run_sweep, lambda: Path(folder["root"]), repeat)
@@ -136,6 +135,7 @@ def closing(root: Path, path: list[moves.Step], best: moves.Step, reason: str) -
 def command(args) -> int:
     """`gpubench tune`: the start from the preset's first value of each knob and --set, the walk, its last lines."""
     from bench.cli.checks import check_out, checked_grid
+    from bench.cli.options import run_options
     from bench.plan.presets import load_preset
 
     preset = load_preset(args.preset)
@@ -144,8 +144,7 @@ def command(args) -> int:
     if len(start) != 1:
         raise SpecError("tune starts from one setting: give one value per knob in --set")
     check_out(args.out, force=None)
-    root, path, best, reason = tune(start[0], preset.data, gpu=args.gpu, data=args.data, out=args.out,
-                                    timeout_s=args.timeout or preset.timeout_s, interval=args.interval,
-                                    repeat=args.repeat, max_runs=args.max_runs)
+    root, path, best, reason = tune(start[0], preset.data, run_options(args, preset.timeout_s), args.repeat,
+                                    args.max_runs)
     print("\n".join(closing(root, path, best, reason)))
     return 0 if best.rates else 1
