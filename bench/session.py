@@ -46,6 +46,7 @@ class Options:
     max_parallel: int = 1
     slurm: Slurm = Slurm()
     profile: str | None = None  # a point id, or "fastest": one more run of it, traced
+    looks: bool = True  # one more repeat where the noise could not settle a verdict (bench/passes.py)
 
 
 class Every:
@@ -192,7 +193,7 @@ def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, options: Opt
 
         try:
             new = [row for specs in passes(probes, grid, store.root) for row in measure(specs)]
-            again = one_more_look(probes + grid, store.root)
+            again = one_more_look(probes + grid, store.root) if o.looks else []
             if again:
                 print(f"{len(again)} runs more, where a verdict depends on them (the noise could not settle it)",
                       file=sys.stderr)

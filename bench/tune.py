@@ -21,10 +21,11 @@ from bench.results.store import ResultStore
 
 
 def measure_with(run_sweep, root_of, repeat: int):
-    """A `measure(knobs, why)` for moves.walk that sweeps one setting (its repeats and ceilings)
-    with `run_sweep(grid)` and reads its step back from the folder `root_of()`. The first setting
-    runs `repeat` times, each change once (pyperf's way): the noise is pooled over the folder, so the
-    first setting's repeats give it, and a change inside it gets its second look from the walk."""
+    """A `measure(knobs, why)` for moves.walk that sweeps one setting with `run_sweep(grid, ceilings)`
+    and reads its step back from the folder `root_of()`. The first setting runs `repeat` times with
+    its ceilings; each change once without them (pyperf's way): the noise is pooled over the folder,
+    so the first setting's repeats give it, a change inside it gets its second look from the walk,
+    and only end to end decides a change: its ceilings are measured if it is kept (`bounded`)."""
     count = iter(range(1, 10_000))
 
     def measure(knobs: dict, why: str) -> moves.Step:
@@ -35,12 +36,25 @@ def measure_with(run_sweep, root_of, repeat: int):
             return moves.Step(knobs, [], None, None, None, why)
         n = next(count)
         grid = [dataclasses.replace(spec, repeat=r) for r in range(repeat if n == 1 else 1)]
-        run_sweep(grid)
+        run_sweep(grid, n == 1)
         step = step_of(root_of(), grid[0], why)
         print(f"[{n}] {display(knobs, tuple(KNOBS))}: {_rate(step)} ({why})", flush=True)
         return step
 
     return measure
+
+
+def bounded_with(run_sweep, root_of):
+    """A `bounded(step)` for moves.walk: the kept step's ceilings (its runs are already in the
+    folder, so only the ceilings run), and the bound they give."""
+    def bounded(step: moves.Step) -> moves.Step:
+        spec = one_point(step.knobs)
+        run_sweep([spec], True)
+        found = step_of(root_of(), spec, step.why)
+        print(f"    its bound: {_rate(found)}", flush=True)
+        return found
+
+    return bounded
 
 
 def step_of(root: Path, spec: RunSpec, why: str) -> moves.Step:
@@ -89,8 +103,10 @@ def tune(start: RunSpec, data_spec: DataSpec, options, repeat: int, max_runs: in
 
     folder: dict = {"root": options.out}
 
-    def run_sweep(grid: list[RunSpec]) -> None:
-        path, _ = session.run(grid, "tune", data_spec, dataclasses.replace(options, out=folder["root"], ceilings=True))
+    def run_sweep(grid: list[RunSpec], ceilings: bool) -> None:
+        """One setting, swept as a sweep would (the walk takes the second looks itself)."""
+        path, _ = session.run(grid, "tune", data_spec,
+                              dataclasses.replace(options, out=folder["root"], ceilings=ceilings, looks=False))
         folder["root"] = path.parent
 
     measure = measure_with(run_sweep, lambda: Path(folder["root"]), repeat)
@@ -105,12 +121,13 @@ def tune(start: RunSpec, data_spec: DataSpec, options, repeat: int, max_runs: in
     def more(step: moves.Step) -> moves.Step:
         """One more repeat of a setting: the second look at a change inside the noise."""
         spec = dataclasses.replace(one_point(step.knobs), repeat=len(step.rates))
-        run_sweep([spec])
-        return step_of(root, spec, step.why)
+        run_sweep([spec], False)
+        return step_of(root, spec, step.why)._replace(pipeline=step.pipeline, model=step.model, bound=step.bound)
 
     on_gpu = bool(json.loads((root / "sweep.json").read_text()).get("gpu_used"))
     loaders = {"tfdata"} if installed("tensorflow") else set()
-    path, best, reason = moves.walk(first, measure, better, loaders, max_runs=max_runs, gpu=on_gpu, more=more)
+    path, best, reason = moves.walk(first, measure, better, loaders, max_runs=max_runs, gpu=on_gpu, more=more,
+                                    bounded=bounded_with(run_sweep, lambda: root))
     write_path(root, path, best, reason)
     report.write(root)
     return root, path, best, reason

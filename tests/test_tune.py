@@ -65,6 +65,27 @@ def test_the_walk_follows_the_bound_to_within_5_percent_of_the_best_setting():
     assert len(path) <= 12 and reason, [s.why for s in path]
 
 
+def test_only_a_kept_change_has_its_ceilings_measured_and_the_walk_still_finds_the_best():
+    """`gpubench tune` measures a change end to end only; the walk asks for the ceilings of the
+    changes it keeps, whose bounds plan the next moves."""
+    stand_in, bounded = StandIn(), []
+
+    def bare(knobs: dict, why: str) -> moves.Step:
+        return stand_in(knobs, why)._replace(pipeline=None, model=None, bound=None)
+
+    def with_ceilings(step: moves.Step) -> moves.Step:
+        bounded.append(step.knobs)
+        return stand_in(step.knobs, step.why)._replace(rates=step.rates)
+
+    pooled = Noise(stand_in.noise, 20)
+    path, best, _ = moves.walk(stand_in(START, "your setting", 2), bare, lambda new, old: faster(new, old, pooled),
+                               {"tfdata"}, say=lambda line: None, more=stand_in.more, bounded=with_ceilings,
+                               max_runs=30)
+    assert bounded and bounded == [s.knobs for s in path[1:] if s.bound is not None]
+    assert all(s.pipeline is None for s in path[1:] if s.knobs not in bounded)
+    assert stand_in.truth(best.knobs)[0] >= 0.95 * stand_in.truth(walk(StandIn(), max_runs=30)[1].knobs)[0]
+
+
 def test_a_plateau_stops_the_walk_with_the_starting_setting_kept():
     """Workers beyond one core do nothing here, and the model is far away: every move is tried once
     and none is kept."""
