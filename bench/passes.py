@@ -12,23 +12,32 @@ from bench.plan.knobs import RunSpec
 from bench.run.failures import in_order
 
 
-def passes(probes: list[RunSpec], grid: list[RunSpec], root: Path):
-    """The interleaved order (bench/run/failures.py `in_order`) one pass at a time; from the second
-    pass on without the ceilings whose margin over the other ceiling is already beyond the noise
-    (bench/analyse/repeats.py `clear_ceilings`): measured again they could not change a bound."""
+def passes(probes: list[RunSpec], grid: list[RunSpec], root: Path, as_needed: bool = False):
+    """The interleaved order (bench/run/failures.py `in_order`) one pass at a time. From the second
+    pass on, a ceiling runs again only while its margin over the other ceiling is within the noise
+    (bench/analyse/repeats.py `clear_ceilings`: measured again it could not change a bound); `as_needed`,
+    a point (and the ceilings its verdict is judged against) only where another repeat could settle
+    its verdict or the ranking of the fastest (`unsettled`)."""
     from bench.analyse.points import write_csv
-    from bench.analyse.repeats import clear_ceilings
+    from bench.analyse.repeats import clear_ceilings, unsettled
 
     order = in_order(probes, grid)
     for r in sorted({s.repeat for s in order}):
         this = [s for s in order if s.repeat == r]
         points = write_csv(root)[0] if r else None
-        clear = clear_ceilings(points) if points is not None and not points.empty else set()
-        kept = [s for s in this if not (s.role == "ceiling" and s.point_id in clear)]
-        if len(kept) < len(this):
-            print(f"pass {r + 1}: {len(this) - len(kept)} ceiling runs left out, their margin over the other ceiling "
-                  f"beyond the noise", file=sys.stderr)
-        yield kept
+        if points is not None and not points.empty:
+            if as_needed:
+                wanted = unsettled(points, one_look=False)
+                this = [s for s in this if s.point_id in wanted]
+            clear = clear_ceilings(points) - (wanted if as_needed else set())
+            kept = [s for s in this if not (s.role == "ceiling" and s.point_id in clear)]
+            left = len([s for s in order if s.repeat == r]) - len(kept)
+            if left:
+                print(f"pass {r + 1}: {left} runs left out: " + ("their verdicts are settled and " if as_needed else "")
+                      + "ceilings whose margin over the other is beyond the noise", file=sys.stderr)
+            this = kept
+        if this:
+            yield this
 
 
 def one_more_look(specs: list[RunSpec], root: Path) -> list[RunSpec]:

@@ -47,6 +47,7 @@ class Options:
     slurm: Slurm = Slurm()
     profile: str | None = None  # a point id, or "fastest": one more run of it, traced
     looks: bool = True  # one more repeat where the noise could not settle a verdict (bench/passes.py)
+    as_needed: bool = False  # repeats beyond the first only where a verdict depends on them (bench/passes.py)
 
 
 class Every:
@@ -174,7 +175,7 @@ def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, options: Opt
         force = data_changed(store, meta) or o.force
         if o.ceilings:  # MFU is part of the ceilings' analysis
             meta.update(processes.measure_peaks({(p.backend, p.precision) for p in grid}))
-        meta.update(executors.describe(o.executor, o.max_parallel, o.slurm))
+        meta.update(executors.describe(o.executor, o.max_parallel, o.slurm), repeat_as_needed=o.as_needed)
         (store.root / "sweep.json").write_text(json.dumps(meta, indent=2))
         probes = ceiling_probes(grid) if o.ceilings else []
         jobs = None if o.executor == "local" else executors.Submitit(
@@ -192,7 +193,7 @@ def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, options: Opt
                                 identity(env), on_row=every, jobs=jobs)
 
         try:
-            new = [row for specs in passes(probes, grid, store.root) for row in measure(specs)]
+            new = [row for specs in passes(probes, grid, store.root, o.as_needed) for row in measure(specs)]
             again = one_more_look(probes + grid, store.root) if o.looks else []
             if again:
                 print(f"{len(again)} runs more, where a verdict depends on them (the noise could not settle it)",

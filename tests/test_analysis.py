@@ -234,6 +234,33 @@ def test_a_ceiling_is_measured_again_only_while_its_margin_over_the_other_is_unc
     assert repeats.clear_ceilings(failed) == set()
 
 
+def test_a_pass_that_repeats_as_needed_runs_the_unsettled_points_and_no_clear_ceiling(tmp_path):
+    """quick's passes (bench/passes.py): after one repeat on the assumed noise, a point at its
+    ceiling (efficiency 0.95) is settled, one at 0.48 is not (within 20% of the 0.8 line), their
+    order is clear (2x), and neither's model ceiling (7x away) runs again; the one at 0.48 runs
+    with the pipeline ceiling it is judged against."""
+    from bench.passes import passes
+    from bench.plan.grid import ceiling_probes
+    from bench.results.store import ResultStore
+
+    at, below = RunSpec(backbone="tiny", input_size=32, batch=8, workers=1), RunSpec(backbone="tiny", input_size=32,
+                                                                                    batch=8, workers=2)
+    grid = [dataclasses.replace(s, repeat=r) for s in (at, below) for r in (0, 1)]
+    probes = ceiling_probes(grid)
+    store = ResultStore(tmp_path).create()
+    rates = {at.point_id: 95.0, below.point_id: 48.0, pipeline_ceiling(at).point_id: 100.0,
+             pipeline_ceiling(below).point_id: 100.0, model_ceiling(at).point_id: 700.0}
+    walk = passes(probes, grid, tmp_path, as_needed=True)
+    first = next(walk)
+    assert {s.point_id for s in first} == set(rates) and {s.repeat for s in first} == {0}
+    for spec in first:
+        store.append(record(spec, rates[spec.point_id], window_s=5.0))
+    second = next(walk)
+    assert {(s.point_id, s.repeat) for s in second} == {(below.point_id, 1), (pipeline_ceiling(below).point_id, 1)}
+    every = list(passes(probes, grid, tmp_path))  # every repeat: each point again, no clear ceiling
+    assert {s.point_id for s in every[1]} == {at.point_id, below.point_id}
+
+
 def test_one_more_look_only_where_the_ranking_of_the_fastest_depends_on_it():
     slow, points = _point_and_ceilings([50.0, 51.0], [100.0], [700.0])
     fast = dataclasses.replace(slow, workers=2)

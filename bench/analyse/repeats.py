@@ -28,12 +28,12 @@ def clear_ceilings(points: pd.DataFrame) -> set[str]:
     return clear - unclear
 
 
-def unsettled(points: pd.DataFrame) -> set[str]:
+def unsettled(points: pd.DataFrame, one_look: bool = True) -> set[str]:
     """The points another repeat could settle: a configuration whose ceilings are balanced, with both
     ceilings, or whose efficiency sits within the noise of AT_CEILING, with its lower ceiling; the two fastest
     configurations where their order is within the noise. Only runs that ran no more often than the
     configuration with the fewest repeats (a ceiling measured once included), so that the sweep adds
-    one look, not a series."""
+    one look, not a series; all of them, without `one_look`, for a pass that repeats as needed."""
     ran = points[points.repeats_ok > 0]
     if ran.empty:
         return set()
@@ -50,4 +50,4 @@ def unsettled(points: pd.DataFrame) -> set[str]:
     ranked = runnable(ran).sort_values("train_img_s", ascending=False)
     if len(ranked) > 1 and claim_doubt(ranked.iloc[:1], ranked.iloc[1:2]):
         found |= set(ranked.point_id.iloc[:2])
-    return {pid for pid in found if pid in set(ran.point_id[ran.repeats_ok <= fewest])}
+    return found if not one_look else {pid for pid in found if pid in set(ran.point_id[ran.repeats_ok <= fewest])}

@@ -74,7 +74,8 @@ def _sweep(args) -> int:
     slurm = Slurm(args.slurm_partition, args.slurm_gpus_per_node, args.slurm_time, args.slurm_exclusive)
     start = time.monotonic()
     options = run_options(args, preset.timeout_s, force=args.force, ceilings=with_ceilings, executor=args.executor,
-                          max_parallel=args.max_parallel, slurm=slurm, profile=args.profile)
+                          max_parallel=args.max_parallel, slurm=slurm, profile=args.profile,
+                          as_needed=preset.repeat_as_needed and args.repeat is None)
     path, new = session.run(grid, preset.name, preset.data, options)
     from bench.analyse.verdicts import folder_headline
 

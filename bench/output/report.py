@@ -114,7 +114,10 @@ def render(every: pd.DataFrame, rows: list[dict], env: dict, sweep: dict, figure
     lines += [f"![{caption}]({name})" for caption, name in top] + ([""] if top else [])
     lines += ["Cells: total time of all epochs with validation (as the seed timed it) · training "
               "images/s over the measured window: the steps after a warm-up, timed without "
-              "validation or checkpoints. The median of the repeats that succeeded.", "",
+              "validation or checkpoints. The median of the repeats that succeeded."
+              + (" Repeats as needed: one of each point, a second only where its verdict or the ranking of the "
+                 "fastest depended on it (points.csv's repeats_ok says how many each had)."
+                 if sweep.get("repeat_as_needed") else ""), "",
               MEASURED_OVER, ""]
     for _, group in groups:
         first = group.iloc[0]

@@ -43,6 +43,9 @@ class Preset:
     knobs: dict  # knob -> list of values (a scalar in the file is a one-value list)
     data: DataSpec
     repeat: int = 1
+    # repeats beyond the first only where a verdict or the ranking of the fastest depends on them
+    # (pyperf's way, bench/passes.py); `--repeat N` runs every point N times
+    repeat_as_needed: bool = False
     timeout_s: float = TIMEOUT_S
     ceilings: bool = True  # measure the pipeline and model ceilings of every point
     installed_only: bool = False  # drop the points whose backend or pipeline is not installed
@@ -74,8 +77,8 @@ def load_preset(name_or_path: str) -> Preset:
         doc = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"preset {path}: {e}") from None
-    unknown = set(doc) - {"description", "knobs", "grid", "data", "repeat", "timeout_s", "ceilings",
-                          "installed_only", "gate"}
+    unknown = set(doc) - {"description", "knobs", "grid", "data", "repeat", "repeat_as_needed", "timeout_s",
+                          "ceilings", "installed_only", "gate"}
     if unknown:
         raise SpecError(f"preset {path}: unknown section(s) {sorted(unknown)}")
 
@@ -121,6 +124,7 @@ def load_preset(name_or_path: str) -> Preset:
         knobs=knobs,
         data=data,
         repeat=field(doc, "repeat", int, 1),
+        repeat_as_needed=field(doc, "repeat_as_needed", bool, False),
         timeout_s=float(field(doc, "timeout_s", float, TIMEOUT_S)),
         ceilings=field(doc, "ceilings", bool, True),
         installed_only=field(doc, "installed_only", bool, False),
