@@ -230,3 +230,18 @@ def test_every_backend_has_a_module_with_the_same_names():
     names = {name: public(path) for name, path in modules.items()}
     assert len({frozenset(n) for n in names.values()}) == 1, names
     assert {"setup", "where", "start_profiler", "stop_profiler", "use_compile_cache"} <= names["jax"]
+
+
+def test_the_device_a_variable_pins_a_backend_to_decides_the_gpus_it_uses_and_samples(monkeypatch):
+    from bench.results import nvml
+    from bench.run import devices, gate
+
+    gpus = [{"index": i, "uuid": f"GPU-{i}", "name": "NVIDIA H100"} for i in range(3)]
+    monkeypatch.setenv("KERAS_TORCH_DEVICE", "cuda:2")
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert devices.sampled("torch", 1) == [2] and devices.sampled("jax", 2) == [0, 1]
+    assert [g["index"] for g in nvml.used(gpus, 1, gate.device_asked("torch"))] == [2]
+    assert nvml.used(gpus, 2, gate.device_asked("jax")) == []  # kept on the CPU
+    assert [g["index"] for g in nvml.used(gpus, 2, gate.device_asked("tensorflow"))] == [0, 1]
+    assert gate.fix("jax", "12.4") == "unset JAX_PLATFORMS=cpu, which keeps jax off the GPU"
