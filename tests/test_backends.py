@@ -175,9 +175,10 @@ def test_channels_first_trains_where_the_backend_can_and_is_a_skipped_row_where_
 
 
 BACKEND_MODULES = ROOT / "bench" / "run" / "backends"
-# Where a backend's name is still compared outside its module, each on purpose
+# Where a backend's name is still compared outside its module, each on purpose. (The pipelines ask
+# pipelines.feed.trains_on whether the backend that trains is their own framework, tf.data's TensorFlow
+# or the DataLoader's torch: a question of the pipeline's, which a new backend leaves unchanged.)
 NAMED_ON_PURPOSE = {
-    "pipelines/feed.py": "trains_on: whether the backend that trains is a pipeline's own framework",
     "bench/analyse/verdicts.py": "a display default: a setting on tensorflow goes without 'on tensorflow'",
 }
 
