@@ -106,7 +106,7 @@ honesty-user: $(STAMP)
 
 # The tuner against the quick grid it saves (tests/benchmarks/tune_vs_grid.py): runs, wall time, the
 # best setting and images/s of each, appended to $(TUNE_VS_GRID)/tune-vs-grid.jsonl; fails unless the
-# tuner comes within 5% of the grid's best in a third of its runs or fewer.
+# tuner comes within 5% of the grid's best in a third of the grid's runs or fewer (counted to the first setting that did).
 TUNE_VS_GRID ?= results/cpu/tune-vs-grid
 tune-vs-grid: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.tune_vs_grid $(TUNE_VS_GRID) $(ARGS)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from bench.plan.grid import one_point
 from bench.plan.knobs import RunSpec, SpecError
-from bench.plan.presets import TIMEOUT_S, DataSpec
+from bench.plan.presets import DataSpec
 from pipelines.registry import MODEL_ALONE
 
 TRY = dict(pipeline=MODEL_ALONE, epochs=1, steps_per_epoch=2, validation_steps=1, checkpoint=False, window="epochs")
@@ -71,8 +71,7 @@ def summary(knob: str, found: int | None, tries: list[dict], limit: int) -> str:
 
 
 def run_search(backbone: str, input_size: int | None, batch: int | None, start: int | None, limit: int,
-               precision: str, mem_limit_mb: int | None, gpu: str, data: str | None, out: str | None,
-               timeout_s: float | None, interval: float) -> str:
+               precision: str, mem_limit_mb: int | None, options) -> str:
     """The search of `gpubench fit`, each try a row in results/<gpu>/<host>/fit-<backbone>/ and
     fit.md summing them up; returns that summary."""
     from bench import session
@@ -83,11 +82,11 @@ def run_search(backbone: str, input_size: int | None, batch: int | None, start: 
     start = start or (32 if knob == "input_size" else 1)
     step = 32 if knob == "input_size" else 1
     grid = [one_point(dataclasses.replace(base, **{knob: start}).knobs())]
-    with session.prepared(gpu, data, out, f"fit-{backbone}", DATA, grid, force=True) as (store, index_path, env, meta):
+    with session.prepared(options, f"fit-{backbone}", DATA, grid) as (store, index_path, env, meta):
         (store.root / "sweep.json").write_text(json.dumps(meta, indent=2))
 
         def run(spec: RunSpec) -> dict:
-            record = processes.run_point(spec, index_path, store, timeout_s or TIMEOUT_S, interval, mem_limit_mb)
+            record = processes.run_point(spec, index_path, store, options.timeout_s, options.interval, mem_limit_mb)
             store.append(record)
             print(f"{knob}={getattr(spec, knob)}: {record['status']}", file=sys.stderr)
             return record

@@ -9,6 +9,7 @@ come, and at the end.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 import sys
@@ -18,15 +19,34 @@ from pathlib import Path
 
 from bench.passes import one_more_look, passes, profiled_spec
 from bench.plan.grid import ceiling_probes, check_label
-from bench.plan.knobs import RunSpec, SpecError
-from bench.plan.presets import DataSpec, parse_size
+from bench.plan.knobs import SAMPLE_INTERVAL_S, RunSpec, SpecError
+from bench.plan.presets import TIMEOUT_S, DataSpec, parse_size
 from bench.results.store import ResultStore, read_json
 from bench.run import executors
 from bench.run.executors import Slurm
 from pipelines.dataset import DatasetIndex, make_synthetic, scan
 from pipelines.registry import describe
 
-REPORT_EVERY_S = 10.0  # a sweep's report is rebuilt at most this often while rows come, and at its end
+REPORT_EVERY_S = 30.0  # a sweep's report is rebuilt at most this often while rows come, and at its end
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """How a sweep runs, whatever its grid: one object from the command line to the runs, so that
+    an option added is added here and where it is read, not threaded through every call."""
+
+    gpu: str = "auto"  # the label to file under (auto: NVML's)
+    data: str | None = None  # a flow_from_directory tree (None: a synthetic one)
+    out: str | None = None  # the results folder (None: results/<gpu>/<host>/<preset>)
+    timeout_s: float = TIMEOUT_S  # seconds one run may take
+    interval: float = SAMPLE_INTERVAL_S  # seconds between CPU/GPU samples
+    force: bool = False  # measure every point anew
+    ceilings: bool = False  # measure each point's two ceilings too
+    executor: str = "local"  # local, submitit-local or slurm
+    max_parallel: int = 1
+    slurm: Slurm = Slurm()
+    profile: str | None = None  # a point id, or "fastest": one more run of it, traced
+    looks: bool = True  # one more repeat where the noise could not settle a verdict (bench/passes.py)
 
 
 class Every:
@@ -111,23 +131,22 @@ def checked_label(gpu: str, grid: list[RunSpec], local: bool = True) -> tuple[st
 
 
 @contextmanager
-def prepared(gpu: str, data: str | None, out: str | None, preset_name: str, data_spec: DataSpec,
-             grid: list[RunSpec], force: bool, local: bool = True):
+def prepared(options: Options, preset_name: str, data_spec: DataSpec, grid: list[RunSpec]):
     """Label, data, results folder (locked, checked), env.json and sweep.json: what every run
     needs. Yields (store, index path, env, sweep metadata). Refuses a label NVML contradicts, and
     a backend that would train on the CPU while NVML sees a GPU (bench/run/doctor.py)."""
     from bench.results import machine
 
-    label, checked = checked_label(gpu, grid, local)
-    index = dataset(data, data_spec)
+    label, checked = checked_label(options.gpu, grid, options.executor != "slurm")
+    index = dataset(options.data, data_spec)
     check_formats(grid, index)
     _warn_about(index)
     env = {**machine.collect(), "doctor": checked}
-    store = ResultStore(out or default_folder(label, env["host"], preset_name)).create()
+    store = ResultStore(options.out or default_folder(label, env["host"], preset_name)).create()
     with store.locked():
         previous = read_json(store.root / "env.json")
         other = machine.differs(previous, env) if previous and store.records() else None
-        if other and not force:
+        if other and not options.force:
             raise SpecError(f"{store.root} holds the runs of {other}: use another --out, or --force to measure "
                             f"every point here anew (their runs are kept in runs.jsonl)")
         index_path = store.root / ".dataset.json"
@@ -141,50 +160,46 @@ def prepared(gpu: str, data: str | None, out: str | None, preset_name: str, data
         yield store, index_path, env, meta
 
 
-def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, *, gpu: str, data: str | None,
-        out: str | None, timeout_s: float, interval: float, force: bool, ceilings: bool = False,
-        executor: str = "local", max_parallel: int = 1, slurm: Slurm | None = None,
-        profile: str | None = None) -> tuple[Path, list[dict]]:
+def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, options: Options) -> tuple[Path, list[dict]]:
     """Everything after the grid is known: checks, data, environment, then the runs (here, or as
     submitit jobs), the report rebuilt every REPORT_EVERY_S at most and at the end (an interrupted
-    sweep's too); with `profile` (a point id, or "fastest"), one more run of that point, traced
-    (bench/run/profile.py). Returns (the report, the new rows)."""
+    sweep's too); with a `profile` option, one more run of that point, traced (bench/run/profile.py).
+    Returns (the report, the new rows)."""
     from bench.output import report
     from bench.results.machine import identity
     from bench.run import processes, runner
 
-    ready = prepared(gpu, data, out, preset_name, data_spec, grid, force, executor != "slurm")
-    with ready as (store, index_path, env, meta):
-        force = data_changed(store, meta) or force
-        if ceilings:  # MFU is part of the ceilings' analysis
+    o = options
+    with prepared(o, preset_name, data_spec, grid) as (store, index_path, env, meta):
+        force = data_changed(store, meta) or o.force
+        if o.ceilings:  # MFU is part of the ceilings' analysis
             meta.update(processes.measure_peaks({(p.backend, p.precision) for p in grid}))
-        slurm = slurm or Slurm()
-        meta.update(executors.describe(executor, max_parallel, slurm))
+        meta.update(executors.describe(o.executor, o.max_parallel, o.slurm))
         (store.root / "sweep.json").write_text(json.dumps(meta, indent=2))
-        probes = ceiling_probes(grid) if ceilings else []
-        jobs = None if executor == "local" else executors.Submitit(
-            "local" if executor == "submitit-local" else "slurm", store.root / "jobs", max_parallel, timeout_s, slurm)
+        probes = ceiling_probes(grid) if o.ceilings else []
+        jobs = None if o.executor == "local" else executors.Submitit(
+            "local" if o.executor == "submitit-local" else "slurm", store.root / "jobs", o.max_parallel, o.timeout_s,
+            o.slurm)
 
         def quick_report(row: dict | None = None) -> None:
             """The report without its plots: quick enough to rebuild while the sweep runs."""
             report.write(store.root, plots=False)
 
         every = Every(REPORT_EVERY_S, quick_report)
+
+        def measure(specs: list[RunSpec]) -> list[dict]:
+            return runner.sweep(specs, index_path, store, o.timeout_s, o.interval, force, env["gpu_count"],
+                                identity(env), on_row=every, jobs=jobs)
+
         try:
-            new = []
-            for measure in passes(probes, grid, store.root):
-                new += runner.sweep(measure, index_path, store, timeout_s, interval, force, env["gpu_count"],
-                                    identity(env), on_row=every, jobs=jobs)
-            again = one_more_look(probes + grid, store.root)
+            new = [row for specs in passes(probes, grid, store.root) for row in measure(specs)]
+            again = one_more_look(probes + grid, store.root) if o.looks else []
             if again:
                 print(f"{len(again)} runs more, where a verdict depends on them (the noise could not settle it)",
                       file=sys.stderr)
-                new += runner.sweep(again, index_path, store, timeout_s, interval, force, env["gpu_count"],
-                                    identity(env), on_row=every, jobs=jobs)
-            traced = profiled_spec(profile, probes + grid, store.records()) if profile else None
-            if traced:
-                new += runner.sweep([traced], index_path, store, timeout_s, interval, force, env["gpu_count"],
-                                    identity(env), on_row=every, jobs=jobs)
+                new += measure(again)
+            traced = profiled_spec(o.profile, probes + grid, store.records()) if o.profile else None
+            new += measure([traced]) if traced else []
         except runner.Interrupted:  # the report holds every row finished, as a whole sweep's does
             quick_report()
             raise

@@ -21,8 +21,11 @@ from bench.results.store import ResultStore
 
 
 def measure_with(run_sweep, root_of, repeat: int):
-    """A `measure(knobs, why)` for moves.walk that sweeps one setting (its repeats and ceilings)
-    with `run_sweep(grid)` and reads its step back from the folder `root_of()`."""
+    """A `measure(knobs, why)` for moves.walk that sweeps one setting with `run_sweep(grid, ceilings)`
+    and reads its step back from the folder `root_of()`. The first setting runs `repeat` times with
+    its ceilings; each change once without them (pyperf's way): the noise is pooled over the folder,
+    so the first setting's repeats give it, a change inside it gets its second look from the walk,
+    and only end to end decides a change: its ceilings are measured if it is kept (`bounded`)."""
     count = iter(range(1, 10_000))
 
     def measure(knobs: dict, why: str) -> moves.Step:
@@ -31,13 +34,27 @@ def measure_with(run_sweep, root_of, repeat: int):
         except SpecError as e:  # a move this backend or pipeline cannot take: said, never measured
             print(f"[-] skipped {why}: {e}", flush=True)
             return moves.Step(knobs, [], None, None, None, why)
-        grid = [dataclasses.replace(spec, repeat=r) for r in range(repeat)]
-        run_sweep(grid)
+        n = next(count)
+        grid = [dataclasses.replace(spec, repeat=r) for r in range(repeat if n == 1 else 1)]
+        run_sweep(grid, n == 1)
         step = step_of(root_of(), grid[0], why)
-        print(f"[{next(count)}] {display(knobs, tuple(KNOBS))}: {_rate(step)} ({why})", flush=True)
+        print(f"[{n}] {display(knobs, tuple(KNOBS))}: {_rate(step)} ({why})", flush=True)
         return step
 
     return measure
+
+
+def bounded_with(run_sweep, root_of):
+    """A `bounded(step)` for moves.walk: the kept step's ceilings (its runs are already in the
+    folder, so only the ceilings run), and the bound they give."""
+    def bounded(step: moves.Step) -> moves.Step:
+        spec = one_point(step.knobs)
+        run_sweep([spec], True)
+        found = step_of(root_of(), spec, step.why)
+        print(f"    its bound: {_rate(found)}", flush=True)
+        return found
+
+    return bounded
 
 
 def step_of(root: Path, spec: RunSpec, why: str) -> moves.Step:
@@ -76,19 +93,20 @@ def write_path(root: Path, path: list[moves.Step], best: moves.Step, reason: str
     return out
 
 
-def tune(start: RunSpec, data_spec: DataSpec, *, gpu: str, data: str | None, out: str | None, timeout_s: float,
-         interval: float, repeat: int, max_runs: int) -> tuple[Path, list[moves.Step], moves.Step, str]:
+def tune(start: RunSpec, data_spec: DataSpec, options, repeat: int, max_runs: int
+         ) -> tuple[Path, list[moves.Step], moves.Step, str]:
     """Walks from `start`; returns (the results folder, the path, the best step, why it stopped)."""
     import json
 
     from bench import session
     from bench.output import report
 
-    folder: dict = {"root": out}
+    folder: dict = {"root": options.out}
 
-    def run_sweep(grid: list[RunSpec]) -> None:
-        path, _ = session.run(grid, "tune", data_spec, gpu=gpu, data=data, out=folder["root"],
-                              timeout_s=timeout_s, interval=interval, force=False, ceilings=True)
+    def run_sweep(grid: list[RunSpec], ceilings: bool) -> None:
+        """One setting, swept as a sweep would (the walk takes the second looks itself)."""
+        path, _ = session.run(grid, "tune", data_spec,
+                              dataclasses.replace(options, out=folder["root"], ceilings=ceilings, looks=False))
         folder["root"] = path.parent
 
     measure = measure_with(run_sweep, lambda: Path(folder["root"]), repeat)
@@ -103,12 +121,13 @@ def tune(start: RunSpec, data_spec: DataSpec, *, gpu: str, data: str | None, out
     def more(step: moves.Step) -> moves.Step:
         """One more repeat of a setting: the second look at a change inside the noise."""
         spec = dataclasses.replace(one_point(step.knobs), repeat=len(step.rates))
-        run_sweep([spec])
-        return step_of(root, spec, step.why)
+        run_sweep([spec], False)
+        return step_of(root, spec, step.why)._replace(pipeline=step.pipeline, model=step.model, bound=step.bound)
 
     on_gpu = bool(json.loads((root / "sweep.json").read_text()).get("gpu_used"))
     loaders = {"tfdata"} if installed("tensorflow") else set()
-    path, best, reason = moves.walk(first, measure, better, loaders, max_runs=max_runs, gpu=on_gpu, more=more)
+    path, best, reason = moves.walk(first, measure, better, loaders, max_runs=max_runs, gpu=on_gpu, more=more,
+                                    bounded=bounded_with(run_sweep, lambda: root))
     write_path(root, path, best, reason)
     report.write(root)
     return root, path, best, reason
@@ -133,6 +152,7 @@ def closing(root: Path, path: list[moves.Step], best: moves.Step, reason: str) -
 def command(args) -> int:
     """`gpubench tune`: the start from the preset's first value of each knob and --set, the walk, its last lines."""
     from bench.cli.checks import check_out, checked_grid
+    from bench.cli.options import run_options
     from bench.plan.presets import load_preset
 
     preset = load_preset(args.preset)
@@ -141,8 +161,7 @@ def command(args) -> int:
     if len(start) != 1:
         raise SpecError("tune starts from one setting: give one value per knob in --set")
     check_out(args.out, force=None)
-    root, path, best, reason = tune(start[0], preset.data, gpu=args.gpu, data=args.data, out=args.out,
-                                    timeout_s=args.timeout or preset.timeout_s, interval=args.interval,
-                                    repeat=args.repeat, max_runs=args.max_runs)
+    root, path, best, reason = tune(start[0], preset.data, run_options(args, preset.timeout_s), args.repeat,
+                                    args.max_runs)
     print("\n".join(closing(root, path, best, reason)))
     return 0 if best.rates else 1

@@ -76,12 +76,29 @@ def _dali_loader(spec) -> str:
             f"decoding on the GPU where the backend trains on one (nvJPEG), else on the CPU")
 
 
+def _keras_code(spec) -> str:
+    return (f"data = YourPyDataset(batch_size={spec.batch}, workers={spec.workers}, "
+            f"use_multiprocessing={bool(spec.use_multiprocessing)}, max_queue_size={spec.max_queue_size})")
+
+
+def _tfdata_code(spec) -> str:
+    parallel = spec.workers or "tf.data.AUTOTUNE"
+    prefetch = spec.max_queue_size or "tf.data.AUTOTUNE"
+    return f"data = files.map(load, num_parallel_calls={parallel}).batch({spec.batch}).prefetch({prefetch})"
+
+
+def _torch_code(spec) -> str:
+    w = spec.workers or 0
+    factor = f", prefetch_factor={prefetch_factor(w, spec.max_queue_size)}, persistent_workers=True" if w else ""
+    return f"data = DataLoader(dataset, batch_size={spec.batch}, num_workers={w}{factor}, pin_memory=True)"
+
+
 @dataclasses.dataclass(frozen=True)
 class Pipeline:
     """One pipeline's facts, read by the checks, the skip policy, the worker and the reports:
     what its loader knobs mean (a knob missing does not apply and is blanked), the package it
     imports, the plugin a backend needs for it, the image formats it decodes, whether it is the
-    model-alone ceiling's feed, and how its loader reads in a record."""
+    model-alone ceiling's feed, how its loader reads in a record, and the code that builds it so."""
 
     name: str
     module: str
@@ -95,6 +112,7 @@ class Pipeline:
     formats: tuple[str, ...] | None = None  # None: whatever PIL reads
     in_memory: bool = False  # tensors in memory, which cost nothing: the model-alone ceiling's feed
     in_training_thread: Callable[[Any], bool] | None = None  # whether its knobs load batches as training asks, unqueued
+    code: Callable[[Any], str] | None = None  # the line of a user's script that builds it so: the report's "do this"
 
 
 PIPELINES = {p.name: p for p in (
@@ -103,12 +121,13 @@ PIPELINES = {p.name: p for p in (
         "use_multiprocessing": "PyDataset workers are processes instead of threads",
         "max_queue_size": "batches the PyDataset queue holds ahead of training, loaded or being loaded: "
                           "no more than this many load at once, so workers beyond it wait",
-        "cache": SHARED_CACHE, "transfer": TRANSFER}, _keras_loader, in_training_thread=keras_in_training_thread),
+        "cache": SHARED_CACHE, "transfer": TRANSFER}, _keras_loader, in_training_thread=keras_in_training_thread,
+             code=_keras_code),
     Pipeline("tfdata", "pipelines.tfdata", {
         "workers": "num_parallel_calls of the decode map (0: AUTOTUNE)",
         "max_queue_size": "prefetch buffer in batches (0: AUTOTUNE)",
         "cache": "decoded images kept in memory after the first epoch",
-        "transfer": TRANSFER}, _tfdata_loader, framework="tensorflow", formats=TFDATA_FORMATS),
+        "transfer": TRANSFER}, _tfdata_loader, framework="tensorflow", formats=TFDATA_FORMATS, code=_tfdata_code),
     Pipeline("synthetic", "pipelines.synthetic",
              {"transfer": "the dtype of the tensors in memory (uint8: the model scales them)"},
              lambda spec: "tensors in memory: no loader", in_memory=True),
@@ -117,7 +136,7 @@ PIPELINES = {p.name: p for p in (
         "max_queue_size": "batches loaded ahead in all: each worker's prefetch_factor is "
                           "ceil(max_queue_size / workers) (0: torch's default of 2)",
         "cache": SHARED_CACHE, "transfer": TRANSFER}, _torch_loader, framework="torch",
-             in_training_thread=_torch_in_training_process),
+             in_training_thread=_torch_in_training_process, code=_torch_code),
     Pipeline("dali", "pipelines.dali", {
         "workers": "DALI's num_threads (its CPU threads: reading, decoding where there is no GPU, resizing)",
         "max_queue_size": "DALI's prefetch_queue_depth: batches prepared ahead",

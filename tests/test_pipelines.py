@@ -65,6 +65,20 @@ def test_a_pydatasets_depth_and_description_follow_keras_rule(workers, use_multi
     assert ("training thread" in describe_loader(spec)) == (not queued)
 
 
+def test_the_do_this_line_of_each_shipped_loader_is_its_descriptors_and_says_its_knobs():
+    """The report's "do this" reads a pipeline's code from its descriptor (bench/output/advice.py)."""
+    from bench.output.advice import _loader_code
+
+    point = {"batch": 30, "workers": 4, "use_multiprocessing": True, "max_queue_size": 10, "input_size": 64}
+    lines = {name: _loader_code({**point, "pipeline": name}, {})[0] for name in ("keras", "tfdata", "torch", "dali")}
+    assert lines["keras"] == ("data = YourPyDataset(batch_size=30, workers=4, use_multiprocessing=True, "
+                              "max_queue_size=10)")
+    assert lines["tfdata"] == "data = files.map(load, num_parallel_calls=4).batch(30).prefetch(10)"
+    assert lines["torch"] == ("data = DataLoader(dataset, batch_size=30, num_workers=4, prefetch_factor=3, "
+                              "persistent_workers=True, pin_memory=True)")
+    assert lines["dali"] == "# pipeline dali, batch 30"  # no line of its own yet: said, not made up
+
+
 @pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
 @pytest.mark.parametrize("size", [17, 32, 70])
 def test_keras_and_tfdata_give_the_same_tensor(tiny_tree, tmp_path, interpolation, size):

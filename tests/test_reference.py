@@ -58,8 +58,8 @@ def test_the_machines_report_names_the_seeds_figure_where_it_matches():
     from bench.analyse.reference import seed_figure
 
     point = medians(pd.DataFrame(points(total_s=50.0))).iloc[0]
-    assert seed_figure(point, SEED_SWEEP) == "197.8 s (Windows 10 desktop, 16 CPU threads, 32 GB RAM, RTX 2080 Ti)"
-    assert seed_figure(point, {**SEED_SWEEP, "train_images": 40}) == ""
+    assert seed_figure(point, SEED_SWEEP) == (197.78, "Windows 10 desktop, 16 CPU threads, 32 GB RAM, RTX 2080 Ti")
+    assert seed_figure(point, {**SEED_SWEEP, "train_images": 40}) is None
 
 
 def test_the_reference_table_holds_the_seeds_own_figures_as_the_project_keeps_them():

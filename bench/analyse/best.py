@@ -43,6 +43,7 @@ def best_per_machine(folders: list[Path], prices: dict[str, float] | None = None
             power = best.get("gpu_power_w_mean")  # the mean of one GPU's samples (the sampler pools them)
             power = power * best.device_count if power and pd.notna(power) else None
             per_joule = best.get("img_per_joule")
+            seed = seed_figure(best, sweep) or (None, "")
             per_hour = (prices or {}).get(name) or profile.get("price_per_hour_usd")
             price = profile.get("price_usd")
             rows.append({
@@ -57,7 +58,7 @@ def best_per_machine(folders: list[Path], prices: dict[str, float] | None = None
                 "img_per_joule": per_joule if pd.notna(per_joule) else (best.train_img_s / power if power else None),
                 "img_per_usd": best.train_img_s * 3600 / per_hour if per_hour else None,
                 "img_s_per_1000_usd": 1000 * best.train_img_s / price if price else None,
-                "seed_total_s": seed_figure(best, sweep), "total_s": best.total_s,
+                "seed_total_s": seed[0], "seed_machine": seed[1], "total_s": best.total_s,
                 "price_note": f"{name}: ${per_hour:g} an hour as given" if (prices or {}).get(name)
                 else profile.get("price_note", ""),
             })

@@ -93,11 +93,13 @@ def done(step: Step) -> str | None:
 
 def walk(first: Step, measure: Callable[[dict, str], Step], better: Callable[[list[float], list[float]], bool],
          installed: set[str], max_runs: int = 12, gpu: bool = False, say: Callable[[str], None] = print,
-         more: Callable[[Step], Step] | None = None) -> tuple[list[Step], Step, str]:
+         more: Callable[[Step], Step] | None = None,
+         bounded: Callable[[Step], Step] | None = None) -> tuple[list[Step], Step, str]:
     """From the measured `first` step, tries the moves its bound points to, keeping a change only
     where `better` (the noise rule) says its rates beat the kept setting's; a change whose median is
     higher but inside the noise gets one more repeat on each side (`more`), a second look, as a
-    sweep's unsettled verdicts do. After a kept change the moves are planned anew from its bound.
+    sweep's unsettled verdicts do. Only end to end decides a change, so a change may be measured
+    without its ceilings: `bounded` adds them to a kept one, whose bound plans the next moves.
     Stops near the model's ceiling, when no move helps, or after `max_runs` settings. Returns
     (every step, the best, why it stopped)."""
     if not first.rates:
@@ -124,7 +126,8 @@ def walk(first: Step, measure: Callable[[dict, str], Step], better: Callable[[li
             if better(step.rates, best.rates):
                 say(f"  kept: {median(step.rates):.0f} vs {median(best.rates):.0f} images/s, "
                     "beyond the repeats' spread")
-                best, kept = step, True
+                best, kept = (bounded(step) if bounded else step), True
+                path[-1] = best
                 break
             say(f"  not kept: {median(step.rates):.0f} vs {median(best.rates):.0f} images/s "
                 "is within the noise or slower")

@@ -44,13 +44,13 @@ def matches(points: pd.DataFrame, seed: pd.DataFrame) -> pd.DataFrame:
         seed.astype({k: object for k in LOADER_KEYS}), on=LOADER_KEYS, suffixes=("", "_seed"))
 
 
-def seed_figure(point: pd.Series, sweep: dict, seed: pd.DataFrame | None = None) -> str:
-    """The seed's fastest total for this point's settings, with its machine, or ''."""
+def seed_figure(point: pd.Series, sweep: dict, seed: pd.DataFrame | None = None) -> tuple[float, str] | None:
+    """The seed's fastest total for this point's settings and its machine, or None."""
     matched = matches(point.to_frame().T, load_seed() if seed is None else seed)
     if matched.empty or _differences(matched, sweep):
-        return ""
+        return None
     best = matched.loc[pd.to_numeric(matched.total_s_seed).idxmin()]
-    return f"{best.total_s_seed:.1f} s ({best.seed_machine})"
+    return float(best.total_s_seed), str(best.seed_machine)
 
 
 class BesideSeed(NamedTuple):

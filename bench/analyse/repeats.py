@@ -29,8 +29,8 @@ def clear_ceilings(points: pd.DataFrame) -> set[str]:
 
 
 def unsettled(points: pd.DataFrame) -> set[str]:
-    """The points another repeat could settle: a configuration whose ceilings are balanced or whose
-    efficiency sits within the noise of AT_CEILING, with its two ceilings; the two fastest
+    """The points another repeat could settle: a configuration whose ceilings are balanced, with both
+    ceilings, or whose efficiency sits within the noise of AT_CEILING, with its lower ceiling; the two fastest
     configurations where their order is within the noise. Only runs that ran no more often than the
     configuration with the fewest repeats (a ceiling measured once included), so that the sweep adds
     one look, not a series."""
@@ -41,9 +41,12 @@ def unsettled(points: pd.DataFrame) -> set[str]:
     noise = of_points(ran)
     found = set()
     for p in runnable(ran).to_dict("records"):
-        if p.get("bound") == "balanced" or near_the_line(p, noise):
-            spec = spec_of(p)
+        spec = spec_of(p)
+        if p.get("bound") == "balanced":
             found |= {p["point_id"], pipeline_ceiling(spec).point_id, model_ceiling(spec).point_id}
+        elif near_the_line(p, noise):  # end to end against the lower ceiling: the other cannot move it
+            lower = pipeline_ceiling if p["pipeline_img_s"] <= p["model_img_s"] else model_ceiling
+            found |= {p["point_id"], lower(spec).point_id}
     ranked = runnable(ran).sort_values("train_img_s", ascending=False)
     if len(ranked) > 1 and claim_doubt(ranked.iloc[:1], ranked.iloc[1:2]):
         found |= set(ranked.point_id.iloc[:2])

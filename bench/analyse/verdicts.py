@@ -29,7 +29,8 @@ RULE = (f"`bound` is `input` when images/s end to end reach {AT_CEILING:.0%} or 
         "comparisons or fewer). The ceilings are measured as their points are, in their own processes and "
         "interleaved with them: each pass runs every configuration's next repeat, a pipeline ceiling just "
         "before the first point it feeds and a model ceiling right after the last point it bounds, so load "
-        "that comes and goes falls on both. efficiency = images/s end to "
+        "that comes and goes falls on both; a ceiling runs again in a later pass only while its margin over the "
+        "other ceiling is within the noise, since then it could change which one bounds. efficiency = images/s end to "
         "end / the lower ceiling. data wait = the share of step time spent waiting for the loader: "
         "from when the training loop turned to a batch until it was decoded and batched, measured per "
         "step (the hand-off into the step, queue and conversion to tensors, counts as step time).")

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.cli.checks import check_file, check_out, check_profile, checked_grid, results_folder
+from bench.cli.options import run_options
 from bench.plan.grid import ceiling_probes, frameworks, installed, one_point
 from bench.plan.knobs import RunSpec, SpecError
 from bench.plan.presets import TIMEOUT_S, DataSpec, load_preset, parse_size
@@ -72,10 +73,9 @@ def _sweep(args) -> int:
                         "(pip install 'gpubench[fleet]')")
     slurm = Slurm(args.slurm_partition, args.slurm_gpus_per_node, args.slurm_time, args.slurm_exclusive)
     start = time.monotonic()
-    path, new = session.run(grid, preset.name, preset.data, gpu=args.gpu, data=args.data, out=args.out,
-                            timeout_s=args.timeout or preset.timeout_s, interval=args.interval, force=args.force,
-                            ceilings=with_ceilings, executor=args.executor, max_parallel=args.max_parallel,
-                            slurm=slurm, profile=args.profile)
+    options = run_options(args, preset.timeout_s, force=args.force, ceilings=with_ceilings, executor=args.executor,
+                          max_parallel=args.max_parallel, slurm=slurm, profile=args.profile)
+    path, new = session.run(grid, preset.name, preset.data, options)
     from bench.analyse.verdicts import folder_headline
 
     print(closing_line(new, time.monotonic() - start, path, folder_headline(path.parent)))
@@ -111,8 +111,7 @@ def _run(args) -> int:
         raise SpecError("run takes one value per knob; use sweep for several")
     if args.profile:
         grid = [dataclasses.replace(grid[0], profile=True)]
-    _, new = session.run(grid, "run", DataSpec(), gpu=args.gpu, data=args.data, out=args.out,
-                         timeout_s=args.timeout or TIMEOUT_S, interval=args.interval, force=True)
+    _, new = session.run(grid, "run", DataSpec(), run_options(args, TIMEOUT_S, force=True))
     print(json.dumps(new[0], indent=2))
     return 1 if first_error(new) else 0
 
@@ -207,7 +206,7 @@ def _fit(args) -> int:
 
     check_out(args.out, force=None)
     print(search.run_search(args.backbone, args.input_size, args.batch, args.start, args.limit, args.precision,
-                         args.mem_limit_mb, args.gpu, args.data, args.out, args.timeout, args.interval))
+                            args.mem_limit_mb, run_options(args, TIMEOUT_S, force=True)))
     return 0
 
 

@@ -100,6 +100,15 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="seconds between CPU/GPU samples")
 
 
+def run_options(args: argparse.Namespace, timeout_s: float, **more):
+    """The options every measuring command shares (_add_run_options), as the one object a sweep
+    takes; `timeout_s` where --timeout is not given, `more` for the command's own."""
+    from bench.session import Options
+
+    return Options(gpu=args.gpu, data=args.data, out=args.out, timeout_s=args.timeout or timeout_s,
+                   interval=args.interval, **more)
+
+
 def parser() -> argparse.ArgumentParser:
     """Every command's options."""
     top = Parser(prog="gpubench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -143,7 +152,8 @@ def parser() -> argparse.ArgumentParser:
                                                      "preset, then --set (default: mine, your own job)")
     _add_run_options(tu)
     tu.add_argument("--repeat", type=positive(int), default=2,
-                    help="runs of each setting tried (the noise rule's samples)")
+                    help="runs of your setting (they give the noise); each change runs once, and again where "
+                         "the noise cannot tell")
     tu.add_argument("--max-runs", type=positive(int), default=12, help="settings tried at most")
 
     r = sub.add_parser("run", help="run one point and print its record")

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.analyse.points import runnable
+from bench.analyse.points import runnable, spec_of
 from bench.plan.knobs import plain
 from models.user import is_user_model
-from pipelines.registry import LOADER_PARAMETERS, is_user_pipeline, prefetch_factor
+from pipelines.registry import LOADER_PARAMETERS, describe, is_user_pipeline
 
 
 def _call(ref: str, offered: dict, kind: str) -> tuple[str, str]:
@@ -27,24 +27,16 @@ def _call(ref: str, offered: dict, kind: str) -> tuple[str, str]:
 
 
 def _loader_code(p, sweep: dict) -> list[str]:
-    batch, workers, queue = int(p["batch"]), p.get("workers"), p.get("max_queue_size")
+    batch = int(p["batch"])
     if is_user_pipeline(p["pipeline"]):
         offered = {"batch": batch, "split": "train", "directory": f"{sweep.get('data', 'DATA')}/train",
                    "classes": sweep.get("classes"), "input_size": int(p["input_size"])}
         offered |= {k: plain(v) for k, v in p.items() if k in LOADER_PARAMETERS and pd.notna(v)}
         imported, call = _call(p["pipeline"], offered, "pipeline")
         return [imported, f"data = {call}  # your function, with these arguments"]
-    if p["pipeline"] == "keras":
-        return [f"data = YourPyDataset(batch_size={batch}, workers={int(workers)}, "
-                f"use_multiprocessing={bool(p.get('use_multiprocessing'))}, max_queue_size={int(queue)})"]
-    if p["pipeline"] == "torch":
-        w = int(workers or 0)
-        factor = f", prefetch_factor={prefetch_factor(w, queue)}, persistent_workers=True" if w else ""
-        return [f"data = DataLoader(dataset, batch_size={batch}, num_workers={w}{factor}, pin_memory=True)"]
-    if p["pipeline"] == "tfdata":
-        parallel = int(workers) if workers else "tf.data.AUTOTUNE"
-        prefetch = int(queue) if queue else "tf.data.AUTOTUNE"
-        return [f"data = files.map(load, num_parallel_calls={parallel}).batch({batch}).prefetch({prefetch})"]
+    code = describe(p["pipeline"]).code
+    if code:
+        return [code(spec_of(p))]
     return [f"# pipeline {p['pipeline']}, batch {batch}"]
 
 

@@ -90,6 +90,8 @@ def render(folders: list[Path], out: Path, plot: bool = False, prices: dict[str,
         best = best.assign(backbone=best.backbone + " " + best.input_size.astype(str) + "px",
                            hardware=[_machine_name(read_json(Path(f) / "env.json")) for f in best.folder],
                            rate=[_rate(r) for r in best.itertuples()],
+                           seed_total_s=[f"{t:.1f} s ({m})" if pd.notna(t) else "" for t, m in
+                                         zip(best.seed_total_s, best.seed_machine)],
                            **{"per usd": [f"{v:,.0f}" if pd.notna(v) else "" for v in best.img_per_usd]},
                            **{"best configuration": configuration(best),
                               "bound cell": [bound_cell(b, d) for b, d in zip(best.bound, best.bound_doubt)]})

@@ -18,8 +18,9 @@ from pipelines.registry import knob_meaning
 MEASURED_OVER = (
     "What every figure is measured over and against: images/s, utilisation, power, energy, data wait and "
     "CPU % over each run's measured window (the steps after a warm-up: bench/run/timing.py), the median over the "
-    "repeats that succeeded (± half their range); the ceilings (pipeline alone, model alone) as many times as their "
-    "points and compared median to median; efficiency = images/s over the lower ceiling; TFLOP/s = "
+    "repeats that succeeded (± half their range); the ceilings (pipeline alone, model alone) once, and in each "
+    "later pass again while their margin over each other is within the noise, compared median to median; "
+    "efficiency = images/s over the lower ceiling; TFLOP/s = "
     "images/s x the training FLOPs per image counted from the model's layers (frozen layers need no "
     "weight gradient), and MFU that over the peak of every device the run used (gpus x hosts x one "
     "device's measured peak; MFU (datasheet) against the datasheet's per-GPU peak); images per joule = the "

@@ -59,8 +59,9 @@ def is_ceiling(spec: RunSpec) -> bool:
 
 def ceiling_probes(grid: list[RunSpec]) -> list[RunSpec]:
     """The probes that give each point its two ceilings, one per distinct pipeline or model
-    setting, leaving out those the grid runs anyway. Each is measured like the points it bounds:
-    as many repeats as the most any of them has, so that a bound compares a median with a median."""
+    setting, leaving out those the grid runs anyway. Each is planned like the points it bounds, as
+    many repeats as the most any of them has; a pass leaves out a ceiling whose margin is already
+    clear (bench/passes.py)."""
     have = {p.point_id for p in grid}
     repeats: dict[str, int] = {}  # probe point_id -> repeats it needs
     probes: dict[str, RunSpec] = {}

@@ -27,6 +27,9 @@ from bench.run import backends, devices
 
 OOM_RE = re.compile(r"\bOOM\b|out of memory|ResourceExhausted|bad_alloc|Cannot allocate memory|MemoryError",
                     re.IGNORECASE)
+# One core's decode rate, probed in a pipeline ceiling's first repeat: a third of a second is 30-60
+# of quick's 640x480 JPEGs on the 2-core machine (a second took 1 s of each such run's start-up).
+DECODE_PROBE_S = 0.3
 
 
 def classify(error: BaseException) -> str:
@@ -96,7 +99,7 @@ def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path
     record.matmul_precision = devices.matmul_precision(
         spec.backend, spec.precision, machine.compute_capability() if "GPU" in record.devices else None)
     record.train_gflops_per_image, record.flops_uncounted = count_flops(model, train_feed, spec)
-    # the pipeline's ceiling: also how fast one core decodes this data (its first repeat: a second of every run)
+    # the pipeline's ceiling: also how fast one core decodes this data (its first repeat: DECODE_PROBE_S)
     if is_pipeline_alone(spec.backbone) and not is_user_pipeline(spec.pipeline) and spec.repeat == 0:
         record.decode_img_s_core = decode_rate(index, spec)
     cached_before = devices.cache_entries(spec.backend)
@@ -189,7 +192,7 @@ def backend_version(backend: str) -> str:
     return importlib.import_module(backend).__version__
 
 
-def decode_rate(index, spec: RunSpec, seconds: float = 1.0) -> float:
+def decode_rate(index, spec: RunSpec, seconds: float = DECODE_PROBE_S) -> float:
     """Images per second one core reads, decodes and resizes, as the keras pipeline does, into
     the run's transfer type (uint8 pixels stay uint8)."""
     from pipelines.reader import load_image

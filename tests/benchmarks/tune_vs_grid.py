@@ -2,7 +2,9 @@
 [--set KNOB=VALUES ...]` (`make tune-vs-grid`). Sweeps the quick preset (or reads a sweep already
 made, --grid), tunes from the preset's first setting into OUT/tune, prints runs, wall time and the
 best setting and images/s of each, and appends them to OUT/tune-vs-grid.jsonl. The goal (issue 27):
-the tuner within 5% of the grid's best in a third of its runs or fewer. A benchmark, not a test."""
+the tuner within 5% of the grid's best in a third of the grid's runs or fewer, counted up to the
+first setting that got there (the tuner walks on over knobs the grid does not sweep: cache, uint8,
+XLA, larger batches). A benchmark, not a test."""
 
 from __future__ import annotations
 
@@ -44,6 +46,20 @@ def tune_best(folder: Path) -> tuple[str, float]:
     return knobs, float(best.img_s)
 
 
+def runs_to_reach(folder: Path, rate: float) -> int | None:
+    """How many runs the tuner had made when a setting it measured first came within 5% of `rate`
+    (the grid's best): its runs in order up to that setting's first point run; None if none did."""
+    from bench.analyse.points import spec_of
+
+    path = pd.read_csv(folder / "tune.csv")
+    reached = path[path.img_s >= 0.95 * rate]
+    if reached.empty:
+        return None
+    target = spec_of(reached.iloc[0].to_dict()).point_id
+    rows = [json.loads(line) for line in open(folder / "runs.jsonl")]
+    return next(i for i, r in enumerate(rows, 1) if r["point_id"] == target and r.get("role") == "point")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.benchmarks.tune_vs_grid")
     parser.add_argument("out", type=Path)
@@ -61,10 +77,13 @@ def main(argv: list[str] | None = None) -> int:
              "tune": {"runs": runs(args.out / "tune"), "wall_s": tune_s, "best": t_setting, "img_s": t_rate},
              "ratio": t_rate / g_rate, "sets": args.set}
     found["runs_ratio"] = found["tune"]["runs"] / found["grid"]["runs"]
+    reach = runs_to_reach(args.out / "tune", g_rate)
+    found["tune"]["runs_to_reach"] = reach
+    found["reach_ratio"] = None if reach is None else reach / found["grid"]["runs"]
     print(json.dumps(found, indent=2))
     with open(args.out / "tune-vs-grid.jsonl", "a") as f:
         f.write(json.dumps(found) + "\n")
-    return 0 if found["ratio"] >= 0.95 and found["runs_ratio"] <= 1 / 3 else 1
+    return 0 if reach is not None and found["reach_ratio"] <= 1 / 3 else 1
 
 
 if __name__ == "__main__":
