@@ -11,11 +11,13 @@ of them after every pass, validation reads them in order, its last batch padded.
 
 from __future__ import annotations
 
+import importlib
+
 import keras
 from nvidia.dali import fn, pipeline_def, types
 
 from pipelines.epochs import split_plan
-from pipelines.feed import Feed, ReadyClock
+from pipelines.feed import Feed, ReadyClock, trains_on
 
 READER = "reader"
 # How far DALI's pixels are from the keras pipeline's (PIL's), in levels of 0-255, as measured on
@@ -26,6 +28,8 @@ READER = "reader"
 # measured here.
 TOLERANCE = {"nearest": {"mean": 1.0, "share_over_8": 0.05}, "bilinear": {"mean": 0.5, "p99": 2.0}}
 INTERPOLATION = {"nearest": types.INTERP_NN, "bilinear": types.INTERP_LINEAR}
+# DALI's iterator for each backend but TensorFlow, which takes its TF plugin's DALIDataset
+ITERATORS = {"jax": "nvidia.dali.plugin.jax", "torch": "nvidia.dali.plugin.pytorch"}
 
 
 def device_id(platform: str) -> int | None:
@@ -84,13 +88,10 @@ def build(index, spec, split: str, platform: str = "cpu") -> Feed:
     ready = ReadyClock(steps) if train else None
     device = device_id(platform)
     pipe = pipeline(index.files[split], index.labels[split], len(index.classes), spec, train, device)
-    if spec.backend == "tensorflow":
+    if trains_on(spec, "tensorflow"):
         return _tensorflow(pipe, spec, steps, train, device)
-    if spec.backend == "jax":
-        from nvidia.dali.plugin.jax import DALIGenericIterator
-    else:
-        from nvidia.dali.plugin.pytorch import DALIGenericIterator
-    iterator = DALIGenericIterator([pipe], ["x", "y"], reader_name=READER, auto_reset=True)
+    plugin = importlib.import_module(ITERATORS[spec.backend])
+    iterator = plugin.DALIGenericIterator([pipe], ["x", "y"], reader_name=READER, auto_reset=True)
     return Feed(DaliBatches(iterator, steps, ready), steps, steps * spec.batch, ready)
 
 

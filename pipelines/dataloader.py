@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from pipelines.batches import BatchOrder, onehot
 from pipelines.epochs import split_plan
-from pipelines.feed import Feed, ReadyClock
+from pipelines.feed import Feed, ReadyClock, trains_on
 from pipelines.reader import ImageReader
 from pipelines.registry import prefetch_factor
 
@@ -72,6 +72,6 @@ def build(index, spec, split: str) -> Feed:
         files, batch_sampler=Batches(plan, steps), collate_fn=StampedCollate(ready), num_workers=workers,
         prefetch_factor=prefetch_factor(workers, spec.max_queue_size) if workers else None,
         persistent_workers=workers > 0,
-        pin_memory=spec.backend == "torch" and torch.cuda.is_available(),
+        pin_memory=trains_on(spec, "torch") and torch.cuda.is_available(),
     )
     return Feed(loader, steps, images, ready)

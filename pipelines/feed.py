@@ -1,5 +1,6 @@
 """What a pipeline hands to `fit` (Feed), and the clock its batches are stamped on when ready
-(ReadyClock), which the run's timer reads (bench/run/timing.py)."""
+(ReadyClock), which the run's timer reads (bench/run/timing.py), and whether the backend that trains
+is a pipeline's own framework (trains_on)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,13 @@ class ReadyClock:
     def count(self, batch: int, images: int) -> None:
         """Note the images `batch` holds, as handed over (0: not counted, the plan's count stands)."""
         self.sizes[batch % len(self.sizes)] = images
+
+
+def trains_on(spec, framework: str) -> bool:
+    """Whether the backend that trains is `framework`'s (Keras names each backend after its package),
+    so that a pipeline of that framework hands its batches over as they are. The one place the ground
+    floor reads the backend: a backend's own behaviour lives in bench/run/backends/."""
+    return spec.backend == framework
 
 
 class Feed(NamedTuple):

@@ -9,7 +9,7 @@ import numpy as np
 
 from pipelines.batches import onehot
 from pipelines.epochs import split_plan
-from pipelines.feed import Feed
+from pipelines.feed import Feed, trains_on
 
 
 class SameBatch(keras.utils.PyDataset):
@@ -38,7 +38,7 @@ def build(index, spec, split: str) -> Feed:
 
 def feed_of(x, y, steps: int, spec) -> Feed:
     """(x, y) handed to every one of `steps` steps; x may be a tuple or dict of tensors."""
-    if spec.backend != "tensorflow":
+    if not trains_on(spec, "tensorflow"):
         return Feed(SameBatch(x, y, steps), steps, steps * spec.batch)
     import tensorflow as tf  # on TensorFlow, a tf.data of one tensor costs less than a PyDataset
 

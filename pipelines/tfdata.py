@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from pipelines.batches import onehot
 from pipelines.epochs import split_plan
-from pipelines.feed import Feed, ReadyClock
+from pipelines.feed import Feed, ReadyClock, trains_on
 
 
 def _pil_nearest_indices(length, size: int):
@@ -61,7 +61,7 @@ def stamped(ds: tf.data.Dataset, ready: ReadyClock) -> tf.data.Dataset:
 
 def build(index, spec, split: str) -> Feed:
     """The tf.data feed for `split`: decode in parallel (cached if asked), shuffle, batch, stamp, prefetch."""
-    if spec.backend != "tensorflow":  # tf.data only feeds another backend: keep TF off its GPUs
+    if not trains_on(spec, "tensorflow"):  # tf.data only feeds another backend: keep TF off its GPUs
         try:
             tf.config.set_visible_devices([], "GPU")
         except RuntimeError:  # TensorFlow's runtime already started (the validation feed)

@@ -1,8 +1,10 @@
 """Keras 3's three backends, the torch DataLoader pipeline, and gpubench without TensorFlow."""
 
+import ast
 import importlib.metadata
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,6 +20,7 @@ from pipelines.dataset import scan
 from pipelines.registry import describe_loader, prefetch_factor
 from tests.conftest import gpubench
 
+ROOT = Path(__file__).resolve().parents[1]
 needs_jax = pytest.mark.skipif(not installed("jax"), reason="jax is not installed")
 needs_torch = pytest.mark.skipif(not installed("torch"), reason="torch is not installed")
 
@@ -169,3 +172,77 @@ def test_channels_first_trains_where_the_backend_can_and_is_a_skipped_row_where_
         assert runs.loc[backend, "train_img_s"] > 0
     if len(backends) == 3:
         assert "| tiny 32px | synthetic channels_first b4 |" in (tmp_path / "out" / "report.md").read_text()
+
+
+BACKEND_MODULES = ROOT / "bench" / "run" / "backends"
+# Where a backend's name is still compared outside its module, each on purpose. (The pipelines ask
+# pipelines.feed.trains_on whether the backend that trains is their own framework, tf.data's TensorFlow
+# or the DataLoader's torch: a question of the pipeline's, which a new backend leaves unchanged.)
+NAMED_ON_PURPOSE = {
+    "bench/analyse/verdicts.py": "a display default: a setting on tensorflow goes without 'on tensorflow'",
+}
+
+
+def _backend_names(node) -> set[str]:
+    """The backends' names a literal (or a tuple, list or set of literals) holds."""
+    items = node.elts if isinstance(node, (ast.Tuple, ast.List, ast.Set)) else [node]
+    return {i.value for i in items if isinstance(i, ast.Constant) and i.value in BACKENDS}
+
+
+def switches_on_a_backend(source: str) -> list[int]:
+    """Lines that compare something named backend with a backend's name (==, !=, in), or pick from a
+    dict keyed by backends' names with it: a backend's behaviour written outside its module."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            if any(_backend_names(s) for s in sides) and any("backend" in ast.unparse(s) for s in sides):
+                lines.append(node.lineno)
+        elif (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Dict)
+              and "backend" in ast.unparse(node.slice) and _backend_names(ast.Tuple(node.value.keys))):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_a_backends_behaviour_is_written_in_its_module_only():
+    assert switches_on_a_backend('if spec.backend == "jax":\n    pass\nx = keras.backend.backend() != "torch"\n'
+                                 'y = backend in ("tensorflow", "jax")\nz = {"jax": 1, "torch": 2}[backend]\n'
+                                 'w = p["pipeline"] == "torch"\n') == [1, 3, 4, 5]
+    found = {}
+    for path in sorted(p for package in ("bench", "models", "pipelines") for p in (ROOT / package).rglob("*.py")):
+        lines = switches_on_a_backend(path.read_text())
+        if lines and BACKEND_MODULES not in path.parents:
+            found[str(path.relative_to(ROOT))] = lines
+    assert set(found) <= set(NAMED_ON_PURPOSE), found
+    assert all(len(lines) == 1 for lines in found.values()), found
+
+
+def test_every_backend_has_a_module_with_the_same_names():
+    """As Keras keeps keras/src/backend/<name>/: one module per descriptor, each with the same public
+    functions and facts (read from the files, importing no framework)."""
+    def public(path):
+        tree = ast.parse(path.read_text())
+        names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+        names |= {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+        return {n for n in names if not n.startswith("_")}
+
+    modules = {p.stem: p for p in BACKEND_MODULES.glob("*.py") if p.stem != "__init__"}
+    assert set(modules) == set(BACKENDS)
+    names = {name: public(path) for name, path in modules.items()}
+    assert len({frozenset(n) for n in names.values()}) == 1, names
+    assert {"setup", "where", "start_profiler", "stop_profiler", "use_compile_cache"} <= names["jax"]
+
+
+def test_the_device_a_variable_pins_a_backend_to_decides_the_gpus_it_uses_and_samples(monkeypatch):
+    from bench.results import nvml
+    from bench.run import devices, gate
+
+    gpus = [{"index": i, "uuid": f"GPU-{i}", "name": "NVIDIA H100"} for i in range(3)]
+    monkeypatch.setenv("KERAS_TORCH_DEVICE", "cuda:2")
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert devices.sampled("torch", 1) == [2] and devices.sampled("jax", 2) == [0, 1]
+    assert [g["index"] for g in nvml.used(gpus, 1, gate.device_asked("torch"))] == [2]
+    assert nvml.used(gpus, 2, gate.device_asked("jax")) == []  # kept on the CPU
+    assert [g["index"] for g in nvml.used(gpus, 2, gate.device_asked("tensorflow"))] == [0, 1]
+    assert gate.fix("jax", "12.4") == "unset JAX_PLATFORMS=cpu, which keeps jax off the GPU"

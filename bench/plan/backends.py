@@ -1,6 +1,7 @@
 """The Keras backends, one descriptor each: the package it imports and how to install it, its name
 in reports, how it trains over several devices or why it cannot. The checks, the worker's
-environment, the skips and the report read them from here. Nothing here imports a framework."""
+environment, the skips, env.json and the report read them from here; what it does lives in its
+module, bench/run/backends/<name>.py. Nothing here imports a framework."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ class Backend:
     one_device: str = ""  # why it trains on one device only; '' where it spreads
     multi_host: str = ""  # why it cannot train over several processes; '' where it can ({version}: Keras's)
     channels_first_on_cpu: str = ""  # why channels_first cannot run on a CPU; '' where it can
+    also_versioned: tuple[str, ...] = ()  # packages beside `package` whose versions say what measures (env.json)
 
 
 BACKENDS: dict[str, Backend] = {b.name: b for b in (
@@ -28,7 +30,8 @@ BACKENDS: dict[str, Backend] = {b.name: b for b in (
                        "open): hosts > 1 runs on jax",
             channels_first_on_cpu="TensorFlow's CPU convolutions take channels_last (NHWC) only; channels_first "
                                   "needs a GPU"),
-    Backend("jax", "JAX", "jax", "pip install 'gpubench[jax]'", devices="keras.distribution.DataParallel"),
+    Backend("jax", "JAX", "jax", "pip install 'gpubench[jax]'", devices="keras.distribution.DataParallel",
+            also_versioned=("jaxlib",)),
     Backend("torch", "PyTorch", "torch", "pip install 'gpubench[torch]'",
             one_device="Keras 3 trains on one device with the torch backend (keras.distribution is jax-only, "
                        "tf.distribute TensorFlow's)",

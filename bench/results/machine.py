@@ -13,8 +13,12 @@ from pathlib import Path
 
 import psutil
 
+from bench.plan.backends import BACKENDS
 from bench.results.nvml import (compute_capability, driver_cuda, gpu_label, label_of,  # noqa: F401 (used here and by others)
                                 nvml_gpus, used, visible_handles)
+
+
+FRAMEWORKS = ("keras", *(p for b in BACKENDS.values() for p in (b.package, *b.also_versioned)))  # their versions
 
 
 def auto_label() -> str:
@@ -97,12 +101,8 @@ def collect() -> dict:
         "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "os": platform.platform(),
         "python": platform.python_version(),
-        "tensorflow": _version("tensorflow"),
-        "keras": _version("keras"),
-        "jax": _version("jax"),
-        "jaxlib": _version("jaxlib"),
+        **{package: _version(package) for package in FRAMEWORKS},  # torch's "+cpu" suffix: a CPU-only build
         "jax_cuda": _version("jax-cuda12-plugin") or _version("jax-cuda13-plugin"),
-        "torch": _version("torch"),  # a "+cpu" suffix marks a CPU-only build
         "accelerators": accelerator_packages(),
         "gpubench": _version("gpubench"),
         "commit": git_commit(),
@@ -113,7 +113,7 @@ def collect() -> dict:
 # What makes two machines measure differently: hardware, driver and the frameworks' versions
 # (torch's carries its +cu or +cpu build); then the CUDA runtime, cuDNN and the accelerator packages,
 # counted only where there are some, so that a CPU machine's identity is what it was before them.
-FINGERPRINT = ("cpu", "cpu_threads", "gpu_names", "driver", "tensorflow", "keras", "jax", "jaxlib", "torch")
+FINGERPRINT = ("cpu", "cpu_threads", "gpu_names", "driver", *FRAMEWORKS)
 FINGERPRINT_WHERE_ANY = ("cuda", "cudnn", "accelerators")
 
 

@@ -94,19 +94,16 @@ def visible(gpus: list[dict]) -> list[dict]:
     return found
 
 
-def used(gpus: list[dict], count: int, backend: str | None = None) -> list[dict]:
-    """The devices a run of `count` GPUs on `backend` trains on: the first `count` CUDA sees, or
-    the one KERAS_TORCH_DEVICE names for torch; none where the backend is kept on the CPU
-    (KERAS_TORCH_DEVICE=cpu, JAX_PLATFORMS=cpu)."""
+def used(gpus: list[dict], count: int, asked: str | None = None) -> list[dict]:
+    """The devices a run of `count` GPUs trains on: the first `count` CUDA sees, or the one a
+    variable pins its backend to (`asked`: KERAS_TORCH_DEVICE=cuda:1); none where it is pinned off
+    the GPU (KERAS_TORCH_DEVICE=cpu, JAX_PLATFORMS=cpu: the run stage's backend modules read them)."""
     seen = visible(gpus)
-    if backend == "torch" and os.environ.get("KERAS_TORCH_DEVICE"):
-        device = os.environ["KERAS_TORCH_DEVICE"]
-        if not device.startswith("cuda"):
+    if asked:
+        if not asked.startswith("cuda"):
             return []
-        k = int(device.partition(":")[2] or 0)
+        k = int(asked.partition(":")[2] or 0)
         return seen[k:k + 1]
-    if backend == "jax" and os.environ.get("JAX_PLATFORMS", "").split(",")[0] == "cpu":
-        return []
     return seen[:count]
 
 

@@ -16,7 +16,8 @@ from bench.plan.backends import BACKENDS
 from bench.plan.knobs import SpecError
 from bench.results import machine
 from bench.results import nvml as nvml_module
-from bench.run import devices, gate, placement
+from bench.run import devices, gate
+from bench.run.backends import of
 
 
 def where(backend: str, count: int = 1) -> dict:
@@ -25,54 +26,7 @@ def where(backend: str, count: int = 1) -> dict:
     for float32 matrix products and its compile cache folder."""
     facts = {"backend": backend, "version": "", "platform": "cpu", "devices": [], "cuda": "", "cudnn": "",
              "matmul": "", "compile_cache": str(devices.compile_cache_dir(backend))}
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        gpus = tf.config.list_physical_devices("GPU")
-        build = tf.sysconfig.get_build_info()
-        facts.update(version=tf.__version__,
-                     matmul="tf32 allowed" if tf.config.experimental.tensor_float_32_execution_enabled() else "float32")
-        if gpus:  # the CUDA it was built for, which it loads with a GPU (none without)
-            facts.update(platform="gpu", cuda=str(build.get("cuda_version") or ""),
-                         cudnn=str(build.get("cudnn_version") or ""),
-                         devices=[tf.config.experimental.get_device_details(g).get("device_name", g.name)
-                                  for g in gpus[:count]])
-        else:
-            facts["devices"] = [d.name for d in tf.config.list_logical_devices("CPU")[:count]]
-    elif backend == "jax":
-        import jax
-
-        found = jax.devices()[:count]
-        facts.update(version=jax.__version__, platform=found[0].platform, devices=[d.device_kind for d in found],
-                     matmul=str(jax.config.jax_default_matmul_precision or "default"))
-        if found[0].platform == "gpu":
-            facts.update(_jax_cuda())
-    else:
-        import torch
-
-        facts.update(version=torch.__version__, cuda=torch.version.cuda or "",
-                     cudnn=str(torch.backends.cudnn.version() or "") if torch.cuda.is_available() else "",
-                     matmul=f"{torch.get_float32_matmul_precision()} (cudnn tf32 {torch.backends.cudnn.allow_tf32})")
-        platform, first = placement.torch_device()
-        if platform == "gpu":
-            facts.update(platform="gpu", devices=[torch.cuda.get_device_name(first)])
-        else:
-            facts.update(platform=platform, devices=[platform], cudnn="")
-    return facts
-
-
-def _jax_cuda() -> dict:
-    """The CUDA runtime and cuDNN JAX's CUDA plugin loaded, where this jaxlib tells."""
-    try:
-        from jax._src.lib import cuda_versions
-
-        def dotted(v):
-            return f"{v // 1000}.{v % 1000 // 10}" if v else ""
-
-        return {"cuda": dotted(cuda_versions.cuda_runtime_get_version()),
-                "cudnn": str(cuda_versions.cudnn_get_version() or "")}
-    except Exception:
-        return {}
+    return {**facts, **of(backend).where(count)}
 
 
 def train_device(facts: dict) -> str:

@@ -5,16 +5,13 @@ device (`contradiction`), so that a job on another node never files its figures 
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
-import platform
 
 from bench.plan.knobs import SpecError
 from bench.results import machine, nvml
+from bench.run.backends import of
 
 LABEL_ENV = "GPUBENCH_LABEL"  # the sweep's label, for every worker to hold its device against
-TORCH_CUDA12_PYPI = "2.10.0"  # the newest torch whose PyPI build is CUDA 12 (pip's report: nvidia-cudnn-cu12)
-TORCH_CUDA12_INDEX = "https://download.pytorch.org/whl/cu126"
 
 
 def known_gpu_labels() -> set[str]:
@@ -35,40 +32,27 @@ def venv_cuda_major() -> int | None:
     return int(runtime.split(".")[0]) if runtime[:2].isdigit() else None
 
 
-def installed_version(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return ""
-
-
 def fix(backend: str, driver_cuda: str) -> str:
     """What gets `backend` onto the GPU here, never a command already done: the variable that keeps
-    it off, the driver, a platform without its CUDA build, or the install of the venv's one CUDA."""
+    it off, the driver, a platform without its CUDA build, or the install of the venv's one CUDA
+    (the backend's module says its own)."""
     driver = int(driver_cuda.split(".")[0]) if driver_cuda[:2].isdigit() else 12
     venv = venv_cuda_major() or 12
-    if backend == "torch" and os.environ.get("KERAS_TORCH_DEVICE", "cuda").split(":")[0] != "cuda":
-        return f"unset KERAS_TORCH_DEVICE={os.environ['KERAS_TORCH_DEVICE']}, which keeps Keras's torch off the GPU"
-    if backend == "jax" and os.environ.get("JAX_PLATFORMS", "").startswith("cpu"):
-        return f"unset JAX_PLATFORMS={os.environ['JAX_PLATFORMS']}, which keeps jax off the GPU"
+    module = of(backend)
+    if kept_off := module.kept_off_gpu():
+        return kept_off
     if driver < 12:
         return "update the NVIDIA driver to R525 or later (CUDA 12)"
-    if backend == "tensorflow" and platform.machine() == "aarch64":
-        return "TensorFlow's aarch64 wheels are CPU builds (none for CUDA): measure with --set backend=jax or torch"
-    if backend == "tensorflow" and venv >= 13:
-        return ("TensorFlow has no CUDA 13 build: `make CUDA=12` remakes the venv with CUDA 12 builds, "
-                "or --set backend=jax")
+    if no_build := module.no_gpu_build(venv):
+        return no_build
     if venv > driver:
         return f"the venv holds CUDA {venv} builds and the driver runs CUDA {driver_cuda}: `make CUDA=12` remakes it"
-    plugin = installed_version(f"jax-cuda{venv}-plugin")
-    if backend == "jax":
-        return (f"jax-cuda{venv}-plugin {plugin} is installed yet its CUDA libraries did not load: "
-                "`gpubench doctor` shows the CUDA and cuDNN each backend loads; `make` installs one CUDA stack"
-                if plugin else f"pip install 'jax[cuda{venv}]'")
-    if backend == "torch":
-        return (f"pip install --force-reinstall torch=={TORCH_CUDA12_PYPI} (PyPI's CUDA 12 build; or torch==2.13.0 "
-                f"--index-url {TORCH_CUDA12_INDEX} where that index is reachable)")
-    return "pip install 'tensorflow[and-cuda]'"
+    return module.gpu_install(venv)
+
+
+def device_asked(backend: str | None) -> str | None:
+    """The device a variable pins `backend` to (KERAS_TORCH_DEVICE=cuda:1, JAX_PLATFORMS=cpu), or None."""
+    return of(backend).device_asked() if backend else None
 
 
 def off_gpu(found: dict, answers: dict[str, dict]) -> dict[str, str]:
@@ -117,7 +101,7 @@ def auto_label(found: dict, count: int = 1, backend: str | None = None) -> str:
     trouble = nvml_trouble(found)
     if trouble:
         raise SpecError(trouble)
-    return nvml.label_of(nvml.used(found["gpus"], count, backend))
+    return nvml.label_of(nvml.used(found["gpus"], count, device_asked(backend)))
 
 
 def check_against_nvml(label: str, found: dict, count: int = 1, backend: str | None = None) -> None:
@@ -125,7 +109,7 @@ def check_against_nvml(label: str, found: dict, count: int = 1, backend: str | N
     KERAS_TORCH_DEVICE and `gpus` decide which): figures filed under it would be another card's."""
     if not names_a_gpu(label) or (not found["gpus"] and found.get("evidence")):
         return  # a free name, or NVML failing beside NVIDIA devices: the user names the GPU
-    used = nvml.used(found["gpus"], count, backend)
+    used = nvml.used(found["gpus"], count, device_asked(backend))
     if label != nvml.label_of(used):
         where = ", ".join(f"GPU {g['index']} ({g['name']})" for g in used) or "no GPU"
         auto = nvml.label_of(used)

@@ -16,17 +16,19 @@ import os
 import sys
 from pathlib import Path
 
+from bench.plan.backends import BACKENDS
 from bench.plan.grid import frameworks
 from bench.plan.knobs import RunSpec
 
 FORK_ENV = "GPUBENCH_FORK"
+PRELOADED = "tensorflow"  # the backend whose framework the server imports once (bench/run/preload.py)
 _server = None
 
 
 def forkable(spec: RunSpec, env: dict, mem_limit_mb: int | None) -> bool:
     """Whether this run may be forked from the server (the module's docstring says when)."""
-    return (env.get(FORK_ENV, "1") != "0" and spec.backend == "tensorflow" and spec.hosts == 1 and not mem_limit_mb
-            and set(frameworks(spec)) <= {"tensorflow"} and env.get("CUDA_VISIBLE_DEVICES") == "-1")
+    return (env.get(FORK_ENV, "1") != "0" and spec.backend == PRELOADED and spec.hosts == 1 and not mem_limit_mb
+            and set(frameworks(spec)) <= {BACKENDS[PRELOADED].package} and env.get("CUDA_VISIBLE_DEVICES") == "-1")
 
 
 class Forked:

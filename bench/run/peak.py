@@ -20,7 +20,7 @@ def measure(precision: str, backend: str = "tensorflow", windows: int = 5, secon
     """The best rate over several short windows: a peak is what the device can attain, and a
     single window is easily caught by another process's burst."""
     from bench.results import machine
-    from bench.run import devices
+    from bench.run import backends, devices
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     devices.prepare(backend, 1)
@@ -29,10 +29,7 @@ def measure(precision: str, backend: str = "tensorflow", windows: int = 5, secon
 
     _, description = devices.setup(backend, 1)
     math = devices.matmul_precision(backend, precision, machine.compute_capability() if "GPU" in description else None)
-    if backend == "torch" and math in ("tf32", "float32"):  # torch's matrix products skip TF32 by default,
-        import torch  # its convolutions use it: the probe follows the convolutions
-
-        torch.backends.cuda.matmul.allow_tf32 = math == "tf32"
+    backends.of(backend).match_convolutions(math)  # the probe in the arithmetic the convolutions take
     n = 8192 if "GPU" in description else 2048
     a = keras.random.normal((n, n), dtype=PRECISIONS[precision])
 

@@ -4,7 +4,8 @@ profiler, and the operations that took most of the device's time in it.
 JAX and TensorFlow write TensorBoard's profile format (plugins/profile/<time>/<host>.xplane.pb,
 which TensorBoard's profile plugin and `jax.profiler.ProfileData` open); torch writes its
 profiler's chrome trace (trace.json, for chrome://tracing or Perfetto). Beside the trace,
-top_ops.json holds the operations by self time, which the report lists. Profiling slows what
+top_ops.json holds the operations by self time, which the report lists. Each backend's module
+(bench/run/backends/) starts and stops its profiler and reads its trace. Profiling slows what
 it measures: a profiled run's rates are left out of the tables and verdicts.
 """
 
@@ -15,6 +16,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import keras
+
+from bench.run import backends
 
 PROFILE_STEPS = 5  # steps traced: a few, so that the trace stays small
 TOP_OPS = 8  # operations kept in top_ops.json
@@ -45,7 +48,8 @@ class ProfileSteps(keras.callbacks.Callback):
             return
         if self.session is None and self.first is None and batch >= 1:
             self.first = batch
-            self.session = _start(self.backend, self.out)
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.session = backends.of(self.backend).start_profiler(self.out)
         elif self.session is not None and batch >= self.first + self.steps:
             self._stop()
 
@@ -65,57 +69,10 @@ class ProfileSteps(keras.callbacks.Callback):
         if optimizer is not None:  # the traced steps' device work done (asynchronous dispatch)
             keras.ops.convert_to_numpy(optimizer.iterations.value)
         session, self.session = self.session, None
-        ops, source, trace = _stop(self.backend, session, self.out)
+        ops, source, trace = backends.of(self.backend).stop_profiler(session, self.out)
         (self.out / "top_ops.json").write_text(json.dumps(
             {"backend": self.backend, "trace": str(trace.relative_to(self.out)), "source": source,
              "ops": ops}, indent=2))
-
-
-def _start(backend: str, out: Path):
-    out.mkdir(parents=True, exist_ok=True)
-    if backend == "jax":
-        import jax
-
-        options = jax.profiler.ProfileOptions()
-        options.python_tracer_level = 0  # Python's own calls: the profiler's and the loader's, not the step's
-        jax.profiler.start_trace(str(out), profiler_options=options)
-        return "jax"
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        tf.profiler.experimental.start(str(out))
-        return "tensorflow"
-    import torch
-
-    activities = [torch.profiler.ProfilerActivity.CPU]
-    if torch.cuda.is_available():
-        activities.append(torch.profiler.ProfilerActivity.CUDA)
-    session = torch.profiler.profile(activities=activities)
-    session.__enter__()
-    return session
-
-
-def _stop(backend: str, session, out: Path) -> tuple[list[dict], str, Path]:
-    """Ends the trace; (the top operations, "device" or "host", the trace file)."""
-    if backend == "jax":
-        import jax
-
-        jax.profiler.stop_trace()
-        trace = xplane_file(out)
-        planes = jax.profiler.ProfileData.from_file(str(trace)).planes
-        return (*top_ops(_events(planes)), trace)
-    if backend == "tensorflow":
-        import tensorflow as tf
-        from tensorflow.tsl.profiler.protobuf import xplane_pb2
-
-        tf.profiler.experimental.stop()
-        trace = xplane_file(out)
-        space = xplane_pb2.XSpace.FromString(trace.read_bytes())
-        return (*top_ops(_proto_events(space)), trace)
-    session.__exit__(None, None, None)
-    trace = out / "trace.json"
-    session.export_chrome_trace(str(trace))
-    return (*torch_top_ops(session.key_averages()), trace)
 
 
 def xplane_file(out: Path) -> Path:
@@ -124,25 +81,6 @@ def xplane_file(out: Path) -> Path:
     if not found:
         raise FileNotFoundError(f"the profiler wrote no .xplane.pb under {out}")
     return found[-1]
-
-
-def _events(planes):
-    """(plane, line, name, start_ns, duration_ns) of a jax.profiler.ProfileData's events."""
-    for plane in planes:
-        for line in plane.lines:
-            for e in line.events:
-                yield plane.name, line.name, e.name, e.start_ns, e.duration_ns
-
-
-def _proto_events(space):
-    """The same from an XSpace protobuf (TensorFlow's reader)."""
-    for plane in space.planes:
-        names = {k: m.name for k, m in plane.event_metadata.items()}
-        for line in plane.lines:
-            start = line.timestamp_ns
-            for e in line.events:
-                yield (plane.name, line.name, names.get(e.metadata_id, "?"), start + e.offset_ps / 1000,
-                       e.duration_ps / 1000)
 
 
 def top_ops(events, n: int = TOP_OPS) -> tuple[list[dict], str]:
@@ -184,12 +122,3 @@ def ranked(own: dict[str, float], n: int) -> list[dict]:
     total = sum(work.values())
     top = sorted(work.items(), key=lambda kv: -kv[1])[:n]
     return [{"name": k, "ms": v / 1e6, "share": v / total} for k, v in top]
-
-
-def torch_top_ops(averages, n: int = TOP_OPS) -> tuple[list[dict], str]:
-    """torch's key_averages by self device time (CUDA kernels), else by self CPU time."""
-    device = any(getattr(a, "self_device_time_total", 0) > 0 for a in averages)
-    key = "self_device_time_total" if device else "self_cpu_time_total"
-    own = {a.key: getattr(a, key) * 1000.0 for a in averages}  # microseconds -> nanoseconds
-    return ranked(own, n), "device" if device else "host"
-

@@ -15,6 +15,8 @@ import time
 import keras
 import numpy as np
 
+from bench.run import backends
+
 
 class EpochTimer(keras.callbacks.Callback):
     """Times each epoch, its steps and the validation after them from epoch-level hooks only:
@@ -198,7 +200,7 @@ class StepTimer(EpochTimer):
         spent = float(sum(steps[i][max(first, 1):].sum() for i, first in parts))
         epoch_start = float(np.median([starts[i] for i in self._window_epochs()]))
         loader_start = starts[0]
-        if self._fetch_in_trace() and len(starts) > 1:
+        if backends.of(keras.backend.backend()).FETCH_IN_TRACE and len(starts) > 1:
             # the loader starts when the traced step first asks for a batch: the first wait holds the
             # trace too; its part beyond a later epoch's start is compile (summary books it there)
             loader_start = min(starts[0], epoch_start)
@@ -215,12 +217,6 @@ class StepTimer(EpochTimer):
         """The window's images as its batches held them, where every one was counted."""
         counts = [n for i, first in self._window_parts() for n in self.counted[i][first:]]
         return sum(counts) if counts and all(counts) else None
-
-    @staticmethod
-    def _fetch_in_trace() -> bool:
-        """Whether the step's first call traces before it fetches its first batch: TensorFlow's traced
-        step takes the batch; JAX fetches in Python before its compiled step (its first wait is the loader's)."""
-        return keras.backend.backend() == "tensorflow"
 
 
 class FetchFirstStepTimer(StepTimer):
@@ -253,8 +249,9 @@ class InMemory:
 
 def timer_for(backend: str, ready, warmup_steps: int | None = None) -> EpochTimer:
     """Step marks for a pipeline where the backend's trainer fetches, the window opening after
-    `warmup_steps` (None: the first epoch); epoch hooks for tensors in memory, except on torch, whose
-    pipeline timer makes every step wait for the device: its ceilings are timed alike."""
-    if backend == "torch":
+    `warmup_steps` (None: the first epoch); epoch hooks for tensors in memory, except where the trainer
+    fetches before the step's hook (torch), whose pipeline timer makes every step wait for the device:
+    its ceilings are timed alike."""
+    if backends.of(backend).FETCHES_BEFORE_STEP_HOOK:
         return FetchFirstStepTimer(InMemory() if ready is None else ready, warmup_steps=warmup_steps)
     return EpochTimer() if ready is None else StepTimer(ready, warmup_steps=warmup_steps)

@@ -23,7 +23,7 @@ from pathlib import Path
 from bench.plan.grid import frameworks
 from bench.plan.knobs import SAMPLE_INTERVAL_S, RunSpec
 from bench.results.record import RUN_FIGURES, RunRecord
-from bench.run import devices, placement
+from bench.run import backends, devices
 
 OOM_RE = re.compile(r"\bOOM\b|out of memory|ResourceExhausted|bad_alloc|Cannot allocate memory|MemoryError",
                     re.IGNORECASE)
@@ -105,7 +105,7 @@ def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path
     cached_before = devices.cache_entries(spec.backend)
     record.startup_s = since_process_start()
     measure(model, train_feed, val_feed, spec, record, samples_path, interval)
-    if record.jit_compile or spec.backend == "jax":  # jax compiles even its eager ops
+    if record.jit_compile or backends.of(spec.backend).COMPILES_EAGER_OPS:
         record.cache_hit = cached_before > 0 and devices.cache_entries(spec.backend) == cached_before
     record.gpu_mem_peak_mb = devices.allocator_peak_mb(spec.backend) or record.gpu_mem_nvml_peak_mb
 
@@ -125,7 +125,7 @@ def measure(model, train_feed, val_feed, spec: RunSpec, record: RunRecord, sampl
         timer = timer_for(spec.backend, train_feed.ready, warmup_steps(spec))
         tracer = spec.profile and profile.ProfileSteps(  # samples_path: RESULTS/samples/x.csv
             spec.backend, profile.profile_dir(samples_path.parent.parent, spec.run_id), spec.epochs)
-        gpu = GpuSampler(devices=placement.sampled(spec.backend, spec.gpus))
+        gpu = GpuSampler(devices=devices.sampled(spec.backend, spec.gpus))
         record.gpu_note = gpu.reason
         sampling = Sampling([CpuSampler(), gpu], interval)
         try:
