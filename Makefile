@@ -24,7 +24,7 @@ CONSTRAINTS := $(if $(filter command line environment,$(origin EXTRAS)),constrai
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: bench test test-fast dry-run regress microbench honesty honesty-user tune-vs-grid help install-plan gpu-check
+.PHONY: bench test test-fast dry-run regress microbench honesty honesty-user tune-vs-grid quick-vs-full help install-plan gpu-check
 
 help:
 	@echo "make bench [GPU=auto|<label>] [PRESET=quick|smoke|<file.toml>] [DATA=<dir>] [ARGS='--set batch=8,16']"
@@ -35,6 +35,7 @@ help:
 	@echo "make microbench             pytest-benchmark micro-benchmarks against the saved baseline"
 	@echo "make honesty                the suite's measured fit against a plain fit (jax), recorded"
 	@echo "make tune-vs-grid           gpubench tune against the quick grid: runs, time, best setting of each"
+	@echo "make quick-vs-full          quick (repeats as needed) against every point twice: time and bounds"
 	@echo "make gpu-check              first on a new GPU machine: doctor, gpu-quick per backend on the GPU, loud checks"
 	@echo "make install-plan [CUDA=12|13|cpu] [DRIVER_CUDA=12.4]   the builds make would install, installing nothing"
 
@@ -110,6 +111,13 @@ honesty-user: $(STAMP)
 TUNE_VS_GRID ?= results/cpu/tune-vs-grid
 tune-vs-grid: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.tune_vs_grid $(TUNE_VS_GRID) $(ARGS)
+
+# quick as it runs (repeats as needed) against the full grid, every point twice
+# (tests/benchmarks/quick_vs_full.py): runs, wall time, measured share and every bound of each,
+# appended to $(QUICK_VS_FULL)/quick-vs-full.jsonl; fails where a bound differs.
+QUICK_VS_FULL ?= results/cpu/quick-vs-full
+quick-vs-full: $(STAMP)
+	$(BIN)/python -m tests.benchmarks.quick_vs_full $(QUICK_VS_FULL) $(ARGS)
 
 # The first command on a new GPU machine (docs/backends.md): the doctor, a short gpu-quick (the model
 # alone) on each backend that reaches the GPU, then checks that fail naming their rows (bench/gpucheck.py):
