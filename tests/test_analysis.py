@@ -209,6 +209,8 @@ def test_an_efficiency_above_the_ceiling_is_named_inconsistent_not_a_bound():
             "the ceiling and the point measured apart") in text
     p = points.set_index("point_id").loc[point.point_id]
     assert sections.bound_cell(p.bound, p.bound_doubt) == "inconsistent"
+    # a measurement to fix: the point and the ceiling it beats are measured again
+    assert repeats.unsettled(points) == {point.point_id, model_ceiling(point).point_id}
 
 
 def test_overhead_must_be_shown_an_efficiency_near_the_line_names_the_ceiling_and_asks_one_more_look():

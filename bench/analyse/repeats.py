@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.analyse.noise import differ, of_points
-from bench.analyse.points import near_the_line, rate_of, runnable, spec_of
+from bench.analyse.points import look_again, rate_of, runnable, spec_of
 from bench.analyse.verdicts import claim_doubt
 from bench.plan.grid import model_ceiling, pipeline_ceiling
 
@@ -30,7 +30,8 @@ def clear_ceilings(points: pd.DataFrame) -> set[str]:
 
 def unsettled(points: pd.DataFrame, one_look: bool = True) -> set[str]:
     """The points another repeat could settle: a configuration whose ceilings are balanced, with both
-    ceilings, or whose efficiency sits within the noise of AT_CEILING, with its lower ceiling; the two fastest
+    ceilings, or whose efficiency sits within the noise of AT_CEILING or beyond the noise above 1
+    (points.look_again), with its lower ceiling; the two fastest
     configurations where their order is within the noise. Only runs that ran no more often than the
     configuration with the fewest repeats (a ceiling measured once included), so that the sweep adds
     one look, not a series; all of them, without `one_look`, for a pass that repeats as needed."""
@@ -44,7 +45,7 @@ def unsettled(points: pd.DataFrame, one_look: bool = True) -> set[str]:
         spec = spec_of(p)
         if p.get("bound") == "balanced":
             found |= {p["point_id"], pipeline_ceiling(spec).point_id, model_ceiling(spec).point_id}
-        elif near_the_line(p, noise):  # end to end against the lower ceiling: the other cannot move it
+        elif look_again(p, noise):  # end to end against the lower ceiling: the other cannot move it
             lower = pipeline_ceiling if p["pipeline_img_s"] <= p["model_img_s"] else model_ceiling
             found |= {p["point_id"], lower(spec).point_id}
     ranked = runnable(ran).sort_values("train_img_s", ascending=False)

@@ -20,10 +20,10 @@ from tests.benchmarks.tune_vs_grid import gpubench
 def summary(folder: Path, wall_s: float | None) -> dict:
     """Runs, wall time (None where the sweep was made before), the share of run time that was
     measured windows, and each configuration's bound ('' where withheld)."""
-    from bench.analyse.points import runnable
+    from bench.analyse.points import read, runnable
 
     runs = pd.read_json(folder / "runs.jsonl", lines=True)
-    points = runnable(pd.read_csv(folder / "points.csv", keep_default_na=False, na_values=[""]))
+    points = runnable(read(folder))
     bounds = {f"{p.setting} b{p.batch}": (p.bound if not p.bound_doubt else "") for p in points.itertuples()}
     return {"folder": str(folder), "runs": len(runs), "wall_s": wall_s,
             "measured_share": float(runs.window_s.sum() / runs.wall_s.sum()), "bounds": bounds}
