@@ -73,9 +73,8 @@ def bound(p: dict, noise: Noise = PRIOR) -> tuple[str | None, float | None, str]
 
 
 def look_again(p: dict, noise: Noise) -> bool:
-    """Where one more repeat of the point and its lower ceiling could change its verdict: end to
-    end under AT_CEILING of that ceiling but within the noise of the line (overhead not yet shown),
-    or above the ceiling beyond the noise (a measurement to fix, not a verdict to withhold)."""
+    """Where one more look at the point and its lower ceiling could change its verdict: under AT_CEILING
+    of it within the noise (overhead not shown), or above it beyond the noise (a measurement to fix)."""
     sides = _sides(p, noise)
     return sides is not None and (sides[2] < AT_CEILING and sides[4] == 0 or sides[3] > 0)
 
