@@ -69,10 +69,12 @@ dry-run: | $(BIN)/gpubench
 # failed by load (the house rule), and this is what keeps make test within CI's budget on 2 cores.
 TEST_WORKERS ?= 2
 test: $(STAMP)
+	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest --benchmark-skip -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
+	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest --benchmark-skip -m "not slow" -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 

@@ -56,8 +56,12 @@ def trained_on(spec: RunSpec, command: str) -> dict:
     from bench.run import doctor
 
     facts = doctor.where(spec.backend, spec.gpus)
-    return {"command": command, "train_device": doctor.train_device(facts), "train_cuda": facts["cuda"],
-            "train_cudnn": facts["cudnn"]}
+    return {
+        "command": command,
+        "train_device": doctor.train_device(facts),
+        "train_cuda": facts["cuda"],
+        "train_cudnn": facts["cudnn"],
+    }
 
 
 def _log(folder: Path) -> list[dict]:
@@ -72,8 +76,9 @@ def best_so_far(log: list[dict]) -> float | None:
     return max(values) if values else None
 
 
-def _train_loop(model, spec: RunSpec, index, out: Path, initial_epoch: int, tensorboard: bool,
-                best: float | None = None) -> dict:
+def _train_loop(
+    model, spec: RunSpec, index, out: Path, initial_epoch: int, tensorboard: bool, best: float | None = None
+) -> dict:
     """Training for real: epochs as asked (window=epochs), never lengthened for a measured window.
     best.keras is replaced only by a model better than `best` (the best so far when resuming)."""
     from bench.run import training
@@ -84,8 +89,11 @@ def _train_loop(model, spec: RunSpec, index, out: Path, initial_epoch: int, tens
     callbacks, checkpoint = training.workflow_callbacks(out, tensorboard, best)
     history = training.fit(model, train_feed, val_feed, spec.epochs, callbacks + [timer], initial_epoch, verbose=2)
     best = max(history.history.get("val_accuracy", [float("nan")]))
-    return {"epochs": initial_epoch + spec.epochs, "best_val_accuracy_this_run": best,
-            **timer.summary(train_feed.steps, train_feed.images, checkpoint.seconds)}
+    return {
+        "epochs": initial_epoch + spec.epochs,
+        "best_val_accuracy_this_run": best,
+        **timer.summary(train_feed.steps, train_feed.images, checkpoint.seconds),
+    }
 
 
 def train(spec: RunSpec, data: str, out: str | Path, tensorboard: bool = False) -> dict:
@@ -103,8 +111,12 @@ def train(spec: RunSpec, data: str, out: str | Path, tensorboard: bool = False) 
     with scope:
         model = models.build(spec.backbone, (spec.input_size,) * 2 + (3,), len(index.classes), spec.finetune)
         training.compile_model(model)
-    settings = {"spec": dataclasses.asdict(spec), "data": str(Path(data).resolve()), "classes": index.classes,
-                "trained_on": [where]}
+    settings = {
+        "spec": dataclasses.asdict(spec),
+        "data": str(Path(data).resolve()),
+        "classes": index.classes,
+        "trained_on": [where],
+    }
     (out / SETTINGS).write_text(json.dumps(settings, indent=2))
     return {**_train_loop(model, spec, index, out, 0, tensorboard), **where}
 
@@ -160,11 +172,18 @@ def evaluate(model_path: str | Path, data: str | Path, batch: int = 16) -> dict:
     truth = np.asarray(labels)
     confusion = np.zeros((len(classes), len(classes)), dtype=int)
     np.add.at(confusion, (truth, predicted), 1)
-    per_class = {c: (float(confusion[i, i] / confusion[i].sum()) if confusion[i].sum() else None)
-                 for i, c in enumerate(classes)}
-    return {"images": len(files), "skipped": len(skipped), "accuracy": float((predicted == truth).mean()),
-            "device": trained_on(RunSpec(**settings["spec"]), "evaluate")["train_device"],
-            "per_class": per_class, "classes": classes, "confusion": confusion.tolist()}
+    per_class = {
+        c: (float(confusion[i, i] / confusion[i].sum()) if confusion[i].sum() else None) for i, c in enumerate(classes)
+    }
+    return {
+        "images": len(files),
+        "skipped": len(skipped),
+        "accuracy": float((predicted == truth).mean()),
+        "device": trained_on(RunSpec(**settings["spec"]), "evaluate")["train_device"],
+        "per_class": per_class,
+        "classes": classes,
+        "confusion": confusion.tolist(),
+    }
 
 
 def predict(model_path: str | Path, target: str | Path, batch: int = 16) -> tuple[str, list[str]]:
@@ -195,11 +214,20 @@ def predict(model_path: str | Path, target: str | Path, batch: int = 16) -> tupl
 def evaluation_markdown(result: dict) -> str:
     """`gpubench evaluate`'s printout: accuracy overall and per class, and the confusion matrix, as markdown."""
     classes = result["classes"]
-    lines = [f"accuracy {result['accuracy']:.4f} on {result['images']} images"
-             + (f" ({result['skipped']} unreadable skipped)" if result["skipped"] else ""), "",
-             "| class | accuracy |", "|---|---|"]
+    lines = [
+        f"accuracy {result['accuracy']:.4f} on {result['images']} images"
+        + (f" ({result['skipped']} unreadable skipped)" if result["skipped"] else ""),
+        "",
+        "| class | accuracy |",
+        "|---|---|",
+    ]
     lines += [f"| {c} | {'' if a is None else f'{a:.4f}'} |" for c, a in result["per_class"].items()]
-    lines += ["", "confusion (rows: true, columns: predicted)", "",
-              "| true \\ predicted | " + " | ".join(classes) + " |", "|---" * (len(classes) + 1) + "|"]
+    lines += [
+        "",
+        "confusion (rows: true, columns: predicted)",
+        "",
+        "| true \\ predicted | " + " | ".join(classes) + " |",
+        "|---" * (len(classes) + 1) + "|",
+    ]
     lines += [f"| {c} | " + " | ".join(map(str, row)) + " |" for c, row in zip(classes, result["confusion"])]
     return "\n".join(lines)

@@ -25,20 +25,28 @@ def problems(folder: Path) -> list[str]:
     env = read_json(folder / "env.json")
     rows = [r for r in ResultStore(folder).records() if r.get("status") == "ok"]
     found = []
-    seen = nvml.label_of(nvml.visible([{**g, "uuid": g.get("uuid", ""), "index": g.get("index", i)}
-                                       for i, g in enumerate(env.get("gpus") or [])]))
+    seen = nvml.label_of(
+        nvml.visible(
+            [{**g, "uuid": g.get("uuid", ""), "index": g.get("index", i)} for i, g in enumerate(env.get("gpus") or [])]
+        )
+    )
     if label != seen:
         found.append(f"{folder}: labelled {label!r}, NVML saw {seen!r} ({len(env.get('gpus') or [])} GPU(s))")
     if not rows:
         found.append(f"{folder}: no run ended ok")
-    off = [r["run_id"] for r in rows if gate.contradiction(label, _facts(r.get("train_device", ""))) or
-           not str(r.get("train_device", "")).startswith("gpu:")]
+    off = [
+        r["run_id"]
+        for r in rows
+        if gate.contradiction(label, _facts(r.get("train_device", "")))
+        or not str(r.get("train_device", "")).startswith("gpu:")
+    ]
     if off:
         found.append(f"{folder}: train_device is not the {label} in {len(off)} row(s): {', '.join(off[:8])}")
     idle = [r["run_id"] for r in rows if not (r.get("gpu_util_mean") or 0) > 0]
     if idle:
-        found.append(f"{folder}: GPU utilisation over the window is 0 or empty in {len(idle)} row(s): "
-                     f"{', '.join(idle[:8])}")
+        found.append(
+            f"{folder}: GPU utilisation over the window is 0 or empty in {len(idle)} row(s): {', '.join(idle[:8])}"
+        )
     points = folder / "points.csv"
     if points.is_file():
         table = pd.read_csv(points)
@@ -46,8 +54,10 @@ def problems(folder: Path) -> list[str]:
         mfu = pd.to_numeric(alone.get("mfu_datasheet"), errors="coerce") if "mfu_datasheet" in alone else None
         bad = alone[~mfu.between(*MFU_RANGE)] if mfu is not None else alone
         if len(bad):
-            found.append(f"{folder}: datasheet MFU of model-alone points outside {MFU_RANGE[0]:.0%}-{MFU_RANGE[1]:.0%} "
-                         f"(or missing) in {len(bad)} point(s): {', '.join(map(str, bad.point_id.head(8)))}")
+            found.append(
+                f"{folder}: datasheet MFU of model-alone points outside {MFU_RANGE[0]:.0%}-{MFU_RANGE[1]:.0%} "
+                f"(or missing) in {len(bad)} point(s): {', '.join(map(str, bad.point_id.head(8)))}"
+            )
     return found
 
 

@@ -33,8 +33,12 @@ def passes(probes: list[RunSpec], grid: list[RunSpec], root: Path, as_needed: bo
             kept = [s for s in this if not (s.role == "ceiling" and s.point_id in clear)]
             left = len([s for s in order if s.repeat == r]) - len(kept)
             if left:
-                print(f"pass {r + 1}: {left} runs left out: " + ("their verdicts are settled and " if as_needed else "")
-                      + "ceilings whose margin over the other is beyond the noise", file=sys.stderr)
+                print(
+                    f"pass {r + 1}: {left} runs left out: "
+                    + ("their verdicts are settled and " if as_needed else "")
+                    + "ceilings whose margin over the other is beyond the noise",
+                    file=sys.stderr,
+                )
             this = kept
         if this:
             yield this
@@ -55,8 +59,11 @@ def one_more_look(specs: list[RunSpec], root: Path) -> list[RunSpec]:
     wanted = unsettled(points)
     latest = {s.point_id: s for s in specs}  # the last repeat of each
     repeats = dict(zip(points.point_id, points.repeats_ok))
-    return [dataclasses.replace(latest[pid], repeat=max(s.repeat for s in specs if s.point_id == pid) + 1)
-            for pid in sorted(wanted) if pid in latest and repeats.get(pid, 0) > 0]
+    return [
+        dataclasses.replace(latest[pid], repeat=max(s.repeat for s in specs if s.point_id == pid) + 1)
+        for pid in sorted(wanted)
+        if pid in latest and repeats.get(pid, 0) > 0
+    ]
 
 
 def profiled_spec(profile: str, specs: list[RunSpec], rows: list[dict]) -> RunSpec | None:

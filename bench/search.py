@@ -22,8 +22,9 @@ class SearchError(RuntimeError):
     """A try failed for another reason than memory: the search cannot say what fits."""
 
 
-def search(base: RunSpec, knob: str, start: int, limit: int, run: Callable[[RunSpec], dict],
-           step: int = 1) -> tuple[int | None, list[dict]]:
+def search(
+    base: RunSpec, knob: str, start: int, limit: int, run: Callable[[RunSpec], dict], step: int = 1
+) -> tuple[int | None, list[dict]]:
     """(largest value of `knob` that trains, or None; every try's record). The bisection
     stops within 1/16 of the answer, and on multiples of `step` (input sizes of 32)."""
     tries: list[dict] = []
@@ -70,8 +71,16 @@ def summary(knob: str, found: int | None, tries: list[dict], limit: int) -> str:
     return "\n".join([f"**{answer}**", ""] + lines)
 
 
-def run_search(backbone: str, input_size: int | None, batch: int | None, start: int | None, limit: int,
-               precision: str, mem_limit_mb: int | None, options) -> str:
+def run_search(
+    backbone: str,
+    input_size: int | None,
+    batch: int | None,
+    start: int | None,
+    limit: int,
+    precision: str,
+    mem_limit_mb: int | None,
+    options,
+) -> str:
     """The search of `gpubench fit`, each try a row in results/<gpu>/<host>/fit-<backbone>/ and
     fit.md summing them up; returns that summary."""
     from bench import session
@@ -96,6 +105,7 @@ def run_search(backbone: str, input_size: int | None, batch: int | None, start: 
         except SearchError as e:
             raise SpecError(f"the search stopped: {e}") from None
         text = summary(knob, found, tries, limit)
-        (store.root / "fit.md").write_text(f"# {backbone}: the largest {knob} that trains\n\n"
-                                           f"Command: `{meta['command']}`\n\n{text}\n")
+        (store.root / "fit.md").write_text(
+            f"# {backbone}: the largest {knob} that trains\n\nCommand: `{meta['command']}`\n\n{text}\n"
+        )
     return text

@@ -71,8 +71,9 @@ def dataset(data: str | None, data_spec: DataSpec) -> DatasetIndex:
         return scan(data)
     root = Path("data") / data_spec.dirname()
     print(f"making the synthetic dataset {root} (skipped when it already exists)", file=sys.stderr)
-    make_synthetic(root, data_spec.train, data_spec.val, data_spec.classes,
-                   parse_size(data_spec.image_size), data_spec.seed)
+    make_synthetic(
+        root, data_spec.train, data_spec.val, data_spec.classes, parse_size(data_spec.image_size), data_spec.seed
+    )
     return scan(root)
 
 
@@ -80,8 +81,14 @@ def check_formats(grid: list[RunSpec], index: DatasetIndex) -> None:
     """Refuses, before any run, images that a tfdata point in the grid cannot decode."""
     for name in sorted({s.pipeline for s in grid}):
         formats = describe(name).formats
-        odd = sorted({Path(f).suffix for split in index.files.values() for f in split
-                      if formats and Path(f).suffix.lower() not in formats})
+        odd = sorted(
+            {
+                Path(f).suffix
+                for split in index.files.values()
+                for f in split
+                if formats and Path(f).suffix.lower() not in formats
+            }
+        )
         if odd:
             raise SpecError(f"pipeline {name} cannot decode {', '.join(odd)} images; use keras or convert them")
 
@@ -92,8 +99,11 @@ def _warn_about(index: DatasetIndex) -> None:
     if index.ignored:
         names = sorted({Path(p).name for p in index.ignored})
         shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
-        print(f"warning: {len(index.ignored)} hidden or system files and folders passed over, neither classes nor "
-              f"images: {shown}", file=sys.stderr)
+        print(
+            f"warning: {len(index.ignored)} hidden or system files and folders passed over, neither classes nor "
+            f"images: {shown}",
+            file=sys.stderr,
+        )
 
 
 def data_fingerprint(index: DatasetIndex) -> str:
@@ -107,12 +117,16 @@ def data_fingerprint(index: DatasetIndex) -> str:
 
 def data_changed(store: ResultStore, meta: dict) -> bool:
     """Whether the folder's runs were measured on other data than this sweep's (said in one line)."""
-    before = (read_json(store.root / "sweep.json").get("data_fingerprint")
-              if (store.root / "sweep.json").is_file() else None)
+    before = (
+        read_json(store.root / "sweep.json").get("data_fingerprint") if (store.root / "sweep.json").is_file() else None
+    )
     if not before or before == meta["data_fingerprint"] or not store.records():
         return False
-    print(f"the data changed since the runs in {store.root} (index fingerprint {before} -> "
-          f"{meta['data_fingerprint']}): every point is measured anew on {meta['data']}", file=sys.stderr)
+    print(
+        f"the data changed since the runs in {store.root} (index fingerprint {before} -> "
+        f"{meta['data_fingerprint']}): every point is measured anew on {meta['data']}",
+        file=sys.stderr,
+    )
     return True
 
 
@@ -148,16 +162,27 @@ def prepared(options: Options, preset_name: str, data_spec: DataSpec, grid: list
         previous = read_json(store.root / "env.json")
         other = machine.differs(previous, env) if previous and store.records() else None
         if other and not options.force:
-            raise SpecError(f"{store.root} holds the runs of {other}: use another --out, or --force to measure "
-                            f"every point here anew (their runs are kept in runs.jsonl)")
+            raise SpecError(
+                f"{store.root} holds the runs of {other}: use another --out, or --force to measure "
+                f"every point here anew (their runs are kept in runs.jsonl)"
+            )
         index_path = store.root / ".dataset.json"
         fingerprint = data_fingerprint(index)
         index.save(index_path)
         (store.root / "env.json").write_text(json.dumps(env, indent=2))
-        meta = {"preset": preset_name, "gpu": label, "command": shlex.join(["gpubench"] + sys.argv[1:]),
-                "data": index.root, "train_images": index.count("train"), "val_images": index.count("val"),
-                "classes": len(index.classes), "skipped": len(index.skipped), "ignored": len(index.ignored),
-                "gpu_used": checked["gpu_used"], "data_fingerprint": fingerprint}
+        meta = {
+            "preset": preset_name,
+            "gpu": label,
+            "command": shlex.join(["gpubench"] + sys.argv[1:]),
+            "data": index.root,
+            "train_images": index.count("train"),
+            "val_images": index.count("val"),
+            "classes": len(index.classes),
+            "skipped": len(index.skipped),
+            "ignored": len(index.ignored),
+            "gpu_used": checked["gpu_used"],
+            "data_fingerprint": fingerprint,
+        }
         yield store, index_path, env, meta
 
 
@@ -178,9 +203,17 @@ def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, options: Opt
         meta.update(executors.describe(o.executor, o.max_parallel, o.slurm), repeat_as_needed=o.as_needed)
         (store.root / "sweep.json").write_text(json.dumps(meta, indent=2))
         probes = ceiling_probes(grid) if o.ceilings else []
-        jobs = None if o.executor == "local" else executors.Submitit(
-            "local" if o.executor == "submitit-local" else "slurm", store.root / "jobs", o.max_parallel, o.timeout_s,
-            o.slurm)
+        jobs = (
+            None
+            if o.executor == "local"
+            else executors.Submitit(
+                "local" if o.executor == "submitit-local" else "slurm",
+                store.root / "jobs",
+                o.max_parallel,
+                o.timeout_s,
+                o.slurm,
+            )
+        )
 
         def quick_report(row: dict | None = None) -> None:
             """The report without its plots: quick enough to rebuild while the sweep runs."""
@@ -189,15 +222,27 @@ def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, options: Opt
         every = Every(REPORT_EVERY_S, quick_report)
 
         def measure(specs: list[RunSpec]) -> list[dict]:
-            return runner.sweep(specs, index_path, store, o.timeout_s, o.interval, force, env["gpu_count"],
-                                identity(env), on_row=every, jobs=jobs)
+            return runner.sweep(
+                specs,
+                index_path,
+                store,
+                o.timeout_s,
+                o.interval,
+                force,
+                env["gpu_count"],
+                identity(env),
+                on_row=every,
+                jobs=jobs,
+            )
 
         try:
             new = [row for specs in passes(probes, grid, store.root, o.as_needed) for row in measure(specs)]
             again = one_more_look(probes + grid, store.root) if o.looks else []
             if again:
-                print(f"{len(again)} runs more, where a verdict depends on them (the noise could not settle it)",
-                      file=sys.stderr)
+                print(
+                    f"{len(again)} runs more, where a verdict depends on them (the noise could not settle it)",
+                    file=sys.stderr,
+                )
                 new += measure(again)
             traced = profiled_spec(o.profile, probes + grid, store.records()) if o.profile else None
             new += measure([traced]) if traced else []
@@ -221,8 +266,10 @@ def plan(grid: list[RunSpec], data: DataSpec, ceilings: list[RunSpec]) -> str:
     fixed = {c: frame[c].iloc[0] for c in frame.columns if c not in varying}
     shown = frame[varying].copy()
     shown["train steps"] = [p.epochs * split_plan(counts["train"], p, "train")[0] for p in grid]
-    lines = [f"{len(grid)} runs; fixed: " + ", ".join(f"{k}={v}" for k, v in fixed.items()),
-             shown.where(shown.notna(), "n/a").to_markdown(index=False)]
+    lines = [
+        f"{len(grid)} runs; fixed: " + ", ".join(f"{k}={v}" for k, v in fixed.items()),
+        shown.where(shown.notna(), "n/a").to_markdown(index=False),
+    ]
     if ceilings:
         steps = sum(p.epochs * split_plan(counts["train"], p, "train")[0] for p in ceilings)
         lines.append(f"and {len(ceilings)} ceiling runs, {steps} training steps in all (--no-ceilings leaves them out)")

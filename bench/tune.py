@@ -47,6 +47,7 @@ def measure_with(run_sweep, root_of, repeat: int):
 def bounded_with(run_sweep, root_of):
     """A `bounded(step)` for moves.walk: the kept step's ceilings (its runs are already in the
     folder, so only the ceilings run), and the bound they give."""
+
     def bounded(step: moves.Step) -> moves.Step:
         spec = one_point(step.knobs)
         run_sweep([spec], True)
@@ -61,8 +62,11 @@ def step_of(root: Path, spec: RunSpec, why: str) -> moves.Step:
     """The setting's step: its repeats' end-to-end rates (ok runs), its ceilings and bound from
     points.csv. A setting whose runs all failed has no rates: it never beats one that ran."""
     rows = ResultStore(root).records()
-    rates = [r["train_img_s"] for r in rows
-             if r["point_id"] == spec.point_id and r["status"] == "ok" and r.get("train_img_s")]
+    rates = [
+        r["train_img_s"]
+        for r in rows
+        if r["point_id"] == spec.point_id and r["status"] == "ok" and r.get("train_img_s")
+    ]
     points = read(root)
     point = points[points.point_id == spec.point_id]
     if point.empty or not rates:
@@ -76,25 +80,39 @@ def step_of(root: Path, spec: RunSpec, why: str) -> moves.Step:
 def _rate(step: moves.Step) -> str:
     if not step.rates:
         return "failed (see runs.csv)"
-    ceilings = ", ".join(f"{name} alone {v:.0f}" for name, v in (("pipeline", step.pipeline), ("model", step.model))
-                         if v)
+    ceilings = ", ".join(
+        f"{name} alone {v:.0f}" for name, v in (("pipeline", step.pipeline), ("model", step.model)) if v
+    )
     limit = f"{step.bound}-bound" if step.bound else "bound not known"
     return f"{moves.median(step.rates):.0f} images/s, {limit}" + (f" ({ceilings})" if ceilings else "")
 
 
 def write_path(root: Path, path: list[moves.Step], best: moves.Step, reason: str) -> Path:
     """tune.csv: one line a setting, in the order tried, the kept ones marked."""
-    frame = pd.DataFrame([{**s.knobs, "why": s.why, "img_s": moves.median(s.rates) if s.rates else None,
-                           "repeats": len(s.rates), "pipeline_img_s": s.pipeline, "model_img_s": s.model,
-                           "bound": s.bound, "best": s is best} for s in path])
+    frame = pd.DataFrame(
+        [
+            {
+                **s.knobs,
+                "why": s.why,
+                "img_s": moves.median(s.rates) if s.rates else None,
+                "repeats": len(s.rates),
+                "pipeline_img_s": s.pipeline,
+                "model_img_s": s.model,
+                "bound": s.bound,
+                "best": s is best,
+            }
+            for s in path
+        ]
+    )
     out = root / "tune.csv"
     frame.to_csv(out, index=False)
     (root / "tune.txt").write_text(f"stopped: {reason}\n")
     return out
 
 
-def tune(start: RunSpec, data_spec: DataSpec, options, repeat: int, max_runs: int
-         ) -> tuple[Path, list[moves.Step], moves.Step, str]:
+def tune(
+    start: RunSpec, data_spec: DataSpec, options, repeat: int, max_runs: int
+) -> tuple[Path, list[moves.Step], moves.Step, str]:
     """Walks from `start`; returns (the results folder, the path, the best step, why it stopped)."""
     import json
 
@@ -105,8 +123,9 @@ def tune(start: RunSpec, data_spec: DataSpec, options, repeat: int, max_runs: in
 
     def run_sweep(grid: list[RunSpec], ceilings: bool) -> None:
         """One setting, swept as a sweep would (the walk takes the second looks itself)."""
-        path, _ = session.run(grid, "tune", data_spec,
-                              dataclasses.replace(options, out=folder["root"], ceilings=ceilings, looks=False))
+        path, _ = session.run(
+            grid, "tune", data_spec, dataclasses.replace(options, out=folder["root"], ceilings=ceilings, looks=False)
+        )
         folder["root"] = path.parent
 
     measure = measure_with(run_sweep, lambda: Path(folder["root"]), repeat)
@@ -126,8 +145,16 @@ def tune(start: RunSpec, data_spec: DataSpec, options, repeat: int, max_runs: in
 
     on_gpu = bool(json.loads((root / "sweep.json").read_text()).get("gpu_used"))
     loaders = {"tfdata"} if installed("tensorflow") else set()
-    path, best, reason = moves.walk(first, measure, better, loaders, max_runs=max_runs, gpu=on_gpu, more=more,
-                                    bounded=bounded_with(run_sweep, lambda: root))
+    path, best, reason = moves.walk(
+        first,
+        measure,
+        better,
+        loaders,
+        max_runs=max_runs,
+        gpu=on_gpu,
+        more=more,
+        bounded=bounded_with(run_sweep, lambda: root),
+    )
     write_path(root, path, best, reason)
     report.write(root)
     return root, path, best, reason
@@ -145,8 +172,11 @@ def closing(root: Path, path: list[moves.Step], best: moves.Step, reason: str) -
     points = runnable(read(root))
     row = points[points.point_id == RunSpec(**best.knobs).point_id].iloc[0]
     sweep = json.loads((root / "sweep.json").read_text())
-    return lines + [f"best: {display(best.knobs, tuple(KNOBS))}: {_rate(best)}; the path: {root / 'tune.csv'}",
-                    "", *code_lines(row, sweep)]
+    return lines + [
+        f"best: {display(best.knobs, tuple(KNOBS))}: {_rate(best)}; the path: {root / 'tune.csv'}",
+        "",
+        *code_lines(row, sweep),
+    ]
 
 
 def command(args) -> int:
@@ -161,7 +191,8 @@ def command(args) -> int:
     if len(start) != 1:
         raise SpecError("tune starts from one setting: give one value per knob in --set")
     check_out(args.out, force=None)
-    root, path, best, reason = tune(start[0], preset.data, run_options(args, preset.timeout_s), args.repeat,
-                                    args.max_runs)
+    root, path, best, reason = tune(
+        start[0], preset.data, run_options(args, preset.timeout_s), args.repeat, args.max_runs
+    )
     print("\n".join(closing(root, path, best, reason)))
     return 0 if best.rates else 1

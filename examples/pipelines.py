@@ -44,8 +44,13 @@ def pydataset_images(directory, batch, workers, use_multiprocessing, max_queue_s
 
         def __getitem__(self, i):
             picked = range(i * batch, min((i + 1) * batch, len(files)))
-            x = np.stack([np.asarray(Image.open(files[j]).convert("RGB").resize((input_size, input_size)),
-                                     dtype="float32") / 255.0 for j in picked])
+            x = np.stack(
+                [
+                    np.asarray(Image.open(files[j]).convert("RGB").resize((input_size, input_size)), dtype="float32")
+                    / 255.0
+                    for j in picked
+                ]
+            )
             return x, onehot[list(picked)]
 
     return Batches(workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
@@ -64,8 +69,10 @@ def dataloader_images(directory, batch, workers, input_size):
 
         def __getitem__(self, j):
             image = np.asarray(Image.open(files[j]).convert("RGB").resize((input_size, input_size)), dtype="float32")
-            return (torch.from_numpy(image / 255.0),
-                    torch.nn.functional.one_hot(torch.tensor(labels[j]), classes).float())
+            return (
+                torch.from_numpy(image / 255.0),
+                torch.nn.functional.one_hot(torch.tensor(labels[j]), classes).float(),
+            )
 
     return torch.utils.data.DataLoader(Files(), batch_size=batch, shuffle=True, num_workers=workers)
 
@@ -81,8 +88,10 @@ def random_images(batch, classes, input_size, split):
 def token_batches(batch):
     """Not images: 32 token ids and a class number per example, for examples.models:token_classifier."""
     rng = np.random.default_rng(0)
-    return [(rng.integers(0, 1000, (batch, 32)).astype("int32"), rng.integers(0, 2, batch).astype("int32"))
-            for _ in range(6)]
+    return [
+        (rng.integers(0, 1000, (batch, 32)).astype("int32"), rng.integers(0, 2, batch).astype("int32"))
+        for _ in range(6)
+    ]
 
 
 def failing(batch):
@@ -95,6 +104,12 @@ def directory_images(directory, batch, input_size, split):
     [0, 255], one-hot labels, shuffled for training."""
     import keras
 
-    return keras.utils.image_dataset_from_directory(directory, label_mode="categorical", batch_size=batch,
-                                                    image_size=(input_size, input_size), shuffle=split == "train",
-                                                    seed=0, verbose=False)
+    return keras.utils.image_dataset_from_directory(
+        directory,
+        label_mode="categorical",
+        batch_size=batch,
+        image_size=(input_size, input_size),
+        shuffle=split == "train",
+        seed=0,
+        verbose=False,
+    )

@@ -68,8 +68,9 @@ def data_format_problem(name: str, data_format: str) -> str | None:
     return None
 
 
-def build(name: str, input_shape: tuple[int, int, int], classes: int, finetune: str = "full",
-          transfer: str = "float32"):
+def build(
+    name: str, input_shape: tuple[int, int, int], classes: int, finetune: str = "full", transfer: str = "float32"
+):
     """A model with a new `classes`-way softmax head. finetune is the seed's three steps:
     'head' trains the head only, 'last_block' also the last convolution block, 'full' all.
 

@@ -14,11 +14,46 @@ from __future__ import annotations
 
 import math
 
-ZERO = ("InputLayer", "Embedding", "Flatten", "Reshape", "Permute", "RepeatVector", "Dropout", "SpatialDropout1D",
-        "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D",
-        "Cropping1D", "Cropping2D", "Cropping3D", "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax",
-        "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Rescaling", "Identity",
-        "UpSampling1D", "UpSampling2D", "UpSampling3D", "CenterCrop", "Resizing", "Normalization")
+ZERO = (
+    "InputLayer",
+    "Embedding",
+    "Flatten",
+    "Reshape",
+    "Permute",
+    "RepeatVector",
+    "Dropout",
+    "SpatialDropout1D",
+    "SpatialDropout2D",
+    "SpatialDropout3D",
+    "GaussianNoise",
+    "ZeroPadding1D",
+    "ZeroPadding2D",
+    "ZeroPadding3D",
+    "Cropping1D",
+    "Cropping2D",
+    "Cropping3D",
+    "Activation",
+    "ReLU",
+    "LeakyReLU",
+    "PReLU",
+    "ELU",
+    "Softmax",
+    "Add",
+    "Subtract",
+    "Multiply",
+    "Average",
+    "Maximum",
+    "Minimum",
+    "Concatenate",
+    "Rescaling",
+    "Identity",
+    "UpSampling1D",
+    "UpSampling2D",
+    "UpSampling3D",
+    "CenterCrop",
+    "Resizing",
+    "Normalization",
+)
 POOLS = ("MaxPooling", "AveragePooling")
 GLOBAL = ("GlobalAveragePooling", "GlobalMaxPooling")
 NORMS = ("BatchNormalization", "LayerNormalization", "GroupNormalization", "UnitNormalization", "RMSNormalization")
@@ -83,7 +118,7 @@ def _attention(layer) -> int:
     key = shapes[2] if len(shapes) > 2 else value
     q_len, v_len = math.prod(query[1:-1]), math.prod(value[1:-1])
     heads, dk, dv = layer.num_heads, layer.key_dim, layer.value_dim or layer.key_dim
-    out_dim = math.prod(layer.output.shape[len(query) - 1:]) if layer.output.shape else query[-1]
+    out_dim = math.prod(layer.output.shape[len(query) - 1 :]) if layer.output.shape else query[-1]
     projections = q_len * query[-1] * heads * dk + v_len * key[-1] * heads * dk + v_len * value[-1] * heads * dv
     projections += q_len * heads * dv * out_dim
     return 2 * (projections + q_len * v_len * heads * dk + q_len * v_len * heads * dv)

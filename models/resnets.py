@@ -16,8 +16,9 @@ OCT_ALPHA = 0.25
 
 
 def _conv_bn(x, filters, kernel, stride, name, relu=True, groups=1):
-    x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, groups=groups,
-                      name=f"{name}_conv")(x)
+    x = layers.Conv2D(
+        filters, kernel, strides=stride, padding="same", use_bias=False, groups=groups, name=f"{name}_conv"
+    )(x)
     x = layers.BatchNormalization(epsilon=1e-5, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x) if relu else x
 
@@ -58,6 +59,7 @@ def _resnet(inputs, **block):
 
 
 # -- octave convolution: a high-frequency map at full and a low-frequency one at half resolution
+
 
 def _oct_conv_bn(x, filters, kernel, stride, alpha_out, name, relu=True):
     """x is (high, low), low None when alpha_in is 0. The four paths H->H, L->H, H->L, L->L
@@ -105,8 +107,11 @@ def _oct_bottleneck(x, planes, out, stride, name, alpha_out):
     y = _oct_conv_bn(y, out, 1, 1, alpha_out, f"{name}_3", relu=False)
     merged = []
     for branch, (a, b) in zip("hl", zip(y, shortcut)):
-        merged.append(None if a is None else
-                      layers.ReLU(name=f"{name}_{branch}_out")(layers.Add(name=f"{name}_{branch}_add")([a, b])))
+        merged.append(
+            None
+            if a is None
+            else layers.ReLU(name=f"{name}_{branch}_out")(layers.Add(name=f"{name}_{branch}_add")([a, b]))
+        )
     return tuple(merged)
 
 

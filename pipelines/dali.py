@@ -41,14 +41,26 @@ def device_id(platform: str) -> int | None:
 
 def pipeline(files: list[str], labels: list[int], classes: int, spec, train: bool, device_id: int | None):
     """The DALI graph: read, decode (on the GPU where there is one), resize, scale, one-hot, as the keras pipeline."""
-    @pipeline_def(batch_size=spec.batch, num_threads=max(1, spec.workers or 1), device_id=device_id,
-                  prefetch_queue_depth=max(1, spec.max_queue_size or 2), seed=0)
+
+    @pipeline_def(
+        batch_size=spec.batch,
+        num_threads=max(1, spec.workers or 1),
+        device_id=device_id,
+        prefetch_queue_depth=max(1, spec.max_queue_size or 2),
+        seed=0,
+    )
     def images():
-        jpegs, label = fn.readers.file(files=files, labels=labels, shuffle_after_epoch=train, pad_last_batch=not train,
-                                       name=READER)
+        jpegs, label = fn.readers.file(
+            files=files, labels=labels, shuffle_after_epoch=train, pad_last_batch=not train, name=READER
+        )
         decoded = fn.decoders.image(jpegs, device="cpu" if device_id is None else "mixed", output_type=types.RGB)
-        x = fn.resize(decoded, resize_x=spec.input_size, resize_y=spec.input_size,
-                      interp_type=INTERPOLATION[spec.interpolation], antialias=spec.interpolation != "nearest")
+        x = fn.resize(
+            decoded,
+            resize_x=spec.input_size,
+            resize_y=spec.input_size,
+            interp_type=INTERPOLATION[spec.interpolation],
+            antialias=spec.interpolation != "nearest",
+        )
         if spec.transfer != "uint8":
             x = fn.cast(x, dtype=types.FLOAT) / 255.0
         y = fn.one_hot(label, num_classes=classes)
@@ -104,9 +116,13 @@ def _tensorflow(pipe, spec, steps: int, train: bool, device_id: int | None) -> F
 
     size, dtype = spec.input_size, tf.uint8 if spec.transfer == "uint8" else tf.float32
     with tf.device("/cpu:0" if device_id is None else "/gpu:0"):
-        ds = dali_tf.DALIDataset(pipeline=pipe, batch_size=spec.batch, device_id=device_id,
-                                 output_shapes=((spec.batch, size, size, 3), (spec.batch, None)),
-                                 output_dtypes=(dtype, tf.float32)).take(steps)
+        ds = dali_tf.DALIDataset(
+            pipeline=pipe,
+            batch_size=spec.batch,
+            device_id=device_id,
+            output_shapes=((spec.batch, size, size, 3), (spec.batch, None)),
+            output_dtypes=(dtype, tf.float32),
+        ).take(steps)
     if not train:
         return Feed(ds, steps, steps * spec.batch)
     ready = ReadyClock(steps)

@@ -69,7 +69,10 @@ def build(index, spec, split: str) -> Feed:
     files = ImageFiles(read, index.labels[split], len(index.classes))
     workers = spec.workers or 0
     loader = DataLoader(
-        files, batch_sampler=Batches(plan, steps), collate_fn=StampedCollate(ready), num_workers=workers,
+        files,
+        batch_sampler=Batches(plan, steps),
+        collate_fn=StampedCollate(ready),
+        num_workers=workers,
         prefetch_factor=prefetch_factor(workers, spec.max_queue_size) if workers else None,
         persistent_workers=workers > 0,
         pin_memory=trains_on(spec, "torch") and torch.cuda.is_available(),

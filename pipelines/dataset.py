@@ -27,8 +27,7 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff")
 SPLITS = ("train", "val")
 MARKER = ".gpubench-synthetic.json"
 # Folders and files that operating systems, archivers and photo tools leave in photo folders.
-CLUTTER = ("thumbs.db", "ehthumbs.db", "desktop.ini", "__macosx", "@eadir", "$recycle.bin",
-           "system volume information")
+CLUTTER = ("thumbs.db", "ehthumbs.db", "desktop.ini", "__macosx", "@eadir", "$recycle.bin", "system volume information")
 
 
 class DatasetError(ValueError):
@@ -62,6 +61,7 @@ class DatasetIndex:
     def shard(self, k: int, n: int) -> DatasetIndex:
         """Process k of n's share: every n-th image of each split, from the k-th, as many for each
         process (the last len % n images of a split are left out), so that all step alike."""
+
         def share(items: dict) -> dict:
             return {split: values[k::n][: len(values) // n] for split, values in items.items()}
 
@@ -92,8 +92,9 @@ def find_images(folder: Path) -> tuple[list[Path], list[Path]]:
         top = Path(top)
         passed += [top / name for name in folders + files if ignored(top / name)]
         folders[:] = sorted(name for name in folders if not ignored(top / name))
-        images += [top / name for name in files if not ignored(top / name)
-                   and Path(name).suffix.lower() in IMAGE_EXTENSIONS]
+        images += [
+            top / name for name in files if not ignored(top / name) and Path(name).suffix.lower() in IMAGE_EXTENSIONS
+        ]
     return sorted(images), passed
 
 
@@ -144,8 +145,10 @@ def class_difference(root: Path, train: list[str], val: list[str]) -> str:
     def show(names: list[str]) -> str:
         return ", ".join(spelled(n) if n in alike else repr(n) for n in names) or "none"
 
-    return (f"{root}: the classes of train/ and val/ differ: only in train/: {show(only_train)}; "
-            f"only in val/: {show(only_val)}")
+    return (
+        f"{root}: the classes of train/ and val/ differ: only in train/: {show(only_train)}; "
+        f"only in val/: {show(only_val)}"
+    )
 
 
 def scan_folder(folder: str | Path, classes: list[str] | None = None, verify: bool = True):
@@ -216,8 +219,14 @@ def synthetic_image(rng: np.random.Generator, label: int, classes: int, size: tu
     return Image.fromarray(pixels)
 
 
-def make_synthetic(root: str | Path, train: int = 148, val: int = 30, classes: int = 3,
-                   image_size: tuple[int, int] = (640, 480), seed: int = 0) -> Path:
+def make_synthetic(
+    root: str | Path,
+    train: int = 148,
+    val: int = 30,
+    classes: int = 3,
+    image_size: tuple[int, int] = (640, 480),
+    seed: int = 0,
+) -> Path:
     """Write a deterministic tree; an existing one made with the same settings is kept. The
     tree is written beside its place and renamed there when complete, so an interrupted run
     leaves nothing half made under `root`."""

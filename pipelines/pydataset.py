@@ -14,8 +14,9 @@ from pipelines.reader import ImageReader
 class ImageFolderBatches(keras.utils.PyDataset):
     """Batches of (images, one-hot labels) in the order `plan` gives, each image read by `read`."""
 
-    def __init__(self, read: ImageReader, labels, classes, plan: BatchOrder, steps, ready: ReadyClock | None = None,
-                 **loader):
+    def __init__(
+        self, read: ImageReader, labels, classes, plan: BatchOrder, steps, ready: ReadyClock | None = None, **loader
+    ):
         super().__init__(**loader)
         self.read, self.ready = read, ready
         self.onehot = onehot(labels, classes)
@@ -41,7 +42,15 @@ def build(index, spec, split: str) -> Feed:
     ready = ReadyClock(steps) if split == "train" else None
     plan = BatchOrder(index.count(split), spec.batch, images, shuffle=(split == "train"))
     read = ImageReader(index.files[split], spec.input_size, spec.interpolation, spec.transfer, bool(spec.cache))
-    data = ImageFolderBatches(read, index.labels[split], len(index.classes), plan, steps, ready=ready,
-                              workers=spec.workers, use_multiprocessing=spec.use_multiprocessing,
-                              max_queue_size=spec.max_queue_size)
+    data = ImageFolderBatches(
+        read,
+        index.labels[split],
+        len(index.classes),
+        plan,
+        steps,
+        ready=ready,
+        workers=spec.workers,
+        use_multiprocessing=spec.use_multiprocessing,
+        max_queue_size=spec.max_queue_size,
+    )
     return Feed(data, steps, images, ready)

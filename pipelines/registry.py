@@ -16,8 +16,9 @@ from pipelines.signature import parameters, parse
 # Formats tf.io.decode_image reads; PIL reads more (.ppm, .tif), which tfdata refuses up front.
 TFDATA_FORMATS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
-TRANSFER = ("float32: images scaled to [0, 1] by the pipeline; uint8: the decoded pixels, scaled by the model's "
-            "first layer")
+TRANSFER = (
+    "float32: images scaled to [0, 1] by the pipeline; uint8: the decoded pixels, scaled by the model's first layer"
+)
 SHARED_CACHE = "each image decoded and resized once, kept as uint8 in shared memory for later epochs"
 
 
@@ -34,10 +35,12 @@ def _dali_cuda() -> str:
     return "120"
 
 
-DALI_TF_PLUGIN = ("nvidia.dali_tf_plugin",
-                  "DALI feeds TensorFlow through its TF plugin, which is not installed here (pip install "
-                  f"--no-build-isolation nvidia-dali-tf-plugin-cuda{_dali_cuda()}: it compiles against the installed "
-                  "TensorFlow)")
+DALI_TF_PLUGIN = (
+    "nvidia.dali_tf_plugin",
+    "DALI feeds TensorFlow through its TF plugin, which is not installed here (pip install "
+    f"--no-build-isolation nvidia-dali-tf-plugin-cuda{_dali_cuda()}: it compiles against the installed "
+    "TensorFlow)",
+)
 
 
 def keras_in_training_thread(spec) -> bool:
@@ -59,26 +62,34 @@ def _keras_loader(spec) -> str:
 
 
 def _tfdata_loader(spec) -> str:
-    return (f"tf.data: map parallel={spec.workers or 'AUTOTUNE'}, prefetch={spec.max_queue_size or 'AUTOTUNE'} "
-            "batches; threads only")
+    return (
+        f"tf.data: map parallel={spec.workers or 'AUTOTUNE'}, prefetch={spec.max_queue_size or 'AUTOTUNE'} "
+        "batches; threads only"
+    )
 
 
 def _torch_loader(spec) -> str:
     if _torch_in_training_process(spec):
         return "DataLoader: batches loaded in the training process (workers 0)"
     factor = prefetch_factor(spec.workers, spec.max_queue_size)
-    return (f"DataLoader: {spec.workers} worker processes, prefetch_factor {factor} "
-            f"({spec.workers * factor} batches ahead), persistent workers, pinned memory on CUDA")
+    return (
+        f"DataLoader: {spec.workers} worker processes, prefetch_factor {factor} "
+        f"({spec.workers * factor} batches ahead), persistent workers, pinned memory on CUDA"
+    )
 
 
 def _dali_loader(spec) -> str:
-    return (f"DALI: {max(1, spec.workers or 1)} threads, {max(1, spec.max_queue_size or 2)} batches prefetched, "
-            f"decoding on the GPU where the backend trains on one (nvJPEG), else on the CPU")
+    return (
+        f"DALI: {max(1, spec.workers or 1)} threads, {max(1, spec.max_queue_size or 2)} batches prefetched, "
+        f"decoding on the GPU where the backend trains on one (nvJPEG), else on the CPU"
+    )
 
 
 def _keras_code(spec) -> str:
-    return (f"data = YourPyDataset(batch_size={spec.batch}, workers={spec.workers}, "
-            f"use_multiprocessing={bool(spec.use_multiprocessing)}, max_queue_size={spec.max_queue_size})")
+    return (
+        f"data = YourPyDataset(batch_size={spec.batch}, workers={spec.workers}, "
+        f"use_multiprocessing={bool(spec.use_multiprocessing)}, max_queue_size={spec.max_queue_size})"
+    )
 
 
 def _tfdata_code(spec) -> str:
@@ -115,34 +126,75 @@ class Pipeline:
     code: Callable[[Any], str] | None = None  # the line of a user's script that builds it so: the report's "do this"
 
 
-PIPELINES = {p.name: p for p in (
-    Pipeline("keras", "pipelines.pydataset", {
-        "workers": "PyDataset workers (threads, or processes with use_multiprocessing)",
-        "use_multiprocessing": "PyDataset workers are processes instead of threads",
-        "max_queue_size": "batches the PyDataset queue holds ahead of training, loaded or being loaded: "
-                          "no more than this many load at once, so workers beyond it wait",
-        "cache": SHARED_CACHE, "transfer": TRANSFER}, _keras_loader, in_training_thread=keras_in_training_thread,
-             code=_keras_code),
-    Pipeline("tfdata", "pipelines.tfdata", {
-        "workers": "num_parallel_calls of the decode map (0: AUTOTUNE)",
-        "max_queue_size": "prefetch buffer in batches (0: AUTOTUNE)",
-        "cache": "decoded images kept in memory after the first epoch",
-        "transfer": TRANSFER}, _tfdata_loader, framework="tensorflow", formats=TFDATA_FORMATS, code=_tfdata_code),
-    Pipeline("synthetic", "pipelines.synthetic",
-             {"transfer": "the dtype of the tensors in memory (uint8: the model scales them)"},
-             lambda spec: "tensors in memory: no loader", in_memory=True),
-    Pipeline("torch", "pipelines.dataloader", {
-        "workers": "DataLoader num_workers: processes (0: batches loaded in the training process)",
-        "max_queue_size": "batches loaded ahead in all: each worker's prefetch_factor is "
-                          "ceil(max_queue_size / workers) (0: torch's default of 2)",
-        "cache": SHARED_CACHE, "transfer": TRANSFER}, _torch_loader, framework="torch",
-             in_training_thread=_torch_in_training_process, code=_torch_code),
-    Pipeline("dali", "pipelines.dali", {
-        "workers": "DALI's num_threads (its CPU threads: reading, decoding where there is no GPU, resizing)",
-        "max_queue_size": "DALI's prefetch_queue_depth: batches prepared ahead",
-        "transfer": TRANSFER}, _dali_loader, needs=("nvidia.dali", "pip install 'gpubench[dali]'"),
-             plugins={"tensorflow": DALI_TF_PLUGIN}, on_device=True),
-)}
+PIPELINES = {
+    p.name: p
+    for p in (
+        Pipeline(
+            "keras",
+            "pipelines.pydataset",
+            {
+                "workers": "PyDataset workers (threads, or processes with use_multiprocessing)",
+                "use_multiprocessing": "PyDataset workers are processes instead of threads",
+                "max_queue_size": "batches the PyDataset queue holds ahead of training, loaded or being loaded: "
+                "no more than this many load at once, so workers beyond it wait",
+                "cache": SHARED_CACHE,
+                "transfer": TRANSFER,
+            },
+            _keras_loader,
+            in_training_thread=keras_in_training_thread,
+            code=_keras_code,
+        ),
+        Pipeline(
+            "tfdata",
+            "pipelines.tfdata",
+            {
+                "workers": "num_parallel_calls of the decode map (0: AUTOTUNE)",
+                "max_queue_size": "prefetch buffer in batches (0: AUTOTUNE)",
+                "cache": "decoded images kept in memory after the first epoch",
+                "transfer": TRANSFER,
+            },
+            _tfdata_loader,
+            framework="tensorflow",
+            formats=TFDATA_FORMATS,
+            code=_tfdata_code,
+        ),
+        Pipeline(
+            "synthetic",
+            "pipelines.synthetic",
+            {"transfer": "the dtype of the tensors in memory (uint8: the model scales them)"},
+            lambda spec: "tensors in memory: no loader",
+            in_memory=True,
+        ),
+        Pipeline(
+            "torch",
+            "pipelines.dataloader",
+            {
+                "workers": "DataLoader num_workers: processes (0: batches loaded in the training process)",
+                "max_queue_size": "batches loaded ahead in all: each worker's prefetch_factor is "
+                "ceil(max_queue_size / workers) (0: torch's default of 2)",
+                "cache": SHARED_CACHE,
+                "transfer": TRANSFER,
+            },
+            _torch_loader,
+            framework="torch",
+            in_training_thread=_torch_in_training_process,
+            code=_torch_code,
+        ),
+        Pipeline(
+            "dali",
+            "pipelines.dali",
+            {
+                "workers": "DALI's num_threads (its CPU threads: reading, decoding where there is no GPU, resizing)",
+                "max_queue_size": "DALI's prefetch_queue_depth: batches prepared ahead",
+                "transfer": TRANSFER,
+            },
+            _dali_loader,
+            needs=("nvidia.dali", "pip install 'gpubench[dali]'"),
+            plugins={"tensorflow": DALI_TF_PLUGIN},
+            on_device=True,
+        ),
+    )
+}
 LOADER_PARAMETERS = tuple(dict.fromkeys(k for p in PIPELINES.values() for k in p.knobs))
 MODEL_ALONE = next(p.name for p in PIPELINES.values() if p.in_memory)  # the feed of every model-alone ceiling
 
@@ -176,7 +228,8 @@ def knob_meaning(pipeline: str) -> dict[str, str]:
 def describe_loader(spec) -> str:
     """What the loader knobs of `spec` mean in its pipeline, for the record."""
     extras = ("; decoded images cached" if spec.cache else "") + (
-        "; uint8 handed over, scaled on the device" if spec.transfer == "uint8" else "")
+        "; uint8 handed over, scaled on the device" if spec.transfer == "uint8" else ""
+    )
     return describe(spec.pipeline).loader(spec) + extras
 
 
@@ -186,8 +239,13 @@ def prefetch_factor(workers: int, max_queue_size: int | None) -> int:
 
 
 # What else a function may name: the batch, the split, and the data the sweep was given.
-GIVEN = {"batch": "images per step", "split": "'train' or 'val'", "directory": "the split's image folder",
-         "classes": "the class count", "input_size": "the input_size knob"}
+GIVEN = {
+    "batch": "images per step",
+    "split": "'train' or 'val'",
+    "directory": "the split's image folder",
+    "classes": "the class count",
+    "input_size": "the input_size knob",
+}
 
 
 @functools.cache
@@ -196,8 +254,10 @@ def user_descriptor(ref: str) -> Pipeline:
     names, required = parameters(ref)
     unknown = [n for n in required if n not in GIVEN and n not in LOADER_PARAMETERS]
     if unknown:
-        raise ValueError(f"pipeline {ref!r} needs {', '.join(unknown)}, which gpubench cannot give; "
-                         f"it gives {', '.join([*GIVEN, *LOADER_PARAMETERS])}")
+        raise ValueError(
+            f"pipeline {ref!r} needs {', '.join(unknown)}, which gpubench cannot give; "
+            f"it gives {', '.join([*GIVEN, *LOADER_PARAMETERS])}"
+        )
     function = parse(ref)[1]
     knobs = {k: f"{function}'s `{k}` parameter" for k in names if k in LOADER_PARAMETERS}
     return Pipeline(ref, "pipelines.user", knobs, lambda spec: _loader(ref, knobs, spec))

@@ -27,13 +27,14 @@ def parameters(ref: str, kind: str = "pipeline") -> tuple[list[str], list[str]]:
         raise ValueError(f"{kind} {ref!r}: no module {module} on the path (is PYTHONPATH set?)")
     with open(found.origin) as f:
         tree = ast.parse(f.read())
-    node = next((n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
-                 and n.name == function), None)
+    node = next(
+        (n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == function), None
+    )
     if node is None:
         raise ValueError(f"{kind} {ref!r}: {found.origin} defines no function {function}")
     args = node.args
     names = [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs]
     positional = args.posonlyargs + args.args
-    required = [a.arg for a in positional[:len(positional) - len(args.defaults)]]
+    required = [a.arg for a in positional[: len(positional) - len(args.defaults)]]
     required += [a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is None]
     return names, required

@@ -28,8 +28,13 @@ def call(ref: str, index, spec, split: str):
     module, function = parse(ref)
     fn = getattr(importlib.import_module(module), function)
     names, _ = parameters(ref)
-    offered = {"batch": spec.batch, "split": split, "directory": f"{index.root}/{split}",
-               "classes": len(index.classes), "input_size": spec.input_size}
+    offered = {
+        "batch": spec.batch,
+        "split": split,
+        "directory": f"{index.root}/{split}",
+        "classes": len(index.classes),
+        "input_size": spec.input_size,
+    }
     offered |= {k: getattr(spec, k) for k in LOADER_PARAMETERS}
     try:
         return fn(**{k: offered[k] for k in names if k in offered})
@@ -64,5 +69,6 @@ def check_shapes(given: list[tuple], model) -> str | None:
     """Why the model cannot take inputs of these shapes (batch axis left out), or None."""
     wanted = [tuple(t.shape[1:]) for t in model.inputs]
     fits = len(given) == len(wanted) and all(
-        len(g) == len(w) and all(b is None or a == b for a, b in zip(g, w)) for g, w in zip(given, wanted))
+        len(g) == len(w) and all(b is None or a == b for a, b in zip(g, w)) for g, w in zip(given, wanted)
+    )
     return None if fits else f"the pipeline yields inputs of shape {given}, but the model takes {wanted}"

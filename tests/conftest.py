@@ -14,8 +14,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 @pytest.fixture(scope="session")
 def tiny_tree(tmp_path_factory) -> Path:
     """12 training and 4 validation images of 64x48 in 2 classes."""
-    return make_synthetic(tmp_path_factory.mktemp("data") / "tiny", train=12, val=4, classes=2,
-                          image_size=(64, 48), seed=1)
+    return make_synthetic(
+        tmp_path_factory.mktemp("data") / "tiny", train=12, val=4, classes=2, image_size=(64, 48), seed=1
+    )
 
 
 # A run timed out at 0.5 s on purpose starts as a plain process: forked, it would first wait for the
@@ -25,8 +26,14 @@ SPAWNED = dict(os.environ, GPUBENCH_FORK="0")
 
 def gpubench(*args, cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
     """The CLI as a user runs it, in its own process."""
-    return subprocess.run([sys.executable, "-m", "bench", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 @pytest.fixture
@@ -40,8 +47,13 @@ def without_tensorflow(tmp_path):
 
 
 CPU_ENV = {"cpu": "Test CPU", "cpu_threads": 2, "gpus": [], "tensorflow": "2.x", "keras": "3.x"}
-GPU_ENV = {"cpu": "Other CPU", "cpu_threads": 32, "gpus": [{"name": "NVIDIA H200", "memory_mb": 143000}],
-           "tensorflow": "2.x", "keras": "3.x"}
+GPU_ENV = {
+    "cpu": "Other CPU",
+    "cpu_threads": 32,
+    "gpus": [{"name": "NVIDIA H200", "memory_mb": 143000}],
+    "tensorflow": "2.x",
+    "keras": "3.x",
+}
 
 
 def results(folder, rates_by_workers, env=CPU_ENV, label="cpu", preset="t", power=None, window_s=None, **figures):
@@ -55,10 +67,20 @@ def results(folder, rates_by_workers, env=CPU_ENV, label="cpu", preset="t", powe
     for workers, rates in rates_by_workers.items():
         for repeat, rate in enumerate(rates):
             spec = RunSpec(backbone="tiny", input_size=16, batch=8, workers=workers, repeat=repeat)
-            store.append(RunRecord.for_spec(spec, status="ok" if rate else "error", train_img_s=rate,
-                                            total_s=100 / rate if rate else None, epochs_timed=3,
-                                            train_images_per_epoch=100, gpu_power_w_mean=power, window_s=window_s,
-                                            error="" if rate else "boom", **figures).to_dict())
+            store.append(
+                RunRecord.for_spec(
+                    spec,
+                    status="ok" if rate else "error",
+                    train_img_s=rate,
+                    total_s=100 / rate if rate else None,
+                    epochs_timed=3,
+                    train_images_per_epoch=100,
+                    gpu_power_w_mean=power,
+                    window_s=window_s,
+                    error="" if rate else "boom",
+                    **figures,
+                ).to_dict()
+            )
     (folder / "env.json").write_text(json.dumps(env))
     (folder / "sweep.json").write_text(json.dumps({"gpu": label, "preset": preset}))
     from bench.output import report

@@ -17,8 +17,16 @@ def distance(index, size: int, interpolation: str) -> dict:
     import pipelines
     from bench.plan.knobs import RunSpec
 
-    knobs = dict(backend="torch", backbone="tiny", input_size=size, batch=4, workers=2, window="epochs",
-                 interpolation=interpolation, transfer="uint8")
+    knobs = dict(
+        backend="torch",
+        backbone="tiny",
+        input_size=size,
+        batch=4,
+        workers=2,
+        window="epochs",
+        interpolation=interpolation,
+        transfer="uint8",
+    )
     batches = {}
     for name in ("keras", "dali"):
         feed = pipelines.build(index, RunSpec(pipeline=name, **knobs), "val")
@@ -27,8 +35,13 @@ def distance(index, size: int, interpolation: str) -> dict:
     x, dx = (np.concatenate([b[0] for b in batches[n]])[:count].astype(int) for n in ("keras", "dali"))
     y, dy = (np.concatenate([b[1] for b in batches[n]])[:count] for n in ("keras", "dali"))
     diff = np.abs(x - dx)
-    return {"mean": float(diff.mean()), "p99": float(np.percentile(diff, 99)), "max": int(diff.max()),
-            "share_over_8": float((diff > 8).mean()), "labels_equal": bool(np.array_equal(y, dy))}
+    return {
+        "mean": float(diff.mean()),
+        "p99": float(np.percentile(diff, 99)),
+        "max": int(diff.max()),
+        "share_over_8": float((diff > 8).mean()),
+        "labels_equal": bool(np.array_equal(y, dy)),
+    }
 
 
 if __name__ == "__main__":

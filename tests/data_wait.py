@@ -50,9 +50,20 @@ def measure(tree, pipeline: str, knobs: dict | None = None) -> dict:
 
     from bench.plan.grid import one_point
 
-    spec = one_point({"pipeline": pipeline, "backbone": "null", "input_size": 32, "batch": 2, "epochs": 2,
-                            "steps_per_epoch": STEPS, "validation_steps": 1, "window": "epochs",
-                            "backend": keras.backend.backend(), **(knobs or {})})
+    spec = one_point(
+        {
+            "pipeline": pipeline,
+            "backbone": "null",
+            "input_size": 32,
+            "batch": 2,
+            "epochs": 2,
+            "steps_per_epoch": STEPS,
+            "validation_steps": 1,
+            "window": "epochs",
+            "backend": keras.backend.backend(),
+            **(knobs or {}),
+        }
+    )
     module = importlib.import_module(PIPELINES[pipeline].module)
     module.ReadyClock, clock = DelayedClock, module.ReadyClock
     try:
@@ -79,8 +90,13 @@ def _fit(tree, spec) -> dict:
     delayed = [i for i in range(1, STEPS) if i % 2 == 1]
     found = sum(max(0.0, timer.readies[e][i] - timer.marks[e][i]) for e in window for i in delayed)
     spent = summary["window_s"] - sum(timer.marks[e][1] - timer.marks[e][0] for e in window)
-    return {"data_wait_frac": summary["data_wait_frac"], "injected_frac": len(delayed) * len(window) * DELAY_S / spent,
-            "injected_s": len(delayed) * len(window) * DELAY_S, "found_on_delayed_s": found}
+    return {
+        "data_wait_frac": summary["data_wait_frac"],
+        "injected_frac": len(delayed) * len(window) * DELAY_S / spent,
+        "injected_s": len(delayed) * len(window) * DELAY_S,
+        "found_on_delayed_s": found,
+    }
+
 
 if __name__ == "__main__":
     tree, pipeline, knobs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])

@@ -47,31 +47,67 @@ def setup(kind: str, backend: str, tree: str) -> tuple:
 
     index = scan(tree)
     if kind == "model":
-        spec = RunSpec(backend=backend, backbone="tiny", input_size=96, pipeline="synthetic", batch=32, epochs=2,
-                       steps_per_epoch=60)
+        spec = RunSpec(
+            backend=backend,
+            backbone="tiny",
+            input_size=96,
+            pipeline="synthetic",
+            batch=32,
+            epochs=2,
+            steps_per_epoch=60,
+        )
     else:
-        spec = RunSpec(backend=backend, backbone="null", input_size=32, pipeline="keras", batch=8, workers=2,
-                       max_queue_size=4, epochs=2, steps_per_epoch=100)
+        spec = RunSpec(
+            backend=backend,
+            backbone="null",
+            input_size=32,
+            pipeline="keras",
+            batch=8,
+            workers=2,
+            max_queue_size=4,
+            epochs=2,
+            steps_per_epoch=100,
+        )
     train_feed, val_feed = training.feeds(index, spec)
     model = training.compile_model(models.build(spec.backbone, (spec.input_size,) * 2 + (3,), len(index.classes)))
     val = val_feed.data  # validation after each epoch, as in the suite's fit: both time the steps without it
-    plains = {"plain": lambda timer: model.fit(train_feed.data, validation_data=val, epochs=spec.epochs,
-                                               callbacks=[timer], verbose=0, shuffle=False)}
+    plains = {
+        "plain": lambda timer: model.fit(
+            train_feed.data, validation_data=val, epochs=spec.epochs, callbacks=[timer], verbose=0, shuffle=False
+        )
+    }
     if kind == "model":
         rng = np.random.default_rng(0)
-        x = np.tile(rng.random((spec.batch, spec.input_size, spec.input_size, 3), dtype=np.float32),
-                    (train_feed.steps, 1, 1, 1))
+        x = np.tile(
+            rng.random((spec.batch, spec.input_size, spec.input_size, 3), dtype=np.float32), (train_feed.steps, 1, 1, 1)
+        )
         y = onehot(rng.integers(0, len(index.classes), len(x)), len(index.classes))
-        plains["numpy"] = lambda timer: model.fit(x, y, batch_size=spec.batch, epochs=spec.epochs, shuffle=False,
-                                                  validation_data=val, callbacks=[timer], verbose=0)
+        plains["numpy"] = lambda timer: model.fit(
+            x,
+            y,
+            batch_size=spec.batch,
+            epochs=spec.epochs,
+            shuffle=False,
+            validation_data=val,
+            callbacks=[timer],
+            verbose=0,
+        )
     else:
         order = BatchOrder(index.count("train"), spec.batch, train_feed.images, shuffle=True)
         read = ImageReader(index.files["train"], spec.input_size, spec.interpolation, spec.transfer, cache=False)
-        reads = ImageFolderBatches(read, index.labels["train"], len(index.classes), order, train_feed.steps,
-                                   workers=spec.workers, use_multiprocessing=spec.use_multiprocessing,
-                                   max_queue_size=spec.max_queue_size)
-        plains["plain"] = lambda timer: model.fit(reads, validation_data=val, epochs=spec.epochs, callbacks=[timer],
-                                                  verbose=0, shuffle=False)
+        reads = ImageFolderBatches(
+            read,
+            index.labels["train"],
+            len(index.classes),
+            order,
+            train_feed.steps,
+            workers=spec.workers,
+            use_multiprocessing=spec.use_multiprocessing,
+            max_queue_size=spec.max_queue_size,
+        )
+        plains["plain"] = lambda timer: model.fit(
+            reads, validation_data=val, epochs=spec.epochs, callbacks=[timer], verbose=0, shuffle=False
+        )
     return spec, train_feed, val_feed, model, plains
 
 
@@ -160,8 +196,12 @@ def counts(kind: str, backend: str, tree: str) -> dict:
             suite_fit(model, train_feed, val_feed, spec, Path(scratch))
         with TrainingThreadCounts(model) as plain:
             plains["plain"](EpochTimer())
-    found.update({name: {"reads": c.reads, "calls": c.calls["training"], "other_calls": c.calls["other"]}
-                  for name, c in (("suite", suite), ("plain", plain))})
+    found.update(
+        {
+            name: {"reads": c.reads, "calls": c.calls["training"], "other_calls": c.calls["other"]}
+            for name, c in (("suite", suite), ("plain", plain))
+        }
+    )
     return found
 
 
@@ -177,8 +217,10 @@ def check(backend: str, tree: str, record: str) -> int:
         ratio = best["suite"] / best["plain"]
         failed |= abs(ratio - 1) > TOLERANCE or best["suite"] < (1 - TOLERANCE) * best.get("numpy", 0)
         found[kind] = {**{name: round(value, 1) for name, value in best.items()}, "suite_over_plain": round(ratio, 3)}
-        print(f"{kind} alone on {backend}: suite {best['suite']:.0f} vs plain fit {best['plain']:.0f} images/s "
-              f"({ratio:.3f})" + (f", NumPy arrays {best['numpy']:.0f}" if "numpy" in best else ""))
+        print(
+            f"{kind} alone on {backend}: suite {best['suite']:.0f} vs plain fit {best['plain']:.0f} images/s "
+            f"({ratio:.3f})" + (f", NumPy arrays {best['numpy']:.0f}" if "numpy" in best else "")
+        )
     with open(record, "a") as f:
         f.write(json.dumps(found) + "\n")
     return 1 if failed else 0

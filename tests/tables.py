@@ -13,8 +13,14 @@ def section(text: str, heading: str) -> str:
     assert at, f"no heading {heading!r}"
     start = at[0] + 1
     level = len(heading) - len(heading.lstrip("#"))
-    end = next((i for i in range(start, len(lines)) if lines[i].startswith("#")
-                and len(lines[i]) - len(lines[i].lstrip("#")) <= level), len(lines))
+    end = next(
+        (
+            i
+            for i in range(start, len(lines))
+            if lines[i].startswith("#") and len(lines[i]) - len(lines[i].lstrip("#")) <= level
+        ),
+        len(lines),
+    )
     return "\n".join(lines[start:end])
 
 

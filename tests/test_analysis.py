@@ -18,12 +18,15 @@ from tests.conftest import render_rows
 QUIET = Noise(0.05, 20)  # 5% a run, measured
 
 
-@pytest.mark.parametrize("train, pipeline, model, expected, efficiency", [
-    (95, 100, 500, "input", 0.95),       # at the pipeline's ceiling, far below the model's
-    (90, 500, 100, "compute", 0.90),     # at the model's ceiling
-    (40, 100, 120, "overhead", 0.40),    # far below both
-    (95, 100, 104, "balanced", 0.95),    # ceilings within the noise of each other: neither is named
-])
+@pytest.mark.parametrize(
+    "train, pipeline, model, expected, efficiency",
+    [
+        (95, 100, 500, "input", 0.95),  # at the pipeline's ceiling, far below the model's
+        (90, 500, 100, "compute", 0.90),  # at the model's ceiling
+        (40, 100, 120, "overhead", 0.40),  # far below both
+        (95, 100, 104, "balanced", 0.95),  # ceilings within the noise of each other: neither is named
+    ],
+)
 def test_bound(train, pipeline, model, expected, efficiency):
     found, eff, doubt = bound({"train_img_s": train, "pipeline_img_s": pipeline, "model_img_s": model}, QUIET)
     assert found == expected and eff == pytest.approx(efficiency) and doubt == ""
@@ -42,24 +45,41 @@ def test_end_to_end_above_its_ceiling_within_the_noise_is_at_that_ceiling_and_lo
     assert bound(rates, QUIET)[::2] == ("input", "")
     loaded = {**rates, "others_cpu_pct": 75.0, "pipeline_others_cpu_pct": 2.0}
     kind, _, doubt = bound(loaded, QUIET)
-    assert kind == "input" and doubt == ("measured under different load: other work took 75% of the CPU during the "
-                                         "point and 2% during its pipeline-alone ceiling")
+    assert kind == "input" and doubt == (
+        "measured under different load: other work took 75% of the CPU during the "
+        "point and 2% during its pipeline-alone ceiling"
+    )
 
 
 def record(spec, img_s, total_s=10.0, window_steps=60, **fields):
     """A run with a window of two epochs of 100 images at `img_s`."""
-    fields = {"train_images_per_epoch": 100, "train_steps": 30, "val_steps": 1,
-              "window_s": 200 / img_s if img_s else None} | fields
-    return RunRecord.for_spec(spec, status="ok", train_img_s=img_s, total_s=total_s, epochs_timed=3,
-                              window_steps=window_steps, cpu_util_mean=1, cpu_util_p90=1, **fields).to_dict()
+    fields = {
+        "train_images_per_epoch": 100,
+        "train_steps": 30,
+        "val_steps": 1,
+        "window_s": 200 / img_s if img_s else None,
+    } | fields
+    return RunRecord.for_spec(
+        spec,
+        status="ok",
+        train_img_s=img_s,
+        total_s=total_s,
+        epochs_timed=3,
+        window_steps=window_steps,
+        cpu_util_mean=1,
+        cpu_util_p90=1,
+        **fields,
+    ).to_dict()
 
 
 def constructed():
     """A keras point, its two ceiling runs, and its train FLOPs, each timed over a 5 s window."""
     point = RunSpec(backbone="vgg16", input_size=32, batch=8, workers=1)
-    rows = [record(point, 95.0, train_gflops_per_image=2.0, data_wait_frac=0.6, window_s=5.0),
-            record(pipeline_ceiling(point), 100.0, decode_img_s_core=300.0, window_s=5.0),
-            record(model_ceiling(point), 500.0, train_gflops_per_image=2.0, window_s=5.0)]
+    rows = [
+        record(point, 95.0, train_gflops_per_image=2.0, data_wait_frac=0.6, window_s=5.0),
+        record(pipeline_ceiling(point), 100.0, decode_img_s_core=300.0, window_s=5.0),
+        record(model_ceiling(point), 500.0, train_gflops_per_image=2.0, window_s=5.0),
+    ]
     return point, rows
 
 
@@ -94,18 +114,22 @@ def test_the_report_says_where_the_time_goes():
     assert "## Where the time goes" in text and verdicts.RULE in text
     where = tables.table(text, "## Where the time goes")
     assert [(r["configuration"], r["bound"], r["data wait"], r["MFU"]) for r in where] == [
-        ("keras w1 threads q10 b8", "input", "60%", "38.0%")]
+        ("keras w1 threads q10 b8", "input", "60%", "38.0%")
+    ]
     assert "**Verdict.** 1 input-bound of 1 configurations." in text
     assert "input-bound at 95 images/s, below the 500 images/s the model can take" in text
-    assert ("Decode ceiling at 32px (nearest): one core reads, decodes and resizes 300 images/s, so all cores 600"
-            in text)
+    assert (
+        "Decode ceiling at 32px (nearest): one core reads, decodes and resizes 300 images/s, so all cores 600" in text
+    )
     assert "null" not in text.split("## Where the time goes")[0]  # ceiling runs stay out of the main tables
 
 
 def _repeats(rates, totals, images=500, **knobs):
     spec = RunSpec(backbone="tiny", batch=8, **knobs)
-    return [record(dataclasses.replace(spec, repeat=i), r, total_s=t, window_s=2 * images / r)
-            for i, (r, t) in enumerate(zip(rates, totals))], spec
+    return [
+        record(dataclasses.replace(spec, repeat=i), r, total_s=t, window_s=2 * images / r)
+        for i, (r, t) in enumerate(zip(rates, totals))
+    ], spec
 
 
 def _warnings(rows):
@@ -151,8 +175,11 @@ def test_a_sweeps_closing_verdict_is_the_reports_first_sentence_from_its_points(
     (tmp_path / "sweep.json").write_text(json.dumps({"peak_tflops": {"float32": 0.5}}))
     for row in rows:
         ResultStore(tmp_path).append(row)
-    stated = next(line for line in report.write(tmp_path, plots=False).read_text().splitlines()
-                  if line.startswith("**Verdict.** "))
+    stated = next(
+        line
+        for line in report.write(tmp_path, plots=False).read_text().splitlines()
+        if line.startswith("**Verdict.** ")
+    )
     assert verdicts.folder_headline(tmp_path) == "1 input-bound of 1 configurations."
     assert stated.startswith("**Verdict.** " + verdicts.folder_headline(tmp_path) + " ")
     assert verdicts.folder_headline(tmp_path / "empty") == ""  # no points: the report gives no verdict
@@ -162,8 +189,9 @@ def test_verdict_names_the_setting_that_changed_most():
     rows = []
     for workers, rate in ((1, 50.0), (4, 150.0)):
         for mp in (False, True):
-            rows.append(record(RunSpec(backbone="tiny", batch=8, workers=workers, use_multiprocessing=mp), rate,
-                               window_s=5.0))
+            rows.append(
+                record(RunSpec(backbone="tiny", batch=8, workers=workers, use_multiprocessing=mp), rate, window_s=5.0)
+            )
     points = table(rows, {}, {})
     points["bound"], points["efficiency"] = "input", 0.9
     points["model_img_s"] = 500.0
@@ -177,18 +205,29 @@ def test_the_feed_table_says_how_many_cores_keep_the_model_fed():
     p = table(rows, {"cpu_threads": 2}, {}).set_index("point_id").loc[point.point_id]
     assert p.model_share == pytest.approx(0.19) and p.cores_to_feed == pytest.approx(500 / 300)
     text = render_rows(rows, {"cpu_threads": 2}, {})
-    section = text[text.index("## What would feed this GPU"):]
+    section = text[text.index("## What would feed this GPU") :]
     assert "(this machine has 2 threads)" in section
     row = next(line for line in section.splitlines() if line.startswith("| vgg16"))
     assert [c.strip() for c in row.strip("|").split("|")] == [
-        "vgg16 32px float32 on tensorflow", "keras w1 threads q10 b8", "500", "95", "100", "19%", "300", "1.7"]
+        "vgg16 32px float32 on tensorflow",
+        "keras w1 threads q10 b8",
+        "500",
+        "95",
+        "100",
+        "19%",
+        "300",
+        "1.7",
+    ]
 
 
 def _rows(point, train, pipeline, model, window_s=5.0, model_window_s=None):
     """The rows of a point and its two ceilings, each given as a list of repeats' images/s."""
     rows = []
-    for spec, rates, window in ((point, train, window_s), (pipeline_ceiling(point), pipeline, window_s),
-                                (model_ceiling(point), model, model_window_s or window_s)):
+    for spec, rates, window in (
+        (point, train, window_s),
+        (pipeline_ceiling(point), pipeline, window_s),
+        (model_ceiling(point), model, model_window_s or window_s),
+    ):
         rows += [record(dataclasses.replace(spec, repeat=i), r, window_s=window) for i, r in enumerate(rates)]
     return rows
 
@@ -204,9 +243,11 @@ def test_an_efficiency_above_the_ceiling_is_named_inconsistent_not_a_bound():
     point, points = _point_and_ceilings([313.0], [1000.0], [100.0], window_s=0.3)
     text = verdicts.verdict(points)
     assert "compute-bound" not in text and "Bound withheld for 1 of 1 configurations" in text
-    assert ("inconsistent measurement: 313 images/s end to end is 3.13x the model-alone ceiling of 100, beyond the "
-            "noise (20% assumed (no point has two repeats)); likely cause: "
-            "the ceiling and the point measured apart") in text
+    assert (
+        "inconsistent measurement: 313 images/s end to end is 3.13x the model-alone ceiling of 100, beyond the "
+        "noise (20% assumed (no point has two repeats)); likely cause: "
+        "the ceiling and the point measured apart"
+    ) in text
     p = points.set_index("point_id").loc[point.point_id]
     assert sections.bound_cell(p.bound, p.bound_doubt) == "inconsistent"
     # a measurement to fix: the point and the ceiling it beats are measured again
@@ -245,13 +286,20 @@ def test_a_pass_that_repeats_as_needed_runs_the_unsettled_points_and_no_clear_ce
     from bench.plan.grid import ceiling_probes
     from bench.results.store import ResultStore
 
-    at, below = RunSpec(backbone="tiny", input_size=32, batch=8, workers=1), RunSpec(backbone="tiny", input_size=32,
-                                                                                    batch=8, workers=2)
+    at, below = (
+        RunSpec(backbone="tiny", input_size=32, batch=8, workers=1),
+        RunSpec(backbone="tiny", input_size=32, batch=8, workers=2),
+    )
     grid = [dataclasses.replace(s, repeat=r) for s in (at, below) for r in (0, 1)]
     probes = ceiling_probes(grid)
     store = ResultStore(tmp_path).create()
-    rates = {at.point_id: 95.0, below.point_id: 48.0, pipeline_ceiling(at).point_id: 100.0,
-             pipeline_ceiling(below).point_id: 100.0, model_ceiling(at).point_id: 700.0}
+    rates = {
+        at.point_id: 95.0,
+        below.point_id: 48.0,
+        pipeline_ceiling(at).point_id: 100.0,
+        pipeline_ceiling(below).point_id: 100.0,
+        model_ceiling(at).point_id: 700.0,
+    }
     walk = passes(probes, grid, tmp_path, as_needed=True)
     first = next(walk)
     assert {s.point_id for s in first} == set(rates) and {s.repeat for s in first} == {0}
@@ -293,13 +341,18 @@ def test_which_ceiling_is_lower_is_told_by_the_noise_rule_whatever_the_windows()
 
 
 def test_the_setting_that_changed_most_is_withheld_where_the_repeats_overlap():
-    rows = [record(RunSpec(backbone="tiny", batch=8, workers=w, repeat=i), r, window_s=5.0)
-            for w, rates in ((1, [90.0, 110.0]), (4, [100.0, 120.0])) for i, r in enumerate(rates)]
+    rows = [
+        record(RunSpec(backbone="tiny", batch=8, workers=w, repeat=i), r, window_s=5.0)
+        for w, rates in ((1, [90.0, 110.0]), (4, [100.0, 120.0]))
+        for i, r in enumerate(rates)
+    ]
     points = table(rows, {}, {})
     points["bound"] = None
     text = verdicts._helped_most(points)
-    assert text.startswith("No setting is named as the one that changed images/s most: `workers` differed most "
-                           "(4 over 1), but the difference (1.10x) is within the noise")
+    assert text.startswith(
+        "No setting is named as the one that changed images/s most: `workers` differed most "
+        "(4 over 1), but the difference (1.10x) is within the noise"
+    )
 
 
 def test_fastest_ranks_what_a_user_can_run_and_says_when_it_cannot_tell():
@@ -307,10 +360,10 @@ def test_fastest_ranks_what_a_user_can_run_and_says_when_it_cannot_tell():
     synthetic = RunSpec(backbone="tiny", batch=8, pipeline="synthetic")
     null = RunSpec(backbone="null", batch=8, pipeline="keras", workers=1)
     rows = [record(synthetic, 1000.0, window_s=5.0), record(null, 800.0, window_s=5.0)]
-    rows += [record(dataclasses.replace(keras, repeat=i), r, window_s=5.0)
-             for i, r in enumerate([140.0, 150.0, 145.0])]
-    rows += [record(dataclasses.replace(tfdata, repeat=i), r, window_s=5.0)
-             for i, r in enumerate([100.0, 110.0, 105.0])]
+    rows += [record(dataclasses.replace(keras, repeat=i), r, window_s=5.0) for i, r in enumerate([140.0, 150.0, 145.0])]
+    rows += [
+        record(dataclasses.replace(tfdata, repeat=i), r, window_s=5.0) for i, r in enumerate([100.0, 110.0, 105.0])
+    ]
     said = verdicts.fastest(table(rows, {}, {}))
     assert said.startswith("**keras w1 threads q10**, batch 8, tiny at 224px: 145.0 training images/s")
     assert "beyond the noise" in said

@@ -32,16 +32,32 @@ def test_the_smoke_preset_runs_on_jax(tmp_path, tiny_tree):
     (without TensorFlow)."""
     backend = "jax"
     cache = dict(os.environ, GPUBENCH_CACHE_DIR=str(tmp_path / "cache"))  # an empty compilation cache
-    result = gpubench("sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--no-ceilings",
-                      "--set", f"backend={backend}", "--set", "batch=8", cwd=tmp_path, env=cache)
+    result = gpubench(
+        "sweep",
+        "--preset",
+        "smoke",
+        "--data",
+        tiny_tree,
+        "--out",
+        "out",
+        "--no-ceilings",
+        "--set",
+        f"backend={backend}",
+        "--set",
+        "batch=8",
+        cwd=tmp_path,
+        env=cache,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     runs = pd.read_csv(tmp_path / "out" / "runs.csv")
     assert set(runs.status) == {"ok"}, runs.error.tolist()
     assert set(runs.pipeline) == {"keras", "tfdata", "torch", "dali", "synthetic"} - (
-        {"tfdata"} if not installed("tensorflow") else set()) - ({"dali"} if not installed("nvidia.dali") else set())
+        {"tfdata"} if not installed("tensorflow") else set()
+    ) - ({"dali"} if not installed("nvidia.dali") else set())
     assert (runs.backend == backend).all()
-    assert (runs.backend_version == importlib.metadata.version(backend).split("+")[0]).all() or \
-        (runs.backend_version == importlib.metadata.version(backend)).all()
+    assert (runs.backend_version == importlib.metadata.version(backend).split("+")[0]).all() or (
+        runs.backend_version == importlib.metadata.version(backend)
+    ).all()
     loaders = runs.pipeline != "synthetic"  # tensors in memory are never waited for, nor stamped
     assert (runs.train_img_s > 0).all() and (runs.data_wait_frac[loaders] >= 0).all()
     assert runs.data_wait_frac[~loaders].isna().all()
@@ -62,9 +78,24 @@ def test_the_smoke_preset_runs_on_jax(tmp_path, tiny_tree):
 @pytest.mark.slow
 @needs_torch
 def test_without_tensorflow_the_torch_backend_runs_and_tfdata_is_refused(tmp_path, tiny_tree, without_tensorflow):
-    result = gpubench("sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--no-ceilings",
-                      "--set", "backend=torch", "--set", "batch=8", "--set", "window=epochs", cwd=tmp_path,
-                      env=without_tensorflow)
+    result = gpubench(
+        "sweep",
+        "--preset",
+        "smoke",
+        "--data",
+        tiny_tree,
+        "--out",
+        "out",
+        "--no-ceilings",
+        "--set",
+        "backend=torch",
+        "--set",
+        "batch=8",
+        "--set",
+        "window=epochs",
+        cwd=tmp_path,
+        env=without_tensorflow,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "left out of the grid: pipeline tfdata needs tensorflow, which is not installed here" in result.stderr
     runs = pd.read_csv(tmp_path / "out" / "runs.csv")
@@ -73,22 +104,41 @@ def test_without_tensorflow_the_torch_backend_runs_and_tfdata_is_refused(tmp_pat
     assert (runs.backend == "torch").all() and (runs.train_img_s > 0).all()
     assert json.loads((tmp_path / "out" / "env.json").read_text())["cuda"] == ""
 
-    for knobs, message in ((["backend=torch", "pipeline=tfdata"], "pipeline tfdata needs tensorflow"),
-                           (["pipeline=keras"], "backend tensorflow needs tensorflow")):
+    for knobs, message in (
+        (["backend=torch", "pipeline=tfdata"], "pipeline tfdata needs tensorflow"),
+        (["pipeline=keras"], "backend tensorflow needs tensorflow"),
+    ):
         sets = [a for k in knobs for a in ("--set", k)]
         refused = gpubench("run", "--data", tiny_tree, "--out", "refused", *sets, cwd=tmp_path, env=without_tensorflow)
         assert refused.returncode == 2
-        assert refused.stderr.strip().splitlines() == [f"gpubench: error: {message}, which is not installed here "
-                                                       f"(pip install tensorflow)"]
+        assert refused.stderr.strip().splitlines() == [
+            f"gpubench: error: {message}, which is not installed here (pip install tensorflow)"
+        ]
         assert not (tmp_path / "refused").exists()
 
 
 @pytest.mark.slow
 @needs_jax
 def test_two_logical_devices_on_jax_train_with_data_parallel(tmp_path, tiny_tree):
-    result = gpubench("sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--no-ceilings",
-                      "--set", "backend=jax,torch", "--set", "pipeline=synthetic", "--set", "batch=4",
-                      "--set", "gpus=2", cwd=tmp_path)
+    result = gpubench(
+        "sweep",
+        "--preset",
+        "smoke",
+        "--data",
+        tiny_tree,
+        "--out",
+        "out",
+        "--no-ceilings",
+        "--set",
+        "backend=jax,torch",
+        "--set",
+        "pipeline=synthetic",
+        "--set",
+        "batch=4",
+        "--set",
+        "gpus=2",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     runs = pd.read_csv(tmp_path / "out" / "runs.csv").set_index("backend")
     assert runs.loc["jax", "status"] == "ok", runs.loc["jax", "error"]
@@ -101,8 +151,11 @@ def test_the_torch_pipeline_reads_what_the_keras_pipeline_reads(tiny_tree):
     index = scan(tiny_tree)
     for split in ("val", "train"):
         keras_feed = pipelines.build(index, RunSpec(backbone="tiny", input_size=24, batch=5, workers=1), split)
-        torch_feed = pipelines.build(index, RunSpec(backbone="tiny", input_size=24, batch=5, pipeline="torch",
-                                                    workers=2, max_queue_size=4), split)
+        torch_feed = pipelines.build(
+            index,
+            RunSpec(backbone="tiny", input_size=24, batch=5, pipeline="torch", workers=2, max_queue_size=4),
+            split,
+        )
         assert (torch_feed.steps, torch_feed.images) == (keras_feed.steps, keras_feed.images)
         for _ in range(2):  # the second epoch checks that both reshuffle the same way
             for i, (x, y) in enumerate(torch_feed.data):
@@ -140,33 +193,61 @@ def test_a_batch_past_the_first_out_of_memory_batch_is_skipped(tmp_path, monkeyp
         return runner.RunRecord.for_spec(spec, status=status, **timed).to_dict()
 
     monkeypatch.setattr(runner, "run_point", fake_run)
-    grid = [RunSpec(backbone=b, precision=p, pipeline=pipe, batch=n, workers=None if pipe == "synthetic" else 4)
-            for b in ("vgg16", "resnet50") for p in ("float32", "mixed_bfloat16")
-            for pipe in ("synthetic", "keras") for n in (32, 64, 128, 256)]
+    grid = [
+        RunSpec(backbone=b, precision=p, pipeline=pipe, batch=n, workers=None if pipe == "synthetic" else 4)
+        for b in ("vgg16", "resnet50")
+        for p in ("float32", "mixed_bfloat16")
+        for pipe in ("synthetic", "keras")
+        for n in (32, 64, 128, 256)
+    ]
     store = ResultStore(tmp_path / "out").create()
     rows = runner.sweep(grid, tmp_path / "unused.json", store, 60)
     stopped = [r for r in rows if r["status"] == "skipped"]
-    assert [(r["pipeline"], r["batch"]) for r in stopped] == [("synthetic", 128), ("synthetic", 256), ("keras", 64),
-                                                                ("keras", 128), ("keras", 256)]
+    assert [(r["pipeline"], r["batch"]) for r in stopped] == [
+        ("synthetic", 128),
+        ("synthetic", 256),
+        ("keras", 64),
+        ("keras", 128),
+        ("keras", 256),
+    ]
     assert {(r["backbone"], r["precision"]) for r in stopped} == {("vgg16", "float32")}
     assert len(ran) == len(grid) - 5
     assert stopped[0]["error"] == "batch ladder stopped: batch 64 ran out of memory with this model and precision"
-    again = runner.sweep(grid + [RunSpec(backbone="vgg16", batch=512, pipeline="tfdata")],
-                         tmp_path / "unused.json", store, 60)  # a resumed sweep remembers the stored rows
+    again = runner.sweep(
+        grid + [RunSpec(backbone="vgg16", batch=512, pipeline="tfdata")], tmp_path / "unused.json", store, 60
+    )  # a resumed sweep remembers the stored rows
     assert [r["status"] for r in again] == ["skipped"]
 
 
 @pytest.mark.slow
 def test_channels_first_trains_where_the_backend_can_and_is_a_skipped_row_where_it_cannot(tmp_path, tiny_tree):
     backends = [b for b in ("tensorflow", "jax", "torch") if installed(b)]
-    result = gpubench("sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--no-ceilings",
-                      "--set", f"backend={','.join(backends)}", "--set", "pipeline=synthetic", "--set", "batch=4",
-                      "--set", "data_format=channels_first", cwd=tmp_path)
+    result = gpubench(
+        "sweep",
+        "--preset",
+        "smoke",
+        "--data",
+        tiny_tree,
+        "--out",
+        "out",
+        "--no-ceilings",
+        "--set",
+        f"backend={','.join(backends)}",
+        "--set",
+        "pipeline=synthetic",
+        "--set",
+        "batch=4",
+        "--set",
+        "data_format=channels_first",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     runs = pd.read_csv(tmp_path / "out" / "runs.csv").set_index("backend")
     assert (runs.data_format == "channels_first").all()
-    assert (runs.loc["tensorflow", "status"] == "skipped"
-            and runs.loc["tensorflow", "error"] == BACKENDS["tensorflow"].channels_first_on_cpu)
+    assert (
+        runs.loc["tensorflow", "status"] == "skipped"
+        and runs.loc["tensorflow", "error"] == BACKENDS["tensorflow"].channels_first_on_cpu
+    )
     for backend in set(backends) - {"tensorflow"}:
         assert runs.loc[backend, "status"] == "ok", runs.loc[backend, "error"]
         assert runs.loc[backend, "train_img_s"] > 0
@@ -179,7 +260,7 @@ BACKEND_MODULES = ROOT / "bench" / "run" / "backends"
 # pipelines.feed.trains_on whether the backend that trains is their own framework, tf.data's TensorFlow
 # or the DataLoader's torch: a question of the pipeline's, which a new backend leaves unchanged.)
 NAMED_ON_PURPOSE = {
-    "bench/analyse/verdicts.py": "a display default: a setting on tensorflow goes without 'on tensorflow'",
+    "bench/analyse/verdicts.py": "a display default: a setting on tensorflow goes without 'on tensorflow'"
 }
 
 
@@ -198,16 +279,22 @@ def switches_on_a_backend(source: str) -> list[int]:
             sides = [node.left, *node.comparators]
             if any(_backend_names(s) for s in sides) and any("backend" in ast.unparse(s) for s in sides):
                 lines.append(node.lineno)
-        elif (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Dict)
-              and "backend" in ast.unparse(node.slice) and _backend_names(ast.Tuple(node.value.keys))):
+        elif (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.value, ast.Dict)
+            and "backend" in ast.unparse(node.slice)
+            and _backend_names(ast.Tuple(node.value.keys))
+        ):
             lines.append(node.lineno)
     return lines
 
 
 def test_a_backends_behaviour_is_written_in_its_module_only():
-    assert switches_on_a_backend('if spec.backend == "jax":\n    pass\nx = keras.backend.backend() != "torch"\n'
-                                 'y = backend in ("tensorflow", "jax")\nz = {"jax": 1, "torch": 2}[backend]\n'
-                                 'w = p["pipeline"] == "torch"\n') == [1, 3, 4, 5]
+    assert switches_on_a_backend(
+        'if spec.backend == "jax":\n    pass\nx = keras.backend.backend() != "torch"\n'
+        'y = backend in ("tensorflow", "jax")\nz = {"jax": 1, "torch": 2}[backend]\n'
+        'w = p["pipeline"] == "torch"\n'
+    ) == [1, 3, 4, 5]
     found = {}
     for path in sorted(p for package in ("bench", "models", "pipelines") for p in (ROOT / package).rglob("*.py")):
         lines = switches_on_a_backend(path.read_text())
@@ -220,6 +307,7 @@ def test_a_backends_behaviour_is_written_in_its_module_only():
 def test_every_backend_has_a_module_with_the_same_names():
     """As Keras keeps keras/src/backend/<name>/: one module per descriptor, each with the same public
     functions and facts (read from the files, importing no framework)."""
+
     def public(path):
         tree = ast.parse(path.read_text())
         names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}

@@ -17,8 +17,23 @@ pytestmark = pytest.mark.slow
 
 
 def sweep(tmp_path, data, *knobs):
-    result = gpubench("sweep", "--preset", "smoke", "--data", data, "--out", "out", "--repeat", "1",
-                      "--set", "epochs=3", "--set", "window=epochs", *knobs, cwd=tmp_path)
+    result = gpubench(
+        "sweep",
+        "--preset",
+        "smoke",
+        "--data",
+        data,
+        "--out",
+        "out",
+        "--repeat",
+        "1",
+        "--set",
+        "epochs=3",
+        "--set",
+        "window=epochs",
+        *knobs,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     points = pd.read_csv(tmp_path / "out" / "points.csv")
     point = points[points.role == "point"].iloc[0]
@@ -30,9 +45,22 @@ def test_a_cheap_model_on_large_images_is_limited_by_the_loader(tmp_path):
     big = make_synthetic(tmp_path / "big", train=40, val=4, classes=2, image_size=(640, 480))
     # 20 steps an epoch (the 40 images wrap round): the model alone takes milliseconds a step,
     # and a one-pass epoch of 5 steps once timed it at a quarter of its rate.
-    point, report = sweep(tmp_path, big, "--set", "backbone=tiny", "--set", "input_size=32",
-                          "--set", "pipeline=keras", "--set", "workers=1", "--set", "batch=8",
-                          "--set", "steps_per_epoch=20")
+    point, report = sweep(
+        tmp_path,
+        big,
+        "--set",
+        "backbone=tiny",
+        "--set",
+        "input_size=32",
+        "--set",
+        "pipeline=keras",
+        "--set",
+        "workers=1",
+        "--set",
+        "batch=8",
+        "--set",
+        "steps_per_epoch=20",
+    )
     assert point.pipeline_img_s < point.model_img_s / 2, report
     assert point.bound != "compute" and point.train_img_s > 0, report
     assert point.decode_ceiling_img_s > 0 and point.pipeline_efficiency > 0
@@ -40,9 +68,22 @@ def test_a_cheap_model_on_large_images_is_limited_by_the_loader(tmp_path):
 
 def test_a_heavy_model_on_small_images_is_limited_by_the_model(tmp_path, tiny_tree):
     # 6 steps of 8 images an epoch (the 12 images wrap round), the 2 epochs after the first timed.
-    point, report = sweep(tmp_path, tiny_tree, "--set", "backbone=vgg16", "--set", "input_size=32",
-                          "--set", "pipeline=tfdata", "--set", "workers=2", "--set", "batch=8",
-                          "--set", "steps_per_epoch=6")
+    point, report = sweep(
+        tmp_path,
+        tiny_tree,
+        "--set",
+        "backbone=vgg16",
+        "--set",
+        "input_size=32",
+        "--set",
+        "pipeline=tfdata",
+        "--set",
+        "workers=2",
+        "--set",
+        "batch=8",
+        "--set",
+        "steps_per_epoch=6",
+    )
     assert point.model_img_s < point.pipeline_img_s / 5, report
     assert point.bound != "input" and point.train_img_s > 0, report
     assert point.train_gflops_per_image == pytest.approx(3 * 2 * 0.31, rel=0.1), report  # vgg16 at 32px

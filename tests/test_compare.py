@@ -1,6 +1,5 @@
 """compare (bench/analyse/regressions.py, bench/output/compare.py) and its gate on constructed results."""
 
-
 import pandas as pd
 import pytest
 
@@ -147,8 +146,9 @@ def test_ratios_within_a_run_cancel_a_slower_machine(tmp_path):
     other = {**CPU_ENV, "cpu": "Slower CPU"}
     a = results(tmp_path / "a", {1: [100, 101, 99], 2: [200, 202, 198]})
     slower = results(tmp_path / "b", {1: [60, 61, 59], 2: [120, 121, 119]}, env=other)
-    (tmp_path / "gate.toml").write_text('[knobs]\nbackbone = "tiny"\n[gate]\nmetric = "train_img_s"\n'
-                                        'factor = 1.25\nrelative = [["workers", 1]]\n')
+    (tmp_path / "gate.toml").write_text(
+        '[knobs]\nbackbone = "tiny"\n[gate]\nmetric = "train_img_s"\nfactor = 1.25\nrelative = [["workers", 1]]\n'
+    )
     out = run_compare(tmp_path, a, slower, "--preset", tmp_path / "gate.toml")
     assert out.returncode == 0, out.stdout
     assert "not gated: another machine" in out.stdout and "workers=1" in out.stdout

@@ -26,11 +26,14 @@ def check(found: dict) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("pipeline, knobs", [
-    ("keras", {"workers": 2, "max_queue_size": 2}),  # threads
-    ("tfdata", {"workers": 2, "max_queue_size": 2}),
-    ("torch", {"workers": 0}),  # loaded in the training process
-])
+@pytest.mark.parametrize(
+    "pipeline, knobs",
+    [
+        ("keras", {"workers": 2, "max_queue_size": 2}),  # threads
+        ("tfdata", {"workers": 2, "max_queue_size": 2}),
+        ("torch", {"workers": 0}),  # loaded in the training process
+    ],
+)
 def test_an_injected_wait_for_data_is_found(tiny_tree, pipeline, knobs):
     check(measure(tiny_tree, pipeline, knobs))
 
@@ -47,8 +50,19 @@ def test_an_injected_wait_is_found_on_other_backends(tiny_tree, pipeline, backen
     """DALI through its jax iterator; Keras's torch trainer, which fetches before the step's hook."""
     pytest.importorskip({"dali": "nvidia.dali", "torch": "torch", "keras": "keras"}[pipeline])
     pytest.importorskip(backend)
-    done = subprocess.run([sys.executable, "-m", "tests.data_wait", str(tiny_tree), pipeline,
-                           json.dumps({"backend": backend, "workers": 1})],
-                          capture_output=True, text=True, timeout=300, env=dict(os.environ, KERAS_BACKEND=backend))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.data_wait",
+            str(tiny_tree),
+            pipeline,
+            json.dumps({"backend": backend, "workers": 1}),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, KERAS_BACKEND=backend),
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     check(json.loads(done.stdout.strip().splitlines()[-1]))

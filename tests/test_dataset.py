@@ -57,10 +57,10 @@ def test_unreadable_images_are_skipped_and_counted(tmp_path, tiny_tree):
     assert any("zero.jpg" in s for s in index.skipped)
 
 
-@pytest.mark.parametrize("breakage, message", [
-    (lambda r: None, "does not exist"),
-    (lambda r: (r / "train").mkdir(parents=True), "no val/ folder"),
-])
+@pytest.mark.parametrize(
+    "breakage, message",
+    [(lambda r: None, "does not exist"), (lambda r: (r / "train").mkdir(parents=True), "no val/ folder")],
+)
 def test_missing_trees_are_refused(tmp_path, breakage, message):
     root = tmp_path / "missing"
     breakage(root)
@@ -98,8 +98,15 @@ def test_an_awkward_real_tree_gives_every_pipeline_the_same_classes_and_images(t
         module = {"tfdata": "tensorflow", "dali": "nvidia.dali"}.get(pipeline, pipeline)
         if pipeline != "keras" and not installed(module):
             continue
-        spec = RunSpec(backend="torch" if pipeline == "dali" else "tensorflow", backbone="tiny", input_size=16,
-                       pipeline=pipeline, batch=5, workers=1, window="epochs")
+        spec = RunSpec(
+            backend="torch" if pipeline == "dali" else "tensorflow",
+            backbone="tiny",
+            input_size=16,
+            pipeline=pipeline,
+            batch=5,
+            workers=1,
+            window="epochs",
+        )
         feed = pipelines.build(index, spec, "val")
         batches = [feed.data[i] for i in range(feed.steps)] if pipeline in ("keras", "dali") else list(feed.data)
         labels = np.concatenate([np.asarray(y) for _, y in batches]).argmax(axis=1)[: index.count("val")]
@@ -114,7 +121,8 @@ def _tree(root: Path, train: tuple[str, ...], val: tuple[str, ...]) -> Path:
             (root / split / name).mkdir(parents=True)
             for i in range(3):
                 Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(
-                    root / split / name / f"{k}_{i}.jpg")
+                    root / split / name / f"{k}_{i}.jpg"
+                )
     return root
 
 

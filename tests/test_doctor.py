@@ -14,15 +14,37 @@ from bench.run import doctor, gate
 from tests.conftest import gpubench, render_rows
 
 FAKE_NVML = Path(__file__).parent / "fake_nvml"
-SEES_2080TI = {"gpus": [{"index": 0, "name": "NVIDIA GeForce RTX 2080 Ti", "memory_mb": 11264.0, "uuid": "GPU-1",
-                         "power_limit_w": 250.0, "compute_capability": 7.5, "mig": False}],
-               "driver": "550.54.14", "cuda_driver": "12.4", "gpu_note": "", "evidence": []}
+SEES_2080TI = {
+    "gpus": [
+        {
+            "index": 0,
+            "name": "NVIDIA GeForce RTX 2080 Ti",
+            "memory_mb": 11264.0,
+            "uuid": "GPU-1",
+            "power_limit_w": 250.0,
+            "compute_capability": 7.5,
+            "mig": False,
+        }
+    ],
+    "driver": "550.54.14",
+    "cuda_driver": "12.4",
+    "gpu_note": "",
+    "evidence": [],
+}
 SEES_NONE = {"gpus": [], "driver": "", "cuda_driver": "", "gpu_note": "NVML unavailable", "evidence": []}
 
 
 def answer(backend, platform, devices=("cpu",)):
-    return {"backend": backend, "version": "1.0", "platform": platform, "devices": list(devices), "cuda": "",
-            "cudnn": "", "matmul": "", "compile_cache": "/c"}
+    return {
+        "backend": backend,
+        "version": "1.0",
+        "platform": platform,
+        "devices": list(devices),
+        "cuda": "",
+        "cudnn": "",
+        "matmul": "",
+        "compile_cache": "/c",
+    }
 
 
 def fake_gpu_machine(**variables) -> dict:
@@ -32,8 +54,13 @@ def fake_gpu_machine(**variables) -> dict:
 
 
 def test_a_backend_on_the_cpu_beside_a_gpu_is_refused_in_one_line_with_its_fix():
-    line = gate.refusal(SEES_2080TI, {"jax": answer("jax", "gpu", ["NVIDIA GeForce RTX 2080 Ti"]),
-                                        "tensorflow": answer("tensorflow", "cpu", ["/device:CPU:0"])})
+    line = gate.refusal(
+        SEES_2080TI,
+        {
+            "jax": answer("jax", "gpu", ["NVIDIA GeForce RTX 2080 Ti"]),
+            "tensorflow": answer("tensorflow", "cpu", ["/device:CPU:0"]),
+        },
+    )
     assert "\n" not in line
     assert line.startswith("NVML sees 1 x NVIDIA GeForce RTX 2080 Ti (driver 550.54.14, CUDA 12.4) but tensorflow")
     assert "the CPU (/device:CPU:0)" in line and "--gpu cpu" in line
@@ -43,8 +70,10 @@ def test_a_backend_on_the_cpu_beside_a_gpu_is_refused_in_one_line_with_its_fix()
 
 
 def test_mps_and_a_backend_that_does_not_start_count_as_missing_the_gpu():
-    missed = gate.off_gpu(SEES_2080TI, {"torch": answer("torch", "mps", ["mps"]),
-                                          "jax": {"backend": "jax", "error": "ImportError: no jaxlib"}})
+    missed = gate.off_gpu(
+        SEES_2080TI,
+        {"torch": answer("torch", "mps", ["mps"]), "jax": {"backend": "jax", "error": "ImportError: no jaxlib"}},
+    )
     assert missed == {"torch": "the MPS (mps)", "jax": "ImportError: no jaxlib"}
 
 
@@ -57,8 +86,9 @@ def test_the_fix_installs_the_cuda_12_builds_make_picks_for_the_driver(driver_cu
 
 
 def test_a_gpu_label_that_nvml_contradicts_is_refused():
-    with pytest.raises(SpecError,
-                       match=r"--gpu h200: NVML sees 1 x NVIDIA GeForce RTX 2080 Ti .* --gpu auto \(2080ti\)"):
+    with pytest.raises(
+        SpecError, match=r"--gpu h200: NVML sees 1 x NVIDIA GeForce RTX 2080 Ti .* --gpu auto \(2080ti\)"
+    ):
         gate.check_against_nvml("h200", SEES_2080TI)
     with pytest.raises(SpecError, match=r"--gpu 2080ti: NVML sees no GPU"):
         gate.check_against_nvml("2080ti", SEES_NONE)
@@ -83,8 +113,13 @@ def test_the_sweep_asks_the_backends_only_when_nvml_sees_a_gpu(monkeypatch):
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)
     asked = []
-    monkeypatch.setattr(doctor, "ask", lambda backends, count=1: asked.append(backends) or {
-        b: answer(b, "gpu", ["NVIDIA GeForce RTX 2080 Ti"]) for b in backends})
+    monkeypatch.setattr(
+        doctor,
+        "ask",
+        lambda backends, count=1: (
+            asked.append(backends) or {b: answer(b, "gpu", ["NVIDIA GeForce RTX 2080 Ti"]) for b in backends}
+        ),
+    )
     monkeypatch.setattr(doctor, "nvml", lambda: SEES_NONE)
     assert doctor.check("cpu-box", {"tensorflow"})["gpu_used"] is False and asked == []
     monkeypatch.setattr(doctor, "nvml", lambda: SEES_2080TI)
@@ -102,10 +137,23 @@ def test_where_names_the_device_this_process_trains_on():
 
 def test_a_report_of_cpu_training_on_a_gpu_machine_leaves_the_gpu_figures_out():
     spec = RunSpec(backbone="tiny", input_size=32, batch=8)
-    rows = [RunRecord.for_spec(spec, status="ok", total_s=1.0, train_img_s=10.0, train_steps=3, val_steps=1,
-                               cpu_util_mean=50.0, cpu_util_p90=60.0, gpu_util_mean=0.0, gpu_util_p90=0.0,
-                               gpu_mem_peak_mb=300.0,
-                               train_device="cpu: /device:CPU:0", loader="x").to_dict()]
+    rows = [
+        RunRecord.for_spec(
+            spec,
+            status="ok",
+            total_s=1.0,
+            train_img_s=10.0,
+            train_steps=3,
+            val_steps=1,
+            cpu_util_mean=50.0,
+            cpu_util_p90=60.0,
+            gpu_util_mean=0.0,
+            gpu_util_p90=0.0,
+            gpu_mem_peak_mb=300.0,
+            train_device="cpu: /device:CPU:0",
+            loader="x",
+        ).to_dict()
+    ]
     env = {"gpus": SEES_2080TI["gpus"], "driver": "550.54.14", "cpu_threads": 2}
     text = render_rows(rows, env, {"preset": "t", "gpu": "cpu", "gpu_used": False})
     assert "- The GPU was not used: `--gpu cpu` trained on the CPU on purpose" in text

@@ -11,8 +11,10 @@ from bench.results.record import RunRecord
 from bench.run import failures, processes, runner
 from pipelines.dataset import DatasetIndex, make_synthetic
 
-PRESET = ('[knobs]\nbackbone = "tiny"\ninput_size = 32\npipeline = ["keras", "examples.pipelines:failing"]\n'
-          'batch = [4, 8]\nepochs = 2\n')
+PRESET = (
+    '[knobs]\nbackbone = "tiny"\ninput_size = 32\npipeline = ["keras", "examples.pipelines:failing"]\n'
+    "batch = [4, 8]\nepochs = 2\n"
+)
 FAILING = "UserCodeError: examples.pipelines:failing raised RuntimeError: the data server is unreachable"
 
 
@@ -31,18 +33,39 @@ def sweep(tmp_path, monkeypatch, capsys):
         started.append(spec)
         if spec.pipeline == "examples.pipelines:failing" and not (tmp_path / "fixed").exists():
             return RunRecord.for_spec(spec, status="error", error=FAILING).to_dict()
-        return RunRecord.for_spec(spec, status="ok", total_s=2.0, train_img_s=100.0 + spec.batch, window_s=5.0,
-                                  window_steps=20, train_steps=20, val_steps=2, cpu_util_mean=50.0,
-                                  cpu_util_p90=60.0).to_dict()
+        return RunRecord.for_spec(
+            spec,
+            status="ok",
+            total_s=2.0,
+            train_img_s=100.0 + spec.batch,
+            window_s=5.0,
+            window_steps=20,
+            train_steps=20,
+            val_steps=2,
+            cpu_util_mean=50.0,
+            cpu_util_p90=60.0,
+        ).to_dict()
 
     monkeypatch.setattr(runner, "run_point", stand_in)
 
     def run():
         started.clear()
-        code = cli.main(["sweep", "--preset", str(tmp_path / "mine.toml"), "--gpu", "cpu", "--data",
-                         str(tmp_path / "data"), "--out", str(tmp_path / "out")])
+        code = cli.main(
+            [
+                "sweep",
+                "--preset",
+                str(tmp_path / "mine.toml"),
+                "--gpu",
+                "cpu",
+                "--data",
+                str(tmp_path / "data"),
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
         out, err = capsys.readouterr()
         return code, out, err, list(started)
+
     return run
 
 
@@ -66,41 +89,60 @@ def test_changed_data_is_measured_anew_and_said_in_one_line(sweep, tmp_path):
     (tmp_path / "fixed").touch()
     assert sweep()[0] == 0
     (tmp_path / "data" / "train" / "class0" / "extra.png").write_bytes(
-        (tmp_path / "data" / "train" / "class0").glob("*").__next__().read_bytes())
+        (tmp_path / "data" / "train" / "class0").glob("*").__next__().read_bytes()
+    )
     code, out, err, started = sweep()
     assert code == 0 and len(started) == 10
     assert [line for line in err.splitlines() if "the data changed" in line][0].endswith(
-        f"measured anew on {tmp_path / 'data'}")
+        f"measured anew on {tmp_path / 'data'}"
+    )
 
 
 def test_ceilings_run_beside_their_points_pass_by_pass_and_a_model_ceiling_not_when_its_points_all_failed():
     grid = expand({"backbone": ["tiny"], "pipeline": ["keras"], "batch": [4, 8], "input_size": [32]}, repeat=2)
     ordered = failures.in_order(ceiling_probes(grid), grid)
-    one_pass = [("keras", "null", 4), ("keras", "tiny", 4), ("synthetic", "tiny", 4),
-                ("keras", "null", 8), ("keras", "tiny", 8), ("synthetic", "tiny", 8)]
+    one_pass = [
+        ("keras", "null", 4),
+        ("keras", "tiny", 4),
+        ("synthetic", "tiny", 4),
+        ("keras", "null", 8),
+        ("keras", "tiny", 8),
+        ("synthetic", "tiny", 8),
+    ]
     assert [(s.pipeline, s.backbone, s.batch) for s in ordered] == one_pass * 2
     assert [s.repeat for s in ordered] == [0] * 6 + [1] * 6  # a point's repeats apart, its ceilings beside each
     after = failures.AfterFailures(ordered)
     for point in (ordered[1], ordered[7]):  # both repeats of the batch-4 point
         after.note(RunRecord.for_spec(point, status="timeout", error="no result within 60 s").to_dict())
-    assert after.stopped(ordered[8]).startswith(f"{failures.AFTER_FAILURE}every run of the points this ceiling "
-                                                f"bounds failed (first: run {ordered[1].run_id})")
+    assert after.stopped(ordered[8]).startswith(
+        f"{failures.AFTER_FAILURE}every run of the points this ceiling bounds failed (first: run {ordered[1].run_id})"
+    )
     assert after.stopped(ordered[10]) is None and after.stopped(ordered[11]) is None
 
 
 def test_a_decode_error_in_a_user_pipeline_points_to_the_unreadable_files_listed_at_the_start():
     spec = expand({"backbone": ["tiny"], "pipeline": ["examples.pipelines:tfdata_images"]})[0]
-    row = RunRecord.for_spec(spec, status="error", error="InvalidArgumentError: Unknown image file format. "
-                             "[[{{node DecodeJpeg}}]]").to_dict()
+    row = RunRecord.for_spec(
+        spec, status="error", error="InvalidArgumentError: Unknown image file format. [[{{node DecodeJpeg}}]]"
+    ).to_dict()
     index = DatasetIndex("d", ["a"], {}, {}, skipped=["d/train/a/x.jpg: UnidentifiedImageError: cannot identify"])
     assert failures.explained(row, index)["error"].endswith(
         "gpubench found 1 unreadable image(s) when it scanned the data (first: d/train/a/x.jpg); your pipeline "
-        "reads its folder itself: remove or fix them")
+        "reads its folder itself: remove or fix them"
+    )
     assert failures.culprit(row) == spec.pipeline  # the same files fail every run of it
 
 
-@pytest.mark.parametrize("status, error, done", [
-    ("ok", "", True), ("oom", "OOM", True), ("skipped", "needs 4 GPUs, 1 present", True),
-    ("error", "boom", False), ("timeout", "no result", False), ("skipped", failures.AFTER_FAILURE + "x", False)])
+@pytest.mark.parametrize(
+    "status, error, done",
+    [
+        ("ok", "", True),
+        ("oom", "OOM", True),
+        ("skipped", "needs 4 GPUs, 1 present", True),
+        ("error", "boom", False),
+        ("timeout", "no result", False),
+        ("skipped", failures.AFTER_FAILURE + "x", False),
+    ],
+)
 def test_done_means_ok_out_of_memory_or_skipped_for_a_reason_of_its_own(status, error, done):
     assert failures.finished({"status": status, "error": error}) is done

@@ -18,9 +18,10 @@ def trained(tmp_path_factory, tiny_tree):
     result = gpubench("train", "--data", tiny_tree, "--out", "run", "--epochs", "3", *TRAIN, cwd=cwd)
     assert result.returncode == 0, result.stderr[-3000:]
     # no framework C++ log lines without --verbose ("E0000 ... failed call to cuInit" reads as an error)
-    assert not [line for line in result.stderr.splitlines()
-                if line[:5] in ("E0000", "W0000", "I0000") or "cuInit" in line]
-    return cwd / "run", json.loads(result.stdout[result.stdout.index("{"):])
+    assert not [
+        line for line in result.stderr.splitlines() if line[:5] in ("E0000", "W0000", "I0000") or "cuInit" in line
+    ]
+    return cwd / "run", json.loads(result.stdout[result.stdout.index("{") :])
 
 
 def _log(folder):
@@ -45,8 +46,7 @@ def test_train_keeps_the_best_and_last_models_and_logs_every_epoch(trained):
 @pytest.mark.slow
 def test_evaluate_never_shuffles_and_counts_every_image(trained, tiny_tree):
     folder, _ = trained
-    result = gpubench("evaluate", folder / "best.keras", tiny_tree / "val", "--json", folder / "eval.json",
-                      cwd=folder)
+    result = gpubench("evaluate", folder / "best.keras", tiny_tree / "val", "--json", folder / "eval.json", cwd=folder)
     assert result.returncode == 0, result.stderr[-2000:]
     first = json.loads((folder / "eval.json").read_text())
     again = gpubench("evaluate", folder, tiny_tree / "val", "--json", "-", cwd=folder)
@@ -99,8 +99,9 @@ def test_resume_goes_on_from_the_last_epoch_with_the_optimizer_state_and_the_bes
 
 
 def test_workflow_errors_are_one_line(tmp_path, tiny_tree):
-    again = gpubench("train", "--data", tiny_tree, "--out", tmp_path, "--backbone", "octresnet50",
-                     "--input-size", "48", cwd=tmp_path)
+    again = gpubench(
+        "train", "--data", tiny_tree, "--out", tmp_path, "--backbone", "octresnet50", "--input-size", "48", cwd=tmp_path
+    )
     assert again.returncode == 2 and "multiple of 32" in again.stderr
     missing = gpubench("evaluate", tmp_path / "nothing.keras", tiny_tree / "val", cwd=tmp_path)
     assert missing.returncode == 2 and "not a folder written by gpubench train" in missing.stderr

@@ -29,9 +29,27 @@ def test_two_hosts_train_one_model_on_jax_and_the_other_backends_say_why_not(tmp
     # the keras pipeline (a PyDataset), and dali, whose batches are always full: the torch pipeline
     # shares the keras pipeline's shard and order (test_backends holds it to the same reads)
     pipelines = [p for p, module in (("keras", "keras"), ("dali", "nvidia.dali")) if installed(module)]
-    result = gpubench("sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--no-ceilings",
-                      "--set", "backend=jax,torch,tensorflow", "--set", f"pipeline={','.join(pipelines)}",
-                      "--set", "batch=8", "--set", "hosts=2", "--set", "window=epochs", cwd=tmp_path)
+    result = gpubench(
+        "sweep",
+        "--preset",
+        "smoke",
+        "--data",
+        tiny_tree,
+        "--out",
+        "out",
+        "--no-ceilings",
+        "--set",
+        "backend=jax,torch,tensorflow",
+        "--set",
+        f"pipeline={','.join(pipelines)}",
+        "--set",
+        "batch=8",
+        "--set",
+        "hosts=2",
+        "--set",
+        "window=epochs",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     runs = pd.read_csv(tmp_path / "out" / "runs.csv")
     on_jax = runs[runs.backend == "jax"]
@@ -52,10 +70,33 @@ def test_two_hosts_train_one_model_on_jax_and_the_other_backends_say_why_not(tmp
 
 @needs_jax
 def test_one_host_killed_ends_the_run_as_one_failed_row_with_no_process_left(tmp_path, tiny_tree):
-    args = [sys.executable, "-m", "bench", "sweep", "--preset", "smoke", "--data", str(tiny_tree), "--out", "out",
-            "--no-ceilings", "--set", "backend=jax", "--set", "pipeline=synthetic", "--set", "batch=8",
-            "--set", "hosts=2", "--set", "epochs=100000", "--set", "window=epochs",
-            "--timeout", "600"]  # ends when killed
+    args = [
+        sys.executable,
+        "-m",
+        "bench",
+        "sweep",
+        "--preset",
+        "smoke",
+        "--data",
+        str(tiny_tree),
+        "--out",
+        "out",
+        "--no-ceilings",
+        "--set",
+        "backend=jax",
+        "--set",
+        "pipeline=synthetic",
+        "--set",
+        "batch=8",
+        "--set",
+        "hosts=2",
+        "--set",
+        "epochs=100000",
+        "--set",
+        "window=epochs",
+        "--timeout",
+        "600",
+    ]  # ends when killed
     sweep = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline, second = time.time() + 120, None
@@ -63,8 +104,12 @@ def test_one_host_killed_ends_the_run_as_one_failed_row_with_no_process_left(tmp
             time.sleep(0.5)
             for proc in psutil.process_iter(["cmdline"]):
                 cmdline = proc.info["cmdline"] or []
-                if "bench.run.worker" in cmdline and cmdline[-1] == "1" and \
-                        (tmp_path / "out" / "samples").is_dir() and any((tmp_path / "out" / "logs").glob("*.p1.log")):
+                if (
+                    "bench.run.worker" in cmdline
+                    and cmdline[-1] == "1"
+                    and (tmp_path / "out" / "samples").is_dir()
+                    and any((tmp_path / "out" / "logs").glob("*.p1.log"))
+                ):
                     second = proc
         assert second is not None, "process 1 of the run never started"
         time.sleep(2)  # most likely into training; killed earlier, it ends the run the same way
@@ -76,8 +121,11 @@ def test_one_host_killed_ends_the_run_as_one_failed_row_with_no_process_left(tmp
             sweep.wait()
     row = ResultStore(tmp_path / "out").records()[0]
     assert row["status"] in ("oom", "error") and row["error"].startswith("process 1 of 2: worker killed by SIGKILL")
-    assert not [p for p in psutil.process_iter(["cmdline"]) if "bench.run.worker" in (p.info["cmdline"] or [])
-                and str(tmp_path) in " ".join(p.info["cmdline"] or [])]
+    assert not [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if "bench.run.worker" in (p.info["cmdline"] or []) and str(tmp_path) in " ".join(p.info["cmdline"] or [])
+    ]
 
 
 @pytest.mark.xfail(strict=True, reason="keras-team/keras#20585: Keras 3's fit fails under MultiWorkerMirroredStrategy")
@@ -86,7 +134,8 @@ def test_tensorflow_multi_worker_fit(tmp_path):
     MultiWorkerMirroredStrategy. Expected to fail while the issue is open: the day it passes,
     strict xfail fails, and hosts > 1 can run on tensorflow."""
     script = tmp_path / "worker.py"
-    script.write_text(textwrap.dedent('''
+    script.write_text(
+        textwrap.dedent("""
         import os, sys
         os.environ["KERAS_BACKEND"] = "tensorflow"
         import numpy as np, tensorflow as tf, keras
@@ -98,14 +147,18 @@ def test_tensorflow_multi_worker_fit(tmp_path):
         data = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
         model.fit(data, epochs=1, verbose=0)
         print("fitted")
-    '''))
+    """)
+    )
     ports = [_free_port(), _free_port()]
     procs = []
     for index in range(2):
         config = {"cluster": {"worker": [f"localhost:{p}" for p in ports]}, "task": {"type": "worker", "index": index}}
         env = dict(os.environ, TF_CONFIG=__import__("json").dumps(config), TF_CPP_MIN_LOG_LEVEL="3")
-        procs.append(subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+        )
     try:
         outputs = [proc.communicate(timeout=120)[0] for proc in procs]
     finally:
@@ -125,9 +178,26 @@ def _free_port() -> int:
 @pytest.mark.skipif(not installed("submitit"), reason="submitit is not installed")
 def test_a_sweep_through_submitits_local_executor_gives_the_rows_and_resumes_after_a_kill(tmp_path, tiny_tree):
     finished, resumed = killed_and_resumed(
-        ["sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--no-ceilings",
-         "--set", "pipeline=synthetic", "--set", "batch=2,4,8", "--set", "window=epochs",
-         "--executor", "submitit-local"], tmp_path)
+        [
+            "sweep",
+            "--preset",
+            "smoke",
+            "--data",
+            tiny_tree,
+            "--out",
+            "out",
+            "--no-ceilings",
+            "--set",
+            "pipeline=synthetic",
+            "--set",
+            "batch=2,4,8",
+            "--set",
+            "window=epochs",
+            "--executor",
+            "submitit-local",
+        ],
+        tmp_path,
+    )
     assert 1 <= len(finished) < 3
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     rows = ResultStore(tmp_path / "out").records()

@@ -14,9 +14,13 @@ BASE = dict(backbone="tiny", input_size=16, batch=8)
 
 def _rows(rates: dict, **fields) -> list[dict]:
     """Rows of each spec's repeats at these images/s."""
-    return [RunRecord.for_spec(RunSpec(**{**spec.__dict__, "repeat": i}), status="ok", train_img_s=rate, total_s=1.0,
-                               **fields).to_dict()
-            for spec, rates_ in rates.items() for i, rate in enumerate(rates_)]
+    return [
+        RunRecord.for_spec(
+            RunSpec(**{**spec.__dict__, "repeat": i}), status="ok", train_img_s=rate, total_s=1.0, **fields
+        ).to_dict()
+        for spec, rates_ in rates.items()
+        for i, rate in enumerate(rates_)
+    ]
 
 
 def _table(rows):
@@ -41,26 +45,42 @@ def test_scaling_is_the_rate_over_n_times_one_device_with_its_range_and_the_nois
 
 
 def test_the_precision_gain_is_mixed_over_float32_of_the_same_configuration():
-    table = _table(_rows({RunSpec(**BASE): [100.0], RunSpec(**BASE, precision="mixed_bfloat16"): [180.0],
-                          RunSpec(**{**BASE, "batch": 16}, precision="mixed_float16"): [300.0]}))  # no float32 twin
+    table = _table(
+        _rows(
+            {
+                RunSpec(**BASE): [100.0],
+                RunSpec(**BASE, precision="mixed_bfloat16"): [180.0],
+                RunSpec(**{**BASE, "batch": 16}, precision="mixed_float16"): [300.0],
+            }
+        )
+    )  # no float32 twin
     gain = gains.precision_gain(table)
     assert list(gain.precision) == ["mixed_bfloat16"] and gain.gain.tolist() == pytest.approx([1.8])
     assert (gain.img_s_float32.iloc[0], gain.img_s.iloc[0]) == (100.0, 180.0)
 
 
 def test_backends_side_by_side_name_the_fastest_and_leave_out_a_single_backend():
-    table = _table(_rows({RunSpec(**BASE): [100.0], RunSpec(**BASE, backend="jax"): [150.0],
-                          RunSpec(**{**BASE, "batch": 16}, backend="jax"): [300.0]}))  # on one backend only
+    table = _table(
+        _rows(
+            {
+                RunSpec(**BASE): [100.0],
+                RunSpec(**BASE, backend="jax"): [150.0],
+                RunSpec(**{**BASE, "batch": 16}, backend="jax"): [300.0],
+            }
+        )
+    )  # on one backend only
     side = gains.backends_side_by_side(table)
     assert side[["configuration", "tensorflow", "jax", "fastest"]].values.tolist() == [
-        ["keras w4 threads q10 b8", 100.0, 150.0, "jax"]]
+        ["keras w4 threads q10 b8", 100.0, 150.0, "jax"]
+    ]
     assert gains.backends_side_by_side(table[table.backend == "jax"]).empty
 
 
 def test_decode_ceilings_take_medians_per_size_and_the_pipelines_share_of_them():
     point = RunSpec(**BASE, workers=1)
-    rows = (_rows({point: [90.0], model_ceiling(point): [2000.0]})
-            + _rows({pipeline_ceiling(point): [100.0]}, decode_img_s_core=50.0))
+    rows = _rows({point: [90.0], model_ceiling(point): [2000.0]}) + _rows(
+        {pipeline_ceiling(point): [100.0]}, decode_img_s_core=50.0
+    )
     ceilings = gains.decode_ceilings(points.table(rows, {"cpu_cores": 4}, {}))
     assert ceilings[["input_size", "core_img_s", "all_cores_img_s"]].values.tolist() == [[16, 50.0, 200.0]]
     assert (ceilings.efficiency_min.iloc[0], ceilings.efficiency_max.iloc[0]) == (0.5, 0.5)
@@ -68,9 +88,17 @@ def test_decode_ceilings_take_medians_per_size_and_the_pipelines_share_of_them()
 
 
 def test_where_the_time_went_sums_the_phases_and_gives_a_runs_fixed_costs():
-    frame = pd.DataFrame({"backend": ["tensorflow"] * 3, "wall_s": [12.0, 9.0, 15.0], "startup_s": [1.5, 0.5, 0.6],
-                          "warmup_s": [2.0, 1.5, 3.0], "compile_s": [1.0, 1.0, 1.2], "loader_start_s": [0.1] * 3,
-                          "window_s": [6.0, 6.0, 9.0]})
+    frame = pd.DataFrame(
+        {
+            "backend": ["tensorflow"] * 3,
+            "wall_s": [12.0, 9.0, 15.0],
+            "startup_s": [1.5, 0.5, 0.6],
+            "warmup_s": [2.0, 1.5, 3.0],
+            "compile_s": [1.0, 1.0, 1.2],
+            "loader_start_s": [0.1] * 3,
+            "window_s": [6.0, 6.0, 9.0],
+        }
+    )
     row = gains.time_spent(frame).iloc[0]
     assert row["wall (min)"] == pytest.approx(36 / 60) and row["measured windows (min)"] == pytest.approx(21 / 60)
     assert row["other (min)"] == pytest.approx((36 - 2.6 - 6.5 - 21) / 60)

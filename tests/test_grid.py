@@ -10,26 +10,29 @@ def test_expand_is_the_cartesian_product_with_repeats():
     grid = expand({"batch": [8, 16], "workers": [1, 4], "pipeline": ["keras"]}, repeat=2)
     assert len(grid) == 8
     assert {(s.batch, s.workers, s.repeat) for s in grid} == {
-        (b, w, r) for b in (8, 16) for w in (1, 4) for r in (0, 1)}
+        (b, w, r) for b in (8, 16) for w in (1, 4) for r in (0, 1)
+    }
 
 
 def test_knobs_a_pipeline_does_not_use_are_blanked_and_collapse():
-    grid = expand({"pipeline": ["tfdata", "synthetic"], "use_multiprocessing": [False, True],
-                        "workers": [1, 4]})
+    grid = expand({"pipeline": ["tfdata", "synthetic"], "use_multiprocessing": [False, True], "workers": [1, 4]})
     tfdata = [s for s in grid if s.pipeline == "tfdata"]
     synthetic = [s for s in grid if s.pipeline == "synthetic"]
     assert len(tfdata) == 2 and {s.use_multiprocessing for s in tfdata} == {None}
     assert len(synthetic) == 1 and synthetic[0].workers is None and synthetic[0].max_queue_size is None
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"backbone": "alexnet"}, "unknown backbone"),
-    ({"pipeline": "ffcv"}, "unknown pipeline"),
-    ({"batch": 0}, "batch=0"),
-    ({"workers": -1}, "workers=-1"),
-    ({"gpus": 0}, "gpus=0: must be at least 1"),
-    ({"finetune": "some"}, "finetune"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"backbone": "alexnet"}, "unknown backbone"),
+        ({"pipeline": "ffcv"}, "unknown pipeline"),
+        ({"batch": 0}, "batch=0"),
+        ({"workers": -1}, "workers=-1"),
+        ({"gpus": 0}, "gpus=0: must be at least 1"),
+        ({"finetune": "some"}, "finetune"),
+    ],
+)
 def test_impossible_points_are_refused(changes, message):
     with pytest.raises(SpecError, match=message):
         check_spec(RunSpec(**changes))
@@ -38,8 +41,8 @@ def test_impossible_points_are_refused(changes, message):
 def test_installed_reads_the_machine_without_importing():
     assert installed("json") and not installed("no_such_package_here")
     assert missing(RunSpec(backend="jax", pipeline="keras")) == (
-        None if installed("jax")
-        else "backend jax needs jax, which is not installed here (pip install 'gpubench[jax]')")
+        None if installed("jax") else "backend jax needs jax, which is not installed here (pip install 'gpubench[jax]')"
+    )
 
 
 @pytest.mark.parametrize("label", ["2080ti", "h200", "my-rig_1.a"])

@@ -20,8 +20,7 @@ def index(tmp_path_factory):
 
 
 def _feed(index, ref, **knobs):
-    spec = one_point({"pipeline": ref, "backbone": "null", "input_size": 32, "epochs": 2, "window": "epochs",
-                      **knobs})
+    spec = one_point({"pipeline": ref, "backbone": "null", "input_size": 32, "epochs": 2, "window": "epochs", **knobs})
     return build(index, spec, "train")
 
 
@@ -32,15 +31,24 @@ def _handed_over(feed) -> list:
     return list(get_data_adapter(feed.data).get_numpy_iterator())
 
 
-KINDS = {"tfdata_images": "DatasetV2", "pydataset_images": "Batches", "dataloader_images": "DataLoader",
-         "random_images": "Handover"}
+KINDS = {
+    "tfdata_images": "DatasetV2",
+    "pydataset_images": "Batches",
+    "dataloader_images": "DataLoader",
+    "random_images": "Handover",
+}
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_each_kind_of_user_pipeline_goes_to_fit_as_the_kind_it_is_stamped_and_counted(index, kind):
     """workers=0 here, so that no loader starts: the workers' own test is below (slow)."""
-    feed = _feed(index, f"examples.pipelines:{kind}", batch=4, steps_per_epoch=3,
-                 **({"workers": 0} if "random" not in kind else {}))
+    feed = _feed(
+        index,
+        f"examples.pipelines:{kind}",
+        batch=4,
+        steps_per_epoch=3,
+        **({"workers": 0} if "random" not in kind else {}),
+    )
     assert KINDS[kind] in [c.__name__ for c in type(feed.data).__mro__]
     batches = _handed_over(feed)
     assert feed.steps == 3 and all(x.shape == (4, 32, 32, 3) and y.shape == (4, 2) for x, y in batches)
@@ -52,8 +60,9 @@ def test_each_kind_of_user_pipeline_goes_to_fit_as_the_kind_it_is_stamped_and_co
 def test_a_user_pydataset_is_the_user_s_own_instance_with_its_loader_settings(index):
     import keras
 
-    feed = _feed(index, "examples.pipelines:pydataset_images", batch=4, workers=3, use_multiprocessing=True,
-                 max_queue_size=7)
+    feed = _feed(
+        index, "examples.pipelines:pydataset_images", batch=4, workers=3, use_multiprocessing=True, max_queue_size=7
+    )
     assert isinstance(feed.data, keras.utils.PyDataset) and type(feed.data).__name__ == "Batches"
     assert (feed.data.workers, feed.data.use_multiprocessing, feed.data.max_queue_size) == (3, True, 7)
 
@@ -83,14 +92,23 @@ def test_a_user_pydataset_with_workers_loads_off_the_main_thread_and_ends_every_
     from bench.run.training import compile_model
     from models.user import null_like
 
-    spec = one_point({"pipeline": "tests.user_pipelines:watched", "backbone": "null", "batch": 32, "epochs": 3,
-                      "window": "epochs", "workers": 2, "use_multiprocessing": processes})
+    spec = one_point(
+        {
+            "pipeline": "tests.user_pipelines:watched",
+            "backbone": "null",
+            "batch": 32,
+            "epochs": 3,
+            "window": "epochs",
+            "workers": 2,
+            "use_multiprocessing": processes,
+        }
+    )
     feed, val = build(index, spec, "train"), build(index, spec, "val")
     user_pipelines.CALLS.value = user_pipelines.EPOCH_ENDS.value = 0  # the first batch was read here, for its shapes
     model = compile_model(null_like(feed.first))
     timer = timer_for(spec.backend, feed.ready)
     model.fit(feed.data, validation_data=val.data, epochs=3, callbacks=[timer], verbose=0, shuffle=False)
-    loaded = list(zip(user_pipelines.LOADED_BY[0::2], user_pipelines.LOADED_BY[1::2]))[:user_pipelines.CALLS.value]
+    loaded = list(zip(user_pipelines.LOADED_BY[0::2], user_pipelines.LOADED_BY[1::2]))[: user_pipelines.CALLS.value]
     here = (os.getpid(), threading.get_ident() % 2**31)
     workers = [t for t in loaded if t != here]  # Keras itself reads a batch or two here, for the signature
     assert len(workers) >= 3 * 4 and len(loaded) - len(workers) <= 2

@@ -18,18 +18,25 @@ def make(*args) -> str:
 
 
 def plan(what, driver="", cuda="auto", os="Linux", arch="x86_64", reach="yes") -> str:
-    done = subprocess.run(["sh", str(ROOT / "scripts" / "install_plan.sh"), what, driver, cuda, os, arch, reach],
-                          capture_output=True, text=True, timeout=10)
+    done = subprocess.run(
+        ["sh", str(ROOT / "scripts" / "install_plan.sh"), what, driver, cuda, os, arch, reach],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
     return (done.stdout + done.stderr).strip() + ("" if done.returncode == 0 else f" [exit {done.returncode}]")
 
 
-@pytest.mark.parametrize("driver, extras", [
-    ("", "test,jax,torch,dali,fleet"),  # no GPU: the CPU builds, as CI installs them
-    ("11.8", "test,jax,torch,dali,fleet"),  # too old for every GPU build here
-    ("12.0", "test,gpu12,dali12,fleet"),
-    ("12.4", "test,gpu12,dali12,fleet"),
-    ("13.0", "test,gpu12,dali12,fleet"),  # CUDA 12 runs on R580 too, and is TensorFlow's one CUDA
-])
+@pytest.mark.parametrize(
+    "driver, extras",
+    [
+        ("", "test,jax,torch,dali,fleet"),  # no GPU: the CPU builds, as CI installs them
+        ("11.8", "test,jax,torch,dali,fleet"),  # too old for every GPU build here
+        ("12.0", "test,gpu12,dali12,fleet"),
+        ("12.4", "test,gpu12,dali12,fleet"),
+        ("13.0", "test,gpu12,dali12,fleet"),  # CUDA 12 runs on R580 too, and is TensorFlow's one CUDA
+    ],
+)
 def test_the_extras_follow_the_drivers_cuda(driver, extras):
     said = make("install-plan", f"DRIVER_CUDA={driver}", "TORCH_INDEX_REACHABLE=yes").strip()
     assert len(said.splitlines()) == 1 and said.endswith(f"extras {extras}")
@@ -43,8 +50,9 @@ def test_cuda_overrides_the_choice_and_torch_comes_from_pytorchs_index_for_cuda_
     assert "tensorflow on the CPU" in plan("says", "13.0", "13")
 
 
-@pytest.mark.parametrize("os, arch, dali", [("Darwin", "arm64", False), ("Linux", "aarch64", True),
-                                            ("Linux", "x86_64", True)])
+@pytest.mark.parametrize(
+    "os, arch, dali", [("Darwin", "arm64", False), ("Linux", "aarch64", True), ("Linux", "x86_64", True)]
+)
 def test_dali_is_left_out_where_it_has_no_wheels_with_a_line_saying_so(os, arch, dali):
     assert ("dali" in plan("extras", "", "auto", os, arch)) == dali
     assert ("DALI left out" in plan("says", "", "auto", os, arch)) != dali
@@ -71,8 +79,10 @@ def test_every_driver_and_platform_gets_one_cuda_stack_or_one_line(driver, arch,
     said = plan("says", DRIVERS[driver], cuda, "Linux", arch, reach)
     extras = plan("extras", DRIVERS[driver], cuda, "Linux", arch, reach)
     if cuda == "13" and driver != "580":
-        assert said == ("CUDA=13 needs a driver that runs CUDA 13 (R580 or later); this one runs CUDA "
-                        f"{DRIVERS[driver]}: use CUDA=12, or update the driver [exit 2]")
+        assert said == (
+            "CUDA=13 needs a driver that runs CUDA 13 (R580 or later); this one runs CUDA "
+            f"{DRIVERS[driver]}: use CUDA=12, or update the driver [exit 2]"
+        )
         return
     assert len(said.splitlines()) == 1
     if cuda == "cpu":

@@ -22,16 +22,20 @@ def test_knobs_added_later_keep_the_ids_of_results_from_before_them():
     assert RunSpec(batch=8).point_id == before
     ids = {RunSpec(batch=8, backend=b).point_id for b in BACKENDS}
     assert len(ids) == 3
-    assert (RunSpec(batch=8, window="epochs").point_id != before
-            != RunSpec(batch=8, data_format="channels_first").point_id)
+    assert (
+        RunSpec(batch=8, window="epochs").point_id != before != RunSpec(batch=8, data_format="channels_first").point_id
+    )
 
 
-@pytest.mark.parametrize("text, message", [
-    ("bogus=1", "unknown knob 'bogus'"),
-    ("batch=eight", "expected a whole number"),
-    ("use_multiprocessing=maybe", "expected true or false"),
-    ("batch", "expected KNOB=VALUE"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("bogus=1", "unknown knob 'bogus'"),
+        ("batch=eight", "expected a whole number"),
+        ("use_multiprocessing=maybe", "expected true or false"),
+        ("batch", "expected KNOB=VALUE"),
+    ],
+)
 def test_bad_overrides_say_what_is_wrong(text, message):
     with pytest.raises(SpecError, match=message):
         parse_override(text)
@@ -59,10 +63,29 @@ def test_progress_labels_and_setting_names_are_one_display_of_the_knob_metadata(
     spec = RunSpec(backend="jax", batch=8, gpus=2, hosts=2, cache=True, precision="mixed_bfloat16", transfer="uint8")
     words = spec.label().split()
     assert words[:5] == ["jax", "vgg16", "224px", "keras", "b8"]
-    assert setting(spec.knobs()).split() == ["keras", "w4", "threads", "q10", "2", "gpus", "cache", "bfloat16",
-                                             "uint8", "2", "hosts"]
-    assert " ".join(words[5:]) == setting(spec.knobs())[len("keras "):]
+    assert setting(spec.knobs()).split() == [
+        "keras",
+        "w4",
+        "threads",
+        "q10",
+        "2",
+        "gpus",
+        "cache",
+        "bfloat16",
+        "uint8",
+        "2",
+        "hosts",
+    ]
+    assert " ".join(words[5:]) == setting(spec.knobs())[len("keras ") :]
     # a table's row: blanks (NaN) left out, 2.0 shown as 2, knobs at a hidden default left out
-    row = {"pipeline": "tfdata", "workers": 2.0, "use_multiprocessing": float("nan"), "max_queue_size": 4.0,
-           "cache": False, "gpus": 1, "precision": "float32", "xla": "on"}
+    row = {
+        "pipeline": "tfdata",
+        "workers": 2.0,
+        "use_multiprocessing": float("nan"),
+        "max_queue_size": 4.0,
+        "cache": False,
+        "gpus": 1,
+        "precision": "float32",
+        "xla": "on",
+    }
     assert setting(row).split() == ["tfdata", "w2", "q4", "xla", "on"]

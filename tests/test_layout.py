@@ -8,7 +8,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 PACKAGES = ("bench", "models", "pipelines")
-MAX_LINES = 260
+# A screenful or two, as `ruff format` writes a module (a long call's arguments one to a line): the
+# 260 lines of the compact style this limit held before the code was formatted came to 260-326.
+MAX_LINES = 330
 # What each stage may import. The ground floor, pipelines/ then models/ (a user's model is read
 # through pipelines/user.py), imports nothing of bench. Above it the flow plan -> run -> results
 # -> analyse -> output, except that run writes its rows through results (the record schema and the
@@ -118,8 +120,10 @@ def test_no_modules_import_each_other():
 
 def test_the_layout_check_sees_a_backward_import_and_a_circle(tmp_path):
     module = tmp_path / "m.py"
-    module.write_text("def f():\n    from bench.output import report\n    import bench.analyse.points\n"
-                      "    from bench.run.doctor import where\n")
+    module.write_text(
+        "def f():\n    from bench.output import report\n    import bench.analyse.points\n"
+        "    from bench.run.doctor import where\n"
+    )
     assert project_imports(module) == {"bench.output.report", "bench.analyse.points", "bench.run.doctor.where"}
     assert {stage(n) for n in project_imports(module)} - MAY_IMPORT["run"] == {"output", "analyse"}
     assert {stage(n) for n in project_imports(module)} - MAY_IMPORT["pipelines"] == {"output", "analyse", "run"}

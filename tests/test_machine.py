@@ -3,14 +3,17 @@ import pytest
 from bench.results.machine import gpu_label
 
 
-@pytest.mark.parametrize("name, label", [
-    ("NVIDIA GeForce RTX 2080 Ti", "2080ti"),
-    ("NVIDIA H200", "h200"),
-    ("NVIDIA GeForce GTX 1060 6GB", "gtx1060"),
-    ("Tesla V100-SXM2-16GB", "v100"),
-    ("NVIDIA A100-SXM4-80GB", "a100"),
-    ("NVIDIA GeForce RTX 4090", "4090"),
-])
+@pytest.mark.parametrize(
+    "name, label",
+    [
+        ("NVIDIA GeForce RTX 2080 Ti", "2080ti"),
+        ("NVIDIA H200", "h200"),
+        ("NVIDIA GeForce GTX 1060 6GB", "gtx1060"),
+        ("Tesla V100-SXM2-16GB", "v100"),
+        ("NVIDIA A100-SXM4-80GB", "a100"),
+        ("NVIDIA GeForce RTX 4090", "4090"),
+    ],
+)
 def test_gpu_labels_are_short_names_from_the_nvml_name(name, label):
     assert gpu_label(name) == label
 
@@ -26,8 +29,7 @@ def installed(monkeypatch, packages: dict) -> None:
 
     real = importlib.metadata.version
     monkeypatch.setattr(importlib.metadata, "distributions", lambda: [Dist(n, v) for n, v in packages.items()])
-    monkeypatch.setattr(importlib.metadata, "version",
-                        lambda name: packages[name] if name in packages else real(name))
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: packages[name] if name in packages else real(name))
 
 
 def test_a_reinstall_with_gpu_builds_changes_the_fingerprint(monkeypatch):
@@ -48,8 +50,18 @@ def test_a_reinstall_with_gpu_builds_changes_the_fingerprint(monkeypatch):
 def test_a_machine_without_accelerator_packages_keeps_the_identity_it_had():
     from bench.results import machine
 
-    before = {"cpu": "Test CPU", "cpu_threads": 2, "gpus": [], "driver": "", "tensorflow": "2.21.0", "keras": "3.15",
-              "jax": "", "jaxlib": "", "torch": "2.13.0+cpu"}  # an env.json of before the accelerator columns
-    assert (machine.fingerprint_id({**before, "cuda": "", "cudnn": "", "accelerators": {}})
-            == machine.fingerprint_id(before))
+    before = {
+        "cpu": "Test CPU",
+        "cpu_threads": 2,
+        "gpus": [],
+        "driver": "",
+        "tensorflow": "2.21.0",
+        "keras": "3.15",
+        "jax": "",
+        "jaxlib": "",
+        "torch": "2.13.0+cpu",
+    }  # an env.json of before the accelerator columns
+    assert machine.fingerprint_id({**before, "cuda": "", "cudnn": "", "accelerators": {}}) == machine.fingerprint_id(
+        before
+    )
     assert machine.fingerprint_id(before) == "e54f84fd6b"  # its id before them (the machine column of its rows)

@@ -1,14 +1,12 @@
 """The machines report (bench/output/machines.py): several machines' results side by side, and the pick."""
 
-
 from tests.conftest import CPU_ENV, GPU_ENV, gpubench, results
 from tests.tables import table
 
 
 def test_machines_side_by_side(tmp_path):
     cpu = results(tmp_path / "results" / "cpu" / "t", {4: [200, 200, 200]})
-    h200 = results(tmp_path / "results" / "h200" / "t", {4: [5000, 5000, 5000]}, env=GPU_ENV, label="h200",
-                   power=500.0)
+    h200 = results(tmp_path / "results" / "h200" / "t", {4: [5000, 5000, 5000]}, env=GPU_ENV, label="h200", power=500.0)
     out = gpubench("report", cpu, h200, "--plot", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     text = (tmp_path / "results" / "machines-t.md").read_text()
@@ -16,8 +14,10 @@ def test_machines_side_by_side(tmp_path):
     assert list(machines) == ["cpu", "h200"] and machines["h200"]["hardware"] == "1 x NVIDIA H200"
     assert machines["h200"]["images per joule (NVML power)"] == "10"  # 5000 images/s at 500 W
     assert machines["h200"]["images per $"] == "5,142,857"  # 5000 images/s at an indicative $3.5 an hour
-    assert (machines["cpu"]["images per $"] == ""
-            and machines["h200"]["images/s (range, runs)"] == "5000.0 (5000.0-5000.0, 3 runs)")
+    assert (
+        machines["cpu"]["images per $"] == ""
+        and machines["h200"]["images/s (range, runs)"] == "5000.0 (5000.0-5000.0, 3 runs)"
+    )
     assert any(line.startswith("Prices: indicative") for line in text.splitlines())
     png = tmp_path / "results" / "machines-t.png"
     assert png.is_file() and png.stat().st_size > 5000
@@ -39,8 +39,10 @@ def test_two_cpu_machines_are_told_apart_and_the_report_picks_one_with_its_confi
     text = (tmp_path / "results" / "cpu" / "machines-t.md").read_text()
     assert [r["machine"] for r in table(text, "## tiny 16px")] == ["cpu-hostA", "cpu-hostB"]
     pick = text.split("## Pick")[1].strip()
-    assert pick.startswith("- For tiny 16px, pick **cpu-hostA** (CPU: ") and "305 images/s, 1.49x cpu-hostB's 205 " \
-        "(confident: ahead beyond the noise (" in pick
+    assert (
+        pick.startswith("- For tiny 16px, pick **cpu-hostA** (CPU: ")
+        and "305 images/s, 1.49x cpu-hostB's 205 (confident: ahead beyond the noise (" in pick
+    )
     assert "Give prices with --price MACHINE=USD_PER_HOUR" in pick  # only one of the two has a price
     assert {p: p.read_bytes() for p in inputs} == inputs  # its inputs only read
     assert not list((tmp_path / "results" / "cpu").glob("*.png"))  # no figure unless --plot
@@ -52,5 +54,6 @@ def test_a_difference_within_the_noise_makes_the_pick_unsure(tmp_path):
     a, b = _two_cpus(tmp_path, [300, 200, 260], [250, 240, 245])
     text = machines.render([a, b], tmp_path / "m.md", prices={"cpu-hostA": 1.0, "cpu-hostB": 0.5})
     assert "(not confident: the difference is within the noise (" in text
-    assert ("so measure again before paying for it). Per dollar, cpu-hostB trains the most: 1,764,000 images per $."
-            in text)
+    assert (
+        "so measure again before paying for it). Per dollar, cpu-hostB trains the most: 1,764,000 images per $." in text
+    )

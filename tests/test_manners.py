@@ -39,13 +39,13 @@ def here(tmp_path, monkeypatch):
 
 
 PRESET_MISTAKES = [
-    ('repeat = "two"\n', 'repeat = \'two\': expected a whole number'),
+    ('repeat = "two"\n', "repeat = 'two': expected a whole number"),
     ("repeat = 0\n", "repeat = 0: must be more than 0"),
     ('timeout_s = "x"\n', "timeout_s = 'x': expected a number"),
     ("timeout_s = -5\n", "timeout_s = -5: must be more than 0"),
     ('ceilings = "no"\n', "ceilings = 'no': expected true or false"),
     ("installed_only = 1\n", "installed_only = 1: expected true or false"),
-    ('description = 3\n', "description = 3: expected a string"),
+    ("description = 3\n", "description = 3: expected a string"),
 ]
 DATA_MISTAKES = [
     ('train = "x"\n', "[data] train = 'x': expected a whole number"),
@@ -64,20 +64,23 @@ def test_preset_fields_are_type_and_range_checked(here, capsys, text, message):
     assert sorted(p.name for p in here.iterdir()) == ["p.toml"]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--timeout", "-5"], "argument --timeout: -5: must be more than 0"),
-    (["--timeout", "x"], "argument --timeout: 'x' is not a number"),
-    (["--interval", "0"], "argument --interval: 0: must be more than 0"),
-    (["--max-parallel", "0"], "argument --max-parallel: 0: must be more than 0"),
-    (["--set", "batch="], "--set 'batch=': a value is missing"),
-    (["--set", "workers="], "--set 'workers=': a value is missing"),
-    (["--set", "batch=4,"], "--set 'batch=4,': a value is missing"),
-    (["--set", "workers=none"], "workers=None: must be 0 or more"),
-    (["--set", "precision=half"], "unknown precision 'half'; expected one of: float32, mixed_float16"),
-    (["--repeat", "0"], "--repeat 0"),
-    (["--out", "a_file.txt"], "--out a_file.txt is a file"),
-    (["--out", "mine"], "--out mine holds files gpubench did not write (report.md, runs.csv)"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--timeout", "-5"], "argument --timeout: -5: must be more than 0"),
+        (["--timeout", "x"], "argument --timeout: 'x' is not a number"),
+        (["--interval", "0"], "argument --interval: 0: must be more than 0"),
+        (["--max-parallel", "0"], "argument --max-parallel: 0: must be more than 0"),
+        (["--set", "batch="], "--set 'batch=': a value is missing"),
+        (["--set", "workers="], "--set 'workers=': a value is missing"),
+        (["--set", "batch=4,"], "--set 'batch=4,': a value is missing"),
+        (["--set", "workers=none"], "workers=None: must be 0 or more"),
+        (["--set", "precision=half"], "unknown precision 'half'; expected one of: float32, mixed_float16"),
+        (["--repeat", "0"], "--repeat 0"),
+        (["--out", "a_file.txt"], "--out a_file.txt is a file"),
+        (["--out", "mine"], "--out mine holds files gpubench did not write (report.md, runs.csv)"),
+    ],
+)
 def test_bad_sweep_options_are_one_line_before_any_work(here, capsys, args, message):
     (here / "a_file.txt").write_text("mine\n")
     (here / "mine").mkdir()
@@ -89,19 +92,24 @@ def test_bad_sweep_options_are_one_line_before_any_work(here, capsys, args, mess
     assert sorted(p.name for p in here.iterdir()) == ["a_file.txt", "mine"]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["run", "--out", "mine", "--set", "backbone=tiny"], "--out mine holds files gpubench did not write"),
-    (["fit", "--backbone", "tiny", "--out", "a_file.txt"], "--out a_file.txt is a file"),
-    (["evaluate", "model", "data", "--batch", "0"], "argument --batch: 0: must be more than 0"),
-    (["predict", "model", "data", "--batch", "-1"], "argument --batch: -1: must be more than 0"),
-    (["train", "--data", "d", "--out", "o", "--epochs", "0"], "argument --epochs: epochs=0: must be at least 1"),
-    (["train", "--data", "d", "--out", "o", "--workers", "x"],
-     "argument --workers: workers='x': expected a whole number"),
-    (["train", "--data", "d", "--out", "o", "--finetune", "all"], "unknown finetune 'all'; expected one of: head"),
-    (["resume", "o", "--epochs", "0"], "argument --epochs: 0: must be more than 0"),
-    (["data", "d", "--classes", "0"], "argument --classes: 0: must be more than 0"),
-    (["nonsense"], "invalid choice: 'nonsense'"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "--out", "mine", "--set", "backbone=tiny"], "--out mine holds files gpubench did not write"),
+        (["fit", "--backbone", "tiny", "--out", "a_file.txt"], "--out a_file.txt is a file"),
+        (["evaluate", "model", "data", "--batch", "0"], "argument --batch: 0: must be more than 0"),
+        (["predict", "model", "data", "--batch", "-1"], "argument --batch: -1: must be more than 0"),
+        (["train", "--data", "d", "--out", "o", "--epochs", "0"], "argument --epochs: epochs=0: must be at least 1"),
+        (
+            ["train", "--data", "d", "--out", "o", "--workers", "x"],
+            "argument --workers: workers='x': expected a whole number",
+        ),
+        (["train", "--data", "d", "--out", "o", "--finetune", "all"], "unknown finetune 'all'; expected one of: head"),
+        (["resume", "o", "--epochs", "0"], "argument --epochs: 0: must be more than 0"),
+        (["data", "d", "--classes", "0"], "argument --classes: 0: must be more than 0"),
+        (["nonsense"], "invalid choice: 'nonsense'"),
+    ],
+)
 def test_other_commands_refuse_bad_input_in_one_line(here, capsys, argv, message):
     (here / "a_file.txt").write_text("mine\n")
     (here / "mine").mkdir()
@@ -133,17 +141,28 @@ def test_ctrl_c_in_a_sweep_keeps_the_rows_and_says_so(tmp_path):
                 yield point, RunRecord.for_spec(point, status="error", error="boom").to_dict()
 
     store = ResultStore(tmp_path / "out").create()
-    with pytest.raises(Interrupted,
-                       match=r"1 of 3 runs finished, kept in .*out; the same command again runs the other 2"):
-        runner.sweep(grid, tmp_path / "none.json", store, 60, identity={"commit": "c"}, jobs=Jobs(),
-                     console=Console(file=open("/dev/null", "w")))
+    with pytest.raises(
+        Interrupted, match=r"1 of 3 runs finished, kept in .*out; the same command again runs the other 2"
+    ):
+        runner.sweep(
+            grid,
+            tmp_path / "none.json",
+            store,
+            60,
+            identity={"commit": "c"},
+            jobs=Jobs(),
+            console=Console(file=open("/dev/null", "w")),
+        )
     assert [r["batch"] for r in store.records()] == [4]
 
 
-@pytest.mark.parametrize("raised, message", [
-    (Interrupted("interrupted: 3 of 8 runs finished, kept in out"), "gpubench: interrupted: 3 of 8 runs"),
-    (KeyboardInterrupt(), "gpubench: interrupted; nothing was left running"),
-])
+@pytest.mark.parametrize(
+    "raised, message",
+    [
+        (Interrupted("interrupted: 3 of 8 runs finished, kept in out"), "gpubench: interrupted: 3 of 8 runs"),
+        (KeyboardInterrupt(), "gpubench: interrupted; nothing was left running"),
+    ],
+)
 def test_ctrl_c_is_one_line_and_exit_130(here, capsys, monkeypatch, raised, message):
     from bench import session
 
@@ -162,8 +181,9 @@ def test_version_and_help_texts(capsys):
     assert code == 0 and "results/<gpu>/<host>/<preset>" in " ".join(out.split())
     code, out, _ = run_cli(capsys, "train", "--help")
     help_text = " ".join(out.split())
-    assert (code == 0 and f"(default: {options.TRAIN_KNOBS['epochs'][0]})" in help_text
-            and "(default: vgg16)" in help_text)
+    assert (
+        code == 0 and f"(default: {options.TRAIN_KNOBS['epochs'][0]})" in help_text and "(default: vgg16)" in help_text
+    )
     assert f"16 at most (the seed's 16) (default: {options.TRAIN_KNOBS['workers'][0]})" in help_text
 
 
@@ -171,8 +191,12 @@ def test_knobs_lists_every_knob_from_its_metadata(capsys):
     code, out, _ = run_cli(capsys, "knobs")
     rows = {row["knob"]: row for row in table(out)}
     assert code == 0 and list(rows) == list(KNOBS)
-    assert rows["batch"] == {"knob": "batch", "default": "16", "allowed": "a whole number, 1 or more",
-                             "meaning": "images per training step"}
+    assert rows["batch"] == {
+        "knob": "batch",
+        "default": "16",
+        "allowed": "a whole number, 1 or more",
+        "meaning": "images per training step",
+    }
     assert rows["precision"]["allowed"] == "float32, mixed_float16, mixed_bfloat16"
     assert rows["use_multiprocessing"]["default"] == "false"
 
@@ -187,8 +211,10 @@ def test_check_spec_refuses_what_a_knobs_metadata_does_not_allow(name):
 def test_presets_shows_runs_and_the_time_recorded_on_this_host(tmp_path):
     folder = ResultStore(tmp_path / "results" / "cpu" / "h" / "smoke").create()
     for batch, host in ((4, "h"), (8, "h"), (16, "other")):
-        folder.append(RunRecord.for_spec(RunSpec(batch=batch), status="ok", wall_s=6.0 if host == "h" else 600.0)
-                      .to_dict() | {"host": host})
+        folder.append(
+            RunRecord.for_spec(RunSpec(batch=batch), status="ok", wall_s=6.0 if host == "h" else 600.0).to_dict()
+            | {"host": host}
+        )
     (folder.root / "sweep.json").write_text(json.dumps({"preset": "smoke"}))
     rows = {row["preset"]: row for row in table(catalogue.presets(tmp_path / "results", host="h"))}
     smoke = load_preset("smoke")
@@ -216,14 +242,19 @@ def test_a_sweep_ends_with_one_summary_line(tmp_path):
     report = tmp_path / "report.md"
     rows = [{"status": s, "error": "", "run_id": f"p-r{i}"} for i, s in enumerate(("ok", "ok", "skipped"))]
     assert commands.closing_line(rows, 125.4, report, "2 input-bound of 2 configurations.") == (
-        f"3 runs (2 ok, 1 skipped, 0 failed) in 2:05; report: {report}; verdict: 2 input-bound of 2 configurations.")
+        f"3 runs (2 ok, 1 skipped, 0 failed) in 2:05; report: {report}; verdict: 2 input-bound of 2 configurations."
+    )
     assert commands.closing_line(rows, 125.4, report, "") == (
-        f"3 runs (2 ok, 1 skipped, 0 failed) in 2:05; report: {report}")
-    rows += [{"status": "error", "error": "boom", "run_id": "q-r0"},
-             {"status": "timeout", "error": "late", "run_id": "q-r1"}]
+        f"3 runs (2 ok, 1 skipped, 0 failed) in 2:05; report: {report}"
+    )
+    rows += [
+        {"status": "error", "error": "boom", "run_id": "q-r0"},
+        {"status": "timeout", "error": "late", "run_id": "q-r1"},
+    ]
     assert commands.closing_line(rows, 125.4, report, "").splitlines()[-1] == (
         "first error (1 failed; 1 other failure; see runs.csv): error in run q-r0: boom. Fix it and run the same "
-        "command again: the failed runs run again.")
+        "command again: the failed runs run again."
+    )
 
 
 def test_machines_report_goes_beside_the_results_not_into_the_current_folder(tmp_path, monkeypatch, capsys):
@@ -272,15 +303,29 @@ def test_resume_starts_from_the_best_validation_accuracy_in_the_log():
 def test_an_empty_utilisation_cell_stays_empty():
     from bench.output.report import _util_cell
 
-    point = pd.Series({"repeats_ok": 1, "cpu_util_mean": float("nan"), "cpu_util_p90": float("nan"),
-                       "gpu_util_mean": 80.0, "gpu_util_p90": 90.0, "gpu_mem_peak_mb": 1000.0})
+    point = pd.Series(
+        {
+            "repeats_ok": 1,
+            "cpu_util_mean": float("nan"),
+            "cpu_util_p90": float("nan"),
+            "gpu_util_mean": 80.0,
+            "gpu_util_p90": 90.0,
+            "gpu_mem_peak_mb": 1000.0,
+        }
+    )
     assert _util_cell(point) == "GPU 80% (p90 90%), 1000 MB"
     assert _util_cell(point.drop(["gpu_util_mean"])) == ""
 
 
-@pytest.mark.parametrize("command", [
-    ["export", "{a}", "--out", "{mine}"], ["report", "{a}", "{b}", "--out", "{mine}"],
-    ["predict", "no-model.keras", "{a}", "--out", "{mine}"], ["evaluate", "no-model.keras", "{a}", "--json", "{mine}"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["export", "{a}", "--out", "{mine}"],
+        ["report", "{a}", "{b}", "--out", "{mine}"],
+        ["predict", "no-model.keras", "{a}", "--out", "{mine}"],
+        ["evaluate", "no-model.keras", "{a}", "--json", "{mine}"],
+    ],
+)
 def test_a_file_of_yours_is_refused_in_one_line_before_any_work_unless_forced(here, capsys, command):
     a = results(here / "res" / "cpu" / "t", {4: [200, 200]})
     b = results(here / "res" / "other" / "t", {4: [300, 300]})
@@ -288,8 +333,10 @@ def test_a_file_of_yours_is_refused_in_one_line_before_any_work_unless_forced(he
     mine.write_text("my notes\n")
     argv = [w.format(a=a, b=b, mine=mine) for w in command]
     code, out, err = run_cli(capsys, *argv)
-    assert code == 2 and err.strip() == (f"gpubench: error: {mine} exists and gpubench overwrites nothing of yours: "
-                                         "name another file, or add --force to replace it")
+    assert code == 2 and err.strip() == (
+        f"gpubench: error: {mine} exists and gpubench overwrites nothing of yours: "
+        "name another file, or add --force to replace it"
+    )
     assert mine.read_text() == "my notes\n" and not list(here.glob("notes.png"))
     if command[0] in ("export", "report"):
         assert run_cli(capsys, *argv, "--force")[0] == 0 and mine.read_text() != "my notes\n"

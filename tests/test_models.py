@@ -15,8 +15,8 @@ def trainable(model):
 # Trainable parameters with a 1000-class head, as the papers and torchvision count them
 # (BatchNormalization's moving statistics are not parameters).
 PUBLISHED = {
-    "resnext50": 25_028_904,    # ResNeXt-50 (32x4d), torchvision resnext50_32x4d
-    "seresnet50": 28_088_024,   # SE-ResNet-50, Hu et al. 2018: 28.1M
+    "resnext50": 25_028_904,  # ResNeXt-50 (32x4d), torchvision resnext50_32x4d
+    "seresnet50": 28_088_024,  # SE-ResNet-50, Hu et al. 2018: 28.1M
     "octresnet50": 25_557_032,  # Oct-ResNet-50 (alpha 0.25), Chen et al. 2019: 25.6M, as ResNet-50
     "vgg16": 14_714_688 + 513_000,  # vgg16's convolutions (138.36M less the 123.64M of its FC head)
 }
@@ -37,8 +37,10 @@ def test_bcnn_is_vgg16_features_and_a_bilinear_classifier():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, size", [("resnext50", 32), ("seresnet50", 32), ("octresnet50", 32), ("bcnn", 32),
-                                        ("mobilenetv2", 32), ("tiny", 16)])
+@pytest.mark.parametrize(
+    "name, size",
+    [("resnext50", 32), ("seresnet50", 32), ("octresnet50", 32), ("bcnn", 32), ("mobilenetv2", 32), ("tiny", 16)],
+)
 def test_each_backbone_trains_a_step(name, size):
     model = models.build(name, (size, size, 3), 3)
     model.compile(optimizer="sgd", loss="categorical_crossentropy")
@@ -68,7 +70,8 @@ def test_a_backbone_is_one_descriptor_every_check_reads():
 
 def test_input_sizes_the_architecture_cannot_take_are_named():
     assert models.input_size_problem("octresnet50", 100) == (
-        "octresnet50 takes input sizes at least 32 and a multiple of 32, not 100")
+        "octresnet50 takes input sizes at least 32 and a multiple of 32, not 100"
+    )
     assert models.input_size_problem("vgg16", 16) == "vgg16 takes input sizes at least 32, not 16"
     assert models.input_size_problem("vgg16", 33) is None
 
@@ -98,11 +101,14 @@ def test_frozen_batch_norm_stays_in_inference_mode():
     assert all(np.array_equal(a, w.numpy()) for a, w in zip(before, bn.weights))
 
 
-@pytest.mark.parametrize("name, size, macs", [
-    ("vgg16", 224, 15.5e9),        # 15.5 G multiply-adds with the FC head; our head is 0.1% of that
-    ("resnet50", 224, 3.9e9),      # 3.8 to 4.1 G in the literature (torchvision: 4.09 G)
-    ("mobilenetv2", 224, 0.30e9),  # 300 M multiply-adds (Sandler et al.)
-])
+@pytest.mark.parametrize(
+    "name, size, macs",
+    [
+        ("vgg16", 224, 15.5e9),  # 15.5 G multiply-adds with the FC head; our head is 0.1% of that
+        ("resnet50", 224, 3.9e9),  # 3.8 to 4.1 G in the literature (torchvision: 4.09 G)
+        ("mobilenetv2", 224, 0.30e9),  # 300 M multiply-adds (Sandler et al.)
+    ],
+)
 def test_flops_are_counted_from_the_model(name, size, macs):
     from models.flops import forward_flops, train_flops
 
@@ -116,13 +122,16 @@ def test_flops_are_counted_from_the_model(name, size, macs):
 # tiny at 16 px, 2 classes, counted by hand: block1_conv 3x3x3 -> 7x7x8, 2*9*3*7*7*8 = 21,168;
 # block1_bn 4 a value, 4*7*7*8 = 1,568; block2_conv 3x3x8 -> 3x3x16, 2*9*8*3*3*16 = 20,736; the global
 # pool's sums 3*3*16 = 144; head 16 -> 2, 2*16*2 = 64; forward 43,680.
-@pytest.mark.parametrize("finetune, expected", [
-    # forward, every weight gradient, input gradients after block1_conv
-    ("full", 43680 + (43680 - 144) + (43680 - 21168)),
-    # forward, block2's and head's weights, pool's and head's input gradients
-    ("last_block", 43680 + 20736 + 64 + 144 + 64),
-    ("head", 43680 + 64),  # forward, head's weights: nothing before it needs a gradient
-])
+@pytest.mark.parametrize(
+    "finetune, expected",
+    [
+        # forward, every weight gradient, input gradients after block1_conv
+        ("full", 43680 + (43680 - 144) + (43680 - 21168)),
+        # forward, block2's and head's weights, pool's and head's input gradients
+        ("last_block", 43680 + 20736 + 64 + 144 + 64),
+        ("head", 43680 + 64),  # forward, head's weights: nothing before it needs a gradient
+    ],
+)
 def test_training_flops_count_only_the_gradients_backpropagation_computes(finetune, expected):
     model = models.build("tiny", (16, 16, 3), 2, finetune)
     assert flops.forward_flops(model) == 43680
@@ -136,8 +145,9 @@ def test_grouped_and_bilinear_layers_are_counted():
     assert resnext == pytest.approx(4.27e9, rel=0.06)  # ResNeXt-50 32x4d: 4.2 G multiply-adds
     bcnn = models.build("bcnn", (64, 64, 3), 3)
     vgg = models.build("vgg16", (64, 64, 3), 3)
-    assert forward_flops(bcnn) - forward_flops(vgg) == pytest.approx(2 * 4 * 4 * 512 * 512 + 2 * 512 * 512 * 3
-                                                                     - 2 * 512 * 3, rel=0.01)
+    assert forward_flops(bcnn) - forward_flops(vgg) == pytest.approx(
+        2 * 4 * 4 * 512 * 512 + 2 * 512 * 512 * 3 - 2 * 512 * 3, rel=0.01
+    )
 
 
 @pytest.mark.parametrize("name", ["tiny", "vgg16"])

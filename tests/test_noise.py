@@ -15,8 +15,14 @@ SWEEPS, POINTS, NOISE = 400, 12, 0.08
 def judged(draws: dict, repeats: int) -> tuple[str | None, float | None, str]:
     """The first configuration's bound from the first `repeats` draws of each rate, the noise pooled
     over every configuration's three rates, as points.table pools them."""
-    rows = pd.DataFrame([{"point_id": f"{k}{i}", "train_img_s": rate} for k, d in draws.items()
-                         for i in range(POINTS) for rate in d[i, :repeats if i == 0 else 2]])
+    rows = pd.DataFrame(
+        [
+            {"point_id": f"{k}{i}", "train_img_s": rate}
+            for k, d in draws.items()
+            for i in range(POINTS)
+            for rate in d[i, : repeats if i == 0 else 2]
+        ]
+    )
     first = {k: float(np.exp(np.log(d[0, :repeats]).mean())) for k, d in draws.items()}
     first |= {"repeats_ok": repeats, "pipeline_repeats": repeats, "model_repeats": repeats}
     return bound(first, noise.pooled(rows))
@@ -47,10 +53,12 @@ def ranked(ratio: float, seed: int = 1) -> float:
         runs = np.exp(rng.normal(0, NOISE, (POINTS, 3)))
         runs[0] *= ratio
         for repeats in (2, 3):
-            rows = pd.DataFrame({"point_id": np.repeat(np.arange(POINTS), repeats),
-                                 "train_img_s": runs[:, :repeats].ravel()})
-            found = noise.differ(noise.geomean(runs[0, :repeats]), repeats, noise.geomean(runs[1, :repeats]), repeats,
-                                 noise.pooled(rows))
+            rows = pd.DataFrame(
+                {"point_id": np.repeat(np.arange(POINTS), repeats), "train_img_s": runs[:, :repeats].ravel()}
+            )
+            found = noise.differ(
+                noise.geomean(runs[0, :repeats]), repeats, noise.geomean(runs[1, :repeats]), repeats, noise.pooled(rows)
+            )
             if found:
                 break
         hits += found != 0

@@ -17,27 +17,33 @@ from pipelines.registry import describe_loader
 PARITY_TOLERANCE = {"nearest": 0.0, "bilinear": 1.01 / 255}
 
 
-@pytest.mark.parametrize("count, batch, steps, plan", [
-    (148, 30, 0, (5, 148)),   # the seed's vgg16(20,5,1): a short last batch of 28
-    (148, 30, 5, (5, 148)),
-    (148, 6, 0, (25, 148)),
-    (148, 30, 2, (2, 60)),    # fewer steps: full batches
-    (10, 4, 5, (5, 20)),      # more steps: wrap round the images
-])
+@pytest.mark.parametrize(
+    "count, batch, steps, plan",
+    [
+        (148, 30, 0, (5, 148)),  # the seed's vgg16(20,5,1): a short last batch of 28
+        (148, 30, 5, (5, 148)),
+        (148, 6, 0, (25, 148)),
+        (148, 30, 2, (2, 60)),  # fewer steps: full batches
+        (10, 4, 5, (5, 20)),  # more steps: wrap round the images
+    ],
+)
 def test_epoch_plan(count, batch, steps, plan):
     assert epoch_plan(count, batch, steps) == plan
 
 
-@pytest.mark.parametrize("knobs, window, steps", [
-    (dict(workers=4, max_queue_size=10, epochs=2), 56, 56),     # 4 x (4 + 10) steps in the one window epoch
-    (dict(workers=4, max_queue_size=10, epochs=5), 56, 14),     # spread over the four window epochs
-    (dict(workers=32, max_queue_size=10, epochs=3), 168, 84),   # the seed's 32 workers
-    (dict(workers=1, max_queue_size=10, epochs=2), 50, 50),     # one PyDataset thread loads in the training thread
-    (dict(pipeline="synthetic", epochs=3), 50, 25),
-    (dict(pipeline="torch", workers=0, max_queue_size=20, epochs=2), 50, 50),  # no worker: no prefetch either
-    (dict(workers=4, max_queue_size=10, epochs=2, steps_per_epoch=80), 56, 80),  # already long enough
-    (dict(workers=4, max_queue_size=10, epochs=2, window="epochs"), 56, 3),      # the epochs as asked: one pass
-])
+@pytest.mark.parametrize(
+    "knobs, window, steps",
+    [
+        (dict(workers=4, max_queue_size=10, epochs=2), 56, 56),  # 4 x (4 + 10) steps in the one window epoch
+        (dict(workers=4, max_queue_size=10, epochs=5), 56, 14),  # spread over the four window epochs
+        (dict(workers=32, max_queue_size=10, epochs=3), 168, 84),  # the seed's 32 workers
+        (dict(workers=1, max_queue_size=10, epochs=2), 50, 50),  # one PyDataset thread loads in the training thread
+        (dict(pipeline="synthetic", epochs=3), 50, 25),
+        (dict(pipeline="torch", workers=0, max_queue_size=20, epochs=2), 50, 50),  # no worker: no prefetch either
+        (dict(workers=4, max_queue_size=10, epochs=2, steps_per_epoch=80), 56, 80),  # already long enough
+        (dict(workers=4, max_queue_size=10, epochs=2, window="epochs"), 56, 3),  # the epochs as asked: one pass
+    ],
+)
 def test_the_window_spans_enough_steps_to_see_the_loaders_throughput(tiny_tree, knobs, window, steps):
     index = scan(tiny_tree)  # 12 training images: a pass of 3 batches of 5
     spec = RunSpec(backbone="tiny", batch=5, **knobs)
@@ -71,11 +77,14 @@ def test_the_do_this_line_of_each_shipped_loader_is_its_descriptors_and_says_its
 
     point = {"batch": 30, "workers": 4, "use_multiprocessing": True, "max_queue_size": 10, "input_size": 64}
     lines = {name: _loader_code({**point, "pipeline": name}, {})[0] for name in ("keras", "tfdata", "torch", "dali")}
-    assert lines["keras"] == ("data = YourPyDataset(batch_size=30, workers=4, use_multiprocessing=True, "
-                              "max_queue_size=10)")
+    assert lines["keras"] == (
+        "data = YourPyDataset(batch_size=30, workers=4, use_multiprocessing=True, max_queue_size=10)"
+    )
     assert lines["tfdata"] == "data = files.map(load, num_parallel_calls=4).batch(30).prefetch(10)"
-    assert lines["torch"] == ("data = DataLoader(dataset, batch_size=30, num_workers=4, prefetch_factor=3, "
-                              "persistent_workers=True, pin_memory=True)")
+    assert lines["torch"] == (
+        "data = DataLoader(dataset, batch_size=30, num_workers=4, prefetch_factor=3, "
+        "persistent_workers=True, pin_memory=True)"
+    )
     assert lines["dali"] == "# pipeline dali, batch 30"  # no line of its own yet: said, not made up
 
 
@@ -126,15 +135,17 @@ def test_labels_follow_the_files(tiny_tree):
 
 def test_tfdata_gives_the_planned_batches_and_reshuffles(tiny_tree):
     index = scan(tiny_tree)
-    spec = RunSpec(backbone="tiny", input_size=16, pipeline="tfdata", batch=5, workers=2, max_queue_size=2,
-                   window="epochs")
+    spec = RunSpec(
+        backbone="tiny", input_size=16, pipeline="tfdata", batch=5, workers=2, max_queue_size=2, window="epochs"
+    )
     feed = pipelines.build(index, spec, "train")
     epochs = [_epoch(feed.data) for _ in range(3)]
     assert [[len(x) for x, _ in e] for e in epochs] == [[5, 5, 2]] * 3
     firsts = [e[0][0] for e in epochs]
     assert any(not np.array_equal(firsts[0], f) for f in firsts[1:])
-    cached = pipelines.build(index, RunSpec(backbone="tiny", input_size=16, pipeline="tfdata", batch=5,
-                                            cache=True, window="epochs"), "train")
+    cached = pipelines.build(
+        index, RunSpec(backbone="tiny", input_size=16, pipeline="tfdata", batch=5, cache=True, window="epochs"), "train"
+    )
     assert sum(len(x) for x, _ in _epoch(cached.data)) == 12
 
 
@@ -151,8 +162,11 @@ def _first_batches(index, pipeline: str, **knobs):
     """Each validation batch (never shuffled) of `pipeline`, as numpy."""
     spec = RunSpec(backbone="tiny", input_size=16, pipeline=pipeline, batch=5, workers=1, window="epochs", **knobs)
     feed = pipelines.build(index, spec, "val")
-    return [np.asarray(x) for x, _ in (feed.data[i] for i in range(feed.steps))] if pipeline == "keras" else \
-        [np.asarray(x) for x, _ in feed.data]
+    return (
+        [np.asarray(x) for x, _ in (feed.data[i] for i in range(feed.steps))]
+        if pipeline == "keras"
+        else [np.asarray(x) for x, _ in feed.data]
+    )
 
 
 @pytest.mark.parametrize("pipeline", ["keras", "tfdata", "torch"])
@@ -174,8 +188,9 @@ def test_the_decoded_cache_reads_each_file_once_and_gives_the_same_tensors_later
     if pipeline == "torch" and not installed("torch"):
         pytest.skip("torch is not installed")
     index = scan(tiny_tree)
-    spec = RunSpec(backbone="tiny", input_size=16, pipeline=pipeline, batch=5, workers=workers, cache=True,
-                   window="epochs")
+    spec = RunSpec(
+        backbone="tiny", input_size=16, pipeline=pipeline, batch=5, workers=workers, cache=True, window="epochs"
+    )
     feed = pipelines.build(index, spec, "train")
     keras_feed = pipeline == "keras"
     plan = feed.data.plan if keras_feed else feed.data.batch_sampler.plan
@@ -189,8 +204,12 @@ def test_the_decoded_cache_reads_each_file_once_and_gives_the_same_tensors_later
         if keras_feed:
             feed.data.on_epoch_end()
     assert len(seen) == index.count("train") and read.cache.decodes == index.count("train")  # decoded once each
-    assert pipelines.build(index, RunSpec(backbone="tiny", input_size=16, batch=5, window="epochs"),
-                           "train").data.read.cache is None
+    assert (
+        pipelines.build(
+            index, RunSpec(backbone="tiny", input_size=16, batch=5, window="epochs"), "train"
+        ).data.read.cache
+        is None
+    )
 
 
 @pytest.mark.skipif(not installed("nvidia.dali"), reason="DALI is not installed")
@@ -205,8 +224,16 @@ def test_dali_reads_the_keras_pipelines_images_within_the_stated_tolerance(tmp_p
     bound = TOLERANCE[interpolation]
     assert found["labels_equal"] and found["mean"] <= bound["mean"]
     assert found["share_over_8"] <= bound.get("share_over_8", 1.0) and found["p99"] <= bound.get("p99", 255)
-    knobs = dict(backend="torch", backbone="tiny", input_size=224, batch=4, workers=2, window="epochs",
-                 interpolation=interpolation, transfer="uint8")
+    knobs = dict(
+        backend="torch",
+        backbone="tiny",
+        input_size=224,
+        batch=4,
+        workers=2,
+        window="epochs",
+        interpolation=interpolation,
+        transfer="uint8",
+    )
     train = pipelines.build(index, RunSpec(pipeline="dali", **knobs), "train")
     epochs = [np.concatenate([np.asarray(train.data[i][0]) for i in range(train.steps)]) for _ in range(3)]
     assert any(not np.array_equal(epochs[0], e) for e in epochs[1:])  # reshuffled after every pass

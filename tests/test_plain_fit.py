@@ -22,8 +22,12 @@ PER_EPOCH = 5  # project calls an epoch's hooks may make: the timer's begin, val
 
 
 def counts(kind: str, tree) -> dict:
-    out = subprocess.run([sys.executable, "-m", "tests.plain_fit", "counts", kind, "jax", str(tree)],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "tests.plain_fit", "counts", kind, "jax", str(tree)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -30,7 +30,8 @@ def test_the_gpu_preset_is_a_union_of_grids(monkeypatch):
     loaders_ = ("keras", "tfdata", "torch", "dali")
     assert {(s.pipeline, s.workers) for s in loaders} >= {(p, w) for p in loaders_ for w in (1, 8, 16)}
     assert {(s.pipeline, s.transfer, s.cache) for s in loaders if s.transfer == "uint8"} == {
-        (p, "uint8", c) for p in ("keras", "torch") for c in (False, True)}
+        (p, "uint8", c) for p in ("keras", "torch") for c in (False, True)
+    }
     # 12 loader settings, keras's processes and 4 of uint8 with and without the cache, per backbone and backend
     assert len(loaders) == 4 * 3 * (12 + 1 + 4)
     assert gpu.installed_only and gpu.data.train >= 5000
@@ -40,7 +41,7 @@ def test_preset_errors(tmp_path):
     with pytest.raises(SpecError, match="no preset 'nope'"):
         load_preset("nope")
     bad = tmp_path / "bad.toml"
-    bad.write_text('[knobs]\nbatchsize = 3\n')
+    bad.write_text("[knobs]\nbatchsize = 3\n")
     with pytest.raises(SpecError, match="unknown knob 'batchsize'"):
         load_preset(str(bad))
     bad.write_text('[[grid]]\npipeline = "keras"\nbatchsize = 3\n')

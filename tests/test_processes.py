@@ -33,8 +33,9 @@ def test_only_runs_a_fork_cannot_harm_are_forked_from_the_server():
     assert not launcher.forkable(tf_keras, cpu, 2000)  # the cap would count the server's mappings
     assert not launcher.forkable(tf_keras, {**cpu, launcher.FORK_ENV: "0"}, None)
     assert not launcher.forkable(one_point({"backbone": "tiny", "pipeline": "keras", "hosts": 2}), cpu, None)
-    assert not launcher.forkable(one_point({"backbone": "tiny", "pipeline": "torch", "backend": "tensorflow"}), cpu,
-                                 None)  # torch is hidden in the server
+    assert not launcher.forkable(
+        one_point({"backbone": "tiny", "pipeline": "torch", "backend": "tensorflow"}), cpu, None
+    )  # torch is hidden in the server
     assert not launcher.forkable(one_point({"backbone": "tiny", "backend": "jax"}), cpu, None)
 
 
@@ -44,18 +45,26 @@ def test_a_forked_run_pools_processes_as_a_plain_process_does(tmp_path):
     import subprocess
     import sys
 
-    probe = ("import multiprocessing as mp\n"
-             "def child(path):\n"
-             "    from bench.run.launcher import as_plain_process\n"
-             "    before = mp.get_start_method()\n"
-             "    as_plain_process()\n"
-             "    open(path, 'w').write(before + ' ' + mp.get_start_method())\n"
-             "if __name__ == '__main__':\n"
-             "    print(mp.get_start_method())\n"
-             "    p = mp.get_context('forkserver').Process(target=child, args=(__import__('sys').argv[1],))\n"
-             "    p.start(); p.join()\n")
+    probe = (
+        "import multiprocessing as mp\n"
+        "def child(path):\n"
+        "    from bench.run.launcher import as_plain_process\n"
+        "    before = mp.get_start_method()\n"
+        "    as_plain_process()\n"
+        "    open(path, 'w').write(before + ' ' + mp.get_start_method())\n"
+        "if __name__ == '__main__':\n"
+        "    print(mp.get_start_method())\n"
+        "    p = mp.get_context('forkserver').Process(target=child, args=(__import__('sys').argv[1],))\n"
+        "    p.start(); p.join()\n"
+    )
     script = tmp_path / "probe.py"
     script.write_text(probe)
-    plain = subprocess.run([sys.executable, str(script), str(tmp_path / "child")], capture_output=True, text=True,
-                           check=True, cwd=tmp_path, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    plain = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "child")],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+        env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
+    )
     assert (tmp_path / "child").read_text() == f"forkserver {plain.stdout.strip()}"

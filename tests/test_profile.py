@@ -22,21 +22,29 @@ def test_self_time_is_a_span_less_the_spans_nested_in_it():
 
 
 def test_top_ops_take_the_devices_planes_where_there_are_any_and_leave_out_waits():
-    events = [("/host:CPU", "python", "PjitFunction", 0, 50 * MS),
-              ("/device:GPU:0", "stream 7", "conv_kernel", 0, 6 * MS),
-              ("/device:GPU:0", "stream 7", "gemm", 7 * MS, 2 * MS),
-              ("/device:GPU:0", "stream 8", "conv_kernel", 0, 2 * MS)]
+    events = [
+        ("/host:CPU", "python", "PjitFunction", 0, 50 * MS),
+        ("/device:GPU:0", "stream 7", "conv_kernel", 0, 6 * MS),
+        ("/device:GPU:0", "stream 7", "gemm", 7 * MS, 2 * MS),
+        ("/device:GPU:0", "stream 8", "conv_kernel", 0, 2 * MS),
+    ]
     ops, source = top_ops(events)
     assert source == "device"
     assert [(o["name"], o["ms"], o["share"]) for o in ops] == [("conv_kernel", 8.0, 0.8), ("gemm", 2.0, 0.2)]
-    host = [("/host:CPU", "worker", "fusion", 0, 3 * MS), ("/host:CPU", "python", "Await", 0, 9 * MS),
-            ("/host:CPU", "python", "$pool.py:97 worker", 10 * MS, 9 * MS)]  # the Python tracer's
+    host = [
+        ("/host:CPU", "worker", "fusion", 0, 3 * MS),
+        ("/host:CPU", "python", "Await", 0, 9 * MS),
+        ("/host:CPU", "python", "$pool.py:97 worker", 10 * MS, 9 * MS),
+    ]  # the Python tracer's
     assert top_ops(host) == ([{"name": "fusion", "ms": 3.0, "share": 1.0}], "host")
 
 
 def _rows(rates: dict[int, list[float]]) -> list[dict]:
-    return [{"point_id": RunSpec(backbone="tiny", workers=w).point_id, "status": "ok", "train_img_s": r}
-            for w, rs in rates.items() for r in rs]
+    return [
+        {"point_id": RunSpec(backbone="tiny", workers=w).point_id, "status": "ok", "train_img_s": r}
+        for w, rs in rates.items()
+        for r in rs
+    ]
 
 
 def test_profile_alone_traces_the_point_with_the_highest_median_rate_and_a_named_one_is_checked():
@@ -59,13 +67,17 @@ def test_a_profiled_run_is_left_out_of_the_tables_and_its_top_operations_are_lis
     from bench.results.store import ResultStore
 
     spec = RunSpec(backbone="tiny", input_size=16, batch=8, workers=1, profile=True)
-    ResultStore(folder).append(RunRecord.for_spec(spec, status="ok", train_img_s=1.0, total_s=100.0, epochs_timed=3,
-                                                  train_images_per_epoch=100).to_dict())
+    ResultStore(folder).append(
+        RunRecord.for_spec(
+            spec, status="ok", train_img_s=1.0, total_s=100.0, epochs_timed=3, train_images_per_epoch=100
+        ).to_dict()
+    )
     trace = folder / "profiles" / spec.run_id
     trace.mkdir(parents=True)
     ops = [{"name": "conv", "ms": 3.0, "share": 0.75}, {"name": "dot", "ms": 1.0, "share": 0.25}]
-    (trace / "top_ops.json").write_text(json.dumps({"backend": "jax", "trace": "plugins/profile/t/h.xplane.pb",
-                                                    "source": "host", "ops": ops}))
+    (trace / "top_ops.json").write_text(
+        json.dumps({"backend": "jax", "trace": "plugins/profile/t/h.xplane.pb", "source": "host", "ops": ops})
+    )
     text = report.write(folder).read_text()
     points = pd.read_csv(folder / "points.csv")
     assert sorted(points.train_img_s) == [10.0, 20.0]  # the profiled 1.0 is no repeat of workers=1
@@ -80,9 +92,27 @@ def test_a_profiled_run_is_left_out_of_the_tables_and_its_top_operations_are_lis
 @pytest.mark.slow
 def test_run_profile_on_jax_writes_a_trace_that_jax_opens_and_the_report_lists_its_operations(tmp_path, tiny_tree):
     jax = pytest.importorskip("jax")
-    result = gpubench("run", "--profile", "--data", tiny_tree, "--out", "out", "--set", "backend=jax",
-                      "--set", "backbone=tiny", "--set", "input_size=32", "--set", "batch=2", "--set", "epochs=2",
-                      "--set", "window=epochs", cwd=tmp_path)
+    result = gpubench(
+        "run",
+        "--profile",
+        "--data",
+        tiny_tree,
+        "--out",
+        "out",
+        "--set",
+        "backend=jax",
+        "--set",
+        "backbone=tiny",
+        "--set",
+        "input_size=32",
+        "--set",
+        "batch=2",
+        "--set",
+        "epochs=2",
+        "--set",
+        "window=epochs",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
     assert record["status"] == "ok" and record["profiled"] is True and record["run_id"].endswith("-r0-profile")

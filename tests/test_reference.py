@@ -15,8 +15,18 @@ def points(total_s=100.0, **knobs):
     rows = []
     for batch in (30, 6):
         spec = RunSpec(**{**base, "batch": batch, **knobs})
-        rows.append(RunRecord.for_spec(spec, status="ok", total_s=total_s, train_img_s=30.0, val_s_total=5.0,
-                                       checkpoint_s_total=2.0, cpu_util_mean=1, cpu_util_p90=1).to_dict())
+        rows.append(
+            RunRecord.for_spec(
+                spec,
+                status="ok",
+                total_s=total_s,
+                train_img_s=30.0,
+                val_s_total=5.0,
+                checkpoint_s_total=2.0,
+                cpu_util_mean=1,
+                cpu_util_p90=1,
+            ).to_dict()
+        )
     return rows
 
 
@@ -34,7 +44,9 @@ def test_same_gpu_puts_the_seeds_runs_beside_the_measured_ones():
     # batch 30, 32 workers, threads, queue 10, 1 GPU: the Windows (197.78 s) and Ubuntu (404.95 s) runs
     beside = [r for r in table(text, "## Beside the seed (2019)") if r["batch"] == "30"]
     assert [(r["seed machine"].split(",")[0], r["seed total (s)"], r["speed-up"]) for r in beside] == [
-        ("Windows 10 desktop", "197.78", "3.96"), ("Ubuntu 18.04 desktop", "404.95", "8.1")]
+        ("Windows 10 desktop", "197.78", "3.96"),
+        ("Ubuntu 18.04 desktop", "404.95", "8.1"),
+    ]
 
 
 def test_other_gpus_see_every_seed_machine_named():

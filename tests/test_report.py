@@ -3,30 +3,61 @@ from bench.results.record import RunRecord
 from tests.conftest import render_rows
 from tests.tables import section, table, tables
 
-ENV_NO_GPU = {"gpus": [], "gpu_note": "NVML unavailable: NVMLError_LibraryNotFound", "cpu": "Test CPU",
-              "cpu_threads": 2, "ram_gb": 24, "python": "3.11", "tensorflow": "2.x", "keras": "3.x"}
+ENV_NO_GPU = {
+    "gpus": [],
+    "gpu_note": "NVML unavailable: NVMLError_LibraryNotFound",
+    "cpu": "Test CPU",
+    "cpu_threads": 2,
+    "ram_gb": 24,
+    "python": "3.11",
+    "tensorflow": "2.x",
+    "keras": "3.x",
+}
 
 
 def row(status="ok", total=10.0, img_s=50.0, **knobs):
     spec = RunSpec(backbone="tiny", input_size=32, **knobs)
-    fields = dict(total_s=total, train_img_s=img_s, train_steps=3, val_steps=1, cpu_util_mean=40.0,
-                  cpu_util_p90=60.0, loader="x") if status == "ok" else {"error": "Boom: it broke"}
+    fields = (
+        dict(
+            total_s=total,
+            train_img_s=img_s,
+            train_steps=3,
+            val_steps=1,
+            cpu_util_mean=40.0,
+            cpu_util_p90=60.0,
+            loader="x",
+        )
+        if status == "ok"
+        else {"error": "Boom: it broke"}
+    )
     return RunRecord.for_spec(spec, status=status, **fields).to_dict()
 
 
 def test_tables_in_the_seeds_shape():
-    rows = [row(batch=8, workers=1, img_s=40.0), row(batch=8, workers=4, img_s=80.0, total=5.0),
-            row(batch=16, workers=1), row(batch=16, workers=4, status="oom")]
+    rows = [
+        row(batch=8, workers=1, img_s=40.0),
+        row(batch=8, workers=4, img_s=80.0, total=5.0),
+        row(batch=16, workers=1),
+        row(batch=16, workers=4, status="oom"),
+    ]
     text = render_rows(rows, ENV_NO_GPU, {"preset": "t", "gpu": "cpu"})
     timings = tables(section(text, "## tiny at 32x32"))[0]
     assert timings == [
-        {"batch (train/val steps)": "16 (3/1 steps)", "keras w1 threads q10": "10.0 s · 50.0 img/s",
-         "keras w4 threads q10": "**oom**"},
-        {"batch (train/val steps)": "8 (3/1 steps)", "keras w1 threads q10": "10.0 s · 40.0 img/s",
-         "keras w4 threads q10": "5.0 s · 80.0 img/s"}]
+        {
+            "batch (train/val steps)": "16 (3/1 steps)",
+            "keras w1 threads q10": "10.0 s · 50.0 img/s",
+            "keras w4 threads q10": "**oom**",
+        },
+        {
+            "batch (train/val steps)": "8 (3/1 steps)",
+            "keras w1 threads q10": "10.0 s · 40.0 img/s",
+            "keras w4 threads q10": "5.0 s · 80.0 img/s",
+        },
+    ]
     assert "**keras w4 threads q10**, batch 8" in section(text, "## Fastest")
-    assert table(text, "## Failed runs") == [{"run": "keras w4 threads q10 b16 tiny r0", "status": "oom",
-                                              "error": "Boom: it broke"}]
+    assert table(text, "## Failed runs") == [
+        {"run": "keras w4 threads q10 b16 tiny r0", "status": "oom", "error": "Boom: it broke"}
+    ]
     assert "- GPUs: none; the GPU columns are empty (NVML unavailable: NVMLError_LibraryNotFound)" in text.splitlines()
 
 
@@ -38,15 +69,23 @@ def test_repeats_are_summarised_by_their_median():
 
 
 def test_varying_backbones_get_a_table_each():
-    rows = [row(batch=8), RunRecord.for_spec(RunSpec(backbone="vgg16", input_size=32, batch=8), status="ok",
-                                             total_s=1.0, train_img_s=2.0).to_dict()]
+    rows = [
+        row(batch=8),
+        RunRecord.for_spec(
+            RunSpec(backbone="vgg16", input_size=32, batch=8), status="ok", total_s=1.0, train_img_s=2.0
+        ).to_dict(),
+    ]
     text = render_rows(rows, ENV_NO_GPU, {})
     assert "## tiny at 32x32" in text and "## vgg16 at 32x32" in text
 
 
 def test_a_sweep_over_backends_gets_a_table_each_and_a_comparison():
-    rows = [row(batch=8, img_s=40.0, backend="tensorflow"), row(batch=8, img_s=60.0, backend="jax"),
-            row(batch=8, img_s=50.0, backend="torch"), row(batch=16, img_s=70.0, backend="jax")]
+    rows = [
+        row(batch=8, img_s=40.0, backend="tensorflow"),
+        row(batch=8, img_s=60.0, backend="jax"),
+        row(batch=8, img_s=50.0, backend="torch"),
+        row(batch=16, img_s=70.0, backend="jax"),
+    ]
     text = render_rows(rows, {**ENV_NO_GPU, "jax": "0.10", "torch": "2.13"}, {})
     assert "## tiny at 32x32 on tensorflow" in text and "## tiny at 32x32 on jax" in text
     compared = table(text, "## Backends")
@@ -57,8 +96,16 @@ def test_a_sweep_over_backends_gets_a_table_each_and_a_comparison():
 
 
 def test_a_failed_peak_probe_says_why_in_the_report():
-    rows = [RunRecord.for_spec(RunSpec(backbone="tiny", batch=8, pipeline="synthetic"), status="ok", total_s=1.0,
-                               train_img_s=10.0, window_s=3.0, data_wait_frac=0.0).to_dict()]
+    rows = [
+        RunRecord.for_spec(
+            RunSpec(backbone="tiny", batch=8, pipeline="synthetic"),
+            status="ok",
+            total_s=1.0,
+            train_img_s=10.0,
+            window_s=3.0,
+            data_wait_frac=0.0,
+        ).to_dict()
+    ]
     sweep = {"peak_tflops": {"jax": {"float32": None}}, "peak_errors": {"jax": {"float32": "RuntimeError: no device"}}}
     text = render_rows(rows, ENV_NO_GPU, sweep)
     assert "The peak probe failed on jax in float32, so MFU is empty there: RuntimeError: no device" in text

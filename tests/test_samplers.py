@@ -80,10 +80,26 @@ def test_without_nvml_the_gpu_sampler_stands_aside(monkeypatch):
 
 
 def test_summaries_pool_the_gpus():
-    rows = [{"cpu_util": 10.0, "gpu0_util": 50, "gpu1_util": 100, "gpu0_mem_mb": 1000, "gpu1_mem_mb": 3000,
-             "gpu0_power_w": 100.0, "gpu1_power_w": None},
-            {"cpu_util": 30.0, "gpu0_util": 70, "gpu1_util": 80, "gpu0_mem_mb": 2000, "gpu1_mem_mb": 2500,
-             "gpu0_power_w": 200.0, "gpu1_power_w": None}]
+    rows = [
+        {
+            "cpu_util": 10.0,
+            "gpu0_util": 50,
+            "gpu1_util": 100,
+            "gpu0_mem_mb": 1000,
+            "gpu1_mem_mb": 3000,
+            "gpu0_power_w": 100.0,
+            "gpu1_power_w": None,
+        },
+        {
+            "cpu_util": 30.0,
+            "gpu0_util": 70,
+            "gpu1_util": 80,
+            "gpu0_mem_mb": 2000,
+            "gpu1_mem_mb": 2500,
+            "gpu0_power_w": 200.0,
+            "gpu1_power_w": None,
+        },
+    ]
     s = summarise(rows)
     assert s["cpu_util_mean"] == pytest.approx(20.0)
     assert s["gpu_util_mean"] == pytest.approx(75.0)
@@ -96,8 +112,16 @@ def test_summaries_pool_the_gpus():
 def test_summaries_are_taken_over_the_window_and_the_whole_run_apart():
     """Samples every 0.2 s of a process busy (100%) for its first 1.2 s and idle after: a window
     over the busy part reads busy, one over the rest idle, the whole run lies between."""
-    rows = [{"t_s": round(0.2 * k, 1), "proc_cpu_pct": 100.0 if k <= 6 else 0.0, "cpu_util": 50.0, "rss_mb": 100.0,
-             "threads": 4} for k in range(1, 13)]
+    rows = [
+        {
+            "t_s": round(0.2 * k, 1),
+            "proc_cpu_pct": 100.0 if k <= 6 else 0.0,
+            "cpu_util": 50.0,
+            "rss_mb": 100.0,
+            "threads": 4,
+        }
+        for k in range(1, 13)
+    ]
     figures = {}
     for name, window in (("busy", [(0.0, 1.2)]), ("idle", [(1.2, 2.4)])):
         record = RunRecord()
@@ -112,8 +136,16 @@ def test_summaries_are_taken_over_the_window_and_the_whole_run_apart():
 def test_each_sample_is_labelled_with_its_phase():
     rows = [{"t_s": t} for t in (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)]
     label_phases(rows, [(1.0, 2.0), (2.5, 3.5)], interval=0.5)  # a sample covers the 0.5 s before it
-    assert [r["phase"] for r in rows] == ["warmup", "warmup", "window", "window", "between", "window",
-                                          "window", "after"]
+    assert [r["phase"] for r in rows] == [
+        "warmup",
+        "warmup",
+        "window",
+        "window",
+        "between",
+        "window",
+        "window",
+        "after",
+    ]
 
 
 def test_window_energy_comes_from_the_counters_between_the_windows_ends():
@@ -171,16 +203,22 @@ class FakeNvml:
     def __getattr__(self, name):  # the other counters: absent on this stand-in
         def absent(*args):
             raise self.NVMLError(name)
+
         return absent
 
 
-@pytest.mark.parametrize("visible, expected", [
-    (None, [10, 20, 30, 40]),  # every GPU, in NVML's order
-    ("3", [40]), ("3,1", [40, 20]),  # indices
-    ("GPU-3333-uuid", [40]), ("GPU-11", [20]),  # a UUID or a unique prefix of one
-    ("MIG-slice-of-2", [30]),
-    ("1,7,2", [20]),  # CUDA stops at the first entry that names no device
-])
+@pytest.mark.parametrize(
+    "visible, expected",
+    [
+        (None, [10, 20, 30, 40]),  # every GPU, in NVML's order
+        ("3", [40]),
+        ("3,1", [40, 20]),  # indices
+        ("GPU-3333-uuid", [40]),
+        ("GPU-11", [20]),  # a UUID or a unique prefix of one
+        ("MIG-slice-of-2", [30]),
+        ("1,7,2", [20]),  # CUDA stops at the first entry that names no device
+    ],
+)
 def test_the_gpu_sampler_samples_the_gpus_cuda_visible_devices_gives_the_run(monkeypatch, visible, expected):
     from bench.results import machine
 
@@ -213,8 +251,11 @@ class FakeProcess:
         if self.clock.now >= self.ended:
             raise psutil.NoSuchProcess(self.pid)
         reaped = sum(k.cpu(k.ended) for k in self.kids if k.ended <= self.clock.now)
-        return type("Times", (), {"user": self.cpu() * 0.75, "system": self.cpu() * 0.25,
-                                  "children_user": reaped, "children_system": 0.0})()
+        return type(
+            "Times",
+            (),
+            {"user": self.cpu() * 0.75, "system": self.cpu() * 0.25, "children_user": reaped, "children_system": 0.0},
+        )()
 
     def children(self, recursive=False):
         return [k for k in self.kids if k.started <= self.clock.now < k.ended]
@@ -276,8 +317,9 @@ def test_forked_readers_of_a_shared_buffer_count_it_once_not_once_each():
     400 MB; the tree's PSS is about 100 MB (plus four interpreters)."""
     import subprocess
 
-    parent = subprocess.Popen([sys.executable, "-c", FORKED_READERS], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", FORKED_READERS], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert parent.stdout.readline().strip() == "ready"
         row = CpuSampler(pid=parent.pid).sample()

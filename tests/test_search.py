@@ -11,9 +11,11 @@ from tests.conftest import gpubench
 
 def device(fits_below: int, knob: str = "batch", failure: str = "oom"):
     """A fake run: `knob` values below `fits_below` train, the others fail with `failure`."""
+
     def run(spec):
         value = getattr(spec, knob)
         return {knob: value, "status": "ok" if value < fits_below else failure, "error": ""}
+
     return run
 
 
@@ -27,8 +29,7 @@ def test_doubling_then_bisection_finds_the_largest_batch():
 
 
 def test_input_sizes_stay_on_multiples_of_32():
-    found, tries = search(RunSpec(backbone="tiny", batch=8), "input_size", 32, 4096, device(700, "input_size"),
-                          step=32)
+    found, tries = search(RunSpec(backbone="tiny", batch=8), "input_size", 32, 4096, device(700, "input_size"), step=32)
     assert found == 672 and all(t["input_size"] % 32 == 0 for t in tries)
 
 
@@ -45,13 +46,39 @@ def test_a_failure_that_is_not_memory_stops_the_search():
 
 @pytest.mark.slow
 def test_a_memory_cap_makes_the_search_real_on_a_cpu(tmp_path):
-    capped = gpubench("fit", "--backbone", "tiny", "--input-size", "64", "--mem-limit-mb", "3500",
-                      "--start", "4096", "--limit", "4096", "--out", "capped", cwd=tmp_path)
+    capped = gpubench(
+        "fit",
+        "--backbone",
+        "tiny",
+        "--input-size",
+        "64",
+        "--mem-limit-mb",
+        "3500",
+        "--start",
+        "4096",
+        "--limit",
+        "4096",
+        "--out",
+        "capped",
+        cwd=tmp_path,
+    )
     assert capped.returncode == 0, capped.stderr[-2000:]
     assert "nothing fits" in capped.stdout
     row = pd.read_csv(tmp_path / "capped" / "runs.csv").iloc[0]
     assert row.status == "oom" and row.batch == 4096 and "3500 MB memory cap" in row.error
-    free = gpubench("fit", "--backbone", "tiny", "--input-size", "64", "--start", "64", "--limit", "64",
-                    "--out", "free", cwd=tmp_path)
+    free = gpubench(
+        "fit",
+        "--backbone",
+        "tiny",
+        "--input-size",
+        "64",
+        "--start",
+        "64",
+        "--limit",
+        "64",
+        "--out",
+        "free",
+        cwd=tmp_path,
+    )
     assert free.returncode == 0 and "64 fits" in free.stdout
     assert "| 64 | ok |" in (tmp_path / "free" / "fit.md").read_text()

@@ -85,8 +85,22 @@ def test_a_row_cut_short_by_a_kill_is_dropped_and_a_corrupt_one_is_named(tmp_pat
 
 @pytest.mark.slow
 def test_a_folder_of_another_machine_is_refused_and_forced_runs_keep_its_rows_apart(tmp_path, tiny_tree):
-    args = ["sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--no-ceilings", "--timeout", "0.5",
-            "--set", "pipeline=synthetic", "--set", "batch=4"]
+    args = [
+        "sweep",
+        "--preset",
+        "smoke",
+        "--data",
+        tiny_tree,
+        "--out",
+        "out",
+        "--no-ceilings",
+        "--timeout",
+        "0.5",
+        "--set",
+        "pipeline=synthetic",
+        "--set",
+        "batch=4",
+    ]
     first = gpubench(*args, cwd=tmp_path, env=SPAWNED)  # every run a timeout row (exit 1): cheap rows to keep apart
     assert first.returncode == 1 and "timeout" in first.stderr, first.stderr[-2000:]
     out = tmp_path / "out"
@@ -113,12 +127,20 @@ def test_the_sweep_process_imports_no_framework(tmp_path, tiny_tree):
     """Only workers import TensorFlow, JAX or torch: the sweep prints none of their start-up lines
     and refuses bad input in well under a second. Its one run times out (exit 1): no framework
     needed a loaded machine's seconds to start."""
-    code = ("import sys; from bench import cli; status = cli.main(['sweep', '--preset', 'smoke', '--data', "
-            "sys.argv[1], '--out', 'out', '--timeout', '0.5', '--no-ceilings', '--set', 'pipeline=synthetic', "
-            "'--set', 'batch=4']); "
-            "print(status, [m for m in ('tensorflow', 'keras', 'jax', 'torch') if m in sys.modules])")
-    out = subprocess.run([sys.executable, "-c", code, str(tiny_tree)], cwd=tmp_path, capture_output=True, text=True,
-                         timeout=120, env=SPAWNED)
+    code = (
+        "import sys; from bench import cli; status = cli.main(['sweep', '--preset', 'smoke', '--data', "
+        "sys.argv[1], '--out', 'out', '--timeout', '0.5', '--no-ceilings', '--set', 'pipeline=synthetic', "
+        "'--set', 'batch=4']); "
+        "print(status, [m for m in ('tensorflow', 'keras', 'jax', 'torch') if m in sys.modules])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tiny_tree)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=SPAWNED,
+    )
     assert out.stdout.split()[-2:] == ["1", "[]"], out.stderr[-2000:]
 
 

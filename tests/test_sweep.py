@@ -26,8 +26,9 @@ AS_ASKED = ["--set", "window=epochs"]
 def broken_tree(tmp_path_factory):
     """A small tree with a zero-byte file and a truncated JPEG among the images, and a notebook's
     checkpoint folder and Windows' thumbnail cache beside them."""
-    root = make_synthetic(tmp_path_factory.mktemp("data") / "broken", train=12, val=4, classes=2,
-                          image_size=(64, 48), seed=2)
+    root = make_synthetic(
+        tmp_path_factory.mktemp("data") / "broken", train=12, val=4, classes=2, image_size=(64, 48), seed=2
+    )
     (root / "train/.ipynb_checkpoints").mkdir()
     (root / "train/class1/Thumbs.db").write_bytes(b"\x00")
     (root / "train/class0/zero.jpg").write_bytes(b"")
@@ -41,8 +42,19 @@ def smoke(tmp_path_factory, broken_tree):
     """The smoke preset over the broken tree, run once for the tests that read its results;
     without its ceilings, which test_bottleneck measures for real."""
     cwd = tmp_path_factory.mktemp("smoke")
-    result = gpubench("sweep", "--preset", "smoke", "--data", broken_tree, "--out", "out", "--no-ceilings",
-                      "--set", "batch=8", cwd=cwd)
+    result = gpubench(
+        "sweep",
+        "--preset",
+        "smoke",
+        "--data",
+        broken_tree,
+        "--out",
+        "out",
+        "--no-ceilings",
+        "--set",
+        "batch=8",
+        cwd=cwd,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return cwd / "out", result
 
@@ -52,8 +64,9 @@ def test_smoke_sweep_writes_every_row_and_column(smoke):
     out, _ = smoke
     every = pd.read_csv(out / "runs.csv")
     assert list(every.columns) == COLUMNS
-    loaders = {"keras", "tfdata"} | {p for p, module in (("torch", "torch"), ("dali", "nvidia.dali"))
-                                     if installed(module)}
+    loaders = {"keras", "tfdata"} | {
+        p for p, module in (("torch", "torch"), ("dali", "nvidia.dali")) if installed(module)
+    }
     dali_on_tf = every.pipeline == "dali"  # through DALI's TF plugin, or a skipped row that names it
     if installed("nvidia.dali") and not installed(DALI_TF_PLUGIN):
         assert set(every[dali_on_tf].status) == {"skipped"} and (every[dali_on_tf].error == DALI_NEEDS_TF_PLUGIN).all()
@@ -68,10 +81,12 @@ def test_smoke_sweep_writes_every_row_and_column(smoke):
     # window=auto: 2 epochs of 12 images lengthened to 50 steps each; a pipeline's window opens after
     # 1 + depth (2 workers + a queue of 4) + 5 steps, the model alone's after the first epoch
     assert (runs.train_steps == 50).all() and (runs.train_images_per_epoch == 50 * runs.batch).all()
-    assert runs.set_index("pipeline").warmup_steps.to_dict() == {p: 50 if p == "synthetic" else 12
-                                                                 for p in runs.pipeline}
-    assert ((runs.window_steps == 100 - runs.warmup_steps).all()
-            and (runs.window_images == runs.window_steps * runs.batch).all())
+    assert runs.set_index("pipeline").warmup_steps.to_dict() == {
+        p: 50 if p == "synthetic" else 12 for p in runs.pipeline
+    }
+    assert (runs.window_steps == 100 - runs.warmup_steps).all() and (
+        runs.window_images == runs.window_steps * runs.batch
+    ).all()
     assert (runs.window_s > 0).all() and (runs.train_img_s == runs.window_images / runs.window_s).all()
     assert (0 < runs.startup_s).all() and (runs.startup_s < runs.wall_s).all() and (runs.warmup_s > 0).all()
     assert (runs.run_cpu_util_mean >= 0).all() and (runs.run_rss_peak_mb > 50).all()
@@ -88,8 +103,10 @@ def test_unreadable_images_and_hidden_entries_are_passed_over_with_one_warning_e
     assert result.stderr.count("unreadable images skipped") == 1
     assert "warning: 2 unreadable images skipped" in result.stderr
     assert result.stderr.count("passed over") == 1
-    assert ("warning: 2 hidden or system files and folders passed over, neither classes nor images: "
-            ".ipynb_checkpoints, Thumbs.db") in result.stderr
+    assert (
+        "warning: 2 hidden or system files and folders passed over, neither classes nor images: "
+        ".ipynb_checkpoints, Thumbs.db"
+    ) in result.stderr
     assert "2 hidden or system files and folders passed over" in (out / "report.md").read_text()
     ran = pd.read_csv(out / "runs.csv").query("status == 'ok'")
     assert len(ran) >= 4 and (ran.images_skipped == 2).all()
@@ -136,8 +153,19 @@ def test_report_has_the_seeds_tables(smoke, tmp_path):
 def test_a_second_sweep_skips_what_is_done(smoke, broken_tree, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(smoke[0], out)  # its own copy: a second sweep rewrites env.json, sweep.json and the report
-    again = gpubench("sweep", "--preset", "smoke", "--data", broken_tree, "--out", out, "--no-ceilings",
-                     "--set", "batch=8", cwd=out.parent)
+    again = gpubench(
+        "sweep",
+        "--preset",
+        "smoke",
+        "--data",
+        broken_tree,
+        "--out",
+        out,
+        "--no-ceilings",
+        "--set",
+        "batch=8",
+        cwd=out.parent,
+    )
     assert again.returncode == 0
     runs = len(ResultStore(out).records())
     assert f"{runs} of {runs} runs already" in again.stderr
@@ -147,8 +175,23 @@ def test_a_second_sweep_skips_what_is_done(smoke, broken_tree, tmp_path):
 @pytest.mark.slow
 def test_a_killed_sweep_resumes_without_losing_or_repeating_rows(tmp_path, tiny_tree):
     finished, resumed = killed_and_resumed(
-        ["sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--no-ceilings", "--set", "pipeline=keras",
-         "--set", "batch=2,3,4,6", *AS_ASKED], tmp_path)
+        [
+            "sweep",
+            "--preset",
+            "smoke",
+            "--data",
+            tiny_tree,
+            "--out",
+            "out",
+            "--no-ceilings",
+            "--set",
+            "pipeline=keras",
+            "--set",
+            "batch=2,3,4,6",
+            *AS_ASKED,
+        ],
+        tmp_path,
+    )
     assert 1 <= len(finished) < 4
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     store = ResultStore(tmp_path / "out")
@@ -161,9 +204,24 @@ def test_a_killed_sweep_resumes_without_losing_or_repeating_rows(tmp_path, tiny_
 @pytest.mark.slow
 def test_a_failing_point_is_a_row_and_the_others_run(tmp_path, tiny_tree):
     # 400,000 images of 512x512 is a 1.2 TiB batch: the worker runs out of memory at once
-    result = gpubench("sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--no-ceilings",
-                      "--set", "pipeline=synthetic", "--set", "input_size=512", "--set", "batch=400000,4", *AS_ASKED,
-                      cwd=tmp_path)
+    result = gpubench(
+        "sweep",
+        "--preset",
+        "smoke",
+        "--data",
+        tiny_tree,
+        "--out",
+        "out",
+        "--no-ceilings",
+        "--set",
+        "pipeline=synthetic",
+        "--set",
+        "input_size=512",
+        "--set",
+        "batch=400000,4",
+        *AS_ASKED,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     runs = pd.read_csv(tmp_path / "out" / "runs.csv").set_index("batch")
     assert runs.loc[4, "status"] == "ok"
@@ -177,9 +235,24 @@ def test_a_failing_point_is_a_row_and_the_others_run(tmp_path, tiny_tree):
 
 @pytest.mark.slow
 def test_a_run_past_its_timeout_is_a_timeout_row(tmp_path, tiny_tree):
-    result = gpubench("sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--timeout", "0.5",
-                      "--no-ceilings",
-                      "--set", "pipeline=synthetic", "--set", "batch=4", cwd=tmp_path, env=SPAWNED)
+    result = gpubench(
+        "sweep",
+        "--preset",
+        "smoke",
+        "--data",
+        tiny_tree,
+        "--out",
+        "out",
+        "--timeout",
+        "0.5",
+        "--no-ceilings",
+        "--set",
+        "pipeline=synthetic",
+        "--set",
+        "batch=4",
+        cwd=tmp_path,
+        env=SPAWNED,
+    )
     assert result.returncode == 1 and "timeout" in result.stderr  # a failed run: the sweep says so
     row = ResultStore(tmp_path / "out").records()[0]
     assert row["status"] == "timeout" and "0.5 s timeout" in row["error"]
@@ -196,23 +269,40 @@ def test_two_sweeps_into_one_folder_are_refused(tmp_path, tiny_tree):
 
 @pytest.mark.slow
 def test_run_prints_one_record(tmp_path, tiny_tree):
-    result = gpubench("run", "--data", tiny_tree, "--out", "out", *TINY, *AS_ASKED, "--set", "pipeline=tfdata",
-                      "--set", "batch=4", "--set", "workers=2", cwd=tmp_path)
+    result = gpubench(
+        "run",
+        "--data",
+        tiny_tree,
+        "--out",
+        "out",
+        *TINY,
+        *AS_ASKED,
+        "--set",
+        "pipeline=tfdata",
+        "--set",
+        "batch=4",
+        "--set",
+        "workers=2",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     record = json.loads(result.stdout)
     assert record["status"] == "ok" and record["pipeline"] == "tfdata" and record["batch"] == 4
     assert record["use_multiprocessing"] is None and "parallel=2" in record["loader"]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--data", "nowhere"], "data directory nowhere does not exist"),
-    (["--gpu", "../up"], "plain name"),
-    (["--set", "backbone=alexnet"], "unknown backbone 'alexnet'"),
-    (["--set", "batch=0"], "batch=0: must be at least 1"),
-    (["--set", "workers=-1"], "workers=-1"),
-    (["--preset", "nope"], "no preset 'nope'"),
-    (["--repeat", "0"], "--repeat 0"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--data", "nowhere"], "data directory nowhere does not exist"),
+        (["--gpu", "../up"], "plain name"),
+        (["--set", "backbone=alexnet"], "unknown backbone 'alexnet'"),
+        (["--set", "batch=0"], "batch=0: must be at least 1"),
+        (["--set", "workers=-1"], "workers=-1"),
+        (["--preset", "nope"], "no preset 'nope'"),
+        (["--repeat", "0"], "--repeat 0"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_status_2(tmp_path, args, message):
     result = gpubench("sweep", *args, cwd=tmp_path)
     assert result.returncode == 2
@@ -233,15 +323,37 @@ def test_dry_run_lists_the_grid_and_runs_nothing(tmp_path):
     result = gpubench("sweep", "--preset", "quick", "--dry-run", cwd=tmp_path)
     assert result.returncode == 0
     assert result.stdout.startswith("24 runs;")  # 12 points, 2 repeats
-    assert {"pipeline": "keras", "batch": "15", "workers": "1", "use_multiprocessing": "False", "repeat": "0",
-            "train steps": "140"} in table(result.stdout)
+    assert {
+        "pipeline": "keras",
+        "batch": "15",
+        "workers": "1",
+        "use_multiprocessing": "False",
+        "repeat": "0",
+        "train steps": "140",
+    } in table(result.stdout)
     assert not (tmp_path / "results").exists() and not (tmp_path / "data").exists()
 
 
 @pytest.mark.slow
 def test_two_devices_train_with_mirrored_strategy_on_logical_cpus(tmp_path, tiny_tree):
-    result = gpubench("sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--set", "pipeline=keras",
-                      "--no-ceilings", "--set", "batch=4", "--set", "gpus=1,2", *AS_ASKED, cwd=tmp_path)
+    result = gpubench(
+        "sweep",
+        "--preset",
+        "smoke",
+        "--data",
+        tiny_tree,
+        "--out",
+        "out",
+        "--set",
+        "pipeline=keras",
+        "--no-ceilings",
+        "--set",
+        "batch=4",
+        "--set",
+        "gpus=1,2",
+        *AS_ASKED,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     runs = pd.read_csv(tmp_path / "out" / "runs.csv").set_index("gpus")
     assert set(runs.status) == {"ok"}
@@ -300,14 +412,31 @@ def test_the_seed_preset_is_the_seeds_grid(tmp_path):
 
 @pytest.mark.slow
 def test_repeats_give_a_median_and_a_spread(tmp_path, tiny_tree):
-    result = gpubench("sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--repeat", "2",
-                      "--no-ceilings", "--set", "pipeline=synthetic", "--set", "batch=4", *AS_ASKED, cwd=tmp_path)
+    result = gpubench(
+        "sweep",
+        "--preset",
+        "smoke",
+        "--data",
+        tiny_tree,
+        "--out",
+        "out",
+        "--repeat",
+        "2",
+        "--no-ceilings",
+        "--set",
+        "pipeline=synthetic",
+        "--set",
+        "batch=4",
+        *AS_ASKED,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     runs = pd.read_csv(tmp_path / "out" / "runs.csv")
     assert sorted(runs.repeat) == [0, 1] and runs.point_id.nunique() == 1
     points = pd.read_csv(tmp_path / "out" / "points.csv")
     assert len(points) == 1 and points.repeats_ok[0] == 2
     assert points.train_img_s[0] == pytest.approx(runs.train_img_s.median())
-    assert points.spread[0] == pytest.approx((runs.train_img_s.max() - runs.train_img_s.min())
-                                             / runs.train_img_s.median())
+    assert points.spread[0] == pytest.approx(
+        (runs.train_img_s.max() - runs.train_img_s.min()) / runs.train_img_s.median()
+    )
     assert "img/s ±" in (tmp_path / "out" / "report.md").read_text()

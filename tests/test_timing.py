@@ -83,8 +83,9 @@ def test_marked_steps_open_the_window_after_the_warm_up_steps_of_the_first_epoch
     one = FakeClock()
     alone = StepTimer(Ready(), one, warmup_steps=3)  # a single epoch: the window is its steps after the warm-up
     drive(alone, one, [([5.0, 0.2, 0.2, 1.0, 1.0], None)])
-    assert (flat(alone.window()) == pytest.approx([5.4, 7.4])
-            and alone.summary(steps=5, images=50)["train_img_s"] == pytest.approx(10.0))
+    assert flat(alone.window()) == pytest.approx([5.4, 7.4]) and alone.summary(steps=5, images=50)[
+        "train_img_s"
+    ] == pytest.approx(10.0)
     short = FakeClock()
     whole = StepTimer(Ready(), short, warmup_steps=8)  # more warm-up steps than the epoch has: the whole epoch
     drive(whole, short, [([1.0] * 5, None)] * 2)
@@ -168,12 +169,16 @@ def test_a_torch_ceiling_is_timed_by_the_same_hooks_as_a_torch_pipeline_run():
     assert s["train_img_s"] == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("backend, loader_start, compile_s", [
-    ("tensorflow", 0.1, 0.5),  # the first wait's 0.6 s beyond a later epoch's start is the trace
-    ("jax", 0.7, 0.0),  # jax fetches before its compiled step: the first wait is the loader's
-])
-def test_on_tensorflow_the_trace_in_the_first_batch_wait_is_booked_as_compile(monkeypatch, backend,
-                                                                              loader_start, compile_s):
+@pytest.mark.parametrize(
+    "backend, loader_start, compile_s",
+    [
+        ("tensorflow", 0.1, 0.5),  # the first wait's 0.6 s beyond a later epoch's start is the trace
+        ("jax", 0.7, 0.0),  # jax fetches before its compiled step: the first wait is the loader's
+    ],
+)
+def test_on_tensorflow_the_trace_in_the_first_batch_wait_is_booked_as_compile(
+    monkeypatch, backend, loader_start, compile_s
+):
     """The smoke preset's tfdata at batch 8 read loader start 0.626 s and compile 0.096 s; later
     epochs started in 0.006 s. Here: 0.6 s of trace and 0.1 s of loader start before the first
     batch, then 0.1 s per epoch start, two steps of 0.1 s per epoch."""

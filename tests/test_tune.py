@@ -12,8 +12,18 @@ from bench.analyse.noise import Noise, faster
 from bench.analyse.points import bound
 from tests.conftest import gpubench
 
-START = {"backbone": "tiny", "pipeline": "keras", "batch": 16, "workers": 1, "use_multiprocessing": False,
-         "max_queue_size": 10, "cache": False, "transfer": "float32", "precision": "float32", "xla": "auto"}
+START = {
+    "backbone": "tiny",
+    "pipeline": "keras",
+    "batch": 16,
+    "workers": 1,
+    "use_multiprocessing": False,
+    "max_queue_size": 10,
+    "cache": False,
+    "transfer": "float32",
+    "precision": "float32",
+    "xla": "auto",
+}
 
 
 class StandIn:
@@ -21,8 +31,15 @@ class StandIn:
     `per_worker` images/s a worker thread up to `cores` (processes 1.5x), the model alone
     `model` images/s at batch 16 and more at larger batches; end to end is the lower, less 5%."""
 
-    def __init__(self, noise: float = 0.03, per_worker: float = 100.0, cores: int = 8, model: float = 1000.0,
-                 repeat: int = 1, seed: int = 0):
+    def __init__(
+        self,
+        noise: float = 0.03,
+        per_worker: float = 100.0,
+        cores: int = 8,
+        model: float = 1000.0,
+        repeat: int = 1,
+        seed: int = 0,
+    ):
         self.noise, self.per_worker, self.cores, self.model, self.repeat = noise, per_worker, cores, model, repeat
         self.rng, self.runs = np.random.default_rng(seed), 0
 
@@ -30,8 +47,9 @@ class StandIn:
         if knobs.get("pipeline") == "tfdata":
             pipeline = self.per_worker * 1.2 * min(knobs["workers"], self.cores)
         else:
-            pipeline = (self.per_worker * min(knobs["workers"], self.cores)
-                        * (1.5 if knobs["use_multiprocessing"] else 1))
+            pipeline = (
+                self.per_worker * min(knobs["workers"], self.cores) * (1.5 if knobs["use_multiprocessing"] else 1)
+            )
         model = self.model * (min(knobs["batch"], 64) / 16) ** 0.5
         return min(pipeline, model) * 0.95, pipeline, model
 
@@ -51,16 +69,27 @@ def walk(stand_in, start=START, **kwargs):
     with the noise pooled over a tune folder's settings (about 20 degrees of freedom), a second look
     where a change is inside it."""
     pooled = Noise(stand_in.noise, 20)
-    return moves.walk(stand_in(start, "your setting", 2), stand_in, lambda new, old: faster(new, old, pooled),
-                      {"tfdata"}, say=lambda line: None, more=stand_in.more, **kwargs)
+    return moves.walk(
+        stand_in(start, "your setting", 2),
+        stand_in,
+        lambda new, old: faster(new, old, pooled),
+        {"tfdata"},
+        say=lambda line: None,
+        more=stand_in.more,
+        **kwargs,
+    )
 
 
 def test_the_walk_follows_the_bound_to_within_5_percent_of_the_best_setting():
     stand_in = StandIn()
     path, best, reason = walk(stand_in, max_runs=30)
     best_truth = stand_in.truth(best.knobs)[0]
-    grid_best = max(stand_in.truth({**START, "workers": w, "use_multiprocessing": mp, "pipeline": p})[0]
-                    for w in (1, 2, 4, 8, 16, 32) for mp in (False, True) for p in ("keras", "tfdata"))
+    grid_best = max(
+        stand_in.truth({**START, "workers": w, "use_multiprocessing": mp, "pipeline": p})[0]
+        for w in (1, 2, 4, 8, 16, 32)
+        for mp in (False, True)
+        for p in ("keras", "tfdata")
+    )
     assert best_truth >= 0.95 * grid_best, (best.knobs, best_truth, grid_best)
     assert len(path) <= 12 and reason, [s.why for s in path]
 
@@ -78,9 +107,16 @@ def test_only_a_kept_change_has_its_ceilings_measured_and_the_walk_still_finds_t
         return stand_in(step.knobs, step.why)._replace(rates=step.rates)
 
     pooled = Noise(stand_in.noise, 20)
-    path, best, _ = moves.walk(stand_in(START, "your setting", 2), bare, lambda new, old: faster(new, old, pooled),
-                               {"tfdata"}, say=lambda line: None, more=stand_in.more, bounded=with_ceilings,
-                               max_runs=30)
+    path, best, _ = moves.walk(
+        stand_in(START, "your setting", 2),
+        bare,
+        lambda new, old: faster(new, old, pooled),
+        {"tfdata"},
+        say=lambda line: None,
+        more=stand_in.more,
+        bounded=with_ceilings,
+        max_runs=30,
+    )
     assert bounded and bounded == [s.knobs for s in path[1:] if s.bound is not None]
     assert all(s.pipeline is None for s in path[1:] if s.knobs not in bounded)
     assert stand_in.truth(best.knobs)[0] >= 0.95 * stand_in.truth(walk(StandIn(), max_runs=30)[1].knobs)[0]
@@ -99,6 +135,7 @@ def test_a_plateau_stops_the_walk_with_the_starting_setting_kept():
 def test_a_change_inside_the_noise_is_kept_in_few_walks():
     """A move that changes nothing, measured with 8% noise (your setting twice, the change once, a
     second look inside the noise): the rule keeps it in 5% of walks or fewer; one worth 30% in 90% or more."""
+
     def kept(gain: float, walks: int = 400) -> float:
         count = 0
         for seed in range(walks):
@@ -117,7 +154,10 @@ def test_the_moves_follow_the_bound():
     assert [list(c) for _, c in moves.moves(step, {"tfdata"})][:2] == [["workers"], ["use_multiprocessing"]]
     compute = moves.Step(START, [100.0], 1000.0, 110.0, "compute")
     assert [c for _, c in moves.moves(compute, set(), gpu=True)] == [
-        {"batch": 32}, {"precision": "mixed_float16"}, {"xla": "on"}]
+        {"batch": 32},
+        {"precision": "mixed_float16"},
+        {"xla": "on"},
+    ]
     saved = moves.Step({**START, "backbone": "my.keras"}, [100.0], 1000.0, 110.0, "compute")
     assert all("precision" not in c for _, c in moves.moves(saved, set()))  # a saved model keeps its policy
 
@@ -138,8 +178,11 @@ def test_a_setting_takes_the_bound_its_points_csv_names(tmp_path):
     store = ResultStore(tmp_path).create()
     for run, rates in ((spec, [95, 97]), (pipeline_ceiling(spec), [100, 101]), (model_ceiling(spec), [900, 905])):
         for repeat, rate in enumerate(rates):
-            store.append(RunRecord.for_spec(dataclasses.replace(run, repeat=repeat),
-                                            status="ok", train_img_s=float(rate), total_s=1.0).to_dict())
+            store.append(
+                RunRecord.for_spec(
+                    dataclasses.replace(run, repeat=repeat), status="ok", train_img_s=float(rate), total_s=1.0
+                ).to_dict()
+            )
     (tmp_path / "env.json").write_text(json.dumps({"cpu_threads": 2, "gpus": []}))
     (tmp_path / "sweep.json").write_text(json.dumps({"gpu": "cpu", "preset": "tune"}))
     report.write(tmp_path)
@@ -149,10 +192,32 @@ def test_a_setting_takes_the_bound_its_points_csv_names(tmp_path):
 
 @pytest.mark.slow
 def test_a_short_real_tune_walks_and_ends_with_code(tmp_path, tiny_tree):
-    done = gpubench("tune", "--preset", "smoke", "--data", tiny_tree, "--out", tmp_path / "t", "--max-runs", "1",
-                    "--repeat", "1",
-                    "--set", "pipeline=keras", "--set", "batch=4", "--set", "workers=1", "--set", "epochs=2",
-                    "--set", "steps_per_epoch=3", "--set", "window=epochs", cwd=tmp_path)
+    done = gpubench(
+        "tune",
+        "--preset",
+        "smoke",
+        "--data",
+        tiny_tree,
+        "--out",
+        tmp_path / "t",
+        "--max-runs",
+        "1",
+        "--repeat",
+        "1",
+        "--set",
+        "pipeline=keras",
+        "--set",
+        "batch=4",
+        "--set",
+        "workers=1",
+        "--set",
+        "epochs=2",
+        "--set",
+        "steps_per_epoch=3",
+        "--set",
+        "window=epochs",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert lines[0].startswith("[1] ") and "your setting" in lines[0]

@@ -23,8 +23,11 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_a_user_pipeline_s_knobs_are_the_parameters_it_names():
-    assert set(knob_meaning("examples.pipelines:pydataset_images")) == {"workers", "use_multiprocessing",
-                                                                          "max_queue_size"}
+    assert set(knob_meaning("examples.pipelines:pydataset_images")) == {
+        "workers",
+        "use_multiprocessing",
+        "max_queue_size",
+    }
     assert knob_meaning("examples.pipelines:random_images") == {}
     assert describe("examples.pipelines:tfdata_images").module == "pipelines.user"
 
@@ -38,13 +41,16 @@ def test_a_function_that_takes_workers_has_them_swept_one_that_does_not_refuses_
     assert {p.workers for p in grid} == {None}  # blanked: the function takes none
 
 
-@pytest.mark.parametrize("override, message", [
-    ("backbone=no/such/model.keras", "no such file"),
-    ("backbone=examples.models:nope", "defines no function nope"),
-    ("backbone=examples.nope:build", "no module examples.nope"),
-    ("pipeline=examples.pipelines:nope", "defines no function nope"),
-    ("pipeline=not-a-ref:", "expected package.module:function"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("backbone=no/such/model.keras", "no such file"),
+        ("backbone=examples.models:nope", "defines no function nope"),
+        ("backbone=examples.nope:build", "no module examples.nope"),
+        ("pipeline=examples.pipelines:nope", "defines no function nope"),
+        ("pipeline=not-a-ref:", "expected package.module:function"),
+    ],
+)
 def test_a_model_or_pipeline_that_cannot_be_found_is_a_one_line_error(override, message):
     with pytest.raises(SpecError, match=message) as error:
         build_grid([{}], [override])
@@ -52,25 +58,41 @@ def test_a_model_or_pipeline_that_cannot_be_found_is_a_one_line_error(override, 
 
 
 def _point(**knobs):
-    row = {"pipeline": "examples.pipelines:pydataset_images", "backbone": "examples.models:small_cnn",
-           "batch": 64, "workers": 8.0, "use_multiprocessing": False, "max_queue_size": 10.0,
-           "precision": "mixed_bfloat16", "xla": "on", "train_img_s": 900.0, "bound": "input", "bound_doubt": "",
-           "role": "point", "repeats_ok": 2, "input_size": 64, "epochs": 1}
+    row = {
+        "pipeline": "examples.pipelines:pydataset_images",
+        "backbone": "examples.models:small_cnn",
+        "batch": 64,
+        "workers": 8.0,
+        "use_multiprocessing": False,
+        "max_queue_size": 10.0,
+        "precision": "mixed_bfloat16",
+        "xla": "on",
+        "train_img_s": 900.0,
+        "bound": "input",
+        "bound_doubt": "",
+        "role": "point",
+        "repeats_ok": 2,
+        "input_size": 64,
+        "epochs": 1,
+    }
     return {**row, **knobs}
 
 
 def test_do_this_gives_the_fastest_setting_as_code():
     points = pd.DataFrame([_point(), _point(batch=32, train_img_s=500.0)])
     lines = do_this(points, {"data": "img", "classes": 2})
-    code = lines[lines.index("```python") + 1: lines.index("```", lines.index("```python") + 1)]
-    assert code == ["import keras",
-                    'keras.mixed_precision.set_global_policy("mixed_bfloat16")  # before building the model',
-                    "from examples.models import small_cnn", "model = small_cnn(input_shape=(64, 64, 3), classes=2)"
-                    "  # your function", "model.jit_compile = True  # after compiling: XLA on, as measured",
-                    "from examples.pipelines import pydataset_images",
-                    "data = pydataset_images(directory='img/train', batch=64, workers=8, use_multiprocessing=False, "
-                    "max_queue_size=10, input_size=64)  # your function, with these arguments",
-                    "model.fit(data, epochs=1)  # the sweep's epochs: use yours"]
+    code = lines[lines.index("```python") + 1 : lines.index("```", lines.index("```python") + 1)]
+    assert code == [
+        "import keras",
+        'keras.mixed_precision.set_global_policy("mixed_bfloat16")  # before building the model',
+        "from examples.models import small_cnn",
+        "model = small_cnn(input_shape=(64, 64, 3), classes=2)  # your function",
+        "model.jit_compile = True  # after compiling: XLA on, as measured",
+        "from examples.pipelines import pydataset_images",
+        "data = pydataset_images(directory='img/train', batch=64, workers=8, use_multiprocessing=False, "
+        "max_queue_size=10, input_size=64)  # your function, with these arguments",
+        "model.fit(data, epochs=1)  # the sweep's epochs: use yours",
+    ]
     assert "900 images/s" in lines[2] and "the input pipeline" in lines[2]
     assert do_this(pd.DataFrame([_point(pipeline="keras", backbone="vgg16")])) == []
 
@@ -84,7 +106,7 @@ def test_the_do_this_code_runs_as_printed_against_the_example_job(tmp_path, monk
     make_synthetic(tmp_path / "img", train=8, val=2, classes=2, image_size=(24, 16))
     points = pd.DataFrame([_point(batch=4, workers=1.0, precision="float32", input_size=16, xla="off")])
     lines = do_this(points, {"data": "img", "classes": 2})
-    code = "\n".join(lines[lines.index("```python") + 1: lines.index("```", lines.index("```python") + 1)])
+    code = "\n".join(lines[lines.index("```python") + 1 : lines.index("```", lines.index("```python") + 1)])
     namespace = {}
     exec(compile(code, "do-this", "exec"), namespace)
     assert namespace["model"].jit_compile is False and isinstance(namespace["data"], keras.utils.PyDataset)
@@ -116,8 +138,11 @@ WITH_EXAMPLES = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(RE
 
 def _sweep(tmp_path, tree, *overrides, ceilings=False):
     args = ["sweep", "--preset", "smoke", "--data", tree, "--out", tmp_path / "r"]
-    args += [a for o in ["batch=4", "epochs=2", "window=epochs", "steps_per_epoch=3", "validation_steps=1",
-                         *overrides] for a in ("--set", o)]
+    args += [
+        a
+        for o in ["batch=4", "epochs=2", "window=epochs", "steps_per_epoch=3", "validation_steps=1", *overrides]
+        for a in ("--set", o)
+    ]
     done = gpubench(*args, *([] if ceilings else ["--no-ceilings"]), cwd=tmp_path, env=WITH_EXAMPLES)
     rows = [json.loads(line) for line in (tmp_path / "r/runs.jsonl").read_text().splitlines()]
     return done, rows, pd.read_csv(tmp_path / "r/points.csv")
@@ -132,11 +157,13 @@ def test_a_saved_model_fed_by_each_kind_of_user_pipeline_alone_and_end_to_end(tm
     columns, as for the shipped pipelines. Two kinds here (a tf.data.Dataset, a PyDataset); every
     kind's handover to fit is held in process by tests/test_handover.py."""
     saved = tmp_path / "small.keras"
-    subprocess.run([sys.executable, "-m", "examples.save_model", saved, "32", "2"], check=True, cwd=tmp_path,
-                   env=WITH_EXAMPLES)
+    subprocess.run(
+        [sys.executable, "-m", "examples.save_model", saved, "32", "2"], check=True, cwd=tmp_path, env=WITH_EXAMPLES
+    )
     kinds = KINDS
-    done, rows, points = _sweep(tmp_path, tree, f"backbone={saved}", "pipeline=" + ",".join(kinds),
-                                "workers=0", ceilings=True)
+    done, rows, points = _sweep(
+        tmp_path, tree, f"backbone={saved}", "pipeline=" + ",".join(kinds), "workers=0", ceilings=True
+    )
     assert done.returncode == 0, done.stderr
     assert {r["status"] for r in rows} == {"ok"}, [r["error"] for r in rows]
     fed = points[points.role.eq("point")].set_index("pipeline")
@@ -147,16 +174,23 @@ def test_a_saved_model_fed_by_each_kind_of_user_pipeline_alone_and_end_to_end(tm
 
 @pytest.mark.slow
 def test_a_model_function_a_token_model_a_failing_pipeline_and_wrong_shapes_give_their_rows(tmp_path, tree):
-    done, rows, _ = _sweep(tmp_path, tree, "backbone=examples.models:small_cnn,examples.models:token_classifier",
-                           "pipeline=keras,examples.pipelines:token_batches,examples.pipelines:failing")
+    done, rows, _ = _sweep(
+        tmp_path,
+        tree,
+        "backbone=examples.models:small_cnn,examples.models:token_classifier",
+        "pipeline=keras,examples.pipelines:token_batches,examples.pipelines:failing",
+    )
     by = {(r["backbone"].split(":")[1], r["pipeline"].split(":")[-1]): r for r in rows}
     assert by["small_cnn", "keras"]["status"] == "ok", by["small_cnn", "keras"]["error"]
     assert by["token_classifier", "token_batches"]["status"] == "ok", by["token_classifier", "token_batches"]["error"]
     assert "the data server is unreachable" in by["small_cnn", "failing"]["error"]
-    assert "the pipeline yields inputs of shape [(32,)], but the model takes [(32, 32, 3)]" in \
-        by["small_cnn", "token_batches"]["error"]
-    assert "yields inputs of shape [(32, 32, 3)], but the model takes [(32,)]" in \
-        by["token_classifier", "keras"]["error"]
+    assert (
+        "the pipeline yields inputs of shape [(32,)], but the model takes [(32, 32, 3)]"
+        in by["small_cnn", "token_batches"]["error"]
+    )
+    assert (
+        "yields inputs of shape [(32, 32, 3)], but the model takes [(32,)]" in by["token_classifier", "keras"]["error"]
+    )
 
 
 @pytest.mark.slow
@@ -166,9 +200,30 @@ def test_a_corrupt_image_in_a_user_pipeline_stops_the_sweep_after_one_run_and_po
     data = make_synthetic(tmp_path / "img", train=16, val=4, classes=2, image_size=(24, 16))
     bad = sorted((data / "train").glob("*/*.jpg"))[0]
     bad.write_bytes(b"not a jpeg")
-    out = gpubench("sweep", "--preset", "mine", "--gpu", "cpu", "--data", data, "--out", tmp_path / "out",
-                   "--set", "pipeline=examples.pipelines:tfdata_images", "--set", "batch=4", "--set", "workers=1",
-                   "--set", "precision=float32", "--set", "epochs=2", "--set", "input_size=16", cwd=ROOT)
+    out = gpubench(
+        "sweep",
+        "--preset",
+        "mine",
+        "--gpu",
+        "cpu",
+        "--data",
+        data,
+        "--out",
+        tmp_path / "out",
+        "--set",
+        "pipeline=examples.pipelines:tfdata_images",
+        "--set",
+        "batch=4",
+        "--set",
+        "workers=1",
+        "--set",
+        "precision=float32",
+        "--set",
+        "epochs=2",
+        "--set",
+        "input_size=16",
+        cwd=ROOT,
+    )
     assert out.returncode == 1, out.stderr
     last = out.stdout.strip().splitlines()[-1]
     assert last.startswith("first error (1 failed, 2 not run after it") and f"(first: {bad})" in last

@@ -22,8 +22,11 @@ from pathlib import Path
 from tests.plain_fit import TOLERANCE, suite_fit
 
 ROUNDS = 5
-SETTINGS = {f"pydataset w{w} {'processes' if p else 'threads'}":
-            ("pydataset_images", dict(workers=w, use_multiprocessing=p)) for p in (False, True) for w in (1, 2, 4)}
+SETTINGS = {
+    f"pydataset w{w} {'processes' if p else 'threads'}": ("pydataset_images", dict(workers=w, use_multiprocessing=p))
+    for p in (False, True)
+    for w in (1, 2, 4)
+}
 SETTINGS["tfdata"] = ("tfdata_images", dict(workers=0))
 
 
@@ -39,8 +42,19 @@ def compare(backend: str, tree: str, name: str) -> dict:
 
     function, knobs = SETTINGS[name]
     index = scan(tree)
-    spec = one_point({"pipeline": f"examples.pipelines:{function}", "backbone": "null", "batch": 16, "input_size": 64,
-                      "epochs": 4, "window": "epochs", "max_queue_size": 10, "backend": backend, **knobs})
+    spec = one_point(
+        {
+            "pipeline": f"examples.pipelines:{function}",
+            "backbone": "null",
+            "batch": 16,
+            "input_size": 64,
+            "epochs": 4,
+            "window": "epochs",
+            "max_queue_size": 10,
+            "backend": backend,
+            **knobs,
+        }
+    )
     found = {"suite": [], "plain": []}
     model = None
     with tempfile.TemporaryDirectory() as scratch:
@@ -65,8 +79,11 @@ def check(backend: str, tree: str, record: str) -> int:
         ratio = best["suite"] / best["plain"]
         failed |= abs(ratio - 1) > TOLERANCE
         found[name] = {**{k: round(v, 1) for k, v in best.items()}, "suite_over_plain": round(ratio, 3)}
-        print(f"{name} on {backend}: gpubench {best['suite']:.0f} vs plain fit {best['plain']:.0f} images/s "
-              f"({ratio:.3f})", flush=True)
+        print(
+            f"{name} on {backend}: gpubench {best['suite']:.0f} vs plain fit {best['plain']:.0f} images/s "
+            f"({ratio:.3f})",
+            flush=True,
+        )
     with open(record, "a") as f:
         f.write(json.dumps(found) + "\n")
     return 1 if failed else 0

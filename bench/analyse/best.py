@@ -46,22 +46,37 @@ def best_per_machine(folders: list[Path], prices: dict[str, float] | None = None
             seed = seed_figure(best, sweep) or (None, "")
             per_hour = (prices or {}).get(name) or profile.get("price_per_hour_usd")
             price = profile.get("price_usd")
-            rows.append({
-                "folder": folder, "backbone": backbone, "input_size": best.input_size, "machine": name,
-                "setting": best.setting, "batch": best.batch, "train_img_s": best.train_img_s,
-                "train_img_s_min": best.get("train_img_s_min"), "train_img_s_max": best.get("train_img_s_max"),
-                "repeats_ok": int(best.repeats_ok), "train_img_s_geo": best.get("train_img_s_geo"),
-                "noise_sd": best.get("noise_sd"), "noise_df": best.get("noise_df"),
-                "bound": best.get("bound") if pd.notna(best.get("bound")) else "",
-                "bound_doubt": best.get("bound_doubt") if isinstance(best.get("bound_doubt"), str) else "",
-                "cores_to_feed": best.get("cores_to_feed"),
-                "img_per_joule": per_joule if pd.notna(per_joule) else (best.train_img_s / power if power else None),
-                "img_per_usd": best.train_img_s * 3600 / per_hour if per_hour else None,
-                "img_s_per_1000_usd": 1000 * best.train_img_s / price if price else None,
-                "seed_total_s": seed[0], "seed_machine": seed[1], "total_s": best.total_s,
-                "price_note": f"{name}: ${per_hour:g} an hour as given" if (prices or {}).get(name)
-                else profile.get("price_note", ""),
-            })
+            rows.append(
+                {
+                    "folder": folder,
+                    "backbone": backbone,
+                    "input_size": best.input_size,
+                    "machine": name,
+                    "setting": best.setting,
+                    "batch": best.batch,
+                    "train_img_s": best.train_img_s,
+                    "train_img_s_min": best.get("train_img_s_min"),
+                    "train_img_s_max": best.get("train_img_s_max"),
+                    "repeats_ok": int(best.repeats_ok),
+                    "train_img_s_geo": best.get("train_img_s_geo"),
+                    "noise_sd": best.get("noise_sd"),
+                    "noise_df": best.get("noise_df"),
+                    "bound": best.get("bound") if pd.notna(best.get("bound")) else "",
+                    "bound_doubt": best.get("bound_doubt") if isinstance(best.get("bound_doubt"), str) else "",
+                    "cores_to_feed": best.get("cores_to_feed"),
+                    "img_per_joule": per_joule
+                    if pd.notna(per_joule)
+                    else (best.train_img_s / power if power else None),
+                    "img_per_usd": best.train_img_s * 3600 / per_hour if per_hour else None,
+                    "img_s_per_1000_usd": 1000 * best.train_img_s / price if price else None,
+                    "seed_total_s": seed[0],
+                    "seed_machine": seed[1],
+                    "total_s": best.total_s,
+                    "price_note": f"{name}: ${per_hour:g} an hour as given"
+                    if (prices or {}).get(name)
+                    else profile.get("price_note", ""),
+                }
+            )
     return pd.DataFrame(rows)
 
 

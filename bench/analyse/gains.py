@@ -37,15 +37,25 @@ def scaling(points: pd.DataFrame, knob: str) -> pd.DataFrame:
     n = twins[knob]
     (low, high), (base_low, base_high) = _ends(twins, "train_img_s"), _ends(twins, "train_img_s", "_base")
     noise = of_points(points)
-    geo, geo_base = (twins.get(f"train_img_s_geo{s}", twins[f"train_img_s{s}"]).fillna(twins[f"train_img_s{s}"])
-                     for s in ("", "_base"))
-    return pd.DataFrame({
-        "configuration": configuration(twins, "_base"), "devices": twins.devices,
-        "img_s_one": twins.train_img_s_base, "img_s": twins.train_img_s,
-        "scaling": twins.train_img_s / (n * twins.train_img_s_base),
-        "scaling_min": low / (n * base_high), "scaling_max": high / (n * base_low),
-        "vs_perfect": [differ(a, r, b, r_base, noise, ratio=k) for a, r, b, r_base, k in
-                       zip(geo, twins.repeats_ok, geo_base, twins.repeats_ok_base, n)]})
+    geo, geo_base = (
+        twins.get(f"train_img_s_geo{s}", twins[f"train_img_s{s}"]).fillna(twins[f"train_img_s{s}"])
+        for s in ("", "_base")
+    )
+    return pd.DataFrame(
+        {
+            "configuration": configuration(twins, "_base"),
+            "devices": twins.devices,
+            "img_s_one": twins.train_img_s_base,
+            "img_s": twins.train_img_s,
+            "scaling": twins.train_img_s / (n * twins.train_img_s_base),
+            "scaling_min": low / (n * base_high),
+            "scaling_max": high / (n * base_low),
+            "vs_perfect": [
+                differ(a, r, b, r_base, noise, ratio=k)
+                for a, r, b, r_base, k in zip(geo, twins.repeats_ok, geo_base, twins.repeats_ok_base, n)
+            ],
+        }
+    )
 
 
 def precision_gain(points: pd.DataFrame) -> pd.DataFrame:
@@ -53,10 +63,15 @@ def precision_gain(points: pd.DataFrame) -> pd.DataFrame:
     twins = pairs(points, "precision", "float32")
     if twins.empty:
         return pd.DataFrame()
-    return pd.DataFrame({
-        "configuration": configuration(twins, "_base"), "precision": twins.precision,
-        "img_s_float32": twins.train_img_s_base, "img_s": twins.train_img_s,
-        "gain": twins.train_img_s / twins.train_img_s_base})
+    return pd.DataFrame(
+        {
+            "configuration": configuration(twins, "_base"),
+            "precision": twins.precision,
+            "img_s_float32": twins.train_img_s_base,
+            "img_s": twins.train_img_s,
+            "gain": twins.train_img_s / twins.train_img_s_base,
+        }
+    )
 
 
 def backends_side_by_side(points: pd.DataFrame) -> pd.DataFrame:
@@ -68,7 +83,8 @@ def backends_side_by_side(points: pd.DataFrame) -> pd.DataFrame:
     same = [k for k in KNOBS if k in ok.columns and k != "backend"]
     keyed = ok.assign(configuration=configuration(ok), model=ok.backbone + " " + ok.input_size.astype(str) + "px")
     table = keyed.astype({k: object for k in same}).pivot_table(
-        index=same + ["model", "configuration"], columns="backend", values="train_img_s", dropna=False)
+        index=same + ["model", "configuration"], columns="backend", values="train_img_s", dropna=False
+    )
     table = table.dropna(thresh=2).reset_index()  # configurations measured on two backends or more
     if table.empty:
         return pd.DataFrame()
@@ -82,9 +98,16 @@ def decode_ceilings(points: pd.DataFrame) -> pd.DataFrame:
     decoded = points.dropna(subset=["decode_ceiling_img_s"])
     if decoded.empty:
         return pd.DataFrame()
-    return decoded.groupby(["input_size", "interpolation"]).agg(
-        core_img_s=("decode_core_img_s", "median"), all_cores_img_s=("decode_ceiling_img_s", "median"),
-        efficiency_min=("pipeline_efficiency", "min"), efficiency_max=("pipeline_efficiency", "max")).reset_index()
+    return (
+        decoded.groupby(["input_size", "interpolation"])
+        .agg(
+            core_img_s=("decode_core_img_s", "median"),
+            all_cores_img_s=("decode_ceiling_img_s", "median"),
+            efficiency_min=("pipeline_efficiency", "min"),
+            efficiency_max=("pipeline_efficiency", "max"),
+        )
+        .reset_index()
+    )
 
 
 PHASES = {"startup_s": "start-up", "warmup_s": "warm-up", "window_s": "measured windows"}

@@ -41,8 +41,12 @@ def _input_moves(knobs: dict, installed: set[str]) -> list[tuple[str, dict]]:
     if "workers" in takes and workers < MAX_WORKERS:
         found.append(("more loader workers: the pipeline alone is the lower ceiling", {"workers": max(1, 2 * workers)}))
     if "use_multiprocessing" in takes and workers and not knobs.get("use_multiprocessing"):
-        found.append(("worker processes instead of threads: decoding in threads shares one interpreter",
-                      {"use_multiprocessing": True}))
+        found.append(
+            (
+                "worker processes instead of threads: decoding in threads shares one interpreter",
+                {"use_multiprocessing": True},
+            )
+        )
     if "max_queue_size" in takes and workers and queue < 2 * workers:
         found.append(("a deeper queue: workers wait for room to put their batches", {"max_queue_size": 2 * workers}))
     if "cache" in takes and not knobs.get("cache"):
@@ -50,8 +54,12 @@ def _input_moves(knobs: dict, installed: set[str]) -> list[tuple[str, dict]]:
     if "transfer" in takes and knobs.get("transfer", "float32") != "uint8":
         found.append(("uint8 transfer: a quarter of the bytes handed to the model", {"transfer": "uint8"}))
     if knobs.get("pipeline") in ("keras", "torch") and "tfdata" in installed:
-        found.append(("tf.data in place of this loader: its map runs outside Python's lock",
-                      {"pipeline": "tfdata", "use_multiprocessing": None}))
+        found.append(
+            (
+                "tf.data in place of this loader: its map runs outside Python's lock",
+                {"pipeline": "tfdata", "use_multiprocessing": None},
+            )
+        )
     return found
 
 
@@ -91,10 +99,17 @@ def done(step: Step) -> str | None:
     return None
 
 
-def walk(first: Step, measure: Callable[[dict, str], Step], better: Callable[[list[float], list[float]], bool],
-         installed: set[str], max_runs: int = 12, gpu: bool = False, say: Callable[[str], None] = print,
-         more: Callable[[Step], Step] | None = None,
-         bounded: Callable[[Step], Step] | None = None) -> tuple[list[Step], Step, str]:
+def walk(
+    first: Step,
+    measure: Callable[[dict, str], Step],
+    better: Callable[[list[float], list[float]], bool],
+    installed: set[str],
+    max_runs: int = 12,
+    gpu: bool = False,
+    say: Callable[[str], None] = print,
+    more: Callable[[Step], Step] | None = None,
+    bounded: Callable[[Step], Step] | None = None,
+) -> tuple[list[Step], Step, str]:
     """From the measured `first` step, tries the moves its bound points to, keeping a change only
     where `better` (the noise rule) says its rates beat the kept setting's; a change whose median is
     higher but inside the noise gets one more repeat on each side (`more`), a second look, as a
@@ -124,13 +139,16 @@ def walk(first: Step, measure: Callable[[dict, str], Step], better: Callable[[li
                 best = path[kept_at]
             path.append(step)
             if better(step.rates, best.rates):
-                say(f"  kept: {median(step.rates):.0f} vs {median(best.rates):.0f} images/s, "
-                    "beyond the repeats' spread")
+                say(
+                    f"  kept: {median(step.rates):.0f} vs {median(best.rates):.0f} images/s, beyond the repeats' spread"
+                )
                 best, kept = (bounded(step) if bounded else step), True
                 path[-1] = best
                 break
-            say(f"  not kept: {median(step.rates):.0f} vs {median(best.rates):.0f} images/s "
-                "is within the noise or slower")
+            say(
+                f"  not kept: {median(step.rates):.0f} vs {median(best.rates):.0f} images/s "
+                "is within the noise or slower"
+            )
         if not kept:
             return path, best, "no change the bound points to helps beyond the noise"
 

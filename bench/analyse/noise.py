@@ -92,7 +92,7 @@ def combined(a: Noise, b: Noise) -> Noise:
     where either is."""
     if not (a.measured and b.measured):
         return Noise(max(a.sd, b.sd), math.inf) if not (a.measured or b.measured) else (b if a.measured else a)
-    return Noise(math.sqrt((a.df * a.sd ** 2 + b.df * b.sd ** 2) / (a.df + b.df)), a.df + b.df)
+    return Noise(math.sqrt((a.df * a.sd**2 + b.df * b.sd**2) / (a.df + b.df)), a.df + b.df)
 
 
 def differ(a: float, n_a: float, b: float, n_b: float, noise: Noise, ratio: float = 1.0) -> int:

@@ -25,11 +25,34 @@ SHORT_S = 2.0  # seconds of measured window below which a run is too short to ti
 # before their rates are said to be measured under different load.
 LOAD_GAP = 20.0
 # Figures whose median over the repeats is the point's.
-NUMERIC = ["total_s", "train_img_s", "first_epoch_s", "epoch_s_median", "val_s_total", "checkpoint_s_total",
-           "cpu_util_mean", "cpu_util_p90", "proc_cpu_pct_mean", "gpu_util_mean", "gpu_util_p90",
-           "gpu_mem_peak_mb", "data_wait_frac", "epoch_start_s_median", "train_gflops_per_image",
-           "decode_img_s_core", "gpu_power_w_mean", "gpu_energy_j", "img_per_joule", "wall_s", "startup_s",
-           "warmup_s", "compile_s", "loader_start_s", "window_s", "window_steps"]
+NUMERIC = [
+    "total_s",
+    "train_img_s",
+    "first_epoch_s",
+    "epoch_s_median",
+    "val_s_total",
+    "checkpoint_s_total",
+    "cpu_util_mean",
+    "cpu_util_p90",
+    "proc_cpu_pct_mean",
+    "gpu_util_mean",
+    "gpu_util_p90",
+    "gpu_mem_peak_mb",
+    "data_wait_frac",
+    "epoch_start_s_median",
+    "train_gflops_per_image",
+    "decode_img_s_core",
+    "gpu_power_w_mean",
+    "gpu_energy_j",
+    "img_per_joule",
+    "wall_s",
+    "startup_s",
+    "warmup_s",
+    "compile_s",
+    "loader_start_s",
+    "window_s",
+    "window_steps",
+]
 
 
 def setting(row: dict) -> str:
@@ -65,10 +88,16 @@ def bound(p: dict, noise: Noise = PRIOR) -> tuple[str | None, float | None, str]
     load = _load_gap(p, which)
     if beyond > 0:
         cause = load or "the ceiling and the point measured apart (a warm cache, clocks, load between runs)"
-        return kind, efficiency, (f"inconsistent measurement: {p['train_img_s']:.0f} images/s end to end is "
-                                  f"{efficiency:.2f}x the {which}-alone ceiling of "
-                                  f"{p['train_img_s'] / efficiency:.0f}, beyond the noise ({noise.says()}); "
-                                  f"likely cause: {cause}")
+        return (
+            kind,
+            efficiency,
+            (
+                f"inconsistent measurement: {p['train_img_s']:.0f} images/s end to end is "
+                f"{efficiency:.2f}x the {which}-alone ceiling of "
+                f"{p['train_img_s'] / efficiency:.0f}, beyond the noise ({noise.says()}); "
+                f"likely cause: {cause}"
+            ),
+        )
     return (kind if at_line >= 0 else "overhead"), efficiency, f"measured under different load: {load}" if load else ""
 
 
@@ -87,9 +116,13 @@ def _sides(p: dict, noise: Noise) -> tuple[str, str, float, int, int] | None:
     (t, nt), (pl, npl), (m, nm) = rate_of(p, "train_img_s"), rate_of(p, "pipeline_img_s"), rate_of(p, "model_img_s")
     order = differ(pl, npl, m, nm, noise)
     lower, n_lower, which = (pl, npl, "pipeline") if pl <= m else (m, nm, "model")
-    return ("input" if order < 0 else "compute" if order > 0 else "balanced", which,
-            p["train_img_s"] / min(p["pipeline_img_s"], p["model_img_s"]),
-            differ(t, nt, lower, n_lower, noise), differ(t, nt, lower, n_lower, noise, ratio=AT_CEILING))
+    return (
+        "input" if order < 0 else "compute" if order > 0 else "balanced",
+        which,
+        p["train_img_s"] / min(p["pipeline_img_s"], p["model_img_s"]),
+        differ(t, nt, lower, n_lower, noise),
+        differ(t, nt, lower, n_lower, noise, ratio=AT_CEILING),
+    )
 
 
 def _load_gap(p: dict, which: str) -> str:
@@ -103,8 +136,12 @@ def _load_gap(p: dict, which: str) -> str:
 def runnable(points: pd.DataFrame) -> pd.DataFrame:
     """Configurations a user can run and that ran: grid points fed by a pipeline into a model,
     not ceilings, the synthetic feed or the null model."""
-    return points[(points.get("role", "point") == "point") & (points.repeats_ok > 0)
-                  & ~points.pipeline.map(is_model_alone) & ~points.backbone.map(is_pipeline_alone)]
+    return points[
+        (points.get("role", "point") == "point")
+        & (points.repeats_ok > 0)
+        & ~points.pipeline.map(is_model_alone)
+        & ~points.backbone.map(is_pipeline_alone)
+    ]
 
 
 def pairs(points: pd.DataFrame, knob: str, base) -> pd.DataFrame:
@@ -117,7 +154,8 @@ def pairs(points: pd.DataFrame, knob: str, base) -> pd.DataFrame:
     if at_base.empty or changed.empty:
         return pd.DataFrame()
     return changed.astype({k: object for k in others}).merge(
-        at_base.astype({k: object for k in others}), on=others, suffixes=("", "_base"))
+        at_base.astype({k: object for k in others}), on=others, suffixes=("", "_base")
+    )
 
 
 def medians(frame: pd.DataFrame) -> pd.DataFrame:
@@ -152,8 +190,13 @@ def table(rows: list[dict], env: dict, sweep: dict, envs: dict | None = None) ->
     jobs run on several), each with its own env.json (`envs`: machine -> env, else `env`)."""
     machines = sorted({row.get("machine") or "" for row in rows})
     if len(machines) > 1:
-        return pd.concat([table([r for r in rows if (r.get("machine") or "") == m], (envs or {}).get(m, env), sweep)
-                          for m in machines], ignore_index=True)
+        return pd.concat(
+            [
+                table([r for r in rows if (r.get("machine") or "") == m], (envs or {}).get(m, env), sweep)
+                for m in machines
+            ],
+            ignore_index=True,
+        )
     points = medians(pd.DataFrame(rows))
     decode = dict(zip(points.point_id, points.get("decode_img_s_core", pd.Series(dtype=float))))
     first = {r["point_id"]: r for r in rows}
@@ -164,10 +207,18 @@ def table(rows: list[dict], env: dict, sweep: dict, envs: dict | None = None) ->
         model_ids.append(None if is_pipeline_alone(spec.backbone) else model_ceiling(spec).point_id)
     # the share of the machine's CPU that other work took during the window: the whole machine's
     # use less the run's own process tree (one core is 100%), over its threads
-    points["others_cpu_pct"] = (points.cpu_util_mean
-                                - points.proc_cpu_pct_mean / (env.get("cpu_threads") or 1)).clip(lower=0)
-    for column in ("train_img_s_min", "train_img_s_max", "train_img_s_geo", "window_s", "repeats_ok", "others_cpu_pct",
-                   "train_img_s"):  # the last: pipeline_img_s and model_img_s, the ceilings' rates
+    points["others_cpu_pct"] = (points.cpu_util_mean - points.proc_cpu_pct_mean / (env.get("cpu_threads") or 1)).clip(
+        lower=0
+    )
+    for column in (
+        "train_img_s_min",
+        "train_img_s_max",
+        "train_img_s_geo",
+        "window_s",
+        "repeats_ok",
+        "others_cpu_pct",
+        "train_img_s",
+    ):  # the last: pipeline_img_s and model_img_s, the ceilings' rates
         by_id = dict(zip(points.point_id, points.get(column, pd.Series(float("nan"), index=points.index))))
         name = {"repeats_ok": "repeats"}.get(column, column.replace("train_img_s", "img_s"))
         points[f"pipeline_{name}"] = [by_id.get(i) for i in pipeline_ids]
@@ -197,15 +248,20 @@ def table(rows: list[dict], env: dict, sweep: dict, envs: dict | None = None) ->
     points["peak_tflops"] = [_peak(peaks, b, p) for b, p in zip(points.backend, points.precision)]
     points["mfu"] = points.achieved_tflops / (pd.to_numeric(points.peak_tflops) * points.device_count)
     datasheet = profiles.load(sweep.get("gpu", "")).get("peak_tflops", {})
-    points["mfu_datasheet"] = points.achieved_tflops / points.device_count / pd.to_numeric(
-        pd.Series([datasheet.get(m) for m in points.matmul_precision], index=points.index, dtype=float))
+    points["mfu_datasheet"] = (
+        points.achieved_tflops
+        / points.device_count
+        / pd.to_numeric(pd.Series([datasheet.get(m) for m in points.matmul_precision], index=points.index, dtype=float))
+    )
     return points
 
 
 def device_count(points: pd.DataFrame) -> pd.Series:
     """The devices a point trained on: its GPUs (or CPU devices) on each of its hosts."""
+
     def knob(name):
         return pd.to_numeric(points.get(name, pd.Series(1, index=points.index)), errors="coerce").fillna(1)
+
     return (knob("gpus") * knob("hosts")).astype(int)
 
 
@@ -220,8 +276,11 @@ def current_rows(root: Path) -> tuple[list[dict], int]:
     if not env:
         return rows, 0
     mine, fleet = identity(env), set(machine_envs(root))
-    kept = [r for r in rows if not r.get("machine") or (r.get("commit") == mine["commit"] and
-                                                       r["machine"] in {mine["machine"], *fleet})]
+    kept = [
+        r
+        for r in rows
+        if not r.get("machine") or (r.get("commit") == mine["commit"] and r["machine"] in {mine["machine"], *fleet})
+    ]
     return kept, len(rows) - len(kept)
 
 
@@ -236,8 +295,11 @@ def write_csv(root: str | Path) -> tuple[pd.DataFrame, list[dict], int]:
     root = Path(root)
     rows, left_out = current_rows(root)
     rows = [r for r in rows if not r.get("profiled")]  # profiling slows what it measures
-    points = (table(rows, read_json(root / "env.json"), read_json(root / "sweep.json"), machine_envs(root))
-              if rows else pd.DataFrame())
+    points = (
+        table(rows, read_json(root / "env.json"), read_json(root / "sweep.json"), machine_envs(root))
+        if rows
+        else pd.DataFrame()
+    )
     points.to_csv(root / "points.csv", index=False)
     return points, rows, left_out
 

@@ -41,7 +41,8 @@ def matches(points: pd.DataFrame, seed: pd.DataFrame) -> pd.DataFrame:
     keys = keras_points[LOADER_KEYS].astype(object)
     seed = seed.rename(columns={"machine": "seed_machine"})  # a run's `machine` is its fingerprint
     return keras_points.assign(**{k: keys[k] for k in LOADER_KEYS}).merge(
-        seed.astype({k: object for k in LOADER_KEYS}), on=LOADER_KEYS, suffixes=("", "_seed"))
+        seed.astype({k: object for k in LOADER_KEYS}), on=LOADER_KEYS, suffixes=("", "_seed")
+    )
 
 
 def seed_figure(point: pd.Series, sweep: dict, seed: pd.DataFrame | None = None) -> tuple[float, str] | None:
@@ -74,6 +75,8 @@ def beside_seed(points: pd.DataFrame, sweep: dict, seed: pd.DataFrame | None = N
     same_gpu = label in set(seed.gpu_label)
     if same_gpu:
         matched = matched[matched.gpu_label == label]
-    matched = matched.assign(speed_up=matched.total_s_seed / matched.total_s,
-                             val_checkpoint_s=matched.val_s_total + matched.checkpoint_s_total)
+    matched = matched.assign(
+        speed_up=matched.total_s_seed / matched.total_s,
+        val_checkpoint_s=matched.val_s_total + matched.checkpoint_s_total,
+    )
     return BesideSeed(_differences(matched, sweep), same_gpu, label, matched)

@@ -27,8 +27,14 @@ from bench.results.store import read_json
 
 # Metrics and whether higher is better.
 METRICS = {
-    "train_img_s": True, "pipeline_img_s": True, "model_img_s": True, "efficiency": True, "mfu": True,
-    "total_s": False, "epoch_s_median": False, "first_epoch_s": False,
+    "train_img_s": True,
+    "pipeline_img_s": True,
+    "model_img_s": True,
+    "efficiency": True,
+    "mfu": True,
+    "total_s": False,
+    "epoch_s_median": False,
+    "first_epoch_s": False,
 }
 KNOB_COLUMNS = tuple(KNOBS)
 FACTOR = 1.10  # how much worse counts, where neither the command line nor the preset's gate says
@@ -82,6 +88,7 @@ def load(path: str | Path) -> tuple[pd.DataFrame, dict]:
 
 def match_key(row) -> tuple:
     """A configuration's knobs, a blank read as the knob's default and numbers as numbers."""
+
     def plain(name):
         value = row.get(name)
         if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
@@ -89,6 +96,7 @@ def match_key(row) -> tuple:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         return str(value).lower() if isinstance(value, (bool, str)) or hasattr(value, "dtype") else value
+
     return tuple((name, plain(name)) for name in KNOB_COLUMNS if name in row)
 
 
@@ -97,8 +105,15 @@ def _busy(point) -> str | None:
     return f"other work took {others:.0f}% of the CPU" if pd.notna(others) and others > BUSY_PCT else None
 
 
-def compare(baseline: pd.DataFrame, current: pd.DataFrame, metric: str = "train_img_s", factor: float = FACTOR,
-            base_env: dict | None = None, current_env: dict | None = None, scale: float = 1.0) -> Comparison:
+def compare(
+    baseline: pd.DataFrame,
+    current: pd.DataFrame,
+    metric: str = "train_img_s",
+    factor: float = FACTOR,
+    base_env: dict | None = None,
+    current_env: dict | None = None,
+    scale: float = 1.0,
+) -> Comparison:
     """Baseline and current matched by their knobs, each configuration marked by the rule above."""
     if metric not in METRICS:
         raise CompareError(f"unknown metric {metric!r}; metrics are: {', '.join(METRICS)}")
@@ -109,8 +124,11 @@ def compare(baseline: pd.DataFrame, current: pd.DataFrame, metric: str = "train_
             raise CompareError(f"the {side} has no {metric} column")
     higher = METRICS[metric]
     same = fingerprint(base_env or {}) == fingerprint(current_env or {})
-    notes = [] if same else [f"different machines: baseline {fingerprint(base_env or {})}, current "
-                             f"{fingerprint(current_env or {})}"]
+    notes = (
+        []
+        if same
+        else [f"different machines: baseline {fingerprint(base_env or {})}, current {fingerprint(current_env or {})}"]
+    )
     noise = combined(of_points(baseline, scale), of_points(current, scale))
     base = {match_key(r): r for r in baseline.to_dict("records")}
     cur = {match_key(r): r for r in current.to_dict("records")}
@@ -123,14 +141,15 @@ def compare(baseline: pd.DataFrame, current: pd.DataFrame, metric: str = "train_
         if b is None or c is None:
             row["mark"] = "only in current" if b is None else "only in baseline"
         elif pd.isna(b[metric]) or pd.isna(c[metric]):
-            row["mark"] = "failed in " + " and ".join(s for s, v in (("baseline", b), ("current", c))
-                                                      if pd.isna(v[metric]))
+            row["mark"] = "failed in " + " and ".join(
+                s for s, v in (("baseline", b), ("current", c)) if pd.isna(v[metric])
+            )
         else:
             row["ratio"] = c[metric] / b[metric]
             n_b, n_c = (int(v.get("repeats_ok") or 1) if pd.notna(v.get("repeats_ok")) else 1 for v in (b, c))
             sign = 1 if higher else -1
-            worse = differ(c[metric], n_c, b[metric], n_b, noise, ratio=factor ** -sign) == -sign
-            better = differ(c[metric], n_c, b[metric], n_b, noise, ratio=factor ** sign) == sign
+            worse = differ(c[metric], n_c, b[metric], n_b, noise, ratio=factor**-sign) == -sign
+            better = differ(c[metric], n_c, b[metric], n_b, noise, ratio=factor**sign) == sign
             beyond = (row["ratio"] < 1 / factor) if higher else (row["ratio"] > factor)
             busy = [f"{side}: {w}" for side, w in (("baseline", _busy(b)), ("current", _busy(c))) if w]
             if (worse or beyond) and busy:
@@ -151,12 +170,16 @@ def compare(baseline: pd.DataFrame, current: pd.DataFrame, metric: str = "train_
                 row["mark"] = ""
         rows.append(row)
     if needed:
-        notes.append(f"worse by more than {factor:g}x but within the noise ({noise.says()}), and a {GATED_DROP:.0%} "
-                     f"drop not ruled out: cannot judge; "
-                     f"to catch a {GATED_DROP:.0%} drop here a gate needs {needed} repeats a side")
+        notes.append(
+            f"worse by more than {factor:g}x but within the noise ({noise.says()}), and a {GATED_DROP:.0%} "
+            f"drop not ruled out: cannot judge; "
+            f"to catch a {GATED_DROP:.0%} drop here a gate needs {needed} repeats a side"
+        )
     if any(str(r.get("mark", "")).startswith("worse, cannot judge") for r in rows):
-        notes.append(f"worse on figures measured while other work took over {BUSY_PCT:g}% of the CPU: cannot judge; "
-                     f"run on a machine left to the sweep")
+        notes.append(
+            f"worse on figures measured while other work took over {BUSY_PCT:g}% of the CPU: cannot judge; "
+            f"run on a machine left to the sweep"
+        )
     return Comparison(pd.DataFrame(rows), regressions, notes, same, unjudged)
 
 
@@ -184,8 +207,14 @@ def relative_all(points: pd.DataFrame, metric: str, gates: list) -> pd.DataFrame
     return pd.concat([relative(points, metric, knob, base) for knob, base in gates], ignore_index=True)
 
 
-def judge(baseline: str | Path, current: str | Path, preset_gate: dict, metric: str | None = None,
-          factor: float | None = None, strict: bool = False) -> tuple[Comparison, Comparison | None, str, float]:
+def judge(
+    baseline: str | Path,
+    current: str | Path,
+    preset_gate: dict,
+    metric: str | None = None,
+    factor: float | None = None,
+    strict: bool = False,
+) -> tuple[Comparison, Comparison | None, str, float]:
     """(the absolute comparison, the ratios' or None, the metric, the factor) of a gate: on one
     machine the absolute figures are gated (and the ratios, where the preset has them); across
     machines the ratios alone (Comparison.same_machine says which)."""
@@ -193,14 +222,22 @@ def judge(baseline: str | Path, current: str | Path, preset_gate: dict, metric: 
     factor = factor or preset_gate.get("factor", FACTOR)
     (base, base_env), (cur, cur_env) = load(baseline), load(current)
     if strict and fingerprint(base_env) != fingerprint(cur_env):
-        raise CompareError("--strict: the two results come from different machines "
-                           f"({fingerprint(base_env)} vs {fingerprint(cur_env)})")
+        raise CompareError(
+            "--strict: the two results come from different machines "
+            f"({fingerprint(base_env)} vs {fingerprint(cur_env)})"
+        )
     absolute = compare(base, cur, metric, factor, base_env, cur_env)
     ratios = None
     if preset_gate.get("relative"):
-        ratios = compare(relative_all(base, metric, preset_gate["relative"]),
-                         relative_all(cur, metric, preset_gate["relative"]), metric, factor, base_env, cur_env,
-                         scale=math.sqrt(2))
+        ratios = compare(
+            relative_all(base, metric, preset_gate["relative"]),
+            relative_all(cur, metric, preset_gate["relative"]),
+            metric,
+            factor,
+            base_env,
+            cur_env,
+            scale=math.sqrt(2),
+        )
     return absolute, ratios, metric, factor
 
 

@@ -16,24 +16,26 @@ SPREAD_WARN = 0.10  # (max - min) / median of the repeats' images/s
 FIRST_SLOW = 1.25  # the first repeat's total time over the others' median
 HELP_KNOBS = ("backend", *knobs_of("pipeline", "loader", "batch", "device"))  # settings a user would change
 
-RULE = (f"`bound` is `input` when images/s end to end reach {AT_CEILING:.0%} or more of the lower "
-        "ceiling and that ceiling is the pipeline's (the pipeline alone, feeding a model that costs "
-        "nothing), `compute` when it is the model's (the model alone, on tensors in memory), "
-        "`balanced` when the two ceilings do not differ beyond the noise, "
-        f"`overhead` when below {AT_CEILING:.0%} of both beyond the noise (per-epoch pauses, synchronisation, "
-        "or on a CPU the loader and the model competing for the same cores): an efficiency under "
-        f"{AT_CEILING:g} but within the noise of it names the ceiling, and gets one more repeat. Every comparison "
-        "(which ceiling is lower, at or below it, the fastest setting, the one that changed most) is claimed only "
-        f"outside a {CONFIDENCE:.1%} one-sided interval on each side of the log rates, with the repeats' spread pooled "
-        "over every point of the folder (bench/analyse/noise.py: where nothing differs, a claim in 5% of "
-        "comparisons or fewer). The ceilings are measured as their points are, in their own processes and "
-        "interleaved with them: each pass runs every configuration's next repeat, a pipeline ceiling just "
-        "before the first point it feeds and a model ceiling right after the last point it bounds, so load "
-        "that comes and goes falls on both; a ceiling runs again in a later pass only while its margin over the "
-        "other ceiling is within the noise, since then it could change which one bounds. efficiency = images/s end to "
-        "end / the lower ceiling. data wait = the share of step time spent waiting for the loader: "
-        "from when the training loop turned to a batch until it was decoded and batched, measured per "
-        "step (the hand-off into the step, queue and conversion to tensors, counts as step time).")
+RULE = (
+    f"`bound` is `input` when images/s end to end reach {AT_CEILING:.0%} or more of the lower "
+    "ceiling and that ceiling is the pipeline's (the pipeline alone, feeding a model that costs "
+    "nothing), `compute` when it is the model's (the model alone, on tensors in memory), "
+    "`balanced` when the two ceilings do not differ beyond the noise, "
+    f"`overhead` when below {AT_CEILING:.0%} of both beyond the noise (per-epoch pauses, synchronisation, "
+    "or on a CPU the loader and the model competing for the same cores): an efficiency under "
+    f"{AT_CEILING:g} but within the noise of it names the ceiling, and gets one more repeat. Every comparison "
+    "(which ceiling is lower, at or below it, the fastest setting, the one that changed most) is claimed only "
+    f"outside a {CONFIDENCE:.1%} one-sided interval on each side of the log rates, with the repeats' spread pooled "
+    "over every point of the folder (bench/analyse/noise.py: where nothing differs, a claim in 5% of "
+    "comparisons or fewer). The ceilings are measured as their points are, in their own processes and "
+    "interleaved with them: each pass runs every configuration's next repeat, a pipeline ceiling just "
+    "before the first point it feeds and a model ceiling right after the last point it bounds, so load "
+    "that comes and goes falls on both; a ceiling runs again in a later pass only while its margin over the "
+    "other ceiling is within the noise, since then it could change which one bounds. efficiency = images/s end to "
+    "end / the lower ceiling. data wait = the share of step time spent waiting for the loader: "
+    "from when the training loop turned to a batch until it was decoded and batched, measured per "
+    "step (the hand-off into the step, queue and conversion to tensors, counts as step time)."
+)
 
 
 def noise_warnings(frame: pd.DataFrame, points: pd.DataFrame) -> list[str]:
@@ -45,21 +47,27 @@ def noise_warnings(frame: pd.DataFrame, points: pd.DataFrame) -> list[str]:
         name = labels.get(pid, pid)
         rates = runs.train_img_s
         if len(runs) >= 2 and (rates.max() - rates.min()) / rates.median() > SPREAD_WARN:
-            notes.append(f"{name}: images/s spread {(rates.max() - rates.min()) / rates.median():.0%} between "
-                         f"repeats. Hint: another load on the machine, or runs too short; close other work, "
-                         f"raise epochs or --repeat.")
+            notes.append(
+                f"{name}: images/s spread {(rates.max() - rates.min()) / rates.median():.0%} between "
+                f"repeats. Hint: another load on the machine, or runs too short; close other work, "
+                f"raise epochs or --repeat."
+            )
         runs = runs.sort_values("repeat")
         if len(runs) >= 3 and runs.total_s.iloc[0] > FIRST_SLOW * runs.total_s.iloc[1:].median():
-            notes.append(f"{name}: the first repeat took {runs.total_s.iloc[0] / runs.total_s.iloc[1:].median():.2f}"
-                         f"x the others. Hint: caches (page cache, compiled kernels) were cold; the median leaves "
-                         f"it out.")
+            notes.append(
+                f"{name}: the first repeat took {runs.total_s.iloc[0] / runs.total_s.iloc[1:].median():.2f}"
+                f"x the others. Hint: caches (page cache, compiled kernels) were cold; the median leaves "
+                f"it out."
+            )
         epoch_bound = _epoch_bound(runs.iloc[0])
         if epoch_bound:
             notes.append(f"{name}: {epoch_bound}")
         window = runs.get("window_s", pd.Series(dtype=float)).median()
         if window < SHORT_S:
-            notes.append(f"{name}: only {window:.1f} s measured per run, too short to time well. "
-                         f"Hint: raise epochs or steps_per_epoch.")
+            notes.append(
+                f"{name}: only {window:.1f} s measured per run, too short to time well. "
+                f"Hint: raise epochs or steps_per_epoch."
+            )
     return notes
 
 
@@ -73,16 +81,22 @@ def _epoch_bound(run) -> str | None:
     depth, needed = loader_depth(spec), window_steps(spec)
     why = []
     if run.train_steps < depth:
-        why.append(f"each epoch has {int(run.train_steps)} batches for a loader {depth} deep (workers + queue), so "
-                   f"every epoch starts it from empty and the rate is one worker's latency, not the loader's "
-                   f"throughput")
+        why.append(
+            f"each epoch has {int(run.train_steps)} batches for a loader {depth} deep (workers + queue), so "
+            f"every epoch starts it from empty and the rate is one worker's latency, not the loader's "
+            f"throughput"
+        )
     if run.window_steps < needed:
-        why.append(f"the window is {int(run.window_steps)} steps, under the {needed} (max(50, 4 x (workers + "
-                   f"queue))) that a steady loader needs")
+        why.append(
+            f"the window is {int(run.window_steps)} steps, under the {needed} (max(50, 4 x (workers + "
+            f"queue))) that a steady loader needs"
+        )
     if not why:
         return None
-    return ("images/s is epoch-bound: " + "; ".join(why) + ". Hint: window=auto (the default) lengthens the "
-            "epochs; or raise steps_per_epoch or epochs.")
+    return (
+        "images/s is epoch-bound: " + "; ".join(why) + ". Hint: window=auto (the default) lengthens the "
+        "epochs; or raise steps_per_epoch or epochs."
+    )
 
 
 def _name(p) -> str:
@@ -125,10 +139,14 @@ def _helped_most(points: pd.DataFrame) -> str | None:
     ratio, knob, hi, lo = best
     doubt = claim_doubt(points[points[knob] == hi], points[points[knob] == lo])
     if doubt:
-        return (f"No setting is named as the one that changed images/s most: `{knob}` differed most "
-                f"({plain(hi)} over {plain(lo)}), but {doubt}.")
-    return (f"The setting that changed most: `{knob}` = {plain(hi)} gave {ratio:.2f}x the images/s of "
-            f"{plain(lo)} (median over the other settings; beyond the noise).")
+        return (
+            f"No setting is named as the one that changed images/s most: `{knob}` differed most "
+            f"({plain(hi)} over {plain(lo)}), but {doubt}."
+        )
+    return (
+        f"The setting that changed most: `{knob}` = {plain(hi)} gave {ratio:.2f}x the images/s of "
+        f"{plain(lo)} (median over the other settings; beyond the noise)."
+    )
 
 
 def fastest(points: pd.DataFrame) -> str | None:
@@ -138,34 +156,58 @@ def fastest(points: pd.DataFrame) -> str | None:
     if ranked.empty:
         return None
     best = ranked.iloc[0]
-    said = (f"**{best['setting']}**, batch {best['batch']}, {best['backbone']} at {best['input_size']}px: "
-            f"{best['train_img_s']:.1f} training images/s, {best['total_s']:.1f} s in all (loader: {best['loader']})")
+    said = (
+        f"**{best['setting']}**, batch {best['batch']}, {best['backbone']} at {best['input_size']}px: "
+        f"{best['train_img_s']:.1f} training images/s, {best['total_s']:.1f} s in all (loader: {best['loader']})"
+    )
     if len(ranked) == 1:
         return f"{said}, the only configuration that ran."
     doubt = claim_doubt(ranked.iloc[:1], ranked.iloc[1:2])
     if doubt:
-        return (f"Not named: the highest median is {said}, ahead of {_name(ranked.iloc[1])} "
-                f"({ranked.iloc[1]['train_img_s']:.1f}), but {doubt}.")
+        return (
+            f"Not named: the highest median is {said}, ahead of {_name(ranked.iloc[1])} "
+            f"({ranked.iloc[1]['train_img_s']:.1f}), but {doubt}."
+        )
     return f"{said}; ahead of the runner-up, {_name(ranked.iloc[1])}, beyond the noise."
 
 
 VERDICTS = (
-    ("input", ("train_img_s", True), lambda p, gpu: (
-        f"{_name(p)} is input-bound at {p['train_img_s']:.0f} images/s, below the {p['model_img_s']:.0f} "
-        f"images/s the model can take: {'a faster GPU would not speed the input-bound ones up; ' if gpu else ''}"
-        f"more loader workers, another pipeline (tf.data, a torch DataLoader) or a cache would.")),
-    ("compute", ("train_img_s", False), lambda p, gpu: (
-        f"{_name(p)} is compute-bound at {p['efficiency']:.2f} efficiency ({p['train_img_s']:.0f} images/s): "
-        f"{'a faster GPU or mixed precision' if gpu else 'more or faster CPU cores'} would speed the compute-bound "
-        f"ones up.")),
-    ("balanced", ("train_img_s", True), lambda p, gpu: (
-        f"{_name(p)} is balanced at {p['train_img_s']:.0f} images/s: the pipeline alone "
-        f"({p['pipeline_img_s']:.0f}) and the model alone ({p['model_img_s']:.0f}) run at the same rate within the "
-        f"noise, so speeding up one of them alone gains little.")),
-    ("overhead", ("efficiency", True), lambda p, gpu: (
-        f"{_name(p)} runs at {p['efficiency']:.2f} of its lower ceiling "
-        f"({min(p['pipeline_img_s'], p['model_img_s']):.0f} images/s): neither ceiling explains it, so the "
-        f"time goes to overheads, or on a CPU to the loader and the model sharing cores.")),
+    (
+        "input",
+        ("train_img_s", True),
+        lambda p, gpu: (
+            f"{_name(p)} is input-bound at {p['train_img_s']:.0f} images/s, below the {p['model_img_s']:.0f} "
+            f"images/s the model can take: {'a faster GPU would not speed the input-bound ones up; ' if gpu else ''}"
+            f"more loader workers, another pipeline (tf.data, a torch DataLoader) or a cache would."
+        ),
+    ),
+    (
+        "compute",
+        ("train_img_s", False),
+        lambda p, gpu: (
+            f"{_name(p)} is compute-bound at {p['efficiency']:.2f} efficiency ({p['train_img_s']:.0f} images/s): "
+            f"{'a faster GPU or mixed precision' if gpu else 'more or faster CPU cores'} would speed the compute-bound "
+            f"ones up."
+        ),
+    ),
+    (
+        "balanced",
+        ("train_img_s", True),
+        lambda p, gpu: (
+            f"{_name(p)} is balanced at {p['train_img_s']:.0f} images/s: the pipeline alone "
+            f"({p['pipeline_img_s']:.0f}) and the model alone ({p['model_img_s']:.0f}) run at the same rate within the "
+            f"noise, so speeding up one of them alone gains little."
+        ),
+    ),
+    (
+        "overhead",
+        ("efficiency", True),
+        lambda p, gpu: (
+            f"{_name(p)} runs at {p['efficiency']:.2f} of its lower ceiling "
+            f"({min(p['pipeline_img_s'], p['model_img_s']):.0f} images/s): neither ceiling explains it, so the "
+            f"time goes to overheads, or on a CPU to the loader and the model sharing cores."
+        ),
+    ),
 )
 
 
@@ -178,15 +220,18 @@ def headline(points: pd.DataFrame) -> str:
     """The verdict's first sentence: the bounds counted, or why there are none."""
     judged = points[points.bound.notna()]
     if judged.empty and points.backbone.map(is_pipeline_alone).all():
-        return ("Every run here is a pipeline alone (the null model): its images/s is that pipeline's "
-                "ceiling, and there is no model to weigh it against.")
+        return (
+            "Every run here is a pipeline alone (the null model): its images/s is that pipeline's "
+            "ceiling, and there is no model to weigh it against."
+        )
     if judged.empty:
         return "No verdict: the ceilings were not measured (`--no-ceilings`, or their runs failed)."
     doubts = _doubts(judged)
     named = ", ".join(f"{n} {b}-bound" for b, n in judged[doubts == ""].bound.value_counts().items())
     withheld = (doubts != "").sum()
-    return (f"{named or 'No bound named'} of {len(judged)} configurations"
-            + (f", {withheld} withheld." if withheld else "."))
+    return f"{named or 'No bound named'} of {len(judged)} configurations" + (
+        f", {withheld} withheld." if withheld else "."
+    )
 
 
 def folder_headline(root) -> str:
@@ -215,8 +260,11 @@ def verdict(points: pd.DataFrame, gpu: bool = True) -> str:
     doubts = _doubts(judged)
     sure, withheld = judged[doubts == ""], judged[doubts != ""]
     if len(withheld):
-        parts.append(f"Bound withheld for {len(withheld)} of {len(judged)} configurations: " + "; ".join(
-            f"{_name(p)}: {doubts[i]}" for i, p in withheld.iterrows()) + ".")
+        parts.append(
+            f"Bound withheld for {len(withheld)} of {len(judged)} configurations: "
+            + "; ".join(f"{_name(p)}: {doubts[i]}" for i, p in withheld.iterrows())
+            + "."
+        )
     for kind, (column, ascending), say in VERDICTS:  # one sentence per kind, on its most telling case
         cases = sure[sure.bound == kind].sort_values(column, ascending=ascending)
         if len(cases):

@@ -50,8 +50,14 @@ def presets(results: Path = Path("results"), host: str | None = None) -> str:
             runs, count = 0, f"cannot run here: {e}"
         per_run = seconds_per_run(results, preset.name, host) if runs else None
         first = preset.description.split(". ")[0].split(": ")[0].rstrip(".")
-        rows.append([preset.name, count, _duration(per_run * runs) if per_run else "",
-                     textwrap.shorten(first, 90, placeholder=" ...")])
+        rows.append(
+            [
+                preset.name,
+                count,
+                _duration(per_run * runs) if per_run else "",
+                textwrap.shorten(first, 90, placeholder=" ..."),
+            ]
+        )
     return _markdown(["preset", "runs", f"time on {host}", "description"], rows)
 
 

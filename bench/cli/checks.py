@@ -11,8 +11,9 @@ from bench.plan.knobs import RunSpec, SpecError
 from bench.results.store import foreign_files
 
 
-def checked_grid(knob_sets: list[dict], overrides: list[str], repeat: int = 1, installed_only: bool = False,
-                 gpu: str = "auto") -> list[RunSpec]:
+def checked_grid(
+    knob_sets: list[dict], overrides: list[str], repeat: int = 1, installed_only: bool = False, gpu: str = "auto"
+) -> list[RunSpec]:
     """The checked grid, backend "auto" made the first backend that trains on `gpu`'s GPUs; what
     installed_only left out, and the points a user's model cannot take (a saved .keras model keeps
     its dtype policy and layout), are said on standard error."""
@@ -50,8 +51,10 @@ def check_out(out: str | None, force: bool | None) -> None:
     theirs = foreign_files(folder)
     if theirs and not force:
         shown = ", ".join(theirs[:3]) + (", ..." if len(theirs) > 3 else "")
-        raise SpecError(f"--out {out} holds files gpubench did not write ({shown}): choose another folder"
-                        + (", or --force to write there anyway" if force is not None else ""))
+        raise SpecError(
+            f"--out {out} holds files gpubench did not write ({shown}): choose another folder"
+            + (", or --force to write there anyway" if force is not None else "")
+        )
 
 
 def check_file(out: str | Path | None, force: bool, ours=None) -> None:
@@ -63,13 +66,16 @@ def check_file(out: str | Path | None, force: bool, ours=None) -> None:
     if path.is_dir():
         raise SpecError(f"{out} is a folder: give the file to write")
     if path.exists() and not force and not (ours and ours(path)):
-        raise SpecError(f"{out} exists and gpubench overwrites nothing of yours: name another file, or add --force "
-                        "to replace it")
+        raise SpecError(
+            f"{out} exists and gpubench overwrites nothing of yours: name another file, or add --force to replace it"
+        )
 
 
 def check_profile(profile: str | None, specs: list) -> None:
     """--profile POINT_ID names a point of this sweep (or is "fastest": the default)."""
     ids = sorted({s.point_id for s in specs})
     if profile and profile != "fastest" and profile not in ids:
-        raise SpecError(f"--profile {profile}: no such point in this sweep; its points are "
-                        f"{', '.join(ids[:6])}{', ...' if len(ids) > 6 else ''} (see --dry-run or points.csv)")
+        raise SpecError(
+            f"--profile {profile}: no such point in this sweep; its points are "
+            f"{', '.join(ids[:6])}{', ...' if len(ids) > 6 else ''} (see --dry-run or points.csv)"
+        )

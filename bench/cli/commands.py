@@ -59,8 +59,13 @@ def _sweep(args) -> int:
     from bench import session
 
     preset = load_preset(args.preset)
-    grid = checked_grid(preset.knob_sets(), args.set, preset.repeat if args.repeat is None else args.repeat,
-                        preset.installed_only, args.gpu)
+    grid = checked_grid(
+        preset.knob_sets(),
+        args.set,
+        preset.repeat if args.repeat is None else args.repeat,
+        preset.installed_only,
+        args.gpu,
+    )
     with_ceilings = preset.ceilings and not args.no_ceilings
     check_profile(args.profile, grid + (ceiling_probes(grid) if with_ceilings else []))
     if args.dry_run:  # the label and the backends checked as a sweep checks them, nothing run
@@ -69,13 +74,22 @@ def _sweep(args) -> int:
         return 0
     check_out(args.out, args.force)
     if args.executor != "local" and not installed("submitit"):
-        raise SpecError(f"--executor {args.executor} needs submitit, which is not installed here "
-                        "(pip install 'gpubench[fleet]')")
+        raise SpecError(
+            f"--executor {args.executor} needs submitit, which is not installed here (pip install 'gpubench[fleet]')"
+        )
     slurm = Slurm(args.slurm_partition, args.slurm_gpus_per_node, args.slurm_time, args.slurm_exclusive)
     start = time.monotonic()
-    options = run_options(args, preset.timeout_s, force=args.force, ceilings=with_ceilings, executor=args.executor,
-                          max_parallel=args.max_parallel, slurm=slurm, profile=args.profile,
-                          as_needed=preset.repeat_as_needed and args.repeat is None)
+    options = run_options(
+        args,
+        preset.timeout_s,
+        force=args.force,
+        ceilings=with_ceilings,
+        executor=args.executor,
+        max_parallel=args.max_parallel,
+        slurm=slurm,
+        profile=args.profile,
+        as_needed=preset.repeat_as_needed and args.repeat is None,
+    )
     path, new = session.run(grid, preset.name, preset.data, options)
     from bench.analyse.verdicts import folder_headline
 
@@ -159,13 +173,27 @@ def _finetune(args) -> int:
     from bench import finetune
     from bench.run import devices
 
-    check_file({"evaluate": args.__dict__.get("json"), "predict": args.__dict__.get("out")}.get(args.command),
-               args.__dict__.get("force", False))
+    check_file(
+        {"evaluate": args.__dict__.get("json"), "predict": args.__dict__.get("out")}.get(args.command),
+        args.__dict__.get("force", False),
+    )
     if args.command == "train":
-        spec = one_point(dict(
-            backbone=args.backbone, input_size=args.input_size, pipeline=args.pipeline, batch=args.batch,
-            workers=args.workers, use_multiprocessing=args.use_multiprocessing, max_queue_size=args.max_queue_size,
-            gpus=args.gpus, epochs=args.epochs, finetune=args.finetune, backend=args.backend, window="epochs"))
+        spec = one_point(
+            dict(
+                backbone=args.backbone,
+                input_size=args.input_size,
+                pipeline=args.pipeline,
+                batch=args.batch,
+                workers=args.workers,
+                use_multiprocessing=args.use_multiprocessing,
+                max_queue_size=args.max_queue_size,
+                gpus=args.gpus,
+                epochs=args.epochs,
+                finetune=args.finetune,
+                backend=args.backend,
+                window="epochs",
+            )
+        )
         devices.prepare(spec.backend, spec.gpus, frameworks(spec))
     else:
         spec = RunSpec(**finetune.prepare(args.model)[1]["spec"])
@@ -206,8 +234,18 @@ def _fit(args) -> int:
     from bench import search
 
     check_out(args.out, force=None)
-    print(search.run_search(args.backbone, args.input_size, args.batch, args.start, args.limit, args.precision,
-                            args.mem_limit_mb, run_options(args, TIMEOUT_S, force=True)))
+    print(
+        search.run_search(
+            args.backbone,
+            args.input_size,
+            args.batch,
+            args.start,
+            args.limit,
+            args.precision,
+            args.mem_limit_mb,
+            run_options(args, TIMEOUT_S, force=True),
+        )
+    )
     return 0
 
 
@@ -253,8 +291,21 @@ def _knobs(args) -> int:
     return 0
 
 
-COMMANDS = {"doctor": _doctor, "presets": _presets, "knobs": _knobs, "data": _data, "sweep": _sweep, "tune": _tune,
-            "run": _run, "fit": _fit, "compare": _compare, "baseline": _baseline,
-            "report": lambda args: print(_report(args)) or 0, "export": _export, "train": _finetune,
-            "resume": _finetune, "evaluate": _finetune, "predict": _finetune}
-
+COMMANDS = {
+    "doctor": _doctor,
+    "presets": _presets,
+    "knobs": _knobs,
+    "data": _data,
+    "sweep": _sweep,
+    "tune": _tune,
+    "run": _run,
+    "fit": _fit,
+    "compare": _compare,
+    "baseline": _baseline,
+    "report": lambda args: print(_report(args)) or 0,
+    "export": _export,
+    "train": _finetune,
+    "resume": _finetune,
+    "evaluate": _finetune,
+    "predict": _finetune,
+}

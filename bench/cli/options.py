@@ -17,11 +17,17 @@ from bench.run.executors import EXECUTORS
 # The knobs `train` takes; where its first try differs from a sweep's default: (default, why).
 TRAIN_KNOBS = {
     "backend": (os.environ.get("KERAS_BACKEND") or KNOBS["backend"].default, "$KERAS_BACKEND when set"),
-    "backbone": None, "input_size": None, "batch": None,
+    "backbone": None,
+    "input_size": None,
+    "batch": None,
     "epochs": (20, "a first try; resume adds more (the seed trained 200)"),
-    "finetune": None, "pipeline": None,
+    "finetune": None,
+    "pipeline": None,
     "workers": (min(16, os.cpu_count() or 1), "this machine's cores, 16 at most (the seed's 16)"),
-    "use_multiprocessing": None, "max_queue_size": None, "gpus": None}
+    "use_multiprocessing": None,
+    "max_queue_size": None,
+    "gpus": None,
+}
 
 
 class Parser(argparse.ArgumentParser):
@@ -34,6 +40,7 @@ class Parser(argparse.ArgumentParser):
 
 def positive(kind: type):
     """An argparse type: a number of `kind` above 0."""
+
     def convert(text: str):
         try:
             value = kind(text)
@@ -50,6 +57,7 @@ def positive(kind: type):
 def knob_type(name: str):
     """An argparse type: the knob's value from text (coerce) at or above its minimum, a SpecError's
     line as argparse's error. Its allowed values are checked with the rest of the point (check_spec)."""
+
     def convert(text: str):
         try:
             value = coerce(name, text)
@@ -91,13 +99,18 @@ def version() -> str:
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpu", default="auto", help="label the results file under (auto: from the GPU's name, or cpu)")
     p.add_argument("--data", help="a flow_from_directory tree (default: a synthetic one under data/)")
-    p.add_argument("--out", help="results folder (default: results/<gpu>/<host>/<preset>); "
-                                 "a folder holding files gpubench did not write is refused")
-    p.add_argument("--set", action="append", default=[], metavar="KNOB=V1,V2",
-                   help="override a knob (gpubench knobs lists them)")
+    p.add_argument(
+        "--out",
+        help="results folder (default: results/<gpu>/<host>/<preset>); "
+        "a folder holding files gpubench did not write is refused",
+    )
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KNOB=V1,V2", help="override a knob (gpubench knobs lists them)"
+    )
     p.add_argument("--timeout", type=positive(float), help="seconds one run may take (default: the preset's)")
-    p.add_argument("--interval", type=positive(float), default=SAMPLE_INTERVAL_S,
-                   help="seconds between CPU/GPU samples")
+    p.add_argument(
+        "--interval", type=positive(float), default=SAMPLE_INTERVAL_S, help="seconds between CPU/GPU samples"
+    )
 
 
 def run_options(args: argparse.Namespace, timeout_s: float, **more):
@@ -105,8 +118,9 @@ def run_options(args: argparse.Namespace, timeout_s: float, **more):
     takes; `timeout_s` where --timeout is not given, `more` for the command's own."""
     from bench.session import Options
 
-    return Options(gpu=args.gpu, data=args.data, out=args.out, timeout_s=args.timeout or timeout_s,
-                   interval=args.interval, **more)
+    return Options(
+        gpu=args.gpu, data=args.data, out=args.out, timeout_s=args.timeout or timeout_s, interval=args.interval, **more
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -119,48 +133,85 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("dir")
     for field in dataclasses.fields(DataSpec):  # the synthetic tree a preset asks for, at its defaults
         kind = DATA_TYPES[field.name]
-        d.add_argument("--" + field.name.replace("_", "-"), default=field.default, help=field.metadata.get("help"),
-                       type=positive(kind) if field.metadata.get("positive") else kind)
+        d.add_argument(
+            "--" + field.name.replace("_", "-"),
+            default=field.default,
+            help=field.metadata.get("help"),
+            type=positive(kind) if field.metadata.get("positive") else kind,
+        )
 
     s = sub.add_parser("sweep", help="run a preset's grid, one subprocess per point")
     s.add_argument("--preset", default="quick", help="a name (gpubench presets lists them) or a .toml path")
     _add_run_options(s)
     s.add_argument("--repeat", type=int, help="runs of each point (default: the preset's)")
-    s.add_argument("--force", action="store_true",
-                   help="rerun points already in the results; write into a folder holding files gpubench did not write")
+    s.add_argument(
+        "--force",
+        action="store_true",
+        help="rerun points already in the results; write into a folder holding files gpubench did not write",
+    )
     s.add_argument("--dry-run", action="store_true", help="print the grid and run nothing")
-    s.add_argument("--profile", nargs="?", const="fastest", metavar="POINT_ID",
-                   help="after the grid, one more run of a point with the backend's profiler tracing a few steps of "
-                        "its measured window (profiles/<run_id>/ in the results; the report lists the operations "
-                        "that took most of the time); alone: the point with the highest images/s; its rates are "
-                        "left out of the tables")
-    s.add_argument("--no-ceilings", action="store_true",
-                   help="skip the pipeline-alone and model-alone runs that give the bound verdict")
-    s.add_argument("--executor", choices=EXECUTORS, default="local",
-                   help="where the runs happen: here, one after another; as Slurm jobs; as submitit's local jobs")
+    s.add_argument(
+        "--profile",
+        nargs="?",
+        const="fastest",
+        metavar="POINT_ID",
+        help="after the grid, one more run of a point with the backend's profiler tracing a few steps of "
+        "its measured window (profiles/<run_id>/ in the results; the report lists the operations "
+        "that took most of the time); alone: the point with the highest images/s; its rates are "
+        "left out of the tables",
+    )
+    s.add_argument(
+        "--no-ceilings",
+        action="store_true",
+        help="skip the pipeline-alone and model-alone runs that give the bound verdict",
+    )
+    s.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="local",
+        help="where the runs happen: here, one after another; as Slurm jobs; as submitit's local jobs",
+    )
     s.add_argument("--max-parallel", type=positive(int), default=1, help="jobs running at once (slurm, submitit-local)")
     s.add_argument("--slurm-partition")
     s.add_argument("--slurm-gpus-per-node", type=int)
-    s.add_argument("--slurm-time", type=positive(int), default=60,
-                   help="minutes a job may take (at least the run's timeout)")
-    s.add_argument("--slurm-exclusive", action=argparse.BooleanOptionalAction, default=True,
-                   help="ask for the node to itself (default: yes; a benchmark shares nothing)")
+    s.add_argument(
+        "--slurm-time", type=positive(int), default=60, help="minutes a job may take (at least the run's timeout)"
+    )
+    s.add_argument(
+        "--slurm-exclusive",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="ask for the node to itself (default: yes; a benchmark shares nothing)",
+    )
 
-    tu = sub.add_parser("tune", help="from one setting, measure what limits it, change that knob, keep what helps "
-                                     "beyond the noise; ends with the code of the best setting")
-    tu.add_argument("--preset", default="mine", help="where the setting starts: each knob's first value in the "
-                                                     "preset, then --set (default: mine, your own job)")
+    tu = sub.add_parser(
+        "tune",
+        help="from one setting, measure what limits it, change that knob, keep what helps "
+        "beyond the noise; ends with the code of the best setting",
+    )
+    tu.add_argument(
+        "--preset",
+        default="mine",
+        help="where the setting starts: each knob's first value in the "
+        "preset, then --set (default: mine, your own job)",
+    )
     _add_run_options(tu)
-    tu.add_argument("--repeat", type=positive(int), default=2,
-                    help="runs of your setting (they give the noise); each change runs once, and again where "
-                         "the noise cannot tell")
+    tu.add_argument(
+        "--repeat",
+        type=positive(int),
+        default=2,
+        help="runs of your setting (they give the noise); each change runs once, and again where the noise cannot tell",
+    )
     tu.add_argument("--max-runs", type=positive(int), default=12, help="settings tried at most")
 
     r = sub.add_parser("run", help="run one point and print its record")
     _add_run_options(r)
-    r.add_argument("--profile", action="store_true",
-                   help="trace a few steps of the measured window with the backend's profiler (profiles/<run_id>/); "
-                        "the run's rates are then marked profiled")
+    r.add_argument(
+        "--profile",
+        action="store_true",
+        help="trace a few steps of the measured window with the backend's profiler (profiles/<run_id>/); "
+        "the run's rates are then marked profiled",
+    )
 
     f = sub.add_parser("fit", help="the largest batch (or input size) that trains without running out of memory")
     f.add_argument("--backbone", required=True)
@@ -170,16 +221,20 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--start", type=positive(int), help="first value tried (default: batch 1, input size 32)")
     f.add_argument("--limit", type=positive(int), default=4096, help="largest value tried")
     f.add_argument("--precision", default="float32")
-    f.add_argument("--mem-limit-mb", type=positive(int),
-                   help="cap each try's memory (makes the search testable on a CPU)")
+    f.add_argument(
+        "--mem-limit-mb", type=positive(int), help="cap each try's memory (makes the search testable on a CPU)"
+    )
     f.add_argument("--gpu", default="auto")
     f.add_argument("--data", help="default: a small synthetic tree (the tries use in-memory tensors)")
     f.add_argument("--out", help="default: results/<gpu>/<host>/fit-<backbone>")
     f.add_argument("--timeout", type=positive(float))
     f.add_argument("--interval", type=positive(float), default=SAMPLE_INTERVAL_S)
 
-    c = sub.add_parser("compare", help="compare two results configuration by configuration; exit 1 on a regression, "
-                                       "3 when the figures cannot tell (too short or too noisy)")
+    c = sub.add_parser(
+        "compare",
+        help="compare two results configuration by configuration; exit 1 on a regression, "
+        "3 when the figures cannot tell (too short or too noisy)",
+    )
     c.add_argument("baseline", help="a results folder, or a baseline .csv saved by `gpubench baseline save`")
     c.add_argument("current", help="a results folder")
     c.add_argument("--metric", help="default train_img_s, or the preset's gate")
@@ -190,21 +245,36 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("baseline", help="save a results folder as the baseline of its GPU label and preset")
     b.add_argument("action", choices=["save"])
     b.add_argument("dir")
-    b.add_argument("--out", help="the baseline .csv (default: results/baselines/<gpu>/<preset>.csv in gpubench's "
-                                 "checkout, where make regress reads it)")
+    b.add_argument(
+        "--out",
+        help="the baseline .csv (default: results/baselines/<gpu>/<preset>.csv in gpubench's "
+        "checkout, where make regress reads it)",
+    )
     b.add_argument("--force", action="store_true", help="replace an existing baseline")
 
     rep = sub.add_parser("report", help="rebuild report.md from a results folder, or compare machines")
-    rep.add_argument("dirs", nargs="+", metavar="DIR",
-                     help="one results folder; several (e.g. results/*/quick) for the machines side by side")
-    rep.add_argument("--out", help="with several folders: the report to write "
-                                   "(default: machines-<preset>.md in the folders' common parent)")
+    rep.add_argument(
+        "dirs",
+        nargs="+",
+        metavar="DIR",
+        help="one results folder; several (e.g. results/*/quick) for the machines side by side",
+    )
+    rep.add_argument(
+        "--out",
+        help="with several folders: the report to write (default: machines-<preset>.md in the folders' common parent)",
+    )
     rep.add_argument("--run", help="the run whose CPU/GPU utilisation to plot (default: the fastest configuration's)")
-    rep.add_argument("--plot", action="store_true", help="with several folders: also draw the bar chart (a .png beside "
-                                                         "the report)")
-    rep.add_argument("--price", action="append", default=[], metavar="MACHINE=USD_PER_HOUR",
-                     help="with several folders: what an hour of a machine costs (its name as the report's tables "
-                          "give it, e.g. cpu-hostA=0.40), for images per dollar")
+    rep.add_argument(
+        "--plot", action="store_true", help="with several folders: also draw the bar chart (a .png beside the report)"
+    )
+    rep.add_argument(
+        "--price",
+        action="append",
+        default=[],
+        metavar="MACHINE=USD_PER_HOUR",
+        help="with several folders: what an hour of a machine costs (its name as the report's tables "
+        "give it, e.g. cpu-hostA=0.40), for images per dollar",
+    )
     rep.add_argument("--force", action="store_true", help="replace an existing --out file that gpubench did not write")
 
     ex = sub.add_parser("export", help="a results folder as one JSON document, for other tools")
@@ -221,8 +291,9 @@ def parser() -> argparse.ArgumentParser:
     for name, own in TRAIN_KNOBS.items():
         add_knob_option(t, name, own)
     t.add_argument("--tensorboard", action="store_true")
-    t.add_argument("--gpu", default="auto",
-                   help="the GPU it must train on (auto: the one NVML and CUDA give it; cpu: on purpose)")
+    t.add_argument(
+        "--gpu", default="auto", help="the GPU it must train on (auto: the one NVML and CUDA give it; cpu: on purpose)"
+    )
     t.add_argument("--verbose", action="store_true", help="also show the frameworks' own log lines")
 
     res = sub.add_parser("resume", help="go on training a model written by train", formatter_class=defaults)

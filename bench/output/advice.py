@@ -29,8 +29,13 @@ def _call(ref: str, offered: dict, kind: str) -> tuple[str, str]:
 def _loader_code(p, sweep: dict) -> list[str]:
     batch = int(p["batch"])
     if is_user_pipeline(p["pipeline"]):
-        offered = {"batch": batch, "split": "train", "directory": f"{sweep.get('data', 'DATA')}/train",
-                   "classes": sweep.get("classes"), "input_size": int(p["input_size"])}
+        offered = {
+            "batch": batch,
+            "split": "train",
+            "directory": f"{sweep.get('data', 'DATA')}/train",
+            "classes": sweep.get("classes"),
+            "input_size": int(p["input_size"]),
+        }
         offered |= {k: plain(v) for k, v in p.items() if k in LOADER_PARAMETERS and pd.notna(v)}
         imported, call = _call(p["pipeline"], offered, "pipeline")
         return [imported, f"data = {call}  # your function, with these arguments"]
@@ -48,9 +53,11 @@ def _model_code(p, sweep: dict) -> list[str]:
     if is_user_model(name):
         imported, call = _call(name, {"input_shape": (size, size, 3), "classes": sweep.get("classes")}, "backbone")
         return [imported, f"model = {call}  # your function"]
-    return ["import models  # gpubench's backbones", f"model = models.build({name!r}, {(size, size, 3)}, "
-            f"{sweep.get('classes')})",
-            'model.compile(optimizer="sgd", loss="categorical_crossentropy", metrics=["accuracy"])  # or yours']
+    return [
+        "import models  # gpubench's backbones",
+        f"model = models.build({name!r}, {(size, size, 3)}, {sweep.get('classes')})",
+        'model.compile(optimizer="sgd", loss="categorical_crossentropy", metrics=["accuracy"])  # or yours',
+    ]
 
 
 def do_this(points: pd.DataFrame, sweep: dict | None = None) -> list[str]:
@@ -64,17 +71,24 @@ def do_this(points: pd.DataFrame, sweep: dict | None = None) -> list[str]:
         return []
     best = ran.loc[ran.train_img_s.idxmax()]
     bound, doubt = best.get("bound"), best.get("bound_doubt")
-    limit = {"input": "the input pipeline (more workers, a cache or another loader would help)",
-             "compute": f"the model on this device ({_levers(best)} are the levers)",
-             "balanced": "the input pipeline and the model alike (their ceilings are within the noise of each other: "
-                         "speed up both, or neither helps)",
-             "overhead": "neither ceiling: the gap is per-step overhead between loader and model"}.get(
-        bound if isinstance(bound, str) else "", "not known (run with ceilings for the bound)")
+    limit = {
+        "input": "the input pipeline (more workers, a cache or another loader would help)",
+        "compute": f"the model on this device ({_levers(best)} are the levers)",
+        "balanced": "the input pipeline and the model alike (their ceilings are within the noise of each other: "
+        "speed up both, or neither helps)",
+        "overhead": "neither ceiling: the gap is per-step overhead between loader and model",
+    }.get(bound if isinstance(bound, str) else "", "not known (run with ceilings for the bound)")
     if isinstance(doubt, str) and doubt:  # the report withholds this bound: so does the advice
         limit = f"not known: {doubt}"
-    return ["## Do this", "", f"The fastest setting measured: {best['train_img_s']:.0f} images/s with "
-            f"`{best['backbone']}` at batch {int(best['batch'])}; what limits it: {limit}. In your training script:",
-            "", *code_lines(best, sweep), ""]
+    return [
+        "## Do this",
+        "",
+        f"The fastest setting measured: {best['train_img_s']:.0f} images/s with "
+        f"`{best['backbone']}` at batch {int(best['batch'])}; what limits it: {limit}. In your training script:",
+        "",
+        *code_lines(best, sweep),
+        "",
+    ]
 
 
 def code_lines(best, sweep: dict) -> list[str]:
@@ -97,5 +111,8 @@ def code_lines(best, sweep: dict) -> list[str]:
 def _levers(best) -> str:
     """What may speed up a compute-bound point: a saved .keras model keeps its dtype policy, so
     mixed precision is no lever for it."""
-    return ("a larger batch or XLA" if str(best["backbone"]).endswith(".keras")
-            else "a larger batch, mixed precision or XLA")
+    return (
+        "a larger batch or XLA"
+        if str(best["backbone"]).endswith(".keras")
+        else "a larger batch, mixed precision or XLA"
+    )

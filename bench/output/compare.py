@@ -26,28 +26,43 @@ def markdown(result: Comparison, metric: str, factor: float) -> str:
         table[column] = table[column].map(lambda v: "" if pd.isna(v) else f"{v:.4g}")
     if "ratio" in table:
         table["ratio"] = table["ratio"].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
-    lines = [f"`{metric}` ({direction}); a regression is worse by more than {factor:g}x beyond the noise "
-             f"(bench/analyse/noise.py).", "", table.fillna("").to_markdown(index=False), ""]
+    lines = [
+        f"`{metric}` ({direction}); a regression is worse by more than {factor:g}x beyond the noise "
+        f"(bench/analyse/noise.py).",
+        "",
+        table.fillna("").to_markdown(index=False),
+        "",
+    ]
     lines += [f"Note: {n}." for n in result.notes]
     lines.append(f"{result.regressions} regression(s), {result.unjudged} change(s) it cannot judge.")
     return "\n".join(lines)
 
 
-def gate(baseline: str | Path, current: str | Path, preset_gate: dict, metric: str | None = None,
-         factor: float | None = None, strict: bool = False) -> tuple[str, int]:
+def gate(
+    baseline: str | Path,
+    current: str | Path,
+    preset_gate: dict,
+    metric: str | None = None,
+    factor: float | None = None,
+    strict: bool = False,
+) -> tuple[str, int]:
     """(the comparison in markdown, its exit status: STATUS)."""
     absolute, ratios, metric, factor = judge(baseline, current, preset_gate, metric, factor, strict)
     counted = gated(absolute, ratios)
-    shown = ("" if any(c is absolute for c in counted)
-             else " (shown, not gated: another machine; the ratios within each run are)")
+    shown = (
+        ""
+        if any(c is absolute for c in counted)
+        else " (shown, not gated: another machine; the ratios within each run are)"
+    )
     lines = ["## Absolute" + shown, "", markdown(absolute, metric, factor), ""]
     if ratios is not None:
         lines += ["## Ratios within each run (gated)", "", markdown(ratios, metric, factor)]
     regressions, unjudged = sum(c.regressions for c in counted), sum(c.unjudged for c in counted)
     status = "regression" if regressions else "cannot judge" if unjudged else "pass"
     said = {"regression": "FAIL", "cannot judge": "cannot judge", "pass": "pass"}[status]
-    lines.append(f"\ngate: {said} ({regressions} regression(s), {unjudged} change(s) it cannot judge; "
-                 f"exit {STATUS[status]})")
+    lines.append(
+        f"\ngate: {said} ({regressions} regression(s), {unjudged} change(s) it cannot judge; exit {STATUS[status]})"
+    )
     return "\n".join(lines), STATUS[status]
 
 

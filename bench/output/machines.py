@@ -16,11 +16,20 @@ from bench.plan.knobs import SpecError
 from bench.results.store import read_json
 
 HEADING = "# Machines side by side"
-COLUMNS = {"backbone": "backbone", "machine": "machine", "hardware": "hardware",
-           "best configuration": "best configuration", "rate": "images/s (range, runs)", "bound cell": "bound",
-           "cores_to_feed": "CPU cores to keep it fed (all its GPUs)", "img_per_joule": "images per joule (NVML power)",
-           "per usd": "images per $", "img_s_per_1000_usd": "images/s per $1000",
-           "seed_total_s": "seed 2019 total, same settings", "total_s": "measured total (s)"}
+COLUMNS = {
+    "backbone": "backbone",
+    "machine": "machine",
+    "hardware": "hardware",
+    "best configuration": "best configuration",
+    "rate": "images/s (range, runs)",
+    "bound cell": "bound",
+    "cores_to_feed": "CPU cores to keep it fed (all its GPUs)",
+    "img_per_joule": "images per joule (NVML power)",
+    "per usd": "images per $",
+    "img_s_per_1000_usd": "images/s per $1000",
+    "seed_total_s": "seed 2019 total, same settings",
+    "total_s": "measured total (s)",
+}
 
 
 def _machine_name(env: dict) -> str:
@@ -64,11 +73,15 @@ def pick(group: pd.DataFrame) -> str:
     what = f"For {first.backbone}, pick **{first.machine}** ({first.hardware}): {first.train_img_s:.0f} images/s"
     if second is None:
         return what + ", the only machine measured."
-    sure = (f"confident: ahead beyond the noise ({noise.says()})" if ahead else
-            f"not confident: the difference is within the noise ({noise.says()}), so measure again "
-            "before paying for it")
-    line = (f"{what}, {first.train_img_s / second.train_img_s:.2f}x {second.machine}'s "
-            f"{second.train_img_s:.0f} ({sure}).")
+    sure = (
+        f"confident: ahead beyond the noise ({noise.says()})"
+        if ahead
+        else f"not confident: the difference is within the noise ({noise.says()}), so measure again "
+        "before paying for it"
+    )
+    line = (
+        f"{what}, {first.train_img_s / second.train_img_s:.2f}x {second.machine}'s {second.train_img_s:.0f} ({sure})."
+    )
     priced = group[group.img_per_usd.notna()]
     if len(priced) > 1:
         cheap = priced.loc[priced.img_per_usd.idxmax()]
@@ -84,17 +97,23 @@ def render(folders: list[Path], out: Path, plot: bool = False, prices: dict[str,
     best = best_per_machine(folders, prices)
     unknown = sorted(set(prices or {}) - set(best.get("machine", [])))
     if unknown:
-        raise SpecError(f"--price {unknown[0]}: no such machine; the machines are "
-                        f"{', '.join(sorted(set(best.machine)))}")
+        raise SpecError(
+            f"--price {unknown[0]}: no such machine; the machines are {', '.join(sorted(set(best.machine)))}"
+        )
     if len(best):
-        best = best.assign(backbone=best.backbone + " " + best.input_size.astype(str) + "px",
-                           hardware=[_machine_name(read_json(Path(f) / "env.json")) for f in best.folder],
-                           rate=[_rate(r) for r in best.itertuples()],
-                           seed_total_s=[f"{t:.1f} s ({m})" if pd.notna(t) else "" for t, m in
-                                         zip(best.seed_total_s, best.seed_machine)],
-                           **{"per usd": [f"{v:,.0f}" if pd.notna(v) else "" for v in best.img_per_usd]},
-                           **{"best configuration": configuration(best),
-                              "bound cell": [bound_cell(b, d) for b, d in zip(best.bound, best.bound_doubt)]})
+        best = best.assign(
+            backbone=best.backbone + " " + best.input_size.astype(str) + "px",
+            hardware=[_machine_name(read_json(Path(f) / "env.json")) for f in best.folder],
+            rate=[_rate(r) for r in best.itertuples()],
+            seed_total_s=[
+                f"{t:.1f} s ({m})" if pd.notna(t) else "" for t, m in zip(best.seed_total_s, best.seed_machine)
+            ],
+            **{"per usd": [f"{v:,.0f}" if pd.notna(v) else "" for v in best.img_per_usd]},
+            **{
+                "best configuration": configuration(best),
+                "bound cell": [bound_cell(b, d) for b, d in zip(best.bound, best.bound_doubt)],
+            },
+        )
     lines = [HEADING, "", f"Folders: {', '.join(f'`{f}`' for f in folders)}", ""]
     figure = plots.machines(best, out.with_suffix(".png")) if plot else None
     if figure:
@@ -102,14 +121,20 @@ def render(folders: list[Path], out: Path, plot: bool = False, prices: dict[str,
     picks = []
     for backbone, group in best.groupby("backbone"):
         table = group[[c for c in COLUMNS if c != "backbone"]].rename(columns=COLUMNS)
-        lines += [f"## {backbone}", "",
-                  table.round(2).astype(object).where(table.notna(), "").to_markdown(index=False), ""]
+        lines += [
+            f"## {backbone}",
+            "",
+            table.round(2).astype(object).where(table.notna(), "").to_markdown(index=False),
+            "",
+        ]
         picks.append(pick(group))
     notes = sorted({n for n in best.get("price_note", []) if n})
     if notes:
         lines += ["Prices: " + "; ".join(notes) + " (bench/results/profiles/*.toml, or --price)."]
-    lines.append("The seed's 2019 column is filled where a machine's best configuration is one the seed "
-                 "timed (vgg16, 224x224, 20 epochs, 148 + 30 images, the same loader settings).")
+    lines.append(
+        "The seed's 2019 column is filled where a machine's best configuration is one the seed "
+        "timed (vgg16, 224x224, 20 epochs, 148 + 30 images, the same loader settings)."
+    )
     lines += ["", "## Pick", ""] + [f"- {p}" for p in picks] if picks else []
     text = "\n".join(lines) + "\n"
     out.write_text(text)

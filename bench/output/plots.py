@@ -35,9 +35,17 @@ def throughput(points: pd.DataFrame, path: Path) -> Path | None:
     for ax, ((backbone, size), group) in zip(axes[0], groups):
         for name, line in group.groupby("setting"):
             line = line.sort_values("batch")
-            ax.errorbar(line.batch, line.train_img_s, marker="o", capsize=3, label=name,
-                        yerr=[line.train_img_s - line.get("train_img_s_min", line.train_img_s),
-                              line.get("train_img_s_max", line.train_img_s) - line.train_img_s])
+            ax.errorbar(
+                line.batch,
+                line.train_img_s,
+                marker="o",
+                capsize=3,
+                label=name,
+                yerr=[
+                    line.train_img_s - line.get("train_img_s_min", line.train_img_s),
+                    line.get("train_img_s_max", line.train_img_s) - line.train_img_s,
+                ],
+            )
         ax.set(title=f"{backbone} at {size}px", xlabel="batch", ylabel="training images/s")
         ax.set_xscale("log", base=2)
         batches = sorted(group.batch.unique())
@@ -54,8 +62,9 @@ def feed(points: pd.DataFrame, path: Path) -> Path | None:
     if fed.empty:
         return None
     groups = list(fed.groupby(["backend", "backbone", "input_size", "precision", "batch"]))
-    fig, axes = plt.subplots(1, len(groups), figsize=(max(5, 1.2 * len(fed) / len(groups) + 3) * len(groups), 4.2),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(groups), figsize=(max(5, 1.2 * len(fed) / len(groups) + 3) * len(groups), 4.2), squeeze=False
+    )
     for ax, ((backend, backbone, size, precision, batch), group) in zip(axes[0], groups):
         low = (group.train_img_s - group.get("train_img_s_min", group.train_img_s)).clip(lower=0)
         high = (group.get("train_img_s_max", group.train_img_s) - group.train_img_s).clip(lower=0)
@@ -64,12 +73,21 @@ def feed(points: pd.DataFrame, path: Path) -> Path | None:
             ceilings = [v for v in (p["pipeline_img_s"], p["model_img_s"]) if pd.notna(v)]
             if ceilings and p["train_img_s"] > min(ceilings):
                 doubt = p.get("bound_doubt") if isinstance(p.get("bound_doubt"), str) else ""
-                ax.annotate("withheld" if doubt else "above: within noise", (x, p["train_img_s"]), ha="center",
-                            va="bottom", fontsize=6, xytext=(0, 8), textcoords="offset points")
+                ax.annotate(
+                    "withheld" if doubt else "above: within noise",
+                    (x, p["train_img_s"]),
+                    ha="center",
+                    va="bottom",
+                    fontsize=6,
+                    xytext=(0, 8),
+                    textcoords="offset points",
+                )
         ax.scatter(group.setting, group.pipeline_img_s, marker="_", s=400, color="black", label="pipeline alone")
         ax.axhline(group.model_img_s.median(), color="tab:red", label="model alone")
-        ax.set(title=f"{backbone} {size}px b{batch} {PRECISIONS.get(precision, precision)} on {backend}",
-               ylabel="training images/s")
+        ax.set(
+            title=f"{backbone} {size}px b{batch} {PRECISIONS.get(precision, precision)} on {backend}",
+            ylabel="training images/s",
+        )
         ax.tick_params(axis="x", labelrotation=30, labelsize=7)
     return _save(fig, axes[0], path)
 

@@ -29,7 +29,8 @@ MEASURED_OVER = (
     "it); compile and loader start are parts of the warm-up. A verdict (a bound, the setting that "
     "changed most, the fastest) claims a difference only beyond the noise (the rule in the bound's note "
     "above); a bound is withheld, with its reason, only where its figures contradict each other or ran "
-    "under different load.")
+    "under different load."
+)
 
 
 def _pct(value) -> str:
@@ -63,10 +64,10 @@ def _util_cell(p) -> str:
         return f"**{p['status']}**"
     text = f"CPU {_pct(p['cpu_util_mean'])} (p90 {_pct(p['cpu_util_p90'])})" if pd.notna(p["cpu_util_mean"]) else ""
     if pd.notna(p.get("gpu_util_mean")):
-        text += (" · " if text else "") + (f"GPU {_pct(p['gpu_util_mean'])} (p90 {_pct(p['gpu_util_p90'])}), "
-                                           f"{p['gpu_mem_peak_mb']:.0f} MB")
+        text += (" · " if text else "") + (
+            f"GPU {_pct(p['gpu_util_mean'])} (p90 {_pct(p['gpu_util_p90'])}), {p['gpu_mem_peak_mb']:.0f} MB"
+        )
     return text
-
 
 
 FIGURES = {"throughput.png": "images/s against batch size", "feed.png": "feeding the model"}  # plots.<name>
@@ -76,8 +77,14 @@ GPU_FIGURES = ("gpu_util_mean", "gpu_util_p90", "mfu_datasheet", "gpu_energy_j",
 GPU_LEFT_OUT = "GPU utilisation, datasheet MFU, GPU energy and what would feed this GPU"
 
 
-def render(every: pd.DataFrame, rows: list[dict], env: dict, sweep: dict, figures: list[tuple[str, str]] = (),
-           left_out: int = 0) -> str:
+def render(
+    every: pd.DataFrame,
+    rows: list[dict],
+    env: dict,
+    sweep: dict,
+    figures: list[tuple[str, str]] = (),
+    left_out: int = 0,
+) -> str:
     """The report: `every` is the points table (bench/analyse/points.py) of `rows`, the folder's current
     runs; `left_out` counts the rows of other machines or commits the folder keeps."""
     lines = [f"# gpubench: `{sweep.get('preset', '?')}` on `{sweep.get('gpu', '?')}`", ""]
@@ -87,15 +94,18 @@ def render(every: pd.DataFrame, rows: list[dict], env: dict, sweep: dict, figure
         lines.append(f"- The GPU was not used: `--gpu cpu` trained on the CPU on purpose; {GPU_LEFT_OUT} are left out")
         every = every.assign(**{c: float("nan") for c in GPU_FIGURES if c in every})
     if "-mig-" in str(sweep.get("gpu", "")):  # NVML reports no utilisation on a MIG-enabled card
-        lines.append(f"- `{sweep['gpu']}` is a MIG slice: NVML reports no GPU utilisation for it, so that column is "
-                     "empty; the datasheet's figures are the whole card's, so datasheet MFU is left out")
+        lines.append(
+            f"- `{sweep['gpu']}` is a MIG slice: NVML reports no GPU utilisation for it, so that column is "
+            "empty; the datasheet's figures are the whole card's, so datasheet MFU is left out"
+        )
     if sweep:
-        lines += [f"- Command: `{sweep.get('command', '')}`",
-                  f"- Data: `{sweep.get('data')}`: {sweep.get('train_images')} training and "
-                  f"{sweep.get('val_images')} validation images, {sweep.get('classes')} classes"
-                  + (f"; {sweep['skipped']} unreadable images skipped" if sweep.get("skipped") else "")
-                  + (f"; {sweep['ignored']} hidden or system files and folders passed over" if sweep.get("ignored")
-                     else "")]
+        lines += [
+            f"- Command: `{sweep.get('command', '')}`",
+            f"- Data: `{sweep.get('data')}`: {sweep.get('train_images')} training and "
+            f"{sweep.get('val_images')} validation images, {sweep.get('classes')} classes"
+            + (f"; {sweep['skipped']} unreadable images skipped" if sweep.get("skipped") else "")
+            + (f"; {sweep['ignored']} hidden or system files and folders passed over" if sweep.get("ignored") else ""),
+        ]
     if left_out:
         lines.append(f"- {left_out} runs of another machine or commit are kept in runs.jsonl and left out here")
     lines.append("")
@@ -112,37 +122,65 @@ def render(every: pd.DataFrame, rows: list[dict], env: dict, sweep: dict, figure
     groups = points.groupby(varying, dropna=False) if varying else [((), points)]
     top = [(caption, name) for caption, name in figures if name != "feed.png"]  # feed.png goes with its table
     lines += [f"![{caption}]({name})" for caption, name in top] + ([""] if top else [])
-    lines += ["Cells: total time of all epochs with validation (as the seed timed it) · training "
-              "images/s over the measured window: the steps after a warm-up, timed without "
-              "validation or checkpoints. The median of the repeats that succeeded."
-              + (" Repeats as needed: one of each point, a second only where its verdict or the ranking of the "
-                 "fastest depended on it (points.csv's repeats_ok says how many each had)."
-                 if sweep.get("repeat_as_needed") else ""), "",
-              MEASURED_OVER, ""]
+    lines += [
+        "Cells: total time of all epochs with validation (as the seed timed it) · training "
+        "images/s over the measured window: the steps after a warm-up, timed without "
+        "validation or checkpoints. The median of the repeats that succeeded."
+        + (
+            " Repeats as needed: one of each point, a second only where its verdict or the ranking of the "
+            "fastest depended on it (points.csv's repeats_ok says how many each had)."
+            if sweep.get("repeat_as_needed")
+            else ""
+        ),
+        "",
+        MEASURED_OVER,
+        "",
+    ]
     for _, group in groups:
         first = group.iloc[0]
-        title = (f"{first['backbone']} at {first['input_size']}x{first['input_size']} on {first['backend']}, "
-                 f"{first['epochs']} epochs, "
-                 f"finetune {first['finetune']}, {first['interpolation']} resize"
-                 + (f", host {first['host']} (machine {first['machine']})" if "machine" in varying else ""))
-        lines += [f"## {title}", "", _table(group, _time_cell), "",
-                  "CPU and GPU utilisation (mean over the measured window, p90), GPU memory peak:", "",
-                  _table(group, _util_cell), ""]
+        title = (
+            f"{first['backbone']} at {first['input_size']}x{first['input_size']} on {first['backend']}, "
+            f"{first['epochs']} epochs, "
+            f"finetune {first['finetune']}, {first['interpolation']} resize"
+            + (f", host {first['host']} (machine {first['machine']})" if "machine" in varying else "")
+        )
+        lines += [
+            f"## {title}",
+            "",
+            _table(group, _time_cell),
+            "",
+            "CPU and GPU utilisation (mean over the measured window, p90), GPU memory peak:",
+            "",
+            _table(group, _util_cell),
+            "",
+        ]
     lines += sections.where_the_time_goes(points, sweep)
-    lines += [] if not sections.trains_on_gpu(sweep) else sections.feed(
-        points, env, "feed.png" if ("feeding the model", "feed.png") in figures else None)
+    lines += (
+        []
+        if not sections.trains_on_gpu(sweep)
+        else sections.feed(points, env, "feed.png" if ("feeding the model", "feed.png") in figures else None)
+    )
     lines += sections.backend_comparison(points)
     lines += sections.scaling(points)
     lines += sections.precision_gain(points)
     lines += sections.seed_section(points, sweep)
     fastest = verdicts.fastest(points)
     if fastest:
-        lines += ["## Fastest", "", "Of the configurations a user can run (a pipeline feeding a model; not the "
-                  "ceilings):", "", fastest, ""]
+        lines += [
+            "## Fastest",
+            "",
+            "Of the configurations a user can run (a pipeline feeding a model; not the ceilings):",
+            "",
+            fastest,
+            "",
+        ]
     lines += sections.time_spent(frame)
     warnings = verdicts.noise_warnings(frame[frame.role == "point"], points)
-    warnings += [f"run {r['run_id']}: a sampler failed, its columns are empty: {r['sampler_error']}"
-                 for r in rows if r.get("sampler_error")]
+    warnings += [
+        f"run {r['run_id']}: a sampler failed, its columns are empty: {r['sampler_error']}"
+        for r in rows
+        if r.get("sampler_error")
+    ]
     if warnings:
         lines += ["## Noise", ""] + [f"- {w}" for w in warnings] + [""]
     failed = frame[frame.status != "ok"]
@@ -184,8 +222,11 @@ def _figures(root: Path, points: pd.DataFrame, rows: list[dict], run_id: str | N
     configuration's first good run)."""
     from bench.output import plots
 
-    made = [(caption, name) for name, caption in FIGURES.items()
-            if getattr(plots, name.removesuffix(".png"))(points, root / name)]
+    made = [
+        (caption, name)
+        for name, caption in FIGURES.items()
+        if getattr(plots, name.removesuffix(".png"))(points, root / name)
+    ]
     ok = runnable(points)
     ok = ok if len(ok) else points[points.repeats_ok > 0]  # a sweep of ceilings alone: its fastest run
     if len(ok):

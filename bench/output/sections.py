@@ -30,42 +30,57 @@ def where_the_time_goes(points: pd.DataFrame, sweep: dict) -> list[str]:
     and the verdict."""
     if not verdicts.has_verdict(points):
         return []
-    table = pd.DataFrame({
-        "configuration": gains.configuration(points),
-        "backbone": points.backbone + " " + points.input_size.astype(str) + "px",
-        "end to end img/s": points.train_img_s.map(lambda v: _fmt(v, "{:.1f}")),
-        "pipeline alone": points.pipeline_img_s.map(lambda v: _fmt(v, "{:.1f}")),
-        "model alone": points.model_img_s.map(lambda v: _fmt(v, "{:.1f}")),
-        "efficiency": points.efficiency.map(lambda v: _fmt(v, "{:.2f}")),
-        "bound": [bound_cell(b, d) for b, d in zip(points.bound, points.get("bound_doubt", [""] * len(points)))],
-        "data wait": points.data_wait_frac.map(lambda v: _fmt(v, "{:.0%}")),
-        "epoch start (s)": points.epoch_start_s_median.map(lambda v: _fmt(v, "{:.2f}")),
-        "window (s)": points.get("window_s", pd.Series(index=points.index, dtype=float)).map(
-            lambda v: _fmt(v, "{:.1f}")),
-        "validation + checkpoint (s)": points.val_checkpoint_s.map(lambda v: _fmt(v, "{:.1f}")),
-        "TFLOP/s": points.achieved_tflops.map(lambda v: _fmt(v, "{:.3f}")),
-        "MFU": points.mfu.map(lambda v: _fmt(v, "{:.1%}")),
-    })
+    table = pd.DataFrame(
+        {
+            "configuration": gains.configuration(points),
+            "backbone": points.backbone + " " + points.input_size.astype(str) + "px",
+            "end to end img/s": points.train_img_s.map(lambda v: _fmt(v, "{:.1f}")),
+            "pipeline alone": points.pipeline_img_s.map(lambda v: _fmt(v, "{:.1f}")),
+            "model alone": points.model_img_s.map(lambda v: _fmt(v, "{:.1f}")),
+            "efficiency": points.efficiency.map(lambda v: _fmt(v, "{:.2f}")),
+            "bound": [bound_cell(b, d) for b, d in zip(points.bound, points.get("bound_doubt", [""] * len(points)))],
+            "data wait": points.data_wait_frac.map(lambda v: _fmt(v, "{:.0%}")),
+            "epoch start (s)": points.epoch_start_s_median.map(lambda v: _fmt(v, "{:.2f}")),
+            "window (s)": points.get("window_s", pd.Series(index=points.index, dtype=float)).map(
+                lambda v: _fmt(v, "{:.1f}")
+            ),
+            "validation + checkpoint (s)": points.val_checkpoint_s.map(lambda v: _fmt(v, "{:.1f}")),
+            "TFLOP/s": points.achieved_tflops.map(lambda v: _fmt(v, "{:.3f}")),
+            "MFU": points.mfu.map(lambda v: _fmt(v, "{:.1%}")),
+        }
+    )
     if points.backend.nunique() > 1:
         table.insert(1, "backend", points.backend)
     if points.mfu_datasheet.notna().any():
         table["math"] = points.get("matmul_precision", pd.Series(index=points.index, dtype=object)).fillna("")
         table["MFU (datasheet)"] = points.mfu_datasheet.map(lambda v: _fmt(v, "{:.1%}"))
-    lines = ["## Where the time goes", "", table.to_markdown(index=False), "", verdicts.RULE,
-             "MFU is the achieved TFLOP/s (the training FLOPs per image, counted from the model's layers: "
-             "forward, the weight gradients of the layers that train, the input gradients after the first "
-             "that trains) over the peak of the run's devices: gpus x hosts x the peak a large matrix product "
-             "reached on one device at the start of the sweep (the best of five windows), run in the same arithmetic "
-             "as the model's convolutions; above 100% the model's kernels beat that product. MFU (datasheet) divides "
-             "by the datasheet's peak for the `math` the run used: TF32 for float32 on GPUs with TF32 tensor cores "
-             "(every backend's default there), bfloat16 or float16 under mixed precision.", ""]
+    lines = [
+        "## Where the time goes",
+        "",
+        table.to_markdown(index=False),
+        "",
+        verdicts.RULE,
+        "MFU is the achieved TFLOP/s (the training FLOPs per image, counted from the model's layers: "
+        "forward, the weight gradients of the layers that train, the input gradients after the first "
+        "that trains) over the peak of the run's devices: gpus x hosts x the peak a large matrix product "
+        "reached on one device at the start of the sweep (the best of five windows), run in the same arithmetic "
+        "as the model's convolutions; above 100% the model's kernels beat that product. MFU (datasheet) divides "
+        "by the datasheet's peak for the `math` the run used: TF32 for float32 on GPUs with TF32 tensor cores "
+        "(every backend's default there), bfloat16 or float16 under mixed precision.",
+        "",
+    ]
     for backend, failed in (sweep.get("peak_errors") or {}).items():
-        lines += [f"The peak probe failed on {backend} in {precision}, so MFU is empty there: {why}"
-                  for precision, why in failed.items()] + [""]
+        lines += [
+            f"The peak probe failed on {backend} in {precision}, so MFU is empty there: {why}"
+            for precision, why in failed.items()
+        ] + [""]
     for c in gains.decode_ceilings(points).to_dict("records"):
-        lines += [f"Decode ceiling at {c['input_size']}px ({c['interpolation']}): one core reads, decodes and "
-                  f"resizes {c['core_img_s']:.0f} images/s, so all cores {c['all_cores_img_s']:.0f}; the pipelines "
-                  f"alone reach {c['efficiency_min']:.0%} to {c['efficiency_max']:.0%} of it.", ""]
+        lines += [
+            f"Decode ceiling at {c['input_size']}px ({c['interpolation']}): one core reads, decodes and "
+            f"resizes {c['core_img_s']:.0f} images/s, so all cores {c['all_cores_img_s']:.0f}; the pipelines "
+            f"alone reach {c['efficiency_min']:.0%} to {c['efficiency_max']:.0%} of it.",
+            "",
+        ]
     return lines + ["**Verdict.** " + verdicts.verdict(points, trains_on_gpu(sweep)), ""]
 
 
@@ -82,27 +97,38 @@ def feed(points: pd.DataFrame, env: dict, figure: str | None) -> list[str]:
     fed = fed_points(points)
     if fed.empty:
         return []
-    table = pd.DataFrame({
-        "model": fed.backbone + " " + fed.input_size.astype(str) + "px " + fed.precision.map(PRECISIONS)
-                 + " on " + fed.backend,
-        "pipeline": gains.configuration(fed),
-        "model alone": fed.model_img_s.map(lambda v: _fmt(v, "{:.0f}")),
-        "end to end": fed.train_img_s.map(lambda v: _fmt(v, "{:.0f}")),
-        "pipeline alone": fed.pipeline_img_s.map(lambda v: _fmt(v, "{:.0f}")),
-        "of the model's rate": fed.model_share.map(lambda v: _fmt(v, "{:.0%}")),
-        "decode per core": fed.decode_core_img_s.map(lambda v: _fmt(v, "{:.0f}")),
-        "cores to feed it": fed.cores_to_feed.map(lambda v: _fmt(v, "{:.1f}")),
-    }).sort_values(["model", "pipeline"])
+    table = pd.DataFrame(
+        {
+            "model": fed.backbone
+            + " "
+            + fed.input_size.astype(str)
+            + "px "
+            + fed.precision.map(PRECISIONS)
+            + " on "
+            + fed.backend,
+            "pipeline": gains.configuration(fed),
+            "model alone": fed.model_img_s.map(lambda v: _fmt(v, "{:.0f}")),
+            "end to end": fed.train_img_s.map(lambda v: _fmt(v, "{:.0f}")),
+            "pipeline alone": fed.pipeline_img_s.map(lambda v: _fmt(v, "{:.0f}")),
+            "of the model's rate": fed.model_share.map(lambda v: _fmt(v, "{:.0%}")),
+            "decode per core": fed.decode_core_img_s.map(lambda v: _fmt(v, "{:.0f}")),
+            "cores to feed it": fed.cores_to_feed.map(lambda v: _fmt(v, "{:.1f}")),
+        }
+    ).sort_values(["model", "pipeline"])
     lines = ["## What would feed this GPU", ""] + (
-        [f"![images/s by pipeline, the model's rate as a line]({figure})", ""] if figure else [])
+        [f"![images/s by pipeline, the model's rate as a line]({figure})", ""] if figure else []
+    )
     return lines + [
         f"Images/s of each pipeline, end to end and alone, beside the model's rate on tensors in memory. Cores "
         f"to feed it = the model's images/s over one core's rate at reading, decoding and resizing this data "
         f"with the keras pipeline's reader: the CPU cores a PIL-decoding loader needs to keep the model busy "
         f"(this machine has {env.get('cpu_threads', '?')} threads). Cores to feed it is the total for all the "
         f"run's GPUs (per GPU: over gpus x hosts). A GPU decoder (dali on a GPU) or a decoded "
-        f"cache (`cache`) takes the decode off the cores.", "",
-        table.to_markdown(index=False, disable_numparse=True), ""]
+        f"cache (`cache`) takes the decode off the cores.",
+        "",
+        table.to_markdown(index=False, disable_numparse=True),
+        "",
+    ]
 
 
 AGAINST_PERFECT = {-1: "below, beyond the noise", 0: "within the noise", 1: "above, beyond the noise"}
@@ -116,17 +142,28 @@ def scaling(points: pd.DataFrame) -> list[str]:
         twins = gains.scaling(points, knob)
         if twins.empty:
             continue
-        table = pd.DataFrame({
-            "configuration": twins.configuration, what: twins.devices, "img/s on 1": twins.img_s_one.round(1),
-            "img/s on N": twins.img_s.round(1), "scaling": twins.scaling.round(2),
-            "over the repeats": [f"{a:.2f} to {b:.2f}" for a, b in zip(twins.scaling_min, twins.scaling_max)],
-            "against perfect": twins.vs_perfect.map(AGAINST_PERFECT),
-        })
-        lines += [f"## Scaling over {what}", "",
-                  f"Scaling = images/s on N {what} / (N x images/s on one); 1.0 is perfect; over the repeats, its "
-                  "range from their lowest and highest images/s; against perfect, by the noise rule "
-                  f"(bench/analyse/noise.py). The batch is the global batch, split across the {what} "
-                  f"({how}).", "", table.to_markdown(index=False), ""]
+        table = pd.DataFrame(
+            {
+                "configuration": twins.configuration,
+                what: twins.devices,
+                "img/s on 1": twins.img_s_one.round(1),
+                "img/s on N": twins.img_s.round(1),
+                "scaling": twins.scaling.round(2),
+                "over the repeats": [f"{a:.2f} to {b:.2f}" for a, b in zip(twins.scaling_min, twins.scaling_max)],
+                "against perfect": twins.vs_perfect.map(AGAINST_PERFECT),
+            }
+        )
+        lines += [
+            f"## Scaling over {what}",
+            "",
+            f"Scaling = images/s on N {what} / (N x images/s on one); 1.0 is perfect; over the repeats, its "
+            "range from their lowest and highest images/s; against perfect, by the noise rule "
+            f"(bench/analyse/noise.py). The batch is the global batch, split across the {what} "
+            f"({how}).",
+            "",
+            table.to_markdown(index=False),
+            "",
+        ]
     return lines
 
 
@@ -135,13 +172,24 @@ def precision_gain(points: pd.DataFrame) -> list[str]:
     twins = gains.precision_gain(points)
     if twins.empty:
         return []
-    table = pd.DataFrame({
-        "configuration": twins.configuration, "precision": twins.precision,
-        "float32 img/s": twins.img_s_float32.round(1), "img/s": twins.img_s.round(1), "gain": twins.gain.round(2),
-    })
-    return ["## Mixed precision", "", "Gain = images/s over the same configuration in float32 (published "
-            "2080 Ti figures show about 2x for vgg16 in float16; an input-bound run gains nothing).", "",
-            table.to_markdown(index=False), ""]
+    table = pd.DataFrame(
+        {
+            "configuration": twins.configuration,
+            "precision": twins.precision,
+            "float32 img/s": twins.img_s_float32.round(1),
+            "img/s": twins.img_s.round(1),
+            "gain": twins.gain.round(2),
+        }
+    )
+    return [
+        "## Mixed precision",
+        "",
+        "Gain = images/s over the same configuration in float32 (published "
+        "2080 Ti figures show about 2x for vgg16 in float16; an input-bound run gains nothing).",
+        "",
+        table.to_markdown(index=False),
+        "",
+    ]
 
 
 def backend_comparison(points: pd.DataFrame) -> list[str]:
@@ -152,8 +200,15 @@ def backend_comparison(points: pd.DataFrame) -> list[str]:
     for b in BACKENDS:
         if b in shown:
             shown[b] = shown[b].map(lambda v: _fmt(v, "{:.1f}"))
-    return ["## Backends", "", "Training images/s of the same model, pipeline, batch and precision on each "
-            "Keras backend (the median of the repeats).", "", shown.to_markdown(index=False, disable_numparse=True), ""]
+    return [
+        "## Backends",
+        "",
+        "Training images/s of the same model, pipeline, batch and precision on each "
+        "Keras backend (the median of the repeats).",
+        "",
+        shown.to_markdown(index=False, disable_numparse=True),
+        "",
+    ]
 
 
 def seed_section(points: pd.DataFrame, sweep: dict, seed: pd.DataFrame | None = None) -> list[str]:
@@ -164,20 +219,35 @@ def seed_section(points: pd.DataFrame, sweep: dict, seed: pd.DataFrame | None = 
         return []
     lines = ["## Beside the seed (2019)", ""]
     if beside.differences:
-        return lines + ["Some points have the seed's loader settings, but its totals are not put beside "
-                        "them: this sweep ran " + "; ".join(beside.differences) + ".", ""]
-    lines.append(f"The seed's runs on the same GPU ({beside.label}); " if beside.same_gpu else
-                 f"This machine is `{beside.label}`; the seed's figures come from its own machines, "
-                 "named in each row. ")
-    lines[-1] += ("Both totals cover 20 epochs with validation and saving the best model each epoch; "
-                  "speed-up is the seed's total over this one.")
+        return lines + [
+            "Some points have the seed's loader settings, but its totals are not put beside "
+            "them: this sweep ran " + "; ".join(beside.differences) + ".",
+            "",
+        ]
+    lines.append(
+        f"The seed's runs on the same GPU ({beside.label}); "
+        if beside.same_gpu
+        else f"This machine is `{beside.label}`; the seed's figures come from its own machines, named in each row. "
+    )
+    lines[-1] += (
+        "Both totals cover 20 epochs with validation and saving the best model each epoch; "
+        "speed-up is the seed's total over this one."
+    )
     m = beside.matched
-    table = pd.DataFrame({
-        "batch": m.batch, "workers": m.workers, "multiprocessing": m.use_multiprocessing,
-        "queue": m.max_queue_size, "gpus": m.gpus, "measured total (s)": m.total_s.round(1),
-        "of which validation + checkpoint (s)": m.val_checkpoint_s.round(1), "seed machine": m.seed_machine,
-        "seed total (s)": m.total_s_seed, "speed-up": m.speed_up.round(2),
-    }).sort_values(["gpus", "multiprocessing", "queue", "batch"], ascending=[True, True, True, False])
+    table = pd.DataFrame(
+        {
+            "batch": m.batch,
+            "workers": m.workers,
+            "multiprocessing": m.use_multiprocessing,
+            "queue": m.max_queue_size,
+            "gpus": m.gpus,
+            "measured total (s)": m.total_s.round(1),
+            "of which validation + checkpoint (s)": m.val_checkpoint_s.round(1),
+            "seed machine": m.seed_machine,
+            "seed total (s)": m.total_s_seed,
+            "speed-up": m.speed_up.round(2),
+        }
+    ).sort_values(["gpus", "multiprocessing", "queue", "batch"], ascending=[True, True, True, False])
     return lines + ["", table.to_markdown(index=False), ""]
 
 
@@ -187,15 +257,20 @@ def time_spent(frame: pd.DataFrame) -> list[str]:
     if table.empty:
         return []
     wall, measured = table["wall (min)"].sum(), table["measured windows (min)"].sum()
-    return ["## Where the sweep's time went", "",
-            f"Of {wall:.1f} minutes of runs (ceilings included), {measured:.1f} were measured windows "
-            f"({measured / wall:.0%}). Start-up is process start to model built (imports, data, model); warm-up "
-            f"is training start until the window opened (a few steps, or the first epoch where it fills a cache or "
-            f"the feed is in memory): compile (its time beyond as many steady steps) and the loader's start are "
-            f"part of it; other is validation and checkpoints, sampler start and teardown. A run "
-            f"compiled from the cache when every program it compiled was already in the persistent "
-            f"compilation cache.", "",
-            table.round(2).to_markdown(index=False, disable_numparse=True), ""]
+    return [
+        "## Where the sweep's time went",
+        "",
+        f"Of {wall:.1f} minutes of runs (ceilings included), {measured:.1f} were measured windows "
+        f"({measured / wall:.0%}). Start-up is process start to model built (imports, data, model); warm-up "
+        f"is training start until the window opened (a few steps, or the first epoch where it fills a cache or "
+        f"the feed is in memory): compile (its time beyond as many steady steps) and the loader's start are "
+        f"part of it; other is validation and checkpoints, sampler start and teardown. A run "
+        f"compiled from the cache when every program it compiled was already in the persistent "
+        f"compilation cache.",
+        "",
+        table.round(2).to_markdown(index=False, disable_numparse=True),
+        "",
+    ]
 
 
 def machine(env: dict) -> list[str]:
@@ -205,8 +280,9 @@ def machine(env: dict) -> list[str]:
     gpus = env.get("gpus") or []
     if gpus:
         names = ", ".join(f"{g['name']} ({g['memory_mb'] / 1024:.0f} GB)" for g in gpus)
-        gpu_line = (f"GPUs: {names}; driver {env.get('driver')}, CUDA {env.get('cuda') or '?'}, "
-                    f"cuDNN {env.get('cudnn') or '?'}")
+        gpu_line = (
+            f"GPUs: {names}; driver {env.get('driver')}, CUDA {env.get('cuda') or '?'}, cuDNN {env.get('cudnn') or '?'}"
+        )
     else:
         gpu_line = f"GPUs: none; the GPU columns are empty ({env.get('gpu_note') or 'no NVML'})"
     return [
@@ -217,17 +293,19 @@ def machine(env: dict) -> list[str]:
     ]
 
 
-
 def trained_on(rows: list[dict]) -> list[str]:
     """Where each backend's runs trained, as the backends said (the rows' train_device)."""
-    seen = sorted({(r.get("backend"), r.get("train_device"), r.get("train_cuda") or "") for r in rows
-                   if r.get("train_device")})
-    return (["- Trained on: " + "; ".join(f"{b} on {d}" + (f" (CUDA {c})" if c else "") for b, d, c in seen)]
-            if seen else [])
+    seen = sorted(
+        {(r.get("backend"), r.get("train_device"), r.get("train_cuda") or "") for r in rows if r.get("train_device")}
+    )
+    return (
+        ["- Trained on: " + "; ".join(f"{b} on {d}" + (f" (CUDA {c})" if c else "") for b, d, c in seen)]
+        if seen
+        else []
+    )
 
 
 def _backends(env: dict) -> str:
     """The backends installed, with versions (TensorFlow alone in env.json files before jax and torch)."""
     found = [f"{b.title} {env[name]}" for name, b in BACKENDS.items() if env.get(name)]
     return ", ".join(found) or "no backend recorded"
-

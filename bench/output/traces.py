@@ -12,8 +12,9 @@ import pandas as pd
 
 def read_top_ops(root: Path) -> dict[str, dict]:
     """run_id -> its top_ops.json, for each profiled run of the results folder."""
-    return {path.parent.name: json.loads(path.read_text())
-            for path in sorted(Path(root).glob("profiles/*/top_ops.json"))}
+    return {
+        path.parent.name: json.loads(path.read_text()) for path in sorted(Path(root).glob("profiles/*/top_ops.json"))
+    }
 
 
 def section(root: Path, points: pd.DataFrame) -> list[str]:
@@ -23,17 +24,29 @@ def section(root: Path, points: pd.DataFrame) -> list[str]:
     if not profiled:
         return []
     bounds = dict(zip(points.point_id, points.bound)) if "bound" in points else {}
-    lines = ["## Where one step's time goes (profiled runs)", "",
-             "A few steps of the measured window, traced by the backend's own profiler; the operations by "
-             "self time on the device (on a CPU run, the host's threads, less their waits). Profiled runs' "
-             "rates are left out of every table and verdict.", ""]
+    lines = [
+        "## Where one step's time goes (profiled runs)",
+        "",
+        "A few steps of the measured window, traced by the backend's own profiler; the operations by "
+        "self time on the device (on a CPU run, the host's threads, less their waits). Profiled runs' "
+        "rates are left out of every table and verdict.",
+        "",
+    ]
     for run_id, found in profiled.items():
         bound = bounds.get(run_id.split("-")[0])
         where = f"; bound: {bound}" if isinstance(bound, str) and bound else ""
-        table = pd.DataFrame({"operation": [f"`{op['name']}`" for op in found["ops"]],
-                              "ms": [f"{op['ms']:.2f}" for op in found["ops"]],
-                              "share": [f"{op['share']:.0%}" for op in found["ops"]]})
-        lines += [f"Run `{run_id}` ({found['backend']}, {found['source']} time{where}); trace: "
-                  f"`profiles/{run_id}/{found['trace']}`", "",
-                  table.to_markdown(index=False, disable_numparse=True), ""]
+        table = pd.DataFrame(
+            {
+                "operation": [f"`{op['name']}`" for op in found["ops"]],
+                "ms": [f"{op['ms']:.2f}" for op in found["ops"]],
+                "share": [f"{op['share']:.0%}" for op in found["ops"]],
+            }
+        )
+        lines += [
+            f"Run `{run_id}` ({found['backend']}, {found['source']} time{where}); trace: "
+            f"`profiles/{run_id}/{found['trace']}`",
+            "",
+            table.to_markdown(index=False, disable_numparse=True),
+            "",
+        ]
     return lines

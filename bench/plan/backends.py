@@ -23,21 +23,40 @@ class Backend:
     also_versioned: tuple[str, ...] = ()  # packages beside `package` whose versions say what measures (env.json)
 
 
-BACKENDS: dict[str, Backend] = {b.name: b for b in (
-    Backend("tensorflow", "TensorFlow", "tensorflow", "pip install tensorflow",
+BACKENDS: dict[str, Backend] = {
+    b.name: b
+    for b in (
+        Backend(
+            "tensorflow",
+            "TensorFlow",
+            "tensorflow",
+            "pip install tensorflow",
             devices="tf.distribute.MirroredStrategy",
             multi_host="Keras 3's fit fails under TensorFlow's MultiWorkerMirroredStrategy (keras-team/keras#20585, "
-                       "open): hosts > 1 runs on jax",
+            "open): hosts > 1 runs on jax",
             channels_first_on_cpu="TensorFlow's CPU convolutions take channels_last (NHWC) only; channels_first "
-                                  "needs a GPU"),
-    Backend("jax", "JAX", "jax", "pip install 'gpubench[jax]'", devices="keras.distribution.DataParallel",
-            also_versioned=("jaxlib",)),
-    Backend("torch", "PyTorch", "torch", "pip install 'gpubench[torch]'",
+            "needs a GPU",
+        ),
+        Backend(
+            "jax",
+            "JAX",
+            "jax",
+            "pip install 'gpubench[jax]'",
+            devices="keras.distribution.DataParallel",
+            also_versioned=("jaxlib",),
+        ),
+        Backend(
+            "torch",
+            "PyTorch",
+            "torch",
+            "pip install 'gpubench[torch]'",
             one_device="Keras 3 trains on one device with the torch backend (keras.distribution is jax-only, "
-                       "tf.distribute TensorFlow's)",
+            "tf.distribute TensorFlow's)",
             multi_host="Keras's multi-process data parallelism is not in a release for the torch backend yet "
-                       "(keras.distribution is jax-only in Keras {version}): hosts > 1 runs on jax"),
-)}
+            "(keras.distribution is jax-only in Keras {version}): hosts > 1 runs on jax",
+        ),
+    )
+}
 
 
 def spread_over_devices() -> str:

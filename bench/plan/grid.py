@@ -42,14 +42,26 @@ def expand(knobs: dict, repeat: int = 1) -> list[RunSpec]:
 
 def pipeline_ceiling(spec: RunSpec) -> RunSpec:
     """The same feed into the null model: fit then runs as fast as the pipeline delivers."""
-    return dataclasses.replace(spec, backbone=PIPELINE_ALONE, finetune="full", checkpoint=False, precision="float32",
-                               xla="auto", gpus=1, repeat=0, role="ceiling")
+    return dataclasses.replace(
+        spec,
+        backbone=PIPELINE_ALONE,
+        finetune="full",
+        checkpoint=False,
+        precision="float32",
+        xla="auto",
+        gpus=1,
+        repeat=0,
+        role="ceiling",
+    )
 
 
 def model_ceiling(spec: RunSpec) -> RunSpec:
     """The same model, batch and precision on tensors already in memory: the model alone."""
-    return _normalise(dataclasses.replace(spec, pipeline=MODEL_ALONE, checkpoint=False, cache=None,
-                                          interpolation="nearest", repeat=0, role="ceiling"))
+    return _normalise(
+        dataclasses.replace(
+            spec, pipeline=MODEL_ALONE, checkpoint=False, cache=None, interpolation="nearest", repeat=0, role="ceiling"
+        )
+    )
 
 
 def is_ceiling(spec: RunSpec) -> bool:
@@ -139,9 +151,11 @@ def check_spec(spec: RunSpec) -> None:
         if name == "input_size" and input_size_problem(spec.backbone, value):
             raise SpecError(input_size_problem(spec.backbone, value))
     if spec.window == "auto" and spec.epochs < 2:
-        raise SpecError(f"epochs={spec.epochs} leaves the model alone no measured window (its warm-up is the first "
-                        "epoch) and a pipeline's none that holds an epoch's start; use epochs=2 or more, or "
-                        "window=epochs to time the epochs as asked")
+        raise SpecError(
+            f"epochs={spec.epochs} leaves the model alone no measured window (its warm-up is the first "
+            "epoch) and a pipeline's none that holds an epoch's start; use epochs=2 or more, or "
+            "window=epochs to time the epochs as asked"
+        )
     problem = data_format_problem(spec.backbone, spec.data_format)
     if problem:
         raise SpecError(problem)
@@ -163,12 +177,21 @@ def _resolved(sets: list[dict], choose) -> list[dict]:
     if not any("auto" in s.get("backend", ()) for s in sets):
         return sets
     chosen = choose(max(max(s.get("gpus", [1])) for s in sets))
-    return [{**s, "backend": list(dict.fromkeys(chosen if b == "auto" else b for b in s["backend"]))}
-            if "backend" in s else s for s in sets]
+    return [
+        {**s, "backend": list(dict.fromkeys(chosen if b == "auto" else b for b in s["backend"]))}
+        if "backend" in s
+        else s
+        for s in sets
+    ]
 
 
-def build_grid(knob_sets: list[dict], overrides: list[str], repeat: int = 1, installed_only: bool = False,
-               choose_backend=first_installed_backend) -> tuple[list[RunSpec], list[str]]:
+def build_grid(
+    knob_sets: list[dict],
+    overrides: list[str],
+    repeat: int = 1,
+    installed_only: bool = False,
+    choose_backend=first_installed_backend,
+) -> tuple[list[RunSpec], list[str]]:
     """(the checked grid: the union of the knob sets' products, each with the --set overrides;
     with `installed_only`, without the points whose backend or pipeline this machine lacks, and
     why they were left out). backend "auto" becomes `choose_backend(gpus)`'s answer (the sweep
@@ -198,8 +221,9 @@ def check_user_knobs(grid: list[RunSpec], changed: dict) -> None:
     for name in LOADER_KNOBS:
         if users and name in changed and not any(name in knob_meaning(p.pipeline) for p in grid):
             takes = ", ".join(knob_meaning(users[0])) or "none"
-            raise SpecError(f"--set {name}: pipeline {users[0]} has no {name} parameter (the loader knobs it "
-                            f"takes: {takes})")
+            raise SpecError(
+                f"--set {name}: pipeline {users[0]} has no {name} parameter (the loader knobs it takes: {takes})"
+            )
 
 
 def one_point(knobs: dict) -> RunSpec:

@@ -21,8 +21,16 @@ class SpecError(ValueError):
     """A user mistake found before any work starts; its message is one line."""
 
 
-def knob(default, role: str, help: str, allowed: tuple = (), minimum: int | None = None, later: bool = False,
-         show: str | dict | None = None, show_default: bool = True):
+def knob(
+    default,
+    role: str,
+    help: str,
+    allowed: tuple = (),
+    minimum: int | None = None,
+    later: bool = False,
+    show: str | dict | None = None,
+    show_default: bool = True,
+):
     """A RunSpec field that is a knob. `role` says what it sets, and so where the reports put it:
     `model` and `schedule` knobs split the results into tables, `pipeline`, `loader` and `device`
     knobs name a table's columns (a `loader` knob is blank where its pipeline does not use it),
@@ -32,9 +40,18 @@ def knob(default, role: str, help: str, allowed: tuple = (), minimum: int | None
     keep their ids. `show` is its short form in a point's name (display): a format ("w{}") or
     value -> words (a value missing there is not shown); `show_default=False` leaves it out at
     its default."""
-    return dataclasses.field(default=default, metadata={"role": role, "help": help, "allowed": allowed,
-                                                        "minimum": minimum, "later": later, "show": show,
-                                                        "show_default": show_default})
+    return dataclasses.field(
+        default=default,
+        metadata={
+            "role": role,
+            "help": help,
+            "allowed": allowed,
+            "minimum": minimum,
+            "later": later,
+            "show": show,
+            "show_default": show_default,
+        },
+    )
 
 
 # Keras's dtype policies (the precision knob's values) -> the dtype each computes in
@@ -45,42 +62,97 @@ PRECISIONS = {"float32": "float32", "mixed_float16": "float16", "mixed_bfloat16"
 class RunSpec:
     """One point of a sweep. Defaults follow the seed's recipe, with fewer epochs."""
 
-    backend: str = knob("tensorflow", "model", "Keras 3's backend; auto: the first of them that trains on this "
-                        "run's GPU (the first installed where there is none)", (*BACKENDS, "auto"), later=True,
-                        show="{}", show_default=False)
+    backend: str = knob(
+        "tensorflow",
+        "model",
+        "Keras 3's backend; auto: the first of them that trains on this "
+        "run's GPU (the first installed where there is none)",
+        (*BACKENDS, "auto"),
+        later=True,
+        show="{}",
+        show_default=False,
+    )
     backbone: str = knob("vgg16", "model", "the model trained (models/)", tuple(BACKBONES), show="{}")
     input_size: int = knob(224, "model", "images are resized to this many pixels square", minimum=1, show="{}px")
     pipeline: str = knob("keras", "pipeline", "what reads and feeds the images", tuple(PIPELINES), show="{}")
     batch: int = knob(16, "batch", "images per training step", minimum=1, show="b{}")
     workers: int | None = knob(4, "loader", "loader workers (threads or processes)", minimum=0, show="w{}")
-    use_multiprocessing: bool | None = knob(False, "loader", "the keras loader's workers are processes, not threads",
-                                            (True, False), show={True: "mp", False: "threads"})
+    use_multiprocessing: bool | None = knob(
+        False,
+        "loader",
+        "the keras loader's workers are processes, not threads",
+        (True, False),
+        show={True: "mp", False: "threads"},
+    )
     max_queue_size: int | None = knob(10, "loader", "batches the loader keeps ready", minimum=0, show="q{}")
-    gpus: int = knob(1, "device", "devices training data-parallel (logical CPU devices where no GPU)", minimum=1,
-                     show="{} gpus", show_default=False)
+    gpus: int = knob(
+        1,
+        "device",
+        "devices training data-parallel (logical CPU devices where no GPU)",
+        minimum=1,
+        show="{} gpus",
+        show_default=False,
+    )
     epochs: int = knob(3, "schedule", "epochs trained (the first is warm-up)", minimum=1)
-    steps_per_epoch: int = knob(0, "schedule", "0: one pass over the training images, as flow_from_directory",
-                                minimum=0)
+    steps_per_epoch: int = knob(
+        0, "schedule", "0: one pass over the training images, as flow_from_directory", minimum=0
+    )
     validation_steps: int = knob(0, "schedule", "0: one pass over the validation images", minimum=0)
     finetune: str = knob("full", "model", "the layers trained: the seed's three steps", ("head", "last_block", "full"))
-    interpolation: str = knob("nearest", "model", "resizing (nearest: flow_from_directory's default)",
-                              ("nearest", "bilinear"))
-    cache: bool | None = knob(False, "loader", "keep the decoded images in memory after the first epoch", (True, False),
-                              show={True: "cache"})
-    checkpoint: bool = knob(False, "schedule", "save the best model every epoch, as the seed's timed runs did",
-                            (True, False))
-    precision: str = knob("float32", "device", "Keras's dtype policy", tuple(PRECISIONS), show=PRECISIONS,
-                          show_default=False)
-    xla: str = knob("auto", "device", "jit_compile: auto (Keras decides), on, off", ("auto", "on", "off"),
-                    show="xla {}", show_default=False)
-    window: str = knob("auto", "schedule", "auto: epochs long enough for a steady window; epochs: as asked",
-                       ("auto", "epochs"), later=True)
-    data_format: str = knob("channels_last", "device", "Keras's image data format for the model",
-                            ("channels_last", "channels_first"), later=True, show="{}", show_default=False)
-    transfer: str = knob("float32", "loader", "what a pipeline hands over: float32 in [0, 1], or uint8",
-                         ("float32", "uint8"), later=True, show="{}", show_default=False)
-    hosts: int = knob(1, "device", "processes training data-parallel, `gpus` devices each", minimum=1, later=True,
-                      show="{} hosts", show_default=False)
+    interpolation: str = knob(
+        "nearest", "model", "resizing (nearest: flow_from_directory's default)", ("nearest", "bilinear")
+    )
+    cache: bool | None = knob(
+        False, "loader", "keep the decoded images in memory after the first epoch", (True, False), show={True: "cache"}
+    )
+    checkpoint: bool = knob(
+        False, "schedule", "save the best model every epoch, as the seed's timed runs did", (True, False)
+    )
+    precision: str = knob(
+        "float32", "device", "Keras's dtype policy", tuple(PRECISIONS), show=PRECISIONS, show_default=False
+    )
+    xla: str = knob(
+        "auto",
+        "device",
+        "jit_compile: auto (Keras decides), on, off",
+        ("auto", "on", "off"),
+        show="xla {}",
+        show_default=False,
+    )
+    window: str = knob(
+        "auto",
+        "schedule",
+        "auto: epochs long enough for a steady window; epochs: as asked",
+        ("auto", "epochs"),
+        later=True,
+    )
+    data_format: str = knob(
+        "channels_last",
+        "device",
+        "Keras's image data format for the model",
+        ("channels_last", "channels_first"),
+        later=True,
+        show="{}",
+        show_default=False,
+    )
+    transfer: str = knob(
+        "float32",
+        "loader",
+        "what a pipeline hands over: float32 in [0, 1], or uint8",
+        ("float32", "uint8"),
+        later=True,
+        show="{}",
+        show_default=False,
+    )
+    hosts: int = knob(
+        1,
+        "device",
+        "processes training data-parallel, `gpus` devices each",
+        minimum=1,
+        later=True,
+        show="{} hosts",
+        show_default=False,
+    )
     repeat: int = 0  # which repeat of the point this is, 0-based
     role: str = "point"  # "ceiling": a probe run for another point's pipeline or model ceiling
     profile: bool = False  # an extra run traced by the backend's profiler (--profile): its rates are not kept
@@ -110,8 +182,9 @@ class RunSpec:
 
 KNOBS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(RunSpec) if "role" in f.metadata}
 # knob -> the types its value may have, from RunSpec's annotations (int | None: (int, NoneType))
-KINDS: dict[str, tuple[type, ...]] = {name: typing.get_args(hint) or (hint,)
-                                      for name, hint in typing.get_type_hints(RunSpec).items() if name in KNOBS}
+KINDS: dict[str, tuple[type, ...]] = {
+    name: typing.get_args(hint) or (hint,) for name, hint in typing.get_type_hints(RunSpec).items() if name in KNOBS
+}
 
 
 def knobs_of(*roles: str) -> tuple[str, ...]:

@@ -77,8 +77,18 @@ def load_preset(name_or_path: str) -> Preset:
         doc = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"preset {path}: {e}") from None
-    unknown = set(doc) - {"description", "knobs", "grid", "data", "repeat", "repeat_as_needed", "timeout_s",
-                          "ceilings", "installed_only", "gate"}
+    unknown = set(doc) - {
+        "description",
+        "knobs",
+        "grid",
+        "data",
+        "repeat",
+        "repeat_as_needed",
+        "timeout_s",
+        "ceilings",
+        "installed_only",
+        "gate",
+    }
     if unknown:
         raise SpecError(f"preset {path}: unknown section(s) {sorted(unknown)}")
 
@@ -96,8 +106,14 @@ def load_preset(name_or_path: str) -> Preset:
         value = table.get(key, default)
         kinds = (int, float) if kind is float else (kind,)
         if not isinstance(value, kinds) or (isinstance(value, bool) and kind is not bool):
-            name = {int: "a whole number", float: "a number", bool: "true or false", str: "a string",
-                    dict: "a table", list: "a list of tables"}[kind]
+            name = {
+                int: "a whole number",
+                float: "a number",
+                bool: "true or false",
+                str: "a string",
+                dict: "a table",
+                list: "a list of tables",
+            }[kind]
             raise SpecError(f"preset {path}: {where}{key} = {value!r}: expected {name}")
         if kind in (int, float) and key != "seed" and value <= 0:
             raise SpecError(f"preset {path}: {where}{key} = {value!r}: must be more than 0")
@@ -112,8 +128,13 @@ def load_preset(name_or_path: str) -> Preset:
     unknown = set(table) - {f.name for f in dataclasses.fields(DataSpec)}
     if unknown:
         raise SpecError(f"preset {path}: [data]: unknown field(s) {sorted(unknown)}")
-    data = DataSpec(**{f.name: field(table, f.name, DATA_TYPES[f.name], f.default, "[data] ")
-                       for f in dataclasses.fields(DataSpec) if f.name in table})
+    data = DataSpec(
+        **{
+            f.name: field(table, f.name, DATA_TYPES[f.name], f.default, "[data] ")
+            for f in dataclasses.fields(DataSpec)
+            if f.name in table
+        }
+    )
     try:
         parse_size(data.image_size)
     except SpecError as e:

@@ -51,8 +51,9 @@ def host_share(index, spec, process_id: int):
         return index, spec
     train_steps, _ = split_plan(index.count("train"), spec, "train")
     val_steps, _ = split_plan(index.count("val"), spec, "val")
-    local = dataclasses.replace(spec, batch=spec.batch // spec.hosts, steps_per_epoch=train_steps,
-                                validation_steps=val_steps, window="epochs")
+    local = dataclasses.replace(
+        spec, batch=spec.batch // spec.hosts, steps_per_epoch=train_steps, validation_steps=val_steps, window="epochs"
+    )
     return index.shard(process_id, spec.hosts), local
 
 

@@ -24,8 +24,16 @@ def where(backend: str, count: int = 1) -> dict:
     """The devices `backend` trains on in this process (the first `count`), as it names them: its
     platform (gpu, cpu, mps), their names, the CUDA and cuDNN it loaded, its default arithmetic
     for float32 matrix products and its compile cache folder."""
-    facts = {"backend": backend, "version": "", "platform": "cpu", "devices": [], "cuda": "", "cudnn": "",
-             "matmul": "", "compile_cache": str(devices.compile_cache_dir(backend))}
+    facts = {
+        "backend": backend,
+        "version": "",
+        "platform": "cpu",
+        "devices": [],
+        "cuda": "",
+        "cudnn": "",
+        "matmul": "",
+        "compile_cache": str(devices.compile_cache_dir(backend)),
+    }
     return {**facts, **of(backend).where(count)}
 
 
@@ -40,15 +48,25 @@ def ask(backends, count: int = 1) -> dict[str, dict]:
     started = {}
     for backend in backends:
         child_env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", CUDA_DEVICE_ORDER="PCI_BUS_ID")
-        started[backend] = subprocess.Popen([sys.executable, "-m", "bench.run.doctor", "--where", backend,
-                                             "--count", str(count)],
-                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env)
+        started[backend] = subprocess.Popen(
+            [sys.executable, "-m", "bench.run.doctor", "--where", backend, "--count", str(count)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=child_env,
+        )
     answers = {}
     for backend, child in started.items():
         try:
             out, err = child.communicate(timeout=120)
-            answers[backend] = json.loads(out.strip().splitlines()[-1]) if child.returncode == 0 else {
-                "backend": backend, "error": (err.strip().splitlines() or [f"exit status {child.returncode}"])[-1]}
+            answers[backend] = (
+                json.loads(out.strip().splitlines()[-1])
+                if child.returncode == 0
+                else {
+                    "backend": backend,
+                    "error": (err.strip().splitlines() or [f"exit status {child.returncode}"])[-1],
+                }
+            )
         except (subprocess.TimeoutExpired, ValueError, IndexError) as e:
             child.kill()
             answers[backend] = {"backend": backend, "error": f"{type(e).__name__}: {e}"}
@@ -66,12 +84,16 @@ def nvml() -> dict:
     """What NVML sees: the GPUs, the driver and its CUDA, or why it sees none (NVML's own error),
     and the signs of NVIDIA devices that need no NVML (a failing NVML is not 'no GPU')."""
     gpus, driver, reason = machine.nvml_gpus()
-    return {"gpus": gpus, "driver": driver, "cuda_driver": machine.driver_cuda(), "gpu_note": reason,
-            "evidence": nvml_module.nvidia_evidence() if reason.startswith("NVML unavailable") else []}
+    return {
+        "gpus": gpus,
+        "driver": driver,
+        "cuda_driver": machine.driver_cuda(),
+        "gpu_note": reason,
+        "evidence": nvml_module.nvidia_evidence() if reason.startswith("NVML unavailable") else [],
+    }
 
 
-def check(label: str, backends, local: bool = True, gpus: int = 1, hosts: int = 1,
-          switch: str = "--gpu cpu") -> dict:
+def check(label: str, backends, local: bool = True, gpus: int = 1, hosts: int = 1, switch: str = "--gpu cpu") -> dict:
     """Before anything trains: the label held against the GPUs the run will use, and each backend
     asked where it would train when it is given a GPU (a SpecError, one line, when one would train
     elsewhere). A label of "cpu" trains on the CPU on purpose: the GPUs are hidden from the runs.
@@ -93,8 +115,13 @@ def check(label: str, backends, local: bool = True, gpus: int = 1, hosts: int = 
         return {"nvml": found, "backends": {}, "gpu_used": False}
     answers = ask(sorted(set(backends)), gpus)
     line = gate.refusal(found, answers, switch) or next(
-        (f"--gpu {label}: {b}: {why}" for b, why in ((b, gate.contradiction(label, a)) for b, a in answers.items())
-         if why), None)
+        (
+            f"--gpu {label}: {b}: {why}"
+            for b, why in ((b, gate.contradiction(label, a)) for b, a in answers.items())
+            if why
+        ),
+        None,
+    )
     if line:
         raise SpecError(line)
     return {"nvml": found, "backends": answers, "gpu_used": True}
@@ -116,8 +143,11 @@ def backend_for(gpu: str, gpus: int = 1) -> str:
     on_gpu = [b for b in backends if answers[b].get("platform") == "gpu"]
     if not on_gpu or on_gpu[0] == first:
         return first
-    print(f"backend auto: {on_gpu[0]}, the first that trains on the GPU ({gate.seen(found)}); {first} would train on "
-          f"{gate.off_gpu(found, answers)[first]} ({gate.fix(first, found['cuda_driver'])})", file=sys.stderr)
+    print(
+        f"backend auto: {on_gpu[0]}, the first that trains on the GPU ({gate.seen(found)}); {first} would train on "
+        f"{gate.off_gpu(found, answers)[first]} ({gate.fix(first, found['cuda_driver'])})",
+        file=sys.stderr,
+    )
     return on_gpu[0]
 
 
@@ -132,10 +162,15 @@ def render(found: dict) -> str:
     lines = [f"NVML: {gate.seen(nv)}"]
     for g in nv["gpus"]:
         memory = f"{g['memory_mb'] / 1024:.0f} GB" if g.get("memory_mb") else "memory not reported"
-        lines.append(f"  GPU {g['index']}: {g['name']}, {memory}, "
-                     f"compute capability {g.get('compute_capability') or '?'}"
-                     + (" (a MIG slice: NVML reports no utilisation for it, and it has no datasheet peak)"
-                        if g.get("mig") else ""))
+        lines.append(
+            f"  GPU {g['index']}: {g['name']}, {memory}, "
+            f"compute capability {g.get('compute_capability') or '?'}"
+            + (
+                " (a MIG slice: NVML reports no utilisation for it, and it has no datasheet peak)"
+                if g.get("mig")
+                else ""
+            )
+        )
     trouble = gate.nvml_trouble(nv)
     if trouble:
         lines.append(trouble.removeprefix("--gpu auto: "))
@@ -144,8 +179,10 @@ def render(found: dict) -> str:
         if "error" in a:
             lines.append(f"{backend}: does not start: {a['error']}")
             continue
-        lines.append(f"{backend} {a['version']}: trains on {train_device(a)}; CUDA {a['cuda'] or '-'}, "
-                     f"cuDNN {a['cudnn'] or '-'}; float32 matmul {a['matmul']}; compile cache {a['compile_cache']}")
+        lines.append(
+            f"{backend} {a['version']}: trains on {train_device(a)}; CUDA {a['cuda'] or '-'}, "
+            f"cuDNN {a['cudnn'] or '-'}; float32 matmul {a['matmul']}; compile cache {a['compile_cache']}"
+        )
         if backend in missed:
             lines.append(f"  fix: {gate.fix(backend, nv['cuda_driver'])}")
     if not nv["gpus"]:
@@ -153,10 +190,12 @@ def render(found: dict) -> str:
     return "\n".join(lines)
 
 
-CPU_ONLY = ("No GPU here: worth measuring on this machine is your input pipeline (its loaders and workers, alone "
-            "and feeding your model: `gpubench sweep --preset mine --gpu cpu`) and the CPU as a machine to compare "
-            "(`--preset quick`); a GPU's speed is measured on a GPU machine "
-            "(`gpubench report` puts them side by side).")
+CPU_ONLY = (
+    "No GPU here: worth measuring on this machine is your input pipeline (its loaders and workers, alone "
+    "and feeding your model: `gpubench sweep --preset mine --gpu cpu`) and the CPU as a machine to compare "
+    "(`--preset quick`); a GPU's speed is measured on a GPU machine "
+    "(`gpubench report` puts them side by side)."
+)
 
 
 def main(argv=None) -> int:
@@ -166,9 +205,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run.doctor")
     parser.add_argument("--where", help="print where() of this backend as JSON (one process per backend)")
     parser.add_argument("--count", type=int, default=1, help="with --where: the devices a run of this many GPUs uses")
-    parser.add_argument("--check", action="store_true",
-                        help="exit status 1, the fix on the last line, when no installed backend reaches the GPU NVML "
-                             "sees; those that miss it are said, with their fix")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="exit status 1, the fix on the last line, when no installed backend reaches the GPU NVML "
+        "sees; those that miss it are said, with their fix",
+    )
     args = parser.parse_args(argv)
     if args.where:
         devices.hide(set(devices.FRAMEWORKS) - {args.where})
@@ -187,9 +229,12 @@ def main(argv=None) -> int:
         print(f"doctor: {line}", file=sys.stderr)
         return 1
     if args.check and missed:  # the presets' backend auto measures on the first that reaches the GPU
-        print(f"doctor: {', '.join(missed)} will train on the CPU here "
-              f"({gate.fix(next(iter(missed)), seen_now['cuda_driver'])}); "
-              f"the presets measure on {reached[0]} (backend auto)", file=sys.stderr)
+        print(
+            f"doctor: {', '.join(missed)} will train on the CPU here "
+            f"({gate.fix(next(iter(missed)), seen_now['cuda_driver'])}); "
+            f"the presets measure on {reached[0]} (backend auto)",
+            file=sys.stderr,
+        )
     return 0
 
 

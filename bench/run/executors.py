@@ -35,8 +35,9 @@ class Slurm:
     exclusive: bool = True
 
 
-def run_job(spec: dict, index_path: str, store_root: str, timeout_s: float, interval: float,
-            sweep_pid: int | None = None) -> dict:
+def run_job(
+    spec: dict, index_path: str, store_root: str, timeout_s: float, interval: float, sweep_pid: int | None = None
+) -> dict:
     """One point, on whatever machine the job landed on: its row, stamped with that machine,
     whose env.json it leaves beside the folder's (env-<machine>.json) for the report. A local job
     (`sweep_pid`) ends with the sweep that submitted it, and its worker with it."""
@@ -71,9 +72,12 @@ class Submitit:
         self.executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
         minutes = math.ceil(timeout_s / 60) + 1  # the run's own timeout ends it first
         options = {"slurm_partition": slurm.partition, "gpus_per_node": slurm.gpus_per_node}
-        self.executor.update_parameters(timeout_min=max(minutes, slurm.time_min if cluster == "slurm" else 0),
-                                        slurm_exclusive=slurm.exclusive, name="gpubench",
-                                        **{k: v for k, v in options.items() if v is not None})
+        self.executor.update_parameters(
+            timeout_min=max(minutes, slurm.time_min if cluster == "slurm" else 0),
+            slurm_exclusive=slurm.exclusive,
+            name="gpubench",
+            **{k: v for k, v in options.items() if v is not None},
+        )
         self.max_parallel = max(1, max_parallel)
 
     def run(self, specs: Iterator[RunSpec], args: tuple) -> Iterator[tuple[RunSpec, dict]]:
@@ -86,8 +90,9 @@ class Submitit:
                 if spec is None:
                     more = False
                 else:
-                    running.append((spec, self.executor.submit(run_job, dataclasses.asdict(spec), *args,
-                                                               self.sweep_pid)))
+                    running.append(
+                        (spec, self.executor.submit(run_job, dataclasses.asdict(spec), *args, self.sweep_pid))
+                    )
             finished = [(spec, job) for spec, job in running if job.done()]
             for spec, job in finished:
                 running.remove((spec, job))
@@ -109,5 +114,8 @@ def _row(spec: RunSpec, job) -> dict:
 
 def describe(executor: str, max_parallel: int, slurm: Slurm) -> dict:
     """sweep.json's account of where the runs ran."""
-    return {"executor": executor, "max_parallel": max_parallel,
-            **({"slurm": dataclasses.asdict(slurm)} if executor == "slurm" else {})}
+    return {
+        "executor": executor,
+        "max_parallel": max_parallel,
+        **({"slurm": dataclasses.asdict(slurm)} if executor == "slurm" else {}),
+    }

@@ -19,8 +19,9 @@ DECODE_RE = re.compile(r"decode|image file format|cannot identify image|not a jp
 def finished(row: dict) -> bool:
     """Whether a row ends its run for good: ok, out of memory, or skipped for a reason of its own.
     A failed run, and one skipped only because another failed, run again on the next sweep."""
-    return row["status"] in ("ok", "oom") or (row["status"] == "skipped"
-                                              and not row.get("error", "").startswith(AFTER_FAILURE))
+    return row["status"] in ("ok", "oom") or (
+        row["status"] == "skipped" and not row.get("error", "").startswith(AFTER_FAILURE)
+    )
 
 
 def failed(row: dict) -> bool:
@@ -44,11 +45,18 @@ def explained(row: dict, index) -> dict:
     """The row with a hint added where its error is a user pipeline failing to decode: the
     unreadable images the scan listed at the start (the pipeline reads its folder itself, and
     a framework such as tf.data names no file)."""
-    if row["status"] == "error" and index is not None and index.skipped and is_user_pipeline(row["pipeline"]) \
-            and DECODE_RE.search(row["error"]):
+    if (
+        row["status"] == "error"
+        and index is not None
+        and index.skipped
+        and is_user_pipeline(row["pipeline"])
+        and DECODE_RE.search(row["error"])
+    ):
         first = index.skipped[0].split(": ")[0]
-        row["error"] = (f"{row['error'][:200]} ... gpubench found {len(index.skipped)} unreadable image(s) when it "
-                        f"scanned the data (first: {first}); your pipeline reads its folder itself: remove or fix them")
+        row["error"] = (
+            f"{row['error'][:200]} ... gpubench found {len(index.skipped)} unreadable image(s) when it "
+            f"scanned the data (first: {first}); your pipeline reads its folder itself: remove or fix them"
+        )
     return row
 
 
@@ -119,10 +127,17 @@ def first_error(rows: list[dict]) -> str | None:
     first = errors[0]
     same = sum(r["error"][:80] == first["error"][:80] for r in errors)
     cites = re.compile(rf"run {re.escape(first['run_id'])}\b")
-    after = sum(r["status"] == "skipped" and r["error"].startswith(AFTER_FAILURE) and bool(cites.search(r["error"]))
-                for r in rows)
+    after = sum(
+        r["status"] == "skipped" and r["error"].startswith(AFTER_FAILURE) and bool(cites.search(r["error"]))
+        for r in rows
+    )
     others = len(errors) - same
-    took = f"{same} failed" + (f", {after} not run after it" if after else "") + (
-        f"; {others} other failure{'s' if others > 1 else ''}" if others else "")
-    return (f"first error ({took}; see runs.csv): {first['status']} in run {first['run_id']}: "
-            f"{first['error'][:600]}. Fix it and run the same command again: the failed runs run again.")
+    took = (
+        f"{same} failed"
+        + (f", {after} not run after it" if after else "")
+        + (f"; {others} other failure{'s' if others > 1 else ''}" if others else "")
+    )
+    return (
+        f"first error ({took}; see runs.csv): {first['status']} in run {first['run_id']}: "
+        f"{first['error'][:600]}. Fix it and run the same command again: the failed runs run again."
+    )

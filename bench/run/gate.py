@@ -59,8 +59,11 @@ def off_gpu(found: dict, answers: dict[str, dict]) -> dict[str, str]:
     """Each backend that would not train on a GPU the run is given, with what it would use instead."""
     if not (found["gpus"] or found.get("named")):
         return {}
-    return {b: a.get("error") or f"the {a['platform'].upper()} ({', '.join(a['devices'])})"
-            for b, a in answers.items() if a.get("platform") != "gpu"}
+    return {
+        b: a.get("error") or f"the {a['platform'].upper()} ({', '.join(a['devices'])})"
+        for b, a in answers.items()
+        if a.get("platform") != "gpu"
+    }
 
 
 def seen(found: dict) -> str:
@@ -82,17 +85,21 @@ def refusal(found: dict, answers: dict[str, dict], switch: str = "--gpu cpu") ->
     version = answers[backend].get("version", "")
     others = f" (also: {', '.join(list(missed)[1:])})" if len(missed) > 1 else ""
     where = f"NVML sees {seen(found)}" if found["gpus"] else f"the GPU is named ({found['named']})"
-    return (f"{where} but {backend} {version} would train on {instead}{others}: "
-            f"{fix(backend, found['cuda_driver'])}; or {switch} measures the CPU on purpose")
+    return (
+        f"{where} but {backend} {version} would train on {instead}{others}: "
+        f"{fix(backend, found['cuda_driver'])}; or {switch} measures the CPU on purpose"
+    )
 
 
 def nvml_trouble(found: dict) -> str | None:
     """The line for --gpu auto when NVML fails on a machine with NVIDIA devices: never 'no GPU'."""
     if found["gpus"] or not found.get("evidence"):
         return None
-    return (f"--gpu auto: {found['gpu_note']}, yet this machine has NVIDIA devices ({', '.join(found['evidence'])}): "
-            "fix NVML (the driver's libnvidia-ml.so.1 must load; in a container, start it with the GPUs), "
-            "or name the GPU (--gpu h100), or --gpu cpu to measure the CPU")
+    return (
+        f"--gpu auto: {found['gpu_note']}, yet this machine has NVIDIA devices ({', '.join(found['evidence'])}): "
+        "fix NVML (the driver's libnvidia-ml.so.1 must load; in a container, start it with the GPUs), "
+        "or name the GPU (--gpu h100), or --gpu cpu to measure the CPU"
+    )
 
 
 def auto_label(found: dict, count: int = 1, backend: str | None = None) -> str:
@@ -113,17 +120,21 @@ def check_against_nvml(label: str, found: dict, count: int = 1, backend: str | N
     if label != nvml.label_of(used):
         where = ", ".join(f"GPU {g['index']} ({g['name']})" for g in used) or "no GPU"
         auto = nvml.label_of(used)
-        raise SpecError(f"--gpu {label}: NVML sees {seen(found)} and the run would train on {where}, not a {label}: "
-                        f"use --gpu auto ({auto}), CUDA_VISIBLE_DEVICES to choose the GPU, or --gpu cpu to measure "
-                        f"the CPU on purpose")
+        raise SpecError(
+            f"--gpu {label}: NVML sees {seen(found)} and the run would train on {where}, not a {label}: "
+            f"use --gpu auto ({auto}), CUDA_VISIBLE_DEVICES to choose the GPU, or --gpu cpu to measure "
+            f"the CPU on purpose"
+        )
 
 
 def check_hosts(found: dict, gpus: int, hosts: int) -> None:
     """hosts > 1 on this machine gives each process `gpus` GPUs of its own: refused when too few."""
     seen_here = nvml.visible(found["gpus"])
     if hosts > 1 and seen_here and len(seen_here) < gpus * hosts:
-        raise SpecError(f"hosts={hosts} x gpus={gpus} needs {gpus * hosts} GPUs on this machine, "
-                        f"the run sees {len(seen_here)} ({seen(found)}): lower hosts or gpus")
+        raise SpecError(
+            f"hosts={hosts} x gpus={gpus} needs {gpus * hosts} GPUs on this machine, "
+            f"the run sees {len(seen_here)} ({seen(found)}): lower hosts or gpus"
+        )
 
 
 def contradiction(label: str | None, facts: dict) -> str | None:
@@ -134,8 +145,10 @@ def contradiction(label: str | None, facts: dict) -> str | None:
     stray = [d for d in facts.get("devices", []) if nvml.gpu_label(d).split("-mig-")[0] not in wanted]
     if facts["platform"] == "gpu" and not stray:
         return None
-    return (f"the device it trains on ({facts['platform']}: {', '.join(facts.get('devices', []))}) "
-            f"is not the {label} of the label")
+    return (
+        f"the device it trains on ({facts['platform']}: {', '.join(facts.get('devices', []))}) "
+        f"is not the {label} of the label"
+    )
 
 
 def given_to_workers(label: str) -> None:

@@ -27,8 +27,14 @@ _server = None
 
 def forkable(spec: RunSpec, env: dict, mem_limit_mb: int | None) -> bool:
     """Whether this run may be forked from the server (the module's docstring says when)."""
-    return (env.get(FORK_ENV, "1") != "0" and spec.backend == PRELOADED and spec.hosts == 1 and not mem_limit_mb
-            and set(frameworks(spec)) <= {BACKENDS[PRELOADED].package} and env.get("CUDA_VISIBLE_DEVICES") == "-1")
+    return (
+        env.get(FORK_ENV, "1") != "0"
+        and spec.backend == PRELOADED
+        and spec.hosts == 1
+        and not mem_limit_mb
+        and set(frameworks(spec)) <= {BACKENDS[PRELOADED].package}
+        and env.get("CUDA_VISIBLE_DEVICES") == "-1"
+    )
 
 
 class Forked:

@@ -45,8 +45,14 @@ def measure(precision: str, backend: str = "tensorflow", windows: int = 5, secon
             product()
             count += 1
         rates.append(2 * n**3 * count / (time.perf_counter() - start) / 1e12)
-    return {"precision": precision, "backend": backend, "n": n, "device": description, "matmul_precision": math,
-            "tflops": max(rates)}
+    return {
+        "precision": precision,
+        "backend": backend,
+        "n": n,
+        "device": description,
+        "matmul_precision": math,
+        "tflops": max(rates),
+    }
 
 
 if __name__ == "__main__":

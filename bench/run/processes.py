@@ -64,7 +64,7 @@ def own_gpus(hosts: int, gpus: int) -> list[dict]:
     if hosts == 1 or len(seen) < hosts * gpus:
         return [{} for _ in range(hosts)]
     names = [g["uuid"] if g["mig"] else str(g["index"]) for g in seen]
-    return [{"CUDA_VISIBLE_DEVICES": ",".join(names[k * gpus:(k + 1) * gpus])} for k in range(hosts)]
+    return [{"CUDA_VISIBLE_DEVICES": ",".join(names[k * gpus : (k + 1) * gpus])} for k in range(hosts)]
 
 
 def _host_env(hosts: int, gpus: int = 1) -> list[dict]:
@@ -74,18 +74,33 @@ def _host_env(hosts: int, gpus: int = 1) -> list[dict]:
     if hosts == 1:
         return [base]
     address = f"localhost:{_free_port()}"
-    return [dict(base, KERAS_DISTRIBUTION_JOB_ADDRESSES=address, KERAS_DISTRIBUTION_NUM_PROCESSES=str(hosts),
-                 KERAS_DISTRIBUTION_PROCESS_ID=str(k), **own) for k, own in enumerate(own_gpus(hosts, gpus))]
+    return [
+        dict(
+            base,
+            KERAS_DISTRIBUTION_JOB_ADDRESSES=address,
+            KERAS_DISTRIBUTION_NUM_PROCESSES=str(hosts),
+            KERAS_DISTRIBUTION_PROCESS_ID=str(k),
+            **own,
+        )
+        for k, own in enumerate(own_gpus(hosts, gpus))
+    ]
 
 
-def run_point(spec: RunSpec, index_path: Path, store: ResultStore, timeout_s: float,
-              interval: float = SAMPLE_INTERVAL_S, mem_limit_mb: int | None = None) -> dict:
+def run_point(
+    spec: RunSpec,
+    index_path: Path,
+    store: ResultStore,
+    timeout_s: float,
+    interval: float = SAMPLE_INTERVAL_S,
+    mem_limit_mb: int | None = None,
+) -> dict:
     """Run one point in fresh processes and return its record, stamped with this machine."""
     return {**_run(spec, index_path, store, timeout_s, interval, mem_limit_mb), **this_machine()}
 
 
-def _run(spec: RunSpec, index_path: Path, store: ResultStore, timeout_s: float, interval: float,
-         mem_limit_mb: int | None) -> dict:
+def _run(
+    spec: RunSpec, index_path: Path, store: ResultStore, timeout_s: float, interval: float, mem_limit_mb: int | None
+) -> dict:
     """One process, or one per host when hosts > 1 (joined on a localhost port); the record of
     process 0, with every process's samples in one file (a `process` column). A process that fails,
     or the timeout, ends them all: one row."""
@@ -99,15 +114,37 @@ def _run(spec: RunSpec, index_path: Path, store: ResultStore, timeout_s: float, 
     start, procs, returncodes = time.perf_counter(), [], [None] * hosts
     try:
         for k, env in enumerate(_host_env(hosts, spec.gpus)):
-            cmd = [sys.executable, "-m", "bench.run.worker", "--spec", json.dumps(dataclasses.asdict(spec)),
-                   "--index", str(index_path), "--record", str(records[k]), "--samples", str(samples[k]),
-                   "--interval", str(interval), "--process-id", str(k)]
+            cmd = [
+                sys.executable,
+                "-m",
+                "bench.run.worker",
+                "--spec",
+                json.dumps(dataclasses.asdict(spec)),
+                "--index",
+                str(index_path),
+                "--record",
+                str(records[k]),
+                "--samples",
+                str(samples[k]),
+                "--interval",
+                str(interval),
+                "--process-id",
+                str(k),
+            ]
             if launcher.forkable(spec, env, mem_limit_mb):  # TensorFlow imported once, each run still its own process
                 procs.append(launcher.start(cmd[3:], env, logs[k]))
                 continue
             with open(logs[k], "w") as log:
-                procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                              preexec_fn=_memory_cap(mem_limit_mb), env=env))
+                procs.append(
+                    subprocess.Popen(
+                        cmd,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                        preexec_fn=_memory_cap(mem_limit_mb),
+                        env=env,
+                    )
+                )
         while time.perf_counter() - start < timeout_s:
             returncodes = [proc.poll() for proc in procs]
             if all(code is not None for code in returncodes) or any(code for code in returncodes):
@@ -119,8 +156,9 @@ def _run(spec: RunSpec, index_path: Path, store: ResultStore, timeout_s: float, 
             proc.wait()
     wall_s = time.perf_counter() - start
     if None in returncodes and not any(returncodes):  # none failed, not all done: out of time
-        return RunRecord.for_spec(spec, status="timeout", wall_s=wall_s,
-                                  error=f"no result within the {timeout_s:g} s timeout").to_dict()
+        return RunRecord.for_spec(
+            spec, status="timeout", wall_s=wall_s, error=f"no result within the {timeout_s:g} s timeout"
+        ).to_dict()
     written = [json.loads(path.read_text()) if path.is_file() else None for path in records]
     for path in records:
         path.unlink(missing_ok=True)
@@ -138,8 +176,14 @@ def _run(spec: RunSpec, index_path: Path, store: ResultStore, timeout_s: float, 
             elif hosts > 1:
                 record["error"] = f"process {failed} of {hosts}: {record['error']}"
             return record
-    return _died(spec, returncodes[failed or 0], logs[failed or 0], mem_limit_mb, wall_s,
-                 f"process {failed} of {hosts}: " if hosts > 1 else "")
+    return _died(
+        spec,
+        returncodes[failed or 0],
+        logs[failed or 0],
+        mem_limit_mb,
+        wall_s,
+        f"process {failed} of {hosts}: " if hosts > 1 else "",
+    )
 
 
 def every_host_energy(records: list[dict]) -> dict:
@@ -175,8 +219,7 @@ def _merge_samples(paths: list[Path]) -> None:
         path.unlink(missing_ok=True)
 
 
-def _died(spec: RunSpec, returncode: int, log_path: Path, mem_limit_mb: int | None, wall_s: float,
-          who: str) -> dict:
+def _died(spec: RunSpec, returncode: int, log_path: Path, mem_limit_mb: int | None, wall_s: float, who: str) -> dict:
     """The row of a worker that ended without a record: what its exit and its log say."""
     lines = _log_lines(log_path)
     said_oom = next((line for line in reversed(lines) if OOM_RE.search(line)), None)
@@ -190,8 +233,9 @@ def _died(spec: RunSpec, returncode: int, log_path: Path, mem_limit_mb: int | No
     else:
         status, why = "error", f"worker exited with status {returncode} without a record"
     tail = lines[-1][:300] if lines and not said_oom else ""
-    return RunRecord.for_spec(spec, status=status, wall_s=wall_s,
-                              error=who + (f"{why}; last log line: {tail}" if tail else why)).to_dict()
+    return RunRecord.for_spec(
+        spec, status=status, wall_s=wall_s, error=who + (f"{why}; last log line: {tail}" if tail else why)
+    ).to_dict()
 
 
 def measure_peaks(settings: set[tuple[str, str]], timeout_s: float = 300) -> dict:
@@ -202,8 +246,12 @@ def measure_peaks(settings: set[tuple[str, str]], timeout_s: float = 300) -> dic
     for backend, precision in sorted(settings):
         probe, why = {}, None
         try:
-            out = subprocess.run([sys.executable, "-m", "bench.run.peak", precision, backend], capture_output=True,
-                                 text=True, timeout=timeout_s)
+            out = subprocess.run(
+                [sys.executable, "-m", "bench.run.peak", precision, backend],
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+            )
             if out.returncode == 0:
                 probe = json.loads(out.stdout.strip().splitlines()[-1])
             else:
@@ -217,4 +265,3 @@ def measure_peaks(settings: set[tuple[str, str]], timeout_s: float = 300) -> dic
         if why:
             found["peak_errors"].setdefault(backend, {})[precision] = why
     return found
-

@@ -70,9 +70,12 @@ class ProfileSteps(keras.callbacks.Callback):
             keras.ops.convert_to_numpy(optimizer.iterations.value)
         session, self.session = self.session, None
         ops, source, trace = backends.of(self.backend).stop_profiler(session, self.out)
-        (self.out / "top_ops.json").write_text(json.dumps(
-            {"backend": self.backend, "trace": str(trace.relative_to(self.out)), "source": source,
-             "ops": ops}, indent=2))
+        (self.out / "top_ops.json").write_text(
+            json.dumps(
+                {"backend": self.backend, "trace": str(trace.relative_to(self.out)), "source": source, "ops": ops},
+                indent=2,
+            )
+        )
 
 
 def xplane_file(out: Path) -> Path:
@@ -92,8 +95,11 @@ def top_ops(events, n: int = TOP_OPS) -> tuple[list[dict], str]:
         if not name.startswith(PYTHON):
             lines[(plane, line)].append((float(start), float(duration), name))
     device = any(plane.startswith("/device:") for plane, _ in lines)
-    chosen = {key: value for key, value in lines.items()
-              if (key[0].startswith("/device:") if device else key[0].startswith("/host:"))}
+    chosen = {
+        key: value
+        for key, value in lines.items()
+        if (key[0].startswith("/device:") if device else key[0].startswith("/host:"))
+    }
     own = defaultdict(float)
     for spans in chosen.values():
         for name, ns in self_times(spans):

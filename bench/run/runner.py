@@ -46,7 +46,6 @@ class EtaColumn(ProgressColumn):
         return Text("ETA " + ("-:--" if left is None else clock(left)), style="progress.remaining")
 
 
-
 def _summary(record: dict) -> str:
     """A run's console line: a skip's reason whole, an error's first 300 characters cut at a word."""
     if record["status"] == "skipped":
@@ -56,9 +55,19 @@ def _summary(record: dict) -> str:
     return f"ok {record['total_s']:.1f} s, {record['train_img_s']:.1f} img/s"
 
 
-def sweep(specs: list[RunSpec], index_path: Path, store: ResultStore, timeout_s: float,
-          interval: float = SAMPLE_INTERVAL_S, force: bool = False, gpus_present: int = 0,
-          identity: dict | None = None, on_row=None, console: Console | None = None, jobs=None) -> list[dict]:
+def sweep(
+    specs: list[RunSpec],
+    index_path: Path,
+    store: ResultStore,
+    timeout_s: float,
+    interval: float = SAMPLE_INTERVAL_S,
+    force: bool = False,
+    gpus_present: int = 0,
+    identity: dict | None = None,
+    on_row=None,
+    console: Console | None = None,
+    jobs=None,
+) -> list[dict]:
     """Run the points this code (and on this machine, unless `jobs` run them elsewhere; `identity`:
     the columns bench.results.machine.identity gives) has not yet measured in the store (all with `force`);
     append each row as its run ends, stamped with the machine that ran it, and hand it to `on_row`.
@@ -75,8 +84,10 @@ def sweep(specs: list[RunSpec], index_path: Path, store: ResultStore, timeout_s:
     todo = [s for s in specs if not (s.run_id in previous and finished_row(previous[s.run_id]))]
     again = sum(s.run_id in previous for s in todo)
     if len(todo) < len(specs):
-        console.print(f"{len(specs) - len(todo)} of {len(specs)} runs already in {store.root}: skipped (--force reruns "
-                      f"them)" + (f"; the {again} that failed before run again" if again else ""))
+        console.print(
+            f"{len(specs) - len(todo)} of {len(specs)} runs already in {store.root}: skipped (--force reruns "
+            f"them)" + (f"; the {again} that failed before run again" if again else "")
+        )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), EtaColumn())
     ladders = BatchLadders(previous.values())
     after_failures = AfterFailures(specs)
@@ -93,8 +104,11 @@ def sweep(specs: list[RunSpec], index_path: Path, store: ResultStore, timeout_s:
                 on_row(record)
             new.append(record)
             role = ", ceiling" if spec.role == "ceiling" else ""
-            progress.console.print(f"\\[{len(new)}/{len(todo)}] {spec.label()} (r{spec.repeat}{role}): "
-                                   f"{_summary(record)}", highlight=False, soft_wrap=True)
+            progress.console.print(
+                f"\\[{len(new)}/{len(todo)}] {spec.label()} (r{spec.repeat}{role}): {_summary(record)}",
+                highlight=False,
+                soft_wrap=True,
+            )
             if record["status"] != "skipped":
                 progress.update(task, ran=progress.tasks[0].fields["ran"] + 1)
             progress.advance(task)
@@ -117,6 +131,8 @@ def sweep(specs: list[RunSpec], index_path: Path, store: ResultStore, timeout_s:
             for spec, record in results:
                 finish(spec, record)
         except KeyboardInterrupt:
-            raise Interrupted(f"interrupted: {len(new)} of {len(todo)} runs finished, kept in {store.root}; "
-                              f"the same command again runs the other {len(todo) - len(new)}") from None
+            raise Interrupted(
+                f"interrupted: {len(new)} of {len(todo)} runs finished, kept in {store.root}; "
+                f"the same command again runs the other {len(todo) - len(new)}"
+            ) from None
     return new

@@ -91,8 +91,13 @@ class CpuSampler:
                 continue
         if read_memory:
             self._memory_at, self._memory_mb, self._measure = now, rss / 2**20, "+".join(sorted(measures))
-        row.update(proc_cpu_pct=cpu, rss_mb=self._memory_mb, rss_measure=self._measure, threads=threads,
-                   sys_mem_used_mb=psutil.virtual_memory().used / 2**20)
+        row.update(
+            proc_cpu_pct=cpu,
+            rss_mb=self._memory_mb,
+            rss_measure=self._measure,
+            threads=threads,
+            sys_mem_used_mb=psutil.virtual_memory().used / 2**20,
+        )
         return row
 
 
@@ -138,17 +143,20 @@ class GpuSampler:
         nv = self.nvml
         row = {}
         for i, h in enumerate(self.handles):
-            power_mw, energy_mj = (self._read(f, h) for f in (nv.nvmlDeviceGetPowerUsage,
-                                                              nv.nvmlDeviceGetTotalEnergyConsumption))
+            power_mw, energy_mj = (
+                self._read(f, h) for f in (nv.nvmlDeviceGetPowerUsage, nv.nvmlDeviceGetTotalEnergyConsumption)
+            )
             util, memory = self._read(nv.nvmlDeviceGetUtilizationRates, h), self._read(nv.nvmlDeviceGetMemoryInfo, h)
-            row.update({
-                f"gpu{i}_util": None if util is None else util.gpu,
-                f"gpu{i}_mem_mb": None if memory is None else memory.used / 2**20,
-                f"gpu{i}_power_w": None if power_mw is None else power_mw / 1000.0,
-                f"gpu{i}_energy_j": None if energy_mj is None else energy_mj / 1000.0,
-                f"gpu{i}_sm_clock_mhz": self._read(nv.nvmlDeviceGetClockInfo, h, nv.NVML_CLOCK_SM),
-                f"gpu{i}_temp_c": self._read(nv.nvmlDeviceGetTemperature, h, nv.NVML_TEMPERATURE_GPU),
-            })
+            row.update(
+                {
+                    f"gpu{i}_util": None if util is None else util.gpu,
+                    f"gpu{i}_mem_mb": None if memory is None else memory.used / 2**20,
+                    f"gpu{i}_power_w": None if power_mw is None else power_mw / 1000.0,
+                    f"gpu{i}_energy_j": None if energy_mj is None else energy_mj / 1000.0,
+                    f"gpu{i}_sm_clock_mhz": self._read(nv.nvmlDeviceGetClockInfo, h, nv.NVML_CLOCK_SM),
+                    f"gpu{i}_temp_c": self._read(nv.nvmlDeviceGetTemperature, h, nv.NVML_TEMPERATURE_GPU),
+                }
+            )
         return row
 
 

@@ -28,8 +28,10 @@ def why_skipped(spec: RunSpec, gpus_present: int, index) -> str | None:
         if why := multi_host_refusal(spec.backend):
             return why
         if spec.batch % (spec.hosts * spec.gpus):
-            return (f"batch {spec.batch} does not split evenly over {spec.hosts} hosts of {spec.gpus} device(s): "
-                    f"each host feeds an equal share of every batch")
+            return (
+                f"batch {spec.batch} does not split evenly over {spec.hosts} hosts of {spec.gpus} device(s): "
+                f"each host feeds an equal share of every batch"
+            )
     plugin, why = describe(spec.pipeline).plugins.get(spec.backend, (None, None))
     if plugin and not installed(plugin):
         return why
@@ -40,8 +42,10 @@ def why_skipped(spec: RunSpec, gpus_present: int, index) -> str | None:
             steps, images = split_plan(index.count(split), spec, split)
             last = images - (steps - 1) * spec.batch
             if spec.batch % spec.gpus or last % spec.gpus:
-                return (f"batch {spec.batch} ({split} ends with {last}) does not split evenly over {spec.gpus} "
-                        f"devices: data parallelism gives each an equal share")
+                return (
+                    f"batch {spec.batch} ({split} ends with {last}) does not split evenly over {spec.gpus} "
+                    f"devices: data parallelism gives each an equal share"
+                )
     return None
 
 
@@ -50,8 +54,10 @@ def user_model_cannot(spec: RunSpec) -> str | None:
     if spec.data_format != "channels_last":
         return f"a user's model keeps the layout it was built in; data_format={spec.data_format} cannot apply"
     if spec.backbone.endswith(".keras") and spec.precision != "float32":
-        return (f"a saved .keras model keeps the dtype policy it was saved with; precision={spec.precision} cannot "
-                "apply (give a model function instead, which is built under the policy)")
+        return (
+            f"a saved .keras model keeps the dtype policy it was saved with; precision={spec.precision} cannot "
+            "apply (give a model function instead, which is built under the policy)"
+        )
     return None
 
 
@@ -82,4 +88,3 @@ class BatchLadders:
         if smallest is not None and spec.batch >= smallest:
             return f"batch ladder stopped: batch {smallest} ran out of memory with this model and precision"
         return None
-

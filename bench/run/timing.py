@@ -74,8 +74,10 @@ class EpochTimer(keras.callbacks.Callback):
         """(start, end) of each epoch's training steps: up to the validation that follows them,
         or without validation the epoch less its checkpoint."""
         checkpoint_s = checkpoint_s or [0.0] * len(self.ends)
-        return [(b, s if s is not None else e - c)
-                for b, s, e, c in zip(self.begins, self.steps_ends, self.ends, checkpoint_s)]
+        return [
+            (b, s if s is not None else e - c)
+            for b, s, e, c in zip(self.begins, self.steps_ends, self.ends, checkpoint_s)
+        ]
 
     def window(self, checkpoint_s: list[float] | None = None) -> list[tuple[float, float]]:
         """The measured window's spans, one for each epoch it holds steps of."""
@@ -196,8 +198,8 @@ class StepTimer(EpochTimer):
             starts.append(float(wait[0]) if len(wait) else 0.0)
         parts = self._window_parts()
         step_ms = 1000.0 * np.concatenate([steps[i][first:] for i, first in parts])
-        waited = np.concatenate([waits[i][max(first, 1):] for i, first in parts])  # each epoch's first: its start
-        spent = float(sum(steps[i][max(first, 1):].sum() for i, first in parts))
+        waited = np.concatenate([waits[i][max(first, 1) :] for i, first in parts])  # each epoch's first: its start
+        spent = float(sum(steps[i][max(first, 1) :].sum() for i, first in parts))
         epoch_start = float(np.median([starts[i] for i in self._window_epochs()]))
         loader_start = starts[0]
         if backends.of(keras.backend.backend()).FETCH_IN_TRACE and len(starts) > 1:

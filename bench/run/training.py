@@ -23,8 +23,12 @@ def compile_model(model, learning_rate: float = LEARNING_RATE, xla: str = "auto"
     if getattr(model, "compiled", False) and model.get_compile_config():
         model.compile_from_config({**model.get_compile_config(), "jit_compile": JIT_COMPILE[xla]})
         return model
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.9),
-                  loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=JIT_COMPILE[xla])
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.9),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+        jit_compile=JIT_COMPILE[xla],
+    )
     return model
 
 
@@ -33,8 +37,9 @@ class TimedCheckpoint(keras.callbacks.ModelCheckpoint):
     epoch's check and save, so that checkpointing can be told apart from training."""
 
     def __init__(self, path: str | Path, best_only: bool = True, best: float | None = None):
-        super().__init__(str(path), monitor="val_accuracy", mode="max", save_best_only=best_only,
-                         initial_value_threshold=best)
+        super().__init__(
+            str(path), monitor="val_accuracy", mode="max", save_best_only=best_only, initial_value_threshold=best
+        )
         self.seconds: list[float] = []
 
     def on_epoch_end(self, epoch, logs=None):
@@ -76,5 +81,12 @@ def fit(model, train_feed, val_feed, epochs: int, callbacks: list, initial_epoch
     shuffle=False: the pipelines shuffle their own files every epoch. With a PyDataset, Keras's
     shuffle would ask for the batches in another order than the one the pipelines stamp their
     readiness in, and the step timer would pair each step with another batch's stamp."""
-    return model.fit(train_feed.data, validation_data=val_feed.data, epochs=initial_epoch + epochs,
-                     initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose, shuffle=False)
+    return model.fit(
+        train_feed.data,
+        validation_data=val_feed.data,
+        epochs=initial_epoch + epochs,
+        initial_epoch=initial_epoch,
+        callbacks=callbacks,
+        verbose=verbose,
+        shuffle=False,
+    )

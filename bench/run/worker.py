@@ -25,8 +25,9 @@ from bench.plan.knobs import SAMPLE_INTERVAL_S, RunSpec
 from bench.results.record import RUN_FIGURES, RunRecord
 from bench.run import backends, devices
 
-OOM_RE = re.compile(r"\bOOM\b|out of memory|ResourceExhausted|bad_alloc|Cannot allocate memory|MemoryError",
-                    re.IGNORECASE)
+OOM_RE = re.compile(
+    r"\bOOM\b|out of memory|ResourceExhausted|bad_alloc|Cannot allocate memory|MemoryError", re.IGNORECASE
+)
 # One core's decode rate, probed in a pipeline ceiling's first repeat: a third of a second is 30-60
 # of quick's 640x480 JPEGs on the 2-core machine (a second took 1 s of each such run's start-up).
 DECODE_PROBE_S = 0.3
@@ -62,8 +63,9 @@ def write_samples(rows: list[dict], path: Path) -> None:
         writer.writerows(rows)
 
 
-def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path, interval: float,
-          process_id: int = 0) -> None:
+def train(
+    spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path, interval: float, process_id: int = 0
+) -> None:
     """Fills `record` in place, so that what was learned before a failure is kept. With hosts > 1
     this is process `process_id` of the run, training on its share of each batch."""
     import keras
@@ -97,7 +99,8 @@ def train(spec: RunSpec, index_path: Path, record: RunRecord, samples_path: Path
     record.weights = model.weights_source
     record.jit_compile = bool(model.jit_compile)
     record.matmul_precision = devices.matmul_precision(
-        spec.backend, spec.precision, machine.compute_capability() if "GPU" in record.devices else None)
+        spec.backend, spec.precision, machine.compute_capability() if "GPU" in record.devices else None
+    )
     record.train_gflops_per_image, record.flops_uncounted = count_flops(model, train_feed, spec)
     # the pipeline's ceiling: also how fast one core decodes this data (its first repeat: DECODE_PROBE_S)
     if is_pipeline_alone(spec.backbone) and not is_user_pipeline(spec.pipeline) and spec.repeat == 0:
@@ -124,14 +127,16 @@ def measure(model, train_feed, val_feed, spec: RunSpec, record: RunRecord, sampl
         # last: its epoch time takes in the checkpoint's
         timer = timer_for(spec.backend, train_feed.ready, warmup_steps(spec))
         tracer = spec.profile and profile.ProfileSteps(  # samples_path: RESULTS/samples/x.csv
-            spec.backend, profile.profile_dir(samples_path.parent.parent, spec.run_id), spec.epochs)
+            spec.backend, profile.profile_dir(samples_path.parent.parent, spec.run_id), spec.epochs
+        )
         gpu = GpuSampler(devices=devices.sampled(spec.backend, spec.gpus))
         record.gpu_note = gpu.reason
         sampling = Sampling([CpuSampler(), gpu], interval)
         try:
             with sampling:
-                history = training.fit(model, train_feed, val_feed, spec.epochs,
-                                       [c for c in (tracer, checkpoint, timer) if c])
+                history = training.fit(
+                    model, train_feed, val_feed, spec.epochs, [c for c in (tracer, checkpoint, timer) if c]
+                )
         finally:
             window = [(a - sampling.t0, b - sampling.t0) for a, b in timer.window(checkpoint and checkpoint.seconds)]
             summarise_samples(sampling.rows, window, interval, record)
@@ -157,7 +162,6 @@ def summarise_samples(rows: list[dict], window: list[tuple[float, float]], inter
     record.run_gpu_energy_j = energy_j(rows, [(rows[0]["t_s"], rows[-1]["t_s"])]) if rows else None
 
 
-
 def count_flops(model, train_feed, spec: RunSpec) -> tuple[float | None, str | None]:
     """(training GFLOPs an image, the layer types left uncounted): unknown dimensions taken from the
     run's input (a user pipeline's first batch, else input_size); a model that cannot be counted
@@ -169,8 +173,11 @@ def count_flops(model, train_feed, spec: RunSpec) -> tuple[float | None, str | N
 
         shape = [tuple(t.shape[1:]) for t in keras.tree.flatten(train_feed.first[0])]
     else:
-        shape = ((3, spec.input_size, spec.input_size) if spec.data_format == "channels_first"
-                 else (spec.input_size,) * 2 + (3,))
+        shape = (
+            (3, spec.input_size, spec.input_size)
+            if spec.data_format == "channels_first"
+            else (spec.input_size,) * 2 + (3,)
+        )
     try:
         counted = flops.concrete(model, shape if isinstance(shape, tuple) or len(shape) > 1 else shape[0])
         return flops.train_flops(counted) / 1e9, ", ".join(flops.counted(counted)[1]) or None

@@ -25,8 +25,13 @@ def summary(folder: Path, wall_s: float | None) -> dict:
     runs = pd.read_json(folder / "runs.jsonl", lines=True)
     points = runnable(read(folder))
     bounds = {f"{p.setting} b{p.batch}": (p.bound if not p.bound_doubt else "") for p in points.itertuples()}
-    return {"folder": str(folder), "runs": len(runs), "wall_s": wall_s,
-            "measured_share": float(runs.window_s.sum() / runs.wall_s.sum()), "bounds": bounds}
+    return {
+        "folder": str(folder),
+        "runs": len(runs),
+        "wall_s": wall_s,
+        "measured_share": float(runs.window_s.sum() / runs.wall_s.sum()),
+        "bounds": bounds,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,11 +43,17 @@ def main(argv: list[str] | None = None) -> int:
     found = {}
     for name, given, extra in (("quick", args.quick, []), ("full", args.full, ["--repeat", "2"])):
         folder = given or args.out / name
-        wall = None if given else gpubench("sweep", "--preset", "quick", "--gpu", "cpu", "--out", str(folder),
-                                           "--force", *extra)
+        wall = (
+            None
+            if given
+            else gpubench("sweep", "--preset", "quick", "--gpu", "cpu", "--out", str(folder), "--force", *extra)
+        )
         found[name] = summary(folder, wall)
-    differ = {k: (v, found["full"]["bounds"].get(k)) for k, v in found["quick"]["bounds"].items()
-              if v != found["full"]["bounds"].get(k)}
+    differ = {
+        k: (v, found["full"]["bounds"].get(k))
+        for k, v in found["quick"]["bounds"].items()
+        if v != found["full"]["bounds"].get(k)
+    }
     found["bounds_differ"] = differ
     print(json.dumps(found, indent=2))
     args.out.mkdir(parents=True, exist_ok=True)

@@ -41,8 +41,11 @@ def grid_best(folder: Path) -> tuple[str, float]:
 def tune_best(folder: Path) -> tuple[str, float]:
     path = pd.read_csv(folder / "tune.csv")
     best = path[path.best].iloc[0]
-    knobs = " ".join(f"{k}={best[k]}" for k in ("pipeline", "batch", "workers", "use_multiprocessing", "max_queue_size",
-                                                "cache", "transfer") if k in best and pd.notna(best[k]))
+    knobs = " ".join(
+        f"{k}={best[k]}"
+        for k in ("pipeline", "batch", "workers", "use_multiprocessing", "max_queue_size", "cache", "transfer")
+        if k in best and pd.notna(best[k])
+    )
     return knobs, float(best.img_s)
 
 
@@ -73,9 +76,12 @@ def main(argv: list[str] | None = None) -> int:
         grid_s = gpubench("sweep", "--preset", "quick", "--gpu", "cpu", "--out", str(grid), "--force", *sets)
     tune_s = gpubench("tune", "--preset", "quick", "--gpu", "cpu", "--out", str(args.out / "tune"), *sets)
     (g_setting, g_rate), (t_setting, t_rate) = grid_best(grid), tune_best(args.out / "tune")
-    found = {"grid": {"runs": runs(grid), "wall_s": grid_s, "best": g_setting, "img_s": g_rate},
-             "tune": {"runs": runs(args.out / "tune"), "wall_s": tune_s, "best": t_setting, "img_s": t_rate},
-             "ratio": t_rate / g_rate, "sets": args.set}
+    found = {
+        "grid": {"runs": runs(grid), "wall_s": grid_s, "best": g_setting, "img_s": g_rate},
+        "tune": {"runs": runs(args.out / "tune"), "wall_s": tune_s, "best": t_setting, "img_s": t_rate},
+        "ratio": t_rate / g_rate,
+        "sets": args.set,
+    }
     found["runs_ratio"] = found["tune"]["runs"] / found["grid"]["runs"]
     reach = runs_to_reach(args.out / "tune", g_rate)
     found["tune"]["runs_to_reach"] = reach

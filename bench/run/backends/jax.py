@@ -66,7 +66,8 @@ def _hosts(gpus: int, hosts: int):
     if gpus > len(local):
         raise RuntimeError(f"gpus={gpus} asked per host, {len(local)} device(s) visible to JAX")
     keras.distribution.set_distribution(
-        keras.distribution.DataParallel(devices=jax.devices(), auto_shard_dataset=False))
+        keras.distribution.DataParallel(devices=jax.devices(), auto_shard_dataset=False)
+    )
     return contextlib.nullcontext(), _kind(local[0])
 
 
@@ -93,8 +94,12 @@ def where(count: int) -> dict:
     import jax
 
     found = jax.devices()[:count]
-    facts = {"version": jax.__version__, "platform": found[0].platform, "devices": [d.device_kind for d in found],
-             "matmul": str(jax.config.jax_default_matmul_precision or "default")}
+    facts = {
+        "version": jax.__version__,
+        "platform": found[0].platform,
+        "devices": [d.device_kind for d in found],
+        "matmul": str(jax.config.jax_default_matmul_precision or "default"),
+    }
     return {**facts, **_cuda()} if found[0].platform == "gpu" else facts
 
 
@@ -106,14 +111,16 @@ def _cuda() -> dict:
         def dotted(v):
             return f"{v // 1000}.{v % 1000 // 10}" if v else ""
 
-        return {"cuda": dotted(cuda_versions.cuda_runtime_get_version()),
-                "cudnn": str(cuda_versions.cudnn_get_version() or "")}
+        return {
+            "cuda": dotted(cuda_versions.cuda_runtime_get_version()),
+            "cudnn": str(cuda_versions.cudnn_get_version() or ""),
+        }
     except Exception:
         return {}
 
 
 def device_asked() -> str | None:
-    """"cpu" where JAX_PLATFORMS keeps jax on the CPU, else None (jax picks its devices)."""
+    """ "cpu" where JAX_PLATFORMS keeps jax on the CPU, else None (jax picks its devices)."""
     return "cpu" if os.environ.get("JAX_PLATFORMS", "").split(",")[0] == "cpu" else None
 
 
@@ -133,8 +140,10 @@ def gpu_install(venv: int) -> str:
         plugin = importlib.metadata.version(f"jax-cuda{venv}-plugin")
     except importlib.metadata.PackageNotFoundError:
         return f"pip install 'jax[cuda{venv}]'"
-    return (f"jax-cuda{venv}-plugin {plugin} is installed yet its CUDA libraries did not load: "
-            "`gpubench doctor` shows the CUDA and cuDNN each backend loads; `make` installs one CUDA stack")
+    return (
+        f"jax-cuda{venv}-plugin {plugin} is installed yet its CUDA libraries did not load: "
+        "`gpubench doctor` shows the CUDA and cuDNN each backend loads; `make` installs one CUDA stack"
+    )
 
 
 def start_profiler(out):

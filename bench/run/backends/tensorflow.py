@@ -71,13 +71,18 @@ def where(count: int) -> dict:
 
     gpus = tf.config.list_physical_devices("GPU")
     build = tf.sysconfig.get_build_info()
-    facts = {"version": tf.__version__,
-             "matmul": "tf32 allowed" if tf.config.experimental.tensor_float_32_execution_enabled() else "float32"}
+    facts = {
+        "version": tf.__version__,
+        "matmul": "tf32 allowed" if tf.config.experimental.tensor_float_32_execution_enabled() else "float32",
+    }
     if gpus:
-        return {**facts, "platform": "gpu", "cuda": str(build.get("cuda_version") or ""),
-                "cudnn": str(build.get("cudnn_version") or ""),
-                "devices": [tf.config.experimental.get_device_details(g).get("device_name", g.name)
-                            for g in gpus[:count]]}
+        return {
+            **facts,
+            "platform": "gpu",
+            "cuda": str(build.get("cuda_version") or ""),
+            "cudnn": str(build.get("cudnn_version") or ""),
+            "devices": [tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus[:count]],
+        }
     return {**facts, "devices": [d.name for d in tf.config.list_logical_devices("CPU")[:count]]}
 
 
@@ -95,8 +100,9 @@ def no_gpu_build(venv: int) -> str | None:
     if platform.machine() == "aarch64":
         return "TensorFlow's aarch64 wheels are CPU builds (none for CUDA): measure with --set backend=jax or torch"
     if venv >= 13:
-        return ("TensorFlow has no CUDA 13 build: `make CUDA=12` remakes the venv with CUDA 12 builds, "
-                "or --set backend=jax")
+        return (
+            "TensorFlow has no CUDA 13 build: `make CUDA=12` remakes the venv with CUDA 12 builds, or --set backend=jax"
+        )
     return None
 
 
@@ -132,8 +138,13 @@ def _events(space):
         for line in plane.lines:
             start = line.timestamp_ns
             for e in line.events:
-                yield (plane.name, line.name, names.get(e.metadata_id, "?"), start + e.offset_ps / 1000,
-                       e.duration_ps / 1000)
+                yield (
+                    plane.name,
+                    line.name,
+                    names.get(e.metadata_id, "?"),
+                    start + e.offset_ps / 1000,
+                    e.duration_ps / 1000,
+                )
 
 
 def match_convolutions(math: str) -> None:

@@ -56,8 +56,11 @@ def spreads_over_hosts() -> bool:
     import importlib.util
 
     keras = importlib.util.find_spec("keras")
-    return bool(keras and keras.origin and (
-        Path(keras.origin).parent / "src" / "backend" / "torch" / "distribution_lib.py").is_file())
+    return bool(
+        keras
+        and keras.origin
+        and (Path(keras.origin).parent / "src" / "backend" / "torch" / "distribution_lib.py").is_file()
+    )
 
 
 def tf32_allowed() -> bool:
@@ -77,9 +80,12 @@ def where(count: int) -> dict:
     device it trains on."""
     import torch
 
-    facts = {"version": torch.__version__, "cuda": torch.version.cuda or "",
-             "cudnn": str(torch.backends.cudnn.version() or "") if torch.cuda.is_available() else "",
-             "matmul": f"{torch.get_float32_matmul_precision()} (cudnn tf32 {torch.backends.cudnn.allow_tf32})"}
+    facts = {
+        "version": torch.__version__,
+        "cuda": torch.version.cuda or "",
+        "cudnn": str(torch.backends.cudnn.version() or "") if torch.cuda.is_available() else "",
+        "matmul": f"{torch.get_float32_matmul_precision()} (cudnn tf32 {torch.backends.cudnn.allow_tf32})",
+    }
     platform, first = _device()
     if platform == "gpu":
         return {**facts, "platform": "gpu", "devices": [torch.cuda.get_device_name(first)]}
@@ -102,8 +108,10 @@ def no_gpu_build(venv: int) -> str | None:
 
 
 def gpu_install(venv: int) -> str:
-    return (f"pip install --force-reinstall torch=={_CUDA12_PYPI} (PyPI's CUDA 12 build; or torch==2.13.0 "
-            f"--index-url {_CUDA12_INDEX} where that index is reachable)")
+    return (
+        f"pip install --force-reinstall torch=={_CUDA12_PYPI} (PyPI's CUDA 12 build; or torch==2.13.0 "
+        f"--index-url {_CUDA12_INDEX} where that index is reachable)"
+    )
 
 
 def start_profiler(out):
