@@ -259,9 +259,7 @@ BACKEND_MODULES = ROOT / "bench" / "run" / "backends"
 # Where a backend's name is still compared outside its module, each on purpose. (The pipelines ask
 # pipelines.feed.trains_on whether the backend that trains is their own framework, tf.data's TensorFlow
 # or the DataLoader's torch: a question of the pipeline's, which a new backend leaves unchanged.)
-NAMED_ON_PURPOSE = {
-    "bench/analyse/verdicts.py": "a display default: a setting on tensorflow goes without 'on tensorflow'"
-}
+NAMED_ON_PURPOSE: dict[str, str] = {}
 
 
 def _backend_names(node) -> set[str]:

@@ -7,11 +7,12 @@ import pandas as pd
 
 from bench.analyse.noise import CONFIDENCE, differ, geomean, of_points
 from bench.analyse.points import AT_CEILING, SHORT_S, read, runnable, spec_of
-from bench.plan.knobs import knobs_of, plain
+from bench.plan.knobs import KNOBS, knobs_of, plain
 from models import is_pipeline_alone
 from pipelines.epochs import loader_depth, window_steps
 from pipelines.registry import is_model_alone
 
+DEFAULT_BACKEND = KNOBS["backend"].default
 SPREAD_WARN = 0.10  # (max - min) / median of the repeats' images/s
 FIRST_SLOW = 1.25  # the first repeat's total time over the others' median
 HELP_KNOBS = ("backend", *knobs_of("pipeline", "loader", "batch", "device"))  # settings a user would change
@@ -100,8 +101,9 @@ def _epoch_bound(run) -> str | None:
 
 
 def _name(p) -> str:
-    backend = p.get("backend", "tensorflow")
-    return f"{p['setting']} at batch {p['batch']}" + ("" if backend == "tensorflow" else f" on {backend}")
+    """A configuration in words; its backend only where it is not the knob's default."""
+    backend = p.get("backend", DEFAULT_BACKEND)
+    return f"{p['setting']} at batch {p['batch']}" + ("" if backend == DEFAULT_BACKEND else f" on {backend}")
 
 
 def _side(points: pd.DataFrame) -> tuple[float, float]:
