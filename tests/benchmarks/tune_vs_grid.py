@@ -1,6 +1,6 @@
-"""The tuner against the grid it saves: `python -m tests.benchmarks.tune_vs_grid OUT [--grid FOLDER]
-[--set KNOB=VALUES ...]` (`make tune-vs-grid`). Sweeps the quick preset (or reads a sweep already
-made, --grid), tunes from the preset's first setting into OUT/tune, prints runs, wall time and the
+"""The tuner against the grid it saves: `python -m tests.benchmarks.tune_vs_grid OUT [--preset NAME]
+[--grid FOLDER] [--set KNOB=VALUES ...]` (`make tune-vs-grid`). Sweeps the preset, quick by default
+(or reads a sweep already made, --grid), tunes from the preset's first setting into OUT/tune, prints runs, wall time and the
 best setting and images/s of each, and appends them to OUT/tune-vs-grid.jsonl. The goal (issue 27):
 the tuner within 5% of the grid's best in a third of the grid's runs or fewer, counted up to the
 first setting that got there (the tuner walks on over knobs the grid does not sweep: cache, uint8,
@@ -66,15 +66,16 @@ def runs_to_reach(folder: Path, rate: float) -> int | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.benchmarks.tune_vs_grid")
     parser.add_argument("out", type=Path)
-    parser.add_argument("--grid", type=Path, help="a quick sweep already made (its wall time is then not known)")
+    parser.add_argument("--preset", default="quick", help="the grid swept, and tune's start (default: quick)")
+    parser.add_argument("--grid", type=Path, help="a sweep of it already made (its wall time is then not known)")
     parser.add_argument("--set", action="append", default=[], help="passed to both, e.g. pipeline=keras")
     args = parser.parse_args(argv)
     sets = [a for s in args.set for a in ("--set", s)]
     grid, grid_s = args.grid, None
     if grid is None:
         grid = args.out / "grid"
-        grid_s = gpubench("sweep", "--preset", "quick", "--gpu", "cpu", "--out", str(grid), "--force", *sets)
-    tune_s = gpubench("tune", "--preset", "quick", "--gpu", "cpu", "--out", str(args.out / "tune"), *sets)
+        grid_s = gpubench("sweep", "--preset", args.preset, "--gpu", "cpu", "--out", str(grid), "--force", *sets)
+    tune_s = gpubench("tune", "--preset", args.preset, "--gpu", "cpu", "--out", str(args.out / "tune"), *sets)
     (g_setting, g_rate), (t_setting, t_rate) = grid_best(grid), tune_best(args.out / "tune")
     found = {
         "grid": {"runs": runs(grid), "wall_s": grid_s, "best": g_setting, "img_s": g_rate},
