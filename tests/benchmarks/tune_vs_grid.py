@@ -2,9 +2,9 @@
 [--grid FOLDER] [--set KNOB=VALUES ...]` (`make tune-vs-grid`). Sweeps the preset, quick by default
 (or reads a sweep already made, --grid), tunes from the preset's first setting into OUT/tune,
 prints runs, wall time and the best setting and images/s of each, and appends them to
-OUT/tune-vs-grid.jsonl. The goal (issue 27): the tuner within 5% of the grid's best in a third of the grid's runs or fewer, counted up to the
-first setting that got there (the tuner walks on over knobs the grid does not sweep: cache, uint8,
-XLA, larger batches). A benchmark, not a test."""
+OUT/tune-vs-grid.jsonl. The goal (issue 27): the tuner within 5% of the grid's best in a third of
+the grid's runs or fewer, counted up to the first setting that got there (the tuner walks on over
+knobs the grid does not sweep: cache, uint8, XLA, larger batches). A benchmark, not a test."""
 
 from __future__ import annotations
 
