@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.run import processes
 from bench.run.processes import _merge_samples
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,3 +69,28 @@ def test_a_forked_run_pools_processes_as_a_plain_process_does(tmp_path):
         env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
     )
     assert (tmp_path / "child").read_text() == f"forkserver {plain.stdout.strip()}"
+
+
+def test_a_machines_peak_is_probed_once_and_reused_by_its_later_sweeps(tmp_path, monkeypatch):
+    """The peak is the machine's: a second sweep on the same fingerprint takes it from the cache
+    (and says so), another machine probes its own, and a failed probe is not kept."""
+    monkeypatch.setenv("GPUBENCH_CACHE_DIR", str(tmp_path))
+    probed = []
+
+    def probe(backend, precision, timeout_s):
+        probed.append((backend, precision))
+        return (
+            ({}, "no device")
+            if precision == "mixed_float16"
+            else ({"tflops": 1.5, "matmul_precision": "float32"}, None)
+        )
+
+    monkeypatch.setattr(processes, "_peak_probe", probe)
+    settings = {("jax", "float32"), ("jax", "mixed_float16")}
+    first = processes.measure_peaks(settings, "m1")
+    again = processes.measure_peaks(settings, "m1")
+    other = processes.measure_peaks({("jax", "float32")}, "m2")
+    assert probed == [("jax", "float32"), ("jax", "mixed_float16"), ("jax", "mixed_float16"), ("jax", "float32")]
+    assert first["peak_tflops"] == again["peak_tflops"] == {"jax": {"float32": 1.5, "mixed_float16": None}}
+    assert not first["peak_cached"] and set(again["peak_cached"]["jax"]) == {"float32"}
+    assert again["peak_errors"] == {"jax": {"mixed_float16": "no device"}} and not other["peak_cached"]

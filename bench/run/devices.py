@@ -72,11 +72,15 @@ def prepare(backend: str, gpus: int, uses: tuple[str, ...] = (), hosts: int = 1)
     backends.of(backend).prepare(gpus, hosts)
 
 
+def cache_root() -> Path:
+    """$GPUBENCH_CACHE_DIR, by default ~/.cache/gpubench: what every run and sweep on this machine
+    may reuse (compiled programs, measured peaks)."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "gpubench")
+
+
 def compile_cache_dir(backend: str) -> Path:
-    """Where `backend` keeps compiled programs for later runs: $GPUBENCH_CACHE_DIR/<backend>, by
-    default under ~/.cache/gpubench, shared by every run and sweep on this machine."""
-    root = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "gpubench"
-    return Path(root) / backend
+    """Where `backend` keeps compiled programs for later runs: cache_root()/<backend>."""
+    return cache_root() / backend
 
 
 def use_compile_cache(backend: str) -> None:

@@ -238,30 +238,51 @@ def _died(spec: RunSpec, returncode: int, log_path: Path, mem_limit_mb: int | No
     ).to_dict()
 
 
-def measure_peaks(settings: set[tuple[str, str]], timeout_s: float = 300) -> dict:
+def measure_peaks(settings: set[tuple[str, str]], machine: str = "", timeout_s: float = 300) -> dict:
     """sweep.json's peak entries, each (backend, precision) probed in a fresh process:
     `peak_tflops` (backend -> precision -> TFLOP/s, None where the probe failed),
-    `peak_matmul_precision` (the arithmetic it ran in) and `peak_errors` (why a probe failed)."""
-    found = {"peak_tflops": {}, "peak_matmul_precision": {}, "peak_errors": {}}
+    `peak_matmul_precision` (the arithmetic it ran in) and `peak_errors` (why a probe failed). A peak
+    is the machine's, not the sweep's: one probed on the machine of fingerprint `machine` is kept
+    (devices.cache_root()/peaks.json) and reused by its later sweeps (a probe costs 10 s of a
+    2-core machine's 6-minute quick), named with when it was measured in `peak_cached`."""
+    from bench.run.devices import cache_root
+
+    found = {"peak_tflops": {}, "peak_matmul_precision": {}, "peak_errors": {}, "peak_cached": {}}
+    path = cache_root() / "peaks.json"
+    cache = json.loads(path.read_text()) if machine and path.is_file() else {}
+    kept = cache.setdefault(machine, {})
     for backend, precision in sorted(settings):
-        probe, why = {}, None
-        try:
-            out = subprocess.run(
-                [sys.executable, "-m", "bench.run.peak", precision, backend],
-                capture_output=True,
-                text=True,
-                timeout=timeout_s,
-            )
-            if out.returncode == 0:
-                probe = json.loads(out.stdout.strip().splitlines()[-1])
-            else:
-                why = (out.stderr.strip().splitlines() or [f"exit status {out.returncode}"])[-1][:300]
-        except subprocess.TimeoutExpired:
-            why = f"no result within {timeout_s:g} s"
-        except (IndexError, json.JSONDecodeError):
-            why = "the probe printed no result"
+        probe = kept.get(f"{backend}/{precision}")
+        why = None
+        if probe:
+            found["peak_cached"].setdefault(backend, {})[precision] = probe["measured"]
+        else:
+            probe, why = _peak_probe(backend, precision, timeout_s)
+            if machine and not why:
+                kept[f"{backend}/{precision}"] = {**probe, "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
         found["peak_tflops"].setdefault(backend, {})[precision] = probe.get("tflops")
         found["peak_matmul_precision"].setdefault(backend, {})[precision] = probe.get("matmul_precision")
         if why:
             found["peak_errors"].setdefault(backend, {})[precision] = why
+    if machine:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(cache, indent=2))
     return found
+
+
+def _peak_probe(backend: str, precision: str, timeout_s: float) -> tuple[dict, str | None]:
+    """(bench/run/peak.py's result, None) or ({}, why it failed)."""
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.run.peak", precision, backend],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+        if out.returncode == 0:
+            return json.loads(out.stdout.strip().splitlines()[-1]), None
+        return {}, (out.stderr.strip().splitlines() or [f"exit status {out.returncode}"])[-1][:300]
+    except subprocess.TimeoutExpired:
+        return {}, f"no result within {timeout_s:g} s"
+    except (IndexError, json.JSONDecodeError):
+        return {}, "the probe printed no result"
