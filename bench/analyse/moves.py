@@ -86,8 +86,8 @@ def moves(step: Step, installed: set[str], gpu: bool = False) -> list[tuple[str,
     saved_model = str(step.knobs.get("backbone", "")).endswith(".keras")
     feed = _input_moves(step.knobs, installed)
     model = _compute_moves(step.knobs, gpu, saved_model)
-    if step.bound == "input":
-        return feed
+    if step.bound == "input":  # last, a larger batch: a loader's per-batch cost is spread over more images
+        return feed + [m for m in model if "batch" in m[1]]
     if step.bound == "compute":
         return model
     if step.bound == "overhead":
