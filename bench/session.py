@@ -253,9 +253,9 @@ def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, options: Opt
     return path, new
 
 
-def plan(grid: list[RunSpec], data: DataSpec, ceilings: list[RunSpec]) -> str:
+def plan(grid: list[RunSpec], data: DataSpec, ceilings: list[RunSpec], as_needed: bool = False) -> str:
     """The grid for --dry-run: the knobs that vary, each run's training steps as planned on the
-    preset's data, and the ceilings."""
+    preset's data, and the ceilings; as many as a sweep may run (bench/passes.py runs fewer)."""
     import pandas as pd
 
     from pipelines.epochs import split_plan
@@ -267,10 +267,16 @@ def plan(grid: list[RunSpec], data: DataSpec, ceilings: list[RunSpec]) -> str:
     shown = frame[varying].copy()
     shown["train steps"] = [p.epochs * split_plan(counts["train"], p, "train")[0] for p in grid]
     lines = [
-        f"{len(grid)} runs; fixed: " + ", ".join(f"{k}={v}" for k, v in fixed.items()),
+        f"{len(grid)} runs"
+        + (" at most: the repeats after the first only where a verdict depends on them" if as_needed else "")
+        + "; fixed: "
+        + ", ".join(f"{k}={v}" for k, v in fixed.items()),
         shown.where(shown.notna(), "n/a").to_markdown(index=False),
     ]
     if ceilings:
         steps = sum(p.epochs * split_plan(counts["train"], p, "train")[0] for p in ceilings)
-        lines.append(f"and {len(ceilings)} ceiling runs, {steps} training steps in all (--no-ceilings leaves them out)")
+        lines.append(
+            f"and {len(ceilings)} ceiling runs at most, {steps} training steps in all: a ceiling runs again only "
+            "while its margin over the other is within the noise (--no-ceilings leaves them out)"
+        )
     return "\n".join(lines)

@@ -322,14 +322,14 @@ def test_a_class_folder_without_images_is_refused_before_any_run(tmp_path):
 def test_dry_run_lists_the_grid_and_runs_nothing(tmp_path):
     result = gpubench("sweep", "--preset", "quick", "--dry-run", cwd=tmp_path)
     assert result.returncode == 0
-    assert result.stdout.startswith("24 runs;")  # 12 points, 2 repeats
+    assert result.stdout.startswith("24 runs at most: the repeats after the first only where a verdict")
     assert {
         "pipeline": "keras",
         "batch": "15",
         "workers": "1",
         "use_multiprocessing": "False",
         "repeat": "0",
-        "train steps": "140",
+        "train steps": "170",
     } in table(result.stdout)
     assert not (tmp_path / "results").exists() and not (tmp_path / "data").exists()
 

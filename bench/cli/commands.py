@@ -70,7 +70,8 @@ def _sweep(args) -> int:
     check_profile(args.profile, grid + (ceiling_probes(grid) if with_ceilings else []))
     if args.dry_run:  # the label and the backends checked as a sweep checks them, nothing run
         session.checked_label(args.gpu, grid, args.executor != "slurm")
-        print(session.plan(grid, preset.data, ceiling_probes(grid) if with_ceilings else []))
+        ceilings = ceiling_probes(grid) if with_ceilings else []
+        print(session.plan(grid, preset.data, ceilings, preset.repeat_as_needed and args.repeat is None))
         return 0
     check_out(args.out, args.force)
     if args.executor != "local" and not installed("submitit"):
