@@ -23,29 +23,30 @@ def passes(probes: list[RunSpec], grid: list[RunSpec], root: Path, as_needed: bo
 
     order = in_order(probes, grid)
     for r in sorted({s.repeat for s in order}):
-        this = [s for s in order if s.repeat == r]
+        planned = [s for s in order if s.repeat == r]
         points = write_csv(root)[0] if r else None
+        this = planned
         if points is not None and not points.empty:
-            if as_needed:
-                wanted = unsettled(points, one_look=False)
-                this = [s for s in this if s.point_id in wanted]
-            clear = clear_ceilings(points) - (wanted if as_needed else set())
-            kept = [s for s in this if not (s.role == "ceiling" and s.point_id in clear)]
-            left = len([s for s in order if s.repeat == r]) - len(kept)
-            if left:
-                print(
-                    f"pass {r + 1}: {left} runs left out: "
-                    + ("their verdicts are settled and " if as_needed else "")
-                    + "ceilings whose margin over the other is beyond the noise",
-                    file=sys.stderr,
-                )
-            this = kept
+            wanted = unsettled(points, one_look=False) if as_needed else None
+            clear = clear_ceilings(points) - (wanted or set())
+            this = [
+                s
+                for s in planned
+                if (wanted is None or s.point_id in wanted) and not (s.role == "ceiling" and s.point_id in clear)
+            ]
+        if len(this) < len(planned):
+            print(
+                f"pass {r + 1}: {len(planned) - len(this)} runs left out: "
+                + ("their verdicts are settled and " if as_needed else "")
+                + "ceilings whose margin over the other is beyond the noise",
+                file=sys.stderr,
+            )
         if this:
             yield this
 
 
 def one_more_look(specs: list[RunSpec], root: Path) -> list[RunSpec]:
-    """One more repeat of each point whose verdict the noise could not settle (bench/analyse/verdicts.py
+    """One more repeat of each point whose verdict the noise could not settle (bench/analyse/repeats.py
     `unsettled`): a ceiling order, an efficiency near the line, the two fastest. Only in a sweep of
     two repeats or more: one repeat asks for one look (the report then leans on the assumed noise)."""
     from bench.analyse.points import write_csv

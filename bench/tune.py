@@ -24,7 +24,7 @@ def measure_with(run_sweep, root_of, repeat: int):
     """A `measure(knobs, why)` for moves.walk that sweeps one setting with `run_sweep(grid, ceilings)`
     and reads its step back from the folder `root_of()`. The first setting runs `repeat` times with
     its ceilings; each change once without them (pyperf's way): the noise is pooled over the folder,
-    so the first setting's repeats give it, a change inside it gets its second look from the walk,
+    so the first setting's repeats give it, a change inside it gets its further looks from the walk,
     and only end to end decides a change: its ceilings are measured if it is kept (`bounded`)."""
     count = iter(range(1, 10_000))
 

@@ -98,7 +98,7 @@ def combined(a: Noise, b: Noise) -> Noise:
 def differ(a: float, n_a: float, b: float, n_b: float, noise: Noise, ratio: float = 1.0) -> int:
     """+1 where the rate `a` (a geometric mean of n_a runs) is above `ratio` x `b` beyond the noise,
     -1 where below, 0 where the noise cannot tell."""
-    if not (a > 0 and b > 0) or pd.isna(a) or pd.isna(b):
+    if pd.isna(a) or pd.isna(b) or not (a > 0 and b > 0):  # a rate missing (None, NaN) or 0: no claim
         return 0
     d = math.log(a) - math.log(ratio * b)
     m = margin(noise, n_a, n_b)

@@ -101,11 +101,12 @@ def bound(p: dict, noise: Noise = PRIOR) -> tuple[str | None, float | None, str]
     return (kind if at_line >= 0 else "overhead"), efficiency, f"measured under different load: {load}" if load else ""
 
 
-def look_again(p: dict, noise: Noise) -> bool:
-    """Where one more look at the point and its lower ceiling could change its verdict: under AT_CEILING
-    of it within the noise (overhead not shown), or above it beyond the noise (a measurement to fix)."""
+def look_again(p: dict, noise: Noise) -> str | None:
+    """The lower ceiling ('pipeline' or 'model') where one more look at it and the point could change
+    the verdict: under AT_CEILING of it within the noise (overhead not shown), or above it beyond the
+    noise (a measurement to fix); else None."""
     sides = _sides(p, noise)
-    return sides is not None and (sides[2] < AT_CEILING and sides[4] == 0 or sides[3] > 0)
+    return sides[1] if sides is not None and (sides[2] < AT_CEILING and sides[4] == 0 or sides[3] > 0) else None
 
 
 def _sides(p: dict, noise: Noise) -> tuple[str, str, float, int, int] | None:

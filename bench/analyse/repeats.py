@@ -22,8 +22,7 @@ def clear_ceilings(points: pd.DataFrame) -> set[str]:
     for p in ran.to_dict("records"):
         spec = spec_of(p)
         both = {pipeline_ceiling(spec).point_id, model_ceiling(spec).point_id}
-        have = all(not pd.isna(p.get(c)) and p.get(c) for c in ("pipeline_img_s", "model_img_s"))
-        apart = have and differ(*rate_of(p, "pipeline_img_s"), *rate_of(p, "model_img_s"), noise) != 0
+        apart = differ(*rate_of(p, "pipeline_img_s"), *rate_of(p, "model_img_s"), noise) != 0  # 0 if one is missing
         (clear if apart else unclear).update(both)
     return clear - unclear
 
@@ -38,17 +37,19 @@ def unsettled(points: pd.DataFrame, one_look: bool = True) -> set[str]:
     ran = points[points.repeats_ok > 0]
     if ran.empty:
         return set()
-    fewest = runnable(ran).repeats_ok.min() if not runnable(ran).empty else ran.repeats_ok.min()
+    configurations = runnable(ran)
+    fewest = (configurations if not configurations.empty else ran).repeats_ok.min()
     noise = of_points(ran)
+    ceiling_of = {"pipeline": pipeline_ceiling, "model": model_ceiling}
     found = set()
-    for p in runnable(ran).to_dict("records"):
+    for p in configurations.to_dict("records"):
         spec = spec_of(p)
+        lower = look_again(p, noise)  # end to end against the lower ceiling: the other cannot move it
         if p.get("bound") == "balanced":
-            found |= {p["point_id"], pipeline_ceiling(spec).point_id, model_ceiling(spec).point_id}
-        elif look_again(p, noise):  # end to end against the lower ceiling: the other cannot move it
-            lower = pipeline_ceiling if p["pipeline_img_s"] <= p["model_img_s"] else model_ceiling
-            found |= {p["point_id"], lower(spec).point_id}
-    ranked = runnable(ran).sort_values("train_img_s", ascending=False)
+            found |= {p["point_id"], *(ceiling(spec).point_id for ceiling in ceiling_of.values())}
+        elif lower:
+            found |= {p["point_id"], ceiling_of[lower](spec).point_id}
+    ranked = configurations.sort_values("train_img_s", ascending=False)
     if len(ranked) > 1 and claim_doubt(ranked.iloc[:1], ranked.iloc[1:2]):
         found |= set(ranked.point_id.iloc[:2])
     return found if not one_look else {pid for pid in found if pid in set(ran.point_id[ran.repeats_ok <= fewest])}

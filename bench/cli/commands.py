@@ -67,11 +67,11 @@ def _sweep(args) -> int:
         args.gpu,
     )
     with_ceilings = preset.ceilings and not args.no_ceilings
+    as_needed = preset.repeat_as_needed and args.repeat is None
     check_profile(args.profile, grid + (ceiling_probes(grid) if with_ceilings else []))
     if args.dry_run:  # the label and the backends checked as a sweep checks them, nothing run
         session.checked_label(args.gpu, grid, args.executor != "slurm")
-        ceilings = ceiling_probes(grid) if with_ceilings else []
-        print(session.plan(grid, preset.data, ceilings, preset.repeat_as_needed and args.repeat is None))
+        print(session.plan(grid, preset.data, ceiling_probes(grid) if with_ceilings else [], as_needed))
         return 0
     check_out(args.out, args.force)
     if args.executor != "local" and not installed("submitit"):
@@ -89,7 +89,7 @@ def _sweep(args) -> int:
         max_parallel=args.max_parallel,
         slurm=slurm,
         profile=args.profile,
-        as_needed=preset.repeat_as_needed and args.repeat is None,
+        as_needed=as_needed,
     )
     path, new = session.run(grid, preset.name, preset.data, options)
     from bench.analyse.verdicts import folder_headline

@@ -251,6 +251,7 @@ def measure_peaks(settings: set[tuple[str, str]], machine: str = "", timeout_s: 
     path = cache_root() / "peaks.json"
     cache = json.loads(path.read_text()) if machine and path.is_file() else {}
     kept = cache.setdefault(machine, {})
+    added = False
     for backend, precision in sorted(settings):
         probe = kept.get(f"{backend}/{precision}")
         why = None
@@ -260,11 +261,12 @@ def measure_peaks(settings: set[tuple[str, str]], machine: str = "", timeout_s: 
             probe, why = _peak_probe(backend, precision, timeout_s)
             if machine and not why:
                 kept[f"{backend}/{precision}"] = {**probe, "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                added = True
         found["peak_tflops"].setdefault(backend, {})[precision] = probe.get("tflops")
         found["peak_matmul_precision"].setdefault(backend, {})[precision] = probe.get("matmul_precision")
         if why:
             found["peak_errors"].setdefault(backend, {})[precision] = why
-    if machine:
+    if added:  # only a new probe is written: a sweep that took every peak from the cache leaves it be
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(cache, indent=2))
     return found
