@@ -69,6 +69,4 @@ def ci_rates(scale: dict | None = None, sd: float = 0.03, repeats: int = 6, seed
     """The ci preset's four configurations at 200-400 images/s, each times `scale[config]` (1 where
     not given), `repeats` runs of spread `sd`."""
     base = {("keras", 1): 200.0, ("keras", 2): 300.0, ("tfdata", 1): 250.0, ("tfdata", 2): 400.0}
-    return {
-        c: noisy(r * (scale or {}).get(c, 1.0), repeats, sd, seed + i) for i, (c, r) in enumerate(base.items())
-    }
+    return {c: noisy(r * (scale or {}).get(c, 1.0), repeats, sd, seed + i) for i, (c, r) in enumerate(base.items())}

@@ -83,6 +83,7 @@ class Comparison:
     unjudged: int = 0
     to_measure: dict[str, str] = field(default_factory=dict)
     gated: bool = True
+    noise: Noise = PRIOR  # what it judged by
 
 
 def load(path: str | Path) -> Side:
@@ -201,7 +202,7 @@ def compare(base: Side, cur: Side, metric="train_img_s", factor=FACTOR, drop=GAT
         else:
             judged.append((len(rows), b, c))
         rows.append(row)
-    result = Comparison(pd.DataFrame(rows), 0, unjudged=0)
+    result = Comparison(pd.DataFrame(rows), 0, noise=noise)
     if not judged:
         return result
     (lb, vb), (lc, vc) = (
@@ -242,7 +243,7 @@ def compare(base: Side, cur: Side, metric="train_img_s", factor=FACTOR, drop=GAT
     if undecided:
         needed = repeats_to_decide(noise, max(undecided), scale * math.log(1 / ((1 - drop) * factor)))
         result.notes.append(
-            f"within the noise ({noise.says()}) with a {drop:.0%} drop not ruled out: cannot judge; "
+            f"within the noise with a {drop:.0%} drop not ruled out: cannot judge; "
             + (
                 "no number of repeats decides at this noise"
                 if needed is None
@@ -271,6 +272,7 @@ class Judged:
     yardstick: Comparison | None
     metric: str
     factor: float
+    drop: float
     machines: str
 
     @property
@@ -311,11 +313,11 @@ def judge(
             "mean of its run; the absolute figures are "
             + ("gated too (--across-hardware)" if across else "shown, not gated (--across-hardware gates them)")
         )
-        return Judged(absolute, compare(base, cur, metric, factor, drop, yardstick=True), metric, factor, machines)
+        return Judged(absolute, compare(base, cur, metric, factor, drop, yardstick=True), metric, factor, drop, machines)
     other_software = changes(software(base.env), software(cur.env))
     machines = (
         f"same hardware, other software ({'; '.join(other_software)}): the likely cause of any change below"
         if other_software
         else "same hardware and software"
     )
-    return Judged(absolute, None, metric, factor, machines)
+    return Judged(absolute, None, metric, factor, drop, machines)

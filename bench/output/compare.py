@@ -18,7 +18,7 @@ BASELINES = CHECKOUT / "results" / "baselines"  # where `make regress` reads the
 KNOB_COLUMNS = tuple(KNOBS)
 
 
-def markdown(result: Comparison, metric: str, factor: float) -> str:
+def markdown(result: Comparison, metric: str, factor: float, drop: float) -> str:
     """The comparison as a table, with the knobs that tell its rows apart."""
     direction = "higher is better" if METRICS[metric] else "lower is better"
     table = result.table.copy()
@@ -30,7 +30,7 @@ def markdown(result: Comparison, metric: str, factor: float) -> str:
         table["ratio"] = table["ratio"].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
     lines = [
         f"`{metric}` ({direction}); a regression is worse by more than {factor:g}x beyond the noise, a pass "
-        "rules out the drop the gate must catch (bench/analyse/regressions.py).",
+        f"rules out a {drop:.0%} drop (bench/analyse/regressions.py); the noise: {result.noise.says()}.",
         "",
         table.fillna("").to_markdown(index=False),
         "",
@@ -45,10 +45,10 @@ def render(judged: Judged, measured: list[str] | None = None) -> tuple[str, int]
     metric, factor = judged.metric, judged.factor
     lines = [f"Machines: {judged.machines}.", ""]
     if judged.yardstick is not None:
-        lines += ["## Against the geometric mean of each run (gated)", "", markdown(judged.yardstick, metric, factor)]
+        lines += ["## Against the geometric mean of each run (gated)", "", markdown(judged.yardstick, metric, factor, judged.drop)]
         lines.append("")
     shown = "" if judged.absolute.gated else " (shown, not gated: other hardware)"
-    lines += ["## Absolute" + shown, "", markdown(judged.absolute, metric, factor)]
+    lines += ["## Absolute" + shown, "", markdown(judged.absolute, metric, factor, judged.drop)]
     lines += [f"\nMeasured again: {m}." for m in measured or []]
     counted = judged.counted
     regressions, unjudged = sum(c.regressions for c in counted), sum(c.unjudged for c in counted)
