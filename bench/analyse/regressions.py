@@ -203,6 +203,10 @@ def compare(base: Side, cur: Side, metric="train_img_s", factor=FACTOR, drop=GAT
             judged.append((len(rows), b, c))
         rows.append(row)
     result = Comparison(pd.DataFrame(rows), 0, noise=noise)
+    if yardstick and len(judged) == 1:  # its run's geometric mean is itself
+        rows[judged[0][0]]["mark"] = "alone in its run: nothing to hold it against"
+        result.table = pd.DataFrame(rows)
+        return result
     if not judged:
         return result
     (lb, vb), (lc, vc) = (
@@ -210,7 +214,7 @@ def compare(base: Side, cur: Side, metric="train_img_s", factor=FACTOR, drop=GAT
         for side in ([b for _, b, _ in judged], [c for _, _, c in judged])
     )
     change, variance, scale = sign * (lc - lb), vb + vc, 1.0
-    if yardstick and len(judged) > 1:  # log x_k - mean log x: linear, so applied to the change and its variance
+    if yardstick:  # log x_k - mean log x: linear, so applied to the change and its variance
         weights = np.eye(len(judged)) - 1 / len(judged)
         lb, lc, scale = weights @ lb, weights @ lc, 1 - 1 / len(judged)
         change, variance, vb = weights @ change, weights**2 @ variance, weights**2 @ vb
@@ -245,7 +249,7 @@ def compare(base: Side, cur: Side, metric="train_img_s", factor=FACTOR, drop=GAT
         result.notes.append(
             f"within the noise with a {drop:.0%} drop not ruled out: cannot judge; "
             + (
-                "no number of repeats decides at this noise"
+                "deciding needs more than 64 repeats a side at this noise"
                 if needed is None
                 else f"deciding needs {needed[0]} repeats of the current"
                 + (
@@ -313,7 +317,9 @@ def judge(
             "mean of its run; the absolute figures are "
             + ("gated too (--across-hardware)" if across else "shown, not gated (--across-hardware gates them)")
         )
-        return Judged(absolute, compare(base, cur, metric, factor, drop, yardstick=True), metric, factor, drop, machines)
+        return Judged(
+            absolute, compare(base, cur, metric, factor, drop, yardstick=True), metric, factor, drop, machines
+        )
     other_software = changes(software(base.env), software(cur.env))
     machines = (
         f"same hardware, other software ({'; '.join(other_software)}): the likely cause of any change below"

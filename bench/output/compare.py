@@ -45,7 +45,11 @@ def render(judged: Judged, measured: list[str] | None = None) -> tuple[str, int]
     metric, factor = judged.metric, judged.factor
     lines = [f"Machines: {judged.machines}.", ""]
     if judged.yardstick is not None:
-        lines += ["## Against the geometric mean of each run (gated)", "", markdown(judged.yardstick, metric, factor, judged.drop)]
+        lines += [
+            "## Against the geometric mean of each run (gated)",
+            "",
+            markdown(judged.yardstick, metric, factor, judged.drop),
+        ]
         lines.append("")
     shown = "" if judged.absolute.gated else " (shown, not gated: other hardware)"
     lines += ["## Absolute" + shown, "", markdown(judged.absolute, metric, factor, judged.drop)]
