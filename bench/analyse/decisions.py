@@ -28,6 +28,15 @@ def decide(change, margin, factor: float, drop: float, scale: float = 1.0) -> np
     return np.select(cases, ["regression", "better", "pass"], "undecided")
 
 
+def against_run(change, variance):
+    """(change, variance, scale) of each configuration read against the geometric mean of its run's
+    configurations (the last axis): log x_k - mean log x is linear, so it applies to the change of
+    current over baseline and to its variance alike; a change of one of K is 1 - 1/K of itself there."""
+    k = np.shape(change)[-1]
+    weights = np.eye(k) - 1 / k
+    return change @ weights.T, variance @ (weights**2).T, 1 - 1 / k
+
+
 def next_repeats(repeats, max_repeats: int):
     """The repeats an undecided configuration is measured to next: half as many again, at most
     `max_repeats` (6 -> 9 -> 12)."""

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bench.analyse.decisions import decide, margins, repeats_to_decide
+from bench.analyse.decisions import against_run, decide, margins, repeats_to_decide
 from bench.analyse.noise import PRIOR, Noise, combined, of_points, pooled
 from bench.analyse.points import current_rows, rate_of, read_csv
 from bench.plan.knobs import KNOBS
@@ -214,10 +214,9 @@ def compare(base: Side, cur: Side, metric="train_img_s", factor=FACTOR, drop=GAT
         for side in ([b for _, b, _ in judged], [c for _, _, c in judged])
     )
     change, variance, scale = sign * (lc - lb), vb + vc, 1.0
-    if yardstick:  # log x_k - mean log x: linear, so applied to the change and its variance
-        weights = np.eye(len(judged)) - 1 / len(judged)
-        lb, lc, scale = weights @ lb, weights @ lc, 1 - 1 / len(judged)
-        change, variance, vb = weights @ change, weights**2 @ variance, weights**2 @ vb
+    if yardstick:
+        (lb, vb), (lc, _) = against_run(lb, vb)[:2], against_run(lc, vc)[:2]
+        change, variance, scale = against_run(change, variance)
     margin = margins(noise.sd, noise.df, variance)
     verdicts = decide(change, margin, factor, drop, scale)
     undecided = []
