@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.analyse.noise import PRIOR, Noise, differ, geomean, pooled
-from bench.plan.grid import model_ceiling, pipeline_ceiling
+from bench.plan.grid import model_ceiling, normalised, pipeline_ceiling
 from bench.plan.knobs import COLUMN_KNOBS, KNOBS, RunSpec, display, plain
 from bench.results import profiles
 from bench.results.store import ResultStore, read_json
@@ -62,8 +62,9 @@ def setting(row: dict) -> str:
 
 
 def spec_of(row: dict) -> RunSpec:
-    """The RunSpec of a stored row, its values as set (bench/plan/knobs.py `plain`)."""
-    return RunSpec(**{k: plain(row[k]) for k in KNOBS if k in row})
+    """The RunSpec of a stored row, its values as set (bench/plan/knobs.py `plain`), the knobs its
+    pipeline ignores blank again (a table shows the batch a pipeline made itself)."""
+    return normalised(RunSpec(**{k: plain(row[k]) for k in KNOBS if k in row}))
 
 
 def rate_of(p: dict, prefix: str) -> tuple[float, int]:
@@ -199,6 +200,8 @@ def table(rows: list[dict], env: dict, sweep: dict, envs: dict | None = None) ->
             ignore_index=True,
         )
     points = medians(pd.DataFrame(rows))
+    if "host_batch" in points:  # a pipeline that makes its own batches: the size it made, for every reader
+        points["batch"] = points.batch.fillna(points.host_batch * points.get("hosts", 1))
     decode = dict(zip(points.point_id, points.get("decode_img_s_core", pd.Series(dtype=float))))
     first = {r["point_id"]: r for r in rows}
     pipeline_ids, model_ids = [], []
