@@ -40,7 +40,8 @@ class _Measured:
     train_steps: int | None = None
     val_steps: int | None = None
     train_images_per_epoch: int | None = None  # of the whole run (every host's share)
-    host_batch: int | None = None  # each host's share of the batch (batch / hosts)
+    host_batch: int | None = None  # each host's share of the batch (batch / hosts; a pipeline's own: its first batch's)
+    input_shape: str = ""  # one example of the model's first input as fed, e.g. 96x96x3: the job's image size
     classes: int | None = None
     images_skipped: int | None = None
     weights: str = ""
