@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.analyse import points
-from bench.plan.grid import model_ceiling, pipeline_ceiling
+from bench.plan.grid import model_ceiling, normalised, pipeline_ceiling
 from bench.plan.knobs import RunSpec
 from bench.results.record import RunRecord
 from bench.results.store import ResultStore
@@ -21,7 +21,10 @@ CI = [("keras", 1), ("keras", 2), ("tfdata", 1), ("tfdata", 2)]  # the ci preset
 
 
 def spec(pipeline: str, workers: int, repeat: int = 0) -> RunSpec:
-    return RunSpec(backbone="tiny", input_size=16, batch=8, pipeline=pipeline, workers=workers, repeat=repeat)
+    """A point as a sweep's grid gives it (a knob its pipeline does not use blank)."""
+    return normalised(
+        RunSpec(backbone="tiny", input_size=16, batch=8, pipeline=pipeline, workers=workers, repeat=repeat)
+    )
 
 
 def noisy(rate: float, repeats: int, sd: float, seed: int) -> list[float]:

@@ -192,7 +192,7 @@ def test_remeasure_measures_the_undecided_configuration_until_it_decides(tmp_pat
     keras_w1 = spec(*CI[0]).point_id
     assert [asked for asked, _ in stand_in.asked][0] == [f"{keras_w1}-r{r}" for r in (6, 7, 8)]
     assert code in (0, 1) and "Measured again: " in text and f"{keras_w1} to 9 repeats" in text, text
-    assert all(pid == keras_w1 for asked, _ in stand_in.asked for pid in [a.rsplit("-r", 1)[0] for a in asked])
+    assert {run.rsplit("-r", 1)[0] for asked, _ in stand_in.asked for run in asked} == {keras_w1}
 
 
 def test_remeasure_says_cannot_judge_with_the_repeats_it_would_need_once_its_budget_is_spent(
@@ -211,7 +211,9 @@ def test_remeasure_says_cannot_judge_with_the_repeats_it_would_need_once_its_bud
     assert len(stand_in.asked) == 2  # 6 -> 9 -> 12, then the budget is spent
 
 
-def test_remeasure_measures_a_loaded_configuration_anew_once(tmp_path, capsys, monkeypatch):
+def test_remeasure_measures_a_loaded_configuration_again_and_its_quiet_runs_replace_the_loaded(
+    tmp_path, capsys, monkeypatch
+):
     from bench import session
 
     quiet, busy = dict(cpu_util_mean=52.0, proc_cpu_pct_mean=100.0), dict(cpu_util_mean=100.0, proc_cpu_pct_mean=50.0)
@@ -220,8 +222,8 @@ def test_remeasure_measures_a_loaded_configuration_anew_once(tmp_path, capsys, m
     stand_in = Session(lambda pid, repeat: [200, 300, 250, 400][[spec(*c).point_id for c in CI].index(pid)], **quiet)
     monkeypatch.setattr(session, "run", stand_in.run)
     code, text = gate(capsys, base, cur, "--preset", "ci", "--remeasure")
-    assert stand_in.asked == [([f"{spec(*CI[2]).point_id}-r{r}" for r in range(6)], True)]
-    assert code == 0 and "runs anew (under load)" in text, text
+    assert stand_in.asked == [([f"{spec(*CI[2]).point_id}-r{r}" for r in range(6, 12)], False)]
+    assert code == 0 and "to 12 repeats (under load)" in text, text
 
 
 def test_remeasure_needs_a_preset_with_a_budget_and_a_results_folder(tmp_path, capsys):

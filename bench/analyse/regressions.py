@@ -7,8 +7,9 @@ its default) is held against three lines, each beyond the noise (both sides' spr
 figure's own repeats): worse than `factor` is a regression, better than `factor` is better, and a
 drop of `drop` (30%) ruled out is a pass. Where none holds the noise cannot decide: the gate
 measures more, and says "cannot judge" only when its budget is spent. A side whose figure was
-measured while other work took over BUSY_PCT of the CPU says little: the current's is measured
-again, the baseline's cannot be.
+measured while other work took over BUSY_PCT of the CPU (bench/analyse/bounds.py) says little: the
+current's is measured again (a quieter run replaces a loaded one, bench/analyse/points.py), the
+baseline's cannot be.
 
 Hardware and software are told apart (bench/results/machine.py). On the same hardware the absolute
 figures are gated, and a software change is named as the likely cause. On other hardware each
@@ -28,9 +29,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bench.analyse.bounds import BUSY_PCT, rate_of
 from bench.analyse.decisions import against_run, decide, margins, repeats_to_decide
 from bench.analyse.noise import PRIOR, Noise, combined, of_points, pooled
-from bench.analyse.points import current_rows, rate_of, read_csv
+from bench.analyse.points import current_rows, read_csv
 from bench.plan.knobs import KNOBS
 from bench.results.machine import changes, hardware, software
 from bench.results.store import read_json
@@ -49,10 +51,6 @@ METRICS = {
 TIMES = ("total_s", "epoch_s_median", "first_epoch_s")  # each with its own spread; the others are rates of runs
 KNOB_COLUMNS = tuple(KNOBS)
 FACTOR = 1.10  # how much worse counts, where neither the command line nor the preset's gate says
-# Other work's share of the CPU above which a side's rates say more about the machine than the code:
-# quiet runs here saw a median of 3-4% (at most 25%); two quick sweeps beside other work (42-80%)
-# differed by up to 3.4x on the same code.
-BUSY_PCT = 30.0
 GATED_DROP = 0.3  # the drop a gate must catch: a pass rules it out
 
 # The exit status of `gpubench compare`.
@@ -75,7 +73,7 @@ class Side:
 @dataclass
 class Comparison:
     """What compare found: the table, row by row, the regressions and the changes it cannot judge,
-    notes, and the current configurations to measure again (point_id -> "noise" or "load")."""
+    notes, and the current configurations to measure again (point_id -> "within the noise" or "under load")."""
 
     table: pd.DataFrame
     regressions: int
@@ -228,12 +226,12 @@ def compare(base: Side, cur: Side, metric="train_img_s", factor=FACTOR, drop=GAT
         worse = verdict in ("regression", "undecided")
         if worse and _busy(c):
             row["mark"] = f"worse, cannot judge (current: {_busy(c)})"
-            result.to_measure[c["point_id"]] = "load"
+            result.to_measure[c["point_id"]] = "under load"
         elif verdict != "regression" and _busy(b):
             row["mark"] = f"cannot judge (baseline: {_busy(b)})"
         elif verdict == "undecided":
             row["mark"] = f"cannot judge yet: a {drop:.0%} drop not ruled out"
-            result.to_measure[c["point_id"]] = "noise"
+            result.to_measure[c["point_id"]] = "within the noise"
             undecided.append(vbi)
         else:
             ruled_out = f"worse, within noise; a {drop:.0%} drop ruled out"
