@@ -16,16 +16,21 @@ ROOT = Path(__file__).resolve().parents[1]
 OTHER_CPU = {**ENV, "cpu": "Other CPU", "cpu_threads": 8}
 
 
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """The ci preset's four configurations, six repeats 3% apart: the baseline most cases compare against."""
+    return folder(tmp_path_factory.mktemp("gate") / "base", ci_rates())
+
+
 def gate(capsys, *argv) -> tuple[int, str]:
     code = cli.main(["compare", *map(str, argv)])
     out, err = capsys.readouterr()
     return code, out + err
 
 
-def test_a_framework_upgrade_on_the_same_hardware_is_gated_and_named(tmp_path, capsys):
+def test_a_framework_upgrade_on_the_same_hardware_is_gated_and_named(tmp_path, capsys, base):
     """Every configuration 30% slower after TensorFlow 2.21 -> 2.22: the ratios within a run cancel
     it, the absolute figures do not, and the same hardware lets them be gated."""
-    base = folder(tmp_path / "base", ci_rates())
     upgraded = folder(tmp_path / "up", ci_rates({c: 0.7 for c in CI}, seed=10), env={**ENV, "tensorflow": "2.22.0"})
     code, text = gate(capsys, base, upgraded, "--preset", "ci")
     assert code == 1, text
@@ -34,10 +39,9 @@ def test_a_framework_upgrade_on_the_same_hardware_is_gated_and_named(tmp_path, c
     assert code == 0 and "same hardware and software" in text, text
 
 
-def test_the_base_configuration_slower_on_other_hardware_fails(tmp_path, capsys):
+def test_the_base_configuration_slower_on_other_hardware_fails(tmp_path, capsys, base):
     """keras w1, the base of the old pairwise ratios, 30% slower on another CPU that is 0.8x as fast:
     against the run's geometric mean it is caught, and the absolute figures are shown, not gated."""
-    base = folder(tmp_path / "base", ci_rates())
     slower = {c: 0.8 * (0.7 if c == ("keras", 1) else 1) for c in CI}
     other = folder(tmp_path / "other", ci_rates(slower, seed=10), env=OTHER_CPU)
     code, text = gate(capsys, base, other, "--preset", "ci")
@@ -49,10 +53,9 @@ def test_the_base_configuration_slower_on_other_hardware_fails(tmp_path, capsys)
 
 
 @pytest.mark.parametrize("preset", [[], ["--preset", "ci"]])
-def test_absolute_rates_are_not_gated_across_hardware_without_the_flag(tmp_path, capsys, preset):
+def test_absolute_rates_are_not_gated_across_hardware_without_the_flag(tmp_path, capsys, base, preset):
     """Unchanged code on a machine 0.8x as fast passes; one configuration 30% slower on a machine 2x
     as fast fails; --across-hardware gates the absolute figures, and the slower machine then fails."""
-    base = folder(tmp_path / "base", ci_rates())
     slower = folder(tmp_path / "slower", ci_rates({c: 0.8 for c in CI}, seed=10), env=OTHER_CPU)
     code, text = gate(capsys, base, slower, *preset)
     assert code == 0 and "REGRESSION" in text.split("## Absolute")[1], text  # shown, not gated
@@ -62,8 +65,7 @@ def test_absolute_rates_are_not_gated_across_hardware_without_the_flag(tmp_path,
     assert code == 1 and "gated too (--across-hardware)" in text
 
 
-def test_strict_refuses_other_hardware_but_not_other_software(tmp_path, capsys):
-    base = folder(tmp_path / "base", ci_rates())
+def test_strict_refuses_other_hardware_but_not_other_software(tmp_path, capsys, base):
     other = folder(tmp_path / "other", ci_rates(), env=OTHER_CPU)
     code, text = gate(capsys, base, other, "--strict")
     assert code == 2 and "--strict: the two results come from other hardware" in text
@@ -226,8 +228,7 @@ def test_remeasure_measures_a_loaded_configuration_again_and_its_quiet_runs_repl
     assert code == 0 and "to 12 repeats (under load)" in text, text
 
 
-def test_remeasure_needs_a_preset_with_a_budget_and_a_results_folder(tmp_path, capsys):
-    base = folder(tmp_path / "base", ci_rates())
+def test_remeasure_needs_a_preset_with_a_budget_and_a_results_folder(tmp_path, capsys, base):
     assert gate(capsys, base, base, "--remeasure")[0] == 2
     (tmp_path / "nobudget.toml").write_text('[knobs]\nbackbone = "tiny"\n[gate]\nfactor = 1.2\n')
     code, text = gate(capsys, base, base, "--preset", tmp_path / "nobudget.toml", "--remeasure")

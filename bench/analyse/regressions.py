@@ -109,14 +109,14 @@ def load(path: str | Path) -> Side:
 
 
 def noise_of(side: Side, metric: str) -> Noise:
-    """The spread of one run's log `metric` on a side: a time's own, a rate's the folder's pooled
-    log-rate spread (points and ceilings alike); from the runs where kept, else the points' noise
-    columns, else (an old baseline) their ranges, else PRIOR."""
+    """The spread of one run's log `metric` on a side. A rate's is the folder's pooled log-rate spread
+    (points and ceilings alike) as points.csv gives it, or from the runs, or (an old baseline) from its
+    points' ranges; a time's is its own, from the runs, or from total_s's ranges; else PRIOR."""
     column = metric if metric in TIMES else "train_img_s"
-    if side.runs is not None and column in side.runs and "point_id" in side.runs:
-        return pooled(side.runs, column)
     if column == "train_img_s" and "noise_sd" in side.points and side.points.noise_sd.notna().any():
         return of_points(side.points)
+    if side.runs is not None and column in side.runs and "point_id" in side.runs:
+        return pooled(side.runs, column)
     return from_ranges(side.points, column)
 
 
