@@ -260,7 +260,10 @@ def compare(base: Side, cur: Side, metric="train_img_s", factor=FACTOR, drop=GAT
         notes = f"the baseline was measured while other work took over {BUSY_PCT:g}% of the CPU"
         result.notes.append(f"{notes}: save it again on a machine left to the sweep")
     if any("(current: other work" in m for m in result.table["mark"]):
-        result.notes.append(f"worse on figures measured while other work took over {BUSY_PCT:g}% of the CPU")
+        result.notes.append(
+            f"worse on figures measured while other work took over {BUSY_PCT:g}% of the CPU: cannot judge; "
+            "--remeasure measures them again, on a machine left to the sweep"
+        )
     return result
 
 
