@@ -16,6 +16,7 @@ from bench.analyse.noise import geomean, pooled
 from bench.plan.grid import model_ceiling, normalised, pipeline_ceiling
 from bench.plan.knobs import COLUMN_KNOBS, KNOBS, RunSpec, display, plain
 from bench.results import profiles
+from bench.results.record import others_share
 from bench.results.store import ResultStore, read_json
 from models import is_pipeline_alone
 from pipelines.registry import is_model_alone
@@ -141,12 +142,9 @@ def table(rows: list[dict], env: dict, sweep: dict, envs: dict | None = None) ->
             ignore_index=True,
         )
     frame = pd.DataFrame(rows)
-    # the share of the machine's CPU that other work took during the window: the whole machine's
-    # use less the run's own process tree (one core is 100%), over its threads
-    frame["others_cpu_pct"] = (
-        frame.get("cpu_util_mean", float("nan"))
-        - frame.get("proc_cpu_pct_mean", float("nan")) / (env.get("cpu_threads") or 1)
-    ).clip(lower=0)
+    frame["others_cpu_pct"] = others_share(
+        frame.get("cpu_util_mean", float("nan")), frame.get("proc_cpu_pct_mean", float("nan")), env.get("cpu_threads")
+    )
     frame, set_aside = quiet_runs(frame)
     points = medians(frame)
     points["runs_set_aside"] = points.point_id.map(set_aside).fillna(0).astype(int)
