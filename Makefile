@@ -24,7 +24,7 @@ CONSTRAINTS := $(if $(filter command line environment,$(origin EXTRAS)),constrai
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: bench test test-fast dry-run regress microbench honesty honesty-user tune-vs-grid quick-vs-full help install-plan gpu-check
+.PHONY: bench test test-fast dry-run regress microbench honesty honesty-user tune-vs-grid quick-vs-full help install-plan gpu-check user-jobs
 
 help:
 	@echo "make bench [GPU=auto|<label>] [PRESET=quick|smoke|<file.toml>] [DATA=<dir>] [ARGS='--set batch=8,16']"
@@ -136,3 +136,9 @@ gpu-check: $(STAMP)
 	for b in $(GPU_CHECK_BACKENDS); do $(BIN)/gpubench sweep --preset gpu-quick --set backend=$$b $(GPU_CHECK_SET) \
 		--out results/reference/$(GPU_CHECK_LABEL)/gpu-check/$$b --force || exit 1; done
 	$(BIN)/python -m bench.gpucheck $(foreach b,$(GPU_CHECK_BACKENDS),results/reference/$(GPU_CHECK_LABEL)/gpu-check/$(b))
+
+# A user's own job five ways (its own batch size, image size, classes): each configuration's bound and
+# the shape its model ceiling ran at (tests/benchmarks/user_jobs.py)
+USER_JOBS ?= results/user-jobs
+user-jobs: $(STAMP)
+	$(BIN)/python -m tests.benchmarks.user_jobs $(USER_JOBS)

@@ -77,3 +77,21 @@ def test_a_model_of_fixed_outputs_against_labels_of_other_classes_names_both(ind
     point = one_point({"pipeline": OWN, "backbone": str(path), "epochs": 2})
     with pytest.raises(ValueError, match="one-hot labels of 3 classes, but the model gives 2 outputs"):
         _built(index, point)
+
+
+def test_the_tables_show_the_batch_the_pipeline_made_and_still_join_its_ceilings():
+    """Rows of a pipeline that makes batches of 24: the points table shows batch 24 for the point and
+    its ceilings, and a spec read back from that row has the point's id (so passes and looks find its
+    ceilings)."""
+    from bench.analyse.points import spec_of, table
+    from bench.results.record import RunRecord
+
+    point = one_point({"pipeline": OWN, "backbone": MODEL, "input_size": 32})
+    rows = [
+        RunRecord.for_spec(spec, status="ok", train_img_s=rate, window_s=5.0, host_batch=24, total_s=1.0).to_dict()
+        for spec, rate in ((point, 95.0), (pipeline_ceiling(point), 100.0), (model_ceiling(point), 500.0))
+    ]
+    points = table(rows, {}, {})
+    p = points[points.point_id == point.point_id].iloc[0]
+    assert (points.batch == 24).all() and spec_of(p.to_dict()).point_id == point.point_id
+    assert (p.pipeline_img_s, p.model_img_s, p.bound) == (100.0, 500.0, "input")

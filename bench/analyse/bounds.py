@@ -9,13 +9,12 @@ from typing import NamedTuple
 import pandas as pd
 
 from bench.analyse.noise import PRIOR, Noise, differ
+from bench.plan.knobs import BUSY_PCT
 
 AT_CEILING = 0.8  # a training rate at 80% or more of its lower ceiling is at that ceiling
 ABOVE = 1.10  # end to end over its lower ceiling by more than this gets another look at that ceiling
-# Other work's share of the whole CPU (%) during a run's window above which its figures are not judged
-# (the gate re-measures such runs too), and by which a point and its lower ceiling may differ before
-# their rates are said to be measured under different load.
-BUSY_PCT = 30.0
+# Other work's share of the CPU (percentage points) by which a point and its lower ceiling may differ
+# before their rates are said to be measured under different load (over BUSY_PCT, under load at all).
 BUSY_GAP = 20.0
 
 

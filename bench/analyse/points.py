@@ -7,18 +7,20 @@ read and format it, and compute nothing of their own."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
 
 from bench.analyse.bounds import BUSY_PCT, judge
 from bench.analyse.noise import geomean, pooled
-from bench.plan.grid import model_ceiling, normalised, pipeline_ceiling
+from bench.plan.grid import model_ceiling, pipeline_ceiling
 from bench.plan.knobs import COLUMN_KNOBS, KNOBS, RunSpec, display, plain
 from bench.results import profiles
+from bench.results.record import others_share
 from bench.results.store import ResultStore, read_json
 from models import is_pipeline_alone
-from pipelines.registry import is_model_alone
+from pipelines.registry import batches_itself, is_model_alone
 
 SHORT_S = 2.0  # seconds of measured window below which a run is too short to time well
 # Figures whose median over the repeats is the point's.
@@ -60,9 +62,10 @@ def setting(row: dict) -> str:
 
 
 def spec_of(row: dict) -> RunSpec:
-    """The RunSpec of a stored row, its values as set (bench/plan/knobs.py `plain`), the knobs its
-    pipeline ignores blank again (a table shows the batch a pipeline made itself)."""
-    return normalised(RunSpec(**{k: plain(row[k]) for k in KNOBS if k in row}))
+    """The RunSpec of a stored row, its values as set (bench/plan/knobs.py `plain`); the batch blank again
+    where a user's pipeline makes its own (a table shows the size it made)."""
+    spec = RunSpec(**{k: plain(row[k]) for k in KNOBS if k in row})
+    return dataclasses.replace(spec, batch=None) if batches_itself(spec.shaped_by or spec.pipeline) else spec
 
 
 def runnable(points: pd.DataFrame) -> pd.DataFrame:
@@ -141,12 +144,9 @@ def table(rows: list[dict], env: dict, sweep: dict, envs: dict | None = None) ->
             ignore_index=True,
         )
     frame = pd.DataFrame(rows)
-    # the share of the machine's CPU that other work took during the window: the whole machine's
-    # use less the run's own process tree (one core is 100%), over its threads
-    frame["others_cpu_pct"] = (
-        frame.get("cpu_util_mean", float("nan"))
-        - frame.get("proc_cpu_pct_mean", float("nan")) / (env.get("cpu_threads") or 1)
-    ).clip(lower=0)
+    frame["others_cpu_pct"] = others_share(
+        frame.get("cpu_util_mean", float("nan")), frame.get("proc_cpu_pct_mean", float("nan")), env.get("cpu_threads")
+    )
     frame, set_aside = quiet_runs(frame)
     points = medians(frame)
     points["runs_set_aside"] = points.point_id.map(set_aside).fillna(0).astype(int)
