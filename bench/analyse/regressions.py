@@ -7,7 +7,7 @@ its default) is held against three lines, each beyond the noise (both sides' spr
 figure's own repeats): worse than `factor` is a regression, better than `factor` is better, and a
 drop of `drop` (30%) ruled out is a pass. Where none holds the noise cannot decide: the gate
 measures more, and says "cannot judge" only when its budget is spent. A side whose figure was
-measured while other work took over BUSY_PCT of the CPU (bench/analyse/bounds.py) says little: the
+measured while other work took over BUSY_PCT of the CPU (bench/plan/knobs.py) says little: the
 current's is measured again (a quieter run replaces a loaded one, bench/analyse/points.py), the
 baseline's cannot be.
 
@@ -29,11 +29,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bench.analyse.bounds import BUSY_PCT, rate_of
+from bench.analyse.bounds import rate_of
 from bench.analyse.decisions import against_run, decide, margins, repeats_to_decide
 from bench.analyse.noise import PRIOR, Noise, combined, of_points, pooled
 from bench.analyse.points import current_rows, read_csv
-from bench.plan.knobs import KNOBS
+from bench.plan.knobs import BUSY_PCT, KNOBS
 from bench.results.machine import changes, hardware, software
 from bench.results.store import read_json
 
