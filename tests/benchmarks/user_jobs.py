@@ -92,6 +92,12 @@ def any_size(input_shape, classes):
     return model
 
 
+def _bound_words(p: dict) -> str:
+    """A points row's bound in words where its table has no `bound_says` (code before it)."""
+    doubt = p.get("bound_doubt") if isinstance(p.get("bound_doubt"), str) else ""
+    return f"{p.get('bound')}" + (f" withheld: {doubt[:90]}" if doubt else "") if pd.notna(p.get("bound")) else ""
+
+
 def run_case(out: Path, sets: list[str]) -> dict:
     """The case's sweep and what its points say."""
     from bench.analyse.points import spec_of
@@ -116,7 +122,7 @@ def run_case(out: Path, sets: list[str]) -> dict:
                 "img/s": round(p["train_img_s"], 1) if pd.notna(p["train_img_s"]) else None,
                 "model alone": round(p["model_img_s"], 1) if pd.notna(p.get("model_img_s")) else None,
                 "efficiency": round(p["efficiency"], 2) if pd.notna(p.get("efficiency")) else None,
-                "says": p.get("bound_says") or p.get("bound") or p.get("error", "")[:120],
+                "says": p.get("bound_says") or _bound_words(p),
                 "point shape, batch": shapes.get(p["point_id"]),
                 "model ceiling shape, batch": shapes.get(mid),
             }
