@@ -199,7 +199,8 @@ def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, options: Opt
     with prepared(o, preset_name, data_spec, grid) as (store, index_path, env, meta):
         force = data_changed(store, meta) or o.force
         if o.ceilings:  # MFU is part of the ceilings' analysis
-            meta.update(processes.measure_peaks({(p.backend, p.precision) for p in grid}, identity(env)["machine"]))
+            settings = {(p.backend, p.precision) for p in grid}
+            meta.update(processes.measure_peaks(settings, identity(env)["machine"], label=meta["gpu"]))
         meta.update(executors.describe(o.executor, o.max_parallel, o.slurm), repeat_as_needed=o.as_needed)
         (store.root / "sweep.json").write_text(json.dumps(meta, indent=2))
         probes = ceiling_probes(grid) if o.ceilings else []

@@ -284,6 +284,17 @@ def test_gpu_auto_names_the_gpus_the_run_trains_on(machine, variables, count, la
         ),
         ("h100", answer("jax", "cpu"), "the device it trains on (cpu: cpu) is not the h100 of the label"),
         ("h100-mig-1g.10gb", answer("jax", f"{H100} MIG 1g.10gb"), None),
+        (
+            "h100",  # a slice is not its card: its figures are a seventh of it
+            answer("jax", f"{H100} MIG 1g.10gb"),
+            f"the device it trains on (gpu: {H100} MIG 1g.10gb) is not the h100 of the label",
+        ),
+        ("cpu", answer("jax", "cpu"), None),
+        ("cpu", answer("jax", TI), f"the device it trains on (gpu: {TI}) is not the CPU of the label cpu"),
+        ("cpu", answer("torch", "mps"), "the device it trains on (mps: mps) is not the CPU of the label cpu"),
+        ("a6000", answer("jax", "NVIDIA RTX A6000"), None),  # no datasheet, still a GPU's label
+        ("a6000", answer("jax", TI), f"the device it trains on (gpu: {TI}) is not the a6000 of the label"),
+        ("h100-pcie", answer("jax", H100), f"the device it trains on (gpu: {H100}) is not the h100-pcie of the label"),
         ("my-box", answer("jax", "cpu"), None),  # a free name says nothing a device could contradict
     ],
 )

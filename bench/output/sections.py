@@ -279,7 +279,10 @@ def machine(env: dict) -> list[str]:
         return ["Machine: unknown (no env.json in this folder)."]
     gpus = env.get("gpus") or []
     if gpus:
-        names = ", ".join(f"{g['name']} ({g['memory_mb'] / 1024:.0f} GB)" for g in gpus)
+        names = ", ".join(
+            g["name"] + (f" ({g['memory_mb'] / 1024:.0f} GB)" if g.get("memory_mb") else " (memory not reported)")
+            for g in gpus
+        )
         gpu_line = (
             f"GPUs: {names}; driver {env.get('driver')}, CUDA {env.get('cuda') or '?'}, cuDNN {env.get('cudnn') or '?'}"
         )

@@ -6,6 +6,7 @@ device (`contradiction`), so that a job on another node never files its figures 
 from __future__ import annotations
 
 import os
+import re
 
 from bench.plan.knobs import SpecError
 from bench.results import machine, nvml
@@ -14,16 +15,22 @@ from bench.run.backends import of
 LABEL_ENV = "GPUBENCH_LABEL"  # the sweep's label, for every worker to hold its device against
 
 
+# The shape of a label gpu_label makes of an NVML name ('l4', 'h100-pcie', 'rtx6000-ada',
+# 'h100-mig-1g.10gb'): a model with digits first, then its variant words; 'my-box' is a free name.
+GPU_LABEL_RE = re.compile(r"^(quadro-)?[a-z]{0,8}\d+[a-z]{0,5}(-[a-z0-9]+)*?(-mig-[a-z0-9.]+)?$")
+
+
 def known_gpu_labels() -> set[str]:
-    """The GPU labels with a profile (bench/results/profiles): the ones held against NVML."""
+    """The GPU labels with a profile (bench/results/profiles)."""
     from bench.results.profiles import PROFILE_DIR
 
     return {p.stem for p in PROFILE_DIR.glob("*.toml")} - {"cpu"}
 
 
 def names_a_gpu(label: str) -> bool:
-    """Whether `label` names known GPUs ('h100', 'h100-mig-1g.10gb', 'h100_2080ti'), not a free name."""
-    return bool(label) and all(part.split("-mig-")[0] in known_gpu_labels() for part in label.split("_"))
+    """Whether `label` names GPUs ('h100', 'l4', 'h100-mig-1g.10gb', 'h100_2080ti'), with a profile
+    or not, rather than being a free name ('my-box'): what NVML and every worker hold it against."""
+    return bool(label) and all(p in known_gpu_labels() or GPU_LABEL_RE.match(p) for p in label.split("_"))
 
 
 def venv_cuda_major() -> int | None:
@@ -138,17 +145,24 @@ def check_hosts(found: dict, gpus: int, hosts: int) -> None:
 
 
 def contradiction(label: str | None, facts: dict) -> str | None:
-    """Why a run on `facts` (doctor.where) must not be filed under `label`, in a few words, or None."""
-    if not label or not names_a_gpu(label) or "platform" not in facts:
+    """Why a run on `facts` (doctor.where) must not be filed under `label`, in a few words, or None:
+    'cpu' must train on the CPU (not a GPU, not Apple's MPS); a label naming GPUs on exactly those
+    devices, a MIG slice being its own label ('h100' is not an H100's 1g.10gb slice). A free name
+    says nothing a device could contradict."""
+    if not label or "platform" not in facts:
         return None
-    wanted = {part.split("-mig-")[0] for part in label.split("_")}
-    stray = [d for d in facts.get("devices", []) if nvml.gpu_label(d).split("-mig-")[0] not in wanted]
-    if facts["platform"] == "gpu" and not stray:
+    where = f"{facts['platform']}: {', '.join(facts.get('devices', []))}"
+    if label == "cpu":
+        return (
+            None if facts["platform"] == "cpu" else f"the device it trains on ({where}) is not the CPU of the label cpu"
+        )
+    if not names_a_gpu(label):
         return None
-    return (
-        f"the device it trains on ({facts['platform']}: {', '.join(facts.get('devices', []))}) "
-        f"is not the {label} of the label"
-    )
+    wanted = set(label.split("_"))
+    stray = [d for d in facts.get("devices", []) if nvml.gpu_label(d) not in wanted]
+    if facts["platform"] == "gpu" and facts.get("devices") and not stray:
+        return None
+    return f"the device it trains on ({where}) is not the {label} of the label"
 
 
 def given_to_workers(label: str) -> None:

@@ -238,19 +238,20 @@ def _died(spec: RunSpec, returncode: int, log_path: Path, mem_limit_mb: int | No
     ).to_dict()
 
 
-def measure_peaks(settings: set[tuple[str, str]], machine: str = "", timeout_s: float = 300) -> dict:
+def measure_peaks(settings: set[tuple[str, str]], machine: str = "", timeout_s: float = 300, label: str = "") -> dict:
     """sweep.json's peak entries, each (backend, precision) probed in a fresh process:
     `peak_tflops` (backend -> precision -> TFLOP/s, None where the probe failed),
     `peak_matmul_precision` (the arithmetic it ran in) and `peak_errors` (why a probe failed). A peak
     is the machine's, not the sweep's: one probed on the machine of fingerprint `machine` is kept
-    (devices.cache_root()/peaks.json) and reused by its later sweeps (a probe costs 10 s of a
-    2-core machine's 6-minute quick), named with when it was measured in `peak_cached`."""
+    (devices.cache_root()/peaks.json) under the GPUs it ran on (`label`: on a box of two models,
+    each its own) and reused by its later sweeps there (a probe costs 10 s of a 2-core machine's
+    6-minute quick), named with when it was measured in `peak_cached`."""
     from bench.run.devices import cache_root
 
     found = {"peak_tflops": {}, "peak_matmul_precision": {}, "peak_errors": {}, "peak_cached": {}}
     path = cache_root() / "peaks.json"
     cache = json.loads(path.read_text()) if machine and path.is_file() else {}
-    kept = cache.setdefault(machine, {})
+    kept = cache.setdefault(f"{machine}/{label}" if label else machine, {})
     added = False
     for backend, precision in sorted(settings):
         probe = kept.get(f"{backend}/{precision}")
