@@ -79,7 +79,10 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest --benchmark-skip -m "not slow" -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The regression gate: a fresh run of the ci preset against the stored baseline of this GPU label.
-REGRESS_LABEL = $(if $(filter auto,$(GPU)),$(shell $(BIN)/python -c "from bench.results.machine import auto_label; print(auto_label())" 2>/dev/null),$(GPU))
+# --gpu auto's label (bench/run/gate.py), asked once; its refusal (NVML failing beside NVIDIA devices,
+# CUDA_VISIBLE_DEVICES naming a device NVML does not see) stops make in one line, never `cpu`.
+AUTO_LABEL = $(eval AUTO_LABEL := $$(shell $(BIN)/python -m bench.run.gate 2>&1))$(if $(word 2,$(AUTO_LABEL)),$(error $(AUTO_LABEL)),$(AUTO_LABEL))
+REGRESS_LABEL = $(if $(filter auto,$(GPU)),$(AUTO_LABEL),$(GPU))
 regress: $(STAMP)
 	$(BIN)/gpubench sweep --preset ci --gpu $(REGRESS_LABEL) --out results/$(REGRESS_LABEL)/ci --force $(ARGS)
 	$(BIN)/gpubench compare results/baselines/$(REGRESS_LABEL)/ci.csv results/$(REGRESS_LABEL)/ci --preset ci
@@ -126,7 +129,7 @@ quick-vs-full: $(STAMP)
 # train_device names the GPU, utilisation above 0, datasheet MFU of the model alone within 2-80%, the
 # label NVML's. Results in results/reference/<gpu>/gpu-check/<backend>/ (sweep.json holds the command).
 GPU_CHECK_SET ?= --set pipeline=synthetic --set checkpoint=false --no-ceilings
-GPU_CHECK_LABEL = $(shell $(BIN)/python -c "from bench.results.machine import auto_label; print(auto_label())" 2>/dev/null)
+GPU_CHECK_LABEL = $(AUTO_LABEL)
 GPU_CHECK_BACKENDS = $(shell $(BIN)/python -c "from bench.run import doctor; print(' '.join(b for b, a in doctor.ask(doctor.installed_backends()).items() if a.get('platform') == 'gpu'))" 2>/dev/null)
 gpu-check: $(STAMP)
 	$(BIN)/python -m bench.run.doctor --check

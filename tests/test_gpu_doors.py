@@ -5,6 +5,8 @@ frameworks are CPU builds); the slow tests of test_doctor.py ask the real ones."
 
 import importlib.util
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -347,3 +349,57 @@ def test_a_query_a_card_lacks_leaves_that_figure_empty_and_a_mig_slice_says_so(m
     ]
     text = doctor.render({"nvml": doctor.nvml(), "backends": {}})
     assert "a MIG slice: NVML reports no utilisation for it, and it has no datasheet peak" in text
+
+
+def test_auto_refuses_a_cuda_visible_devices_entry_nvml_does_not_see(machine):
+    machine({"FAKE_NVML_MIG": "1g.10gb", "CUDA_VISIBLE_DEVICES": "MIG-not-here"}, {})
+    with pytest.raises(SpecError, match=r"^--gpu auto: CUDA_VISIBLE_DEVICES names MIG-not-here, which is none of"):
+        gate.auto_label(doctor.nvml())
+    machine({"CUDA_VISIBLE_DEVICES": "MIG-fake-0-0"}, {})
+    assert gate.auto_label(doctor.nvml()) == "2080ti-mig-1g.10gb"
+    machine({"CUDA_VISIBLE_DEVICES": "-1"}, {})  # hidden on purpose
+    assert gate.auto_label(doctor.nvml()) == "cpu"
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make")
+@pytest.mark.parametrize(
+    "variables, said",
+    [
+        ({}, "--gpu h100-pcie --out results/h100-pcie/ci"),
+        ({"FAKE_NVML_FAIL": "nvmlInit"}, "*** --gpu auto: NVML unavailable: "),
+        (
+            {"FAKE_NVML_MIG": "1g.10gb", "CUDA_VISIBLE_DEVICES": "MIG-gone"},
+            "*** --gpu auto: CUDA_VISIBLE_DEVICES names MIG-gone",
+        ),
+    ],
+)
+def test_make_regress_files_under_nvmls_label_or_stops_in_one_line(tmp_path, variables, said):
+    """make's own evaluation of REGRESS_LABEL (-n: nothing runs), on the stand-in machine."""
+    root = Path(__file__).parent.parent
+    (tmp_path / "stamp").touch()
+    env = {
+        **os.environ,
+        **variables,
+        "FAKE_NVML_GPUS": "NVIDIA H100 PCIe",
+        "PATH": os.pathsep.join([str(FAKE), os.environ["PATH"]]),
+        "PYTHONPATH": os.pathsep.join([str(FAKE), str(root)]),
+    }
+    out = subprocess.run(
+        [
+            "make",
+            "-n",
+            "--no-print-directory",
+            "regress",
+            f"STAMP={tmp_path / 'stamp'}",
+            "EXTRAS=x",
+            f"BIN={Path(sys.executable).parent}",
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = (out.stdout + out.stderr).strip().splitlines()
+    assert said in lines[0] and (out.returncode == 0) == ("***" not in said)
+    assert "--gpu cpu " not in out.stdout

@@ -94,6 +94,22 @@ def visible(gpus: list[dict]) -> list[dict]:
     return found
 
 
+def unnamed(gpus: list[dict]) -> str:
+    """The first CUDA_VISIBLE_DEVICES entry that names none of `gpus` (a MIG- UUID NVML does not map,
+    an index past the last GPU), or "": CUDA would quietly see fewer GPUs, or none. An entry from
+    "-1" on hides the GPUs on purpose."""
+    entries = [e.strip() for e in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if e.strip()]
+    for entry in entries:
+        if entry.startswith("-"):
+            return ""
+        if entry.isdigit():
+            if not any(g["index"] == int(entry) for g in gpus):
+                return entry
+        elif sum(g["uuid"].startswith(entry) for g in gpus) != 1:
+            return entry
+    return ""
+
+
 def used(gpus: list[dict], count: int, asked: str | None = None) -> list[dict]:
     """The devices a run of `count` GPUs trains on: the first `count` CUDA sees, or the one a
     variable pins its backend to (`asked`: KERAS_TORCH_DEVICE=cuda:1); none where it is pinned off

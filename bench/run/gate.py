@@ -109,10 +109,24 @@ def nvml_trouble(found: dict) -> str | None:
     )
 
 
+def unnamed_trouble(found: dict) -> str | None:
+    """The line for --gpu auto when CUDA_VISIBLE_DEVICES names a device NVML does not see: the run
+    would quietly train on fewer GPUs, or on the CPU."""
+    entry = nvml.unnamed(found["gpus"])
+    if not entry or not (found["gpus"] or found.get("evidence")):
+        return None
+    return (
+        f"--gpu auto: CUDA_VISIBLE_DEVICES names {entry}, which is none of the devices NVML sees "
+        f"({seen(found)}; {', '.join(g['uuid'] or str(g['index']) for g in found['gpus']) or 'none'}): "
+        "name them by index or by the UUIDs `nvidia-smi -L` lists, or --gpu cpu to measure the CPU"
+    )
+
+
 def auto_label(found: dict, count: int = 1, backend: str | None = None) -> str:
     """--gpu auto: the label of the GPUs a run of `count` GPUs trains on, 'cpu' without any;
-    refused in one line where NVML fails beside NVIDIA devices."""
-    trouble = nvml_trouble(found)
+    refused in one line where NVML fails beside NVIDIA devices, or CUDA_VISIBLE_DEVICES names a
+    device NVML does not see."""
+    trouble = nvml_trouble(found) or unnamed_trouble(found)
     if trouble:
         raise SpecError(trouble)
     return nvml.label_of(nvml.used(found["gpus"], count, device_asked(backend)))
@@ -170,3 +184,22 @@ def given_to_workers(label: str) -> None:
     NVML's (PCI bus) order, so that device k is NVML's k for the sampler and the label."""
     os.environ[LABEL_ENV] = label
     os.environ["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+
+
+def main() -> int:
+    """`python -m bench.run.gate`: the label --gpu auto gives a one-GPU run here, or its refusal on
+    standard error (exit 2): what `make regress` and `make gpu-check` file their results under."""
+    import sys
+
+    from bench.run import doctor
+
+    try:
+        print(auto_label(doctor.nvml()))
+    except SpecError as e:
+        print(e, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
