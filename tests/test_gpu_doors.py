@@ -297,6 +297,8 @@ def test_gpu_auto_names_the_gpus_the_run_trains_on(machine, variables, count, la
         ("a6000", answer("jax", "NVIDIA RTX A6000"), None),  # no datasheet, still a GPU's label
         ("a6000", answer("jax", TI), f"the device it trains on (gpu: {TI}) is not the a6000 of the label"),
         ("h100-pcie", answer("jax", H100), f"the device it trains on (gpu: {H100}) is not the h100-pcie of the label"),
+        ("mps", answer("torch", "mps"), None),  # Apple's GPU under its own label
+        ("mps", answer("torch", "cpu"), "the device it trains on (cpu: cpu) is not the MPS of the label mps"),
         ("my-box", answer("jax", "cpu"), None),  # a free name says nothing a device could contradict
     ],
 )
@@ -403,3 +405,34 @@ def test_make_regress_files_under_nvmls_label_or_stops_in_one_line(tmp_path, var
     lines = (out.stdout + out.stderr).strip().splitlines()
     assert said in lines[0] and (out.returncode == 0) == ("***" not in said)
     assert "--gpu cpu " not in out.stdout
+
+
+def test_other_processes_on_the_gpu_and_cuda_mps_are_said(machine):
+    from bench.output import sections
+    from bench.results import nvml
+
+    machine({}, {})
+    assert [(g["others"], g["mps"]) for g in nvml.nvml_gpus()[0]] == [([], False)]
+    assert not sections._shared(nvml.nvml_gpus()[0])
+    machine({"FAKE_NVML_PROCESSES": "4242,77"}, {})
+    assert sections._shared(nvml.nvml_gpus()[0]) == [
+        "- Other processes on the GPU as the sweep began: 2 [77, 4242]: GPU utilisation, power and memory count "
+        "theirs too"
+    ]
+    machine({"FAKE_NVML_MPS": "1"}, {})
+    assert "began (CUDA MPS): 2 [77, 4242]" in sections._shared(nvml.nvml_gpus()[0])[0]
+    machine({"FAKE_NVML_FAIL": "nvmlDeviceGetComputeRunningProcesses", "FAKE_NVML_MPS": ""}, {})
+    assert nvml.nvml_gpus()[0][0]["others"] is None  # NVML cannot say: not "none"
+
+
+def test_a_cpu_run_hides_apples_gpu_from_torch_as_it_hides_nvidias(monkeypatch):
+    from bench.run.backends import torch as torch_backend
+
+    monkeypatch.setenv("KERAS_TORCH_DEVICE", "")  # put back after the test, whatever prepare sets
+    monkeypatch.delenv("KERAS_TORCH_DEVICE")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    torch_backend.prepare(1, 1)
+    assert "KERAS_TORCH_DEVICE" not in os.environ  # a GPU run: Keras picks cuda (or mps)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")  # --gpu cpu (doctor.check)
+    torch_backend.prepare(1, 1)
+    assert os.environ["KERAS_TORCH_DEVICE"] == "cpu"

@@ -14,6 +14,7 @@ from pathlib import Path
 import psutil
 
 from bench.plan.backends import BACKENDS
+from bench.results import container
 from bench.results.nvml import (compute_capability, driver_cuda, gpu_label,  # noqa: F401 (used here and by others)
                                 nvml_gpus, visible_handles)
 
@@ -92,7 +93,7 @@ def collect() -> dict:
         **cuda_versions(),
         "cpu": _cpu_model(),
         "cpu_threads": psutil.cpu_count(logical=True),
-        "cpu_cores": psutil.cpu_count(logical=False),  # physical: hyper-threads do not decode twice as fast
+        **container.limits(psutil.cpu_count(logical=False)),  # physical cores, within the container's quota
         "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "os": platform.platform(),
         "python": platform.python_version(),

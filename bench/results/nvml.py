@@ -43,7 +43,18 @@ def describe(pynvml, handle, index: int, parent=None) -> dict:
     capability = _try(lambda: pynvml.nvmlDeviceGetCudaComputeCapability(parent if parent is not None else handle))
     return {"index": index, "name": name, "memory_mb": memory, "power_limit_w": power,
             "compute_capability": float(f"{capability[0]}.{capability[1]}") if capability else None,
-            "uuid": _text(_try(lambda: pynvml.nvmlDeviceGetUUID(handle), "")), "mig": parent is not None}
+            "uuid": _text(_try(lambda: pynvml.nvmlDeviceGetUUID(handle), "")), "mig": parent is not None,
+            **sharing(pynvml, handle)}
+
+
+def sharing(pynvml, handle) -> dict:
+    """Who else computes on a device: `others`, the process ids NVML lists on it besides this one
+    (None where NVML cannot say), and `mps`, whether they reach it through CUDA MPS. NVML's
+    utilisation, power and memory are the device's, theirs included."""
+    plain = _try(lambda: pynvml.nvmlDeviceGetComputeRunningProcesses(handle))
+    mps = _try(lambda: pynvml.nvmlDeviceGetMPSComputeRunningProcesses(handle), []) or []
+    pids = None if plain is None else sorted({p.pid for p in [*plain, *mps]} - {os.getpid()})
+    return {"others": pids, "mps": bool(mps)}
 
 
 def nvml_gpus() -> tuple[list[dict], str, str]:

@@ -20,7 +20,11 @@ _CUDA12_INDEX = "https://download.pytorch.org/whl/cu126"
 
 
 def prepare(gpus: int, hosts: int) -> None:
-    """Nothing beyond what every backend is given: torch allocates as it goes."""
+    """Where the GPUs are hidden on purpose (CUDA_VISIBLE_DEVICES=-1: --gpu cpu), Apple's MPS is
+    hidden too: Keras would pick it, and a run labelled cpu would train on the Mac's GPU (--gpu mps
+    files MPS runs under their own label). torch allocates as it goes."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES") == "-1":
+        os.environ.setdefault("KERAS_TORCH_DEVICE", "cpu")
 
 
 def use_compile_cache(folder: str) -> None:
