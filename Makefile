@@ -2,26 +2,44 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+comma := ,
 
 GPU ?= auto
 PRESET ?= quick
 DATA ?=
 ARGS ?=
 PYTEST_ARGS ?=
-# The extras installed: every Keras backend, DALI and submitit, so that `make test` tests them
-# all, as builds that reach the GPU: chosen from the CUDA version the driver runs (nvidia-smi), one
-# CUDA major for every backend and DALI; CPU builds without a GPU (scripts/install_plan.sh).
-# CUDA=12|13|cpu overrides the choice, EXTRAS=... the extras; DRIVER_CUDA=12.4 stands in for nvidia-smi.
+# The extras installed: every Keras backend (TensorFlow's is the tf extra), DALI and submitit, so that
+# `make test` tests them all, as builds that reach the GPU: chosen from the CUDA version the driver runs
+# (nvidia-smi), one CUDA major for every backend and DALI; CPU builds without a GPU (scripts/install_plan.sh).
+# CUDA=12|13|cpu overrides the choice, EXTRAS=... the extras (EXTRAS=test,jax,torch: no TensorFlow);
+# DRIVER_CUDA=12.4 and GPU_CC=9.0 stand in for nvidia-smi. Each is asked once, when first used
+# (`once`: a recursive variable that makes itself simple), never at each use.
 CUDA ?= auto
-DRIVER_CUDA ?= $(shell nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: *\([0-9][0-9.]*\).*/\1/p' | head -n 1)
-# Whether PyTorch's CUDA 12 index answers (only asked where a GPU build is planned); TORCH_INDEX_REACHABLE=no stands in.
-TORCH_INDEX_REACHABLE ?= $(if $(filter-out cpu,$(CUDA)),$(if $(DRIVER_CUDA)$(filter 12 13,$(CUDA)),$(shell $(PYTHON) -c "import urllib.request as u; u.urlopen('https://download.pytorch.org/whl/cu126/torch/', timeout=5)" >/dev/null 2>&1 && echo yes || echo no),yes),yes)
-PLAN = sh scripts/install_plan.sh $(1) "$(DRIVER_CUDA)" "$(CUDA)" "$(shell uname -s)" "$(shell uname -m)" "$(TORCH_INDEX_REACHABLE)"
-EXTRAS ?= $(shell $(call PLAN,extras) 2>/dev/null)
+once = $(eval $(1) := $$(shell $(2)))$($(1))
+ifeq ($(origin DRIVER_CUDA),undefined)
+DRIVER_CUDA = $(call once,DRIVER_CUDA,nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: *\([0-9][0-9.]*\).*/\1/p' | head -n 1)
+endif
+# The highest compute capability of the GPUs: Blackwell (10, 12) needs torch's cu128 build.
+ifeq ($(origin GPU_CC),undefined)
+GPU_CC = $(call once,GPU_CC,nvidia-smi --query-gpu=compute_cap --format=csv$(comma)noheader 2>/dev/null | sort -n | tail -n 1)
+endif
+# Whether PyTorch's index answers (asked on Linux, where a plan takes torch from it: cpu, cu126 or
+# cu128, one host); TORCH_INDEX_REACHABLE=no stands in.
+ifeq ($(origin TORCH_INDEX_REACHABLE),undefined)
+TORCH_INDEX_REACHABLE = $(if $(filter Linux,$(UNAME_S)),$(if $(filter 13,$(CUDA)),yes,$(call once,TORCH_INDEX_REACHABLE,$(PYTHON) -c "import urllib.request as u; u.urlopen('https://download.pytorch.org/whl/cu126/torch/', timeout=5)" >/dev/null 2>&1 && echo yes || echo no)),yes)
+endif
+UNAME_S := $(shell uname -s)
+UNAME_M := $(shell uname -m)
+PLAN = sh scripts/install_plan.sh $(1) "$(DRIVER_CUDA)" "$(CUDA)" "$(UNAME_S)" "$(UNAME_M)" "$(TORCH_INDEX_REACHABLE)" "$(GPU_CC)"
+ifeq ($(origin EXTRAS),undefined)
+EXTRAS = $(call once,EXTRAS,$(call PLAN,extras) 2>/dev/null)
+endif
 TORCH_INDEX := $(if $(filter command line environment,$(origin EXTRAS)),,$(shell $(call PLAN,index) 2>/dev/null))
 CONSTRAINTS := $(if $(filter command line environment,$(origin EXTRAS)),constraints.txt,$(shell $(call PLAN,constraints) 2>/dev/null))
+# What a make started from this one is given, so that it asks nvidia-smi and PyTorch's index nothing again.
+ASKED = DRIVER_CUDA="$(DRIVER_CUDA)" GPU_CC="$(GPU_CC)" TORCH_INDEX_REACHABLE="$(TORCH_INDEX_REACHABLE)"
 # One stamp per set of extras: other extras remake the venv.
-comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 .PHONY: bench test test-fast dry-run regress microbench honesty honesty-user tune-vs-grid quick-vs-full help install-plan gpu-check
@@ -46,7 +64,7 @@ install-plan:
 # The virtual environment, made again whenever pyproject.toml or the pins change, and made anew
 # when the extras change (a venv of other extras holds builds for another CUDA).
 $(STAMP): pyproject.toml constraints.txt constraints-torch-pypi-cuda12.txt
-	@$(MAKE) --no-print-directory install-plan
+	@$(MAKE) --no-print-directory install-plan $(ASKED)
 	for stamp in $(VENV)/.installed-*; do [ ! -e "$$stamp" ] || [ "$$stamp" = "$(STAMP)" ] || rm -rf $(VENV); done
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -60,7 +78,7 @@ bench: $(STAMP)
 # A dry run needs the venv to exist, not to be newer than every file: a fresh clone's files are
 # newer than a venv made before it, and a dry run imports nothing that a reinstall would change.
 $(BIN)/gpubench:
-	$(MAKE) $(STAMP)
+	$(MAKE) $(STAMP) $(ASKED)
 
 dry-run: | $(BIN)/gpubench
 	$(BIN)/gpubench sweep --preset $(PRESET) --dry-run $(ARGS)

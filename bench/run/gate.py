@@ -5,6 +5,8 @@ device (`contradiction`), so that a job on another node never files its figures 
 
 from __future__ import annotations
 
+import contextlib
+import importlib.metadata
 import os
 import re
 
@@ -37,6 +39,32 @@ def venv_cuda_major() -> int | None:
     """The CUDA major of the installed CUDA libraries (nvidia-cuda-runtime-cuNN, torch's +cuNNN), or None."""
     runtime = machine.cuda_versions()["cuda"]
     return int(runtime.split(".")[0]) if runtime[:2].isdigit() else None
+
+
+def venv_cuda_majors(packages: dict[str, str] | None = None) -> dict[int, list[str]]:
+    """Each CUDA major the venv's packages are built for (nvidia-cudnn-cu12, jax-cuda13-plugin,
+    nvidia-dali-cuda130, torch's +cu126), with the packages: two majors in one venv overwrite
+    each other's libcudnn and NCCL."""
+    if packages is None:
+        packages = machine.accelerator_packages()
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            packages["torch"] = importlib.metadata.version("torch")
+    majors: dict[int, list[str]] = {}
+    for name, version in packages.items():
+        found = re.search(r"\+cu(\d\d)\d$", version) if name == "torch" else re.search(r"-cu(?:da)?(\d\d)", name)
+        if found:
+            majors.setdefault(int(found.group(1)), []).append(name)
+    return majors
+
+
+def mixed_cuda(packages: dict[str, str] | None = None) -> str | None:
+    """The line for a venv holding builds for more than one CUDA major, or None: what the install
+    ends by checking (doctor --check)."""
+    majors = venv_cuda_majors(packages)
+    if len(majors) < 2:
+        return None
+    held = "; ".join(f"CUDA {m}: {', '.join(names[:3])}" for m, names in sorted(majors.items()))
+    return f"the venv holds builds for {len(majors)} CUDA majors ({held}): `make CUDA=12` (or 13) remakes it with one"
 
 
 def fix(backend: str, driver_cuda: str) -> str:
