@@ -436,3 +436,26 @@ def test_a_cpu_run_hides_apples_gpu_from_torch_as_it_hides_nvidias(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")  # --gpu cpu (doctor.check)
     torch_backend.prepare(1, 1)
     assert os.environ["KERAS_TORCH_DEVICE"] == "cpu"
+
+
+def test_a_memory_limit_caps_the_gpus_memory_on_a_gpu_and_the_address_space_on_the_cpu(machine):
+    from bench.run import backends
+    from bench.run.processes import memory_limit
+
+    machine({}, {})  # one 11 GB stand-in GPU
+    capped, env = memory_limit(2816, dict(os.environ), 1)
+    assert capped is None  # no address-space cap: it breaks CUDA's start-up
+    assert (env[backends.GPU_MEMORY_ENV], env[backends.GPU_MEMORY_FRACTION_ENV]) == ("2816", "0.2500")
+    capped, env = memory_limit(2816, dict(os.environ, CUDA_VISIBLE_DEVICES="-1"), 1)  # --gpu cpu
+    assert callable(capped) and backends.GPU_MEMORY_ENV not in env
+    assert memory_limit(None, {"A": "1"}, 1) == (None, {"A": "1"})
+
+
+def test_jax_takes_the_cap_as_its_allocators_fraction(monkeypatch):
+    from bench.run import backends
+    from bench.run.backends import jax as jax_backend
+
+    monkeypatch.setenv("XLA_PYTHON_CLIENT_MEM_FRACTION", "")
+    monkeypatch.setenv(backends.GPU_MEMORY_FRACTION_ENV, "0.2500")
+    jax_backend.prepare(1, 1)
+    assert os.environ["XLA_PYTHON_CLIENT_MEM_FRACTION"] == "0.2500"

@@ -222,7 +222,13 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--limit", type=positive(int), default=4096, help="largest value tried")
     f.add_argument("--precision", default="float32")
     f.add_argument(
-        "--mem-limit-mb", type=positive(int), help="cap each try's memory (makes the search testable on a CPU)"
+        "--set", action="append", default=[], metavar="KNOB=V", help="one value of another knob (--set backend=jax)"
+    )
+    f.add_argument(
+        "--mem-limit-mb",
+        type=positive(int),
+        help="cap each try's memory: on a GPU the backend's share of the device, on the CPU the address space "
+        "(makes the search testable on a CPU)",
     )
     f.add_argument("--gpu", default="auto")
     f.add_argument("--data", help="default: a small synthetic tree (the tries use in-memory tensors)")

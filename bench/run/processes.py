@@ -20,7 +20,7 @@ from bench.plan.knobs import SAMPLE_INTERVAL_S, RunSpec
 from bench.results.machine import this_machine
 from bench.results.record import RunRecord
 from bench.results.store import ResultStore
-from bench.run import launcher
+from bench.run import backends, launcher
 from bench.run.worker import OOM_RE
 
 
@@ -36,16 +36,25 @@ def _log_lines(path: Path) -> list[str]:
     return [line for line in path.read_text(errors="replace").splitlines() if line.strip()] if path.is_file() else []
 
 
-def _memory_cap(mb: int | None):
-    """A pre-exec hook capping the worker's address space: on a CPU machine it makes an
-    out-of-memory search testable; allocations past it fail as they would on a full device."""
+def memory_limit(mb: int | None, env: dict, gpus: int) -> tuple:
+    """(a pre-exec hook, the worker's environment) that cap a run's memory at `mb`: on the CPU its
+    address space (allocations past it fail as they would on a full device: an out-of-memory
+    search testable on a CPU); on a GPU the memory its backend's allocator may take of the device
+    (an address-space cap breaks CUDA's start-up, which reserves far more than it uses)."""
     if not mb:
-        return None
+        return None, env
+    from bench.results import nvml
 
-    def cap():
-        resource.setrlimit(resource.RLIMIT_AS, (mb * 2**20, mb * 2**20))
+    on = [] if env.get("CUDA_VISIBLE_DEVICES") == "-1" else nvml.used(nvml.nvml_gpus()[0], gpus)
+    if not on:
 
-    return cap
+        def cap():
+            resource.setrlimit(resource.RLIMIT_AS, (mb * 2**20, mb * 2**20))
+
+        return cap, env
+    total = min((g["memory_mb"] for g in on if g.get("memory_mb")), default=None)
+    fraction = f"{min(1.0, mb / total):.4f}" if total else ""
+    return None, {**env, backends.GPU_MEMORY_ENV: str(mb), backends.GPU_MEMORY_FRACTION_ENV: fraction}
 
 
 def _free_port() -> int:
@@ -134,15 +143,11 @@ def _run(
             if launcher.forkable(spec, env, mem_limit_mb):  # TensorFlow imported once, each run still its own process
                 procs.append(launcher.start(cmd[3:], env, logs[k]))
                 continue
+            capped, env = memory_limit(mem_limit_mb, env, spec.gpus)
             with open(logs[k], "w") as log:
                 procs.append(
                     subprocess.Popen(
-                        cmd,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                        preexec_fn=_memory_cap(mem_limit_mb),
-                        env=env,
+                        cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=capped, env=env
                     )
                 )
         while time.perf_counter() - start < timeout_s:
