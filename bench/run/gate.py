@@ -215,22 +215,3 @@ def given_to_workers(label: str) -> None:
     NVML's (PCI bus) order, so that device k is NVML's k for the sampler and the label."""
     os.environ[LABEL_ENV] = label
     os.environ["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
-
-
-def main() -> int:
-    """`python -m bench.run.gate`: the label --gpu auto gives a one-GPU run here, or its refusal on
-    standard error (exit 2): what `make regress` and `make gpu-check` file their results under."""
-    import sys
-
-    from bench.run import doctor
-
-    try:
-        print(auto_label(doctor.nvml()))
-    except SpecError as e:
-        print(e, file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,23 @@
+"""`python -m bench.run.label`: the label --gpu auto gives a one-GPU run on this machine, or its
+refusal on standard error (exit 2), never `cpu` in its place: what `make regress` and `make
+gpu-check` file their results under (bench/run/gate.py decides)."""
+
+from __future__ import annotations
+
+import sys
+
+from bench.plan.knobs import SpecError
+from bench.run import doctor, gate
+
+
+def main() -> int:
+    try:
+        print(gate.auto_label(doctor.nvml()))
+    except SpecError as e:
+        print(e, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
