@@ -99,7 +99,7 @@ test-fast: $(STAMP)
 # The regression gate: a fresh run of the ci preset against the stored baseline of this GPU label.
 # --gpu auto's label (bench/run/label.py), asked once; its refusal (NVML failing beside NVIDIA devices,
 # CUDA_VISIBLE_DEVICES naming a device NVML does not see) stops make in one line, never `cpu`.
-AUTO_LABEL = $(eval AUTO_LABEL := $$(shell $(BIN)/python -m bench.run.label 2>&1))$(if $(word 2,$(AUTO_LABEL)),$(error $(AUTO_LABEL)),$(AUTO_LABEL))
+AUTO_LABEL = $(eval AUTO_LABEL := $$(shell $(BIN)/python -m bench.run.label 2>/dev/null))$(if $(word 2,$(AUTO_LABEL)),$(error $(AUTO_LABEL)),$(or $(AUTO_LABEL),$(error --gpu auto: `$(BIN)/python -m bench.run.label` said nothing)))
 REGRESS_LABEL = $(if $(filter auto,$(GPU)),$(AUTO_LABEL),$(GPU))
 regress: $(STAMP)
 	$(BIN)/gpubench sweep --preset ci --gpu $(REGRESS_LABEL) --out results/$(REGRESS_LABEL)/ci --force $(ARGS)

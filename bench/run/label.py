@@ -1,6 +1,7 @@
 """`python -m bench.run.label`: the label --gpu auto gives a one-GPU run on this machine, or its
-refusal on standard error (exit 2), never `cpu` in its place: what `make regress` and `make
-gpu-check` file their results under (bench/run/gate.py decides)."""
+one-line refusal in its place (exit 2), never `cpu`: what `make regress` and `make gpu-check` file
+their results under (bench/run/gate.py decides). Both on standard output, so that a caller's
+$(...) holds either, and warnings a library prints on standard error pass it by."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ def main() -> int:
     try:
         print(gate.auto_label(doctor.nvml()))
     except SpecError as e:
-        print(e, file=sys.stderr)
+        print(e)
         return 2
     return 0
 
