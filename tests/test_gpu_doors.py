@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -459,3 +460,45 @@ def test_jax_takes_the_cap_as_its_allocators_fraction(monkeypatch):
     monkeypatch.setenv(backends.GPU_MEMORY_FRACTION_ENV, "0.2500")
     jax_backend.prepare(1, 1)
     assert os.environ["XLA_PYTHON_CLIENT_MEM_FRACTION"] == "0.2500"
+
+
+def slurm_node(monkeypatch, variables: dict):
+    """submitit's executor as seen from a login node: a job runs on a node whose stand-in NVML
+    `variables` describe, and the login node's come back after it."""
+
+    def submit(fn, *args):
+        def result():
+            before = {name: os.environ.get(name) for name in variables}
+            for name, value in variables.items():
+                monkeypatch.setenv(name, value)
+            try:
+                return fn(*args)
+            finally:
+                for name, value in before.items():
+                    monkeypatch.setenv(name, value) if value is not None else monkeypatch.delenv(name)
+
+        return SimpleNamespace(job_id="7", result=result)
+
+    return SimpleNamespace(executor=SimpleNamespace(submit=submit))
+
+
+def test_under_slurm_the_label_is_decided_on_the_node_that_trains(machine, monkeypatch):
+    from bench.run import executors
+
+    machine({"FAKE_NVML_GPUS": ""}, {})  # the login node: no GPU
+    grid = [one_point({"backend": "jax", "backbone": "tiny"})]
+    node = slurm_node(monkeypatch, {"FAKE_NVML_GPUS": H100})
+    label, facts = session.checked_label("auto", grid, False, lambda gpus: executors.node_label(node, gpus))
+    assert label == "h100" and facts["gpu_used"] is None
+    assert "CUDA_VISIBLE_DEVICES" not in os.environ  # the login node's cpu never hides the jobs' GPUs
+    broken = slurm_node(monkeypatch, {"FAKE_NVML_GPUS": H100, "FAKE_NVML_FAIL": "nvmlInit"})
+    with pytest.raises(SpecError, match=r"^--gpu auto on a Slurm node \(job 7\): --gpu auto: NVML unavailable"):
+        session.checked_label("auto", grid, False, lambda gpus: executors.node_label(broken, gpus))
+    assert session.checked_label("auto", grid, False)[0] == "auto"  # a dry run submits nothing
+
+    def failed():  # submitit's FailedJobError carries the job's traceback
+        raise RuntimeError("Traceback (most recent call last):\n  ...\nbench.plan.knobs.SpecError: no")
+
+    traced = SimpleNamespace(job_id="8", result=failed)
+    with pytest.raises(SpecError, match=r"^--gpu auto on a Slurm node \(job 8\): no$"):
+        executors.node_label(SimpleNamespace(executor=SimpleNamespace(submit=lambda fn, *a: traced)), 1)
