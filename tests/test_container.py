@@ -54,19 +54,19 @@ def test_the_quota_is_the_lowest_limit_of_the_cgroups_above_the_process(tmp_path
     assert container.cpu_limit() == cpus and container.memory_limit_gb() == gb
 
 
-def test_the_decode_ceiling_and_the_report_use_the_cores_the_container_gives(tmp_path, monkeypatch):
+def test_env_json_gives_the_cores_the_container_gives_and_the_report_says_so(tmp_path, monkeypatch):
+    """env.json's cpu_cores is what the decode ceiling multiplies (bench/analyse/points.py)."""
     from bench.results import machine
 
     tree(tmp_path, {"cpu.max": "150000 100000", "memory.max": str(4 * 2**30)}, "0::/\n")
     monkeypatch.setattr(container, "CGROUP_ROOT", tmp_path)
     monkeypatch.setattr(container, "PROC_CGROUP", tmp_path / "self-cgroup")
-    monkeypatch.setattr(machine.psutil, "cpu_count", lambda logical=True: 64)
+    monkeypatch.setattr(container, "cpus_allowed", lambda: None)  # no cpuset
+    monkeypatch.setattr(machine.psutil, "cpu_count", lambda logical=True: 64)  # a 64-core host
+    monkeypatch.setattr(container.os, "cpu_count", lambda: 64)
     env = machine.collect()
-    assert (env["cpu_cores"], env["cpu_limit"], env["ram_limit_gb"]) == (
-        min(2, container.cores_given(64, None)),
-        1.5,
-        4.0,
-    )
-    line = sections.machine({**env, "cpu_cores": 2})[0]
-    assert line.endswith("; the container gives the run 2 cores (a quota of 1.5 CPUs) and 4 GB")
+    assert (env["cpu_cores"], env["cpu_limit"], env["ram_limit_gb"]) == (2, 1.5, 4.0)
+    assert sections.machine(env)[0].endswith("; the container gives the run 2 cores (a limit of 1.5 CPUs) and 4 GB")
     assert not sections.machine({**env, "cpu_limit": None, "ram_limit_gb": None})[0].endswith("GB")
+    monkeypatch.setattr(container, "cpus_allowed", lambda: 1)  # a cpuset of one CPU (Slurm's, taskset's)
+    assert (container.limits(64)["cpu_cores"], container.limits(64)["cpu_limit"]) == (1, 1)

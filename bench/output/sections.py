@@ -298,9 +298,9 @@ def machine(env: dict) -> list[str]:
 
 
 def _given(env: dict) -> str:
-    """What the container (cgroup quota) gives the run, where it is less than the host."""
+    """What the container (its cgroup quota or cpuset) gives the run, where it is less than the host."""
     cpus, ram = env.get("cpu_limit") or 0, env.get("ram_limit_gb") or 0  # bench/results/container.py
-    given = [f"{env.get('cpu_cores')} cores (a quota of {cpus:g} CPUs)"] * bool(cpus) + [f"{ram:g} GB"] * bool(ram)
+    given = [f"{env.get('cpu_cores')} cores (a limit of {cpus:g} CPUs)"] * bool(cpus) + [f"{ram:g} GB"] * bool(ram)
     return f"; the container gives the run {' and '.join(given)}" if given else ""
 
 

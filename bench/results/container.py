@@ -2,7 +2,7 @@
 the host's: psutil counts the host's, so a 4-core quota on a 64-core host would read as 64 cores
 to decode with. cgroup v2 (cpu.max, memory.max), then v1 (cpu.cfs_quota_us over cpu.cfs_period_us,
 memory.limit_in_bytes), each the lowest limit from this process's cgroup up to the root; the
-cores this process may run on (sched_getaffinity) bound them too."""
+CPUs this process may run on (sched_getaffinity: a cpuset) bound them too."""
 
 from __future__ import annotations
 
@@ -67,17 +67,18 @@ def memory_limit_gb() -> float | None:
     return round(min(found) / 2**30, 1) if found else None
 
 
-def cores_given(host_cores: int | None, limit: float | None) -> int:
-    """The cores a run may decode with: the host's physical cores, bounded by the CPUs this process
-    may run on and by the quota (rounded up: 2.5 CPUs of quota keep three cores part busy)."""
+def cpus_allowed() -> int | None:
+    """The CPUs this process may run on where fewer than the host's (a cpuset: Slurm's, taskset's), else None."""
     allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    bounds = [n for n in (host_cores, allowed, math.ceil(limit) if limit else None) if n]
-    return min(bounds) if bounds else 1
+    return allowed if allowed and allowed < (os.cpu_count() or 0) else None
 
 
 def limits(host_cores: int | None) -> dict:
-    """env.json's figures of what the container gives: `cpu_cores` (the cores to decode with, the
-    host's where nothing bounds them), `cpu_limit` (the quota in CPUs) and `ram_limit_gb`, None
-    for no limit."""
-    limit = cpu_limit()
-    return {"cpu_cores": cores_given(host_cores, limit), "cpu_limit": limit, "ram_limit_gb": memory_limit_gb()}
+    """env.json's figures of what the container gives: `cpu_limit`, the CPUs the run may use (the
+    quota or the cpuset, the lower), `cpu_cores`, the cores it decodes with (the host's physical
+    cores within that limit, rounded up: 2.5 CPUs of quota keep three cores part busy), and
+    `ram_limit_gb`; None for no limit."""
+    bounds = [b for b in (cpu_limit(), cpus_allowed()) if b]
+    limit = min(bounds) if bounds else None
+    cores = min(n for n in (host_cores, math.ceil(limit) if limit else None, os.cpu_count(), 1024) if n)
+    return {"cpu_cores": cores, "cpu_limit": limit, "ram_limit_gb": memory_limit_gb()}
