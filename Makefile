@@ -31,12 +31,15 @@ TORCH_INDEX_REACHABLE = $(if $(filter Linux,$(UNAME_S)),$(if $(filter 13,$(CUDA)
 endif
 UNAME_S := $(shell uname -s)
 UNAME_M := $(shell uname -m)
-PLAN = sh scripts/install_plan.sh $(1) "$(DRIVER_CUDA)" "$(CUDA)" "$(UNAME_S)" "$(UNAME_M)" "$(TORCH_INDEX_REACHABLE)" "$(GPU_CC)"
+# The plan's answer $(1) with the index reachable or not ($(2)): the extras do not depend on it, so
+# that only an install (or install-plan) asks PyTorch's index.
+PLAN = sh scripts/install_plan.sh $(1) "$(DRIVER_CUDA)" "$(CUDA)" "$(UNAME_S)" "$(UNAME_M)" "$(2)" "$(GPU_CC)"
 ifeq ($(origin EXTRAS),undefined)
-EXTRAS = $(call once,EXTRAS,$(call PLAN,extras) 2>/dev/null)
+EXTRAS = $(call once,EXTRAS,$(call PLAN,extras,yes) 2>/dev/null)
 endif
-TORCH_INDEX := $(if $(filter command line environment,$(origin EXTRAS)),,$(shell $(call PLAN,index) 2>/dev/null))
-CONSTRAINTS := $(if $(filter command line environment,$(origin EXTRAS)),constraints.txt,$(shell $(call PLAN,constraints) 2>/dev/null))
+ASKED_EXTRAS = $(filter command line environment,$(origin EXTRAS))
+TORCH_INDEX = $(if $(ASKED_EXTRAS),,$(call once,TORCH_INDEX,$(call PLAN,index,$(TORCH_INDEX_REACHABLE)) 2>/dev/null))
+CONSTRAINTS = $(if $(ASKED_EXTRAS),constraints.txt,$(call once,CONSTRAINTS,$(call PLAN,constraints,$(TORCH_INDEX_REACHABLE)) 2>/dev/null))
 # What a make started from this one is given, so that it asks nvidia-smi and PyTorch's index nothing again.
 ASKED = DRIVER_CUDA="$(DRIVER_CUDA)" GPU_CC="$(GPU_CC)" TORCH_INDEX_REACHABLE="$(TORCH_INDEX_REACHABLE)"
 # One stamp per set of extras: other extras remake the venv.
@@ -59,7 +62,7 @@ help:
 
 # What `make` would install here, in one line; nothing is installed.
 install-plan:
-	@$(if $(filter command line environment,$(origin EXTRAS)),echo "installing extras $(EXTRAS) (EXTRAS asked)",$(call PLAN,says))
+	@$(if $(ASKED_EXTRAS),echo "installing extras $(EXTRAS) (EXTRAS asked)",$(call PLAN,says,$(TORCH_INDEX_REACHABLE)))
 
 # The virtual environment, made again whenever pyproject.toml or the pins change, and made anew
 # when the extras change (a venv of other extras holds builds for another CUDA).

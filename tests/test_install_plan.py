@@ -167,6 +167,14 @@ def test_make_asks_nvidia_smi_once_per_figure_and_the_index_not_at_all_when_told
     )
     assert "--extra-index-url https://download.pytorch.org/whl/cu128 -e '.[test,tf,gpu12,dali12,fleet]'" in done.stdout
     assert len(calls.read_text().splitlines()) == 2  # the driver's CUDA, the compute capability
+    probe = tmp_path / "python"  # stands in for the PYTHON that asks PyTorch's index: it cannot be reached
+    probe.write_text(f"#!/bin/sh\necho probe >> {tmp_path / 'probes'}\nexit 1\n")
+    probe.chmod(0o755)
+    for target, probes in (("help", 0), ("install-plan", 1), ("test", 1)):
+        (tmp_path / "probes").write_text("")
+        args = ["make", "--no-print-directory", "-n", "-B", target, f"PYTHON={probe}", "DRIVER_CUDA=", "GPU_CC="]
+        done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert len((tmp_path / "probes").read_text().splitlines()) == probes, (target, done.stdout)
 
 
 NO_TENSORFLOW = """

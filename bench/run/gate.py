@@ -189,18 +189,14 @@ def check_hosts(found: dict, gpus: int, hosts: int) -> None:
 def contradiction(label: str | None, facts: dict) -> str | None:
     """Why a run on `facts` (doctor.where) must not be filed under `label`, in a few words, or None:
     'cpu' must train on the CPU (not a GPU, not Apple's MPS), 'mps' on Apple's GPU; a label naming
-    GPUs on exactly those devices, a MIG slice being its own label ('h100' is not an H100's 1g.10gb slice). A free name
-    says nothing a device could contradict."""
+    GPUs on exactly those devices, a MIG slice being its own label ('h100' is not an H100's
+    1g.10gb slice). A free name says nothing a device could contradict."""
     if not label or "platform" not in facts:
         return None
     where = f"{facts['platform']}: {', '.join(facts.get('devices', []))}"
     if label in ("cpu", "mps"):  # the CPU, or Apple's GPU (torch's mps device)
-        wanted = label.upper()
-        return (
-            None
-            if facts["platform"] == label
-            else f"the device it trains on ({where}) is not the {wanted} of the label {label}"
-        )
+        ok = facts["platform"] == label
+        return None if ok else f"the device it trains on ({where}) is not the {label.upper()} of the label {label}"
     if not names_a_gpu(label):
         return None
     wanted = set(label.split("_"))
