@@ -232,3 +232,11 @@ def test_the_install_ends_by_refusing_a_venv_of_two_cuda_majors(monkeypatch, cap
     monkeypatch.setattr(machine, "accelerator_packages", lambda: dict(two))
     assert doctor.main(["--check"]) == 1
     assert capsys.readouterr().err.startswith("doctor: the venv holds builds for 2 CUDA majors")
+
+
+def test_make_reads_a_blackwell_card_from_nvidia_smi():
+    fake = ROOT / "tests" / "fake_nvml"  # the stand-in nvidia-smi
+    env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}", "FAKE_NVML_GPUS": "NVIDIA B200,NVIDIA B200"}
+    args = ["make", "--no-print-directory", "install-plan", "TORCH_INDEX_REACHABLE=yes"]
+    said = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60).stdout
+    assert "torch from PyTorch's cu128 index (Blackwell: compute capability 10.0)" in said

@@ -104,7 +104,8 @@ def nvmlDeviceGetMigDeviceHandleByIndex(h, k):
 
 def nvmlDeviceGetCudaComputeCapability(h):
     _failing("nvmlDeviceGetCudaComputeCapability")
-    return (9, 0) if "H100" in _names()[_card(h)] else (7, 5)
+    name = _names()[_card(h)]
+    return (10, 0) if "B200" in name else (9, 0) if "H100" in name else (7, 5)
 
 
 def nvmlDeviceGetMemoryInfo(h):
