@@ -43,6 +43,7 @@ SOLD = {
     "NVIDIA H100 PCIe": "h100-pcie",
     "NVIDIA H100 NVL": "h100-nvl",
     "NVIDIA H200": "h200",
+    "NVIDIA H200 NVL": "h200-nvl",
     "NVIDIA GH200 480GB": "gh200",
     "NVIDIA B200": "b200",
 }
