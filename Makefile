@@ -151,7 +151,7 @@ quick-vs-full: $(STAMP)
 # label NVML's. Results in results/reference/<gpu>/gpu-check/<backend>/ (sweep.json holds the command).
 GPU_CHECK_SET ?= --set pipeline=synthetic --set checkpoint=false --no-ceilings
 GPU_CHECK_LABEL = $(AUTO_LABEL)
-GPU_CHECK_BACKENDS = $(shell $(BIN)/python -c "from bench.run import doctor; print(' '.join(b for b, a in doctor.ask(doctor.installed_backends()).items() if a.get('platform') == 'gpu'))" 2>/dev/null)
+GPU_CHECK_BACKENDS = $(call once,GPU_CHECK_BACKENDS,$(BIN)/python -c "from bench.run import doctor; print(' '.join(b for b, a in doctor.ask(doctor.installed_backends()).items() if a.get('platform') == 'gpu'))" 2>/dev/null)
 gpu-check: $(STAMP)
 	$(BIN)/python -m bench.run.doctor --check
 	test -n "$(GPU_CHECK_BACKENDS)" || { echo "gpu-check: no backend reaches a GPU here (see gpubench doctor)" >&2; exit 1; }
