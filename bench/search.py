@@ -71,23 +71,14 @@ def summary(knob: str, found: int | None, tries: list[dict], limit: int) -> str:
     return "\n".join([f"**{answer}**", ""] + lines)
 
 
-def run_search(
-    backbone: str,
-    input_size: int | None,
-    batch: int | None,
-    start: int | None,
-    limit: int,
-    precision: str,
-    mem_limit_mb: int | None,
-    options,
-) -> str:
-    """The search of `gpubench fit`, each try a row in results/<gpu>/<host>/fit-<backbone>/ and
-    fit.md summing them up; returns that summary."""
+def run_search(base: RunSpec, knob: str, start: int | None, limit: int, mem_limit_mb: int | None, options) -> str:
+    """The search of `gpubench fit` for the largest `knob` of `base` (its backbone, backend,
+    precision, ...), each try a row in results/<gpu>/<host>/fit-<backbone>/ and fit.md summing
+    them up; returns that summary."""
     from bench import session
     from bench.run import processes
 
-    knob = "input_size" if batch else "batch"
-    base = RunSpec(backbone=backbone, input_size=input_size or 224, batch=batch or 1, precision=precision)
+    backbone = base.backbone
     start = start or (32 if knob == "input_size" else 1)
     step = 32 if knob == "input_size" else 1
     grid = [one_point(dataclasses.replace(base, **{knob: start}).knobs())]

@@ -135,13 +135,17 @@ def default_folder(label: str, host: str, preset: str) -> Path:
     return Path("results") / label / (host or "host") / preset
 
 
-def checked_label(gpu: str, grid: list[RunSpec], local: bool = True) -> tuple[str, dict]:
+def checked_label(gpu: str, grid: list[RunSpec], local: bool = True, on_node=None) -> tuple[str, dict]:
     """(the label, env.json's 'doctor' facts): --gpu auto named from the GPUs the grid's runs will
-    use, and the label and backends held against them (bench/run/doctor.py), refused in one line."""
+    use, here or, for jobs on other machines, by `on_node(gpus)` (a job on a node that trains; a dry
+    run names none: `auto`), and the label and backends held against them (bench/run/doctor.py),
+    refused in one line."""
     from bench.run import doctor, gate
 
     gpus, hosts = max(p.gpus for p in grid), max(p.hosts for p in grid)
-    label = check_label(gate.auto_label(doctor.nvml(), gpus) if gpu == "auto" else gpu)
+    if gpu == "auto":
+        gpu = gate.auto_label(doctor.nvml(), gpus) if local else on_node(gpus) if on_node else "auto"
+    label = check_label(gpu)
     return label, doctor.check(label, {p.backend for p in grid}, local, gpus, hosts)
 
 
@@ -152,7 +156,11 @@ def prepared(options: Options, preset_name: str, data_spec: DataSpec, grid: list
     a backend that would train on the CPU while NVML sees a GPU (bench/run/doctor.py)."""
     from bench.results import machine
 
-    label, checked = checked_label(options.gpu, grid, options.executor != "slurm")
+    def on_node(gpus: int) -> str:  # under Slurm a job decides --gpu auto on a node that trains
+        jobs = executors.Submitit("slurm", Path(options.out or "results") / ".label-job", 1, 120, options.slurm)
+        return executors.node_label(jobs, gpus)
+
+    label, checked = checked_label(options.gpu, grid, options.executor != "slurm", on_node)
     index = dataset(options.data, data_spec)
     check_formats(grid, index)
     _warn_about(index)
@@ -199,7 +207,8 @@ def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, options: Opt
     with prepared(o, preset_name, data_spec, grid) as (store, index_path, env, meta):
         force = data_changed(store, meta) or o.force
         if o.ceilings:  # MFU is part of the ceilings' analysis
-            meta.update(processes.measure_peaks({(p.backend, p.precision) for p in grid}, identity(env)["machine"]))
+            settings = {(p.backend, p.precision) for p in grid}
+            meta.update(processes.measure_peaks(settings, identity(env)["machine"], label=meta["gpu"]))
         meta.update(executors.describe(o.executor, o.max_parallel, o.slurm), repeat_as_needed=o.as_needed)
         (store.root / "sweep.json").write_text(json.dumps(meta, indent=2))
         probes = ceiling_probes(grid) if o.ceilings else []

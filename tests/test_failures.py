@@ -24,7 +24,7 @@ def sweep(tmp_path, monkeypatch, capsys):
     the runs it started)."""
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     monkeypatch.setenv("JAX_PLATFORMS", "")
-    monkeypatch.setattr(processes, "measure_peaks", lambda settings, machine="": {})
+    monkeypatch.setattr(processes, "measure_peaks", lambda settings, machine="", label="": {})
     (tmp_path / "mine.toml").write_text(PRESET)
     make_synthetic(tmp_path / "data", train=8, val=4, classes=2, image_size=(16, 12))
     started = []

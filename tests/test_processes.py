@@ -94,3 +94,7 @@ def test_a_machines_peak_is_probed_once_and_reused_by_its_later_sweeps(tmp_path,
     assert first["peak_tflops"] == again["peak_tflops"] == {"jax": {"float32": 1.5, "mixed_float16": None}}
     assert not first["peak_cached"] and set(again["peak_cached"]["jax"]) == {"float32"}
     assert again["peak_errors"] == {"jax": {"mixed_float16": "no device"}} and not other["peak_cached"]
+    # one box, two GPU models: each probes its own peak, though NVML's fingerprint is the same
+    processes.measure_peaks({("jax", "float32")}, "m3", label="h100")
+    assert processes.measure_peaks({("jax", "float32")}, "m3", label="h100")["peak_cached"]
+    assert not processes.measure_peaks({("jax", "float32")}, "m3", label="2080ti")["peak_cached"]

@@ -82,3 +82,22 @@ def test_a_memory_cap_makes_the_search_real_on_a_cpu(tmp_path):
     )
     assert free.returncode == 0 and "64 fits" in free.stdout
     assert "| 64 | ok |" in (tmp_path / "free" / "fit.md").read_text()
+
+
+def test_fit_takes_the_other_knobs_with_set_one_value_each(monkeypatch, capsys):
+    from bench import search as search_module
+    from bench.cli import main
+
+    asked = {}
+    monkeypatch.setattr(search_module, "run_search", lambda base, knob, *rest: asked.update(base=base, knob=knob) or "")
+    assert (
+        main(["fit", "--backbone", "tiny", "--gpu", "cpu", "--set", "backend=jax", "--set", "precision=mixed_bfloat16"])
+        == 0
+    )
+    assert (asked["base"].backend, asked["base"].precision, asked["knob"]) == ("jax", "mixed_bfloat16", "batch")
+    for wrong, said in [
+        ("batch=8", "--set batch: fit searches it"),
+        ("backend=jax,torch", "fit takes one value per knob"),
+    ]:
+        assert main(["fit", "--backbone", "tiny", "--gpu", "cpu", "--set", wrong]) == 2
+        assert said in capsys.readouterr().err

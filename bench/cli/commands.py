@@ -245,18 +245,16 @@ def _fit(args) -> int:
     from bench import search
 
     check_out(args.out, force=None)
-    print(
-        search.run_search(
-            args.backbone,
-            args.input_size,
-            args.batch,
-            args.start,
-            args.limit,
-            args.precision,
-            args.mem_limit_mb,
-            run_options(args, TIMEOUT_S, force=True),
-        )
-    )
+    knob = "input_size" if args.batch else "batch"
+    if any(item.partition("=")[0].strip() == knob for item in args.set):
+        raise SpecError(f"--set {knob}: fit searches it (--start, --limit)")
+    fixed = {"backbone": args.backbone, "precision": args.precision, "backend": "auto"}
+    fixed |= {"input_size": args.input_size or 224, "batch": args.batch or 1}
+    grid = checked_grid([{k: [v] for k, v in fixed.items()}], args.set, gpu=args.gpu)
+    if len(grid) != 1:
+        raise SpecError("fit takes one value per knob (--set backend=jax)")
+    options = run_options(args, TIMEOUT_S, force=True)
+    print(search.run_search(grid[0], knob, args.start, args.limit, args.mem_limit_mb, options))
     return 0
 
 

@@ -221,8 +221,9 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--start", type=positive(int), help="first value tried (default: batch 1, input size 32)")
     f.add_argument("--limit", type=positive(int), default=4096, help="largest value tried")
     f.add_argument("--precision", default="float32")
+    f.add_argument("--set", action="append", default=[], metavar="KNOB=V", help="another knob's value: backend=jax")
     f.add_argument(
-        "--mem-limit-mb", type=positive(int), help="cap each try's memory (makes the search testable on a CPU)"
+        "--mem-limit-mb", type=positive(int), help="cap each try's memory: the GPU's, or the address space on a CPU"
     )
     f.add_argument("--gpu", default="auto")
     f.add_argument("--data", help="default: a small synthetic tree (the tries use in-memory tensors)")

@@ -12,6 +12,7 @@ from bench.analyse.points import runnable, setting, write_csv
 from bench.output import sections, traces
 from bench.output.advice import do_this
 from bench.plan.knobs import GROUP_KNOBS, ROW_KNOB
+from bench.results import profiles
 from bench.results.store import read_json
 from pipelines.registry import knob_meaning
 
@@ -98,6 +99,12 @@ def render(
         lines.append(
             f"- `{sweep['gpu']}` is a MIG slice: NVML reports no GPU utilisation for it, so that column is "
             "empty; the datasheet's figures are the whole card's, so datasheet MFU is left out"
+        )
+    sheets = profiles.missing(str(sweep.get("gpu", "")))
+    if sheets and env.get("gpus"):
+        lines.append(
+            f"- No datasheet for `{'`, `'.join(sheets)}` (bench/results/profiles/{sheets[0]}.toml): MFU is against the "
+            "peak measured here; datasheet MFU and price are left out"
         )
     if sweep:
         lines += [

@@ -193,7 +193,9 @@ def first_installed_backend(gpus: int = 1) -> str:
     """backend=auto where no GPU decides: the first installed of tensorflow, jax, torch."""
     found = [name for name, (module, _) in BACKEND_NEEDS.items() if installed(module)]
     if not found:
-        raise SpecError("backend auto: no Keras backend is installed here (pip install tensorflow)")
+        raise SpecError(
+            "backend auto: no Keras backend is installed here (pip install 'gpubench[tf]', or [jax] or [torch])"
+        )
     return found[0]
 
 

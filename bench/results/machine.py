@@ -14,16 +14,12 @@ from pathlib import Path
 import psutil
 
 from bench.plan.backends import BACKENDS
-from bench.results.nvml import (compute_capability, driver_cuda, gpu_label, label_of,  # noqa: F401 (used here and by others)
-                                nvml_gpus, used, visible_handles)
+from bench.results import container
+from bench.results.nvml import (compute_capability, driver_cuda, gpu_label,  # noqa: F401 (used here and by others)
+                                nvml_gpus, visible_handles)
 
 
 FRAMEWORKS = ("keras", *(p for b in BACKENDS.values() for p in (b.package, *b.also_versioned)))  # their versions
-
-
-def auto_label() -> str:
-    """--gpu auto: the label of the GPU a one-GPU run would train on (h200), or cpu when NVML sees none."""
-    return label_of(used(nvml_gpus()[0], 1))
 
 
 def _version(package: str) -> str:
@@ -97,7 +93,7 @@ def collect() -> dict:
         **cuda_versions(),
         "cpu": _cpu_model(),
         "cpu_threads": psutil.cpu_count(logical=True),
-        "cpu_cores": psutil.cpu_count(logical=False),  # physical: hyper-threads do not decode twice as fast
+        **container.limits(psutil.cpu_count(logical=False)),  # physical cores, within the container's quota
         "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "os": platform.platform(),
         "python": platform.python_version(),
