@@ -3,7 +3,7 @@ Slurm job's cgroup write them, read into env.json and said in the report."""
 
 import pytest
 
-from bench.output import sections
+from bench.output import header
 from bench.results import container
 
 
@@ -66,7 +66,7 @@ def test_env_json_gives_the_cores_the_container_gives_and_the_report_says_so(tmp
     monkeypatch.setattr(container.os, "cpu_count", lambda: 64)
     env = machine.collect()
     assert (env["cpu_cores"], env["cpu_limit"], env["ram_limit_gb"]) == (2, 1.5, 4.0)
-    assert sections.machine(env)[0].endswith("; the container gives the run 2 cores (a limit of 1.5 CPUs) and 4 GB")
-    assert not sections.machine({**env, "cpu_limit": None, "ram_limit_gb": None})[0].endswith("GB")
+    assert header.machine(env)[0].endswith("; the container gives the run 2 cores (a limit of 1.5 CPUs) and 4 GB")
+    assert not header.machine({**env, "cpu_limit": None, "ram_limit_gb": None})[0].endswith("GB")
     monkeypatch.setattr(container, "cpus_allowed", lambda: 1)  # a cpuset of one CPU (Slurm's, taskset's)
     assert (container.limits(64)["cpu_cores"], container.limits(64)["cpu_limit"]) == (1, 1)

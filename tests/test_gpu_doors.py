@@ -409,19 +409,19 @@ def test_make_regress_files_under_nvmls_label_or_stops_in_one_line(tmp_path, var
 
 
 def test_other_processes_on_the_gpu_and_cuda_mps_are_said(machine):
-    from bench.output import sections
+    from bench.output import header
     from bench.results import nvml
 
     machine({}, {})
     assert [(g["others"], g["mps"]) for g in nvml.nvml_gpus()[0]] == [([], False)]
-    assert not sections._shared(nvml.nvml_gpus()[0])
+    assert not header.others_on_gpu(nvml.nvml_gpus()[0])
     machine({"FAKE_NVML_PROCESSES": "4242,77"}, {})
-    assert sections._shared(nvml.nvml_gpus()[0]) == [
+    assert header.others_on_gpu(nvml.nvml_gpus()[0]) == [
         "- Other processes on the GPU as the sweep began: 2 [77, 4242]: GPU utilisation, power and memory count "
         "theirs too"
     ]
     machine({"FAKE_NVML_MPS": "1"}, {})
-    assert "began (CUDA MPS): 2 [77, 4242]" in sections._shared(nvml.nvml_gpus()[0])[0]
+    assert "began (CUDA MPS): 2 [77, 4242]" in header.others_on_gpu(nvml.nvml_gpus()[0])[0]
     machine({"FAKE_NVML_FAIL": "nvmlDeviceGetComputeRunningProcesses", "FAKE_NVML_MPS": ""}, {})
     assert nvml.nvml_gpus()[0][0]["others"] is None  # NVML cannot say: not "none"
 

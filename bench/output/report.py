@@ -9,7 +9,7 @@ import pandas as pd
 
 from bench.analyse import verdicts
 from bench.analyse.points import runnable, setting, write_csv
-from bench.output import sections, traces
+from bench.output import header, sections, traces
 from bench.output.advice import do_this
 from bench.plan.knobs import GROUP_KNOBS, ROW_KNOB
 from bench.results import profiles
@@ -90,7 +90,7 @@ def render(
     """The report: `every` is the points table (bench/analyse/points.py) of `rows`, the folder's current
     runs; `left_out` counts the rows of other machines or commits the folder keeps."""
     lines = [f"# gpubench: `{sweep.get('preset', '?')}` on `{sweep.get('gpu', '?')}`", ""]
-    lines += sections.machine(env) + sections.trained_on(rows)
+    lines += header.machine(env) + header.trained_on(rows)
     gpu_unused = sweep.get("gpu_used") is False and bool(env.get("gpus"))
     if gpu_unused:  # --gpu cpu on a GPU machine: NVML's figures are an idle GPU's
         lines.append(f"- The GPU was not used: `--gpu cpu` trained on the CPU on purpose; {GPU_LEFT_OUT} are left out")

@@ -9,6 +9,7 @@ import pandas as pd
 from bench.analyse import gains, reference, verdicts
 from bench.analyse.bounds import ABOVE
 from bench.analyse.points import fed_points
+from bench.output.header import container_gives
 from bench.plan.backends import BACKENDS, spread_over_devices
 from bench.plan.knobs import PRECISIONS
 
@@ -129,8 +130,8 @@ def feed(points: pd.DataFrame, env: dict, figure: str | None) -> list[str]:
         f"Images/s of each pipeline, end to end and alone, beside the model's rate on tensors in memory. Cores "
         f"to feed it = the model's images/s over one core's rate at reading, decoding and resizing this data "
         f"with the keras pipeline's reader: the CPU cores a PIL-decoding loader needs to keep the model busy "
-        f"(this machine has {env.get('cpu_threads', '?')} threads{_given(env)}). Cores to feed it is the total "
-        f"for all the run's GPUs (per GPU: over gpus x hosts). A GPU decoder (dali on a GPU) or a decoded "
+        f"(this machine has {env.get('cpu_threads', '?')} threads{container_gives(env)}). Cores to feed it is the "
+        f"total for all the run's GPUs (per GPU: over gpus x hosts). A GPU decoder (dali on a GPU) or a decoded "
         f"cache (`cache`) takes the decode off the cores.",
         "",
         table.to_markdown(index=False, disable_numparse=True),
@@ -278,59 +279,3 @@ def time_spent(frame: pd.DataFrame) -> list[str]:
         table.round(2).to_markdown(index=False, disable_numparse=True),
         "",
     ]
-
-
-def machine(env: dict) -> list[str]:
-    """The machine lines of a report: CPU, GPUs, driver, CUDA, the frameworks' versions."""
-    if not env:
-        return ["Machine: unknown (no env.json in this folder)."]
-    gpus = env.get("gpus") or []
-    if gpus:
-        names = ", ".join(
-            f"{g['name']} ({g['memory_mb'] / 1024:.0f} GB)" if g.get("memory_mb") else g["name"] for g in gpus
-        )
-        gpu_line = (
-            f"GPUs: {names}; driver {env.get('driver')}, CUDA {env.get('cuda') or '?'}, cuDNN {env.get('cudnn') or '?'}"
-        )
-    else:
-        gpu_line = f"GPUs: none; the GPU columns are empty ({env.get('gpu_note') or 'no NVML'})"
-    return [
-        f"- CPU: {env.get('cpu')}, {env.get('cpu_threads')} threads, {env.get('ram_gb')} GB RAM; {env.get('os')}"
-        + _given(env),
-        f"- {gpu_line}",
-        *_shared(gpus),
-        f"- Python {env.get('python')}, Keras {env.get('keras')}, {_backends(env)}; "
-        f"gpubench {env.get('gpubench')} (commit {(env.get('commit') or 'unknown')[:10]})",
-    ]
-
-
-def _given(env: dict) -> str:
-    """What the container (its cgroup quota or cpuset) gives the run, where it is less than the host."""
-    cpus, ram = env.get("cpu_limit") or 0, env.get("ram_limit_gb") or 0  # bench/results/container.py
-    given = [f"{env.get('cpu_cores')} cores (a limit of {cpus:g} CPUs)"] * bool(cpus) + [f"{ram:g} GB"] * bool(ram)
-    return f"; the container gives the run {' and '.join(given)}" if given else ""
-
-
-def _shared(gpus: list[dict]) -> list[str]:
-    """A line where other processes computed on the GPUs as the sweep began (NVML's figures are the device's)."""
-    others, mps = sorted({p for g in gpus for p in g.get("others") or []}), any(g.get("mps") for g in gpus)
-    said = f"{' (CUDA MPS)' * mps}: {len(others)} {others[:5]}: GPU utilisation, power and memory count theirs too"
-    return [f"- Other processes on the GPU as the sweep began{said}"] * bool(others or mps)
-
-
-def trained_on(rows: list[dict]) -> list[str]:
-    """Where each backend's runs trained, as the backends said (the rows' train_device)."""
-    seen = sorted(
-        {(r.get("backend"), r.get("train_device"), r.get("train_cuda") or "") for r in rows if r.get("train_device")}
-    )
-    return (
-        ["- Trained on: " + "; ".join(f"{b} on {d}" + (f" (CUDA {c})" if c else "") for b, d, c in seen)]
-        if seen
-        else []
-    )
-
-
-def _backends(env: dict) -> str:
-    """The backends installed, with versions (TensorFlow alone in env.json files before jax and torch)."""
-    found = [f"{b.title} {env[name]}" for name, b in BACKENDS.items() if env.get(name)]
-    return ", ".join(found) or "no backend recorded"
