@@ -132,22 +132,38 @@ def _user_problem(name: str, value) -> str | None:
     return None
 
 
+def value_problem(name: str, value) -> str | None:
+    """Why `value` cannot be the knob's, whatever the other knobs say (not one it allows, under its
+    minimum, a user's model or pipeline that cannot be used), or None."""
+    user = _user_problem(name, value)
+    if user is not None:
+        return user or None
+    allowed = KNOBS[name].metadata["allowed"]
+    if allowed and value not in allowed:
+        return f"unknown {name} {value!r}; expected one of: {', '.join(map(str, allowed))}"
+    return below_minimum(name, value)
+
+
+def check_values(knob_sets: list[dict]) -> None:
+    """Refuse, before any point is built or looked up, a knob value no point could run with."""
+    for knobs in knob_sets:
+        for name, values in knobs.items():
+            for value in values:
+                problem = None if value is None and "None" in KNOBS[name].type else value_problem(name, value)
+                if problem:
+                    raise SpecError(problem)
+
+
 def check_spec(spec: RunSpec) -> None:
     """Refuse a point that cannot run, with a one-line reason."""
     meaning = knob_meaning(spec.pipeline)
     for name, field in KNOBS.items():
-        value, allowed = getattr(spec, name), field.metadata["allowed"]
-        user = _user_problem(name, value)
-        if user:
-            raise SpecError(user)
-        if user is not None:
-            continue  # the user's own model or pipeline
+        value = getattr(spec, name)
         if value is None and "None" in field.type and (field.metadata["role"] != "loader" or name not in meaning):
             continue  # a loader knob its pipeline does not use
-        if allowed and value not in allowed:
-            raise SpecError(f"unknown {name} {value!r}; expected one of: {', '.join(map(str, allowed))}")
-        if below_minimum(name, value):
-            raise SpecError(below_minimum(name, value))
+        problem = value_problem(name, value)
+        if problem:
+            raise SpecError(problem)
         if name == "input_size" and input_size_problem(spec.backbone, value):
             raise SpecError(input_size_problem(spec.backbone, value))
     if spec.window == "auto" and spec.epochs < 2:
@@ -199,6 +215,7 @@ def build_grid(
     if repeat < 1:
         raise SpecError(f"--repeat {repeat}: must be at least 1")
     changed = dict(parse_override(text) for text in overrides)
+    check_values([{**knobs, **changed} for knobs in knob_sets])
     sets = _resolved([{**knobs, **changed} for knobs in knob_sets], choose_backend)
     runs = {s.run_id: s for knobs in sets for s in expand(knobs, repeat)}
     grid, reasons = list(runs.values()), []
