@@ -113,6 +113,14 @@ def test_unreadable_images_and_hidden_entries_are_passed_over_with_one_warning_e
 
 
 @pytest.mark.slow
+def test_the_console_shows_gpubenchs_lines_only(smoke):
+    # the launcher's server imports TensorFlow once for every run: its start-up lines go nowhere
+    _, result = smoke
+    foreign = ("cudart_stub", "oneDNN", "absl::InitializeLog", "I0000 ", "W0000 ", "E0000 ")
+    assert not [line for line in result.stderr.splitlines() if any(f in line for f in foreign)], result.stderr
+
+
+@pytest.mark.slow
 def test_gpu_columns_are_filled_or_say_why_not(smoke):
     out, _ = smoke
     env = json.loads((out / "env.json").read_text())
