@@ -20,6 +20,7 @@ import sys
 import keras
 
 from pipelines.feed import ReadyClock
+from pipelines.registry import RETURNED
 
 
 def images_in(batch) -> int:
@@ -150,16 +151,17 @@ class Handover(keras.utils.PyDataset):
 
 
 def hand_over(data, call_again, steps: int, ready: ReadyClock | None):
-    """(what fit takes for the user's `data`, `steps` batches an epoch; its first batch as numpy)."""
+    """(what fit takes for the user's `data`, `steps` batches an epoch; its first batch as numpy;
+    what kind of loader the user's function returned, for the record: RETURNED's words)."""
     if isinstance(data, keras.utils.PyDataset):
         first = to_numpy(data[0])
-        return stamped_pydataset(data, steps, ready), first
+        return stamped_pydataset(data, steps, ready), first, RETURNED["keras"]
     tf, torch = sys.modules.get("tensorflow"), sys.modules.get("torch")  # loaded where the user's code made one
     if tf is not None and isinstance(data, tf.data.Dataset):
         first = to_numpy(next(iter(data.take(1))))
-        return stamped_tfdata(data, steps, ready), first
+        return stamped_tfdata(data, steps, ready), first, RETURNED["tfdata"]
     if torch is not None and isinstance(data, torch.utils.data.DataLoader):
         first = to_numpy(next(iter(data)))
-        return stamped_dataloader(data, steps, ready), first
+        return stamped_dataloader(data, steps, ready), first, RETURNED["torch"]
     handover = Handover(data, call_again, steps, ready)
-    return handover, handover.peek()
+    return handover, handover.peek(), RETURNED[""]

@@ -54,8 +54,8 @@ def build(index, spec, split: str) -> Feed:
     per_pass = n if n else (spec.steps_per_epoch if split == "train" else spec.validation_steps) or MIN_WINDOW_STEPS
     steps, images = split_plan(per_pass * spec.batch, spec, split)  # as many images as the passes hold
     ready = ReadyClock(steps) if split == "train" else None
-    fed, first = hand_over(data, lambda: call(spec.pipeline, index, spec, split), steps, ready)
-    return Feed(fed, steps, images, ready, first)
+    fed, first, returned = hand_over(data, lambda: call(spec.pipeline, index, spec, split), steps, ready)
+    return Feed(fed, steps, images, ready, first, returned)
 
 
 def check_batch(batch, model) -> str | None:

@@ -9,7 +9,7 @@ import pandas as pd
 from bench.analyse.points import runnable, spec_of
 from bench.plan.knobs import plain
 from models.user import is_user_model
-from pipelines.registry import LOADER_PARAMETERS, describe, is_user_pipeline
+from pipelines.registry import LOADER_PARAMETERS, describe, is_user_pipeline, other_loaders, returned
 
 
 def _call(ref: str, offered: dict, kind: str) -> tuple[str, str]:
@@ -38,7 +38,20 @@ def _loader_code(p, sweep: dict) -> list[str]:
         }
         offered |= {k: plain(v) for k, v in p.items() if k in LOADER_PARAMETERS and pd.notna(v)}
         imported, call = _call(p["pipeline"], offered, "pipeline")
-        return [imported, f"data = {call}  # your function, with these arguments"]
+        if not serial(p):
+            return [imported, f"data = {call}  # your function, with these arguments"]
+        function = call.partition("(")[0]
+        return [
+            imported,
+            "",
+            "",
+            f"def batches():  # {function} again whenever it runs out, as gpubench called it",
+            "    while True:",
+            f"        yield from {call}",
+            "",
+            "",
+            "data = batches()",
+        ]
     code = describe(p["pipeline"]).code
     if code:
         return [code(spec_of(p))]
@@ -71,13 +84,19 @@ def do_this(points: pd.DataFrame, sweep: dict | None = None) -> list[str]:
         return []
     best = ran.loc[ran.train_img_s.idxmax()]
     bound, doubt = best.get("bound"), best.get("bound_doubt")
+    others = other_loaders(best["pipeline"], best.get("loader", ""))
     limit = {
-        "input": "the input pipeline (more workers, a cache or another loader would help)",
+        "input": f"the input pipeline (more workers, a cache, or another loader: {others})",
         "compute": f"the model on this device ({_levers(best)} are the levers)",
         "balanced": "the input pipeline and the model alike (their ceilings are within the noise of each other: "
         "speed up both, or neither helps)",
         "overhead": "neither ceiling: the gap is per-step overhead between loader and model",
     }.get(bound if isinstance(bound, str) else "", "not known (run with ceilings for the bound)")
+    if serial(best) and bound in ("input", "overhead"):
+        limit = (
+            f"the loading: your function's batches are made one after another in the training thread, so each "
+            f"step waits for its batch; {others} would load them ahead, in workers, while it trains"
+        )
     if isinstance(doubt, str) and doubt:  # the report withholds this bound: so does the advice
         limit = f"not known: {doubt}"
     return [
@@ -103,9 +122,16 @@ def code_lines(best, sweep: dict) -> list[str]:
         code.append(f"model.jit_compile = {jit}  # after compiling: XLA {best['xla']}, as measured")
     code += _loader_code(best, sweep)
     epochs = int(best["epochs"]) if pd.notna(best.get("epochs")) else 1
-    shuffle = ", shuffle=False" if best["pipeline"] == "keras" else ""
-    code.append(f"model.fit(data, epochs={epochs}{shuffle})  # the sweep's epochs: use yours")
+    steps = f", steps_per_epoch={int(best['train_steps'])}" if serial(best) else ""
+    # gpubench's fit: a PyDataset's batches in its own order; any other loader shuffles itself
+    code.append(f"model.fit(data, epochs={epochs}{steps}, shuffle=False)  # the sweep's epochs: use yours")
     return ["```python", *code, "```"]
+
+
+def serial(p) -> bool:
+    """Whether the point's loader was a user's plain iterable: fit pulled its batches one after
+    another in the training thread, for as many steps as the sweep asked, calling it again."""
+    return is_user_pipeline(p["pipeline"]) and returned(str(p.get("loader", ""))) == ""
 
 
 def _levers(best) -> str:
