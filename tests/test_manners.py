@@ -12,7 +12,7 @@ from rich.console import Console
 from bench import cli, finetune
 from bench.cli import catalogue, commands, options
 from bench.output import compare
-from bench.plan.grid import build_grid, ceiling_probes, check_spec, expand
+from bench.plan.grid import build_grid, ceiling_probes, check_spec, expand, run_counts, said_runs
 from bench.plan.knobs import KNOBS, RunSpec, SpecError
 from bench.plan.presets import load_preset
 from bench.results.record import RunRecord
@@ -225,10 +225,54 @@ def test_presets_shows_runs_and_the_time_recorded_on_this_host(tmp_path):
     assert rows["quick"]["time on h"] == "" and rows["smoke"]["description"].startswith("A few points")
 
 
+def test_presets_the_dry_run_and_the_sweep_say_the_planners_run_count(here, capsys):
+    from bench import session
+
+    code, out, _ = run_cli(capsys, "presets")
+    counts = {row["preset"]: row["runs"] for row in table(out)}
+    for name in ("quick", "smoke", "mine"):
+        preset = load_preset(name)
+        grid, _ = build_grid(preset.knob_sets(), [], preset.repeat, preset.installed_only)
+        said = said_runs(run_counts(grid, ceiling_probes(grid), preset.repeat_as_needed))
+        assert counts[name] == said.removesuffix(" runs")
+        assert run_cli(capsys, "sweep", "--preset", name, "--dry-run")[1].startswith(said)
+        assert session.planned(grid, ceiling_probes(grid), preset.repeat_as_needed).startswith(said)
+    assert counts["quick"] == "26 to 78"
+
+
 def test_the_eta_comes_from_the_runs_done():
     assert runner.eta(elapsed_s=120.0, ran=4, left=6) == 180.0
     assert runner.eta(elapsed_s=3.0, ran=0, left=6) is None  # only skipped so far
     assert [runner.clock(s) for s in (5, 125, 3723)] == ["0:05", "2:05", "1:02:03"]
+
+
+def test_a_log_numbers_runs_across_passes_and_gives_each_line_an_eta(tmp_path):
+    """Output to a file shows no progress bar: each run's line then says the time left; a later pass
+    numbers its runs on from the earlier ones, towards the count the sweep announced."""
+    import io
+
+    grid = expand({"backbone": ["tiny"], "batch": [4, 8]})
+
+    class Jobs:
+        def run(self, specs, args):
+            for point in specs:
+                yield point, RunRecord.for_spec(point, status="ok", total_s=1.0, train_img_s=9.0).to_dict()
+
+    log = io.StringIO()
+    store = ResultStore(tmp_path / "out").create()
+    runner.sweep(
+        grid,
+        tmp_path / "none.json",
+        store,
+        60,
+        identity={"commit": "c"},
+        jobs=Jobs(),
+        console=Console(file=log),
+        before=26,
+    )
+    lines = log.getvalue().split("\n")[:2]
+    assert [line.split()[0] for line in lines] == ["[27/28]", "[28/28]"]
+    assert lines[0].endswith(tuple(f"; ETA 0:0{s}" for s in range(10))) and lines[1].endswith("; ETA 0:00")
 
 
 def test_a_skip_reason_is_printed_whole():

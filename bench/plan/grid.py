@@ -87,6 +87,22 @@ def ceiling_probes(grid: list[RunSpec]) -> list[RunSpec]:
     return [dataclasses.replace(probe, repeat=r) for pid, probe in probes.items() for r in range(repeats[pid])]
 
 
+def run_counts(grid: list[RunSpec], probes: list[RunSpec], as_needed: bool, looks: bool = True) -> tuple[int, int]:
+    """(the runs a sweep makes at least, at most), as bench/passes.py runs them: the first pass
+    every point and ceiling once, every repeat of a point unless repeats are `as_needed`; at most
+    every repeat of each, and with `looks` one more of each where a grid has repeats to look at."""
+    every = grid + probes
+    first = sum(s.repeat == 0 or (s.role == "point" and not as_needed) for s in every)
+    more = len({s.point_id for s in every}) if looks and any(s.repeat for s in every) else 0
+    return first, len(every) + more
+
+
+def said_runs(counts: tuple[int, int]) -> str:
+    """'26 to 78 runs', or '18 runs' where the planner knows the number: how every command says it."""
+    least, most = counts
+    return f"{least} runs" if least == most else f"{least} to {most} runs"
+
+
 def installed(module: str) -> bool:
     """Whether `module` can be imported here, found without importing it."""
     try:
