@@ -185,6 +185,7 @@ def test_version_and_help_texts(capsys):
         code == 0 and f"(default: {options.TRAIN_KNOBS['epochs'][0]})" in help_text and "(default: vgg16)" in help_text
     )
     assert f"16 at most (the seed's 16) (default: {options.TRAIN_KNOBS['workers'][0]})" in help_text
+    assert "--epochs EPOCHS epochs trained, every one kept; a first try" in help_text and "warm-up" not in help_text
 
 
 def test_knobs_lists_every_knob_from_its_metadata(capsys):

@@ -82,3 +82,4 @@ def test_a_memory_cap_makes_the_search_real_on_a_cpu(tmp_path):
     )
     assert free.returncode == 0 and "64 fits" in free.stdout
     assert "| 64 | ok |" in (tmp_path / "free" / "fit.md").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["capped", "free"]  # no data/ left in the current folder
