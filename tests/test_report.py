@@ -58,6 +58,26 @@ def test_tables_in_the_seeds_shape():
     assert table(text, "## Failed runs") == [
         {"run": "keras w4 threads q10 b16 tiny r0", "status": "oom", "error": "Boom: it broke"}
     ]
+    assert "## Skipped runs" not in text
+
+
+def test_skipped_runs_are_said_once_a_reason_and_no_heading_stands_empty():
+    skipped = [
+        RunRecord.for_spec(
+            RunSpec(backbone="tiny", input_size=32, batch=b), status="skipped", error="no DALI plugin"
+        ).to_dict()
+        for b in (4, 8)
+    ]
+    broken = RunRecord.for_spec(
+        RunSpec(backbone="tiny", input_size=32, batch=16), status="error", error="Boom:\n  it"
+    ).to_dict()
+    text = render_rows([row(batch=2), *skipped], ENV_NO_GPU, {})
+    assert "## Failed runs" not in text
+    assert "- keras w4 threads q10 b4 tiny r0, keras w4 threads q10 b8 tiny r0: no DALI plugin" in text.splitlines()
+    text = render_rows([row(batch=2), broken], ENV_NO_GPU, {})
+    assert table(text, "## Failed runs")[0]["error"] == "Boom: it" and "## Skipped runs" not in text
+    for heading in [line for line in text.splitlines() if line.startswith("## ")]:
+        assert section(text, heading).strip(), f"{heading} stands empty"
     assert "- GPUs: none; the GPU columns are empty (NVML unavailable: NVMLError_LibraryNotFound)" in text.splitlines()
 
 

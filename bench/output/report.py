@@ -184,19 +184,34 @@ def render(
     ]
     if warnings:
         lines += ["## Noise", ""] + [f"- {w}" for w in warnings] + [""]
-    failed = frame[frame.status != "ok"]
-    if len(failed):
-        lines += ["## Failed runs", "", "| run | status | error |", "|---|---|---|"]
-        for _, r in failed.iterrows():
-            error = str(r["error"]).replace("|", "\\|")
-            lines.append(f"| {setting(r)} b{r['batch']} {r['backbone']} r{r['repeat']} | {r['status']} | {error} |")
-        lines.append("")
+    lines += not_run(frame)
     lines += do_this(points, sweep) + ["## What the loader knobs mean", ""]
     for pipeline in sorted(points.pipeline.unique()):
         meaning = knob_meaning(pipeline)
         used = "; ".join(f"`{k}`: {v}" for k, v in meaning.items()) or "no loader knob applies"
         lines.append(f"- `{pipeline}`: {used}.")
     return "\n".join(lines) + "\n"
+
+
+def not_run(frame: pd.DataFrame) -> list[str]:
+    """The runs that failed, a row each with its error on one line; the skipped ones apart, a line
+    per reason (a skip is the sweep's choice, not a failure); no heading without runs under it."""
+    lines = []
+    name = [f"{setting(r)} b{r['batch']} {r['backbone']} r{r['repeat']}" for _, r in frame.iterrows()]
+    frame = frame.assign(run=name, error=frame.get("error", pd.Series("", index=frame.index)).fillna(""))
+    failed = frame[~frame.status.isin(["ok", "skipped"])]
+    if len(failed):
+        lines += ["## Failed runs", "", "| run | status | error |", "|---|---|---|"]
+        for _, r in failed.iterrows():
+            error = " ".join(str(r["error"]).split()).replace("|", "\\|")
+            lines.append(f"| {r['run']} | {r['status']} | {error} |")
+        lines.append("")
+    skipped = frame[frame.status == "skipped"]
+    if len(skipped):
+        lines += ["## Skipped runs", ""]
+        lines += [f"- {', '.join(group['run'])}: {reason}" for reason, group in skipped.groupby("error", sort=False)]
+        lines.append("")
+    return lines
 
 
 def write(root: str | Path, run_id: str | None = None, plots: bool = True) -> Path:
