@@ -48,7 +48,9 @@ class Options:
     profile: str | None = None  # a point id, or "fastest": one more run of it, traced
     looks: bool = True  # one more repeat where the noise could not settle a verdict (bench/passes.py)
     as_needed: bool = False  # repeats beyond the first only where a verdict depends on them (bench/passes.py)
-    say_count: bool = False  # say the planner's run count once the checks pass (a sweep's first line)
+    # the sweep command's own: its run count said once the checks pass, and its plan kept in sweep.json
+    # (the report leaves out the points an earlier sweep planned that never ran: bench/output/report.py)
+    whole_sweep: bool = False
 
 
 class Every:
@@ -202,10 +204,11 @@ def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, options: Opt
         if o.ceilings:  # MFU is part of the ceilings' analysis
             meta.update(processes.measure_peaks({(p.backend, p.precision) for p in grid}, identity(env)["machine"]))
         meta.update(executors.describe(o.executor, o.max_parallel, o.slurm), repeat_as_needed=o.as_needed)
-        (store.root / "sweep.json").write_text(json.dumps(meta, indent=2))
         probes = ceiling_probes(grid) if o.ceilings else []
-        if o.say_count:
+        if o.whole_sweep:
+            meta["planned"] = sorted({s.point_id for s in grid + probes})
             print(planned(grid, probes, o.as_needed), file=sys.stderr)
+        (store.root / "sweep.json").write_text(json.dumps(meta, indent=2))
         jobs = (
             None
             if o.executor == "local"

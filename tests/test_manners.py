@@ -4,6 +4,7 @@ that say where one is (--version, presets, knobs, a sweep's ETA and closing line
 bench.cli.main in this process and fails before any worker starts."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -22,6 +23,7 @@ from bench.run.runner import Interrupted
 from tests.tables import table
 from tests.test_compare import results
 
+REFERENCE_CI = Path(__file__).resolve().parent.parent / "results" / "reference" / "cpu" / "ci"
 TINY = '[knobs]\nbackbone = "tiny"\ninput_size = 32\npipeline = "keras"\nbatch = 4\nworkers = 1\nepochs = 2\n'
 
 
@@ -386,3 +388,11 @@ def test_a_file_of_yours_is_refused_in_one_line_before_any_work_unless_forced(he
     if command[0] in ("export", "report"):
         assert run_cli(capsys, *argv, "--force")[0] == 0 and mine.read_text() != "my notes\n"
         assert not list(here.glob("notes.png"))  # the figure only where asked (--plot)
+
+
+def test_report_says_where_it_wrote(tmp_path, capsys):
+    import shutil
+
+    folder = shutil.copytree(REFERENCE_CI, tmp_path / "ci")
+    code, out, err = run_cli(capsys, "report", folder)
+    assert code == 0 and out.strip() == str(folder / "report.md") and not err
