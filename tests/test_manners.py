@@ -131,30 +131,32 @@ def test_a_folder_is_gpubenchs_when_it_holds_env_json_or_runs_jsonl_or_only_a_st
     assert foreign_files(tmp_path / "started") == []
 
 
-def test_ctrl_c_in_a_sweep_keeps_the_rows_and_says_so(tmp_path):
-    """The runs finished before Ctrl-C stay in the store; the sweep ends with Interrupted."""
-    grid = expand({"backbone": ["tiny"], "batch": [4, 8, 16]})
+def swept(store, grid, record, console, before=0):
+    """runner.sweep of `grid` into `store` by a stand-in executor whose run `number` gives `record(number, point)`."""
 
     class Jobs:
         def run(self, specs, args):
             for number, point in enumerate(specs):
-                if number == 1:
-                    raise KeyboardInterrupt
-                yield point, RunRecord.for_spec(point, status="error", error="boom").to_dict()
+                yield point, record(number, point)
+
+    jobs = Jobs()
+    runner.sweep(grid, "none.json", store, 60, identity={"commit": "c"}, jobs=jobs, console=console, before=before)
+
+
+def test_ctrl_c_in_a_sweep_keeps_the_rows_and_says_so(tmp_path):
+    """The runs finished before Ctrl-C stay in the store; the sweep ends with Interrupted."""
+    grid = expand({"backbone": ["tiny"], "batch": [4, 8, 16]})
+
+    def record(number, point):
+        if number == 1:
+            raise KeyboardInterrupt
+        return RunRecord.for_spec(point, status="error", error="boom").to_dict()
 
     store = ResultStore(tmp_path / "out").create()
     with pytest.raises(
         Interrupted, match=r"1 of 3 runs finished, kept in .*out; the same command again runs the other 2"
     ):
-        runner.sweep(
-            grid,
-            tmp_path / "none.json",
-            store,
-            60,
-            identity={"commit": "c"},
-            jobs=Jobs(),
-            console=Console(file=open("/dev/null", "w")),
-        )
+        swept(store, grid, record, Console(file=open("/dev/null", "w")))
     assert [r["batch"] for r in store.records()] == [4]
 
 
@@ -255,24 +257,9 @@ def test_a_log_numbers_runs_across_passes_and_gives_each_line_an_eta(tmp_path):
     import io
 
     grid = expand({"backbone": ["tiny"], "batch": [4, 8]})
-
-    class Jobs:
-        def run(self, specs, args):
-            for point in specs:
-                yield point, RunRecord.for_spec(point, status="ok", total_s=1.0, train_img_s=9.0).to_dict()
-
     log = io.StringIO()
-    store = ResultStore(tmp_path / "out").create()
-    runner.sweep(
-        grid,
-        tmp_path / "none.json",
-        store,
-        60,
-        identity={"commit": "c"},
-        jobs=Jobs(),
-        console=Console(file=log),
-        before=26,
-    )
+    ok = RunRecord.for_spec(grid[0], status="ok", total_s=1.0, train_img_s=9.0).to_dict()
+    swept(ResultStore(tmp_path / "out").create(), grid, lambda n, p: {**ok, "run_id": p.run_id}, Console(file=log), 26)
     lines = log.getvalue().split("\n")[:2]
     assert [line.split()[0] for line in lines] == ["[27/28]", "[28/28]"]
     assert lines[0].endswith(tuple(f"; ETA 0:0{s}" for s in range(10))) and lines[1].endswith("; ETA 0:00")
