@@ -206,6 +206,10 @@ def test_a_saved_model_fed_by_each_kind_of_user_pipeline_alone_and_end_to_end(tm
     assert set(fed.index) == set(kinds)
     assert fed.pipeline_img_s.notna().all() and fed.model_img_s.notna().all() and fed.bound.notna().all()
     assert "## Do this" in (tmp_path / "r/report.md").read_text()
+    # each run says what the function returned: the advice reads it
+    assert {k: fed.loader[k].endswith(f"; it {RETURNED[v]}") for k, v in zip(kinds, ("tfdata", "keras"))} == {
+        k: True for k in kinds
+    }
 
 
 @pytest.mark.slow
