@@ -125,6 +125,7 @@ class Pipeline:
     in_training_thread: Callable[[Any], bool] | None = None  # whether its knobs load batches as training asks, unqueued
     code: Callable[[Any], str] | None = None  # the line of a user's script that builds it so: the report's "do this"
     kind: str = ""  # the loader a user's function may return that it is: what advice calls it and offers instead
+    example: str = ""  # a function in examples/ that builds it with its knobs: the "do this" that runs as printed
 
 
 PIPELINES = {
@@ -145,6 +146,7 @@ PIPELINES = {
             in_training_thread=keras_in_training_thread,
             code=_keras_code,
             kind="a PyDataset with workers",
+            example="examples.pipelines:pydataset_images",
         ),
         Pipeline(
             "tfdata",
@@ -160,6 +162,7 @@ PIPELINES = {
             formats=TFDATA_FORMATS,
             code=_tfdata_code,
             kind="tf.data",
+            example="examples.pipelines:tfdata_images",
         ),
         Pipeline(
             "synthetic",
@@ -183,6 +186,7 @@ PIPELINES = {
             in_training_thread=_torch_in_training_process,
             code=_torch_code,
             kind="a torch DataLoader",
+            example="examples.pipelines:dataloader_images",
         ),
         Pipeline(
             "dali",

@@ -27,35 +27,41 @@ def _call(ref: str, offered: dict, kind: str) -> tuple[str, str]:
 
 
 def _loader_code(p, sweep: dict) -> list[str]:
-    batch = int(p["batch"])
-    if is_user_pipeline(p["pipeline"]):
-        offered = {
-            "batch": batch,
-            "split": "train",
-            "directory": f"{sweep.get('data', 'DATA')}/train",
-            "classes": sweep.get("classes"),
-            "input_size": int(p["input_size"]),
-        }
-        offered |= {k: plain(v) for k, v in p.items() if k in LOADER_PARAMETERS and pd.notna(v)}
-        imported, call = _call(p["pipeline"], offered, "pipeline")
-        if not serial(p):
-            return [imported, f"data = {call}  # your function, with these arguments"]
-        function = call.partition("(")[0]
+    """The loader as the sweep called it: the user's function; a shipped pipeline's runnable example
+    (examples/pipelines.py) with the line that builds it as measured; a plain iterable called again."""
+    offered = {
+        "batch": int(p["batch"]),
+        "split": "train",
+        "directory": f"{sweep.get('data', 'DATA')}/train",
+        "classes": sweep.get("classes"),
+        "input_size": int(p["input_size"]),
+    }
+    offered |= {k: plain(v) for k, v in p.items() if k in LOADER_PARAMETERS and pd.notna(v)}
+    if not is_user_pipeline(p["pipeline"]):
+        described = describe(p["pipeline"])
+        if not described.example:
+            return [described.code(spec_of(p)) if described.code else f"# pipeline {p['pipeline']}, batch {p['batch']}"]
+        imported, call = _call(described.example, offered, "pipeline")
         return [
-            imported,
-            "",
-            "",
-            f"def batches():  # {function} again whenever it runs out, as gpubench called it",
-            "    while True:",
-            f"        yield from {call}",
-            "",
-            "",
-            "data = batches()",
+            f"{imported}  # gpubench's example of this loader, to run as printed",
+            f"data = {call}",
+            f"# as measured, in your own code: {described.code(spec_of(p))}",
         ]
-    code = describe(p["pipeline"]).code
-    if code:
-        return [code(spec_of(p))]
-    return [f"# pipeline {p['pipeline']}, batch {batch}"]
+    imported, call = _call(p["pipeline"], offered, "pipeline")
+    if not serial(p):
+        return [imported, f"data = {call}  # your function, with these arguments"]
+    function = call.partition("(")[0]
+    return [
+        imported,
+        "",
+        "",
+        f"def batches():  # {function} again whenever it runs out, as gpubench called it",
+        "    while True:",
+        f"        yield from {call}",
+        "",
+        "",
+        "data = batches()",
+    ]
 
 
 def _model_code(p, sweep: dict) -> list[str]:
