@@ -145,6 +145,7 @@ def test_the_presets_run_counts_in_the_docs_are_the_planners(monkeypatch):
     table = dict(re.findall(r"^\| `([\w-]+)` \| ([\d to]+) \|$", (ROOT / "docs/knobs.md").read_text(), re.M))
     presets = sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
     assert sorted(table) == presets
+    assert f"{table['quick']} runs as planned" in text(ROOT / "README.md")
     for name in presets:
         preset = load_preset(name)
         grid, _ = planner.build_grid(preset.knob_sets(), [], preset.repeat, preset.installed_only)
