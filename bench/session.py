@@ -278,7 +278,8 @@ def plan(grid: list[RunSpec], data: DataSpec, ceilings: list[RunSpec], as_needed
     shown = frame[varying].copy()
     shown["train steps"] = [p.epochs * split_plan(counts["train"], p, "train")[0] for p in grid]
     lines = [
-        f"{planned(grid, ceilings, as_needed)}; fixed: " + ", ".join(f"{k}={v}" for k, v in fixed.items()),
+        f"{planned(grid, ceilings, as_needed)}; fixed: "
+        + ", ".join(f"{k}={'n/a' if v is None else v}" for k, v in fixed.items()),
         f"the grid's {len(grid)} runs:",
         shown.where(shown.notna(), "n/a").to_markdown(index=False),
     ]
