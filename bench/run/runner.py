@@ -95,7 +95,7 @@ def sweep(
     after_failures = AfterFailures(specs)
     new = []
     with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("sweep", total=len(todo), ran=0)
+        task = progress.add_task("sweep", total=before + len(todo), completed=before, ran=0)
 
         def finish(spec: RunSpec, record: dict) -> None:
             record.update({k: v for k, v in identity.items() if not record.get(k)})  # skipped rows: ours
