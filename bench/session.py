@@ -207,7 +207,7 @@ def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, options: Opt
         probes = ceiling_probes(grid) if o.ceilings else []
         if o.whole_sweep:
             meta["planned"] = sorted({s.point_id for s in grid + probes})
-            print(planned(grid, probes, o.as_needed), file=sys.stderr)
+            print(planned(grid, probes, o.as_needed) + ("; then one traced run" if o.profile else ""), file=sys.stderr)
         (store.root / "sweep.json").write_text(json.dumps(meta, indent=2))
         jobs = (
             None

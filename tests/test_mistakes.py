@@ -49,7 +49,7 @@ SWEEPING = [["sweep", "--preset", "smoke"], ["sweep", "--preset", "quick", "--dr
 @pytest.mark.parametrize("name", list(KNOBS))
 def test_a_misspelt_knob_value_is_one_line_on_every_sweeping_command(no_run, capsys, command, name):
     line = refused(capsys, [*command, "--set", f"{name}={misspelt(name)}"])
-    assert name in line and misspelt(name) in line
+    assert name in line and (misspelt(name) in line or "not by hand" in line)  # a knob the plan sets: said so
 
 
 @pytest.mark.parametrize("name", list(KNOBS))
@@ -57,7 +57,7 @@ def test_a_misspelt_knob_value_in_a_preset_is_one_line(no_run, capsys, name):
     knobs = {"backbone": "tiny", "input_size": "32"} | {name: misspelt(name)}
     (no_run / "p.toml").write_text("[knobs]\n" + "".join(f'{k} = "{v}"\n' for k, v in knobs.items()))
     line = refused(capsys, ["sweep", "--preset", no_run / "p.toml"])
-    assert name in line and misspelt(name) in line
+    assert name in line and (misspelt(name) in line or "not by hand" in line)
 
 
 @pytest.mark.parametrize("name", list(TRAIN_KNOBS))

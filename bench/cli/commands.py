@@ -134,13 +134,23 @@ def _run(args) -> int:
 
 
 def _compare(args) -> int:
+    from bench import regress
+    from bench.analyse import regressions
     from bench.output import compare
 
-    preset_gate = load_preset(args.preset).gate if args.preset else {}
+    preset = load_preset(args.preset) if args.preset else None
+    gate = preset.gate if preset else {}
+    judging = dict(metric=args.metric, factor=args.factor, strict=args.strict, across=args.across_hardware)
     try:
-        text, status = compare.gate(args.baseline, args.current, preset_gate, args.metric, args.factor, args.strict)
+        if args.remeasure:
+            if preset is None:
+                raise compare.CompareError("--remeasure needs --preset: its [gate] states the runs it may take")
+            judged, measured = regress.decided(args.baseline, args.current, preset, **judging)
+        else:
+            judged, measured = regressions.judge(args.baseline, args.current, gate, **judging), []
     except compare.CompareError as e:
         raise SpecError(str(e)) from None
+    text, status = compare.render(judged, measured)
     print(text)
     return status
 

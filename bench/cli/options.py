@@ -14,8 +14,7 @@ from bench.plan.knobs import KINDS, KNOBS, SAMPLE_INTERVAL_S, SpecError, below_m
 from bench.plan.presets import DATA_TYPES, DataSpec
 from bench.run.executors import EXECUTORS
 
-# The knobs `train` takes; where its first try differs from a sweep's default: (default, why[, what
-# the knob means to train where a sweep's meaning would mislead]).
+# The knobs `train` takes; where its first try differs from a sweep's: (default, why[, its meaning to train]).
 TRAIN_KNOBS = {
     "backend": (os.environ.get("KERAS_BACKEND") or KNOBS["backend"].default, "$KERAS_BACKEND when set"),
     "backbone": None,
@@ -234,14 +233,18 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser(
         "compare",
         help="compare two results configuration by configuration; exit 1 on a regression, "
-        "3 when the figures cannot tell (too short or too noisy)",
+        "3 when the figures cannot decide (too noisy, or measured under load)",
     )
     c.add_argument("baseline", help="a results folder, or a baseline .csv saved by `gpubench baseline save`")
     c.add_argument("current", help="a results folder")
     c.add_argument("--metric", help="default train_img_s, or the preset's gate")
     c.add_argument("--factor", type=positive(float), help="how much worse counts (default 1.10, or the preset's gate)")
-    c.add_argument("--preset", help="use this preset's [gate]: metric, factor, ratios within the run")
-    c.add_argument("--strict", action="store_true", help="refuse to compare results of different machines")
+    c.add_argument("--preset", help="use this preset's [gate]: metric, factor, drop, max_repeats")
+    c.add_argument("--strict", action="store_true", help="refuse to compare results of other hardware")
+    c.add_argument("--across-hardware", action="store_true", help="on other hardware, gate the absolute figures too")
+    c.add_argument(
+        "--remeasure", action="store_true", help="measure again in CURRENT what noise or load left undecided"
+    )
 
     b = sub.add_parser("baseline", help="save a results folder as the baseline of its GPU label and preset")
     b.add_argument("action", choices=["save"])

@@ -30,8 +30,8 @@ MEASURED_OVER = (
     "decode rate into the run's transfer type x the physical cores (a cached pipeline is not held against "
     "it); compile and loader start are parts of the warm-up. A verdict (a bound, the setting that "
     "changed most, the fastest) claims a difference only beyond the noise (the rule in the bound's note "
-    "above); a bound is withheld, with its reason, only where its figures contradict each other or ran "
-    "under different load."
+    "above); a bound is withheld, with its reason, where its figures cannot carry it (that rule says "
+    "when), and the header says how busy the machine was."
 )
 
 
@@ -117,6 +117,8 @@ def render(
             f"- {len(stale)} points an earlier sweep planned, that never ran or bound no point now, are kept in "
             "runs.jsonl and left out here"
         )
+    if verdicts.load_said(every):
+        lines.append(f"- {verdicts.load_said(every)}")
     lines.append("")
     if not rows:
         return "\n".join(lines + ["No runs yet."]) + "\n"
