@@ -25,6 +25,8 @@ SETTINGS = "train.json"
 
 def _load_settings(model_path: Path) -> tuple[Path, dict]:
     """The training folder of a model file (or the folder itself) and its train.json."""
+    if not model_path.exists():
+        raise DatasetError(f"{model_path}: no such file or folder (give the --out folder of gpubench train)")
     folder = model_path if model_path.is_dir() else model_path.parent
     settings = folder / SETTINGS
     if not settings.is_file():

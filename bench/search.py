@@ -7,11 +7,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 from bench.plan.grid import one_point
 from bench.plan.knobs import RunSpec, SpecError
-from bench.plan.presets import DataSpec
+from bench.plan.presets import DataSpec, parse_size
+from pipelines.dataset import make_synthetic
 from pipelines.registry import MODEL_ALONE
 
 TRY = dict(pipeline=MODEL_ALONE, epochs=1, steps_per_epoch=2, validation_steps=1, checkpoint=False, window="epochs")
@@ -75,13 +78,23 @@ def run_search(base: RunSpec, knob: str, start: int | None, limit: int, mem_limi
     """The search of `gpubench fit` for the largest `knob` of `base` (its backbone, backend,
     precision, ...), each try a row in results/<gpu>/<host>/fit-<backbone>/ and fit.md summing
     them up; returns that summary."""
+    backbone = base.backbone
+    start = start or (32 if knob == "input_size" else 1)
+    grid = [one_point(dataclasses.replace(base, **{knob: start}).knobs())]
+    with tempfile.TemporaryDirectory(prefix="gpubench-fit-") as scratch:
+        if options.data is None:  # the tries' tensors need only its classes: nothing left in the current folder
+            root = make_synthetic(
+                Path(scratch) / "data", DATA.train, DATA.val, DATA.classes, parse_size(DATA.image_size)
+            )
+            options = dataclasses.replace(options, data=str(root))
+        return _search(backbone, knob, base, start, limit, grid, mem_limit_mb, options)
+
+
+def _search(backbone: str, knob: str, base: RunSpec, start: int, limit: int, grid, mem_limit_mb, options) -> str:
     from bench import session
     from bench.run import processes
 
-    backbone = base.backbone
-    start = start or (32 if knob == "input_size" else 1)
     step = 32 if knob == "input_size" else 1
-    grid = [one_point(dataclasses.replace(base, **{knob: start}).knobs())]
     with session.prepared(options, f"fit-{backbone}", DATA, grid) as (store, index_path, env, meta):
         (store.root / "sweep.json").write_text(json.dumps(meta, indent=2))
 

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.passes import one_more_look, passes, profiled_spec
-from bench.plan.grid import ceiling_probes, check_label
+from bench.plan.grid import ceiling_probes, check_label, run_counts, said_runs
 from bench.plan.knobs import SAMPLE_INTERVAL_S, RunSpec, SpecError
 from bench.plan.presets import TIMEOUT_S, DataSpec, parse_size
 from bench.results.store import ResultStore, read_json
@@ -48,6 +48,9 @@ class Options:
     profile: str | None = None  # a point id, or "fastest": one more run of it, traced
     looks: bool = True  # one more repeat where the noise could not settle a verdict (bench/passes.py)
     as_needed: bool = False  # repeats beyond the first only where a verdict depends on them (bench/passes.py)
+    # the sweep command's own: its run count said once the checks pass, and its plan kept in sweep.json
+    # (the report leaves out the points an earlier sweep planned that never ran: bench/output/report.py)
+    whole_sweep: bool = False
 
 
 class Every:
@@ -210,8 +213,11 @@ def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, options: Opt
             settings = {(p.backend, p.precision) for p in grid}
             meta.update(processes.measure_peaks(settings, identity(env)["machine"], label=meta["gpu"]))
         meta.update(executors.describe(o.executor, o.max_parallel, o.slurm), repeat_as_needed=o.as_needed)
-        (store.root / "sweep.json").write_text(json.dumps(meta, indent=2))
         probes = ceiling_probes(grid) if o.ceilings else []
+        if o.whole_sweep:
+            meta["planned"] = sorted({s.point_id for s in grid + probes})
+            print(planned(grid, probes, o.as_needed) + ("; then one traced run" if o.profile else ""), file=sys.stderr)
+        (store.root / "sweep.json").write_text(json.dumps(meta, indent=2))
         jobs = (
             None
             if o.executor == "local"
@@ -230,7 +236,10 @@ def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, options: Opt
 
         every = Every(REPORT_EVERY_S, quick_report)
 
+        new: list[dict] = []
+
         def measure(specs: list[RunSpec]) -> list[dict]:
+            """One pass's runs, numbered on from the passes before it."""
             return runner.sweep(
                 specs,
                 index_path,
@@ -242,10 +251,12 @@ def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, options: Opt
                 identity(env),
                 on_row=every,
                 jobs=jobs,
+                before=len(new),
             )
 
         try:
-            new = [row for specs in passes(probes, grid, store.root, o.as_needed) for row in measure(specs)]
+            for specs in passes(probes, grid, store.root, o.as_needed):
+                new += measure(specs)
             again = one_more_look(probes + grid, store.root) if o.looks else []
             if again:
                 print(
@@ -272,20 +283,29 @@ def plan(grid: list[RunSpec], data: DataSpec, ceilings: list[RunSpec], as_needed
     counts = {"train": data.train, "val": data.val}
     frame = pd.DataFrame([p.knobs() | {"repeat": p.repeat} for p in grid], dtype=object)
     varying = [c for c in frame.columns if frame[c].nunique(dropna=False) > 1] or list(frame.columns)
-    fixed = {c: frame[c].iloc[0] for c in frame.columns if c not in varying}
+    fixed = {c: frame[c].iloc[0] for c in frame.columns if c not in varying and c != "repeat"}
     shown = frame[varying].copy()
     shown["train steps"] = [p.epochs * split_plan(counts["train"], p, "train")[0] for p in grid]
     lines = [
-        f"{len(grid)} runs"
-        + (" at most: the repeats after the first only where a verdict depends on them" if as_needed else "")
-        + "; fixed: "
-        + ", ".join(f"{k}={v}" for k, v in fixed.items()),
+        f"{planned(grid, ceilings, as_needed)}; fixed: "
+        + ", ".join(f"{k}={'n/a' if v is None else v}" for k, v in fixed.items()),
+        f"the grid's {len(grid)} runs:",
         shown.where(shown.notna(), "n/a").to_markdown(index=False),
     ]
     if ceilings:
         steps = sum(p.epochs * split_plan(counts["train"], p, "train")[0] for p in ceilings)
-        lines.append(
-            f"and {len(ceilings)} ceiling runs at most, {steps} training steps in all: a ceiling runs again only "
-            "while its margin over the other is within the noise (--no-ceilings leaves them out)"
-        )
+        lines.append(f"and {len(ceilings)} ceiling runs, {steps} training steps in all (--no-ceilings leaves them out)")
     return "\n".join(lines)
+
+
+def planned(grid: list[RunSpec], ceilings: list[RunSpec], as_needed: bool) -> str:
+    """How many runs a sweep makes, the planner's count (bench/plan/grid.py), in the words every
+    command says it: '26 to 78 runs: 26 in the first pass, then ...'."""
+    least, most = run_counts(grid, ceilings, as_needed)
+    if least == most:
+        return said_runs((least, most))
+    return (
+        f"{said_runs((least, most))}: {least} in the first pass, then only where the noise asks (a repeat where a "
+        "verdict depends on it, a ceiling again while its margin over the other is unclear, one more look where "
+        "a verdict is unsettled)"
+    )

@@ -47,3 +47,4 @@ class Feed(NamedTuple):
     images: int
     ready: ReadyClock | None = None
     first: Any = None
+    returned: str = ""  # a user pipeline's: the kind of loader its function returned (registry.RETURNED)

@@ -20,6 +20,7 @@ import sys
 import keras
 
 from pipelines.feed import ReadyClock
+from pipelines.registry import RETURNED
 
 
 def keras_leaf(tensors):
@@ -173,3 +174,13 @@ def hand_over(data, steps: int, ready: ReadyClock | None):
     if hasattr(data, "cardinality"):  # a tf.data dataset
         return stamped_tfdata(data, steps, ready)
     return stamped_dataloader(data, steps, ready)
+
+
+def returned(data) -> str:
+    """What kind of loader the user's function returned (`data` as `opened` gave it), in the
+    record's words (pipelines/registry.py RETURNED): the advice reads it."""
+    if isinstance(data, Handover):
+        return RETURNED[""]
+    if isinstance(data, keras.utils.PyDataset):
+        return RETURNED["keras"]
+    return RETURNED["tfdata"] if hasattr(data, "cardinality") else RETURNED["torch"]

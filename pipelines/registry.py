@@ -124,6 +124,8 @@ class Pipeline:
     in_memory: bool = False  # tensors in memory, which cost nothing: the model-alone ceiling's feed
     in_training_thread: Callable[[Any], bool] | None = None  # whether its knobs load batches as training asks, unqueued
     code: Callable[[Any], str] | None = None  # the line of a user's script that builds it so: the report's "do this"
+    kind: str = ""  # the loader a user's function may return that it is: what advice calls it and offers instead
+    example: str = ""  # a function in examples/ that builds it with its knobs: the "do this" that runs as printed
     given: tuple[str, ...] = ()  # a user's function: what of GIVEN it takes (without `batch` it makes its own batches)
 
 
@@ -144,6 +146,8 @@ PIPELINES = {
             _keras_loader,
             in_training_thread=keras_in_training_thread,
             code=_keras_code,
+            kind="a PyDataset with workers",
+            example="examples.pipelines:pydataset_images",
         ),
         Pipeline(
             "tfdata",
@@ -158,6 +162,8 @@ PIPELINES = {
             framework="tensorflow",
             formats=TFDATA_FORMATS,
             code=_tfdata_code,
+            kind="tf.data",
+            example="examples.pipelines:tfdata_images",
         ),
         Pipeline(
             "synthetic",
@@ -180,6 +186,8 @@ PIPELINES = {
             framework="torch",
             in_training_thread=_torch_in_training_process,
             code=_torch_code,
+            kind="a torch DataLoader",
+            example="examples.pipelines:dataloader_images",
         ),
         Pipeline(
             "dali",
@@ -195,6 +203,15 @@ PIPELINES = {
             on_device=True,
         ),
     )
+}
+# What a user's function returned, as its runs' loader column says it (pipelines/handover.py): a
+# shipped pipeline's kind of loader, or ("") any other iterable, which fit pulls in its own thread.
+SERIAL = "a plain iterable (a generator or a list): its batches load one after another in the training thread"
+RETURNED = {
+    "keras": "returned a PyDataset",
+    "tfdata": "returned a tf.data dataset",
+    "torch": "returned a torch DataLoader",
+    "": f"returned {SERIAL}",
 }
 LOADER_PARAMETERS = tuple(dict.fromkeys(k for p in PIPELINES.values() for k in p.knobs))
 MODEL_ALONE = next(p.name for p in PIPELINES.values() if p.in_memory)  # the feed of every model-alone ceiling
@@ -232,6 +249,20 @@ def describe_loader(spec) -> str:
         "; uint8 handed over, scaled on the device" if spec.transfer == "uint8" else ""
     )
     return describe(spec.pipeline).loader(spec) + extras
+
+
+def returned(loader: str) -> str | None:
+    """The shipped pipeline whose kind of loader a user's function returned ("": a plain iterable),
+    read from its run's loader column; None where the column does not say."""
+    return next((name for name, said in RETURNED.items() if said in str(loader)), None)
+
+
+def other_loaders(pipeline: str, loader: str = "") -> str:
+    """The kinds of loader worth trying instead of the one that ran ('tf.data or a torch DataLoader'):
+    never its own (a user's pipeline's from what it returned, its run's `loader`)."""
+    own = returned(loader) if is_user_pipeline(pipeline) else pipeline
+    kinds = [p.kind for p in PIPELINES.values() if p.kind and p.name != own]
+    return " or ".join([", ".join(kinds[:-1]), kinds[-1]] if len(kinds) > 1 else kinds)
 
 
 def prefetch_factor(workers: int, max_queue_size: int | None) -> int:

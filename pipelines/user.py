@@ -49,14 +49,14 @@ def build(index, spec, split: str) -> Feed:
     wrapping round the source's pass (its function called again, for a one-shot generator). A
     pipeline that makes its own batches (no `batch` parameter) is planned at the size of its first.
     The feed's `images` is the plan's guess; the timer counts the images the batches held."""
-    from pipelines.handover import hand_over, images_in, length, opened
+    from pipelines.handover import hand_over, images_in, length, opened, returned
 
     again = lambda: call(spec.pipeline, index, spec, split)  # noqa: E731
     source = again()
     data, first = opened(source, again)
     per_pass, steps, images = pass_plan(spec, split, length(source), images_in(first))
     ready = ReadyClock(steps) if split == "train" else None
-    return Feed(hand_over(data, steps, ready), steps, images, ready, first)
+    return Feed(hand_over(data, steps, ready), steps, images, ready, first, returned(data))
 
 
 def pass_plan(spec, split: str, batches: int | None, first_images: int) -> tuple[int, int, int]:

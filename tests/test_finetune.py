@@ -104,4 +104,4 @@ def test_workflow_errors_are_one_line(tmp_path, tiny_tree):
     )
     assert again.returncode == 2 and "multiple of 32" in again.stderr
     missing = gpubench("evaluate", tmp_path / "nothing.keras", tiny_tree / "val", cwd=tmp_path)
-    assert missing.returncode == 2 and "not a folder written by gpubench train" in missing.stderr
+    assert missing.returncode == 2 and "nothing.keras: no such file or folder" in missing.stderr

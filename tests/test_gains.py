@@ -103,3 +103,6 @@ def test_where_the_time_went_sums_the_phases_and_gives_a_runs_fixed_costs():
     assert row["wall (min)"] == pytest.approx(36 / 60) and row["measured windows (min)"] == pytest.approx(21 / 60)
     assert row["other (min)"] == pytest.approx((36 - 2.6 - 6.5 - 21) / 60)
     assert row["start-up a run (s, median)"] == 0.6 and row["warm-up beyond compile a run (s, median)"] == 1.0
+    assert "compiled from cache" not in row  # nothing compiled (TensorFlow without XLA): no empty column
+    row = gains.time_spent(frame.assign(cache_hit=[True, False, None])).iloc[0]
+    assert row["compiled from cache"] == "1 of 2"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench.plan.grid import check_label, check_spec, expand, installed, missing
+from bench.plan.grid import ceiling_probes, check_label, check_spec, expand, installed, missing, run_counts, said_runs
 from bench.plan.knobs import RunSpec, SpecError
 
 
@@ -79,3 +79,16 @@ def test_a_ceiling_is_known_by_the_role_its_descriptor_states():
     assert not is_ceiling(point)
     assert is_ceiling(pipeline_ceiling(point)) and is_ceiling(model_ceiling(point))
     assert is_pipeline_alone(pipeline_ceiling(point).backbone) and is_model_alone(model_ceiling(point).pipeline)
+
+
+def test_the_planner_counts_the_first_pass_and_the_most_a_sweep_may_run():
+    grid = expand({"batch": [4, 8]}, repeat=2)  # 2 points, 2 repeats each
+    probes = ceiling_probes(grid)  # each point's pipeline and model ceilings, twice each
+    first_pass = len([s for s in grid + probes if s.repeat == 0])
+    distinct = len({s.point_id for s in grid + probes})
+    assert run_counts(grid, probes, as_needed=True) == (first_pass, len(grid + probes) + distinct)
+    assert run_counts(grid, probes, as_needed=False) == (first_pass + 2, len(grid + probes) + distinct)
+    assert run_counts(grid, probes, as_needed=True, looks=False) == (first_pass, len(grid + probes))
+    once = expand({"batch": [4, 8]})
+    assert run_counts(once, ceiling_probes(once), as_needed=False) == (2 + len(ceiling_probes(once)),) * 2
+    assert said_runs((26, 78)) == "26 to 78 runs" and said_runs((18, 18)) == "18 runs"

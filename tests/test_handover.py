@@ -10,6 +10,7 @@ import pytest
 
 from bench.plan.grid import one_point
 from pipelines.dataset import make_synthetic, scan
+from pipelines.registry import RETURNED
 from pipelines.user import build
 from tests import user_pipelines
 
@@ -37,6 +38,8 @@ KINDS = {
     "dataloader_images": "DataLoader",
     "random_images": "Handover",
 }
+# what the record says each returned (the report's advice reads it)
+SAID = {"tfdata_images": "tfdata", "pydataset_images": "keras", "dataloader_images": "torch", "random_images": ""}
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -50,6 +53,7 @@ def test_each_kind_of_user_pipeline_goes_to_fit_as_the_kind_it_is_stamped_and_co
         **({"workers": 0} if "random" not in kind else {}),
     )
     assert KINDS[kind] in [c.__name__ for c in type(feed.data).__mro__]
+    assert feed.returned == RETURNED[SAID[kind]]
     batches = _handed_over(feed)
     assert feed.steps == 3 and all(x.shape == (4, 32, 32, 3) and y.shape == (4, 2) for x, y in batches)
     assert feed.first[0].shape == (4, 32, 32, 3)

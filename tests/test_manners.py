@@ -4,6 +4,7 @@ that say where one is (--version, presets, knobs, a sweep's ETA and closing line
 bench.cli.main in this process and fails before any worker starts."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -12,7 +13,7 @@ from rich.console import Console
 from bench import cli, finetune
 from bench.cli import catalogue, commands, options
 from bench.output import compare
-from bench.plan.grid import build_grid, ceiling_probes, check_spec, expand
+from bench.plan.grid import build_grid, ceiling_probes, check_spec, expand, run_counts, said_runs
 from bench.plan.knobs import KNOBS, RunSpec, SpecError
 from bench.plan.presets import load_preset
 from bench.results.record import RunRecord
@@ -22,6 +23,7 @@ from bench.run.runner import Interrupted
 from tests.tables import table
 from tests.test_compare import results
 
+REFERENCE_CI = Path(__file__).resolve().parent.parent / "results" / "reference" / "cpu" / "ci"
 TINY = '[knobs]\nbackbone = "tiny"\ninput_size = 32\npipeline = "keras"\nbatch = 4\nworkers = 1\nepochs = 2\n'
 
 
@@ -129,30 +131,32 @@ def test_a_folder_is_gpubenchs_when_it_holds_env_json_or_runs_jsonl_or_only_a_st
     assert foreign_files(tmp_path / "started") == []
 
 
-def test_ctrl_c_in_a_sweep_keeps_the_rows_and_says_so(tmp_path):
-    """The runs finished before Ctrl-C stay in the store; the sweep ends with Interrupted."""
-    grid = expand({"backbone": ["tiny"], "batch": [4, 8, 16]})
+def swept(store, grid, record, console, before=0):
+    """runner.sweep of `grid` into `store` by a stand-in executor whose run `number` gives `record(number, point)`."""
 
     class Jobs:
         def run(self, specs, args):
             for number, point in enumerate(specs):
-                if number == 1:
-                    raise KeyboardInterrupt
-                yield point, RunRecord.for_spec(point, status="error", error="boom").to_dict()
+                yield point, record(number, point)
+
+    jobs = Jobs()
+    runner.sweep(grid, "none.json", store, 60, identity={"commit": "c"}, jobs=jobs, console=console, before=before)
+
+
+def test_ctrl_c_in_a_sweep_keeps_the_rows_and_says_so(tmp_path):
+    """The runs finished before Ctrl-C stay in the store; the sweep ends with Interrupted."""
+    grid = expand({"backbone": ["tiny"], "batch": [4, 8, 16]})
+
+    def record(number, point):
+        if number == 1:
+            raise KeyboardInterrupt
+        return RunRecord.for_spec(point, status="error", error="boom").to_dict()
 
     store = ResultStore(tmp_path / "out").create()
     with pytest.raises(
         Interrupted, match=r"1 of 3 runs finished, kept in .*out; the same command again runs the other 2"
     ):
-        runner.sweep(
-            grid,
-            tmp_path / "none.json",
-            store,
-            60,
-            identity={"commit": "c"},
-            jobs=Jobs(),
-            console=Console(file=open("/dev/null", "w")),
-        )
+        swept(store, grid, record, Console(file=open("/dev/null", "w")))
     assert [r["batch"] for r in store.records()] == [4]
 
 
@@ -185,6 +189,7 @@ def test_version_and_help_texts(capsys):
         code == 0 and f"(default: {options.TRAIN_KNOBS['epochs'][0]})" in help_text and "(default: vgg16)" in help_text
     )
     assert f"16 at most (the seed's 16) (default: {options.TRAIN_KNOBS['workers'][0]})" in help_text
+    assert "--epochs EPOCHS epochs trained, every one kept; a first try" in help_text and "warm-up" not in help_text
 
 
 def test_knobs_lists_every_knob_from_its_metadata(capsys):
@@ -226,10 +231,39 @@ def test_presets_shows_runs_and_the_time_recorded_on_this_host(tmp_path):
     assert rows["quick"]["time on h"] == "" and rows["smoke"]["description"].startswith("A few points")
 
 
+def test_presets_the_dry_run_and_the_sweep_say_the_planners_run_count(here, capsys):
+    from bench import session
+
+    code, out, _ = run_cli(capsys, "presets")
+    counts = {row["preset"]: row["runs"] for row in table(out)}
+    for name in ("quick", "smoke", "mine"):
+        preset = load_preset(name)
+        grid, _ = build_grid(preset.knob_sets(), [], preset.repeat, preset.installed_only)
+        said = said_runs(run_counts(grid, ceiling_probes(grid), preset.repeat_as_needed))
+        assert counts[name] == said.removesuffix(" runs")
+        assert run_cli(capsys, "sweep", "--preset", name, "--dry-run")[1].startswith(said)
+        assert session.planned(grid, ceiling_probes(grid), preset.repeat_as_needed).startswith(said)
+    assert counts["quick"] == "26 to 78"
+
+
 def test_the_eta_comes_from_the_runs_done():
     assert runner.eta(elapsed_s=120.0, ran=4, left=6) == 180.0
     assert runner.eta(elapsed_s=3.0, ran=0, left=6) is None  # only skipped so far
     assert [runner.clock(s) for s in (5, 125, 3723)] == ["0:05", "2:05", "1:02:03"]
+
+
+def test_a_log_numbers_runs_across_passes_and_gives_each_line_an_eta(tmp_path):
+    """Output to a file shows no progress bar: each run's line then says the time left; a later pass
+    numbers its runs on from the earlier ones, towards the count the sweep announced."""
+    import io
+
+    grid = expand({"backbone": ["tiny"], "batch": [4, 8]})
+    log = io.StringIO()
+    ok = RunRecord.for_spec(grid[0], status="ok", total_s=1.0, train_img_s=9.0).to_dict()
+    swept(ResultStore(tmp_path / "out").create(), grid, lambda n, p: {**ok, "run_id": p.run_id}, Console(file=log), 26)
+    lines = log.getvalue().split("\n")[:2]
+    assert [line.split()[0] for line in lines] == ["[27/28]", "[28/28]"]
+    assert lines[0].endswith(tuple(f"; ETA 0:0{s}" for s in range(10))) and lines[1].endswith("; ETA 0:00")
 
 
 def test_a_skip_reason_is_printed_whole():
@@ -342,3 +376,11 @@ def test_a_file_of_yours_is_refused_in_one_line_before_any_work_unless_forced(he
     if command[0] in ("export", "report"):
         assert run_cli(capsys, *argv, "--force")[0] == 0 and mine.read_text() != "my notes\n"
         assert not list(here.glob("notes.png"))  # the figure only where asked (--plot)
+
+
+def test_report_says_where_it_wrote(tmp_path, capsys):
+    import shutil
+
+    folder = shutil.copytree(REFERENCE_CI, tmp_path / "ci")
+    code, out, err = run_cli(capsys, "report", folder)
+    assert code == 0 and out.strip() == str(folder / "report.md") and not err

@@ -76,13 +76,14 @@ def test_the_do_this_line_of_each_shipped_loader_is_its_descriptors_and_says_its
     from bench.output.advice import _loader_code
 
     point = {"batch": 30, "workers": 4, "use_multiprocessing": True, "max_queue_size": 10, "input_size": 64}
-    lines = {name: _loader_code({**point, "pipeline": name}, {})[0] for name in ("keras", "tfdata", "torch", "dali")}
+    lines = {name: _loader_code({**point, "pipeline": name}, {})[-1] for name in ("keras", "tfdata", "torch", "dali")}
+    said = "# as measured, in your own code: "
     assert lines["keras"] == (
-        "data = YourPyDataset(batch_size=30, workers=4, use_multiprocessing=True, max_queue_size=10)"
+        f"{said}data = YourPyDataset(batch_size=30, workers=4, use_multiprocessing=True, max_queue_size=10)"
     )
-    assert lines["tfdata"] == "data = files.map(load, num_parallel_calls=4).batch(30).prefetch(10)"
+    assert lines["tfdata"] == f"{said}data = files.map(load, num_parallel_calls=4).batch(30).prefetch(10)"
     assert lines["torch"] == (
-        "data = DataLoader(dataset, batch_size=30, num_workers=4, prefetch_factor=3, "
+        f"{said}data = DataLoader(dataset, batch_size=30, num_workers=4, prefetch_factor=3, "
         "persistent_workers=True, pin_memory=True)"
     )
     assert lines["dali"] == "# pipeline dali, batch 30"  # no line of its own yet: said, not made up

@@ -58,6 +58,26 @@ def test_tables_in_the_seeds_shape():
     assert table(text, "## Failed runs") == [
         {"run": "keras w4 threads q10 b16 tiny r0", "status": "oom", "error": "Boom: it broke"}
     ]
+    assert "## Skipped runs" not in text
+
+
+def test_skipped_runs_are_said_once_a_reason_and_no_heading_stands_empty():
+    skipped = [
+        RunRecord.for_spec(
+            RunSpec(backbone="tiny", input_size=32, batch=b), status="skipped", error="no DALI plugin"
+        ).to_dict()
+        for b in (4, 8)
+    ]
+    broken = RunRecord.for_spec(
+        RunSpec(backbone="tiny", input_size=32, batch=16), status="error", error="Boom:\n  it"
+    ).to_dict()
+    text = render_rows([row(batch=2), *skipped], ENV_NO_GPU, {})
+    assert "## Failed runs" not in text
+    assert "- keras w4 threads q10 b4 tiny r0, keras w4 threads q10 b8 tiny r0: no DALI plugin" in text.splitlines()
+    text = render_rows([row(batch=2), broken], ENV_NO_GPU, {})
+    assert table(text, "## Failed runs")[0]["error"] == "Boom: it" and "## Skipped runs" not in text
+    for heading in [line for line in text.splitlines() if line.startswith("## ")]:
+        assert section(text, heading).strip(), f"{heading} stands empty"
     assert "- GPUs: none; the GPU columns are empty (NVML unavailable: NVMLError_LibraryNotFound)" in text.splitlines()
 
 
@@ -118,3 +138,37 @@ def test_a_mig_slice_is_named_and_its_empty_utilisation_explained(tmp_path):
     text = (folder / "report.md").read_text()
     assert "`h100-mig-1g.10gb` is a MIG slice: NVML reports no GPU utilisation for it" in text
     assert "| MFU (datasheet)" not in text  # no datasheet for a slice: no figure against the whole card's peak
+
+
+def test_a_rerun_supersedes_the_failed_points_and_their_ceilings_of_an_earlier_plan(tmp_path):
+    """A point at 64 px failed and the user swept 80 px instead: the report of the folder is the
+    80 px sweep's, and says what it left out; a folder whose sweep.json plans nothing is whole."""
+    import json
+
+    import pandas as pd
+
+    from bench.output import report
+    from bench.plan.grid import model_ceiling, pipeline_ceiling
+    from bench.results.store import ResultStore
+
+    def ok(spec):
+        return RunRecord.for_spec(
+            spec, status="ok", total_s=5.0, train_img_s=90.0, train_steps=3, val_steps=1
+        ).to_dict()
+
+    old, new = (RunSpec(backbone="tiny", input_size=size, batch=8) for size in (64, 80))
+    earlier = RunSpec(backbone="tiny", input_size=64, batch=4)  # an earlier sweep's point that ran: it stays
+    store = ResultStore(tmp_path / "r").create()
+    store.append(RunRecord.for_spec(old, status="error", error="ValueError: 64 px is too small").to_dict())
+    for spec in (pipeline_ceiling(old), model_ceiling(old), earlier, model_ceiling(earlier), new, model_ceiling(new)):
+        store.append(ok(spec))
+    (tmp_path / "r" / "env.json").write_text(json.dumps(ENV_NO_GPU))
+    planned = sorted(s.point_id for s in (new, pipeline_ceiling(new), model_ceiling(new)))
+    (tmp_path / "r" / "sweep.json").write_text(json.dumps({"preset": "t", "gpu": "cpu", "planned": planned}))
+    text = report.write(tmp_path / "r", plots=False).read_text()
+    assert "64 px is too small" not in text and "b8 tiny" not in text
+    assert "- 3 points an earlier sweep planned, that never ran or bound no point now" in text  # and its ceilings
+    points = pd.read_csv(tmp_path / "r" / "points.csv")
+    assert len(points) == 7  # points.csv keeps every point
+    (tmp_path / "r" / "sweep.json").write_text(json.dumps({"preset": "t", "gpu": "cpu"}))
+    assert "64 px is too small" in report.write(tmp_path / "r", plots=False).read_text()

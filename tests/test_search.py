@@ -82,6 +82,7 @@ def test_a_memory_cap_makes_the_search_real_on_a_cpu(tmp_path):
     )
     assert free.returncode == 0 and "64 fits" in free.stdout
     assert "| 64 | ok |" in (tmp_path / "free" / "fit.md").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["capped", "free"]  # no data/ left in the current folder
 
 
 def test_fit_takes_the_other_knobs_with_set_one_value_each(monkeypatch, capsys):

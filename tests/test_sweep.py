@@ -113,6 +113,15 @@ def test_unreadable_images_and_hidden_entries_are_passed_over_with_one_warning_e
 
 
 @pytest.mark.slow
+def test_the_console_shows_gpubenchs_lines_only(smoke):
+    # the launcher's server imports TensorFlow once for every run: its start-up lines go nowhere
+    out, result = smoke
+    assert f"{len(pd.read_csv(out / 'runs.csv'))} runs" in result.stderr.splitlines()  # the planner's count first
+    foreign = ("cudart_stub", "oneDNN", "absl::InitializeLog", "I0000 ", "W0000 ", "E0000 ")
+    assert not [line for line in result.stderr.splitlines() if any(f in line for f in foreign)], result.stderr
+
+
+@pytest.mark.slow
 def test_gpu_columns_are_filled_or_say_why_not(smoke):
     out, _ = smoke
     env = json.loads((out / "env.json").read_text())
@@ -322,7 +331,7 @@ def test_a_class_folder_without_images_is_refused_before_any_run(tmp_path):
 def test_dry_run_lists_the_grid_and_runs_nothing(tmp_path):
     result = gpubench("sweep", "--preset", "quick", "--dry-run", cwd=tmp_path)
     assert result.returncode == 0
-    assert result.stdout.startswith("24 runs at most: the repeats after the first only where a verdict")
+    assert result.stdout.startswith("26 to 78 runs: 26 in the first pass, then only where the noise asks")
     assert {
         "pipeline": "keras",
         "batch": "15",
@@ -393,7 +402,7 @@ def test_gpu_quick_fits_eight_minutes_on_the_lent_gpu_machines(tmp_path, without
     window's steps, at most 200 of 128 images but the seed's 500 of 6."""
     result = gpubench("sweep", "--preset", "gpu-quick", "--dry-run", cwd=tmp_path, env=without_tensorflow)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("10 runs;") and "and 9 ceiling runs" in result.stdout
+    assert result.stdout.startswith("19 runs;") and "and 9 ceiling runs" in result.stdout
     assert "left out of the grid: pipeline tfdata needs tensorflow" in result.stderr
     rows = [row for row in table(result.stdout) if row["backend"] in ("jax", "torch")]
     steps = [int(row["train steps"]) for row in rows]
@@ -406,7 +415,8 @@ def test_gpu_quick_fits_eight_minutes_on_the_lent_gpu_machines(tmp_path, without
 def test_the_seed_preset_is_the_seeds_grid(tmp_path):
     result = gpubench("sweep", "--preset", "seed", "--dry-run", cwd=tmp_path)
     assert result.returncode == 0
-    assert result.stdout.startswith("144 runs;")  # keras 4x2x2x2 and tfdata 4x2x2 points, 3 repeats
+    # keras 4x2x2x2 and tfdata 4x2x2 points, 3 repeats: the first pass, then 96 ceilings and looks at most
+    assert result.stdout.startswith("176 to 320 runs:") and "the grid's 144 runs" in result.stdout
     assert "backbone=vgg16" in result.stdout and "epochs=20" in result.stdout and "workers=32" in result.stdout
 
 

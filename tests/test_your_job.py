@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 from bench.output.advice import do_this
-from bench.plan.grid import build_grid
+from bench.plan.grid import build_grid, one_point
 from bench.plan.knobs import SpecError
 from pipelines.dataset import make_synthetic
-from pipelines.registry import describe, knob_meaning
+from pipelines.registry import PIPELINES, RETURNED, describe, knob_meaning
 from tests.conftest import gpubench
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,26 +91,63 @@ def test_do_this_gives_the_fastest_setting_as_code():
         "from examples.pipelines import pydataset_images",
         "data = pydataset_images(directory='img/train', batch=64, workers=8, use_multiprocessing=False, "
         "max_queue_size=10, input_size=64)  # your function, with these arguments",
-        "model.fit(data, epochs=1)  # the sweep's epochs: use yours",
+        "model.fit(data, epochs=1, shuffle=False)  # the sweep's epochs: use yours",
     ]
     assert "900 images/s" in lines[2] and "the input pipeline" in lines[2]
     assert do_this(pd.DataFrame([_point(pipeline="keras", backbone="vgg16")])) == []
 
 
-def test_the_do_this_code_runs_as_printed_against_the_example_job(tmp_path, monkeypatch):
-    """The printed lines executed as they are, on a small tree: every argument the example
-    functions need, only those they take, a valid compile setting and fit."""
-    import keras
+@pytest.mark.parametrize(
+    "function",
+    ["pydataset_images", "random_images"]
+    + [pytest.param(f, marks=pytest.mark.slow) for f in ("tfdata_images", "dataloader_images", "directory_images")]
+    + [pytest.param(name, marks=pytest.mark.slow) for name in ("keras", "tfdata", "torch")],  # shipped: its example
+)
+def test_the_do_this_code_runs_as_printed_for_every_kind_of_pipeline(tmp_path, monkeypatch, function):
+    """The printed lines executed as they are, on a small tree, for each kind of loader a function
+    may return (as the handover saw it: a PyDataset, tf.data, a DataLoader, a plain generator):
+    every argument the example functions need, only those they take, a valid compile setting, and
+    a fit that runs the steps gpubench measured (a generator's called again, as gpubench did)."""
+    from pipelines.dataset import scan
+    from pipelines.user import build
 
     monkeypatch.chdir(tmp_path)
-    make_synthetic(tmp_path / "img", train=8, val=2, classes=2, image_size=(24, 16))
-    points = pd.DataFrame([_point(batch=4, workers=1.0, precision="float32", input_size=16, xla="off")])
-    lines = do_this(points, {"data": "img", "classes": 2})
+    ref = function if function in PIPELINES else f"examples.pipelines:{function}"  # shipped: run by its example
+    index = scan(make_synthetic(tmp_path / "img", train=8, val=2, classes=2, image_size=(24, 16)))
+    loader = {"workers": 0, "use_multiprocessing": False, "max_queue_size": 2}  # no loader process starts here
+    loader = {k: v for k, v in loader.items() if k in knob_meaning(ref)}
+    knobs = {"pipeline": ref, "backbone": "null", "batch": 4, "input_size": 16, "epochs": 1, "steps_per_epoch": 3}
+    returned = "" if ref in PIPELINES else build(index, one_point({**knobs, **loader, "window": "epochs"}), "train")
+    point = _point(pipeline=ref, batch=4, precision="float32", input_size=16, xla="off", train_steps=3)
+    point |= {k: None for k in ("workers", "use_multiprocessing", "max_queue_size")} | loader
+    point["loader"] = f"{ref}(...); it {returned.returned}" if returned else "the shipped loader"
+    lines = do_this(pd.DataFrame([point]), {"data": "img", "classes": 2})
     code = "\n".join(lines[lines.index("```python") + 1 : lines.index("```", lines.index("```python") + 1)])
     namespace = {}
     exec(compile(code, "do-this", "exec"), namespace)
-    assert namespace["model"].jit_compile is False and isinstance(namespace["data"], keras.utils.PyDataset)
+    assert namespace["model"].jit_compile is False
     assert len(namespace["model"].history.history["loss"]) == 1
+    serial = function == "random_images"  # 8 batches a pass would run out in a longer fit: called again
+    assert ("steps_per_epoch=3" in code) == serial and ("in the training thread" in lines[2]) == serial
+
+
+@pytest.mark.parametrize(
+    "pipeline, loader, own",
+    [
+        ("torch", "DataLoader: 4 worker processes", "a torch DataLoader"),
+        ("keras", "PyDataset: 4 threads", "a PyDataset"),
+        ("tfdata", "tf.data: map parallel=4", "tf.data"),
+        (
+            "examples.pipelines:tfdata_images",
+            f"examples.pipelines:tfdata_images(...); it {RETURNED['tfdata']}",
+            "tf.data",
+        ),
+    ],
+)
+def test_the_advice_never_offers_the_loader_that_ran(pipeline, loader, own):
+    lines = do_this(pd.DataFrame([_point(pipeline=pipeline, loader=loader)]), {"classes": 2})
+    said = lines[2].partition("another loader: ")[2]
+    assert said and own not in said and said.count(" or ") == 1
 
 
 def test_do_this_names_no_lever_a_saved_model_cannot_take():
@@ -170,6 +207,10 @@ def test_a_saved_model_fed_by_each_kind_of_user_pipeline_alone_and_end_to_end(tm
     assert set(fed.index) == set(kinds)
     assert fed.pipeline_img_s.notna().all() and fed.model_img_s.notna().all() and fed.bound.notna().all()
     assert "## Do this" in (tmp_path / "r/report.md").read_text()
+    # each run says what the function returned: the advice reads it
+    assert {k: fed.loader[k].endswith(f"; it {RETURNED[v]}") for k, v in zip(kinds, ("tfdata", "keras"))} == {
+        k: True for k in kinds
+    }
 
 
 @pytest.mark.slow

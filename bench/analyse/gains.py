@@ -117,7 +117,8 @@ def time_spent(frame: pd.DataFrame) -> pd.DataFrame:
     """Per backend, where the runs' wall time went: start-up (process start to model built),
     warm-up (of which compile and loader start), the measured windows, and the rest (validation
     and checkpoints, sampler start, teardown), in minutes; a run's median start-up and warm-up
-    beyond compile (the fixed costs a faster start would cut); the runs compiled from the cache."""
+    beyond compile (the fixed costs a faster start would cut); the runs compiled from the cache (a
+    column left out where no run compiled: TensorFlow without XLA)."""
     rows = []
     for backend, runs in frame[frame.wall_s.notna()].groupby("backend"):
         known = runs.reindex(columns=["startup_s", "warmup_s", "window_s", "compile_s", "loader_start_s"]).fillna(0)
@@ -131,4 +132,6 @@ def time_spent(frame: pd.DataFrame) -> pd.DataFrame:
         cached = runs.get("cache_hit", pd.Series(dtype=object)).dropna()
         row["compiled from cache"] = f"{int(cached.astype(bool).sum())} of {len(cached)}" if len(cached) else ""
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    cached = table.get("compiled from cache", pd.Series(dtype=object))
+    return table.drop(columns=cached.name) if len(cached) and (cached == "").all() else table  # nothing compiled

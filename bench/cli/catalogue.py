@@ -8,7 +8,7 @@ import statistics
 import textwrap
 from pathlib import Path
 
-from bench.plan.grid import build_grid, ceiling_probes
+from bench.plan.grid import build_grid, ceiling_probes, run_counts, said_runs
 from bench.plan.knobs import KNOBS, SpecError
 from bench.plan.presets import PRESET_DIR, load_preset
 from bench.results.store import ResultStore, StoreError, read_json
@@ -35,29 +35,25 @@ def _duration(seconds: float) -> str:
 
 
 def presets(results: Path = Path("results"), host: str | None = None) -> str:
-    """One row per preset: name, runs (with the ceilings it measures), the estimated time on
-    this host where its runs are recorded under `results`, and its description's first clause
-    (`gpubench sweep --preset NAME --dry-run` shows the rest of the plan)."""
+    """One row per preset: name, runs (with the ceilings it measures; the planner's least to most,
+    as the dry run and the sweep say them), the estimated time on this host where its runs are
+    recorded under `results`, and its description's first clause (`gpubench sweep --preset NAME
+    --dry-run` shows the rest of the plan)."""
     host = host or socket.gethostname()
     rows = []
     for path in sorted(PRESET_DIR.glob("*.toml")):
         preset = load_preset(str(path))
         try:
             grid, _ = build_grid(preset.knob_sets(), [], preset.repeat, preset.installed_only)
-            runs = len(grid) + (len(ceiling_probes(grid)) if preset.ceilings else 0)
-            count = str(runs)
+            least, runs = run_counts(grid, ceiling_probes(grid) if preset.ceilings else [], preset.repeat_as_needed)
+            count = said_runs((least, runs)).removesuffix(" runs")
         except SpecError as e:  # e.g. a backend this machine lacks
-            runs, count = 0, f"cannot run here: {e}"
+            least, runs, count = 0, 0, f"cannot run here: {e}"
         per_run = seconds_per_run(results, preset.name, host) if runs else None
+        time = _duration(per_run * least) if per_run else ""
+        time += f" to {_duration(per_run * runs).removeprefix('about ')}" if per_run and runs > least else ""
         first = preset.description.split(". ")[0].split(": ")[0].rstrip(".")
-        rows.append(
-            [
-                preset.name,
-                count,
-                _duration(per_run * runs) if per_run else "",
-                textwrap.shorten(first, 90, placeholder=" ..."),
-            ]
-        )
+        rows.append([preset.name, count, time, textwrap.shorten(first, 90, placeholder=" ...")])
     return _markdown(["preset", "runs", f"time on {host}", "description"], rows)
 
 

@@ -90,6 +90,7 @@ def _sweep(args) -> int:
         slurm=slurm,
         profile=args.profile,
         as_needed=as_needed,
+        whole_sweep=True,
     )
     path, new = session.run(grid, preset.name, preset.data, options)
     from bench.analyse.verdicts import folder_headline

@@ -14,13 +14,13 @@ from bench.plan.knobs import KINDS, KNOBS, SAMPLE_INTERVAL_S, SpecError, below_m
 from bench.plan.presets import DATA_TYPES, DataSpec
 from bench.run.executors import EXECUTORS
 
-# The knobs `train` takes; where its first try differs from a sweep's default: (default, why).
+# The knobs `train` takes; where its first try differs from a sweep's: (default, why[, its meaning to train]).
 TRAIN_KNOBS = {
     "backend": (os.environ.get("KERAS_BACKEND") or KNOBS["backend"].default, "$KERAS_BACKEND when set"),
     "backbone": None,
     "input_size": None,
     "batch": None,
-    "epochs": (20, "a first try; resume adds more (the seed trained 200)"),
+    "epochs": (20, "a first try; resume adds more (the seed trained 200)", "epochs trained, every one kept"),
     "finetune": None,
     "pipeline": None,
     "workers": (min(16, os.cpu_count() or 1), "this machine's cores, 16 at most (the seed's 16)"),
@@ -73,12 +73,12 @@ def knob_type(name: str):
 
 def add_knob_option(p: argparse.ArgumentParser, name: str, own: tuple | None = None) -> None:
     """--NAME for a knob: its type, meaning and allowed values from its metadata; `own` (default,
-    why) where the command's first try differs from the knob's default."""
+    why[, meaning]) where the command's first try (or what the knob means to it) differs."""
     field, flag = KNOBS[name], "--" + name.replace("_", "-")
-    default, why = own or (field.default, "")
+    default, why, *meaning = own or (field.default, "")
     meta = field.metadata
     allowed = f": {', '.join(map(str, meta['allowed']))}" if meta["allowed"] and bool not in KINDS[name] else ""
-    text = meta["help"] + allowed + (f"; {why}" if why else "")
+    text = (meaning[0] if meaning else meta["help"]) + allowed + (f"; {why}" if why else "")
     if bool in KINDS[name]:
         p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=text)
     else:

@@ -9,7 +9,7 @@ import pandas as pd
 from bench.analyse.points import runnable, spec_of
 from bench.plan.knobs import plain
 from models.user import is_user_model
-from pipelines.registry import LOADER_PARAMETERS, describe, is_user_pipeline
+from pipelines.registry import LOADER_PARAMETERS, describe, is_user_pipeline, other_loaders, returned
 
 
 def _call(ref: str, offered: dict, kind: str) -> tuple[str, str]:
@@ -27,22 +27,41 @@ def _call(ref: str, offered: dict, kind: str) -> tuple[str, str]:
 
 
 def _loader_code(p, sweep: dict) -> list[str]:
-    batch = int(p["batch"])
-    if is_user_pipeline(p["pipeline"]):
-        offered = {
-            "batch": batch,
-            "split": "train",
-            "directory": f"{sweep.get('data', 'DATA')}/train",
-            "classes": sweep.get("classes"),
-            "input_size": int(p["input_size"]),
-        }
-        offered |= {k: plain(v) for k, v in p.items() if k in LOADER_PARAMETERS and pd.notna(v)}
-        imported, call = _call(p["pipeline"], offered, "pipeline")
+    """The loader as the sweep called it: the user's function; a shipped pipeline's runnable example
+    (examples/pipelines.py) with the line that builds it as measured; a plain iterable called again."""
+    offered = {
+        "batch": int(p["batch"]),
+        "split": "train",
+        "directory": f"{sweep.get('data', 'DATA')}/train",
+        "classes": sweep.get("classes"),
+        "input_size": int(p["input_size"]),
+    }
+    offered |= {k: plain(v) for k, v in p.items() if k in LOADER_PARAMETERS and pd.notna(v)}
+    if not is_user_pipeline(p["pipeline"]):
+        described = describe(p["pipeline"])
+        if not described.example:
+            return [described.code(spec_of(p)) if described.code else f"# pipeline {p['pipeline']}, batch {p['batch']}"]
+        imported, call = _call(described.example, offered, "pipeline")
+        return [
+            f"{imported}  # gpubench's example of this loader, to run as printed",
+            f"data = {call}",
+            f"# as measured, in your own code: {described.code(spec_of(p))}",
+        ]
+    imported, call = _call(p["pipeline"], offered, "pipeline")
+    if not serial(p):
         return [imported, f"data = {call}  # your function, with these arguments"]
-    code = describe(p["pipeline"]).code
-    if code:
-        return [code(spec_of(p))]
-    return [f"# pipeline {p['pipeline']}, batch {batch}"]
+    function = call.partition("(")[0]
+    return [
+        imported,
+        "",
+        "",
+        f"def batches():  # {function} again whenever it runs out, as gpubench called it",
+        "    while True:",
+        f"        yield from {call}",
+        "",
+        "",
+        "data = batches()",
+    ]
 
 
 def _model_code(p, sweep: dict) -> list[str]:
@@ -71,13 +90,19 @@ def do_this(points: pd.DataFrame, sweep: dict | None = None) -> list[str]:
         return []
     best = ran.loc[ran.train_img_s.idxmax()]
     bound, doubt = best.get("bound"), best.get("bound_doubt")
+    others = other_loaders(best["pipeline"], best.get("loader", ""))
     limit = {
-        "input": "the input pipeline (more workers, a cache or another loader would help)",
+        "input": f"the input pipeline (more workers, a cache, or another loader: {others})",
         "compute": f"the model on this device ({_levers(best)} are the levers)",
         "balanced": "the input pipeline and the model alike (their ceilings are within the noise of each other: "
         "speed up both, or neither helps)",
         "overhead": "neither ceiling: the gap is per-step overhead between loader and model",
     }.get(bound if isinstance(bound, str) else "", "not known (run with ceilings for the bound)")
+    if serial(best) and bound in ("input", "overhead"):
+        limit = (
+            f"the loading: your function's batches are made one after another in the training thread, so each "
+            f"step waits for its batch; {others} would load them ahead, in workers, while it trains"
+        )
     if isinstance(doubt, str) and doubt:  # the report withholds this bound: so does the advice
         limit = f"not known: {doubt}"
     return [
@@ -103,9 +128,16 @@ def code_lines(best, sweep: dict) -> list[str]:
         code.append(f"model.jit_compile = {jit}  # after compiling: XLA {best['xla']}, as measured")
     code += _loader_code(best, sweep)
     epochs = int(best["epochs"]) if pd.notna(best.get("epochs")) else 1
-    shuffle = ", shuffle=False" if best["pipeline"] == "keras" else ""
-    code.append(f"model.fit(data, epochs={epochs}{shuffle})  # the sweep's epochs: use yours")
+    steps = f", steps_per_epoch={int(best['train_steps'])}" if serial(best) else ""
+    # gpubench's fit: a PyDataset's batches in its own order; any other loader shuffles itself
+    code.append(f"model.fit(data, epochs={epochs}{steps}, shuffle=False)  # the sweep's epochs: use yours")
     return ["```python", *code, "```"]
+
+
+def serial(p) -> bool:
+    """Whether the point's loader was a user's plain iterable: fit pulled its batches one after
+    another in the training thread, for as many steps as the sweep asked, calling it again."""
+    return is_user_pipeline(p["pipeline"]) and returned(str(p.get("loader", ""))) == ""
 
 
 def _levers(best) -> str:

@@ -8,9 +8,10 @@ from pathlib import Path
 import pandas as pd
 
 from bench.analyse import verdicts
-from bench.analyse.points import runnable, setting, write_csv
+from bench.analyse.points import runnable, setting, spec_of, write_csv
 from bench.output import header, sections, traces
 from bench.output.advice import do_this
+from bench.plan.grid import model_ceiling, pipeline_ceiling
 from bench.plan.knobs import GROUP_KNOBS, ROW_KNOB
 from bench.results import profiles
 from bench.results.store import read_json
@@ -86,9 +87,11 @@ def render(
     sweep: dict,
     figures: list[tuple[str, str]] = (),
     left_out: int = 0,
+    stale: set[str] = frozenset(),
 ) -> str:
     """The report: `every` is the points table (bench/analyse/points.py) of `rows`, the folder's current
-    runs; `left_out` counts the rows of other machines or commits the folder keeps."""
+    runs; `left_out` counts the rows of other machines or commits the folder keeps, `stale` the
+    points an earlier sweep planned that the report leaves out (superseded)."""
     lines = [f"# gpubench: `{sweep.get('preset', '?')}` on `{sweep.get('gpu', '?')}`", ""]
     lines += header.machine(env) + header.trained_on(rows)
     gpu_unused = sweep.get("gpu_used") is False and bool(env.get("gpus"))
@@ -116,6 +119,11 @@ def render(
         ]
     if left_out:
         lines.append(f"- {left_out} runs of another machine or commit are kept in runs.jsonl and left out here")
+    if stale:
+        lines.append(
+            f"- {len(stale)} points an earlier sweep planned, that never ran or bound no point now, are kept in "
+            "runs.jsonl and left out here"
+        )
     if verdicts.load_said(every):
         lines.append(f"- {verdicts.load_said(every)}")
     lines.append("")
@@ -193,13 +201,7 @@ def render(
     ]
     if warnings:
         lines += ["## Noise", ""] + [f"- {w}" for w in warnings] + [""]
-    failed = frame[frame.status != "ok"]
-    if len(failed):
-        lines += ["## Failed runs", "", "| run | status | error |", "|---|---|---|"]
-        for _, r in failed.iterrows():
-            error = str(r["error"]).replace("|", "\\|")
-            lines.append(f"| {setting(r)} b{r['batch']} {r['backbone']} r{r['repeat']} | {r['status']} | {error} |")
-        lines.append("")
+    lines += not_run(frame)
     lines += do_this(points, sweep) + ["## What the loader knobs mean", ""]
     for pipeline in sorted(points.pipeline.unique()):
         meaning = knob_meaning(pipeline)
@@ -208,18 +210,55 @@ def render(
     return "\n".join(lines) + "\n"
 
 
+def superseded(points: pd.DataFrame, sweep: dict) -> set[str]:
+    """The points the folder's last sweep did not plan (sweep.json's `planned`) that never ran (a
+    failed setting the user then changed), and the ceilings that no point left needs: they stay
+    in runs.jsonl and points.csv, and leave the report."""
+    planned = set(sweep.get("planned") or ())
+    if not planned or points.empty:
+        return set()
+    stale = set(points.point_id[(points.repeats_ok == 0) & ~points.point_id.isin(planned)])
+    kept = points[(points.role == "point") & ~points.point_id.isin(stale)]
+    bound = {c(spec_of(p)).point_id for p in kept.to_dict("records") for c in (pipeline_ceiling, model_ceiling)}
+    return stale | set(points.point_id[(points.role == "ceiling") & ~points.point_id.isin(bound | planned)])
+
+
+def not_run(frame: pd.DataFrame) -> list[str]:
+    """The runs that failed, a row each with its error on one line; the skipped ones apart, a line
+    per reason (a skip is the sweep's choice, not a failure); no heading without runs under it."""
+    lines = []
+    name = [f"{setting(r)} b{r['batch']} {r['backbone']} r{r['repeat']}" for _, r in frame.iterrows()]
+    frame = frame.assign(run=name, error=frame.get("error", pd.Series("", index=frame.index)).fillna(""))
+    failed = frame[~frame.status.isin(["ok", "skipped"])]
+    if len(failed):
+        lines += ["## Failed runs", "", "| run | status | error |", "|---|---|---|"]
+        for _, r in failed.iterrows():
+            error = " ".join(str(r["error"]).split()).replace("|", "\\|")
+            lines.append(f"| {r['run']} | {r['status']} | {error} |")
+        lines.append("")
+    skipped = frame[frame.status == "skipped"]
+    if len(skipped):
+        lines += ["## Skipped runs", ""]
+        lines += [f"- {', '.join(group['run'])}: {reason}" for reason, group in skipped.groupby("error", sort=False)]
+        lines.append("")
+    return lines
+
+
 def write(root: str | Path, run_id: str | None = None, plots: bool = True) -> Path:
     """report.md, after points.csv. Plots (about a second) are left out of the rewrite after
     each run of a sweep and drawn when it ends."""
     root = Path(root)
     every, rows, left_out = write_csv(root)
+    stale = superseded(every, read_json(root / "sweep.json"))
+    if stale:
+        every, rows = every[~every.point_id.isin(stale)], [r for r in rows if r["point_id"] not in stale]
     figures = []
     if rows and plots:
         figures = _figures(root, every[every.role == "point"], rows, run_id)
     elif rows:  # keep the links to the figures the last full write drew
         figures = [(c, n) for n, c in {**FIGURES, "utilisation.png": DRAWN_BEFORE}.items() if (root / n).is_file()]
     path = root / "report.md"
-    text = render(every, rows, read_json(root / "env.json"), read_json(root / "sweep.json"), figures, left_out)
+    text = render(every, rows, read_json(root / "env.json"), read_json(root / "sweep.json"), figures, left_out, stale)
     profiled = traces.section(root, every)
     if profiled and not rows:
         text = text.replace("No runs yet.", "Only profiled runs, below: their rates are left out of the tables.")

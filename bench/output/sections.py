@@ -272,9 +272,13 @@ def time_spent(frame: pd.DataFrame) -> list[str]:
         f"({measured / wall:.0%}). Start-up is process start to model built (imports, data, model); warm-up "
         f"is training start until the window opened (a few steps, or the first epoch where it fills a cache or "
         f"the feed is in memory): compile (its time beyond as many steady steps) and the loader's start are "
-        f"part of it; other is validation and checkpoints, sampler start and teardown. A run "
-        f"compiled from the cache when every program it compiled was already in the persistent "
-        f"compilation cache.",
+        "part of it; other is validation and checkpoints, sampler start and teardown."
+        + (
+            " A run compiled from the cache when every program it compiled was already in the persistent "
+            "compilation cache."
+            if "compiled from cache" in table
+            else ""
+        ),
         "",
         table.round(2).to_markdown(index=False, disable_numparse=True),
         "",

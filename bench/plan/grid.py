@@ -99,6 +99,22 @@ def ceiling_probes(grid: list[RunSpec]) -> list[RunSpec]:
     return [dataclasses.replace(probe, repeat=r) for pid, probe in probes.items() for r in range(repeats[pid])]
 
 
+def run_counts(grid: list[RunSpec], probes: list[RunSpec], as_needed: bool, looks: bool = True) -> tuple[int, int]:
+    """(the runs a sweep makes at least, at most), as bench/passes.py runs them: the first pass
+    every point and ceiling once, every repeat of a point unless repeats are `as_needed`; at most
+    every repeat of each, and with `looks` one more of each where a grid has repeats to look at."""
+    every = grid + probes
+    first = sum(s.repeat == 0 or (s.role == "point" and not as_needed) for s in every)
+    more = len({s.point_id for s in every}) if looks and any(s.repeat for s in every) else 0
+    return first, len(every) + more
+
+
+def said_runs(counts: tuple[int, int]) -> str:
+    """'26 to 78 runs', or '18 runs' where the planner knows the number: how every command says it."""
+    least, most = counts
+    return f"{least} runs" if least == most else f"{least} to {most} runs"
+
+
 def installed(module: str) -> bool:
     """Whether `module` can be imported here, found without importing it."""
     try:
@@ -144,6 +160,28 @@ def _user_problem(name: str, value) -> str | None:
     return None
 
 
+def value_problem(name: str, value) -> str | None:
+    """Why `value` cannot be the knob's, whatever the other knobs say (not one it allows, under its
+    minimum, a user's model or pipeline that cannot be used), or None."""
+    user = _user_problem(name, value)
+    if user is not None:
+        return user or None
+    allowed = KNOBS[name].metadata["allowed"]
+    if allowed and value not in allowed:
+        return f"unknown {name} {value!r}; expected one of: {', '.join(map(str, allowed))}"
+    return below_minimum(name, value)
+
+
+def check_values(knob_sets: list[dict]) -> None:
+    """Refuse, before any point is built or looked up, a knob value no point could run with."""
+    for knobs in knob_sets:
+        for name, values in knobs.items():
+            for value in values:
+                problem = None if value is None and "None" in KNOBS[name].type else value_problem(name, value)
+                if problem:
+                    raise SpecError(problem)
+
+
 def check_spec(spec: RunSpec) -> None:
     """Refuse a point that cannot run, with a one-line reason."""
     meaning = knob_meaning(spec.pipeline)
@@ -161,18 +199,12 @@ def check_spec(spec: RunSpec) -> None:
     if spec.shaped_by and not (is_model_alone(spec.pipeline) and is_user_pipeline(spec.shaped_by)):
         raise SpecError("shaped_by is set by the plan for a model-alone ceiling of your pipeline, not by hand")
     for name, field in KNOBS.items():
-        value, allowed = getattr(spec, name), field.metadata["allowed"]
-        user = _user_problem(name, value)
-        if user:
-            raise SpecError(user)
-        if user is not None:
-            continue  # the user's own model or pipeline
+        value = getattr(spec, name)
         if value is None and "None" in field.type and (field.metadata["role"] != "loader" or name not in meaning):
             continue  # a loader knob its pipeline does not use
-        if allowed and value not in allowed:
-            raise SpecError(f"unknown {name} {value!r}; expected one of: {', '.join(map(str, allowed))}")
-        if below_minimum(name, value):
-            raise SpecError(below_minimum(name, value))
+        problem = value_problem(name, value)
+        if problem:
+            raise SpecError(problem)
         if name == "input_size" and input_size_problem(spec.backbone, value):
             raise SpecError(input_size_problem(spec.backbone, value))
     if spec.window == "auto" and spec.epochs < 2:
@@ -226,6 +258,7 @@ def build_grid(
     if repeat < 1:
         raise SpecError(f"--repeat {repeat}: must be at least 1")
     changed = dict(parse_override(text) for text in overrides)
+    check_values([{**knobs, **changed} for knobs in knob_sets])
     sets = _resolved([{**knobs, **changed} for knobs in knob_sets], choose_backend)
     runs = {s.run_id: s for knobs in sets for s in expand(knobs, repeat)}
     grid, reasons = list(runs.values()), []

@@ -90,12 +90,14 @@ def sweep(
     on_row=None,
     console: Console | None = None,
     jobs=None,
+    before: int = 0,
 ) -> list[dict]:
     """Run the points this code (and on this machine, unless `jobs` run them elsewhere; `identity`:
     the columns bench.results.machine.identity gives) has not yet measured in the store (all with `force`);
     append each row as its run ends, stamped with the machine that ran it, and hand it to `on_row`.
     `jobs` (bench.run.executors.Submitit) runs the points as jobs; by default they run here, one after
-    another. A point asking for more GPUs than are present (with no GPU at all, gpus=N trains on N
+    another; the progress lines number the runs on from `before`, those of the sweep's earlier passes.
+    A point asking for more GPUs than are present (with no GPU at all, gpus=N trains on N
     logical CPU devices), or for a batch at least as large as one that ran out of memory on its
     ladder, is a `skipped` row, and so is one a failure made pointless (bench/run/failures.py); a
     failed run of an earlier sweep runs again. Returns the new rows."""
@@ -116,7 +118,7 @@ def sweep(
     after_failures = AfterFailures(specs)
     new = []
     with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("sweep", total=len(todo), ran=0)
+        task = progress.add_task("sweep", total=before + len(todo), completed=before, ran=0)
 
         def finish(spec: RunSpec, record: dict) -> None:
             record.update({k: v for k, v in identity.items() if not record.get(k)})  # skipped rows: ours
@@ -126,15 +128,18 @@ def sweep(
             if on_row:
                 on_row(record)
             new.append(record)
-            role = ", ceiling" if spec.role == "ceiling" else ""
-            progress.console.print(
-                f"\\[{len(new)}/{len(todo)}] {spec.label()} (r{spec.repeat}{role}): {_summary(record)}",
-                highlight=False,
-                soft_wrap=True,
-            )
             if record["status"] != "skipped":
                 progress.update(task, ran=progress.tasks[0].fields["ran"] + 1)
             progress.advance(task)
+            role = ", ceiling" if spec.role == "ceiling" else ""
+            number = f"\\[{before + len(new)}/{before + len(todo)}]"
+            # a log (not a terminal) shows no bar: each line then carries its ETA
+            left = None if progress.console.is_terminal else EtaColumn().render(progress.tasks[0])
+            progress.console.print(
+                f"{number} {spec.label()} (r{spec.repeat}{role}): {_summary(record)}" + (f"; {left}" if left else ""),
+                highlight=False,
+                soft_wrap=True,
+            )
 
         def runnable():
             """The points to run, each decided when its turn comes: a ladder may stop it."""

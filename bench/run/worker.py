@@ -95,6 +95,7 @@ def train(
     keras.mixed_precision.set_global_policy(spec.precision)
     model, train_feed, val_feed = model_and_feeds(spec, share, local, len(index.classes), scope)
     record.train_steps, record.val_steps = train_feed.steps, val_feed.steps
+    record.loader += f"; it {train_feed.returned}" if train_feed.returned else ""
     record.train_images_per_epoch = train_feed.images * spec.hosts
     record.host_batch = local.batch or images_in(train_feed.first)
     record.input_shape = (
