@@ -69,3 +69,17 @@ def test_after_a_loaded_run_the_sweep_waits_for_quiet_and_says_so_and_not_after_
     assert wait_for_quiet(60.0, console, busy_now=lambda: next(looks)) == 6.0  # three looks of 2 s
     assert "other work took 60% of the CPU during that run: waiting up to 60 s" in out.getvalue()
     assert wait_for_quiet(60.0, console, limit_s=4.0, busy_now=lambda: 90.0) == 4.0  # never quiet: it goes on
+
+
+def test_a_points_table_is_built_without_pandas_fragmentation_warnings():
+    """The console shows gpubench's lines only: a table of a point with every figure a run records,
+    its ceilings, decode ceiling and MFU, built with pandas's PerformanceWarning turned into an error."""
+    import warnings
+
+    from tests.test_analysis import constructed
+
+    point, rows = constructed()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.PerformanceWarning)
+        points = table(rows, ENV, {"peak_tflops": {"float32": 0.5}})
+    assert points.set_index("point_id").loc[point.point_id].bound == "input"

@@ -120,7 +120,8 @@ def medians(frame: pd.DataFrame) -> pd.DataFrame:
     points["repeats_ok"] = ok.groupby("point_id").size().reindex(points.index).fillna(0).astype(int)
     points["setting"] = [setting(r) for r in points.to_dict("records")]
     order = [k for k in COLUMN_KNOBS if k in points]
-    return points.sort_values(order, na_position="first", kind="stable").reset_index()
+    # one block per column: the columns added one by one above and by table() fragment the frame
+    return points.sort_values(order, na_position="first", kind="stable").reset_index().copy()
 
 
 def _peak(peaks: dict, backend: str, precision: str):

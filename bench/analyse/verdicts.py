@@ -11,7 +11,7 @@ from bench.analyse.points import SHORT_S, read, runnable, spec_of
 from bench.plan.knobs import KNOBS, knobs_of, plain
 from models import is_pipeline_alone
 from pipelines.epochs import loader_depth, window_steps
-from pipelines.registry import is_model_alone
+from pipelines.registry import is_model_alone, other_loaders
 
 DEFAULT_BACKEND = KNOBS["backend"].default
 SPREAD_WARN = 0.10  # (max - min) / median of the repeats' images/s
@@ -205,7 +205,8 @@ VERDICTS = (
         lambda p, gpu: (
             f"{_name(p)} is input-bound at {p['train_img_s']:.0f} images/s, below the {p['model_img_s']:.0f} "
             f"images/s the model can take: {'a faster GPU would not speed the input-bound ones up; ' if gpu else ''}"
-            f"more loader workers, {_other_loaders(p['pipeline'])}a cache would."
+            f"more loader workers, another loader ({other_loaders(p['pipeline'], p.get('loader') or '')}) or a cache "
+            "would."
         ),
     ),
     (
@@ -236,15 +237,6 @@ VERDICTS = (
         ),
     ),
 )
-
-
-def _other_loaders(pipeline: str) -> str:
-    """'another pipeline (...) or ' naming the shipped loaders other than the one the row already uses."""
-    others = [name for name, words in OTHER_LOADERS.items() if name != pipeline]
-    return f"another pipeline ({', '.join(OTHER_LOADERS[n] for n in others)}) or " if others else ""
-
-
-OTHER_LOADERS = {"tfdata": "tf.data", "torch": "a torch DataLoader", "dali": "DALI"}
 
 
 def has_verdict(points: pd.DataFrame) -> bool:
