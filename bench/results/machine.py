@@ -14,9 +14,7 @@ from pathlib import Path
 import psutil
 
 from bench.plan.backends import BACKENDS
-from bench.results.nvml import (compute_capability, driver_cuda, gpu_label, label_of,  # noqa: F401 (used here and by others)
-                                nvml_gpus, used, visible_handles)
-
+from bench.results.nvml import compute_capability, driver_cuda, gpu_label, label_of, nvml_gpus, used, visible_handles  # noqa: F401 (for others)
 
 FRAMEWORKS = ("keras", *(p for b in BACKENDS.values() for p in (b.package, *b.also_versioned)))  # their versions
 
@@ -121,8 +119,10 @@ def fingerprint(env: dict) -> dict:
     """The machine's identity in an env.json: two folders with the same fingerprint were measured
     on the same kind of machine and software."""
     names = [g.get("name") for g in env.get("gpus") or []]
-    return {**{key: names if key == "gpu_names" else env.get(key) for key in FINGERPRINT},
-            **{key: env[key] for key in FINGERPRINT_WHERE_ANY if env.get(key)}}
+    return {
+        **{key: names if key == "gpu_names" else env.get(key) for key in FINGERPRINT},
+        **{key: env[key] for key in FINGERPRINT_WHERE_ANY if env.get(key)},
+    }
 
 
 def fingerprint_id(env: dict) -> str:
@@ -132,8 +132,12 @@ def fingerprint_id(env: dict) -> str:
 
 def identity(env: dict) -> dict:
     """The columns that say what measured a row: gpubench's version and commit, the machine and host."""
-    return {"gpubench": env.get("gpubench", ""), "commit": env.get("commit", ""), "machine": fingerprint_id(env),
-            "host": env.get("host", "")}
+    return {
+        "gpubench": env.get("gpubench", ""),
+        "commit": env.get("commit", ""),
+        "machine": fingerprint_id(env),
+        "host": env.get("host", ""),
+    }
 
 
 @functools.cache
@@ -146,8 +150,9 @@ def differs(folder_env: dict, env: dict) -> str | None:
     """What sets a folder's environment apart from this one's (the machine, or the code that
     measures), in a few words, or None when rows of both may stand together."""
     old, new = fingerprint(folder_env), fingerprint(env)
-    changed = [f"{key} {old.get(key)} vs {new.get(key)}" for key in dict.fromkeys([*old, *new])
-               if old.get(key) != new.get(key)]
+    changed = [
+        f"{key} {old.get(key)} vs {new.get(key)}" for key in dict.fromkeys([*old, *new]) if old.get(key) != new.get(key)
+    ]
     if changed:
         return "another machine (" + "; ".join(changed) + ")"
     if folder_env.get("commit") != env.get("commit"):

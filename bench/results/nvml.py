@@ -29,7 +29,7 @@ def _slices(pynvml, handle) -> list:
         return []
     found = []
     for k in range(_try(lambda: pynvml.nvmlDeviceGetMaxMigDeviceCount(handle), 0)):
-        mig = _try(lambda: pynvml.nvmlDeviceGetMigDeviceHandleByIndex(handle, k))
+        mig = _try(lambda k=k: pynvml.nvmlDeviceGetMigDeviceHandleByIndex(handle, k))
         if mig is not None:
             found.append(mig)
     return found
@@ -41,9 +41,15 @@ def describe(pynvml, handle, index: int, parent=None) -> dict:
     memory = _try(lambda: pynvml.nvmlDeviceGetMemoryInfo(handle).total / 2**20)
     power = _try(lambda: pynvml.nvmlDeviceGetEnforcedPowerLimit(handle) / 1000.0)
     capability = _try(lambda: pynvml.nvmlDeviceGetCudaComputeCapability(parent if parent is not None else handle))
-    return {"index": index, "name": name, "memory_mb": memory, "power_limit_w": power,
-            "compute_capability": float(f"{capability[0]}.{capability[1]}") if capability else None,
-            "uuid": _text(_try(lambda: pynvml.nvmlDeviceGetUUID(handle), "")), "mig": parent is not None}
+    return {
+        "index": index,
+        "name": name,
+        "memory_mb": memory,
+        "power_limit_w": power,
+        "compute_capability": float(f"{capability[0]}.{capability[1]}") if capability else None,
+        "uuid": _text(_try(lambda: pynvml.nvmlDeviceGetUUID(handle), "")),
+        "mig": parent is not None,
+    }
 
 
 def nvml_gpus() -> tuple[list[dict], str, str]:
@@ -62,7 +68,7 @@ def nvml_gpus() -> tuple[list[dict], str, str]:
     except Exception as e:
         return [], driver, f"NVML failed to count the GPUs: {type(e).__name__}: {e}".splitlines()[0]
     for i in range(count):
-        handle = _try(lambda: pynvml.nvmlDeviceGetHandleByIndex(i))
+        handle = _try(lambda i=i: pynvml.nvmlDeviceGetHandleByIndex(i))
         if handle is None:
             continue
         slices = _slices(pynvml, handle)
@@ -103,7 +109,7 @@ def used(gpus: list[dict], count: int, asked: str | None = None) -> list[dict]:
         if not asked.startswith("cuda"):
             return []
         k = int(asked.partition(":")[2] or 0)
-        return seen[k:k + 1]
+        return seen[k : k + 1]
     return seen[:count]
 
 
@@ -173,14 +179,14 @@ def visible_handles(pynvml) -> list:
     entries = os.environ.get("CUDA_VISIBLE_DEVICES")
     if entries is None:
         return every
-    uuids = [_text(_try(lambda: pynvml.nvmlDeviceGetUUID(h), "")) for h in every]
+    uuids = [_text(_try(lambda h=h: pynvml.nvmlDeviceGetUUID(h), "")) for h in every]
     handles = []
     for entry in (e.strip() for e in entries.split(",")):
         if entry.isdigit() and int(entry) < count:
             handles.append(every[int(entry)])
         elif entry.startswith("GPU-") and sum(u.startswith(entry) for u in uuids) == 1:
             handles.append(every[next(i for i, u in enumerate(uuids) if u.startswith(entry))])
-        elif entry.startswith("MIG-") and _try(lambda: pynvml.nvmlDeviceGetHandleByUUID(entry)) is not None:
+        elif entry.startswith("MIG-") and _try(lambda entry=entry: pynvml.nvmlDeviceGetHandleByUUID(entry)) is not None:
             handles.append(pynvml.nvmlDeviceGetHandleByUUID(entry))
         else:
             break

@@ -16,4 +16,3 @@ def load(label: str) -> dict:
     for one not known: what MFU and the machines report hold figures against."""
     path = PROFILE_DIR / f"{label}.toml"
     return tomllib.loads(path.read_text()) if path.is_file() else {}
-
