@@ -91,11 +91,13 @@ def run_search(
     start = start or (32 if knob == "input_size" else 1)
     step = 32 if knob == "input_size" else 1
     grid = [one_point(dataclasses.replace(base, **{knob: start}).knobs())]
-    with session.prepared(options, f"fit-{backbone}", DATA, grid) as (store, index_path, env, meta):
+    with session.prepared(options, f"fit-{backbone}", DATA, grid) as (store, index_path, env, meta, given):
         (store.root / "sweep.json").write_text(json.dumps(meta, indent=2))
 
         def run(spec: RunSpec) -> dict:
-            record = processes.run_point(spec, index_path, store, options.timeout_s, options.interval, mem_limit_mb)
+            record = processes.run_point(
+                spec, index_path, store, options.timeout_s, options.interval, mem_limit_mb, given
+            )
             store.append(record)
             print(f"{knob}={getattr(spec, knob)}: {record['status']}", file=sys.stderr)
             return record

@@ -16,6 +16,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 from bench.passes import one_more_look, passes, profiled_spec
 from bench.plan.grid import ceiling_probes, check_label
@@ -48,6 +49,19 @@ class Options:
     profile: str | None = None  # a point id, or "fastest": one more run of it, traced
     looks: bool = True  # one more repeat where the noise could not settle a verdict (bench/passes.py)
     as_needed: bool = False  # repeats beyond the first only where a verdict depends on them (bench/passes.py)
+    data_root: Path = Path("data")  # where a preset's synthetic tree is made
+    results_root: Path = Path("results")  # where the results folder is, without `out`
+    peak_cache: Path | None = None  # the folder of the machine's peaks.json (None: devices.cache_root())
+
+
+class Prepared(NamedTuple):
+    """What every run of a session needs, once its checks passed."""
+
+    store: ResultStore
+    index_path: Path  # the scanned tree, for the workers
+    env: dict  # env.json
+    meta: dict  # sweep.json
+    given: dict  # the variables each worker is given on top of this process's (doctor.check)
 
 
 class Every:
@@ -65,11 +79,11 @@ class Every:
             self.action(*args)
 
 
-def dataset(data: str | None, data_spec: DataSpec) -> DatasetIndex:
-    """The tree at `data`, or the preset's synthetic one under data/, made when missing."""
+def dataset(data: str | None, data_spec: DataSpec, data_root: Path = Path("data")) -> DatasetIndex:
+    """The tree at `data`, or the preset's synthetic one under `data_root`, made when missing."""
     if data:
         return scan(data)
-    root = Path("data") / data_spec.dirname()
+    root = Path(data_root) / data_spec.dirname()
     print(f"making the synthetic dataset {root} (skipped when it already exists)", file=sys.stderr)
     make_synthetic(
         root, data_spec.train, data_spec.val, data_spec.classes, parse_size(data_spec.image_size), data_spec.seed
@@ -130,34 +144,35 @@ def data_changed(store: ResultStore, meta: dict) -> bool:
     return True
 
 
-def default_folder(label: str, host: str, preset: str) -> Path:
+def default_folder(label: str, host: str, preset: str, results_root: Path = Path("results")) -> Path:
     """results/<gpu>/<host>/<preset>: two hosts with the same GPU keep their runs apart."""
-    return Path("results") / label / (host or "host") / preset
+    return Path(results_root) / label / (host or "host") / preset
 
 
-def checked_label(gpu: str, grid: list[RunSpec], local: bool = True) -> tuple[str, dict]:
-    """(the label, env.json's 'doctor' facts): --gpu auto named from the GPUs the grid's runs will
-    use, and the label and backends held against them (bench/run/doctor.py), refused in one line."""
+def checked_label(gpu: str, grid: list[RunSpec], local: bool = True) -> tuple[str, dict, dict]:
+    """(the label, env.json's 'doctor' facts, the variables each worker is given): --gpu auto named
+    from the GPUs the grid's runs will use, and the label and backends held against them
+    (bench/run/doctor.py), refused in one line."""
     from bench.run import doctor, gate
 
     gpus, hosts = max(p.gpus for p in grid), max(p.hosts for p in grid)
     label = check_label(gate.auto_label(doctor.nvml(), gpus) if gpu == "auto" else gpu)
-    return label, doctor.check(label, {p.backend for p in grid}, local, gpus, hosts)
+    return label, *doctor.check(label, {p.backend for p in grid}, local, gpus, hosts)
 
 
 @contextmanager
 def prepared(options: Options, preset_name: str, data_spec: DataSpec, grid: list[RunSpec]):
     """Label, data, results folder (locked, checked), env.json and sweep.json: what every run
-    needs. Yields (store, index path, env, sweep metadata). Refuses a label NVML contradicts, and
-    a backend that would train on the CPU while NVML sees a GPU (bench/run/doctor.py)."""
+    needs. Yields them as a Prepared. Refuses a label NVML contradicts, and a backend that would
+    train on the CPU while NVML sees a GPU (bench/run/doctor.py)."""
     from bench.results import machine
 
-    label, checked = checked_label(options.gpu, grid, options.executor != "slurm")
-    index = dataset(options.data, data_spec)
+    label, checked, given = checked_label(options.gpu, grid, options.executor != "slurm")
+    index = dataset(options.data, data_spec, options.data_root)
     check_formats(grid, index)
     _warn_about(index)
     env = {**machine.collect(), "doctor": checked}
-    store = ResultStore(options.out or default_folder(label, env["host"], preset_name)).create()
+    store = ResultStore(options.out or default_folder(label, env["host"], preset_name, options.results_root)).create()
     with store.locked():
         previous = read_json(store.root / "env.json")
         other = machine.differs(previous, env) if previous and store.records() else None
@@ -183,7 +198,7 @@ def prepared(options: Options, preset_name: str, data_spec: DataSpec, grid: list
             "gpu_used": checked["gpu_used"],
             "data_fingerprint": fingerprint,
         }
-        yield store, index_path, env, meta
+        yield Prepared(store, index_path, env, meta, given)
 
 
 def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, options: Options) -> tuple[Path, list[dict]]:
@@ -196,10 +211,11 @@ def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, options: Opt
     from bench.run import processes, runner
 
     o = options
-    with prepared(o, preset_name, data_spec, grid) as (store, index_path, env, meta):
+    with prepared(o, preset_name, data_spec, grid) as (store, index_path, env, meta, given):
         force = data_changed(store, meta) or o.force
         if o.ceilings:  # MFU is part of the ceilings' analysis
-            meta.update(processes.measure_peaks({(p.backend, p.precision) for p in grid}, identity(env)["machine"]))
+            settings = {(p.backend, p.precision) for p in grid}
+            meta.update(processes.measure_peaks(settings, identity(env)["machine"], given=given, cache=o.peak_cache))
         meta.update(executors.describe(o.executor, o.max_parallel, o.slurm), repeat_as_needed=o.as_needed)
         (store.root / "sweep.json").write_text(json.dumps(meta, indent=2))
         probes = ceiling_probes(grid) if o.ceilings else []
@@ -233,6 +249,7 @@ def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, options: Opt
                 identity(env),
                 on_row=every,
                 jobs=jobs,
+                given=given,
             )
 
         try:

@@ -36,6 +36,77 @@ def gpubench(*args, cwd: Path, timeout: float = 300, env: dict | None = None) ->
     )
 
 
+class StandIn:
+    """What runner.run_point (and search's processes.run_point) return, at once, where a test
+    checks what a sweep decides rather than what a worker measures: no process starts. A run's
+    rate is `rate(spec)` (images/s), or it fails where `fails(spec)` gives (status, error);
+    `started` lists the runs asked for, in order, and `given` the variables each was given."""
+
+    def __init__(self):
+        self.started: list = []
+        self.given: list = []
+        self.rate = lambda spec: 100.0 + spec.batch
+        self.fails = lambda spec: None
+
+    def __call__(self, spec, index_path, store, timeout_s, interval=0.5, mem_limit_mb=None, given=None) -> dict:
+        from bench.results.record import RunRecord
+
+        self.started.append(spec)
+        self.given.append(given)
+        failed = self.fails(spec)
+        if failed:
+            return RunRecord.for_spec(spec, status=failed[0], error=failed[1], wall_s=1.0).to_dict()
+        rate, steps = self.rate(spec), 20
+        return RunRecord.for_spec(
+            spec,
+            status="ok",
+            train_img_s=rate,
+            window_s=steps * spec.batch / rate,
+            window_steps=steps,
+            window_images=steps * spec.batch,
+            train_steps=steps,
+            val_steps=2,
+            epochs_timed=spec.epochs,
+            train_images_per_epoch=steps * spec.batch,
+            total_s=2.0 + steps * spec.batch / rate,
+            wall_s=3.0 + steps * spec.batch / rate,
+            startup_s=1.0,
+            cpu_util_mean=50.0,
+            cpu_util_p90=60.0,
+        ).to_dict()
+
+
+@pytest.fixture
+def stand_in(monkeypatch) -> StandIn:
+    """Every run of a sweep (and of `gpubench fit`) a StandIn, and the peak probes none."""
+    from bench.run import processes, runner
+
+    runs = StandIn()
+    monkeypatch.setattr(runner, "run_point", runs)
+    monkeypatch.setattr(processes, "run_point", runs)
+    monkeypatch.setattr(processes, "measure_peaks", lambda *args, **kwargs: {})
+    return runs
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch, capsys):
+    """`gpubench ...` in this process, from `tmp_path` (the folder a user would run it in): its exit
+    status, standard output and error, as a CompletedProcess."""
+    from bench import cli as command_line
+
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args) -> subprocess.CompletedProcess:
+        argv = [str(a) for a in args]
+        capsys.readouterr()
+        monkeypatch.setattr(sys, "argv", ["gpubench", *argv])  # as sweep.json records the command
+        code = command_line.main(argv)
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["gpubench", *argv], code, out, err)
+
+    return run
+
+
 @pytest.fixture
 def without_tensorflow(tmp_path):
     """An environment where TensorFlow looks absent, as on a machine with only jax or torch:

@@ -311,11 +311,14 @@ def test_hosts_on_one_machine_each_get_gpus_of_their_own(machine):
     from bench.run.processes import own_gpus
 
     machine({"FAKE_NVML_GPUS": ",".join([H100] * 4)}, {})
-    assert own_gpus(2, 2) == [{"CUDA_VISIBLE_DEVICES": "0,1"}, {"CUDA_VISIBLE_DEVICES": "2,3"}]
-    machine({"CUDA_VISIBLE_DEVICES": "3,1"}, {})
-    assert own_gpus(2, 1) == [{"CUDA_VISIBLE_DEVICES": "3"}, {"CUDA_VISIBLE_DEVICES": "1"}]
+    assert own_gpus(2, 2, {}) == [{"CUDA_VISIBLE_DEVICES": "0,1"}, {"CUDA_VISIBLE_DEVICES": "2,3"}]
+    assert own_gpus(2, 1, {"CUDA_VISIBLE_DEVICES": "3,1"}) == [
+        {"CUDA_VISIBLE_DEVICES": "3"},
+        {"CUDA_VISIBLE_DEVICES": "1"},
+    ]
+    assert own_gpus(2, 1, {"CUDA_VISIBLE_DEVICES": "-1"}) == [{}, {}]  # --gpu cpu: the GPUs hidden
     machine({"FAKE_NVML_GPUS": ""}, {})
-    assert own_gpus(2, 1) == [{}, {}]  # CPU devices: nothing to share out
+    assert own_gpus(2, 1, {}) == [{}, {}]  # CPU devices: nothing to share out
 
 
 def test_a_query_a_card_lacks_leaves_that_figure_empty_and_a_mig_slice_says_so(machine):

@@ -74,11 +74,11 @@ def test_a_forked_run_pools_processes_as_a_plain_process_does(tmp_path):
 def test_a_machines_peak_is_probed_once_and_reused_by_its_later_sweeps(tmp_path, monkeypatch):
     """The peak is the machine's: a second sweep on the same fingerprint takes it from the cache
     (and says so), another machine probes its own, and a failed probe is not kept."""
-    monkeypatch.setenv("GPUBENCH_CACHE_DIR", str(tmp_path))
     probed = []
 
-    def probe(backend, precision, timeout_s):
+    def probe(backend, precision, timeout_s, env):
         probed.append((backend, precision))
+        assert env["CUDA_VISIBLE_DEVICES"] == "-1"  # given as a worker is
         return (
             ({}, "no device")
             if precision == "mixed_float16"
@@ -87,9 +87,10 @@ def test_a_machines_peak_is_probed_once_and_reused_by_its_later_sweeps(tmp_path,
 
     monkeypatch.setattr(processes, "_peak_probe", probe)
     settings = {("jax", "float32"), ("jax", "mixed_float16")}
-    first = processes.measure_peaks(settings, "m1")
-    again = processes.measure_peaks(settings, "m1")
-    other = processes.measure_peaks({("jax", "float32")}, "m2")
+    hidden = {"CUDA_VISIBLE_DEVICES": "-1"}
+    first = processes.measure_peaks(settings, "m1", given=hidden, cache=tmp_path)
+    again = processes.measure_peaks(settings, "m1", given=hidden, cache=tmp_path)
+    other = processes.measure_peaks({("jax", "float32")}, "m2", given=hidden, cache=tmp_path)
     assert probed == [("jax", "float32"), ("jax", "mixed_float16"), ("jax", "mixed_float16"), ("jax", "float32")]
     assert first["peak_tflops"] == again["peak_tflops"] == {"jax": {"float32": 1.5, "mixed_float16": None}}
     assert not first["peak_cached"] and set(again["peak_cached"]["jax"]) == {"float32"}

@@ -77,12 +77,13 @@ def nvml_gpus() -> tuple[list[dict], str, str]:
     return gpus, driver, "" if gpus else "NVML found no GPU"
 
 
-def visible(gpus: list[dict]) -> list[dict]:
-    """The devices of `gpus` this process's CUDA sees, in CUDA's numbering (CUDA_VISIBLE_DEVICES:
+def visible(gpus: list[dict], environ=None) -> list[dict]:
+    """The devices of `gpus` that CUDA sees under `environ` (this process's environment by default),
+    in CUDA's numbering (CUDA_VISIBLE_DEVICES:
     indices in NVML's order, the PCI bus order, which every worker's CUDA follows under
     CUDA_DEVICE_ORDER=PCI_BUS_ID; GPU- or MIG- UUIDs or unique prefixes). A GPU in MIG mode named
     by its index is its first slice. As CUDA does, the list ends at the first entry naming none."""
-    entries = os.environ.get("CUDA_VISIBLE_DEVICES")
+    entries = (os.environ if environ is None else environ).get("CUDA_VISIBLE_DEVICES")
     if entries is None:
         firsts = {}
         for g in gpus:

@@ -5,8 +5,6 @@ device (`contradiction`), so that a job on another node never files its figures 
 
 from __future__ import annotations
 
-import os
-
 from bench.plan.knobs import SpecError
 from bench.results import machine, nvml
 from bench.run.backends import of
@@ -151,8 +149,8 @@ def contradiction(label: str | None, facts: dict) -> str | None:
     )
 
 
-def given_to_workers(label: str) -> None:
-    """What every worker started from here inherits: the label, and CUDA numbering the GPUs in
-    NVML's (PCI bus) order, so that device k is NVML's k for the sampler and the label."""
-    os.environ[LABEL_ENV] = label
-    os.environ["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+def given_to_workers(label: str) -> dict[str, str]:
+    """What every worker started from here is given on top of this process's environment: the
+    label, and CUDA numbering the GPUs in NVML's (PCI bus) order, so that device k is NVML's k for
+    the sampler and the label."""
+    return {LABEL_ENV: label, "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}

@@ -67,6 +67,7 @@ def sweep(
     on_row=None,
     console: Console | None = None,
     jobs=None,
+    given: dict | None = None,
 ) -> list[dict]:
     """Run the points this code (and on this machine, unless `jobs` run them elsewhere; `identity`:
     the columns bench.results.machine.identity gives) has not yet measured in the store (all with `force`);
@@ -75,7 +76,8 @@ def sweep(
     another. A point asking for more GPUs than are present (with no GPU at all, gpus=N trains on N
     logical CPU devices), or for a batch at least as large as one that ran out of memory on its
     ladder, is a `skipped` row, and so is one a failure made pointless (bench/run/failures.py); a
-    failed run of an earlier sweep runs again. Returns the new rows."""
+    failed run of an earlier sweep runs again. Each run's processes are given the variables `given`
+    (doctor.check's) on top of this process's environment. Returns the new rows."""
     console = console or Console(stderr=True)
     identity = identity or {}
     measured_by = {k: identity[k] for k in ("commit",)} if jobs else identity  # jobs land on other machines
@@ -124,9 +126,11 @@ def sweep(
                     yield spec
 
         if jobs is None:
-            results = ((spec, run_point(spec, index_path, store, timeout_s, interval)) for spec in runnable())
+            results = (
+                (spec, run_point(spec, index_path, store, timeout_s, interval, given=given)) for spec in runnable()
+            )
         else:
-            results = jobs.run(runnable(), (str(index_path), str(store.root), timeout_s, interval))
+            results = jobs.run(runnable(), (str(index_path), str(store.root), timeout_s, interval, given))
         try:
             for spec, record in results:
                 finish(spec, record)
