@@ -29,7 +29,7 @@ STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 help:
 	@echo "make bench [GPU=auto|<label>] [PRESET=quick|smoke|<file.toml>] [DATA=<dir>] [ARGS='--set batch=8,16']"
 	@echo "make test  [PYTEST_ARGS='-k parity']"
-	@echo "make test-fast              the tests that start no worker (under a minute)"
+	@echo "make test-fast              the tests that start no worker (under 30 s)"
 	@echo "make dry-run [PRESET=...]   print the grid, run nothing"
 	@echo "make regress [GPU=...]      the ci preset, compared with results/baselines/<gpu>/ci.csv"
 	@echo "make microbench             pytest-benchmark micro-benchmarks against the saved baseline"
@@ -65,18 +65,21 @@ $(BIN)/gpubench:
 dry-run: | $(BIN)/gpubench
 	$(BIN)/gpubench sweep --preset $(PRESET) --dry-run $(ARGS)
 
-# The tests run in TEST_WORKERS processes (pytest-xdist), a file's tests in one of them: none can be
-# failed by load (the house rule), and this is what keeps make test within CI's budget on 2 cores.
+# The tests run in TEST_WORKERS processes (pytest-xdist), each test handed to whichever is free, but
+# the tests that share one costly fixture (a real sweep, a trained model) kept together on one
+# (@pytest.mark.xdist_group): none can be failed by load (the house rule), and this is what keeps
+# make test within CI's budget on 2 cores. The ten slowest are listed at the end.
 TEST_WORKERS ?= 2
+PYTEST = $(BIN)/python -m pytest --benchmark-skip -n $(TEST_WORKERS) --dist loadgroup --durations=10
 test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest --benchmark-skip -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest --benchmark-skip -m "not slow" -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
 # The regression gate: a fresh run of the ci preset against the stored baseline of this GPU label.
 REGRESS_LABEL = $(if $(filter auto,$(GPU)),$(shell $(BIN)/python -c "from bench.results.machine import auto_label; print(auto_label())" 2>/dev/null),$(GPU))

@@ -168,21 +168,27 @@ def render_rows(rows: list[dict], env: dict, sweep: dict) -> str:
     return report.render(points.table(rows, env, sweep), rows, env, sweep)
 
 
-def killed_and_resumed(args: list, cwd: Path, out: str = "out") -> tuple[set, subprocess.CompletedProcess]:
-    """A sweep killed (SIGKILL) once it has written its first row, then run again: (the runs
-    finished before the kill, the second run)."""
+def killed(args: list, cwd: Path, out: str = "out") -> set:
+    """A sweep killed (SIGKILL) once it has written its first row: the runs finished before the kill."""
     import signal
     import time
 
     from bench.results.store import ResultStore
 
-    command = [sys.executable, "-m", "bench", *map(str, args)]
-    sweep = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "bench", *map(str, args)], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     store = ResultStore(cwd / out)
     deadline = time.time() + 120
     while len(store.records()) < 1 and time.time() < deadline:
         time.sleep(0.2)
     sweep.send_signal(signal.SIGKILL)
     sweep.wait()
-    finished = {r["run_id"] for r in store.records()}
-    return finished, subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300)
+    return {r["run_id"] for r in store.records()}
+
+
+def killed_and_resumed(args: list, cwd: Path, out: str = "out") -> tuple[set, subprocess.CompletedProcess]:
+    """A sweep killed once it has written its first row (`killed`), then run again: (the runs
+    finished before the kill, the second run)."""
+    finished = killed(args, cwd, out)
+    return finished, gpubench(*args, cwd=cwd)

@@ -30,6 +30,7 @@ def _log(folder):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("trained")
 def test_train_keeps_the_best_and_last_models_and_logs_every_epoch(trained):
     folder, summary = trained
     assert (folder / "best.keras").is_file() and (folder / "last.keras").is_file()
@@ -44,6 +45,7 @@ def test_train_keeps_the_best_and_last_models_and_logs_every_epoch(trained):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("trained")
 def test_evaluate_never_shuffles_and_counts_every_image(trained, tiny_tree):
     folder, _ = trained
     result = gpubench("evaluate", folder / "best.keras", tiny_tree / "val", "--json", folder / "eval.json", cwd=folder)
@@ -59,6 +61,7 @@ def test_evaluate_never_shuffles_and_counts_every_image(trained, tiny_tree):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("trained")
 def test_predict_writes_one_row_per_readable_image_to_standard_output(trained, tiny_tree, tmp_path):
     folder, _ = trained
     images = shutil.copytree(tiny_tree / "val", tmp_path / "images")
@@ -78,6 +81,7 @@ def test_predict_writes_one_row_per_readable_image_to_standard_output(trained, t
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("trained")
 def test_resume_goes_on_from_the_last_epoch_with_the_optimizer_state_and_the_best_so_far(trained, tmp_path):
     import keras
 

@@ -1,6 +1,7 @@
 """bench/run/processes.py and launcher.py without starting a worker: a multi-process run's samples
 merged, which runs are forked, how a forked run pools processes."""
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -95,3 +96,19 @@ def test_a_machines_peak_is_probed_once_and_reused_by_its_later_sweeps(tmp_path,
     assert first["peak_tflops"] == again["peak_tflops"] == {"jax": {"float32": 1.5, "mixed_float16": None}}
     assert not first["peak_cached"] and set(again["peak_cached"]["jax"]) == {"float32"}
     assert again["peak_errors"] == {"jax": {"mixed_float16": "no device"}} and not other["peak_cached"]
+
+
+def test_each_worker_is_given_the_checks_variables_on_top_of_this_processs_environment(monkeypatch):
+    """doctor.check's variables (--gpu cpu's hidden GPUs, the label) reach every process of a run,
+    over this process's own, which stays as it was."""
+    from bench.run import gate
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    monkeypatch.setenv("KEPT", "yes")
+    monkeypatch.delenv(gate.LABEL_ENV, raising=False)
+    given = {"CUDA_VISIBLE_DEVICES": "-1", "JAX_PLATFORMS": "cpu", gate.LABEL_ENV: "cpu"}
+    for env in processes._host_env(2, 1, given):
+        assert {k: env[k] for k in given} == given and env["KEPT"] == "yes"
+        assert env["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
+    assert [env["KERAS_DISTRIBUTION_PROCESS_ID"] for env in processes._host_env(2, 1, given)] == ["0", "1"]
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "0" and gate.LABEL_ENV not in os.environ

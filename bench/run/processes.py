@@ -71,7 +71,7 @@ def _host_env(hosts: int, gpus: int = 1, given: dict | None = None) -> list[dict
     """Each process's environment: this one's with the variables `given` (doctor.check's), CUDA
     numbering the GPUs in NVML's order; with hosts > 1, Keras's multi-process variables (the
     coordinator on a free localhost port) and GPUs of its own."""
-    base = dict(os.environ, CUDA_DEVICE_ORDER="PCI_BUS_ID", **(given or {}))
+    base = {**os.environ, "CUDA_DEVICE_ORDER": "PCI_BUS_ID", **(given or {})}
     if hosts == 1:
         return [base]
     address = f"localhost:{_free_port()}"
