@@ -88,23 +88,34 @@ def stand_in(monkeypatch) -> StandIn:
     return runs
 
 
-@pytest.fixture
-def cli(tmp_path, monkeypatch, capsys):
-    """`gpubench ...` in this process, from `tmp_path` (the folder a user would run it in): its exit
-    status, standard output and error, as a CompletedProcess."""
+def in_process(*args, cwd: Path) -> subprocess.CompletedProcess:
+    """`gpubench ARGS` run from `cwd` in this process, as `gpubench` runs it (no interpreter to
+    start, no import again): its exit status, standard output and error."""
+    import contextlib
+    import io
+
     from bench import cli as command_line
 
+    argv = [str(a) for a in args]
+    out, err = io.StringIO(), io.StringIO()
+    before, argv_before = Path.cwd(), sys.argv
+    try:
+        os.chdir(cwd)
+        sys.argv = ["gpubench", *argv]  # as sweep.json records the command
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = command_line.main(argv)
+    finally:
+        os.chdir(before)
+        sys.argv = argv_before
+    return subprocess.CompletedProcess(["gpubench", *argv], code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    """`gpubench ...` in this process (in_process), from `tmp_path`, which is also the test's
+    working folder: the folder a user would run it in."""
     monkeypatch.chdir(tmp_path)
-
-    def run(*args) -> subprocess.CompletedProcess:
-        argv = [str(a) for a in args]
-        capsys.readouterr()
-        monkeypatch.setattr(sys, "argv", ["gpubench", *argv])  # as sweep.json records the command
-        code = command_line.main(argv)
-        out, err = capsys.readouterr()
-        return subprocess.CompletedProcess(["gpubench", *argv], code, out, err)
-
-    return run
+    return lambda *args: in_process(*args, cwd=tmp_path)
 
 
 @pytest.fixture

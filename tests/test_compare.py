@@ -4,11 +4,11 @@ import pandas as pd
 import pytest
 
 from bench.output.compare import STATUS, gate
-from tests.conftest import CPU_ENV, GPU_ENV, gpubench, results
+from tests.conftest import CPU_ENV, GPU_ENV, in_process, results
 
 
 def run_compare(tmp_path, base, cur, *args):
-    return gpubench("compare", base, cur, *args, cwd=tmp_path)
+    return in_process("compare", base, cur, *args, cwd=tmp_path)
 
 
 def test_identical_results_pass(tmp_path):
@@ -160,7 +160,7 @@ def test_ratios_within_a_run_cancel_a_slower_machine(tmp_path):
 def test_baseline_save_and_compare_against_it(tmp_path):
     a = results(tmp_path / "a", {4: [200, 200, 200]}, preset="ci")
     baseline = tmp_path / "baselines" / "cpu" / "ci.csv"
-    saved = gpubench("baseline", "save", a, "--out", baseline, cwd=tmp_path)
+    saved = in_process("baseline", "save", a, "--out", baseline, cwd=tmp_path)
     assert saved.returncode == 0, saved.stderr
     assert baseline.is_file() and baseline.with_suffix(".env.json").is_file()
     out = run_compare(tmp_path, baseline, a)

@@ -102,10 +102,8 @@ def test_resume_goes_on_from_the_last_epoch_with_the_optimizer_state_and_the_bes
     assert steps_before == 9 and steps_after == 15  # 3 steps an epoch: 12 images, batch 4
 
 
-def test_workflow_errors_are_one_line(tmp_path, tiny_tree):
-    again = gpubench(
-        "train", "--data", tiny_tree, "--out", tmp_path, "--backbone", "octresnet50", "--input-size", "48", cwd=tmp_path
-    )
+def test_workflow_errors_are_one_line(tmp_path, tiny_tree, cli):
+    again = cli("train", "--data", tiny_tree, "--out", tmp_path, "--backbone", "octresnet50", "--input-size", "48")
     assert again.returncode == 2 and "multiple of 32" in again.stderr
-    missing = gpubench("evaluate", tmp_path / "nothing.keras", tiny_tree / "val", cwd=tmp_path)
+    missing = cli("evaluate", tmp_path / "nothing.keras", tiny_tree / "val")
     assert missing.returncode == 2 and "not a folder written by gpubench train" in missing.stderr
