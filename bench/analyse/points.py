@@ -17,7 +17,7 @@ from bench.plan.knobs import COLUMN_KNOBS, KNOBS, RunSpec, display, plain
 from bench.results import profiles
 from bench.results.store import ResultStore, read_json
 from models import is_pipeline_alone
-from pipelines.registry import is_model_alone
+from pipelines.registry import TAKEN_BY_SOME, is_model_alone
 
 AT_CEILING = 0.8  # a training rate at 80% or more of its lower ceiling is at that ceiling
 SHORT_S = 2.0  # seconds of measured window below which a run is too short to time well
@@ -149,7 +149,7 @@ def pairs(points: pd.DataFrame, knob: str, base) -> pd.DataFrame:
     """Points whose `knob` differs from `base`, each joined to its twin at `base` (all other
     knobs equal); the twin's columns end in `_base`."""
     ok = points[points.repeats_ok > 0]
-    only_some = ("use_multiprocessing", "cache") if knob == "pipeline" else ()  # blank where they do not apply
+    only_some = TAKEN_BY_SOME if knob == "pipeline" else ()  # blank where they do not apply
     others = [k for k in KNOBS if k in ok.columns and k != knob and k not in only_some]
     at_base, changed = ok[ok[knob] == base], ok[ok[knob] != base]
     if at_base.empty or changed.empty:

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.cli.checks import check_file, check_out, check_profile, checked_grid, results_folder
-from bench.cli.options import run_options
+from bench.cli.options import TRAIN_KNOBS, run_options
 from bench.plan.grid import ceiling_probes, frameworks, installed, one_point
 from bench.plan.knobs import RunSpec, SpecError
 from bench.plan.presets import TIMEOUT_S, DataSpec, load_preset, parse_size
@@ -179,22 +179,7 @@ def _finetune(args) -> int:
         args.__dict__.get("force", False),
     )
     if args.command == "train":
-        spec = one_point(
-            dict(
-                backbone=args.backbone,
-                input_size=args.input_size,
-                pipeline=args.pipeline,
-                batch=args.batch,
-                workers=args.workers,
-                use_multiprocessing=args.use_multiprocessing,
-                max_queue_size=args.max_queue_size,
-                gpus=args.gpus,
-                epochs=args.epochs,
-                finetune=args.finetune,
-                backend=args.backend,
-                window="epochs",
-            )
-        )
+        spec = one_point({**{name: getattr(args, name) for name in TRAIN_KNOBS}, "window": "epochs"})
         devices.prepare(spec.backend, spec.gpus, frameworks(spec))
     else:
         spec = RunSpec(**finetune.prepare(args.model)[1]["spec"])
