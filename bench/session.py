@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shlex
 import sys
 import time
 from contextlib import contextmanager
@@ -52,6 +51,7 @@ class Options:
     data_root: Path = Path("data")  # where a preset's synthetic tree is made
     results_root: Path = Path("results")  # where the results folder is, without `out`
     peak_cache: Path | None = None  # the folder of the machine's peaks.json (None: devices.cache_root())
+    command: str = ""  # the command line as typed, for sweep.json
 
 
 class Prepared(NamedTuple):
@@ -188,7 +188,7 @@ def prepared(options: Options, preset_name: str, data_spec: DataSpec, grid: list
         meta = {
             "preset": preset_name,
             "gpu": label,
-            "command": shlex.join(["gpubench"] + sys.argv[1:]),
+            "command": options.command,
             "data": index.root,
             "train_images": index.count("train"),
             "val_images": index.count("val"),

@@ -98,15 +98,13 @@ def in_process(*args, cwd: Path) -> subprocess.CompletedProcess:
 
     argv = [str(a) for a in args]
     out, err = io.StringIO(), io.StringIO()
-    before, argv_before = Path.cwd(), sys.argv
+    before = Path.cwd()
     try:
         os.chdir(cwd)
-        sys.argv = ["gpubench", *argv]  # as sweep.json records the command
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = command_line.main(argv)
     finally:
         os.chdir(before)
-        sys.argv = argv_before
     return subprocess.CompletedProcess(["gpubench", *argv], code, out.getvalue(), err.getvalue())
 
 

@@ -7,6 +7,7 @@ of memory, two logical devices."""
 
 import json
 import os
+import shlex
 import shutil
 from pathlib import Path
 
@@ -169,6 +170,7 @@ def test_a_second_sweep_skips_what_is_done(tiny_tree, stand_in, cli):
     assert again.returncode == 0 and stand_in.started == []
     assert f"{runs} of {runs} runs already" in again.stderr
     assert len(ResultStore("out").records()) == runs
+    assert json.loads(Path("out/sweep.json").read_text())["command"] == shlex.join(["gpubench", *map(str, sweep)])
 
 
 @pytest.mark.slow

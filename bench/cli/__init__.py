@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser().parse_args(argv)
     except SystemExit as e:  # --help, --version, or a usage error already printed
         return e.code or 0
+    args.typed = sys.argv[1:] if argv is None else list(argv)  # recorded as the command (run_options)
     try:
         return COMMANDS[args.command](args)
     except (SpecError, DatasetError, StoreBusy, StoreError) as e:

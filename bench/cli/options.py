@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import shlex
 
 from bench.plan.knobs import KINDS, KNOBS, SAMPLE_INTERVAL_S, SpecError, below_minimum, coerce
 from bench.plan.presets import DATA_TYPES, DataSpec
@@ -119,7 +120,13 @@ def run_options(args: argparse.Namespace, timeout_s: float, **more):
     from bench.session import Options
 
     return Options(
-        gpu=args.gpu, data=args.data, out=args.out, timeout_s=args.timeout or timeout_s, interval=args.interval, **more
+        gpu=args.gpu,
+        data=args.data,
+        out=args.out,
+        timeout_s=args.timeout or timeout_s,
+        interval=args.interval,
+        command=shlex.join(["gpubench", *map(str, args.typed)]),
+        **more,
     )
 
 
