@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from collections.abc import Callable
 
 from bench.plan.grid import one_point
@@ -72,35 +71,25 @@ def summary(knob: str, found: int | None, tries: list[dict], limit: int) -> str:
 
 
 def run_search(
-    backbone: str,
-    input_size: int | None,
-    batch: int | None,
-    start: int | None,
-    limit: int,
-    precision: str,
-    mem_limit_mb: int | None,
-    options,
+    backbone: str, input_size: int | None, batch: int | None, start: int | None, limit: int, precision: str, options
 ) -> str:
-    """The search of `gpubench fit`, each try a row in results/<gpu>/<host>/fit-<backbone>/ and
+    """The search of `gpubench fit`, each try a run of the sweep's engine (bench/run/runner.py: a
+    row in results/<gpu>/<host>/fit-<backbone>/, under `options.mem_limit_mb` where it is set) and
     fit.md summing them up; returns that summary."""
     from bench import session
-    from bench.run import processes
+    from bench.run import runner
 
     knob = "input_size" if batch else "batch"
     base = RunSpec(backbone=backbone, input_size=input_size or 224, batch=batch or 1, precision=precision)
     start = start or (32 if knob == "input_size" else 1)
     step = 32 if knob == "input_size" else 1
     grid = [one_point(dataclasses.replace(base, **{knob: start}).knobs())]
-    with session.prepared(options, f"fit-{backbone}", DATA, grid) as (store, index_path, env, meta, given):
+    with session.prepared(options, f"fit-{backbone}", DATA, grid) as prepared:
+        store, meta = prepared.store, prepared.meta
         (store.root / "sweep.json").write_text(json.dumps(meta, indent=2))
 
         def run(spec: RunSpec) -> dict:
-            record = processes.run_point(
-                spec, index_path, store, options.timeout_s, options.interval, mem_limit_mb, given
-            )
-            store.append(record)
-            print(f"{knob}={getattr(spec, knob)}: {record['status']}", file=sys.stderr)
-            return record
+            return runner.sweep([spec], prepared, options, force=True)[0]
 
         try:
             found, tries = search(base, knob, start, limit, run, step)

@@ -9,59 +9,23 @@ come, and at the end.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple
 
 from bench.passes import one_more_look, passes, profiled_spec
 from bench.plan.grid import ceiling_probes, check_label
-from bench.plan.knobs import SAMPLE_INTERVAL_S, RunSpec, SpecError
-from bench.plan.presets import TIMEOUT_S, DataSpec, parse_size
+from bench.plan.knobs import RunSpec, SpecError
+from bench.plan.presets import DataSpec, parse_size
 from bench.results.store import ResultStore, read_json
 from bench.run import executors
-from bench.run.executors import Slurm
+from bench.run.settings import Options, Prepared
 from pipelines.dataset import DatasetIndex, make_synthetic, scan
 from pipelines.registry import describe
 
 REPORT_EVERY_S = 30.0  # a sweep's report is rebuilt at most this often while rows come, and at its end
-
-
-@dataclasses.dataclass(frozen=True)
-class Options:
-    """How a sweep runs, whatever its grid: one object from the command line to the runs, so that
-    an option added is added here and where it is read, not threaded through every call."""
-
-    gpu: str = "auto"  # the label to file under (auto: NVML's)
-    data: str | None = None  # a flow_from_directory tree (None: a synthetic one)
-    out: str | None = None  # the results folder (None: results/<gpu>/<host>/<preset>)
-    timeout_s: float = TIMEOUT_S  # seconds one run may take
-    interval: float = SAMPLE_INTERVAL_S  # seconds between CPU/GPU samples
-    force: bool = False  # measure every point anew
-    ceilings: bool = False  # measure each point's two ceilings too
-    executor: str = "local"  # local, submitit-local or slurm
-    max_parallel: int = 1
-    slurm: Slurm = Slurm()
-    profile: str | None = None  # a point id, or "fastest": one more run of it, traced
-    looks: bool = True  # one more repeat where the noise could not settle a verdict (bench/passes.py)
-    as_needed: bool = False  # repeats beyond the first only where a verdict depends on them (bench/passes.py)
-    data_root: Path = Path("data")  # where a preset's synthetic tree is made
-    results_root: Path = Path("results")  # where the results folder is, without `out`
-    peak_cache: Path | None = None  # the folder of the machine's peaks.json (None: devices.cache_root())
-    command: str = ""  # the command line as typed, for sweep.json
-
-
-class Prepared(NamedTuple):
-    """What every run of a session needs, once its checks passed."""
-
-    store: ResultStore
-    index_path: Path  # the scanned tree, for the workers
-    env: dict  # env.json
-    meta: dict  # sweep.json
-    given: dict  # the variables each worker is given on top of this process's (doctor.check)
 
 
 class Every:
@@ -211,7 +175,8 @@ def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, options: Opt
     from bench.run import processes, runner
 
     o = options
-    with prepared(o, preset_name, data_spec, grid) as (store, index_path, env, meta, given):
+    with prepared(o, preset_name, data_spec, grid) as ready:
+        store, env, meta, given = ready.store, ready.env, ready.meta, ready.given
         force = data_changed(store, meta) or o.force
         if o.ceilings:  # MFU is part of the ceilings' analysis
             settings = {(p.backend, p.precision) for p in grid}
@@ -238,19 +203,7 @@ def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, options: Opt
         every = Every(REPORT_EVERY_S, quick_report)
 
         def measure(specs: list[RunSpec]) -> list[dict]:
-            return runner.sweep(
-                specs,
-                index_path,
-                store,
-                o.timeout_s,
-                o.interval,
-                force,
-                env["gpu_count"],
-                identity(env),
-                on_row=every,
-                jobs=jobs,
-                given=given,
-            )
+            return runner.sweep(specs, ready, o, force, on_row=every, jobs=jobs)
 
         try:
             new = [row for specs in passes(probes, grid, store.root, o.as_needed) for row in measure(specs)]

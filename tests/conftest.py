@@ -76,6 +76,14 @@ class StandIn:
         ).to_dict()
 
 
+def session_of(store, index_path: Path = Path("unused.json"), gpus: int = 0, **env):
+    """What runner.sweep takes of a session: `store`, the scanned tree at `index_path`, an env.json
+    of `gpus` GPUs (and `env`), no variables given to the workers."""
+    from bench.run.settings import Prepared
+
+    return Prepared(store, Path(index_path), {"gpu_count": gpus, **env}, {}, {})
+
+
 @pytest.fixture
 def stand_in(monkeypatch) -> StandIn:
     """Every run of a sweep (and of `gpubench fit`) a StandIn, and the peak probes none."""

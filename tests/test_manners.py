@@ -19,6 +19,8 @@ from bench.results.record import RunRecord
 from bench.results.store import ResultStore, foreign_files
 from bench.run import runner
 from bench.run.runner import Interrupted
+from bench.run.settings import Options
+from tests.conftest import session_of
 from tests.tables import table
 from tests.test_compare import results
 
@@ -146,10 +148,8 @@ def test_ctrl_c_in_a_sweep_keeps_the_rows_and_says_so(tmp_path):
     ):
         runner.sweep(
             grid,
-            tmp_path / "none.json",
-            store,
-            60,
-            identity={"commit": "c"},
+            session_of(store, tmp_path / "none.json", commit="c"),
+            Options(timeout_s=60),
             jobs=Jobs(),
             console=Console(file=open("/dev/null", "w")),
         )

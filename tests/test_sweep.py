@@ -18,9 +18,10 @@ from bench.plan.grid import installed, one_point
 from bench.results.record import COLUMNS, SCHEMA
 from bench.results.store import ResultStore
 from bench.run import processes
+from bench.run.settings import Options
 from pipelines.dataset import make_synthetic, scan
 from pipelines.registry import PIPELINES
-from tests.conftest import SPAWNED, gpubench, killed
+from tests.conftest import SPAWNED, gpubench, killed, session_of
 from tests.tables import table, tables
 
 DALI_TF_PLUGIN, DALI_NEEDS_TF_PLUGIN = PIPELINES["dali"].plugins["tensorflow"]
@@ -300,7 +301,7 @@ def test_more_gpus_than_present_is_a_skipped_row(tmp_path, tiny_tree):
     from bench.run import runner
 
     store = ResultStore(tmp_path / "out").create()
-    rows = runner.sweep([RunSpec(backbone="tiny", gpus=4)], tmp_path / "unused.json", store, 60, gpus_present=1)
+    rows = runner.sweep([RunSpec(backbone="tiny", gpus=4)], session_of(store, gpus=1), Options(timeout_s=60))
     assert rows[0]["status"] == "skipped" and rows[0]["error"] == "needs 4 GPUs, 1 present"
     assert store.records() == rows
 
@@ -314,7 +315,7 @@ def test_a_batch_that_does_not_split_over_the_devices_is_skipped(tmp_path):
     scan(odd).save(tmp_path / "index.json")
     store = ResultStore(tmp_path / "out").create()
     specs = [RunSpec(backbone="tiny", gpus=2, batch=b, window="epochs") for b in (3, 8)]  # one pass an epoch
-    rows = runner.sweep(specs, tmp_path / "index.json", store, 60)
+    rows = runner.sweep(specs, session_of(store, tmp_path / "index.json"), Options(timeout_s=60))
     assert [r["status"] for r in rows] == ["skipped", "skipped"]
     assert rows[0]["error"].startswith("batch 3 (train ends with 2) does not split evenly over 2 devices")
     assert rows[1]["error"].startswith("batch 8 (train ends with 3)")  # 11 images: 8, then 3

@@ -228,8 +228,7 @@ def _fit(args) -> int:
             args.start,
             args.limit,
             args.precision,
-            args.mem_limit_mb,
-            run_options(args, TIMEOUT_S, force=True),
+            run_options(args, TIMEOUT_S, force=True, mem_limit_mb=args.mem_limit_mb),
         )
     )
     return 0
