@@ -5,7 +5,6 @@ the first failure. Every try is a run in its own process, kept as a row like any
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable
 
 from bench.plan.grid import one_point
@@ -86,10 +85,9 @@ def run_search(
     grid = [one_point(dataclasses.replace(base, **{knob: start}).knobs())]
     with session.prepared(options, f"fit-{backbone}", DATA, grid) as prepared:
         store, meta = prepared.store, prepared.meta
-        (store.root / "sweep.json").write_text(json.dumps(meta, indent=2))
 
         def run(spec: RunSpec) -> dict:
-            return runner.sweep([spec], prepared, options, force=True)[0]
+            return runner.sweep([spec], prepared, options)[0]  # options.force: every try runs
 
         try:
             found, tries = search(base, knob, start, limit, run, step)

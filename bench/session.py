@@ -126,10 +126,11 @@ def checked_label(gpu: str, grid: list[RunSpec], local: bool = True) -> tuple[st
 
 @contextmanager
 def prepared(options: Options, preset_name: str, data_spec: DataSpec, grid: list[RunSpec]):
-    """Label, data, results folder (locked, checked), env.json and sweep.json: what every run
-    needs. Yields them as a Prepared. Refuses a label NVML contradicts, and a backend that would
-    train on the CPU while NVML sees a GPU (bench/run/doctor.py)."""
+    """Label, data, results folder (locked, checked), env.json, the peaks for MFU (with the ceilings)
+    and sweep.json: what every run needs. Yields them as a Prepared. Refuses a label NVML
+    contradicts, and a backend that would train on the CPU while NVML sees a GPU (bench/run/doctor.py)."""
     from bench.results import machine
+    from bench.run import processes
 
     label, checked, given = checked_label(options.gpu, grid, options.executor != "slurm")
     index = dataset(options.data, data_spec, options.data_root)
@@ -162,7 +163,15 @@ def prepared(options: Options, preset_name: str, data_spec: DataSpec, grid: list
             "gpu_used": checked["gpu_used"],
             "data_fingerprint": fingerprint,
         }
-        yield Prepared(store, index_path, env, meta, given)
+        force = data_changed(store, meta) or options.force
+        if options.ceilings:  # MFU is part of the ceilings' analysis
+            settings = {(p.backend, p.precision) for p in grid}
+            machine_id = machine.identity(env)["machine"]
+            meta.update(processes.measure_peaks(settings, machine_id, given=given, cache=options.peak_cache))
+        meta.update(executors.describe(options.executor, options.max_parallel, options.slurm))
+        meta["repeat_as_needed"] = options.as_needed
+        (store.root / "sweep.json").write_text(json.dumps(meta, indent=2))
+        yield Prepared(store, index_path, env, meta, given, force)
 
 
 def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, options: Options) -> tuple[Path, list[dict]]:
@@ -171,18 +180,11 @@ def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, options: Opt
     sweep's too); with a `profile` option, one more run of that point, traced (bench/run/profile.py).
     Returns (the report, the new rows)."""
     from bench.output import report
-    from bench.results.machine import identity
-    from bench.run import processes, runner
+    from bench.run import runner
 
     o = options
     with prepared(o, preset_name, data_spec, grid) as ready:
-        store, env, meta, given = ready.store, ready.env, ready.meta, ready.given
-        force = data_changed(store, meta) or o.force
-        if o.ceilings:  # MFU is part of the ceilings' analysis
-            settings = {(p.backend, p.precision) for p in grid}
-            meta.update(processes.measure_peaks(settings, identity(env)["machine"], given=given, cache=o.peak_cache))
-        meta.update(executors.describe(o.executor, o.max_parallel, o.slurm), repeat_as_needed=o.as_needed)
-        (store.root / "sweep.json").write_text(json.dumps(meta, indent=2))
+        store = ready.store
         probes = ceiling_probes(grid) if o.ceilings else []
         jobs = (
             None
@@ -203,7 +205,7 @@ def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, options: Opt
         every = Every(REPORT_EVERY_S, quick_report)
 
         def measure(specs: list[RunSpec]) -> list[dict]:
-            return runner.sweep(specs, ready, o, force, on_row=every, jobs=jobs)
+            return runner.sweep(specs, ready, o, on_row=every, jobs=jobs)
 
         try:
             new = [row for specs in passes(probes, grid, store.root, o.as_needed) for row in measure(specs)]

@@ -57,16 +57,10 @@ def _summary(record: dict) -> str:
 
 
 def sweep(
-    specs: list[RunSpec],
-    prepared: Prepared,
-    options: Options,
-    force: bool = False,
-    on_row=None,
-    console: Console | None = None,
-    jobs=None,
+    specs: list[RunSpec], prepared: Prepared, options: Options, on_row=None, console: Console | None = None, jobs=None
 ) -> list[dict]:
     """Run the points this code (and on this machine, unless `jobs` run them elsewhere) has not yet
-    measured in the session's store (all with `force`); append each row as its run ends, stamped with
+    measured in the session's store (all with its `force`); append each row as its run ends, stamped with
     the machine that ran it (bench.results.machine.identity of env.json), and hand it to `on_row`.
     `jobs` (bench.run.executors.Submitit) runs the points as jobs; by default they run here, one after
     another. A point asking for more GPUs than are present (with no GPU at all, gpus=N trains on N
@@ -85,7 +79,7 @@ def sweep(
     identity = machine_identity(prepared.env)
     measured_by = {k: identity[k] for k in ("commit",)} if jobs else identity  # jobs land on other machines
     index = DatasetIndex.load(index_path) if Path(index_path).is_file() else None
-    previous = {} if force else {r["run_id"]: r for r in store.latest(measured_by)}
+    previous = {} if prepared.force else {r["run_id"]: r for r in store.latest(measured_by)}
     todo = [s for s in specs if not (s.run_id in previous and finished_row(previous[s.run_id]))]
     again = sum(s.run_id in previous for s in todo)
     if len(todo) < len(specs):

@@ -46,3 +46,4 @@ class Prepared(NamedTuple):
     env: dict  # env.json
     meta: dict  # sweep.json
     given: dict  # the variables each worker is given on top of this process's (doctor.check)
+    force: bool = False  # measure every point anew: --force, or the data changed
