@@ -144,9 +144,11 @@ GPU_ENV = {
 }
 
 
-def results(folder, rates_by_workers, env=CPU_ENV, label="cpu", preset="t", power=None, window_s=None, **figures):
+def results(
+    folder, rates_by_workers, env=CPU_ENV, label="cpu", preset="t", power=None, window_s=None, plots=False, **figures
+):
     """A results folder with one point per workers value, each with its repeats' images/s (and
-    `figures`, the same in every row)."""
+    `figures`, the same in every row); its report drawn without plots (test_plots.py draws them)."""
     from bench.plan.knobs import RunSpec
     from bench.results.record import RunRecord
     from bench.results.store import ResultStore
@@ -173,7 +175,7 @@ def results(folder, rates_by_workers, env=CPU_ENV, label="cpu", preset="t", powe
     (folder / "sweep.json").write_text(json.dumps({"gpu": label, "preset": preset}))
     from bench.output import report
 
-    report.write(folder)
+    report.write(folder, plots=plots)
     return folder
 
 
