@@ -86,13 +86,16 @@ def session_of(store, index_path: Path = Path("unused.json"), gpus: int = 0, **e
 
 @pytest.fixture
 def stand_in(monkeypatch) -> StandIn:
-    """Every run of a sweep (and of `gpubench fit`) a StandIn, and the peak probes none."""
+    """Every run of a sweep (and of `gpubench fit`) a StandIn, the peak probes none, and the report
+    its text without figures: test_plots.py and the smoke sweep (test_sweep.py) draw them."""
+    from bench.output import report
     from bench.run import processes, runner
 
     runs = StandIn()
     monkeypatch.setattr(runner, "run_point", runs)
     monkeypatch.setattr(processes, "run_point", runs)
     monkeypatch.setattr(processes, "measure_peaks", lambda *args, **kwargs: {})
+    monkeypatch.setattr(report, "_figures", lambda *args: [])
     return runs
 
 
