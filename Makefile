@@ -2,29 +2,50 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+comma := ,
 
 GPU ?= auto
 PRESET ?= quick
 DATA ?=
 ARGS ?=
 PYTEST_ARGS ?=
-# The extras installed: every Keras backend, DALI and submitit, so that `make test` tests them
-# all, as builds that reach the GPU: chosen from the CUDA version the driver runs (nvidia-smi), one
-# CUDA major for every backend and DALI; CPU builds without a GPU (scripts/install_plan.sh).
-# CUDA=12|13|cpu overrides the choice, EXTRAS=... the extras; DRIVER_CUDA=12.4 stands in for nvidia-smi.
+# The extras installed: every Keras backend (TensorFlow's is the tf extra), DALI and submitit, so that
+# `make test` tests them all, as builds that reach the GPU: chosen from the CUDA version the driver runs
+# (nvidia-smi), one CUDA major for every backend and DALI; CPU builds without a GPU (scripts/install_plan.sh).
+# CUDA=12|13|cpu overrides the choice, EXTRAS=... the extras (EXTRAS=test,jax,torch: no TensorFlow);
+# DRIVER_CUDA=12.4 and GPU_CC=9.0 stand in for nvidia-smi. Each is asked once, when first used
+# (`once`: a recursive variable that makes itself simple), never at each use.
 CUDA ?= auto
-DRIVER_CUDA ?= $(shell nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: *\([0-9][0-9.]*\).*/\1/p' | head -n 1)
-# Whether PyTorch's CUDA 12 index answers (only asked where a GPU build is planned); TORCH_INDEX_REACHABLE=no stands in.
-TORCH_INDEX_REACHABLE ?= $(if $(filter-out cpu,$(CUDA)),$(if $(DRIVER_CUDA)$(filter 12 13,$(CUDA)),$(shell $(PYTHON) -c "import urllib.request as u; u.urlopen('https://download.pytorch.org/whl/cu126/torch/', timeout=5)" >/dev/null 2>&1 && echo yes || echo no),yes),yes)
-PLAN = sh scripts/install_plan.sh $(1) "$(DRIVER_CUDA)" "$(CUDA)" "$(shell uname -s)" "$(shell uname -m)" "$(TORCH_INDEX_REACHABLE)"
-EXTRAS ?= $(shell $(call PLAN,extras) 2>/dev/null)
-TORCH_INDEX := $(if $(filter command line environment,$(origin EXTRAS)),,$(shell $(call PLAN,index) 2>/dev/null))
-CONSTRAINTS := $(if $(filter command line environment,$(origin EXTRAS)),constraints.txt,$(shell $(call PLAN,constraints) 2>/dev/null))
+once = $(eval $(1) := $$(shell $(2)))$($(1))
+ifeq ($(origin DRIVER_CUDA),undefined)
+DRIVER_CUDA = $(call once,DRIVER_CUDA,nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: *\([0-9][0-9.]*\).*/\1/p' | head -n 1)
+endif
+# The highest compute capability of the GPUs: Blackwell (10, 12) needs torch's cu128 build.
+ifeq ($(origin GPU_CC),undefined)
+GPU_CC = $(call once,GPU_CC,nvidia-smi --query-gpu=compute_cap --format=csv$(comma)noheader 2>/dev/null | sort -n | tail -n 1)
+endif
+# Whether PyTorch's index answers (asked on Linux, where a plan takes torch from it: cpu, cu126 or
+# cu128, one host); TORCH_INDEX_REACHABLE=no stands in.
+ifeq ($(origin TORCH_INDEX_REACHABLE),undefined)
+TORCH_INDEX_REACHABLE = $(if $(filter Linux,$(UNAME_S)),$(if $(filter 13,$(CUDA)),yes,$(call once,TORCH_INDEX_REACHABLE,$(PYTHON) -c "import urllib.request as u; u.urlopen('https://download.pytorch.org/whl/cu126/torch/', timeout=5)" >/dev/null 2>&1 && echo yes || echo no)),yes)
+endif
+UNAME_S := $(shell uname -s)
+UNAME_M := $(shell uname -m)
+# The plan's answer $(1) with the index reachable or not ($(2)): the extras do not depend on it, so
+# that only an install (or install-plan) asks PyTorch's index.
+PLAN = sh scripts/install_plan.sh $(1) "$(DRIVER_CUDA)" "$(CUDA)" "$(UNAME_S)" "$(UNAME_M)" "$(2)" "$(GPU_CC)"
+ifeq ($(origin EXTRAS),undefined)
+EXTRAS = $(call once,EXTRAS,$(call PLAN,extras,yes) 2>/dev/null)
+endif
+ASKED_EXTRAS = $(filter command line environment,$(origin EXTRAS))
+TORCH_INDEX = $(if $(ASKED_EXTRAS),,$(call once,TORCH_INDEX,$(call PLAN,index,$(TORCH_INDEX_REACHABLE)) 2>/dev/null))
+CONSTRAINTS = $(if $(ASKED_EXTRAS),constraints.txt,$(call once,CONSTRAINTS,$(call PLAN,constraints,$(TORCH_INDEX_REACHABLE)) 2>/dev/null))
+# What a make started from this one is given, so that it asks nvidia-smi and PyTorch's index nothing again.
+ASKED = DRIVER_CUDA="$(DRIVER_CUDA)" GPU_CC="$(GPU_CC)" TORCH_INDEX_REACHABLE="$(TORCH_INDEX_REACHABLE)"
 # One stamp per set of extras: other extras remake the venv.
-comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: bench test test-fast dry-run regress microbench honesty honesty-user tune-vs-grid quick-vs-full help install-plan gpu-check
+.PHONY: bench test test-fast dry-run regress microbench honesty honesty-user tune-vs-grid quick-vs-full help install-plan gpu-check user-jobs
 
 help:
 	@echo "make bench [GPU=auto|<label>] [PRESET=quick|smoke|<file.toml>] [DATA=<dir>] [ARGS='--set batch=8,16']"
@@ -41,12 +62,12 @@ help:
 
 # What `make` would install here, in one line; nothing is installed.
 install-plan:
-	@$(if $(filter command line environment,$(origin EXTRAS)),echo "installing extras $(EXTRAS) (EXTRAS asked)",$(call PLAN,says))
+	@$(if $(ASKED_EXTRAS),echo "installing extras $(EXTRAS) (EXTRAS asked)",$(call PLAN,says,$(TORCH_INDEX_REACHABLE)))
 
 # The virtual environment, made again whenever pyproject.toml or the pins change, and made anew
 # when the extras change (a venv of other extras holds builds for another CUDA).
 $(STAMP): pyproject.toml constraints.txt constraints-torch-pypi-cuda12.txt
-	@$(MAKE) --no-print-directory install-plan
+	@$(MAKE) --no-print-directory install-plan $(ASKED)
 	for stamp in $(VENV)/.installed-*; do [ ! -e "$$stamp" ] || [ "$$stamp" = "$(STAMP)" ] || rm -rf $(VENV); done
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -60,7 +81,7 @@ bench: $(STAMP)
 # A dry run needs the venv to exist, not to be newer than every file: a fresh clone's files are
 # newer than a venv made before it, and a dry run imports nothing that a reinstall would change.
 $(BIN)/gpubench:
-	$(MAKE) $(STAMP)
+	$(MAKE) $(STAMP) $(ASKED)
 
 dry-run: | $(BIN)/gpubench
 	$(BIN)/gpubench sweep --preset $(PRESET) --dry-run $(ARGS)
@@ -81,11 +102,16 @@ test-fast: $(STAMP)
 	$(BIN)/ruff check .
 	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
-# The regression gate: a fresh run of the ci preset against the stored baseline of this GPU label.
-REGRESS_LABEL = $(if $(filter auto,$(GPU)),$(shell $(BIN)/python -c "from bench.results.machine import auto_label; print(auto_label())" 2>/dev/null),$(GPU))
+# The regression gate: a fresh run of the ci preset against the stored baseline of this GPU label;
+# what the noise cannot decide is measured again (up to the preset's max_repeats), and exit 3
+# ("cannot judge") fails as a regression does. --gpu auto's label (bench/run/label.py), asked once; its
+# refusal (NVML failing beside NVIDIA devices, CUDA_VISIBLE_DEVICES naming a device NVML does not see)
+# stops make in one line, never `cpu`.
+AUTO_LABEL = $(eval AUTO_LABEL := $$(shell $(BIN)/python -m bench.run.label 2>/dev/null))$(if $(word 2,$(AUTO_LABEL)),$(error $(AUTO_LABEL)),$(or $(AUTO_LABEL),$(error --gpu auto: `$(BIN)/python -m bench.run.label` said nothing)))
+REGRESS_LABEL = $(if $(filter auto,$(GPU)),$(AUTO_LABEL),$(GPU))
 regress: $(STAMP)
 	$(BIN)/gpubench sweep --preset ci --gpu $(REGRESS_LABEL) --out results/$(REGRESS_LABEL)/ci --force $(ARGS)
-	$(BIN)/gpubench compare results/baselines/$(REGRESS_LABEL)/ci.csv results/$(REGRESS_LABEL)/ci --preset ci
+	$(BIN)/gpubench compare results/baselines/$(REGRESS_LABEL)/ci.csv results/$(REGRESS_LABEL)/ci --preset ci --remeasure
 
 # Micro-benchmarks of what sets the pipeline's speed; fails when one is 25% slower than the saved run.
 MICRO_BASELINE := .benchmarks
@@ -129,11 +155,17 @@ quick-vs-full: $(STAMP)
 # train_device names the GPU, utilisation above 0, datasheet MFU of the model alone within 2-80%, the
 # label NVML's. Results in results/reference/<gpu>/gpu-check/<backend>/ (sweep.json holds the command).
 GPU_CHECK_SET ?= --set pipeline=synthetic --set checkpoint=false --no-ceilings
-GPU_CHECK_LABEL = $(shell $(BIN)/python -c "from bench.results.machine import auto_label; print(auto_label())" 2>/dev/null)
-GPU_CHECK_BACKENDS = $(shell $(BIN)/python -c "from bench.run import doctor; print(' '.join(b for b, a in doctor.ask(doctor.installed_backends()).items() if a.get('platform') == 'gpu'))" 2>/dev/null)
+GPU_CHECK_LABEL = $(AUTO_LABEL)
+GPU_CHECK_BACKENDS = $(call once,GPU_CHECK_BACKENDS,$(BIN)/python -c "from bench.run import doctor; print(' '.join(b for b, a in doctor.ask(doctor.installed_backends()).items() if a.get('platform') == 'gpu'))" 2>/dev/null)
 gpu-check: $(STAMP)
 	$(BIN)/python -m bench.run.doctor --check
 	test -n "$(GPU_CHECK_BACKENDS)" || { echo "gpu-check: no backend reaches a GPU here (see gpubench doctor)" >&2; exit 1; }
 	for b in $(GPU_CHECK_BACKENDS); do $(BIN)/gpubench sweep --preset gpu-quick --set backend=$$b $(GPU_CHECK_SET) \
 		--out results/reference/$(GPU_CHECK_LABEL)/gpu-check/$$b --force || exit 1; done
 	$(BIN)/python -m bench.gpucheck $(foreach b,$(GPU_CHECK_BACKENDS),results/reference/$(GPU_CHECK_LABEL)/gpu-check/$(b))
+
+# A user's own job five ways (its own batch size, image size, classes): each configuration's bound and
+# the shape its model ceiling ran at (tests/benchmarks/user_jobs.py)
+USER_JOBS ?= results/user-jobs
+user-jobs: $(STAMP)
+	$(BIN)/python -m tests.benchmarks.user_jobs $(USER_JOBS)

@@ -1,7 +1,9 @@
 """`make gpu-check`'s verdict on results folders measured on a GPU: every row trained on the GPU of
 the label, the GPU was busy over the window, the model-alone points' datasheet MFU is plausible
-(2% to 80%), and the label is what NVML saw. Each failure names its rows; exit status 1 on any.
-Run against a folder measured on a CPU it fails, naming every row: the checks can fail."""
+(2% to 80%), and the label is what NVML saw. A figure NVML or the datasheets cannot give is not held
+against a run: utilisation on a MIG slice, datasheet MFU for a GPU without a sheet or for an
+arithmetic its sheet has no peak for. Each failure names its rows; exit status 1 on any. Run
+against a folder measured on a CPU it fails, naming every row: the checks can fail."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.results import nvml
+from bench.results import nvml, profiles
 from bench.results.store import ResultStore, read_json
 from bench.run import gate
 from pipelines.registry import is_model_alone
@@ -42,7 +44,8 @@ def problems(folder: Path) -> list[str]:
     ]
     if off:
         found.append(f"{folder}: train_device is not the {label} in {len(off)} row(s): {', '.join(off[:8])}")
-    idle = [r["run_id"] for r in rows if not (r.get("gpu_util_mean") or 0) > 0]
+    slice_ = "-mig-" in label  # NVML reports no utilisation for a MIG slice: an empty one is not idle
+    idle = [r["run_id"] for r in rows if not _busy(r.get("gpu_util_mean"), may_be_missing=slice_)]
     if idle:
         found.append(
             f"{folder}: GPU utilisation over the window is 0 or empty in {len(idle)} row(s): {', '.join(idle[:8])}"
@@ -51,14 +54,23 @@ def problems(folder: Path) -> list[str]:
     if points.is_file():
         table = pd.read_csv(points)
         alone = table[table.pipeline.map(is_model_alone) & (table.get("role", "point") == "point")]
-        mfu = pd.to_numeric(alone.get("mfu_datasheet"), errors="coerce") if "mfu_datasheet" in alone else None
-        bad = alone[~mfu.between(*MFU_RANGE)] if mfu is not None else alone
+        mfu = pd.to_numeric(alone.get("mfu_datasheet", pd.Series(index=alone.index)), errors="coerce")
+        sheet = profiles.load(label).get("peak_tflops", {})
+        expected = alone.get("matmul_precision", pd.Series(index=alone.index)).map(lambda m: m in sheet)
+        bad = alone[~mfu.between(*MFU_RANGE) & (mfu.notna() | expected)]
         if len(bad):
             found.append(
                 f"{folder}: datasheet MFU of model-alone points outside {MFU_RANGE[0]:.0%}-{MFU_RANGE[1]:.0%} "
                 f"(or missing) in {len(bad)} point(s): {', '.join(map(str, bad.point_id.head(8)))}"
             )
     return found
+
+
+def _busy(util, may_be_missing: bool) -> bool:
+    """Whether a row's GPU utilisation says the GPU worked: above 0, or missing where NVML gives none."""
+    if util is None or util != util:
+        return may_be_missing
+    return util > 0
 
 
 def _facts(train_device: str) -> dict:

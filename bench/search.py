@@ -69,17 +69,15 @@ def summary(knob: str, found: int | None, tries: list[dict], limit: int) -> str:
     return "\n".join([f"**{answer}**", ""] + lines)
 
 
-def run_search(
-    backbone: str, input_size: int | None, batch: int | None, start: int | None, limit: int, precision: str, options
-) -> str:
-    """The search of `gpubench fit`, each try a run of the sweep's engine (bench/run/runner.py: a
-    row in results/<gpu>/<host>/fit-<backbone>/, under `options.mem_limit_mb` where it is set) and
-    fit.md summing them up; returns that summary."""
+def run_search(base: RunSpec, knob: str, start: int | None, limit: int, options) -> str:
+    """The search of `gpubench fit` for the largest `knob` of `base` (its backbone, backend,
+    precision, ...), each try a run of the sweep's engine (bench/run/runner.py: a row in
+    results/<gpu>/<host>/fit-<backbone>/, under `options.mem_limit_mb` where it is set) and fit.md
+    summing them up; returns that summary."""
     from bench import session
     from bench.run import runner
 
-    knob = "input_size" if batch else "batch"
-    base = RunSpec(backbone=backbone, input_size=input_size or 224, batch=batch or 1, precision=precision)
+    backbone = base.backbone
     start = start or (32 if knob == "input_size" else 1)
     step = 32 if knob == "input_size" else 1
     grid = [one_point(dataclasses.replace(base, **{knob: start}).knobs())]

@@ -113,14 +113,17 @@ def default_folder(label: str, host: str, preset: str, results_root: Path = Path
     return Path(results_root) / label / (host or "host") / preset
 
 
-def checked_label(gpu: str, grid: list[RunSpec], local: bool = True) -> tuple[str, dict, dict]:
+def checked_label(gpu: str, grid: list[RunSpec], local: bool = True, on_node=None) -> tuple[str, dict, dict]:
     """(the label, env.json's 'doctor' facts, the variables each worker is given): --gpu auto named
-    from the GPUs the grid's runs will use, and the label and backends held against them
-    (bench/run/doctor.py), refused in one line."""
+    from the GPUs the grid's runs will use, here or, for jobs on other machines, by `on_node(gpus)`
+    (a job on a node that trains; a dry run names none: `auto`), and the label and backends held
+    against them (bench/run/doctor.py), refused in one line."""
     from bench.run import doctor, gate
 
     gpus, hosts = max(p.gpus for p in grid), max(p.hosts for p in grid)
-    label = check_label(gate.auto_label(doctor.nvml(), gpus) if gpu == "auto" else gpu)
+    if gpu == "auto":
+        gpu = gate.auto_label(doctor.nvml(), gpus) if local else on_node(gpus) if on_node else "auto"
+    label = check_label(gpu)
     return label, *doctor.check(label, {p.backend for p in grid}, local, gpus, hosts)
 
 
@@ -132,7 +135,13 @@ def prepared(options: Options, preset_name: str, data_spec: DataSpec, grid: list
     from bench.results import machine
     from bench.run import processes
 
-    label, checked, given = checked_label(options.gpu, grid, options.executor != "slurm")
+    def on_node(gpus: int) -> str:  # under Slurm a job decides --gpu auto on a node that trains
+        jobs = executors.Submitit(
+            "slurm", Path(options.out or options.results_root) / ".label-job", 1, 120, options.slurm
+        )
+        return executors.node_label(jobs, gpus)
+
+    label, checked, given = checked_label(options.gpu, grid, options.executor != "slurm", on_node)
     index = dataset(options.data, data_spec, options.data_root)
     check_formats(grid, index)
     _warn_about(index)
@@ -167,7 +176,9 @@ def prepared(options: Options, preset_name: str, data_spec: DataSpec, grid: list
         if options.ceilings:  # MFU is part of the ceilings' analysis
             settings = {(p.backend, p.precision) for p in grid}
             machine_id = machine.identity(env)["machine"]
-            meta.update(processes.measure_peaks(settings, machine_id, given=given, cache=options.peak_cache))
+            meta.update(
+                processes.measure_peaks(settings, machine_id, label=label, given=given, cache_dir=options.peak_cache)
+            )
         meta.update(executors.describe(options.executor, options.max_parallel, options.slurm))
         meta["repeat_as_needed"] = options.as_needed
         (store.root / "sweep.json").write_text(json.dumps(meta, indent=2))

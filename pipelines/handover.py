@@ -22,9 +22,14 @@ import keras
 from pipelines.feed import ReadyClock
 
 
+def keras_leaf(tensors):
+    """The first tensor of a structure of them (a tuple or dict of inputs), or the tensor itself."""
+    return keras.tree.flatten(tensors)[0]
+
+
 def images_in(batch) -> int:
     """Examples in a batch: the leading dimension of its first input."""
-    return int(keras.tree.flatten(batch[0])[0].shape[0])
+    return int(keras_leaf(batch[0]).shape[0])
 
 
 def to_numpy(batch):
@@ -118,23 +123,18 @@ def stamped_dataloader(loader, steps: int, ready: ReadyClock | None):
 
 class Handover(keras.utils.PyDataset):
     """Any other iterable of batches for fit: pulled one at a time in the training thread, restarted
-    when it runs out (a one-shot generator by calling its function again: `call_again`)."""
+    when it runs out (a one-shot generator by calling its function again: `call_again`). Its epoch's
+    steps and clock are set when it is handed over, once its first batch has said its size."""
 
-    def __init__(self, data, call_again, steps: int, ready: ReadyClock | None):
+    def __init__(self, data, call_again):
         super().__init__(workers=0)
-        self.steps, self.ready = steps, ready
+        self.steps, self.ready = 0, None
         self.source = iter(data)
         self.restart = call_again if self.source is data else (lambda: data)
-        self.first = None
+        self.first = self._next()  # kept to be handed over first
 
     def __len__(self):
         return self.steps
-
-    def peek(self):
-        """The first batch, kept to be handed over first."""
-        if self.first is None:
-            self.first = self._next()
-        return self.first
 
     def _next(self):
         try:
@@ -149,17 +149,27 @@ class Handover(keras.utils.PyDataset):
         return batch
 
 
-def hand_over(data, call_again, steps: int, ready: ReadyClock | None):
-    """(what fit takes for the user's `data`, `steps` batches an epoch; its first batch as numpy)."""
-    if isinstance(data, keras.utils.PyDataset):
-        first = to_numpy(data[0])
-        return stamped_pydataset(data, steps, ready), first
+def opened(data, call_again):
+    """(what to hand over of the user's `data`, its first batch as numpy): the first batch says the
+    job's batch size, shapes and labels before the epoch is planned; a generator's is kept, not lost."""
     tf, torch = sys.modules.get("tensorflow"), sys.modules.get("torch")  # loaded where the user's code made one
+    if isinstance(data, keras.utils.PyDataset):
+        return data, to_numpy(data[0])
     if tf is not None and isinstance(data, tf.data.Dataset):
-        first = to_numpy(next(iter(data.take(1))))
-        return stamped_tfdata(data, steps, ready), first
+        return data, to_numpy(next(iter(data.take(1))))
     if torch is not None and isinstance(data, torch.utils.data.DataLoader):
-        first = to_numpy(next(iter(data)))
-        return stamped_dataloader(data, steps, ready), first
-    handover = Handover(data, call_again, steps, ready)
-    return handover, handover.peek()
+        return data, to_numpy(next(iter(data)))
+    handover = Handover(data, call_again)
+    return handover, handover.first
+
+
+def hand_over(data, steps: int, ready: ReadyClock | None):
+    """What fit takes for `data` (as `opened` gave it), `steps` batches an epoch, stamped on `ready`."""
+    if isinstance(data, Handover):
+        data.steps, data.ready = steps, ready
+        return data
+    if isinstance(data, keras.utils.PyDataset):
+        return stamped_pydataset(data, steps, ready)
+    if hasattr(data, "cardinality"):  # a tf.data dataset
+        return stamped_tfdata(data, steps, ready)
+    return stamped_dataloader(data, steps, ready)

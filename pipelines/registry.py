@@ -124,6 +124,7 @@ class Pipeline:
     in_memory: bool = False  # tensors in memory, which cost nothing: the model-alone ceiling's feed
     in_training_thread: Callable[[Any], bool] | None = None  # whether its knobs load batches as training asks, unqueued
     code: Callable[[Any], str] | None = None  # the line of a user's script that builds it so: the report's "do this"
+    given: tuple[str, ...] = ()  # a user's function: what of GIVEN it takes (without `batch` it makes its own batches)
 
 
 PIPELINES = {
@@ -265,7 +266,27 @@ def user_descriptor(ref: str) -> Pipeline:
         )
     function = parse(ref)[1]
     knobs = {k: f"{function}'s `{k}` parameter" for k in names if k in LOADER_PARAMETERS}
-    return Pipeline(ref, "pipelines.user", knobs, lambda spec: _loader(ref, knobs, spec))
+    given = tuple(n for n in names if n in GIVEN)
+    return Pipeline(ref, "pipelines.user", knobs, lambda spec: _loader(ref, knobs, spec), given=given)
+
+
+def batches_itself(name: str) -> bool:
+    """Whether `name` is a user's pipeline whose function takes no `batch`: it makes batches of its
+    own size, so the batch knob does not apply to it (blanked, as a loader knob it lacks)."""
+    return is_user_pipeline(name) and "batch" not in _given(name)
+
+
+def reads_our_data(name: str) -> bool:
+    """Whether a user's pipeline reads the data gpubench was given (it takes `directory` or
+    `classes`): else its labels, not the data folder, say how many classes the model needs."""
+    return not is_user_pipeline(name) or bool({"directory", "classes"} & set(_given(name)))
+
+
+def _given(name: str) -> tuple[str, ...]:
+    try:
+        return user_descriptor(name).given
+    except ValueError:
+        return ("batch", "directory")  # not describable: check_spec refuses it with the reason
 
 
 def _loader(ref: str, knobs: dict, spec) -> str:

@@ -16,7 +16,7 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --tar
 export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1
 nvidia-smi -L
 timeout 120 python3 -m bench.run.doctor
-label=$(python3 -c "from bench.results.machine import auto_label; print(auto_label())")
+label=$(python3 -m bench.run.label) || { echo "$label" >&2; exit 2; }
 ref="results/reference/$label"
 echo "label: $label"
 timeout 220 python3 -m bench sweep --preset gpu-quick --set backend=jax --set pipeline=synthetic --set checkpoint=false --no-ceilings \

@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 
 from bench.analyse import repeats, verdicts
+from bench.analyse.bounds import bound, judge, look_again
 from bench.analyse.noise import Noise
-from bench.analyse.points import bound, medians, table
+from bench.analyse.points import medians, table
 from bench.output import report, sections
 from bench.plan.grid import model_ceiling, pipeline_ceiling
 from bench.plan.knobs import RunSpec
@@ -40,15 +41,21 @@ def test_no_bound_without_both_ceilings():
 def test_end_to_end_above_its_ceiling_within_the_noise_is_at_that_ceiling_and_load_is_read():
     """quick's input-bound points with a tiny model: end to end a few % above the pipeline alone,
     inside the noise, is input-bound, not withheld; other work that came and went between the point
-    and its ceiling is said."""
+    and its ceiling is said, and so is a machine busy alike during both (no bound stated on it)."""
     rates = {"train_img_s": 530, "pipeline_img_s": 517, "model_img_s": 6700}
     assert bound(rates, QUIET)[::2] == ("input", "")
-    loaded = {**rates, "others_cpu_pct": 75.0, "pipeline_others_cpu_pct": 2.0}
-    kind, _, doubt = bound(loaded, QUIET)
+    apart = {**rates, "others_cpu_pct": 25.0, "pipeline_others_cpu_pct": 2.0}
+    kind, _, doubt = bound(apart, QUIET)
     assert kind == "input" and doubt == (
-        "measured under different load: other work took 75% of the CPU during the "
-        "point and 2% during its pipeline-alone ceiling"
+        "measured under load: other work took 25% of the CPU during the point and 2% of the CPU during its "
+        "pipeline-alone ceiling"
     )
+    busy = {**rates, "others_cpu_pct": 60.0, "pipeline_others_cpu_pct": 58.0}
+    judged = judge(busy, QUIET)
+    assert judged.bound == "input" and judged.doubt.endswith(
+        "58% of the CPU during its pipeline-alone ceiling (over 30%)"
+    )
+    assert judged.says == f"bound withheld: {judged.doubt}" and look_again(busy, QUIET) == "pipeline"
 
 
 def record(spec, img_s, total_s=10.0, window_steps=60, **fields):
@@ -258,8 +265,10 @@ def test_overhead_must_be_shown_an_efficiency_near_the_line_names_the_ceiling_an
     _, short = _point_and_ceilings([95.0], [100.0], [500.0], window_s=0.5)  # one repeat: the assumed noise
     assert verdicts.verdict(short).startswith("1 input-bound of 1 configurations.")
     point, noisy = _point_and_ceilings([70.0, 75.0, 80.0], [90.0, 100.0, 110.0], [500.0, 500.0, 500.0])
-    assert verdicts.verdict(noisy).startswith("1 input-bound of 1 configurations.")
-    assert point.point_id in repeats.unsettled(noisy)  # 0.75 is within the noise of the 0.8 line
+    # 0.75 is within the noise of the 0.8 line: no bound is named against it, and one more look is asked
+    assert verdicts.verdict(noisy).startswith("No bound named of 1 configurations, 1 withheld.")
+    assert "neither at that ceiling nor below it beyond the noise" in verdicts.verdict(noisy)
+    assert point.point_id in repeats.unsettled(noisy)
     _, slow = _point_and_ceilings([50.0, 51.0, 52.0], [99.0, 100.0, 101.0], [500.0, 500.0, 500.0])
     assert verdicts.verdict(slow).startswith("1 overhead-bound of 1 configurations.")
     _, steady = _point_and_ceilings([94.0, 95.0, 96.0], [99.0, 100.0, 101.0], [500.0, 500.0, 500.0])

@@ -113,7 +113,7 @@ def test_without_tensorflow_the_torch_backend_runs_and_tfdata_is_refused(tmp_pat
         refused = gpubench("run", "--data", tiny_tree, "--out", "refused", *sets, cwd=tmp_path, env=without_tensorflow)
         assert refused.returncode == 2
         assert refused.stderr.strip().splitlines() == [
-            f"gpubench: error: {message}, which is not installed here (pip install tensorflow)"
+            f"gpubench: error: {message}, which is not installed here (pip install 'gpubench[tf]')"
         ]
         assert not (tmp_path / "refused").exists()
 

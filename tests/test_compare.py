@@ -1,28 +1,44 @@
 """compare (bench/analyse/regressions.py, bench/output/compare.py) and its gate on constructed results."""
 
+from types import SimpleNamespace
+
 import pandas as pd
 import pytest
 
-from bench.output.compare import STATUS, gate
-from tests.conftest import CPU_ENV, GPU_ENV, in_process, results
+from bench import cli
+from bench.analyse.regressions import STATUS, judge
+from bench.output.compare import render
+from tests.conftest import CPU_ENV, GPU_ENV, results
 
 
-def run_compare(tmp_path, base, cur, *args):
-    return in_process("compare", base, cur, *args, cwd=tmp_path)
+@pytest.fixture
+def run_compare(capsys):
+    """`gpubench compare BASE CURRENT ARGS` in-process: its exit status, standard output and error."""
+
+    def run(base, cur, *args):
+        code = cli.main(["compare", str(base), str(cur), *map(str, args)])
+        out, err = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=out, stderr=err)
+
+    return run
 
 
-def test_identical_results_pass(tmp_path):
+def gate(baseline, current, preset_gate: dict) -> tuple[str, int]:
+    return render(judge(baseline, current, preset_gate))
+
+
+def test_identical_results_pass(tmp_path, run_compare):
     a = results(tmp_path / "a", {1: [100, 101, 99], 4: [200, 202, 198]})
     b = results(tmp_path / "b", {1: [100, 101, 99], 4: [200, 202, 198]})
-    out = run_compare(tmp_path, a, b)
+    out = run_compare(a, b)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "0 regression(s)" in out.stdout and "gate: pass" in out.stdout
 
 
-def test_a_30_percent_drop_beyond_the_noise_fails(tmp_path):
+def test_a_30_percent_drop_beyond_the_noise_fails(tmp_path, run_compare):
     a = results(tmp_path / "a", {1: [100, 101, 99], 4: [200, 202, 198]})
     b = results(tmp_path / "b", {1: [100, 101, 99], 4: [140, 141, 139]})
-    out = run_compare(tmp_path, a, b)
+    out = run_compare(a, b)
     assert out.returncode == 1
     assert "REGRESSION" in out.stdout and "1 regression(s)" in out.stdout and "gate: FAIL" in out.stdout
 
@@ -32,7 +48,7 @@ def test_a_30_percent_drop_inside_a_noisy_spread_cannot_be_judged(tmp_path):
     b = results(tmp_path / "b", {4: [140, 250, 100]})
     text, status = gate(a, b, {})
     assert status == STATUS["cannot judge"] == 3
-    assert "worse, within noise" in text and "within the noise (" in text and "a gate needs" in text
+    assert "cannot judge yet: a 30% drop not ruled out" in text and "deciding needs" in text
 
 
 def test_a_dip_within_the_noise_passes_where_a_30_percent_drop_is_ruled_out(tmp_path):
@@ -60,12 +76,12 @@ def test_a_drop_measured_beside_other_work_cannot_be_judged(tmp_path):
 
 
 def scaled(source, target, factor):
-    """A copy of a results folder with every images/s (median, min, max) times `factor`."""
+    """A copy of a results folder with every images/s (median, geometric mean, min, max) times `factor`."""
     import shutil
 
     shutil.copytree(source, target)
     points = pd.read_csv(target / "points.csv", keep_default_na=False, na_values=[""])
-    for column in ("train_img_s", "train_img_s_min", "train_img_s_max"):
+    for column in ("train_img_s", "train_img_s_geo", "train_img_s_min", "train_img_s_max"):
         points[column] *= factor
     points.to_csv(target / "points.csv", index=False)
     return target
@@ -82,17 +98,16 @@ def test_the_gate_passes_the_same_figures_and_fails_every_rate_times_0_7(tmp_pat
 
 @pytest.mark.parametrize("drop", [0.7, 0.3])
 def test_a_drop_of_any_one_point_fails_on_the_same_machine_and_an_unchanged_run_passes(tmp_path, drop):
-    """The ci preset's shape (keras and tfdata, workers 1 and 2, 3 repeats) with its gate: the
-    absolute figures are gated on one machine, so a 30% or 70% drop of the default loader alone
-    (keras w1) fails, though the ratios within the run would call it better."""
+    """The ci preset's gate on one machine: the absolute figures are gated, so a 30% or 70% drop
+    of the default loader alone (keras w1) fails."""
     rates = {1: [100, 104, 97], 2: [180, 186, 175]}
     a = results(tmp_path / "a", rates)
-    ci = {"metric": "train_img_s", "factor": 1.1, "relative": [["workers", 1]]}
+    ci = {"metric": "train_img_s", "factor": 1.1}
     assert gate(a, results(tmp_path / "same", {1: [101, 98, 103], 2: [182, 176, 185]}), ci)[1] == STATUS["pass"]
     slow = results(tmp_path / "slow", {1: [r * (1 - drop) for r in rates[1]], 2: rates[2]})
     text, status = gate(a, slow, ci)
     assert status == STATUS["regression"], text
-    assert text.count("REGRESSION") == 1 and "better" in text  # w2/w1 rose: the ratio alone would pass it
+    assert text.count("REGRESSION") == 1
 
 
 def test_one_repeat_is_judged_as_any_other_and_the_repeats_a_gate_needs_are_said(tmp_path):
@@ -100,7 +115,7 @@ def test_one_repeat_is_judged_as_any_other_and_the_repeats_a_gate_needs_are_said
     a 30% drop it cannot settle says how many repeats a gate needs; a 3x drop fails."""
     once = results(tmp_path / "once", {4: [200]})
     text, status = gate(once, scaled(once, tmp_path / "once_slow", 0.7), {})
-    assert status == STATUS["cannot judge"] and "a gate needs" in text and "20% assumed" in text
+    assert status == STATUS["cannot judge"] and "deciding needs" in text and "20% assumed" in text
     assert gate(once, scaled(once, tmp_path / "once_fast", 1.3), {})[1] == STATUS["pass"]  # not "better" either
     assert "| better" not in gate(once, tmp_path / "once_fast", {})[0]
     assert gate(once, scaled(once, tmp_path / "once_3x", 0.3), {})[1] == STATUS["regression"]
@@ -116,57 +131,56 @@ def test_a_blank_knob_matches_its_default(tmp_path):
     assert status == STATUS["pass"] and "only in" not in text
 
 
-def test_lower_is_better_metrics_gate_the_other_way(tmp_path):
+def test_lower_is_better_metrics_gate_the_other_way(tmp_path, run_compare):
     a = results(tmp_path / "a", {4: [200, 202, 198]})
     b = results(tmp_path / "b", {4: [140, 141, 139]})  # slower: total_s up by 40%
-    out = run_compare(tmp_path, a, b, "--metric", "total_s")
+    out = run_compare(a, b, "--metric", "total_s")
     assert out.returncode == 1 and "lower is better" in out.stdout
 
 
-def test_missing_and_failed_configurations_are_reported(tmp_path):
+def test_missing_and_failed_configurations_are_reported(tmp_path, run_compare):
     a = results(tmp_path / "a", {1: [100, 100, 100], 4: [200, 200, 200]})
     b = results(tmp_path / "b", {1: [None], 2: [150, 150, 150]})
-    out = run_compare(tmp_path, a, b)
+    out = run_compare(a, b)
     assert out.returncode == 0
     assert "only in baseline" in out.stdout and "only in current" in out.stdout and "failed in current" in out.stdout
 
 
-def test_different_machines_warn_and_strict_refuses(tmp_path):
+def test_other_hardware_is_said_and_strict_refuses(tmp_path, run_compare):
+    """One configuration on a CPU and on an H200: nothing in its run to hold it against, so nothing gated."""
     a = results(tmp_path / "a", {4: [200, 200, 200]})
     b = results(tmp_path / "b", {4: [900, 900, 900]}, env=GPU_ENV, label="h200")
-    out = run_compare(tmp_path, a, b)
-    assert out.returncode == 0 and "different machines" in out.stdout
-    strict = run_compare(tmp_path, a, b, "--strict")
-    assert strict.returncode == 2 and "different machines" in strict.stderr
+    out = run_compare(a, b)
+    assert out.returncode == 0 and "other hardware (cpu Test CPU vs Other CPU" in out.stdout
+    assert "alone in its run" in out.stdout
+    strict = run_compare(a, b, "--strict")
+    assert strict.returncode == 2 and "other hardware" in strict.stderr
 
 
-def test_ratios_within_a_run_cancel_a_slower_machine(tmp_path):
-    """Across machines the gate reads workers-2-over-1: a uniformly slower machine is no regression,
-    a change that removes the workers' benefit is."""
+def test_against_its_run_a_slower_machine_cancels(tmp_path, run_compare):
+    """Across machines each configuration is read against its run's geometric mean: a uniformly
+    slower machine is no regression, a change that removes the workers' benefit is."""
     other = {**CPU_ENV, "cpu": "Slower CPU"}
     a = results(tmp_path / "a", {1: [100, 101, 99], 2: [200, 202, 198]})
     slower = results(tmp_path / "b", {1: [60, 61, 59], 2: [120, 121, 119]}, env=other)
-    (tmp_path / "gate.toml").write_text(
-        '[knobs]\nbackbone = "tiny"\n[gate]\nmetric = "train_img_s"\nfactor = 1.25\nrelative = [["workers", 1]]\n'
-    )
-    out = run_compare(tmp_path, a, slower, "--preset", tmp_path / "gate.toml")
+    (tmp_path / "gate.toml").write_text('[knobs]\nbackbone = "tiny"\n[gate]\nmetric = "train_img_s"\nfactor = 1.25\n')
+    out = run_compare(a, slower, "--preset", tmp_path / "gate.toml")
     assert out.returncode == 0, out.stdout
-    assert "not gated: another machine" in out.stdout and "workers=1" in out.stdout
+    assert "shown, not gated: other hardware" in out.stdout and "geometric mean of each run" in out.stdout
     flat = results(tmp_path / "c", {1: [60, 61, 59], 2: [66, 67, 65]}, env=other)
-    out = run_compare(tmp_path, a, flat, "--preset", tmp_path / "gate.toml")
-    assert out.returncode == 1 and "REGRESSION" in out.stdout
+    out = run_compare(a, flat, "--preset", tmp_path / "gate.toml")
+    assert out.returncode == 1 and out.stdout.split("## Absolute")[0].count("REGRESSION") == 1
 
 
-def test_baseline_save_and_compare_against_it(tmp_path):
+def test_baseline_save_and_compare_against_it(tmp_path, run_compare):
     a = results(tmp_path / "a", {4: [200, 200, 200]}, preset="ci")
     baseline = tmp_path / "baselines" / "cpu" / "ci.csv"
-    saved = in_process("baseline", "save", a, "--out", baseline, cwd=tmp_path)
-    assert saved.returncode == 0, saved.stderr
+    assert cli.main(["baseline", "save", str(a), "--out", str(baseline)]) == 0
     assert baseline.is_file() and baseline.with_suffix(".env.json").is_file()
-    out = run_compare(tmp_path, baseline, a)
-    assert out.returncode == 0 and "different machines" not in out.stdout
+    out = run_compare(baseline, a)
+    assert out.returncode == 0 and "same hardware and software" in out.stdout
 
 
-def test_compare_refuses_what_it_cannot_read(tmp_path):
-    out = run_compare(tmp_path, tmp_path / "nowhere", tmp_path / "nowhere")
+def test_compare_refuses_what_it_cannot_read(tmp_path, run_compare):
+    out = run_compare(tmp_path / "nowhere", tmp_path / "nowhere")
     assert out.returncode == 2 and "no points.csv" in out.stderr

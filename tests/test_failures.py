@@ -30,9 +30,8 @@ def sweep(tmp_path, stand_in, cli):
 
     def run():
         stand_in.started.clear()
-        done = cli(
-            "sweep", "--preset", "mine.toml", "--gpu", "cpu", "--data", tmp_path / "data", "--out", tmp_path / "out"
-        )
+        args = ["--gpu", "cpu", "--data", tmp_path / "data", "--out", tmp_path / "out"]
+        done = cli("sweep", "--preset", "mine.toml", *args)
         return done.returncode, done.stdout, done.stderr, list(stand_in.started)
 
     return run
@@ -42,15 +41,16 @@ def test_a_failing_user_function_is_tried_once_the_sweep_exits_1_and_a_rerun_fin
     code, out, err, started = sweep()
     failing = [s for s in started if s.pipeline == "examples.pipelines:failing"]
     assert code == 1 and len(failing) == 1  # its ceiling at batch 4; its other 3 runs are not run
-    assert len(started) == 7  # of 10: the model ceilings still bound the keras points
+    assert len(started) == 7  # of 12: the model ceilings still bound the keras points
     last = out.strip().splitlines()[-1]
-    assert last.startswith("first error (1 failed, 3 not run after it; see runs.csv): error in run ")
+    # its other 3 runs, and the 2 model ceilings its batches shape: each would call it again
+    assert last.startswith("first error (1 failed, 5 not run after it; see runs.csv): error in run ")
     assert "the data server is unreachable" in last and "run the same command again" in last
 
     (tmp_path / "fixed").touch()  # the user fixes their function
     code, out, err, started = sweep()
-    assert code == 0 and len(started) == 4  # the failed run and the 3 not run after it
-    assert "the 4 that failed before run again" in " ".join(err.split())  # rich wraps at 80 columns
+    assert code == 0 and len(started) == 6  # the failed run and the 5 not run after it
+    assert "the 6 that failed before run again" in " ".join(err.split())  # rich wraps at 80 columns
     assert sweep()[3] == []  # done: nothing left to run
 
 
@@ -61,7 +61,7 @@ def test_changed_data_is_measured_anew_and_said_in_one_line(sweep, tmp_path):
         (tmp_path / "data" / "train" / "class0").glob("*").__next__().read_bytes()
     )
     code, out, err, started = sweep()
-    assert code == 0 and len(started) == 10
+    assert code == 0 and len(started) == 12
     assert [line for line in err.splitlines() if "the data changed" in line][0].endswith(
         f"measured anew on {tmp_path / 'data'}"
     )

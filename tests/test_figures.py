@@ -104,7 +104,7 @@ def test_backbone_null_survives_the_points_csv_round_trip(tmp_path):
     assert len(best) == 1 and (best.loc[0, "backbone"], best.loc[0, "input_size"]) == ("null", 16)
     from bench.analyse import regressions
 
-    result = regressions.compare(*[regressions.load(path)[0]] * 2)
+    result = regressions.compare(*[regressions.load(path)] * 2)
     assert list(result.table.backbone) == ["null", "null"]
 
 

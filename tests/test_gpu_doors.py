@@ -5,8 +5,11 @@ frameworks are CPU builds); the slow tests of test_doctor.py ask the real ones."
 
 import importlib.util
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -284,6 +287,19 @@ def test_gpu_auto_names_the_gpus_the_run_trains_on(machine, variables, count, la
         ),
         ("h100", answer("jax", "cpu"), "the device it trains on (cpu: cpu) is not the h100 of the label"),
         ("h100-mig-1g.10gb", answer("jax", f"{H100} MIG 1g.10gb"), None),
+        (
+            "h100",  # a slice is not its card: its figures are a seventh of it
+            answer("jax", f"{H100} MIG 1g.10gb"),
+            f"the device it trains on (gpu: {H100} MIG 1g.10gb) is not the h100 of the label",
+        ),
+        ("cpu", answer("jax", "cpu"), None),
+        ("cpu", answer("jax", TI), f"the device it trains on (gpu: {TI}) is not the CPU of the label cpu"),
+        ("cpu", answer("torch", "mps"), "the device it trains on (mps: mps) is not the CPU of the label cpu"),
+        ("a6000", answer("jax", "NVIDIA RTX A6000"), None),  # no datasheet, still a GPU's label
+        ("a6000", answer("jax", TI), f"the device it trains on (gpu: {TI}) is not the a6000 of the label"),
+        ("h100-pcie", answer("jax", H100), f"the device it trains on (gpu: {H100}) is not the h100-pcie of the label"),
+        ("mps", answer("torch", "mps"), None),  # Apple's GPU under its own label
+        ("mps", answer("torch", "cpu"), "the device it trains on (cpu: cpu) is not the MPS of the label mps"),
         ("my-box", answer("jax", "cpu"), None),  # a free name says nothing a device could contradict
     ],
 )
@@ -339,3 +355,153 @@ def test_a_query_a_card_lacks_leaves_that_figure_empty_and_a_mig_slice_says_so(m
     ]
     text = doctor.render({"nvml": doctor.nvml(), "backends": {}})
     assert "a MIG slice: NVML reports no utilisation for it, and it has no datasheet peak" in text
+
+
+def test_auto_refuses_a_cuda_visible_devices_entry_nvml_does_not_see(machine):
+    machine({"FAKE_NVML_MIG": "1g.10gb", "CUDA_VISIBLE_DEVICES": "MIG-not-here"}, {})
+    with pytest.raises(SpecError, match=r"^--gpu auto: CUDA_VISIBLE_DEVICES names MIG-not-here, which is none of"):
+        gate.auto_label(doctor.nvml())
+    machine({"CUDA_VISIBLE_DEVICES": "MIG-fake-0-0"}, {})
+    assert gate.auto_label(doctor.nvml()) == "2080ti-mig-1g.10gb"
+    machine({"CUDA_VISIBLE_DEVICES": "-1"}, {})  # hidden on purpose
+    assert gate.auto_label(doctor.nvml()) == "cpu"
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make")
+@pytest.mark.parametrize(
+    "variables, said",
+    [
+        ({}, "--gpu h100-pcie --out results/h100-pcie/ci"),
+        ({"FAKE_NVML_FAIL": "nvmlInit"}, "*** --gpu auto: NVML unavailable: "),
+        (
+            {"FAKE_NVML_MIG": "1g.10gb", "CUDA_VISIBLE_DEVICES": "MIG-gone"},
+            "*** --gpu auto: CUDA_VISIBLE_DEVICES names MIG-gone",
+        ),
+    ],
+)
+def test_make_regress_files_under_nvmls_label_or_stops_in_one_line(tmp_path, variables, said):
+    """make's own evaluation of REGRESS_LABEL (-n: nothing runs), on the stand-in machine."""
+    root = Path(__file__).parent.parent
+    (tmp_path / "stamp").touch()
+    env = {
+        **os.environ,
+        **variables,
+        "FAKE_NVML_GPUS": "NVIDIA H100 PCIe",
+        "PATH": os.pathsep.join([str(FAKE), os.environ["PATH"]]),
+        "PYTHONPATH": os.pathsep.join([str(FAKE), str(root)]),
+    }
+    out = subprocess.run(
+        [
+            "make",
+            "-n",
+            "--no-print-directory",
+            "regress",
+            f"STAMP={tmp_path / 'stamp'}",
+            "EXTRAS=x",
+            f"BIN={Path(sys.executable).parent}",
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = (out.stdout + out.stderr).strip().splitlines()
+    assert said in lines[0] and (out.returncode == 0) == ("***" not in said)
+    assert "--gpu cpu " not in out.stdout
+
+
+def test_other_processes_on_the_gpu_and_cuda_mps_are_said(machine):
+    from bench.output import header
+    from bench.results import nvml
+
+    machine({}, {})
+    assert [(g["others"], g["mps"]) for g in nvml.nvml_gpus()[0]] == [([], False)]
+    assert not header.others_on_gpu(nvml.nvml_gpus()[0])
+    machine({"FAKE_NVML_PROCESSES": "4242,77"}, {})
+    assert header.others_on_gpu(nvml.nvml_gpus()[0]) == [
+        "- Other processes on the GPU as the sweep began: 2 [77, 4242]: GPU utilisation, power and memory count "
+        "theirs too"
+    ]
+    machine({"FAKE_NVML_MPS": "1"}, {})
+    assert "began (CUDA MPS): 2 [77, 4242]" in header.others_on_gpu(nvml.nvml_gpus()[0])[0]
+    machine({"FAKE_NVML_FAIL": "nvmlDeviceGetComputeRunningProcesses", "FAKE_NVML_MPS": ""}, {})
+    assert nvml.nvml_gpus()[0][0]["others"] is None  # NVML cannot say: not "none"
+
+
+def test_a_cpu_run_hides_apples_gpu_from_torch_as_it_hides_nvidias(monkeypatch):
+    from bench.run.backends import torch as torch_backend
+
+    monkeypatch.setenv("KERAS_TORCH_DEVICE", "")  # put back after the test, whatever prepare sets
+    monkeypatch.delenv("KERAS_TORCH_DEVICE")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    torch_backend.prepare(1, 1)
+    assert "KERAS_TORCH_DEVICE" not in os.environ  # a GPU run: Keras picks cuda (or mps)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")  # --gpu cpu (doctor.check)
+    torch_backend.prepare(1, 1)
+    assert os.environ["KERAS_TORCH_DEVICE"] == "cpu"
+
+
+def test_a_memory_limit_caps_the_gpus_memory_on_a_gpu_and_the_address_space_on_the_cpu(machine):
+    from bench.run import backends
+    from bench.run.processes import memory_limit
+
+    machine({}, {})  # one 11 GB stand-in GPU
+    capped, env = memory_limit(2816, dict(os.environ), 1)
+    assert capped is None  # no address-space cap: it breaks CUDA's start-up
+    assert (env[backends.GPU_MEMORY_ENV], env[backends.GPU_MEMORY_FRACTION_ENV]) == ("2816", "0.2500")
+    capped, env = memory_limit(2816, dict(os.environ, CUDA_VISIBLE_DEVICES="-1"), 1)  # --gpu cpu
+    assert callable(capped) and backends.GPU_MEMORY_ENV not in env
+    assert memory_limit(None, {"A": "1"}, 1) == (None, {"A": "1"})
+
+
+def test_jax_takes_the_cap_as_its_allocators_fraction(monkeypatch):
+    from bench.run import backends
+    from bench.run.backends import jax as jax_backend
+
+    monkeypatch.setenv("XLA_PYTHON_CLIENT_MEM_FRACTION", "")
+    monkeypatch.setenv(backends.GPU_MEMORY_FRACTION_ENV, "0.2500")
+    jax_backend.prepare(1, 1)
+    assert os.environ["XLA_PYTHON_CLIENT_MEM_FRACTION"] == "0.2500"
+
+
+def slurm_node(monkeypatch, variables: dict):
+    """submitit's executor as seen from a login node: a job runs on a node whose stand-in NVML
+    `variables` describe, and the login node's come back after it."""
+
+    def submit(fn, *args):
+        def result():
+            before = {name: os.environ.get(name) for name in variables}
+            for name, value in variables.items():
+                monkeypatch.setenv(name, value)
+            try:
+                return fn(*args)
+            finally:
+                for name, value in before.items():
+                    monkeypatch.setenv(name, value) if value is not None else monkeypatch.delenv(name)
+
+        return SimpleNamespace(job_id="7", result=result)
+
+    return SimpleNamespace(executor=SimpleNamespace(submit=submit))
+
+
+def test_under_slurm_the_label_is_decided_on_the_node_that_trains(machine, monkeypatch):
+    from bench.run import executors
+
+    machine({"FAKE_NVML_GPUS": ""}, {})  # the login node: no GPU
+    grid = [one_point({"backend": "jax", "backbone": "tiny"})]
+    node = slurm_node(monkeypatch, {"FAKE_NVML_GPUS": H100})
+    label, facts, _ = session.checked_label("auto", grid, False, lambda gpus: executors.node_label(node, gpus))
+    assert label == "h100" and facts["gpu_used"] is None
+    assert "CUDA_VISIBLE_DEVICES" not in os.environ  # the login node's cpu never hides the jobs' GPUs
+    broken = slurm_node(monkeypatch, {"FAKE_NVML_GPUS": H100, "FAKE_NVML_FAIL": "nvmlInit"})
+    with pytest.raises(SpecError, match=r"^--gpu auto on a Slurm node \(job 7\): --gpu auto: NVML unavailable"):
+        session.checked_label("auto", grid, False, lambda gpus: executors.node_label(broken, gpus))
+    assert session.checked_label("auto", grid, False)[0] == "auto"  # a dry run submits nothing
+
+    def failed():  # submitit's FailedJobError carries the job's traceback
+        raise RuntimeError("Traceback (most recent call last):\n  ...\nbench.plan.knobs.SpecError: no")
+
+    traced = SimpleNamespace(job_id="8", result=failed)
+    with pytest.raises(SpecError, match=r"^--gpu auto on a Slurm node \(job 8\): no$"):
+        executors.node_label(SimpleNamespace(executor=SimpleNamespace(submit=lambda fn, *a: traced)), 1)

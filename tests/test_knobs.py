@@ -15,7 +15,7 @@ def test_knobs_added_later_keep_the_ids_of_results_from_before_them():
     import hashlib
     import json
 
-    later = ("backend", "window", "data_format", "transfer", "hosts")
+    later = ("backend", "window", "data_format", "transfer", "hosts", "shaped_by")
     assert set(LATER_KNOBS) == set(later)
     knobs = {k: v for k, v in RunSpec(batch=8).knobs().items() if k not in later}  # a point as recorded then
     before = hashlib.sha1(json.dumps(knobs, sort_keys=True).encode()).hexdigest()[:10]
@@ -50,11 +50,16 @@ def test_values_are_coerced_by_the_knobs_real_types_not_their_annotation_text():
     """Each knob's types come from RunSpec's annotations as types: a blank is None only where the
     knob takes None, a word of a str knob stays a word (interpolation's name holds 'int')."""
     assert set(KINDS) == set(KNOBS) and all(isinstance(t, type) for kinds in KINDS.values() for t in kinds)
-    assert KINDS["workers"] == (int, type(None)) and KINDS["batch"] == (int,) and KINDS["backbone"] == (str,)
+    assert KINDS["workers"] == (int, type(None)) and KINDS["epochs"] == (int,) and KINDS["backbone"] == (str,)
     assert coerce("workers", "none") is None and coerce("cache", "") is None and coerce("cache", "yes") is True
     assert coerce("interpolation", "bilinear") == "bilinear" and coerce("input_size", " 64 ") == 64
     with pytest.raises(SpecError, match="expected a whole number"):
-        coerce("batch", "none")
+        coerce("epochs", "none")
+    # a blank batch is a pipeline of the user's that makes its own; any other pipeline needs a number
+    from bench.plan.grid import build_grid
+
+    with pytest.raises(SpecError, match="batch: a number is needed for pipeline keras"):
+        build_grid([{"pipeline": ["keras"]}], ["batch=none"])
 
 
 def test_progress_labels_and_setting_names_are_one_display_of_the_knob_metadata():

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from bench.results.machine import gpu_label
@@ -12,10 +14,62 @@ from bench.results.machine import gpu_label
         ("Tesla V100-SXM2-16GB", "v100"),
         ("NVIDIA A100-SXM4-80GB", "a100"),
         ("NVIDIA GeForce RTX 4090", "4090"),
+        ("NVIDIA RTX A6000", "a6000"),
+        ("NVIDIA RTX PRO 6000 Blackwell Server Edition", "rtxpro6000-blackwell"),
+        ("NVIDIA GeForce RTX 4090 Laptop GPU", "4090-laptop"),
+        ("NVIDIA H100 PCIe MIG 1g.10gb", "h100-pcie-mig-1g.10gb"),
     ],
 )
 def test_gpu_labels_are_short_names_from_the_nvml_name(name, label):
     assert gpu_label(name) == label
+
+
+# The NVML names of the GPUs people rent and buy, and the datasheet each is held against.
+SOLD = {
+    "NVIDIA L4": "l4",
+    "NVIDIA L40S": "l40s",
+    "NVIDIA A10G": "a10g",
+    "Tesla T4": "t4",
+    "NVIDIA GeForce RTX 3090": "3090",
+    "NVIDIA GeForce RTX 4090": "4090",
+    "NVIDIA GeForce RTX 5090": "5090",
+    "NVIDIA RTX 6000 Ada Generation": "rtx6000-ada",
+    "Quadro RTX 6000": "quadro-rtx6000",
+    "NVIDIA A100-SXM4-40GB": "a100-40gb",
+    "NVIDIA A100-SXM4-80GB": "a100",
+    "NVIDIA A100-PCIE-40GB": "a100-pcie-40gb",
+    "NVIDIA A100 80GB PCIe": "a100-pcie",
+    "NVIDIA H100 80GB HBM3": "h100",
+    "NVIDIA H100 PCIe": "h100-pcie",
+    "NVIDIA H100 NVL": "h100-nvl",
+    "NVIDIA H200": "h200",
+    "NVIDIA H200 NVL": "h200-nvl",
+    "NVIDIA GH200 480GB": "gh200",
+    "NVIDIA B200": "b200",
+}
+
+
+@pytest.mark.parametrize("name, label", SOLD.items())
+def test_every_gpu_sold_today_has_its_own_label_and_datasheet(name, label):
+    from bench.results import profiles
+
+    assert gpu_label(name) == label
+    sheet = profiles.load(label)
+    peaks = sheet["peak_tflops"]
+    assert peaks["float32"] > 0 and peaks["float16"] >= peaks["float32"]
+    assert sheet["board_power_w"] > 0 and sheet["memory_gb"] > 0 and sheet["source"]
+    assert (sheet.get("price_usd") or sheet.get("price_per_hour_usd")) and "indicative" in sheet["price_note"]
+    assert re.search(r"\b(19|20)\d\d\b", sheet["price_note"])  # the price's date
+    assert profiles.missing(label) == []
+
+
+def test_variants_of_one_model_are_held_against_their_own_sheets():
+    from bench.results import profiles
+
+    bf16 = {label: profiles.load(label)["peak_tflops"].get("bfloat16") for label in ("h100", "h100-pcie", "h100-nvl")}
+    assert len(set(bf16.values())) == 3  # 989 SXM, 756 PCIe, 835 NVL: none held against another's
+    assert len(set(SOLD.values())) == len(SOLD)
+    assert profiles.missing("a6000_h100") == ["a6000"] and profiles.missing("h100-mig-1g.10gb") == []
 
 
 class Dist:

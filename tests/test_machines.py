@@ -57,3 +57,25 @@ def test_a_difference_within_the_noise_makes_the_pick_unsure(tmp_path):
     assert (
         "so measure again before paying for it). Per dollar, cpu-hostB trains the most: 1,764,000 images per $." in text
     )
+
+
+def test_folders_of_one_name_measured_under_different_load_are_told_apart_and_not_picked_between(tmp_path):
+    """The same sweep twice on one machine, once quiet and once with other work taking 60% of its CPU:
+    the two get names of their own, the loaded one's bound is withheld for load, and the pick says why it
+    is not confident instead of calling a 4x gap a confident lead."""
+    from bench.output import machines
+    from tests.conftest import CPU_ENV
+
+    busy = {"cpu_util_mean": 70.0, "proc_cpu_pct_mean": 20.0}  # 2 threads: others took 70 - 20 / 2 = 60%
+    quiet = results(
+        tmp_path / "a" / "cpu" / "vm" / "quick", {4: [800, 810, 805]}, cpu_util_mean=52.0, proc_cpu_pct_mean=100.0
+    )
+    loaded = results(tmp_path / "b" / "cpu" / "vm" / "quick", {4: [200, 210, 205]}, **busy)
+    assert CPU_ENV["cpu_threads"] == 2
+    report = (loaded / "report.md").read_text()
+    assert "- Load: other work took 60% to 60% of the CPU during the measured windows (median 60%)" in report
+    text = machines.render([quiet, loaded], tmp_path / "m.md")
+    names = [r["machine"] for r in table(text, "## tiny 16px")]
+    assert len(set(names)) == 2 and all(n.startswith("cpu-") for n in names)
+    pick = text.split("## Pick")[1]
+    assert "not confident: other work took 2% on " in pick and "60% on " in pick and "(over 30%)" in pick

@@ -195,8 +195,9 @@ def test_knobs_lists_every_knob_from_its_metadata(capsys):
         "knob": "batch",
         "default": "16",
         "allowed": "a whole number, 1 or more",
-        "meaning": "images per training step",
+        "meaning": "images per training step (blank: a pipeline of yours that makes its own)",
     }
+    assert rows["shaped_by"]["allowed"] == "package.module:function"
     assert rows["precision"]["allowed"] == "float32, mixed_float16, mixed_bfloat16"
     assert rows["use_multiprocessing"]["default"] == "false"
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from bench.analyse import noise
-from bench.analyse.points import bound
+from bench.analyse.bounds import bound
 
 SWEEPS, POINTS, NOISE = 400, 12, 0.08
 

@@ -89,13 +89,20 @@ def test_a_machines_peak_is_probed_once_and_reused_by_its_later_sweeps(tmp_path,
     monkeypatch.setattr(processes, "_peak_probe", probe)
     settings = {("jax", "float32"), ("jax", "mixed_float16")}
     hidden = {"CUDA_VISIBLE_DEVICES": "-1"}
-    first = processes.measure_peaks(settings, "m1", given=hidden, cache=tmp_path)
-    again = processes.measure_peaks(settings, "m1", given=hidden, cache=tmp_path)
-    other = processes.measure_peaks({("jax", "float32")}, "m2", given=hidden, cache=tmp_path)
+    first = processes.measure_peaks(settings, "m1", given=hidden, cache_dir=tmp_path)
+    again = processes.measure_peaks(settings, "m1", given=hidden, cache_dir=tmp_path)
+    other = processes.measure_peaks({("jax", "float32")}, "m2", given=hidden, cache_dir=tmp_path)
     assert probed == [("jax", "float32"), ("jax", "mixed_float16"), ("jax", "mixed_float16"), ("jax", "float32")]
     assert first["peak_tflops"] == again["peak_tflops"] == {"jax": {"float32": 1.5, "mixed_float16": None}}
     assert not first["peak_cached"] and set(again["peak_cached"]["jax"]) == {"float32"}
     assert again["peak_errors"] == {"jax": {"mixed_float16": "no device"}} and not other["peak_cached"]
+
+    # one box, two GPU models: each probes its own peak, though NVML's fingerprint is the same
+    def peaks(label):
+        return processes.measure_peaks({("jax", "float32")}, "m3", label=label, given=hidden, cache_dir=tmp_path)
+
+    peaks("h100")
+    assert peaks("h100")["peak_cached"] and not peaks("2080ti")["peak_cached"]
 
 
 def test_each_worker_is_given_the_checks_variables_on_top_of_this_processs_environment(monkeypatch):

@@ -75,3 +75,22 @@ def test_fit_writes_its_answer_and_every_try(tmp_path, stand_in, cli):
     assert [(s.batch, s.input_size, s.pipeline) for s in stand_in.started] == [(64, 64, "synthetic")]
     assert "| 64 | ok |" in (tmp_path / "free" / "fit.md").read_text()
     assert pd.read_csv(tmp_path / "free" / "runs.csv").status.tolist() == ["ok"]
+
+
+def test_fit_takes_the_other_knobs_with_set_one_value_each(monkeypatch, capsys):
+    from bench import search as search_module
+    from bench.cli import main
+
+    asked = {}
+    monkeypatch.setattr(search_module, "run_search", lambda base, knob, *rest: asked.update(base=base, knob=knob) or "")
+    assert (
+        main(["fit", "--backbone", "tiny", "--gpu", "cpu", "--set", "backend=jax", "--set", "precision=mixed_bfloat16"])
+        == 0
+    )
+    assert (asked["base"].backend, asked["base"].precision, asked["knob"]) == ("jax", "mixed_bfloat16", "batch")
+    for wrong, said in [
+        ("batch=8", "--set batch: fit searches it"),
+        ("backend=jax,torch", "fit takes one value per knob"),
+    ]:
+        assert main(["fit", "--backbone", "tiny", "--gpu", "cpu", "--set", wrong]) == 2
+        assert said in capsys.readouterr().err

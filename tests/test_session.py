@@ -64,6 +64,6 @@ def test_a_session_makes_its_data_results_and_peaks_where_it_is_told_and_sets_no
     hidden = {"CUDA_VISIBLE_DEVICES": "-1", "JAX_PLATFORMS": "cpu", gate.LABEL_ENV: "cpu"}
     for given in stand_in.given + [p["given"] for p in probed]:
         assert {k: given[k] for k in hidden} == hidden
-    assert [p["cache"] for p in probed] == [tmp_path / "c"]
+    assert [p["cache_dir"] for p in probed] == [tmp_path / "c"]
     again = dataclasses.replace(options, out=str(tmp_path / "elsewhere"))
     assert session.run(grid, "t", data, again)[0].parent == tmp_path / "elsewhere"  # --out wins

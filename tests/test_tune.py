@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from bench.analyse import moves
+from bench.analyse.bounds import bound
 from bench.analyse.noise import Noise, faster
-from bench.analyse.points import bound
 from tests.conftest import gpubench
 
 START = {

@@ -60,8 +60,7 @@ def compare(backend: str, tree: str, name: str) -> dict:
     with tempfile.TemporaryDirectory() as scratch:
         for _ in range(ROUNDS):
             train, val = pipelines.build(index, spec, "train"), pipelines.build(index, spec, "val")
-            first = train.first if hasattr(train, "first") and train.first is not None else train.data.peek()
-            model = model or compile_model(null_like(first))
+            model = model or compile_model(null_like(train.first))
             found["suite"].append(suite_fit(model, train, val, spec, Path(scratch)))
             plain, plain_val = call(spec.pipeline, index, spec, "train"), call(spec.pipeline, index, spec, "val")
             timer = EpochTimer()

@@ -65,3 +65,18 @@ def tfdata_short_last(batch):
 def own_batches():
     """Batches of 64 whatever the sweep's batch: the function takes no `batch`."""
     return [_batch(OWN_BATCH) for _ in range(3)]
+
+
+def own_size_images(split):
+    """Batches of 24 images at 20x20 pixels in 3 classes, one-hot, whatever gpubench's batch, input_size
+    and data folder say: a job that reads its own data (no `directory`, `batch` or `input_size`)."""
+    rng = np.random.default_rng(1 if split == "train" else 2)
+    return [
+        (rng.random((24, 20, 20, 3), dtype=np.float32), np.eye(3, dtype="float32")[rng.integers(0, 3, 24)])
+        for _ in range(3)
+    ]
+
+
+def three_class_folder(directory, batch):
+    """Reads gpubench's folder (it takes `directory`) but yields one-hot labels of 3 classes: a mistake."""
+    return [(_batch(batch)[0], np.eye(3, dtype="float32")[np.arange(batch) % 3]) for _ in range(2)]

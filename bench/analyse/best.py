@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.analyse.bounds import BUSY_GAP, BUSY_PCT, rate_of
 from bench.analyse.noise import Noise, combined, differ, of_points
-from bench.analyse.points import device_count, rate_of, read
+from bench.analyse.points import device_count, read
 from bench.analyse.reference import seed_figure
 from bench.results import profiles
 from bench.results.store import read_json
@@ -21,7 +22,11 @@ def machine_names(folders: list[Path]) -> list[str]:
     labels = [read_json(Path(f) / "sweep.json").get("gpu", Path(f).parent.name) for f in folders]
     hosts = [read_json(Path(f) / "env.json").get("host") or Path(f).parent.name for f in folders]
     names = [f"{label}-{host}" if labels.count(label) > 1 else label for label, host in zip(labels, hosts)]
-    return [f"{n}-{Path(f).name}" if names.count(n) > 1 else n for n, f in zip(names, folders)]
+    for depth in range(1, max((len(Path(f).parts) for f in folders), default=1) + 1):
+        named = [f"{n}-{'-'.join(Path(f).parts[-depth:])}" if names.count(n) > 1 else n for n, f in zip(names, folders)]
+        if len(set(named)) == len(named):
+            return named
+    return [f"{n}-{i + 1}" for i, n in enumerate(names)]  # the same folder given twice
 
 
 def best_per_machine(folders: list[Path], prices: dict[str, float] | None = None) -> pd.DataFrame:
@@ -63,6 +68,7 @@ def best_per_machine(folders: list[Path], prices: dict[str, float] | None = None
                     "noise_df": best.get("noise_df"),
                     "bound": best.get("bound") if pd.notna(best.get("bound")) else "",
                     "bound_doubt": best.get("bound_doubt") if isinstance(best.get("bound_doubt"), str) else "",
+                    "others_cpu_pct": best.get("others_cpu_pct"),
                     "cores_to_feed": best.get("cores_to_feed"),
                     "img_per_joule": per_joule
                     if pd.notna(per_joule)
@@ -80,13 +86,26 @@ def best_per_machine(folders: list[Path], prices: dict[str, float] | None = None
     return pd.DataFrame(rows)
 
 
+def load_apart(first: pd.Series, second: pd.Series) -> str:
+    """Why two machines' best rates cannot be set against each other for load, in words ('' where they
+    can): other work took over BUSY_PCT of the CPU while either ran, or shares BUSY_GAP apart."""
+    shares = {r.machine: r.get("others_cpu_pct") for r in (first, second) if pd.notna(r.get("others_cpu_pct"))}
+    said = " and ".join(f"{share:.0f}% on {machine}" for machine, share in shares.items())
+    if shares and max(shares.values()) > BUSY_PCT:
+        return f"other work took {said} of the CPU while they ran (over {BUSY_PCT:.0f}%)"
+    if len(shares) == 2 and abs(float.__sub__(*map(float, shares.values()))) > BUSY_GAP:
+        return f"other work took {said} of the CPU while they ran"
+    return ""
+
+
 def leader(group: pd.DataFrame) -> tuple[pd.Series, pd.Series | None, Noise | None, int]:
     """(the fastest machine's row, the runner-up's, the two folders' noise pooled, +1 where the
-    fastest is ahead beyond that noise (bench/analyse/noise.py), else 0)."""
+    fastest is ahead beyond that noise (bench/analyse/noise.py) and the two ran under alike load
+    (load_apart), else 0)."""
     ranked = group.sort_values("train_img_s", ascending=False)
     if len(ranked) == 1:
         return ranked.iloc[0], None, None, 0
     first, second = ranked.iloc[0], ranked.iloc[1]
     noise = combined(of_points(ranked.iloc[[0]]), of_points(ranked.iloc[[1]]))
     (a, n_a), (b, n_b) = rate_of(first, "train_img_s"), rate_of(second, "train_img_s")
-    return first, second, noise, max(0, differ(a, n_a, b, n_b, noise))
+    return first, second, noise, 0 if load_apart(first, second) else max(0, differ(a, n_a, b, n_b, noise))

@@ -7,23 +7,22 @@ read and format it, and compute nothing of their own."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
 
-from bench.analyse.noise import PRIOR, Noise, differ, geomean, pooled
+from bench.analyse.bounds import BUSY_PCT, judge
+from bench.analyse.noise import geomean, pooled
 from bench.plan.grid import model_ceiling, pipeline_ceiling
 from bench.plan.knobs import COLUMN_KNOBS, KNOBS, RunSpec, display, plain
 from bench.results import profiles
+from bench.results.record import others_share
 from bench.results.store import ResultStore, read_json
 from models import is_pipeline_alone
-from pipelines.registry import TAKEN_BY_SOME, is_model_alone
+from pipelines.registry import TAKEN_BY_SOME, batches_itself, is_model_alone
 
-AT_CEILING = 0.8  # a training rate at 80% or more of its lower ceiling is at that ceiling
 SHORT_S = 2.0  # seconds of measured window below which a run is too short to time well
-# Other work's share of the CPU (percentage points) by which a point and its lower ceiling may differ
-# before their rates are said to be measured under different load.
-LOAD_GAP = 20.0
 # Figures whose median over the repeats is the point's.
 NUMERIC = [
     "total_s",
@@ -52,6 +51,7 @@ NUMERIC = [
     "loader_start_s",
     "window_s",
     "window_steps",
+    "others_cpu_pct",
 ]
 
 
@@ -62,76 +62,10 @@ def setting(row: dict) -> str:
 
 
 def spec_of(row: dict) -> RunSpec:
-    """The RunSpec of a stored row, its values as set (bench/plan/knobs.py `plain`)."""
-    return RunSpec(**{k: plain(row[k]) for k in KNOBS if k in row})
-
-
-def rate_of(p: dict, prefix: str) -> tuple[float, int]:
-    """(the geometric mean of a rate's ok repeats, how many): what the noise rule compares."""
-    geo = p.get(f"{prefix}_geo")
-    n = p.get("repeats_ok" if prefix == "train_img_s" else f"{prefix.split('_')[0]}_repeats")
-    return (p[prefix] if pd.isna(geo) else geo), (1 if pd.isna(n) else int(n))
-
-
-def bound(p: dict, noise: Noise = PRIOR) -> tuple[str | None, float | None, str]:
-    """(bound, efficiency, why it is withheld or ''), by the noise rule (bench/analyse/noise.py).
-
-    The lower ceiling is the pipeline's (input) or the model's (compute) where the two differ
-    beyond the noise, and `balanced` where they do not; end to end is at that ceiling unless it is
-    below AT_CEILING of it beyond the noise (overhead must be shown). Withheld only where the
-    figures contradict (end to end above its lower ceiling beyond the noise: a measurement to fix)
-    or where the point and its ceiling ran under different load."""
-    sides = _sides(p, noise)
-    if sides is None:
-        return None, None, ""
-    kind, which, efficiency, beyond, at_line = sides
-    load = _load_gap(p, which)
-    if beyond > 0:
-        cause = load or "the ceiling and the point measured apart (a warm cache, clocks, load between runs)"
-        return (
-            kind,
-            efficiency,
-            (
-                f"inconsistent measurement: {p['train_img_s']:.0f} images/s end to end is "
-                f"{efficiency:.2f}x the {which}-alone ceiling of "
-                f"{p['train_img_s'] / efficiency:.0f}, beyond the noise ({noise.says()}); "
-                f"likely cause: {cause}"
-            ),
-        )
-    return (kind if at_line >= 0 else "overhead"), efficiency, f"measured under different load: {load}" if load else ""
-
-
-def look_again(p: dict, noise: Noise) -> str | None:
-    """The lower ceiling ('pipeline' or 'model') where one more look at it and the point could change
-    the verdict: under AT_CEILING of it within the noise (overhead not shown), or above it beyond the
-    noise (a measurement to fix); else None."""
-    sides = _sides(p, noise)
-    return sides[1] if sides is not None and (sides[2] < AT_CEILING and sides[4] == 0 or sides[3] > 0) else None
-
-
-def _sides(p: dict, noise: Noise) -> tuple[str, str, float, int, int] | None:
-    """(input, compute or balanced; the lower ceiling's name; efficiency; end to end against that
-    ceiling and against AT_CEILING of it, by differ), None without both ceilings."""
-    if any(pd.isna(p.get(c)) or not p.get(c) for c in ("train_img_s", "pipeline_img_s", "model_img_s")):
-        return None
-    (t, nt), (pl, npl), (m, nm) = rate_of(p, "train_img_s"), rate_of(p, "pipeline_img_s"), rate_of(p, "model_img_s")
-    order = differ(pl, npl, m, nm, noise)
-    lower, n_lower, which = (pl, npl, "pipeline") if pl <= m else (m, nm, "model")
-    return (
-        "input" if order < 0 else "compute" if order > 0 else "balanced",
-        which,
-        p["train_img_s"] / min(p["pipeline_img_s"], p["model_img_s"]),
-        differ(t, nt, lower, n_lower, noise),
-        differ(t, nt, lower, n_lower, noise, ratio=AT_CEILING),
-    )
-
-
-def _load_gap(p: dict, which: str) -> str:
-    """Where other work took the CPU in different shares while a point and its lower ceiling ran, in words."""
-    mine, theirs = p.get("others_cpu_pct"), p.get(f"{which}_others_cpu_pct")
-    if pd.isna(mine) or pd.isna(theirs) or abs(mine - theirs) <= LOAD_GAP:
-        return ""
-    return f"other work took {mine:.0f}% of the CPU during the point and {theirs:.0f}% during its {which}-alone ceiling"
+    """The RunSpec of a stored row, its values as set (bench/plan/knobs.py `plain`); the batch blank again
+    where a user's pipeline makes its own (a table shows the size it made)."""
+    spec = RunSpec(**{k: plain(row[k]) for k in KNOBS if k in row})
+    return dataclasses.replace(spec, batch=None) if batches_itself(spec.shaped_by or spec.pipeline) else spec
 
 
 def runnable(points: pd.DataFrame) -> pd.DataFrame:
@@ -157,6 +91,17 @@ def pairs(points: pd.DataFrame, knob: str, base) -> pd.DataFrame:
     return changed.astype({k: object for k in others}).merge(
         at_base.astype({k: object for k in others}), on=others, suffixes=("", "_base")
     )
+
+
+def quiet_runs(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """(the runs without those measured while other work took more than BUSY_PCT of the CPU, where
+    their point has a quieter run that succeeded; how many each point had set aside): a look taken
+    again under less load replaces the loaded one, and a point measured only under load keeps its runs
+    (its bound is then withheld, with the load said)."""
+    busy = (frame.status == "ok") & (frame.others_cpu_pct > BUSY_PCT)
+    quiet_ok = frame[(frame.status == "ok") & ~busy].point_id.unique()
+    dropped = busy & frame.point_id.isin(quiet_ok)
+    return frame[~dropped], frame[dropped].point_id.value_counts().to_dict()
 
 
 def medians(frame: pd.DataFrame) -> pd.DataFrame:
@@ -198,7 +143,15 @@ def table(rows: list[dict], env: dict, sweep: dict, envs: dict | None = None) ->
             ],
             ignore_index=True,
         )
-    points = medians(pd.DataFrame(rows))
+    frame = pd.DataFrame(rows)
+    frame["others_cpu_pct"] = others_share(
+        frame.get("cpu_util_mean", float("nan")), frame.get("proc_cpu_pct_mean", float("nan")), env.get("cpu_threads")
+    )
+    frame, set_aside = quiet_runs(frame)
+    points = medians(frame)
+    points["runs_set_aside"] = points.point_id.map(set_aside).fillna(0).astype(int)
+    if "host_batch" in points:  # a pipeline that makes its own batches: the size it made, for every reader
+        points["batch"] = points.batch.fillna(points.host_batch * points.get("hosts", 1))
     decode = dict(zip(points.point_id, points.get("decode_img_s_core", pd.Series(dtype=float))))
     first = {r["point_id"]: r for r in rows}
     pipeline_ids, model_ids = [], []
@@ -206,11 +159,6 @@ def table(rows: list[dict], env: dict, sweep: dict, envs: dict | None = None) ->
         spec = spec_of(first[pid])
         pipeline_ids.append(None if is_model_alone(spec.pipeline) else pipeline_ceiling(spec).point_id)
         model_ids.append(None if is_pipeline_alone(spec.backbone) else model_ceiling(spec).point_id)
-    # the share of the machine's CPU that other work took during the window: the whole machine's
-    # use less the run's own process tree (one core is 100%), over its threads
-    points["others_cpu_pct"] = (points.cpu_util_mean - points.proc_cpu_pct_mean / (env.get("cpu_threads") or 1)).clip(
-        lower=0
-    )
     for column in (
         "train_img_s_min",
         "train_img_s_max",
@@ -224,12 +172,10 @@ def table(rows: list[dict], env: dict, sweep: dict, envs: dict | None = None) ->
         name = {"repeats_ok": "repeats"}.get(column, column.replace("train_img_s", "img_s"))
         points[f"pipeline_{name}"] = [by_id.get(i) for i in pipeline_ids]
         points[f"model_{name}"] = [by_id.get(i) for i in model_ids]
-    noise = pooled(pd.DataFrame(rows))
+    noise = pooled(frame)
     points["noise_sd"], points["noise_df"] = noise.sd, noise.df
-    verdicts = [bound(p, noise) for p in points.to_dict("records")]
-    points["bound"] = [b for b, _, _ in verdicts]
-    points["efficiency"] = [e for _, e, _ in verdicts]
-    points["bound_doubt"] = [d for _, _, d in verdicts]
+    judged = pd.DataFrame([judge(p, noise) for p in points.to_dict("records")], index=points.index)
+    points[["bound", "efficiency", "bound_doubt", "bound_note", "bound_says"]] = judged
     points["decode_core_img_s"] = [decode.get(i, float("nan")) if i else float("nan") for i in pipeline_ids]
     # one core's decode rate times the physical cores (a hyper-thread adds little to decoding)
     points["decode_ceiling_img_s"] = points.decode_core_img_s * (env.get("cpu_cores") or env.get("cpu_threads") or 1)
@@ -320,4 +266,6 @@ def read(root: str | Path) -> pd.DataFrame:
 def read_csv(path: str | Path) -> pd.DataFrame:
     """A points table from CSV, only an empty cell missing (pandas reads `null`, "None", "NA" as NaN); a
     blank doubt is '' (the bound stands), as points.table gives it, not a NaN that every reader must test."""
-    return pd.read_csv(path, keep_default_na=False, na_values=[""]).fillna({"bound_doubt": ""})
+    return pd.read_csv(path, keep_default_na=False, na_values=[""]).fillna(
+        {"bound_doubt": "", "bound_note": "", "bound_says": ""}
+    )

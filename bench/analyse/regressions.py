@@ -1,28 +1,40 @@
 """Did this change make training slower? Two results judged configuration by configuration, by the
-rule every verdict uses (bench/analyse/noise.py). bench/output/compare.py formats what this finds.
+confidence of the rule every verdict uses (bench/analyse/noise.py). bench/output/compare.py formats
+what this finds; bench/regress.py measures more where it cannot decide.
 
-A configuration regressed when its metric is worse than the baseline's by more than `factor`
-beyond the noise (the two sides' pooled spreads, the repeats of each); it is better when it is
-better by more than `factor` beyond the noise. Worse by more than `factor` but within the noise
-passes where a GATED_DROP drop is ruled out beyond the noise, and otherwise cannot be judged (the
-repeats a side would need are said). On one machine (the fingerprints
-match) the absolute figures are gated; across machines only ratios measured within each run (a
-preset's [gate] `relative`), which cancel the machine. Configurations are matched by their knobs,
-a blank knob read as its default (a schema that later filled a blank with False still matches).
+Each configuration's change (log current over log baseline, matched by knobs, a blank knob read as
+its default) is held against three lines, each beyond the noise (both sides' spreads pooled, each
+figure's own repeats): worse than `factor` is a regression, better than `factor` is better, and a
+drop of `drop` (30%) ruled out is a pass. Where none holds the noise cannot decide: the gate
+measures more, and says "cannot judge" only when its budget is spent. A side whose figure was
+measured while other work took over BUSY_PCT of the CPU (bench/plan/knobs.py) says little: the
+current's is measured again (a quieter run replaces a loaded one, bench/analyse/points.py), the
+baseline's cannot be.
+
+Hardware and software are told apart (bench/results/machine.py). On the same hardware the absolute
+figures are gated, and a software change is named as the likely cause. On other hardware each
+configuration is gated against the geometric mean of its run (every configuration, the base
+included), which cancels a machine that is uniformly faster or slower; the absolute figures are
+shown, and gated only with `across=True`.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
-from bench.analyse.noise import combined, differ, of_points, repeats_to_see
-from bench.analyse.points import pairs, read_csv
-from bench.plan.knobs import KNOBS
-from bench.results.machine import fingerprint
+from bench.analyse.bounds import rate_of
+from bench.analyse.decisions import against_run, decide, margins, repeats_to_decide
+from bench.analyse.noise import PRIOR, Noise, combined, of_points, pooled
+from bench.analyse.points import current_rows, read_csv
+from bench.plan.knobs import BUSY_PCT, KNOBS
+from bench.results.machine import changes, hardware, software
 from bench.results.store import read_json
 
 # Metrics and whether higher is better.
@@ -36,13 +48,10 @@ METRICS = {
     "epoch_s_median": False,
     "first_epoch_s": False,
 }
+TIMES = ("total_s", "epoch_s_median", "first_epoch_s")  # each with its own spread; the others are rates of runs
 KNOB_COLUMNS = tuple(KNOBS)
 FACTOR = 1.10  # how much worse counts, where neither the command line nor the preset's gate says
-# Other work's share of the CPU above which a side's rates say more about the machine than the code:
-# quiet runs here saw a median of 3-4% (at most 25%); two quick sweeps beside other work (42-80%)
-# differed by up to 3.4x on the same code.
-BUSY_PCT = 30.0
-GATED_DROP = 0.3  # the drop a gate must catch: the repeats it needs are said where it cannot
+GATED_DROP = 0.3  # the drop a gate must catch: a pass rules it out
 
 # The exit status of `gpubench compare`.
 STATUS = {"pass": 0, "regression": 1, "cannot judge": 3}
@@ -53,24 +62,31 @@ class CompareError(ValueError):
 
 
 @dataclass
+class Side:
+    """One result: its points, its env.json, and its runs where kept (each metric's own spread)."""
+
+    points: pd.DataFrame
+    env: dict
+    runs: pd.DataFrame | None = None
+
+
+@dataclass
 class Comparison:
-    """What compare found: the table, row by row, the regressions and changes it cannot judge, and notes."""
+    """What compare found: the table, row by row, the regressions and the changes it cannot judge,
+    notes, and the current configurations to measure again (point_id -> "within the noise" or "under load")."""
 
     table: pd.DataFrame
     regressions: int
     notes: list[str] = field(default_factory=list)
-    same_machine: bool = True
     unjudged: int = 0
-
-    @property
-    def status(self) -> str:
-        """The verdict that picks the exit status (STATUS): a regression outranks a change it cannot judge."""
-        return "regression" if self.regressions else "cannot judge" if self.unjudged else "pass"
+    to_measure: dict[str, str] = field(default_factory=dict)
+    gated: bool = True
+    noise: Noise = PRIOR  # what it judged by
 
 
-def load(path: str | Path) -> tuple[pd.DataFrame, dict]:
-    """(points, env) from a results folder (points.csv, env.json) or a saved baseline CSV
-    (with its <name>.env.json beside it)."""
+def load(path: str | Path) -> Side:
+    """A results folder (points.csv, env.json, its runs) or a saved baseline CSV (with its
+    <name>.env.json and <name>.runs.jsonl beside it)."""
     path = Path(path)
     if path.is_dir():
         points_file, env_file = path / "points.csv", path / "env.json"
@@ -83,7 +99,58 @@ def load(path: str | Path) -> tuple[pd.DataFrame, dict]:
     points = read_csv(points_file)
     if "role" in points:
         points = points[points.role == "point"]
-    return points, read_json(env_file)
+    if path.is_dir():
+        rows = current_rows(path)[0]
+    else:
+        runs_file = path.with_suffix(".runs.jsonl")
+        rows = [json.loads(line) for line in runs_file.read_text().splitlines() if line] if runs_file.is_file() else []
+    runs = pd.DataFrame([r for r in rows if not r.get("profiled")]) if rows else None
+    return Side(points, read_json(env_file), runs)
+
+
+def noise_of(side: Side, metric: str) -> Noise:
+    """The spread of one run's log `metric` on a side. A rate's is the folder's pooled log-rate spread
+    (points and ceilings alike) as points.csv gives it, or from the runs, or (an old baseline) from its
+    points' ranges; a time's is its own, from the runs, or from total_s's ranges; else PRIOR."""
+    column = metric if metric in TIMES else "train_img_s"
+    if column == "train_img_s" and "noise_sd" in side.points and side.points.noise_sd.notna().any():
+        return of_points(side.points)
+    if side.runs is not None and column in side.runs and "point_id" in side.runs:
+        return pooled(side.runs, column)
+    return from_ranges(side.points, column)
+
+
+def from_ranges(points: pd.DataFrame, column: str) -> Noise:
+    """The log spread estimated from each point's min and max over its repeats (range / its expected
+    value for n normal draws), pooled by degrees of freedom: what a baseline saved before the noise
+    columns existed still says."""
+    if f"{column}_min" not in points or f"{column}_max" not in points:
+        return PRIOR
+    n = pd.to_numeric(points.repeats_ok, errors="coerce").fillna(0).to_numpy(int)
+    lo, hi = (pd.to_numeric(points[f"{column}_{e}"], errors="coerce").to_numpy(float) for e in ("min", "max"))
+    ok = (n >= 2) & (lo > 0) & (hi > 0)
+    if not ok.any():
+        return PRIOR
+    x = np.linspace(-8, 8, 4001)
+    cdf = stats.norm.cdf(x)[None, :]
+    expected = np.trapezoid(1 - cdf ** n[ok, None] - (1 - cdf) ** n[ok, None], x, axis=1)
+    sd = np.log(hi[ok] / lo[ok]) / expected
+    df = n[ok] - 1
+    return Noise(max(math.sqrt(float((df * sd**2).sum() / df.sum())), 1e-6), float(df.sum()))
+
+
+def figure(p: dict, metric: str) -> tuple[float, float]:
+    """(a point's metric as the noise rule compares it, its variance in runs' units: the sum of 1/n
+    over the repeats of each rate it is made of): a rate's geometric mean over its own repeats (a
+    ceiling's, the ceiling's), efficiency with both rates' repeats."""
+    if metric in ("train_img_s", "pipeline_img_s", "model_img_s"):
+        value, n = rate_of(p, metric)
+        return value, 1 / max(n, 1)
+    own = 1 / max(int(p.get("repeats_ok") or 1), 1)
+    if metric == "efficiency":
+        lower = "pipeline_img_s" if p.get("pipeline_img_s", 0) <= p.get("model_img_s", 0) else "model_img_s"
+        return p[metric], own + 1 / max(rate_of(p, lower)[1], 1)
+    return p[metric], own
 
 
 def match_key(row) -> tuple:
@@ -105,106 +172,124 @@ def _busy(point) -> str | None:
     return f"other work took {others:.0f}% of the CPU" if pd.notna(others) and others > BUSY_PCT else None
 
 
-def compare(
-    baseline: pd.DataFrame,
-    current: pd.DataFrame,
-    metric: str = "train_img_s",
-    factor: float = FACTOR,
-    base_env: dict | None = None,
-    current_env: dict | None = None,
-    scale: float = 1.0,
-) -> Comparison:
-    """Baseline and current matched by their knobs, each configuration marked by the rule above."""
+def compare(base: Side, cur: Side, metric="train_img_s", factor=FACTOR, drop=GATED_DROP, yardstick=False) -> Comparison:
+    """Baseline and current matched by their knobs, each configuration marked by the rule above;
+    `yardstick`: each against the geometric mean of its run's configurations that both sides measured."""
     if metric not in METRICS:
         raise CompareError(f"unknown metric {metric!r}; metrics are: {', '.join(METRICS)}")
     if factor <= 1:
         raise CompareError(f"--factor {factor}: must be above 1 (1.10 means 10% worse)")
-    for side, frame in (("baseline", baseline), ("current", current)):
+    for side, frame in (("baseline", base.points), ("current", cur.points)):
         if metric not in frame:
             raise CompareError(f"the {side} has no {metric} column")
-    higher = METRICS[metric]
-    same = fingerprint(base_env or {}) == fingerprint(current_env or {})
-    notes = (
-        []
-        if same
-        else [f"different machines: baseline {fingerprint(base_env or {})}, current {fingerprint(current_env or {})}"]
-    )
-    noise = combined(of_points(baseline, scale), of_points(current, scale))
-    base = {match_key(r): r for r in baseline.to_dict("records")}
-    cur = {match_key(r): r for r in current.to_dict("records")}
-    rows, regressions, unjudged, needed = [], 0, 0, 0
-    for key in list(base) + [k for k in cur if k not in base]:
-        b, c = base.get(key), cur.get(key)
-        row = {k: (b or c).get(k) for k in KNOB_COLUMNS + ("relative_to",) if k in (b or c)}
-        row["baseline"] = None if b is None else b[metric]
-        row["current"] = None if c is None else c[metric]
+    sign = 1 if METRICS[metric] else -1
+    noise = combined(noise_of(base, metric), noise_of(cur, metric))
+    b_rows = {match_key(r): r for r in base.points.to_dict("records")}
+    c_rows = {match_key(r): r for r in cur.points.to_dict("records")}
+    rows, judged = [], []
+    for key in list(b_rows) + [k for k in c_rows if k not in b_rows]:
+        b, c = b_rows.get(key), c_rows.get(key)
+        row = {k: (b or c).get(k) for k in KNOB_COLUMNS if k in (b or c)}
+        row["baseline"], row["current"] = (None if v is None else v[metric] for v in (b, c))
         if b is None or c is None:
             row["mark"] = "only in current" if b is None else "only in baseline"
-        elif pd.isna(b[metric]) or pd.isna(c[metric]):
+        elif not (row["baseline"] > 0 and row["current"] > 0):  # NaN (failed) or 0
             row["mark"] = "failed in " + " and ".join(
-                s for s, v in (("baseline", b), ("current", c)) if pd.isna(v[metric])
+                s for s, v in (("baseline", b), ("current", c)) if not v[metric] > 0
             )
         else:
-            row["ratio"] = c[metric] / b[metric]
-            n_b, n_c = (int(v.get("repeats_ok") or 1) if pd.notna(v.get("repeats_ok")) else 1 for v in (b, c))
-            sign = 1 if higher else -1
-            worse = differ(c[metric], n_c, b[metric], n_b, noise, ratio=factor**-sign) == -sign
-            better = differ(c[metric], n_c, b[metric], n_b, noise, ratio=factor**sign) == sign
-            beyond = (row["ratio"] < 1 / factor) if higher else (row["ratio"] > factor)
-            busy = [f"{side}: {w}" for side, w in (("baseline", _busy(b)), ("current", _busy(c))) if w]
-            if (worse or beyond) and busy:
-                row["mark"] = "worse, cannot judge (" + "; ".join(busy) + ")"
-                unjudged += 1
-            elif worse:
-                row["mark"] = "REGRESSION"
-                regressions += 1
-            elif better:
-                row["mark"] = "better"
-            elif beyond and differ(c[metric], n_c, b[metric], n_b, noise, ratio=(1 - GATED_DROP) ** sign) == sign:
-                row["mark"] = f"worse, within noise; a {GATED_DROP:.0%} drop ruled out"
-            elif beyond:
-                row["mark"] = "worse, within noise"
-                unjudged += 1
-                needed = max(needed, repeats_to_see(GATED_DROP, noise))
-            else:
-                row["mark"] = ""
+            judged.append((len(rows), b, c))
         rows.append(row)
-    if needed:
-        notes.append(
-            f"worse by more than {factor:g}x but within the noise ({noise.says()}), and a {GATED_DROP:.0%} "
-            f"drop not ruled out: cannot judge; "
-            f"to catch a {GATED_DROP:.0%} drop here a gate needs {needed} repeats a side"
+    result = Comparison(pd.DataFrame(rows), 0, noise=noise)
+    if yardstick and len(judged) == 1:  # its run's geometric mean is itself
+        rows[judged[0][0]]["mark"] = "alone in its run: nothing to hold it against"
+        result.table = pd.DataFrame(rows)
+        return result
+    if not judged:
+        return result
+    (lb, vb), (lc, vc) = (
+        np.array([(math.log(figure(p, metric)[0]), figure(p, metric)[1]) for p in side]).T
+        for side in ([b for _, b, _ in judged], [c for _, _, c in judged])
+    )
+    change, variance, scale = sign * (lc - lb), vb + vc, 1.0
+    if yardstick:
+        (lb, vb), (lc, _) = against_run(lb, vb)[:2], against_run(lc, vc)[:2]
+        change, variance, scale = against_run(change, variance)
+    margin = margins(noise.sd, noise.df, variance)
+    verdicts = decide(change, margin, factor, drop, scale)
+    undecided = []
+    for (i, b, c), verdict, lbi, lci, vbi in zip(judged, verdicts, lb, lc, vb):
+        row = rows[i]
+        if yardstick:
+            row["baseline"], row["current"] = math.exp(lbi), math.exp(lci)
+        row["ratio"] = row["current"] / row["baseline"]
+        worse = verdict in ("regression", "undecided")
+        if worse and _busy(c):
+            row["mark"] = f"worse, cannot judge (current: {_busy(c)})"
+            result.to_measure[c["point_id"]] = "under load"
+        elif verdict != "regression" and _busy(b):
+            row["mark"] = f"cannot judge (baseline: {_busy(b)})"
+        elif verdict == "undecided":
+            row["mark"] = f"cannot judge yet: a {drop:.0%} drop not ruled out"
+            result.to_measure[c["point_id"]] = "within the noise"
+            undecided.append(vbi)
+        else:
+            ruled_out = f"worse, within noise; a {drop:.0%} drop ruled out"
+            row["mark"] = {"regression": "REGRESSION", "better": "better"}.get(
+                verdict, ruled_out if sign * math.log(row["ratio"]) < -scale * math.log(factor) else ""
+            )
+        result.regressions += row["mark"] == "REGRESSION"
+        result.unjudged += "cannot judge" in row["mark"]
+    result.table = pd.DataFrame(rows)
+    if undecided:
+        needed = repeats_to_decide(noise, max(undecided), scale * math.log(1 / ((1 - drop) * factor)))
+        result.notes.append(
+            f"within the noise with a {drop:.0%} drop not ruled out: cannot judge; "
+            + (
+                "deciding needs more than 64 repeats a side at this noise"
+                if needed is None
+                else f"deciding needs {needed[0]} repeats of the current"
+                + (
+                    f" and a baseline of {needed[1]} repeats (save it again from a sweep with --repeat {needed[1]})"
+                    if needed[1]
+                    else ""
+                )
+            )
         )
-    if any(str(r.get("mark", "")).startswith("worse, cannot judge") for r in rows):
-        notes.append(
+    if any("(baseline: other work" in m for m in result.table["mark"]):
+        notes = f"the baseline was measured while other work took over {BUSY_PCT:g}% of the CPU"
+        result.notes.append(f"{notes}: save it again on a machine left to the sweep")
+    if any("(current: other work" in m for m in result.table["mark"]):
+        result.notes.append(
             f"worse on figures measured while other work took over {BUSY_PCT:g}% of the CPU: cannot judge; "
-            f"run on a machine left to the sweep"
+            "--remeasure measures them again, on a machine left to the sweep"
         )
-    return Comparison(pd.DataFrame(rows), regressions, notes, same, unjudged)
+    return result
 
 
-def relative(points: pd.DataFrame, metric: str, knob: str, base) -> pd.DataFrame:
-    """Each point's metric over its twin's at `knob=base`, measured in the same run: on a shared
-    machine such ratios drift far less than absolute figures."""
-    joined = pairs(points, knob, base)
-    if joined.empty:
-        return pd.DataFrame()
-    out = joined[[k for k in KNOB_COLUMNS if k in joined]].copy()
-    out["point_id"] = joined.point_id + f"/{knob}={base}"
-    out["relative_to"] = f"{knob}={base}"
-    out[metric] = joined[metric] / joined[f"{metric}_base"]
-    for column, worse in (("repeats_ok", "min"), ("others_cpu_pct", "max")):
-        if column in joined and f"{column}_base" in joined:  # a ratio is as sure as the less sure of its points
-            out[column] = joined[[column, f"{column}_base"]].agg(worse, axis=1)
-    for column in ("noise_sd", "noise_df"):
-        if column in joined:
-            out[column] = joined[column]
-    return out
+@dataclass
+class Judged:
+    """A gate's comparisons: the absolute one (gated on the same hardware, or with `across`) and,
+    on other hardware, each configuration against its run's geometric mean (always gated)."""
 
+    absolute: Comparison
+    yardstick: Comparison | None
+    metric: str
+    factor: float
+    drop: float
+    machines: str
 
-def relative_all(points: pd.DataFrame, metric: str, gates: list) -> pd.DataFrame:
-    """The ratios for every relative gate (knob, base) of a preset in one table, for compare to judge."""
-    return pd.concat([relative(points, metric, knob, base) for knob, base in gates], ignore_index=True)
+    @property
+    def counted(self) -> list[Comparison]:
+        return [c for c in (self.absolute, self.yardstick) if c is not None and c.gated]
+
+    @property
+    def status(self) -> str:
+        """The verdict that picks the exit status (STATUS): a regression outranks a change it cannot judge."""
+        counted = self.counted
+        if any(c.regressions for c in counted):
+            return "regression"
+        return "cannot judge" if any(c.unjudged for c in counted) else "pass"
 
 
 def judge(
@@ -214,33 +299,31 @@ def judge(
     metric: str | None = None,
     factor: float | None = None,
     strict: bool = False,
-) -> tuple[Comparison, Comparison | None, str, float]:
-    """(the absolute comparison, the ratios' or None, the metric, the factor) of a gate: on one
-    machine the absolute figures are gated (and the ratios, where the preset has them); across
-    machines the ratios alone (Comparison.same_machine says which)."""
+    across: bool = False,
+) -> Judged:
+    """The gate of two results: hardware and software told apart, the comparisons that set the exit status."""
     metric = metric or preset_gate.get("metric", "train_img_s")
     factor = factor or preset_gate.get("factor", FACTOR)
-    (base, base_env), (cur, cur_env) = load(baseline), load(current)
-    if strict and fingerprint(base_env) != fingerprint(cur_env):
-        raise CompareError(
-            "--strict: the two results come from different machines "
-            f"({fingerprint(base_env)} vs {fingerprint(cur_env)})"
+    drop = preset_gate.get("drop", GATED_DROP)
+    base, cur = load(baseline), load(current)
+    other_hardware = changes(hardware(base.env), hardware(cur.env))
+    if strict and other_hardware:
+        raise CompareError(f"--strict: the two results come from other hardware ({'; '.join(other_hardware)})")
+    absolute = compare(base, cur, metric, factor, drop)
+    absolute.gated = not other_hardware or across
+    if other_hardware:
+        machines = (
+            f"other hardware ({'; '.join(other_hardware)}): each configuration is gated against the geometric "
+            "mean of its run; the absolute figures are "
+            + ("gated too (--across-hardware)" if across else "shown, not gated (--across-hardware gates them)")
         )
-    absolute = compare(base, cur, metric, factor, base_env, cur_env)
-    ratios = None
-    if preset_gate.get("relative"):
-        ratios = compare(
-            relative_all(base, metric, preset_gate["relative"]),
-            relative_all(cur, metric, preset_gate["relative"]),
-            metric,
-            factor,
-            base_env,
-            cur_env,
-            scale=math.sqrt(2),
+        return Judged(
+            absolute, compare(base, cur, metric, factor, drop, yardstick=True), metric, factor, drop, machines
         )
-    return absolute, ratios, metric, factor
-
-
-def gated(absolute: Comparison, ratios: Comparison | None) -> list[Comparison]:
-    """The comparisons that set the exit status: the absolute one on one machine, the ratios always."""
-    return ([absolute] if absolute.same_machine or ratios is None else []) + ([ratios] if ratios is not None else [])
+    other_software = changes(software(base.env), software(cur.env))
+    machines = (
+        f"same hardware, other software ({'; '.join(other_software)}): the likely cause of any change below"
+        if other_software
+        else "same hardware and software"
+    )
+    return Judged(absolute, None, metric, factor, drop, machines)

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from bench.analyse.bounds import look_again, rate_of
 from bench.analyse.noise import differ, of_points
-from bench.analyse.points import look_again, rate_of, runnable, spec_of
+from bench.analyse.points import runnable, spec_of
 from bench.analyse.verdicts import claim_doubt
 from bench.plan.grid import model_ceiling, pipeline_ceiling
 

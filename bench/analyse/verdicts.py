@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from bench.analyse.bounds import ABOVE, AT_CEILING, BUSY_PCT
 from bench.analyse.noise import CONFIDENCE, differ, geomean, of_points
-from bench.analyse.points import AT_CEILING, SHORT_S, read, runnable, spec_of
+from bench.analyse.points import SHORT_S, read, runnable, spec_of
 from bench.plan.knobs import KNOBS, knobs_of, plain
 from models import is_pipeline_alone
 from pipelines.epochs import loader_depth, window_steps
@@ -20,23 +21,47 @@ HELP_KNOBS = ("backend", *knobs_of("pipeline", "loader", "batch", "device"))  # 
 RULE = (
     f"`bound` is `input` when images/s end to end reach {AT_CEILING:.0%} or more of the lower "
     "ceiling and that ceiling is the pipeline's (the pipeline alone, feeding a model that costs "
-    "nothing), `compute` when it is the model's (the model alone, on tensors in memory), "
-    "`balanced` when the two ceilings do not differ beyond the noise, "
+    "nothing), `compute` when it is the model's (the model alone, on tensors in memory shaped as the "
+    "job's own batches), `balanced` when the two ceilings do not differ beyond the noise, "
     f"`overhead` when below {AT_CEILING:.0%} of both beyond the noise (per-epoch pauses, synchronisation, "
-    "or on a CPU the loader and the model competing for the same cores): an efficiency under "
-    f"{AT_CEILING:g} but within the noise of it names the ceiling, and gets one more repeat. Every comparison "
+    "or on a CPU the loader and the model competing for the same cores). No bound is named (it is withheld, "
+    f"with the reason) at an efficiency under {AT_CEILING:g} but within the noise of it, at one above its ceiling "
+    f"beyond the noise, or where the point or its ceiling ran while other work took over {BUSY_PCT:.0f}% of the "
+    "CPU; each of these gets one more repeat where the sweep can still run one, and a point more than "
+    f"{ABOVE - 1:.0%} above its ceiling gets another look at that ceiling whatever the noise. Every comparison "
     "(which ceiling is lower, at or below it, the fastest setting, the one that changed most) is claimed only "
     f"outside a {CONFIDENCE:.1%} one-sided interval on each side of the log rates, with the repeats' spread pooled "
-    "over every point of the folder (bench/analyse/noise.py: where nothing differs, a claim in 5% of "
-    "comparisons or fewer). The ceilings are measured as their points are, in their own processes and "
-    "interleaved with them: each pass runs every configuration's next repeat, a pipeline ceiling just "
-    "before the first point it feeds and a model ceiling right after the last point it bounds, so load "
-    "that comes and goes falls on both; a ceiling runs again in a later pass only while its margin over the "
-    "other ceiling is within the noise, since then it could change which one bounds. efficiency = images/s end to "
-    "end / the lower ceiling. data wait = the share of step time spent waiting for the loader: "
-    "from when the training loop turned to a batch until it was decoded and batched, measured per "
-    "step (the hand-off into the step, queue and conversion to tensors, counts as step time)."
+    "over every point of the folder (bench/analyse/noise.py). The ceilings are measured as their points are, "
+    "in their own processes and interleaved with them: each pass runs every configuration's next repeat, a "
+    "pipeline ceiling just before the first point it feeds and a model ceiling right after the last point it "
+    "bounds, so load that comes and goes falls on both; a ceiling runs again in a later pass only while its "
+    "margin over the other ceiling is within the noise, since then it could change which one bounds. "
+    "efficiency = images/s end to end / the lower ceiling. data wait = the share of step time spent waiting "
+    "for the loader: from when the training loop turned to a batch until it was decoded and batched, measured "
+    "per step (the hand-off into the step, queue and conversion to tensors, counts as step time)."
 )
+
+
+def load_said(every: pd.DataFrame) -> str:
+    """How busy the machine was with other work during the measured windows of every run the table holds
+    (points and ceilings), and what that did to the verdicts: the report's header says it."""
+    others = pd.to_numeric(every.get("others_cpu_pct", pd.Series(dtype=float)), errors="coerce").dropna()
+    if others.empty:
+        return ""
+    said = (
+        f"Load: other work took {others.min():.0f}% to {others.max():.0f}% of the CPU during the measured windows "
+        f"(median {others.median():.0f}%)"
+    )
+    busy = (others > BUSY_PCT).sum()
+    aside = int(pd.to_numeric(every.get("runs_set_aside", pd.Series(dtype=float)), errors="coerce").fillna(0).sum())
+    loaded = every.get("bound_doubt", pd.Series("", index=every.index)).fillna("").str.startswith("measured under load")
+    if busy:
+        said += f"; {busy} of {len(others)} configurations and ceilings ran while it took over {BUSY_PCT:.0f}%"
+    if aside:
+        said += f"; {aside} runs measured under it were set aside for quieter repeats"
+    if loaded.any():
+        said += f"; {int(loaded.sum())} bounds withheld for load (close other work and run the sweep again)"
+    return said + "."
 
 
 def noise_warnings(frame: pd.DataFrame, points: pd.DataFrame) -> list[str]:
@@ -180,7 +205,7 @@ VERDICTS = (
         lambda p, gpu: (
             f"{_name(p)} is input-bound at {p['train_img_s']:.0f} images/s, below the {p['model_img_s']:.0f} "
             f"images/s the model can take: {'a faster GPU would not speed the input-bound ones up; ' if gpu else ''}"
-            f"more loader workers, another pipeline (tf.data, a torch DataLoader) or a cache would."
+            f"more loader workers, {_other_loaders(p['pipeline'])}a cache would."
         ),
     ),
     (
@@ -211,6 +236,15 @@ VERDICTS = (
         ),
     ),
 )
+
+
+def _other_loaders(pipeline: str) -> str:
+    """'another pipeline (...) or ' naming the shipped loaders other than the one the row already uses."""
+    others = [name for name, words in OTHER_LOADERS.items() if name != pipeline]
+    return f"another pipeline ({', '.join(OTHER_LOADERS[n] for n in others)}) or " if others else ""
+
+
+OTHER_LOADERS = {"tfdata": "tf.data", "torch": "a torch DataLoader", "dali": "DALI"}
 
 
 def has_verdict(points: pd.DataFrame) -> bool:
@@ -266,6 +300,11 @@ def verdict(points: pd.DataFrame, gpu: bool = True) -> str:
             f"Bound withheld for {len(withheld)} of {len(judged)} configurations: "
             + "; ".join(f"{_name(p)}: {doubts[i]}" for i, p in withheld.iterrows())
             + "."
+        )
+    notes = sure[sure.get("bound_note", pd.Series("", index=sure.index)).fillna("") != ""]
+    if len(notes):
+        parts.append(
+            "Bound named with a note: " + "; ".join(f"{_name(p)}: {p['bound_note']}" for _, p in notes.iterrows()) + "."
         )
     for kind, (column, ascending), say in VERDICTS:  # one sentence per kind, on its most telling case
         cases = sure[sure.bound == kind].sort_values(column, ascending=ascending)

@@ -68,8 +68,10 @@ def knobs() -> str:
         meta = field.metadata
         if meta["allowed"]:
             allowed = ", ".join(str(v).lower() if isinstance(v, bool) else str(v) for v in meta["allowed"])
-        else:
+        elif meta["minimum"] is not None:
             allowed = f"a whole number, {meta['minimum']} or more"
+        else:
+            allowed = "package.module:function"
         default = str(field.default).lower() if isinstance(field.default, bool) else str(field.default)
         rows.append([name, default, allowed, meta["help"]])
     return _markdown(["knob", "default", "allowed", "meaning"], rows)

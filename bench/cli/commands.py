@@ -133,13 +133,23 @@ def _run(args) -> int:
 
 
 def _compare(args) -> int:
+    from bench import regress
+    from bench.analyse import regressions
     from bench.output import compare
 
-    preset_gate = load_preset(args.preset).gate if args.preset else {}
+    preset = load_preset(args.preset) if args.preset else None
+    gate = preset.gate if preset else {}
+    judging = dict(metric=args.metric, factor=args.factor, strict=args.strict, across=args.across_hardware)
     try:
-        text, status = compare.gate(args.baseline, args.current, preset_gate, args.metric, args.factor, args.strict)
+        if args.remeasure:
+            if preset is None:
+                raise compare.CompareError("--remeasure needs --preset: its [gate] states the runs it may take")
+            judged, measured = regress.decided(args.baseline, args.current, preset, **judging)
+        else:
+            judged, measured = regressions.judge(args.baseline, args.current, gate, **judging), []
     except compare.CompareError as e:
         raise SpecError(str(e)) from None
+    text, status = compare.render(judged, measured)
     print(text)
     return status
 
@@ -220,17 +230,16 @@ def _fit(args) -> int:
     from bench import search
 
     check_out(args.out, force=None)
-    print(
-        search.run_search(
-            args.backbone,
-            args.input_size,
-            args.batch,
-            args.start,
-            args.limit,
-            args.precision,
-            run_options(args, TIMEOUT_S, force=True, mem_limit_mb=args.mem_limit_mb),
-        )
-    )
+    knob = "input_size" if args.batch else "batch"
+    if any(item.partition("=")[0].strip() == knob for item in args.set):
+        raise SpecError(f"--set {knob}: fit searches it (--start, --limit)")
+    fixed = {"backbone": args.backbone, "precision": args.precision, "backend": "auto"}
+    fixed |= {"input_size": args.input_size or 224, "batch": args.batch or 1}
+    grid = checked_grid([{k: [v] for k, v in fixed.items()}], args.set, gpu=args.gpu)
+    if len(grid) != 1:
+        raise SpecError("fit takes one value per knob (--set backend=jax)")
+    options = run_options(args, TIMEOUT_S, force=True, mem_limit_mb=args.mem_limit_mb)
+    print(search.run_search(grid[0], knob, args.start, args.limit, options))
     return 0
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import shlex
 
 from bench.plan.knobs import KINDS, KNOBS, SAMPLE_INTERVAL_S, SpecError, below_minimum, coerce
 from bench.plan.presets import DATA_TYPES, DataSpec
@@ -119,10 +118,8 @@ def run_options(args: argparse.Namespace, timeout_s: float, **more):
     takes; `timeout_s` where --timeout is not given, `more` for the command's own."""
     from bench.run.settings import Options
 
-    common = dict(
-        gpu=args.gpu, data=args.data, out=args.out, interval=args.interval, timeout_s=args.timeout or timeout_s
-    )
-    return Options(**common, command=shlex.join(["gpubench", *map(str, args.typed)]), **more)
+    shared = dict(gpu=args.gpu, data=args.data, out=args.out, interval=args.interval, command=args.typed)
+    return Options(**shared, timeout_s=args.timeout or timeout_s, **more)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -223,8 +220,9 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--start", type=positive(int), help="first value tried (default: batch 1, input size 32)")
     f.add_argument("--limit", type=positive(int), default=4096, help="largest value tried")
     f.add_argument("--precision", default="float32")
+    f.add_argument("--set", action="append", default=[], metavar="KNOB=V", help="another knob's value: backend=jax")
     f.add_argument(
-        "--mem-limit-mb", type=positive(int), help="cap each try's memory (makes the search testable on a CPU)"
+        "--mem-limit-mb", type=positive(int), help="cap each try's memory: the GPU's, or the address space on a CPU"
     )
     f.add_argument("--gpu", default="auto")
     f.add_argument("--data", help="default: a small synthetic tree (the tries use in-memory tensors)")
@@ -235,14 +233,18 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser(
         "compare",
         help="compare two results configuration by configuration; exit 1 on a regression, "
-        "3 when the figures cannot tell (too short or too noisy)",
+        "3 when the figures cannot decide (too noisy, or measured under load)",
     )
     c.add_argument("baseline", help="a results folder, or a baseline .csv saved by `gpubench baseline save`")
     c.add_argument("current", help="a results folder")
     c.add_argument("--metric", help="default train_img_s, or the preset's gate")
     c.add_argument("--factor", type=positive(float), help="how much worse counts (default 1.10, or the preset's gate)")
-    c.add_argument("--preset", help="use this preset's [gate]: metric, factor, ratios within the run")
-    c.add_argument("--strict", action="store_true", help="refuse to compare results of different machines")
+    c.add_argument("--preset", help="use this preset's [gate]: metric, factor, drop, max_repeats")
+    c.add_argument("--strict", action="store_true", help="refuse to compare results of other hardware")
+    c.add_argument("--across-hardware", action="store_true", help="on other hardware, gate the absolute figures too")
+    c.add_argument(
+        "--remeasure", action="store_true", help="measure again in CURRENT what noise or load left undecided"
+    )
 
     b = sub.add_parser("baseline", help="save a results folder as the baseline of its GPU label and preset")
     b.add_argument("action", choices=["save"])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.analyse.best import best_per_machine, leader
+from bench.analyse.best import best_per_machine, leader, load_apart
 from bench.analyse.gains import configuration
 from bench.output import plots
 from bench.output.sections import bound_cell
@@ -73,9 +73,12 @@ def pick(group: pd.DataFrame) -> str:
     what = f"For {first.backbone}, pick **{first.machine}** ({first.hardware}): {first.train_img_s:.0f} images/s"
     if second is None:
         return what + ", the only machine measured."
+    load = load_apart(first, second)
     sure = (
         f"confident: ahead beyond the noise ({noise.says()})"
         if ahead
+        else f"not confident: {load}, so measure both again on quiet machines before paying for either"
+        if load
         else f"not confident: the difference is within the noise ({noise.says()}), so measure again "
         "before paying for it"
     )

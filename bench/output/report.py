@@ -9,9 +9,10 @@ import pandas as pd
 
 from bench.analyse import verdicts
 from bench.analyse.points import runnable, setting, write_csv
-from bench.output import sections, traces
+from bench.output import header, sections, traces
 from bench.output.advice import do_this
 from bench.plan.knobs import GROUP_KNOBS, ROW_KNOB
+from bench.results import profiles
 from bench.results.store import read_json
 from pipelines.registry import knob_meaning
 
@@ -29,8 +30,8 @@ MEASURED_OVER = (
     "decode rate into the run's transfer type x the physical cores (a cached pipeline is not held against "
     "it); compile and loader start are parts of the warm-up. A verdict (a bound, the setting that "
     "changed most, the fastest) claims a difference only beyond the noise (the rule in the bound's note "
-    "above); a bound is withheld, with its reason, only where its figures contradict each other or ran "
-    "under different load."
+    "above); a bound is withheld, with its reason, where its figures cannot carry it (that rule says "
+    "when), and the header says how busy the machine was."
 )
 
 
@@ -89,7 +90,7 @@ def render(
     """The report: `every` is the points table (bench/analyse/points.py) of `rows`, the folder's current
     runs; `left_out` counts the rows of other machines or commits the folder keeps."""
     lines = [f"# gpubench: `{sweep.get('preset', '?')}` on `{sweep.get('gpu', '?')}`", ""]
-    lines += sections.machine(env) + sections.trained_on(rows)
+    lines += header.machine(env) + header.trained_on(rows)
     gpu_unused = sweep.get("gpu_used") is False and bool(env.get("gpus"))
     if gpu_unused:  # --gpu cpu on a GPU machine: NVML's figures are an idle GPU's
         lines.append(f"- The GPU was not used: `--gpu cpu` trained on the CPU on purpose; {GPU_LEFT_OUT} are left out")
@@ -98,6 +99,12 @@ def render(
         lines.append(
             f"- `{sweep['gpu']}` is a MIG slice: NVML reports no GPU utilisation for it, so that column is "
             "empty; the datasheet's figures are the whole card's, so datasheet MFU is left out"
+        )
+    sheets = profiles.missing(str(sweep.get("gpu", "")))
+    if sheets and env.get("gpus"):
+        lines.append(
+            f"- No datasheet for `{'`, `'.join(sheets)}` (bench/results/profiles/{sheets[0]}.toml): MFU is against the "
+            "peak measured here; datasheet MFU and price are left out"
         )
     if sweep:
         lines += [
@@ -109,6 +116,8 @@ def render(
         ]
     if left_out:
         lines.append(f"- {left_out} runs of another machine or commit are kept in runs.jsonl and left out here")
+    if verdicts.load_said(every):
+        lines.append(f"- {verdicts.load_said(every)}")
     lines.append("")
     if not rows:
         return "\n".join(lines + ["No runs yet."]) + "\n"

@@ -30,7 +30,7 @@ BACKENDS: dict[str, Backend] = {
             "tensorflow",
             "TensorFlow",
             "tensorflow",
-            "pip install tensorflow",
+            "pip install 'gpubench[tf]'",
             devices="tf.distribute.MirroredStrategy",
             multi_host="Keras 3's fit fails under TensorFlow's MultiWorkerMirroredStrategy (keras-team/keras#20585, "
             "open): hosts > 1 runs on jax",

@@ -16,17 +16,20 @@ from bench.plan.knobs import KNOBS, LOADER_KNOBS, RunSpec, SpecError, below_mini
 from models import PIPELINE_ALONE, data_format_problem, input_size_problem, is_pipeline_alone
 from models.user import is_user_model
 from models.user import problem as model_problem
-from pipelines.registry import MODEL_ALONE, describe, is_model_alone, is_user_pipeline, knob_meaning
+from pipelines.registry import MODEL_ALONE, batches_itself, describe, is_model_alone, is_user_pipeline, knob_meaning
 
 # The package a backend imports, and how to install it (a pipeline's is in its descriptor).
 BACKEND_NEEDS = {name: (b.package, b.install) for name, b in BACKENDS.items()}
 LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-def _normalise(spec: RunSpec) -> RunSpec:
-    """Blank the loader knobs a pipeline does not use, so equal runs collapse into one point."""
+def normalised(spec: RunSpec) -> RunSpec:
+    """Blank the knobs a pipeline does not use (loader knobs it lacks; the batch where a user's
+    pipeline makes its own), so equal runs collapse into one point."""
     meaning = knob_meaning(spec.pipeline)
     blank = {k: None for k in LOADER_KNOBS if k not in meaning and "None" in KNOBS[k].type}
+    if batches_itself(spec.shaped_by or spec.pipeline):
+        blank["batch"] = None
     return dataclasses.replace(spec, **blank)
 
 
@@ -35,7 +38,7 @@ def expand(knobs: dict, repeat: int = 1) -> list[RunSpec]:
     names = list(knobs)
     points: dict[str, RunSpec] = {}
     for combo in itertools.product(*(knobs[n] for n in names)):
-        spec = _normalise(RunSpec(**dict(zip(names, combo))))
+        spec = normalised(RunSpec(**dict(zip(names, combo))))
         points.setdefault(spec.point_id, spec)
     return [dataclasses.replace(p, repeat=r) for p in points.values() for r in range(repeat)]
 
@@ -56,10 +59,19 @@ def pipeline_ceiling(spec: RunSpec) -> RunSpec:
 
 
 def model_ceiling(spec: RunSpec) -> RunSpec:
-    """The same model, batch and precision on tensors already in memory: the model alone."""
-    return _normalise(
+    """The same model, batch and precision on tensors already in memory: the model alone. A user's
+    pipeline shapes them (`shaped_by`): its batches' sizes, image shapes, dtypes and labels are the
+    job's, whatever the batch and input_size knobs say."""
+    return normalised(
         dataclasses.replace(
-            spec, pipeline=MODEL_ALONE, checkpoint=False, cache=None, interpolation="nearest", repeat=0, role="ceiling"
+            spec,
+            pipeline=MODEL_ALONE,
+            shaped_by=spec.pipeline if is_user_pipeline(spec.pipeline) else "",
+            checkpoint=False,
+            cache=None,
+            interpolation="nearest",
+            repeat=0,
+            role="ceiling",
         )
     )
 
@@ -135,6 +147,19 @@ def _user_problem(name: str, value) -> str | None:
 def check_spec(spec: RunSpec) -> None:
     """Refuse a point that cannot run, with a one-line reason."""
     meaning = knob_meaning(spec.pipeline)
+    own_batch = batches_itself(spec.shaped_by or spec.pipeline)
+    if spec.batch is None and not own_batch:
+        raise SpecError(
+            f"batch: a number is needed for pipeline {spec.pipeline} (only a pipeline of yours without a "
+            "`batch` parameter makes its own)"
+        )
+    if own_batch and spec.hosts > 1:
+        raise SpecError(
+            f"hosts={spec.hosts}: pipeline {spec.shaped_by or spec.pipeline} makes its own batches, "
+            "which gpubench cannot split over hosts; give its function a `batch` parameter"
+        )
+    if spec.shaped_by and not (is_model_alone(spec.pipeline) and is_user_pipeline(spec.shaped_by)):
+        raise SpecError("shaped_by is set by the plan for a model-alone ceiling of your pipeline, not by hand")
     for name, field in KNOBS.items():
         value, allowed = getattr(spec, name), field.metadata["allowed"]
         user = _user_problem(name, value)
@@ -168,7 +193,9 @@ def first_installed_backend(gpus: int = 1) -> str:
     """backend=auto where no GPU decides: the first installed of tensorflow, jax, torch."""
     found = [name for name, (module, _) in BACKEND_NEEDS.items() if installed(module)]
     if not found:
-        raise SpecError("backend auto: no Keras backend is installed here (pip install tensorflow)")
+        raise SpecError(
+            "backend auto: no Keras backend is installed here (pip install 'gpubench[tf]', or [jax] or [torch])"
+        )
     return found[0]
 
 
@@ -218,6 +245,12 @@ def check_user_knobs(grid: list[RunSpec], changed: dict) -> None:
     """A loader knob set on the command line that no pipeline of a grid with a user's pipeline
     takes is a mistake: their function has no such parameter."""
     users = sorted({p.pipeline for p in grid if is_user_pipeline(p.pipeline)})
+    own = [u for u in users if batches_itself(u)]
+    if own and "batch" in changed and all(batches_itself(p.pipeline) for p in grid):
+        raise SpecError(
+            f"--set batch: pipeline {own[0]} has no batch parameter: it makes batches of its own size, "
+            "which its ceilings are measured at"
+        )
     for name in LOADER_KNOBS:
         if users and name in changed and not any(name in knob_meaning(p.pipeline) for p in grid):
             takes = ", ".join(knob_meaning(users[0])) or "none"

@@ -15,6 +15,9 @@ from models import BACKBONES
 from pipelines.registry import PIPELINES
 
 SAMPLE_INTERVAL_S = 0.5  # seconds between CPU and GPU samples
+# Other work's share of the whole CPU (%) during a run's window above which its figures are not judged:
+# the sweep waits for quiet after such a run, its bound is withheld, the gate measures it again.
+BUSY_PCT = 30.0
 
 
 class SpecError(ValueError):
@@ -75,7 +78,9 @@ class RunSpec:
     backbone: str = knob("vgg16", "model", "the model trained (models/)", tuple(BACKBONES), show="{}")
     input_size: int = knob(224, "model", "images are resized to this many pixels square", minimum=1, show="{}px")
     pipeline: str = knob("keras", "pipeline", "what reads and feeds the images", tuple(PIPELINES), show="{}")
-    batch: int = knob(16, "batch", "images per training step", minimum=1, show="b{}")
+    batch: int | None = knob(
+        16, "batch", "images per training step (blank: a pipeline of yours that makes its own)", minimum=1, show="b{}"
+    )
     workers: int | None = knob(4, "loader", "loader workers (threads or processes)", minimum=0, show="w{}")
     use_multiprocessing: bool | None = knob(
         False,
@@ -152,6 +157,13 @@ class RunSpec:
         later=True,
         show="{} hosts",
         show_default=False,
+    )
+    shaped_by: str = knob(
+        "",
+        "pipeline",
+        "set by the plan, not by hand: a model-alone ceiling's tensors copy this user pipeline's batches "
+        "(their shapes, dtypes, labels, a short last batch), so that the ceiling is of the job that runs",
+        later=True,
     )
     repeat: int = 0  # which repeat of the point this is, 0-based
     role: str = "point"  # "ceiling": a probe run for another point's pipeline or model ceiling

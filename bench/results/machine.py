@@ -14,14 +14,10 @@ from pathlib import Path
 import psutil
 
 from bench.plan.backends import BACKENDS
-from bench.results.nvml import compute_capability, driver_cuda, gpu_label, label_of, nvml_gpus, used, visible_handles  # noqa: F401 (for others)
+from bench.results import container
+from bench.results.nvml import compute_capability, driver_cuda, gpu_label, nvml_gpus, visible_handles  # noqa: F401 (for others)
 
 FRAMEWORKS = ("keras", *(p for b in BACKENDS.values() for p in (b.package, *b.also_versioned)))  # their versions
-
-
-def auto_label() -> str:
-    """--gpu auto: the label of the GPU a one-GPU run would train on (h200), or cpu when NVML sees none."""
-    return label_of(used(nvml_gpus()[0], 1))
 
 
 def _version(package: str) -> str:
@@ -95,7 +91,7 @@ def collect() -> dict:
         **cuda_versions(),
         "cpu": _cpu_model(),
         "cpu_threads": psutil.cpu_count(logical=True),
-        "cpu_cores": psutil.cpu_count(logical=False),  # physical: hyper-threads do not decode twice as fast
+        **container.limits(psutil.cpu_count(logical=False)),  # physical cores, within the container's quota
         "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "os": platform.platform(),
         "python": platform.python_version(),
@@ -108,21 +104,50 @@ def collect() -> dict:
     }
 
 
-# What makes two machines measure differently: hardware, driver and the frameworks' versions
-# (torch's carries its +cu or +cpu build); then the CUDA runtime, cuDNN and the accelerator packages,
-# counted only where there are some, so that a CPU machine's identity is what it was before them.
-FINGERPRINT = ("cpu", "cpu_threads", "gpu_names", "driver", *FRAMEWORKS)
-FINGERPRINT_WHERE_ANY = ("cuda", "cudnn", "accelerators")
+# A machine's identity comes in two parts. Its hardware: CPU model and threads, GPU names (their
+# count with them) and the driver, which picks the kernels a GPU runs. Its software: the frameworks'
+# versions (torch's carries its +cu or +cpu build), then the CUDA runtime, cuDNN and the accelerator
+# packages, counted only where there are some, so that a CPU machine's identity is what it was before
+# them. The gate (bench/analyse/regressions.py) tells them apart: a framework upgrade on the same
+# hardware is what it exists to catch.
+HARDWARE = ("cpu", "cpu_threads", "gpu_names", "driver")
+LIBRARIES_WHERE_ANY = ("cuda", "cudnn", "accelerators")
+FINGERPRINT = (*HARDWARE, *FRAMEWORKS)
+
+
+def hardware(env: dict) -> dict:
+    """The hardware in an env.json: two folders with the same measured on the same kind of machine."""
+    names = [g.get("name") for g in env.get("gpus") or []]
+    return {key: names if key == "gpu_names" else env.get(key) for key in HARDWARE}
+
+
+def libraries(env: dict) -> dict:
+    """The frameworks and GPU libraries in an env.json: the software part of the fingerprint."""
+    return {
+        **{key: env.get(key) for key in FRAMEWORKS},
+        **{key: env[key] for key in LIBRARIES_WHERE_ANY if env.get(key)},
+    }
+
+
+def software(env: dict) -> dict:
+    """Everything installed that measures: the libraries, Python and gpubench's version (its code is the
+    commit, which a gate expects to change)."""
+    return {**libraries(env), "python": env.get("python"), "gpubench": env.get("gpubench")}
 
 
 def fingerprint(env: dict) -> dict:
-    """The machine's identity in an env.json: two folders with the same fingerprint were measured
-    on the same kind of machine and software."""
-    names = [g.get("name") for g in env.get("gpus") or []]
-    return {
-        **{key: names if key == "gpu_names" else env.get(key) for key in FINGERPRINT},
-        **{key: env[key] for key in FINGERPRINT_WHERE_ANY if env.get(key)},
-    }
+    """The machine's identity in an env.json, hardware and libraries: two folders with the same were
+    measured on the same kind of machine and software. A folder holds the runs of one (the store
+    refuses another's: their repeats would pool a software change as noise), and a probed peak is
+    kept per fingerprint (a framework's or cuDNN's kernels set the peak as much as the chip does)."""
+    return {**hardware(env), **libraries(env)}
+
+
+def changes(old: dict, new: dict) -> list[str]:
+    """What differs between two of the dicts above, one "key old vs new" each."""
+    return [
+        f"{key} {old.get(key)} vs {new.get(key)}" for key in dict.fromkeys([*old, *new]) if old.get(key) != new.get(key)
+    ]
 
 
 def fingerprint_id(env: dict) -> str:
@@ -149,10 +174,7 @@ def this_machine() -> dict:
 def differs(folder_env: dict, env: dict) -> str | None:
     """What sets a folder's environment apart from this one's (the machine, or the code that
     measures), in a few words, or None when rows of both may stand together."""
-    old, new = fingerprint(folder_env), fingerprint(env)
-    changed = [
-        f"{key} {old.get(key)} vs {new.get(key)}" for key in dict.fromkeys([*old, *new]) if old.get(key) != new.get(key)
-    ]
+    changed = changes(fingerprint(folder_env), fingerprint(env))
     if changed:
         return "another machine (" + "; ".join(changed) + ")"
     if folder_env.get("commit") != env.get("commit"):

@@ -49,7 +49,18 @@ def describe(pynvml, handle, index: int, parent=None) -> dict:
         "compute_capability": float(f"{capability[0]}.{capability[1]}") if capability else None,
         "uuid": _text(_try(lambda: pynvml.nvmlDeviceGetUUID(handle), "")),
         "mig": parent is not None,
+        **sharing(pynvml, handle),
     }
+
+
+def sharing(pynvml, handle) -> dict:
+    """Who else computes on a device: `others`, the process ids NVML lists on it besides this one
+    (None where NVML cannot say), and `mps`, whether they reach it through CUDA MPS. NVML's
+    utilisation, power and memory are the device's, theirs included."""
+    plain = _try(lambda: pynvml.nvmlDeviceGetComputeRunningProcesses(handle))
+    mps = _try(lambda: pynvml.nvmlDeviceGetMPSComputeRunningProcesses(handle), []) or []
+    pids = None if plain is None else sorted({p.pid for p in [*plain, *mps]} - {os.getpid()})
+    return {"others": pids, "mps": bool(mps)}
 
 
 def nvml_gpus() -> tuple[list[dict], str, str]:
@@ -101,6 +112,22 @@ def visible(gpus: list[dict], environ=None) -> list[dict]:
     return found
 
 
+def unnamed(gpus: list[dict]) -> str:
+    """The first CUDA_VISIBLE_DEVICES entry that names none of `gpus` (a MIG- UUID NVML does not map,
+    an index past the last GPU), or "": CUDA would quietly see fewer GPUs, or none. An entry from
+    "-1" on hides the GPUs on purpose."""
+    entries = [e.strip() for e in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if e.strip()]
+    for entry in entries:
+        if entry.startswith("-"):
+            return ""
+        if entry.isdigit():
+            if not any(g["index"] == int(entry) for g in gpus):
+                return entry
+        elif sum(g["uuid"].startswith(entry) for g in gpus) != 1:
+            return entry
+    return ""
+
+
 def used(gpus: list[dict], count: int, asked: str | None = None) -> list[dict]:
     """The devices a run of `count` GPUs trains on: the first `count` CUDA sees, or the one a
     variable pins its backend to (`asked`: KERAS_TORCH_DEVICE=cuda:1); none where it is pinned off
@@ -114,23 +141,35 @@ def used(gpus: list[dict], count: int, asked: str | None = None) -> list[dict]:
     return seen[:count]
 
 
+# Words of an NVML name that make another card of the same model: another datasheet, another label.
+VARIANTS = ("pcie", "nvl", "40gb", "ada", "blackwell", "laptop")
+
+
 def gpu_label(name: str) -> str:
-    """'NVIDIA GeForce RTX 2080 Ti' -> '2080ti', 'NVIDIA H200' -> 'h200',
-    'NVIDIA GeForce GTX 1060 6GB' -> 'gtx1060', 'Tesla V100-SXM2-16GB' -> 'v100',
-    'NVIDIA H100 80GB HBM3 MIG 1g.10gb' -> 'h100-mig-1g.10gb' (a slice, not the card)."""
+    """The short label of a GPU from its NVML name: the model, then what sets a variant's datasheet
+    apart. 'NVIDIA GeForce RTX 2080 Ti' -> '2080ti', 'NVIDIA H200' -> 'h200', 'Tesla T4' -> 't4',
+    'NVIDIA GeForce GTX 1060 6GB' -> 'gtx1060', 'Tesla V100-SXM2-16GB' -> 'v100', 'NVIDIA H100 PCIe'
+    -> 'h100-pcie', 'NVIDIA A100-PCIE-40GB' -> 'a100-pcie-40gb', 'NVIDIA RTX 6000 Ada Generation' ->
+    'rtx6000-ada', 'Quadro RTX 6000' -> 'quadro-rtx6000', 'NVIDIA H100 80GB HBM3 MIG 1g.10gb' ->
+    'h100-mig-1g.10gb' (a slice, not the card)."""
     card, mig, profile = name.partition(" MIG ")
     if mig:
         return f"{gpu_label(card)}-mig-{re.sub(r'[^a-z0-9.]', '', profile.lower())}"
-    words = re.split(r"[\s\-_]+", name.lower())
-    for i, word in enumerate(words):
-        if re.search(r"\d", word) and word not in ("nvidia",):
-            label = re.sub(r"[^a-z0-9]", "", word)
-            if i + 1 < len(words) and words[i + 1] in ("ti", "super"):
-                label += words[i + 1]
-            if i > 0 and words[i - 1] == "gtx":
-                label = "gtx" + label
-            return label
-    return re.sub(r"[^a-z0-9]", "", name.lower()) or "gpu"
+    words = [w for w in re.split(r"[\s\-_]+", name.lower()) if w]
+    at = next((i for i, w in enumerate(words) if re.search(r"\d", w) and w != "nvidia"), None)
+    if at is None:
+        return re.sub(r"[^a-z0-9]", "", name.lower()) or "gpu"
+    label = re.sub(r"[^a-z0-9]", "", words[at])
+    if at + 1 < len(words) and words[at + 1] in ("ti", "super"):
+        label += words[at + 1]
+    before = words[:at]
+    if before[-1:] == ["gtx"]:
+        label = "gtx" + label
+    elif "rtx" in before and label.isdigit() and "geforce" not in before:  # a workstation card (RTX 6000,
+        label = "".join(before[before.index("rtx") :]) + label  # RTX PRO 6000), not the GeForce numbering
+    if "quadro" in before:
+        label = "quadro-" + label
+    return "-".join([label, *(w for w in VARIANTS if w in words[at + 1 :])])
 
 
 def label_of(devices: list[dict]) -> str:

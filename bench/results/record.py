@@ -11,6 +11,8 @@ import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
+import numpy as np
+
 from bench.plan.knobs import KNOBS, PRECISIONS, RunSpec
 
 SCHEMA = 2  # 2: rates and summaries over the measured window, fixed costs apart; identity of the code and machine
@@ -40,7 +42,8 @@ class _Measured:
     train_steps: int | None = None
     val_steps: int | None = None
     train_images_per_epoch: int | None = None  # of the whole run (every host's share)
-    host_batch: int | None = None  # each host's share of the batch (batch / hosts)
+    host_batch: int | None = None  # each host's share of the batch (batch / hosts; a pipeline's own: its first batch's)
+    input_shape: str = ""  # one example of the model's first input as fed, e.g. 96x96x3: the job's image size
     classes: int | None = None
     images_skipped: int | None = None
     weights: str = ""
@@ -224,3 +227,12 @@ def upgrade(row: dict, env: dict) -> dict:
 
 
 _DEFAULTS = RunRecord().to_dict()
+
+
+def others_share(machine_pct, own_pct, threads: int | None):
+    """Other work's share (%) of the whole CPU during a run's window (scalars or columns): the machine's
+    use (cpu_util_mean) less the run's own process tree (proc_cpu_pct_mean, one core 100%) over its
+    threads; None (NaN in a column) where the run sampled none."""
+    if machine_pct is None or own_pct is None:
+        return None
+    return np.maximum(machine_pct - own_pct / (threads or 1), 0)

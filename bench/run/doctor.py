@@ -221,6 +221,9 @@ def main(argv=None) -> int:
         devices.hide(set(devices.FRAMEWORKS) - {args.where})
         print(json.dumps(where(args.where, args.count)))
         return 0
+    if args.check and (mixed := gate.mixed_cuda()):  # the install's last check
+        print(f"doctor: {mixed}", file=sys.stderr)
+        return 1
     seen_now = nvml()
     if args.check and not seen_now["gpus"] and not seen_now["evidence"]:
         print(f"NVML: {gate.seen(seen_now)}: CPU builds, nothing to check")  # no backend asked: quick

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -105,6 +106,27 @@ class Submitit:
                 yield spec, _row(spec, job)
             if not finished:
                 time.sleep(0.2)
+
+
+def label_here(gpus: int) -> str:
+    """--gpu auto as the node that runs this job decides it: its GPUs' label, or the refusal."""
+    from bench.run import doctor, gate
+
+    return gate.auto_label(doctor.nvml(), gpus)
+
+
+def node_label(jobs: Submitit, gpus: int) -> str:
+    """--gpu auto under Slurm: the label of the GPUs a job is given, decided by one short job on a
+    node that trains (the login node's GPUs, or none, say nothing of it); its refusal in one line."""
+    from bench.plan.knobs import SpecError
+
+    job = jobs.executor.submit(label_here, gpus)
+    try:
+        return job.result()
+    except Exception as e:
+        said = [line for line in str(e).splitlines() if line.strip()] or [repr(e)]  # submitit's: a traceback
+        why = re.sub(r"^[\w.]+(Error|Exception): ", "", said[-1].strip())
+        raise SpecError(f"--gpu auto on a Slurm node (job {job.job_id}): {why}") from None
 
 
 def _row(spec: RunSpec, job) -> dict:

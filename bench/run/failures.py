@@ -33,7 +33,7 @@ def culprit(row: dict) -> str | None:
     """The user's function (model or pipeline) whose failure would repeat in every run that uses it:
     one that raised when called (UserCodeError), or a user pipeline that could not decode the data."""
     marker = f"{UserCodeError.__name__}: "
-    for ref in (row["backbone"], row["pipeline"]):
+    for ref in (row["backbone"], row["pipeline"], row.get("shaped_by") or "-"):
         if row["error"].startswith(marker + ref + " "):
             return ref
     if is_user_pipeline(row["pipeline"]) and DECODE_RE.search(row["error"]):
@@ -88,7 +88,7 @@ class AfterFailures:
 
     def stopped(self, spec: RunSpec) -> str | None:
         """Why this run is not worth running now, or None."""
-        for ref in (spec.backbone, spec.pipeline):
+        for ref in (spec.backbone, spec.pipeline, spec.shaped_by):
             if ref in self.culprits:
                 return self.culprits[ref]
         bounded = self.bounds.get(spec.point_id) if spec.role == "ceiling" else None

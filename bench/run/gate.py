@@ -5,6 +5,10 @@ device (`contradiction`), so that a job on another node never files its figures 
 
 from __future__ import annotations
 
+import contextlib
+import importlib.metadata
+import re
+
 from bench.plan.knobs import SpecError
 from bench.results import machine, nvml
 from bench.run.backends import of
@@ -12,22 +16,54 @@ from bench.run.backends import of
 LABEL_ENV = "GPUBENCH_LABEL"  # the sweep's label, for every worker to hold its device against
 
 
+# The shape of a label gpu_label makes of an NVML name ('l4', 'h100-pcie', 'rtx6000-ada',
+# 'h100-mig-1g.10gb'): a model with digits first, then its variant words; 'my-box' is a free name.
+GPU_LABEL_RE = re.compile(r"^(quadro-)?[a-z]{0,8}\d+[a-z]{0,5}(-[a-z0-9]+)*?(-mig-[a-z0-9.]+)?$")
+
+
 def known_gpu_labels() -> set[str]:
-    """The GPU labels with a profile (bench/results/profiles): the ones held against NVML."""
+    """The GPU labels with a profile (bench/results/profiles)."""
     from bench.results.profiles import PROFILE_DIR
 
     return {p.stem for p in PROFILE_DIR.glob("*.toml")} - {"cpu"}
 
 
 def names_a_gpu(label: str) -> bool:
-    """Whether `label` names known GPUs ('h100', 'h100-mig-1g.10gb', 'h100_2080ti'), not a free name."""
-    return bool(label) and all(part.split("-mig-")[0] in known_gpu_labels() for part in label.split("_"))
+    """Whether `label` names GPUs ('h100', 'l4', 'h100-mig-1g.10gb', 'h100_2080ti'), with a profile
+    or not, rather than being a free name ('my-box'): what NVML and every worker hold it against."""
+    return bool(label) and all(p in known_gpu_labels() or GPU_LABEL_RE.match(p) for p in label.split("_"))
 
 
 def venv_cuda_major() -> int | None:
     """The CUDA major of the installed CUDA libraries (nvidia-cuda-runtime-cuNN, torch's +cuNNN), or None."""
     runtime = machine.cuda_versions()["cuda"]
     return int(runtime.split(".")[0]) if runtime[:2].isdigit() else None
+
+
+def venv_cuda_majors(packages: dict[str, str] | None = None) -> dict[int, list[str]]:
+    """Each CUDA major the venv's packages are built for (nvidia-cudnn-cu12, jax-cuda13-plugin,
+    nvidia-dali-cuda130, torch's +cu126), with the packages: two majors in one venv overwrite
+    each other's libcudnn and NCCL."""
+    if packages is None:
+        packages = machine.accelerator_packages()
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            packages["torch"] = importlib.metadata.version("torch")
+    majors: dict[int, list[str]] = {}
+    for name, version in packages.items():
+        found = re.search(r"\+cu(\d\d)\d$", version) if name == "torch" else re.search(r"-cu(?:da)?(\d\d)", name)
+        if found:
+            majors.setdefault(int(found.group(1)), []).append(name)
+    return majors
+
+
+def mixed_cuda(packages: dict[str, str] | None = None) -> str | None:
+    """The line for a venv holding builds for more than one CUDA major, or None: what the install
+    ends by checking (doctor --check)."""
+    majors = venv_cuda_majors(packages)
+    if len(majors) < 2:
+        return None
+    held = "; ".join(f"CUDA {m}: {', '.join(names[:3])}" for m, names in sorted(majors.items()))
+    return f"the venv holds builds for {len(majors)} CUDA majors ({held}): `make CUDA=12` (or 13) remakes it with one"
 
 
 def fix(backend: str, driver_cuda: str) -> str:
@@ -100,10 +136,24 @@ def nvml_trouble(found: dict) -> str | None:
     )
 
 
+def unnamed_trouble(found: dict) -> str | None:
+    """The line for --gpu auto when CUDA_VISIBLE_DEVICES names a device NVML does not see: the run
+    would quietly train on fewer GPUs, or on the CPU."""
+    entry = nvml.unnamed(found["gpus"])
+    if not entry or not (found["gpus"] or found.get("evidence")):
+        return None
+    return (
+        f"--gpu auto: CUDA_VISIBLE_DEVICES names {entry}, which is none of the devices NVML sees "
+        f"({seen(found)}; {', '.join(g['uuid'] or str(g['index']) for g in found['gpus']) or 'none'}): "
+        "name them by index or by the UUIDs `nvidia-smi -L` lists, or --gpu cpu to measure the CPU"
+    )
+
+
 def auto_label(found: dict, count: int = 1, backend: str | None = None) -> str:
     """--gpu auto: the label of the GPUs a run of `count` GPUs trains on, 'cpu' without any;
-    refused in one line where NVML fails beside NVIDIA devices."""
-    trouble = nvml_trouble(found)
+    refused in one line where NVML fails beside NVIDIA devices, or CUDA_VISIBLE_DEVICES names a
+    device NVML does not see."""
+    trouble = nvml_trouble(found) or unnamed_trouble(found)
     if trouble:
         raise SpecError(trouble)
     return nvml.label_of(nvml.used(found["gpus"], count, device_asked(backend)))
@@ -136,17 +186,23 @@ def check_hosts(found: dict, gpus: int, hosts: int) -> None:
 
 
 def contradiction(label: str | None, facts: dict) -> str | None:
-    """Why a run on `facts` (doctor.where) must not be filed under `label`, in a few words, or None."""
-    if not label or not names_a_gpu(label) or "platform" not in facts:
+    """Why a run on `facts` (doctor.where) must not be filed under `label`, in a few words, or None:
+    'cpu' must train on the CPU (not a GPU, not Apple's MPS), 'mps' on Apple's GPU; a label naming
+    GPUs on exactly those devices, a MIG slice being its own label ('h100' is not an H100's
+    1g.10gb slice). A free name says nothing a device could contradict."""
+    if not label or "platform" not in facts:
         return None
-    wanted = {part.split("-mig-")[0] for part in label.split("_")}
-    stray = [d for d in facts.get("devices", []) if nvml.gpu_label(d).split("-mig-")[0] not in wanted]
-    if facts["platform"] == "gpu" and not stray:
+    where = f"{facts['platform']}: {', '.join(facts.get('devices', []))}"
+    if label in ("cpu", "mps"):  # the CPU, or Apple's GPU (torch's mps device)
+        ok = facts["platform"] == label
+        return None if ok else f"the device it trains on ({where}) is not the {label.upper()} of the label {label}"
+    if not names_a_gpu(label):
         return None
-    return (
-        f"the device it trains on ({facts['platform']}: {', '.join(facts.get('devices', []))}) "
-        f"is not the {label} of the label"
-    )
+    wanted = set(label.split("_"))
+    stray = [d for d in facts.get("devices", []) if nvml.gpu_label(d) not in wanted]
+    if facts["platform"] == "gpu" and facts.get("devices") and not stray:
+        return None
+    return f"the device it trains on ({where}) is not the {label} of the label"
 
 
 def given_to_workers(label: str) -> dict[str, str]:

@@ -20,7 +20,7 @@ from bench.plan.knobs import SAMPLE_INTERVAL_S, RunSpec
 from bench.results.machine import this_machine
 from bench.results.record import RunRecord
 from bench.results.store import ResultStore
-from bench.run import launcher
+from bench.run import backends, launcher
 from bench.run.worker import OOM_RE
 
 
@@ -36,16 +36,25 @@ def _log_lines(path: Path) -> list[str]:
     return [line for line in path.read_text(errors="replace").splitlines() if line.strip()] if path.is_file() else []
 
 
-def _memory_cap(mb: int | None):
-    """A pre-exec hook capping the worker's address space: on a CPU machine it makes an
-    out-of-memory search testable; allocations past it fail as they would on a full device."""
+def memory_limit(mb: int | None, env: dict, gpus: int) -> tuple:
+    """(a pre-exec hook, the worker's environment) that cap a run's memory at `mb`: on the CPU its
+    address space (allocations past it fail as they would on a full device: an out-of-memory
+    search testable on a CPU); on a GPU the memory its backend's allocator may take of the device
+    (an address-space cap breaks CUDA's start-up, which reserves far more than it uses)."""
     if not mb:
-        return None
+        return None, env
+    from bench.results import nvml
 
-    def cap():
-        resource.setrlimit(resource.RLIMIT_AS, (mb * 2**20, mb * 2**20))
+    on = [] if env.get("CUDA_VISIBLE_DEVICES") == "-1" else nvml.used(nvml.nvml_gpus()[0], gpus)
+    if not on:
 
-    return cap
+        def cap():
+            resource.setrlimit(resource.RLIMIT_AS, (mb * 2**20, mb * 2**20))
+
+        return cap, env
+    total = min((g["memory_mb"] for g in on if g.get("memory_mb")), default=None)
+    fraction = f"{min(1.0, mb / total):.4f}" if total else ""
+    return None, {**env, backends.GPU_MEMORY_ENV: str(mb), backends.GPU_MEMORY_FRACTION_ENV: fraction}
 
 
 def _free_port() -> int:
@@ -143,15 +152,11 @@ def _run(
             if launcher.forkable(spec, env, mem_limit_mb):  # TensorFlow imported once, each run still its own process
                 procs.append(launcher.start(cmd[3:], env, logs[k]))
                 continue
+            capped, env = memory_limit(mem_limit_mb, env, spec.gpus)
             with open(logs[k], "w") as log:
                 procs.append(
                     subprocess.Popen(
-                        cmd,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                        preexec_fn=_memory_cap(mem_limit_mb),
-                        env=env,
+                        cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=capped, env=env
                     )
                 )
         while time.perf_counter() - start < timeout_s:
@@ -251,23 +256,24 @@ def measure_peaks(
     settings: set[tuple[str, str]],
     machine: str = "",
     timeout_s: float = 300,
+    label: str = "",
     given: dict | None = None,
-    cache: Path | None = None,
+    cache_dir: Path | None = None,
 ) -> dict:
     """sweep.json's peak entries, each (backend, precision) probed in a fresh process:
     `peak_tflops` (backend -> precision -> TFLOP/s, None where the probe failed),
     `peak_matmul_precision` (the arithmetic it ran in) and `peak_errors` (why a probe failed). A peak
     is the machine's, not the sweep's: one probed on the machine of fingerprint `machine` is kept
-    (devices.cache_root()/peaks.json) and reused by its later sweeps (a probe costs 10 s of a
-    2-core machine's 6-minute quick), named with when it was measured in `peak_cached`; `cache`:
-    the folder of peaks.json (devices.cache_root() by default). Each probe is given `given`, as a
-    worker is."""
+    (devices.cache_root()/peaks.json, or `cache_dir`/peaks.json) under the GPUs it ran on (`label`: on a
+    box of two models, each its own) and reused by its later sweeps there (a probe costs 10 s of a
+    2-core machine's 6-minute quick), named with when it was measured in `peak_cached`. Each probe
+    is given `given`, as a worker is."""
     from bench.run.devices import cache_root
 
     found = {"peak_tflops": {}, "peak_matmul_precision": {}, "peak_errors": {}, "peak_cached": {}}
-    path = (cache or cache_root()) / "peaks.json"
+    path = (cache_dir or cache_root()) / "peaks.json"
     cache = json.loads(path.read_text()) if machine and path.is_file() else {}
-    kept = cache.setdefault(machine, {})
+    kept = cache.setdefault(f"{machine}/{label}" if label else machine, {})
     added = False
     for backend, precision in sorted(settings):
         probe = kept.get(f"{backend}/{precision}")

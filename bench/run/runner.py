@@ -6,14 +6,15 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import psutil
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from bench.plan.knobs import RunSpec
+from bench.plan.knobs import BUSY_PCT, RunSpec
 from bench.results.machine import identity as machine_identity
-from bench.results.record import RunRecord
+from bench.results.record import RunRecord, others_share
 from bench.run.failures import AfterFailures, explained
 from bench.run.failures import finished as finished_row
 from bench.run.processes import run_point
@@ -45,6 +46,28 @@ class EtaColumn(ProgressColumn):
     def render(self, task) -> Text:
         left = eta(task.elapsed or 0.0, task.fields["ran"], task.total - task.completed)
         return Text("ETA " + ("-:--" if left is None else clock(left)), style="progress.remaining")
+
+
+QUIET_WAIT_S = 60.0  # at most, after a run that other work slowed, before the next
+
+
+def wait_for_quiet(share: float, console: Console, limit_s: float = QUIET_WAIT_S, busy_now=None) -> float:
+    """After a run during which other work took over BUSY_PCT of the CPU, wait until it takes less (each
+    look: the machine's use over 2 s, nothing of the sweep's running) or `limit_s` has passed, so that the
+    next runs are measured quiet where the machine allows; the seconds waited. Said on the console."""
+    if share <= BUSY_PCT:
+        return 0.0
+    busy_now = busy_now or (lambda: psutil.cpu_percent(interval=2.0))
+    console.print(
+        f"other work took {share:.0f}% of the CPU during that run: waiting up to {limit_s:.0f} s for it to drop "
+        f"under {BUSY_PCT:.0f}% (its figures are judged under load: the report says so)",
+        highlight=False,
+    )
+    waited, now = 0.0, share
+    while waited < limit_s and now > BUSY_PCT:
+        now = busy_now()
+        waited += 2.0
+    return waited
 
 
 def _summary(record: dict) -> str:
@@ -122,11 +145,16 @@ def sweep(
                 else:
                     yield spec
 
+        def locally():
+            """Each run here in turn; after one that other work slowed, a wait for quiet (wait_for_quiet)."""
+            for spec in runnable():
+                record = run_point(spec, index_path, store, timeout_s, interval, options.mem_limit_mb, given)
+                yield spec, record
+                share = others_share(record.get("cpu_util_mean"), record.get("proc_cpu_pct_mean"), psutil.cpu_count())
+                wait_for_quiet(0.0 if share is None else float(share), progress.console)
+
         if jobs is None:
-            results = (
-                (spec, run_point(spec, index_path, store, timeout_s, interval, options.mem_limit_mb, given))
-                for spec in runnable()
-            )
+            results = locally()
         else:
             results = jobs.run(runnable(), (str(index_path), str(store.root), timeout_s, interval, given))
         try:

@@ -75,6 +75,7 @@ def train(
     from bench.run.assemble import host_share, model_and_feeds
     from models import is_pipeline_alone
     from pipelines.dataset import DatasetIndex
+    from pipelines.handover import images_in, keras_leaf
     from pipelines.registry import describe_loader, is_user_pipeline
 
     record.backend_version = backend_version(spec.backend)
@@ -95,7 +96,12 @@ def train(
     model, train_feed, val_feed = model_and_feeds(spec, share, local, len(index.classes), scope)
     record.train_steps, record.val_steps = train_feed.steps, val_feed.steps
     record.train_images_per_epoch = train_feed.images * spec.hosts
-    record.host_batch = local.batch
+    record.host_batch = local.batch or images_in(train_feed.first)
+    record.input_shape = (
+        "x".join(str(d) for d in model.inputs[0].shape[1:])
+        if train_feed.first is None
+        else ("x".join(str(d) for d in keras_leaf(train_feed.first[0]).shape[1:]))
+    )
     record.weights = model.weights_source
     record.jit_compile = bool(model.jit_compile)
     record.matmul_precision = devices.matmul_precision(

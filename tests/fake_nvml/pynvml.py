@@ -6,6 +6,8 @@ comes from the environment:
   FAKE_NVML_DRIVER  the driver version (default 550.54.14)
   FAKE_NVML_CUDA    the CUDA version the driver runs (default 12.4)
   FAKE_NVML_MIG     MIG slices of GPU 0, comma-separated profiles ("1g.10gb,1g.10gb"): GPU 0 is in MIG mode
+  FAKE_NVML_PROCESSES  process ids computing on every GPU, comma-separated (default none)
+  FAKE_NVML_MPS     1: those processes are CUDA MPS clients
   FAKE_NVML_FAIL    NVML functions that fail, comma-separated: nvmlInit fails as a container without
                     libnvidia-ml does; any other raises "Not Supported", as a card without that counter
 Every GPU is idle: 0% busy, 30 W; a MIG slice reports no utilisation (NVML's own behaviour).
@@ -102,7 +104,8 @@ def nvmlDeviceGetMigDeviceHandleByIndex(h, k):
 
 def nvmlDeviceGetCudaComputeCapability(h):
     _failing("nvmlDeviceGetCudaComputeCapability")
-    return (9, 0) if "H100" in _names()[_card(h)] else (7, 5)
+    name = _names()[_card(h)]
+    return (10, 0) if "B200" in name else (9, 0) if "H100" in name else (7, 5)
 
 
 def nvmlDeviceGetMemoryInfo(h):
@@ -146,3 +149,19 @@ def nvmlDeviceGetHandleByUUID(uuid):
             if nvmlDeviceGetUUID(h) == (uuid.decode() if isinstance(uuid, bytes) else uuid):
                 return h
     raise NVMLError_NotSupported()
+
+
+def _processes(mps: bool) -> list:
+    pids = [int(p) for p in os.environ.get("FAKE_NVML_PROCESSES", "").split(",") if p.strip()]
+    through_mps = os.environ.get("FAKE_NVML_MPS") == "1"
+    return [SimpleNamespace(pid=p, usedGpuMemory=2**30) for p in pids] if through_mps == mps else []
+
+
+def nvmlDeviceGetComputeRunningProcesses(h):
+    _failing("nvmlDeviceGetComputeRunningProcesses")
+    return _processes(mps=False)
+
+
+def nvmlDeviceGetMPSComputeRunningProcesses(h):
+    _failing("nvmlDeviceGetMPSComputeRunningProcesses")
+    return _processes(mps=True)

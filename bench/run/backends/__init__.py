@@ -10,6 +10,10 @@ from types import ModuleType
 
 from bench.plan.backends import BACKENDS
 
+# A cap on the GPU memory a run's backend may take (gpubench fit --mem-limit-mb on a GPU): in MB for
+# TensorFlow's logical device, as a fraction of the device for JAX's and torch's allocators.
+GPU_MEMORY_ENV, GPU_MEMORY_FRACTION_ENV = "GPUBENCH_GPU_MEMORY_MB", "GPUBENCH_GPU_MEMORY_FRACTION"
+
 
 def of(name: str) -> ModuleType:
     """The module of backend `name` (bench/run/backends/<name>.py), one of bench/plan/backends.py's."""

@@ -8,6 +8,8 @@ import contextlib
 import importlib.metadata
 import os
 
+from bench.run.backends import GPU_MEMORY_FRACTION_ENV
+
 # Keras's trainer on JAX (bench/run/timing.py): it fetches a batch in Python, after the step's
 # begin hook and before its compiled step, so the first wait is the loader's, not the trace's.
 FETCH_IN_TRACE = False
@@ -16,9 +18,12 @@ COMPILES_EAGER_OPS = True  # jax compiles even its eager ops: its cache fills wi
 
 
 def prepare(gpus: int, hosts: int) -> None:
-    """No preallocation of a GPU's memory; gloo between processes on CPU devices (GPUs use NCCL);
-    `gpus` logical devices on the host platform (on a GPU machine jax trains on the GPUs)."""
+    """No preallocation of a GPU's memory, and a cap on it where one is given; gloo between processes
+    on CPU devices (GPUs use NCCL); `gpus` logical devices on the host platform (on a GPU machine
+    jax trains on the GPUs)."""
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    if fraction := os.environ.get(GPU_MEMORY_FRACTION_ENV):  # the allocator's limit, preallocated or not
+        os.environ["XLA_PYTHON_CLIENT_MEM_FRACTION"] = fraction
     if hosts > 1:
         os.environ.setdefault("JAX_CPU_COLLECTIVES_IMPLEMENTATION", "gloo")
     if gpus > 1:

@@ -3,7 +3,10 @@ TensorFlow's profiler (TensorBoard's xplane). TensorFlow is imported inside the 
 
 from __future__ import annotations
 
+import os
 import platform
+
+from bench.run.backends import GPU_MEMORY_ENV
 
 # Keras's trainer on TensorFlow (bench/run/timing.py): the traced step takes its batch, so the first
 # step traces before it fetches; the batch is fetched inside the step, after its begin hook.
@@ -26,12 +29,19 @@ def use_compile_cache(folder: str) -> None:
 
 
 def setup(gpus: int, hosts: int):
-    """tf.distribute.MirroredStrategy over the devices; GPUs get memory growth. (scope, device kind)."""
+    """tf.distribute.MirroredStrategy over the devices; GPUs get memory growth, or the cap given.
+    (scope, device kind)."""
     import tensorflow as tf
 
     physical = tf.config.list_physical_devices("GPU")
+    cap = os.environ.get(GPU_MEMORY_ENV)  # a logical device of that many MB, else memory growth
     for gpu in physical:
-        tf.config.experimental.set_memory_growth(gpu, True)
+        if cap:
+            tf.config.set_logical_device_configuration(
+                gpu, [tf.config.LogicalDeviceConfiguration(memory_limit=int(cap))]
+            )
+        else:
+            tf.config.experimental.set_memory_growth(gpu, True)
     if physical:
         if gpus > len(physical):
             raise RuntimeError(f"gpus={gpus} asked, {len(physical)} GPU(s) visible to TensorFlow")

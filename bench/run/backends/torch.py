@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from bench.plan.backends import BACKENDS
+from bench.run.backends import GPU_MEMORY_FRACTION_ENV
 
 # Keras's trainer on torch (bench/run/timing.py) fetches the next batch right after the step before
 # ends, before the step's begin hook: its marks are the epoch's begin and each step's end.
@@ -20,7 +21,11 @@ _CUDA12_INDEX = "https://download.pytorch.org/whl/cu126"
 
 
 def prepare(gpus: int, hosts: int) -> None:
-    """Nothing beyond what every backend is given: torch allocates as it goes."""
+    """Where the GPUs are hidden on purpose (CUDA_VISIBLE_DEVICES=-1: --gpu cpu), Apple's MPS is
+    hidden too: Keras would pick it, and a run labelled cpu would train on the Mac's GPU (--gpu mps
+    files MPS runs under their own label). torch allocates as it goes."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES") == "-1":
+        os.environ.setdefault("KERAS_TORCH_DEVICE", "cpu")
 
 
 def use_compile_cache(folder: str) -> None:
@@ -30,10 +35,16 @@ def use_compile_cache(folder: str) -> None:
 
 
 def setup(gpus: int, hosts: int):
-    """One device, in one process: Keras 3 spreads torch over none. (scope, device kind)."""
+    """One device, in one process: Keras 3 spreads torch over none; its allocator capped where a cap
+    is given. (scope, device kind)."""
     if gpus > 1 or hosts > 1:
         raise RuntimeError(BACKENDS["torch"].one_device)
-    return contextlib.nullcontext(), _device()[0].upper()
+    platform, index = _device()
+    if platform == "gpu" and (fraction := os.environ.get(GPU_MEMORY_FRACTION_ENV)):  # a cap on its allocator
+        import torch
+
+        torch.cuda.set_per_process_memory_fraction(float(fraction), index)
+    return contextlib.nullcontext(), platform.upper()
 
 
 def _device() -> tuple[str, int]:

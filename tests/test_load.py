@@ -1,0 +1,71 @@
+"""Load is part of the answer: other work's share of the CPU during each run's window is read from the
+samplers' figures, a loaded run gives way to a quieter repeat of its point, a folder measured under load
+withholds its bounds and says so in its header, and the sweep waits for quiet after a loaded run."""
+
+import io
+
+import pandas as pd
+from rich.console import Console
+
+from bench.analyse import repeats, verdicts
+from bench.analyse.points import quiet_runs, table
+from bench.plan.knobs import BUSY_PCT, RunSpec
+from bench.results.record import others_share
+from bench.run.runner import wait_for_quiet
+from tests.test_analysis import _rows
+
+ENV = {"cpu_threads": 2}
+POINT = RunSpec(backbone="tiny", input_size=32, batch=8, workers=1)
+
+
+def _loaded(rows: list[dict], machine_pct: float, own_pct: float = 100.0) -> list[dict]:
+    return [{**r, "cpu_util_mean": machine_pct, "proc_cpu_pct_mean": own_pct} for r in rows]
+
+
+def test_other_work_s_share_is_the_machine_s_use_less_the_run_s_own_over_its_threads():
+    assert others_share(80.0, 100.0, 2) == 30.0 and others_share(40.0, 100.0, 2) == 0.0
+    assert others_share(None, 100.0, 2) is None
+    column = others_share(pd.Series([90.0, float("nan")]), pd.Series([100.0, 100.0]), 2)
+    assert column.iloc[0] == 40.0 and pd.isna(column.iloc[1])
+
+
+def test_a_uniformly_loaded_folder_withholds_its_bounds_says_so_and_asks_to_measure_again():
+    """Every run of the point and its ceilings measured while other work took 60% of a 2-core machine:
+    the point and its ceilings agree with each other (the old check compared them only with each other),
+    yet no bound is stated on them."""
+    rows = _loaded(_rows(POINT, [95.0, 96.0], [100.0, 101.0], [500.0, 505.0]), machine_pct=110.0)
+    points = table(rows, ENV, {})
+    p = points[points.point_id == POINT.point_id].iloc[0]
+    assert p.others_cpu_pct == 60.0 and p.bound == "input"
+    assert p.bound_doubt.startswith("measured under load: other work took 60% of the CPU during the point")
+    assert p.bound_says == f"bound withheld: {p.bound_doubt}"
+    assert verdicts.headline(points[points.role == "point"]) == "No bound named of 1 configurations, 1 withheld."
+    assert verdicts.load_said(points).startswith("Load: other work took 60% to 60% of the CPU")
+    assert "1 bounds withheld for load" in verdicts.load_said(points)
+    assert POINT.point_id in repeats.unsettled(points, one_look=False)
+
+
+def test_a_quieter_repeat_replaces_a_loaded_one_and_a_point_measured_only_under_load_keeps_its_runs():
+    quiet = _loaded(_rows(POINT, [95.0], [100.0], [500.0]), machine_pct=52.0)  # others 2%
+    busy = _loaded(_rows(POINT, [40.0], [45.0], [200.0]), machine_pct=110.0)  # others 60%
+    busy = [{**r, "repeat": 1, "run_id": r["run_id"].replace("-r0", "-r1")} for r in busy]
+    frame = pd.DataFrame(quiet + busy)
+    frame["others_cpu_pct"] = others_share(frame.cpu_util_mean, frame.proc_cpu_pct_mean, 2)
+    kept, aside = quiet_runs(frame)
+    assert len(kept) == 3 and set(aside.values()) == {1} and len(aside) == 3
+    points = table(quiet + busy, ENV, {})
+    p = points[points.point_id == POINT.point_id].iloc[0]
+    assert (p.train_img_s, p.pipeline_img_s, p.runs_set_aside) == (95.0, 100.0, 1) and p.bound_doubt == ""
+    assert "3 runs measured under it were set aside for quieter repeats" in verdicts.load_said(points)
+    alone, _ = quiet_runs(frame[frame.repeat == 1])
+    assert len(alone) == 3  # nothing quieter to take their place
+
+
+def test_after_a_loaded_run_the_sweep_waits_for_quiet_and_says_so_and_not_after_a_quiet_one():
+    out = io.StringIO()
+    console = Console(file=out, width=200)
+    looks = iter([70.0, 50.0, 10.0, 5.0])
+    assert wait_for_quiet(BUSY_PCT - 1, console, busy_now=lambda: next(looks)) == 0.0 and out.getvalue() == ""
+    assert wait_for_quiet(60.0, console, busy_now=lambda: next(looks)) == 6.0  # three looks of 2 s
+    assert "other work took 60% of the CPU during that run: waiting up to 60 s" in out.getvalue()
+    assert wait_for_quiet(60.0, console, limit_s=4.0, busy_now=lambda: 90.0) == 4.0  # never quiet: it goes on
