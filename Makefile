@@ -86,18 +86,21 @@ $(BIN)/gpubench:
 dry-run: | $(BIN)/gpubench
 	$(BIN)/gpubench sweep --preset $(PRESET) --dry-run $(ARGS)
 
-# The tests run in TEST_WORKERS processes (pytest-xdist), a file's tests in one of them: none can be
-# failed by load (the house rule), and this is what keeps make test within CI's budget on 2 cores.
+# The tests run in TEST_WORKERS processes (pytest-xdist), each test handed to whichever is free, but
+# the tests that share one costly fixture (a real sweep, a trained model) kept together on one
+# (@pytest.mark.xdist_group): none can be failed by load (the house rule), and this is what keeps
+# make test within CI's budget on 2 cores. The ten slowest are listed at the end.
 TEST_WORKERS ?= 2
+PYTEST = $(BIN)/python -m pytest --benchmark-skip -n $(TEST_WORKERS) --dist loadgroup --durations=10
 test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest --benchmark-skip -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest --benchmark-skip -m "not slow" -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
 # The regression gate: a fresh run of the ci preset against the stored baseline of this GPU label;
 # what the noise cannot decide is measured again (up to the preset's max_repeats), and exit 3

@@ -11,6 +11,7 @@ import dataclasses
 import io
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +50,8 @@ def check_device(spec: RunSpec, gpu: str = "auto") -> str:
     from bench.run import doctor, gate
 
     label = gate.auto_label(doctor.nvml(), spec.gpus, spec.backend) if gpu == "auto" else gpu
-    doctor.check(label, [spec.backend], True, spec.gpus, switch="--gpu cpu (or CUDA_VISIBLE_DEVICES=-1)")
+    _, given = doctor.check(label, [spec.backend], True, spec.gpus, switch="--gpu cpu (or CUDA_VISIBLE_DEVICES=-1)")
+    os.environ.update(given)  # this process trains: it is the worker the variables are for
     return label
 
 

@@ -5,8 +5,6 @@ the first failure. Every try is a run in its own process, kept as a row like any
 from __future__ import annotations
 
 import dataclasses
-import json
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -74,35 +72,34 @@ def summary(knob: str, found: int | None, tries: list[dict], limit: int) -> str:
     return "\n".join([f"**{answer}**", ""] + lines)
 
 
-def run_search(base: RunSpec, knob: str, start: int | None, limit: int, mem_limit_mb: int | None, options) -> str:
+def run_search(base: RunSpec, knob: str, start: int | None, limit: int, options) -> str:
     """The search of `gpubench fit` for the largest `knob` of `base` (its backbone, backend,
-    precision, ...), each try a row in results/<gpu>/<host>/fit-<backbone>/ and fit.md summing
-    them up; returns that summary."""
-    backbone = base.backbone
-    start = start or (32 if knob == "input_size" else 1)
-    grid = [one_point(dataclasses.replace(base, **{knob: start}).knobs())]
+    precision, ...), each try a run of the sweep's engine (bench/run/runner.py: a row in
+    results/<gpu>/<host>/fit-<backbone>/, under `options.mem_limit_mb` where it is set) and fit.md
+    summing them up; returns that summary. Without --data the tries' tensors need only a tree's
+    classes: it is made in a temporary folder, so nothing is left in the current one."""
     with tempfile.TemporaryDirectory(prefix="gpubench-fit-") as scratch:
-        if options.data is None:  # the tries' tensors need only its classes: nothing left in the current folder
+        if options.data is None:
             root = make_synthetic(
                 Path(scratch) / "data", DATA.train, DATA.val, DATA.classes, parse_size(DATA.image_size)
             )
             options = dataclasses.replace(options, data=str(root))
-        return _search(backbone, knob, base, start, limit, grid, mem_limit_mb, options)
+        return _search(base, knob, start, limit, options)
 
 
-def _search(backbone: str, knob: str, base: RunSpec, start: int, limit: int, grid, mem_limit_mb, options) -> str:
+def _search(base: RunSpec, knob: str, start: int | None, limit: int, options) -> str:
     from bench import session
-    from bench.run import processes
+    from bench.run import runner
 
+    backbone = base.backbone
+    start = start or (32 if knob == "input_size" else 1)
     step = 32 if knob == "input_size" else 1
-    with session.prepared(options, f"fit-{backbone}", DATA, grid) as (store, index_path, env, meta):
-        (store.root / "sweep.json").write_text(json.dumps(meta, indent=2))
+    grid = [one_point(dataclasses.replace(base, **{knob: start}).knobs())]
+    with session.prepared(options, f"fit-{backbone}", DATA, grid) as prepared:
+        store, meta = prepared.store, prepared.meta
 
         def run(spec: RunSpec) -> dict:
-            record = processes.run_point(spec, index_path, store, options.timeout_s, options.interval, mem_limit_mb)
-            store.append(record)
-            print(f"{knob}={getattr(spec, knob)}: {record['status']}", file=sys.stderr)
-            return record
+            return runner.sweep([spec], prepared, options)[0]  # options.force: every try runs
 
         try:
             found, tries = search(base, knob, start, limit, run, step)

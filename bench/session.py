@@ -9,9 +9,7 @@ come, and at the end.
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import shlex
 import sys
 import time
 from contextlib import contextmanager
@@ -19,38 +17,15 @@ from pathlib import Path
 
 from bench.passes import one_more_look, passes, profiled_spec
 from bench.plan.grid import ceiling_probes, check_label, run_counts, said_runs
-from bench.plan.knobs import SAMPLE_INTERVAL_S, RunSpec, SpecError
-from bench.plan.presets import TIMEOUT_S, DataSpec, parse_size
+from bench.plan.knobs import RunSpec, SpecError
+from bench.plan.presets import DataSpec, parse_size
 from bench.results.store import ResultStore, read_json
 from bench.run import executors
-from bench.run.executors import Slurm
+from bench.run.settings import Options, Prepared
 from pipelines.dataset import DatasetIndex, make_synthetic, scan
 from pipelines.registry import describe
 
 REPORT_EVERY_S = 30.0  # a sweep's report is rebuilt at most this often while rows come, and at its end
-
-
-@dataclasses.dataclass(frozen=True)
-class Options:
-    """How a sweep runs, whatever its grid: one object from the command line to the runs, so that
-    an option added is added here and where it is read, not threaded through every call."""
-
-    gpu: str = "auto"  # the label to file under (auto: NVML's)
-    data: str | None = None  # a flow_from_directory tree (None: a synthetic one)
-    out: str | None = None  # the results folder (None: results/<gpu>/<host>/<preset>)
-    timeout_s: float = TIMEOUT_S  # seconds one run may take
-    interval: float = SAMPLE_INTERVAL_S  # seconds between CPU/GPU samples
-    force: bool = False  # measure every point anew
-    ceilings: bool = False  # measure each point's two ceilings too
-    executor: str = "local"  # local, submitit-local or slurm
-    max_parallel: int = 1
-    slurm: Slurm = Slurm()
-    profile: str | None = None  # a point id, or "fastest": one more run of it, traced
-    looks: bool = True  # one more repeat where the noise could not settle a verdict (bench/passes.py)
-    as_needed: bool = False  # repeats beyond the first only where a verdict depends on them (bench/passes.py)
-    # the sweep command's own: its run count said once the checks pass, and its plan kept in sweep.json
-    # (the report leaves out the points an earlier sweep planned that never ran: bench/output/report.py)
-    whole_sweep: bool = False
 
 
 class Every:
@@ -68,11 +43,11 @@ class Every:
             self.action(*args)
 
 
-def dataset(data: str | None, data_spec: DataSpec) -> DatasetIndex:
-    """The tree at `data`, or the preset's synthetic one under data/, made when missing."""
+def dataset(data: str | None, data_spec: DataSpec, data_root: Path = Path("data")) -> DatasetIndex:
+    """The tree at `data`, or the preset's synthetic one under `data_root`, made when missing."""
     if data:
         return scan(data)
-    root = Path("data") / data_spec.dirname()
+    root = Path(data_root) / data_spec.dirname()
     print(f"making the synthetic dataset {root} (skipped when it already exists)", file=sys.stderr)
     make_synthetic(
         root, data_spec.train, data_spec.val, data_spec.classes, parse_size(data_spec.image_size), data_spec.seed
@@ -133,42 +108,45 @@ def data_changed(store: ResultStore, meta: dict) -> bool:
     return True
 
 
-def default_folder(label: str, host: str, preset: str) -> Path:
+def default_folder(label: str, host: str, preset: str, results_root: Path = Path("results")) -> Path:
     """results/<gpu>/<host>/<preset>: two hosts with the same GPU keep their runs apart."""
-    return Path("results") / label / (host or "host") / preset
+    return Path(results_root) / label / (host or "host") / preset
 
 
-def checked_label(gpu: str, grid: list[RunSpec], local: bool = True, on_node=None) -> tuple[str, dict]:
-    """(the label, env.json's 'doctor' facts): --gpu auto named from the GPUs the grid's runs will
-    use, here or, for jobs on other machines, by `on_node(gpus)` (a job on a node that trains; a dry
-    run names none: `auto`), and the label and backends held against them (bench/run/doctor.py),
-    refused in one line."""
+def checked_label(gpu: str, grid: list[RunSpec], local: bool = True, on_node=None) -> tuple[str, dict, dict]:
+    """(the label, env.json's 'doctor' facts, the variables each worker is given): --gpu auto named
+    from the GPUs the grid's runs will use, here or, for jobs on other machines, by `on_node(gpus)`
+    (a job on a node that trains; a dry run names none: `auto`), and the label and backends held
+    against them (bench/run/doctor.py), refused in one line."""
     from bench.run import doctor, gate
 
     gpus, hosts = max(p.gpus for p in grid), max(p.hosts for p in grid)
     if gpu == "auto":
         gpu = gate.auto_label(doctor.nvml(), gpus) if local else on_node(gpus) if on_node else "auto"
     label = check_label(gpu)
-    return label, doctor.check(label, {p.backend for p in grid}, local, gpus, hosts)
+    return label, *doctor.check(label, {p.backend for p in grid}, local, gpus, hosts)
 
 
 @contextmanager
 def prepared(options: Options, preset_name: str, data_spec: DataSpec, grid: list[RunSpec]):
-    """Label, data, results folder (locked, checked), env.json and sweep.json: what every run
-    needs. Yields (store, index path, env, sweep metadata). Refuses a label NVML contradicts, and
-    a backend that would train on the CPU while NVML sees a GPU (bench/run/doctor.py)."""
+    """Label, data, results folder (locked, checked), env.json, the peaks for MFU (with the ceilings)
+    and sweep.json: what every run needs. Yields them as a Prepared. Refuses a label NVML
+    contradicts, and a backend that would train on the CPU while NVML sees a GPU (bench/run/doctor.py)."""
     from bench.results import machine
+    from bench.run import processes
 
     def on_node(gpus: int) -> str:  # under Slurm a job decides --gpu auto on a node that trains
-        jobs = executors.Submitit("slurm", Path(options.out or "results") / ".label-job", 1, 120, options.slurm)
+        jobs = executors.Submitit(
+            "slurm", Path(options.out or options.results_root) / ".label-job", 1, 120, options.slurm
+        )
         return executors.node_label(jobs, gpus)
 
-    label, checked = checked_label(options.gpu, grid, options.executor != "slurm", on_node)
-    index = dataset(options.data, data_spec)
+    label, checked, given = checked_label(options.gpu, grid, options.executor != "slurm", on_node)
+    index = dataset(options.data, data_spec, options.data_root)
     check_formats(grid, index)
     _warn_about(index)
     env = {**machine.collect(), "doctor": checked}
-    store = ResultStore(options.out or default_folder(label, env["host"], preset_name)).create()
+    store = ResultStore(options.out or default_folder(label, env["host"], preset_name, options.results_root)).create()
     with store.locked():
         previous = read_json(store.root / "env.json")
         other = machine.differs(previous, env) if previous and store.records() else None
@@ -184,7 +162,7 @@ def prepared(options: Options, preset_name: str, data_spec: DataSpec, grid: list
         meta = {
             "preset": preset_name,
             "gpu": label,
-            "command": shlex.join(["gpubench"] + sys.argv[1:]),
+            "command": options.command,
             "data": index.root,
             "train_images": index.count("train"),
             "val_images": index.count("val"),
@@ -194,7 +172,22 @@ def prepared(options: Options, preset_name: str, data_spec: DataSpec, grid: list
             "gpu_used": checked["gpu_used"],
             "data_fingerprint": fingerprint,
         }
-        yield store, index_path, env, meta
+        force = data_changed(store, meta) or options.force
+        if options.ceilings:  # MFU is part of the ceilings' analysis
+            settings = {(p.backend, p.precision) for p in grid}
+            machine_id = machine.identity(env)["machine"]
+            meta.update(
+                processes.measure_peaks(settings, machine_id, label=label, given=given, cache_dir=options.peak_cache)
+            )
+        meta.update(executors.describe(options.executor, options.max_parallel, options.slurm))
+        meta["repeat_as_needed"] = options.as_needed
+        if options.whole_sweep:  # the sweep command's plan, said once and kept (the report leaves out stale points)
+            probes = ceiling_probes(grid) if options.ceilings else []
+            meta["planned"] = sorted({s.point_id for s in grid + probes})
+            said = planned(grid, probes, options.as_needed) + ("; then one traced run" if options.profile else "")
+            print(said, file=sys.stderr)
+        (store.root / "sweep.json").write_text(json.dumps(meta, indent=2))
+        yield Prepared(store, index_path, env, meta, given, force)
 
 
 def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, options: Options) -> tuple[Path, list[dict]]:
@@ -203,21 +196,12 @@ def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, options: Opt
     sweep's too); with a `profile` option, one more run of that point, traced (bench/run/profile.py).
     Returns (the report, the new rows)."""
     from bench.output import report
-    from bench.results.machine import identity
-    from bench.run import processes, runner
+    from bench.run import runner
 
     o = options
-    with prepared(o, preset_name, data_spec, grid) as (store, index_path, env, meta):
-        force = data_changed(store, meta) or o.force
-        if o.ceilings:  # MFU is part of the ceilings' analysis
-            settings = {(p.backend, p.precision) for p in grid}
-            meta.update(processes.measure_peaks(settings, identity(env)["machine"], label=meta["gpu"]))
-        meta.update(executors.describe(o.executor, o.max_parallel, o.slurm), repeat_as_needed=o.as_needed)
+    with prepared(o, preset_name, data_spec, grid) as ready:
+        store = ready.store
         probes = ceiling_probes(grid) if o.ceilings else []
-        if o.whole_sweep:
-            meta["planned"] = sorted({s.point_id for s in grid + probes})
-            print(planned(grid, probes, o.as_needed) + ("; then one traced run" if o.profile else ""), file=sys.stderr)
-        (store.root / "sweep.json").write_text(json.dumps(meta, indent=2))
         jobs = (
             None
             if o.executor == "local"
@@ -240,19 +224,7 @@ def run(grid: list[RunSpec], preset_name: str, data_spec: DataSpec, options: Opt
 
         def measure(specs: list[RunSpec]) -> list[dict]:
             """One pass's runs, numbered on from the passes before it."""
-            return runner.sweep(
-                specs,
-                index_path,
-                store,
-                o.timeout_s,
-                o.interval,
-                force,
-                env["gpu_count"],
-                identity(env),
-                on_row=every,
-                jobs=jobs,
-                before=len(new),
-            )
+            return runner.sweep(specs, ready, o, on_row=every, jobs=jobs, before=len(new))
 
         try:
             for specs in passes(probes, grid, store.root, o.as_needed):

@@ -215,6 +215,11 @@ RETURNED = {
 }
 LOADER_PARAMETERS = tuple(dict.fromkeys(k for p in PIPELINES.values() for k in p.knobs))
 MODEL_ALONE = next(p.name for p in PIPELINES.values() if p.in_memory)  # the feed of every model-alone ceiling
+# The loader knobs some loaders take and others do not (blank there): two loaders' points are twins
+# whatever these say, so that points differing in pipeline alone can be paired.
+TAKEN_BY_SOME = tuple(
+    k for k in LOADER_PARAMETERS if not all(k in p.knobs for p in PIPELINES.values() if not p.in_memory)
+)
 
 
 def is_model_alone(name) -> bool:

@@ -36,6 +36,97 @@ def gpubench(*args, cwd: Path, timeout: float = 300, env: dict | None = None) ->
     )
 
 
+class StandIn:
+    """What runner.run_point (and search's processes.run_point) return, at once, where a test
+    checks what a sweep decides rather than what a worker measures: no process starts. A run's
+    rate is `rate(spec)` (images/s), or it fails where `fails(spec)` gives (status, error);
+    `started` lists the runs asked for, in order, and `given` the variables each was given."""
+
+    def __init__(self):
+        self.started: list = []
+        self.given: list = []
+        self.rate = lambda spec: 100.0 + spec.batch
+        self.fails = lambda spec: None
+
+    def __call__(self, spec, index_path, store, timeout_s, interval=0.5, mem_limit_mb=None, given=None) -> dict:
+        from bench.results.record import RunRecord
+
+        self.started.append(spec)
+        self.given.append(given)
+        failed = self.fails(spec)
+        if failed:
+            return RunRecord.for_spec(spec, status=failed[0], error=failed[1], wall_s=1.0).to_dict()
+        rate, steps = self.rate(spec), 20
+        return RunRecord.for_spec(
+            spec,
+            status="ok",
+            train_img_s=rate,
+            window_s=steps * spec.batch / rate,
+            window_steps=steps,
+            window_images=steps * spec.batch,
+            train_steps=steps,
+            val_steps=2,
+            epochs_timed=spec.epochs,
+            train_images_per_epoch=steps * spec.batch,
+            total_s=2.0 + steps * spec.batch / rate,
+            wall_s=3.0 + steps * spec.batch / rate,
+            startup_s=1.0,
+            cpu_util_mean=50.0,
+            cpu_util_p90=60.0,
+        ).to_dict()
+
+
+def session_of(store, index_path: Path = Path("unused.json"), gpus: int = 0, **env):
+    """What runner.sweep takes of a session: `store`, the scanned tree at `index_path`, an env.json
+    of `gpus` GPUs (and `env`), no variables given to the workers."""
+    from bench.run.settings import Prepared
+
+    return Prepared(store, Path(index_path), {"gpu_count": gpus, **env}, {}, {})
+
+
+@pytest.fixture
+def stand_in(monkeypatch) -> StandIn:
+    """Every run of a sweep (and of `gpubench fit`) a StandIn, the peak probes none, and the report
+    its text without figures: test_plots.py and the smoke sweep (test_sweep.py) draw them."""
+    from bench.output import report
+    from bench.run import processes, runner
+
+    runs = StandIn()
+    monkeypatch.setattr(runner, "run_point", runs)
+    monkeypatch.setattr(processes, "run_point", runs)
+    monkeypatch.setattr(processes, "measure_peaks", lambda *args, **kwargs: {})
+    monkeypatch.setattr(report, "_figures", lambda *args: [])
+    return runs
+
+
+def in_process(*args, cwd: Path) -> subprocess.CompletedProcess:
+    """`gpubench ARGS` run from `cwd` in this process, as `gpubench` runs it (no interpreter to
+    start, no import again): its exit status, standard output and error."""
+    import contextlib
+    import io
+
+    from bench import cli as command_line
+
+    argv = [str(a) for a in args]
+    out, err = io.StringIO(), io.StringIO()
+    before = Path.cwd()
+    try:
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = command_line.main(argv)
+    finally:
+        os.chdir(before)
+    return subprocess.CompletedProcess(["gpubench", *argv], code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    """`gpubench ...` in this process (in_process), from `tmp_path`, which is also the test's
+    working folder: the folder a user would run it in."""
+    monkeypatch.chdir(tmp_path)
+    return lambda *args: in_process(*args, cwd=tmp_path)
+
+
 @pytest.fixture
 def without_tensorflow(tmp_path):
     """An environment where TensorFlow looks absent, as on a machine with only jax or torch:
@@ -56,9 +147,11 @@ GPU_ENV = {
 }
 
 
-def results(folder, rates_by_workers, env=CPU_ENV, label="cpu", preset="t", power=None, window_s=None, **figures):
+def results(
+    folder, rates_by_workers, env=CPU_ENV, label="cpu", preset="t", power=None, window_s=None, plots=False, **figures
+):
     """A results folder with one point per workers value, each with its repeats' images/s (and
-    `figures`, the same in every row)."""
+    `figures`, the same in every row); its report drawn without plots (test_plots.py draws them)."""
     from bench.plan.knobs import RunSpec
     from bench.results.record import RunRecord
     from bench.results.store import ResultStore
@@ -85,7 +178,7 @@ def results(folder, rates_by_workers, env=CPU_ENV, label="cpu", preset="t", powe
     (folder / "sweep.json").write_text(json.dumps({"gpu": label, "preset": preset}))
     from bench.output import report
 
-    report.write(folder)
+    report.write(folder, plots=plots)
     return folder
 
 
@@ -97,21 +190,27 @@ def render_rows(rows: list[dict], env: dict, sweep: dict) -> str:
     return report.render(points.table(rows, env, sweep), rows, env, sweep)
 
 
-def killed_and_resumed(args: list, cwd: Path, out: str = "out") -> tuple[set, subprocess.CompletedProcess]:
-    """A sweep killed (SIGKILL) once it has written its first row, then run again: (the runs
-    finished before the kill, the second run)."""
+def killed(args: list, cwd: Path, out: str = "out") -> set:
+    """A sweep killed (SIGKILL) once it has written its first row: the runs finished before the kill."""
     import signal
     import time
 
     from bench.results.store import ResultStore
 
-    command = [sys.executable, "-m", "bench", *map(str, args)]
-    sweep = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "bench", *map(str, args)], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     store = ResultStore(cwd / out)
     deadline = time.time() + 120
     while len(store.records()) < 1 and time.time() < deadline:
         time.sleep(0.2)
     sweep.send_signal(signal.SIGKILL)
     sweep.wait()
-    finished = {r["run_id"] for r in store.records()}
-    return finished, subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300)
+    return {r["run_id"] for r in store.records()}
+
+
+def killed_and_resumed(args: list, cwd: Path, out: str = "out") -> tuple[set, subprocess.CompletedProcess]:
+    """A sweep killed once it has written its first row (`killed`), then run again: (the runs
+    finished before the kill, the second run)."""
+    finished = killed(args, cwd, out)
+    return finished, gpubench(*args, cwd=cwd)

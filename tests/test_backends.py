@@ -16,9 +16,10 @@ from bench.plan.grid import installed
 from bench.plan.knobs import RunSpec
 from bench.results.store import ResultStore
 from bench.run import runner
+from bench.run.settings import Options
 from pipelines.dataset import scan
 from pipelines.registry import describe_loader, prefetch_factor
-from tests.conftest import gpubench
+from tests.conftest import gpubench, session_of
 
 ROOT = Path(__file__).resolve().parents[1]
 needs_jax = pytest.mark.skipif(not installed("jax"), reason="jax is not installed")
@@ -201,7 +202,7 @@ def test_a_batch_past_the_first_out_of_memory_batch_is_skipped(tmp_path, monkeyp
         for n in (32, 64, 128, 256)
     ]
     store = ResultStore(tmp_path / "out").create()
-    rows = runner.sweep(grid, tmp_path / "unused.json", store, 60)
+    rows = runner.sweep(grid, session_of(store), Options(timeout_s=60))
     stopped = [r for r in rows if r["status"] == "skipped"]
     assert [(r["pipeline"], r["batch"]) for r in stopped] == [
         ("synthetic", 128),
@@ -214,7 +215,7 @@ def test_a_batch_past_the_first_out_of_memory_batch_is_skipped(tmp_path, monkeyp
     assert len(ran) == len(grid) - 5
     assert stopped[0]["error"] == "batch ladder stopped: batch 64 ran out of memory with this model and precision"
     again = runner.sweep(
-        grid + [RunSpec(backbone="vgg16", batch=512, pipeline="tfdata")], tmp_path / "unused.json", store, 60
+        grid + [RunSpec(backbone="vgg16", batch=512, pipeline="tfdata")], session_of(store), Options(timeout_s=60)
     )  # a resumed sweep remembers the stored rows
     assert [r["status"] for r in again] == ["skipped"]
 

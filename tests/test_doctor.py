@@ -99,19 +99,19 @@ def test_a_gpu_label_that_nvml_contradicts_is_refused():
 def test_gpu_cpu_hides_the_gpus_from_the_runs_and_asks_no_backend(monkeypatch):
     monkeypatch.setattr(doctor, "nvml", lambda: SEES_2080TI)
     monkeypatch.setattr(doctor, "ask", lambda backends, count=1: pytest.fail("asked the backends"))
-    # set, then gone: put back as they were
-    for name in ("CUDA_VISIBLE_DEVICES", "JAX_PLATFORMS", gate.LABEL_ENV, "CUDA_DEVICE_ORDER"):
-        monkeypatch.setenv(name, "")
-        monkeypatch.delenv(name)
-    checked = doctor.check("cpu", {"tensorflow"})
+    before = dict(os.environ)
+    checked, given = doctor.check("cpu", {"tensorflow"})
     assert checked["gpu_used"] is False
-    assert os.environ["CUDA_VISIBLE_DEVICES"] == "-1" and os.environ["JAX_PLATFORMS"] == "cpu"
+    assert given == {
+        "CUDA_VISIBLE_DEVICES": "-1",
+        "JAX_PLATFORMS": "cpu",
+        gate.LABEL_ENV: "cpu",
+        "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+    }
+    assert dict(os.environ) == before  # the workers are given them; this process is left as it was
 
 
 def test_the_sweep_asks_the_backends_only_when_nvml_sees_a_gpu(monkeypatch):
-    for name in (gate.LABEL_ENV, "CUDA_DEVICE_ORDER"):  # what the check gives the workers, put back after
-        monkeypatch.setenv(name, "")
-        monkeypatch.delenv(name)
     asked = []
     monkeypatch.setattr(
         doctor,
@@ -121,10 +121,12 @@ def test_the_sweep_asks_the_backends_only_when_nvml_sees_a_gpu(monkeypatch):
         ),
     )
     monkeypatch.setattr(doctor, "nvml", lambda: SEES_NONE)
-    assert doctor.check("cpu-box", {"tensorflow"})["gpu_used"] is False and asked == []
+    assert doctor.check("cpu-box", {"tensorflow"})[0]["gpu_used"] is False and asked == []
     monkeypatch.setattr(doctor, "nvml", lambda: SEES_2080TI)
-    assert doctor.check("2080ti", {"jax", "torch"})["gpu_used"] is True and asked == [["jax", "torch"]]
-    assert doctor.check("2080ti", {"jax"}, local=False)["gpu_used"] is None and len(asked) == 1  # jobs run elsewhere
+    checked, given = doctor.check("2080ti", {"jax", "torch"})
+    assert checked["gpu_used"] is True and asked == [["jax", "torch"]]
+    assert given == {gate.LABEL_ENV: "2080ti", "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+    assert doctor.check("2080ti", {"jax"}, local=False)[0]["gpu_used"] is None and len(asked) == 1  # jobs run elsewhere
 
 
 def test_where_names_the_device_this_process_trains_on():

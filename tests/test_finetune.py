@@ -30,6 +30,7 @@ def _log(folder):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("trained")
 def test_train_keeps_the_best_and_last_models_and_logs_every_epoch(trained):
     folder, summary = trained
     assert (folder / "best.keras").is_file() and (folder / "last.keras").is_file()
@@ -44,6 +45,7 @@ def test_train_keeps_the_best_and_last_models_and_logs_every_epoch(trained):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("trained")
 def test_evaluate_never_shuffles_and_counts_every_image(trained, tiny_tree):
     folder, _ = trained
     result = gpubench("evaluate", folder / "best.keras", tiny_tree / "val", "--json", folder / "eval.json", cwd=folder)
@@ -59,6 +61,7 @@ def test_evaluate_never_shuffles_and_counts_every_image(trained, tiny_tree):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("trained")
 def test_predict_writes_one_row_per_readable_image_to_standard_output(trained, tiny_tree, tmp_path):
     folder, _ = trained
     images = shutil.copytree(tiny_tree / "val", tmp_path / "images")
@@ -78,6 +81,7 @@ def test_predict_writes_one_row_per_readable_image_to_standard_output(trained, t
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("trained")
 def test_resume_goes_on_from_the_last_epoch_with_the_optimizer_state_and_the_best_so_far(trained, tmp_path):
     import keras
 
@@ -98,10 +102,8 @@ def test_resume_goes_on_from_the_last_epoch_with_the_optimizer_state_and_the_bes
     assert steps_before == 9 and steps_after == 15  # 3 steps an epoch: 12 images, batch 4
 
 
-def test_workflow_errors_are_one_line(tmp_path, tiny_tree):
-    again = gpubench(
-        "train", "--data", tiny_tree, "--out", tmp_path, "--backbone", "octresnet50", "--input-size", "48", cwd=tmp_path
-    )
+def test_workflow_errors_are_one_line(tmp_path, tiny_tree, cli):
+    again = cli("train", "--data", tiny_tree, "--out", tmp_path, "--backbone", "octresnet50", "--input-size", "48")
     assert again.returncode == 2 and "multiple of 32" in again.stderr
-    missing = gpubench("evaluate", tmp_path / "nothing.keras", tiny_tree / "val", cwd=tmp_path)
+    missing = cli("evaluate", tmp_path / "nothing.keras", tiny_tree / "val")
     assert missing.returncode == 2 and "nothing.keras: no such file or folder" in missing.stderr

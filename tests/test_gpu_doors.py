@@ -327,11 +327,14 @@ def test_hosts_on_one_machine_each_get_gpus_of_their_own(machine):
     from bench.run.processes import own_gpus
 
     machine({"FAKE_NVML_GPUS": ",".join([H100] * 4)}, {})
-    assert own_gpus(2, 2) == [{"CUDA_VISIBLE_DEVICES": "0,1"}, {"CUDA_VISIBLE_DEVICES": "2,3"}]
-    machine({"CUDA_VISIBLE_DEVICES": "3,1"}, {})
-    assert own_gpus(2, 1) == [{"CUDA_VISIBLE_DEVICES": "3"}, {"CUDA_VISIBLE_DEVICES": "1"}]
+    assert own_gpus(2, 2, {}) == [{"CUDA_VISIBLE_DEVICES": "0,1"}, {"CUDA_VISIBLE_DEVICES": "2,3"}]
+    assert own_gpus(2, 1, {"CUDA_VISIBLE_DEVICES": "3,1"}) == [
+        {"CUDA_VISIBLE_DEVICES": "3"},
+        {"CUDA_VISIBLE_DEVICES": "1"},
+    ]
+    assert own_gpus(2, 1, {"CUDA_VISIBLE_DEVICES": "-1"}) == [{}, {}]  # --gpu cpu: the GPUs hidden
     machine({"FAKE_NVML_GPUS": ""}, {})
-    assert own_gpus(2, 1) == [{}, {}]  # CPU devices: nothing to share out
+    assert own_gpus(2, 1, {}) == [{}, {}]  # CPU devices: nothing to share out
 
 
 def test_a_query_a_card_lacks_leaves_that_figure_empty_and_a_mig_slice_says_so(machine):
@@ -488,7 +491,7 @@ def test_under_slurm_the_label_is_decided_on_the_node_that_trains(machine, monke
     machine({"FAKE_NVML_GPUS": ""}, {})  # the login node: no GPU
     grid = [one_point({"backend": "jax", "backbone": "tiny"})]
     node = slurm_node(monkeypatch, {"FAKE_NVML_GPUS": H100})
-    label, facts = session.checked_label("auto", grid, False, lambda gpus: executors.node_label(node, gpus))
+    label, facts, _ = session.checked_label("auto", grid, False, lambda gpus: executors.node_label(node, gpus))
     assert label == "h100" and facts["gpu_used"] is None
     assert "CUDA_VISIBLE_DEVICES" not in os.environ  # the login node's cpu never hides the jobs' GPUs
     broken = slurm_node(monkeypatch, {"FAKE_NVML_GPUS": H100, "FAKE_NVML_FAIL": "nvmlInit"})

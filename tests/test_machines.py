@@ -1,13 +1,13 @@
 """The machines report (bench/output/machines.py): several machines' results side by side, and the pick."""
 
-from tests.conftest import CPU_ENV, GPU_ENV, gpubench, results
+from tests.conftest import CPU_ENV, GPU_ENV, results
 from tests.tables import table
 
 
-def test_machines_side_by_side(tmp_path):
+def test_machines_side_by_side(tmp_path, cli):
     cpu = results(tmp_path / "results" / "cpu" / "t", {4: [200, 200, 200]})
     h200 = results(tmp_path / "results" / "h200" / "t", {4: [5000, 5000, 5000]}, env=GPU_ENV, label="h200", power=500.0)
-    out = gpubench("report", cpu, h200, "--plot", cwd=tmp_path)
+    out = cli("report", cpu, h200, "--plot")
     assert out.returncode == 0, out.stderr
     text = (tmp_path / "results" / "machines-t.md").read_text()
     machines = {row["machine"]: row for row in table(text, "## tiny 16px")}
@@ -31,10 +31,10 @@ def _two_cpus(tmp_path, a_rates, b_rates):
     return folders
 
 
-def test_two_cpu_machines_are_told_apart_and_the_report_picks_one_with_its_confidence(tmp_path):
+def test_two_cpu_machines_are_told_apart_and_the_report_picks_one_with_its_confidence(tmp_path, cli):
     a, b = _two_cpus(tmp_path, [300, 310, 305], [200, 210, 205])
     inputs = {p: p.read_bytes() for f in (a, b) for p in (f / "report.md", f / "points.csv")}
-    out = gpubench("report", a, b, "--price", "cpu-hostA=0.40", cwd=tmp_path)
+    out = cli("report", a, b, "--price", "cpu-hostA=0.40")
     assert out.returncode == 0, out.stderr
     text = (tmp_path / "results" / "cpu" / "machines-t.md").read_text()
     assert [r["machine"] for r in table(text, "## tiny 16px")] == ["cpu-hostA", "cpu-hostB"]

@@ -20,6 +20,8 @@ from bench.results.record import RunRecord
 from bench.results.store import ResultStore, foreign_files
 from bench.run import runner
 from bench.run.runner import Interrupted
+from bench.run.settings import Options
+from tests.conftest import session_of
 from tests.tables import table
 from tests.test_compare import results
 
@@ -139,8 +141,8 @@ def swept(store, grid, record, console, before=0):
             for number, point in enumerate(specs):
                 yield point, record(number, point)
 
-    jobs = Jobs()
-    runner.sweep(grid, "none.json", store, 60, identity={"commit": "c"}, jobs=jobs, console=console, before=before)
+    session = session_of(store, store.root / "none.json", commit="c")
+    runner.sweep(grid, session, Options(timeout_s=60), jobs=Jobs(), console=console, before=before)
 
 
 def test_ctrl_c_in_a_sweep_keeps_the_rows_and_says_so(tmp_path):

@@ -1,6 +1,7 @@
 """bench/run/processes.py and launcher.py without starting a worker: a multi-process run's samples
 merged, which runs are forked, how a forked run pools processes."""
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -74,11 +75,11 @@ def test_a_forked_run_pools_processes_as_a_plain_process_does(tmp_path):
 def test_a_machines_peak_is_probed_once_and_reused_by_its_later_sweeps(tmp_path, monkeypatch):
     """The peak is the machine's: a second sweep on the same fingerprint takes it from the cache
     (and says so), another machine probes its own, and a failed probe is not kept."""
-    monkeypatch.setenv("GPUBENCH_CACHE_DIR", str(tmp_path))
     probed = []
 
-    def probe(backend, precision, timeout_s):
+    def probe(backend, precision, timeout_s, env):
         probed.append((backend, precision))
+        assert env["CUDA_VISIBLE_DEVICES"] == "-1"  # given as a worker is
         return (
             ({}, "no device")
             if precision == "mixed_float16"
@@ -87,14 +88,34 @@ def test_a_machines_peak_is_probed_once_and_reused_by_its_later_sweeps(tmp_path,
 
     monkeypatch.setattr(processes, "_peak_probe", probe)
     settings = {("jax", "float32"), ("jax", "mixed_float16")}
-    first = processes.measure_peaks(settings, "m1")
-    again = processes.measure_peaks(settings, "m1")
-    other = processes.measure_peaks({("jax", "float32")}, "m2")
+    hidden = {"CUDA_VISIBLE_DEVICES": "-1"}
+    first = processes.measure_peaks(settings, "m1", given=hidden, cache_dir=tmp_path)
+    again = processes.measure_peaks(settings, "m1", given=hidden, cache_dir=tmp_path)
+    other = processes.measure_peaks({("jax", "float32")}, "m2", given=hidden, cache_dir=tmp_path)
     assert probed == [("jax", "float32"), ("jax", "mixed_float16"), ("jax", "mixed_float16"), ("jax", "float32")]
     assert first["peak_tflops"] == again["peak_tflops"] == {"jax": {"float32": 1.5, "mixed_float16": None}}
     assert not first["peak_cached"] and set(again["peak_cached"]["jax"]) == {"float32"}
     assert again["peak_errors"] == {"jax": {"mixed_float16": "no device"}} and not other["peak_cached"]
+
     # one box, two GPU models: each probes its own peak, though NVML's fingerprint is the same
-    processes.measure_peaks({("jax", "float32")}, "m3", label="h100")
-    assert processes.measure_peaks({("jax", "float32")}, "m3", label="h100")["peak_cached"]
-    assert not processes.measure_peaks({("jax", "float32")}, "m3", label="2080ti")["peak_cached"]
+    def peaks(label):
+        return processes.measure_peaks({("jax", "float32")}, "m3", label=label, given=hidden, cache_dir=tmp_path)
+
+    peaks("h100")
+    assert peaks("h100")["peak_cached"] and not peaks("2080ti")["peak_cached"]
+
+
+def test_each_worker_is_given_the_checks_variables_on_top_of_this_processs_environment(monkeypatch):
+    """doctor.check's variables (--gpu cpu's hidden GPUs, the label) reach every process of a run,
+    over this process's own, which stays as it was."""
+    from bench.run import gate
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    monkeypatch.setenv("KEPT", "yes")
+    monkeypatch.delenv(gate.LABEL_ENV, raising=False)
+    given = {"CUDA_VISIBLE_DEVICES": "-1", "JAX_PLATFORMS": "cpu", gate.LABEL_ENV: "cpu"}
+    for env in processes._host_env(2, 1, given):
+        assert {k: env[k] for k in given} == given and env["KEPT"] == "yes"
+        assert env["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
+    assert [env["KERAS_DISTRIBUTION_PROCESS_ID"] for env in processes._host_env(2, 1, given)] == ["0", "1"]
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "0" and gate.LABEL_ENV not in os.environ

@@ -66,23 +66,16 @@ def test_a_memory_cap_makes_the_search_real_on_a_cpu(tmp_path):
     assert "nothing fits" in capped.stdout
     row = pd.read_csv(tmp_path / "capped" / "runs.csv").iloc[0]
     assert row.status == "oom" and row.batch == 4096 and "3500 MB memory cap" in row.error
-    free = gpubench(
-        "fit",
-        "--backbone",
-        "tiny",
-        "--input-size",
-        "64",
-        "--start",
-        "64",
-        "--limit",
-        "64",
-        "--out",
-        "free",
-        cwd=tmp_path,
-    )
+
+
+def test_fit_writes_its_answer_and_every_try(tmp_path, stand_in, cli):
+    """The search's rows and fit.md, with stand-in runs (the memory cap above is the real one)."""
+    free = cli("fit", "--backbone", "tiny", "--input-size", "64", "--start", "64", "--limit", "64", "--out", "free")
     assert free.returncode == 0 and "64 fits" in free.stdout
+    assert [(s.batch, s.input_size, s.pipeline) for s in stand_in.started] == [(64, 64, "synthetic")]
     assert "| 64 | ok |" in (tmp_path / "free" / "fit.md").read_text()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["capped", "free"]  # no data/ left in the current folder
+    assert pd.read_csv(tmp_path / "free" / "runs.csv").status.tolist() == ["ok"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["free"]  # no data/ left in the current folder
 
 
 def test_fit_takes_the_other_knobs_with_set_one_value_each(monkeypatch, capsys):

@@ -14,7 +14,7 @@ from bench.plan.knobs import RunSpec
 from bench.results.machine import collect, fingerprint_id, identity
 from bench.results.record import COLUMNS, SCHEMA, RunRecord
 from bench.results.store import ResultStore, StoreError
-from tests.conftest import SPAWNED, gpubench
+from tests.conftest import SPAWNED
 
 REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference" / "cpu"
 
@@ -83,38 +83,25 @@ def test_a_row_cut_short_by_a_kill_is_dropped_and_a_corrupt_one_is_named(tmp_pat
         newer.records()
 
 
-@pytest.mark.slow
-def test_a_folder_of_another_machine_is_refused_and_forced_runs_keep_its_rows_apart(tmp_path, tiny_tree):
-    args = [
-        "sweep",
-        "--preset",
-        "smoke",
-        "--data",
-        tiny_tree,
-        "--out",
-        "out",
-        "--no-ceilings",
-        "--timeout",
-        "0.5",
-        "--set",
-        "pipeline=synthetic",
-        "--set",
-        "batch=4",
-    ]
-    first = gpubench(*args, cwd=tmp_path, env=SPAWNED)  # every run a timeout row (exit 1): cheap rows to keep apart
+def test_a_folder_of_another_machine_is_refused_and_forced_runs_keep_its_rows_apart(tiny_tree, stand_in, cli):
+    args = ["sweep", "--preset", "smoke", "--data", tiny_tree, "--out", "out", "--no-ceilings"]
+    args += ["--set", "pipeline=synthetic", "--set", "batch=4"]
+    stand_in.fails = lambda spec: ("timeout", "no result within the 0.5 s timeout")  # cheap rows to keep apart
+    first = cli(*args)
     assert first.returncode == 1 and "timeout" in first.stderr, first.stderr[-2000:]
-    out = tmp_path / "out"
+    out = Path("out")
     row = ResultStore(out).records()[0]
     env = collect()
     assert {k: row[k] for k in ("gpubench", "commit", "machine", "host")} == identity(env)
     other = {**json.loads((out / "env.json").read_text()), "cpu": "Another CPU", "cpu_threads": 64}
     (out / "env.json").write_text(json.dumps(other))
-    refused = gpubench(*args, cwd=tmp_path, env=SPAWNED)
-    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    stand_in.started.clear()
+    refused = cli(*args)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1 and stand_in.started == []
     assert "holds the runs of another machine (cpu Another CPU vs" in refused.stderr and "--force" in refused.stderr
     theirs = record_line(8, machine=fingerprint_id(other), commit=row["commit"])  # a point only it measured
     (out / "runs.jsonl").write_text(theirs + "\n")
-    forced = gpubench(*args, "--force", cwd=tmp_path, env=SPAWNED)
+    forced = cli(*args, "--force")
     assert forced.returncode == 1 and "timeout" in forced.stderr, forced.stderr[-2000:]
     assert len(ResultStore(out).records()) == 2
     kept, left_out = points.current_rows(out)

@@ -20,7 +20,7 @@ from bench.results import profiles
 from bench.results.record import others_share
 from bench.results.store import ResultStore, read_json
 from models import is_pipeline_alone
-from pipelines.registry import batches_itself, is_model_alone
+from pipelines.registry import TAKEN_BY_SOME, batches_itself, is_model_alone
 
 SHORT_S = 2.0  # seconds of measured window below which a run is too short to time well
 # Figures whose median over the repeats is the point's.
@@ -83,7 +83,7 @@ def pairs(points: pd.DataFrame, knob: str, base) -> pd.DataFrame:
     """Points whose `knob` differs from `base`, each joined to its twin at `base` (all other
     knobs equal); the twin's columns end in `_base`."""
     ok = points[points.repeats_ok > 0]
-    only_some = ("use_multiprocessing", "cache") if knob == "pipeline" else ()  # blank where they do not apply
+    only_some = TAKEN_BY_SOME if knob == "pipeline" else ()  # blank where they do not apply
     others = [k for k in KNOBS if k in ok.columns and k != knob and k not in only_some]
     at_base, changed = ok[ok[knob] == base], ok[ok[knob] != base]
     if at_base.empty or changed.empty:

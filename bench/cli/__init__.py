@@ -5,6 +5,7 @@ Ctrl-C is one line saying what was kept, and exit status 130."""
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 
 from bench.cli.commands import COMMANDS
@@ -24,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser().parse_args(argv)
     except SystemExit as e:  # --help, --version, or a usage error already printed
         return e.code or 0
+    typed = sys.argv[1:] if argv is None else argv
+    args.typed = shlex.join(["gpubench", *map(str, typed)])  # the command sweep.json records (run_options)
     try:
         return COMMANDS[args.command](args)
     except (SpecError, DatasetError, StoreBusy, StoreError) as e:

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.cli.checks import check_file, check_out, check_profile, checked_grid, results_folder
-from bench.cli.options import run_options
+from bench.cli.options import TRAIN_KNOBS, run_options
 from bench.plan.grid import ceiling_probes, frameworks, installed, one_point
 from bench.plan.knobs import RunSpec, SpecError
 from bench.plan.presets import TIMEOUT_S, DataSpec, load_preset, parse_size
@@ -190,22 +190,7 @@ def _finetune(args) -> int:
         args.__dict__.get("force", False),
     )
     if args.command == "train":
-        spec = one_point(
-            dict(
-                backbone=args.backbone,
-                input_size=args.input_size,
-                pipeline=args.pipeline,
-                batch=args.batch,
-                workers=args.workers,
-                use_multiprocessing=args.use_multiprocessing,
-                max_queue_size=args.max_queue_size,
-                gpus=args.gpus,
-                epochs=args.epochs,
-                finetune=args.finetune,
-                backend=args.backend,
-                window="epochs",
-            )
-        )
+        spec = one_point({**{name: getattr(args, name) for name in TRAIN_KNOBS}, "window": "epochs"})
         devices.prepare(spec.backend, spec.gpus, frameworks(spec))
     else:
         spec = RunSpec(**finetune.prepare(args.model)[1]["spec"])
@@ -254,8 +239,8 @@ def _fit(args) -> int:
     grid = checked_grid([{k: [v] for k, v in fixed.items()}], args.set, gpu=args.gpu)
     if len(grid) != 1:
         raise SpecError("fit takes one value per knob (--set backend=jax)")
-    options = run_options(args, TIMEOUT_S, force=True)
-    print(search.run_search(grid[0], knob, args.start, args.limit, args.mem_limit_mb, options))
+    options = run_options(args, TIMEOUT_S, force=True, mem_limit_mb=args.mem_limit_mb)
+    print(search.run_search(grid[0], knob, args.start, args.limit, options))
     return 0
 
 

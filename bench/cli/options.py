@@ -116,11 +116,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 def run_options(args: argparse.Namespace, timeout_s: float, **more):
     """The options every measuring command shares (_add_run_options), as the one object a sweep
     takes; `timeout_s` where --timeout is not given, `more` for the command's own."""
-    from bench.session import Options
+    from bench.run.settings import Options
 
-    return Options(
-        gpu=args.gpu, data=args.data, out=args.out, timeout_s=args.timeout or timeout_s, interval=args.interval, **more
-    )
+    shared = dict(gpu=args.gpu, data=args.data, out=args.out, interval=args.interval, command=args.typed)
+    return Options(**shared, timeout_s=args.timeout or timeout_s, **more)
 
 
 def parser() -> argparse.ArgumentParser:

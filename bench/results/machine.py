@@ -15,9 +15,7 @@ import psutil
 
 from bench.plan.backends import BACKENDS
 from bench.results import container
-from bench.results.nvml import (compute_capability, driver_cuda, gpu_label,  # noqa: F401 (used here and by others)
-                                nvml_gpus, visible_handles)
-
+from bench.results.nvml import compute_capability, driver_cuda, gpu_label, nvml_gpus, visible_handles  # noqa: F401 (for others)
 
 FRAMEWORKS = ("keras", *(p for b in BACKENDS.values() for p in (b.package, *b.also_versioned)))  # their versions
 
@@ -159,8 +157,12 @@ def fingerprint_id(env: dict) -> str:
 
 def identity(env: dict) -> dict:
     """The columns that say what measured a row: gpubench's version and commit, the machine and host."""
-    return {"gpubench": env.get("gpubench", ""), "commit": env.get("commit", ""), "machine": fingerprint_id(env),
-            "host": env.get("host", "")}
+    return {
+        "gpubench": env.get("gpubench", ""),
+        "commit": env.get("commit", ""),
+        "machine": fingerprint_id(env),
+        "host": env.get("host", ""),
+    }
 
 
 @functools.cache

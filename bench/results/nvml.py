@@ -29,7 +29,7 @@ def _slices(pynvml, handle) -> list:
         return []
     found = []
     for k in range(_try(lambda: pynvml.nvmlDeviceGetMaxMigDeviceCount(handle), 0)):
-        mig = _try(lambda: pynvml.nvmlDeviceGetMigDeviceHandleByIndex(handle, k))
+        mig = _try(lambda k=k: pynvml.nvmlDeviceGetMigDeviceHandleByIndex(handle, k))
         if mig is not None:
             found.append(mig)
     return found
@@ -41,10 +41,16 @@ def describe(pynvml, handle, index: int, parent=None) -> dict:
     memory = _try(lambda: pynvml.nvmlDeviceGetMemoryInfo(handle).total / 2**20)
     power = _try(lambda: pynvml.nvmlDeviceGetEnforcedPowerLimit(handle) / 1000.0)
     capability = _try(lambda: pynvml.nvmlDeviceGetCudaComputeCapability(parent if parent is not None else handle))
-    return {"index": index, "name": name, "memory_mb": memory, "power_limit_w": power,
-            "compute_capability": float(f"{capability[0]}.{capability[1]}") if capability else None,
-            "uuid": _text(_try(lambda: pynvml.nvmlDeviceGetUUID(handle), "")), "mig": parent is not None,
-            **sharing(pynvml, handle)}
+    return {
+        "index": index,
+        "name": name,
+        "memory_mb": memory,
+        "power_limit_w": power,
+        "compute_capability": float(f"{capability[0]}.{capability[1]}") if capability else None,
+        "uuid": _text(_try(lambda: pynvml.nvmlDeviceGetUUID(handle), "")),
+        "mig": parent is not None,
+        **sharing(pynvml, handle),
+    }
 
 
 def sharing(pynvml, handle) -> dict:
@@ -73,7 +79,7 @@ def nvml_gpus() -> tuple[list[dict], str, str]:
     except Exception as e:
         return [], driver, f"NVML failed to count the GPUs: {type(e).__name__}: {e}".splitlines()[0]
     for i in range(count):
-        handle = _try(lambda: pynvml.nvmlDeviceGetHandleByIndex(i))
+        handle = _try(lambda i=i: pynvml.nvmlDeviceGetHandleByIndex(i))
         if handle is None:
             continue
         slices = _slices(pynvml, handle)
@@ -82,12 +88,13 @@ def nvml_gpus() -> tuple[list[dict], str, str]:
     return gpus, driver, "" if gpus else "NVML found no GPU"
 
 
-def visible(gpus: list[dict]) -> list[dict]:
-    """The devices of `gpus` this process's CUDA sees, in CUDA's numbering (CUDA_VISIBLE_DEVICES:
+def visible(gpus: list[dict], environ=None) -> list[dict]:
+    """The devices of `gpus` that CUDA sees under `environ` (this process's environment by default),
+    in CUDA's numbering (CUDA_VISIBLE_DEVICES:
     indices in NVML's order, the PCI bus order, which every worker's CUDA follows under
     CUDA_DEVICE_ORDER=PCI_BUS_ID; GPU- or MIG- UUIDs or unique prefixes). A GPU in MIG mode named
     by its index is its first slice. As CUDA does, the list ends at the first entry naming none."""
-    entries = os.environ.get("CUDA_VISIBLE_DEVICES")
+    entries = (os.environ if environ is None else environ).get("CUDA_VISIBLE_DEVICES")
     if entries is None:
         firsts = {}
         for g in gpus:
@@ -130,7 +137,7 @@ def used(gpus: list[dict], count: int, asked: str | None = None) -> list[dict]:
         if not asked.startswith("cuda"):
             return []
         k = int(asked.partition(":")[2] or 0)
-        return seen[k:k + 1]
+        return seen[k : k + 1]
     return seen[:count]
 
 
@@ -159,10 +166,10 @@ def gpu_label(name: str) -> str:
     if before[-1:] == ["gtx"]:
         label = "gtx" + label
     elif "rtx" in before and label.isdigit() and "geforce" not in before:  # a workstation card (RTX 6000,
-        label = "".join(before[before.index("rtx"):]) + label  # RTX PRO 6000), not the GeForce numbering
+        label = "".join(before[before.index("rtx") :]) + label  # RTX PRO 6000), not the GeForce numbering
     if "quadro" in before:
         label = "quadro-" + label
-    return "-".join([label, *(w for w in VARIANTS if w in words[at + 1:])])
+    return "-".join([label, *(w for w in VARIANTS if w in words[at + 1 :])])
 
 
 def label_of(devices: list[dict]) -> str:
@@ -212,14 +219,14 @@ def visible_handles(pynvml) -> list:
     entries = os.environ.get("CUDA_VISIBLE_DEVICES")
     if entries is None:
         return every
-    uuids = [_text(_try(lambda: pynvml.nvmlDeviceGetUUID(h), "")) for h in every]
+    uuids = [_text(_try(lambda h=h: pynvml.nvmlDeviceGetUUID(h), "")) for h in every]
     handles = []
     for entry in (e.strip() for e in entries.split(",")):
         if entry.isdigit() and int(entry) < count:
             handles.append(every[int(entry)])
         elif entry.startswith("GPU-") and sum(u.startswith(entry) for u in uuids) == 1:
             handles.append(every[next(i for i, u in enumerate(uuids) if u.startswith(entry))])
-        elif entry.startswith("MIG-") and _try(lambda: pynvml.nvmlDeviceGetHandleByUUID(entry)) is not None:
+        elif entry.startswith("MIG-") and _try(lambda entry=entry: pynvml.nvmlDeviceGetHandleByUUID(entry)) is not None:
             handles.append(pynvml.nvmlDeviceGetHandleByUUID(entry))
         else:
             break

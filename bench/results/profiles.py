@@ -18,9 +18,12 @@ def load(label: str) -> dict:
     return tomllib.loads(path.read_text()) if path.is_file() else {}
 
 
-
 def missing(label: str) -> list[str]:
     """The GPUs of `label` ('l4', 'h100_2080ti') without a datasheet here: their runs are held against
     the peak measured on them alone, with no datasheet MFU and no price. A MIG slice's sheet would be
     its card's, which is not the slice's (none is missing for it); 'cpu' has no sheet to miss."""
-    return [p for p in label.split("_") if p and p != "cpu" and "-mig-" not in p and not (PROFILE_DIR / f"{p}.toml").is_file()]
+    return [
+        p
+        for p in label.split("_")
+        if p and p != "cpu" and "-mig-" not in p and not (PROFILE_DIR / f"{p}.toml").is_file()
+    ]

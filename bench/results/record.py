@@ -81,7 +81,8 @@ class _Measured:
     final_loss: float | None = None  # the last epoch's training loss
     hosts_agree: bool | None = None  # hosts > 1: every process ended with the same training loss
     train_gflops_per_image: float | None = None  # forward + the gradients backpropagation computes (models.flops)
-    flops_uncounted: str | None = None  # the layer types models.flops cannot count (left out of the FLOPs), or why none were
+    # the layer types models.flops cannot count (left out of the FLOPs), or why none were
+    flops_uncounted: str | None = None
     decode_img_s_core: float | None = None  # pipeline-ceiling runs: one core's decode+resize rate
     # samplers, over the measured window; run_*: over the whole run
     samples: int | None = None
@@ -121,12 +122,18 @@ class _Row:
     __slots__ = ()  # with RunRecord's slots: a column not declared cannot be set
 
     @classmethod
-    def for_spec(cls, spec: RunSpec, **fields) -> "RunRecord":
+    def for_spec(cls, spec: RunSpec, **fields) -> RunRecord:
         """The row of `spec`'s run: its ids and knobs filled from the spec, stamped now, `fields` as measured."""
-        return cls(run_id=spec.run_id, point_id=spec.point_id, repeat=spec.repeat, role=spec.role,
-                   profiled=spec.profile,
-                   timestamp=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                   **spec.knobs(), **fields)
+        return cls(
+            run_id=spec.run_id,
+            point_id=spec.point_id,
+            repeat=spec.repeat,
+            role=spec.role,
+            profiled=spec.profile,
+            timestamp=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            **spec.knobs(),
+            **fields,
+        )
 
     def fill(self, figures: dict) -> None:
         """Sets each of `figures` as a column; a name that is no column is an error, not a lost figure."""
@@ -147,8 +154,11 @@ def _fields(fields) -> list[tuple]:
 
 # knobs as asked for; a loader knob the pipeline does not use is empty
 RunRecord = dataclasses.make_dataclass(
-    "RunRecord", _fields(dataclasses.fields(_Identity)) + _fields(KNOBS.values()) + _fields(dataclasses.fields(_Measured)),
-    bases=(_Row,), slots=True)
+    "RunRecord",
+    _fields(dataclasses.fields(_Identity)) + _fields(KNOBS.values()) + _fields(dataclasses.fields(_Measured)),
+    bases=(_Row,),
+    slots=True,
+)
 COLUMNS = [f.name for f in dataclasses.fields(RunRecord)]
 
 
@@ -158,12 +168,34 @@ class SchemaError(ValueError):
 
 # The sampler summaries kept over the whole run too, as run_* (schema 1 took them over the whole
 # run only).
-RUN_FIGURES = ("samples", "cpu_util_mean", "proc_cpu_pct_mean", "rss_peak_mb", "gpu_util_mean",
-                    "gpu_mem_nvml_peak_mb", "gpu_power_w_mean")
-_WINDOW_SUMMARIES = ("samples", "cpu_util_mean", "cpu_util_p90", "cpu_util_max", "proc_cpu_pct_mean",
-                     "proc_cpu_pct_p90", "proc_cpu_pct_max", "rss_peak_mb", "threads_max", "gpu_util_mean",
-                     "gpu_util_p90", "gpu_util_max", "gpu_mem_nvml_peak_mb", "gpu_power_w_mean", "gpu_power_w_max",
-                     "gpu_sm_clock_mhz_mean", "gpu_temp_c_max")
+RUN_FIGURES = (
+    "samples",
+    "cpu_util_mean",
+    "proc_cpu_pct_mean",
+    "rss_peak_mb",
+    "gpu_util_mean",
+    "gpu_mem_nvml_peak_mb",
+    "gpu_power_w_mean",
+)
+_WINDOW_SUMMARIES = (
+    "samples",
+    "cpu_util_mean",
+    "cpu_util_p90",
+    "cpu_util_max",
+    "proc_cpu_pct_mean",
+    "proc_cpu_pct_p90",
+    "proc_cpu_pct_max",
+    "rss_peak_mb",
+    "threads_max",
+    "gpu_util_mean",
+    "gpu_util_p90",
+    "gpu_util_max",
+    "gpu_mem_nvml_peak_mb",
+    "gpu_power_w_mean",
+    "gpu_power_w_max",
+    "gpu_sm_clock_mhz_mean",
+    "gpu_temp_c_max",
+)
 
 
 def _v1_to_v2(row: dict, env: dict) -> dict:

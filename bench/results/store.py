@@ -58,7 +58,7 @@ class ResultStore:
         self.logs = self.root / "logs"
         self._ends: tuple[int, int] | None = None  # both files' sizes after this store's last append
 
-    def create(self) -> "ResultStore":
+    def create(self) -> ResultStore:
         """The folder and its samples/ and logs/, made when missing."""
         for folder in (self.root, self.samples, self.logs):
             folder.mkdir(parents=True, exist_ok=True)
@@ -91,7 +91,9 @@ class ResultStore:
             except json.JSONDecodeError:
                 if number == len(lines):  # no newline after it: the write was cut short
                     continue
-                raise StoreError(f"{self.jsonl}, line {number}, is not a run record: mend or delete that line")
+                raise StoreError(
+                    f"{self.jsonl}, line {number}, is not a run record: mend or delete that line"
+                ) from None
             try:
                 rows.append(upgrade(row, env))
             except SchemaError as e:

@@ -93,26 +93,31 @@ def nvml() -> dict:
     }
 
 
-def check(label: str, backends, local: bool = True, gpus: int = 1, hosts: int = 1, switch: str = "--gpu cpu") -> dict:
+def check(
+    label: str, backends, local: bool = True, gpus: int = 1, hosts: int = 1, switch: str = "--gpu cpu"
+) -> tuple[dict, dict[str, str]]:
     """Before anything trains: the label held against the GPUs the run will use, and each backend
     asked where it would train when it is given a GPU (a SpecError, one line, when one would train
     elsewhere). A label of "cpu" trains on the CPU on purpose: the GPUs are hidden from the runs.
     Jobs on other machines (local False) are held against the label by their workers
-    (gate.contradiction). Returns env.json's 'doctor' facts."""
+    (gate.contradiction). Returns (env.json's 'doctor' facts, the variables every worker is given
+    on top of this process's environment); this process's own environment is left as it is."""
     found = nvml()
-    gate.given_to_workers(label)
-    if label == "cpu":
-        os.environ["CUDA_VISIBLE_DEVICES"] = "-1"  # TensorFlow, torch, DALI and JAX's CUDA plugin
-        os.environ["JAX_PLATFORMS"] = "cpu"
-        return {"nvml": found, "backends": {}, "gpu_used": False}
+    workers = gate.given_to_workers(label)
+    if label == "cpu":  # hidden from TensorFlow, torch, DALI and JAX's CUDA plugin
+        return {"nvml": found, "backends": {}, "gpu_used": False}, {
+            **workers,
+            "CUDA_VISIBLE_DEVICES": "-1",
+            "JAX_PLATFORMS": "cpu",
+        }
     if not local:
-        return {"nvml": found, "backends": {}, "gpu_used": None}
+        return {"nvml": found, "backends": {}, "gpu_used": None}, workers
     gate.check_against_nvml(label, found, gpus)
     gate.check_hosts(found, gpus, hosts)
     if gate.names_a_gpu(label) and not found["gpus"] and found["evidence"]:
         found = {**found, "named": label}  # NVML fails; the user named the GPU: the backends must reach one
     elif not nvml_module.used(found["gpus"], gpus):
-        return {"nvml": found, "backends": {}, "gpu_used": False}
+        return {"nvml": found, "backends": {}, "gpu_used": False}, workers
     answers = ask(sorted(set(backends)), gpus)
     line = gate.refusal(found, answers, switch) or next(
         (
@@ -124,7 +129,7 @@ def check(label: str, backends, local: bool = True, gpus: int = 1, hosts: int = 
     )
     if line:
         raise SpecError(line)
-    return {"nvml": found, "backends": answers, "gpu_used": True}
+    return {"nvml": found, "backends": answers, "gpu_used": True}, workers
 
 
 def backend_for(gpu: str, gpus: int = 1) -> str:

@@ -37,7 +37,13 @@ class Slurm:
 
 
 def run_job(
-    spec: dict, index_path: str, store_root: str, timeout_s: float, interval: float, sweep_pid: int | None = None
+    spec: dict,
+    index_path: str,
+    store_root: str,
+    timeout_s: float,
+    interval: float,
+    given: dict | None = None,
+    sweep_pid: int | None = None,
 ) -> dict:
     """One point, on whatever machine the job landed on: its row, stamped with that machine,
     whose env.json it leaves beside the folder's (env-<machine>.json) for the report. A local job
@@ -52,7 +58,7 @@ def run_job(
     path = Path(store_root) / f"env-{fingerprint_id(env)}.json"
     if not path.is_file():
         path.write_text(json.dumps(env, indent=2))
-    return run_point(RunSpec(**spec), Path(index_path), ResultStore(store_root), timeout_s, interval)
+    return run_point(RunSpec(**spec), Path(index_path), ResultStore(store_root), timeout_s, interval, given=given)
 
 
 def _end_with(pid: int) -> None:

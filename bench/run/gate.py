@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
-import os
 import re
 
 from bench.plan.knobs import SpecError
@@ -206,8 +205,8 @@ def contradiction(label: str | None, facts: dict) -> str | None:
     return f"the device it trains on ({where}) is not the {label} of the label"
 
 
-def given_to_workers(label: str) -> None:
-    """What every worker started from here inherits: the label, and CUDA numbering the GPUs in
-    NVML's (PCI bus) order, so that device k is NVML's k for the sampler and the label."""
-    os.environ[LABEL_ENV] = label
-    os.environ["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+def given_to_workers(label: str) -> dict[str, str]:
+    """What every worker started from here is given on top of this process's environment: the
+    label, and CUDA numbering the GPUs in NVML's (PCI bus) order, so that device k is NVML's k for
+    the sampler and the label."""
+    return {LABEL_ENV: label, "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}

@@ -63,23 +63,24 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def own_gpus(hosts: int, gpus: int) -> list[dict]:
+def own_gpus(hosts: int, gpus: int, environ: dict) -> list[dict]:
     """CUDA_VISIBLE_DEVICES of each of `hosts` processes on this machine: `gpus` GPUs of its own
-    each (as on `hosts` machines), in NVML's order; nothing where the run sees no GPU or too few
-    (the sweep refuses that before it starts: gate.check_hosts)."""
+    each (as on `hosts` machines) of those `environ` leaves visible, in NVML's order; nothing where
+    the run sees no GPU or too few (the sweep refuses that before it starts: gate.check_hosts)."""
     from bench.results import nvml
 
-    seen = nvml.visible(nvml.nvml_gpus()[0])
+    seen = nvml.visible(nvml.nvml_gpus()[0], environ)
     if hosts == 1 or len(seen) < hosts * gpus:
         return [{} for _ in range(hosts)]
     names = [g["uuid"] if g["mig"] else str(g["index"]) for g in seen]
     return [{"CUDA_VISIBLE_DEVICES": ",".join(names[k * gpus : (k + 1) * gpus])} for k in range(hosts)]
 
 
-def _host_env(hosts: int, gpus: int = 1) -> list[dict]:
-    """Each process's environment: CUDA numbering the GPUs in NVML's order; with hosts > 1, Keras's
-    multi-process variables (the coordinator on a free localhost port) and GPUs of its own."""
-    base = dict(os.environ, CUDA_DEVICE_ORDER="PCI_BUS_ID")
+def _host_env(hosts: int, gpus: int = 1, given: dict | None = None) -> list[dict]:
+    """Each process's environment: this one's with the variables `given` (doctor.check's), CUDA
+    numbering the GPUs in NVML's order; with hosts > 1, Keras's multi-process variables (the
+    coordinator on a free localhost port) and GPUs of its own."""
+    base = {**os.environ, "CUDA_DEVICE_ORDER": "PCI_BUS_ID", **(given or {})}
     if hosts == 1:
         return [base]
     address = f"localhost:{_free_port()}"
@@ -91,7 +92,7 @@ def _host_env(hosts: int, gpus: int = 1) -> list[dict]:
             KERAS_DISTRIBUTION_PROCESS_ID=str(k),
             **own,
         )
-        for k, own in enumerate(own_gpus(hosts, gpus))
+        for k, own in enumerate(own_gpus(hosts, gpus, base))
     ]
 
 
@@ -102,13 +103,21 @@ def run_point(
     timeout_s: float,
     interval: float = SAMPLE_INTERVAL_S,
     mem_limit_mb: int | None = None,
+    given: dict | None = None,
 ) -> dict:
-    """Run one point in fresh processes and return its record, stamped with this machine."""
-    return {**_run(spec, index_path, store, timeout_s, interval, mem_limit_mb), **this_machine()}
+    """Run one point in fresh processes, each given the variables `given` (doctor.check's) on top
+    of this process's environment, and return its record, stamped with this machine."""
+    return {**_run(spec, index_path, store, timeout_s, interval, mem_limit_mb, given), **this_machine()}
 
 
 def _run(
-    spec: RunSpec, index_path: Path, store: ResultStore, timeout_s: float, interval: float, mem_limit_mb: int | None
+    spec: RunSpec,
+    index_path: Path,
+    store: ResultStore,
+    timeout_s: float,
+    interval: float,
+    mem_limit_mb: int | None,
+    given: dict | None,
 ) -> dict:
     """One process, or one per host when hosts > 1 (joined on a localhost port); the record of
     process 0, with every process's samples in one file (a `process` column). A process that fails,
@@ -122,7 +131,7 @@ def _run(
         path.unlink(missing_ok=True)
     start, procs, returncodes = time.perf_counter(), [], [None] * hosts
     try:
-        for k, env in enumerate(_host_env(hosts, spec.gpus)):
+        for k, env in enumerate(_host_env(hosts, spec.gpus, given)):
             cmd = [
                 sys.executable,
                 "-m",
@@ -243,18 +252,26 @@ def _died(spec: RunSpec, returncode: int, log_path: Path, mem_limit_mb: int | No
     ).to_dict()
 
 
-def measure_peaks(settings: set[tuple[str, str]], machine: str = "", timeout_s: float = 300, label: str = "") -> dict:
+def measure_peaks(
+    settings: set[tuple[str, str]],
+    machine: str = "",
+    timeout_s: float = 300,
+    label: str = "",
+    given: dict | None = None,
+    cache_dir: Path | None = None,
+) -> dict:
     """sweep.json's peak entries, each (backend, precision) probed in a fresh process:
     `peak_tflops` (backend -> precision -> TFLOP/s, None where the probe failed),
     `peak_matmul_precision` (the arithmetic it ran in) and `peak_errors` (why a probe failed). A peak
     is the machine's, not the sweep's: one probed on the machine of fingerprint `machine` is kept
-    (devices.cache_root()/peaks.json) under the GPUs it ran on (`label`: on a box of two models,
-    each its own) and reused by its later sweeps there (a probe costs 10 s of a 2-core machine's
-    6-minute quick), named with when it was measured in `peak_cached`."""
+    (devices.cache_root()/peaks.json, or `cache_dir`/peaks.json) under the GPUs it ran on (`label`: on a
+    box of two models, each its own) and reused by its later sweeps there (a probe costs 10 s of a
+    2-core machine's 6-minute quick), named with when it was measured in `peak_cached`. Each probe
+    is given `given`, as a worker is."""
     from bench.run.devices import cache_root
 
     found = {"peak_tflops": {}, "peak_matmul_precision": {}, "peak_errors": {}, "peak_cached": {}}
-    path = cache_root() / "peaks.json"
+    path = (cache_dir or cache_root()) / "peaks.json"
     cache = json.loads(path.read_text()) if machine and path.is_file() else {}
     kept = cache.setdefault(f"{machine}/{label}" if label else machine, {})
     added = False
@@ -264,7 +281,7 @@ def measure_peaks(settings: set[tuple[str, str]], machine: str = "", timeout_s: 
         if probe:
             found["peak_cached"].setdefault(backend, {})[precision] = probe["measured"]
         else:
-            probe, why = _peak_probe(backend, precision, timeout_s)
+            probe, why = _peak_probe(backend, precision, timeout_s, dict(os.environ, **(given or {})))
             if machine and not why:
                 kept[f"{backend}/{precision}"] = {**probe, "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
                 added = True
@@ -278,7 +295,7 @@ def measure_peaks(settings: set[tuple[str, str]], machine: str = "", timeout_s: 
     return found
 
 
-def _peak_probe(backend: str, precision: str, timeout_s: float) -> tuple[dict, str | None]:
+def _peak_probe(backend: str, precision: str, timeout_s: float, env: dict) -> tuple[dict, str | None]:
     """(bench/run/peak.py's result, None) or ({}, why it failed)."""
     try:
         out = subprocess.run(
@@ -286,6 +303,7 @@ def _peak_probe(backend: str, precision: str, timeout_s: float) -> tuple[dict, s
             capture_output=True,
             text=True,
             timeout=timeout_s,
+            env=env,
         )
         if out.returncode == 0:
             return json.loads(out.stdout.strip().splitlines()[-1]), None

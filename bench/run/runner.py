@@ -12,12 +12,13 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from bench.plan.knobs import BUSY_PCT, SAMPLE_INTERVAL_S, RunSpec
+from bench.plan.knobs import BUSY_PCT, RunSpec
+from bench.results.machine import identity as machine_identity
 from bench.results.record import RunRecord, others_share
-from bench.results.store import ResultStore
 from bench.run.failures import AfterFailures, explained
 from bench.run.failures import finished as finished_row
 from bench.run.processes import run_point
+from bench.run.settings import Options, Prepared
 from bench.run.skips import BatchLadders, why_skipped
 from pipelines.dataset import DatasetIndex
 
@@ -80,32 +81,35 @@ def _summary(record: dict) -> str:
 
 def sweep(
     specs: list[RunSpec],
-    index_path: Path,
-    store: ResultStore,
-    timeout_s: float,
-    interval: float = SAMPLE_INTERVAL_S,
-    force: bool = False,
-    gpus_present: int = 0,
-    identity: dict | None = None,
+    prepared: Prepared,
+    options: Options,
     on_row=None,
     console: Console | None = None,
     jobs=None,
     before: int = 0,
 ) -> list[dict]:
-    """Run the points this code (and on this machine, unless `jobs` run them elsewhere; `identity`:
-    the columns bench.results.machine.identity gives) has not yet measured in the store (all with `force`);
-    append each row as its run ends, stamped with the machine that ran it, and hand it to `on_row`.
+    """Run the points this code (and on this machine, unless `jobs` run them elsewhere) has not yet
+    measured in the session's store (all with its `force`); append each row as its run ends, stamped with
+    the machine that ran it (bench.results.machine.identity of env.json), and hand it to `on_row`.
     `jobs` (bench.run.executors.Submitit) runs the points as jobs; by default they run here, one after
     another; the progress lines number the runs on from `before`, those of the sweep's earlier passes.
     A point asking for more GPUs than are present (with no GPU at all, gpus=N trains on N
     logical CPU devices), or for a batch at least as large as one that ran out of memory on its
     ladder, is a `skipped` row, and so is one a failure made pointless (bench/run/failures.py); a
-    failed run of an earlier sweep runs again. Returns the new rows."""
+    failed run of an earlier sweep runs again. Each run's processes are given the session's variables
+    (doctor.check's) on top of this process's environment. Returns the new rows."""
     console = console or Console(stderr=True)
-    identity = identity or {}
+    store, index_path, gpus_present, given = (
+        prepared.store,
+        prepared.index_path,
+        prepared.env["gpu_count"],
+        prepared.given,
+    )
+    timeout_s, interval = options.timeout_s, options.interval
+    identity = machine_identity(prepared.env)
     measured_by = {k: identity[k] for k in ("commit",)} if jobs else identity  # jobs land on other machines
     index = DatasetIndex.load(index_path) if Path(index_path).is_file() else None
-    previous = {} if force else {r["run_id"]: r for r in store.latest(measured_by)}
+    previous = {} if prepared.force else {r["run_id"]: r for r in store.latest(measured_by)}
     todo = [s for s in specs if not (s.run_id in previous and finished_row(previous[s.run_id]))]
     again = sum(s.run_id in previous for s in todo)
     if len(todo) < len(specs):
@@ -154,7 +158,7 @@ def sweep(
         def locally():
             """Each run here in turn; after one that other work slowed, a wait for quiet (wait_for_quiet)."""
             for spec in runnable():
-                record = run_point(spec, index_path, store, timeout_s, interval)
+                record = run_point(spec, index_path, store, timeout_s, interval, options.mem_limit_mb, given)
                 yield spec, record
                 share = others_share(record.get("cpu_util_mean"), record.get("proc_cpu_pct_mean"), psutil.cpu_count())
                 wait_for_quiet(0.0 if share is None else float(share), progress.console)
@@ -162,7 +166,7 @@ def sweep(
         if jobs is None:
             results = locally()
         else:
-            results = jobs.run(runnable(), (str(index_path), str(store.root), timeout_s, interval))
+            results = jobs.run(runnable(), (str(index_path), str(store.root), timeout_s, interval, given))
         try:
             for spec, record in results:
                 finish(spec, record)
