@@ -65,10 +65,11 @@ def test_after_a_loaded_run_the_sweep_waits_for_quiet_and_says_so_and_not_after_
     out = io.StringIO()
     console = Console(file=out, width=200)
     looks = iter([70.0, 50.0, 10.0, 5.0])
-    assert wait_for_quiet(BUSY_PCT - 1, console, busy_now=lambda: next(looks)) == 0.0 and out.getvalue() == ""
-    assert wait_for_quiet(60.0, console, busy_now=lambda: next(looks)) == 6.0  # three looks of 2 s
+    assert wait_for_quiet(BUSY_PCT - 1, console, 60.0, busy_now=lambda: next(looks)) == 0.0 and out.getvalue() == ""
+    assert wait_for_quiet(60.0, console, 0.0, busy_now=lambda: next(looks)) == 0.0  # --quiet-wait 0: never
+    assert wait_for_quiet(60.0, console, 60.0, busy_now=lambda: next(looks)) == 6.0  # three looks of 2 s
     assert "other work took 60% of the CPU during that run: waiting up to 60 s" in out.getvalue()
-    assert wait_for_quiet(60.0, console, limit_s=4.0, busy_now=lambda: 90.0) == 4.0  # never quiet: it goes on
+    assert wait_for_quiet(60.0, console, 4.0, busy_now=lambda: 90.0) == 4.0  # never quiet: it goes on
 
 
 def test_a_points_table_is_built_without_pandas_fragmentation_warnings():

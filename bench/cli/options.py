@@ -10,23 +10,18 @@ import argparse
 import dataclasses
 import os
 
-from bench.plan.knobs import KINDS, KNOBS, SAMPLE_INTERVAL_S, SpecError, below_minimum, coerce
+from bench.plan.knobs import BUSY_PCT, KINDS, KNOBS, QUIET_WAIT_S, SAMPLE_INTERVAL_S, SpecError, below_minimum, coerce
 from bench.plan.presets import DATA_TYPES, DataSpec
 from bench.run.executors import EXECUTORS
 
 # The knobs `train` takes; where its first try differs from a sweep's: (default, why[, its meaning to train]).
 TRAIN_KNOBS = {
     "backend": (os.environ.get("KERAS_BACKEND") or KNOBS["backend"].default, "$KERAS_BACKEND when set"),
-    "backbone": None,
-    "input_size": None,
-    "batch": None,
+    **dict.fromkeys(("backbone", "input_size", "batch")),
     "epochs": (20, "a first try; resume adds more (the seed trained 200)", "epochs trained, every one kept"),
-    "finetune": None,
-    "pipeline": None,
+    **dict.fromkeys(("finetune", "pipeline")),
     "workers": (min(16, os.cpu_count() or 1), "this machine's cores, 16 at most (the seed's 16)"),
-    "use_multiprocessing": None,
-    "max_queue_size": None,
-    "gpus": None,
+    **dict.fromkeys(("use_multiprocessing", "max_queue_size", "gpus")),
 }
 
 
@@ -99,17 +94,21 @@ def version() -> str:
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpu", default="auto", help="label the results file under (auto: from the GPU's name, or cpu)")
     p.add_argument("--data", help="a flow_from_directory tree (default: a synthetic one under data/)")
-    p.add_argument(
-        "--out",
-        help="results folder (default: results/<gpu>/<host>/<preset>); "
-        "a folder holding files gpubench did not write is refused",
-    )
+    p.add_argument("--out", help="results folder (default: results/<gpu>/<host>/<preset>); not one of your files")
     p.add_argument(
         "--set", action="append", default=[], metavar="KNOB=V1,V2", help="override a knob (gpubench knobs lists them)"
     )
     p.add_argument("--timeout", type=positive(float), help="seconds one run may take (default: the preset's)")
     p.add_argument(
         "--interval", type=positive(float), default=SAMPLE_INTERVAL_S, help="seconds between CPU/GPU samples"
+    )
+    wait = float(os.environ.get("GPUBENCH_QUIET_WAIT_S", QUIET_WAIT_S))  # the test suite's workers load each other
+    p.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=wait,
+        help="seconds at most to wait for quiet after a run "
+        f"other work slowed (over {BUSY_PCT:.0f}%% of the CPU; default {wait:g}; 0: never wait)",
     )
 
 
@@ -119,6 +118,7 @@ def run_options(args: argparse.Namespace, timeout_s: float, **more):
     from bench.run.settings import Options
 
     shared = dict(gpu=args.gpu, data=args.data, out=args.out, interval=args.interval, command=args.typed)
+    shared["quiet_wait_s"] = getattr(args, "quiet_wait", 0.0)  # fit tries for memory, not rates: no wait
     return Options(**shared, timeout_s=args.timeout or timeout_s, **more)
 
 

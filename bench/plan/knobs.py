@@ -18,6 +18,7 @@ SAMPLE_INTERVAL_S = 0.5  # seconds between CPU and GPU samples
 # Other work's share of the whole CPU (%) during a run's window above which its figures are not judged:
 # the sweep waits for quiet after such a run, its bound is withheld, the gate measures it again.
 BUSY_PCT = 30.0
+QUIET_WAIT_S = 60.0  # at most, after such a run, before the next (--quiet-wait)
 
 
 class SpecError(ValueError):

@@ -48,14 +48,11 @@ class EtaColumn(ProgressColumn):
         return Text("ETA " + ("-:--" if left is None else clock(left)), style="progress.remaining")
 
 
-QUIET_WAIT_S = 60.0  # at most, after a run that other work slowed, before the next
-
-
-def wait_for_quiet(share: float, console: Console, limit_s: float = QUIET_WAIT_S, busy_now=None) -> float:
+def wait_for_quiet(share: float, console: Console, limit_s: float, busy_now=None) -> float:
     """After a run during which other work took over BUSY_PCT of the CPU, wait until it takes less (each
     look: the machine's use over 2 s, nothing of the sweep's running) or `limit_s` has passed, so that the
     next runs are measured quiet where the machine allows; the seconds waited. Said on the console."""
-    if share <= BUSY_PCT:
+    if share <= BUSY_PCT or limit_s <= 0:
         return 0.0
     busy_now = busy_now or (lambda: psutil.cpu_percent(interval=2.0))
     console.print(
@@ -161,7 +158,7 @@ def sweep(
                 record = run_point(spec, index_path, store, timeout_s, interval, options.mem_limit_mb, given)
                 yield spec, record
                 share = others_share(record.get("cpu_util_mean"), record.get("proc_cpu_pct_mean"), psutil.cpu_count())
-                wait_for_quiet(0.0 if share is None else float(share), progress.console)
+                wait_for_quiet(0.0 if share is None else float(share), progress.console, options.quiet_wait_s)
 
         if jobs is None:
             results = locally()

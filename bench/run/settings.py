@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 from typing import NamedTuple
 
-from bench.plan.knobs import SAMPLE_INTERVAL_S
+from bench.plan.knobs import QUIET_WAIT_S, SAMPLE_INTERVAL_S
 from bench.plan.presets import TIMEOUT_S
 from bench.results.store import ResultStore
 from bench.run.executors import Slurm
@@ -39,6 +39,7 @@ class Options:
     # the sweep command's own: its run count said once the checks pass, and its plan kept in sweep.json
     # (the report leaves out the points an earlier sweep planned that never ran: bench/output/report.py)
     whole_sweep: bool = False
+    quiet_wait_s: float = QUIET_WAIT_S  # at most, after a run other work slowed, before the next (bench/run/runner.py)
 
 
 class Prepared(NamedTuple):
