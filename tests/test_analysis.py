@@ -365,11 +365,11 @@ def test_fastest_ranks_what_a_user_can_run_and_says_when_it_cannot_tell():
         record(dataclasses.replace(tfdata, repeat=i), r, window_s=5.0) for i, r in enumerate([100.0, 110.0, 105.0])
     ]
     said = verdicts.fastest(table(rows, {}, {}))
-    assert said.startswith("**keras w1 threads q10**, batch 8, tiny at 224px: 145.0 training images/s")
+    assert said.startswith("**keras w1 threads q10**, batch 8, tiny at 224px: 144.9 training images/s (geometric mean")
     assert "beyond the noise" in said
     rows[-1]["train_img_s"] = 145.0  # tfdata's repeats now spread over keras's
     said = verdicts.fastest(table(rows, {}, {}))
-    assert said.startswith("Not named: the highest median is **keras") and "is within the noise" in said
+    assert said.startswith("Not named: the highest is **keras") and "is within the noise" in said
 
 
 def test_a_point_without_a_bound_has_no_doubt_about_it():

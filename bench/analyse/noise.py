@@ -35,10 +35,13 @@ PRIOR_SD = 0.20
 
 
 class Noise(NamedTuple):
-    """The spread of one run's log rate (sd) and the degrees of freedom behind it (inf: assumed)."""
+    """The spread of one run's log rate (sd), the degrees of freedom behind it (inf: assumed), and
+    the claims of the same kind a sweep makes at once (one a configuration: each is then made at
+    1 - (1 - CONFIDENCE) / family, Bonferroni's way, so that the sweep as a whole keeps the rate)."""
 
     sd: float
     df: float
+    family: int = 1
 
     @property
     def measured(self) -> bool:
@@ -46,9 +49,11 @@ class Noise(NamedTuple):
 
     def says(self) -> str:
         """The noise in words, for the report's method line."""
+        each = f"; each of {self.family} configurations judged at {1 - (1 - CONFIDENCE) / self.family:.2%}"
+        each = each if self.family > 1 else ""
         if not self.measured:
-            return f"{self.sd:.0%} assumed (no point has two repeats)"
-        return f"{self.sd:.1%} a run, pooled over the repeats of every point ({int(self.df)} degrees of freedom)"
+            return f"{self.sd:.0%} assumed (no point has two repeats){each}"
+        return f"{self.sd:.1%} a run, pooled over the repeats of every point ({int(self.df)} degrees of freedom){each}"
 
 
 PRIOR = Noise(PRIOR_SD, math.inf)
@@ -69,22 +74,25 @@ def pooled(rows: pd.DataFrame, column: str = "train_img_s", by: str = "point_id"
 
 
 @functools.lru_cache(maxsize=256)
-def _quantile(df: float) -> float:
-    return float(stats.norm.ppf(CONFIDENCE) if math.isinf(df) else stats.t.ppf(CONFIDENCE, df))
+def _quantile(df: float, family: int = 1) -> float:
+    level = 1 - (1 - CONFIDENCE) / max(family, 1)
+    return float(stats.norm.ppf(level) if math.isinf(df) else stats.t.ppf(level, df))
 
 
 def margin(noise: Noise, n_a: float, n_b: float) -> float:
     """How far apart two log means of n_a and n_b runs must be for a claim."""
-    return _quantile(noise.df) * noise.sd * math.sqrt(1 / max(n_a, 1) + 1 / max(n_b, 1))
+    return _quantile(noise.df, noise.family) * noise.sd * math.sqrt(1 / max(n_a, 1) + 1 / max(n_b, 1))
 
 
-def of_points(points: pd.DataFrame, scale: float = 1.0) -> Noise:
+def of_points(points: pd.DataFrame, scale: float = 1.0, family: bool = False) -> Noise:
     """A folder's pooled noise as points.table wrote it beside every point (PRIOR where absent),
-    times `scale` (a ratio of two rates carries the noise of both: sqrt(2))."""
+    times `scale` (a ratio of two rates carries the noise of both: sqrt(2)); with `family`, judged
+    as the sweep's bounds are (one claim a configuration)."""
     sd = pd.to_numeric(points.get("noise_sd", pd.Series(dtype=float)), errors="coerce").dropna()
     df = pd.to_numeric(points.get("noise_df", pd.Series(dtype=float)), errors="coerce").dropna()
+    k = pd.to_numeric(points.get("noise_family", pd.Series(dtype=float)), errors="coerce").dropna()
     base = Noise(float(sd.iloc[0]), float(df.iloc[0])) if len(sd) and len(df) else PRIOR
-    return Noise(base.sd * scale, base.df)
+    return Noise(base.sd * scale, base.df, int(k.iloc[0]) if family and len(k) else 1)
 
 
 def combined(a: Noise, b: Noise) -> Noise:
