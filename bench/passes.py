@@ -72,10 +72,10 @@ def looks(specs: list[RunSpec], points: pd.DataFrame) -> list[RunSpec]:
     if points.empty:
         return []
     wanted = unsettled(points)
-    latest = {s.point_id: s for s in specs}  # the last repeat of each
+    latest = {s.point_id: s for s in sorted(specs, key=lambda s: s.repeat)}  # the last repeat of each
     repeats = dict(zip(points.point_id, points.repeats_ok))
     return [
-        dataclasses.replace(latest[pid], repeat=max(s.repeat for s in specs if s.point_id == pid) + 1)
+        dataclasses.replace(latest[pid], repeat=latest[pid].repeat + 1)
         for pid in sorted(wanted)
         if pid in latest and repeats.get(pid, 0) > 0
     ]

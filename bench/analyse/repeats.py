@@ -33,8 +33,8 @@ def unsettled(points: pd.DataFrame) -> set[str]:
     """The points another repeat could settle: a configuration whose ceilings are balanced, with both
     ceilings, or whose efficiency sits within the noise of AT_CEILING or beyond the noise above 1
     (points.look_again), with its lower ceiling; the fastest configuration and every one whose order
-    against it is within the noise (any of them may be the fastest); a ceiling that bounds several configurations, measured once (a draw
-    that fell high would move all of their bounds at once)."""
+    against it is within the noise (any of them may be the fastest); a ceiling that bounds several
+    configurations, measured once (a draw that fell high would move all of their bounds at once)."""
     ran = points[points.repeats_ok > 0]
     if ran.empty:
         return set()

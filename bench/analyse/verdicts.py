@@ -26,7 +26,8 @@ RULE = (
     "or on a CPU the loader and the model competing for the same cores): an efficiency under "
     f"{AT_CEILING:g} but within the noise of it names the ceiling, and gets one more repeat. Every comparison "
     "(which ceiling is lower, at or below it, the fastest setting, the one that changed most) is claimed only "
-    f"outside a {CONFIDENCE:.1%} one-sided interval on each side of the log rates, with the repeats' spread pooled "
+    f"outside a {CONFIDENCE:.1%} one-sided interval on each side of the log rates (a bound: its {1 - CONFIDENCE:.1%} "
+    "shared among the sweep's configurations, Bonferroni's way), with the repeats' spread pooled "
     "over every point of the folder (bench/analyse/noise.py: where nothing differs, a claim in 5% of "
     "comparisons or fewer). The ceilings are measured as their points are, in their own processes and "
     "interleaved with them: each pass runs every configuration's next repeat, a pipeline ceiling just "
@@ -70,6 +71,22 @@ def noise_warnings(frame: pd.DataFrame, points: pd.DataFrame) -> list[str]:
                 f"Hint: raise epochs or steps_per_epoch."
             )
     return notes
+
+
+def short_ceilings(frame: pd.DataFrame) -> list[str]:
+    """The warning for ceilings timed over windows under SHORT_S (a model alone can run its steps in
+    half a second where its points take seconds): their rates carry more noise than the points'
+    repeats, from which the noise every bound is judged with is pooled."""
+    ok = frame[(frame.status == "ok") & (frame.get("role", "point") == "ceiling")]
+    window = pd.to_numeric(ok.get("window_s", pd.Series(dtype=float)), errors="coerce")
+    short = window[window < SHORT_S]
+    if short.empty:
+        return []
+    return [
+        f"{ok.loc[short.index].point_id.nunique()} ceilings measured over only {short.min():.1f}-{short.max():.1f} s "
+        "a run, too short to time well: their rates are noisier than the points' repeats, from which the noise "
+        "their bounds are judged with is pooled. Hint: raise epochs or steps_per_epoch."
+    ]
 
 
 def _epoch_bound(run) -> str | None:
