@@ -56,15 +56,15 @@ def test_a_ceiling_shared_by_several_configurations_is_measured_again():
 
 
 def test_each_bound_is_one_claim_of_the_sweeps_family():
-    """points.table judges each configuration's bound at 1 - 1.5% / configurations (Bonferroni)."""
+    """points.table judges each side of each configuration's bound at 1 - 1.5% / (2 x configurations)."""
     other = dataclasses.replace(SETTLED, workers=2)
     rows = _rows(SETTLED, [95.0, 96.0]) + _rows(other, [50.0, 51.0]) + _rows(model_ceiling(SETTLED), [900.0])
     points = table(rows, {}, {})
-    assert set(points.noise_family) == {2} and noise.of_points(points, family=True).family == 2
+    assert set(points.noise_family) == {4} and noise.of_points(points, family=True).family == 4
     assert noise.of_points(points).family == 1  # compare and the gate: one claim each
     one, two = noise.Noise(0.08, 20), noise.Noise(0.08, 20, 2)
     assert noise.margin(two, 2, 2) > noise.margin(one, 2, 2)
-    assert "each of 2 configurations judged at 99.25%" in two.says()
+    assert "each of 2 claims made together at 99.25%" in two.says()
 
 
 def test_ceilings_timed_over_short_windows_are_warned_of():

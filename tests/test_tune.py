@@ -12,19 +12,7 @@ from bench.analyse.noise import Noise, faster
 from bench.analyse.points import bound
 from tests import walk_sim
 from tests.conftest import gpubench
-
-START = {
-    "backbone": "tiny",
-    "pipeline": "keras",
-    "batch": 16,
-    "workers": 1,
-    "use_multiprocessing": False,
-    "max_queue_size": 10,
-    "cache": False,
-    "transfer": "float32",
-    "precision": "float32",
-    "xla": "auto",
-}
+from tests.walk_sim import START
 
 
 class StandIn:

@@ -36,8 +36,9 @@ PRIOR_SD = 0.20
 
 class Noise(NamedTuple):
     """The spread of one run's log rate (sd), the degrees of freedom behind it (inf: assumed), and
-    the claims of the same kind a sweep makes at once (one a configuration: each is then made at
-    1 - (1 - CONFIDENCE) / family, Bonferroni's way, so that the sweep as a whole keeps the rate)."""
+    how many claims of one kind are made together (a sweep's bounds: input or compute for each
+    configuration; a tuner's walk: its changes): each is then made at 1 - (1 - CONFIDENCE) / family,
+    Bonferroni's way, so that the family as a whole keeps the rate of one."""
 
     sd: float
     df: float
@@ -49,7 +50,7 @@ class Noise(NamedTuple):
 
     def says(self) -> str:
         """The noise in words, for the report's method line."""
-        each = f"; each of {self.family} configurations judged at {1 - (1 - CONFIDENCE) / self.family:.2%}"
+        each = f"; each of {self.family} claims made together at {1 - (1 - CONFIDENCE) / self.family:.2%}"
         each = each if self.family > 1 else ""
         if not self.measured:
             return f"{self.sd:.0%} assumed (no point has two repeats){each}"
@@ -61,10 +62,10 @@ PRIOR = Noise(PRIOR_SD, math.inf)
 
 def pooled(rows: pd.DataFrame, column: str = "train_img_s", by: str = "point_id") -> Noise:
     """The pooled spread of log(`column`) over the ok rows of each `by` group with two or more."""
-    rates = pd.to_numeric(rows[column], errors="coerce")
-    ok = (rates > 0) & (rows["status"] == "ok" if "status" in rows else True)
-    logs = np.log(rates[ok].to_numpy(float))
-    codes = pd.factorize(rows.loc[ok, by])[0]
+    rates = pd.to_numeric(rows[column], errors="coerce").to_numpy(float)
+    ok = (rates > 0) & (rows["status"].to_numpy() == "ok" if "status" in rows else True)
+    logs = np.log(rates[ok])
+    codes = pd.factorize(rows[by].to_numpy()[ok])[0]
     n = np.bincount(codes, minlength=codes.max() + 1 if len(codes) else 0)
     df = float(np.clip(n - 1, 0, None).sum())
     if df < 1:
@@ -87,7 +88,7 @@ def margin(noise: Noise, n_a: float, n_b: float) -> float:
 def of_points(points: pd.DataFrame, scale: float = 1.0, family: bool = False) -> Noise:
     """A folder's pooled noise as points.table wrote it beside every point (PRIOR where absent),
     times `scale` (a ratio of two rates carries the noise of both: sqrt(2)); with `family`, judged
-    as the sweep's bounds are (one claim a configuration)."""
+    as the sweep's bounds are (two claims a configuration)."""
     sd = pd.to_numeric(points.get("noise_sd", pd.Series(dtype=float)), errors="coerce").dropna()
     df = pd.to_numeric(points.get("noise_df", pd.Series(dtype=float)), errors="coerce").dropna()
     k = pd.to_numeric(points.get("noise_family", pd.Series(dtype=float)), errors="coerce").dropna()
@@ -117,8 +118,9 @@ def faster(new: list[float], old: list[float], noise: Noise | None = None) -> bo
     """Runs `new` beat runs `old` beyond the noise: their own pooled spread, or `noise`."""
     if not new or not old:
         return False
-    frame = pd.DataFrame({"train_img_s": [*new, *old], "point_id": ["new"] * len(new) + ["old"] * len(old)})
-    noise = noise or pooled(frame)
+    if noise is None:
+        frame = pd.DataFrame({"train_img_s": [*new, *old], "point_id": ["new"] * len(new) + ["old"] * len(old)})
+        noise = pooled(frame)
     return differ(geomean(new), len(new), geomean(old), len(old), noise) > 0
 
 

@@ -224,8 +224,8 @@ def table(rows: list[dict], env: dict, sweep: dict, envs: dict | None = None) ->
         name = {"repeats_ok": "repeats"}.get(column, column.replace("train_img_s", "img_s"))
         points[f"pipeline_{name}"] = [by_id.get(i) for i in pipeline_ids]
         points[f"model_{name}"] = [by_id.get(i) for i in model_ids]
-    # every configuration's bound is one claim of the sweep's family (bench/analyse/noise.py)
-    noise = pooled(pd.DataFrame(rows))._replace(family=max(len(runnable(points)), 1))
+    # every configuration's bound is two claims of the sweep's family, input and compute (bench/analyse/noise.py)
+    noise = pooled(pd.DataFrame(rows))._replace(family=max(2 * len(runnable(points)), 1))
     points["noise_sd"], points["noise_df"], points["noise_family"] = noise.sd, noise.df, noise.family
     verdicts = [bound(p, noise) for p in points.to_dict("records")]
     points["bound"] = [b for b, _, _ in verdicts]

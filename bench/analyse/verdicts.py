@@ -27,7 +27,7 @@ RULE = (
     f"{AT_CEILING:g} but within the noise of it names the ceiling, and gets one more repeat. Every comparison "
     "(which ceiling is lower, at or below it, the fastest setting, the one that changed most) is claimed only "
     f"outside a {CONFIDENCE:.1%} one-sided interval on each side of the log rates (a bound: its {1 - CONFIDENCE:.1%} "
-    "shared among the sweep's configurations, Bonferroni's way), with the repeats' spread pooled "
+    "shared among both sides of every configuration of the sweep, Bonferroni's way), with the repeats' spread pooled "
     "over every point of the folder (bench/analyse/noise.py: where nothing differs, a claim in 5% of "
     "comparisons or fewer). The ceilings are measured as their points are, in their own processes and "
     "interleaved with them: each pass runs every configuration's next repeat, a pipeline ceiling just "
