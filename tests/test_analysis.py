@@ -245,7 +245,7 @@ def test_an_efficiency_above_the_ceiling_is_named_inconsistent_not_a_bound():
     assert "compute-bound" not in text and "Bound withheld for 1 of 1 configurations" in text
     assert (
         "inconsistent measurement: 313 images/s end to end is 3.13x the model-alone ceiling of 100, beyond the "
-        "noise (20% assumed (no point has two repeats)); likely cause: "
+        "noise (20% assumed (no point has two repeats); each of 2 claims made together at 99.25%); likely cause: "
         "the ceiling and the point measured apart"
     ) in text
     p = points.set_index("point_id").loc[point.point_id]
