@@ -322,7 +322,7 @@ def test_a_class_folder_without_images_is_refused_before_any_run(tmp_path):
 def test_dry_run_lists_the_grid_and_runs_nothing(tmp_path):
     result = gpubench("sweep", "--preset", "quick", "--dry-run", cwd=tmp_path)
     assert result.returncode == 0
-    assert result.stdout.startswith("48 runs at most: the repeats after the first only where a verdict")
+    assert result.stdout.startswith("60 runs at most: the repeats after the first only where a verdict")
     assert {
         "pipeline": "keras",
         "batch": "15",

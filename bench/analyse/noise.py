@@ -27,7 +27,7 @@ from scipy import stats
 # 2 repeats then a third where needed, 3,000 simulated sweeps: 4.0% claimed where nothing differs,
 # 96.2% found at 30%; 97.5% would claim 7.7%, 99% find 94.5%. The bounds of a whole sweep, each
 # side of each configuration's at 1 - 1.5% / (2 x configurations), simulated with the sweep's own
-# passes, repeats as needed (up to 4, then one more look) and final table (tests/sweep_sim.py, 8%
+# passes, repeats as needed (up to 5, then one more look) and final table (tests/sweep_sim.py, 8%
 # noise, 100 sweeps): equal ceilings named a bound for 0.3% of quick's configurations, in 3.0% of
 # its sweeps (mine: 0.2%, 2.0%); ceilings 30% apart found for 96.6% (mine: 95.5%); a setting 30%
 # faster named fastest in 100%, a wrong one in 0%. At 15% noise, 30% apart is found for 28%.
