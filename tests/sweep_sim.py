@@ -118,7 +118,7 @@ def main(sweeps: int = 200, sds=(0.05, 0.08, 0.15)) -> None:
             )
     real = rates("quick", "reference", 0.069, sweeps)  # the reference sweep's pooled noise
     print(
-        f"quick on its reference rates ({REFERENCE}, 6.9% noise): bounds named {real['found']:.1%} of "
+        f"quick on its reference rates (results/reference/cpu/quick, 6.9% noise): bounds named {real['found']:.1%} of "
         f"configurations, the fastest named in {real['fastest']:.1%} of sweeps, {real['runs']:.1f} runs"
     )
 

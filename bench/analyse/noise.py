@@ -28,9 +28,9 @@ from scipy import stats
 # 96.2% found at 30%; 97.5% would claim 7.7%, 99% find 94.5%. The bounds of a whole sweep, each
 # side of each configuration's at 1 - 1.5% / (2 x configurations), simulated with the sweep's own
 # passes, repeats as needed (up to 5, then one more look) and final table (tests/sweep_sim.py, 8%
-# noise, 100 sweeps): equal ceilings named a bound for 0.3% of quick's configurations, in 3.0% of
-# its sweeps (mine: 0.2%, 2.0%); ceilings 30% apart found for 96.6% (mine: 95.5%); a setting 30%
-# faster named fastest in 100%, a wrong one in 0%. At 15% noise, 30% apart is found for 28%.
+# noise, 100 sweeps): equal ceilings named a bound for 0.2% of quick's configurations, in 3.0% of
+# its sweeps (mine: 0.1%, 1.0%); ceilings 30% apart found for 98.6% (mine: 98.9%); a setting 30%
+# faster named fastest in 100%, a wrong one in 0%. At 15% noise, 30% apart is found for 47% (43%).
 CONFIDENCE = 0.985
 # The log-rate spread assumed without repeats. Pooled spreads of the reference sweeps on the 2-core
 # CPU machine (results/reference/cpu, `noise.pooled` of each runs.jsonl): quick 8.0% when its
