@@ -126,7 +126,7 @@ def test_a_whole_walk_on_a_plateau_rarely_ends_away_from_the_start_and_keeps_a_c
     as `gpubench tune` pools it, 2 to 3 degrees of freedom at the start): on a plateau a walk ends
     at a setting not truly better than the start in 5% of walks or fewer; a change worth 30% is kept
     in 95% or more."""
-    found = walk_sim.rates(walks=300)
+    found = walk_sim.rates(walks=200)
     assert found["plateau: ended not better than the start"] <= 0.05, found
     assert found["+30% kept"] >= 0.95, found
 
