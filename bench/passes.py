@@ -8,6 +8,8 @@ import dataclasses
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from bench.plan.knobs import RunSpec
 from bench.run.failures import in_order
 
@@ -19,21 +21,11 @@ def passes(probes: list[RunSpec], grid: list[RunSpec], root: Path, as_needed: bo
     a point (and the ceilings its verdict is judged against) only where another repeat could settle
     its verdict or the ranking of the fastest (`unsettled`)."""
     from bench.analyse.points import write_csv
-    from bench.analyse.repeats import clear_ceilings, unsettled
 
     order = in_order(probes, grid)
     for r in sorted({s.repeat for s in order}):
         planned = [s for s in order if s.repeat == r]
-        points = write_csv(root)[0] if r else None
-        this = planned
-        if points is not None and not points.empty:
-            wanted = unsettled(points, one_look=False) if as_needed else None
-            clear = clear_ceilings(points) - (wanted or set())
-            this = [
-                s
-                for s in planned
-                if (wanted is None or s.point_id in wanted) and not (s.role == "ceiling" and s.point_id in clear)
-            ]
+        this = pass_runs(planned, write_csv(root)[0] if r else None, as_needed)
         if len(this) < len(planned):
             print(
                 f"pass {r + 1}: {len(planned) - len(this)} runs left out: "
@@ -45,23 +37,45 @@ def passes(probes: list[RunSpec], grid: list[RunSpec], root: Path, as_needed: bo
             yield this
 
 
+def pass_runs(planned: list[RunSpec], points: pd.DataFrame | None, as_needed: bool) -> list[RunSpec]:
+    """The runs of a pass's plan that `points` (the table so far, None before the first pass)
+    leaves worth measuring: every one the first time; then a ceiling only while it is unclear and,
+    `as_needed`, a run only where it could settle a verdict (`passes`)."""
+    from bench.analyse.repeats import clear_ceilings, unsettled
+
+    if points is None or points.empty:
+        return planned
+    wanted = unsettled(points) if as_needed else None
+    clear = clear_ceilings(points) - (wanted or set())
+    return [
+        s
+        for s in planned
+        if (wanted is None or s.point_id in wanted) and not (s.role == "ceiling" and s.point_id in clear)
+    ]
+
+
 def one_more_look(specs: list[RunSpec], root: Path) -> list[RunSpec]:
     """One more repeat of each point whose verdict the noise could not settle (bench/analyse/repeats.py
     `unsettled`): a ceiling order, an efficiency near the line, the two fastest. Only in a sweep of
     two repeats or more: one repeat asks for one look (the report then leans on the assumed noise)."""
     from bench.analyse.points import write_csv
-    from bench.analyse.repeats import unsettled
 
     if max(s.repeat for s in specs) < 1:
         return []
-    points, _, _ = write_csv(root)
+    return looks(specs, write_csv(root)[0])
+
+
+def looks(specs: list[RunSpec], points: pd.DataFrame) -> list[RunSpec]:
+    """`one_more_look`'s runs from the table so far: the next repeat of each point `unsettled` names."""
+    from bench.analyse.repeats import unsettled
+
     if points.empty:
         return []
     wanted = unsettled(points)
-    latest = {s.point_id: s for s in specs}  # the last repeat of each
+    latest = {s.point_id: s for s in sorted(specs, key=lambda s: s.repeat)}  # the last repeat of each
     repeats = dict(zip(points.point_id, points.repeats_ok))
     return [
-        dataclasses.replace(latest[pid], repeat=max(s.repeat for s in specs if s.point_id == pid) + 1)
+        dataclasses.replace(latest[pid], repeat=latest[pid].repeat + 1)
         for pid in sorted(wanted)
         if pid in latest and repeats.get(pid, 0) > 0
     ]

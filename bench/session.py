@@ -255,7 +255,9 @@ def plan(grid: list[RunSpec], data: DataSpec, ceilings: list[RunSpec], as_needed
     counts = {"train": data.train, "val": data.val}
     frame = pd.DataFrame([p.knobs() | {"repeat": p.repeat} for p in grid], dtype=object)
     varying = [c for c in frame.columns if frame[c].nunique(dropna=False) > 1] or list(frame.columns)
-    fixed = {c: frame[c].iloc[0] for c in frame.columns if c not in varying and c != "repeat"}
+    fixed = {
+        c: frame[c].iloc[0] for c in frame.columns if c not in varying and c != "repeat" and frame[c].iloc[0] != ""
+    }
     shown = frame[varying].copy()
     shown["train steps"] = [p.epochs * split_plan(counts["train"], p, "train")[0] for p in grid]
     lines = [

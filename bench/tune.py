@@ -134,8 +134,9 @@ def tune(
 
     def better(new: list[float], old: list[float]) -> bool:
         """The change helped: its rates beat the kept setting's by the noise rule, the noise pooled
-        over every setting and ceiling measured in this folder."""
-        return noise.faster(new, old, noise.pooled(pd.DataFrame(ResultStore(root).records())))
+        over every setting and ceiling measured in this folder, each change one claim of the walk's
+        family (moves.judged)."""
+        return noise.faster(new, old, moves.judged(noise.pooled(pd.DataFrame(ResultStore(root).records())), max_runs))
 
     def more(step: moves.Step) -> moves.Step:
         """One more repeat of a setting: the second look at a change inside the noise."""

@@ -284,7 +284,7 @@ def test_a_class_folder_without_images_is_refused_before_any_run(tmp_path, stand
 def test_dry_run_lists_the_grid_and_runs_nothing(tmp_path, stand_in, cli):
     result = cli("sweep", "--preset", "quick", "--dry-run")
     assert result.returncode == 0
-    assert result.stdout.startswith("26 to 78 runs: 26 in the first pass, then only where the noise asks")
+    assert result.stdout.startswith("26 to 156 runs: 26 in the first pass, then only where the noise asks")
     assert {
         "pipeline": "keras",
         "batch": "15",

@@ -4,17 +4,24 @@ and tests/test_tune.py drives it with a stand-in whose rates are a known functio
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
+from bench.analyse.noise import CONFIDENCE, Noise
 from pipelines.registry import knob_meaning
 
 NEAR_MODEL = 0.9  # end to end within 10% of the model alone: the input side has nothing left to give
 MAX_WORKERS = 64
 # More repeats of a change whose median is higher but inside the noise, each side, at most (pyperf's
 # way: until the spread settles it or the cap). One look missed a 10-18% larger batch on the `mine`
-# job, where the folder's noise had 5 degrees of freedom; two, simulated (tests/test_tune.py):
-LOOKS = 2
+# job, where the folder's noise had 5 degrees of freedom. Whole walks simulated (tests/walk_sim.py,
+# 8% noise, 1,000 walks, each change judged as one of the walk's family): with 4 looks a plateau
+# ends away from the start in 4.2% of walks and a change worth 30% is kept in 96.1%; 6 looks,
+# 6.5% and 99.3% (400 walks).
+LOOKS = 4
+# The share of walks on a plateau that may end at a change that is not there (`judged`).
+WALK_RATE = 0.04
 
 
 class Step(NamedTuple):
@@ -93,6 +100,13 @@ def moves(step: Step, installed: set[str], gpu: bool = False) -> list[tuple[str,
     if step.bound == "overhead":
         return [m for m in model if "batch" in m[1] or "xla" in m[1]] + feed
     return feed + model
+
+
+def judged(noise: Noise, max_runs: int) -> Noise:
+    """The noise a change is judged with: a walk compares up to `max_runs` - 1 changes with the
+    setting it keeps: each is judged so that the walk as a whole claims a change that is not
+    there in WALK_RATE of walks or fewer, Bonferroni's way (bench/analyse/noise.py)."""
+    return noise._replace(family=math.ceil(max(max_runs - 1, 1) * (1 - CONFIDENCE) / WALK_RATE))
 
 
 def done(step: Step) -> str | None:

@@ -173,8 +173,9 @@ def table(rows: list[dict], env: dict, sweep: dict, envs: dict | None = None) ->
         name = {"repeats_ok": "repeats"}.get(column, column.replace("train_img_s", "img_s"))
         points[f"pipeline_{name}"] = [by_id.get(i) for i in pipeline_ids]
         points[f"model_{name}"] = [by_id.get(i) for i in model_ids]
-    noise = pooled(frame)
-    points["noise_sd"], points["noise_df"] = noise.sd, noise.df
+    # every configuration's bound is two claims of the sweep's family, input and compute (bench/analyse/noise.py)
+    noise = pooled(frame)._replace(family=max(2 * len(runnable(points)), 1))
+    points["noise_sd"], points["noise_df"], points["noise_family"] = noise.sd, noise.df, noise.family
     judged = pd.DataFrame([judge(p, noise) for p in points.to_dict("records")], index=points.index)
     points[["bound", "efficiency", "bound_doubt", "bound_note", "bound_says"]] = judged
     points["decode_core_img_s"] = [decode.get(i, float("nan")) if i else float("nan") for i in pipeline_ids]

@@ -4,6 +4,8 @@ repeat of a point only where its verdict or the ranking of the fastest is unsett
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pandas as pd
 
 from bench.analyse.bounds import look_again, rate_of
@@ -18,7 +20,7 @@ def clear_ceilings(points: pd.DataFrame) -> set[str]:
     which of the two bounds a point no later repeat can change, so they are not measured again.
     A ceiling that failed, or that any of its points finds balanced, stays unclear."""
     ran = runnable(points)
-    noise = of_points(points)
+    noise = of_points(points, family=True)
     clear, unclear = set(), set()
     for p in ran.to_dict("records"):
         spec = spec_of(p)
@@ -28,29 +30,29 @@ def clear_ceilings(points: pd.DataFrame) -> set[str]:
     return clear - unclear
 
 
-def unsettled(points: pd.DataFrame, one_look: bool = True) -> set[str]:
+def unsettled(points: pd.DataFrame) -> set[str]:
     """The points another repeat could settle: a configuration whose ceilings are balanced, with both
     ceilings, or whose efficiency sits within the noise of AT_CEILING or beyond the noise above 1
-    (points.look_again), with its lower ceiling; the two fastest
-    configurations where their order is within the noise. Only runs that ran no more often than the
-    configuration with the fewest repeats (a ceiling measured once included), so that the sweep adds
-    one look, not a series; all of them, without `one_look`, for a pass that repeats as needed."""
+    (points.look_again), with its lower ceiling; the fastest configuration and every one whose order
+    against it is within the noise (any of them may be the fastest); a ceiling that bounds several
+    configurations, measured once (a draw that fell high would move all of their bounds at once)."""
     ran = points[points.repeats_ok > 0]
     if ran.empty:
         return set()
     configurations = runnable(ran)
-    fewest = (configurations if not configurations.empty else ran).repeats_ok.min()
-    noise = of_points(ran)
+    noise = of_points(ran, family=True)
     ceiling_of = {"pipeline": pipeline_ceiling, "model": model_ceiling}
-    found = set()
+    found, bounds = set(), Counter()
     for p in configurations.to_dict("records"):
         spec = spec_of(p)
         lower = look_again(p, noise)  # end to end against the lower ceiling: the other cannot move it
+        bounds.update(ceiling(spec).point_id for ceiling in ceiling_of.values())
         if p.get("bound") == "balanced":
             found |= {p["point_id"], *(ceiling(spec).point_id for ceiling in ceiling_of.values())}
         elif lower:
             found |= {p["point_id"], ceiling_of[lower](spec).point_id}
-    ranked = configurations.sort_values("train_img_s", ascending=False)
-    if len(ranked) > 1 and claim_doubt(ranked.iloc[:1], ranked.iloc[1:2]):
-        found |= set(ranked.point_id.iloc[:2])
-    return found if not one_look else {pid for pid in found if pid in set(ran.point_id[ran.repeats_ok <= fewest])}
+    ranked = configurations.sort_values("train_img_s_geo", ascending=False)
+    rivals = {p for i, p in enumerate(ranked.point_id) if i and claim_doubt(ranked.iloc[:1], ranked.iloc[i : i + 1])}
+    found |= rivals | set(ranked.point_id.iloc[:1] if rivals else [])
+    once = set(ran.point_id[ran.repeats_ok < 2])
+    return found | {pid for pid, n in bounds.items() if n > 1 and pid in once}

@@ -30,7 +30,8 @@ RULE = (
     "CPU; each of these gets one more repeat where the sweep can still run one, and a point more than "
     f"{ABOVE - 1:.0%} above its ceiling gets another look at that ceiling whatever the noise. Every comparison "
     "(which ceiling is lower, at or below it, the fastest setting, the one that changed most) is claimed only "
-    f"outside a {CONFIDENCE:.1%} one-sided interval on each side of the log rates, with the repeats' spread pooled "
+    f"outside a {CONFIDENCE:.1%} one-sided interval on each side of the log rates (a bound: its {1 - CONFIDENCE:.1%} "
+    "shared among both sides of every configuration of the sweep, Bonferroni's way), with the repeats' spread pooled "
     "over every point of the folder (bench/analyse/noise.py). The ceilings are measured as their points are, "
     "in their own processes and interleaved with them: each pass runs every configuration's next repeat, a "
     "pipeline ceiling just before the first point it feeds and a model ceiling right after the last point it "
@@ -97,6 +98,22 @@ def noise_warnings(frame: pd.DataFrame, points: pd.DataFrame) -> list[str]:
     return notes
 
 
+def short_ceilings(frame: pd.DataFrame) -> list[str]:
+    """The warning for ceilings timed over windows under SHORT_S (a model alone can run its steps in
+    half a second where its points take seconds): their rates carry more noise than the points'
+    repeats, from which the noise every bound is judged with is pooled."""
+    ok = frame[(frame.status == "ok") & (frame.get("role", "point") == "ceiling")]
+    window = pd.to_numeric(ok.get("window_s", pd.Series(dtype=float)), errors="coerce")
+    short = window[window < SHORT_S]
+    if short.empty:
+        return []
+    return [
+        f"{ok.loc[short.index].point_id.nunique()} ceilings measured over only {short.min():.1f}-{short.max():.1f} s "
+        "a run, too short to time well: their rates are noisier than the points' repeats, from which the noise "
+        "their bounds are judged with is pooled. Hint: raise epochs or steps_per_epoch."
+    ]
+
+
 def _epoch_bound(run) -> str | None:
     """Why a run's rate is set by its epochs rather than its loader's throughput, or None: an
     epoch with fewer batches than the loader holds (workers and queue) refills it from empty
@@ -134,7 +151,7 @@ def _name(p) -> str:
 def _side(points: pd.DataFrame) -> tuple[float, float]:
     """(the geometric mean of the points' rates, the runs it stands for): k points of n_i repeats
     each average to a log mean whose spread is that of k**2 / sum(1 / n_i) runs."""
-    geo = points.get("train_img_s_geo", points.train_img_s).fillna(points.train_img_s)
+    geo = _geo(points)
     n = points.get("repeats_ok", pd.Series(1, index=points.index)).clip(lower=1)
     return geomean(geo), len(points) ** 2 / float((1 / n).sum())
 
@@ -150,17 +167,23 @@ def claim_doubt(faster: pd.DataFrame, slower: pd.DataFrame) -> str:
     return f"the difference ({a / b:.2f}x) is within the noise ({noise.says()})"
 
 
+def _geo(points: pd.DataFrame) -> pd.Series:
+    """Each point's geometric mean of its ok repeats: the rate every claim compares and states."""
+    return points.get("train_img_s_geo", points.train_img_s).fillna(points.train_img_s)
+
+
 def _helped_most(points: pd.DataFrame) -> str | None:
-    """The knob whose values most change the median images/s over the other settings, stated
-    only where the claim holds beyond the repeats' spread on windows long enough (claim_doubt)."""
+    """The knob whose values most change the geometric mean images/s over the other settings,
+    stated only where the claim holds beyond the repeats' spread (claim_doubt), which compares
+    the same geometric means."""
     best = None
     for knob in HELP_KNOBS:
-        medians = points.groupby(knob, dropna=True).train_img_s.median()
-        if len(medians) < 2:
+        means = _geo(points).groupby(points[knob], dropna=True).agg(geomean)
+        if len(means) < 2:
             continue
-        ratio = medians.max() / medians.min()
+        ratio = means.max() / means.min()
         if best is None or ratio > best[0]:
-            best = (ratio, knob, medians.idxmax(), medians.idxmin())
+            best = (ratio, knob, means.idxmax(), means.idxmin())
     if best is None:
         return None
     ratio, knob, hi, lo = best
@@ -172,28 +195,43 @@ def _helped_most(points: pd.DataFrame) -> str | None:
         )
     return (
         f"The setting that changed most: `{knob}` = {plain(hi)} gave {ratio:.2f}x the images/s of "
-        f"{plain(lo)} (median over the other settings; beyond the noise)."
+        f"{plain(lo)} (geometric mean over the other settings; beyond the noise)."
     )
+
+
+def _ranked(points: pd.DataFrame) -> pd.DataFrame:
+    """The configurations a user can run, fastest first by the rate claim_doubt compares."""
+    ran = runnable(points)
+    return ran.assign(train_img_s_geo=_geo(ran)).sort_values("train_img_s_geo", ascending=False)
+
+
+def named_fastest(points: pd.DataFrame) -> str | None:
+    """The point_id `fastest` names, None where it names none."""
+    ranked = _ranked(points)
+    if len(ranked) == 1 or (len(ranked) > 1 and not claim_doubt(ranked.iloc[:1], ranked.iloc[1:2])):
+        return ranked.point_id.iloc[0]
+    return None
 
 
 def fastest(points: pd.DataFrame) -> str | None:
     """The fastest configuration a user can run, with its confidence: named only where its
     repeats stay above the runner-up's on windows long enough (claim_doubt)."""
-    ranked = runnable(points).sort_values("train_img_s", ascending=False)
+    ranked = _ranked(points)
     if ranked.empty:
         return None
     best = ranked.iloc[0]
     said = (
         f"**{best['setting']}**, batch {best['batch']}, {best['backbone']} at {best['input_size']}px: "
-        f"{best['train_img_s']:.1f} training images/s, {best['total_s']:.1f} s in all (loader: {best['loader']})"
+        f"{best['train_img_s_geo']:.1f} training images/s (geometric mean of its repeats), {best['total_s']:.1f} s "
+        f"in all (loader: {best['loader']})"
     )
     if len(ranked) == 1:
         return f"{said}, the only configuration that ran."
     doubt = claim_doubt(ranked.iloc[:1], ranked.iloc[1:2])
     if doubt:
         return (
-            f"Not named: the highest median is {said}, ahead of {_name(ranked.iloc[1])} "
-            f"({ranked.iloc[1]['train_img_s']:.1f}), but {doubt}."
+            f"Not named: the highest is {said}, ahead of {_name(ranked.iloc[1])} "
+            f"({ranked.iloc[1]['train_img_s_geo']:.1f}), but {doubt}."
         )
     return f"{said}; ahead of the runner-up, {_name(ranked.iloc[1])}, beyond the noise."
 

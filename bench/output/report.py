@@ -21,8 +21,8 @@ MEASURED_OVER = (
     "What every figure is measured over and against: images/s, utilisation, power, energy, data wait and "
     "CPU % over each run's measured window (the steps after a warm-up: bench/run/timing.py), the median over the "
     "repeats that succeeded (± half their range); the ceilings (pipeline alone, model alone) once, and in each "
-    "later pass again while their margin over each other is within the noise, compared median to median; "
-    "efficiency = images/s over the lower ceiling; TFLOP/s = "
+    "later pass again while their margin over each other is within the noise or while one measured once "
+    "bounds several configurations; efficiency = images/s over the lower ceiling; TFLOP/s = "
     "images/s x the training FLOPs per image counted from the model's layers (frozen layers need no "
     "weight gradient), and MFU that over the peak of every device the run used (gpus x hosts x one "
     "device's measured peak, probed once per machine and kept: sweep.json's peak_cached dates a kept one; "
@@ -30,9 +30,9 @@ MEASURED_OVER = (
     "window's images over the energy counters of every GPU of every host; the decode ceiling = one core's "
     "decode rate into the run's transfer type x the physical cores (a cached pipeline is not held against "
     "it); compile and loader start are parts of the warm-up. A verdict (a bound, the setting that "
-    "changed most, the fastest) claims a difference only beyond the noise (the rule in the bound's note "
-    "above); a bound is withheld, with its reason, where its figures cannot carry it (that rule says "
-    "when), and the header says how busy the machine was."
+    "changed most, the fastest) claims a difference only beyond the noise, geometric mean of the repeats "
+    "to geometric mean (the rule in the bound's note above); a bound is withheld, with its reason, where its "
+    "figures cannot carry it (that rule says when), and the header says how busy the machine was."
 )
 
 
@@ -145,8 +145,8 @@ def render(
         "images/s over the measured window: the steps after a warm-up, timed without "
         "validation or checkpoints. The median of the repeats that succeeded."
         + (
-            " Repeats as needed: one of each point, a second only where its verdict or the ranking of the "
-            "fastest depended on it (points.csv's repeats_ok says how many each had)."
+            " Repeats as needed: one of each point, the others only where its verdict or the ranking of the "
+            "fastest depended on them (points.csv's repeats_ok says how many each had)."
             if sweep.get("repeat_as_needed")
             else ""
         ),
@@ -193,7 +193,7 @@ def render(
             "",
         ]
     lines += sections.time_spent(frame)
-    warnings = verdicts.noise_warnings(frame[frame.role == "point"], points)
+    warnings = verdicts.noise_warnings(frame[frame.role == "point"], points) + verdicts.short_ceilings(frame)
     warnings += [
         f"run {r['run_id']}: a sampler failed, its columns are empty: {r['sampler_error']}"
         for r in rows
