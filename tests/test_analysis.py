@@ -5,7 +5,7 @@ import dataclasses
 import pandas as pd
 import pytest
 
-from bench.analyse import repeats, verdicts
+from bench.analyse import cautions, repeats, verdicts
 from bench.analyse.bounds import bound, judge, look_again
 from bench.analyse.noise import Noise
 from bench.analyse.points import medians, table
@@ -141,7 +141,7 @@ def _repeats(rates, totals, images=500, **knobs):
 
 def _warnings(rows):
     frame = pd.DataFrame(rows)
-    return verdicts.noise_warnings(frame, medians(frame))
+    return cautions.noise_warnings(frame, medians(frame))
 
 
 def test_steady_repeats_raise_no_warning():

@@ -7,7 +7,7 @@ import io
 import pandas as pd
 from rich.console import Console
 
-from bench.analyse import repeats, verdicts
+from bench.analyse import cautions, repeats, verdicts
 from bench.analyse.points import quiet_runs, table
 from bench.plan.knobs import BUSY_PCT, RunSpec
 from bench.results.record import others_share
@@ -40,9 +40,9 @@ def test_a_uniformly_loaded_folder_withholds_its_bounds_says_so_and_asks_to_meas
     assert p.bound_doubt.startswith("measured under load: other work took 60% of the CPU during the point")
     assert p.bound_says == f"bound withheld: {p.bound_doubt}"
     assert verdicts.headline(points[points.role == "point"]) == "No bound named of 1 configurations, 1 withheld."
-    assert verdicts.load_said(points).startswith("Load: other work took 60% to 60% of the CPU")
-    assert "1 bounds withheld for load" in verdicts.load_said(points)
-    assert POINT.point_id in repeats.unsettled(points, one_look=False)
+    assert cautions.load_said(points).startswith("Load: other work took 60% to 60% of the CPU")
+    assert "1 bounds withheld for load" in cautions.load_said(points)
+    assert POINT.point_id in repeats.unsettled(points)
 
 
 def test_a_quieter_repeat_replaces_a_loaded_one_and_a_point_measured_only_under_load_keeps_its_runs():
@@ -56,7 +56,7 @@ def test_a_quieter_repeat_replaces_a_loaded_one_and_a_point_measured_only_under_
     points = table(quiet + busy, ENV, {})
     p = points[points.point_id == POINT.point_id].iloc[0]
     assert (p.train_img_s, p.pipeline_img_s, p.runs_set_aside) == (95.0, 100.0, 1) and p.bound_doubt == ""
-    assert "3 runs measured under it were set aside for quieter repeats" in verdicts.load_said(points)
+    assert "3 runs measured under it were set aside for quieter repeats" in cautions.load_said(points)
     alone, _ = quiet_runs(frame[frame.repeat == 1])
     assert len(alone) == 3  # nothing quieter to take their place
 

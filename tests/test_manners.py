@@ -245,7 +245,7 @@ def test_presets_the_dry_run_and_the_sweep_say_the_planners_run_count(here, caps
         assert counts[name] == said.removesuffix(" runs")
         assert run_cli(capsys, "sweep", "--preset", name, "--dry-run")[1].startswith(said)
         assert session.planned(grid, ceiling_probes(grid), preset.repeat_as_needed).startswith(said)
-    assert counts["quick"] == "26 to 78"
+    assert counts["quick"] == "26 to 156"
 
 
 def test_the_eta_comes_from_the_runs_done():

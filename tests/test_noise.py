@@ -11,7 +11,7 @@ import dataclasses
 import pandas as pd
 import pytest
 
-from bench.analyse import noise, verdicts
+from bench.analyse import cautions, noise
 from bench.analyse.points import table
 from bench.analyse.repeats import unsettled
 from bench.passes import looks
@@ -70,9 +70,9 @@ def test_each_bound_is_one_claim_of_the_sweeps_family():
 def test_ceilings_timed_over_short_windows_are_warned_of():
     rows = _rows(SETTLED, [95.0, 96.0]) + _rows(model_ceiling(SETTLED), [900.0, 910.0])
     frame = pd.DataFrame(rows)
-    assert verdicts.short_ceilings(frame) == []
+    assert cautions.short_ceilings(frame) == []
     frame.loc[frame.role == "ceiling", "window_s"] = [0.5, 0.7]
-    assert verdicts.short_ceilings(frame)[0].startswith("1 ceilings measured over only 0.5-0.7 s a run")
+    assert cautions.short_ceilings(frame)[0].startswith("1 ceilings measured over only 0.5-0.7 s a run")
 
 
 def test_one_repeat_leans_on_the_assumed_noise_and_claims_only_large_differences():

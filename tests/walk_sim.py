@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from bench.analyse import moves, noise
-from bench.analyse.points import bound
+from bench.analyse.bounds import bound
 
 START = {
     "backbone": "tiny",

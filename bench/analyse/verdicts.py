@@ -7,15 +7,12 @@ import pandas as pd
 
 from bench.analyse.bounds import ABOVE, AT_CEILING, BUSY_PCT
 from bench.analyse.noise import CONFIDENCE, differ, geomean, of_points
-from bench.analyse.points import SHORT_S, read, runnable, spec_of
+from bench.analyse.points import read, runnable
 from bench.plan.knobs import KNOBS, knobs_of, plain
 from models import is_pipeline_alone
-from pipelines.epochs import loader_depth, window_steps
 from pipelines.registry import is_model_alone, other_loaders
 
 DEFAULT_BACKEND = KNOBS["backend"].default
-SPREAD_WARN = 0.10  # (max - min) / median of the repeats' images/s
-FIRST_SLOW = 1.25  # the first repeat's total time over the others' median
 HELP_KNOBS = ("backend", *knobs_of("pipeline", "loader", "batch", "device"))  # settings a user would change
 
 RULE = (
@@ -43,106 +40,7 @@ RULE = (
 )
 
 
-def load_said(every: pd.DataFrame) -> str:
-    """How busy the machine was with other work during the measured windows of every run the table holds
-    (points and ceilings), and what that did to the verdicts: the report's header says it."""
-    others = pd.to_numeric(every.get("others_cpu_pct", pd.Series(dtype=float)), errors="coerce").dropna()
-    if others.empty:
-        return ""
-    said = (
-        f"Load: other work took {others.min():.0f}% to {others.max():.0f}% of the CPU during the measured windows "
-        f"(median {others.median():.0f}%)"
-    )
-    busy = (others > BUSY_PCT).sum()
-    aside = int(pd.to_numeric(every.get("runs_set_aside", pd.Series(dtype=float)), errors="coerce").fillna(0).sum())
-    loaded = every.get("bound_doubt", pd.Series("", index=every.index)).fillna("").str.startswith("measured under load")
-    if busy:
-        said += f"; {busy} of {len(others)} configurations and ceilings ran while it took over {BUSY_PCT:.0f}%"
-    if aside:
-        said += f"; {aside} runs measured under it were set aside for quieter repeats"
-    if loaded.any():
-        said += f"; {int(loaded.sum())} bounds withheld for load (close other work and run the sweep again)"
-    return said + "."
-
-
-def noise_warnings(frame: pd.DataFrame, points: pd.DataFrame) -> list[str]:
-    """hyperfine- and pyperf-style warnings, each with a hint."""
-    notes = []
-    ok = frame[frame.status == "ok"]
-    labels = {p["point_id"]: _name(p) for p in points.to_dict("records")}
-    for pid, runs in ok.groupby("point_id"):
-        name = labels.get(pid, pid)
-        rates = runs.train_img_s
-        if len(runs) >= 2 and (rates.max() - rates.min()) / rates.median() > SPREAD_WARN:
-            notes.append(
-                f"{name}: images/s spread {(rates.max() - rates.min()) / rates.median():.0%} between "
-                f"repeats. Hint: another load on the machine, or runs too short; close other work, "
-                f"raise epochs or --repeat."
-            )
-        runs = runs.sort_values("repeat")
-        if len(runs) >= 3 and runs.total_s.iloc[0] > FIRST_SLOW * runs.total_s.iloc[1:].median():
-            notes.append(
-                f"{name}: the first repeat took {runs.total_s.iloc[0] / runs.total_s.iloc[1:].median():.2f}"
-                f"x the others. Hint: caches (page cache, compiled kernels) were cold; the median leaves "
-                f"it out."
-            )
-        epoch_bound = _epoch_bound(runs.iloc[0])
-        if epoch_bound:
-            notes.append(f"{name}: {epoch_bound}")
-        window = runs.get("window_s", pd.Series(dtype=float)).median()
-        if window < SHORT_S:
-            notes.append(
-                f"{name}: only {window:.1f} s measured per run, too short to time well. "
-                f"Hint: raise epochs or steps_per_epoch."
-            )
-    return notes
-
-
-def short_ceilings(frame: pd.DataFrame) -> list[str]:
-    """The warning for ceilings timed over windows under SHORT_S (a model alone can run its steps in
-    half a second where its points take seconds): their rates carry more noise than the points'
-    repeats, from which the noise every bound is judged with is pooled."""
-    ok = frame[(frame.status == "ok") & (frame.get("role", "point") == "ceiling")]
-    window = pd.to_numeric(ok.get("window_s", pd.Series(dtype=float)), errors="coerce")
-    short = window[window < SHORT_S]
-    if short.empty:
-        return []
-    return [
-        f"{ok.loc[short.index].point_id.nunique()} ceilings measured over only {short.min():.1f}-{short.max():.1f} s "
-        "a run, too short to time well: their rates are noisier than the points' repeats, from which the noise "
-        "their bounds are judged with is pooled. Hint: raise epochs or steps_per_epoch."
-    ]
-
-
-def _epoch_bound(run) -> str | None:
-    """Why a run's rate is set by its epochs rather than its loader's throughput, or None: an
-    epoch with fewer batches than the loader holds (workers and queue) refills it from empty
-    every epoch, and a window shorter than window_steps sees little else."""
-    if pd.isna(run.get("window_steps")) or is_model_alone(run.pipeline):
-        return None
-    spec = spec_of(run.to_dict())
-    depth, needed = loader_depth(spec), window_steps(spec)
-    why = []
-    if run.train_steps < depth:
-        why.append(
-            f"each epoch has {int(run.train_steps)} batches for a loader {depth} deep (workers + queue), so "
-            f"every epoch starts it from empty and the rate is one worker's latency, not the loader's "
-            f"throughput"
-        )
-    if run.window_steps < needed:
-        why.append(
-            f"the window is {int(run.window_steps)} steps, under the {needed} (max(50, 4 x (workers + "
-            f"queue))) that a steady loader needs"
-        )
-    if not why:
-        return None
-    return (
-        "images/s is epoch-bound: " + "; ".join(why) + ". Hint: window=auto (the default) lengthens the "
-        "epochs; or raise steps_per_epoch or epochs."
-    )
-
-
-def _name(p) -> str:
+def called(p) -> str:
     """A configuration in words; its backend only where it is not the knob's default."""
     backend = p.get("backend", DEFAULT_BACKEND)
     return f"{p['setting']} at batch {p['batch']}" + ("" if backend == DEFAULT_BACKEND else f" on {backend}")
@@ -230,10 +128,10 @@ def fastest(points: pd.DataFrame) -> str | None:
     doubt = claim_doubt(ranked.iloc[:1], ranked.iloc[1:2])
     if doubt:
         return (
-            f"Not named: the highest is {said}, ahead of {_name(ranked.iloc[1])} "
+            f"Not named: the highest is {said}, ahead of {called(ranked.iloc[1])} "
             f"({ranked.iloc[1]['train_img_s_geo']:.1f}), but {doubt}."
         )
-    return f"{said}; ahead of the runner-up, {_name(ranked.iloc[1])}, beyond the noise."
+    return f"{said}; ahead of the runner-up, {called(ranked.iloc[1])}, beyond the noise."
 
 
 VERDICTS = (
@@ -241,7 +139,7 @@ VERDICTS = (
         "input",
         ("train_img_s", True),
         lambda p, gpu: (
-            f"{_name(p)} is input-bound at {p['train_img_s']:.0f} images/s, below the {p['model_img_s']:.0f} "
+            f"{called(p)} is input-bound at {p['train_img_s']:.0f} images/s, below the {p['model_img_s']:.0f} "
             f"images/s the model can take: {'a faster GPU would not speed the input-bound ones up; ' if gpu else ''}"
             f"more loader workers, another loader ({other_loaders(p['pipeline'], p.get('loader') or '')}) or a cache "
             "would."
@@ -251,7 +149,7 @@ VERDICTS = (
         "compute",
         ("train_img_s", False),
         lambda p, gpu: (
-            f"{_name(p)} is compute-bound at {p['efficiency']:.2f} efficiency ({p['train_img_s']:.0f} images/s): "
+            f"{called(p)} is compute-bound at {p['efficiency']:.2f} efficiency ({p['train_img_s']:.0f} images/s): "
             f"{'a faster GPU or mixed precision' if gpu else 'more or faster CPU cores'} would speed the compute-bound "
             f"ones up."
         ),
@@ -260,7 +158,7 @@ VERDICTS = (
         "balanced",
         ("train_img_s", True),
         lambda p, gpu: (
-            f"{_name(p)} is balanced at {p['train_img_s']:.0f} images/s: the pipeline alone "
+            f"{called(p)} is balanced at {p['train_img_s']:.0f} images/s: the pipeline alone "
             f"({p['pipeline_img_s']:.0f}) and the model alone ({p['model_img_s']:.0f}) run at the same rate within the "
             f"noise, so speeding up one of them alone gains little."
         ),
@@ -269,7 +167,7 @@ VERDICTS = (
         "overhead",
         ("efficiency", True),
         lambda p, gpu: (
-            f"{_name(p)} runs at {p['efficiency']:.2f} of its lower ceiling "
+            f"{called(p)} runs at {p['efficiency']:.2f} of its lower ceiling "
             f"({min(p['pipeline_img_s'], p['model_img_s']):.0f} images/s): neither ceiling explains it, so the "
             f"time goes to overheads, or on a CPU to the loader and the model sharing cores."
         ),
@@ -328,13 +226,15 @@ def verdict(points: pd.DataFrame, gpu: bool = True) -> str:
     if len(withheld):
         parts.append(
             f"Bound withheld for {len(withheld)} of {len(judged)} configurations: "
-            + "; ".join(f"{_name(p)}: {doubts[i]}" for i, p in withheld.iterrows())
+            + "; ".join(f"{called(p)}: {doubts[i]}" for i, p in withheld.iterrows())
             + "."
         )
     notes = sure[sure.get("bound_note", pd.Series("", index=sure.index)).fillna("") != ""]
     if len(notes):
         parts.append(
-            "Bound named with a note: " + "; ".join(f"{_name(p)}: {p['bound_note']}" for _, p in notes.iterrows()) + "."
+            "Bound named with a note: "
+            + "; ".join(f"{called(p)}: {p['bound_note']}" for _, p in notes.iterrows())
+            + "."
         )
     for kind, (column, ascending), say in VERDICTS:  # one sentence per kind, on its most telling case
         cases = sure[sure.bound == kind].sort_values(column, ascending=ascending)

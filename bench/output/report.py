@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.analyse import verdicts
+from bench.analyse import cautions, verdicts
 from bench.analyse.points import runnable, setting, spec_of, write_csv
 from bench.output import header, sections, traces
 from bench.output.advice import do_this
@@ -124,8 +124,8 @@ def render(
             f"- {len(stale)} points an earlier sweep planned, that never ran or bound no point now, are kept in "
             "runs.jsonl and left out here"
         )
-    if verdicts.load_said(every):
-        lines.append(f"- {verdicts.load_said(every)}")
+    if cautions.load_said(every):
+        lines.append(f"- {cautions.load_said(every)}")
     lines.append("")
     if not rows:
         return "\n".join(lines + ["No runs yet."]) + "\n"
@@ -193,7 +193,7 @@ def render(
             "",
         ]
     lines += sections.time_spent(frame)
-    warnings = verdicts.noise_warnings(frame[frame.role == "point"], points) + verdicts.short_ceilings(frame)
+    warnings = cautions.noise_warnings(frame[frame.role == "point"], points) + cautions.short_ceilings(frame)
     warnings += [
         f"run {r['run_id']}: a sampler failed, its columns are empty: {r['sampler_error']}"
         for r in rows
