@@ -74,7 +74,8 @@ def step_of(root: Path, spec: RunSpec, why: str) -> moves.Step:
     p = point.iloc[0]
     known = lambda v: None if pd.isna(v) else float(v)  # noqa: E731
     bound = p["bound"] if isinstance(p["bound"], str) and not p.get("bound_doubt") else None
-    return moves.Step(spec.knobs(), rates, known(p["pipeline_img_s"]), known(p["model_img_s"]), bound, why)
+    says = p.get("bound_says") if isinstance(p.get("bound_says"), str) else ""
+    return moves.Step(spec.knobs(), rates, known(p["pipeline_img_s"]), known(p["model_img_s"]), bound, why, says)
 
 
 def _rate(step: moves.Step) -> str:
@@ -83,6 +84,8 @@ def _rate(step: moves.Step) -> str:
     ceilings = ", ".join(
         f"{name} alone {v:.0f}" for name, v in (("pipeline", step.pipeline), ("model", step.model)) if v
     )
+    if step.says:  # the report's words for it, load and doubt included (bench/analyse/bounds.py judge)
+        return f"{moves.median(step.rates):.0f} images/s, {step.says}"
     limit = f"{step.bound}-bound" if step.bound else "bound not known"
     return f"{moves.median(step.rates):.0f} images/s, {limit}" + (f" ({ceilings})" if ceilings else "")
 
@@ -142,7 +145,8 @@ def tune(
         """One more repeat of a setting: the second look at a change inside the noise."""
         spec = dataclasses.replace(one_point(step.knobs), repeat=len(step.rates))
         run_sweep([spec], False)
-        return step_of(root, spec, step.why)._replace(pipeline=step.pipeline, model=step.model, bound=step.bound)
+        kept = {"pipeline": step.pipeline, "model": step.model, "bound": step.bound, "says": step.says}
+        return step_of(root, spec, step.why)._replace(**kept)
 
     on_gpu = bool(json.loads((root / "sweep.json").read_text()).get("gpu_used"))
     loaders = {"tfdata"} if installed("tensorflow") else set()

@@ -207,3 +207,15 @@ def test_a_short_real_tune_walks_and_ends_with_code(tmp_path, tiny_tree):
     path = (tmp_path / "t" / "tune.csv").read_text().splitlines()
     assert len(path) - 1 == sum(line.startswith("[") and not line.startswith("[-]") for line in lines) == 1
     assert json.loads((tmp_path / "t" / "sweep.json").read_text())["preset"] == "tune"
+
+
+def test_a_pipeline_that_makes_its_own_batches_is_never_offered_a_larger_batch_and_lines_read_the_judgement():
+    """Its batch is blank (the knob does not apply): a compute-bound step tries precision and XLA only.
+    A step's line is the report's words for its bound (load and doubt included), not a bound of its own."""
+    from bench import tune
+
+    knobs = {**START, "pipeline": "tests.user_pipelines:own_size_images", "batch": None, "workers": None}
+    step = moves.Step(knobs, [100.0], 120.0, 105.0, "compute")
+    assert not [m for m in moves.moves(step, set()) if "batch" in m[1]]
+    says = "bound withheld: measured under load: other work took 60% of the CPU during the point (over 30%)"
+    assert tune._rate(step._replace(says=says)) == f"100 images/s, {says}"

@@ -48,7 +48,7 @@ def judge(p: dict, noise: Noise = PRIOR) -> Judgement:
     by more than ABOVE but within the noise, the bound stands with a note saying so."""
     sides = _sides(p, noise)
     if sides is None:
-        return Judgement(None, None, "", "", "no bound: a ceiling is missing")
+        return Judgement(None, None, "", "", "bound not known: a ceiling was not measured")
     kind, which, efficiency, beyond, at_line = sides
     lower = p["train_img_s"] / efficiency
     named = kind if at_line >= 0 else "overhead"

@@ -26,7 +26,8 @@ WALK_RATE = 0.04
 
 class Step(NamedTuple):
     """One measured setting: its knobs, its end-to-end rates (one a repeat), its ceilings' medians
-    (None where not measured), what limits it, and why it was tried."""
+    (None where not measured), what limits it, why it was tried, and its bound in the words the report
+    gives it (points.csv's bound_says: one judgement, bench/analyse/bounds.py)."""
 
     knobs: dict
     rates: list[float]
@@ -34,6 +35,7 @@ class Step(NamedTuple):
     model: float | None
     bound: str | None
     why: str = "your setting"
+    says: str = ""
 
 
 def median(rates: list[float]) -> float:
@@ -50,7 +52,7 @@ def _input_moves(knobs: dict, installed: set[str]) -> list[tuple[str, dict]]:
     workers, queue = knobs.get("workers") or 0, knobs.get("max_queue_size") or 0
     found = []
     if "workers" in takes and workers < MAX_WORKERS:
-        found.append(("more loader workers: the pipeline alone is the lower ceiling", {"workers": max(1, 2 * workers)}))
+        found.append(("more loader workers: more batches loaded at once", {"workers": max(1, 2 * workers)}))
     if "use_multiprocessing" in takes and workers and not knobs.get("use_multiprocessing"):
         found.append(
             (
@@ -75,9 +77,10 @@ def _input_moves(knobs: dict, installed: set[str]) -> list[tuple[str, dict]]:
 
 
 def _compute_moves(knobs: dict, gpu: bool, saved_model: bool) -> list[tuple[str, dict]]:
-    """Model-side changes: a larger batch, mixed precision (not for a saved model, which keeps its
-    dtype policy), XLA."""
-    found = [("a larger batch: more work a step for the same per-step cost", {"batch": 2 * knobs["batch"]})]
+    """Model-side changes: a larger batch (not for a pipeline that makes its own batches: its batch is
+    blank), mixed precision (not for a saved model, which keeps its dtype policy), XLA."""
+    batch = knobs.get("batch")
+    found = [("a larger batch: more work a step for the same per-step cost", {"batch": 2 * batch})] if batch else []
     if not saved_model and knobs.get("precision", "float32") == "float32":
         precision = "mixed_float16" if gpu else "mixed_bfloat16"
         found.append((f"{precision}: the model's arithmetic in 16 bits", {"precision": precision}))
