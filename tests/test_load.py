@@ -10,7 +10,7 @@ from rich.console import Console
 from bench.analyse import cautions, repeats, verdicts
 from bench.analyse.points import quiet_runs, table
 from bench.plan.knobs import BUSY_PCT, RunSpec
-from bench.results.record import others_share
+from bench.results.record import RunRecord, others_share
 from bench.run.runner import wait_for_quiet
 from tests.test_analysis import _rows
 
@@ -65,11 +65,12 @@ def test_after_a_loaded_run_the_sweep_waits_for_quiet_and_says_so_and_not_after_
     out = io.StringIO()
     console = Console(file=out, width=200)
     looks = iter([70.0, 50.0, 10.0, 5.0])
-    assert wait_for_quiet(BUSY_PCT - 1, console, 60.0, busy_now=lambda: next(looks)) == 0.0 and out.getvalue() == ""
-    assert wait_for_quiet(60.0, console, 0.0, busy_now=lambda: next(looks)) == 0.0  # --quiet-wait 0: never
-    assert wait_for_quiet(60.0, console, 60.0, busy_now=lambda: next(looks)) == 6.0  # three looks of 2 s
+    assert wait_for_quiet(BUSY_PCT - 1, console, 60.0, busy_now=lambda: next(looks)) == (0.0, True)
+    assert out.getvalue() == ""
+    assert wait_for_quiet(60.0, console, 0.0, busy_now=lambda: next(looks)) == (0.0, False)  # --quiet-wait 0: never
+    assert wait_for_quiet(60.0, console, 60.0, busy_now=lambda: next(looks)) == (6.0, True)  # three looks of 2 s
     assert "other work took 60% of the CPU during that run: waiting up to 60 s" in out.getvalue()
-    assert wait_for_quiet(60.0, console, 4.0, busy_now=lambda: 90.0) == 4.0  # never quiet: it goes on
+    assert wait_for_quiet(60.0, console, 4.0, busy_now=lambda: 90.0) == (4.0, False)  # never quiet: it goes on
 
 
 def test_a_points_table_is_built_without_pandas_fragmentation_warnings():
@@ -84,3 +85,27 @@ def test_a_points_table_is_built_without_pandas_fragmentation_warnings():
         warnings.simplefilter("error", pd.errors.PerformanceWarning)
         points = table(rows, ENV, {"peak_tflops": {"float32": 0.5}})
     assert points.set_index("point_id").loc[point.point_id].bound == "input"
+
+
+def test_a_sweep_on_a_machine_that_stays_busy_waits_once_then_goes_on_and_says_so(tmp_path, monkeypatch):
+    """Every run loaded (others took 50% of the CPU): the first wait finds no quiet in its 4 s, so the
+    sweep waits no more (a constant load would cost every run the whole wait) and says so."""
+    from bench.results.store import ResultStore
+    from bench.run import runner
+    from bench.run.settings import Options
+    from tests.conftest import session_of
+
+    def loaded(spec, *args, **kwargs):
+        figures = {"train_img_s": 100.0, "total_s": 2.0, "cpu_util_mean": 100.0, "proc_cpu_pct_mean": 100.0}
+        return RunRecord.for_spec(spec, status="ok", **figures)
+
+    looks = []
+    monkeypatch.setattr(runner, "run_point", lambda spec, *a, **k: loaded(spec).to_dict())
+    monkeypatch.setattr(runner.psutil, "cpu_percent", lambda interval=None: looks.append(interval) or 90.0)
+    monkeypatch.setattr(runner.psutil, "cpu_count", lambda: 2)
+    out = io.StringIO()
+    store = ResultStore(tmp_path / "out").create()
+    grid = [RunSpec(backbone="tiny", batch=b) for b in (4, 8, 16)]
+    runner.sweep(grid, session_of(store), Options(quiet_wait_s=4.0), console=Console(file=out, width=300))
+    assert looks == [2.0, 2.0] and len(store.records()) == 3
+    assert out.getvalue().count("waiting up to 4 s") == 1 and "the sweep waits no more" in out.getvalue()

@@ -48,12 +48,13 @@ class EtaColumn(ProgressColumn):
         return Text("ETA " + ("-:--" if left is None else clock(left)), style="progress.remaining")
 
 
-def wait_for_quiet(share: float, console: Console, limit_s: float, busy_now=None) -> float:
+def wait_for_quiet(share: float, console: Console, limit_s: float, busy_now=None) -> tuple[float, bool]:
     """After a run during which other work took over BUSY_PCT of the CPU, wait until it takes less (each
     look: the machine's use over 2 s, nothing of the sweep's running) or `limit_s` has passed, so that the
-    next runs are measured quiet where the machine allows; the seconds waited. Said on the console."""
+    next runs are measured quiet where the machine allows; (the seconds waited, whether it is quiet now).
+    Said on the console."""
     if share <= BUSY_PCT or limit_s <= 0:
-        return 0.0
+        return 0.0, share <= BUSY_PCT
     busy_now = busy_now or (lambda: psutil.cpu_percent(interval=2.0))
     console.print(
         f"other work took {share:.0f}% of the CPU during that run: waiting up to {limit_s:.0f} s for it to drop "
@@ -64,7 +65,7 @@ def wait_for_quiet(share: float, console: Console, limit_s: float, busy_now=None
     while waited < limit_s and now > BUSY_PCT:
         now = busy_now()
         waited += 2.0
-    return waited
+    return waited, now <= BUSY_PCT
 
 
 def _summary(record: dict) -> str:
@@ -153,12 +154,21 @@ def sweep(
                     yield spec
 
         def locally():
-            """Each run here in turn; after one that other work slowed, a wait for quiet (wait_for_quiet)."""
+            """Each run here in turn; after one that other work slowed, a wait for quiet (wait_for_quiet),
+            until a wait finds none."""
+            limit = options.quiet_wait_s
             for spec in runnable():
                 record = run_point(spec, index_path, store, timeout_s, interval, options.mem_limit_mb, given)
                 yield spec, record
                 share = others_share(record.get("cpu_util_mean"), record.get("proc_cpu_pct_mean"), psutil.cpu_count())
-                wait_for_quiet(0.0 if share is None else float(share), progress.console, options.quiet_wait_s)
+                waited, quiet = wait_for_quiet(0.0 if share is None else float(share), progress.console, limit)
+                if waited and not quiet:  # a machine busy for all that while stays so: no more waits
+                    progress.console.print(
+                        f"the machine stayed busy for {waited:.0f} s: the sweep waits no more, and the report says "
+                        "which figures ran under load",
+                        highlight=False,
+                    )
+                    limit = 0.0
 
         if jobs is None:
             results = locally()
