@@ -131,12 +131,11 @@ def test_a_saved_baseline_keeps_its_noise_and_repeats(tmp_path, capsys):
 
 
 def test_a_baseline_saved_before_the_noise_columns_reads_its_noise_from_the_ranges(tmp_path, capsys):
-    """The committed ci baseline keeps each point's min and max of 3 repeats but no noise_sd: two such
-    files are judged at the spread their ranges give, not an assumed 20%."""
-    old = ROOT / "results" / "baselines" / "cpu" / "ci.csv"
-    table = points.read_csv(old)
-    if "noise_sd" in table:  # measured again since: the case made from it
-        table = table.drop(columns=["noise_sd", "noise_df"])
+    """The ci baseline as committed before the noise columns (tests/ci_baseline_3_repeats.csv: each point's
+    min and max of 3 repeats, no noise_sd, no runs file): two such files are judged at the spread their
+    ranges give, not an assumed 20%."""
+    table = points.read_csv(ROOT / "tests" / "ci_baseline_3_repeats.csv")
+    assert "noise_sd" not in table and "train_img_s_geo" not in table
     table.to_csv(tmp_path / "old.csv", index=False)
     for column in ("train_img_s", "train_img_s_min", "train_img_s_max"):
         table[column] *= 0.7
