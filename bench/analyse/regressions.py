@@ -234,11 +234,10 @@ def compare(base: Side, cur: Side, metric="train_img_s", factor=FACTOR, drop=GAT
             result.to_measure[c["point_id"]] = "within the noise"
             undecided.append(vbi)
         else:
-            change = sign * math.log(row["ratio"])
-            ruled_out = f"worse, within noise; a {drop:.0%} drop ruled out"
-            faster = "better, within noise" if change > scale * math.log(factor) else ""
+            change, line = sign * math.log(row["ratio"]), scale * math.log(factor)  # beyond the factor, not the noise:
+            within = f"worse, within noise; a {drop:.0%} drop ruled out" if change < -line else ""
             row["mark"] = {"regression": "REGRESSION", "better": "better"}.get(
-                verdict, ruled_out if change < -scale * math.log(factor) else faster
+                verdict, within or ("better, within noise" if change > line else "")
             )
         result.regressions += row["mark"] == "REGRESSION"
         result.unjudged += "cannot judge" in row["mark"]
