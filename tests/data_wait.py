@@ -18,7 +18,7 @@ import time
 from pipelines.feed import ReadyClock
 from pipelines.registry import PIPELINES
 
-STEPS = 12
+STEPS = 6
 DELAY_S = 0.4
 
 

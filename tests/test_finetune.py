@@ -12,7 +12,7 @@ from tests.conftest import gpubench
 TRAIN = ["--backbone", "tiny", "--input-size", "16", "--batch", "4", "--workers", "2"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def trained(tmp_path_factory, tiny_tree):
     cwd = tmp_path_factory.mktemp("workflow")
     result = gpubench("train", "--data", tiny_tree, "--out", "run", "--epochs", "3", *TRAIN, cwd=cwd)

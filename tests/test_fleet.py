@@ -1,6 +1,7 @@
 """Past one machine: data-parallel training over several processes (hosts), and sweeps run as
 jobs through submitit, all on this CPU machine."""
 
+import importlib.metadata
 import os
 import signal
 import subprocess
@@ -128,6 +129,15 @@ def test_one_host_killed_ends_the_run_as_one_failed_row_with_no_process_left(tmp
     ]
 
 
+# The versions this was last seen failing with: its outcome is theirs, so it runs again (18 s on the
+# 2-core machine) only where another Keras or TensorFlow is installed (a newer release, a new pin).
+FAILED_WITH = {"keras": "3.15.1", "tensorflow": "2.21.0"}
+
+
+@pytest.mark.skipif(
+    all(installed(p) and importlib.metadata.version(p) == v for p, v in FAILED_WITH.items()),
+    reason=f"seen failing with {FAILED_WITH}; runs again when either version changes",
+)
 @pytest.mark.xfail(strict=True, reason="keras-team/keras#20585: Keras 3's fit fails under MultiWorkerMirroredStrategy")
 def test_tensorflow_multi_worker_fit(tmp_path):
     """Two local TensorFlow workers (TF_CONFIG) fitting a small model under

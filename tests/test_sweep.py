@@ -42,7 +42,7 @@ def smoke_sweep(data, *more) -> list:
     return ["sweep", "--preset", "smoke", "--data", data, "--out", "out", "--no-ceilings", *more]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def broken_tree(tmp_path_factory):
     """A small tree with a zero-byte file and a truncated JPEG among the images, and a notebook's
     checkpoint folder and Windows' thumbnail cache beside them."""
@@ -57,7 +57,7 @@ def broken_tree(tmp_path_factory):
     return root
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def smoke(tmp_path_factory, broken_tree):
     """The smoke preset over the broken tree, run once for the tests that read its results;
     without its ceilings, which test_bottleneck measures for real."""

@@ -3,6 +3,7 @@ time went. The figures themselves come from bench/analyse/points.py."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from bench.analyse.bounds import ABOVE, AT_CEILING, BUSY_PCT
@@ -49,16 +50,15 @@ def called(p) -> str:
 def _side(points: pd.DataFrame) -> tuple[float, float]:
     """(the geometric mean of the points' rates, the runs it stands for): k points of n_i repeats
     each average to a log mean whose spread is that of k**2 / sum(1 / n_i) runs."""
-    geo = _geo(points)
-    n = points.get("repeats_ok", pd.Series(1, index=points.index)).clip(lower=1)
-    return geomean(geo), len(points) ** 2 / float((1 / n).sum())
+    n = points["repeats_ok"].to_numpy(float).clip(min=1) if "repeats_ok" in points else np.ones(len(points))
+    return geomean(_geo(points)), len(points) ** 2 / float((1 / n).sum())
 
 
 def claim_doubt(faster: pd.DataFrame, slower: pd.DataFrame) -> str:
     """Why "`faster` gave more images/s than `slower`" cannot be stated ('' when it can), by the
     noise rule (bench/analyse/noise.py). Each side is one point or several, compared by their
     geometric mean over the other settings."""
-    noise = of_points(pd.concat([faster, slower]))
+    noise = of_points(faster if faster.get("noise_sd", pd.Series(dtype=float)).notna().any() else slower)
     (a, n_a), (b, n_b) = _side(faster), _side(slower)
     if differ(a, n_a, b, n_b, noise) > 0:
         return ""
