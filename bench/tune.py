@@ -14,7 +14,7 @@ import pandas as pd
 
 from bench.analyse import moves, noise
 from bench.analyse.points import read, runnable
-from bench.plan.grid import installed, one_point
+from bench.plan.grid import installed_pipelines, one_point
 from bench.plan.knobs import KNOBS, RunSpec, SpecError, display
 from bench.plan.presets import DataSpec
 from bench.results.store import ResultStore
@@ -149,12 +149,11 @@ def tune(
         return step_of(root, spec, step.why)._replace(**kept)
 
     on_gpu = bool(json.loads((root / "sweep.json").read_text()).get("gpu_used"))
-    loaders = {"tfdata"} if installed("tensorflow") else set()
     path, best, reason = moves.walk(
         first,
         measure,
         better,
-        loaders,
+        installed_pipelines(),
         max_runs=max_runs,
         gpu=on_gpu,
         more=more,
@@ -182,22 +181,3 @@ def closing(root: Path, path: list[moves.Step], best: moves.Step, reason: str) -
         "",
         *code_lines(row, sweep),
     ]
-
-
-def command(args) -> int:
-    """`gpubench tune`: the start from the preset's first value of each knob and --set, the walk, its last lines."""
-    from bench.cli.checks import check_out, checked_grid
-    from bench.cli.options import run_options
-    from bench.plan.presets import load_preset
-
-    preset = load_preset(args.preset)
-    first = {k: v[0] if isinstance(v, list) else v for k, v in preset.knob_sets()[0].items()}
-    start = checked_grid([{k: [v] for k, v in first.items()}], args.set, gpu=args.gpu)
-    if len(start) != 1:
-        raise SpecError("tune starts from one setting: give one value per knob in --set")
-    check_out(args.out, force=None)
-    root, path, best, reason = tune(
-        start[0], preset.data, run_options(args, preset.timeout_s), args.repeat, args.max_runs
-    )
-    print("\n".join(closing(root, path, best, reason)))
-    return 0 if best.rates else 1

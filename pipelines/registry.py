@@ -127,6 +127,8 @@ class Pipeline:
     kind: str = ""  # the loader a user's function may return that it is: what advice calls it and offers instead
     example: str = ""  # a function in examples/ that builds it with its knobs: the "do this" that runs as printed
     given: tuple[str, ...] = ()  # a user's function: what of GIVEN it takes (without `batch` it makes its own batches)
+    decodes_in_python: bool = False  # its workers decode in Python, one interpreter's lock between threads
+    instead: str = ""  # why the tuner tries it in place of a loader that decodes in Python ('' : it does not)
 
 
 PIPELINES = {
@@ -146,6 +148,7 @@ PIPELINES = {
             _keras_loader,
             in_training_thread=keras_in_training_thread,
             code=_keras_code,
+            decodes_in_python=True,
             kind="a PyDataset with workers",
             example="examples.pipelines:pydataset_images",
         ),
@@ -163,6 +166,7 @@ PIPELINES = {
             formats=TFDATA_FORMATS,
             code=_tfdata_code,
             kind="tf.data",
+            instead="its map runs outside Python's lock",
             example="examples.pipelines:tfdata_images",
         ),
         Pipeline(
@@ -187,6 +191,7 @@ PIPELINES = {
             in_training_thread=_torch_in_training_process,
             code=_torch_code,
             kind="a torch DataLoader",
+            decodes_in_python=True,
             example="examples.pipelines:dataloader_images",
         ),
         Pipeline(

@@ -134,6 +134,15 @@ def test_a_blank_knob_matches_its_default(tmp_path):
     assert status == STATUS["pass"] and "only in" not in text
 
 
+def test_a_baseline_saved_before_a_knob_existed_matches_the_points_at_its_default(tmp_path):
+    """A knob added after the baseline was saved: its column is missing there, read as the default."""
+    a = results(tmp_path / "a", {1: [100, 104, 97]})
+    old = pd.read_csv(a / "points.csv", keep_default_na=False, na_values=[""]).drop(columns=["transfer"])
+    old.to_csv(tmp_path / "old.csv", index=False)
+    text, status = gate(tmp_path / "old.csv", a, {})
+    assert status == STATUS["pass"] and "only in" not in text
+
+
 def test_lower_is_better_metrics_gate_the_other_way(tmp_path, run_compare):
     a = results(tmp_path / "a", {4: [200, 202, 198]})
     b = results(tmp_path / "b", {4: [140, 141, 139]})  # slower: total_s up by 40%

@@ -219,3 +219,27 @@ def test_a_pipeline_that_makes_its_own_batches_is_never_offered_a_larger_batch_a
     assert not [m for m in moves.moves(step, set()) if "batch" in m[1]]
     says = "bound withheld: measured under load: other work took 60% of the CPU during the point (over 30%)"
     assert tune._rate(step._replace(says=says)) == f"100 images/s, {says}"
+
+
+def test_a_loader_that_decodes_in_python_is_offered_each_installed_pipeline_the_registry_says_to_try(monkeypatch):
+    """The tuner's loader moves come from the pipelines' descriptors, not from names in the tuner."""
+    import dataclasses
+
+    from bench.plan import grid
+    from pipelines.registry import PIPELINES
+
+    faster = dataclasses.replace(PIPELINES["synthetic"], name="fastload", kind="fastload", instead="it decodes in C")
+    monkeypatch.setitem(PIPELINES, "fastload", faster)
+    step = moves.Step({**START, "pipeline": "keras"}, [100.0], 120.0, 900.0, "input")
+    offered = {
+        change["pipeline"]: why for why, change in moves.moves(step, {"tfdata", "fastload"}) if "pipeline" in change
+    }
+    assert offered == {
+        "tfdata": "tf.data in place of this loader: its map runs outside Python's lock",
+        "fastload": "fastload in place of this loader: it decodes in C",
+    }
+    assert not [
+        c for _, c in moves.moves(step._replace(knobs={**START, "pipeline": "tfdata"}), {"tfdata"}) if "pipeline" in c
+    ]
+    monkeypatch.setattr(grid, "installed", lambda module: module != "tensorflow")
+    assert "tfdata" not in grid.installed_pipelines() and "keras" in grid.installed_pipelines()

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from bench.analyse.noise import CONFIDENCE, Noise
-from pipelines.registry import knob_meaning
+from pipelines.registry import PIPELINES, knob_meaning
 
 NEAR_MODEL = 0.9  # end to end within 10% of the model alone: the input side has nothing left to give
 MAX_WORKERS = 64
@@ -66,13 +66,12 @@ def _input_moves(knobs: dict, installed: set[str]) -> list[tuple[str, dict]]:
         found.append(("a cache of decoded images: each image decoded once", {"cache": True}))
     if "transfer" in takes and knobs.get("transfer", "float32") != "uint8":
         found.append(("uint8 transfer: a quarter of the bytes handed to the model", {"transfer": "uint8"}))
-    if knobs.get("pipeline") in ("keras", "torch") and "tfdata" in installed:
-        found.append(
-            (
-                "tf.data in place of this loader: its map runs outside Python's lock",
-                {"pipeline": "tfdata", "use_multiprocessing": None},
-            )
-        )
+    if getattr(PIPELINES.get(knobs.get("pipeline")), "decodes_in_python", False):
+        found += [
+            (f"{p.kind} in place of this loader: {p.instead}", {"pipeline": p.name, "use_multiprocessing": None})
+            for p in PIPELINES.values()
+            if p.instead and p.name in installed
+        ]
     return found
 
 

@@ -154,7 +154,7 @@ def figure(p: dict, metric: str) -> tuple[float, float]:
 
 
 def match_key(row) -> tuple:
-    """A configuration's knobs, a blank read as the knob's default and numbers as numbers."""
+    """A configuration's knobs, numbers as numbers, a blank or missing one (older baselines) as its default."""
 
     def plain(name):
         value = row.get(name)
@@ -164,7 +164,7 @@ def match_key(row) -> tuple:
             value = int(value)
         return str(value).lower() if isinstance(value, (bool, str)) or hasattr(value, "dtype") else value
 
-    return tuple((name, plain(name)) for name in KNOB_COLUMNS if name in row)
+    return tuple((name, plain(name)) for name in KNOB_COLUMNS)
 
 
 def _busy(point) -> str | None:

@@ -114,9 +114,20 @@ def closing_line(rows: list[dict], wall_s: float, report: Path, verdict: str) ->
 
 
 def _tune(args) -> int:
+    """`gpubench tune`: the start from the preset's first value of each knob and --set, the walk, its last lines."""
     from bench import tune
 
-    return tune.command(args)
+    preset = load_preset(args.preset)
+    first = {k: v[0] if isinstance(v, list) else v for k, v in preset.knob_sets()[0].items()}
+    start = checked_grid([{k: [v] for k, v in first.items()}], args.set, gpu=args.gpu)
+    if len(start) != 1:
+        raise SpecError("tune starts from one setting: give one value per knob in --set")
+    check_out(args.out, force=None)
+    root, path, best, reason = tune.tune(
+        start[0], preset.data, run_options(args, preset.timeout_s), args.repeat, args.max_runs
+    )
+    print("\n".join(tune.closing(root, path, best, reason)))
+    return 0 if best.rates else 1
 
 
 def _run(args) -> int:

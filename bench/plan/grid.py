@@ -16,7 +16,15 @@ from bench.plan.knobs import KNOBS, LOADER_KNOBS, RunSpec, SpecError, below_mini
 from models import PIPELINE_ALONE, data_format_problem, input_size_problem, is_pipeline_alone
 from models.user import is_user_model
 from models.user import problem as model_problem
-from pipelines.registry import MODEL_ALONE, batches_itself, describe, is_model_alone, is_user_pipeline, knob_meaning
+from pipelines.registry import (
+    MODEL_ALONE,
+    PIPELINES,
+    batches_itself,
+    describe,
+    is_model_alone,
+    is_user_pipeline,
+    knob_meaning,
+)
 
 # The package a backend imports, and how to install it (a pipeline's is in its descriptor).
 BACKEND_NEEDS = {name: (b.package, b.install) for name, b in BACKENDS.items()}
@@ -123,11 +131,22 @@ def installed(module: str) -> bool:
         return False
 
 
+def _pipeline_needs(name: str) -> tuple[str, str] | None:
+    """(package, how to install) a shipped pipeline imports beyond Keras, None for a user's."""
+    described = None if is_user_pipeline(name) else describe(name)
+    return described and (BACKEND_NEEDS.get(described.framework) or described.needs)
+
+
+def installed_pipelines() -> set[str]:
+    """The shipped pipelines whose package this machine has."""
+    needs = {name: _pipeline_needs(name) for name in PIPELINES}
+    return {name for name, need in needs.items() if need is None or installed(need[0])}
+
+
 def _needs(spec: RunSpec) -> list[tuple[str, str, tuple[str, str]]]:
     """(knob, value, (package, how to install)) for the point's backend and pipeline."""
     needs = [("backend", spec.backend, BACKEND_NEEDS[spec.backend])] if spec.backend in BACKEND_NEEDS else []
-    described = None if is_user_pipeline(spec.pipeline) else describe(spec.pipeline)
-    pipeline = described and (BACKEND_NEEDS.get(described.framework) or described.needs)
+    pipeline = _pipeline_needs(spec.pipeline)
     return needs + ([("pipeline", spec.pipeline, pipeline)] if pipeline else [])
 
 
