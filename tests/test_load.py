@@ -109,3 +109,11 @@ def test_a_sweep_on_a_machine_that_stays_busy_waits_once_then_goes_on_and_says_s
     runner.sweep(grid, session_of(store), Options(quiet_wait_s=4.0), console=Console(file=out, width=300))
     assert looks == [2.0, 2.0] and len(store.records()) == 3
     assert out.getvalue().count("waiting up to 4 s") == 1 and "the sweep waits no more" in out.getvalue()
+
+
+def test_one_load_rule_for_a_point_against_its_ceiling_and_a_machine_against_another():
+    from bench.analyse.bounds import BUSY_GAP, BUSY_PCT, load_case
+
+    assert load_case([BUSY_PCT + 1, float("nan")]) == "over" and load_case([2.0, BUSY_PCT + 1]) == "over"
+    assert load_case([2.0, 3.0 + BUSY_GAP]) == "apart" and load_case([2.0, 1.0 + BUSY_GAP]) == ""
+    assert load_case([float("nan"), 25.0]) == "" and load_case([]) == ""

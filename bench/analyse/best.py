@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.analyse.bounds import BUSY_GAP, BUSY_PCT, rate_of
+from bench.analyse.bounds import BUSY_PCT, load_case, rate_of
 from bench.analyse.noise import Noise, combined, differ, of_points
 from bench.analyse.points import device_count, read
 from bench.analyse.reference import seed_figure
@@ -88,14 +88,12 @@ def best_per_machine(folders: list[Path], prices: dict[str, float] | None = None
 
 def load_apart(first: pd.Series, second: pd.Series) -> str:
     """Why two machines' best rates cannot be set against each other for load, in words ('' where they
-    can): other work took over BUSY_PCT of the CPU while either ran, or shares BUSY_GAP apart."""
+    can): the load rule (bounds.load_case) over the two machines' shares of other work."""
     shares = {r.machine: r.get("others_cpu_pct") for r in (first, second) if pd.notna(r.get("others_cpu_pct"))}
+    case = load_case(shares.values())
     said = " and ".join(f"{share:.0f}% on {machine}" for machine, share in shares.items())
-    if shares and max(shares.values()) > BUSY_PCT:
-        return f"other work took {said} of the CPU while they ran (over {BUSY_PCT:.0f}%)"
-    if len(shares) == 2 and abs(float.__sub__(*map(float, shares.values()))) > BUSY_GAP:
-        return f"other work took {said} of the CPU while they ran"
-    return ""
+    over = f" (over {BUSY_PCT:.0f}%)" if case == "over" else ""
+    return f"other work took {said} of the CPU while they ran{over}" if case else ""
 
 
 def leader(group: pd.DataFrame) -> tuple[pd.Series, pd.Series | None, Noise | None, int]:

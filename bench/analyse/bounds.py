@@ -115,12 +115,21 @@ def _sides(p: dict, noise: Noise) -> tuple[str, str, float, int, int] | None:
     )
 
 
+def load_case(shares) -> str:
+    """The load rule for two figures, given other work's share of the CPU during each (NaN where not
+    known): 'over' where one is over BUSY_PCT, 'apart' where they are BUSY_GAP apart, '' where the
+    two may be set against each other. Bounds (a point against its ceiling) and the machines report
+    (two machines' best) both apply it."""
+    known = [float(share) for share in shares if pd.notna(share)]
+    if known and max(known) > BUSY_PCT:
+        return "over"
+    return "apart" if len(known) == 2 and abs(known[0] - known[1]) > BUSY_GAP else ""
+
+
 def _load(p: dict, which: str) -> str:
     """Other work on the CPU that keeps a point's figures from being judged against its lower ceiling,
-    in words: more than BUSY_PCT during either, or shares BUSY_GAP apart ('' where neither)."""
+    in words ('' where load_case finds none)."""
     shares = {"the point": p.get("others_cpu_pct"), f"its {which}-alone ceiling": p.get(f"{which}_others_cpu_pct")}
     known = {during: share for during, share in shares.items() if pd.notna(share)}
     said = "other work took " + " and ".join(f"{share:.0f}% of the CPU during {d}" for d, share in known.items())
-    if known and max(known.values()) > BUSY_PCT:
-        return f"{said} (over {BUSY_PCT:.0f}%)"
-    return said if len(known) == 2 and abs(float.__sub__(*map(float, known.values()))) > BUSY_GAP else ""
+    return {"over": f"{said} (over {BUSY_PCT:.0f}%)", "apart": said}.get(load_case(known.values()), "")
