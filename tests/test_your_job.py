@@ -3,8 +3,6 @@ through the CLI with tiny shapes (slow: each starts workers); the 'do this' para
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -193,10 +191,10 @@ def test_a_saved_model_fed_by_each_kind_of_user_pipeline_alone_and_end_to_end(tm
     """A user's pipeline measured alone and end to end, with the model-alone ceiling: the verdict's
     columns, as for the shipped pipelines. Two kinds here (a tf.data.Dataset, a PyDataset); every
     kind's handover to fit is held in process by tests/test_handover.py."""
+    from examples import save_model
+
     saved = tmp_path / "small.keras"
-    subprocess.run(
-        [sys.executable, "-m", "examples.save_model", saved, "32", "2"], check=True, cwd=tmp_path, env=WITH_EXAMPLES
-    )
+    save_model.main([str(saved), "32", "2"])  # as `python -m examples.save_model` does, without a process
     kinds = KINDS
     done, rows, points = _sweep(
         tmp_path, tree, f"backbone={saved}", "pipeline=" + ",".join(kinds), "workers=0", ceilings=True
