@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pytest
 
 from bench.plan.grid import installed, one_point
@@ -192,6 +193,9 @@ def test_a_killed_sweep_resumes_without_losing_or_repeating_rows(tmp_path, tiny_
     args = smoke_sweep(tiny_tree, *sets("pipeline=keras", "batch=2,4"), *AS_ASKED)
     finished = killed(args, tmp_path)
     assert len(finished) == 1  # killed once its first row was written, seconds before the second
+    # nothing of it left behind: the launcher's server and the run it forked end with the sweep
+    left = [p for p in psutil.process_iter(["cwd"]) if p.info["cwd"] == str(tmp_path) and p.pid != os.getpid()]
+    assert not psutil.wait_procs(left, timeout=60)[1]
     resumed = cli(*args)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert len(stand_in.started) == 1 and stand_in.started[0].run_id not in finished

@@ -1,7 +1,7 @@
 """A run's fresh process, forked from a server that imported its backend's framework and Keras once.
 
-Importing a framework and Keras takes seconds every run (on the 2-core CPU machine: jax 2.7 s,
-torch 4.7 s, TensorFlow 4.6 s; on a lent H200, 5.4-6.0 s a jax run's start-up). A server
+Importing a framework and Keras takes seconds every run (on the 2-core CPU machine, shared: jax
+2.7 s, torch 4.7 s, TensorFlow 4.6 s; on a lent H200 a jax run's start-up was 5.4-6.0 s). A server
 (`python -m bench.run.launcher`, one per backend and import-time environment) imports them once
 and forks each run from its one thread: each run still has a process of its own, its own
 session (the runner kills its group), log, exit status and memory (the isolation rule stands).
@@ -20,9 +20,11 @@ imports, that no device was started (jax: no backend initialised; torch: CUDA no
 CUDA context must not cross a fork. A server that finds one refuses, and its runs start as
 `python -m bench.run.worker`, as every other run does.
 
-Verified on the CPU only (no GPU was at hand): the imports leave 2-3 idle native threads (as the
-forkserver that forked TensorFlow's runs before had); that no device is started after the imports
-on a GPU, and the start-up a forked run saves there, are for scripts/gpu_check_device.sh to measure.
+Verified on the CPU only (no GPU was at hand): forked runs of each backend train, fail and are
+killed as their own (tests/test_processes.py, the smoke sweeps); the imports leave one or two idle
+native threads beside the server's own, which a fork does not copy. Not verified: that on a GPU
+jax's and torch's imports start no device (the server's check is there for that), nor the start-up
+a forked run saves there: scripts/gpu_check_device.sh measures both.
 """
 
 from __future__ import annotations
