@@ -9,7 +9,7 @@
 #   1. the doctor (what each backend trains on);
 #   2. gpu-check: gpu-quick's model-alone points on jax, then bench/gpucheck.py's checks;
 #   3. start-up a run on jax and torch, forked from their launcher and with GPUBENCH_FORK=0 (resnet50
-#      alone, 3 runs a sweep, a short window): startup_s and its parts, printed and kept;
+#      alone, 2 runs a sweep, a short window): startup_s and its parts, printed and kept;
 #   4. quick on the GPU (keras and torch loaders, one repeat): the bound and the fixed costs a run.
 # The results come back in $OUT/results.tgz (results/reference/<gpu>/...), written again after each phase.
 OUT="${OUT:-/tmp/out}"
@@ -32,13 +32,13 @@ one="--set pipeline=synthetic --set backbone=resnet50 --set precision=mixed_bflo
 for backend in jax torch; do
   for fork in 1 0; do
     # shellcheck disable=SC2086 # $one is a list of arguments
-    GPUBENCH_FORK=$fork timeout 40 python3 -m bench sweep --preset gpu-quick --set backend=$backend $one --repeat 3 \
+    GPUBENCH_FORK=$fork timeout 45 python3 -m bench sweep --preset gpu-quick --set backend=$backend $one --repeat 2 \
       --no-ceilings --out "$ref/startup/$backend-fork$fork" --force
     python3 -c "import pandas as p, sys; r = p.read_json(sys.argv[1] + '/runs.jsonl', lines=True); print(sys.argv[1], r[['status', 'forked', 'startup_s', 'import_s', 'device_s', 'model_s', 'flops_s', 'wall_s']].round(2).to_string())" "$ref/startup/$backend-fork$fork"
     save
   done
 done
-timeout 100 python3 -m bench sweep --preset quick --set backend=jax --set pipeline=keras,torch --repeat 1 \
+timeout 90 python3 -m bench sweep --preset quick --set backend=jax --set pipeline=keras,torch --repeat 1 \
   --out "$ref/quick-jax" --force
 save
 echo done
