@@ -22,9 +22,16 @@ def tiny_tree(tmp_path_factory) -> Path:
     )
 
 
-# A run timed out at 0.5 s on purpose starts as a plain process: forked, it would first wait for the
-# launcher's server to import TensorFlow (bench/run/launcher.py).
+# A run timed out at 0.5 s on purpose starts as a plain process: forked, its time would first go to
+# the launcher's server importing TensorFlow (bench/run/launcher.py).
 SPAWNED = dict(os.environ, GPUBENCH_FORK="0")
+
+
+def assert_forked_with_startup_parts(runs) -> None:
+    """Each run forked from its backend's launcher (bench/run/launcher.py), its start-up in parts."""
+    parts = runs[["import_s", "device_s", "model_s", "flops_s"]]
+    assert runs.forked.all() and (parts > 0).all().all()
+    assert (parts.sum(axis=1) <= runs.startup_s + 1e-6).all() and (runs.startup_s < runs.wall_s).all()
 
 
 def gpubench(*args, cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:

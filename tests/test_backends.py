@@ -19,7 +19,7 @@ from bench.run import runner
 from bench.run.settings import Options
 from pipelines.dataset import scan
 from pipelines.registry import describe_loader, prefetch_factor
-from tests.conftest import gpubench, session_of
+from tests.conftest import assert_forked_with_startup_parts, gpubench, session_of
 
 ROOT = Path(__file__).resolve().parents[1]
 needs_jax = pytest.mark.skipif(not installed("jax"), reason="jax is not installed")
@@ -56,6 +56,7 @@ def test_the_smoke_preset_runs_on_jax(tmp_path, tiny_tree):
         {"tfdata"} if not installed("tensorflow") else set()
     ) - ({"dali"} if not installed("nvidia.dali") else set())
     assert (runs.backend == backend).all()
+    assert_forked_with_startup_parts(runs)
     assert (runs.backend_version == importlib.metadata.version(backend).split("+")[0]).all() or (
         runs.backend_version == importlib.metadata.version(backend)
     ).all()
@@ -103,6 +104,7 @@ def test_without_tensorflow_the_torch_backend_runs_and_tfdata_is_refused(tmp_pat
     assert set(runs.status) == {"ok"}
     assert set(runs.pipeline) == {"keras", "torch", "synthetic"} | ({"dali"} if installed("nvidia.dali") else set())
     assert (runs.backend == "torch").all() and (runs.train_img_s > 0).all()
+    assert_forked_with_startup_parts(runs)
     assert json.loads((tmp_path / "out" / "env.json").read_text())["cuda"] == ""
 
     for knobs, message in (

@@ -104,5 +104,11 @@ def test_where_the_time_went_sums_the_phases_and_gives_a_runs_fixed_costs():
     assert row["other (min)"] == pytest.approx((36 - 2.6 - 6.5 - 21) / 60)
     assert row["start-up a run (s, median)"] == 0.6 and row["warm-up beyond compile a run (s, median)"] == 1.0
     assert "compiled from cache" not in row  # nothing compiled (TensorFlow without XLA): no empty column
+    assert "forked" not in row and "of which import (s, median)" not in row  # runs from before either was kept
+    parts = {"import_s": [0.9, 0.1, 0.2], "device_s": [0.1] * 3, "model_s": [0.4, 0.2, 0.3], "flops_s": [0.1] * 3}
+    row = gains.time_spent(frame.assign(forked=[False, True, True], **parts)).iloc[0]
+    assert row["of which import (s, median)"] == 0.2 and row["of which model and data (s, median)"] == 0.3
+    assert row["of which devices (s, median)"] == row["of which FLOP count (s, median)"] == 0.1
+    assert row["forked"] == "2 of 3"
     row = gains.time_spent(frame.assign(cache_hit=[True, False, None])).iloc[0]
     assert row["compiled from cache"] == "1 of 2"

@@ -189,8 +189,7 @@ except SystemExit as e:
 os.environ["KERAS_BACKEND"] = "jax"  # as a worker on jax sets it
 for package in (bench, models, pipelines):
     for found in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
-        # preload is TensorFlow's launcher: it imports TensorFlow by design, and hides the rest
-        if found.name.endswith("__main__") or found.name == "bench.run.preload":
+        if found.name.endswith("__main__"):
             continue
         try:
             importlib.import_module(found.name)

@@ -1,10 +1,15 @@
 """bench/run/processes.py and launcher.py without starting a worker: a multi-process run's samples
-merged, which runs are forked, how a forked run pools processes."""
+merged, which runs are forked and from which server; and forked runs from a real server."""
 
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
+import psutil
+import pytest
 
 from bench.run import processes
 from bench.run.processes import _merge_samples
@@ -22,54 +27,99 @@ def test_every_process_samples_land_in_the_run_file_with_a_process_column(tmp_pa
     assert "host" not in merged and not paths[1].exists()
 
 
-def test_only_runs_a_fork_cannot_harm_are_forked_from_the_server():
-    """TensorFlow alone, one process, no memory cap, no GPU in use (bench/run/launcher.py)."""
+def test_only_runs_a_fork_cannot_harm_are_forked_from_a_server():
+    """One process, no address-space cap, no user code; on the CPU any backend, where a GPU may be in
+    use only jax and torch without TensorFlow or DALI beside them (bench/run/launcher.py)."""
     from bench.plan.grid import one_point
     from bench.run import launcher
 
-    cpu = {"CUDA_VISIBLE_DEVICES": "-1"}
-    tf_keras = one_point({"backbone": "tiny", "pipeline": "keras"})
-    assert launcher.forkable(tf_keras, cpu, None)
-    assert launcher.forkable(one_point({"backbone": "tiny", "pipeline": "tfdata"}), cpu, None)
-    assert not launcher.forkable(tf_keras, {}, None)  # a GPU may be in use: a CUDA context must not cross a fork
-    assert not launcher.forkable(tf_keras, cpu, 2000)  # the cap would count the server's mappings
-    assert not launcher.forkable(tf_keras, {**cpu, launcher.FORK_ENV: "0"}, None)
-    assert not launcher.forkable(one_point({"backbone": "tiny", "pipeline": "keras", "hosts": 2}), cpu, None)
+    cpu, gpu = {"CUDA_VISIBLE_DEVICES": "-1"}, {}
+
+    def point(**knobs):
+        return one_point({"backbone": "tiny", "pipeline": "keras", **knobs})
+
+    for backend in ("tensorflow", "jax", "torch"):
+        assert launcher.forkable(point(backend=backend), cpu, None)
+        assert launcher.forkable(point(backend=backend, pipeline="tfdata"), cpu, None)
+        assert not launcher.forkable(point(backend=backend), {**cpu, launcher.FORK_ENV: "0"}, None)
+        assert not launcher.forkable(point(backend=backend), cpu, print)  # the cap would count the server's mappings
+        assert not launcher.forkable(point(backend=backend, hosts=2), cpu, None)
+        assert not launcher.forkable(point(backend=backend, pipeline="tests.user_pipelines:watched"), cpu, None)
+    assert launcher.forkable(point(backend="jax"), gpu, None) and launcher.forkable(point(backend="torch"), gpu, None)
+    assert launcher.forkable(point(backend="jax", pipeline="torch"), gpu, None)
+    assert not launcher.forkable(point(backend="tensorflow"), gpu, None)  # it cannot be asked whether CUDA started
     assert not launcher.forkable(
-        one_point({"backbone": "tiny", "pipeline": "torch", "backend": "tensorflow"}), cpu, None
-    )  # torch is hidden in the server
-    assert not launcher.forkable(one_point({"backbone": "tiny", "backend": "jax"}), cpu, None)
+        point(backend="jax", pipeline="tfdata"), gpu, None
+    )  # TensorFlow starts CUDA to hide it
 
 
-def test_a_forked_run_pools_processes_as_a_plain_process_does(tmp_path):
-    """A forkserver's child inherits its start method; a run forked from the launcher's server sets
-    back the one a plain process has, so that a PyDataset's process pool starts as in the user's fit."""
-    import subprocess
-    import sys
+def test_a_server_serves_only_runs_whose_imports_read_what_its_own_read():
+    from bench.plan.grid import one_point
+    from bench.run import backends, launcher
 
-    probe = (
-        "import multiprocessing as mp\n"
-        "def child(path):\n"
-        "    from bench.run.launcher import as_plain_process\n"
-        "    before = mp.get_start_method()\n"
-        "    as_plain_process()\n"
-        "    open(path, 'w').write(before + ' ' + mp.get_start_method())\n"
-        "if __name__ == '__main__':\n"
-        "    print(mp.get_start_method())\n"
-        "    p = mp.get_context('forkserver').Process(target=child, args=(__import__('sys').argv[1],))\n"
-        "    p.start(); p.join()\n"
-    )
-    script = tmp_path / "probe.py"
-    script.write_text(probe)
+    jax = one_point({"backbone": "tiny", "pipeline": "keras", "backend": "jax"})
+    env = {"CUDA_VISIBLE_DEVICES": "-1", "JAX_PLATFORMS": "cpu", "KERAS_BACKEND": "jax"}
+    same = launcher.key(jax, env)
+    assert launcher.key(jax, {**env, backends.GPU_MEMORY_FRACTION_ENV: "0.5"}) == same  # read once a device starts
+    others = [
+        launcher.key(jax, {**env, "JAX_PLATFORMS": ""}),
+        launcher.key(jax, {**env, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}),
+        launcher.key(jax, {**env, "CUDA_VISIBLE_DEVICES": "0"}),
+        launcher.key(one_point({"backbone": "tiny", "pipeline": "keras", "backend": "jax", "gpus": 2}), env),
+        launcher.key(one_point({"backbone": "tiny", "pipeline": "tfdata", "backend": "jax"}), env),
+        launcher.key(one_point({"backbone": "tiny", "pipeline": "keras", "backend": "torch"}), env),
+    ]
+    assert len({same, *others}) == 1 + len(others)
+
+
+def test_a_server_refuses_where_a_framework_started_or_may_have_started_a_device(monkeypatch):
+    from bench.run import backends, launcher
+
+    assert launcher._device_started(["tensorflow"], on_gpu=False) is None  # its CPU runtime: forked as before
+    assert launcher._device_started(["tensorflow"], on_gpu=True) == "tensorflow may have started a device"
+    assert launcher._device_started(["jax", "nvidia.dali"], on_gpu=True) == "nvidia.dali may have started a device"
+    monkeypatch.setattr(backends.of("jax"), "no_device_started", lambda: False)  # as after jax.devices()
+    assert launcher._device_started(["jax"], on_gpu=False) == "jax started a device"
+    monkeypatch.setattr(backends.of("jax"), "no_device_started", lambda: True)
+    assert launcher._device_started(["jax"], on_gpu=True) is None
+
+
+@pytest.mark.slow
+def test_forked_runs_have_their_own_session_exit_and_log_and_end_with_the_server(tmp_path):
+    """Two runs forked from one jax server: killing one's group leaves the other; the other fails
+    with its traceback in its own log and its status; it pools processes as a plain process does;
+    a run still going when the sweep's pipe closes is killed with the server."""
+    from bench.plan.grid import one_point
+    from bench.run import launcher
+
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "-1", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)}
+    spec = one_point({"backbone": "tiny", "pipeline": "synthetic", "backend": "jax"})
+    release = tmp_path / "release"
+    cmd = [sys.executable, "-m", "tests.launched", str(release)]
+    runs = [launcher.start(spec, cmd, env, tmp_path / f"{k}.log") for k in range(3)]
+    assert all(runs) and len({run.pid for run in runs}) == 3
+    assert all(os.getsid(run.pid) == run.pid for run in runs)  # each its own session, so its own group
+    server = runs[0].server
+    assert all(run.server is server for run in runs) and server.process.pid not in {run.pid for run in runs}
+    os.killpg(runs[0].pid, signal.SIGKILL)
+    assert runs[0].wait() == -signal.SIGKILL and runs[1].poll() is None
+    release.write_text("")
+    assert runs[1].wait() == 3
+    log = (tmp_path / "1.log").read_text()
     plain = subprocess.run(
-        [sys.executable, str(script), str(tmp_path / "child")],
+        [sys.executable, "-c", "import multiprocessing as m; print(m.get_start_method())"],
         capture_output=True,
         text=True,
-        check=True,
-        cwd=tmp_path,
-        env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
     )
-    assert (tmp_path / "child").read_text() == f"forkserver {plain.stdout.strip()}"
+    assert f"start method {plain.stdout.strip()}" in log
+    assert "Traceback (most recent call last)" in log and "RuntimeError: released" in log
+    assert runs[2].wait() == 3  # released too; a fourth, still waiting, dies with the server
+    release.unlink()
+    last = psutil.Process(launcher.start(spec, cmd, env, tmp_path / "3.log").pid)
+    launcher.stop()
+    assert server.process.returncode == 0
+    gone, _ = psutil.wait_procs([last], timeout=60)
+    assert gone
 
 
 def test_a_machines_peak_is_probed_once_and_reused_by_its_later_sweeps(tmp_path, monkeypatch):

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pytest
 
 from bench.plan.grid import installed, one_point
@@ -21,7 +22,7 @@ from bench.run import processes
 from bench.run.settings import Options
 from pipelines.dataset import make_synthetic, scan
 from pipelines.registry import PIPELINES
-from tests.conftest import SPAWNED, gpubench, killed, session_of
+from tests.conftest import SPAWNED, assert_forked_with_startup_parts, gpubench, killed, session_of
 from tests.tables import table, tables
 
 DALI_TF_PLUGIN, DALI_NEEDS_TF_PLUGIN = PIPELINES["dali"].plugins["tensorflow"]
@@ -98,6 +99,7 @@ def test_smoke_sweep_writes_every_row_and_column(smoke):
     ).all()
     assert (runs.window_s > 0).all() and (runs.train_img_s == runs.window_images / runs.window_s).all()
     assert (0 < runs.startup_s).all() and (runs.startup_s < runs.wall_s).all() and (runs.warmup_s > 0).all()
+    assert_forked_with_startup_parts(runs)  # TensorFlow's runs, from their launcher
     assert (runs.run_cpu_util_mean >= 0).all() and (runs.run_rss_peak_mb > 50).all()
     assert set(runs.matmul_precision) == {"float32"}
     assert (runs.images_skipped == 2).all()  # the broken tree's two unreadable images, passed over
@@ -191,6 +193,9 @@ def test_a_killed_sweep_resumes_without_losing_or_repeating_rows(tmp_path, tiny_
     args = smoke_sweep(tiny_tree, *sets("pipeline=keras", "batch=2,4"), *AS_ASKED)
     finished = killed(args, tmp_path)
     assert len(finished) == 1  # killed once its first row was written, seconds before the second
+    # nothing of it left behind: the launcher's server and the run it forked end with the sweep
+    left = [p for p in psutil.process_iter(["cwd"]) if p.info["cwd"] == str(tmp_path) and p.pid != os.getpid()]
+    assert not psutil.wait_procs(left, timeout=60)[1]
     resumed = cli(*args)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert len(stand_in.started) == 1 and stand_in.started[0].run_id not in finished
@@ -219,6 +224,7 @@ def test_a_worker_out_of_memory_is_an_oom_row_with_its_whole_traceback_in_the_lo
     store = ResultStore(tmp_path / "out").create()
     row = processes.run_point(spec, tmp_path / "index.json", store, 120, given={"CUDA_VISIBLE_DEVICES": "-1"})
     assert row["status"] == "oom" and "MemoryError" in row["error"] and "TiB" in row["error"]
+    assert row["forked"]  # from TensorFlow's launcher: its failure and its log its own
     log = (store.logs / f"{spec.run_id}.log").read_text()
     assert "Traceback (most recent call last)" in log and "numpy" in log  # the whole of it, for whoever mends it
 

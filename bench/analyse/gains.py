@@ -111,14 +111,17 @@ def decode_ceilings(points: pd.DataFrame) -> pd.DataFrame:
 
 
 PHASES = {"startup_s": "start-up", "warmup_s": "warm-up", "window_s": "measured windows"}
+# start-up's parts (bench/run/worker.py); the rest of it is a pipeline ceiling's decode probe
+STARTUP_PARTS = {"import_s": "import", "device_s": "devices", "model_s": "model and data", "flops_s": "FLOP count"}
 
 
 def time_spent(frame: pd.DataFrame) -> pd.DataFrame:
     """Per backend, where the runs' wall time went: start-up (process start to model built),
     warm-up (of which compile and loader start), the measured windows, and the rest (validation
-    and checkpoints, sampler start, teardown), in minutes; a run's median start-up and warm-up
-    beyond compile (the fixed costs a faster start would cut); the runs compiled from the cache (a
-    column left out where no run compiled: TensorFlow without XLA)."""
+    and checkpoints, sampler start, teardown), in minutes; a run's median start-up, its parts, and
+    warm-up beyond compile (the fixed costs a faster start would cut); the runs forked from their
+    backend's launcher; the runs compiled from the cache (a column left out where no run compiled:
+    TensorFlow without XLA)."""
     rows = []
     for backend, runs in frame[frame.wall_s.notna()].groupby("backend"):
         known = runs.reindex(columns=["startup_s", "warmup_s", "window_s", "compile_s", "loader_start_s"]).fillna(0)
@@ -128,10 +131,16 @@ def time_spent(frame: pd.DataFrame) -> pd.DataFrame:
         row["of which loader start (min)"] = known.loader_start_s.sum() / 60
         row["other (min)"] = row["wall (min)"] - sum(row[f"{label} (min)"] for label in PHASES.values())
         row["start-up a run (s, median)"] = known.startup_s.median()
+        parts = runs.reindex(columns=list(STARTUP_PARTS)).dropna(axis=1, how="all")  # none before they were kept
+        row.update({f"of which {STARTUP_PARTS[c]} (s, median)": parts[c].median() for c in parts})
+        forked = runs.get("forked", pd.Series(dtype=object)).dropna()
+        row["forked"] = f"{int(forked.astype(bool).sum())} of {len(runs)}" if len(forked) else ""
         row["warm-up beyond compile a run (s, median)"] = (known.warmup_s - known.compile_s).median()
         cached = runs.get("cache_hit", pd.Series(dtype=object)).dropna()
         row["compiled from cache"] = f"{int(cached.astype(bool).sum())} of {len(cached)}" if len(cached) else ""
         rows.append(row)
     table = pd.DataFrame(rows)
-    cached = table.get("compiled from cache", pd.Series(dtype=object))
-    return table.drop(columns=cached.name) if len(cached) and (cached == "").all() else table  # nothing compiled
+    for name in ("compiled from cache", "forked"):  # nothing compiled (TensorFlow without XLA), or runs of old
+        if name in table and (table[name] == "").all():
+            table = table.drop(columns=name)
+    return table

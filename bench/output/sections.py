@@ -269,7 +269,8 @@ def time_spent(frame: pd.DataFrame) -> list[str]:
         "## Where the sweep's time went",
         "",
         f"Of {wall:.1f} minutes of runs (ceilings included), {measured:.1f} were measured windows "
-        f"({measured / wall:.0%}). Start-up is process start to model built (imports, data, model); warm-up "
+        f"({measured / wall:.0%}). Start-up is process (or fork) start to model built: the import of the "
+        "framework and Keras, the devices, the model and data, the FLOP count; warm-up "
         f"is training start until the window opened (a few steps, or the first epoch where it fills a cache or "
         f"the feed is in memory): compile (its time beyond as many steady steps) and the loader's start are "
         "part of it; other is validation and checkpoints, sampler start and teardown."
@@ -277,6 +278,12 @@ def time_spent(frame: pd.DataFrame) -> list[str]:
             " A run compiled from the cache when every program it compiled was already in the persistent "
             "compilation cache."
             if "compiled from cache" in table
+            else ""
+        )
+        + (
+            " A run forked from its backend's launcher counts its start-up from the fork: the launcher's own "
+            "import is paid once a sweep, in no run."
+            if "forked" in table
             else ""
         ),
         "",

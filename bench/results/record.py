@@ -57,7 +57,12 @@ class _Measured:
     train_cudnn: str = ""  # the cuDNN it loaded
     # timings (seconds unless named); rates are over the measured window: after the warm-up steps
     wall_s: float | None = None  # the worker process from its start: imports, model build, teardown
-    startup_s: float | None = None  # process start until the model was built
+    startup_s: float | None = None  # process (or fork) start until the model was built: the parts below and more
+    import_s: float | None = None  # process (or fork) start until the framework and Keras were imported
+    device_s: float | None = None  # the devices set up and asked where the run trains
+    model_s: float | None = None  # the data index, model and feeds built
+    flops_s: float | None = None  # the model's FLOPs counted (the rest of start-up: a pipeline ceiling's decode probe)
+    forked: bool | None = None  # forked from its backend's launcher (bench/run/launcher.py), not a fresh process
     warmup_s: float | None = None  # training start until the window opened
     warmup_steps: int | None = None  # the first epoch's steps before the window (all of them: a whole epoch)
     compile_s: float | None = None  # the warm-up's time beyond as many steady steps, less loader_start_s

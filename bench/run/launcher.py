@@ -1,86 +1,273 @@
-"""A run's fresh process, forked from a server that imported TensorFlow and Keras once.
+"""A run's fresh process, forked from a server that imported its backend's framework and Keras once.
 
-Importing TensorFlow and Keras takes 3 to 7 s on the 2-core CPU machine, every run. A server
-process (multiprocessing's forkserver) imports them once, before any thread pool or device
-exists, and forks each run from itself: each run still has a process of its own, its own
-session, log and exit status (the isolation rule stands), without paying the import. Only where
-a fork is safe: a TensorFlow run that imports no other framework, on one process, without a
-memory cap (an address-space cap set after the import would count the server's mappings), and
-with no GPU in use (a CUDA context must not cross a fork). Everything else, and every run with
-GPUBENCH_FORK=0, starts as `python -m bench.run.worker`."""
+Importing a framework and Keras takes seconds every run (on the 2-core CPU machine, shared: jax
+2.7 s, torch 4.7 s, TensorFlow 4.6 s; on a lent H200 a jax run's start-up was 5.4-6.0 s). A server
+(`python -m bench.run.launcher`, one per backend and import-time environment) imports them once
+and forks each run from its one thread: each run still has a process of its own, its own
+session (the runner kills its group), log, exit status and memory (the isolation rule stands).
+A server is keyed by all a run's imports read: its backend, frameworks, gpus (jax's logical
+devices) and environment (CUDA_VISIBLE_DEVICES, JAX_PLATFORMS, KERAS_BACKEND, XLA_FLAGS, caches
+...), all but the per-run GPU memory cap, read once a device starts; any other run gets another
+server. The server stops when the sweep's pipe to it closes (the sweep ended or was killed) or with
+the sweep (PR_SET_PDEATHSIG), and kills the runs it forked that are still going.
+
+A run is forked only where a fork is safe: one process (hosts 1), no address-space cap (it would
+count the server's mappings), neither a user's pipeline nor model (they may import any framework),
+GPUBENCH_FORK not "0"; on the CPU (CUDA_VISIBLE_DEVICES=-1) any backend; where a GPU may be used
+only jax and torch runs that import no other framework (TensorFlow, even as a pipeline, starts
+CUDA when it is kept off the GPU; DALI cannot be asked), and only where the server finds, after its
+imports, that no device was started (jax: no backend initialised; torch: CUDA not initialised): a
+CUDA context must not cross a fork. A server that finds one refuses, and its runs start as
+`python -m bench.run.worker`, as every other run does.
+
+Verified on the CPU only (no GPU was at hand): forked runs of each backend train, fail and are
+killed as their own (tests/test_processes.py, the smoke sweeps); the imports leave one or two idle
+native threads beside the server's own, which a fork does not copy. Not verified: that on a GPU
+jax's and torch's imports start no device (the server's check is there for that), nor the start-up
+a forked run saves there: scripts/gpu_check_device.sh measures both.
+"""
 
 from __future__ import annotations
 
-import multiprocessing
+import atexit
+import contextlib
+import importlib
+import json
 import os
+import runpy
+import select
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
 from bench.plan.backends import BACKENDS
-from bench.plan.grid import frameworks
+from bench.plan.grid import frameworks, installed
 from bench.plan.knobs import RunSpec
+from bench.run import backends
+from models.user import is_user_model
+from pipelines.registry import is_user_pipeline
 
 FORK_ENV = "GPUBENCH_FORK"
-PRELOADED = "tensorflow"  # the backend whose framework the server imports once (bench/run/preload.py)
-_server = None
+PER_RUN = (backends.GPU_MEMORY_ENV, backends.GPU_MEMORY_FRACTION_ENV)  # read as a device starts: not a key
+FORKS_ON_GPU = {"jax", "torch"}  # frameworks whose import starts no device, as the server checks
+# what a run imports before it trains (bench/run/worker.py's train), imported once by the server
+WORKER_IMPORTS = (
+    "keras",
+    "bench.run.worker",
+    "bench.run.assemble",
+    "bench.run.doctor",
+    "bench.run.gate",
+    "bench.run.training",
+)
+READY_S = 300  # a server whose imports take longer serves no run: they start as processes
+_servers: dict[tuple, Server | None] = {}
 
 
-def forkable(spec: RunSpec, env: dict, mem_limit_mb: int | None) -> bool:
-    """Whether this run may be forked from the server (the module's docstring says when)."""
+def on_cpu(env: dict) -> bool:
+    """The run's GPUs are hidden (--gpu cpu, or a machine without one)."""
+    return env.get("CUDA_VISIBLE_DEVICES") == "-1"
+
+
+def forkable(spec: RunSpec, env: dict, capped) -> bool:
+    """Whether this run may be forked from a server (the module's docstring says when); `capped` is
+    processes.memory_limit's pre-exec hook, None without an address-space cap."""
     return (
         env.get(FORK_ENV, "1") != "0"
-        and spec.backend == PRELOADED
         and spec.hosts == 1
-        and not mem_limit_mb
-        and set(frameworks(spec)) <= {BACKENDS[PRELOADED].package}
-        and env.get("CUDA_VISIBLE_DEVICES") == "-1"
+        and capped is None
+        and not is_user_pipeline(spec.pipeline)
+        and not is_user_model(spec.backbone)
+        and (on_cpu(env) or set(frameworks(spec)) <= FORKS_ON_GPU)
     )
+
+
+def key(spec: RunSpec, env: dict) -> tuple:
+    """What a server is for: what the run's imports read."""
+    return spec.backend, frameworks(spec), spec.gpus, tuple(sorted(i for i in env.items() if i[0] not in PER_RUN))
+
+
+def start(spec: RunSpec, cmd: list[str], env: dict, log: Path) -> Forked | None:
+    """`cmd` (`python -m module args`) as a process forked from the server for this run, its output
+    in `log`; None where the server could not start or refuses (the run then starts as `cmd`)."""
+    server_key = key(spec, env)
+    if server_key not in _servers:
+        if not _servers:
+            atexit.register(stop)
+        _servers[server_key] = Server.started(spec, dict(server_key[3]))
+    server = _servers[server_key]
+    pid = server and server.fork({"module": cmd[2], "args": cmd[3:], "env": env, "log": str(log)})
+    return Forked(server, pid) if pid else None
+
+
+def stop() -> None:
+    """Every server ends: its pipe closes, it exits."""
+    for server in filter(None, _servers.values()):
+        server.process.stdin.close()
+        server.process.wait()
+    _servers.clear()
+
+
+class Server:
+    """The sweep's end of one server: requests down its stdin, a line of JSON back for each fork
+    (its pid) and each exit (its status, as subprocess gives it)."""
+
+    def __init__(self, process: subprocess.Popen):
+        self.process, self.codes, self._pending = process, {}, b""
+
+    @classmethod
+    def started(cls, spec: RunSpec, env: dict) -> Server | None:
+        """A server that imported the run's frameworks and is ready, or None (it refused or died)."""
+        argv = [sys.executable, "-m", __name__, spec.backend, str(spec.gpus), ",".join(frameworks(spec))]
+        server = cls(
+            subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        )
+        said = server._next(READY_S)  # its start-up lines (TensorFlow's oneDNN, cuda drivers) go nowhere
+        if said and said.get("ready"):
+            return server
+        server.process.kill()
+        server.process.wait()
+        return None
+
+    def fork(self, request: dict) -> int | None:
+        try:
+            self.process.stdin.write(json.dumps(request).encode() + b"\n")
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            return None
+        while (said := self._next(None)) is not None:
+            if "forked" in said:
+                return said["forked"]
+        return None
+
+    def exit_code(self, pid: int, block: bool) -> int | None:
+        """The run's exit status once it ended; a run whose server died died with it (SIGKILL)."""
+        while pid not in self.codes:
+            if self._next(None if block else 0) is None:
+                if self.process.poll() is not None:  # the server is gone, and its runs with it
+                    self.codes[pid] = -signal.SIGKILL
+                break
+        return self.codes.get(pid)
+
+    def _next(self, timeout: float | None) -> dict | None:
+        """The server's next message (exits noted in `codes`), None after `timeout` or once it is gone."""
+        while b"\n" not in self._pending:
+            if not select.select([self.process.stdout], [], [], timeout)[0]:
+                return None
+            chunk = os.read(self.process.stdout.fileno(), 65536)
+            if not chunk:
+                self.process.wait()
+                return None
+            self._pending += chunk
+        line, self._pending = self._pending.split(b"\n", 1)
+        said = json.loads(line)
+        if "exited" in said:
+            self.codes[said["exited"]] = said["code"]
+        return said
 
 
 class Forked:
     """A forked run as the runner handles a subprocess: pid, poll, wait."""
 
-    def __init__(self, process):
-        self.process = process
-        self.pid = process.pid
+    def __init__(self, server: Server, pid: int):
+        self.server, self.pid = server, pid
 
     def poll(self) -> int | None:
-        return self.process.exitcode
+        return self.server.exit_code(self.pid, block=False)
 
     def wait(self) -> int:
-        self.process.join()
-        return self.process.exitcode
+        return self.server.exit_code(self.pid, block=True)
 
 
-def start(args: list[str], env: dict, log: Path) -> Forked:
-    """The worker's main(args), in a process forked from the server, its output in `log`."""
-    global _server
-    if _server is None:
-        _server = multiprocessing.get_context("forkserver")
-        _server.set_forkserver_preload(["bench.run.preload"])
-    process = _server.Process(target=_child, args=(args, env, str(log)), name="gpubench-run")
-    process.start()
-    return Forked(process)
+# The server's side, in `python -m bench.run.launcher BACKEND GPUS FRAMEWORKS`.
 
 
-def as_plain_process() -> None:
-    """The multiprocessing start method a plain `python` process has (fork on Linux up to Python
-    3.13): a forkserver's child inherits "forkserver", and a user's PyDataset(use_multiprocessing=True)
-    would then start its pool from a fresh server every epoch, each worker importing TensorFlow
-    again (measured: 5 s an epoch at 1 worker, 10 s at 4, against 0.1 s from a plain process)."""
-    multiprocessing.set_start_method(None, force=True)
+def main(backend: str, gpus: str, uses: str) -> int:
+    """Imports, says whether it serves, then forks a run per request until the sweep's pipe closes;
+    in a forked child, runs that request's module."""
+    from bench.run import devices, worker
+
+    worker.die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the sweep's to handle: it ends the runs
+    devices.prepare(backend, int(gpus), tuple(uses.split(",")))
+    for module in (*[p for p in uses.split(",") if installed(p)], *WORKER_IMPORTS):
+        importlib.import_module(module)
+    why = _device_started(uses.split(","), on_gpu=not on_cpu(os.environ))
+    _say({"ready": why is None, "why": why})
+    request = why is None and serve(sys.stdin.fileno())
+    return run(request) if request else 0
 
 
-def _child(args: list[str], env: dict, log: str) -> None:
-    """In the forked process: its own session (the runner kills the group), the run's environment,
-    its output to the run's log, then the worker."""
-    os.setsid()
-    as_plain_process()
+def _device_started(packages: list[str], on_gpu: bool) -> str | None:
+    """Which framework started a device (on the CPU too: a jax CPU client's threads would not cross
+    the fork), or on a GPU may have (it cannot be asked), or None."""
+    for package in packages:
+        untouched = backends.of(package).no_device_started() if package in BACKENDS else None
+        if untouched is False or (on_gpu and untouched is None):
+            return f"{package} {'started' if untouched is False else 'may have started'} a device"
+    return None
+
+
+def _say(message: dict) -> None:
+    os.write(1, json.dumps(message).encode() + b"\n")
+
+
+def serve(requests: int) -> dict | None:
+    """Forks a run for each line read from `requests` and reaps them (waitpid, one thread); returns
+    the request in the forked child, None in the server once the sweep has gone (its runs killed)."""
+    running, pending = set(), b""
+    while True:
+        if select.select([requests], [], [], 0.1 if running else None)[0]:
+            chunk = os.read(requests, 65536)
+            if not chunk:
+                for pid in running:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(pid, signal.SIGKILL)
+                return None
+            pending += chunk
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                pid = _fork()
+                if not pid:
+                    return json.loads(line)
+                running.add(pid)
+                _say({"forked": pid})
+        while running and (ended := os.waitpid(-1, os.WNOHANG))[0]:
+            running.discard(ended[0])
+            _say({"exited": ended[0], "code": os.waitstatus_to_exitcode(ended[1])})
+
+
+def _fork() -> int:
+    """os.fork, the child in a session of its own before its pid is told (so that the runner's
+    kill of its group cannot come first)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if not pid:
+        os.close(read)
+        os.setsid()
+        os.close(write)
+        return 0
+    os.close(write)
+    os.read(read, 1)  # end of file once the child is in its session
+    os.close(read)
+    return pid
+
+
+def run(request: dict) -> int:
+    """In the forked child: the run's environment, its output to its log, no stdin, Ctrl-C as a
+    plain process has it, then the module as `python -m` runs it (its exit is the process's)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     os.environ.clear()
-    os.environ.update(env)
-    out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.environ.update(request["env"])
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    out = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(out, 1)
     os.dup2(out, 2)
-    from bench.run import worker
+    os.close(out)
+    sys.argv = [request["module"], *request["args"]]
+    runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
+    return 0
 
-    sys.exit(worker.main(args))
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:]))

@@ -106,8 +106,11 @@ def run_point(
     given: dict | None = None,
 ) -> dict:
     """Run one point in fresh processes, each given the variables `given` (doctor.check's) on top
-    of this process's environment, and return its record, stamped with this machine."""
-    return {**_run(spec, index_path, store, timeout_s, interval, mem_limit_mb, given), **this_machine()}
+    of this process's environment, and return its record, stamped with this machine and with
+    whether it was forked from its backend's launcher."""
+    forked = []
+    record = _run(spec, index_path, store, timeout_s, interval, mem_limit_mb, given, forked)
+    return {**record, "forked": bool(forked), **this_machine()}
 
 
 def _run(
@@ -118,10 +121,11 @@ def _run(
     interval: float,
     mem_limit_mb: int | None,
     given: dict | None,
+    forked: list,
 ) -> dict:
     """One process, or one per host when hosts > 1 (joined on a localhost port); the record of
     process 0, with every process's samples in one file (a `process` column). A process that fails,
-    or the timeout, ends them all: one row."""
+    or the timeout, ends them all: one row. The processes forked from a launcher go in `forked`."""
     hosts = spec.hosts
     part = [""] + [f".p{k}" for k in range(1, hosts)]  # process k's files; process 0's are the run's own
     records = [store.root / f".{spec.run_id}{part[k]}.json" for k in range(hosts)]
@@ -149,10 +153,11 @@ def _run(
                 "--process-id",
                 str(k),
             ]
-            if launcher.forkable(spec, env, mem_limit_mb):  # TensorFlow imported once, each run still its own process
-                procs.append(launcher.start(cmd[3:], env, logs[k]))
-                continue
             capped, env = memory_limit(mem_limit_mb, env, spec.gpus)
+            if started := launcher.forkable(spec, env, capped) and launcher.start(spec, cmd, env, logs[k]):
+                forked.append(started)  # the framework imported once, each run still its own process
+                procs.append(started)
+                continue
             with open(logs[k], "w") as log:
                 procs.append(
                     subprocess.Popen(

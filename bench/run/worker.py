@@ -46,8 +46,9 @@ def one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}"[:500]
 
 
-def _die_with_parent() -> None:
-    """Linux: end this run when the sweep that started it is killed."""
+def die_with_parent() -> None:
+    """Linux: end this process when the one that started it is killed (a run with its sweep or
+    launcher, a launcher with its sweep)."""
     try:
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
@@ -79,6 +80,7 @@ def train(
     from pipelines.registry import describe_loader, is_user_pipeline
 
     record.backend_version = backend_version(spec.backend)
+    record.import_s = since_process_start()
     keras.config.set_image_data_format(spec.data_format)
     scope, record.devices = devices.setup(spec.backend, spec.gpus, spec.hosts)
     trains_on = doctor.where(spec.backend, spec.gpus)
@@ -87,6 +89,7 @@ def train(
     wrong = gate.contradiction(os.environ.get(gate.LABEL_ENV), trains_on)
     if wrong:  # a job on a node with another GPU (or none): its figures are not this label's
         raise RuntimeError(f"{wrong}: not filed under --gpu {os.environ[gate.LABEL_ENV]}")
+    record.device_s = since_process_start() - record.import_s
     index = DatasetIndex.load(index_path)
     record.classes = len(index.classes)
     record.images_skipped = len(index.skipped)
@@ -108,7 +111,10 @@ def train(
     record.matmul_precision = devices.matmul_precision(
         spec.backend, spec.precision, machine.compute_capability() if "GPU" in record.devices else None
     )
+    built = since_process_start()
+    record.model_s = built - record.import_s - record.device_s
     record.train_gflops_per_image, record.flops_uncounted = count_flops(model, train_feed, spec)
+    record.flops_s = since_process_start() - built
     # the pipeline's ceiling: also how fast one core decodes this data (its first repeat: DECODE_PROBE_S)
     if is_pipeline_alone(spec.backbone) and not is_user_pipeline(spec.pipeline) and spec.repeat == 0:
         record.decode_img_s_core = decode_rate(index, spec)
@@ -193,10 +199,16 @@ def count_flops(model, train_feed, spec: RunSpec) -> tuple[float | None, str | N
 
 
 def since_process_start() -> float:
-    """Seconds since this process started: the interpreter and every import included."""
-    import psutil
+    """Seconds since this process started (or was forked): the interpreter and every import
+    included. On Linux from the kernel's clock since boot, to its 10 ms ticks (psutil's create_time
+    adds the boot time rounded to the second: 0.3 s off on the 2-core machine)."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        return time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, AttributeError):  # no /proc, no CLOCK_BOOTTIME: another platform
+        import psutil
 
-    return time.time() - psutil.Process().create_time()
+        return time.time() - psutil.Process().create_time()
 
 
 def backend_version(backend: str) -> str:
@@ -229,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=SAMPLE_INTERVAL_S)
     parser.add_argument("--process-id", type=int, default=0, help="this process's number among the run's hosts")
     args = parser.parse_args(argv)
-    _die_with_parent()
+    die_with_parent()
     spec = RunSpec(**json.loads(args.spec))
     devices.prepare(spec.backend, spec.gpus, frameworks(spec), spec.hosts)  # before anything imports Keras
     record = RunRecord.for_spec(spec)

@@ -80,6 +80,17 @@ def spreads_over_hosts() -> bool:
     return True
 
 
+def no_device_started() -> bool:
+    """No backend (CPU or GPU client) is initialised in this process: a fork cannot carry a device
+    (jax has no public question for it; a jax without this one says False)."""
+    try:
+        from jax._src import xla_bridge
+
+        return not xla_bridge.backends_are_initialized()
+    except (ImportError, AttributeError):
+        return False
+
+
 def tf32_allowed() -> bool:
     import jax
 

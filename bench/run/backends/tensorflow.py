@@ -60,6 +60,12 @@ def spreads_over_hosts() -> bool:
     return False
 
 
+def no_device_started() -> bool | None:
+    """None: TensorFlow cannot be asked whether it started its runtime or CUDA (a fork is left to
+    the CPU only)."""
+    return None
+
+
 def tf32_allowed() -> bool:
     import tensorflow as tf
 

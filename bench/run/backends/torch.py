@@ -74,6 +74,13 @@ def spreads_over_hosts() -> bool:
     )
 
 
+def no_device_started() -> bool:
+    """CUDA is not initialised in this process: a fork cannot carry a device."""
+    import torch
+
+    return not torch.cuda.is_initialized()
+
+
 def tf32_allowed() -> bool:
     import torch
 
