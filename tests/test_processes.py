@@ -28,7 +28,7 @@ def test_every_process_samples_land_in_the_run_file_with_a_process_column(tmp_pa
 
 
 def test_only_runs_a_fork_cannot_harm_are_forked_from_a_server():
-    """One process, no address-space cap, no user code; on the CPU any backend, where a GPU may be in
+    """One process, no address-space cap; on the CPU any backend and a user's code, where a GPU may be in
     use only jax and torch without TensorFlow or DALI beside them (bench/run/launcher.py)."""
     from bench.plan.grid import one_point
     from bench.run import launcher
@@ -44,7 +44,8 @@ def test_only_runs_a_fork_cannot_harm_are_forked_from_a_server():
         assert not launcher.forkable(point(backend=backend), {**cpu, launcher.FORK_ENV: "0"}, None)
         assert not launcher.forkable(point(backend=backend), cpu, print)  # the cap would count the server's mappings
         assert not launcher.forkable(point(backend=backend, hosts=2), cpu, None)
-        assert not launcher.forkable(point(backend=backend, pipeline="tests.user_pipelines:watched"), cpu, None)
+        user = point(backend=backend, pipeline="tests.user_pipelines:watched")
+        assert launcher.forkable(user, cpu, None) and not launcher.forkable(user, gpu, None)  # it may import TensorFlow
     assert launcher.forkable(point(backend="jax"), gpu, None) and launcher.forkable(point(backend="torch"), gpu, None)
     assert launcher.forkable(point(backend="jax", pipeline="torch"), gpu, None)
     assert not launcher.forkable(point(backend="tensorflow"), gpu, None)  # it cannot be asked whether CUDA started

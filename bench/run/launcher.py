@@ -12,8 +12,9 @@ server. The server stops when the sweep's pipe to it closes (the sweep ended or 
 the sweep (PR_SET_PDEATHSIG), and kills the runs it forked that are still going.
 
 A run is forked only where a fork is safe: one process (hosts 1), no address-space cap (it would
-count the server's mappings), neither a user's pipeline nor model (they may import any framework),
-GPUBENCH_FORK not "0"; on the CPU (CUDA_VISIBLE_DEVICES=-1) any backend; where a GPU may be used
+count the server's mappings), GPUBENCH_FORK not "0"; on the CPU (CUDA_VISIBLE_DEVICES=-1) any
+backend, and a user's pipeline or model from a server that imported every installed framework (they
+may import any, as grid.frameworks says, so no GPU run of theirs is forked); where a GPU may be used
 only jax and torch runs that import no other framework (TensorFlow, even as a pipeline, starts
 CUDA when it is kept off the GPU; DALI cannot be asked), and only where the server finds, after its
 imports, that no device was started (jax: no backend initialised; torch: CUDA not initialised): a
@@ -45,8 +46,6 @@ from bench.plan.backends import BACKENDS
 from bench.plan.grid import frameworks, installed
 from bench.plan.knobs import RunSpec
 from bench.run import backends
-from models.user import is_user_model
-from pipelines.registry import is_user_pipeline
 
 FORK_ENV = "GPUBENCH_FORK"
 PER_RUN = (backends.GPU_MEMORY_ENV, backends.GPU_MEMORY_FRACTION_ENV)  # read as a device starts: not a key
@@ -76,8 +75,6 @@ def forkable(spec: RunSpec, env: dict, capped) -> bool:
         env.get(FORK_ENV, "1") != "0"
         and spec.hosts == 1
         and capped is None
-        and not is_user_pipeline(spec.pipeline)
-        and not is_user_model(spec.backbone)
         and (on_cpu(env) or set(frameworks(spec)) <= FORKS_ON_GPU)
     )
 
