@@ -68,6 +68,14 @@ def smoke(tmp_path_factory, broken_tree):
     return cwd / "out", result
 
 
+@pytest.mark.xdist_group("smoke")
+def test_the_tests_of_a_shared_sweep_run_on_one_worker(request):
+    """Under `make test` (xdist's loadgroup) a group's tests carry its name, which keeps them on one
+    worker and the smoke sweep run once; a pytest that drops it (9.2 with xdist 3.8) spreads them."""
+    if request.config.getoption("loadgroup", False):
+        assert request.node.nodeid.endswith("@smoke"), request.node.nodeid
+
+
 @pytest.mark.slow
 @pytest.mark.xdist_group("smoke")
 def test_smoke_sweep_writes_every_row_and_column(smoke):
