@@ -50,7 +50,7 @@ STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 help:
 	@echo "make bench [GPU=auto|<label>] [PRESET=quick|smoke|<file.toml>] [DATA=<dir>] [ARGS='--set batch=8,16']"
 	@echo "make test  [PYTEST_ARGS='-k parity']"
-	@echo "make test-fast              the tests that start no worker or training run"
+	@echo "make test-fast              what gpubench decides: no process, training run or framework model"
 	@echo "make dry-run [PRESET=...]   print the grid, run nothing"
 	@echo "make regress [GPU=...]      the ci preset, compared with results/baselines/<gpu>/ci.csv"
 	@echo "make microbench             pytest-benchmark micro-benchmarks against the saved baseline"

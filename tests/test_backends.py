@@ -149,6 +149,7 @@ def test_two_logical_devices_on_jax_train_with_data_parallel(tmp_path, tiny_tree
     assert runs.loc["torch", "status"] == "skipped" and runs.loc["torch", "error"] == BACKENDS["torch"].one_device
 
 
+@pytest.mark.slow
 @needs_torch
 def test_the_torch_pipeline_reads_what_the_keras_pipeline_reads(tiny_tree):
     index = scan(tiny_tree)
@@ -171,6 +172,7 @@ def test_the_torch_pipeline_reads_what_the_keras_pipeline_reads(tiny_tree):
             assert all(torch_feed.ready.times[i] > 0 for i in range(torch_feed.steps))  # stamped in the workers
 
 
+@pytest.mark.slow
 @needs_torch
 def test_torch_loader_knobs(tiny_tree):
     index = scan(tiny_tree)

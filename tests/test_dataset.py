@@ -83,6 +83,7 @@ def test_an_interrupted_tree_is_made_again(tmp_path):
     assert scan(root).count("train") == 3 and not (tmp_path / ".d.partial").exists()
 
 
+@pytest.mark.slow
 def test_an_awkward_real_tree_gives_every_pipeline_the_same_classes_and_images(tmp_path):
     root = make_awkward_tree(tmp_path / "photos")
     index = scan(root)
@@ -126,6 +127,7 @@ def _tree(root: Path, train: tuple[str, ...], val: tuple[str, ...]) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_a_class_folder_in_nfd_in_train_and_nfc_in_val_is_one_class_on_every_pipeline(tmp_path):
     nfd, nfc = "cafe\u0301", "caf\u00e9"  # macOS's archive vs a name typed elsewhere
     root = _tree(tmp_path / "t", ("bar", nfd), ("bar", nfc))

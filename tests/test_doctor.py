@@ -129,6 +129,7 @@ def test_the_sweep_asks_the_backends_only_when_nvml_sees_a_gpu(monkeypatch):
     assert doctor.check("2080ti", {"jax"}, local=False)[0]["gpu_used"] is None and len(asked) == 1  # jobs run elsewhere
 
 
+@pytest.mark.slow  # runs a framework in this process
 def test_where_names_the_device_this_process_trains_on():
     import keras
 

@@ -108,6 +108,7 @@ def test_backbone_null_survives_the_points_csv_round_trip(tmp_path):
     assert list(result.table.backbone) == ["null", "null"]
 
 
+@pytest.mark.slow
 def test_decode_rate_reads_into_the_runs_transfer_type(monkeypatch):
     """uint8 runs decode to uint8 pixels; timing a float32 conversion they never make read slow."""
     import pipelines.reader

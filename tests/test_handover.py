@@ -42,6 +42,7 @@ KINDS = {
 SAID = {"tfdata_images": "tfdata", "pydataset_images": "keras", "dataloader_images": "torch", "random_images": ""}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 def test_each_kind_of_user_pipeline_goes_to_fit_as_the_kind_it_is_stamped_and_counted(index, kind):
     """workers=0 here, so that no loader starts: the workers' own test is below (slow)."""
@@ -61,6 +62,7 @@ def test_each_kind_of_user_pipeline_goes_to_fit_as_the_kind_it_is_stamped_and_co
     assert [feed.ready.sizes[i] for i in range(feed.steps)] == [4, 4, 4]
 
 
+@pytest.mark.slow
 def test_a_user_pydataset_is_the_user_s_own_instance_with_its_loader_settings(index):
     import keras
 
@@ -71,6 +73,7 @@ def test_a_user_pydataset_is_the_user_s_own_instance_with_its_loader_settings(in
     assert (feed.data.workers, feed.data.use_multiprocessing, feed.data.max_queue_size) == (3, True, 7)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ref", ["tests.user_pipelines:short_last", "tests.user_pipelines:tfdata_short_last"])
 def test_a_short_last_batch_is_counted_as_handed_over(index, ref):
     """100 examples at batch 32: 100 images a pass, not 4 x 32 = 128."""
@@ -80,6 +83,7 @@ def test_a_short_last_batch_is_counted_as_handed_over(index, ref):
     assert sum(feed.ready.sizes[i] for i in range(feed.steps)) == user_pipelines.EXAMPLES
 
 
+@pytest.mark.slow
 def test_a_pipeline_s_own_batch_size_is_counted_not_the_batch_knob(index):
     feed = _feed(index, "tests.user_pipelines:own_batches", batch=16)
     _handed_over(feed)

@@ -37,6 +37,7 @@ def test_a_pipeline_that_makes_its_own_batches_is_not_swept_over_batch_and_refus
         build_grid([{"pipeline": [OWN], "backbone": [MODEL]}], ["batch=8"])
 
 
+@pytest.mark.slow
 def test_the_model_alone_ceiling_runs_on_the_job_s_batches_shapes_and_classes(index):
     """The job: 24 images a batch at 20 px in 3 classes; the knobs say batch 16 (blanked), 32 px, and
     the folder 2 classes. The point and its model ceiling train the same model on the same shapes."""
@@ -51,6 +52,7 @@ def test_the_model_alone_ceiling_runs_on_the_job_s_batches_shapes_and_classes(in
     assert null_train.first[0].shape == (24, 20, 20, 3)
 
 
+@pytest.mark.slow
 def test_a_short_last_batch_has_its_real_share_in_the_model_ceiling(index):
     """100 examples at batch 32 a pass: three of 32 and one of 4, in the ceiling's tensors as in the job."""
     point = one_point({"pipeline": "tests.user_pipelines:short_last", "backbone": MODEL, "batch": 32, "epochs": 2})
@@ -62,12 +64,14 @@ def test_a_short_last_batch_has_its_real_share_in_the_model_ceiling(index):
     assert feed.images == sum(([32, 32, 32, 4] * feed.steps)[: feed.steps])
 
 
+@pytest.mark.slow
 def test_labels_of_other_classes_than_the_folder_s_are_one_line_errors_naming_both(index):
     point = one_point({"pipeline": "tests.user_pipelines:three_class_folder", "backbone": MODEL, "batch": 4})
     with pytest.raises(ValueError, match="one-hot labels of 3 classes, but the data folder it reads has 2"):
         _built(index, point)
 
 
+@pytest.mark.slow
 def test_a_model_of_fixed_outputs_against_labels_of_other_classes_names_both(index, tmp_path):
     """A saved model giving 2 classes, fed labels of 3 by a pipeline that reads its own data."""
     from examples.models import small_cnn

@@ -328,6 +328,7 @@ def test_export_to_standard_output(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "-").exists() and not (a / "results.json").exists()
 
 
+@pytest.mark.slow  # runs a framework in this process
 def test_resume_starts_from_the_best_validation_accuracy_in_the_log():
     log = [{"val_accuracy": "0.5"}, {"val_accuracy": "0.75"}, {"val_accuracy": "nan"}, {"val_accuracy": ""}]
     assert finetune.best_so_far(log) == 0.75

@@ -5,7 +5,6 @@ import pytest
 
 import models
 from models import flops
-from models.bcnn import BilinearPooling
 
 
 def trainable(model):
@@ -22,13 +21,17 @@ PUBLISHED = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, count", PUBLISHED.items())
 def test_parameter_counts_match_the_published_figures(name, count):
     model = models.build(name, (64, 64, 3), 1000)
     assert trainable(model) == pytest.approx(count, rel=0.03)
 
 
+@pytest.mark.slow
 def test_bcnn_is_vgg16_features_and_a_bilinear_classifier():
+    from models.bcnn import BilinearPooling
+
     model = models.build("bcnn", (64, 64, 3), 5)
     assert trainable(model) == 14_714_688 + 512 * 512 * 5 + 5
     x = np.random.default_rng(0).random((2, 64, 64, 3), dtype=np.float32)
@@ -79,6 +82,7 @@ def test_input_sizes_the_architecture_cannot_take_are_named():
     assert models.input_size_problem("vgg16", 33) is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("finetune, trainable_layers", [("head", {"head"}), ("full", None)])
 def test_finetune_steps_freeze_what_they_say(finetune, trainable_layers):
     model = models.build("tiny", (16, 16, 3), 2, finetune)
@@ -86,12 +90,14 @@ def test_finetune_steps_freeze_what_they_say(finetune, trainable_layers):
     assert names == (trainable_layers or {layer.name for layer in model.layers if layer.weights})
 
 
+@pytest.mark.slow
 def test_last_block_trains_the_last_convolution_block_and_head():
     model = models.build("vgg16", (32, 32, 3), 2, "last_block")
     names = {layer.name for layer in model.layers if layer.trainable and layer.weights}
     assert names == {"block5_conv1", "block5_conv2", "block5_conv3", "head"}
 
 
+@pytest.mark.slow
 def test_frozen_batch_norm_stays_in_inference_mode():
     """The seed's third pitfall: a frozen BN layer must not use or update batch statistics."""
     model = models.build("tiny", (16, 16, 3), 2, "head")
@@ -104,6 +110,7 @@ def test_frozen_batch_norm_stays_in_inference_mode():
     assert all(np.array_equal(a, w.numpy()) for a, w in zip(before, bn.weights))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name, size, macs",
     [
@@ -135,12 +142,14 @@ def test_flops_are_counted_from_the_model(name, size, macs):
         ("head", 43680 + 64),  # forward, head's weights: nothing before it needs a gradient
     ],
 )
+@pytest.mark.slow
 def test_training_flops_count_only_the_gradients_backpropagation_computes(finetune, expected):
     model = models.build("tiny", (16, 16, 3), 2, finetune)
     assert flops.forward_flops(model) == 43680
     assert flops.train_flops(model) == expected
 
 
+@pytest.mark.slow
 def test_grouped_and_bilinear_layers_are_counted():
     from models.flops import forward_flops
 
@@ -153,6 +162,7 @@ def test_grouped_and_bilinear_layers_are_counted():
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["tiny", "vgg16"])
 def test_a_channels_first_model_takes_the_same_images_and_predicts_the_same_shape(name):
     import keras
@@ -177,6 +187,7 @@ def test_backbones_built_channels_last_only_refuse_channels_first():
     assert models.data_format_problem("vgg16", "channels_first") is None
 
 
+@pytest.mark.slow
 def test_an_attention_model_is_counted_layer_by_layer_as_by_hand():
     """Embedding (0, known) -> self-attention of 2 heads of 8 on 32 tokens of 16 -> Conv1D(8, 3) -> Dense(2)
     on every position: 65,536 + 11,520 + 480 multiply-adds, none left uncounted."""
@@ -191,6 +202,7 @@ def test_an_attention_model_is_counted_layer_by_layer_as_by_hand():
     assert flops.forward_flops(model) == 2 * (projections + scores + weighted + 3 * 16 * 30 * 8 + 8 * 30 * 2)
 
 
+@pytest.mark.slow
 def test_unknown_dimensions_are_taken_from_the_run_s_input_and_an_unknown_layer_is_named():
     import keras
 

@@ -7,7 +7,6 @@ from PIL import Image
 import pipelines
 from bench.plan.grid import installed
 from bench.plan.knobs import RunSpec
-from pipelines import reader, tfdata
 from pipelines.dataset import scan
 from pipelines.epochs import epoch_plan, loader_depth, split_plan, window_steps
 from pipelines.registry import describe_loader
@@ -44,6 +43,7 @@ def test_epoch_plan(count, batch, steps, plan):
         (dict(workers=4, max_queue_size=10, epochs=2, window="epochs"), 56, 3),  # the epochs as asked: one pass
     ],
 )
+@pytest.mark.slow
 def test_the_window_spans_enough_steps_to_see_the_loaders_throughput(tiny_tree, knobs, window, steps):
     index = scan(tiny_tree)  # 12 training images: a pass of 3 batches of 5
     spec = RunSpec(backbone="tiny", batch=5, **knobs)
@@ -52,6 +52,7 @@ def test_the_window_spans_enough_steps_to_see_the_loaders_throughput(tiny_tree, 
     assert split_plan(index.count("val"), spec, "val")[0] == 1  # validation is never lengthened
 
 
+@pytest.mark.slow  # Keras's own adapter, read in this process
 @pytest.mark.parametrize("use_multiprocessing", [False, True])
 @pytest.mark.parametrize("workers", [0, 1, 4])
 def test_a_pydatasets_depth_and_description_follow_keras_rule(workers, use_multiprocessing):
@@ -89,9 +90,12 @@ def test_the_do_this_line_of_each_shipped_loader_is_its_descriptors_and_says_its
     assert lines["dali"] == "# pipeline dali, batch 30"  # no line of its own yet: said, not made up
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
 @pytest.mark.parametrize("size", [17, 32, 70])
 def test_keras_and_tfdata_give_the_same_tensor(tiny_tree, tmp_path, interpolation, size):
+    from pipelines import reader, tfdata
+
     png = tmp_path / "odd.png"  # another format and an odd shape
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (37, 53, 3), dtype=np.uint8)).save(png)
     for path in scan(tiny_tree).files["train"][:4] + [str(png)]:
@@ -106,6 +110,7 @@ def _epoch(feed):
     return [(np.asarray(x), np.asarray(y)) for x, y in feed]
 
 
+@pytest.mark.slow
 def test_keras_feed_shuffles_training_every_epoch_and_never_validation(tiny_tree):
     index = scan(tiny_tree)
     spec = RunSpec(backbone="tiny", input_size=16, batch=5, workers=1, window="epochs")
@@ -124,6 +129,7 @@ def test_keras_feed_shuffles_training_every_epoch_and_never_validation(tiny_tree
     assert (val.data.plan.order == np.arange(4)).all()
 
 
+@pytest.mark.slow
 def test_labels_follow_the_files(tiny_tree):
     index = scan(tiny_tree)
     for name in ("keras", "tfdata"):
@@ -134,6 +140,7 @@ def test_labels_follow_the_files(tiny_tree):
         assert list(labels) == index.labels["val"]  # validation keeps the files' order
 
 
+@pytest.mark.slow
 def test_tfdata_gives_the_planned_batches_and_reshuffles(tiny_tree):
     index = scan(tiny_tree)
     spec = RunSpec(
@@ -150,6 +157,7 @@ def test_tfdata_gives_the_planned_batches_and_reshuffles(tiny_tree):
     assert sum(len(x) for x, _ in _epoch(cached.data)) == 12
 
 
+@pytest.mark.slow
 def test_synthetic_feed_has_full_batches_of_the_right_shape(tiny_tree):
     index = scan(tiny_tree)
     spec = RunSpec(backbone="tiny", input_size=16, pipeline="synthetic", batch=5, window="epochs")
@@ -170,6 +178,7 @@ def _first_batches(index, pipeline: str, **knobs):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pipeline", ["keras", "tfdata", "torch"])
 def test_uint8_transfer_gives_the_model_the_same_input_after_its_scaling_layer(tiny_tree, pipeline):
     from models.layers import UnitRange
@@ -184,6 +193,7 @@ def test_uint8_transfer_gives_the_model_the_same_input_after_its_scaling_layer(t
         assert np.array_equal(np.asarray(UnitRange()(p)), f)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pipeline, workers", [("keras", 1), ("torch", 2)])
 def test_the_decoded_cache_reads_each_file_once_and_gives_the_same_tensors_later(tiny_tree, pipeline, workers):
     if pipeline == "torch" and not installed("torch"):
@@ -213,6 +223,7 @@ def test_the_decoded_cache_reads_each_file_once_and_gives_the_same_tensors_later
     )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not installed("nvidia.dali"), reason="DALI is not installed")
 @pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
 def test_dali_reads_the_keras_pipelines_images_within_the_stated_tolerance(tmp_path, interpolation):
@@ -240,6 +251,7 @@ def test_dali_reads_the_keras_pipelines_images_within_the_stated_tolerance(tmp_p
     assert any(not np.array_equal(epochs[0], e) for e in epochs[1:])  # reshuffled after every pass
 
 
+@pytest.mark.slow  # the backend asked where it trains, in this process
 def test_dali_decodes_where_the_backend_trains_not_where_nvml_sees_a_gpu(monkeypatch):
     """A CPU build of the backend beside a GPU NVML sees (the stand-in NVML): DALI decodes on the CPU."""
     pytest.importorskip("nvidia.dali")

@@ -73,6 +73,7 @@ def test_a_server_serves_only_runs_whose_imports_read_what_its_own_read():
     assert len({same, *others}) == 1 + len(others)
 
 
+@pytest.mark.slow  # runs a framework in this process
 def test_a_server_refuses_where_a_framework_started_or_may_have_started_a_device(monkeypatch):
     from bench.run import backends, launcher
 

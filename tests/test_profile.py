@@ -9,7 +9,7 @@ import pytest
 from bench.cli.checks import check_profile
 from bench.output import report
 from bench.plan.knobs import RunSpec, SpecError
-from bench.run.profile import self_times, top_ops
+from bench.run.trace_ops import self_times, top_ops
 from bench.session import profiled_spec
 from tests.conftest import gpubench, results
 

@@ -24,6 +24,7 @@ def cpu_seconds(proc: psutil.Process) -> float:
     return times.user + times.system
 
 
+@pytest.mark.slow
 def test_cpu_sampler_reports_the_cpu_time_its_process_spent():
     """A spinning thread: the sampled figure is the process's own CPU time over the wall time
     since the last tick, whatever share of a core the machine left it."""
@@ -44,6 +45,7 @@ def test_cpu_sampler_reports_the_cpu_time_its_process_spent():
     assert row["rss_mb"] > 10 and row["threads"] >= 2
 
 
+@pytest.mark.slow
 def test_cpu_sampler_counts_child_processes():
     child = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:

@@ -1,7 +1,16 @@
 import pytest
 
-from bench.run.timing import EpochTimer, FetchFirstStepTimer, StepTimer, timer_for
 from pipelines.feed import ReadyClock
+
+# The timers are Keras callbacks: importing Keras (and TensorFlow) costs a `make test-fast` worker 4 s,
+# so they are imported by the tests that run, not when the file is collected.
+pytestmark = pytest.mark.slow
+
+
+def timing():
+    from bench.run import timing
+
+    return timing
 
 
 class FakeClock:
@@ -45,7 +54,7 @@ def drive(timer, clock, epochs, wait=0.0, fetch_first=False, checkpoint=0.0):
 
 def test_the_first_epoch_is_warm_up_and_the_rest_the_window():
     clock = FakeClock()
-    timer = EpochTimer(clock)
+    timer = timing().EpochTimer(clock)
     drive(timer, clock, [([5.0, 1.0], 2.0), ([0.5, 0.5], 1.0), ([0.5, 1.5], 1.0)])
     s = timer.summary(steps=2, images=20)
     assert s["total_s"] == pytest.approx(13.0)
@@ -70,7 +79,7 @@ def test_marked_steps_open_the_window_after_the_warm_up_steps_of_the_first_epoch
     """Compile in the first step, the loader's prefilled batches drained fast, then steady: the
     window opens at step 3 of the first epoch and takes in the second."""
     clock = FakeClock()
-    timer = StepTimer(Ready(), clock, warmup_steps=3)
+    timer = timing().StepTimer(Ready(), clock, warmup_steps=3)
     drive(timer, clock, [([5.0, 0.2, 0.2, 1.0, 1.0], 2.0), ([1.0] * 5, 1.0)], wait=0.1)
     s = timer.summary(steps=5, images=50)
     assert flat(timer.window()) == pytest.approx([5.4, 7.4, 9.4, 14.4])
@@ -81,20 +90,22 @@ def test_marked_steps_open_the_window_after_the_warm_up_steps_of_the_first_epoch
     assert s["compile_s"] == pytest.approx(5.4 - 3.0 + 1.0 - 0.1)
     assert s["data_wait_frac"] == pytest.approx(0.1) and s["step_ms_p50"] == pytest.approx(1000.0)
     one = FakeClock()
-    alone = StepTimer(Ready(), one, warmup_steps=3)  # a single epoch: the window is its steps after the warm-up
+    alone = timing().StepTimer(
+        Ready(), one, warmup_steps=3
+    )  # a single epoch: the window is its steps after the warm-up
     drive(alone, one, [([5.0, 0.2, 0.2, 1.0, 1.0], None)])
     assert flat(alone.window()) == pytest.approx([5.4, 7.4]) and alone.summary(steps=5, images=50)[
         "train_img_s"
     ] == pytest.approx(10.0)
     short = FakeClock()
-    whole = StepTimer(Ready(), short, warmup_steps=8)  # more warm-up steps than the epoch has: the whole epoch
+    whole = timing().StepTimer(Ready(), short, warmup_steps=8)  # more warm-up steps than the epoch has: the whole epoch
     drive(whole, short, [([1.0] * 5, None)] * 2)
     assert whole.window() == [(5.0, 10.0)] and whole.summary(steps=5, images=5)["warmup_steps"] == 5
 
 
 def test_a_single_epoch_is_its_own_window_and_has_no_compile_figure():
     clock = FakeClock()
-    timer = EpochTimer(clock)
+    timer = timing().EpochTimer(clock)
     drive(timer, clock, [([1.0, 1.0], 2.0)])
     s = timer.summary(steps=2, images=10)
     assert s["train_img_s"] == pytest.approx(5.0) and s["warmup_s"] == 0.0 and s["compile_s"] is None
@@ -103,7 +114,7 @@ def test_a_single_epoch_is_its_own_window_and_has_no_compile_figure():
 @pytest.mark.parametrize("val", [0.5, None], ids=["validated", "no validation"])
 def test_checkpoint_time_is_kept_apart_from_training(val):
     clock = FakeClock()
-    timer = EpochTimer(clock)
+    timer = timing().EpochTimer(clock)
     drive(timer, clock, [([1.0], val)] * 3, checkpoint=0.25)
     s = timer.summary(steps=1, images=10, checkpoint_s=[0.25] * 3)
     assert s["checkpoint_s_total"] == pytest.approx(0.75)
@@ -114,12 +125,12 @@ def Ready(steps: int = 64) -> ReadyClock:
     return ReadyClock(steps)
 
 
-@pytest.mark.parametrize("timer_class, fetch_first", [(StepTimer, False), (FetchFirstStepTimer, True)])
+@pytest.mark.parametrize("timer_class, fetch_first", [("StepTimer", False), ("FetchFirstStepTimer", True)])
 def test_the_wait_for_data_counts_where_each_backend_fetches_the_batch(timer_class, fetch_first):
     """TensorFlow and JAX fetch a batch inside the step, torch before the step's begin hook: each
     timer marks where its backend's loop turns to the next batch, so both waits are seen."""
     clock = FakeClock()
-    timer = timer_class(Ready(), clock)
+    timer = getattr(timing(), timer_class)(Ready(), clock)
     drive(timer, clock, [([1.0] * 3, 0.5)] * 3, wait=0.3, fetch_first=fetch_first)
     s = timer.summary(steps=3, images=3)
     assert s["data_wait_frac"] == pytest.approx(0.3)
@@ -131,7 +142,7 @@ def test_the_wait_for_data_counts_where_each_backend_fetches_the_batch(timer_cla
 
 def test_batches_ready_before_the_step_do_not_wait():
     clock = FakeClock()
-    timer = StepTimer(Ready(), clock)
+    timer = timing().StepTimer(Ready(), clock)
     drive(timer, clock, [([1.0] * 4, 0.0)] * 2, wait=0.0)
     assert timer.summary(steps=4, images=4)["data_wait_frac"] == 0.0
 
@@ -142,15 +153,15 @@ def test_only_the_torch_timer_has_the_hook_that_makes_keras_wait_every_step():
     does not. The timers for TensorFlow and JAX have none; torch's needs one to see its fetch."""
     from keras.src.utils.python_utils import is_default
 
-    for timer in (EpochTimer(), StepTimer(Ready())):
+    for timer in (timing().EpochTimer(), timing().StepTimer(Ready())):
         assert is_default(timer.on_train_batch_end) and is_default(timer.on_batch_end)
-    assert not is_default(FetchFirstStepTimer(Ready()).on_train_batch_end)
+    assert not is_default(timing().FetchFirstStepTimer(Ready()).on_train_batch_end)
 
 
 def test_each_feed_gets_the_timer_that_fits_it():
-    assert type(timer_for("jax", None)) is EpochTimer
-    assert type(timer_for("tensorflow", Ready())) is StepTimer
-    assert type(timer_for("torch", Ready())) is FetchFirstStepTimer
+    assert type(timing().timer_for("jax", None)) is timing().EpochTimer
+    assert type(timing().timer_for("tensorflow", Ready())) is timing().StepTimer
+    assert type(timing().timer_for("torch", Ready())) is timing().FetchFirstStepTimer
 
 
 def test_a_torch_ceiling_is_timed_by_the_same_hooks_as_a_torch_pipeline_run():
@@ -158,8 +169,8 @@ def test_a_torch_ceiling_is_timed_by_the_same_hooks_as_a_torch_pipeline_run():
     on tensors in memory is timed by the same timer, so both are synchronised alike, and never waits."""
     from keras.src.utils.python_utils import is_default
 
-    ceiling, pipeline = timer_for("torch", None), timer_for("torch", Ready())
-    assert type(ceiling) is type(pipeline) is FetchFirstStepTimer
+    ceiling, pipeline = timing().timer_for("torch", None), timing().timer_for("torch", Ready())
+    assert type(ceiling) is type(pipeline) is timing().FetchFirstStepTimer
     assert not is_default(ceiling.on_train_batch_end)
     clock = FakeClock()
     ceiling.clock = clock
@@ -186,7 +197,7 @@ def test_on_tensorflow_the_trace_in_the_first_batch_wait_is_booked_as_compile(
 
     monkeypatch.setattr(bench.run.timing.keras.backend, "backend", lambda: backend)
     clock, ready = FakeClock(), Ready(2)
-    timer = StepTimer(ready, clock)
+    timer = timing().StepTimer(ready, clock)
     timer.on_train_begin()
     for epoch, first_wait in enumerate((0.7, 0.1, 0.1)):
         timer.on_epoch_begin(epoch)

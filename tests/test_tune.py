@@ -121,6 +121,7 @@ def test_a_plateau_stops_the_walk_with_the_starting_setting_kept():
     assert len(path) == 1 + len(moves.moves(path[0], {"tfdata"}))
 
 
+@pytest.mark.slow  # the tuner's whole walk simulated many times over, as test_noise simulates whole sweeps
 def test_a_whole_walk_on_a_plateau_rarely_ends_away_from_the_start_and_keeps_a_change_worth_30_percent():
     """Whole walks (tests/walk_sim.py: up to 12 settings, 8% noise, the noise pooled over the folder
     as `gpubench tune` pools it, 2 to 3 degrees of freedom at the start): on a plateau a walk ends

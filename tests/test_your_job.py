@@ -97,8 +97,10 @@ def test_do_this_gives_the_fastest_setting_as_code():
 
 @pytest.mark.parametrize(
     "function",
-    ["pydataset_images", "random_images"]
-    + [pytest.param(f, marks=pytest.mark.slow) for f in ("tfdata_images", "dataloader_images", "directory_images")]
+    [
+        pytest.param(f, marks=pytest.mark.slow)
+        for f in ("pydataset_images", "random_images", "tfdata_images", "dataloader_images", "directory_images")
+    ]
     + [pytest.param(name, marks=pytest.mark.slow) for name in ("keras", "tfdata", "torch")],  # shipped: its example
 )
 def test_the_do_this_code_runs_as_printed_for_every_kind_of_pipeline(tmp_path, monkeypatch, function):

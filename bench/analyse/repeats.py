@@ -14,7 +14,6 @@ from bench.analyse.points import runnable, spec_of
 from bench.analyse.verdicts import claim_doubt
 from bench.plan.grid import model_ceiling, pipeline_ceiling
 
-
 RANKED = ("point_id", "train_img_s", "train_img_s_geo", "repeats_ok", "noise_sd", "noise_df", "noise_family")
 
 

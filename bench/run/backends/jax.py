@@ -177,7 +177,7 @@ def stop_profiler(session, out):
     """Ends the trace; (the top operations, "device" or "host", the xplane file), read with jax.profiler."""
     import jax
 
-    from bench.run.profile import top_ops, xplane_file
+    from bench.run.trace_ops import top_ops, xplane_file
 
     jax.profiler.stop_trace()
     trace = xplane_file(out)

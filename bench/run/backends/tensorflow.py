@@ -139,7 +139,7 @@ def stop_profiler(session, out):
     import tensorflow as tf
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
-    from bench.run.profile import top_ops, xplane_file
+    from bench.run.trace_ops import top_ops, xplane_file
 
     tf.profiler.experimental.stop()
     trace = xplane_file(out)

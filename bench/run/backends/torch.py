@@ -154,7 +154,7 @@ def stop_profiler(session, out):
 
 def _top_ops(averages) -> tuple[list[dict], str]:
     """torch's key_averages by self device time (CUDA kernels), else by self CPU time."""
-    from bench.run.profile import TOP_OPS, ranked
+    from bench.run.trace_ops import TOP_OPS, ranked
 
     device = any(getattr(a, "self_device_time_total", 0) > 0 for a in averages)
     key = "self_device_time_total" if device else "self_cpu_time_total"
