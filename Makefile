@@ -88,8 +88,8 @@ dry-run: | $(BIN)/gpubench
 
 # The tests run in TEST_WORKERS processes (pytest-xdist), each test handed to whichever is free, but
 # the tests that share one costly fixture (a real sweep, a trained model) kept together on one
-# (@pytest.mark.xdist_group): none can be failed by load (the house rule), and this is what keeps
-# make test within CI's budget on 2 cores. The ten slowest are listed at the end.
+# (@pytest.mark.xdist_group), so that such a fixture runs once, not once a worker (pytest below 9.2:
+# constraints.txt); none can be failed by load (the house rule). The ten slowest are listed at the end.
 TEST_WORKERS ?= 2
 PYTEST = $(BIN)/python -m pytest --benchmark-skip -n $(TEST_WORKERS) --dist loadgroup --durations=10
 test: $(STAMP)
