@@ -224,3 +224,19 @@ def killed_and_resumed(args: list, cwd: Path, out: str = "out") -> tuple[set, su
     finished before the kill, the second run)."""
     finished = killed(args, cwd, out)
     return finished, gpubench(*args, cwd=cwd)
+
+
+FRAMEWORKS = ("tensorflow", "keras", "jax", "torch")
+_imported: set = set()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item):
+    """Under `make test-fast` (-m "not slow") a test that imports a framework fails, once, naming
+    it: importing one costs each worker seconds, and the fast set is what gpubench decides."""
+    if item.config.getoption("markexpr") != "not slow":
+        return
+    found = [f for f in FRAMEWORKS if f in sys.modules and f not in _imported]
+    _imported.update(found)
+    if found:
+        pytest.fail(f"{item.nodeid} imported {', '.join(found)}: a test that runs a framework is marked slow")
