@@ -123,8 +123,8 @@ def medians(frame: pd.DataFrame) -> pd.DataFrame:
     latest = frame.drop_duplicates("point_id", keep="last").set_index("point_id")
     points = latest.drop(columns=numeric).join(middle)
     points["repeats_ok"] = ok.groupby("point_id").size().reindex(points.index).fillna(0).astype(int)
-    points["setting"] = [setting(r) for r in points[[k for k in COLUMN_KNOBS if k in points]].to_dict("records")]
     order = [k for k in COLUMN_KNOBS if k in points]
+    points["setting"] = [setting(r) for r in points[order].to_dict("records")]
     # one block per column: the columns added one by one above and by table() fragment the frame
     return points.sort_values(order, na_position="first", kind="stable").reset_index().copy()
 
