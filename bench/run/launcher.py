@@ -1,7 +1,8 @@
 """A run's fresh process, forked from a server that imported its backend's framework and Keras once.
 
-Importing a framework and Keras takes seconds every run (on the 2-core CPU machine, shared: jax
-2.7 s, torch 4.7 s, TensorFlow 4.6 s; on a lent H200 a jax run's start-up was 5.4-6.0 s). A server
+Importing a framework and Keras takes seconds every run (on the 2-core CPU machine: jax 2.3 s,
+torch 4.0 s, TensorFlow 3.8 s, results/reference/cpu/startup; on a lent H200 a jax run's start-up
+was 5.4-6.0 s). A server
 (`python -m bench.run.launcher`, one per backend and import-time environment) imports them once
 and forks each run from its one thread: each run still has a process of its own, its own
 session (the runner kills its group), log, exit status and memory (the isolation rule stands).
