@@ -8,10 +8,11 @@ faster than the rest is named fastest in 80% of sweeps or more, a wrong one in 2
 
 import dataclasses
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from bench.analyse import cautions, noise
+from bench.analyse import cautions, noise, verdicts
 from bench.analyse.points import table
 from bench.analyse.repeats import unsettled
 from bench.passes import looks
@@ -53,6 +54,26 @@ def test_a_ceiling_shared_by_several_configurations_is_measured_again():
     rows += _rows(pipeline_ceiling(SETTLED), [100.0]) + _rows(pipeline_ceiling(other), [200.0])
     found = unsettled(table(rows, {}, {}))
     assert model_ceiling(SETTLED).point_id in found and pipeline_ceiling(SETTLED).point_id not in found
+
+
+def test_the_rivals_of_the_fastest_are_those_claim_doubt_cannot_tell_from_it():
+    """repeats' array form of the rule against claim_doubt itself, point by point, over tables of
+    1-3 repeats a point at 8% noise, some points a ceiling's width apart."""
+    rng, told = np.random.default_rng(3), set()
+    for trial in range(10):
+        specs = [dataclasses.replace(SETTLED, workers=w) for w in range(1, 6)]
+        rows = [
+            r for s in specs for r in _rows(s, list(rng.choice([95.0, 130.0]) * rng.lognormal(0, 0.08, trial % 3 + 1)))
+        ]
+        ranked = verdicts._ranked(table(rows, {}, {}))
+        doubted = {
+            p
+            for i, p in enumerate(ranked.point_id)
+            if i and verdicts.claim_doubt(ranked.iloc[:1], ranked.iloc[i : i + 1])
+        }
+        assert verdicts.rivals_of_fastest(ranked) == doubted
+        told |= {p in doubted for p in ranked.point_id.iloc[1:]}
+    assert told == {True, False}  # both outcomes were compared
 
 
 def test_each_bound_is_one_claim_of_the_sweeps_family():

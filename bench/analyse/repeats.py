@@ -11,7 +11,7 @@ import pandas as pd
 from bench.analyse.bounds import look_again, rate_of
 from bench.analyse.noise import differ, of_points
 from bench.analyse.points import runnable, spec_of
-from bench.analyse.verdicts import claim_doubt
+from bench.analyse.verdicts import rivals_of_fastest
 from bench.plan.grid import model_ceiling, pipeline_ceiling
 
 RANKED = ("point_id", "train_img_s", "train_img_s_geo", "repeats_ok", "noise_sd", "noise_df", "noise_family")
@@ -53,9 +53,8 @@ def unsettled(points: pd.DataFrame) -> set[str]:
             found |= {p["point_id"], *(ceiling(spec).point_id for ceiling in ceiling_of.values())}
         elif lower:
             found |= {p["point_id"], ceiling_of[lower](spec).point_id}
-    # what claim_doubt reads, alone: slicing the whole table row by row took a third of a pass
     ranked = configurations[[c for c in RANKED if c in configurations]].sort_values("train_img_s_geo", ascending=False)
-    rivals = {p for i, p in enumerate(ranked.point_id) if i and claim_doubt(ranked.iloc[:1], ranked.iloc[i : i + 1])}
+    rivals = rivals_of_fastest(ranked)
     found |= rivals | set(ranked.point_id.iloc[:1] if rivals else [])
     once = set(ran.point_id[ran.repeats_ok < 2])
     return found | {pid for pid, n in bounds.items() if n > 1 and pid in once}

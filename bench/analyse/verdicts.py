@@ -65,6 +65,23 @@ def claim_doubt(faster: pd.DataFrame, slower: pd.DataFrame) -> str:
     return f"the difference ({a / b:.2f}x) is within the noise ({noise.says()})"
 
 
+def rivals_of_fastest(ranked: pd.DataFrame) -> set[str]:
+    """The points of `ranked` (fastest first, one table's) that claim_doubt cannot tell from the
+    first, each side one point: the same rule over arrays, since slicing a frame a row at a time
+    took most of a pass's choice of repeats."""
+    if len(ranked) < 2:
+        return set()
+    first = ranked.iloc[:1]
+    noise = of_points(first if first.get("noise_sd", pd.Series(dtype=float)).notna().any() else ranked.iloc[1:])
+    rates = [geomean([r]) for r in _geo(ranked).to_numpy(float)]
+    runs = ranked["repeats_ok"].to_numpy(float).clip(min=1) if "repeats_ok" in ranked else np.ones(len(ranked))
+    return {
+        pid
+        for pid, rate, n in zip(ranked.point_id.iloc[1:], rates[1:], runs[1:])
+        if differ(rates[0], runs[0], rate, n, noise) <= 0
+    }
+
+
 def _geo(points: pd.DataFrame) -> pd.Series:
     """Each point's geometric mean of its ok repeats: the rate every claim compares and states."""
     return points.get("train_img_s_geo", points.train_img_s).fillna(points.train_img_s)
