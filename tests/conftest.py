@@ -111,7 +111,9 @@ def stand_in(monkeypatch) -> StandIn:
 
 def in_process(*args, cwd: Path) -> subprocess.CompletedProcess:
     """`gpubench ARGS` run from `cwd` in this process, as `gpubench` runs it (no interpreter to
-    start, no import again): its exit status, standard output and error."""
+    start, no import again): its exit status, standard output and error. Without the variable
+    naming the test, as a user's environment is: a launcher server (keyed by the environment)
+    then serves the real sweeps of every test of this worker, which import their frameworks once."""
     import contextlib
     import io
 
@@ -119,13 +121,15 @@ def in_process(*args, cwd: Path) -> subprocess.CompletedProcess:
 
     argv = [str(a) for a in args]
     out, err = io.StringIO(), io.StringIO()
-    before = Path.cwd()
+    before, test = Path.cwd(), os.environ.pop("PYTEST_CURRENT_TEST", None)
     try:
         os.chdir(cwd)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = command_line.main(argv)
     finally:
         os.chdir(before)
+        if test is not None:
+            os.environ["PYTEST_CURRENT_TEST"] = test
     return subprocess.CompletedProcess(["gpubench", *argv], code, out.getvalue(), err.getvalue())
 
 

@@ -124,6 +124,32 @@ def test_forked_runs_have_their_own_session_exit_and_log_and_end_with_the_server
     assert gone
 
 
+@pytest.mark.slow
+def test_a_run_forked_from_a_server_started_elsewhere_runs_in_the_sweeps_folder(tmp_path, monkeypatch):
+    """A server outlives the sweep that started it (a Python session's second sweep, a test
+    worker's next test): each run works in the folder its sweep runs from, and finds its modules
+    there as `python -m` would, not in the folder the server started in."""
+    from bench.plan.grid import one_point
+    from bench.run import launcher
+
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "-1", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)}
+    spec = one_point({"backbone": "tiny", "pipeline": "synthetic", "backend": "jax"})
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder in (first, second):
+        folder.mkdir()
+        (folder / "here.py").write_text(f"import os\nprint('{folder.name} module in', os.getcwd())\n")
+    cmd = [sys.executable, "-m", "here"]
+    try:
+        for folder in (first, second):
+            monkeypatch.chdir(folder)
+            run = launcher.start(spec, cmd, env, folder / "run.log")
+            assert run.wait() == 0
+            assert (folder / "run.log").read_text().strip() == f"{folder.name} module in {folder}"
+        assert run.server is launcher.start(spec, cmd, env, second / "again.log").server  # one server for both
+    finally:
+        launcher.stop()
+
+
 def test_a_machines_peak_is_probed_once_and_reused_by_its_later_sweeps(tmp_path, monkeypatch):
     """The peak is the machine's: a second sweep on the same fingerprint takes it from the cache
     (and says so), another machine probes its own, and a failed probe is not kept."""

@@ -94,7 +94,7 @@ def start(spec: RunSpec, cmd: list[str], env: dict, log: Path) -> Forked | None:
             atexit.register(stop)
         _servers[server_key] = Server.started(spec, dict(server_key[3]))
     server = _servers[server_key]
-    pid = server and server.fork({"module": cmd[2], "args": cmd[3:], "env": env, "log": str(log)})
+    pid = server and server.fork({"module": cmd[2], "args": cmd[3:], "env": env, "log": str(log), "cwd": os.getcwd()})
     return Forked(server, pid) if pid else None
 
 
@@ -185,6 +185,7 @@ def main(backend: str, gpus: str, uses: str) -> int:
     in a forked child, runs that request's module."""
     from bench.run import devices, worker
 
+    started_in = os.getcwd()
     worker.die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the sweep's to handle: it ends the runs
     devices.prepare(backend, int(gpus), tuple(uses.split(",")))
@@ -193,7 +194,7 @@ def main(backend: str, gpus: str, uses: str) -> int:
     why = _device_started(uses.split(","), on_gpu=not on_cpu(os.environ))
     _say({"ready": why is None, "why": why})
     request = why is None and serve(sys.stdin.fileno())
-    return run(request) if request else 0
+    return run(request, started_in) if request else 0
 
 
 def _device_started(packages: list[str], on_gpu: bool) -> str | None:
@@ -251,12 +252,17 @@ def _fork() -> int:
     return pid
 
 
-def run(request: dict) -> int:
-    """In the forked child: the run's environment, its output to its log, no stdin, Ctrl-C as a
-    plain process has it, then the module as `python -m` runs it (its exit is the process's)."""
+def run(request: dict, started_in: str) -> int:
+    """In the forked child: the run's environment and working folder (the sweep's now, which may not
+    be the one the server started in: `python -m` looks for modules there first), its output to its
+    log, no stdin, Ctrl-C as a plain process has it, then the module as `python -m` runs it (its exit
+    is the process's)."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     os.environ.clear()
     os.environ.update(request["env"])
+    if sys.path[0] == started_in:
+        sys.path[0] = request["cwd"]
+    os.chdir(request["cwd"])
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     out = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(out, 1)
