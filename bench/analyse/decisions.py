@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from bench.analyse.noise import CONFIDENCE, Noise
 
@@ -15,7 +15,7 @@ from bench.analyse.noise import CONFIDENCE, Noise
 def margins(sd, df, variance):
     """noise.margin for arrays: how far apart two log figures must be for a claim, at CONFIDENCE,
     `variance` in runs' units (1/n_a + 1/n_b for two means)."""
-    return stats.t.ppf(CONFIDENCE, df) * np.asarray(sd) * np.sqrt(variance)
+    return special.stdtrit(df, CONFIDENCE) * np.asarray(sd) * np.sqrt(variance)
 
 
 def decide(change, margin, factor: float, drop: float, scale: float = 1.0) -> np.ndarray:

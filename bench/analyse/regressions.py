@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from bench.analyse.bounds import rate_of
 from bench.analyse.decisions import against_run, decide, margins, repeats_to_decide
@@ -132,7 +132,7 @@ def from_ranges(points: pd.DataFrame, column: str) -> Noise:
     if not ok.any():
         return PRIOR
     x = np.linspace(-8, 8, 4001)
-    cdf = stats.norm.cdf(x)[None, :]
+    cdf = special.ndtr(x)[None, :]
     expected = np.trapezoid(1 - cdf ** n[ok, None] - (1 - cdf) ** n[ok, None], x, axis=1)
     sd = np.log(hi[ok] / lo[ok]) / expected
     df = n[ok] - 1

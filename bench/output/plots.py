@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+from bench.analyse.points import fed_points
+from bench.plan.knobs import PRECISIONS
 
-from bench.analyse.points import fed_points  # noqa: E402
-from bench.plan.knobs import PRECISIONS  # noqa: E402
+
+def _pyplot():
+    """matplotlib's pyplot, drawing to files (Agg), imported once a figure is drawn: the import
+    costs a process 0.6 s of CPU, and most commands draw nothing."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _save(fig, axes, path: Path) -> Path:
@@ -21,7 +28,7 @@ def _save(fig, axes, path: Path) -> Path:
             ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _pyplot().close(fig)
     return path
 
 
@@ -31,7 +38,7 @@ def throughput(points: pd.DataFrame, path: Path) -> Path | None:
     if ok.empty:
         return None
     groups = list(ok.groupby(["backbone", "input_size"]))
-    fig, axes = plt.subplots(1, len(groups), figsize=(6 * len(groups), 4.2), squeeze=False)
+    fig, axes = _pyplot().subplots(1, len(groups), figsize=(6 * len(groups), 4.2), squeeze=False)
     for ax, ((backbone, size), group) in zip(axes[0], groups):
         for name, line in group.groupby("setting"):
             line = line.sort_values("batch")
@@ -62,7 +69,7 @@ def feed(points: pd.DataFrame, path: Path) -> Path | None:
     if fed.empty:
         return None
     groups = list(fed.groupby(["backend", "backbone", "input_size", "precision", "batch"]))
-    fig, axes = plt.subplots(
+    fig, axes = _pyplot().subplots(
         1, len(groups), figsize=(max(5, 1.2 * len(fed) / len(groups) + 3) * len(groups), 4.2), squeeze=False
     )
     for ax, ((backend, backbone, size, precision, batch), group) in zip(axes[0], groups):
@@ -103,7 +110,7 @@ def utilisation(samples_csv: Path, title: str, path: Path) -> Path | None:
     samples = pd.read_csv(samples_csv)
     if samples.empty:
         return None
-    fig, ax = plt.subplots(figsize=(8, 3.6))
+    fig, ax = _pyplot().subplots(figsize=(8, 3.6))
     if "phase" in samples:  # each sample covers the time since the one before
         labelled = set()
         for start, end, phase in zip([0.0, *samples.t_s[:-1]], samples.t_s, samples.phase):
