@@ -5,6 +5,7 @@ values or minimum), read by the checks, the reports and `gpubench knobs`; and tu
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import typing
@@ -179,9 +180,8 @@ class RunSpec:
         """Stable id of the knob combination: the same point in any sweep has the same id. A
         knob added after the first results is left out while at its default, so that those
         results keep their ids (resume, baselines)."""
-        knobs = {k: v for k, v in self.knobs().items() if LATER_KNOBS.get(k, object()) != v}
-        text = json.dumps(knobs, sort_keys=True)
-        return hashlib.sha1(text.encode()).hexdigest()[:10]
+        values = tuple(getattr(self, k) for k in KNOBS)
+        return _point_id(values, tuple(map(type, values)))
 
     @property
     def run_id(self) -> str:
@@ -194,6 +194,16 @@ class RunSpec:
 
 
 KNOBS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(RunSpec) if "role" in f.metadata}
+
+
+@functools.lru_cache(maxsize=65536)
+def _point_id(values: tuple, types: tuple) -> str:
+    """RunSpec.point_id of the knobs' values in KNOBS' order, kept: a table asks for the same ids
+    after every pass. Their `types` are in the key: 1, 1.0 and True are one key but not one JSON."""
+    knobs = {k: v for k, v in zip(KNOBS, values) if LATER_KNOBS.get(k, object()) != v}
+    return hashlib.sha1(json.dumps(knobs, sort_keys=True).encode()).hexdigest()[:10]
+
+
 # knob -> the types its value may have, from RunSpec's annotations (int | None: (int, NoneType))
 KINDS: dict[str, tuple[type, ...]] = {
     name: typing.get_args(hint) or (hint,) for name, hint in typing.get_type_hints(RunSpec).items() if name in KNOBS
