@@ -244,3 +244,10 @@ def pytest_runtest_teardown(item):
     _imported.update(found)
     if found:
         pytest.fail(f"{item.nodeid} imported {', '.join(found)}: a test that runs a framework is marked slow")
+
+
+def pytest_collection_modifyitems(items):
+    """The slow tests first (stable, each group's tests in their order): xdist hands tests out in
+    this order, so that a sweep of tens of seconds started last does not hold one worker while the
+    other has nothing left."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
