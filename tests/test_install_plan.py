@@ -239,3 +239,33 @@ def test_make_reads_a_blackwell_card_from_nvidia_smi():
     args = ["make", "--no-print-directory", "install-plan", "TORCH_INDEX_REACHABLE=yes"]
     said = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60).stdout
     assert "torch from PyTorch's cu128 index (Blackwell: compute capability 10.0)" in said
+
+
+def test_every_package_the_code_imports_is_declared():
+    """A package that comes only as another's dependency (scipy with jax) is missing where that one is
+    not installed: every package bench/, models/, pipelines/ and examples/ import, at the top or in a
+    function, is a dependency or an extra's."""
+    import ast
+    import importlib.metadata
+    import re
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]
+    declared = {re.split(r"[<>=!\[;, ]", r)[0].lower() for r in wanted}
+    installed_by = importlib.metadata.packages_distributions()
+    undeclared = {}
+    for path in [p for folder in ("bench", "models", "pipelines", "examples") for p in (ROOT / folder).rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module]
+            else:
+                continue
+            for top in {name.split(".")[0] for name in names} - set(sys.stdlib_module_names):
+                if (ROOT / top).is_dir() or top == "__main__":
+                    continue
+                if not {d.lower() for d in installed_by.get(top, [top])} & declared:
+                    undeclared[top] = str(path.relative_to(ROOT))
+    assert undeclared == {}
