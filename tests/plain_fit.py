@@ -237,4 +237,6 @@ if __name__ == "__main__":
     if sys.argv[1] == "check":
         sys.exit(check(*sys.argv[2:5]))
     mode, kinds, backend, tree = sys.argv[1:5]
-    print(json.dumps({kind: {"rates": rates, "counts": counts}[mode](kind, backend, tree) for kind in kinds.split(",")}))
+    print(
+        json.dumps({kind: {"rates": rates, "counts": counts}[mode](kind, backend, tree) for kind in kinds.split(",")})
+    )
