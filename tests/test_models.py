@@ -1,7 +1,5 @@
 """Every backbone builds, trains a step, and has the published number of parameters."""
 
-import functools
-
 import numpy as np
 import pytest
 
@@ -23,11 +21,20 @@ PUBLISHED = {
 }
 
 
-@functools.cache
-def built(name: str, size: int, classes: int):
-    """One build of a backbone for the module's tests that can share it: building a 50-layer
-    backbone is seconds of CPU, and its parameter count does not depend on the input size."""
-    return models.build(name, (size, size, 3), classes)
+@pytest.fixture(scope="module")
+def built():
+    """`built(name, size, classes)`: one build of a backbone for the module's tests that can share it
+    (building a 50-layer backbone is seconds of CPU, and its parameter count does not depend on the
+    input size), let go when the module's tests are done."""
+    found = {}
+
+    def build(name: str, size: int, classes: int):
+        if (name, size, classes) not in found:
+            found[(name, size, classes)] = models.build(name, (size, size, 3), classes)
+        return found[(name, size, classes)]
+
+    yield build
+    found.clear()
 
 
 def classes_of(name: str) -> int:
@@ -39,7 +46,7 @@ def classes_of(name: str) -> int:
 @pytest.mark.slow
 @pytest.mark.xdist_group("backbones")
 @pytest.mark.parametrize("name, count", PUBLISHED.items())
-def test_parameter_counts_match_the_published_figures(name, count):
+def test_parameter_counts_match_the_published_figures(name, count, built):
     assert trainable(built(name, 32, 1000)) == pytest.approx(count, rel=0.03)
 
 
@@ -60,7 +67,7 @@ def test_bcnn_is_vgg16_features_and_a_bilinear_classifier():
     "name, size",
     [("resnext50", 32), ("seresnet50", 32), ("octresnet50", 32), ("bcnn", 32), ("mobilenetv2", 32), ("tiny", 16)],
 )
-def test_each_backbone_trains_a_step(name, size):
+def test_each_backbone_trains_a_step(name, size, built):
     """One step through every layer and its gradients, run eagerly: tracing octresnet50's step into a
     graph took 13 s of this test's 15 on the 2-core machine, and a backbone's compile is what every
     sweep of it does first (a failure there is its row's error)."""
