@@ -5,7 +5,8 @@ thread or process. DelayedClock holds the odd batches back `delay` seconds there
 lock so that parallel workers cannot overlap their delays: the steps then wait about
 (delayed batches x delay) in all, on the delayed batches' steps, which dominates everything else
 a step does here (the `null` model on 32 px images, a few ms). Run in-process on this process's backend, or as
-`python -m tests.data_wait TREE PIPELINE KNOBS_JSON` under another KERAS_BACKEND.
+`python -m tests.data_wait TREE KNOBS_JSON PIPELINE...` under another KERAS_BACKEND: one line of
+JSON, each pipeline's measure by its name.
 """
 
 from __future__ import annotations
@@ -99,8 +100,8 @@ def _fit(tree, spec) -> dict:
 
 
 if __name__ == "__main__":
-    tree, pipeline, knobs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    tree, knobs, pipelines = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3:]
     from bench.run import devices
 
-    devices.prepare(knobs.get("backend", "tensorflow"), 1, ("tensorflow",) if pipeline == "tfdata" else ())
-    print(json.dumps(measure(tree, pipeline, knobs)))
+    devices.prepare(knobs.get("backend", "tensorflow"), 1, ("tensorflow",) if "tfdata" in pipelines else ())
+    print(json.dumps({pipeline: measure(tree, pipeline, knobs) for pipeline in pipelines}))

@@ -1,6 +1,6 @@
 """The suite's measured fit against a plain `model.fit` of the same compiled model on the same
-data, timed by epoch-level callbacks only. Run as `python -m tests.plain_fit MODE KIND BACKEND
-TREE`; prints JSON.
+data, timed by epoch-level callbacks only. Run as `python -m tests.plain_fit MODE KINDS BACKEND
+TREE` (KINDS: comma-separated); prints JSON, each kind's by its name.
 
 KIND `model`: the model alone: the synthetic feed against a plain fit on the same feed
 (`plain`), and (rates only) on the same tensors as NumPy arrays, which Keras slices every step
@@ -19,6 +19,7 @@ RECORD` is the benchmark `make honesty` runs: the best rates of both kinds, appe
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import sys
 import tempfile
@@ -27,14 +28,15 @@ from pathlib import Path
 
 ROUNDS = 4
 TOLERANCE = 0.10
+# A count does not depend on the work a step does: the model's counted fits take smaller steps (as
+# many: its bound is half the steps), the loader's fewer (its bounds are per step and per epoch).
+COUNTED = {"model": {"input_size": 32, "batch": 4}, "loader": {"steps_per_epoch": 20, "window": "epochs"}}
 PROJECT = tuple(str(Path(__file__).resolve().parent.parent / name) for name in ("bench", "pipelines", "models"))
 
 
-def setup(kind: str, backend: str, tree: str) -> tuple:
-    """(the spec, its feeds, the compiled model, the plain fits by name: each takes a timer)."""
-    from bench.run import devices
-
-    devices.prepare(backend, 1)
+def setup(kind: str, backend: str, tree: str, smaller: dict | None = None) -> tuple:
+    """(the spec, its feeds, the compiled model, the plain fits by name: each takes a timer);
+    `smaller`: settings that replace the rated spec's (counts: COUNTED)."""
     import numpy as np
 
     import models
@@ -68,6 +70,7 @@ def setup(kind: str, backend: str, tree: str) -> tuple:
             epochs=2,
             steps_per_epoch=100,
         )
+    spec = dataclasses.replace(spec, **(smaller or {}))
     train_feed, val_feed = training.feeds(index, spec)
     model = training.compile_model(models.build(spec.backbone, (spec.input_size,) * 2 + (3,), len(index.classes)))
     val = val_feed.data  # validation after each epoch, as in the suite's fit: both time the steps without it
@@ -188,7 +191,7 @@ def counts(kind: str, backend: str, tree: str) -> dict:
     steps and epochs they ran."""
     from bench.run.timing import EpochTimer
 
-    spec, train_feed, val_feed, model, plains = setup(kind, backend, tree)
+    spec, train_feed, val_feed, model, plains = setup(kind, backend, tree, COUNTED[kind])
     found = {"steps": train_feed.steps * spec.epochs, "epochs": spec.epochs}
     with tempfile.TemporaryDirectory() as scratch:
         suite_fit(model, train_feed, val_feed, spec, Path(scratch))  # compiles
@@ -227,7 +230,13 @@ def check(backend: str, tree: str, record: str) -> int:
 
 
 if __name__ == "__main__":
+    from bench.run import devices
+
+    # before anything imports Keras (bench.run.timing does): it takes its backend when first imported
+    devices.prepare(sys.argv[2] if sys.argv[1] == "check" else sys.argv[3], 1)
     if sys.argv[1] == "check":
         sys.exit(check(*sys.argv[2:5]))
-    mode, kind, backend, tree = sys.argv[1:5]
-    print(json.dumps({"rates": rates, "counts": counts}[mode](kind, backend, tree)))
+    mode, kinds, backend, tree = sys.argv[1:5]
+    print(
+        json.dumps({kind: {"rates": rates, "counts": counts}[mode](kind, backend, tree) for kind in kinds.split(",")})
+    )

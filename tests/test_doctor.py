@@ -1,9 +1,12 @@
 """Where the backends train, held against what NVML sees: the doctor, the sweep's refusal, --gpu cpu.
 
 The GPU machine is stood in for by tests/fake_nvml/pynvml.py (one RTX 2080 Ti unless told
-otherwise), put first on PYTHONPATH."""
+otherwise), imported as pynvml in this process; the slow tests ask the real backends, each in
+its own process as the doctor does, once for all of them (`asked`)."""
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,7 @@ import pytest
 from bench.plan.knobs import RunSpec, SpecError
 from bench.results.record import RunRecord
 from bench.run import doctor, gate
-from tests.conftest import gpubench, render_rows
+from tests.conftest import render_rows
 
 FAKE_NVML = Path(__file__).parent / "fake_nvml"
 SEES_2080TI = {
@@ -47,10 +50,28 @@ def answer(backend, platform, devices=("cpu",)):
     }
 
 
-def fake_gpu_machine(**variables) -> dict:
-    """The environment of a process on the stand-in GPU machine."""
-    path = os.pathsep.join([str(FAKE_NVML), str(Path(__file__).parent.parent), os.environ.get("PYTHONPATH", "")])
-    return dict(os.environ, PYTHONPATH=path, **variables)
+@pytest.fixture(scope="module")
+def asked() -> dict:
+    """The real backends' answers (doctor.ask: a process for each), by backend and GPU count, as
+    the module's tests ask for them."""
+    return {}
+
+
+@pytest.fixture
+def gpu_machine(monkeypatch, asked):
+    """This process on the stand-in GPU machine, its backends asked once for the module (`asked`)."""
+    spec = importlib.util.spec_from_file_location("pynvml", FAKE_NVML / "pynvml.py")
+    fake = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fake)
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    ask = doctor.ask
+
+    def once(backends, count=1):
+        missing = [b for b in backends if (b, count) not in asked]
+        asked.update({(b, count): answer for b, answer in (ask(missing, count) if missing else {}).items()})
+        return {b: asked[(b, count)] for b in backends}
+
+    monkeypatch.setattr(doctor, "ask", once)
 
 
 def test_a_backend_on_the_cpu_beside_a_gpu_is_refused_in_one_line_with_its_fix():
@@ -170,20 +191,23 @@ def test_a_report_of_cpu_training_on_a_gpu_machine_leaves_the_gpu_figures_out():
 
 
 @pytest.mark.slow
-def test_a_new_user_on_a_gpu_machine_with_cpu_builds_is_refused_before_the_first_run(tmp_path):
-    done = gpubench("sweep", "--preset", "smoke", "--set", "backend=jax", cwd=tmp_path, env=fake_gpu_machine())
+@pytest.mark.xdist_group("doctor")
+def test_a_new_user_on_a_gpu_machine_with_cpu_builds_is_refused_before_the_first_run(tmp_path, cli, gpu_machine):
+    done = cli("sweep", "--preset", "smoke", "--set", "backend=jax")
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("gpubench: error: NVML sees 1 x NVIDIA GeForce RTX 2080 Ti")
     assert "jax" in lines[0] and "pip install 'jax[cuda12]'" in lines[0]
     assert not (tmp_path / "results").exists()  # nothing made, nothing measured
-    wrong = gpubench("sweep", "--preset", "smoke", "--gpu", "h200", cwd=tmp_path, env=fake_gpu_machine())
+    wrong = cli("sweep", "--preset", "smoke", "--gpu", "h200")
     assert wrong.returncode == 2 and "--gpu h200: NVML sees 1 x NVIDIA GeForce RTX 2080 Ti" in wrong.stderr
 
 
 @pytest.mark.slow
-def test_the_doctor_answers_for_every_installed_backend(tmp_path):
-    done = gpubench("doctor", cwd=tmp_path, env=fake_gpu_machine(FAKE_NVML_CUDA="13.0"))
+@pytest.mark.xdist_group("doctor")
+def test_the_doctor_answers_for_every_installed_backend(cli, gpu_machine, monkeypatch):
+    monkeypatch.setenv("FAKE_NVML_CUDA", "13.0")
+    done = cli("doctor")
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()
     assert lines[0] == "NVML: 1 x NVIDIA GeForce RTX 2080 Ti (driver 550.54.14, CUDA 13.0)"

@@ -1,13 +1,19 @@
-"""The seed's fine-tuning workflow end to end on a tiny tree: train, evaluate, predict, resume."""
+"""The seed's fine-tuning workflow end to end on a tiny tree: train, evaluate, predict, resume.
+
+Training starts a process, as a user does (what it writes to standard error is the process's);
+evaluate, predict and resume of what it trained run in this process (tests/conftest.py
+in_process), which imports TensorFlow once for all of them."""
 
 import csv
 import io
 import json
+import os
 import shutil
+import sys
 
 import pytest
 
-from tests.conftest import gpubench
+from tests.conftest import gpubench, in_process
 
 TRAIN = ["--backbone", "tiny", "--input-size", "16", "--batch", "4", "--workers", "2"]
 
@@ -22,6 +28,17 @@ def trained(tmp_path_factory, tiny_tree):
         line for line in result.stderr.splitlines() if line[:5] in ("E0000", "W0000", "I0000") or "cuInit" in line
     ]
     return cwd / "run", json.loads(result.stdout[result.stdout.index("{") :])
+
+
+@pytest.fixture
+def here(monkeypatch):
+    """`gpubench ARGS` in this process from `cwd` (in_process), and what a command sets up for its
+    framework put back afterwards: the variables it sets and the frameworks it hides."""
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
+    before = dict(os.environ)
+    yield lambda *args, cwd: in_process(*args, cwd=cwd)
+    os.environ.clear()
+    os.environ.update(before)
 
 
 def _log(folder):
@@ -46,12 +63,12 @@ def test_train_keeps_the_best_and_last_models_and_logs_every_epoch(trained):
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("trained")
-def test_evaluate_never_shuffles_and_counts_every_image(trained, tiny_tree):
+def test_evaluate_never_shuffles_and_counts_every_image(trained, tiny_tree, here):
     folder, _ = trained
-    result = gpubench("evaluate", folder / "best.keras", tiny_tree / "val", "--json", folder / "eval.json", cwd=folder)
+    result = here("evaluate", folder / "best.keras", tiny_tree / "val", "--json", folder / "eval.json", cwd=folder)
     assert result.returncode == 0, result.stderr[-2000:]
     first = json.loads((folder / "eval.json").read_text())
-    again = gpubench("evaluate", folder, tiny_tree / "val", "--json", "-", cwd=folder)
+    again = here("evaluate", folder, tiny_tree / "val", "--json", "-", cwd=folder)
     assert again.returncode == 0, again.stderr[-2000:]
     assert json.loads(again.stdout) == first and not (folder / "-").exists()  # same order, same answer
     assert first["images"] == 4 and sum(map(sum, first["confusion"])) == 4
@@ -62,11 +79,11 @@ def test_evaluate_never_shuffles_and_counts_every_image(trained, tiny_tree):
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("trained")
-def test_predict_writes_one_row_per_readable_image_to_standard_output(trained, tiny_tree, tmp_path):
+def test_predict_writes_one_row_per_readable_image_to_standard_output(trained, tiny_tree, tmp_path, here):
     folder, _ = trained
     images = shutil.copytree(tiny_tree / "val", tmp_path / "images")
     (images / "class0" / "broken.jpg").write_text("not an image")
-    result = gpubench("predict", folder / "best.keras", images, cwd=tmp_path)
+    result = here("predict", folder / "best.keras", images, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "warning: 1 unreadable files skipped (first: " in result.stderr and "broken.jpg" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["images"]  # nothing written into the current folder
@@ -75,14 +92,14 @@ def test_predict_writes_one_row_per_readable_image_to_standard_output(trained, t
     for row in rows:
         assert float(row["p_class0"]) + float(row["p_class1"]) == pytest.approx(1.0, abs=1e-4)
         assert row["predicted"] == max(("class0", "class1"), key=lambda c: float(row[f"p_{c}"]))
-    one = gpubench("predict", folder, rows[0]["file"], "--out", folder / "one.csv", cwd=folder)
+    one = here("predict", folder, rows[0]["file"], "--out", folder / "one.csv", cwd=folder)
     assert one.stdout.strip() == str(folder / "one.csv")
     assert one.returncode == 0 and len((folder / "one.csv").read_text().splitlines()) == 2
 
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("trained")
-def test_resume_goes_on_from_the_last_epoch_with_the_optimizer_state_and_the_best_so_far(trained, tmp_path):
+def test_resume_goes_on_from_the_last_epoch_with_the_optimizer_state_and_the_best_so_far(trained, tmp_path, here):
     import keras
 
     folder = shutil.copytree(trained[0], tmp_path / "run")  # its own copy: resuming rewrites the models and the log
@@ -94,7 +111,7 @@ def test_resume_goes_on_from_the_last_epoch_with_the_optimizer_state_and_the_bes
         writer.writeheader()
         writer.writerows(log)
     best_before = (folder / "best.keras").read_bytes()
-    result = gpubench("resume", folder, "--epochs", "2", cwd=folder)
+    result = here("resume", folder, "--epochs", "2", cwd=folder)
     assert result.returncode == 0, result.stderr[-2000:]
     assert [int(r["epoch"]) for r in _log(folder)] == [0, 1, 2, 3, 4]
     assert (folder / "best.keras").read_bytes() == best_before

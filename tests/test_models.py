@@ -21,11 +21,33 @@ PUBLISHED = {
 }
 
 
+@pytest.fixture(scope="module")
+def built():
+    """`built(name, size, classes)`: one build of a backbone for the module's tests that can share it
+    (building a 50-layer backbone is seconds of CPU, and its parameter count does not depend on the
+    input size), let go when the module's tests are done."""
+    found = {}
+
+    def build(name: str, size: int, classes: int):
+        if (name, size, classes) not in found:
+            found[(name, size, classes)] = models.build(name, (size, size, 3), classes)
+        return found[(name, size, classes)]
+
+    yield build
+    found.clear()
+
+
+def classes_of(name: str) -> int:
+    """The published backbones trained at the 1000-class head their figures count (so that one
+    build serves both tests), the others at 3 classes."""
+    return 1000 if name in PUBLISHED else 3
+
+
 @pytest.mark.slow
+@pytest.mark.xdist_group("backbones")
 @pytest.mark.parametrize("name, count", PUBLISHED.items())
-def test_parameter_counts_match_the_published_figures(name, count):
-    model = models.build(name, (64, 64, 3), 1000)
-    assert trainable(model) == pytest.approx(count, rel=0.03)
+def test_parameter_counts_match_the_published_figures(name, count, built):
+    assert trainable(built(name, 32, 1000)) == pytest.approx(count, rel=0.03)
 
 
 @pytest.mark.slow
@@ -40,21 +62,23 @@ def test_bcnn_is_vgg16_features_and_a_bilinear_classifier():
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("backbones")
 @pytest.mark.parametrize(
     "name, size",
     [("resnext50", 32), ("seresnet50", 32), ("octresnet50", 32), ("bcnn", 32), ("mobilenetv2", 32), ("tiny", 16)],
 )
-def test_each_backbone_trains_a_step(name, size):
+def test_each_backbone_trains_a_step(name, size, built):
     """One step through every layer and its gradients, run eagerly: tracing octresnet50's step into a
     graph took 13 s of this test's 15 on the 2-core machine, and a backbone's compile is what every
     sweep of it does first (a failure there is its row's error)."""
-    model = models.build(name, (size, size, 3), 3)
+    classes = classes_of(name)
+    model = built(name, size, classes)
     model.compile(optimizer="sgd", loss="categorical_crossentropy", run_eagerly=True)
     x = np.random.default_rng(0).random((2, size, size, 3), dtype=np.float32)
-    y = np.eye(3, dtype=np.float32)[[0, 2]]
+    y = np.eye(classes, dtype=np.float32)[[0, 2]]
     loss = model.train_on_batch(x, y)
     assert np.isfinite(loss)
-    assert tuple(model(x, training=False).shape) == (2, 3)  # inference, eagerly: no second compile
+    assert tuple(model(x, training=False).shape) == (2, classes)  # inference, eagerly: no second compile
 
 
 def test_a_backbone_is_one_descriptor_every_check_reads():
