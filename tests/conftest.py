@@ -95,17 +95,24 @@ def session_of(store, index_path: Path = Path("unused.json"), gpus: int = 0, **e
 
 
 @pytest.fixture
-def stand_in(monkeypatch) -> StandIn:
-    """Every run of a sweep (and of `gpubench fit`) a StandIn, the peak probes none, and the report
-    its text without figures: test_plots.py and the smoke sweep (test_sweep.py) draw them."""
+def no_figures(monkeypatch) -> None:
+    """A sweep's report its text without figures, where they are not what a test checks:
+    test_plots.py and the smoke sweep (test_sweep.py) draw them."""
     from bench.output import report
+
+    monkeypatch.setattr(report, "_figures", lambda *args: [])
+
+
+@pytest.fixture
+def stand_in(monkeypatch, no_figures) -> StandIn:
+    """Every run of a sweep (and of `gpubench fit`) a StandIn, the peak probes none, and the report
+    its text without figures (no_figures)."""
     from bench.run import processes, runner
 
     runs = StandIn()
     monkeypatch.setattr(runner, "run_point", runs)
     monkeypatch.setattr(processes, "run_point", runs)
     monkeypatch.setattr(processes, "measure_peaks", lambda *args, **kwargs: {})
-    monkeypatch.setattr(report, "_figures", lambda *args: [])
     return runs
 
 
@@ -120,12 +127,17 @@ def in_process(*args, cwd: Path) -> subprocess.CompletedProcess:
     argv = [str(a) for a in args]
     out, err = io.StringIO(), io.StringIO()
     before = Path.cwd()
+    # pytest names the test running in the environment, which keys a launcher server (what a run's
+    # imports read): without it, the sweeps of every test in this process share their servers.
+    named = os.environ.pop("PYTEST_CURRENT_TEST", None)
     try:
         os.chdir(cwd)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = command_line.main(argv)
     finally:
         os.chdir(before)
+        if named is not None:
+            os.environ["PYTEST_CURRENT_TEST"] = named
     return subprocess.CompletedProcess(["gpubench", *argv], code, out.getvalue(), err.getvalue())
 
 
@@ -217,13 +229,6 @@ def killed(args: list, cwd: Path, out: str = "out") -> set:
     sweep.send_signal(signal.SIGKILL)
     sweep.wait()
     return {r["run_id"] for r in store.records()}
-
-
-def killed_and_resumed(args: list, cwd: Path, out: str = "out") -> tuple[set, subprocess.CompletedProcess]:
-    """A sweep killed once it has written its first row (`killed`), then run again: (the runs
-    finished before the kill, the second run)."""
-    finished = killed(args, cwd, out)
-    return finished, gpubench(*args, cwd=cwd)
 
 
 FRAMEWORKS = ("tensorflow", "keras", "jax", "torch")

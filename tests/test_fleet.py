@@ -17,20 +17,20 @@ from bench.plan.backends import BACKENDS
 from bench.plan.grid import installed
 from bench.results.store import ResultStore
 from bench.run.devices import multi_host_refusal
-from tests.conftest import gpubench, killed_and_resumed
+from tests.conftest import killed
 
 needs_jax = pytest.mark.skipif(not installed("jax"), reason="jax is not installed")
 pytestmark = pytest.mark.slow
 
 
 @needs_jax
-def test_two_hosts_train_one_model_on_jax_and_the_other_backends_say_why_not(tmp_path, tiny_tree):
+def test_two_hosts_train_one_model_on_jax_and_the_other_backends_say_why_not(tmp_path, tiny_tree, cli, no_figures):
     """Two processes on localhost ports, gloo collectives between them: each feeds half of every
     batch from its own share of the images, and both end with the same loss."""
     # the keras pipeline (a PyDataset), and dali, whose batches are always full: the torch pipeline
     # shares the keras pipeline's shard and order (test_backends holds it to the same reads)
     pipelines = [p for p, module in (("keras", "keras"), ("dali", "nvidia.dali")) if installed(module)]
-    result = gpubench(
+    result = cli(
         "sweep",
         "--preset",
         "smoke",
@@ -49,7 +49,6 @@ def test_two_hosts_train_one_model_on_jax_and_the_other_backends_say_why_not(tmp
         "hosts=2",
         "--set",
         "window=epochs",
-        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     runs = pd.read_csv(tmp_path / "out" / "runs.csv")
@@ -186,31 +185,36 @@ def _free_port() -> int:
 
 
 @pytest.mark.skipif(not installed("submitit"), reason="submitit is not installed")
-def test_a_sweep_through_submitits_local_executor_gives_the_rows_and_resumes_after_a_kill(tmp_path, tiny_tree):
-    finished, resumed = killed_and_resumed(
-        [
-            "sweep",
-            "--preset",
-            "smoke",
-            "--data",
-            tiny_tree,
-            "--out",
-            "out",
-            "--no-ceilings",
-            "--set",
-            "pipeline=synthetic",
-            "--set",
-            "batch=2,4,8",
-            "--set",
-            "window=epochs",
-            "--executor",
-            "submitit-local",
-        ],
-        tmp_path,
-    )
-    assert 1 <= len(finished) < 3
+def test_a_sweep_through_submitits_local_executor_gives_the_rows_and_resumes_after_a_kill(
+    tmp_path, tiny_tree, cli, no_figures
+):
+    """The sweep killed is a process of its own (SIGKILL); the one that resumes it, this one. Its
+    jobs run one at a time (--max-parallel 1): the kill comes while the second runs."""
+    args = [
+        "sweep",
+        "--preset",
+        "smoke",
+        "--data",
+        tiny_tree,
+        "--out",
+        "out",
+        "--no-ceilings",
+        "--set",
+        "backend=jax",
+        "--set",
+        "pipeline=synthetic",
+        "--set",
+        "batch=2,4",
+        "--set",
+        "window=epochs",
+        "--executor",
+        "submitit-local",
+    ]
+    finished = killed(args, tmp_path)
+    assert len(finished) == 1
+    resumed = cli(*args)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     rows = ResultStore(tmp_path / "out").records()
-    assert len(rows) == 3 and len({r["run_id"] for r in rows}) == 3 and finished <= {r["run_id"] for r in rows}
+    assert len(rows) == 2 and len({r["run_id"] for r in rows}) == 2 and finished <= {r["run_id"] for r in rows}
     assert {r["status"] for r in rows} == {"ok"} and all(r["host"] for r in rows)
     assert (tmp_path / "out" / "jobs").is_dir() and "submitit-local" in (tmp_path / "out" / "sweep.json").read_text()

@@ -19,6 +19,7 @@ from bench.plan.grid import installed, one_point
 from bench.results.record import COLUMNS, SCHEMA
 from bench.results.store import ResultStore
 from bench.run import processes
+from bench.run.launcher import FORK_ENV
 from bench.run.settings import Options
 from pipelines.dataset import make_synthetic, scan
 from pipelines.registry import PIPELINES
@@ -238,10 +239,9 @@ def test_a_worker_out_of_memory_is_an_oom_row_with_its_whole_traceback_in_the_lo
 
 
 @pytest.mark.slow
-def test_a_run_past_its_timeout_is_a_timeout_row(tmp_path, tiny_tree):
-    result = gpubench(
-        *smoke_sweep(tiny_tree, "--timeout", "0.5", *sets("pipeline=synthetic", "batch=4")), cwd=tmp_path, env=SPAWNED
-    )
+def test_a_run_past_its_timeout_is_a_timeout_row(tmp_path, tiny_tree, cli, no_figures, monkeypatch):
+    monkeypatch.setenv(FORK_ENV, SPAWNED[FORK_ENV])
+    result = cli(*smoke_sweep(tiny_tree, "--timeout", "0.5", *sets("pipeline=synthetic", "batch=4")))
     assert result.returncode == 1 and "timeout" in result.stderr  # a failed run: the sweep says so
     row = ResultStore(tmp_path / "out").records()[0]
     assert row["status"] == "timeout" and "0.5 s timeout" in row["error"]
@@ -311,10 +311,10 @@ def test_dry_run_lists_the_grid_and_runs_nothing(tmp_path, stand_in, cli):
 
 
 @pytest.mark.slow
-def test_two_devices_train_with_mirrored_strategy_on_logical_cpus(tmp_path, tiny_tree):
+def test_two_devices_train_with_mirrored_strategy_on_logical_cpus(tmp_path, tiny_tree, cli, no_figures):
     """Logical devices are made before TensorFlow's runtime starts: only a fresh worker shows it.
     One device is the smoke sweep's (1 x CPU); the report's scaling section, test_sections.py's."""
-    result = gpubench(*smoke_sweep(tiny_tree, *sets("pipeline=keras", "batch=4", "gpus=2"), *AS_ASKED), cwd=tmp_path)
+    result = cli(*smoke_sweep(tiny_tree, *sets("pipeline=keras", "batch=4", "gpus=2"), *AS_ASKED))
     assert result.returncode == 0, result.stderr[-2000:]
     runs = pd.read_csv(tmp_path / "out" / "runs.csv")
     assert runs.status.tolist() == ["ok"] and runs.devices.tolist() == ["2 x CPU (logical)"]

@@ -94,7 +94,8 @@ def start(spec: RunSpec, cmd: list[str], env: dict, log: Path) -> Forked | None:
             atexit.register(stop)
         _servers[server_key] = Server.started(spec, dict(server_key[3]))
     server = _servers[server_key]
-    pid = server and server.fork({"module": cmd[2], "args": cmd[3:], "env": env, "log": str(log)})
+    request = {"module": cmd[2], "args": cmd[3:], "env": env, "log": str(log), "cwd": os.getcwd()}
+    pid = server and server.fork(request)
     return Forked(server, pid) if pid else None
 
 
@@ -252,11 +253,13 @@ def _fork() -> int:
 
 
 def run(request: dict) -> int:
-    """In the forked child: the run's environment, its output to its log, no stdin, Ctrl-C as a
-    plain process has it, then the module as `python -m` runs it (its exit is the process's)."""
+    """In the forked child: the run's environment and working folder (the sweep's now, as a process
+    it started would have, not the server's), its output to its log, no stdin, Ctrl-C as a plain
+    process has it, then the module as `python -m` runs it (its exit is the process's)."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     os.environ.clear()
     os.environ.update(request["env"])
+    os.chdir(request["cwd"])
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     out = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(out, 1)
