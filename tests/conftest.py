@@ -46,6 +46,16 @@ def gpubench(*args, cwd: Path, timeout: float = 300, env: dict | None = None) ->
     )
 
 
+def sets(*knobs: str) -> list[str]:
+    """--set for each of `knobs` ("batch=4,8")."""
+    return [arg for knob in knobs for arg in ("--set", knob)]
+
+
+def smoke_sweep(data, *more) -> list:
+    """`gpubench sweep`'s arguments for the smoke preset on `data`, into out/, without its ceilings."""
+    return ["sweep", "--preset", "smoke", "--data", data, "--out", "out", "--no-ceilings", *more]
+
+
 class StandIn:
     """What runner.run_point (and search's processes.run_point) return, at once, where a test
     checks what a sweep decides rather than what a worker measures: no process starts. A run's

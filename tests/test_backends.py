@@ -20,17 +20,11 @@ from bench.run.devices import CACHE_ENV
 from bench.run.settings import Options
 from pipelines.dataset import scan
 from pipelines.registry import describe_loader, prefetch_factor
-from tests.conftest import assert_forked_with_startup_parts, gpubench, session_of
+from tests.conftest import assert_forked_with_startup_parts, gpubench, session_of, sets, smoke_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 needs_jax = pytest.mark.skipif(not installed("jax"), reason="jax is not installed")
 needs_torch = pytest.mark.skipif(not installed("torch"), reason="torch is not installed")
-
-
-def smoke_on(*knobs: str) -> list:
-    """`gpubench sweep`'s arguments for the smoke preset on tiny_tree's images into out/, without
-    its ceilings, with `knobs` (--set each)."""
-    return ["sweep", "--preset", "smoke", "--out", "out", "--no-ceilings", *[a for k in knobs for a in ("--set", k)]]
 
 
 @pytest.mark.slow
@@ -43,9 +37,9 @@ def test_the_smoke_preset_runs_on_jax(tiny_tree, cli, no_figures, monkeypatch, t
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))  # an empty compilation cache
     pipelines = ["keras", *(["tfdata"] if installed("tensorflow") else []), "torch"]
     result = cli(
-        *smoke_on(f"backend={backend}", f"pipeline={','.join(pipelines)}", "batch=8", "window=epochs"),
-        "--data",
-        tiny_tree,
+        *smoke_sweep(
+            tiny_tree, *sets(f"backend={backend}", f"pipeline={','.join(pipelines)}", "batch=8", "window=epochs")
+        )
     )
     assert result.returncode == 0, result.stderr[-3000:]
     runs = pd.read_csv(tmp_path / "out" / "runs.csv")
@@ -75,9 +69,7 @@ def test_without_tensorflow_the_torch_backend_runs_and_tfdata_is_left_out(tmp_pa
     """TensorFlow hidden in the sweep and in every process it starts; what `gpubench run` refuses
     without it, the test below."""
     result = gpubench(
-        *smoke_on("backend=torch", "batch=8", "window=epochs"),
-        "--data",
-        tiny_tree,
+        *smoke_sweep(tiny_tree, *sets("backend=torch", "batch=8", "window=epochs")),
         cwd=tmp_path,
         env=without_tensorflow,
     )
@@ -111,7 +103,7 @@ def test_without_tensorflow_a_run_that_needs_it_is_refused(tiny_tree, cli, monke
 @needs_jax
 def test_two_logical_devices_on_jax_train_with_data_parallel(tmp_path, tiny_tree, cli, no_figures):
     knobs = ("backend=jax,torch", "pipeline=synthetic", "batch=4", "gpus=2", "window=epochs")
-    result = cli(*smoke_on(*knobs), "--data", tiny_tree)
+    result = cli(*smoke_sweep(tiny_tree, *sets(*knobs)))
     assert result.returncode == 0, result.stderr[-3000:]
     runs = pd.read_csv(tmp_path / "out" / "runs.csv").set_index("backend")
     assert runs.loc["jax", "status"] == "ok", runs.loc["jax", "error"]
@@ -201,7 +193,7 @@ def test_channels_first_trains_where_the_backend_can_and_is_a_skipped_row_where_
 ):
     backends = [b for b in ("tensorflow", "jax", "torch") if installed(b)]
     knobs = (f"backend={','.join(backends)}", "pipeline=synthetic", "batch=4", "data_format=channels_first")
-    result = cli(*smoke_on(*knobs, "window=epochs"), "--data", tiny_tree)
+    result = cli(*smoke_sweep(tiny_tree, *sets(*knobs, "window=epochs")))
     assert result.returncode == 0, result.stderr[-3000:]
     runs = pd.read_csv(tmp_path / "out" / "runs.csv").set_index("backend")
     assert (runs.data_format == "channels_first").all()

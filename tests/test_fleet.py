@@ -17,7 +17,7 @@ from bench.plan.backends import BACKENDS
 from bench.plan.grid import installed
 from bench.results.store import ResultStore
 from bench.run.devices import multi_host_refusal
-from tests.conftest import killed
+from tests.conftest import killed, sets, smoke_sweep
 
 needs_jax = pytest.mark.skipif(not installed("jax"), reason="jax is not installed")
 pytestmark = pytest.mark.slow
@@ -30,26 +30,8 @@ def test_two_hosts_train_one_model_on_jax_and_the_other_backends_say_why_not(tmp
     # the keras pipeline (a PyDataset), and dali, whose batches are always full: the torch pipeline
     # shares the keras pipeline's shard and order (test_backends holds it to the same reads)
     pipelines = [p for p, module in (("keras", "keras"), ("dali", "nvidia.dali")) if installed(module)]
-    result = cli(
-        "sweep",
-        "--preset",
-        "smoke",
-        "--data",
-        tiny_tree,
-        "--out",
-        "out",
-        "--no-ceilings",
-        "--set",
-        "backend=jax,torch,tensorflow",
-        "--set",
-        f"pipeline={','.join(pipelines)}",
-        "--set",
-        "batch=8",
-        "--set",
-        "hosts=2",
-        "--set",
-        "window=epochs",
-    )
+    knobs = ("backend=jax,torch,tensorflow", f"pipeline={','.join(pipelines)}", "batch=8", "hosts=2", "window=epochs")
+    result = cli(*smoke_sweep(tiny_tree, *sets(*knobs)))
     assert result.returncode == 0, result.stderr[-3000:]
     runs = pd.read_csv(tmp_path / "out" / "runs.csv")
     on_jax = runs[runs.backend == "jax"]
@@ -190,26 +172,8 @@ def test_a_sweep_through_submitits_local_executor_gives_the_rows_and_resumes_aft
 ):
     """The sweep killed is a process of its own (SIGKILL); the one that resumes it, this one. Its
     jobs run one at a time (--max-parallel 1): the kill comes while the second runs."""
-    args = [
-        "sweep",
-        "--preset",
-        "smoke",
-        "--data",
-        tiny_tree,
-        "--out",
-        "out",
-        "--no-ceilings",
-        "--set",
-        "backend=jax",
-        "--set",
-        "pipeline=synthetic",
-        "--set",
-        "batch=2,4",
-        "--set",
-        "window=epochs",
-        "--executor",
-        "submitit-local",
-    ]
+    knobs = sets("backend=jax", "pipeline=synthetic", "batch=2,4", "window=epochs")
+    args = smoke_sweep(tiny_tree, *knobs, "--executor", "submitit-local")
     finished = killed(args, tmp_path)
     assert len(finished) == 1
     resumed = cli(*args)

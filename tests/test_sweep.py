@@ -23,25 +23,15 @@ from bench.run.launcher import FORK_ENV
 from bench.run.settings import Options
 from pipelines.dataset import make_synthetic, scan
 from pipelines.registry import PIPELINES
-from tests.conftest import SPAWNED, assert_forked_with_startup_parts, gpubench, killed, session_of
+from tests.conftest import SPAWNED, assert_forked_with_startup_parts, gpubench, killed, session_of, sets, smoke_sweep
 from tests.tables import table, tables
 
 DALI_TF_PLUGIN, DALI_NEEDS_TF_PLUGIN = PIPELINES["dali"].plugins["tensorflow"]
 
 
-def sets(*knobs: str) -> list[str]:
-    """--set for each of `knobs` ("batch=4,8")."""
-    return [arg for knob in knobs for arg in ("--set", knob)]
-
-
 TINY = sets("backbone=tiny", "input_size=16", "epochs=2")
 # For the tests of a sweep's mechanics rather than its timing: the epochs as asked, one pass each.
 AS_ASKED = sets("window=epochs")
-
-
-def smoke_sweep(data, *more) -> list:
-    """`gpubench sweep`'s arguments for the smoke preset on `data`, into out/, without its ceilings."""
-    return ["sweep", "--preset", "smoke", "--data", data, "--out", "out", "--no-ceilings", *more]
 
 
 @pytest.fixture(scope="session")
