@@ -17,7 +17,7 @@ from bench.plan.backends import BACKENDS
 from bench.plan.grid import installed
 from bench.results.store import ResultStore
 from bench.run.devices import multi_host_refusal
-from tests.conftest import killed, sets, smoke_sweep
+from tests.conftest import gpubench, killed, sets, smoke_sweep
 
 needs_jax = pytest.mark.skipif(not installed("jax"), reason="jax is not installed")
 pytestmark = pytest.mark.slow
@@ -167,16 +167,14 @@ def _free_port() -> int:
 
 
 @pytest.mark.skipif(not installed("submitit"), reason="submitit is not installed")
-def test_a_sweep_through_submitits_local_executor_gives_the_rows_and_resumes_after_a_kill(
-    tmp_path, tiny_tree, cli, no_figures
-):
-    """The sweep killed is a process of its own (SIGKILL); the one that resumes it, this one. Its
-    jobs run one at a time (--max-parallel 1): the kill comes while the second runs."""
+def test_a_sweep_through_submitits_local_executor_gives_the_rows_and_resumes_after_a_kill(tmp_path, tiny_tree):
+    """Its jobs run one at a time (--max-parallel 1): the kill (SIGKILL) comes while the second runs.
+    Both sweeps are processes of their own, whose pid the local jobs watch to end with them."""
     knobs = sets("backend=jax", "pipeline=synthetic", "batch=2,4", "window=epochs")
     args = smoke_sweep(tiny_tree, *knobs, "--executor", "submitit-local")
     finished = killed(args, tmp_path)
     assert len(finished) == 1
-    resumed = cli(*args)
+    resumed = gpubench(*args, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     rows = ResultStore(tmp_path / "out").records()
     assert len(rows) == 2 and len({r["run_id"] for r in rows}) == 2 and finished <= {r["run_id"] for r in rows}
