@@ -84,11 +84,12 @@ def test_one_host_killed_ends_the_run_as_one_failed_row_with_no_process_left(tmp
         deadline, second = time.time() + 120, None
         while second is None and time.time() < deadline:  # process 1 of the run, once it has started training
             time.sleep(0.5)
-            for proc in psutil.process_iter(["cmdline"]):
+            for proc in psutil.process_iter(["cmdline", "cwd"]):
                 cmdline = proc.info["cmdline"] or []
                 if (
                     "bench.run.worker" in cmdline
                     and cmdline[-1] == "1"
+                    and proc.info["cwd"] == str(tmp_path)  # this sweep's, not another test's beside it
                     and (tmp_path / "out" / "samples").is_dir()
                     and any((tmp_path / "out" / "logs").glob("*.p1.log"))
                 ):
@@ -105,8 +106,8 @@ def test_one_host_killed_ends_the_run_as_one_failed_row_with_no_process_left(tmp
     assert row["status"] in ("oom", "error") and row["error"].startswith("process 1 of 2: worker killed by SIGKILL")
     assert not [
         p
-        for p in psutil.process_iter(["cmdline"])
-        if "bench.run.worker" in (p.info["cmdline"] or []) and str(tmp_path) in " ".join(p.info["cmdline"] or [])
+        for p in psutil.process_iter(["cmdline", "cwd"])
+        if "bench.run.worker" in (p.info["cmdline"] or []) and p.info["cwd"] == str(tmp_path)
     ]
 
 
