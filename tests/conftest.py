@@ -46,6 +46,16 @@ def gpubench(*args, cwd: Path, timeout: float = 300, env: dict | None = None) ->
     )
 
 
+def sets(*knobs: str) -> list[str]:
+    """--set for each of `knobs` ("batch=4,8")."""
+    return [arg for knob in knobs for arg in ("--set", knob)]
+
+
+def smoke_sweep(data, *more) -> list:
+    """`gpubench sweep`'s arguments for the smoke preset on `data`, into out/, without its ceilings."""
+    return ["sweep", "--preset", "smoke", "--data", data, "--out", "out", "--no-ceilings", *more]
+
+
 class StandIn:
     """What runner.run_point (and search's processes.run_point) return, at once, where a test
     checks what a sweep decides rather than what a worker measures: no process starts. A run's
@@ -95,17 +105,24 @@ def session_of(store, index_path: Path = Path("unused.json"), gpus: int = 0, **e
 
 
 @pytest.fixture
-def stand_in(monkeypatch) -> StandIn:
-    """Every run of a sweep (and of `gpubench fit`) a StandIn, the peak probes none, and the report
-    its text without figures: test_plots.py and the smoke sweep (test_sweep.py) draw them."""
+def no_figures(monkeypatch) -> None:
+    """A sweep's report its text without figures, where they are not what a test checks:
+    test_plots.py and the smoke sweep (test_sweep.py) draw them."""
     from bench.output import report
+
+    monkeypatch.setattr(report, "_figures", lambda *args: [])
+
+
+@pytest.fixture
+def stand_in(monkeypatch, no_figures) -> StandIn:
+    """Every run of a sweep (and of `gpubench fit`) a StandIn, the peak probes none, and the report
+    its text without figures (no_figures)."""
     from bench.run import processes, runner
 
     runs = StandIn()
     monkeypatch.setattr(runner, "run_point", runs)
     monkeypatch.setattr(processes, "run_point", runs)
     monkeypatch.setattr(processes, "measure_peaks", lambda *args, **kwargs: {})
-    monkeypatch.setattr(report, "_figures", lambda *args: [])
     return runs
 
 
@@ -221,13 +238,6 @@ def killed(args: list, cwd: Path, out: str = "out") -> set:
     sweep.send_signal(signal.SIGKILL)
     sweep.wait()
     return {r["run_id"] for r in store.records()}
-
-
-def killed_and_resumed(args: list, cwd: Path, out: str = "out") -> tuple[set, subprocess.CompletedProcess]:
-    """A sweep killed once it has written its first row (`killed`), then run again: (the runs
-    finished before the kill, the second run)."""
-    finished = killed(args, cwd, out)
-    return finished, gpubench(*args, cwd=cwd)
 
 
 FRAMEWORKS = ("tensorflow", "keras", "jax", "torch")

@@ -1,12 +1,13 @@
-"""A run for tests/test_processes.py's launcher test: says how it pools processes, waits until the
-file named on its command line exists, then fails (exit status 3, its traceback in its log)."""
+"""A run for tests/test_processes.py's launcher test: says how it pools processes and where it
+runs, waits until the file named on its command line exists, then fails (exit status 3, its
+traceback in its log)."""
 
 import multiprocessing
 import sys
 import time
 from pathlib import Path
 
-print(f"start method {multiprocessing.get_start_method()}", flush=True)
+print(f"start method {multiprocessing.get_start_method()} in {Path.cwd()}", flush=True)
 while not Path(sys.argv[1]).exists():
     time.sleep(0.05)
 try:

@@ -3,7 +3,6 @@
 import ast
 import importlib.metadata
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,15 +10,17 @@ import pandas as pd
 import pytest
 
 import pipelines
+from bench.plan import grid
 from bench.plan.backends import BACKENDS
 from bench.plan.grid import installed
 from bench.plan.knobs import RunSpec
 from bench.results.store import ResultStore
 from bench.run import runner
+from bench.run.devices import CACHE_ENV
 from bench.run.settings import Options
 from pipelines.dataset import scan
 from pipelines.registry import describe_loader, prefetch_factor
-from tests.conftest import assert_forked_with_startup_parts, gpubench, session_of
+from tests.conftest import assert_forked_with_startup_parts, gpubench, session_of, sets, smoke_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 needs_jax = pytest.mark.skipif(not installed("jax"), reason="jax is not installed")
@@ -28,49 +29,34 @@ needs_torch = pytest.mark.skipif(not installed("torch"), reason="torch is not in
 
 @pytest.mark.slow
 @needs_jax
-def test_the_smoke_preset_runs_on_jax(tmp_path, tiny_tree):
-    """Every pipeline feeds jax. The smoke sweep on tensorflow is in test_sweep, on torch below
-    (without TensorFlow)."""
+def test_the_smoke_preset_runs_on_jax(tiny_tree, cli, no_figures, monkeypatch, tmp_path):
+    """The pipelines of other frameworks feed jax, each run forked from a server that imported both.
+    The smoke sweep on tensorflow is in test_sweep, on torch below (without TensorFlow); the dali
+    pipeline feeds jax in test_fleet (two hosts), the synthetic feed in the two tests below it."""
     backend = "jax"
-    cache = dict(os.environ, GPUBENCH_CACHE_DIR=str(tmp_path / "cache"))  # an empty compilation cache
-    result = gpubench(
-        "sweep",
-        "--preset",
-        "smoke",
-        "--data",
-        tiny_tree,
-        "--out",
-        "out",
-        "--no-ceilings",
-        "--set",
-        f"backend={backend}",
-        "--set",
-        "batch=8",
-        cwd=tmp_path,
-        env=cache,
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))  # an empty compilation cache
+    pipelines = ["keras", *(["tfdata"] if installed("tensorflow") else []), "torch"]
+    result = cli(
+        *smoke_sweep(
+            tiny_tree, *sets(f"backend={backend}", f"pipeline={','.join(pipelines)}", "batch=8", "window=epochs")
+        )
     )
     assert result.returncode == 0, result.stderr[-3000:]
     runs = pd.read_csv(tmp_path / "out" / "runs.csv")
     assert set(runs.status) == {"ok"}, runs.error.tolist()
-    assert set(runs.pipeline) == {"keras", "tfdata", "torch", "dali", "synthetic"} - (
-        {"tfdata"} if not installed("tensorflow") else set()
-    ) - ({"dali"} if not installed("nvidia.dali") else set())
+    assert set(runs.pipeline) == set(pipelines)
     assert (runs.backend == backend).all()
     assert_forked_with_startup_parts(runs)
     assert (runs.backend_version == importlib.metadata.version(backend).split("+")[0]).all() or (
         runs.backend_version == importlib.metadata.version(backend)
     ).all()
-    loaders = runs.pipeline != "synthetic"  # tensors in memory are never waited for, nor stamped
-    assert (runs.train_img_s > 0).all() and (runs.data_wait_frac[loaders] >= 0).all()
-    assert runs.data_wait_frac[~loaders].isna().all()
+    assert (runs.train_img_s > 0).all() and (runs.data_wait_frac >= 0).all()
     env = json.loads((tmp_path / "out" / "env.json").read_text())
     assert env[backend] == importlib.metadata.version(backend)
     assert f"on {backend}," in (tmp_path / "out" / "report.md").read_text()
     # One model, batch and precision fed by three pipelines compiles once: the first run fills the
     # persistent cache, the others compile from it (they add no entry to it: counted, not timed;
-    # the time it saves is in results/reference/cpu/compile-cache). The synthetic feed's
-    # validation batches are full (the others end with a short one), so its evaluation step is
-    # another program.
+    # the time it saves is in results/reference/cpu/compile-cache).
     by = runs.set_index("pipeline")
     loaders = [p for p in ("keras", "tfdata", "torch") if p in by.index]
     assert list(by.cache_hit[loaders]) == [False] + [True] * (len(loaders) - 1)
@@ -79,22 +65,11 @@ def test_the_smoke_preset_runs_on_jax(tmp_path, tiny_tree):
 
 @pytest.mark.slow
 @needs_torch
-def test_without_tensorflow_the_torch_backend_runs_and_tfdata_is_refused(tmp_path, tiny_tree, without_tensorflow):
+def test_without_tensorflow_the_torch_backend_runs_and_tfdata_is_left_out(tmp_path, tiny_tree, without_tensorflow):
+    """TensorFlow hidden in the sweep and in every process it starts; what `gpubench run` refuses
+    without it, the test below."""
     result = gpubench(
-        "sweep",
-        "--preset",
-        "smoke",
-        "--data",
-        tiny_tree,
-        "--out",
-        "out",
-        "--no-ceilings",
-        "--set",
-        "backend=torch",
-        "--set",
-        "batch=8",
-        "--set",
-        "window=epochs",
+        *smoke_sweep(tiny_tree, *sets("backend=torch", "batch=8", "window=epochs")),
         cwd=tmp_path,
         env=without_tensorflow,
     )
@@ -107,12 +82,16 @@ def test_without_tensorflow_the_torch_backend_runs_and_tfdata_is_refused(tmp_pat
     assert_forked_with_startup_parts(runs)
     assert json.loads((tmp_path / "out" / "env.json").read_text())["cuda"] == ""
 
+
+def test_without_tensorflow_a_run_that_needs_it_is_refused(tiny_tree, cli, monkeypatch, tmp_path):
+    """The refusal is decided before any work: here TensorFlow is absent to that decision only."""
+    monkeypatch.setattr(grid, "installed", lambda module: module != "tensorflow" and installed(module))
     for knobs, message in (
         (["backend=torch", "pipeline=tfdata"], "pipeline tfdata needs tensorflow"),
         (["pipeline=keras"], "backend tensorflow needs tensorflow"),
     ):
         sets = [a for k in knobs for a in ("--set", k)]
-        refused = gpubench("run", "--data", tiny_tree, "--out", "refused", *sets, cwd=tmp_path, env=without_tensorflow)
+        refused = cli("run", "--data", tiny_tree, "--out", "refused", *sets)
         assert refused.returncode == 2
         assert refused.stderr.strip().splitlines() == [
             f"gpubench: error: {message}, which is not installed here (pip install 'gpubench[tf]')"
@@ -122,30 +101,14 @@ def test_without_tensorflow_the_torch_backend_runs_and_tfdata_is_refused(tmp_pat
 
 @pytest.mark.slow
 @needs_jax
-def test_two_logical_devices_on_jax_train_with_data_parallel(tmp_path, tiny_tree):
-    result = gpubench(
-        "sweep",
-        "--preset",
-        "smoke",
-        "--data",
-        tiny_tree,
-        "--out",
-        "out",
-        "--no-ceilings",
-        "--set",
-        "backend=jax,torch",
-        "--set",
-        "pipeline=synthetic",
-        "--set",
-        "batch=4",
-        "--set",
-        "gpus=2",
-        cwd=tmp_path,
-    )
+def test_two_logical_devices_on_jax_train_with_data_parallel(tmp_path, tiny_tree, cli, no_figures):
+    knobs = ("backend=jax,torch", "pipeline=synthetic", "batch=4", "gpus=2", "window=epochs")
+    result = cli(*smoke_sweep(tiny_tree, *sets(*knobs)))
     assert result.returncode == 0, result.stderr[-3000:]
     runs = pd.read_csv(tmp_path / "out" / "runs.csv").set_index("backend")
     assert runs.loc["jax", "status"] == "ok", runs.loc["jax", "error"]
     assert runs.loc["jax", "devices"] == "2 x CPU (logical)"
+    assert pd.isna(runs.loc["jax", "data_wait_frac"])  # tensors in memory are never waited for, nor stamped
     assert runs.loc["torch", "status"] == "skipped" and runs.loc["torch", "error"] == BACKENDS["torch"].one_device
 
 
@@ -225,27 +188,12 @@ def test_a_batch_past_the_first_out_of_memory_batch_is_skipped(tmp_path, monkeyp
 
 
 @pytest.mark.slow
-def test_channels_first_trains_where_the_backend_can_and_is_a_skipped_row_where_it_cannot(tmp_path, tiny_tree):
+def test_channels_first_trains_where_the_backend_can_and_is_a_skipped_row_where_it_cannot(
+    tmp_path, tiny_tree, cli, no_figures
+):
     backends = [b for b in ("tensorflow", "jax", "torch") if installed(b)]
-    result = gpubench(
-        "sweep",
-        "--preset",
-        "smoke",
-        "--data",
-        tiny_tree,
-        "--out",
-        "out",
-        "--no-ceilings",
-        "--set",
-        f"backend={','.join(backends)}",
-        "--set",
-        "pipeline=synthetic",
-        "--set",
-        "batch=4",
-        "--set",
-        "data_format=channels_first",
-        cwd=tmp_path,
-    )
+    knobs = (f"backend={','.join(backends)}", "pipeline=synthetic", "batch=4", "data_format=channels_first")
+    result = cli(*smoke_sweep(tiny_tree, *sets(*knobs, "window=epochs")))
     assert result.returncode == 0, result.stderr[-3000:]
     runs = pd.read_csv(tmp_path / "out" / "runs.csv").set_index("backend")
     assert (runs.data_format == "channels_first").all()
@@ -256,6 +204,8 @@ def test_channels_first_trains_where_the_backend_can_and_is_a_skipped_row_where_
     for backend in set(backends) - {"tensorflow"}:
         assert runs.loc[backend, "status"] == "ok", runs.loc[backend, "error"]
         assert runs.loc[backend, "train_img_s"] > 0
+    if "jax" in backends:  # tensors in memory are never waited for, nor stamped (torch's timer stamps them)
+        assert pd.isna(runs.loc["jax", "data_wait_frac"])
     if len(backends) == 3:
         assert "| tiny 32px | synthetic channels_first b4 |" in (tmp_path / "out" / "report.md").read_text()
 

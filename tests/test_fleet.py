@@ -17,40 +17,21 @@ from bench.plan.backends import BACKENDS
 from bench.plan.grid import installed
 from bench.results.store import ResultStore
 from bench.run.devices import multi_host_refusal
-from tests.conftest import gpubench, killed_and_resumed
+from tests.conftest import gpubench, killed, sets, smoke_sweep
 
 needs_jax = pytest.mark.skipif(not installed("jax"), reason="jax is not installed")
 pytestmark = pytest.mark.slow
 
 
 @needs_jax
-def test_two_hosts_train_one_model_on_jax_and_the_other_backends_say_why_not(tmp_path, tiny_tree):
+def test_two_hosts_train_one_model_on_jax_and_the_other_backends_say_why_not(tmp_path, tiny_tree, cli, no_figures):
     """Two processes on localhost ports, gloo collectives between them: each feeds half of every
     batch from its own share of the images, and both end with the same loss."""
     # the keras pipeline (a PyDataset), and dali, whose batches are always full: the torch pipeline
     # shares the keras pipeline's shard and order (test_backends holds it to the same reads)
     pipelines = [p for p, module in (("keras", "keras"), ("dali", "nvidia.dali")) if installed(module)]
-    result = gpubench(
-        "sweep",
-        "--preset",
-        "smoke",
-        "--data",
-        tiny_tree,
-        "--out",
-        "out",
-        "--no-ceilings",
-        "--set",
-        "backend=jax,torch,tensorflow",
-        "--set",
-        f"pipeline={','.join(pipelines)}",
-        "--set",
-        "batch=8",
-        "--set",
-        "hosts=2",
-        "--set",
-        "window=epochs",
-        cwd=tmp_path,
-    )
+    knobs = ("backend=jax,torch,tensorflow", f"pipeline={','.join(pipelines)}", "batch=8", "hosts=2", "window=epochs")
+    result = cli(*smoke_sweep(tiny_tree, *sets(*knobs)))
     assert result.returncode == 0, result.stderr[-3000:]
     runs = pd.read_csv(tmp_path / "out" / "runs.csv")
     on_jax = runs[runs.backend == "jax"]
@@ -103,11 +84,12 @@ def test_one_host_killed_ends_the_run_as_one_failed_row_with_no_process_left(tmp
         deadline, second = time.time() + 120, None
         while second is None and time.time() < deadline:  # process 1 of the run, once it has started training
             time.sleep(0.5)
-            for proc in psutil.process_iter(["cmdline"]):
+            for proc in psutil.process_iter(["cmdline", "cwd"]):
                 cmdline = proc.info["cmdline"] or []
                 if (
                     "bench.run.worker" in cmdline
                     and cmdline[-1] == "1"
+                    and proc.info["cwd"] == str(tmp_path)  # this sweep's, not another test's beside it
                     and (tmp_path / "out" / "samples").is_dir()
                     and any((tmp_path / "out" / "logs").glob("*.p1.log"))
                 ):
@@ -124,8 +106,8 @@ def test_one_host_killed_ends_the_run_as_one_failed_row_with_no_process_left(tmp
     assert row["status"] in ("oom", "error") and row["error"].startswith("process 1 of 2: worker killed by SIGKILL")
     assert not [
         p
-        for p in psutil.process_iter(["cmdline"])
-        if "bench.run.worker" in (p.info["cmdline"] or []) and str(tmp_path) in " ".join(p.info["cmdline"] or [])
+        for p in psutil.process_iter(["cmdline", "cwd"])
+        if "bench.run.worker" in (p.info["cmdline"] or []) and p.info["cwd"] == str(tmp_path)
     ]
 
 
@@ -187,30 +169,15 @@ def _free_port() -> int:
 
 @pytest.mark.skipif(not installed("submitit"), reason="submitit is not installed")
 def test_a_sweep_through_submitits_local_executor_gives_the_rows_and_resumes_after_a_kill(tmp_path, tiny_tree):
-    finished, resumed = killed_and_resumed(
-        [
-            "sweep",
-            "--preset",
-            "smoke",
-            "--data",
-            tiny_tree,
-            "--out",
-            "out",
-            "--no-ceilings",
-            "--set",
-            "pipeline=synthetic",
-            "--set",
-            "batch=2,4,8",
-            "--set",
-            "window=epochs",
-            "--executor",
-            "submitit-local",
-        ],
-        tmp_path,
-    )
-    assert 1 <= len(finished) < 3
+    """Its jobs run one at a time (--max-parallel 1): the kill (SIGKILL) comes while the second runs.
+    Both sweeps are processes of their own, whose pid the local jobs watch to end with them."""
+    knobs = sets("backend=jax", "pipeline=synthetic", "batch=2,4", "window=epochs")
+    args = smoke_sweep(tiny_tree, *knobs, "--executor", "submitit-local")
+    finished = killed(args, tmp_path)
+    assert len(finished) == 1
+    resumed = gpubench(*args, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     rows = ResultStore(tmp_path / "out").records()
-    assert len(rows) == 3 and len({r["run_id"] for r in rows}) == 3 and finished <= {r["run_id"] for r in rows}
+    assert len(rows) == 2 and len({r["run_id"] for r in rows}) == 2 and finished <= {r["run_id"] for r in rows}
     assert {r["status"] for r in rows} == {"ok"} and all(r["host"] for r in rows)
     assert (tmp_path / "out" / "jobs").is_dir() and "submitit-local" in (tmp_path / "out" / "sweep.json").read_text()

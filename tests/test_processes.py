@@ -71,6 +71,10 @@ def test_a_server_serves_only_runs_whose_imports_read_what_its_own_read():
         launcher.key(one_point({"backbone": "tiny", "pipeline": "keras", "backend": "torch"}), env),
     ]
     assert len({same, *others}) == 1 + len(others)
+    tf = {**env, "KERAS_BACKEND": "tensorflow"}  # tf.data feeds TensorFlow from the server keras's runs use
+    assert launcher.key(one_point({"backbone": "tiny", "pipeline": "tfdata", "backend": "tensorflow"}), tf) == (
+        launcher.key(one_point({"backbone": "tiny", "pipeline": "keras", "backend": "tensorflow"}), tf)
+    )
 
 
 @pytest.mark.slow  # runs a framework in this process
@@ -87,10 +91,11 @@ def test_a_server_refuses_where_a_framework_started_or_may_have_started_a_device
 
 
 @pytest.mark.slow
-def test_forked_runs_have_their_own_session_exit_and_log_and_end_with_the_server(tmp_path):
-    """Two runs forked from one jax server: killing one's group leaves the other; the other fails
-    with its traceback in its own log and its status; it pools processes as a plain process does;
-    a run still going when the sweep's pipe closes is killed with the server."""
+def test_forked_runs_have_their_own_session_exit_and_log_and_end_with_the_server(tmp_path, monkeypatch):
+    """Runs forked from one jax server: killing one's group leaves the others; another fails
+    with its traceback in its own log and its status; it pools processes as a plain process does,
+    in the folder the sweep is in when it starts it, not the server's, and finds its modules there as
+    `python -m` does; a run still going when the sweep's pipe closes is killed with the server."""
     from bench.plan.grid import one_point
     from bench.run import launcher
 
@@ -98,7 +103,11 @@ def test_forked_runs_have_their_own_session_exit_and_log_and_end_with_the_server
     spec = one_point({"backbone": "tiny", "pipeline": "synthetic", "backend": "jax"})
     release = tmp_path / "release"
     cmd = [sys.executable, "-m", "tests.launched", str(release)]
-    runs = [launcher.start(spec, cmd, env, tmp_path / f"{k}.log") for k in range(3)]
+    monkeypatch.chdir(tmp_path)  # the server starts here, with the first run
+    runs = [launcher.start(spec, cmd, env, Path(f"{k}.log")) for k in (0, 2)]
+    (tmp_path / "later").mkdir()
+    monkeypatch.chdir(tmp_path / "later")
+    runs.insert(1, launcher.start(spec, cmd, env, Path("1.log")))
     assert all(runs) and len({run.pid for run in runs}) == 3
     assert all(os.getsid(run.pid) == run.pid for run in runs)  # each its own session, so its own group
     server = runs[0].server
@@ -107,47 +116,24 @@ def test_forked_runs_have_their_own_session_exit_and_log_and_end_with_the_server
     assert runs[0].wait() == -signal.SIGKILL and runs[1].poll() is None
     release.write_text("")
     assert runs[1].wait() == 3
-    log = (tmp_path / "1.log").read_text()
+    log = (tmp_path / "later" / "1.log").read_text()
     plain = subprocess.run(
         [sys.executable, "-c", "import multiprocessing as m; print(m.get_start_method())"],
         capture_output=True,
         text=True,
     )
-    assert f"start method {plain.stdout.strip()}" in log
+    assert f"start method {plain.stdout.strip()} in {tmp_path / 'later'}\n" in log
     assert "Traceback (most recent call last)" in log and "RuntimeError: released" in log
     assert runs[2].wait() == 3  # released too; a fourth, still waiting, dies with the server
+    (tmp_path / "later" / "here.py").write_text("print('found here')\n")  # not where the server started
+    found = launcher.start(spec, [sys.executable, "-m", "here"], env, Path("here.log"))
+    assert found.wait() == 0 and (tmp_path / "later" / "here.log").read_text() == "found here\n"
     release.unlink()
-    last = psutil.Process(launcher.start(spec, cmd, env, tmp_path / "3.log").pid)
+    last = psutil.Process(launcher.start(spec, cmd, env, Path("3.log")).pid)
     launcher.stop()
     assert server.process.returncode == 0
     gone, _ = psutil.wait_procs([last], timeout=60)
     assert gone
-
-
-@pytest.mark.slow
-def test_a_run_forked_from_a_server_started_elsewhere_runs_in_the_sweeps_folder(tmp_path, monkeypatch):
-    """A server outlives the sweep that started it (a Python session's second sweep, a test
-    worker's next test): each run works in the folder its sweep runs from, and finds its modules
-    there as `python -m` would, not in the folder the server started in."""
-    from bench.plan.grid import one_point
-    from bench.run import launcher
-
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "-1", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)}
-    spec = one_point({"backbone": "tiny", "pipeline": "synthetic", "backend": "jax"})
-    first, second = tmp_path / "first", tmp_path / "second"
-    for folder in (first, second):
-        folder.mkdir()
-        (folder / "here.py").write_text(f"import os\nprint('{folder.name} module in', os.getcwd())\n")
-    cmd = [sys.executable, "-m", "here"]
-    try:
-        for folder in (first, second):
-            monkeypatch.chdir(folder)
-            run = launcher.start(spec, cmd, env, folder / "run.log")
-            assert run.wait() == 0
-            assert (folder / "run.log").read_text().strip() == f"{folder.name} module in {folder}"
-        assert run.server is launcher.start(spec, cmd, env, second / "again.log").server  # one server for both
-    finally:
-        launcher.stop()
 
 
 def test_a_machines_peak_is_probed_once_and_reused_by_its_later_sweeps(tmp_path, monkeypatch):

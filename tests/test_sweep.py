@@ -19,28 +19,19 @@ from bench.plan.grid import installed, one_point
 from bench.results.record import COLUMNS, SCHEMA
 from bench.results.store import ResultStore
 from bench.run import processes
+from bench.run.launcher import FORK_ENV
 from bench.run.settings import Options
 from pipelines.dataset import make_synthetic, scan
 from pipelines.registry import PIPELINES
-from tests.conftest import SPAWNED, assert_forked_with_startup_parts, gpubench, killed, session_of
+from tests.conftest import SPAWNED, assert_forked_with_startup_parts, gpubench, killed, session_of, sets, smoke_sweep
 from tests.tables import table, tables
 
 DALI_TF_PLUGIN, DALI_NEEDS_TF_PLUGIN = PIPELINES["dali"].plugins["tensorflow"]
 
 
-def sets(*knobs: str) -> list[str]:
-    """--set for each of `knobs` ("batch=4,8")."""
-    return [arg for knob in knobs for arg in ("--set", knob)]
-
-
 TINY = sets("backbone=tiny", "input_size=16", "epochs=2")
 # For the tests of a sweep's mechanics rather than its timing: the epochs as asked, one pass each.
 AS_ASKED = sets("window=epochs")
-
-
-def smoke_sweep(data, *more) -> list:
-    """`gpubench sweep`'s arguments for the smoke preset on `data`, into out/, without its ceilings."""
-    return ["sweep", "--preset", "smoke", "--data", data, "--out", "out", "--no-ceilings", *more]
 
 
 @pytest.fixture(scope="session")
@@ -238,10 +229,9 @@ def test_a_worker_out_of_memory_is_an_oom_row_with_its_whole_traceback_in_the_lo
 
 
 @pytest.mark.slow
-def test_a_run_past_its_timeout_is_a_timeout_row(tmp_path, tiny_tree):
-    result = gpubench(
-        *smoke_sweep(tiny_tree, "--timeout", "0.5", *sets("pipeline=synthetic", "batch=4")), cwd=tmp_path, env=SPAWNED
-    )
+def test_a_run_past_its_timeout_is_a_timeout_row(tmp_path, tiny_tree, cli, no_figures, monkeypatch):
+    monkeypatch.setenv(FORK_ENV, SPAWNED[FORK_ENV])
+    result = cli(*smoke_sweep(tiny_tree, "--timeout", "0.5", *sets("pipeline=synthetic", "batch=4")))
     assert result.returncode == 1 and "timeout" in result.stderr  # a failed run: the sweep says so
     row = ResultStore(tmp_path / "out").records()[0]
     assert row["status"] == "timeout" and "0.5 s timeout" in row["error"]
@@ -311,10 +301,10 @@ def test_dry_run_lists_the_grid_and_runs_nothing(tmp_path, stand_in, cli):
 
 
 @pytest.mark.slow
-def test_two_devices_train_with_mirrored_strategy_on_logical_cpus(tmp_path, tiny_tree):
+def test_two_devices_train_with_mirrored_strategy_on_logical_cpus(tmp_path, tiny_tree, cli, no_figures):
     """Logical devices are made before TensorFlow's runtime starts: only a fresh worker shows it.
     One device is the smoke sweep's (1 x CPU); the report's scaling section, test_sections.py's."""
-    result = gpubench(*smoke_sweep(tiny_tree, *sets("pipeline=keras", "batch=4", "gpus=2"), *AS_ASKED), cwd=tmp_path)
+    result = cli(*smoke_sweep(tiny_tree, *sets("pipeline=keras", "batch=4", "gpus=2"), *AS_ASKED))
     assert result.returncode == 0, result.stderr[-2000:]
     runs = pd.read_csv(tmp_path / "out" / "runs.csv")
     assert runs.status.tolist() == ["ok"] and runs.devices.tolist() == ["2 x CPU (logical)"]

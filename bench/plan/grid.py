@@ -151,11 +151,12 @@ def _needs(spec: RunSpec) -> list[tuple[str, str, tuple[str, str]]]:
 
 
 def frameworks(spec: RunSpec) -> tuple[str, ...]:
-    """The packages the point imports: its backend's and its pipeline's; a user's pipeline or model
-    may import any framework, so none is hidden from it."""
+    """The packages the point imports, each once: its backend's and its pipeline's (tfdata on
+    tensorflow imports one framework, as keras on it does); a user's pipeline or model may import
+    any framework, so none is hidden from it."""
     if is_user_pipeline(spec.pipeline) or is_user_model(spec.backbone):
         return tuple(module for module, _ in BACKEND_NEEDS.values())
-    return tuple(module for _, _, (module, _) in _needs(spec))
+    return tuple(dict.fromkeys(module for _, _, (module, _) in _needs(spec)))
 
 
 def missing(spec: RunSpec) -> str | None:
