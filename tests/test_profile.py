@@ -11,7 +11,7 @@ from bench.output import report
 from bench.plan.knobs import RunSpec, SpecError
 from bench.run.trace_ops import self_times, top_ops
 from bench.session import profiled_spec
-from tests.conftest import gpubench, results
+from tests.conftest import results
 
 MS = 1_000_000  # nanoseconds
 
@@ -90,9 +90,10 @@ def test_a_profiled_run_is_left_out_of_the_tables_and_its_top_operations_are_lis
 
 
 @pytest.mark.slow
-def test_run_profile_on_jax_writes_a_trace_that_jax_opens_and_the_report_lists_its_operations(tmp_path, tiny_tree):
+def test_run_profile_on_jax_writes_a_trace_that_jax_opens_and_the_report_lists_its_operations(tmp_path, tiny_tree, cli):
+    """The run forks from jax's launcher, started from this process (`gpubench run` in process)."""
     jax = pytest.importorskip("jax")
-    result = gpubench(
+    result = cli(
         "run",
         "--profile",
         "--data",
@@ -111,7 +112,6 @@ def test_run_profile_on_jax_writes_a_trace_that_jax_opens_and_the_report_lists_i
         "epochs=2",
         "--set",
         "window=epochs",
-        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)

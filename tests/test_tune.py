@@ -11,7 +11,7 @@ from bench.analyse import moves
 from bench.analyse.bounds import bound
 from bench.analyse.noise import Noise, faster
 from tests import walk_sim
-from tests.conftest import gpubench
+from tests.conftest import in_process
 from tests.walk_sim import START
 
 
@@ -174,8 +174,9 @@ def test_a_setting_takes_the_bound_its_points_csv_names(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("tensorflow_sweeps")  # its runs fork from test_bottleneck's TensorFlow launcher
 def test_a_short_real_tune_walks_and_ends_with_code(tmp_path, tiny_tree):
-    done = gpubench(
+    done = in_process(
         "tune",
         "--preset",
         "smoke",

@@ -1,5 +1,9 @@
 """The user's own model and pipeline: checked before any run, importing no framework; swept
-through the CLI with tiny shapes (slow: each starts workers); the 'do this' paragraph."""
+through the CLI with tiny shapes (slow: each starts workers); the 'do this' paragraph.
+
+The sweeps run in this process (tests/conftest.py's in_process) on one xdist worker, with the
+user's code on PYTHONPATH as docs/your-job.md says: their runs fork from one launcher that
+imported every installed framework (a user's code may import any), once."""
 
 import json
 import os
@@ -13,9 +17,7 @@ from bench.plan.grid import build_grid, one_point
 from bench.plan.knobs import SpecError
 from pipelines.dataset import make_synthetic
 from pipelines.registry import PIPELINES, RETURNED, describe, knob_meaning
-from tests.conftest import gpubench
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import in_process
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -169,8 +171,11 @@ def tree(tmp_path_factory):
     return make_synthetic(tmp_path_factory.mktemp("data") / "d", train=16, val=8, classes=2, image_size=(40, 30))
 
 
-# The user's code is found on PYTHONPATH, as docs/your-job.md says: here the checkout, for examples/.
-WITH_EXAMPLES = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+@pytest.fixture
+def with_examples(monkeypatch):
+    """The user's code found on PYTHONPATH, as docs/your-job.md says: here the checkout, for
+    examples/. The same value in every test, so that their runs share one launcher."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
 
 
 def _sweep(tmp_path, tree, *overrides, ceilings=False):
@@ -180,7 +185,7 @@ def _sweep(tmp_path, tree, *overrides, ceilings=False):
         for o in ["batch=4", "epochs=2", "window=epochs", "steps_per_epoch=3", "validation_steps=1", *overrides]
         for a in ("--set", o)
     ]
-    done = gpubench(*args, *([] if ceilings else ["--no-ceilings"]), cwd=tmp_path, env=WITH_EXAMPLES)
+    done = in_process(*args, *([] if ceilings else ["--no-ceilings"]), cwd=tmp_path)
     rows = [json.loads(line) for line in (tmp_path / "r/runs.jsonl").read_text().splitlines()]
     return done, rows, pd.read_csv(tmp_path / "r/points.csv")
 
@@ -189,7 +194,8 @@ KINDS = [f"examples.pipelines:{f}" for f in ("tfdata_images", "pydataset_images"
 
 
 @pytest.mark.slow
-def test_a_saved_model_fed_by_each_kind_of_user_pipeline_alone_and_end_to_end(tmp_path, tree):
+@pytest.mark.xdist_group("user_code_sweeps")
+def test_a_saved_model_fed_by_each_kind_of_user_pipeline_alone_and_end_to_end(with_examples, tmp_path, tree):
     """A user's pipeline measured alone and end to end, with the model-alone ceiling: the verdict's
     columns, as for the shipped pipelines. Two kinds here (a tf.data.Dataset, a PyDataset); every
     kind's handover to fit is held in process by tests/test_handover.py."""
@@ -214,7 +220,10 @@ def test_a_saved_model_fed_by_each_kind_of_user_pipeline_alone_and_end_to_end(tm
 
 
 @pytest.mark.slow
-def test_a_model_function_a_token_model_a_failing_pipeline_and_wrong_shapes_give_their_rows(tmp_path, tree):
+@pytest.mark.xdist_group("user_code_sweeps")
+def test_a_model_function_a_token_model_a_failing_pipeline_and_wrong_shapes_give_their_rows(
+    with_examples, tmp_path, tree
+):
     done, rows, _ = _sweep(
         tmp_path,
         tree,
@@ -235,13 +244,16 @@ def test_a_model_function_a_token_model_a_failing_pipeline_and_wrong_shapes_give
 
 
 @pytest.mark.slow
-def test_a_corrupt_image_in_a_user_pipeline_stops_the_sweep_after_one_run_and_points_to_the_file(tmp_path):
+@pytest.mark.xdist_group("user_code_sweeps")
+def test_a_corrupt_image_in_a_user_pipeline_stops_the_sweep_after_one_run_and_points_to_the_file(
+    with_examples, tmp_path
+):
     """tf.data's decode error names no file: the row points to the unreadable one the scan listed; the
     pipeline's other runs and the ceilings of its failed points are not run; the sweep exits 1."""
     data = make_synthetic(tmp_path / "img", train=16, val=4, classes=2, image_size=(24, 16))
     bad = sorted((data / "train").glob("*/*.jpg"))[0]
     bad.write_bytes(b"not a jpeg")
-    out = gpubench(
+    out = in_process(
         "sweep",
         "--preset",
         "mine",
@@ -263,7 +275,7 @@ def test_a_corrupt_image_in_a_user_pipeline_stops_the_sweep_after_one_run_and_po
         "epochs=2",
         "--set",
         "input_size=16",
-        cwd=ROOT,
+        cwd=REPO,
     )
     assert out.returncode == 1, out.stderr
     last = out.stdout.strip().splitlines()[-1]
