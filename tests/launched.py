@@ -1,6 +1,6 @@
 """A run for tests/test_processes.py's launcher test: says how it pools processes and where it
 runs, waits until the file named on its command line exists, then fails (exit status 3, its
-traceback in its log)."""
+traceback and a last line left in its output buffer in its log)."""
 
 import multiprocessing
 import sys
@@ -16,4 +16,5 @@ except RuntimeError:
     import traceback
 
     traceback.print_exc()
+    print("leaves with status 3")  # not flushed: a forked run's exit flushes it
     sys.exit(3)

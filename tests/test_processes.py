@@ -124,6 +124,7 @@ def test_forked_runs_have_their_own_session_exit_and_log_and_end_with_the_server
     )
     assert f"start method {plain.stdout.strip()} in {tmp_path / 'later'}\n" in log
     assert "Traceback (most recent call last)" in log and "RuntimeError: released" in log
+    assert "leaves with status 3" in log  # its output flushed as it exits, without the teardown
     assert runs[2].wait() == 3  # released too; a fourth, still waiting, dies with the server
     (tmp_path / "later" / "here.py").write_text("print('found here')\n")  # not where the server started
     found = launcher.start(spec, [sys.executable, "-m", "here"], env, Path("here.log"))
