@@ -44,7 +44,7 @@ def sweep(tmp_path, data, *knobs):
     return point, f"{figures}\n" + (tmp_path / "out" / "report.md").read_text()
 
 
-def test_a_cheap_model_on_large_images_is_limited_by_the_loader(tmp_path):
+def test_a_cheap_model_on_large_images_is_limited_by_the_loader(tmp_path, no_figures):
     big = make_synthetic(tmp_path / "big", train=16, val=4, classes=2, image_size=(640, 480))
     # 20 steps an epoch (the 16 images wrap round), the second epoch timed: the model alone takes
     # milliseconds a step (1000-2000 images/s beside other work, the loader 100-130), and a
@@ -70,7 +70,7 @@ def test_a_cheap_model_on_large_images_is_limited_by_the_loader(tmp_path):
     assert point.decode_ceiling_img_s > 0 and point.pipeline_efficiency > 0
 
 
-def test_a_heavy_model_on_small_images_is_limited_by_the_model(tmp_path, tiny_tree):
+def test_a_heavy_model_on_small_images_is_limited_by_the_model(tmp_path, tiny_tree, no_figures):
     # 3 steps of 8 images an epoch (the 12 images wrap round), the second timed: as many vgg16
     # images timed as 2 epochs of 6 steps at 32 px, each costing 4x, tf.data's as cheap as at
     # 32 px (its images are 64x48). At 32 px the two were 4.7x apart beside the suite's other

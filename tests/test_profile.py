@@ -90,7 +90,9 @@ def test_a_profiled_run_is_left_out_of_the_tables_and_its_top_operations_are_lis
 
 
 @pytest.mark.slow
-def test_run_profile_on_jax_writes_a_trace_that_jax_opens_and_the_report_lists_its_operations(tmp_path, tiny_tree, cli):
+def test_run_profile_on_jax_writes_a_trace_that_jax_opens_and_the_report_lists_its_operations(
+    tmp_path, tiny_tree, cli, no_figures
+):
     """The run forks from jax's launcher, started from this process (`gpubench run` in process)."""
     jax = pytest.importorskip("jax")
     result = cli(

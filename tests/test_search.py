@@ -44,7 +44,7 @@ def test_a_failure_that_is_not_memory_stops_the_search():
 
 
 @pytest.mark.slow
-def test_a_memory_cap_makes_the_search_real_on_a_cpu(tmp_path, cli):
+def test_a_memory_cap_makes_the_search_real_on_a_cpu(tmp_path, cli, no_figures):
     """The capped run starts as a process of its own (a cap would count a launcher's mappings);
     the search that asks for it runs in this process."""
     capped = cli(

@@ -175,7 +175,7 @@ def test_a_setting_takes_the_bound_its_points_csv_names(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("tensorflow_sweeps")  # its runs fork from test_bottleneck's TensorFlow launcher
-def test_a_short_real_tune_walks_and_ends_with_code(tmp_path, tiny_tree):
+def test_a_short_real_tune_walks_and_ends_with_code(tmp_path, tiny_tree, no_figures):
     done = in_process(
         "tune",
         "--preset",

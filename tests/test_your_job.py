@@ -172,9 +172,10 @@ def tree(tmp_path_factory):
 
 
 @pytest.fixture
-def with_examples(monkeypatch):
+def with_examples(monkeypatch, no_figures):
     """The user's code found on PYTHONPATH, as docs/your-job.md says: here the checkout, for
-    examples/. The same value in every test, so that their runs share one launcher."""
+    examples/. The same value in every test, so that their runs share one launcher. The reports
+    are drawn without figures (no_figures): these sweeps check rows and words."""
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
 
 
