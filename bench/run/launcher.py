@@ -9,8 +9,8 @@ session (the runner kills its group), log, exit status and memory (the isolation
 A server is keyed by all a run's imports read: its backend, frameworks, gpus (jax's logical
 devices) and environment (CUDA_VISIBLE_DEVICES, JAX_PLATFORMS, KERAS_BACKEND, XLA_FLAGS, caches
 ...), all but the per-run GPU memory cap, read once a device starts; any other run gets another
-server. The server stops when the sweep's pipe to it closes (the sweep ended or was killed) or with
-the sweep (PR_SET_PDEATHSIG), and kills the runs it forked that are still going.
+server. The server stops when the sweep tells it to, when the sweep's pipe to it closes (the sweep
+was killed) or with the sweep (PR_SET_PDEATHSIG), and kills the runs it forked that are still going.
 
 A run is forked only where a fork is safe: one process (hosts 1), no address-space cap (it would
 count the server's mappings), GPUBENCH_FORK not "0"; on the CPU (CUDA_VISIBLE_DEVICES=-1) any
@@ -62,6 +62,7 @@ WORKER_IMPORTS = (
     "bench.run.gate",
     "bench.run.training",
 )
+STOP = b'{"stop": true}'  # the sweep's last request
 READY_S = 300  # a server whose imports take longer serves no run: they start as processes
 _servers: dict[tuple, Server | None] = {}
 
@@ -101,9 +102,12 @@ def start(spec: RunSpec, cmd: list[str], env: dict, log: Path) -> Forked | None:
 
 
 def stop() -> None:
-    """Every server ends: its pipe closes, it exits."""
+    """Every server ends: told to, then its pipe closed. Its end of file alone is not enough: a
+    process forked from the sweep's (a Keras loader pool left by code run in it) holds the pipe."""
     for server in filter(None, _servers.values()):
-        server.process.stdin.close()
+        with contextlib.suppress(BrokenPipeError):
+            server.process.stdin.write(STOP + b"\n")
+            server.process.stdin.close()
         server.process.wait()
     _servers.clear()
 
@@ -215,19 +219,19 @@ def _say(message: dict) -> None:
 
 def serve(requests: int) -> dict | None:
     """Forks a run for each line read from `requests` and reaps them (waitpid, one thread); returns
-    the request in the forked child, None in the server once the sweep has gone (its runs killed)."""
+    the request in the forked child, None in the server once the sweep has gone or said stop (its
+    runs killed)."""
     running, pending = set(), b""
     while True:
         if select.select([requests], [], [], 0.1 if running else None)[0]:
             chunk = os.read(requests, 65536)
-            if not chunk:
+            *lines, pending = (pending + chunk).split(b"\n")
+            if not chunk or STOP in lines:
                 for pid in running:
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(pid, signal.SIGKILL)
                 return None
-            pending += chunk
-            while b"\n" in pending:
-                line, pending = pending.split(b"\n", 1)
+            for line in lines:
                 pid = _fork()
                 if not pid:
                     return json.loads(line)
