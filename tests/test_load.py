@@ -3,6 +3,7 @@ samplers' figures, a loaded run gives way to a quieter repeat of its point, a fo
 withholds its bounds and says so in its header, and the sweep waits for quiet after a loaded run."""
 
 import io
+import warnings
 
 import pandas as pd
 from rich.console import Console
@@ -27,6 +28,12 @@ def test_other_work_s_share_is_the_machine_s_use_less_the_run_s_own_over_its_thr
     assert others_share(None, 100.0, 2) is None
     column = others_share(pd.Series([90.0, float("nan")]), pd.Series([100.0, 100.0]), 2)
     assert column.iloc[0] == 40.0 and pd.isna(column.iloc[1])
+    unsampled = [
+        {**r, "cpu_util_mean": None, "proc_cpu_pct_mean": None} for r in _rows(POINT, [95.0], [100.0], [500.0])
+    ]
+    with warnings.catch_warnings():  # runs too short to sample: their table says no load, without a warning
+        warnings.simplefilter("error")
+        assert table(unsampled, ENV, {}).others_cpu_pct.isna().all()
 
 
 def test_a_uniformly_loaded_folder_withholds_its_bounds_says_so_and_asks_to_measure_again():

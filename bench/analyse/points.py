@@ -150,9 +150,11 @@ def table(rows: list[dict], env: dict, sweep: dict, envs: dict | None = None) ->
             ignore_index=True,
         )
     frame = pd.DataFrame(rows)
-    frame["others_cpu_pct"] = others_share(
-        frame.get("cpu_util_mean", float("nan")), frame.get("proc_cpu_pct_mean", float("nan")), env.get("cpu_threads")
+    # as floats: the columns of runs too short to sample hold None, which numpy warns about
+    sampled = (
+        pd.to_numeric(frame.get(c, float("nan")), errors="coerce") for c in ("cpu_util_mean", "proc_cpu_pct_mean")
     )
+    frame["others_cpu_pct"] = others_share(*sampled, env.get("cpu_threads"))
     frame, set_aside = quiet_runs(frame)
     points = medians(frame)
     points["runs_set_aside"] = points.point_id.map(set_aside).fillna(0).astype(int)
