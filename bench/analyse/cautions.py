@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.analyse.points import SHORT_S, spec_of
+from bench.analyse.points import SHORT_S, records, spec_of
 from bench.analyse.verdicts import called
 from bench.plan.knobs import BUSY_PCT
 from pipelines.epochs import loader_depth, window_steps
@@ -42,7 +42,7 @@ def noise_warnings(frame: pd.DataFrame, points: pd.DataFrame) -> list[str]:
     """hyperfine- and pyperf-style warnings, each with a hint."""
     notes = []
     ok = frame[frame.status == "ok"]
-    labels = {p["point_id"]: called(p) for p in points.to_dict("records")}
+    labels = {p["point_id"]: called(p) for p in records(points)}
     for pid, runs in ok.groupby("point_id"):
         name = labels.get(pid, pid)
         rates = runs.train_img_s

@@ -32,7 +32,7 @@ from scipy import special
 from bench.analyse.bounds import rate_of
 from bench.analyse.decisions import against_run, decide, margins, repeats_to_decide
 from bench.analyse.noise import PRIOR, Noise, combined, of_points, pooled
-from bench.analyse.points import current_rows, read_csv
+from bench.analyse.points import current_rows, read_csv, records
 from bench.plan.knobs import BUSY_PCT, KNOBS
 from bench.results.machine import changes, hardware, software
 from bench.results.store import read_json
@@ -184,8 +184,8 @@ def compare(base: Side, cur: Side, metric="train_img_s", factor=FACTOR, drop=GAT
             raise CompareError(f"the {side} has no {metric} column")
     sign = 1 if METRICS[metric] else -1
     noise = combined(noise_of(base, metric), noise_of(cur, metric))
-    b_rows = {match_key(r): r for r in base.points.to_dict("records")}
-    c_rows = {match_key(r): r for r in cur.points.to_dict("records")}
+    b_rows = {match_key(r): r for r in records(base.points)}
+    c_rows = {match_key(r): r for r in records(cur.points)}
     rows, judged = [], []
     for key in list(b_rows) + [k for k in c_rows if k not in b_rows]:
         b, c = b_rows.get(key), c_rows.get(key)

@@ -10,7 +10,7 @@ import pandas as pd
 
 from bench.analyse.bounds import look_again, rate_of
 from bench.analyse.noise import differ, of_points
-from bench.analyse.points import runnable, spec_of
+from bench.analyse.points import records, runnable, spec_of
 from bench.analyse.verdicts import rivals_of_fastest
 from bench.plan.grid import model_ceiling, pipeline_ceiling
 
@@ -24,7 +24,7 @@ def clear_ceilings(points: pd.DataFrame) -> set[str]:
     ran = runnable(points)
     noise = of_points(points, family=True)
     clear, unclear = set(), set()
-    for p in ran.to_dict("records"):
+    for p in records(ran):
         spec = spec_of(p)
         both = {pipeline_ceiling(spec).point_id, model_ceiling(spec).point_id}
         apart = differ(*rate_of(p, "pipeline_img_s"), *rate_of(p, "model_img_s"), noise) != 0  # 0 if one is missing
@@ -45,7 +45,7 @@ def unsettled(points: pd.DataFrame) -> set[str]:
     noise = of_points(ran, family=True)
     ceiling_of = {"pipeline": pipeline_ceiling, "model": model_ceiling}
     found, bounds = set(), Counter()
-    for p in configurations.to_dict("records"):
+    for p in records(configurations):
         spec = spec_of(p)
         lower = look_again(p, noise)  # end to end against the lower ceiling: the other cannot move it
         bounds.update(ceiling(spec).point_id for ceiling in ceiling_of.values())

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.analyse.points import fed_points
+from bench.analyse.points import fed_points, records
 from bench.plan.knobs import PRECISIONS
 
 
@@ -76,7 +76,7 @@ def feed(points: pd.DataFrame, path: Path) -> Path | None:
         low = (group.train_img_s - group.get("train_img_s_min", group.train_img_s)).clip(lower=0)
         high = (group.get("train_img_s_max", group.train_img_s) - group.train_img_s).clip(lower=0)
         ax.bar(group.setting, group.train_img_s, yerr=[low.fillna(0), high.fillna(0)], capsize=3, label="end to end")
-        for x, p in zip(group.setting, group.to_dict("records")):
+        for x, p in zip(group.setting, records(group)):
             ceilings = [v for v in (p["pipeline_img_s"], p["model_img_s"]) if pd.notna(v)]
             if ceilings and p["train_img_s"] > min(ceilings):
                 doubt = p.get("bound_doubt") if isinstance(p.get("bound_doubt"), str) else ""

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.analyse import cautions, verdicts
-from bench.analyse.points import runnable, setting, spec_of, write_csv
+from bench.analyse.points import records, runnable, setting, spec_of, write_csv
 from bench.output import header, sections, traces
 from bench.output.advice import do_this
 from bench.plan.grid import model_ceiling, pipeline_ceiling
@@ -219,7 +219,7 @@ def superseded(points: pd.DataFrame, sweep: dict) -> set[str]:
         return set()
     stale = set(points.point_id[(points.repeats_ok == 0) & ~points.point_id.isin(planned)])
     kept = points[(points.role == "point") & ~points.point_id.isin(stale)]
-    bound = {c(spec_of(p)).point_id for p in kept.to_dict("records") for c in (pipeline_ceiling, model_ceiling)}
+    bound = {c(spec_of(p)).point_id for p in records(kept) for c in (pipeline_ceiling, model_ceiling)}
     return stale | set(points.point_id[(points.role == "ceiling") & ~points.point_id.isin(bound | planned)])
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 
 from bench.analyse import gains, reference, verdicts
 from bench.analyse.bounds import ABOVE
-from bench.analyse.points import fed_points
+from bench.analyse.points import fed_points, records
 from bench.output.header import container_gives
 from bench.plan.backends import BACKENDS, spread_over_devices
 from bench.plan.knobs import PRECISIONS
@@ -76,7 +76,7 @@ def where_the_time_goes(points: pd.DataFrame, sweep: dict) -> list[str]:
             f"The peak probe failed on {backend} in {precision}, so MFU is empty there: {why}"
             for precision, why in failed.items()
         ] + [""]
-    for c in gains.decode_ceilings(points).to_dict("records"):
+    for c in records(gains.decode_ceilings(points)):
         lines += [
             f"Decode ceiling at {c['input_size']}px ({c['interpolation']}): one core reads, decodes and "
             f"resizes {c['core_img_s']:.0f} images/s, so all cores {c['all_cores_img_s']:.0f}; the pipelines "
