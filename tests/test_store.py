@@ -224,3 +224,11 @@ def test_a_runs_csv_of_other_columns_or_rows_is_rewritten_once_then_appended_to(
     short.csv.unlink()
     short.append(json.loads(record_line(16)))
     assert list(pd.read_csv(short.csv).batch) == [4, 8, 16]
+
+
+def test_a_folder_of_the_same_head_with_other_changes_says_which_is_dirty():
+    from bench.results.machine import differs
+
+    env = {"cpu": "Test CPU", "commit": "a" * 40}
+    said = differs(env, {**env, "commit": "a" * 40 + "-dirty"})
+    assert said == f"another commit ({'a' * 12} vs {'a' * 12}-dirty)"

@@ -171,6 +171,12 @@ def this_machine() -> dict:
     return identity(collect())
 
 
+def _short(commit: str) -> str:
+    """A commit as git abbreviates it, its "-dirty" kept: the same HEAD with and without changes differs."""
+    head, dirty, _ = commit.partition("-dirty")
+    return head[:12] + dirty
+
+
 def differs(folder_env: dict, env: dict) -> str | None:
     """What sets a folder's environment apart from this one's (the machine, or the code that
     measures), in a few words, or None when rows of both may stand together."""
@@ -178,5 +184,6 @@ def differs(folder_env: dict, env: dict) -> str | None:
     if changed:
         return "another machine (" + "; ".join(changed) + ")"
     if folder_env.get("commit") != env.get("commit"):
-        return f"another commit ({(folder_env.get('commit') or '?')[:12]} vs {(env.get('commit') or '?')[:12]})"
+        theirs, mine = (e.get("commit") or "?" for e in (folder_env, env))
+        return f"another commit ({_short(theirs)} vs {_short(mine)})"
     return None
