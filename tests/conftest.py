@@ -9,7 +9,7 @@ import pytest
 from pipelines.dataset import make_synthetic
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# The suite's two workers are each other's "other work": a real sweep in a test waits for no quiet
+# The suite's workers are each other's "other work": a real sweep in a test waits for no quiet
 # (--quiet-wait's default; tests/test_load.py checks the wait itself).
 os.environ.setdefault("GPUBENCH_QUIET_WAIT_S", "0")
 
