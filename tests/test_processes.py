@@ -126,6 +126,7 @@ def test_forked_runs_have_their_own_session_exit_and_log_and_end_with_the_server
         text=True,
     )
     assert f"start method {plain.stdout.strip()} in {tmp_path / 'later'}\n" in log
+    assert int(log.split("frozen ")[1].split()[0]) > 100_000  # the server's imports, which its GC skips
     assert "Traceback (most recent call last)" in log and "RuntimeError: released" in log
     assert "leaves with status 3" in log  # its output flushed as it exits, without the teardown
     assert runs[2].wait() == 3  # released too; a fourth, still waiting, dies with the server
