@@ -227,8 +227,11 @@ def test_a_runs_csv_of_other_columns_or_rows_is_rewritten_once_then_appended_to(
 
 
 def test_a_folder_of_the_same_head_with_other_changes_says_which_is_dirty():
+    """The store's refusal and the report's header both keep the "-dirty" of uncommitted code."""
+    from bench.output.header import machine
     from bench.results.machine import differs
 
     env = {"cpu": "Test CPU", "commit": "a" * 40}
     said = differs(env, {**env, "commit": "a" * 40 + "-dirty"})
     assert said == f"another commit ({'a' * 12} vs {'a' * 12}-dirty)"
+    assert any(f"(commit {'a' * 12}-dirty)" in line for line in machine({**env, "commit": "a" * 40 + "-dirty"}))

@@ -4,6 +4,7 @@ and who else computed on them, the frameworks) and where each backend's runs tra
 from __future__ import annotations
 
 from bench.plan.backends import BACKENDS
+from bench.results.machine import short_commit
 
 
 def machine(env: dict) -> list[str]:
@@ -26,7 +27,7 @@ def machine(env: dict) -> list[str]:
         f"- {gpu_line}",
         *others_on_gpu(gpus),
         f"- Python {env.get('python')}, Keras {env.get('keras')}, {_backends(env)}; "
-        f"gpubench {env.get('gpubench')} (commit {(env.get('commit') or 'unknown')[:10]})",
+        f"gpubench {env.get('gpubench')} (commit {short_commit(env.get('commit') or 'unknown')})",
     ]
 
 

@@ -171,7 +171,7 @@ def this_machine() -> dict:
     return identity(collect())
 
 
-def _short(commit: str) -> str:
+def short_commit(commit: str) -> str:
     """A commit as git abbreviates it, its "-dirty" kept: the same HEAD with and without changes differs."""
     head, dirty, _ = commit.partition("-dirty")
     return head[:12] + dirty
@@ -185,5 +185,5 @@ def differs(folder_env: dict, env: dict) -> str | None:
         return "another machine (" + "; ".join(changed) + ")"
     if folder_env.get("commit") != env.get("commit"):
         theirs, mine = (e.get("commit") or "?" for e in (folder_env, env))
-        return f"another commit ({_short(theirs)} vs {_short(mine)})"
+        return f"another commit ({short_commit(theirs)} vs {short_commit(mine)})"
     return None
