@@ -1,17 +1,33 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
+from bench.run.devices import CACHE_ENV
 from pipelines.dataset import make_synthetic
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # The suite's workers are each other's "other work": a real sweep in a test waits for no quiet
 # (--quiet-wait's default; tests/test_load.py checks the wait itself).
 os.environ.setdefault("GPUBENCH_QUIET_WAIT_S", "0")
+
+
+def pytest_configure(config):
+    """One empty cache folder (compiled programs, peaks) for the whole suite, its workers and every
+    process they start: the suite fills it as a fresh CI machine does, and never writes the user's."""
+    if CACHE_ENV not in os.environ:  # set here by the first process (xdist's controller); its workers inherit it
+        config.suite_cache = tempfile.mkdtemp(prefix="gpubench-test-cache-")
+        os.environ[CACHE_ENV] = config.suite_cache
+
+
+def pytest_unconfigure(config):
+    if getattr(config, "suite_cache", None):
+        shutil.rmtree(config.suite_cache, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
