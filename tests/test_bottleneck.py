@@ -1,11 +1,13 @@
 """The three rates on a CPU where the answer is known by construction: a model that costs
 nothing on large JPEGs is held back by the loader, a heavy model on tiny images by the model.
 
-What one run on shared cores can hold is which ceiling is lower, by a wide margin: both
-ceilings and the end-to-end run are single runs in different processes, so their ratio (the
-efficiency, and the 0.8 line between verdicts) moves with whatever else the machine runs
-(measured 0.55 to 1.5 over identical sweeps). The verdict's rule is tested on constructed rows
-in test_analysis; the end-to-end rate is only required to be a real, positive figure here.
+What one run on shared cores can hold is which ceiling is lower: both ceilings and the end-to-end
+run are single runs in different processes, so their ratios (the efficiency, and the 0.8 line
+between verdicts) move with whatever else the machine runs (measured 0.55 to 1.5 over identical
+sweeps), and so does the gap between the ceilings: 5-20x apart beside the suite's other workers,
+down to 1.75x (cheap model) and 2.2x (heavy model) on a machine loaded 4-5x. The verdict's rule is
+tested on constructed rows in test_analysis; the end-to-end rate is only required to be a real,
+positive figure here.
 
 Both sweeps run in this process (tests/conftest.py's in_process) on one xdist worker, with the
 short real tune of test_tune: their runs fork from one TensorFlow launcher, imported once."""
@@ -47,9 +49,10 @@ def sweep(tmp_path, data, *knobs, epochs=2):
 def test_a_cheap_model_on_large_images_is_limited_by_the_loader(tmp_path, no_figures):
     big = make_synthetic(tmp_path / "big", train=16, val=4, classes=2, image_size=(640, 480))
     # 20 steps an epoch (the 16 images wrap round), the two after the first timed: the model alone
-    # takes milliseconds a step (1000-2000 images/s beside other work, the loader 100-130), and a
+    # takes milliseconds a step (1000-2000 images/s beside other work, the loader 100-200), and a
     # shorter window times it at a fraction of its rate (270 images/s with 10 steps; 225, against the
-    # loader's 186, with one epoch of 20 timed beside two other pytest workers)
+    # loader's 186, with one epoch of 20 timed beside two other pytest workers; 358 against 205 with
+    # two, in a suite whose compilation cache started empty)
     point, report = sweep(
         tmp_path,
         big,
@@ -67,7 +70,7 @@ def test_a_cheap_model_on_large_images_is_limited_by_the_loader(tmp_path, no_fig
         "steps_per_epoch=20",
         epochs=3,
     )
-    assert point.pipeline_img_s < point.model_img_s / 2, report
+    assert point.pipeline_img_s < point.model_img_s, report
     assert point.bound != "compute" and point.train_img_s > 0, report
     assert point.decode_ceiling_img_s > 0 and point.pipeline_efficiency > 0
 
@@ -94,7 +97,7 @@ def test_a_heavy_model_on_small_images_is_limited_by_the_model(tmp_path, tiny_tr
         "--set",
         "steps_per_epoch=3",
     )
-    assert point.model_img_s < point.pipeline_img_s / 3, report
+    assert point.model_img_s < point.pipeline_img_s, report
     assert point.bound != "input" and point.train_img_s > 0, report
     assert point.train_gflops_per_image == pytest.approx(3 * 2 * 0.31 * 4, rel=0.1), report  # vgg16 at 64px
     assert point.achieved_tflops > 0 and 0 < point.mfu < 1, report
