@@ -32,7 +32,7 @@ needs_torch = pytest.mark.skipif(not installed("torch"), reason="torch is not in
 def test_the_smoke_preset_runs_on_jax(tiny_tree, cli, no_figures, monkeypatch, tmp_path):
     """The pipelines of other frameworks feed jax, each run forked from a server that imported both.
     The smoke sweep on tensorflow is in test_sweep, on torch below (without TensorFlow); the dali
-    pipeline feeds jax in test_fleet (two hosts), the synthetic feed in the two tests below it."""
+    pipeline feeds jax in test_data_wait, the synthetic feed in the two tests below it."""
     backend = "jax"
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))  # an empty compilation cache
     pipelines = ["keras", *(["tfdata"] if installed("tensorflow") else []), "torch"]
