@@ -46,6 +46,7 @@ def test_two_hosts_train_one_model_on_jax_and_the_other_backends_say_why_not(tmp
     assert multi_host_refusal("torch").startswith("Keras's multi-process data parallelism is not in a release")
 
 
+@needs_jax  # DALI's batches reach jax through its jax plugin
 @pytest.mark.parametrize("pipeline", ["keras", "dali"])
 def test_each_host_reads_its_own_share_for_the_steps_the_whole_run_plans(tiny_tree, pipeline):
     """hosts=2, batch 8, the 12 training images: process k reads every other image from the k-th (6),
