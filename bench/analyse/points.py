@@ -282,6 +282,5 @@ def read(root: str | Path) -> pd.DataFrame:
 def read_csv(path: str | Path) -> pd.DataFrame:
     """A points table from CSV, only an empty cell missing (pandas reads `null`, "None", "NA" as NaN); a
     blank doubt is '' (the bound stands), as points.table gives it, not a NaN that every reader must test."""
-    return pd.read_csv(path, keep_default_na=False, na_values=[""]).fillna(
-        {"bound_doubt": "", "bound_note": "", "bound_says": ""}
-    )
+    said = {"bound_doubt": "", "bound_note": "", "bound_says": ""}  # read as text: a column of blanks is not numbers
+    return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=dict.fromkeys(said, str)).fillna(said)
