@@ -9,6 +9,10 @@ PRESET ?= quick
 DATA ?=
 ARGS ?=
 PYTEST_ARGS ?=
+# Python writes the project's compiled modules (__pycache__, ignored by git) even where the environment
+# says not to: a sweep's and the suite's many processes (servers, runs, workers) then read them instead
+# of each compiling every module, and pytest rewrites each test module once, not in every worker.
+unexport PYTHONDONTWRITEBYTECODE
 # The extras installed: every Keras backend (TensorFlow's is the tf extra), DALI and submitit, so that
 # `make test` tests them all, as builds that reach the GPU: chosen from the CUDA version the driver runs
 # (nvidia-smi), one CUDA major for every backend and DALI; CPU builds without a GPU (scripts/install_plan.sh).
