@@ -181,6 +181,32 @@ def test_a_machines_peak_is_probed_once_and_reused_by_its_later_sweeps(tmp_path,
     assert peaks("h100")["peak_cached"] and not peaks("2080ti")["peak_cached"]
 
 
+def test_two_sweeps_starting_together_probe_the_peak_once(tmp_path, monkeypatch):
+    """A probe measures the whole machine: a second sweep's waits for the first's (a lock beside the
+    cache) and takes its peak from the cache, rather than both measuring half of it."""
+    probing, probed = threading.Event(), []
+
+    def probe(backend, precision, timeout_s, env):
+        probed.append(backend)
+        probing.set()
+        time.sleep(0.3)  # the other sweep asks meanwhile
+        return {"tflops": 1.5, "matmul_precision": "float32"}, None
+
+    monkeypatch.setattr(processes, "_peak_probe", probe)
+    found = []
+
+    def sweep():
+        found.append(processes.measure_peaks({("jax", "float32")}, "m1", cache_dir=tmp_path))
+
+    first = threading.Thread(target=sweep)
+    first.start()
+    probing.wait(10)
+    sweep()
+    first.join()
+    assert probed == ["jax"] and [f["peak_tflops"] for f in found] == [{"jax": {"float32": 1.5}}] * 2
+    assert sum(bool(f["peak_cached"]) for f in found) == 1
+
+
 def test_each_worker_is_given_the_checks_variables_on_top_of_this_processs_environment(monkeypatch):
     """doctor.check's variables (--gpu cpu's hidden GPUs, the label) reach every process of a run,
     over this process's own, which stays as it was."""

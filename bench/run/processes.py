@@ -6,6 +6,7 @@ the peak-FLOP/s probes, each in a fresh process too."""
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import os
 import resource
@@ -277,26 +278,30 @@ def measure_peaks(
 
     found = {"peak_tflops": {}, "peak_matmul_precision": {}, "peak_errors": {}, "peak_cached": {}}
     path = (cache_dir or cache_root()) / "peaks.json"
-    cache = json.loads(path.read_text()) if machine and path.is_file() else {}
-    kept = cache.setdefault(f"{machine}/{label}" if label else machine, {})
-    added = False
-    for backend, precision in sorted(settings):
-        probe = kept.get(f"{backend}/{precision}")
-        why = None
-        if probe:
-            found["peak_cached"].setdefault(backend, {})[precision] = probe["measured"]
-        else:
-            probe, why = _peak_probe(backend, precision, timeout_s, dict(os.environ, **(given or {})))
-            if machine and not why:
-                kept[f"{backend}/{precision}"] = {**probe, "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
-                added = True
-        found["peak_tflops"].setdefault(backend, {})[precision] = probe.get("tflops")
-        found["peak_matmul_precision"].setdefault(backend, {})[precision] = probe.get("matmul_precision")
-        if why:
-            found["peak_errors"].setdefault(backend, {})[precision] = why
-    if added:  # only a new probe is written: a sweep that took every peak from the cache leaves it be
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(cache, indent=2))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # one sweep's probes at a time on this machine: two at once would each measure half of it (and
+    # both measure it); the second reads the first's peaks once it may go on
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        cache = json.loads(path.read_text()) if machine and path.is_file() else {}
+        kept = cache.setdefault(f"{machine}/{label}" if label else machine, {})
+        added = False
+        for backend, precision in sorted(settings):
+            probe = kept.get(f"{backend}/{precision}")
+            why = None
+            if probe:
+                found["peak_cached"].setdefault(backend, {})[precision] = probe["measured"]
+            else:
+                probe, why = _peak_probe(backend, precision, timeout_s, dict(os.environ, **(given or {})))
+                if machine and not why:
+                    kept[f"{backend}/{precision}"] = {**probe, "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                    added = True
+            found["peak_tflops"].setdefault(backend, {})[precision] = probe.get("tflops")
+            found["peak_matmul_precision"].setdefault(backend, {})[precision] = probe.get("matmul_precision")
+            if why:
+                found["peak_errors"].setdefault(backend, {})[precision] = why
+        if added:  # only a new probe is written: a sweep that took every peak from the cache leaves it be
+            path.write_text(json.dumps(cache, indent=2))
     return found
 
 
