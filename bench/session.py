@@ -133,7 +133,7 @@ def prepared(options: Options, preset_name: str, data_spec: DataSpec, grid: list
     and sweep.json: what every run needs. Yields them as a Prepared. Refuses a label NVML
     contradicts, and a backend that would train on the CPU while NVML sees a GPU (bench/run/doctor.py)."""
     from bench.results import machine
-    from bench.run import processes
+    from bench.run import peak
 
     def on_node(gpus: int) -> str:  # under Slurm a job decides --gpu auto on a node that trains
         jobs = executors.Submitit(
@@ -177,7 +177,7 @@ def prepared(options: Options, preset_name: str, data_spec: DataSpec, grid: list
             settings = {(p.backend, p.precision) for p in grid}
             machine_id = machine.identity(env)["machine"]
             meta.update(
-                processes.measure_peaks(settings, machine_id, label=label, given=given, cache_dir=options.peak_cache)
+                peak.measure_peaks(settings, machine_id, label=label, given=given, cache_dir=options.peak_cache)
             )
         meta.update(executors.describe(options.executor, options.max_parallel, options.slurm))
         meta["repeat_as_needed"] = options.as_needed

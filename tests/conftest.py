@@ -133,12 +133,12 @@ def no_figures(monkeypatch) -> None:
 def stand_in(monkeypatch, no_figures) -> StandIn:
     """Every run of a sweep (and of `gpubench fit`) a StandIn, the peak probes none, and the report
     its text without figures (no_figures)."""
-    from bench.run import processes, runner
+    from bench.run import peak, processes, runner
 
     runs = StandIn()
     monkeypatch.setattr(runner, "run_point", runs)
     monkeypatch.setattr(processes, "run_point", runs)
-    monkeypatch.setattr(processes, "measure_peaks", lambda *args, **kwargs: {})
+    monkeypatch.setattr(peak, "measure_peaks", lambda *args, **kwargs: {})
     return runs
 
 

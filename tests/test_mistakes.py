@@ -7,7 +7,7 @@ import pytest
 from bench import cli
 from bench.cli.options import TRAIN_KNOBS
 from bench.plan.knobs import KINDS, KNOBS
-from bench.run import processes, runner
+from bench.run import peak, processes, runner
 
 
 def misspelt(name: str) -> str:
@@ -28,7 +28,7 @@ def no_run(tmp_path, monkeypatch):
         raise AssertionError("a run started")
 
     monkeypatch.setattr(runner, "sweep", ran)
-    monkeypatch.setattr(processes, "measure_peaks", ran)
+    monkeypatch.setattr(peak, "measure_peaks", ran)
     monkeypatch.setattr(processes, "run_spec", ran, raising=False)
     return tmp_path
 

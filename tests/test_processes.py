@@ -148,65 +148,6 @@ def test_forked_runs_have_their_own_session_exit_and_log_and_end_with_the_server
     assert gone
 
 
-def test_a_machines_peak_is_probed_once_and_reused_by_its_later_sweeps(tmp_path, monkeypatch):
-    """The peak is the machine's: a second sweep on the same fingerprint takes it from the cache
-    (and says so), another machine probes its own, and a failed probe is not kept."""
-    probed = []
-
-    def probe(backend, precision, timeout_s, env):
-        probed.append((backend, precision))
-        assert env["CUDA_VISIBLE_DEVICES"] == "-1"  # given as a worker is
-        return (
-            ({}, "no device")
-            if precision == "mixed_float16"
-            else ({"tflops": 1.5, "matmul_precision": "float32"}, None)
-        )
-
-    monkeypatch.setattr(processes, "_peak_probe", probe)
-    settings = {("jax", "float32"), ("jax", "mixed_float16")}
-    hidden = {"CUDA_VISIBLE_DEVICES": "-1"}
-    first = processes.measure_peaks(settings, "m1", given=hidden, cache_dir=tmp_path)
-    again = processes.measure_peaks(settings, "m1", given=hidden, cache_dir=tmp_path)
-    other = processes.measure_peaks({("jax", "float32")}, "m2", given=hidden, cache_dir=tmp_path)
-    assert probed == [("jax", "float32"), ("jax", "mixed_float16"), ("jax", "mixed_float16"), ("jax", "float32")]
-    assert first["peak_tflops"] == again["peak_tflops"] == {"jax": {"float32": 1.5, "mixed_float16": None}}
-    assert not first["peak_cached"] and set(again["peak_cached"]["jax"]) == {"float32"}
-    assert again["peak_errors"] == {"jax": {"mixed_float16": "no device"}} and not other["peak_cached"]
-
-    # one box, two GPU models: each probes its own peak, though NVML's fingerprint is the same
-    def peaks(label):
-        return processes.measure_peaks({("jax", "float32")}, "m3", label=label, given=hidden, cache_dir=tmp_path)
-
-    peaks("h100")
-    assert peaks("h100")["peak_cached"] and not peaks("2080ti")["peak_cached"]
-
-
-def test_two_sweeps_starting_together_probe_the_peak_once(tmp_path, monkeypatch):
-    """A probe measures the whole machine: a second sweep's waits for the first's (a lock beside the
-    cache) and takes its peak from the cache, rather than both measuring half of it."""
-    probing, probed = threading.Event(), []
-
-    def probe(backend, precision, timeout_s, env):
-        probed.append(backend)
-        probing.set()
-        time.sleep(0.3)  # the other sweep asks meanwhile
-        return {"tflops": 1.5, "matmul_precision": "float32"}, None
-
-    monkeypatch.setattr(processes, "_peak_probe", probe)
-    found = []
-
-    def sweep():
-        found.append(processes.measure_peaks({("jax", "float32")}, "m1", cache_dir=tmp_path))
-
-    first = threading.Thread(target=sweep)
-    first.start()
-    probing.wait(10)
-    sweep()
-    first.join()
-    assert probed == ["jax"] and [f["peak_tflops"] for f in found] == [{"jax": {"float32": 1.5}}] * 2
-    assert sum(bool(f["peak_cached"]) for f in found) == 1
-
-
 def test_each_worker_is_given_the_checks_variables_on_top_of_this_processs_environment(monkeypatch):
     """doctor.check's variables (--gpu cpu's hidden GPUs, the label) reach every process of a run,
     over this process's own, which stays as it was."""

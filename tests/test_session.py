@@ -39,10 +39,10 @@ def test_a_session_makes_its_data_results_and_peaks_where_it_is_told_and_sets_no
     from bench import session
     from bench.plan.grid import expand
     from bench.plan.presets import DataSpec
-    from bench.run import gate, processes
+    from bench.run import gate, peak
 
     probed = []
-    monkeypatch.setattr(processes, "measure_peaks", lambda *args, **kwargs: probed.append(kwargs) or {})
+    monkeypatch.setattr(peak, "measure_peaks", lambda *args, **kwargs: probed.append(kwargs) or {})
     (tmp_path / "here").mkdir()
     monkeypatch.chdir(tmp_path / "here")  # the working folder, which stays empty
     before = dict(os.environ)

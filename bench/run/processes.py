@@ -1,12 +1,10 @@
 """One point in fresh worker processes (one per host when hosts > 1, joined on a localhost port):
 launched, timed out, killed with their loader processes, and read back as one row whatever
-became of them (a failure classed from the exit status and the log: oom, error, timeout); and
-the peak-FLOP/s probes, each in a fresh process too."""
+became of them (a failure classed from the exit status and the log: oom, error, timeout)."""
 
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import json
 import os
 import resource
@@ -256,69 +254,3 @@ def _died(spec: RunSpec, returncode: int, log_path: Path, mem_limit_mb: int | No
     return RunRecord.for_spec(
         spec, status=status, wall_s=wall_s, error=who + (f"{why}; last log line: {tail}" if tail else why)
     ).to_dict()
-
-
-def measure_peaks(
-    settings: set[tuple[str, str]],
-    machine: str = "",
-    timeout_s: float = 300,
-    label: str = "",
-    given: dict | None = None,
-    cache_dir: Path | None = None,
-) -> dict:
-    """sweep.json's peak entries, each (backend, precision) probed in a fresh process:
-    `peak_tflops` (backend -> precision -> TFLOP/s, None where the probe failed),
-    `peak_matmul_precision` (the arithmetic it ran in) and `peak_errors` (why a probe failed). A peak
-    is the machine's, not the sweep's: one probed on the machine of fingerprint `machine` is kept
-    (devices.cache_root()/peaks.json, or `cache_dir`/peaks.json) under the GPUs it ran on (`label`: on a
-    box of two models, each its own) and reused by its later sweeps there (a probe costs 10 s of a
-    2-core machine's 6-minute quick), named with when it was measured in `peak_cached`. Each probe
-    is given `given`, as a worker is."""
-    from bench.run.devices import cache_root
-
-    found = {"peak_tflops": {}, "peak_matmul_precision": {}, "peak_errors": {}, "peak_cached": {}}
-    path = (cache_dir or cache_root()) / "peaks.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # one sweep's probes at a time on this machine: two at once would each measure half of it (and
-    # both measure it); the second reads the first's peaks once it may go on
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        cache = json.loads(path.read_text()) if machine and path.is_file() else {}
-        kept = cache.setdefault(f"{machine}/{label}" if label else machine, {})
-        added = False
-        for backend, precision in sorted(settings):
-            probe = kept.get(f"{backend}/{precision}")
-            why = None
-            if probe:
-                found["peak_cached"].setdefault(backend, {})[precision] = probe["measured"]
-            else:
-                probe, why = _peak_probe(backend, precision, timeout_s, dict(os.environ, **(given or {})))
-                if machine and not why:
-                    kept[f"{backend}/{precision}"] = {**probe, "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
-                    added = True
-            found["peak_tflops"].setdefault(backend, {})[precision] = probe.get("tflops")
-            found["peak_matmul_precision"].setdefault(backend, {})[precision] = probe.get("matmul_precision")
-            if why:
-                found["peak_errors"].setdefault(backend, {})[precision] = why
-        if added:  # only a new probe is written: a sweep that took every peak from the cache leaves it be
-            path.write_text(json.dumps(cache, indent=2))
-    return found
-
-
-def _peak_probe(backend: str, precision: str, timeout_s: float, env: dict) -> tuple[dict, str | None]:
-    """(bench/run/peak.py's result, None) or ({}, why it failed)."""
-    try:
-        out = subprocess.run(
-            [sys.executable, "-m", "bench.run.peak", precision, backend],
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            env=env,
-        )
-        if out.returncode == 0:
-            return json.loads(out.stdout.strip().splitlines()[-1]), None
-        return {}, (out.stderr.strip().splitlines() or [f"exit status {out.returncode}"])[-1][:300]
-    except subprocess.TimeoutExpired:
-        return {}, f"no result within {timeout_s:g} s"
-    except (IndexError, json.JSONDecodeError):
-        return {}, "the probe printed no result"
