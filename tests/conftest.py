@@ -19,15 +19,21 @@ os.environ.setdefault("GPUBENCH_QUIET_WAIT_S", "0")
 
 def pytest_configure(config):
     """One empty cache folder (compiled programs, peaks) for the whole suite, its workers and every
-    process they start: the suite fills it as a fresh CI machine does, and never writes the user's."""
-    if CACHE_ENV not in os.environ:  # set here by the first process (xdist's controller); its workers inherit it
-        config.suite_cache = tempfile.mkdtemp(prefix="gpubench-test-cache-")
-        os.environ[CACHE_ENV] = config.suite_cache
+    process they start: the suite fills it as a fresh CI machine does, and never writes the user's
+    (a GPUBENCH_CACHE_DIR of theirs included)."""
+    if not hasattr(config, "workerinput"):  # xdist's controller, or pytest alone: its workers inherit it
+        config.suite_cache = (os.environ.get(CACHE_ENV), tempfile.mkdtemp(prefix="gpubench-test-cache-"))
+        os.environ[CACHE_ENV] = config.suite_cache[1]
 
 
 def pytest_unconfigure(config):
-    if getattr(config, "suite_cache", None):
-        shutil.rmtree(config.suite_cache, ignore_errors=True)
+    if hasattr(config, "suite_cache"):
+        theirs, ours = config.suite_cache
+        if theirs is None:
+            os.environ.pop(CACHE_ENV, None)
+        else:
+            os.environ[CACHE_ENV] = theirs
+        shutil.rmtree(ours, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
