@@ -9,10 +9,6 @@ PRESET ?= quick
 DATA ?=
 ARGS ?=
 PYTEST_ARGS ?=
-# Python writes the project's compiled modules (__pycache__, ignored by git) even where the environment
-# says not to: a sweep's and the suite's many processes (servers, runs, workers) then read them instead
-# of each compiling every module, and pytest rewrites each test module once, not in every worker.
-unexport PYTHONDONTWRITEBYTECODE
 # The extras installed: every Keras backend (TensorFlow's is the tf extra), DALI and submitit, so that
 # `make test` tests them all, as builds that reach the GPU: chosen from the CUDA version the driver runs
 # (nvidia-smi), one CUDA major for every backend and DALI; CPU builds without a GPU (scripts/install_plan.sh).
@@ -99,7 +95,10 @@ dry-run: | $(BIN)/gpubench
 # time); test-fast waits on nothing, and a third worker's start costs it more than it saves.
 TEST_WORKERS ?= 3
 FAST_TEST_WORKERS ?= 2
-PYTEST = $(BIN)/python -m pytest --benchmark-skip --dist loadgroup --durations=10
+# The tests write compiled modules (__pycache__, ignored by git) even where the environment says not
+# to: the suite's many processes (workers, servers, runs) then read them instead of each compiling the
+# project's modules, and pytest rewrites each test module once, not in every worker.
+PYTEST = env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest --benchmark-skip --dist loadgroup --durations=10
 test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
