@@ -64,9 +64,8 @@ def test_each_host_reads_its_own_share_for_the_steps_the_whole_run_plans(tiny_tr
     index = scan(tiny_tree)
     spec = RunSpec(backend="jax", pipeline=pipeline, backbone="tiny", input_size=32, batch=8, hosts=2, window="epochs")
     shares = [host_share(index, spec, k) for k in range(2)]
-    assert [f for share, _ in shares for f in share.files["train"]] == index.files["train"][0::2] + index.files[
-        "train"
-    ][1::2]
+    every = index.files["train"]
+    assert [f for share, _ in shares for f in share.files["train"]] == every[0::2] + every[1::2]
     for share, local in shares:
         feed = pipelines.build(share, local, "train")
         sizes = [len(feed.data[i][1]) for i in range(feed.steps)]
