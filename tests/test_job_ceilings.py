@@ -98,4 +98,8 @@ def test_the_tables_show_the_batch_the_pipeline_made_and_still_join_its_ceilings
     points = table(rows, {}, {})
     p = points[points.point_id == point.point_id].iloc[0]
     assert (points.batch == 24).all() and spec_of(p.to_dict()).point_id == point.point_id
+    keras = one_point({"pipeline": "keras", "backbone": MODEL, "input_size": 32, "batch": 8})
+    beside = RunRecord.for_spec(keras, status="ok", train_img_s=90.0, window_s=5.0, total_s=1.0).to_dict()
+    mixed = table([*rows, beside], {}, {})  # a shipped pipeline's batches beside the blanks filled
+    assert sorted(f"{b}" for b in mixed.batch) == ["24", "24", "24", "8"]  # as the report labels rows, not 24.0
     assert (p.pipeline_img_s, p.model_img_s, p.bound) == (100.0, 500.0, "input")

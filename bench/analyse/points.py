@@ -166,7 +166,9 @@ def table(rows: list[dict], env: dict, sweep: dict, envs: dict | None = None) ->
     points = medians(frame)
     points["runs_set_aside"] = points.point_id.map(set_aside).fillna(0).astype(int)
     if "host_batch" in points:  # a pipeline that makes its own batches: the size it made, for every reader
-        points["batch"] = points.batch.fillna(points.host_batch * points.get("hosts", 1))
+        batch = points.batch.fillna(points.host_batch * points.get("hosts", 1))
+        whole = batch.notna().all() and (batch % 1 == 0).all()  # the blanks filled: 24, not 24.0, in every label
+        points["batch"] = batch.astype(int) if whole else batch
     decode = dict(zip(points.point_id, points.get("decode_img_s_core", pd.Series(dtype=float))))
     first = {r["point_id"]: r for r in rows}
     pipeline_ids, model_ids = [], []
